@@ -1,0 +1,412 @@
+// The Node-API surface of the data plane, and nothing else: argument validation and conversion,
+// then calls into engine/, flow/ and packet/. Errors become JavaScript exceptions with messages.
+#include <arpa/inet.h>
+#include <napi.h>
+
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+
+#include "engine/engine.h"
+#include "flow/flow_layout.h"
+#include "flow/flow_table.h"
+#include "packet/ipv4_frame.h"
+#include "packet/nat_rewrite.h"
+
+namespace {
+
+using namespace natlb;
+
+// ---- conversions -------------------------------------------------------------------------------
+
+std::string ipToString(uint32_t ip) {
+  char text[INET_ADDRSTRLEN];
+  const uint32_t network = htonl(ip);
+  inet_ntop(AF_INET, &network, text, sizeof text);
+  return text;
+}
+
+uint32_t ipFrom(const Napi::Value& value, const std::string& what) {
+  if (!value.IsString()) throw Napi::TypeError::New(value.Env(), what + " must be an IPv4 address string");
+  const std::string text = value.As<Napi::String>();
+  in_addr address{};
+  if (inet_pton(AF_INET, text.c_str(), &address) != 1) {
+    throw Napi::TypeError::New(value.Env(), what + ": \"" + text + "\" is not an IPv4 address");
+  }
+  return ntohl(address.s_addr);
+}
+
+uint32_t integerFrom(const Napi::Value& value, const std::string& what, uint32_t min, uint32_t max) {
+  if (!value.IsNumber()) throw Napi::TypeError::New(value.Env(), what + " must be a number");
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= min && number <= max) || number != static_cast<double>(static_cast<uint64_t>(number))) {
+    throw Napi::RangeError::New(value.Env(), what + " must be an integer in " + std::to_string(min) + ".." +
+                                                 std::to_string(max));
+  }
+  return static_cast<uint32_t>(number);
+}
+
+packet::MacAddress macFrom(const Napi::Value& value, const std::string& what) {
+  packet::MacAddress mac{};
+  const std::string text = value.IsString() ? std::string(value.As<Napi::String>()) : std::string();
+  unsigned parts[6];
+  if (std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x", &parts[0], &parts[1], &parts[2], &parts[3], &parts[4],
+                  &parts[5]) != 6) {
+    throw Napi::TypeError::New(value.Env(), what + " must be a MAC address like 02:00:00:00:00:01");
+  }
+  for (size_t i = 0; i < 6; ++i) mac[i] = uint8_t(parts[i]);
+  return mac;
+}
+
+std::string macToString(const packet::MacAddress& mac) {
+  char text[18];
+  std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+  return text;
+}
+
+Napi::Object objectAt(const Napi::Value& value, const std::string& what) {
+  if (!value.IsObject()) throw Napi::TypeError::New(value.Env(), what + " must be an object");
+  return value.As<Napi::Object>();
+}
+
+Napi::Array arrayAt(const Napi::Value& value, const std::string& what) {
+  if (!value.IsArray()) throw Napi::TypeError::New(value.Env(), what + " must be an array");
+  return value.As<Napi::Array>();
+}
+
+uint8_t protocolFrom(const Napi::Value& value, const std::string& what) {
+  const std::string text = value.IsString() ? std::string(value.As<Napi::String>()) : std::string();
+  if (text == "tcp") return packet::kProtocolTcp;
+  if (text == "udp") return packet::kProtocolUdp;
+  throw Napi::TypeError::New(value.Env(), what + " must be \"tcp\" or \"udp\"");
+}
+
+// Runs `body`, turning C++ exceptions into JavaScript ones.
+template <typename Body>
+auto guarded(Napi::Env env, Body body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& error) {
+    throw Napi::Error::New(env, error.what());
+  }
+}
+
+// ---- flow map layout ---------------------------------------------------------------------------
+
+Napi::Value FlowLayout(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object layout = Napi::Object::New(env);
+  layout.Set("magic", flow::kMagic);
+  layout.Set("version", flow::kLayoutVersion);
+  layout.Set("headerBytes", double(flow::kHeaderBytes));
+  layout.Set("entryBytes", double(flow::kEntryBytes));
+  Napi::Object header = Napi::Object::New(env);
+  namespace h = flow::header;
+  const std::pair<const char*, size_t> headerFields[] = {
+      {"magic", h::kMagic},         {"version", h::kVersion},     {"capacity", h::kCapacity},
+      {"bucketCount", h::kBucketCount}, {"bumpAllocated", h::kBumpAllocated}, {"liveCount", h::kLiveCount},
+      {"clockMs", h::kClockMs},     {"inserted", h::kInserted},   {"expired", h::kExpired},
+      {"fullDrops", h::kFullDrops}, {"hashSeed", h::kHashSeed}};
+  for (const auto& [name, offset] : headerFields) header.Set(name, double(offset));
+  layout.Set("header", header);
+  Napi::Object entry = Napi::Object::New(env);
+  namespace e = flow::entry;
+  const std::pair<const char*, size_t> entryFields[] = {
+      {"status", e::kStatus},       {"protocol", e::kProtocol},     {"state", e::kState},
+      {"realId", e::kRealId},       {"clientIp", e::kClientIp},     {"vip", e::kVip},
+      {"realIp", e::kRealIp},       {"clientPort", e::kClientPort}, {"vport", e::kVport},
+      {"realPort", e::kRealPort},   {"flags", e::kFlags},           {"lastSeenMs", e::kLastSeenMs},
+      {"packetsIn", e::kPacketsIn}, {"bytesIn", e::kBytesIn},       {"packetsOut", e::kPacketsOut},
+      {"bytesOut", e::kBytesOut},   {"createdMs", e::kCreatedMs}};
+  for (const auto& [name, offset] : entryFields) entry.Set(name, double(offset));
+  layout.Set("entry", entry);
+  Napi::Array states = Napi::Array::New(env);
+  const char* stateNames[] = {"NONE", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "TIME_WAIT", "CLOSE", "UDP"};
+  for (uint32_t i = 0; i < flow::kFlowStateCount; ++i) states.Set(i, stateNames[i]);
+  layout.Set("states", states);
+  layout.Set("minCapacity", flow::kMinCapacity);
+  layout.Set("maxCapacity", flow::kMaxCapacity);
+  return layout;
+}
+
+Napi::Value FlowTableBytes(const Napi::CallbackInfo& info) {
+  const uint32_t capacity = integerFrom(info[0], "capacity", flow::kMinCapacity, flow::kMaxCapacity);
+  return Napi::Number::New(info.Env(), double(flow::offsetsFor(capacity).totalBytes));
+}
+
+uint8_t* bytesOf(const Napi::Value& value, size_t& length, const std::string& what) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(value.Env(), what + " must be a Uint8Array");
+  }
+  Napi::Uint8Array array = value.As<Napi::Uint8Array>();
+  length = array.ByteLength();
+  return array.Data();
+}
+
+Napi::Value InitializeFlowTable(const Napi::CallbackInfo& info) {
+  size_t length = 0;
+  uint8_t* memory = bytesOf(info[0], length, "flow map memory");
+  const uint32_t capacity = integerFrom(info[1], "capacity", flow::kMinCapacity, flow::kMaxCapacity);
+  if (length < flow::offsetsFor(capacity).totalBytes) {
+    throw Napi::RangeError::New(info.Env(), "flow map memory is smaller than flowTableBytes(capacity)");
+  }
+  if ((reinterpret_cast<uintptr_t>(memory) & 63) != 0) {
+    throw Napi::RangeError::New(info.Env(), "flow map memory must be 64-byte aligned (use a fresh SharedArrayBuffer)");
+  }
+  flow::FlowTable::initialize(memory, capacity, std::random_device{}());
+  return info.Env().Undefined();
+}
+
+Napi::Value MonotonicMs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), double(engine::monotonicMs()));
+}
+
+// ---- the engine --------------------------------------------------------------------------------
+
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Engine",
+                       {InstanceMethod("start", &EngineWrap::Start), InstanceMethod("stop", &EngineWrap::Stop),
+                        InstanceMethod("setServices", &EngineWrap::SetServices),
+                        InstanceMethod("setRoutes", &EngineWrap::SetRoutes),
+                        InstanceMethod("learnNeighbours", &EngineWrap::LearnNeighbours),
+                        InstanceMethod("setTimeouts", &EngineWrap::SetTimeouts),
+                        InstanceMethod("counters", &EngineWrap::Counters),
+                        InstanceMethod("neighbours", &EngineWrap::Neighbours),
+                        InstanceMethod("isRunning", &EngineWrap::IsRunning)});
+  }
+
+  explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
+    Napi::Env env = info.Env();
+    const Napi::Object options = objectAt(info[0], "engine options");
+    size_t length = 0;
+    uint8_t* memory = bytesOf(options.Get("flowTable"), length, "options.flowTable");
+    memory_ = Napi::Persistent(options.Get("flowTable").As<Napi::Uint8Array>());
+    flows_ = guarded(env, [&] { return std::make_unique<flow::FlowTable>(memory, length); });
+    engine::EngineOptions engineOptions;
+    const Napi::Array interfaces = arrayAt(options.Get("interfaces"), "options.interfaces");
+    if (interfaces.Length() == 0) throw Napi::TypeError::New(env, "options.interfaces must not be empty");
+    for (uint32_t i = 0; i < interfaces.Length(); ++i) {
+      const std::string where = "options.interfaces[" + std::to_string(i) + "]";
+      const Napi::Object item = objectAt(interfaces.Get(i), where);
+      engine::InterfaceConfig config;
+      config.name = item.Get("name").ToString();
+      config.ifindex = int(integerFrom(item.Get("ifindex"), where + ".ifindex", 1, 0x7fffffff));
+      config.mac = macFrom(item.Get("mac"), where + ".mac");
+      const std::string role = item.Get("role").ToString();
+      if (role != "client" && role != "backend") throw Napi::TypeError::New(env, where + ".role must be client or backend");
+      config.role = role == "client" ? engine::InterfaceRole::Client : engine::InterfaceRole::Backend;
+      const Napi::Array addresses = arrayAt(item.Get("addresses"), where + ".addresses");
+      for (uint32_t j = 0; j < addresses.Length(); ++j) {
+        const Napi::Object address = objectAt(addresses.Get(j), where + ".addresses[]");
+        config.addresses.push_back({ipFrom(address.Get("ip"), where + ".addresses[].ip"),
+                                    uint8_t(integerFrom(address.Get("prefixLength"), where + ".prefixLength", 0, 32))});
+      }
+      engineOptions.interfaces.push_back(std::move(config));
+    }
+    if (options.Has("ringSlots") && !options.Get("ringSlots").IsUndefined()) {
+      engineOptions.ring.slotCount = integerFrom(options.Get("ringSlots"), "options.ringSlots", 8, 65536);
+    }
+    engine_ = std::make_unique<engine::Engine>(*flows_, std::move(engineOptions));
+  }
+
+  ~EngineWrap() override {
+    if (engine_) engine_->stop();  // workers must not outlive the memory they write
+  }
+
+ private:
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    guarded(info.Env(), [&] { engine_->start(); });
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    engine_->stop();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value IsRunning(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), engine_->running()); }
+
+  Napi::Value SetServices(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const Napi::Array list = arrayAt(info[0], "services");
+    std::vector<engine::Service> services;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      const std::string where = "services[" + std::to_string(i) + "]";
+      const Napi::Object item = objectAt(list.Get(i), where);
+      engine::Service service;
+      service.vip = ipFrom(item.Get("vip"), where + ".vip");
+      service.port = uint16_t(integerFrom(item.Get("port"), where + ".port", 1, 65535));
+      service.protocol = protocolFrom(item.Get("protocol"), where + ".protocol");
+      const std::string mode = item.Get("mode").ToString();
+      if (mode == "cursor") service.mode = engine::PickMode::Cursor;
+      else if (mode == "random") service.mode = engine::PickMode::Random;
+      else if (mode == "hash") service.mode = engine::PickMode::Hash;
+      else throw Napi::TypeError::New(env, where + ".mode must be cursor, random or hash");
+      const Napi::Array reals = arrayAt(item.Get("reals"), where + ".reals");
+      for (uint32_t j = 0; j < reals.Length(); ++j) {
+        const std::string realWhere = where + ".reals[" + std::to_string(j) + "]";
+        const Napi::Object real = objectAt(reals.Get(j), realWhere);
+        service.reals.push_back({ipFrom(real.Get("ip"), realWhere + ".ip"),
+                                 uint16_t(integerFrom(real.Get("port"), realWhere + ".port", 1, 65535)),
+                                 uint16_t(integerFrom(real.Get("id"), realWhere + ".id", 0, 65535))});
+      }
+      const Napi::Value slots = item.Get("slots");
+      if (!slots.IsTypedArray() || slots.As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array) {
+        throw Napi::TypeError::New(env, where + ".slots must be a Uint16Array");
+      }
+      const Napi::Uint16Array slotArray = slots.As<Napi::Uint16Array>();
+      service.slots.assign(slotArray.Data(), slotArray.Data() + slotArray.ElementLength());
+      for (uint16_t slot : service.slots) {
+        if (slot >= service.reals.size()) {
+          throw Napi::RangeError::New(env, where + ".slots holds an index past the end of reals");
+        }
+      }
+      services.push_back(std::move(service));
+    }
+    guarded(env, [&] { engine_->setServices(std::move(services)); });
+    return env.Undefined();
+  }
+
+  Napi::Value SetRoutes(const Napi::CallbackInfo& info) {
+    const Napi::Array list = arrayAt(info[0], "routes");
+    std::vector<engine::Route> routes;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      const std::string where = "routes[" + std::to_string(i) + "]";
+      const Napi::Object item = objectAt(list.Get(i), where);
+      const Napi::Value gateway = item.Get("gateway");
+      routes.push_back({ipFrom(item.Get("prefix"), where + ".prefix"),
+                        uint8_t(integerFrom(item.Get("prefixLength"), where + ".prefixLength", 0, 32)),
+                        int(integerFrom(item.Get("ifindex"), where + ".ifindex", 1, 0x7fffffff)),
+                        gateway.IsUndefined() || gateway.IsNull() ? 0 : ipFrom(gateway, where + ".gateway")});
+    }
+    engine_->setRoutes(std::move(routes));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value LearnNeighbours(const Napi::CallbackInfo& info) {
+    const Napi::Array list = arrayAt(info[0], "neighbours");
+    std::vector<engine::NeighbourEntry> neighbours;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      const std::string where = "neighbours[" + std::to_string(i) + "]";
+      const Napi::Object item = objectAt(list.Get(i), where);
+      neighbours.push_back({ipFrom(item.Get("ip"), where + ".ip"), macFrom(item.Get("mac"), where + ".mac"),
+                            int(integerFrom(item.Get("ifindex"), where + ".ifindex", 1, 0x7fffffff))});
+    }
+    engine_->learnNeighbours(neighbours);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetTimeouts(const Napi::CallbackInfo& info) {
+    const Napi::Object item = objectAt(info[0], "timeouts");
+    engine::TimeoutSeconds t;
+    auto read = [&](const char* name, uint32_t& field) {
+      if (item.Has(name)) field = integerFrom(item.Get(name), std::string("timeouts.") + name, 1, 86400 * 7);
+    };
+    read("tcpSynRecv", t.tcpSynRecv);
+    read("tcpEstablished", t.tcpEstablished);
+    read("tcpFinWait", t.tcpFinWait);
+    read("tcpTimeWait", t.tcpTimeWait);
+    read("tcpClose", t.tcpClose);
+    read("udp", t.udp);
+    engine_->setTimeouts(t);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Counters(const Napi::CallbackInfo& info) {
+    Napi::Object out = Napi::Object::New(info.Env());
+    const auto values = engine_->counters();
+    for (size_t i = 0; i < values.size(); ++i) {
+      out.Set(std::string(engine::kCounterNames[i]), Napi::Number::New(info.Env(), double(values[i])));
+    }
+    return out;
+  }
+
+  Napi::Value Neighbours(const Napi::CallbackInfo& info) {
+    const auto entries = engine_->neighbours();
+    Napi::Array out = Napi::Array::New(info.Env(), entries.size());
+    for (uint32_t i = 0; i < entries.size(); ++i) {
+      Napi::Object item = Napi::Object::New(info.Env());
+      item.Set("ip", ipToString(entries[i].ip));
+      item.Set("mac", macToString(entries[i].mac));
+      item.Set("ifindex", entries[i].ifindex);
+      out.Set(i, item);
+    }
+    return out;
+  }
+
+  Napi::Reference<Napi::Uint8Array> memory_;
+  std::unique_ptr<flow::FlowTable> flows_;
+  std::unique_ptr<engine::Engine> engine_;
+};
+
+// ---- pure packet functions, exposed for tests ------------------------------------------------------
+
+Napi::Object failure(Napi::Env env, std::string_view reason) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("ok", false);
+  out.Set("reason", std::string(reason));
+  return out;
+}
+
+Napi::Value ParseFrame(const Napi::CallbackInfo& info) {
+  size_t length = 0;
+  uint8_t* frame = bytesOf(info[0], length, "frame");
+  const packet::ParsedFrame parsed = packet::parseIpv4Frame(frame, length);
+  if (parsed.error != packet::ParseError::None) return failure(info.Env(), packet::describe(parsed.error));
+  const packet::Ipv4FrameView& v = parsed.view;
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("ok", true);
+  out.Set("protocol", v.protocol);
+  out.Set("src", ipToString(v.sourceIp()));
+  out.Set("dst", ipToString(v.destinationIp()));
+  out.Set("sport", v.sourcePort());
+  out.Set("dport", v.destinationPort());
+  out.Set("ttl", v.ttl());
+  out.Set("l3Offset", double(v.l3Offset));
+  out.Set("l4Offset", double(v.l4Offset));
+  out.Set("l4Length", double(v.l4Length));
+  return out;
+}
+
+template <packet::RewriteError (*Rewrite)(const packet::Ipv4FrameView&, uint32_t, uint16_t, packet::ChecksumMode)>
+Napi::Value RewriteFrame(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t length = 0;
+  uint8_t* frame = bytesOf(info[0], length, "frame");
+  const Napi::Object endpoint = objectAt(info[1], "endpoint");
+  const uint32_t ip = ipFrom(endpoint.Get("ip"), "endpoint.ip");
+  const uint16_t port = uint16_t(integerFrom(endpoint.Get("port"), "endpoint.port", 0, 65535));
+  const std::string mode = info[2].IsString() ? std::string(info[2].As<Napi::String>()) : std::string();
+  if (mode != "complete" && mode != "partial") throw Napi::TypeError::New(env, "checksum must be complete or partial");
+  const packet::ParsedFrame parsed = packet::parseIpv4Frame(frame, length);
+  if (parsed.error != packet::ParseError::None) return failure(env, packet::describe(parsed.error));
+  const packet::RewriteError error =
+      Rewrite(parsed.view, ip, port, mode == "partial" ? packet::ChecksumMode::Partial : packet::ChecksumMode::Complete);
+  if (error != packet::RewriteError::None) return failure(env, packet::describe(error));
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("ok", true);
+  return out;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("flowLayout", Napi::Function::New(env, FlowLayout));
+  exports.Set("flowTableBytes", Napi::Function::New(env, FlowTableBytes));
+  exports.Set("initializeFlowTable", Napi::Function::New(env, InitializeFlowTable));
+  exports.Set("monotonicMs", Napi::Function::New(env, MonotonicMs));
+  exports.Set("Engine", EngineWrap::Define(env));
+  Napi::Object packetFunctions = Napi::Object::New(env);
+  packetFunctions.Set("parse", Napi::Function::New(env, ParseFrame));
+  packetFunctions.Set("rewriteDestination", Napi::Function::New(env, RewriteFrame<packet::rewriteDestination>));
+  packetFunctions.Set("rewriteSource", Napi::Function::New(env, RewriteFrame<packet::rewriteSource>));
+  exports.Set("packet", packetFunctions);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(natlb, Init)

@@ -1,0 +1,59 @@
+// Engine counters: every frame the engine sees ends in exactly one "outcome" counter, and every drop
+// has a reason. Workers update with relaxed atomics; the control plane reads a snapshot.
+#pragma once
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string_view>
+
+namespace natlb::engine {
+
+enum class Counter : uint8_t {
+  RxFrames,
+  RxBytes,
+  TxFrames,
+  TxBytes,
+  ToReal,          // client frames rewritten and sent to a real server
+  ToClient,        // replies rewritten and sent to the client
+  PassedThrough,   // replies of direct (non-VIP) connections forwarded unchanged
+  NewFlows,
+  ArpRepliesSent,
+  ArpRequestsSent,
+  GratuitousArpSent,
+  Ignored,         // frames that are not the balancer's business (the kernel handles them)
+  DropTruncated,
+  DropMalformed,
+  DropFragment,
+  DropTtlExpired,
+  DropNoService,   // to a VIP on a port/protocol no service has
+  DropNoReal,      // the service has no usable real server
+  DropNoFlow,      // TCP segment without SYN and without a flow
+  DropFlowTableFull,
+  DropNoRoute,
+  DropNoNeighbour,
+  DropTxError,
+  DropVlan,
+  RingDrops,       // frames the kernel could not put into a full ring
+  Count,
+};
+
+constexpr std::array<std::string_view, size_t(Counter::Count)> kCounterNames = {
+    "rxFrames",        "rxBytes",         "txFrames",          "txBytes",          "toReal",
+    "toClient",        "passedThrough",   "newFlows",          "arpRepliesSent",   "arpRequestsSent",
+    "gratuitousArpSent", "ignored",       "dropTruncated",     "dropMalformed",    "dropFragment",
+    "dropTtlExpired",  "dropNoService",   "dropNoReal",        "dropNoFlow",       "dropFlowTableFull",
+    "dropNoRoute",     "dropNoNeighbour", "dropTxError",       "dropVlan",         "ringDrops",
+};
+
+class Counters {
+ public:
+  void add(Counter counter, uint64_t value = 1) {
+    values_[size_t(counter)].fetch_add(value, std::memory_order_relaxed);
+  }
+  uint64_t get(Counter counter) const { return values_[size_t(counter)].load(std::memory_order_relaxed); }
+
+ private:
+  std::array<std::atomic<uint64_t>, size_t(Counter::Count)> values_{};
+};
+
+}  // namespace natlb::engine

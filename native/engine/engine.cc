@@ -1,0 +1,158 @@
+#include "engine.h"
+
+#include <set>
+
+#include "../packet/arp.h"
+
+namespace natlb::engine {
+
+namespace {
+
+constexpr auto kHousekeepingPeriod = std::chrono::milliseconds(100);
+constexpr size_t kSweepBudget = 1 << 17;           // entries looked at per period
+constexpr uint64_t kNextHopRefreshMs = 30000;      // re-ARP known next hops this often
+constexpr uint64_t kNextHopRetryMs = 500;          // unknown next hops: ask again this soon
+
+}  // namespace
+
+Engine::Engine(flow::FlowTable& flows, EngineOptions options) : context_(flows), ringGeometry_(options.ring) {
+  context_.interfaces = std::move(options.interfaces);
+  setTimeouts(TimeoutSeconds{});
+}
+
+Engine::~Engine() { stop(); }
+
+std::vector<sock_filter> Engine::filterFor(const InterfaceConfig& interface, const ServiceTable& services) const {
+  io::FilterSpec spec;
+  if (interface.role == InterfaceRole::Client) {
+    spec.destinationIps = services.vips();
+  } else {
+    spec.tcpSourcePorts = services.realPorts(packet::kProtocolTcp);
+    spec.udpSourcePorts = services.realPorts(packet::kProtocolUdp);
+  }
+  return io::buildSocketFilter(spec);
+}
+
+void Engine::start() {
+  std::lock_guard control(controlMutex_);
+  if (context_.running.load()) return;
+  const auto services = context_.services.load();
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (const InterfaceConfig& interface : context_.interfaces) {
+    workers.push_back(std::make_unique<Worker>(context_, interface, ringGeometry_, filterFor(interface, *services)));
+  }
+  workers_ = std::move(workers);
+  context_.running.store(true, std::memory_order_release);
+  for (auto& worker : workers_) worker->start();
+  announcePending_.store(true);
+  housekeeper_ = std::thread([this] { housekeep(); });
+}
+
+void Engine::stop() {
+  std::lock_guard control(controlMutex_);
+  if (!context_.running.exchange(false)) return;
+  wake_.notify_all();
+  if (housekeeper_.joinable()) housekeeper_.join();
+  for (auto& worker : workers_) worker->join();
+  workers_.clear();
+}
+
+void Engine::setServices(std::vector<Service> services) {
+  std::lock_guard control(controlMutex_);
+  context_.services.store(std::make_shared<const ServiceTable>(std::move(services)), std::memory_order_release);
+  refreshFilters();
+  announcePending_.store(true);
+  wake_.notify_all();
+}
+
+void Engine::refreshFilters() {
+  const auto services = context_.services.load();
+  for (auto& worker : workers_) worker->ring().replaceFilter(filterFor(worker->interface(), *services));
+}
+
+void Engine::setRoutes(std::vector<Route> routes) {
+  context_.routes.store(std::make_shared<const RouteTable>(std::move(routes)), std::memory_order_release);
+}
+
+void Engine::learnNeighbours(const std::vector<NeighbourEntry>& neighbours) {
+  for (const NeighbourEntry& n : neighbours) context_.neighbours.learn(n.ip, n.mac, n.ifindex);
+}
+
+void Engine::setTimeouts(const TimeoutSeconds& t) {
+  using flow::FlowState;
+  auto set = [&](FlowState state, uint32_t seconds) { context_.timeouts[size_t(state)].store(seconds); };
+  set(FlowState::None, t.tcpClose);
+  set(FlowState::SynRecv, t.tcpSynRecv);
+  set(FlowState::Established, t.tcpEstablished);
+  set(FlowState::FinWait, t.tcpFinWait);
+  set(FlowState::TimeWait, t.tcpTimeWait);
+  set(FlowState::Close, t.tcpClose);
+  set(FlowState::Udp, t.udp);
+}
+
+std::array<uint64_t, size_t(Counter::Count)> Engine::counters() const {
+  std::array<uint64_t, size_t(Counter::Count)> out{};
+  for (size_t i = 0; i < out.size(); ++i) out[i] = context_.counters.get(Counter(i));
+  return out;
+}
+
+void Engine::collectRingStatistics() {
+  for (auto& worker : workers_) {
+    const io::RingStatistics stats = worker->ring().takeStatistics();
+    if (stats.drops) context_.counters.add(Counter::RingDrops, stats.drops);
+  }
+}
+
+void Engine::announceVips(SenderSet& senders) {
+  const auto services = context_.services.load();
+  for (const InterfaceConfig& interface : context_.interfaces) {
+    if (interface.role != InterfaceRole::Client) continue;
+    io::FrameSender* sender = senders.find(interface.ifindex);
+    for (uint32_t vip : services->vips()) {
+      if (sender == nullptr || interface.addressFacing(vip) == 0) continue;
+      uint8_t frame[packet::kArpFrameLength];
+      packet::buildArp(frame, packet::kBroadcastMac, packet::gratuitousArp(vip, interface.mac));
+      if (sender->sendNow(frame, sizeof frame)) context_.counters.add(Counter::GratuitousArpSent);
+    }
+  }
+}
+
+// Asks for the MAC of every real server's next hop before the first SYN needs it.
+void Engine::resolveNextHops(SenderSet& senders, uint64_t nowMs) {
+  const auto services = context_.services.load();
+  const auto routes = context_.routes.load();
+  std::set<uint32_t> asked;
+  for (const Service& service : services->services()) {
+    for (const flow::RealEndpoint& real : service.reals) {
+      const auto hop = routes->lookup(real.ip);
+      if (!hop || !asked.insert(hop->ip).second) continue;
+      const InterfaceConfig* egress = context_.interfaceByIndex(hop->ifindex);
+      io::FrameSender* sender = senders.find(hop->ifindex);
+      if (egress == nullptr || sender == nullptr) continue;
+      const bool known = context_.neighbours.find(hop->ip).has_value();
+      if (!context_.neighbours.claimRequest(hop->ip, nowMs, known ? kNextHopRefreshMs : kNextHopRetryMs)) continue;
+      uint8_t frame[packet::kArpFrameLength];
+      packet::buildArp(frame, packet::kBroadcastMac,
+                       packet::arpRequestFor(hop->ip, egress->addressFacing(hop->ip), egress->mac));
+      if (sender->sendNow(frame, sizeof frame)) context_.counters.add(Counter::ArpRequestsSent);
+    }
+  }
+}
+
+void Engine::housekeep() {
+  SenderSet senders(context_.interfaces);
+  while (context_.running.load(std::memory_order_acquire)) {
+    const uint64_t nowMs = monotonicMs();
+    if (announcePending_.exchange(false)) announceVips(senders);
+    resolveNextHops(senders, nowMs);
+    context_.flows.sweep(nowMs, context_.timeouts, kSweepBudget);
+    context_.flows.publishClock(nowMs);
+    collectRingStatistics();
+    std::unique_lock lock(wakeMutex_);
+    wake_.wait_for(lock, kHousekeepingPeriod, [this] {
+      return !context_.running.load() || announcePending_.load();
+    });
+  }
+}
+
+}  // namespace natlb::engine

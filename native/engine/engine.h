@@ -1,0 +1,71 @@
+// The data plane: one worker per interface plus a housekeeper (flow expiry, ARP for next hops,
+// gratuitous ARP for VIPs, ring statistics). Configuration arrives as whole snapshots from the control
+// plane; the engine never calls back into JavaScript.
+#pragma once
+#include <array>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "../io/rx_ring.h"
+#include "engine_context.h"
+#include "worker.h"
+
+namespace natlb::engine {
+
+struct EngineOptions {
+  std::vector<InterfaceConfig> interfaces;
+  io::RingGeometry ring;
+};
+
+struct TimeoutSeconds {
+  uint32_t tcpSynRecv = 60;
+  uint32_t tcpEstablished = 900;
+  uint32_t tcpFinWait = 120;
+  uint32_t tcpTimeWait = 120;
+  uint32_t tcpClose = 10;
+  uint32_t udp = 300;
+};
+
+class Engine {
+ public:
+  Engine(flow::FlowTable& flows, EngineOptions options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Opens every ring and socket (throws on the first failure, leaving nothing open), then runs.
+  void start();
+  void stop();
+  bool running() const { return context_.running.load(); }
+
+  void setServices(std::vector<Service> services);
+  void setRoutes(std::vector<Route> routes);
+  void learnNeighbours(const std::vector<NeighbourEntry>& neighbours);
+  void setTimeouts(const TimeoutSeconds& timeouts);
+
+  std::array<uint64_t, size_t(Counter::Count)> counters() const;
+  std::vector<NeighbourEntry> neighbours() const { return context_.neighbours.snapshot(); }
+  const std::vector<InterfaceConfig>& interfaces() const { return context_.interfaces; }
+
+ private:
+  void housekeep();
+  void resolveNextHops(SenderSet& senders, uint64_t nowMs);
+  void announceVips(SenderSet& senders);
+  void collectRingStatistics();
+  std::vector<sock_filter> filterFor(const InterfaceConfig& interface, const ServiceTable& services) const;
+  void refreshFilters();
+
+  EngineContext context_;
+  io::RingGeometry ringGeometry_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::thread housekeeper_;
+  std::mutex wakeMutex_;
+  std::condition_variable wake_;
+  std::atomic<bool> announcePending_{false};
+  std::mutex controlMutex_;  // serializes start/stop/setServices from the control plane
+};
+
+}  // namespace natlb::engine

@@ -1,0 +1,54 @@
+// IPv4 -> MAC for next hops, learned from ARP seen on the rings, from frames of on-link hosts, from the
+// kernel's neighbour table (seeded by the control plane) and from our own ARP requests. Workers read
+// through a per-thread copy that is refreshed when the shared table's generation changes, so the hot
+// path takes no lock.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "../packet/wire.h"
+
+namespace natlb::engine {
+
+struct NeighbourEntry {
+  uint32_t ip;
+  packet::MacAddress mac;
+  int ifindex;
+};
+
+class NeighbourCache {
+ public:
+  // Records ip -> mac; cheap when nothing changes.
+  void learn(uint32_t ip, const packet::MacAddress& mac, int ifindex);
+  std::optional<packet::MacAddress> find(uint32_t ip) const;
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+  std::vector<NeighbourEntry> snapshot() const;
+  // Whether an ARP request for ip may be sent now (at most one per ip per interval).
+  bool claimRequest(uint32_t ip, uint64_t nowMs, uint64_t intervalMs);
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<uint32_t, NeighbourEntry> entries_;
+  std::unordered_map<uint32_t, uint64_t> lastRequestMs_;
+  std::atomic<uint64_t> generation_{1};
+};
+
+// A worker's lock-free view: a private copy revalidated against the shared generation.
+class NeighbourView {
+ public:
+  explicit NeighbourView(const NeighbourCache& shared) : shared_(shared) {}
+  std::optional<packet::MacAddress> find(uint32_t ip);
+  bool knows(uint32_t ip, const packet::MacAddress& mac);
+
+ private:
+  void refreshIfStale();
+  const NeighbourCache& shared_;
+  uint64_t seenGeneration_ = 0;
+  std::unordered_map<uint32_t, packet::MacAddress> local_;
+};
+
+}  // namespace natlb::engine

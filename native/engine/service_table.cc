@@ -1,0 +1,53 @@
+#include "service_table.h"
+
+#include <algorithm>
+#include <set>
+
+namespace natlb::engine {
+
+const flow::RealEndpoint* pickReal(const Service& service, uint32_t clientIp, uint64_t randomValue) {
+  const size_t slotCount = service.slots.size();
+  if (slotCount == 0) return nullptr;
+  size_t slot = 0;
+  switch (service.mode) {
+    case PickMode::Cursor:
+      slot = service.cursor.fetch_add(1, std::memory_order_relaxed) % slotCount;
+      break;
+    case PickMode::Random:
+      slot = randomValue % slotCount;
+      break;
+    case PickMode::Hash: {
+      uint64_t h = uint64_t{clientIp} * 0x9e3779b97f4a7c15ULL;  // Fibonacci hashing of the client address
+      slot = (h ^ (h >> 29)) % slotCount;
+      break;
+    }
+  }
+  const uint16_t real = service.slots[slot];
+  return real < service.reals.size() ? &service.reals[real] : nullptr;
+}
+
+ServiceTable::ServiceTable(std::vector<Service> services) : services_(std::move(services)) {
+  std::set<uint32_t> vips;
+  for (size_t i = 0; i < services_.size(); ++i) {
+    const Service& s = services_[i];
+    index_.emplace(keyOf(s.vip, s.port, s.protocol), i);
+    vips.insert(s.vip);
+  }
+  vips_.assign(vips.begin(), vips.end());
+}
+
+const Service* ServiceTable::find(uint32_t vip, uint16_t port, uint8_t protocol) const {
+  const auto found = index_.find(keyOf(vip, port, protocol));
+  return found == index_.end() ? nullptr : &services_[found->second];
+}
+
+std::vector<uint16_t> ServiceTable::realPorts(uint8_t protocol) const {
+  std::set<uint16_t> ports;
+  for (const Service& s : services_) {
+    if (s.protocol != protocol) continue;
+    for (const flow::RealEndpoint& real : s.reals) ports.insert(real.port);
+  }
+  return {ports.begin(), ports.end()};
+}
+
+}  // namespace natlb::engine

@@ -1,0 +1,303 @@
+#include "worker.h"
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+
+#include "../flow/tcp_state.h"
+#include "../packet/arp.h"
+#include "../packet/nat_rewrite.h"
+
+namespace natlb::engine {
+
+using packet::ChecksumMode;
+using packet::Ipv4FrameView;
+
+uint64_t monotonicMs() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return uint64_t(now.tv_sec) * 1000 + uint64_t(now.tv_nsec) / 1000000;
+}
+
+namespace {
+
+constexpr size_t kBatch = 64;
+constexpr int kIdleWaitMs = 100;  // bounds how long stop() waits for an idle worker
+constexpr uint64_t kArpRequestIntervalMs = 1000;
+
+ChecksumMode checksumModeOf(const io::ReceivedFrame& frame) {
+  return (frame.vnet->flags & io::kVnetNeedsChecksum) ? ChecksumMode::Partial : ChecksumMode::Complete;
+}
+
+packet::MacAddress sourceMacOf(const uint8_t* frame) {
+  packet::MacAddress mac;
+  std::memcpy(mac.data(), frame + 6, 6);
+  return mac;
+}
+
+bool isConnectionOpening(uint8_t tcpFlags) {
+  return (tcpFlags & packet::kTcpSyn) && !(tcpFlags & (packet::kTcpAck | packet::kTcpRst));
+}
+
+}  // namespace
+
+Worker::Worker(EngineContext& context, const InterfaceConfig& interface, const io::RingGeometry& geometry,
+               const std::vector<sock_filter>& filter)
+    : context_(context),
+      interface_(interface),
+      ring_(interface.ifindex, geometry, filter),
+      senders_(context.interfaces),
+      neighbours_(context.neighbours),
+      random_(0x9e3779b97f4a7c15ULL ^ (uint64_t(interface.ifindex) << 32) ^ monotonicMs()) {}
+
+Worker::~Worker() { join(); }
+
+void Worker::start() { thread_ = std::thread([this] { run(); }); }
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+uint64_t Worker::nextRandom() {  // xorshift64*
+  random_ ^= random_ >> 12;
+  random_ ^= random_ << 25;
+  random_ ^= random_ >> 27;
+  return random_ * 0x2545f4914f6cdd1dULL;
+}
+
+void Worker::run() {
+  while (context_.running.load(std::memory_order_acquire)) {
+    services_ = context_.services.load(std::memory_order_acquire);
+    routes_ = context_.routes.load(std::memory_order_acquire);
+    nowMs_ = monotonicMs();
+    io::ReceivedFrame frame{};
+    size_t handled = 0;
+    while (handled < kBatch && ring_.next(frame)) {
+      handle(frame);
+      ++handled;
+    }
+    if (handled == 0) {
+      ring_.wait(kIdleWaitMs);
+      continue;
+    }
+    flushSenders();  // the queued frames point into ring slots: send before releasing them
+    ring_.releaseTaken();
+  }
+}
+
+void Worker::flushSenders() {
+  senders_.forEach([this](io::FrameSender& sender) {
+    const io::FrameSender::FlushResult result = sender.flush();
+    if (result.sent) {
+      context_.counters.add(Counter::TxFrames, result.sent);
+      context_.counters.add(Counter::TxBytes, result.bytes);
+    }
+    if (result.failed) context_.counters.add(Counter::DropTxError, result.failed);
+  });
+}
+
+void Worker::handle(const io::ReceivedFrame& frame) {
+  context_.counters.add(Counter::RxFrames);
+  context_.counters.add(Counter::RxBytes, frame.length);
+  if (frame.truncated || frame.length < packet::kEthernetHeaderLength) {
+    context_.counters.add(Counter::DropTruncated);
+    return;
+  }
+  if (frame.vlanTagged) {
+    context_.counters.add(Counter::DropVlan);
+    return;
+  }
+  switch (packet::etherType(frame.frame)) {
+    case packet::kEtherTypeArp:
+      handleArp(frame);
+      return;
+    case packet::kEtherTypeIPv4:
+      handleIpv4(frame);
+      return;
+    default:
+      context_.counters.add(Counter::Ignored);
+  }
+}
+
+void Worker::handleArp(const io::ReceivedFrame& frame) {
+  const auto message = packet::parseArp(frame.frame, frame.length);
+  if (!message) {
+    context_.counters.add(Counter::Ignored);
+    return;
+  }
+  if (interface_.addressFacing(message->senderIp) != 0 && !neighbours_.knows(message->senderIp, message->senderMac)) {
+    context_.neighbours.learn(message->senderIp, message->senderMac, interface_.ifindex);
+  }
+  const bool askingForVip = message->operation == packet::ArpOperation::Request &&
+                            message->senderIp != message->targetIp &&
+                            interface_.role == InterfaceRole::Client &&
+                            interface_.addressFacing(message->targetIp) != 0 &&
+                            std::binary_search(services_->vips().begin(), services_->vips().end(), message->targetIp);
+  if (!askingForVip) {
+    context_.counters.add(Counter::Ignored);
+    return;
+  }
+  uint8_t reply[packet::kArpFrameLength];
+  packet::buildArp(reply, message->senderMac, packet::arpReplyTo(*message, interface_.mac));
+  io::FrameSender* sender = senders_.find(interface_.ifindex);
+  if (sender != nullptr && sender->sendNow(reply, sizeof reply)) {
+    context_.counters.add(Counter::ArpRepliesSent);
+  } else {
+    context_.counters.add(Counter::DropTxError);
+  }
+}
+
+void Worker::handleIpv4(const io::ReceivedFrame& frame) {
+  const packet::ParsedFrame parsed = packet::parseIpv4Frame(frame.frame, frame.length);
+  if (parsed.error != packet::ParseError::None) {
+    // Only frames addressed to a VIP are ours to count as dropped; others belong to the kernel.
+    const bool toVip = frame.length >= packet::kEthernetHeaderLength + packet::kIPv4MinHeaderLength &&
+                       std::binary_search(services_->vips().begin(), services_->vips().end(),
+                                          packet::load32(frame.frame + packet::kEthernetHeaderLength + 16));
+    if (!toVip) {
+      context_.counters.add(Counter::Ignored);
+    } else if (parsed.error == packet::ParseError::Fragment) {
+      context_.counters.add(Counter::DropFragment);
+    } else if (parsed.error == packet::ParseError::UnsupportedProtocol) {
+      context_.counters.add(Counter::DropNoService);
+    } else {
+      context_.counters.add(Counter::DropMalformed);
+    }
+    return;
+  }
+  const Ipv4FrameView& view = parsed.view;
+  if (const Service* service = services_->find(view.destinationIp(), view.destinationPort(), view.protocol)) {
+    forwardToReal(frame, view, *service);
+    return;
+  }
+  const flow::ReverseKey reverse{view.protocol, view.sourceIp(), view.sourcePort(), view.destinationIp(),
+                                 view.destinationPort()};
+  if (const uint32_t ref = context_.flows.findReverse(reverse)) {
+    replyToClient(frame, view, ref);
+    return;
+  }
+  if (std::binary_search(services_->vips().begin(), services_->vips().end(), view.destinationIp())) {
+    context_.counters.add(Counter::DropNoService);
+    return;
+  }
+  // A real server's reply that is not NAT traffic (a direct connection to RIP:rport): the kernel's
+  // copy is dropped by the reply-path rule, so the balancer forwards it unchanged. Replies to the
+  // gateway itself are delivered locally by the kernel (an exception rule), not here.
+  if (interface_.role == InterfaceRole::Backend && !context_.isLocalAddress(view.destinationIp())) {
+    passThrough(frame, view);
+    return;
+  }
+  context_.counters.add(Counter::Ignored);
+}
+
+void Worker::learnIfOnLink(const io::ReceivedFrame& frame, uint32_t sourceIp) {
+  if (interface_.addressFacing(sourceIp) == 0) return;
+  const packet::MacAddress mac = sourceMacOf(frame.frame);
+  if (!neighbours_.knows(sourceIp, mac)) context_.neighbours.learn(sourceIp, mac, interface_.ifindex);
+}
+
+void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& view, const Service& service) {
+  const flow::ForwardKey key{view.protocol, view.sourceIp(), view.sourcePort(), view.destinationIp(),
+                             view.destinationPort()};
+  const uint8_t tcpFlags = view.tcpFlags();
+  const bool isTcp = view.protocol == packet::kProtocolTcp;
+  uint32_t ref = context_.flows.findForward(key);
+  if (ref != 0 && isTcp && isConnectionOpening(tcpFlags) && flow::allowsReuse(context_.flows.entryAt(ref).state())) {
+    context_.flows.remove(ref, nowMs_);
+    ref = 0;
+  }
+  if (ref == 0) {
+    if (isTcp && !isConnectionOpening(tcpFlags)) {
+      context_.counters.add(Counter::DropNoFlow);
+      return;
+    }
+    const flow::RealEndpoint* real = pickReal(service, view.sourceIp(), nextRandom());
+    if (real == nullptr) {
+      context_.counters.add(Counter::DropNoReal);
+      return;
+    }
+    ref = context_.flows.insert(key, *real, isTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp, nowMs_);
+    if (ref == 0) {
+      context_.counters.add(Counter::DropFlowTableFull);
+      return;
+    }
+    context_.counters.add(Counter::NewFlows);
+  }
+  const flow::FlowEntry entry = context_.flows.entryAt(ref);
+  if (isTcp) {
+    const flow::FlowState state = entry.state();
+    const uint16_t flowFlags = entry.load<uint16_t>(flow::entry::kFlags);
+    const flow::TcpTransition next = flow::advanceTcpState(state, flowFlags, flow::Direction::FromClient, tcpFlags);
+    if (next.state != state) entry.store<uint8_t>(flow::entry::kState, uint8_t(next.state));
+    if (next.flags != flowFlags) entry.store<uint16_t>(flow::entry::kFlags, next.flags);
+  }
+  entry.store<uint64_t>(flow::entry::kLastSeenMs, nowMs_);
+  entry.add(flow::entry::kPacketsIn, 1);
+  entry.add(flow::entry::kBytesIn, view.l4Offset - view.l3Offset + view.l4Length);
+  learnIfOnLink(frame, view.sourceIp());
+  const flow::RealEndpoint real = entry.real();
+  if (packet::rewriteDestination(view, real.ip, real.port, checksumModeOf(frame)) != packet::RewriteError::None) {
+    context_.counters.add(Counter::DropTtlExpired);
+    return;
+  }
+  context_.counters.add(Counter::ToReal);
+  transmit(frame, real.ip);
+}
+
+void Worker::replyToClient(const io::ReceivedFrame& frame, const Ipv4FrameView& view, uint32_t flowRef) {
+  const flow::FlowEntry entry = context_.flows.entryAt(flowRef);
+  if (view.protocol == packet::kProtocolTcp) {
+    const flow::FlowState state = entry.state();
+    const uint16_t flowFlags = entry.load<uint16_t>(flow::entry::kFlags);
+    const flow::TcpTransition next = flow::advanceTcpState(state, flowFlags, flow::Direction::FromReal, view.tcpFlags());
+    if (next.state != state) entry.store<uint8_t>(flow::entry::kState, uint8_t(next.state));
+    if (next.flags != flowFlags) entry.store<uint16_t>(flow::entry::kFlags, next.flags);
+  }
+  entry.store<uint64_t>(flow::entry::kLastSeenMs, nowMs_);
+  entry.add(flow::entry::kPacketsOut, 1);
+  entry.add(flow::entry::kBytesOut, view.l4Offset - view.l3Offset + view.l4Length);
+  learnIfOnLink(frame, view.sourceIp());
+  const uint32_t vip = entry.load<uint32_t>(flow::entry::kVip);
+  const uint16_t vport = entry.load<uint16_t>(flow::entry::kVport);
+  if (packet::rewriteSource(view, vip, vport, checksumModeOf(frame)) != packet::RewriteError::None) {
+    context_.counters.add(Counter::DropTtlExpired);
+    return;
+  }
+  context_.counters.add(Counter::ToClient);
+  transmit(frame, view.destinationIp());
+}
+
+void Worker::passThrough(const io::ReceivedFrame& frame, const Ipv4FrameView& view) {
+  if (packet::decrementTtl(view) != packet::RewriteError::None) {
+    context_.counters.add(Counter::DropTtlExpired);
+    return;
+  }
+  context_.counters.add(Counter::PassedThrough);
+  transmit(frame, view.destinationIp());
+}
+
+void Worker::transmit(const io::ReceivedFrame& frame, uint32_t destinationIp) {
+  const auto hop = routes_->lookup(destinationIp);
+  const InterfaceConfig* egress = hop ? context_.interfaceByIndex(hop->ifindex) : nullptr;
+  io::FrameSender* sender = egress ? senders_.find(egress->ifindex) : nullptr;
+  if (sender == nullptr) {
+    context_.counters.add(Counter::DropNoRoute);
+    return;
+  }
+  const auto mac = neighbours_.find(hop->ip);
+  if (!mac) {
+    context_.counters.add(Counter::DropNoNeighbour);
+    if (context_.neighbours.claimRequest(hop->ip, nowMs_, kArpRequestIntervalMs)) {
+      uint8_t request[packet::kArpFrameLength];
+      packet::buildArp(request, packet::kBroadcastMac,
+                       packet::arpRequestFor(hop->ip, egress->addressFacing(hop->ip), egress->mac));
+      if (sender->sendNow(request, sizeof request)) context_.counters.add(Counter::ArpRequestsSent);
+    }
+    return;
+  }
+  std::memcpy(frame.frame, mac->data(), 6);
+  std::memcpy(frame.frame + 6, egress->mac.data(), 6);
+  sender->queue(frame.vnet, frame.frame, frame.length);
+}
+
+}  // namespace natlb::engine

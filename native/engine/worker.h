@@ -1,0 +1,54 @@
+// A worker owns the receive ring of one interface: rx batch -> classify -> flow lookup or schedule ->
+// rewrite -> tx batch. It never calls into JavaScript and never blocks on the control plane.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <thread>
+
+#include "../io/rx_ring.h"
+#include "../packet/ipv4_frame.h"
+#include "engine_context.h"
+#include "neighbour_cache.h"
+#include "sender_set.h"
+
+namespace natlb::engine {
+
+class Worker {
+ public:
+  Worker(EngineContext& context, const InterfaceConfig& interface, const io::RingGeometry& geometry,
+         const std::vector<sock_filter>& filter);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  void start();
+  void join();
+  io::RxRing& ring() { return ring_; }
+  const InterfaceConfig& interface() const { return interface_; }
+
+ private:
+  void run();
+  void handle(const io::ReceivedFrame& frame);
+  void handleArp(const io::ReceivedFrame& frame);
+  void handleIpv4(const io::ReceivedFrame& frame);
+  void forwardToReal(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, const Service& service);
+  void replyToClient(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, uint32_t flowRef);
+  void passThrough(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view);
+  void transmit(const io::ReceivedFrame& frame, uint32_t destinationIp);
+  void learnIfOnLink(const io::ReceivedFrame& frame, uint32_t sourceIp);
+  void flushSenders();
+  uint64_t nextRandom();
+
+  EngineContext& context_;
+  const InterfaceConfig& interface_;
+  io::RxRing ring_;
+  SenderSet senders_;
+  NeighbourView neighbours_;
+  std::shared_ptr<const ServiceTable> services_;
+  std::shared_ptr<const RouteTable> routes_;
+  uint64_t nowMs_ = 0;
+  uint64_t random_;
+  std::thread thread_;
+};
+
+}  // namespace natlb::engine

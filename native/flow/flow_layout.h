@@ -1,0 +1,110 @@
+// The layout of the flow map in memory shared with TypeScript (a SharedArrayBuffer). This file is the
+// one definition: the addon exports these numbers (flowLayout()) and src/flows reads them from there.
+//
+//   [header 128 B][forward buckets u32 x B][reverse buckets u32 x B][free ring u32 x C][entries 96 B x C]
+//
+// B (bucket count) is the power of two >= C (capacity). Bucket and link values are entry index + 1,
+// 0 meaning "none". All multi-byte fields are host-endian (little endian on x86/arm64): JS typed arrays
+// read them natively; addresses are IPv4 as u32 numbers (198.18.0.1 = 0xC6120001).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace natlb::flow {
+
+constexpr uint32_t kMagic = 0x544c464e;  // "NFLT"
+constexpr uint32_t kLayoutVersion = 1;
+constexpr size_t kHeaderBytes = 128;
+constexpr size_t kEntryBytes = 96;
+
+// Header fields (byte offsets).
+namespace header {
+constexpr size_t kMagic = 0;           // u32
+constexpr size_t kVersion = 4;         // u32
+constexpr size_t kCapacity = 8;        // u32
+constexpr size_t kBucketCount = 12;    // u32
+constexpr size_t kBumpAllocated = 16;  // u32 entries ever handed out from the never-used tail
+constexpr size_t kFreeHead = 20;       // u32 free ring read position (monotonic)
+constexpr size_t kFreeTail = 24;       // u32 free ring write position (monotonic)
+constexpr size_t kLiveCount = 28;      // u32 live entries
+constexpr size_t kClockMs = 32;        // u64 engine's CLOCK_MONOTONIC ms at the last sweep
+constexpr size_t kInserted = 40;       // u64 flows ever created
+constexpr size_t kExpired = 48;        // u64 flows removed by timeout
+constexpr size_t kFullDrops = 56;      // u64 new flows refused because the map was full
+constexpr size_t kHashSeed = 64;       // u32 per-table seed of the index hash (no hash flooding)
+}  // namespace header
+
+// Entry fields (byte offsets within one entry).
+namespace entry {
+constexpr size_t kStatus = 0;        // u32: EntryStatus
+constexpr size_t kProtocol = 4;      // u8: 6 TCP, 17 UDP
+constexpr size_t kState = 5;         // u8: FlowState
+constexpr size_t kRealId = 6;        // u16: control-plane id of the real server
+constexpr size_t kClientIp = 8;      // u32
+constexpr size_t kVip = 12;          // u32
+constexpr size_t kRealIp = 16;       // u32
+constexpr size_t kClientPort = 20;   // u16
+constexpr size_t kVport = 22;        // u16
+constexpr size_t kRealPort = 24;     // u16
+constexpr size_t kFlags = 26;        // u16: FlowFlags
+constexpr size_t kFreedAtMs = 28;    // u32: low 32 bits of the clock when freed (reuse grace)
+constexpr size_t kLastSeenMs = 32;   // u64: CLOCK_MONOTONIC ms
+constexpr size_t kNextForward = 40;  // u32: chain link in the forward index
+constexpr size_t kNextReverse = 44;  // u32: chain link in the reverse index
+constexpr size_t kPacketsIn = 48;    // u64 client -> real
+constexpr size_t kBytesIn = 56;      // u64
+constexpr size_t kPacketsOut = 64;   // u64 real -> client
+constexpr size_t kBytesOut = 72;     // u64
+constexpr size_t kCreatedMs = 80;    // u64
+// 88..95 reserved
+}  // namespace entry
+
+enum class EntryStatus : uint32_t { Free = 0, Live = 1 };
+
+// TCP states after kernel IPVS (ip_vs_proto_tcp.c), reduced to the ones that differ in timeout.
+enum class FlowState : uint8_t {
+  None = 0,
+  SynRecv = 1,
+  Established = 2,
+  FinWait = 3,
+  TimeWait = 4,
+  Close = 5,
+  Udp = 6,
+};
+constexpr size_t kFlowStateCount = 7;
+
+namespace flags {
+constexpr uint16_t kClientFin = 1;
+constexpr uint16_t kRealFin = 2;
+}  // namespace flags
+
+constexpr uint32_t bucketCountFor(uint32_t capacity) {
+  uint32_t buckets = 1;
+  while (buckets < capacity) buckets <<= 1;
+  return buckets;
+}
+
+struct Offsets {
+  size_t forwardBuckets;
+  size_t reverseBuckets;
+  size_t freeRing;
+  size_t entries;
+  size_t totalBytes;
+};
+
+constexpr Offsets offsetsFor(uint32_t capacity) {
+  const size_t buckets = bucketCountFor(capacity);
+  Offsets offsets{};
+  offsets.forwardBuckets = kHeaderBytes;
+  offsets.reverseBuckets = offsets.forwardBuckets + buckets * 4;
+  offsets.freeRing = offsets.reverseBuckets + buckets * 4;
+  // entries start 64-byte aligned so u64 fields stay aligned and entries do not straddle lines needlessly
+  offsets.entries = (offsets.freeRing + size_t{capacity} * 4 + 63) & ~size_t{63};
+  offsets.totalBytes = offsets.entries + size_t{capacity} * kEntryBytes;
+  return offsets;
+}
+
+constexpr uint32_t kMinCapacity = 16;
+constexpr uint32_t kMaxCapacity = 1u << 24;
+
+}  // namespace natlb::flow

@@ -1,0 +1,231 @@
+#include "flow_table.h"
+
+#include <cstring>
+#include <stdexcept>
+
+namespace natlb::flow {
+
+namespace {
+
+// Freed entries wait this long before reuse, so a lock-free reader that was walking through one
+// when it was unlinked never follows a link rewritten for another flow.
+constexpr uint32_t kReuseGraceMs = 2000;
+
+constexpr uint64_t mix64(uint64_t x) {  // murmur3 finalizer
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+uint32_t hashTuple(uint32_t seed, uint8_t protocol, uint32_t ipA, uint16_t portA, uint32_t ipB, uint16_t portB) {
+  const uint64_t a = (uint64_t{ipA} << 32) | (uint64_t{portA} << 16) | portB;
+  const uint64_t b = (uint64_t{ipB} << 32) | (uint64_t{protocol} << 8) | seed;
+  return uint32_t(mix64(a ^ mix64(b + seed)));
+}
+
+}  // namespace
+
+void FlowTable::initialize(uint8_t* memory, uint32_t capacity, uint32_t hashSeed) {
+  const Offsets offsets = offsetsFor(capacity);
+  std::memset(memory, 0, offsets.totalBytes);
+  auto put32 = [&](size_t offset, uint32_t value) { std::memcpy(memory + offset, &value, 4); };
+  put32(header::kMagic, kMagic);
+  put32(header::kVersion, kLayoutVersion);
+  put32(header::kCapacity, capacity);
+  put32(header::kBucketCount, bucketCountFor(capacity));
+  put32(header::kHashSeed, hashSeed);
+}
+
+FlowTable::FlowTable(uint8_t* memory, size_t bytes) : memory_(memory) {
+  if (bytes < kHeaderBytes || (reinterpret_cast<uintptr_t>(memory) & 7) != 0) {
+    throw std::invalid_argument("flow map memory is too small or not 8-byte aligned");
+  }
+  uint32_t magic, version, capacity, buckets;
+  std::memcpy(&magic, memory + header::kMagic, 4);
+  std::memcpy(&version, memory + header::kVersion, 4);
+  std::memcpy(&capacity, memory + header::kCapacity, 4);
+  std::memcpy(&buckets, memory + header::kBucketCount, 4);
+  std::memcpy(&hashSeed_, memory + header::kHashSeed, 4);
+  if (magic != kMagic || version != kLayoutVersion) {
+    throw std::invalid_argument("flow map memory is not initialized (bad magic or layout version)");
+  }
+  if (capacity < kMinCapacity || capacity > kMaxCapacity || buckets != bucketCountFor(capacity)) {
+    throw std::invalid_argument("flow map header has an invalid capacity");
+  }
+  const Offsets offsets = offsetsFor(capacity);
+  if (bytes < offsets.totalBytes) throw std::invalid_argument("flow map memory is smaller than its capacity needs");
+  capacity_ = capacity;
+  bucketMask_ = buckets - 1;
+  forwardBuckets_ = reinterpret_cast<uint32_t*>(memory + offsets.forwardBuckets);
+  reverseBuckets_ = reinterpret_cast<uint32_t*>(memory + offsets.reverseBuckets);
+  freeRing_ = reinterpret_cast<uint32_t*>(memory + offsets.freeRing);
+  entries_ = memory + offsets.entries;
+}
+
+uint32_t FlowTable::hashForward(const ForwardKey& key) const {
+  return hashTuple(hashSeed_, key.protocol, key.clientIp, key.clientPort, key.vip, key.vport);
+}
+
+uint32_t FlowTable::hashReverse(const ReverseKey& key) const {
+  return hashTuple(hashSeed_, key.protocol, key.realIp, key.realPort, key.clientIp, key.clientPort);
+}
+
+bool FlowTable::matchesForward(const FlowEntry& e, const ForwardKey& key) const {
+  return e.live() && e.load<uint32_t>(entry::kClientIp) == key.clientIp &&
+         e.load<uint16_t>(entry::kClientPort) == key.clientPort && e.load<uint32_t>(entry::kVip) == key.vip &&
+         e.load<uint16_t>(entry::kVport) == key.vport && e.load<uint8_t>(entry::kProtocol) == key.protocol;
+}
+
+bool FlowTable::matchesReverse(const FlowEntry& e, const ReverseKey& key) const {
+  return e.live() && e.load<uint32_t>(entry::kRealIp) == key.realIp &&
+         e.load<uint16_t>(entry::kRealPort) == key.realPort && e.load<uint32_t>(entry::kClientIp) == key.clientIp &&
+         e.load<uint16_t>(entry::kClientPort) == key.clientPort && e.load<uint8_t>(entry::kProtocol) == key.protocol;
+}
+
+uint32_t FlowTable::findForward(const ForwardKey& key) const {
+  uint32_t ref = bucket(forwardBuckets_, hashForward(key)).load(std::memory_order_acquire);
+  for (uint32_t steps = 0; ref != 0 && ref <= capacity_ && steps < capacity_; ++steps) {
+    const FlowEntry e = entryAt(ref);
+    if (matchesForward(e, key)) return ref;
+    ref = e.load<uint32_t>(entry::kNextForward, std::memory_order_acquire);
+  }
+  return 0;
+}
+
+uint32_t FlowTable::findReverse(const ReverseKey& key) const {
+  uint32_t ref = bucket(reverseBuckets_, hashReverse(key)).load(std::memory_order_acquire);
+  for (uint32_t steps = 0; ref != 0 && ref <= capacity_ && steps < capacity_; ++steps) {
+    const FlowEntry e = entryAt(ref);
+    if (matchesReverse(e, key)) return ref;
+    ref = e.load<uint32_t>(entry::kNextReverse, std::memory_order_acquire);
+  }
+  return 0;
+}
+
+uint32_t FlowTable::allocateLocked(uint64_t nowMs) {
+  auto bump = headerField<uint32_t>(header::kBumpAllocated);
+  const uint32_t bumped = bump.load(std::memory_order_relaxed);
+  if (bumped < capacity_) {
+    bump.store(bumped + 1, std::memory_order_relaxed);
+    return bumped + 1;
+  }
+  auto head = headerField<uint32_t>(header::kFreeHead);
+  const uint32_t position = head.load(std::memory_order_relaxed);
+  if (position == headerField<uint32_t>(header::kFreeTail).load(std::memory_order_relaxed)) return 0;
+  const uint32_t ref = freeRing_[position % capacity_];
+  const uint32_t freedAt = entryAt(ref).load<uint32_t>(entry::kFreedAtMs);
+  if (uint32_t(nowMs) - freedAt < kReuseGraceMs) return 0;
+  head.store(position + 1, std::memory_order_relaxed);
+  return ref;
+}
+
+uint32_t FlowTable::insert(const ForwardKey& key, const RealEndpoint& real, FlowState state, uint64_t nowMs) {
+  std::lock_guard lock(writers_);
+  if (const uint32_t existing = findForward(key)) return existing;
+  const uint32_t ref = allocateLocked(nowMs);
+  if (ref == 0) {
+    headerField<uint64_t>(header::kFullDrops).fetch_add(1, std::memory_order_relaxed);
+    return 0;
+  }
+  const FlowEntry e = entryAt(ref);
+  e.store<uint8_t>(entry::kProtocol, key.protocol);
+  e.store<uint8_t>(entry::kState, uint8_t(state));
+  e.store<uint16_t>(entry::kRealId, real.id);
+  e.store<uint32_t>(entry::kClientIp, key.clientIp);
+  e.store<uint32_t>(entry::kVip, key.vip);
+  e.store<uint32_t>(entry::kRealIp, real.ip);
+  e.store<uint16_t>(entry::kClientPort, key.clientPort);
+  e.store<uint16_t>(entry::kVport, key.vport);
+  e.store<uint16_t>(entry::kRealPort, real.port);
+  e.store<uint16_t>(entry::kFlags, 0);
+  e.store<uint64_t>(entry::kLastSeenMs, nowMs);
+  e.store<uint64_t>(entry::kCreatedMs, nowMs);
+  for (size_t counter : {entry::kPacketsIn, entry::kBytesIn, entry::kPacketsOut, entry::kBytesOut}) {
+    e.store<uint64_t>(counter, 0);
+  }
+  const ReverseKey reverse{key.protocol, real.ip, real.port, key.clientIp, key.clientPort};
+  auto forwardHead = bucket(forwardBuckets_, hashForward(key));
+  auto reverseHead = bucket(reverseBuckets_, hashReverse(reverse));
+  e.store<uint32_t>(entry::kNextForward, forwardHead.load(std::memory_order_relaxed));
+  e.store<uint32_t>(entry::kNextReverse, reverseHead.load(std::memory_order_relaxed));
+  e.store<uint32_t>(entry::kStatus, uint32_t(EntryStatus::Live), std::memory_order_release);
+  forwardHead.store(ref, std::memory_order_release);
+  reverseHead.store(ref, std::memory_order_release);
+  headerField<uint32_t>(header::kLiveCount).fetch_add(1, std::memory_order_relaxed);
+  headerField<uint64_t>(header::kInserted).fetch_add(1, std::memory_order_relaxed);
+  return ref;
+}
+
+void FlowTable::unlinkLocked(uint32_t ref) {
+  const FlowEntry e = entryAt(ref);
+  auto unlinkFrom = [&](uint32_t* buckets, uint32_t hash, size_t linkOffset) {
+    uint32_t* link = &buckets[hash & bucketMask_];
+    for (uint32_t steps = 0; steps < capacity_; ++steps) {
+      const uint32_t current = std::atomic_ref<uint32_t>(*link).load(std::memory_order_relaxed);
+      if (current == 0) return;
+      uint32_t* next = reinterpret_cast<uint32_t*>(entries_ + size_t(current - 1) * kEntryBytes + linkOffset);
+      if (current == ref) {
+        std::atomic_ref<uint32_t>(*link).store(std::atomic_ref<uint32_t>(*next).load(std::memory_order_relaxed),
+                                               std::memory_order_release);
+        return;
+      }
+      link = next;
+    }
+  };
+  const ForwardKey forward{e.load<uint8_t>(entry::kProtocol), e.load<uint32_t>(entry::kClientIp),
+                           e.load<uint16_t>(entry::kClientPort), e.load<uint32_t>(entry::kVip),
+                           e.load<uint16_t>(entry::kVport)};
+  const ReverseKey reverse{forward.protocol, e.load<uint32_t>(entry::kRealIp), e.load<uint16_t>(entry::kRealPort),
+                           forward.clientIp, forward.clientPort};
+  unlinkFrom(forwardBuckets_, hashForward(forward), entry::kNextForward);
+  unlinkFrom(reverseBuckets_, hashReverse(reverse), entry::kNextReverse);
+}
+
+void FlowTable::releaseLocked(uint32_t ref, uint64_t nowMs) {
+  unlinkLocked(ref);
+  const FlowEntry e = entryAt(ref);
+  e.store<uint32_t>(entry::kStatus, uint32_t(EntryStatus::Free), std::memory_order_release);
+  e.store<uint32_t>(entry::kFreedAtMs, uint32_t(nowMs));
+  auto tail = headerField<uint32_t>(header::kFreeTail);
+  const uint32_t position = tail.load(std::memory_order_relaxed);
+  freeRing_[position % capacity_] = ref;
+  tail.store(position + 1, std::memory_order_relaxed);
+  headerField<uint32_t>(header::kLiveCount).fetch_sub(1, std::memory_order_relaxed);
+}
+
+void FlowTable::remove(uint32_t ref, uint64_t nowMs) {
+  std::lock_guard lock(writers_);
+  if (ref == 0 || ref > capacity_ || !entryAt(ref).live()) return;
+  releaseLocked(ref, nowMs);
+}
+
+size_t FlowTable::sweep(uint64_t nowMs, const Timeouts& timeouts, size_t budget) {
+  std::lock_guard lock(writers_);
+  const uint32_t used = headerField<uint32_t>(header::kBumpAllocated).load(std::memory_order_relaxed);
+  if (used == 0) return 0;
+  size_t removed = 0;
+  for (size_t visited = 0; visited < budget && visited < used; ++visited) {
+    if (sweepCursor_ >= used) sweepCursor_ = 0;
+    const uint32_t ref = ++sweepCursor_;
+    const FlowEntry e = entryAt(ref);
+    if (!e.live()) continue;
+    const uint32_t stateIndex = e.load<uint8_t>(entry::kState);
+    const uint64_t timeoutMs = uint64_t{timeouts[stateIndex < kFlowStateCount ? stateIndex : 0].load()} * 1000;
+    const uint64_t lastSeen = e.load<uint64_t>(entry::kLastSeenMs);
+    if (nowMs > lastSeen && nowMs - lastSeen > timeoutMs) {
+      releaseLocked(ref, nowMs);
+      ++removed;
+    }
+  }
+  headerField<uint64_t>(header::kExpired).fetch_add(removed, std::memory_order_relaxed);
+  return removed;
+}
+
+void FlowTable::publishClock(uint64_t nowMs) {
+  headerField<uint64_t>(header::kClockMs).store(nowMs, std::memory_order_relaxed);
+}
+
+}  // namespace natlb::flow

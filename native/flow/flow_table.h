@@ -1,0 +1,115 @@
+// The flow map: connection affinity in shared memory (layout in flow_layout.h). Lookups are
+// lock-free and run on every packet from any worker; inserts and removals take one mutex (they happen
+// once per connection). Freed entries are reused only after a grace period, so a reader that raced
+// with a removal still walks valid links.
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+
+#include "flow_layout.h"
+
+namespace natlb::flow {
+
+struct ForwardKey {
+  uint8_t protocol;
+  uint32_t clientIp;
+  uint16_t clientPort;
+  uint32_t vip;
+  uint16_t vport;
+};
+
+struct ReverseKey {
+  uint8_t protocol;
+  uint32_t realIp;
+  uint16_t realPort;
+  uint32_t clientIp;
+  uint16_t clientPort;
+};
+
+struct RealEndpoint {
+  uint32_t ip;
+  uint16_t port;
+  uint16_t id;
+};
+
+// A handle to one entry: typed, atomic access to its fields in shared memory.
+class FlowEntry {
+ public:
+  explicit FlowEntry(uint8_t* bytes) : bytes_(bytes) {}
+  template <typename T>
+  T load(size_t offset, std::memory_order order = std::memory_order_relaxed) const {
+    return std::atomic_ref<T>(*reinterpret_cast<T*>(bytes_ + offset)).load(order);
+  }
+  template <typename T>
+  void store(size_t offset, T value, std::memory_order order = std::memory_order_relaxed) const {
+    std::atomic_ref<T>(*reinterpret_cast<T*>(bytes_ + offset)).store(value, order);
+  }
+  void add(size_t offset, uint64_t value) const {
+    std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(bytes_ + offset))
+        .fetch_add(value, std::memory_order_relaxed);
+  }
+  bool live() const { return load<uint32_t>(entry::kStatus, std::memory_order_acquire) == uint32_t(EntryStatus::Live); }
+  FlowState state() const { return FlowState(load<uint8_t>(entry::kState)); }
+  RealEndpoint real() const {
+    return {load<uint32_t>(entry::kRealIp), load<uint16_t>(entry::kRealPort), load<uint16_t>(entry::kRealId)};
+  }
+
+ private:
+  uint8_t* bytes_;
+};
+
+using Timeouts = std::atomic<uint32_t>[kFlowStateCount];  // seconds, by FlowState
+
+class FlowTable {
+ public:
+  // Writes a fresh, empty map into `memory` (offsetsFor(capacity).totalBytes long).
+  static void initialize(uint8_t* memory, uint32_t capacity, uint32_t hashSeed);
+  // Attaches to initialized memory; throws std::invalid_argument if it does not look like one.
+  FlowTable(uint8_t* memory, size_t bytes);
+
+  uint32_t capacity() const { return capacity_; }
+  FlowEntry entryAt(uint32_t ref) const { return FlowEntry(entries_ + size_t(ref - 1) * kEntryBytes); }
+
+  // 0 when absent; otherwise a ref (entry index + 1) valid for this packet's processing.
+  uint32_t findForward(const ForwardKey& key) const;
+  uint32_t findReverse(const ReverseKey& key) const;
+
+  // Creates the flow (or returns the live one with this key); 0 when the map is full (counted).
+  uint32_t insert(const ForwardKey& key, const RealEndpoint& real, FlowState state, uint64_t nowMs);
+  // Removes a live flow (for reuse of a closing one by a new SYN).
+  void remove(uint32_t ref, uint64_t nowMs);
+  // Removes flows idle longer than their state's timeout; looks at no more than `budget` entries.
+  size_t sweep(uint64_t nowMs, const Timeouts& timeouts, size_t budget);
+  void publishClock(uint64_t nowMs);
+
+ private:
+  template <typename T>
+  std::atomic_ref<T> headerField(size_t offset) const {
+    return std::atomic_ref<T>(*reinterpret_cast<T*>(memory_ + offset));
+  }
+  std::atomic_ref<uint32_t> bucket(uint32_t* buckets, uint32_t hash) const {
+    return std::atomic_ref<uint32_t>(buckets[hash & bucketMask_]);
+  }
+  uint32_t hashForward(const ForwardKey& key) const;
+  uint32_t hashReverse(const ReverseKey& key) const;
+  bool matchesForward(const FlowEntry& entry, const ForwardKey& key) const;
+  bool matchesReverse(const FlowEntry& entry, const ReverseKey& key) const;
+  uint32_t allocateLocked(uint64_t nowMs);
+  void unlinkLocked(uint32_t ref);
+  void releaseLocked(uint32_t ref, uint64_t nowMs);
+
+  uint8_t* memory_;
+  uint32_t capacity_;
+  uint32_t bucketMask_;
+  uint32_t hashSeed_;
+  uint32_t* forwardBuckets_;
+  uint32_t* reverseBuckets_;
+  uint32_t* freeRing_;
+  uint8_t* entries_;
+  uint32_t sweepCursor_ = 0;
+  std::mutex writers_;
+};
+
+}  // namespace natlb::flow

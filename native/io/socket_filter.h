@@ -1,0 +1,24 @@
+// Classic BPF programs that let the kernel hand the balancer only the frames it owns (DESIGN.md
+// section 2: filter in the kernel, not in user space). Building is pure; attaching is one setsockopt.
+#pragma once
+#include <linux/filter.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace natlb::io {
+
+struct FilterSpec {
+  bool acceptArp = true;
+  std::vector<uint32_t> destinationIps;   // IPv4 frames to these addresses (VIPs)
+  std::vector<uint16_t> tcpSourcePorts;   // TCP from these ports (real servers' replies)
+  std::vector<uint16_t> udpSourcePorts;   // UDP from these ports
+};
+
+// The program accepts a frame (whole) when any clause matches and drops it otherwise.
+std::vector<sock_filter> buildSocketFilter(const FilterSpec& spec);
+
+// Attaches (or atomically replaces) the filter on a socket.
+void attachSocketFilter(int fd, const std::vector<sock_filter>& program);
+
+}  // namespace natlb::io

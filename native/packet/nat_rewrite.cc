@@ -1,0 +1,76 @@
+#include "nat_rewrite.h"
+
+#include "checksum.h"
+
+namespace natlb::packet {
+
+std::string_view describe(RewriteError error) {
+  switch (error) {
+    case RewriteError::None: return "none";
+    case RewriteError::TtlExpired: return "ttl expired";
+  }
+  return "unknown";
+}
+
+namespace {
+
+enum class Endpoint : uint8_t { Source, Destination };
+
+// The TTL is one byte of the 16-bit word (TTL, protocol); the IP checksum is recomputed from scratch
+// afterwards because the header is small and this also repairs nothing silently: we only get here
+// for headers the parser accepted.
+void finishIpHeader(const Ipv4FrameView& view) {
+  uint8_t* ip = view.ip();
+  const size_t headerLength = view.l4Offset - view.l3Offset;
+  store16(ip + 10, ipv4HeaderChecksum(ip, headerLength));
+}
+
+RewriteError rewriteEndpoint(const Ipv4FrameView& view, Endpoint endpoint, uint32_t newIp,
+                             uint16_t newPort, ChecksumMode mode) {
+  uint8_t* ip = view.ip();
+  if (ip[8] <= 1) return RewriteError::TtlExpired;
+  ip[8] -= 1;
+
+  uint8_t* ipField = ip + (endpoint == Endpoint::Source ? 12 : 16);
+  uint8_t* portField = view.l4() + (endpoint == Endpoint::Source ? 0 : 2);
+  const uint32_t oldIp = load32(ipField);
+  const uint16_t oldPort = load16(portField);
+  uint8_t* checkField = view.frame + view.checksumOffset();
+  const uint16_t check = load16(checkField);
+  const bool udpWithoutChecksum = view.protocol == kProtocolUdp && check == 0;
+
+  if (!udpWithoutChecksum) {
+    uint16_t updated;
+    if (mode == ChecksumMode::Partial) {
+      updated = adjustSeed32(check, oldIp, newIp);
+    } else {
+      updated = adjustComplete16(adjustComplete32(check, oldIp, newIp), oldPort, newPort);
+      if (view.protocol == kProtocolUdp && updated == 0) updated = 0xffff;  // RFC 768
+    }
+    store16(checkField, updated);
+  }
+  store32(ipField, newIp);
+  store16(portField, newPort);
+  finishIpHeader(view);
+  return RewriteError::None;
+}
+
+}  // namespace
+
+RewriteError rewriteDestination(const Ipv4FrameView& view, uint32_t ip, uint16_t port, ChecksumMode mode) {
+  return rewriteEndpoint(view, Endpoint::Destination, ip, port, mode);
+}
+
+RewriteError rewriteSource(const Ipv4FrameView& view, uint32_t ip, uint16_t port, ChecksumMode mode) {
+  return rewriteEndpoint(view, Endpoint::Source, ip, port, mode);
+}
+
+RewriteError decrementTtl(const Ipv4FrameView& view) {
+  uint8_t* ip = view.ip();
+  if (ip[8] <= 1) return RewriteError::TtlExpired;
+  ip[8] -= 1;
+  finishIpHeader(view);
+  return RewriteError::None;
+}
+
+}  // namespace natlb::packet

@@ -1,0 +1,27 @@
+// LVS-NAT rewrites of one parsed frame, in place: the destination on the way to a real server, the
+// source on the way back to the client. Both decrement the TTL; IP, TCP and UDP checksums stay right.
+#pragma once
+#include <cstdint>
+#include <string_view>
+
+#include "ipv4_frame.h"
+
+namespace natlb::packet {
+
+// How the L4 checksum field of the received frame is to be read (DESIGN.md section 2):
+// Complete: a finished checksum, updated per RFC 1624 (addresses and ports);
+// Partial: CHECKSUM_PARTIAL, the field is the pseudo-header seed (addresses only, not complemented).
+enum class ChecksumMode : uint8_t { Complete, Partial };
+
+enum class RewriteError : uint8_t { None, TtlExpired };
+
+std::string_view describe(RewriteError error);
+
+// VIP:vport -> RIP:rport on a client's frame.
+RewriteError rewriteDestination(const Ipv4FrameView& view, uint32_t ip, uint16_t port, ChecksumMode mode);
+// RIP:rport -> VIP:vport on a real server's reply.
+RewriteError rewriteSource(const Ipv4FrameView& view, uint32_t ip, uint16_t port, ChecksumMode mode);
+// Forwarding without NAT (replies the kernel no longer forwards): TTL only.
+RewriteError decrementTtl(const Ipv4FrameView& view);
+
+}  // namespace natlb::packet

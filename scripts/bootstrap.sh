@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what natlb needs on a fresh Debian machine (as root) and builds it: apt packages, npm
+# packages, the native addon (cmake-js, during `npm ci`) and the TypeScript (tsc, during `npm ci`).
+# Idempotent: a second run skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v ethtool >/dev/null || need+=(ethtool)
+command -v iptables >/dev/null || need+=(iptables)
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v cmake >/dev/null || need+=(cmake)
+command -v g++ >/dev/null || need+=(g++)
+command -v make >/dev/null || need+=(make)
+[ -e /usr/include/pcap/pcap.h ] || need+=(libpcap-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+stamp=node_modules/.natlb-installed
+if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ ! -f build-cmake/Release/natlb.node ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+  touch "$stamp"
+else
+  npm run --silent build >/dev/null
+fi

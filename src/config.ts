@@ -1,0 +1,586 @@
+// The configuration file: schema (zod 4), semantic checks, defaults, and the diff used on reload.
+// Every problem is reported as `config: <field path>: <what is wrong, what to write instead>`.
+
+import { readFile } from "node:fs/promises";
+import { z } from "zod";
+import { isIPv4, nonUnicastReason } from "./addresses";
+import { ConfigError, type ConfigIssue } from "./errors";
+import { SCHEDULER_NAMES, type SchedulerName } from "./schedulers/types";
+
+// ---------------------------------------------------------------------------------------------
+// Resolved types: what the rest of natlb sees, every default filled in.
+
+export type Protocol = "tcp" | "udp";
+
+export interface RealConfig {
+  readonly ip: string;
+  /** Defaults to the service port. */
+  readonly port: number;
+  /** 0..65535, default 1; 0 = drained (keeps its connections, gets no new ones). */
+  readonly weight: number;
+}
+
+export interface TcpHealthCheckConfig {
+  readonly type: "tcp";
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  /** Consecutive successes that bring a down real up. */
+  readonly rise: number;
+  /** Consecutive failures that take an up real down. */
+  readonly fall: number;
+  /** Port to probe instead of the real's own port, when set. */
+  readonly port: number | undefined;
+}
+
+export interface NoHealthCheckConfig {
+  readonly type: "none";
+}
+
+/** Absent in the file means `{ type: "none" }`: reals count as up, as in plain IPVS. */
+export type HealthCheckConfig = TcpHealthCheckConfig | NoHealthCheckConfig;
+
+export interface ServiceConfig {
+  readonly vip: string;
+  readonly port: number;
+  readonly protocol: Protocol;
+  readonly scheduler: SchedulerName;
+  readonly reals: ReadonlyArray<RealConfig>;
+  readonly healthCheck: HealthCheckConfig;
+}
+
+export interface InterfacesConfig {
+  /** Interfaces where client traffic to the VIPs arrives. */
+  readonly client: ReadonlyArray<string>;
+  /** Interfaces that lead to the real servers. */
+  readonly backend: ReadonlyArray<string>;
+}
+
+/** Idle timeouts per connection state, in seconds (defaults are IPVS's). */
+export interface Timeouts {
+  readonly tcpEstablished: number;
+  readonly tcpSynRecv: number;
+  readonly tcpFinWait: number;
+  readonly tcpTimeWait: number;
+  readonly tcpClose: number;
+  readonly udp: number;
+}
+
+export interface NatlbConfig {
+  readonly services: ReadonlyArray<ServiceConfig>;
+  /** Undefined: derive the interfaces from the routes to the VIPs' clients and the reals. */
+  readonly interfaces: InterfacesConfig | undefined;
+  readonly flowCapacity: number;
+  readonly timeouts: Timeouts;
+  /** Control socket path; undefined: the per-network-namespace default (see defaultSocketPath). */
+  readonly socket: string | undefined;
+}
+
+export const DEFAULT_TIMEOUTS: Timeouts = Object.freeze({
+  tcpEstablished: 900,
+  tcpSynRecv: 60,
+  tcpFinWait: 120,
+  tcpTimeWait: 120,
+  tcpClose: 10,
+  udp: 300,
+});
+
+export const CONFIG_LIMITS = Object.freeze({
+  maxServices: 1024,
+  maxRealsPerService: 256,
+  minFlowCapacity: 1024,
+  maxFlowCapacity: 16777216,
+  defaultFlowCapacity: 262144,
+  /** Timeouts in ms must fit a signed 32-bit integer (setTimeout, native timers). */
+  maxTimeoutSeconds: 2147483,
+});
+
+// ---------------------------------------------------------------------------------------------
+// Schema helpers: each field knows what it expects, so messages read "expected X, got Y".
+
+function show(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "an object";
+  if (typeof value === "string") return JSON.stringify(value);
+  return String(value);
+}
+
+/** Message for a field expecting `expected`; a missing value is reported as missing. */
+function expecting(expected: string): (issue: { input?: unknown }) => string {
+  return (issue) =>
+    issue.input === undefined ? `missing: expected ${expected}` : `expected ${expected}, got ${show(issue.input)}`;
+}
+
+function intIn(min: number, max: number) {
+  const error = expecting(`an integer ${min}..${max}`);
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+}
+
+const port = () => intIn(1, 65535);
+
+function ipv4(role: string) {
+  const error = expecting(`an IPv4 address like 198.18.0.100 for the ${role}`);
+  return z
+    .string({ error })
+    .superRefine((s, ctx) => {
+      if (!isIPv4(s)) {
+        ctx.addIssue({ code: "custom", message: error({ input: s }) });
+        return;
+      }
+      const why = nonUnicastReason(s);
+      if (why !== undefined) ctx.addIssue({ code: "custom", message: `${s} ${why}: use a unicast address` });
+    });
+}
+
+function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z.enum(values, { error: expecting(`one of ${values.map((v) => JSON.stringify(v)).join(", ")}`) });
+}
+
+/** Linux interface names: 1..15 bytes (IFNAMSIZ - 1), no slash, colon or whitespace. */
+const interfaceName = z
+  .string({ error: expecting("an interface name like \"eth0\"") })
+  .regex(/^[^/:\s]{1,15}$/, { error: expecting("an interface name of 1..15 characters without '/', ':' or spaces") })
+  .refine((s) => s !== "." && s !== "..", { error: expecting("an interface name") });
+
+function interfaceList(side: string) {
+  return z
+    .array(interfaceName, { error: expecting(`a list of ${side} interface names like ["eth0"]`) })
+    .min(1, { error: `list at least one ${side} interface, or leave out "interfaces" to derive them from routes` })
+    .refine((names) => new Set(names).size === names.length, { error: "lists an interface twice: remove the duplicate" });
+}
+
+const realSchema = z.strictObject({
+  ip: ipv4("real server"),
+  port: port().optional(),
+  weight: intIn(0, 65535).default(1),
+});
+
+const healthCheckSchema = z
+  .strictObject(
+    {
+      type: oneOf(["tcp", "none"] as const).default("tcp"),
+      intervalMs: intIn(100, 3_600_000).default(1000),
+      timeoutMs: intIn(10, 600_000).default(500),
+      rise: intIn(1, 100).default(2),
+      fall: intIn(1, 100).default(2),
+      port: port().optional(),
+    },
+    { error: expecting('an object like { "type": "tcp", "intervalMs": 1000 }') },
+  )
+  .transform((hc): HealthCheckConfig =>
+    hc.type === "none"
+      ? { type: "none" }
+      : { type: "tcp", intervalMs: hc.intervalMs, timeoutMs: hc.timeoutMs, rise: hc.rise, fall: hc.fall, port: hc.port },
+  );
+
+const serviceSchema = z
+  .strictObject(
+    {
+      vip: ipv4("virtual IP"),
+      port: port(),
+      protocol: oneOf(["tcp", "udp"] as const).default("tcp"),
+      scheduler: oneOf(SCHEDULER_NAMES).default("wrr"),
+      reals: z
+        .array(realSchema, { error: expecting('a list of real servers like [{ "ip": "198.18.1.11" }]') })
+        .max(CONFIG_LIMITS.maxRealsPerService, {
+          error: (iss) =>
+            `${Array.isArray(iss.input) ? iss.input.length : "too many"} real servers: at most ${CONFIG_LIMITS.maxRealsPerService} per service; split them over several VIPs`,
+        }),
+      healthCheck: healthCheckSchema.optional(),
+    },
+    { error: expecting('a service object like { "vip": "198.18.0.100", "port": 80, "reals": [...] }') },
+  )
+  .transform(
+    (s): ServiceConfig => ({
+      vip: s.vip,
+      port: s.port,
+      protocol: s.protocol,
+      scheduler: s.scheduler,
+      reals: s.reals.map((r) => ({ ip: r.ip, port: r.port ?? s.port, weight: r.weight })),
+      healthCheck: s.healthCheck ?? { type: "none" },
+    }),
+  );
+
+const timeoutSeconds = intIn(1, CONFIG_LIMITS.maxTimeoutSeconds);
+
+const timeoutsSchema = z
+  .strictObject(
+    {
+      tcpEstablished: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpEstablished),
+      tcpSynRecv: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpSynRecv),
+      tcpFinWait: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpFinWait),
+      tcpTimeWait: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpTimeWait),
+      tcpClose: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpClose),
+      udp: timeoutSeconds.default(DEFAULT_TIMEOUTS.udp),
+    },
+    { error: expecting('an object of timeouts in seconds like { "tcpEstablished": 900 }') },
+  )
+  .prefault({});
+
+const configSchema = z
+  .strictObject(
+    {
+      services: z
+        .array(serviceSchema, { error: expecting("a list of services") })
+        .max(CONFIG_LIMITS.maxServices, {
+          error: (iss) =>
+            `${Array.isArray(iss.input) ? iss.input.length : "too many"} services: at most ${CONFIG_LIMITS.maxServices}; run another natlb instance for the rest`,
+        }),
+      interfaces: z
+        .strictObject(
+          { client: interfaceList("client"), backend: interfaceList("backend") },
+          { error: expecting('an object like { "client": ["eth0"], "backend": ["eth1"] }') },
+        )
+        .optional(),
+      flowCapacity: intIn(CONFIG_LIMITS.minFlowCapacity, CONFIG_LIMITS.maxFlowCapacity).default(
+        CONFIG_LIMITS.defaultFlowCapacity,
+      ),
+      timeouts: timeoutsSchema,
+      socket: z
+        .string({ error: expecting('an absolute socket path like "/run/natlb/natlb.sock"') })
+        .refine((p) => p.startsWith("/"), { error: expecting("an absolute path starting with /") })
+        // sun_path holds 108 bytes including the terminating NUL.
+        .refine((p) => Buffer.byteLength(p) <= 107, { error: "socket path is longer than 107 bytes: use a shorter one" })
+        .optional(),
+    },
+    { error: expecting("a JSON object with a \"services\" list") },
+  )
+  .transform(
+    (c): NatlbConfig => ({
+      services: c.services,
+      interfaces: c.interfaces,
+      flowCapacity: c.flowCapacity,
+      timeouts: c.timeouts,
+      socket: c.socket,
+    }),
+  );
+
+// ---------------------------------------------------------------------------------------------
+// Issue formatting.
+
+/** `["services", 0, "reals", 1, "weight"]` -> `services[0].reals[1].weight`. */
+export function formatFieldPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = "";
+  for (const key of path) {
+    if (typeof key === "number") out += `[${key}]`;
+    else out += out === "" ? String(key) : `.${String(key)}`;
+  }
+  return out;
+}
+
+function issuesFromZod(error: z.ZodError): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  for (const issue of error.issues) {
+    if (issue.code === "unrecognized_keys") {
+      // Report each unknown field at its own path: typos are the usual cause.
+      for (const key of issue.keys) {
+        issues.push({
+          path: formatFieldPath([...issue.path, key]),
+          problem: "unknown field: remove it or check its spelling (names are case-sensitive)",
+        });
+      }
+    } else {
+      issues.push({ path: formatFieldPath(issue.path), problem: issue.message });
+    }
+  }
+  return issues;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Semantic checks the schema cannot express: uniqueness and address roles across services.
+
+export function serviceKey(s: { readonly vip: string; readonly port: number; readonly protocol: Protocol }): string {
+  return `${s.vip}:${s.port}/${s.protocol}`;
+}
+
+export function realKey(r: { readonly ip: string; readonly port: number }): string {
+  return `${r.ip}:${r.port}`;
+}
+
+function semanticIssues(config: NatlbConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const services = new Map<string, number>();
+  const vips = new Map<string, number>();
+  config.services.forEach((s, i) => {
+    if (!vips.has(s.vip)) vips.set(s.vip, i);
+  });
+
+  config.services.forEach((service, i) => {
+    const key = serviceKey(service);
+    const first = services.get(key);
+    if (first !== undefined) {
+      issues.push({
+        path: `services[${i}]`,
+        problem: `duplicate service ${key} (already services[${first}]): remove one or change its vip, port or protocol`,
+      });
+    } else {
+      services.set(key, i);
+    }
+
+    const reals = new Map<string, number>();
+    service.reals.forEach((real, j) => {
+      const rk = realKey(real);
+      const seen = reals.get(rk);
+      if (seen !== undefined) {
+        issues.push({
+          path: `services[${i}].reals[${j}]`,
+          problem: `duplicate real server ${rk} (already reals[${seen}]): remove one or change its port`,
+        });
+      } else {
+        reals.set(rk, j);
+      }
+      const vipOwner = vips.get(real.ip);
+      if (vipOwner !== undefined) {
+        issues.push({
+          path: `services[${i}].reals[${j}].ip`,
+          problem: `${real.ip} is the virtual IP of services[${vipOwner}]: a real server needs its own address`,
+        });
+      }
+    });
+  });
+  return issues;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry points.
+
+/** Validates a parsed JSON value and returns the configuration with every default applied. */
+export function parseConfig(value: unknown, file?: string): NatlbConfig {
+  const result = configSchema.safeParse(value);
+  const issues = result.success ? semanticIssues(result.data) : issuesFromZod(result.error);
+  if (issues.length > 0 || !result.success) {
+    const first = issues[0] ?? { path: "", problem: "invalid configuration" };
+    throw new ConfigError(first.path, first.problem, { issues, ...(file === undefined ? {} : { file }) });
+  }
+  return result.data;
+}
+
+/** Line and column (1-based) of a character offset. */
+function lineColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, Math.max(0, Math.min(offset, text.length)));
+  const lines = before.split("\n");
+  return { line: lines.length, column: lines[lines.length - 1]!.length + 1 };
+}
+
+/**
+ * Where and why JSON text is invalid. V8's JSON.parse messages only sometimes carry a position,
+ * so on the error path a small recursive-descent scan finds the first offending character.
+ */
+export function locateJsonError(text: string): { offset: number; problem: string } | undefined {
+  let i = 0;
+  const fail = (problem: string): never => {
+    throw { offset: i, problem };
+  };
+  const ws = () => {
+    while (i < text.length && " \t\n\r".includes(text[i]!)) i++;
+  };
+  const describe = () => (i >= text.length ? "end of file" : JSON.stringify(text[i]));
+  const literal = (word: string) => {
+    if (text.startsWith(word, i)) i += word.length;
+    else fail(`unexpected ${describe()}`);
+  };
+  const string = () => {
+    i++; // opening quote
+    while (i < text.length && text[i] !== '"') {
+      const ch = text.charCodeAt(i);
+      if (ch < 0x20) fail("control character in a string (write \\n or \\t)");
+      if (text[i] === "\\") {
+        i++;
+        if (text[i] === "u") {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 1, i + 5))) fail("bad \\u escape in a string");
+          i += 5;
+          continue;
+        }
+        if (!'"\\/bfnrt'.includes(text[i] ?? "")) fail("bad escape in a string");
+      }
+      i++;
+    }
+    if (i >= text.length) fail("unterminated string");
+    i++;
+  };
+  const number = () => {
+    const m = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(text.slice(i));
+    if (!m || m[0] === "" || m[0] === "-") fail(`unexpected ${describe()}`);
+    i += m![0].length;
+  };
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === "{") {
+      i++;
+      ws();
+      if (text[i] === "}") return void i++;
+      for (;;) {
+        ws();
+        if (text[i] !== '"') fail(`expected a "quoted" field name, found ${describe()}`);
+        string();
+        ws();
+        if (text[i] !== ":") fail(`expected ':' after a field name, found ${describe()}`);
+        i++;
+        value();
+        ws();
+        if (text[i] === ",") {
+          i++;
+          continue;
+        }
+        if (text[i] === "}") return void i++;
+        fail(`expected ',' or '}' in an object, found ${describe()}`);
+      }
+    }
+    if (c === "[") {
+      i++;
+      ws();
+      if (text[i] === "]") return void i++;
+      for (;;) {
+        value();
+        ws();
+        if (text[i] === ",") {
+          i++;
+          continue;
+        }
+        if (text[i] === "]") return void i++;
+        fail(`expected ',' or ']' in a list, found ${describe()}`);
+      }
+    }
+    if (c === '"') return string();
+    if (c === "t") return literal("true");
+    if (c === "f") return literal("false");
+    if (c === "n") return literal("null");
+    if (c === "-" || (c !== undefined && c >= "0" && c <= "9")) return number();
+    fail(`unexpected ${describe()}`);
+  };
+  try {
+    value();
+    ws();
+    if (i < text.length) fail(`unexpected ${describe()} after the end of the document`);
+    return undefined;
+  } catch (thrown) {
+    return thrown as { offset: number; problem: string };
+  }
+}
+
+/** Parses JSON text; a syntax error becomes a ConfigError naming `file:line:column`. */
+export function parseConfigText(text: string, file = "<config>"): NatlbConfig {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    const found = locateJsonError(text) ?? {
+      offset: text.length,
+      problem: error instanceof Error ? error.message : String(error),
+    };
+    const { line, column } = lineColumn(text, found.offset);
+    throw new ConfigError("", `${file}:${line}:${column}: invalid JSON: ${found.problem}: fix it at line ${line}, column ${column}`, {
+      cause: error,
+    });
+  }
+  return parseConfig(value, file);
+}
+
+/** Reads and validates a JSON configuration file. */
+export async function loadConfigFile(path: string): Promise<NatlbConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? "error";
+    const hint =
+      code === "ENOENT"
+        ? "check the path given to --config"
+        : code === "EACCES"
+          ? "make it readable by the user running natlb"
+          : code === "EISDIR"
+            ? "give the path of a JSON file, not a directory"
+            : "check the file";
+    throw new ConfigError("", `cannot read ${path} (${code}): ${hint}`, { cause: error });
+  }
+  // Editors on some systems write a byte-order mark, which JSON.parse rejects.
+  return parseConfigText(text.startsWith("\uFEFF") ? text.slice(1) : text, path);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Diff for reload.
+
+export interface RealUpdate {
+  readonly key: string;
+  readonly old: RealConfig;
+  readonly next: RealConfig;
+}
+
+export interface ServiceChange {
+  /** `vip:port/protocol` */
+  readonly key: string;
+  readonly old: ServiceConfig;
+  readonly next: ServiceConfig;
+  /** Service-level settings that differ. */
+  readonly fields: ReadonlyArray<"scheduler" | "healthCheck">;
+  readonly reals: {
+    readonly added: ReadonlyArray<RealConfig>;
+    readonly removed: ReadonlyArray<RealConfig>;
+    /** Same ip:port, different weight. */
+    readonly updated: ReadonlyArray<RealUpdate>;
+    /** The order of the reals changed (selection tables index into the list). */
+    readonly reordered: boolean;
+  };
+}
+
+export type GlobalSetting = "interfaces" | "flowCapacity" | "timeouts" | "socket";
+
+export interface ConfigDiff {
+  readonly added: ReadonlyArray<ServiceConfig>;
+  readonly removed: ReadonlyArray<ServiceConfig>;
+  readonly changed: ReadonlyArray<ServiceChange>;
+  /** Keys of services that are identical in both. */
+  readonly unchanged: ReadonlyArray<string>;
+  /** Top-level settings that differ (some, like flowCapacity, may need a data-plane restart). */
+  readonly settings: ReadonlyArray<GlobalSetting>;
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function diffService(old: ServiceConfig, next: ServiceConfig): ServiceChange | undefined {
+  const fields: Array<"scheduler" | "healthCheck"> = [];
+  if (old.scheduler !== next.scheduler) fields.push("scheduler");
+  if (!sameJson(old.healthCheck, next.healthCheck)) fields.push("healthCheck");
+
+  const oldReals = new Map(old.reals.map((r) => [realKey(r), r]));
+  const nextReals = new Map(next.reals.map((r) => [realKey(r), r]));
+  const added = next.reals.filter((r) => !oldReals.has(realKey(r)));
+  const removed = old.reals.filter((r) => !nextReals.has(realKey(r)));
+  const updated: RealUpdate[] = [];
+  for (const r of next.reals) {
+    const before = oldReals.get(realKey(r));
+    if (before !== undefined && before.weight !== r.weight) updated.push({ key: realKey(r), old: before, next: r });
+  }
+  // Order of reals matters too: table slots index into the list.
+  const reordered = !sameJson(old.reals.map(realKey), next.reals.map(realKey));
+  if (fields.length === 0 && added.length === 0 && removed.length === 0 && updated.length === 0 && !reordered) {
+    return undefined;
+  }
+  return { key: serviceKey(next), old, next, fields, reals: { added, removed, updated, reordered } };
+}
+
+/** What a reload changes, services keyed by `vip:port/protocol` and reals by `ip:port`. */
+export function diffConfig(old: NatlbConfig, next: NatlbConfig): ConfigDiff {
+  const oldByKey = new Map(old.services.map((s) => [serviceKey(s), s]));
+  const nextByKey = new Map(next.services.map((s) => [serviceKey(s), s]));
+  const added = next.services.filter((s) => !oldByKey.has(serviceKey(s)));
+  const removed = old.services.filter((s) => !nextByKey.has(serviceKey(s)));
+  const changed: ServiceChange[] = [];
+  const unchanged: string[] = [];
+  for (const s of next.services) {
+    const before = oldByKey.get(serviceKey(s));
+    if (before === undefined) continue;
+    const change = diffService(before, s);
+    if (change) changed.push(change);
+    else unchanged.push(serviceKey(s));
+  }
+  const settings: GlobalSetting[] = [];
+  if (!sameJson(old.interfaces, next.interfaces)) settings.push("interfaces");
+  if (old.flowCapacity !== next.flowCapacity) settings.push("flowCapacity");
+  if (!sameJson(old.timeouts, next.timeouts)) settings.push("timeouts");
+  if (old.socket !== next.socket) settings.push("socket");
+  return { added, removed, changed, unchanged, settings };
+}

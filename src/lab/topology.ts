@@ -1,0 +1,359 @@
+/*
+ * The natlb network-namespace lab. Every box is a namespace named <prefix><id>-<role>, unique per run.
+ *
+ *  client <p><id>-c           gateway <p><id>-gw                    switch <p><id>-sw         reals <p><id>-rI
+ * +-----------------+       +-------------------------------+      +--------------------+      +------------------+
+ * | eth0            |       | eth0              eth1        |      | p-gw               |      | eth0             |
+ * | 198.18.0.2/24   |=veth==| 198.18.0.1/24     198.18.1.1/24|=veth=|  \                 |      | 198.18.1.(10+I)  |
+ * | default via     |       | ip_forward=1                  |      |   br0 ---- p-r1 ===|=veth=| r1 198.18.1.11   |
+ * |   198.18.0.1    |       | the balancer runs here; VIPs  |      |      `---- p-rN ===|=veth=| rN ...           |
+ * +-----------------+       | 198.18.0.100/.101 are NOT     |      +--------------------+      | default via      |
+ *                           | configured (balancer ARPs)    |                                  |   198.18.1.1     |
+ *                           +-------------------------------+                                  +------------------+
+ *
+ * IPv6 is off in every namespace (no RS/MLD/DAD noise frames). With offloads=false, TSO/GSO/GRO are off
+ * on every veth end and on the bridge, so frames are MTU-sized like on a NIC without GRO.
+ */
+import { randomBytes } from 'node:crypto';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import {
+  CLIENT_IP,
+  GATEWAY_BACKEND_IP,
+  GATEWAY_CLIENT_IP,
+  MAX_REALS,
+  PREFIX_LEN,
+  VIP,
+  VIP2,
+  realIp,
+} from './labAddresses';
+import { registerLab, unregisterLab, type LiveLab } from './labRegistry';
+import { IP_BIN, runIn, runInChecked, sbin, spawnIn, type RunOptions, type RunResult } from './netns';
+import { stopProcesses } from './processes';
+import { OWNER_ALIAS_PREFIX, listNamespaces, removeNamespace } from './staleLabs';
+import { waitUntil } from './wait';
+
+export { listLabNamespaces, removeStaleLabs } from './staleLabs';
+
+export interface LabOptions {
+  /** Number of real servers, 1..8. */
+  reals: number;
+  /** true: veth default offloads (TSO/GSO/GRO on, ~64 KB frames); false: all off (MTU frames). */
+  offloads: boolean;
+  /** Namespace name prefix: a lower-case letter then up to 5 letters/digits. Default "nl". */
+  prefix?: string;
+}
+
+/** One addressed interface of a lab namespace. */
+export interface LabHost {
+  ns: string;
+  ifname: string;
+  ip: string;
+  mac: string;
+}
+
+export interface LabGateway {
+  ns: string;
+  clientIf: 'eth0';
+  backendIf: 'eth1';
+  clientIp: string;
+  backendIp: string;
+  clientMac: string;
+  backendMac: string;
+}
+
+export interface LabSwitch {
+  ns: string;
+  bridge: 'br0';
+  /** Bridge ports: "p-gw" (towards the gateway), then "p-r1".."p-rN". */
+  ports: string[];
+}
+
+export interface Lab {
+  /** <prefix><4 hex>, the common beginning of every namespace name of this lab. */
+  readonly id: string;
+  readonly offloads: boolean;
+  readonly client: LabHost;
+  readonly gateway: LabGateway;
+  readonly switch: LabSwitch;
+  /** reals[0] is r1 (198.18.1.11), reals[i] is r(i+1). */
+  readonly reals: LabHost[];
+  readonly vip: string;
+  readonly vip2: string;
+  /** Every namespace of the lab. */
+  readonly namespaces: readonly string[];
+  readonly destroyed: boolean;
+  /** Runs a command in one of the lab's namespaces; throws a CommandError (with stderr) unless it exits 0. */
+  exec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  /** Like exec but never throws: inspect `code`. */
+  tryExec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  /** Starts a process in one of the lab's namespaces; it is killed by destroy() (and on process exit). */
+  spawn(ns: string, cmd: string, args: readonly string[], opts?: SpawnOptions): ChildProcess;
+  /** Kills tracked processes (SIGTERM, SIGKILL after 2 s) and deletes every namespace. Idempotent. */
+  destroy(): Promise<void>;
+}
+
+/** The lab's real by 1-based index (1 = r1 = 198.18.1.11), with a clear error when out of range. */
+export function realByIndex(lab: Lab, realIndex: number): LabHost {
+  const real = lab.reals[realIndex - 1];
+  if (!Number.isInteger(realIndex) || real === undefined) {
+    throw new RangeError(`realIndex is 1-based (r1..r${lab.reals.length}), got ${realIndex}`);
+  }
+  return real;
+}
+
+export class LabError extends Error {
+  override readonly name = 'LabError';
+}
+
+const PREFIX_RE = /^[a-z][a-z0-9]{0,5}$/;
+const BRIDGE = 'br0';
+
+interface LabNames {
+  id: string;
+  client: string;
+  gateway: string;
+  sw: string;
+  reals: string[];
+  all: string[];
+}
+
+/** Builds the lab. On any failure everything created so far is removed and the error is rethrown. */
+export async function createLab(options: LabOptions): Promise<Lab> {
+  const prefix = options.prefix ?? 'nl';
+  if (!PREFIX_RE.test(prefix)) {
+    throw new LabError(`lab prefix must be a lower-case letter followed by up to 5 letters/digits, got "${prefix}"`);
+  }
+  if (!Number.isInteger(options.reals) || options.reals < 1 || options.reals > MAX_REALS) {
+    throw new LabError(`reals must be an integer in 1..${MAX_REALS}, got ${String(options.reals)}`);
+  }
+  if (typeof options.offloads !== 'boolean') throw new LabError('offloads must be true or false');
+  if (process.getuid?.() !== 0) throw new LabError('the lab needs root (CAP_NET_ADMIN/CAP_SYS_ADMIN) to create network namespaces');
+
+  const names = await pickNames(prefix, options.reals);
+  const live: LiveLab = { id: names.id, namespaces: [], children: new Set() };
+  registerLab(live);
+  try {
+    const parts = await build(names, options.offloads, live);
+    return new NetnsLab(names, options.offloads, live, parts);
+  } catch (e) {
+    await teardown(live).catch(() => undefined);
+    throw e;
+  }
+}
+
+async function pickNames(prefix: string, reals: number): Promise<LabNames> {
+  const existing = await listNamespaces();
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const id = `${prefix}${randomBytes(2).toString('hex')}`;
+    if (existing.some((n) => n.startsWith(`${id}-`))) continue;
+    const realNames = Array.from({ length: reals }, (_, i) => `${id}-r${i + 1}`);
+    const names = { id, client: `${id}-c`, gateway: `${id}-gw`, sw: `${id}-sw`, reals: realNames };
+    return { ...names, all: [names.client, names.gateway, names.sw, ...realNames] };
+  }
+  throw new LabError(`could not find an unused lab id for prefix "${prefix}"; remove stale labs (removeStaleLabs)`);
+}
+
+interface BuiltParts {
+  client: LabHost;
+  gateway: LabGateway;
+  sw: LabSwitch;
+  reals: LabHost[];
+}
+
+/** ip -n <ns> ...: iproute2 switches namespace itself, no `ip netns exec` needed. */
+function ipIn(ns: string, ...args: string[]): Promise<RunResult> {
+  return runInChecked(null, IP_BIN, ['-n', ns, ...args], { timeoutMs: 15_000 });
+}
+
+async function build(names: LabNames, offloads: boolean, live: LiveLab): Promise<BuiltParts> {
+  // 1. Namespaces: IPv6 off before any interface exists, owner marker, lo up.
+  for (const ns of names.all) {
+    await addNamespace(ns);
+    live.namespaces.push(ns);
+  }
+  await Promise.all(
+    names.all.map(async (ns) => {
+      await runInChecked(ns, sbin('sysctl'), ['-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+      await ipIn(ns, 'link', 'set', 'dev', 'lo', 'alias', `${OWNER_ALIAS_PREFIX}${process.pid}`);
+      await ipIn(ns, 'link', 'set', 'dev', 'lo', 'up');
+    }),
+  );
+
+  // 2. Links. Each veth pair is created inside its namespaces (peer netns), never in the root one.
+  const realPorts = names.reals.map((_, i) => `p-r${i + 1}`);
+  const ports = ['p-gw', ...realPorts];
+  await ipIn(names.sw, 'link', 'add', BRIDGE, 'type', 'bridge', 'stp_state', '0');
+  await ipIn(names.client, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', names.gateway);
+  await ipIn(names.gateway, 'link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', 'p-gw', 'netns', names.sw);
+  for (const [i, ns] of names.reals.entries()) {
+    await ipIn(ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', realPorts[i] as string, 'netns', names.sw);
+  }
+  for (const port of ports) await ipIn(names.sw, 'link', 'set', 'dev', port, 'master', BRIDGE);
+
+  // 3. Offloads (before the links come up, so no frame is ever sent with the other setting).
+  const interfaces: Array<[string, string]> = [
+    [names.client, 'eth0'],
+    [names.gateway, 'eth0'],
+    [names.gateway, 'eth1'],
+    [names.sw, BRIDGE],
+    ...ports.map((p): [string, string] => [names.sw, p]),
+    ...names.reals.map((ns): [string, string] => [ns, 'eth0']),
+  ];
+  if (!offloads) {
+    await Promise.all(
+      interfaces.map(([ns, ifname]) => runInChecked(ns, sbin('ethtool'), ['-K', ifname, 'tso', 'off', 'gso', 'off', 'gro', 'off'])),
+    );
+  }
+
+  // 4. Addresses, routes, forwarding.
+  const cidr = (ip: string): string => `${ip}/${PREFIX_LEN}`;
+  await ipIn(names.client, 'addr', 'add', cidr(CLIENT_IP), 'dev', 'eth0');
+  await ipIn(names.gateway, 'addr', 'add', cidr(GATEWAY_CLIENT_IP), 'dev', 'eth0');
+  await ipIn(names.gateway, 'addr', 'add', cidr(GATEWAY_BACKEND_IP), 'dev', 'eth1');
+  await runInChecked(names.gateway, sbin('sysctl'), ['-q', '-w', 'net.ipv4.ip_forward=1']);
+  for (const [i, ns] of names.reals.entries()) await ipIn(ns, 'addr', 'add', cidr(realIp(i + 1)), 'dev', 'eth0');
+  for (const [ns, ifname] of interfaces) await ipIn(ns, 'link', 'set', 'dev', ifname, 'up');
+  await ipIn(names.client, 'route', 'add', 'default', 'via', GATEWAY_CLIENT_IP, 'dev', 'eth0');
+  for (const ns of names.reals) await ipIn(ns, 'route', 'add', 'default', 'via', GATEWAY_BACKEND_IP, 'dev', 'eth0');
+
+  // 5. Wait until every link is up and every bridge port forwards.
+  await waitUntil('lab links to come up', () => allLinksUp(interfaces), 10_000, 50);
+  await waitUntil('bridge ports to forward', () => bridgePortsForwarding(names.sw, ports), 10_000, 50);
+
+  const mac = (ns: string, ifname: string): Promise<string> => macOf(ns, ifname);
+  const client: LabHost = { ns: names.client, ifname: 'eth0', ip: CLIENT_IP, mac: await mac(names.client, 'eth0') };
+  const gateway: LabGateway = {
+    ns: names.gateway,
+    clientIf: 'eth0',
+    backendIf: 'eth1',
+    clientIp: GATEWAY_CLIENT_IP,
+    backendIp: GATEWAY_BACKEND_IP,
+    clientMac: await mac(names.gateway, 'eth0'),
+    backendMac: await mac(names.gateway, 'eth1'),
+  };
+  const reals: LabHost[] = [];
+  for (const [i, ns] of names.reals.entries()) reals.push({ ns, ifname: 'eth0', ip: realIp(i + 1), mac: await mac(ns, 'eth0') });
+  return { client, gateway, sw: { ns: names.sw, bridge: BRIDGE, ports }, reals };
+}
+
+async function addNamespace(ns: string): Promise<void> {
+  // Concurrent first-time `ip netns add` calls can race on mounting /run/netns: retry a little.
+  let last: RunResult | undefined;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    last = await runIn(null, IP_BIN, ['netns', 'add', ns], { timeoutMs: 10_000 });
+    if (last.code === 0) return;
+    if (/exists/i.test(last.stderr)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new LabError(`could not create network namespace ${ns}: ${last?.stderr.trim() ?? ''}`);
+}
+
+interface IpLink {
+  ifname: string;
+  operstate?: string;
+  address?: string;
+  linkinfo?: { info_slave_data?: { state?: string } };
+}
+
+async function links(ns: string, details = false): Promise<IpLink[]> {
+  const r = await ipIn(ns, ...(details ? ['-d'] : []), '-j', 'link', 'show');
+  return JSON.parse(r.stdout) as IpLink[];
+}
+
+async function allLinksUp(interfaces: Array<[string, string]>): Promise<boolean> {
+  const byNs = new Map<string, IpLink[]>();
+  for (const [ns] of interfaces) if (!byNs.has(ns)) byNs.set(ns, await links(ns));
+  return interfaces.every(([ns, ifname]) => byNs.get(ns)?.find((l) => l.ifname === ifname)?.operstate === 'UP');
+}
+
+async function bridgePortsForwarding(ns: string, ports: string[]): Promise<boolean> {
+  const all = await links(ns, true);
+  return ports.every((p) => all.find((l) => l.ifname === p)?.linkinfo?.info_slave_data?.state === 'forwarding');
+}
+
+async function macOf(ns: string, ifname: string): Promise<string> {
+  const r = await ipIn(ns, '-j', 'link', 'show', 'dev', ifname);
+  const mac = (JSON.parse(r.stdout) as IpLink[])[0]?.address;
+  if (mac === undefined) throw new LabError(`no MAC address on ${ifname} in ${ns}`);
+  return mac;
+}
+
+/** Kills the lab's processes, deletes its namespaces, forgets it. */
+async function teardown(live: LiveLab): Promise<void> {
+  await stopProcesses(live.children, 2000);
+  live.children.clear();
+  const errors: string[] = [];
+  // Reals and switch first, client last: order does not matter to the kernel, only to readability.
+  for (const ns of [...live.namespaces].reverse()) {
+    try {
+      await removeNamespace(ns);
+    } catch (e) {
+      errors.push((e as Error).message);
+    }
+  }
+  unregisterLab(live.id);
+  if (errors.length > 0) throw new LabError(`lab ${live.id} was not fully removed: ${errors.join('; ')}`);
+}
+
+class NetnsLab implements Lab {
+  readonly id: string;
+  readonly client: LabHost;
+  readonly gateway: LabGateway;
+  readonly switch: LabSwitch;
+  readonly reals: LabHost[];
+  readonly vip = VIP;
+  readonly vip2 = VIP2;
+  readonly namespaces: readonly string[];
+  private destroying: Promise<void> | undefined;
+
+  constructor(
+    names: LabNames,
+    readonly offloads: boolean,
+    private readonly live: LiveLab,
+    parts: BuiltParts,
+  ) {
+    this.id = names.id;
+    this.namespaces = [...names.all];
+    this.client = parts.client;
+    this.gateway = parts.gateway;
+    this.switch = parts.sw;
+    this.reals = parts.reals;
+  }
+
+  get destroyed(): boolean {
+    return this.destroying !== undefined;
+  }
+
+  exec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    this.checkNamespace(ns);
+    return runInChecked(ns, cmd, args, opts);
+  }
+
+  tryExec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    this.checkNamespace(ns);
+    return runIn(ns, cmd, args, opts);
+  }
+
+  spawn(ns: string, cmd: string, args: readonly string[], opts?: SpawnOptions): ChildProcess {
+    this.checkNamespace(ns);
+    const child = spawnIn(ns, cmd, args, opts);
+    this.live.children.add(child);
+    child.once('exit', () => this.live.children.delete(child));
+    child.once('error', () => {
+      if (child.pid === undefined || child.exitCode !== null) this.live.children.delete(child);
+    });
+    return child;
+  }
+
+  destroy(): Promise<void> {
+    this.destroying ??= teardown(this.live);
+    return this.destroying;
+  }
+
+  private checkNamespace(ns: string): void {
+    if (this.destroyed) throw new LabError(`lab ${this.id} is destroyed`);
+    if (!this.namespaces.includes(ns)) {
+      throw new LabError(`"${ns}" is not a namespace of lab ${this.id} (use one of ${this.namespaces.join(', ')})`);
+    }
+  }
+}

@@ -1,0 +1,123 @@
+// Typed loader for the C++ data plane (native/addon.cc). The addon is built by cmake-js on `npm ci`
+// (build-cmake/) or by node-gyp (`npm run build:gyp`, build/); whichever exists is used.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+export type Protocol = "tcp" | "udp";
+export type PickMode = "cursor" | "random" | "hash";
+export type ChecksumKind = "complete" | "partial";
+
+export interface NativeInterface {
+  name: string;
+  ifindex: number;
+  mac: string;
+  role: "client" | "backend";
+  addresses: { ip: string; prefixLength: number }[];
+}
+
+export interface NativeService {
+  vip: string;
+  port: number;
+  protocol: Protocol;
+  mode: PickMode;
+  /** Indexes into `reals`, computed by a scheduling policy (src/schedulers). */
+  slots: Uint16Array;
+  reals: { ip: string; port: number; id: number }[];
+}
+
+export interface NativeRoute {
+  prefix: string;
+  prefixLength: number;
+  ifindex: number;
+  gateway?: string;
+}
+
+export interface NativeNeighbour {
+  ip: string;
+  mac: string;
+  ifindex: number;
+}
+
+export interface NativeTimeouts {
+  tcpSynRecv?: number;
+  tcpEstablished?: number;
+  tcpFinWait?: number;
+  tcpTimeWait?: number;
+  tcpClose?: number;
+  udp?: number;
+}
+
+export const COUNTER_NAMES = [
+  "rxFrames", "rxBytes", "txFrames", "txBytes", "toReal", "toClient", "passedThrough", "newFlows",
+  "arpRepliesSent", "arpRequestsSent", "gratuitousArpSent", "ignored", "dropTruncated", "dropMalformed",
+  "dropFragment", "dropTtlExpired", "dropNoService", "dropNoReal", "dropNoFlow", "dropFlowTableFull",
+  "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",
+] as const;
+export type CounterName = (typeof COUNTER_NAMES)[number];
+export type EngineCounters = Record<CounterName, number>;
+
+export interface NativeEngine {
+  start(): void;
+  stop(): void;
+  isRunning(): boolean;
+  setServices(services: NativeService[]): void;
+  setRoutes(routes: NativeRoute[]): void;
+  learnNeighbours(neighbours: NativeNeighbour[]): void;
+  setTimeouts(timeouts: NativeTimeouts): void;
+  counters(): EngineCounters;
+  neighbours(): NativeNeighbour[];
+}
+
+export interface FlowLayout {
+  magic: number;
+  version: number;
+  headerBytes: number;
+  entryBytes: number;
+  header: Record<
+    "magic" | "version" | "capacity" | "bucketCount" | "bumpAllocated" | "liveCount" | "clockMs" | "inserted"
+    | "expired" | "fullDrops" | "hashSeed",
+    number
+  >;
+  entry: Record<
+    "status" | "protocol" | "state" | "realId" | "clientIp" | "vip" | "realIp" | "clientPort" | "vport"
+    | "realPort" | "flags" | "lastSeenMs" | "packetsIn" | "bytesIn" | "packetsOut" | "bytesOut" | "createdMs",
+    number
+  >;
+  states: string[];
+  minCapacity: number;
+  maxCapacity: number;
+}
+
+export type RewriteResult = { ok: true } | { ok: false; reason: string };
+export type ParseResult =
+  | { ok: true; protocol: number; src: string; dst: string; sport: number; dport: number; ttl: number;
+      l3Offset: number; l4Offset: number; l4Length: number }
+  | { ok: false; reason: string };
+
+export interface NativeAddon {
+  flowLayout(): FlowLayout;
+  flowTableBytes(capacity: number): number;
+  initializeFlowTable(memory: Uint8Array, capacity: number): void;
+  monotonicMs(): number;
+  Engine: new (options: { flowTable: Uint8Array; interfaces: NativeInterface[]; ringSlots?: number }) => NativeEngine;
+  packet: {
+    parse(frame: Uint8Array): ParseResult;
+    rewriteDestination(frame: Uint8Array, to: { ip: string; port: number }, checksum: ChecksumKind): RewriteResult;
+    rewriteSource(frame: Uint8Array, from: { ip: string; port: number }, checksum: ChecksumKind): RewriteResult;
+  };
+}
+
+let loaded: NativeAddon | undefined;
+
+export function loadNative(): NativeAddon {
+  if (loaded) return loaded;
+  const root = join(__dirname, "..", "..");
+  const candidates = [join(root, "build-cmake", "Release", "natlb.node"), join(root, "build", "Release", "natlb.node")];
+  const found = candidates.find((path) => existsSync(path));
+  if (!found) {
+    throw new Error(`natlb: the native addon is not built (looked for ${candidates.join(", ")}); run \`npm ci\` or \`npm run build\``);
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  loaded = require(found) as NativeAddon;
+  return loaded;
+}
