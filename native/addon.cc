@@ -153,8 +153,8 @@ Napi::Value InitializeFlowTable(const Napi::CallbackInfo& info) {
   if (length < flow::offsetsFor(capacity).totalBytes) {
     throw Napi::RangeError::New(info.Env(), "flow map memory is smaller than flowTableBytes(capacity)");
   }
-  if ((reinterpret_cast<uintptr_t>(memory) & 63) != 0) {
-    throw Napi::RangeError::New(info.Env(), "flow map memory must be 64-byte aligned (use a fresh SharedArrayBuffer)");
+  if ((reinterpret_cast<uintptr_t>(memory) & 7) != 0) {
+    throw Napi::RangeError::New(info.Env(), "flow map memory must be 8-byte aligned (use a fresh SharedArrayBuffer)");
   }
   flow::FlowTable::initialize(memory, capacity, std::random_device{}());
   return info.Env().Undefined();

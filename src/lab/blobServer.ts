@@ -1,6 +1,6 @@
 // HTTP server for a real server's namespace, and the helper that starts it there.
 //
-//   node dist/src/lab/blobServer.js [--port 8080] [--host 0.0.0.0] [--ip <own ip>] [--max-seconds 3600]
+//   node dist/src/lab/blobServer.js [--port 8080] [--host 0.0.0.0] [--ip <own ip>] [--max-seconds 3600] [--cache-mb 256]
 //
 //   GET /blob?bytes=N&seed=S  N deterministic bytes (see blobContent.ts), header X-Real: <own ip>
 //   GET /id                   "<own ip>\n"
@@ -14,7 +14,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import http from 'node:http';
 import { networkInterfaces } from 'node:os';
-import { BLOB_CHUNK, BlobGenerator } from './blobContent';
+import { BLOB_CHUNK, BlobChunkCache, BlobGenerator } from './blobContent';
 import { realByIndex, type Lab, type LabHost } from './topology';
 import { ToolArgs, UsageError, emit, isIpv4, runToolMain } from './toolArgs';
 import { launchTool, type ToolEvent, type ToolProcess } from './toolProcess';
@@ -54,6 +54,8 @@ export interface BlobServerOptions {
   maxSeconds?: number;
   /** How long to wait for the listening line. Default 15 000 ms. */
   readyTimeoutMs?: number;
+  /** Keystream kept in memory so repeated downloads cost no AES (MiB, 0 = none). Default 256. */
+  cacheMb?: number;
 }
 
 /**
@@ -68,6 +70,7 @@ export async function startBlobServer(
 ): Promise<BlobServerHandle> {
   const real = realByIndex(lab, realIndex);
   const args = ['--port', String(port), '--ip', real.ip, '--max-seconds', String(opts.maxSeconds ?? 3600)];
+  if (opts.cacheMb !== undefined) args.push('--cache-mb', String(opts.cacheMb));
   const tool = launchTool(lab, real.ns, __filename, args, `blobServer(r${realIndex}:${port})`);
   try {
     await tool.waitForEvent((e) => e.event === 'listening', opts.readyTimeoutMs ?? 15_000, 'the listening line');
@@ -119,7 +122,7 @@ function toServedEvent(e: ToolEvent): ServedEvent {
 // ---------------------------------------------------------------------------------------------
 // The server program.
 
-const USAGE = 'blobServer [--port 8080] [--host 0.0.0.0] [--ip <address for X-Real>] [--max-seconds 3600]';
+const USAGE = 'blobServer [--port 8080] [--host 0.0.0.0] [--ip <address for X-Real>] [--max-seconds 3600] [--cache-mb 256]';
 
 /** First non-internal IPv4 address of this namespace (eth0 preferred). */
 function ownIp(): string | undefined {
@@ -133,6 +136,18 @@ function ownIp(): string | undefined {
 
 /** sha256 of (seed, bytes) blobs already served in full: repeated downloads cost no hashing. */
 const shaCache = new Map<string, string>();
+/** Keystream kept in memory per seed (shared budget, --cache-mb): repeated downloads cost no AES. */
+const chunkCaches = new Map<string, BlobChunkCache>();
+const cacheBudget = { bytes: 0 };
+
+function chunkCache(seed: string): BlobChunkCache {
+  let c = chunkCaches.get(seed);
+  if (c === undefined) {
+    c = new BlobChunkCache(seed, cacheBudget);
+    chunkCaches.set(seed, c);
+  }
+  return c;
+}
 
 async function serveBlob(req: http.IncomingMessage, res: http.ServerResponse, url: URL, ip: string): Promise<void> {
   const bytesParam = url.searchParams.get('bytes') ?? '';
@@ -170,10 +185,19 @@ async function serveBlob(req: http.IncomingMessage, res: http.ServerResponse, ur
     'X-Real': ip,
     'X-Blob-Seed': seed,
   });
-  const gen = new BlobGenerator(seed);
-  while (written < bytes) {
+  const cache = chunkCache(seed);
+  let gen: BlobGenerator | undefined;
+  for (let index = 0; written < bytes; index++) {
     if (res.destroyed) return;
-    const chunk = gen.next(Math.min(BLOB_CHUNK, bytes - written));
+    const n = Math.min(BLOB_CHUNK, bytes - written);
+    let chunk = gen === undefined ? cache.chunk(index) : undefined;
+    if (chunk === undefined) {
+      // Past the cached prefix (always at a chunk boundary, so `written` is a multiple of 16).
+      gen ??= new BlobGenerator(seed, written);
+      chunk = gen.next(n);
+    } else if (n < chunk.length) {
+      chunk = chunk.subarray(0, n);
+    }
     hash?.update(chunk);
     written += chunk.length;
     if (!res.write(chunk)) {
@@ -213,6 +237,7 @@ async function serverMain(argv: string[]): Promise<void> {
   const host = a.string('host', '0.0.0.0');
   const ip = a.string('ip') ?? ownIp();
   const maxSeconds = a.int('max-seconds', { min: 1, max: 7 * 86400 }, 3600);
+  cacheBudget.bytes = a.int('cache-mb', { min: 0, max: 16384 }, 256) * 1024 * 1024;
   a.rejectUnknown();
   if (!isIpv4(host)) throw new UsageError(`--host must be an IPv4 address, got "${host}"`);
   if (ip === undefined || !isIpv4(ip)) throw new UsageError('no IPv4 address found for X-Real: pass --ip');

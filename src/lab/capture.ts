@@ -145,7 +145,7 @@ async function captureMain(argv: string[]): Promise<void> {
     const p = decodeFrame(buffer, nbytes, link, t);
     if (p === null) skipped++;
     else packets.push(p);
-    if (packets.length >= maxPackets) setImmediate(() => void finish('max-packets'));
+    if (packets.length >= maxPackets) setImmediate(() => finish('max-packets').catch(fail));
   });
 
   const finish = async (reason: string): Promise<void> => {

@@ -41,6 +41,11 @@ export interface LabOptions {
   offloads: boolean;
   /** Namespace name prefix: a lower-case letter then up to 5 letters/digits. Default "nl". */
   prefix?: string;
+  /**
+   * 4 lower-case hex digits to use instead of a random id (reproducible names). A name collision then
+   * shows up as a creation failure, and what was made is removed.
+   */
+  id?: string;
 }
 
 /** One addressed interface of a lab namespace. */
@@ -102,7 +107,12 @@ export function realByIndex(lab: Lab, realIndex: number): LabHost {
 }
 
 export class LabError extends Error {
-  override readonly name = 'LabError';
+  override readonly name: string = 'LabError';
+}
+
+/** A namespace the lab wanted to create already exists. */
+export class NamespaceExistsError extends LabError {
+  override readonly name = 'NamespaceExistsError';
 }
 
 const PREFIX_RE = /^[a-z][a-z0-9]{0,5}$/;
@@ -129,26 +139,37 @@ export async function createLab(options: LabOptions): Promise<Lab> {
   if (typeof options.offloads !== 'boolean') throw new LabError('offloads must be true or false');
   if (process.getuid?.() !== 0) throw new LabError('the lab needs root (CAP_NET_ADMIN/CAP_SYS_ADMIN) to create network namespaces');
 
-  const names = await pickNames(prefix, options.reals);
-  const live: LiveLab = { id: names.id, namespaces: [], children: new Set() };
-  registerLab(live);
-  try {
-    const parts = await build(names, options.offloads, live);
-    return new NetnsLab(names, options.offloads, live, parts);
-  } catch (e) {
-    await teardown(live).catch(() => undefined);
-    throw e;
+  if (options.id !== undefined && !/^[0-9a-f]{4}$/.test(options.id)) {
+    throw new LabError(`lab id must be 4 lower-case hex digits, got "${options.id}"`);
+  }
+  for (let attempt = 1; ; attempt++) {
+    const names = await pickNames(prefix, options.reals, options.id);
+    const live: LiveLab = { id: names.id, namespaces: [], children: new Set() };
+    registerLab(live);
+    try {
+      const parts = await build(names, options.offloads, live);
+      return new NetnsLab(names, options.offloads, live, parts);
+    } catch (e) {
+      await teardown(live).catch(() => undefined);
+      // Another process picked the same random id at the same moment: take another one.
+      if (e instanceof NamespaceExistsError && options.id === undefined && attempt < 3) continue;
+      throw e;
+    }
   }
 }
 
-async function pickNames(prefix: string, reals: number): Promise<LabNames> {
+function labNames(id: string, reals: number): LabNames {
+  const realNames = Array.from({ length: reals }, (_, i) => `${id}-r${i + 1}`);
+  const names = { id, client: `${id}-c`, gateway: `${id}-gw`, sw: `${id}-sw`, reals: realNames };
+  return { ...names, all: [names.client, names.gateway, names.sw, ...realNames] };
+}
+
+async function pickNames(prefix: string, reals: number, fixedId: string | undefined): Promise<LabNames> {
+  if (fixedId !== undefined) return labNames(`${prefix}${fixedId}`, reals);
   const existing = await listNamespaces();
   for (let attempt = 0; attempt < 20; attempt++) {
     const id = `${prefix}${randomBytes(2).toString('hex')}`;
-    if (existing.some((n) => n.startsWith(`${id}-`))) continue;
-    const realNames = Array.from({ length: reals }, (_, i) => `${id}-r${i + 1}`);
-    const names = { id, client: `${id}-c`, gateway: `${id}-gw`, sw: `${id}-sw`, reals: realNames };
-    return { ...names, all: [names.client, names.gateway, names.sw, ...realNames] };
+    if (!existing.some((n) => n.startsWith(`${id}-`))) return labNames(id, reals);
   }
   throw new LabError(`could not find an unused lab id for prefix "${prefix}"; remove stale labs (removeStaleLabs)`);
 }
@@ -242,7 +263,9 @@ async function addNamespace(ns: string): Promise<void> {
   for (let attempt = 0; attempt < 3; attempt++) {
     last = await runIn(null, IP_BIN, ['netns', 'add', ns], { timeoutMs: 10_000 });
     if (last.code === 0) return;
-    if (/exists/i.test(last.stderr)) break;
+    if (/exists/i.test(last.stderr)) {
+      throw new NamespaceExistsError(`network namespace ${ns} already exists (another lab with the same id?): ${last.stderr.trim()}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new LabError(`could not create network namespace ${ns}: ${last?.stderr.trim() ?? ''}`);

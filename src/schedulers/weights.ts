@@ -13,22 +13,33 @@ export function reduceWeights(weights: readonly number[]): number[] {
 }
 
 /**
- * Splits `total` slots among positive `weights` proportionally, every weight getting at least one
- * slot (Hamilton / largest-remainder method over the slots left after that minimum). The counts
- * sum to exactly `total`; each deviates from the exact share by less than two slots.
+ * Splits `total` slots among positive `weights` proportionally (Hamilton / largest-remainder
+ * method), so each count is within one slot of its exact share. A weight too small for a whole
+ * slot still gets one, taken from the count that most exceeds its own share. Counts sum to `total`.
  */
 export function apportion(weights: readonly number[], total: number): number[] {
   const n = weights.length;
   if (n === 0) return [];
   if (total < n) throw new RangeError(`cannot give ${n} weights at least one slot each out of ${total}`);
-  const spare = total - n;
   const sum = weights.reduce((a, w) => a + w, 0);
-  // Products stay below 2^53 (65535 * 65536 * 256), so this integer arithmetic is exact.
-  const counts = weights.map((w) => 1 + Math.floor((w * spare) / sum));
-  const remainders = weights.map((w, i) => ({ i, r: (w * spare) % sum }));
+  // Products stay below 2^53 (65535 * 65537 * 256), so this integer arithmetic is exact.
+  const counts = weights.map((w) => Math.floor((w * total) / sum));
+  const order = weights.map((w, i) => ({ i, r: (w * total) % sum }));
+  order.sort((x, y) => y.r - x.r || x.i - y.i);
   let left = total - counts.reduce((a, c) => a + c, 0);
-  remainders.sort((x, y) => y.r - x.r || x.i - y.i);
-  for (let k = 0; left > 0; k++, left--) counts[remainders[k]!.i]! += 1;
+  for (let k = 0; left > 0; k++, left--) counts[order[k]!.i]! += 1;
+
+  for (let i = 0; i < n; i++) {
+    if (counts[i]! > 0) continue;
+    // surplus_j = counts_j - exact_j, compared in units of 1/sum to stay in integers.
+    let donor = -1;
+    for (let j = 0; j < n; j++) {
+      if (counts[j]! < 2) continue;
+      if (donor < 0 || counts[j]! * sum - weights[j]! * total > counts[donor]! * sum - weights[donor]! * total) donor = j;
+    }
+    counts[donor]! -= 1; // a donor exists: total >= n means some count is >= 2 while one is 0
+    counts[i] = 1;
+  }
   return counts;
 }
 

@@ -1,0 +1,375 @@
+// The balancer: services, real servers and weights on top of the native engine. Every change (API
+// call, reload, health change) produces a new configuration that is validated like a config file,
+// then applied whole: selection tables are recomputed by the scheduling policies and handed to the
+// engine as one snapshot; kernel set-up follows the set of VIPs and real-server ports.
+import {
+  parseConfig, realKey, serviceKey, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig,
+} from "./config";
+import { ApiError, NatlbError } from "./errors";
+import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
+import { discoverGateway, readNeighbours, readRoutes, type GatewayView } from "./gateway/interfaces";
+import { HealthMonitor, type HealthChange } from "./health";
+import { KernelSetup, type KernelPlan } from "./kernel";
+import { silentLogger, type Logger } from "./log";
+import { loadNative, type EngineCounters, type NativeEngine, type NativeInterface, type NativeService } from "./native";
+import { schedulerFor, type SchedulerName } from "./schedulers";
+
+export interface BalancerOptions {
+  logger?: Logger;
+  /** Install the blackhole route/rules (needs CAP_NET_ADMIN). Default true. */
+  kernelSetup?: boolean;
+  /** How often routes and neighbours are re-read from the kernel, ms. Default 5000. */
+  routeRefreshMs?: number;
+}
+
+export interface ServiceRef {
+  vip: string;
+  port: number;
+  protocol?: Protocol;
+}
+
+export interface RealRef {
+  ip: string;
+  port?: number;
+}
+
+export interface RealStatus {
+  ip: string;
+  port: number;
+  weight: number;
+  up: boolean;
+  activeConns: number;
+  inactiveConns: number;
+}
+
+export interface ServiceStatus {
+  vip: string;
+  port: number;
+  protocol: Protocol;
+  scheduler: SchedulerName;
+  reals: RealStatus[];
+}
+
+export interface BalancerStatus {
+  services: ServiceStatus[];
+  interfaces: { name: string; role: "client" | "backend" }[];
+  flows: FlowMapStats;
+  counters: EngineCounters;
+}
+
+/** The JSON shape of one service as the API and config file take it (validated on use). */
+export type ServiceInput = Record<string, unknown>;
+export type RealInput = Record<string, unknown>;
+
+export class Balancer {
+  private config: NatlbConfig;
+  private readonly realIds = new Map<string, number>();
+  private nextRealId = 0;
+  private readonly health: HealthMonitor;
+  private routeTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private changeQueue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    config: NatlbConfig,
+    private readonly gateway: GatewayView,
+    private readonly engine: NativeEngine,
+    private readonly flows: FlowMap,
+    private readonly kernel: KernelSetup | undefined,
+    private readonly log: Logger,
+  ) {
+    this.config = config;
+    this.health = new HealthMonitor({
+      onChange: (change) => this.onHealthChange(change),
+      onError: (error) => this.log.error({ err: error }, "health change handler failed"),
+    });
+  }
+
+  /** Discovers interfaces, sets up the kernel, opens the rings and starts forwarding. */
+  static async start(config: NatlbConfig, options: BalancerOptions = {}): Promise<Balancer> {
+    const log = options.logger ?? silentLogger;
+    const native = loadNative();
+    const gateway = await discoverGateway(config);
+    const flows = new FlowMap(config.flowCapacity);
+    const engine = new native.Engine({ flowTable: flows.bytes, interfaces: gateway.interfaces });
+    engine.setTimeouts(config.timeouts);
+    engine.setRoutes(gateway.routes);
+    engine.learnNeighbours(gateway.neighbours);
+    const kernel = options.kernelSetup === false ? undefined : new KernelSetup();
+    const balancer = new Balancer(config, gateway, engine, flows, kernel, log);
+    try {
+      balancer.publish();
+      await kernel?.apply(balancer.kernelPlan());
+      try {
+        engine.start();
+      } catch (error) {
+        throw new NatlbError(
+          "E_DATAPLANE",
+          `cannot open the packet rings (${(error as Error).message}): natlb needs CAP_NET_RAW; run as root or grant the capability`,
+          { cause: error },
+        );
+      }
+      balancer.syncHealthChecks();
+      balancer.health.start();
+      balancer.routeTimer = setInterval(() => void balancer.refreshRoutes(), options.routeRefreshMs ?? 5000);
+      balancer.routeTimer.unref();
+      log.info({ interfaces: gateway.interfaces.map((i) => `${i.name}(${i.role})`), services: config.services.length }, "natlb started");
+      return balancer;
+    } catch (error) {
+      engine.stop();
+      await kernel?.undo().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  get interfaces(): readonly NativeInterface[] {
+    return this.gateway.interfaces;
+  }
+
+  get currentConfig(): NatlbConfig {
+    return this.config;
+  }
+
+  // ---- the API: each call validates a whole next configuration, then applies it -----------------
+
+  addService(input: ServiceInput): Promise<void> {
+    return this.change((raw) => {
+      raw.services.push(input);
+    });
+  }
+
+  updateService(ref: ServiceRef, changes: { scheduler?: SchedulerName; healthCheck?: Record<string, unknown> }): Promise<void> {
+    return this.change((raw) => {
+      const service = raw.services[this.indexOf(ref)] as Record<string, unknown>;
+      if (changes.scheduler !== undefined) service.scheduler = changes.scheduler;
+      if (changes.healthCheck !== undefined) service.healthCheck = changes.healthCheck;
+    });
+  }
+
+  removeService(ref: ServiceRef): Promise<void> {
+    return this.change((raw) => {
+      raw.services.splice(this.indexOf(ref), 1);
+    });
+  }
+
+  addReal(ref: ServiceRef, real: RealInput): Promise<void> {
+    return this.change((raw) => {
+      ((raw.services[this.indexOf(ref)] as Record<string, unknown>).reals as unknown[]).push(real);
+    });
+  }
+
+  updateReal(ref: ServiceRef, real: RealRef, changes: { weight?: number }): Promise<void> {
+    return this.change((raw) => {
+      const index = this.indexOf(ref);
+      const reals = (raw.services[index] as Record<string, unknown>).reals as Record<string, unknown>[];
+      const found = this.realIndexOf(index, real);
+      if (changes.weight !== undefined) reals[found]!.weight = changes.weight;
+    });
+  }
+
+  removeReal(ref: ServiceRef, real: RealRef): Promise<void> {
+    return this.change((raw) => {
+      const index = this.indexOf(ref);
+      ((raw.services[index] as Record<string, unknown>).reals as unknown[]).splice(this.realIndexOf(index, real), 1);
+    });
+  }
+
+  /** Applies a whole new configuration (a reload). Interfaces and flow capacity need a restart. */
+  reload(next: NatlbConfig): Promise<void> {
+    return this.enqueue(() => this.apply(next));
+  }
+
+  // ---- reading ------------------------------------------------------------------------------------
+
+  status(): BalancerStatus {
+    const counts = new Map<string, { active: number; inactive: number }>();
+    this.flows.forEachLive((c) => {
+      const key = `${c.vip.ip}:${c.vip.port}/${c.protocol}|${c.real.ip}:${c.real.port}`;
+      const entry = counts.get(key) ?? { active: 0, inactive: 0 };
+      if (c.state === "ESTABLISHED") entry.active += 1;
+      else entry.inactive += 1;
+      counts.set(key, entry);
+      return true;
+    });
+    return {
+      services: this.config.services.map((s) => ({
+        vip: s.vip,
+        port: s.port,
+        protocol: s.protocol,
+        scheduler: s.scheduler,
+        reals: s.reals.map((r) => {
+          const count = counts.get(`${serviceKey(s)}|${realKey(r)}`) ?? { active: 0, inactive: 0 };
+          return {
+            ip: r.ip, port: r.port, weight: r.weight, up: this.isUp(s, r),
+            activeConns: count.active, inactiveConns: count.inactive,
+          };
+        }),
+      })),
+      interfaces: this.gateway.interfaces.map((i) => ({ name: i.name, role: i.role })),
+      flows: this.flows.stats(),
+      counters: this.engine.counters(),
+    };
+  }
+
+  connections(limit?: number): Connection[] {
+    return this.flows.connections(limit);
+  }
+
+  counters(): EngineCounters {
+    return this.engine.counters();
+  }
+
+  /** Stops forwarding and removes the kernel set-up. Safe to call more than once. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.routeTimer) clearInterval(this.routeTimer);
+    await this.health.stop();
+    this.engine.stop();
+    await this.kernel?.undo();
+    this.log.info("natlb stopped");
+  }
+
+  // ---- internals ----------------------------------------------------------------------------------
+
+  private enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.changeQueue.then(work, work);
+    this.changeQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private change(edit: (raw: { services: unknown[] } & Record<string, unknown>) => void): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.stopped) throw new ApiError("the balancer is stopped", { status: 409 });
+      const raw = JSON.parse(JSON.stringify(this.config)) as { services: unknown[] } & Record<string, unknown>;
+      edit(raw);
+      await this.apply(parseConfig(raw));
+    });
+  }
+
+  private indexOf(ref: ServiceRef): number {
+    const key = serviceKey({ vip: ref.vip, port: ref.port, protocol: ref.protocol ?? "tcp" });
+    const index = this.config.services.findIndex((s) => serviceKey(s) === key);
+    if (index < 0) throw new ApiError(`no service ${key}: list services with \`natlb status\``, { status: 404 });
+    return index;
+  }
+
+  private realIndexOf(serviceIndex: number, real: RealRef): number {
+    const service = this.config.services[serviceIndex]!;
+    const index = service.reals.findIndex((r) => r.ip === real.ip && (real.port === undefined || r.port === real.port));
+    if (index < 0) {
+      throw new ApiError(`service ${serviceKey(service)} has no real server ${real.ip}${real.port ? `:${real.port}` : ""}`, { status: 404 });
+    }
+    return index;
+  }
+
+  private async apply(next: NatlbConfig): Promise<void> {
+    if (next.flowCapacity !== this.config.flowCapacity) {
+      throw new ApiError("flowCapacity cannot change while running: restart natlb to resize the flow map", { status: 409 });
+    }
+    if (JSON.stringify(next.interfaces) !== JSON.stringify(this.config.interfaces)) {
+      throw new ApiError("interfaces cannot change while running: restart natlb", { status: 409 });
+    }
+    if (!next.interfaces) {
+      const needed = await discoverGateway(next);
+      const running = new Set(this.gateway.interfaces.map((i) => `${i.name}/${i.role}`));
+      const missing = needed.interfaces.filter((i) => i.role === "backend" && !running.has(`${i.name}/${i.role}`));
+      if (missing.length > 0) {
+        throw new ApiError(
+          `the new real servers are reached through ${missing.map((i) => i.name).join(", ")}, which this natlb does not run on: restart natlb`,
+          { status: 409 },
+        );
+      }
+    }
+    const previous = this.config;
+    this.config = next;
+    try {
+      this.engine.setTimeouts(next.timeouts);
+      this.publish();
+      this.syncHealthChecks();
+      await this.kernel?.update(this.kernelPlan());
+    } catch (error) {
+      this.config = previous;
+      this.publish();
+      this.syncHealthChecks();
+      throw error;
+    }
+  }
+
+  private realIdFor(service: ServiceConfig, real: RealConfig): number {
+    const key = `${serviceKey(service)}|${realKey(real)}`;
+    let id = this.realIds.get(key);
+    if (id === undefined) {
+      id = this.nextRealId++ & 0xffff;
+      this.realIds.set(key, id);
+    }
+    return id;
+  }
+
+  private isUp(service: ServiceConfig, real: RealConfig): boolean {
+    if (service.healthCheck.type === "none") return true;
+    return this.health.isUp(serviceKey(service), { ip: real.ip, port: real.port }) ?? true;
+  }
+
+  /** Recomputes every selection table and hands the engine one new snapshot. */
+  private publish(): void {
+    const services: NativeService[] = this.config.services.map((s) => {
+      const table = schedulerFor(s.scheduler).build({
+        reals: s.reals.map((r) => ({ ip: r.ip, port: r.port, weight: r.weight, up: this.isUp(s, r) })),
+      });
+      return {
+        vip: s.vip,
+        port: s.port,
+        protocol: s.protocol,
+        mode: table.mode,
+        slots: table.slots,
+        reals: s.reals.map((r) => ({ ip: r.ip, port: r.port, id: this.realIdFor(s, r) })),
+      };
+    });
+    this.engine.setServices(services);
+  }
+
+  private kernelPlan(): KernelPlan {
+    const backends = this.gateway.interfaces.filter((i) => i.role === "backend").map((i) => i.name);
+    return {
+      vips: this.config.services.map((s) => s.vip),
+      replyPaths: this.config.services.flatMap((s) =>
+        s.reals.flatMap((r) => backends.map((name) => ({ interface: name, protocol: s.protocol, sourcePort: r.port }))),
+      ),
+    };
+  }
+
+  private syncHealthChecks(): void {
+    const wanted = new Map<string, { service: ServiceConfig; real: RealConfig }>();
+    for (const service of this.config.services) {
+      if (service.healthCheck.type !== "tcp") continue;
+      for (const real of service.reals) wanted.set(`${serviceKey(service)}|${realKey(real)}`, { service, real });
+    }
+    for (const status of this.health.status()) {
+      const key = `${status.serviceKey}|${realKey(status.real)}`;
+      if (!wanted.has(key)) this.health.remove(status.serviceKey, status.real);
+    }
+    for (const { service, real } of wanted.values()) {
+      if (service.healthCheck.type !== "tcp") continue;
+      this.health.add(serviceKey(service), { ip: real.ip, port: real.port }, service.healthCheck);
+    }
+  }
+
+  private onHealthChange(change: HealthChange): void {
+    if (this.stopped) return;
+    this.log.warn({ service: change.serviceKey, real: realKey(change.real), up: change.up, reason: change.reason }, "real server health changed");
+    this.publish();
+  }
+
+  private async refreshRoutes(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const [routes, neighbours] = await Promise.all([readRoutes(this.gateway.interfaces), readNeighbours(this.gateway.interfaces)]);
+      if (this.stopped) return;
+      this.engine.setRoutes(routes);
+      this.engine.learnNeighbours(neighbours);
+    } catch (error) {
+      this.log.warn({ err: error }, "could not re-read routes and neighbours");
+    }
+  }
+}

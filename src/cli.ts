@@ -1,0 +1,153 @@
+// `natlb`: the command line. run (the daemon), status and conns (ask the daemon over its local
+// socket), demo (lab + balancer + large download + summary), bench (issue #3).
+import { Command, InvalidArgumentError } from "commander";
+import { parseConfigText } from "./config";
+import { DEFAULT_CONTROL_TIMEOUT_MS, defaultSocketPath, requestControl } from "./control";
+import { startDaemon } from "./daemon";
+import { runDemo } from "./demo";
+import type { BalancerStatus } from "./balancer";
+import type { Connection } from "./flows/flowMap";
+import { NatlbError } from "./errors";
+import { readFile } from "node:fs/promises";
+
+function positiveInteger(text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new InvalidArgumentError("expected a positive integer");
+  return value;
+}
+
+function formatStatus(status: BalancerStatus): string {
+  const lines = [
+    `natlb: ${status.services.length} service(s); flows ${status.flows.live}/${status.flows.capacity}; interfaces ${status.interfaces
+      .map((i) => `${i.name}(${i.role})`)
+      .join(" ")}`,
+    "Prot LocalAddress:Port Scheduler",
+    "  -> RemoteAddress:Port      Weight  State  ActiveConn  InActConn",
+  ];
+  for (const s of status.services) {
+    lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}`);
+    for (const r of s.reals) {
+      lines.push(
+        `  -> ${`${r.ip}:${r.port}`.padEnd(22)} ${String(r.weight).padStart(6)}  ${(r.up ? "up" : "DOWN").padEnd(5)}  ${String(
+          r.activeConns,
+        ).padStart(10)}  ${String(r.inactiveConns).padStart(9)}`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
+function formatConnections(connections: Connection[]): string {
+  const lines = ["Pro State        Client                 Virtual                Real                   Idle(s)"];
+  for (const c of connections) {
+    lines.push(
+      [
+        c.protocol.toUpperCase().padEnd(3),
+        c.state.padEnd(12),
+        `${c.client.ip}:${c.client.port}`.padEnd(22),
+        `${c.vip.ip}:${c.vip.port}`.padEnd(22),
+        `${c.real.ip}:${c.real.port}`.padEnd(22),
+        (c.idleMs / 1000).toFixed(1),
+      ].join(" "),
+    );
+  }
+  lines.push(`${connections.length} connection(s)`);
+  return lines.join("\n");
+}
+
+async function ask(socket: string | undefined, route: string): Promise<unknown> {
+  return requestControl(socket ?? defaultSocketPath(), route, DEFAULT_CONTROL_TIMEOUT_MS);
+}
+
+export function buildProgram(): Command {
+  const program = new Command("natlb")
+    .description("Layer-4 IP/NAT load balancer for Linux gateways")
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command("run")
+    .description("run the balancer (data plane + control plane) until SIGTERM/SIGINT; SIGHUP reloads the config")
+    .requiredOption("-c, --config <file>", "JSON configuration file")
+    .option("-s, --socket <path>", "control socket (default: per network namespace, under /run/natlb)")
+    .option("--no-kernel-setup", "do not install the blackhole route/rules (they must then exist already)")
+    .action(async (options: { config: string; socket?: string; kernelSetup: boolean }) => {
+      const daemon = await startDaemon({
+        configPath: options.config,
+        kernelSetup: options.kernelSetup,
+        ...(options.socket ? { socketPath: options.socket } : {}),
+      });
+      // Signals may arrive more than once (npx, systemd and terminals signal the whole group): the
+      // first one stops, the rest wait for the same stop.
+      const onSignal = () => void daemon.stop();
+      process.on("SIGTERM", onSignal);
+      process.on("SIGINT", onSignal);
+      await daemon.stopped;
+      process.off("SIGTERM", onSignal);
+      process.off("SIGINT", onSignal);
+    });
+
+  program
+    .command("status")
+    .description("services, real servers, weights, active/inactive connections of the running daemon")
+    .option("--json", "machine-readable output")
+    .option("-s, --socket <path>", "control socket of the daemon")
+    .action(async (options: { json?: boolean; socket?: string }) => {
+      const status = (await ask(options.socket, "GET /status")) as BalancerStatus;
+      console.log(options.json ? JSON.stringify(status, null, 2) : formatStatus(status));
+    });
+
+  program
+    .command("conns")
+    .description("the flow map of the running daemon")
+    .option("--json", "machine-readable output")
+    .option("--limit <n>", "at most this many connections", positiveInteger)
+    .option("-s, --socket <path>", "control socket of the daemon")
+    .action(async (options: { json?: boolean; socket?: string; limit?: number }) => {
+      const route = options.limit ? `GET /conns?limit=${options.limit}` : "GET /conns";
+      const body = (await ask(options.socket, route)) as { connections: Connection[] };
+      console.log(options.json ? JSON.stringify(body, null, 2) : formatConnections(body.connections));
+    });
+
+  program
+    .command("check-config")
+    .description("validate a configuration file and print it with defaults applied")
+    .argument("<file>")
+    .action(async (file: string) => {
+      const config = parseConfigText(await readFile(file, "utf8"), file);
+      console.log(JSON.stringify(config, null, 2));
+    });
+
+  program
+    .command("demo")
+    .description("build a lab in network namespaces, run natlb, download a large file through it, print a summary")
+    .option("--mib <n>", "size of the download in MiB", positiveInteger, 1024)
+    .option("--conns <n>", "parallel connections", positiveInteger, 4)
+    .option("--offloads <on|off>", "veth offloads (GSO/TSO/GRO)", "on")
+    .action(async (options: { mib: number; conns: number; offloads: string }) => {
+      if (options.offloads !== "on" && options.offloads !== "off") throw new InvalidArgumentError("--offloads is on or off");
+      await runDemo({ mib: options.mib, conns: options.conns, offloads: options.offloads === "on" });
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === "commander.helpDisplayed" || code === "commander.version" || code === "commander.help") {
+      process.exitCode = 0;
+      return;
+    }
+    if (typeof code === "string" && code.startsWith("commander.")) {
+      process.exitCode = 2;
+      return;
+    }
+    const message = error instanceof NatlbError || error instanceof Error ? error.message : String(error);
+    console.error(`natlb: ${message}`);
+    process.exitCode = 1;
+  }
+}

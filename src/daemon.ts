@@ -1,0 +1,71 @@
+// `natlb run`: the balancer plus its control socket, until SIGTERM/SIGINT. SIGHUP reloads the config
+// file. The control socket opens only after the engine forwards (rings open, ARP answered), so a
+// successful `natlb status` means traffic flows.
+import { Balancer } from "./balancer";
+import { loadConfigFile } from "./config";
+import { defaultSocketPath, startControlServer, type ControlServer } from "./control";
+import { ApiError } from "./errors";
+import { createLogger, type Logger } from "./log";
+
+export interface DaemonOptions {
+  configPath: string;
+  socketPath?: string;
+  kernelSetup?: boolean;
+  logger?: Logger;
+}
+
+export interface Daemon {
+  readonly balancer: Balancer;
+  readonly socketPath: string;
+  /** Resolves when the daemon has stopped (after a signal or stop()). */
+  readonly stopped: Promise<void>;
+  stop(): Promise<void>;
+}
+
+function numberParam(query: URLSearchParams, name: string): number | undefined {
+  const text = query.get(name);
+  if (text === null) return undefined;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new ApiError(`query parameter ${name} must be a positive integer`);
+  return value;
+}
+
+export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
+  const log = options.logger ?? createLogger();
+  const config = await loadConfigFile(options.configPath);
+  const socketPath = options.socketPath ?? config.socket ?? defaultSocketPath();
+  const balancer = await Balancer.start(config, { logger: log, kernelSetup: options.kernelSetup ?? true });
+  let control: ControlServer;
+  try {
+    control = await startControlServer(socketPath, {
+      "GET /status": () => balancer.status(),
+      "GET /conns": (request) => ({ connections: balancer.connections(numberParam(request.query, "limit")) }),
+      "GET /health": () => ({ ok: true }),
+    });
+  } catch (error) {
+    await balancer.stop();
+    throw error;
+  }
+  log.info({ socket: socketPath }, "control socket ready");
+
+  let stopping: Promise<void> | undefined;
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
+  const stop = () => {
+    stopping ??= (async () => {
+      process.off("SIGHUP", onReload);
+      await control.close().catch((error: unknown) => log.warn({ err: error }, "closing the control socket failed"));
+      await balancer.stop();
+      resolveStopped();
+    })();
+    return stopping;
+  };
+  const onReload = () => {
+    loadConfigFile(options.configPath)
+      .then((next) => balancer.reload(next))
+      .then(() => log.info("configuration reloaded"))
+      .catch((error: unknown) => log.error({ err: error }, "reload refused; the running configuration is unchanged"));
+  };
+  process.on("SIGHUP", onReload);
+  return { balancer, socketPath, stopped, stop };
+}

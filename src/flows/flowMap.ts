@@ -1,0 +1,110 @@
+// The flow map seen from TypeScript: the SharedArrayBuffer the native workers write, read directly
+// through typed arrays (no call into native code per listing). The layout comes from the addon
+// (native/flow/flow_layout.h is its one definition).
+import { formatIPv4 } from "../addresses";
+import { loadNative, type FlowLayout } from "../native";
+
+export type FlowStateName = "NONE" | "SYN_RECV" | "ESTABLISHED" | "FIN_WAIT" | "TIME_WAIT" | "CLOSE" | "UDP";
+
+export interface Connection {
+  protocol: "tcp" | "udp";
+  state: FlowStateName;
+  client: { ip: string; port: number };
+  vip: { ip: string; port: number };
+  real: { ip: string; port: number; id: number };
+  /** Milliseconds since the last packet in either direction. */
+  idleMs: number;
+  ageMs: number;
+  packetsIn: number;
+  bytesIn: number;
+  packetsOut: number;
+  bytesOut: number;
+}
+
+export interface FlowMapStats {
+  capacity: number;
+  live: number;
+  inserted: number;
+  expired: number;
+  fullDrops: number;
+}
+
+const PROTOCOL_TCP = 6;
+
+export class FlowMap {
+  readonly capacity: number;
+  readonly buffer: SharedArrayBuffer;
+  /** The view handed to the native engine. */
+  readonly bytes: Uint8Array;
+  private readonly layout: FlowLayout;
+  private readonly view: DataView;
+  private readonly entriesOffset: number;
+
+  constructor(capacity: number) {
+    const native = loadNative();
+    this.layout = native.flowLayout();
+    if (!Number.isInteger(capacity) || capacity < this.layout.minCapacity || capacity > this.layout.maxCapacity) {
+      throw new RangeError(
+        `flow map capacity must be an integer ${this.layout.minCapacity}..${this.layout.maxCapacity}, got ${capacity}`,
+      );
+    }
+    this.capacity = capacity;
+    this.buffer = new SharedArrayBuffer(native.flowTableBytes(capacity));
+    this.bytes = new Uint8Array(this.buffer);
+    native.initializeFlowTable(this.bytes, capacity);
+    this.view = new DataView(this.buffer);
+    this.entriesOffset = this.buffer.byteLength - capacity * this.layout.entryBytes;
+  }
+
+  stats(): FlowMapStats {
+    const h = this.layout.header;
+    return {
+      capacity: this.capacity,
+      live: this.view.getUint32(h.liveCount, true),
+      inserted: Number(this.view.getBigUint64(h.inserted, true)),
+      expired: Number(this.view.getBigUint64(h.expired, true)),
+      fullDrops: Number(this.view.getBigUint64(h.fullDrops, true)),
+    };
+  }
+
+  /** Every live connection (a consistent-enough snapshot: entries may change while being read). */
+  connections(limit = Number.POSITIVE_INFINITY): Connection[] {
+    const out: Connection[] = [];
+    this.forEachLive((connection) => {
+      out.push(connection);
+      return out.length < limit;
+    });
+    return out;
+  }
+
+  /** Calls `visit` for each live connection until it returns false. */
+  forEachLive(visit: (connection: Connection) => boolean): void {
+    const e = this.layout.entry;
+    const used = this.view.getUint32(this.layout.header.bumpAllocated, true);
+    const now = loadNative().monotonicMs();
+    for (let index = 0; index < used; index++) {
+      const base = this.entriesOffset + index * this.layout.entryBytes;
+      if (this.view.getUint32(base + e.status, true) !== 1) continue;
+      const lastSeen = Number(this.view.getBigUint64(base + e.lastSeenMs, true));
+      const created = Number(this.view.getBigUint64(base + e.createdMs, true));
+      const connection: Connection = {
+        protocol: this.view.getUint8(base + e.protocol) === PROTOCOL_TCP ? "tcp" : "udp",
+        state: (this.layout.states[this.view.getUint8(base + e.state)] ?? "NONE") as FlowStateName,
+        client: { ip: formatIPv4(this.view.getUint32(base + e.clientIp, true)), port: this.view.getUint16(base + e.clientPort, true) },
+        vip: { ip: formatIPv4(this.view.getUint32(base + e.vip, true)), port: this.view.getUint16(base + e.vport, true) },
+        real: {
+          ip: formatIPv4(this.view.getUint32(base + e.realIp, true)),
+          port: this.view.getUint16(base + e.realPort, true),
+          id: this.view.getUint16(base + e.realId, true),
+        },
+        idleMs: Math.max(0, now - lastSeen),
+        ageMs: Math.max(0, now - created),
+        packetsIn: Number(this.view.getBigUint64(base + e.packetsIn, true)),
+        bytesIn: Number(this.view.getBigUint64(base + e.bytesIn, true)),
+        packetsOut: Number(this.view.getBigUint64(base + e.packetsOut, true)),
+        bytesOut: Number(this.view.getBigUint64(base + e.bytesOut, true)),
+      };
+      if (!visit(connection)) return;
+    }
+  }
+}

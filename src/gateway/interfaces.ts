@@ -1,0 +1,103 @@
+// Which interfaces the balancer works on and in which role, derived from the routing table unless the
+// configuration names them: the interfaces that carry the routes to the real servers face the
+// backends; every other up, non-loopback IPv4 interface faces clients.
+import type { NatlbConfig } from "../config";
+import { ConfigError } from "../errors";
+import type { NativeInterface, NativeNeighbour, NativeRoute } from "../native";
+import { listAddresses, listLinks, listNeighbours, listRoutes, routeGet, type LinkInfo } from "./iproute";
+
+export interface GatewayView {
+  interfaces: NativeInterface[];
+  routes: NativeRoute[];
+  neighbours: NativeNeighbour[];
+}
+
+function describe(link: LinkInfo, role: "client" | "backend", addresses: NativeInterface["addresses"]): NativeInterface {
+  if (!link.address || link.link_type !== "ether") {
+    throw new ConfigError(
+      "interfaces",
+      `interface ${link.ifname} is not an Ethernet interface: natlb works on Ethernet (veth, NICs, bridges); name other interfaces in "interfaces"`,
+    );
+  }
+  return { name: link.ifname, ifindex: link.ifindex, mac: link.address, role, addresses };
+}
+
+export async function discoverGateway(config: NatlbConfig): Promise<GatewayView> {
+  const [links, addresses] = await Promise.all([listLinks(), listAddresses()]);
+  const byName = new Map(links.map((l) => [l.ifname, l]));
+  const addressesOf = (ifname: string) =>
+    (addresses.find((a) => a.ifname === ifname)?.addr_info ?? [])
+      .filter((a) => a.family === "inet")
+      .map((a) => ({ ip: a.local, prefixLength: a.prefixlen }));
+
+  let clientNames: string[];
+  let backendNames: string[];
+  if (config.interfaces) {
+    clientNames = [...config.interfaces.client];
+    backendNames = [...config.interfaces.backend];
+    for (const [field, names] of [["client", clientNames], ["backend", backendNames]] as const) {
+      names.forEach((name, i) => {
+        if (!byName.has(name)) {
+          throw new ConfigError(`interfaces.${field}[${i}]`, `no interface named "${name}" in this network namespace: check \`ip link\``);
+        }
+      });
+    }
+  } else {
+    const backends = new Set<string>();
+    for (const [s, service] of config.services.entries()) {
+      for (const [r, real] of service.reals.entries()) {
+        const route = await routeGet(real.ip).catch(() => undefined);
+        if (!route?.dev || route.type === "unreachable" || route.type === "blackhole") {
+          throw new ConfigError(
+            `services[${s}].reals[${r}].ip`,
+            `no route to real server ${real.ip}: add a route or name the interfaces in "interfaces"`,
+          );
+        }
+        backends.add(route.dev);
+      }
+    }
+    backendNames = [...backends];
+    clientNames = links
+      .filter((l) => l.ifname !== "lo" && l.flags.includes("UP") && !backends.has(l.ifname) && addressesOf(l.ifname).length > 0)
+      .map((l) => l.ifname);
+  }
+  if (backendNames.length === 0 && config.services.some((s) => s.reals.length > 0)) {
+    throw new ConfigError("interfaces.backend", "no interface leads to the real servers: name one in interfaces.backend");
+  }
+  if (clientNames.length === 0 && config.services.length > 0) {
+    throw new ConfigError("interfaces.client", "no client-facing interface found: name one in interfaces.client");
+  }
+  const interfaces = [
+    ...clientNames.map((name) => describe(byName.get(name)!, "client", addressesOf(name))),
+    ...backendNames.map((name) => describe(byName.get(name)!, "backend", addressesOf(name))),
+  ];
+  const [routes, neighbours] = await Promise.all([readRoutes(interfaces), readNeighbours(interfaces)]);
+  return { interfaces, routes, neighbours };
+}
+
+/** The main table's unicast routes over the managed interfaces, as the engine's route table. */
+export async function readRoutes(interfaces: readonly NativeInterface[]): Promise<NativeRoute[]> {
+  const ifindexByName = new Map(interfaces.map((i) => [i.name, i.ifindex]));
+  const out: NativeRoute[] = [];
+  for (const route of await listRoutes()) {
+    if ((route.type && route.type !== "unicast") || !route.dev) continue;
+    const ifindex = ifindexByName.get(route.dev);
+    if (ifindex === undefined) continue;
+    const [prefix, length] = route.dst === "default" ? ["0.0.0.0", "0"] : route.dst.split("/");
+    out.push({
+      prefix: prefix!,
+      prefixLength: length === undefined ? 32 : Number(length),
+      ifindex,
+      ...(route.gateway ? { gateway: route.gateway } : {}),
+    });
+  }
+  return out;
+}
+
+/** The kernel's resolved neighbours on the managed interfaces: a head start for the engine's ARP. */
+export async function readNeighbours(interfaces: readonly NativeInterface[]): Promise<NativeNeighbour[]> {
+  const ifindexByName = new Map(interfaces.map((i) => [i.name, i.ifindex]));
+  return (await listNeighbours())
+    .filter((n) => n.lladdr && ifindexByName.has(n.dev) && !(n.state ?? []).some((s) => s === "FAILED" || s === "INCOMPLETE"))
+    .map((n) => ({ ip: n.dst, mac: n.lladdr!, ifindex: ifindexByName.get(n.dev)! }));
+}

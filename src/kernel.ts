@@ -1,0 +1,76 @@
+// The one step that needs CAP_NET_ADMIN (DESIGN.md section 3): keep the kernel's hands off the frames
+// the balancer owns, since an AF_PACKET tap sees frames but cannot take them away from the kernel.
+//   - `ip route add blackhole VIP/32`: the kernel silently drops its copy of client frames to a VIP
+//     (a local VIP would make it answer with RST; forwarding stays on for everything else);
+//   - `ip rule add iif <backend> ipproto <p> sport <rport> blackhole`: the kernel drops its copy of
+//     the real servers' replies. Replies to the gateway itself (health checks) still reach it: the
+//     `local` table is looked up at priority 0, before these rules. Replies of direct connections to
+//     RIP:rport are forwarded by the balancer itself (see native/engine/worker.cc, passThrough).
+// Every route and rule carries protocol 199, so set-up is idempotent (leftovers of a crashed run are
+// removed first) and undo removes exactly what natlb made and nothing else.
+import { KernelSetupError } from "./errors";
+import { ip, listRules } from "./gateway/iproute";
+
+export const NATLB_ROUTE_PROTOCOL = "199";
+const FIRST_RULE_PRIORITY = 31000;
+
+export interface ReplyPath {
+  /** Interface the real servers' replies arrive on. */
+  interface: string;
+  protocol: "tcp" | "udp";
+  sourcePort: number;
+}
+
+export interface KernelPlan {
+  vips: string[];
+  replyPaths: ReplyPath[];
+}
+
+export class KernelSetup {
+  private applied = false;
+
+  /** Removes any earlier natlb routes and rules in this namespace, then installs the plan's. */
+  async apply(plan: KernelPlan): Promise<void> {
+    await removeNatlbKernelState();
+    try {
+      for (const vip of [...new Set(plan.vips)]) {
+        await ip(["route", "replace", "blackhole", `${vip}/32`, "proto", NATLB_ROUTE_PROTOCOL]);
+      }
+      const unique = new Map(plan.replyPaths.map((p) => [`${p.interface}/${p.protocol}/${p.sourcePort}`, p]));
+      let priority = FIRST_RULE_PRIORITY;
+      for (const path of unique.values()) {
+        await ip([
+          "rule", "add", "pref", String(priority++), "iif", path.interface, "ipproto", path.protocol,
+          "sport", String(path.sourcePort), "blackhole", "protocol", NATLB_ROUTE_PROTOCOL,
+        ]);
+      }
+      this.applied = true;
+    } catch (error) {
+      await removeNatlbKernelState().catch(() => undefined);
+      throw new KernelSetupError(
+        `kernel set-up failed (${(error as Error).message}): natlb needs CAP_NET_ADMIN for its routes and rules; run as root or grant the capability`,
+        { cause: error },
+      );
+    }
+  }
+
+  /** Re-applies after a configuration change (same guarantees as apply). */
+  async update(plan: KernelPlan): Promise<void> {
+    await this.apply(plan);
+  }
+
+  async undo(): Promise<void> {
+    if (!this.applied) return;
+    this.applied = false;
+    await removeNatlbKernelState();
+  }
+}
+
+/** Deletes every route and rule tagged with natlb's protocol number in this namespace. */
+export async function removeNatlbKernelState(): Promise<void> {
+  await ip(["-4", "route", "flush", "table", "main", "proto", NATLB_ROUTE_PROTOCOL]).catch(() => undefined);
+  for (const rule of await listRules()) {
+    if (rule.protocol !== NATLB_ROUTE_PROTOCOL) continue;
+    await ip(["-4", "rule", "del", "pref", String(rule.priority), "protocol", NATLB_ROUTE_PROTOCOL]).catch(() => undefined);
+  }
+}
