@@ -5,6 +5,7 @@ import test from "ava";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   HealthMonitor,
@@ -285,21 +286,28 @@ test("HealthMonitor: slow checks never overlap (setTimeout chain, not setInterva
   const monitor = new HealthMonitor({ checker });
   monitor.add("svc", { ip: LOCAL, port: 1 }, { intervalMs: 20, timeoutMs: 1000, rise: 1, fall: 1, port: undefined });
   monitor.start();
-  await sleep(700);
+  t.true(await waitFor(() => checker.calls >= 3, 3000));
   await monitor.stop();
-  t.is(checker.maxActive, 1);
-  t.true(checker.calls >= 3 && checker.calls <= 6, `calls ${checker.calls}`);
+  t.is(checker.maxActive, 1, "a check never starts while the previous one runs");
 });
 
 test("HealthMonitor: interval is measured from the start of each check", async (t) => {
-  const checker = new ScriptedChecker(() => "connected");
+  const starts: number[] = [];
+  const checker: HealthChecker = {
+    async check() {
+      starts.push(performance.now());
+      await sleep(40); // if the interval ran from the end of a check, starts would be >= 140 ms apart
+      return { up: true, outcome: "connected", reason: "ok", elapsedMs: 40 };
+    },
+  };
   const monitor = new HealthMonitor({ checker });
-  monitor.add("svc", { ip: LOCAL, port: 1 }, { intervalMs: 100, timeoutMs: 50, rise: 1, fall: 1, port: undefined });
+  monitor.add("svc", { ip: LOCAL, port: 1 }, { intervalMs: 100, timeoutMs: 500, rise: 1, fall: 1, port: undefined });
   monitor.start();
-  await sleep(550);
+  t.true(await waitFor(() => starts.length >= 6, 3000));
   await monitor.stop();
-  // Checks at 0, 100, ..., 500 ms: six, give or take timer slack.
-  t.true(checker.calls >= 4 && checker.calls <= 7, `calls ${checker.calls}`);
+  const gaps = starts.slice(1).map((s, i) => s - starts[i]!);
+  t.true(Math.min(...gaps) >= 98, `gaps ${gaps.map(Math.round).join(",")}`);
+  t.true(Math.min(...gaps) < 135, `gaps ${gaps.map(Math.round).join(",")}`);
 });
 
 test("HealthMonitor: a checker that ignores its timeout is cut off by the monitor", async (t) => {

@@ -97,6 +97,7 @@ export function emit(obj: Record<string, unknown>): void {
  * stderr, exit 1. The main function decides the exit code on success (it may keep running).
  */
 export function runToolMain(tool: string, usage: string, main: (argv: string[]) => Promise<void>): void {
+  if (process.env[EXIT_WITH_PARENT_ENV] === '1') exitWhenOrphaned(tool);
   main(process.argv.slice(2)).catch((e: unknown) => {
     if (e instanceof UsageError) {
       process.stderr.write(`${tool}: ${e.message}\nusage: ${usage}\n`);
@@ -105,4 +106,21 @@ export function runToolMain(tool: string, usage: string, main: (argv: string[]) 
     process.stderr.write(`${tool}: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(1);
   });
+}
+
+/** Set by the launch helpers: the tool exits when the process that started it is gone. */
+export const EXIT_WITH_PARENT_ENV = 'NATLB_EXIT_WITH_PARENT';
+
+/**
+ * A SIGKILLed test process cannot stop its tools; they notice by being re-parented (`ip netns exec`
+ * execs the tool, so its parent is the launching process itself) and exit.
+ */
+function exitWhenOrphaned(tool: string): void {
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) {
+      process.stderr.write(`${tool}: the launching process (pid ${parent}) is gone, exiting\n`);
+      process.exit(0);
+    }
+  }, 500).unref();
 }

@@ -2,6 +2,7 @@
 // events, its stderr for error messages, and bounded waits on both.
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { exited, isRunning, stopProcesses } from './processes';
+import { EXIT_WITH_PARENT_ENV } from './toolArgs';
 import { LabTimeoutError } from './wait';
 
 /** Anything that can start a process in a namespace (a Lab). */
@@ -172,6 +173,7 @@ export class ToolProcess {
 
 /** Runs `node <script> ...args` inside `ns` through the lab (so destroy() kills it). */
 export function launchTool(lab: NamespaceSpawner, ns: string, script: string, args: readonly string[], label: string): ToolProcess {
-  const child = lab.spawn(ns, process.execPath, [script, ...args]);
+  const env = { ...process.env, [EXIT_WITH_PARENT_ENV]: '1' };
+  const child = lab.spawn(ns, process.execPath, [script, ...args], { env });
   return new ToolProcess(child, label);
 }

@@ -347,12 +347,12 @@ class NetnsLab implements Lab {
     return this.destroying !== undefined;
   }
 
-  exec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
+  async exec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
     this.checkNamespace(ns);
     return runInChecked(ns, cmd, args, opts);
   }
 
-  tryExec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
+  async tryExec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
     this.checkNamespace(ns);
     return runIn(ns, cmd, args, opts);
   }

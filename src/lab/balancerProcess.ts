@@ -1,0 +1,91 @@
+// Runs the real `natlb run` daemon inside a lab's gateway namespace (as a user would), and talks to it
+// with the real `natlb status|conns` commands. For end-to-end tests, the demo and the benchmark.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ChildProcess } from "node:child_process";
+import type { BalancerStatus } from "../balancer";
+import type { Connection } from "../flows/flowMap";
+import type { Lab } from "./topology";
+
+const NATLB_BIN = join(__dirname, "..", "..", "..", "bin", "natlb.js");
+
+export interface BalancerProcess {
+  readonly socket: string;
+  readonly configPath: string;
+  readonly child: ChildProcess;
+  /** stdout+stderr of the daemon so far (its JSON log lines). */
+  output(): string;
+  status(): Promise<BalancerStatus>;
+  connections(): Promise<Connection[]>;
+  /** Runs `natlb <args>` in the gateway namespace against this daemon's socket. */
+  cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  /** Sends `signal` (default SIGTERM) and waits for the exit. */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export interface StartBalancerOptions {
+  readyTimeoutMs?: number;
+}
+
+export async function startBalancer(lab: Lab, config: unknown, options: StartBalancerOptions = {}): Promise<BalancerProcess> {
+  const dir = mkdtempSync(join(tmpdir(), `natlb-${lab.id}-`));
+  const configPath = join(dir, "natlb.json");
+  writeFileSync(configPath, JSON.stringify(config, null, 2));
+  const socket = `/run/natlb/lab-${lab.id}-${Math.random().toString(16).slice(2, 8)}.sock`;
+  const child = lab.spawn(lab.gateway.ns, process.execPath, [NATLB_BIN, "run", "--config", configPath, "--socket", socket], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  let hasExited = false;
+  void exited.then(() => (hasExited = true));
+
+  const cli = async (args: string[]) => {
+    const result = await lab.tryExec(lab.gateway.ns, process.execPath, [NATLB_BIN, ...args, "--socket", socket]);
+    return { code: result.code, stdout: result.stdout, stderr: result.stderr };
+  };
+  const handle: BalancerProcess = {
+    socket,
+    configPath,
+    child,
+    output: () => output,
+    status: async () => {
+      const result = await cli(["status", "--json"]);
+      if (result.code !== 0) throw new Error(`natlb status failed: ${result.stderr}`);
+      return JSON.parse(result.stdout) as BalancerStatus;
+    },
+    connections: async () => {
+      const result = await cli(["conns", "--json"]);
+      if (result.code !== 0) throw new Error(`natlb conns failed: ${result.stderr}`);
+      return (JSON.parse(result.stdout) as { connections: Connection[] }).connections;
+    },
+    cli,
+    stop: async (signal = "SIGTERM", timeoutMs = 10_000) => {
+      if (!hasExited) child.kill(signal);
+      const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+      try {
+        return await exited;
+      } finally {
+        clearTimeout(timer);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
+  for (;;) {
+    if (hasExited) throw new Error(`natlb exited before it was ready:\n${output}`);
+    const result = await cli(["status", "--json"]);
+    if (result.code === 0) return handle;
+    if (Date.now() > deadline) {
+      await handle.stop("SIGKILL");
+      throw new Error(`natlb was not ready within ${options.readyTimeoutMs ?? 20_000} ms:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

@@ -1,0 +1,78 @@
+// Shared set-up of the end-to-end tests: a lab per test (tests run in parallel), natlb started as the
+// real daemon in the gateway namespace, and a snapshot of the gateway's kernel state.
+import type { ExecutionContext } from "ava";
+import { startBalancer, type BalancerProcess } from "../../src/lab/balancerProcess";
+import { startBlobServer, type BlobServerHandle } from "../../src/lab/blobServer";
+import { createLab, type Lab } from "../../src/lab/topology";
+
+export const SERVICE_PORT = 80;
+export const REAL_PORT = 8080;
+
+export interface NatLab {
+  lab: Lab;
+  servers: BlobServerHandle[];
+  natlb: BalancerProcess | undefined;
+}
+
+export function tcpService(lab: Lab, weights: number[], extra: Record<string, unknown> = {}) {
+  return {
+    vip: lab.vip,
+    port: SERVICE_PORT,
+    protocol: "tcp",
+    scheduler: "wrr",
+    reals: weights.map((weight, i) => ({ ip: lab.reals[i]!.ip, port: REAL_PORT, weight })),
+    ...extra,
+  };
+}
+
+/** Builds a lab with blob servers on every real, runs `body`, and always tears everything down. */
+export async function withNatLab(
+  t: ExecutionContext,
+  options: { offloads: boolean; reals?: number; config?: (lab: Lab) => unknown; startNatlb?: boolean },
+  body: (env: NatLab) => Promise<void>,
+): Promise<void> {
+  const lab = await createLab({ reals: options.reals ?? 3, offloads: options.offloads });
+  const env: NatLab = { lab, servers: [], natlb: undefined };
+  try {
+    for (let i = 1; i <= lab.reals.length; i++) env.servers.push(await startBlobServer(lab, i, REAL_PORT));
+    if (options.startNatlb !== false) {
+      const config = options.config ? options.config(lab) : { services: [tcpService(lab, lab.reals.map(() => 1))] };
+      env.natlb = await startBalancer(lab, config);
+    }
+    await body(env);
+  } catch (error) {
+    if (env.natlb) t.log(`natlb output:\n${env.natlb.output()}`);
+    throw error;
+  } finally {
+    if (env.natlb) await env.natlb.stop().catch(() => undefined);
+    await lab.destroy();
+  }
+}
+
+/** Everything of the gateway's kernel state natlb may touch, as comparable text. */
+export async function gatewaySnapshot(lab: Lab): Promise<Record<string, string>> {
+  const ns = lab.gateway.ns;
+  const run = async (cmd: string, args: string[]) => (await lab.exec(ns, cmd, args)).stdout;
+  const sysctls = [
+    "net.ipv4.ip_forward",
+    ...["all", "default", "eth0", "eth1"].flatMap((i) =>
+      ["forwarding", "rp_filter", "proxy_arp", "arp_ignore", "arp_announce", "arp_accept", "accept_local", "send_redirects"].map(
+        (k) => `net.ipv4.conf.${i}.${k}`,
+      ),
+    ),
+    "net.ipv4.neigh.eth0.proxy_delay",
+    "net.ipv4.neigh.eth1.proxy_delay",
+  ];
+  const neighbours = JSON.parse(await run("ip", ["-j", "neigh", "show"])) as { dst: string; dev: string; lladdr?: string }[];
+  return {
+    routes: await run("ip", ["-j", "route", "show", "table", "all"]),
+    rules: await run("ip", ["-j", "rule", "show"]),
+    addresses: await run("ip", ["-j", "addr", "show"]),
+    links: await run("ip", ["-j", "link", "show"]),
+    // Entries the kernel keeps learning on its own change state (REACHABLE/STALE): compare what exists.
+    neighbours: neighbours.map((n) => `${n.dst} ${n.dev} ${n.lladdr ?? ""}`).sort().join("\n"),
+    proxy: await run("ip", ["-j", "neigh", "show", "proxy"]),
+    sysctls: await run("sysctl", sysctls),
+    offloads: (await run("ethtool", ["-k", "eth0"])) + (await run("ethtool", ["-k", "eth1"])),
+  };
+}
