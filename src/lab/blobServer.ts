@@ -16,7 +16,7 @@ import http from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { BLOB_CHUNK, BlobChunkCache, BlobGenerator } from './blobContent';
 import { realByIndex, type Lab, type LabHost } from './topology';
-import { ToolArgs, UsageError, emit, isIpv4, runToolMain } from './toolArgs';
+import { ToolArgs, UsageError, emit, emitThenExit, isIpv4, runToolMain } from './toolArgs';
 import { launchTool, type ToolEvent, type ToolProcess } from './toolProcess';
 import { waitUntil } from './wait';
 
@@ -270,10 +270,9 @@ async function serverMain(argv: string[]): Promise<void> {
   emit({ event: 'listening', real: ip, port, pid: process.pid });
 
   const shutdown = (reason: string): void => {
-    emit({ event: 'exit', reason });
     server.closeAllConnections();
     server.close();
-    process.exit(0);
+    emitThenExit({ event: 'exit', reason }, 0);
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));

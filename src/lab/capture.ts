@@ -5,16 +5,13 @@
 //
 // Prints {"event":"ready",...} once the capture is open (packets from then on are seen), stops after
 // --max-packets decoded packets, --seconds, or SIGTERM/SIGINT (after a 100 ms flush), writes the
-// packets (see CapturedPacket in packetDecode.ts) as a JSON array to --out (or, without --out, in the
-// final line), prints {"event":"done","reason":..,"packets":N,...} and exits 0.
-import { randomBytes } from 'node:crypto';
+// packets (see CapturedPacket in packetDecode.ts) as a JSON array to --out, prints
+// {"event":"done","reason":..,"packets":N,...} (with "data": [packets] when there is no --out) and exits 0.
 import type { EventEmitter } from 'node:events';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rename, writeFile } from 'node:fs/promises';
 import { decodeFrame, type CapturedPacket, type LinkType } from './packetDecode';
 import type { Lab } from './topology';
-import { ToolArgs, UsageError, emit, runToolMain } from './toolArgs';
+import { ToolArgs, UsageError, emit, emitThenExit, runToolMain } from './toolArgs';
 import { ToolError, launchTool, type ToolProcess } from './toolProcess';
 
 export type { CapturedPacket, L4ChecksumState } from './packetDecode';
@@ -45,8 +42,8 @@ export interface CaptureHandle {
 /** Starts a capture in `ns` and resolves once the capture is open. */
 export async function startCapture(lab: Lab, ns: string, opts: CaptureOptions = {}): Promise<CaptureHandle> {
   const ifname = opts.ifname ?? 'eth0';
-  const out = join(tmpdir(), `natlb-capture-${lab.id}-${randomBytes(4).toString('hex')}.json`);
-  const args = ['--if', ifname, '--out', out];
+  // No --out: the packets come back in the final stdout line, so no temporary file can be left over.
+  const args = ['--if', ifname];
   if (opts.filter !== undefined) args.push('--filter', opts.filter);
   args.push('--max-packets', String(opts.maxPackets ?? 10_000));
   args.push('--seconds', String(opts.seconds ?? 60));
@@ -56,22 +53,15 @@ export async function startCapture(lab: Lab, ns: string, opts: CaptureOptions = 
     await tool.waitForEvent((e) => e.event === 'ready', 15_000, 'the ready line');
   } catch (e) {
     await tool.stop();
-    await rm(out, { force: true });
     throw e;
   }
   const collect = async (): Promise<CapturedPacket[]> => {
     const exit = await tool.exit;
-    try {
-      if (exit.code !== 0) {
-        throw new ToolError(`${tool.label} failed (exit code ${exit.code}, signal ${exit.signal})${tool.stderrSuffix()}`);
-      }
-      const text = await readFile(out, 'utf8').catch((e: Error) => {
-        throw new ToolError(`${tool.label} wrote no output file (${e.message})${tool.stderrSuffix()}`);
-      });
-      return JSON.parse(text) as CapturedPacket[];
-    } finally {
-      await rm(out, { force: true });
+    const done = tool.events.find((e) => e.event === 'done');
+    if (exit.code !== 0 || done === undefined || !Array.isArray(done['data'])) {
+      throw new ToolError(`${tool.label} failed (exit code ${exit.code}, signal ${exit.signal})${tool.stderrSuffix()}`);
     }
+    return done['data'] as CapturedPacket[];
   };
   let result: Promise<CapturedPacket[]> | undefined;
   return {
@@ -139,7 +129,8 @@ async function captureMain(argv: string[]): Promise<void> {
   const start = process.hrtime.bigint();
 
   session.on('packet', (nbytes: number, truncated: boolean) => {
-    if (finishing) return;
+    // libpcap hands over a whole batch in one callback run: ignore what comes after the limit.
+    if (finishing || packets.length >= maxPackets) return;
     if (truncated) truncatedFrames++;
     const t = Math.round(Number(process.hrtime.bigint() - start) / 1e3) / 1e3;
     const p = decodeFrame(buffer, nbytes, link, t);
@@ -158,8 +149,8 @@ async function captureMain(argv: string[]): Promise<void> {
       await writeFile(`${out}.part`, json);
       await rename(`${out}.part`, out);
     }
-    emit({ event: 'done', reason, packets: packets.length, skipped, truncatedFrames, out: out ?? null, ...(out === undefined ? { data: packets } : {}) });
-    process.exit(0);
+    const done = { event: 'done', reason, packets: packets.length, skipped, truncatedFrames, out: out ?? null };
+    emitThenExit(out === undefined ? { ...done, data: packets } : done, 0);
   };
   const fail = (e: unknown): void => {
     process.stderr.write(`capture: ${(e as Error).message}\n`);

@@ -93,6 +93,14 @@ export function emit(obj: Record<string, unknown>): void {
 }
 
 /**
+ * Prints a last JSON line and exits once stdout has taken it: a pipe to a busy reader accepts only
+ * part of a long line at once, and process.exit() would cut the rest.
+ */
+export function emitThenExit(obj: Record<string, unknown>, code: number): void {
+  process.stdout.write(`${JSON.stringify(obj)}\n`, () => process.exit(code));
+}
+
+/**
  * Runs a tool's main function: UsageError -> usage on stderr, exit 2; any other error -> message on
  * stderr, exit 1. The main function decides the exit code on success (it may keep running).
  */

@@ -36,7 +36,7 @@ export class ToolProcess {
   /** stdout lines that were not JSON objects. */
   readonly textLines: string[] = [];
   readonly exit: Promise<ToolExit>;
-  private stdoutRest = '';
+  private stdoutParts: string[] = [];
   private stderrText = '';
   private waiters: Waiter[] = [];
   private readonly listeners: Array<(e: ToolEvent) => void> = [];
@@ -60,8 +60,8 @@ export class ToolProcess {
       });
       const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
         if (this.exitInfo !== undefined) return;
-        if (this.stdoutRest.length > 0) this.onLine(this.stdoutRest);
-        this.stdoutRest = '';
+        if (this.stdoutParts.length > 0) this.onLine(this.stdoutParts.join(''));
+        this.stdoutParts = [];
         this.exitInfo = { code, signal };
         const why = spawnError ? `could not start: ${spawnError.message}` : `exited (code ${code}, signal ${signal})`;
         for (const w of this.waiters) {
@@ -138,10 +138,16 @@ export class ToolProcess {
   }
 
   private onStdout(chunk: string): void {
-    const text = this.stdoutRest + chunk;
-    const lines = text.split('\n');
-    this.stdoutRest = lines.pop() ?? '';
-    for (const line of lines) this.onLine(line);
+    // Long lines (a capture's packets) arrive in many chunks: collect parts, join once per line.
+    let start = 0;
+    for (let nl = chunk.indexOf('\n'); nl !== -1; nl = chunk.indexOf('\n', start)) {
+      this.stdoutParts.push(chunk.slice(start, nl));
+      const line = this.stdoutParts.join('');
+      this.stdoutParts = [];
+      this.onLine(line);
+      start = nl + 1;
+    }
+    if (start < chunk.length) this.stdoutParts.push(chunk.slice(start));
   }
 
   private onLine(line: string): void {

@@ -14,7 +14,7 @@ import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
 import { realByIndex, type Lab, type LabHost } from './topology';
-import { ToolArgs, UsageError, emit, isIpv4, runToolMain } from './toolArgs';
+import { ToolArgs, UsageError, emit, emitThenExit, isIpv4, runToolMain } from './toolArgs';
 import { ToolError, launchTool, type ToolProcess } from './toolProcess';
 
 export const DEFAULT_UDP_PORT = 5353;
@@ -154,9 +154,8 @@ async function serverMain(a: ToolArgs): Promise<void> {
   });
   emit({ event: 'listening', real: ip, port, pid: process.pid });
   const shutdown = (reason: string): void => {
-    emit({ event: 'exit', reason });
     sock.close();
-    process.exit(0);
+    emitThenExit({ event: 'exit', reason }, 0);
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));

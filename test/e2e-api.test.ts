@@ -1,0 +1,92 @@
+// The typed TypeScript API (Balancer) driven at run time, with real traffic: adding, reweighting and
+// removing real servers and services changes where new connections go; existing ones keep their real;
+// bad calls get typed errors and change nothing.
+import test from "ava";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import type { BalancerStatus } from "../src/balancer";
+import { blobUrl, runDownload } from "../src/lab/download";
+import type { Lab } from "../src/lab/topology";
+import { REAL_PORT, SERVICE_PORT, tcpService, withNatLab } from "./support/lab";
+
+interface Reply {
+  ok: boolean;
+  result?: unknown;
+  name?: string;
+  message?: string;
+}
+
+function startDriver(lab: Lab) {
+  const child = lab.spawn(lab.gateway.ns, process.execPath, [join(__dirname, "support", "apiDriver.js")], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const replies: Reply[] = [];
+  const waiters: ((reply: Reply) => void)[] = [];
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    const reply = JSON.parse(line) as Reply;
+    const waiter = waiters.shift();
+    if (waiter) waiter(reply);
+    else replies.push(reply);
+  });
+  return {
+    call(command: Record<string, unknown>, timeoutMs = 20_000): Promise<Reply> {
+      child.stdin!.write(`${JSON.stringify(command)}\n`);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no reply to ${JSON.stringify(command)}`)), timeoutMs);
+        waiters.push((reply) => {
+          clearTimeout(timer);
+          resolve(reply);
+        });
+      });
+    },
+    close: () => child.stdin!.end(),
+  };
+}
+
+async function realsServing(lab: Lab, count: number, portBase: number): Promise<Map<string, number>> {
+  const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, 1024, "api"), conns: 4, count, localPortBase: portBase, timeoutMs: 20_000 });
+  const counts = new Map<string, number>();
+  for (const r of summary.results) counts.set(r.real ?? `error: ${r.error}`, (counts.get(r.real ?? `error: ${r.error}`) ?? 0) + 1);
+  return counts;
+}
+
+test("add, reweight and remove real servers and services at run time through the typed API", async (t) => {
+  await withNatLab(t, { offloads: true, startNatlb: false }, async ({ lab }) => {
+    const driver = startDriver(lab);
+    try {
+      const [r1, r2, r3] = lab.reals.map((r) => r.ip);
+      t.true((await driver.call({ op: "start", config: { services: [tcpService(lab, [1])] } })).ok);
+      t.deepEqual([...(await realsServing(lab, 12, 31000)).keys()], [r1]);
+
+      t.true((await driver.call({ op: "addReal", vip: lab.vip, port: SERVICE_PORT, real: { ip: r2, port: REAL_PORT, weight: 1 } })).ok);
+      const both = await realsServing(lab, 12, 31100);
+      t.is(both.get(r1!), 6);
+      t.is(both.get(r2!), 6);
+
+      t.true((await driver.call({ op: "updateReal", vip: lab.vip, port: SERVICE_PORT, ip: r1, weight: 0 })).ok);
+      t.deepEqual([...(await realsServing(lab, 12, 31200)).keys()], [r2], "weight 0 drains: no new connections");
+
+      const bad = await driver.call({ op: "addReal", vip: lab.vip, port: SERVICE_PORT, real: { ip: "not-an-ip" } });
+      t.false(bad.ok);
+      t.is(bad.name, "ConfigError");
+      t.regex(bad.message!, /services\[0\]\.reals\[2\]\.ip/);
+      const missing = await driver.call({ op: "removeReal", vip: lab.vip, port: 81, ip: r3 });
+      t.false(missing.ok);
+      t.is(missing.name, "ApiError");
+      const status = (await driver.call({ op: "status" })).result as BalancerStatus;
+      t.deepEqual(status.services[0]!.reals.map((r) => [r.ip, r.weight]), [[r1, 0], [r2, 1]], "failed calls changed nothing");
+
+      t.true((await driver.call({ op: "removeReal", vip: lab.vip, port: SERVICE_PORT, ip: r1 })).ok);
+      t.true((await driver.call({ op: "addService", service: { vip: lab.vip2, port: 8000, reals: [{ ip: r3, port: REAL_PORT }] } })).ok);
+      const second = await runDownload(lab, { url: blobUrl(lab.vip2, 8000, 1024, "vip2"), conns: 2, count: 4, localPortBase: 31300 });
+      t.deepEqual(second.results.map((r) => r.real), [r3, r3, r3, r3]);
+
+      t.true((await driver.call({ op: "removeService", vip: lab.vip, port: SERVICE_PORT })).ok);
+      const gone = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, 1024, "gone"), conns: 1, count: 1, localPortBase: 31400, timeoutMs: 3000 });
+      t.is(gone.failed, 1, "a removed service no longer answers");
+      t.true((await driver.call({ op: "stop" })).ok);
+    } finally {
+      driver.close();
+    }
+  });
+});

@@ -1,0 +1,99 @@
+// The daemon's life cycle with real packets: readiness, signals, kernel state restored exactly, direct
+// connections to real servers untouched, health checks taking a failed real out quickly.
+import test from "ava";
+import { startBalancer } from "../src/lab/balancerProcess";
+import { startBlobServer } from "../src/lab/blobServer";
+import { blobUrl, runDownload } from "../src/lab/download";
+import { REAL_PORT, SERVICE_PORT, gatewaySnapshot, tcpService, withNatLab } from "./support/lab";
+
+const MiB = 1024 * 1024;
+
+test("stop restores the gateway's routes, rules, neighbours, proxy entries, addresses, sysctls and offloads", async (t) => {
+  await withNatLab(t, { offloads: true, startNatlb: false }, async ({ lab }) => {
+    // Let the kernel learn its neighbours first: that happens with any traffic, natlb or not.
+    for (const [i, real] of lab.reals.entries()) {
+      await runDownload(lab, { url: blobUrl(real.ip, REAL_PORT, 1024, "warm"), localPortBase: 24000 + i });
+    }
+    const before = await gatewaySnapshot(lab);
+    const natlb = await startBalancer(lab, { services: [tcpService(lab, [1, 1, 1])] });
+    const during = await gatewaySnapshot(lab);
+    t.not(during.routes, before.routes, "natlb installs its blackhole route while running");
+    t.not(during.rules, before.rules, "natlb installs its reply-path rules while running");
+    const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, MiB, "x"), conns: 3, count: 3, localPortBase: 21000 });
+    t.is(summary.failed, 0);
+    const exit = await natlb.stop("SIGTERM");
+    t.deepEqual(exit, { code: 0, signal: null });
+    const after = await gatewaySnapshot(lab);
+    for (const key of Object.keys(before)) t.is(after[key], before[key], `${key} differs after stop`);
+  });
+});
+
+test("status fails until the daemon forwards and after it stops; SIGINT twice still exits 0", async (t) => {
+  await withNatLab(t, { offloads: true }, async ({ lab, natlb }) => {
+    const status = await natlb!.status();
+    t.deepEqual(Object.keys(status.services[0]!).sort(), ["port", "protocol", "reals", "scheduler", "vip"]);
+    t.deepEqual(Object.keys(status.services[0]!.reals[0]!).sort(), ["activeConns", "inactiveConns", "ip", "port", "up", "weight"]);
+    const human = await natlb!.cli(["status"]);
+    t.is(human.code, 0);
+    t.regex(human.stdout, /198\.18\.0\.100:80\s+wrr/);
+    natlb!.child.kill("SIGINT");
+    natlb!.child.kill("SIGINT");
+    const exit = await natlb!.stop("SIGINT");
+    t.deepEqual(exit, { code: 0, signal: null });
+    const afterStop = await natlb!.cli(["status", "--json"]);
+    t.not(afterStop.code, 0);
+    t.regex(afterStop.stderr, /no natlb daemon/);
+  });
+});
+
+test("a bad config file is refused with the field named, and nothing is left behind", async (t) => {
+  await withNatLab(t, { offloads: true, startNatlb: false }, async ({ lab }) => {
+    const before = await gatewaySnapshot(lab);
+    const bad = { services: [{ ...tcpService(lab, [1, 1, 1]), reals: [{ ip: lab.reals[0]!.ip, port: REAL_PORT, weight: "abc" }] }] };
+    const error = await t.throwsAsync(startBalancer(lab, bad, { readyTimeoutMs: 10_000 }));
+    t.regex(error!.message, /services\[0\]\.reals\[0\]\.weight/);
+    t.deepEqual(await gatewaySnapshot(lab), before);
+  });
+});
+
+test("direct connections to a real server's own address and port keep working beside natlb", async (t) => {
+  await withNatLab(t, { offloads: true }, async ({ lab, servers, natlb }) => {
+    const real = lab.reals[1]!;
+    const summary = await runDownload(lab, { url: blobUrl(real.ip, REAL_PORT, 16 * MiB, "direct"), conns: 2, count: 2, localPortBase: 22000 });
+    t.is(summary.failed, 0, JSON.stringify(summary.results.map((r) => r.error)));
+    const served = servers[1]!.served();
+    for (const result of summary.results) {
+      t.is(result.real, real.ip);
+      t.is(result.sha256, served.find((s) => s.peerPort === result.localPort)?.sha256 ?? null);
+    }
+    const status = await natlb!.status();
+    t.true(status.counters.passedThrough > 0, "the replies (dropped by the kernel's reply-path rule) were forwarded by natlb");
+    t.is(status.flows.live, 0, "direct connections are not NAT flows");
+  });
+});
+
+test("a failed real server is taken out of scheduling within seconds and comes back", async (t) => {
+  const healthCheck = { type: "tcp", intervalMs: 200, timeoutMs: 200, rise: 2, fall: 2 };
+  await withNatLab(t, { offloads: true, config: (lab) => ({ services: [tcpService(lab, [1, 1, 1], { healthCheck })] }) }, async ({ lab, servers, natlb }) => {
+    await servers[1]!.stop();
+    const deadline = Date.now() + 5000;
+    let down = false;
+    while (!down && Date.now() < deadline) {
+      const status = await natlb!.status();
+      down = status.services[0]!.reals[1]!.up === false;
+      if (!down) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    t.true(down, "the stopped real is marked down within 5 s");
+    const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, 4096, "h"), conns: 5, count: 30, localPortBase: 23000, timeoutMs: 20_000 });
+    t.is(summary.failed, 0, "no new connection goes to the failed real");
+    t.false(summary.results.some((r) => r.real === lab.reals[1]!.ip));
+    servers[1] = await startBlobServer(lab, 2, REAL_PORT);
+    let up = false;
+    const upDeadline = Date.now() + 5000;
+    while (!up && Date.now() < upDeadline) {
+      up = (await natlb!.status()).services[0]!.reals[1]!.up;
+      if (!up) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    t.true(up, "the real is back within 5 s of answering again");
+  });
+});
