@@ -8,15 +8,18 @@
 //       {"event":"listening","real":..,"port":..,"pid":..}     and on exit {"event":"exit","served":N}
 //
 //   node dist/src/lab/benchTools.js --mode download --targets IP:PORT[,IP:PORT..] --path /blob?bytes=N&seed=S
-//        [--conns K] [--local-address A] [--local-port-base P] [--timeout-ms T] [--sha]
+//        [--conns K] [--local-address A] [--local-port-base P] [--timeout-ms T] [--sha] [--watch-pid PID]
 //     K connections at once, connection i to target i % targets from local port P + i. Reads with a
-//     reused buffer (no allocation per read). One line: {"event":"summary",..DownloadRunSummary}.
+//     reused buffer (no allocation per read). CPU ticks of the whole machine (/proc/stat) and of
+//     process PID are taken right before the first connect and after the last byte, so the tool's
+//     own start-up is not counted. One line: {"event":"summary",..DownloadRunSummary}.
 //
 //   node dist/src/lab/benchTools.js --mode conns --targets IP:PORT[,..] [--concurrency C] [--count N]
 //        [--duration-ms D] [--local-address A] [--conn-timeout-ms T] [--latencies]
 //     Short connections (connect, one request, tiny response, close), C at a time, until N are done or
 //     D ms have passed. One line: {"event":"summary",..ConnRunSummary}.
 import { createHash, type Hash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { realByIndex, type Lab, type LabHost } from './topology';
@@ -70,6 +73,16 @@ export interface DownloadConnResult {
   error?: string;
 }
 
+/** CPU ticks (USER_HZ, 100 per second on Linux) spent during a run. */
+export interface CpuTicks {
+  /** Whole machine: every non-idle tick of every CPU (/proc/stat). */
+  machineBusy: number;
+  /** Whole machine: all ticks of every CPU, idle included (CPUs x seconds x USER_HZ). */
+  machineTotal: number;
+  /** utime + stime of the watched process and its threads; null when none was watched or it vanished. */
+  watched: number | null;
+}
+
 export interface DownloadRunSummary {
   ok: number;
   failed: number;
@@ -77,6 +90,7 @@ export interface DownloadRunSummary {
   /** From the first connect to the last byte. */
   seconds: number;
   gbps: number;
+  cpu: CpuTicks;
   results: DownloadConnResult[];
 }
 
@@ -89,6 +103,8 @@ export interface BulkDownloadOptions {
   localPortBase?: number;
   timeoutMs: number;
   sha?: boolean;
+  /** Process whose CPU ticks the summary reports (the balancer). */
+  watchPid?: number;
   /** Namespace to run in. Default: the lab's client. */
   ns?: string;
 }
@@ -100,6 +116,7 @@ export async function runBulkDownload(lab: Lab, o: BulkDownloadOptions): Promise
   if (o.localAddress !== undefined) args.push('--local-address', o.localAddress);
   if (o.localPortBase !== undefined) args.push('--local-port-base', String(o.localPortBase));
   if (o.sha === true) args.push('--sha');
+  if (o.watchPid !== undefined) args.push('--watch-pid', String(o.watchPid));
   return runToSummary<DownloadRunSummary>(lab, o.ns ?? lab.client.ns, args, 'bench download', o.timeoutMs);
 }
 
@@ -140,6 +157,41 @@ export async function runConnLoad(lab: Lab, o: ConnLoadOptions): Promise<ConnRun
   return runToSummary<ConnRunSummary>(lab, o.ns ?? lab.client.ns, args, 'bench conns', bound);
 }
 
+// ---------------------------------------------------------------------------------------------
+// /proc readers (the pid namespace is the host's, so they work from any network namespace).
+
+/** [busy, total] ticks of all CPUs since boot, from the first line of /proc/stat. */
+export function readMachineTicks(): [number, number] {
+  const line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0] ?? '';
+  // cpu user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user already)
+  const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = f.reduce((s, v) => s + v, 0);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0);
+  return [total - idle, total];
+}
+
+/** utime + stime ticks of process `pid` (all its threads), or null when it does not exist. */
+export function readProcessTicks(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    const after = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(after[11]) + Number(after[12]);
+  } catch {
+    return null;
+  }
+}
+
+/** Peak resident set size (VmHWM) of process `pid` in KiB, or null when it does not exist. */
+export function readPeakRssKiB(pid: number): number | null {
+  try {
+    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return m === null ? null : Number(m[1]);
+  } catch {
+    return null;
+  }
+}
+
 function joinTargets(targets: Endpoint[]): string {
   if (targets.length === 0) throw new RangeError('at least one target is needed');
   return targets.map((t) => `${t.ip}:${t.port}`).join(',');
@@ -161,7 +213,7 @@ async function runToSummary<T>(lab: Lab, ns: string, args: string[], label: stri
 
 const USAGE =
   'benchTools --mode small-server [--port 8081] [--ip A] [--max-seconds 3600]\n' +
-  '       benchTools --mode download --targets IP:PORT[,..] --path P [--conns K] [--local-address A] [--local-port-base P] [--timeout-ms T] [--sha]\n' +
+  '       benchTools --mode download --targets IP:PORT[,..] --path P [--conns K] [--local-address A] [--local-port-base P] [--timeout-ms T] [--sha] [--watch-pid PID]\n' +
   '       benchTools --mode conns --targets IP:PORT[,..] [--concurrency C] [--count N] [--duration-ms D] [--local-address A] [--conn-timeout-ms T] [--latencies]';
 
 function ownIp(): string | undefined {
@@ -328,6 +380,7 @@ async function downloadMain(a: ToolArgs): Promise<void> {
     timeoutMs: a.int('timeout-ms', { min: 1, max: 3_600_000 }, 60_000),
     sha: a.flag('sha'),
   };
+  const watchPid = a.int('watch-pid', { min: 1, max: 2 ** 22 });
   a.rejectUnknown();
   if (!plan.path.startsWith('/')) throw new UsageError('--path must start with /');
   if (plan.localAddress !== undefined && !isIpv4(plan.localAddress)) throw new UsageError('--local-address must be IPv4');
@@ -338,10 +391,19 @@ async function downloadMain(a: ToolArgs): Promise<void> {
   const timer = setTimeout(() => {
     for (const s of sockets) s.destroy(new Error(`deadline of ${plan.timeoutMs} ms reached`));
   }, plan.timeoutMs);
+  const [busy0, total0] = readMachineTicks();
+  const watched0 = watchPid === undefined ? null : readProcessTicks(watchPid);
   const t0 = process.hrtime.bigint();
   const results = await Promise.all(Array.from({ length: plan.conns }, (_, i) => downloadOne(plan, i, sockets)));
   const seconds = elapsedMs(t0) / 1000;
+  const [busy1, total1] = readMachineTicks();
+  const watched1 = watchPid === undefined ? null : readProcessTicks(watchPid);
   clearTimeout(timer);
+  const cpu: CpuTicks = {
+    machineBusy: busy1 - busy0,
+    machineTotal: total1 - total0,
+    watched: watched0 === null || watched1 === null ? null : watched1 - watched0,
+  };
   const totalBytes = results.reduce((s, r) => s + r.bytes, 0);
   const failed = results.filter((r) => r.error !== undefined).length;
   const summary: DownloadRunSummary = {
@@ -350,6 +412,7 @@ async function downloadMain(a: ToolArgs): Promise<void> {
     totalBytes,
     seconds: Math.round(seconds * 1e6) / 1e6,
     gbps: seconds > 0 ? round3((totalBytes * 8) / seconds / 1e9) : 0,
+    cpu,
     results,
   };
   emit({ event: 'summary', ...summary });

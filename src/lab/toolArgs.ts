@@ -98,6 +98,8 @@ export function emit(obj: Record<string, unknown>): void {
  */
 export function emitThenExit(obj: Record<string, unknown>, code: number): void {
   process.stdout.write(`${JSON.stringify(obj)}\n`, () => process.exit(code));
+  // A reader that never drains the pipe must not keep the tool alive.
+  setTimeout(() => process.exit(code), 5000);
 }
 
 /**

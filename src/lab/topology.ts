@@ -1,18 +1,20 @@
 /*
  * The natlb network-namespace lab. Every box is a namespace named <prefix><id>-<role>, unique per run.
  *
- *  client <p><id>-c           gateway <p><id>-gw                    switch <p><id>-sw         reals <p><id>-rI
- * +-----------------+       +-------------------------------+      +--------------------+      +------------------+
- * | eth0            |       | eth0              eth1        |      | p-gw               |      | eth0             |
- * | 198.18.0.2/24   |=veth==| 198.18.0.1/24     198.18.1.1/24|=veth=|  \                 |      | 198.18.1.(10+I)  |
- * | default via     |       | ip_forward=1                  |      |   br0 ---- p-r1 ===|=veth=| r1 198.18.1.11   |
- * |   198.18.0.1    |       | the balancer runs here; VIPs  |      |      `---- p-rN ===|=veth=| rN ...           |
- * +-----------------+       | 198.18.0.100/.101 are NOT     |      +--------------------+      | default via      |
- *                           | configured (balancer ARPs)    |                                  |   198.18.1.1     |
- *                           +-------------------------------+                                  +------------------+
+ *  client <id>-c             gateway <id>-gw                         switch <id>-sw               real <id>-rI (I = 1..N)
+ * +------------------+      +--------------------------------+      +---------------------+      +----------------------+
+ * | eth0             |      | eth0             eth1          |      | p-gw                |      | eth0                 |
+ * | 198.18.0.2/24    |=veth=| 198.18.0.1/24    198.18.1.1/24 |=veth=|   \                 |      | 198.18.1.(10+I)      |
+ * | default via      |      | ip_forward=1                   |      |    br0 --- p-r1     |=veth=| default via          |
+ * |   198.18.0.1     |      | the balancer runs here;        |      |     \----- p-rN     |      |   198.18.1.1         |
+ * |                  |      | VIPs 198.18.0.100 and .101     |      | (one port per real) |      | r1 = 198.18.1.11     |
+ * |                  |      | are NOT configured: the        |      |                     |      | r2 = 198.18.1.12 ... |
+ * |                  |      | balancer answers their ARP     |      |                     |      |                      |
+ * +------------------+      +--------------------------------+      +---------------------+      +----------------------+
  *
  * IPv6 is off in every namespace (no RS/MLD/DAD noise frames). With offloads=false, TSO/GSO/GRO are off
  * on every veth end and on the bridge, so frames are MTU-sized like on a NIC without GRO.
+ * Veth pairs are created directly inside their namespaces: the root namespace is never touched.
  */
 import { randomBytes } from 'node:crypto';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
@@ -91,7 +93,10 @@ export interface Lab {
   exec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult>;
   /** Like exec but never throws: inspect `code`. */
   tryExec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult>;
-  /** Starts a process in one of the lab's namespaces; it is killed by destroy() (and on process exit). */
+  /**
+   * Starts a process in one of the lab's namespaces; it is killed by destroy() (and on process exit).
+   * stdio defaults to ['ignore', 'pipe', 'pipe']: read stdout/stderr (or pass `stdio`) so it never blocks.
+   */
   spawn(ns: string, cmd: string, args: readonly string[], opts?: SpawnOptions): ChildProcess;
   /** Kills tracked processes (SIGTERM, SIGKILL after 2 s) and deletes every namespace. Idempotent. */
   destroy(): Promise<void>;

@@ -1,0 +1,36 @@
+// What every compared path through the gateway looks like to the benchmark: set up in a lab, give
+// the client its targets, name its process (if it has one), tear down to nothing.
+import type { Endpoint } from "../../src/lab/benchTools";
+import type { Lab } from "../../src/lab/topology";
+
+export type VariantId = "plain" | "kernelNat" | "haproxy" | "nodeProxy" | "natlb";
+
+/** The two services every balancing variant offers, both VIP:vport -> every real at realPort. */
+export interface BenchServices {
+  vip: string;
+  /** Large downloads: VIP:80 -> reals:8080 (blob servers). */
+  bulk: { vport: number; realPort: number };
+  /** Short connections: VIP:81 -> reals:8081 (tiny-response servers). */
+  small: { vport: number; realPort: number };
+  /** Real server addresses, r1 first. */
+  reals: string[];
+}
+
+export interface ActiveVariant {
+  /** Where the client connects for large downloads (connection i goes to target i % length). */
+  bulkTargets: Endpoint[];
+  /** Where the client connects for short connections. */
+  smallTargets: Endpoint[];
+  /** The balancer's process, for CPU and memory; null for kernel-only paths. */
+  pid: number | null;
+  /** Anything worth keeping about this run (counters, drops), read just before tearDown. */
+  diagnostics(): Promise<Record<string, unknown>>;
+  /** Removes every process, rule, route and address the variant added. */
+  tearDown(): Promise<void>;
+}
+
+export interface Variant {
+  readonly id: VariantId;
+  readonly label: string;
+  setUp(lab: Lab, services: BenchServices): Promise<ActiveVariant>;
+}
