@@ -1,5 +1,6 @@
 // Engine counters: every frame the engine sees ends in exactly one "outcome" counter, and every drop
-// has a reason. Workers update with relaxed atomics; the control plane reads a snapshot.
+// has a reason. Each thread owns its own Counters (one writer: a plain load+store, no locked
+// instruction and no cache line shared between workers); the control plane sums snapshots.
 #pragma once
 #include <array>
 #include <atomic>
@@ -48,7 +49,8 @@ constexpr std::array<std::string_view, size_t(Counter::Count)> kCounterNames = {
 class Counters {
  public:
   void add(Counter counter, uint64_t value = 1) {
-    values_[size_t(counter)].fetch_add(value, std::memory_order_relaxed);
+    auto& slot = values_[size_t(counter)];
+    slot.store(slot.load(std::memory_order_relaxed) + value, std::memory_order_relaxed);
   }
   uint64_t get(Counter counter) const { return values_[size_t(counter)].load(std::memory_order_relaxed); }
 

@@ -92,7 +92,10 @@ void Engine::setTimeouts(const TimeoutSeconds& t) {
 
 std::array<uint64_t, size_t(Counter::Count)> Engine::counters() const {
   std::array<uint64_t, size_t(Counter::Count)> out{};
-  for (size_t i = 0; i < out.size(); ++i) out[i] = context_.counters.get(Counter(i));
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i] = context_.counters.get(Counter(i));  // the housekeeper's
+    for (const auto& worker : workers_) out[i] += worker->counters().get(Counter(i));
+  }
   return out;
 }
 

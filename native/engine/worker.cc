@@ -89,22 +89,22 @@ void Worker::flushSenders() {
   senders_.forEach([this](io::FrameSender& sender) {
     const io::FrameSender::FlushResult result = sender.flush();
     if (result.sent) {
-      context_.counters.add(Counter::TxFrames, result.sent);
-      context_.counters.add(Counter::TxBytes, result.bytes);
+      counters_.add(Counter::TxFrames, result.sent);
+      counters_.add(Counter::TxBytes, result.bytes);
     }
-    if (result.failed) context_.counters.add(Counter::DropTxError, result.failed);
+    if (result.failed) counters_.add(Counter::DropTxError, result.failed);
   });
 }
 
 void Worker::handle(const io::ReceivedFrame& frame) {
-  context_.counters.add(Counter::RxFrames);
-  context_.counters.add(Counter::RxBytes, frame.length);
+  counters_.add(Counter::RxFrames);
+  counters_.add(Counter::RxBytes, frame.length);
   if (frame.truncated || frame.length < packet::kEthernetHeaderLength) {
-    context_.counters.add(Counter::DropTruncated);
+    counters_.add(Counter::DropTruncated);
     return;
   }
   if (frame.vlanTagged) {
-    context_.counters.add(Counter::DropVlan);
+    counters_.add(Counter::DropVlan);
     return;
   }
   switch (packet::etherType(frame.frame)) {
@@ -115,14 +115,14 @@ void Worker::handle(const io::ReceivedFrame& frame) {
       handleIpv4(frame);
       return;
     default:
-      context_.counters.add(Counter::Ignored);
+      counters_.add(Counter::Ignored);
   }
 }
 
 void Worker::handleArp(const io::ReceivedFrame& frame) {
   const auto message = packet::parseArp(frame.frame, frame.length);
   if (!message) {
-    context_.counters.add(Counter::Ignored);
+    counters_.add(Counter::Ignored);
     return;
   }
   if (interface_.addressFacing(message->senderIp) != 0 && !neighbours_.knows(message->senderIp, message->senderMac)) {
@@ -134,16 +134,16 @@ void Worker::handleArp(const io::ReceivedFrame& frame) {
                             interface_.addressFacing(message->targetIp) != 0 &&
                             std::binary_search(services_->vips().begin(), services_->vips().end(), message->targetIp);
   if (!askingForVip) {
-    context_.counters.add(Counter::Ignored);
+    counters_.add(Counter::Ignored);
     return;
   }
   uint8_t reply[packet::kArpFrameLength];
   packet::buildArp(reply, message->senderMac, packet::arpReplyTo(*message, interface_.mac));
   io::FrameSender* sender = senders_.find(interface_.ifindex);
   if (sender != nullptr && sender->sendNow(reply, sizeof reply)) {
-    context_.counters.add(Counter::ArpRepliesSent);
+    counters_.add(Counter::ArpRepliesSent);
   } else {
-    context_.counters.add(Counter::DropTxError);
+    counters_.add(Counter::DropTxError);
   }
 }
 
@@ -155,13 +155,13 @@ void Worker::handleIpv4(const io::ReceivedFrame& frame) {
                        std::binary_search(services_->vips().begin(), services_->vips().end(),
                                           packet::load32(frame.frame + packet::kEthernetHeaderLength + 16));
     if (!toVip) {
-      context_.counters.add(Counter::Ignored);
+      counters_.add(Counter::Ignored);
     } else if (parsed.error == packet::ParseError::Fragment) {
-      context_.counters.add(Counter::DropFragment);
+      counters_.add(Counter::DropFragment);
     } else if (parsed.error == packet::ParseError::UnsupportedProtocol) {
-      context_.counters.add(Counter::DropNoService);
+      counters_.add(Counter::DropNoService);
     } else {
-      context_.counters.add(Counter::DropMalformed);
+      counters_.add(Counter::DropMalformed);
     }
     return;
   }
@@ -177,7 +177,7 @@ void Worker::handleIpv4(const io::ReceivedFrame& frame) {
     return;
   }
   if (std::binary_search(services_->vips().begin(), services_->vips().end(), view.destinationIp())) {
-    context_.counters.add(Counter::DropNoService);
+    counters_.add(Counter::DropNoService);
     return;
   }
   // A real server's reply that is not NAT traffic (a direct connection to RIP:rport): the kernel's
@@ -187,7 +187,7 @@ void Worker::handleIpv4(const io::ReceivedFrame& frame) {
     passThrough(frame, view);
     return;
   }
-  context_.counters.add(Counter::Ignored);
+  counters_.add(Counter::Ignored);
 }
 
 void Worker::learnIfOnLink(const io::ReceivedFrame& frame, uint32_t sourceIp) {
@@ -208,20 +208,20 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
   }
   if (ref == 0) {
     if (isTcp && !isConnectionOpening(tcpFlags)) {
-      context_.counters.add(Counter::DropNoFlow);
+      counters_.add(Counter::DropNoFlow);
       return;
     }
     const flow::RealEndpoint* real = pickReal(service, view.sourceIp(), nextRandom());
     if (real == nullptr) {
-      context_.counters.add(Counter::DropNoReal);
+      counters_.add(Counter::DropNoReal);
       return;
     }
     ref = context_.flows.insert(key, *real, isTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp, nowMs_);
     if (ref == 0) {
-      context_.counters.add(Counter::DropFlowTableFull);
+      counters_.add(Counter::DropFlowTableFull);
       return;
     }
-    context_.counters.add(Counter::NewFlows);
+    counters_.add(Counter::NewFlows);
   }
   const flow::FlowEntry entry = context_.flows.entryAt(ref);
   if (isTcp) {
@@ -231,16 +231,16 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
     if (next.state != state) entry.store<uint8_t>(flow::entry::kState, uint8_t(next.state));
     if (next.flags != flowFlags) entry.store<uint16_t>(flow::entry::kFlags, next.flags);
   }
-  entry.store<uint64_t>(flow::entry::kLastSeenMs, nowMs_);
+  if (entry.load<uint64_t>(flow::entry::kLastSeenMs) != nowMs_) entry.store<uint64_t>(flow::entry::kLastSeenMs, nowMs_);
   entry.add(flow::entry::kPacketsIn, 1);
   entry.add(flow::entry::kBytesIn, view.l4Offset - view.l3Offset + view.l4Length);
   learnIfOnLink(frame, view.sourceIp());
   const flow::RealEndpoint real = entry.real();
   if (packet::rewriteDestination(view, real.ip, real.port, checksumModeOf(frame)) != packet::RewriteError::None) {
-    context_.counters.add(Counter::DropTtlExpired);
+    counters_.add(Counter::DropTtlExpired);
     return;
   }
-  context_.counters.add(Counter::ToReal);
+  counters_.add(Counter::ToReal);
   transmit(frame, real.ip);
 }
 
@@ -253,26 +253,26 @@ void Worker::replyToClient(const io::ReceivedFrame& frame, const Ipv4FrameView& 
     if (next.state != state) entry.store<uint8_t>(flow::entry::kState, uint8_t(next.state));
     if (next.flags != flowFlags) entry.store<uint16_t>(flow::entry::kFlags, next.flags);
   }
-  entry.store<uint64_t>(flow::entry::kLastSeenMs, nowMs_);
+  if (entry.load<uint64_t>(flow::entry::kLastSeenMs) != nowMs_) entry.store<uint64_t>(flow::entry::kLastSeenMs, nowMs_);
   entry.add(flow::entry::kPacketsOut, 1);
   entry.add(flow::entry::kBytesOut, view.l4Offset - view.l3Offset + view.l4Length);
   learnIfOnLink(frame, view.sourceIp());
   const uint32_t vip = entry.load<uint32_t>(flow::entry::kVip);
   const uint16_t vport = entry.load<uint16_t>(flow::entry::kVport);
   if (packet::rewriteSource(view, vip, vport, checksumModeOf(frame)) != packet::RewriteError::None) {
-    context_.counters.add(Counter::DropTtlExpired);
+    counters_.add(Counter::DropTtlExpired);
     return;
   }
-  context_.counters.add(Counter::ToClient);
+  counters_.add(Counter::ToClient);
   transmit(frame, view.destinationIp());
 }
 
 void Worker::passThrough(const io::ReceivedFrame& frame, const Ipv4FrameView& view) {
   if (packet::decrementTtl(view) != packet::RewriteError::None) {
-    context_.counters.add(Counter::DropTtlExpired);
+    counters_.add(Counter::DropTtlExpired);
     return;
   }
-  context_.counters.add(Counter::PassedThrough);
+  counters_.add(Counter::PassedThrough);
   transmit(frame, view.destinationIp());
 }
 
@@ -281,17 +281,17 @@ void Worker::transmit(const io::ReceivedFrame& frame, uint32_t destinationIp) {
   const InterfaceConfig* egress = hop ? context_.interfaceByIndex(hop->ifindex) : nullptr;
   io::FrameSender* sender = egress ? senders_.find(egress->ifindex) : nullptr;
   if (sender == nullptr) {
-    context_.counters.add(Counter::DropNoRoute);
+    counters_.add(Counter::DropNoRoute);
     return;
   }
   const auto mac = neighbours_.find(hop->ip);
   if (!mac) {
-    context_.counters.add(Counter::DropNoNeighbour);
+    counters_.add(Counter::DropNoNeighbour);
     if (context_.neighbours.claimRequest(hop->ip, nowMs_, kArpRequestIntervalMs)) {
       uint8_t request[packet::kArpFrameLength];
       packet::buildArp(request, packet::kBroadcastMac,
                        packet::arpRequestFor(hop->ip, egress->addressFacing(hop->ip), egress->mac));
-      if (sender->sendNow(request, sizeof request)) context_.counters.add(Counter::ArpRequestsSent);
+      if (sender->sendNow(request, sizeof request)) counters_.add(Counter::ArpRequestsSent);
     }
     return;
   }

@@ -25,6 +25,7 @@ class Worker {
   void join();
   io::RxRing& ring() { return ring_; }
   const InterfaceConfig& interface() const { return interface_; }
+  const Counters& counters() const { return counters_; }
 
  private:
   void run();
@@ -48,6 +49,7 @@ class Worker {
   std::shared_ptr<const RouteTable> routes_;
   uint64_t nowMs_ = 0;
   uint64_t random_;
+  Counters counters_;
   std::thread thread_;
 };
 

@@ -46,9 +46,11 @@ class FlowEntry {
   void store(size_t offset, T value, std::memory_order order = std::memory_order_relaxed) const {
     std::atomic_ref<T>(*reinterpret_cast<T*>(bytes_ + offset)).store(value, order);
   }
+  // Packet/byte counters have one writer each (a flow's client frames arrive on one interface, its
+  // replies on another), so no locked read-modify-write is needed.
   void add(size_t offset, uint64_t value) const {
-    std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(bytes_ + offset))
-        .fetch_add(value, std::memory_order_relaxed);
+    std::atomic_ref<uint64_t> counter(*reinterpret_cast<uint64_t*>(bytes_ + offset));
+    counter.store(counter.load(std::memory_order_relaxed) + value, std::memory_order_relaxed);
   }
   bool live() const { return load<uint32_t>(entry::kStatus, std::memory_order_acquire) == uint32_t(EntryStatus::Live); }
   FlowState state() const { return FlowState(load<uint8_t>(entry::kState)); }
