@@ -208,9 +208,6 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       }
       engineOptions.interfaces.push_back(std::move(config));
     }
-    if (options.Has("ringSlots") && !options.Get("ringSlots").IsUndefined()) {
-      engineOptions.ring.slotCount = integerFrom(options.Get("ringSlots"), "options.ringSlots", 8, 65536);
-    }
     engine_ = std::make_unique<engine::Engine>(*flows_, std::move(engineOptions));
   }
 

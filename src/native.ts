@@ -99,7 +99,7 @@ export interface NativeAddon {
   flowTableBytes(capacity: number): number;
   initializeFlowTable(memory: Uint8Array, capacity: number): void;
   monotonicMs(): number;
-  Engine: new (options: { flowTable: Uint8Array; interfaces: NativeInterface[]; ringSlots?: number }) => NativeEngine;
+  Engine: new (options: { flowTable: Uint8Array; interfaces: NativeInterface[] }) => NativeEngine;
   packet: {
     parse(frame: Uint8Array): ParseResult;
     rewriteDestination(frame: Uint8Array, to: { ip: string; port: number }, checksum: ChecksumKind): RewriteResult;

@@ -15,7 +15,7 @@ constexpr uint64_t kNextHopRetryMs = 500;          // unknown next hops: ask aga
 
 }  // namespace
 
-Engine::Engine(flow::FlowTable& flows, EngineOptions options) : context_(flows), ringGeometry_(options.ring) {
+Engine::Engine(flow::FlowTable& flows, EngineOptions options) : context_(flows) {
   context_.interfaces = std::move(options.interfaces);
   setTimeouts(TimeoutSeconds{});
 }
@@ -39,7 +39,7 @@ void Engine::start() {
   const auto services = context_.services.load();
   std::vector<std::unique_ptr<Worker>> workers;
   for (const InterfaceConfig& interface : context_.interfaces) {
-    workers.push_back(std::make_unique<Worker>(context_, interface, ringGeometry_, filterFor(interface, *services)));
+    workers.push_back(std::make_unique<Worker>(context_, interface, filterFor(interface, *services)));
   }
   workers_ = std::move(workers);
   context_.running.store(true, std::memory_order_release);
@@ -67,7 +67,7 @@ void Engine::setServices(std::vector<Service> services) {
 
 void Engine::refreshFilters() {
   const auto services = context_.services.load();
-  for (auto& worker : workers_) worker->ring().replaceFilter(filterFor(worker->interface(), *services));
+  for (auto& worker : workers_) worker->replaceFilter(filterFor(worker->interface(), *services));
 }
 
 void Engine::setRoutes(std::vector<Route> routes) {
@@ -101,7 +101,7 @@ std::array<uint64_t, size_t(Counter::Count)> Engine::counters() const {
 
 void Engine::collectRingStatistics() {
   for (auto& worker : workers_) {
-    const io::RingStatistics stats = worker->ring().takeStatistics();
+    const io::RingStatistics stats = worker->takeStatistics();
     if (stats.drops) context_.counters.add(Counter::RingDrops, stats.drops);
   }
 }

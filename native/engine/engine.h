@@ -17,7 +17,6 @@ namespace natlb::engine {
 
 struct EngineOptions {
   std::vector<InterfaceConfig> interfaces;
-  io::RingGeometry ring;
 };
 
 struct TimeoutSeconds {
@@ -59,7 +58,6 @@ class Engine {
   void refreshFilters();
 
   EngineContext context_;
-  io::RingGeometry ringGeometry_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::thread housekeeper_;
   std::mutex wakeMutex_;

@@ -1,6 +1,8 @@
 #include "worker.h"
 
 #include <algorithm>
+#include <poll.h>
+
 #include <cstring>
 #include <ctime>
 
@@ -41,14 +43,48 @@ bool isConnectionOpening(uint8_t tcpFlags) {
 
 }  // namespace
 
-Worker::Worker(EngineContext& context, const InterfaceConfig& interface, const io::RingGeometry& geometry,
-               const std::vector<sock_filter>& filter)
+Worker::Worker(EngineContext& context, const InterfaceConfig& interface, const std::vector<sock_filter>& filter)
     : context_(context),
       interface_(interface),
-      ring_(interface.ifindex, geometry, filter),
+      smallFrames_(interface.ifindex, io::kSmallFrameRing, filter),
+      largeFrames_(interface.ifindex, io::kLargeFrameRing, filter),
       senders_(context.interfaces),
       neighbours_(context.neighbours),
-      random_(0x9e3779b97f4a7c15ULL ^ (uint64_t(interface.ifindex) << 32) ^ monotonicMs()) {}
+      random_(0x9e3779b97f4a7c15ULL ^ (uint64_t(interface.ifindex) << 32) ^ monotonicMs()) {
+  io::RxRing::splitBySize(smallFrames_, largeFrames_, interface.ifindex);
+}
+
+void Worker::replaceFilter(const std::vector<sock_filter>& filter) {
+  smallFrames_.replaceFilter(filter);
+  largeFrames_.replaceFilter(filter);
+}
+
+io::RingStatistics Worker::takeStatistics() {
+  const io::RingStatistics small = smallFrames_.takeStatistics();
+  const io::RingStatistics large = largeFrames_.takeStatistics();
+  return {small.packets + large.packets, small.drops + large.drops};
+}
+
+// The next frame in arrival order across both rings, so a flow's frames keep their order.
+bool Worker::nextFrame(io::ReceivedFrame& frame) {
+  io::ReceivedFrame small{}, large{};
+  const bool haveSmall = smallFrames_.peek(small);
+  const bool haveLarge = largeFrames_.peek(large);
+  if (!haveSmall && !haveLarge) return false;
+  if (haveSmall && (!haveLarge || small.timestampNs <= large.timestampNs)) {
+    smallFrames_.take();
+    frame = small;
+  } else {
+    largeFrames_.take();
+    frame = large;
+  }
+  return true;
+}
+
+void Worker::waitForFrames(int timeoutMs) {
+  pollfd descriptors[] = {{smallFrames_.fd(), POLLIN | POLLERR, 0}, {largeFrames_.fd(), POLLIN | POLLERR, 0}};
+  ::poll(descriptors, 2, timeoutMs);
+}
 
 Worker::~Worker() { join(); }
 
@@ -72,16 +108,17 @@ void Worker::run() {
     nowMs_ = monotonicMs();
     io::ReceivedFrame frame{};
     size_t handled = 0;
-    while (handled < kBatch && ring_.next(frame)) {
+    while (handled < kBatch && nextFrame(frame)) {
       handle(frame);
       ++handled;
     }
     if (handled == 0) {
-      ring_.wait(kIdleWaitMs);
+      waitForFrames(kIdleWaitMs);
       continue;
     }
     flushSenders();  // the queued frames point into ring slots: send before releasing them
-    ring_.releaseTaken();
+    smallFrames_.releaseTaken();
+    largeFrames_.releaseTaken();
   }
 }
 
@@ -196,6 +233,21 @@ void Worker::learnIfOnLink(const io::ReceivedFrame& frame, uint32_t sourceIp) {
   if (!neighbours_.knows(sourceIp, mac)) context_.neighbours.learn(sourceIp, mac, interface_.ifindex);
 }
 
+// Advances the TCP state and the per-direction counters of a flow for one frame.
+void Worker::recordPacket(const flow::FlowEntry& entry, const Ipv4FrameView& view, flow::Direction direction) {
+  if (view.protocol == packet::kProtocolTcp) {
+    const flow::FlowState state = entry.state();
+    const uint16_t flowFlags = entry.load<uint16_t>(flow::entry::kFlags);
+    const flow::TcpTransition next = flow::advanceTcpState(state, flowFlags, direction, view.tcpFlags());
+    if (next.state != state) entry.store<uint8_t>(flow::entry::kState, uint8_t(next.state));
+    if (next.flags != flowFlags) entry.store<uint16_t>(flow::entry::kFlags, next.flags);
+  }
+  if (entry.load<uint64_t>(flow::entry::kLastSeenMs) != nowMs_) entry.store<uint64_t>(flow::entry::kLastSeenMs, nowMs_);
+  const bool fromClient = direction == flow::Direction::FromClient;
+  entry.add(fromClient ? flow::entry::kPacketsIn : flow::entry::kPacketsOut, 1);
+  entry.add(fromClient ? flow::entry::kBytesIn : flow::entry::kBytesOut, view.l4Offset - view.l3Offset + view.l4Length);
+}
+
 void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& view, const Service& service) {
   const flow::ForwardKey key{view.protocol, view.sourceIp(), view.sourcePort(), view.destinationIp(),
                              view.destinationPort()};
@@ -224,16 +276,7 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
     counters_.add(Counter::NewFlows);
   }
   const flow::FlowEntry entry = context_.flows.entryAt(ref);
-  if (isTcp) {
-    const flow::FlowState state = entry.state();
-    const uint16_t flowFlags = entry.load<uint16_t>(flow::entry::kFlags);
-    const flow::TcpTransition next = flow::advanceTcpState(state, flowFlags, flow::Direction::FromClient, tcpFlags);
-    if (next.state != state) entry.store<uint8_t>(flow::entry::kState, uint8_t(next.state));
-    if (next.flags != flowFlags) entry.store<uint16_t>(flow::entry::kFlags, next.flags);
-  }
-  if (entry.load<uint64_t>(flow::entry::kLastSeenMs) != nowMs_) entry.store<uint64_t>(flow::entry::kLastSeenMs, nowMs_);
-  entry.add(flow::entry::kPacketsIn, 1);
-  entry.add(flow::entry::kBytesIn, view.l4Offset - view.l3Offset + view.l4Length);
+  recordPacket(entry, view, flow::Direction::FromClient);
   learnIfOnLink(frame, view.sourceIp());
   const flow::RealEndpoint real = entry.real();
   if (packet::rewriteDestination(view, real.ip, real.port, checksumModeOf(frame)) != packet::RewriteError::None) {
@@ -246,16 +289,7 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
 
 void Worker::replyToClient(const io::ReceivedFrame& frame, const Ipv4FrameView& view, uint32_t flowRef) {
   const flow::FlowEntry entry = context_.flows.entryAt(flowRef);
-  if (view.protocol == packet::kProtocolTcp) {
-    const flow::FlowState state = entry.state();
-    const uint16_t flowFlags = entry.load<uint16_t>(flow::entry::kFlags);
-    const flow::TcpTransition next = flow::advanceTcpState(state, flowFlags, flow::Direction::FromReal, view.tcpFlags());
-    if (next.state != state) entry.store<uint8_t>(flow::entry::kState, uint8_t(next.state));
-    if (next.flags != flowFlags) entry.store<uint16_t>(flow::entry::kFlags, next.flags);
-  }
-  if (entry.load<uint64_t>(flow::entry::kLastSeenMs) != nowMs_) entry.store<uint64_t>(flow::entry::kLastSeenMs, nowMs_);
-  entry.add(flow::entry::kPacketsOut, 1);
-  entry.add(flow::entry::kBytesOut, view.l4Offset - view.l3Offset + view.l4Length);
+  recordPacket(entry, view, flow::Direction::FromReal);
   learnIfOnLink(frame, view.sourceIp());
   const uint32_t vip = entry.load<uint32_t>(flow::entry::kVip);
   const uint16_t vport = entry.load<uint16_t>(flow::entry::kVport);

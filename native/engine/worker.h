@@ -1,10 +1,11 @@
-// A worker owns the receive ring of one interface: rx batch -> classify -> flow lookup or schedule ->
+// A worker owns the receive rings of one interface: rx batch -> classify -> flow lookup or schedule ->
 // rewrite -> tx batch. It never calls into JavaScript and never blocks on the control plane.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <thread>
 
+#include "../flow/tcp_state.h"
 #include "../io/rx_ring.h"
 #include "../packet/ipv4_frame.h"
 #include "engine_context.h"
@@ -15,20 +16,23 @@ namespace natlb::engine {
 
 class Worker {
  public:
-  Worker(EngineContext& context, const InterfaceConfig& interface, const io::RingGeometry& geometry,
-         const std::vector<sock_filter>& filter);
+  Worker(EngineContext& context, const InterfaceConfig& interface, const std::vector<sock_filter>& filter);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
   void start();
   void join();
-  io::RxRing& ring() { return ring_; }
+  // Both rings (small frames, GSO super-frames) get the same socket filter.
+  void replaceFilter(const std::vector<sock_filter>& filter);
+  io::RingStatistics takeStatistics();
   const InterfaceConfig& interface() const { return interface_; }
   const Counters& counters() const { return counters_; }
 
  private:
   void run();
+  bool nextFrame(io::ReceivedFrame& frame);
+  void waitForFrames(int timeoutMs);
   void handle(const io::ReceivedFrame& frame);
   void handleArp(const io::ReceivedFrame& frame);
   void handleIpv4(const io::ReceivedFrame& frame);
@@ -36,13 +40,15 @@ class Worker {
   void replyToClient(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, uint32_t flowRef);
   void passThrough(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view);
   void transmit(const io::ReceivedFrame& frame, uint32_t destinationIp);
+  void recordPacket(const flow::FlowEntry& entry, const packet::Ipv4FrameView& view, flow::Direction direction);
   void learnIfOnLink(const io::ReceivedFrame& frame, uint32_t sourceIp);
   void flushSenders();
   uint64_t nextRandom();
 
   EngineContext& context_;
   const InterfaceConfig& interface_;
-  io::RxRing ring_;
+  io::RxRing smallFrames_;
+  io::RxRing largeFrames_;
   SenderSet senders_;
   NeighbourView neighbours_;
   std::shared_ptr<const ServiceTable> services_;

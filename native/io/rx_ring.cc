@@ -5,7 +5,10 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <iterator>
 
 #include "system_error.h"
 
@@ -34,9 +37,15 @@ RxRing::RxRing(int ifindex, const RingGeometry& geometry, const std::vector<sock
   setOption(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one, "PACKET_VNET_HDR");
   setOption(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof version, "PACKET_VERSION");
   setOption(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one, "PACKET_IGNORE_OUTGOING");
+  const uint32_t page = uint32_t(sysconf(_SC_PAGESIZE));
+  const uint32_t blockBytes = geometry.slotBytes >= page ? geometry.slotBytes : page;
+  if (geometry.slotBytes % 16 != 0 || blockBytes % page != 0 || blockBytes % geometry.slotBytes != 0 ||
+      geometry.slotCount % (blockBytes / geometry.slotBytes) != 0) {
+    throw SystemError("ring geometry: slot size must divide a page or be a multiple of it", EINVAL);
+  }
   tpacket_req request{};
-  request.tp_block_size = geometry.slotBytes;
-  request.tp_block_nr = geometry.slotCount;
+  request.tp_block_size = blockBytes;
+  request.tp_block_nr = geometry.slotCount / (blockBytes / geometry.slotBytes);
   request.tp_frame_size = geometry.slotBytes;
   request.tp_frame_nr = geometry.slotCount;
   setOption(fd, SOL_PACKET, PACKET_RX_RING, &request, sizeof request, "PACKET_RX_RING");
@@ -53,7 +62,7 @@ RxRing::RxRing(int ifindex, const RingGeometry& geometry, const std::vector<sock
   if (::bind(fd, reinterpret_cast<sockaddr*>(&where), sizeof where) != 0) throwSystemError("bind(AF_PACKET)");
 }
 
-bool RxRing::next(ReceivedFrame& out) {
+bool RxRing::peek(ReceivedFrame& out) const {
   if (takenCount_ == geometry_.slotCount) return false;
   auto* slot = reinterpret_cast<tpacket2_hdr*>(ring_.bytes() + size_t(cursor_) * geometry_.slotBytes);
   const uint32_t status = statusOf(slot).load(std::memory_order_acquire);
@@ -65,9 +74,36 @@ bool RxRing::next(ReceivedFrame& out) {
   out.length = slot->tp_snaplen;
   out.truncated = slot->tp_snaplen < slot->tp_len;
   out.vlanTagged = (status & TP_STATUS_VLAN_VALID) != 0;
+  out.timestampNs = uint64_t(slot->tp_sec) * 1000000000ULL + slot->tp_nsec;
+  return true;
+}
+
+void RxRing::take() {
   cursor_ = (cursor_ + 1) % geometry_.slotCount;
   ++takenCount_;
-  return true;
+}
+
+void RxRing::splitBySize(RxRing& small, RxRing& large, int ifindex) {
+  // Unique per interface and process: another natlb in another namespace has its own fanout groups.
+  const int group = int((uint32_t(ifindex) + (uint32_t(getpid()) << 6)) & 0xffff);
+  const int fanout = group | (PACKET_FANOUT_CBPF << 16);
+  for (RxRing* ring : {&small, &large}) {
+    if (setsockopt(ring->fd(), SOL_PACKET, PACKET_FANOUT, &fanout, sizeof fanout) != 0) {
+      throwSystemError("PACKET_FANOUT");
+    }
+  }
+  // Socket 0 (small) unless the packet is longer than the threshold. The selector sees the frame
+  // from the network header on, so len is the L3 length.
+  sock_filter selector[] = {
+      {BPF_LD | BPF_W | BPF_LEN, 0, 0, 0},
+      {BPF_JMP | BPF_JGT | BPF_K, 0, 1, kLargeFrameThreshold},
+      {BPF_RET | BPF_K, 0, 0, 1},
+      {BPF_RET | BPF_K, 0, 0, 0},
+  };
+  sock_fprog program{static_cast<unsigned short>(std::size(selector)), selector};
+  if (setsockopt(small.fd(), SOL_PACKET, PACKET_FANOUT_DATA, &program, sizeof program) != 0) {
+    throwSystemError("PACKET_FANOUT_DATA");
+  }
 }
 
 void RxRing::releaseTaken() {
@@ -76,11 +112,6 @@ void RxRing::releaseTaken() {
     statusOf(slot).store(TP_STATUS_KERNEL, std::memory_order_release);
     takenFrom_ = (takenFrom_ + 1) % geometry_.slotCount;
   }
-}
-
-void RxRing::wait(int timeoutMs) {
-  pollfd descriptor{socket_.get(), POLLIN | POLLERR, 0};
-  ::poll(&descriptor, 1, timeoutMs);
 }
 
 void RxRing::replaceFilter(const std::vector<sock_filter>& filter) { attachSocketFilter(socket_.get(), filter); }

@@ -15,9 +15,15 @@
 namespace natlb::io {
 
 struct RingGeometry {
-  uint32_t slotCount = 512;
-  uint32_t slotBytes = 69632;  // 17 pages: a 64 KB GSO frame + tpacket header + vnet header
+  uint32_t slotCount;
+  uint32_t slotBytes;  // a multiple of 16 that divides a page, or a multiple of the page size
 };
+
+// A ring of MTU-sized slots for ordinary frames and one of 68 KB slots for GSO super-frames: sized by
+// frame count and by bytes respectively (DESIGN.md section 2), 49 MiB instead of 1 GiB of 68 KB slots.
+constexpr RingGeometry kSmallFrameRing{16384, 2048};
+constexpr RingGeometry kLargeFrameRing{256, 69632};  // 17 pages: 64 KB + tpacket and vnet headers
+constexpr uint32_t kLargeFrameThreshold = 1600;     // L3 bytes; larger frames go to the large ring
 
 // One received frame, still owned by the ring until release().
 struct ReceivedFrame {
@@ -27,6 +33,7 @@ struct ReceivedFrame {
   uint32_t length;       // bytes captured (== wire length unless truncated)
   bool truncated;
   bool vlanTagged;       // the kernel stripped an 802.1Q tag we would have to restore
+  uint64_t timestampNs;  // when the kernel received it: merges the two rings in arrival order
 };
 
 struct RingStatistics {
@@ -37,16 +44,25 @@ struct RingStatistics {
 class RxRing {
  public:
   RxRing(int ifindex, const RingGeometry& geometry, const std::vector<sock_filter>& filter);
+  // Splits one interface's frames between two rings by size (PACKET_FANOUT with a classic BPF
+  // selector): frames with more than kLargeFrameThreshold L3 bytes go to `large`.
+  static void splitBySize(RxRing& small, RxRing& large, int ifindex);
   RxRing(const RxRing&) = delete;
   RxRing& operator=(const RxRing&) = delete;
 
   int fd() const { return socket_.get(); }
-  // The next frame the kernel has filled, or false.
-  bool next(ReceivedFrame& out);
+  // The next frame the kernel has filled, without taking it, or false.
+  bool peek(ReceivedFrame& out) const;
+  // Takes the frame peek() returned.
+  void take();
+  bool next(ReceivedFrame& out) {
+    if (!peek(out)) return false;
+    take();
+    return true;
+  }
   // Hands the oldest taken frames back to the kernel (in order). Send anything pointing into them first.
   void releaseTaken();
   // Waits up to timeoutMs for a frame.
-  void wait(int timeoutMs);
   void replaceFilter(const std::vector<sock_filter>& filter);
   RingStatistics takeStatistics();
 
