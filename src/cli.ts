@@ -8,7 +8,9 @@ import { runDemo } from "./demo";
 import type { BalancerStatus } from "./balancer";
 import type { Connection } from "./flows/flowMap";
 import { NatlbError } from "./errors";
+import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 
 function positiveInteger(text: string): number {
   const value = Number(text);
@@ -127,6 +129,18 @@ export function buildProgram(): Command {
     .action(async (options: { mib: number; conns: number; offloads: string }) => {
       if (options.offloads !== "on" && options.offloads !== "off") throw new InvalidArgumentError("--offloads is on or off");
       await runDemo({ mib: options.mib, conns: options.conns, offloads: options.offloads === "on" });
+    });
+
+  program
+    .command("bench")
+    .description("large files, short connections, serial latency and CPU against kernel NAT, HAProxy and a Node proxy (bench/README.md)")
+    .allowUnknownOption()
+    .argument("[options...]", "passed to the benchmark, e.g. --quick, --json <file>")
+    .action(async (args: string[]) => {
+      const script = join(__dirname, "..", "bench", "run.js");
+      const child = spawn(process.execPath, [script, ...args], { stdio: "inherit" });
+      const code = await new Promise<number>((resolve) => child.on("exit", (exitCode) => resolve(exitCode ?? 1)));
+      if (code !== 0) throw new NatlbError("E_BENCH", `the benchmark exited with status ${code}`);
     });
 
   return program;
