@@ -64,6 +64,12 @@ export type RealInput = Record<string, unknown>;
 export class Balancer {
   private config: NatlbConfig;
   private readonly realIds = new Map<string, number>();
+  /**
+   * Reals removed from a service while they still had connections, by service key (like IPVS's
+   * trash of destinations): the engine keeps seeing their replies and the kernel keeps dropping
+   * its copy, until their last flow ends. They get no new connections.
+   */
+  private readonly draining = new Map<string, RealConfig[]>();
   private nextRealId = 0;
   private readonly health: HealthMonitor;
   private routeTimer: NodeJS.Timeout | undefined;
@@ -282,6 +288,8 @@ export class Balancer {
       }
     }
     const previous = this.config;
+    const previousDraining = new Map(this.draining);
+    this.trackRemovedReals(previous, next);
     this.config = next;
     try {
       this.engine.setTimeouts(next.timeouts);
@@ -290,10 +298,55 @@ export class Balancer {
       await this.kernel?.update(this.kernelPlan());
     } catch (error) {
       this.config = previous;
+      this.draining.clear();
+      for (const [key, reals] of previousDraining) this.draining.set(key, reals);
       this.publish();
       this.syncHealthChecks();
       throw error;
     }
+  }
+
+  private trackRemovedReals(previous: NatlbConfig, next: NatlbConfig): void {
+    const nextByKey = new Map(next.services.map((s) => [serviceKey(s), s]));
+    for (const key of [...this.draining.keys()]) if (!nextByKey.has(key)) this.draining.delete(key);
+    for (const old of previous.services) {
+      const key = serviceKey(old);
+      const kept = nextByKey.get(key);
+      if (!kept) continue;  // a removed service takes its connections with it, as in IPVS
+      const present = new Set(kept.reals.map(realKey));
+      const draining = (this.draining.get(key) ?? []).filter((r) => !present.has(realKey(r)));
+      for (const real of old.reals) {
+        if (!present.has(realKey(real)) && !draining.some((r) => realKey(r) === realKey(real))) draining.push(real);
+      }
+      if (draining.length > 0) this.draining.set(key, draining);
+      else this.draining.delete(key);
+    }
+  }
+
+  /** Forgets draining reals whose last connection has ended. */
+  private async forgetDrainedReals(): Promise<void> {
+    if (this.stopped || this.draining.size === 0) return;
+    const live = new Set<string>();
+    this.flows.forEachLive((c) => {
+      live.add(`${c.vip.ip}:${c.vip.port}/${c.protocol}|${c.real.ip}:${c.real.port}`);
+      return true;
+    });
+    let changed = false;
+    for (const [key, reals] of this.draining) {
+      const still = reals.filter((r) => live.has(`${key}|${realKey(r)}`));
+      if (still.length !== reals.length) changed = true;
+      if (still.length > 0) this.draining.set(key, still);
+      else this.draining.delete(key);
+    }
+    if (changed) {
+      this.publish();
+      await this.kernel?.update(this.kernelPlan());
+    }
+  }
+
+  /** The configured reals of a service, then the draining ones (which no slot points at). */
+  private realsWithDraining(service: ServiceConfig): RealConfig[] {
+    return [...service.reals, ...(this.draining.get(serviceKey(service)) ?? [])];
   }
 
   private realIdFor(service: ServiceConfig, real: RealConfig): number {
@@ -323,7 +376,7 @@ export class Balancer {
         protocol: s.protocol,
         mode: table.mode,
         slots: table.slots,
-        reals: s.reals.map((r) => ({ ip: r.ip, port: r.port, id: this.realIdFor(s, r) })),
+        reals: this.realsWithDraining(s).map((r) => ({ ip: r.ip, port: r.port, id: this.realIdFor(s, r) })),
       };
     });
     this.engine.setServices(services);
@@ -334,7 +387,9 @@ export class Balancer {
     return {
       vips: this.config.services.map((s) => s.vip),
       replyPaths: this.config.services.flatMap((s) =>
-        s.reals.flatMap((r) => backends.map((name) => ({ interface: name, protocol: s.protocol, sourcePort: r.port }))),
+        this.realsWithDraining(s).flatMap((r) =>
+          backends.map((name) => ({ interface: name, protocol: s.protocol, sourcePort: r.port })),
+        ),
       ),
     };
   }
@@ -368,8 +423,9 @@ export class Balancer {
       if (this.stopped) return;
       this.engine.setRoutes(routes);
       this.engine.learnNeighbours(neighbours);
+      await this.enqueue(() => this.forgetDrainedReals());
     } catch (error) {
-      this.log.warn({ err: error }, "could not re-read routes and neighbours");
+      this.log.warn({ err: error }, "could not refresh routes, neighbours or draining reals");
     }
   }
 }

@@ -9,7 +9,7 @@
 // Every route and rule carries protocol 199, so set-up is idempotent (leftovers of a crashed run are
 // removed first) and undo removes exactly what natlb made and nothing else.
 import { KernelSetupError } from "./errors";
-import { ip, listRules } from "./gateway/iproute";
+import { ip, listRoutes, listRules } from "./gateway/iproute";
 
 export const NATLB_ROUTE_PROTOCOL = "199";
 const FIRST_RULE_PRIORITY = 31000;
@@ -33,30 +33,25 @@ export class KernelSetup {
   async apply(plan: KernelPlan): Promise<void> {
     await removeNatlbKernelState();
     try {
-      for (const vip of [...new Set(plan.vips)]) {
-        await ip(["route", "replace", "blackhole", `${vip}/32`, "proto", NATLB_ROUTE_PROTOCOL]);
-      }
-      const unique = new Map(plan.replyPaths.map((p) => [`${p.interface}/${p.protocol}/${p.sourcePort}`, p]));
-      let priority = FIRST_RULE_PRIORITY;
-      for (const path of unique.values()) {
-        await ip([
-          "rule", "add", "pref", String(priority++), "iif", path.interface, "ipproto", path.protocol,
-          "sport", String(path.sourcePort), "blackhole", "protocol", NATLB_ROUTE_PROTOCOL,
-        ]);
-      }
+      await this.converge(plan);
       this.applied = true;
     } catch (error) {
       await removeNatlbKernelState().catch(() => undefined);
-      throw new KernelSetupError(
-        `kernel set-up failed (${(error as Error).message}): natlb needs CAP_NET_ADMIN for its routes and rules; run as root or grant the capability`,
-        { cause: error },
-      );
+      throw kernelError(error);
     }
   }
 
-  /** Re-applies after a configuration change (same guarantees as apply). */
+  /**
+   * Moves the installed state to a new plan without a gap: what stays is never removed, new routes
+   * and rules are added before old ones go. (A moment without the reply-path rule would let the
+   * kernel forward un-rewritten replies, and clients would answer them with RSTs.)
+   */
   async update(plan: KernelPlan): Promise<void> {
-    await this.apply(plan);
+    try {
+      await this.converge(plan);
+    } catch (error) {
+      throw kernelError(error);
+    }
   }
 
   async undo(): Promise<void> {
@@ -64,6 +59,44 @@ export class KernelSetup {
     this.applied = false;
     await removeNatlbKernelState();
   }
+
+  private async converge(plan: KernelPlan): Promise<void> {
+    const wantedVips = new Set(plan.vips.map((vip) => `${vip}/32`));
+    for (const vip of wantedVips) await ip(["route", "replace", "blackhole", vip, "proto", NATLB_ROUTE_PROTOCOL]);
+    const installedRoutes = await listRoutes(["-4", "route", "show", "table", "main", "proto", NATLB_ROUTE_PROTOCOL]);
+    for (const route of installedRoutes) {
+      const prefix = route.dst.includes("/") ? route.dst : `${route.dst}/32`;
+      if (!wantedVips.has(prefix)) await ip(["route", "del", "blackhole", prefix, "proto", NATLB_ROUTE_PROTOCOL]);
+    }
+
+    const keyOf = (p: ReplyPath) => `${p.interface}/${p.protocol}/${p.sourcePort}`;
+    const wanted = new Map(plan.replyPaths.map((p) => [keyOf(p), p]));
+    const installed = (await listRules()).filter((rule) => rule.protocol === NATLB_ROUTE_PROTOCOL);
+    const installedKeys = new Map(
+      installed.map((rule) => [`${String(rule.iif)}/${String(rule.ipproto)}/${String(rule.sport)}`, rule.priority]),
+    );
+    const used = new Set(installed.map((rule) => rule.priority));
+    let priority = FIRST_RULE_PRIORITY;
+    for (const [key, path] of wanted) {
+      if (installedKeys.has(key)) continue;
+      while (used.has(priority)) priority += 1;
+      used.add(priority);
+      await ip([
+        "rule", "add", "pref", String(priority), "iif", path.interface, "ipproto", path.protocol,
+        "sport", String(path.sourcePort), "blackhole", "protocol", NATLB_ROUTE_PROTOCOL,
+      ]);
+    }
+    for (const [key, rulePriority] of installedKeys) {
+      if (!wanted.has(key)) await ip(["-4", "rule", "del", "pref", String(rulePriority), "protocol", NATLB_ROUTE_PROTOCOL]);
+    }
+  }
+}
+
+function kernelError(error: unknown): KernelSetupError {
+  return new KernelSetupError(
+    `kernel set-up failed (${(error as Error).message}): natlb needs CAP_NET_ADMIN for its routes and rules; run as root or grant the capability`,
+    { cause: error },
+  );
 }
 
 /** Deletes every route and rule tagged with natlb's protocol number in this namespace. */

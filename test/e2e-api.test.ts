@@ -5,6 +5,7 @@ import test from "ava";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { BalancerStatus } from "../src/balancer";
+import { startBlobServer } from "../src/lab/blobServer";
 import { blobUrl, runDownload } from "../src/lab/download";
 import type { Lab } from "../src/lab/topology";
 import { REAL_PORT, SERVICE_PORT, tcpService, withNatLab } from "./support/lab";
@@ -84,6 +85,38 @@ test("add, reweight and remove real servers and services at run time through the
       t.true((await driver.call({ op: "removeService", vip: lab.vip, port: SERVICE_PORT })).ok);
       const gone = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, 1024, "gone"), conns: 1, count: 1, localPortBase: 31400, timeoutMs: 3000 });
       t.is(gone.failed, 1, "a removed service no longer answers");
+      t.true((await driver.call({ op: "stop" })).ok);
+    } finally {
+      driver.close();
+    }
+  });
+});
+
+test("a connection keeps its real server when that real is removed, and finishes intact", async (t) => {
+  await withNatLab(t, { offloads: true, startNatlb: false }, async ({ lab, servers }) => {
+    const driver = startDriver(lab);
+    try {
+      const [r1, r2] = lab.reals.map((r) => r.ip);
+      t.true((await driver.call({ op: "start", config: { services: [tcpService(lab, [1])] } })).ok);
+      const big = runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, 2048 * 1024 * 1024, "long"), conns: 1, count: 1, localPortBase: 32000, timeoutMs: 120_000, sha: true });
+      let active = false;
+      for (let i = 0; i < 100 && !active; i++) {
+        const status = (await driver.call({ op: "status" })).result as BalancerStatus;
+        active = status.services[0]!.reals[0]!.activeConns === 1;
+        if (!active) await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      t.true(active, "the long download is under way");
+      // r2 answers on another port, so r1's port 8080 leaves the configuration: its live flow must keep
+      // its reply path (BPF filter, kernel rule) until it ends.
+      await startBlobServer(lab, 2, REAL_PORT + 1);
+      t.true((await driver.call({ op: "addReal", vip: lab.vip, port: SERVICE_PORT, real: { ip: r2, port: REAL_PORT + 1 } })).ok);
+      t.true((await driver.call({ op: "removeReal", vip: lab.vip, port: SERVICE_PORT, ip: r1 })).ok);
+      const fresh = await realsServing(lab, 4, 32100);
+      t.deepEqual([...fresh.keys()], [r2], "new connections go to the remaining real");
+      const summary = await big;
+      t.is(summary.failed, 0, JSON.stringify(summary.results.map((r) => r.error)));
+      t.is(summary.results[0]!.real, r1);
+      t.is(summary.results[0]!.sha256, servers[0]!.served().find((e) => e.peerPort === 32000)?.sha256 ?? null);
       t.true((await driver.call({ op: "stop" })).ok);
     } finally {
       driver.close();

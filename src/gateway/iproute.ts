@@ -68,7 +68,7 @@ export interface RuleInfo {
 
 export const listLinks = () => ipJson<LinkInfo>(["link", "show"]);
 export const listAddresses = () => ipJson<AddressInfo>(["-4", "addr", "show"]);
-export const listRoutes = () => ipJson<RouteInfo>(["-4", "route", "show", "table", "main"]);
+export const listRoutes = (args: readonly string[] = ["-4", "route", "show", "table", "main"]) => ipJson<RouteInfo>(args);
 export const listNeighbours = () => ipJson<NeighbourInfo>(["-4", "neigh", "show"]);
 export const listRules = () => ipJson<RuleInfo>(["-4", "rule", "show"]);
 
