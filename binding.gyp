@@ -7,6 +7,7 @@
         "native/packet/ipv4_frame.cc",
         "native/packet/nat_rewrite.cc",
         "native/packet/arp.cc",
+        "native/packet/icmp.cc",
         "native/io/socket_filter.cc",
         "native/io/rx_ring.cc",
         "native/io/frame_sender.cc",

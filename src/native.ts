@@ -49,7 +49,7 @@ export interface NativeTimeouts {
 
 export const COUNTER_NAMES = [
   "rxFrames", "rxBytes", "txFrames", "txBytes", "toReal", "toClient", "passedThrough", "newFlows",
-  "arpRepliesSent", "arpRequestsSent", "gratuitousArpSent", "ignored", "dropTruncated", "dropMalformed",
+  "arpRepliesSent", "arpRequestsSent", "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "ignored", "dropTruncated", "dropMalformed",
   "dropFragment", "dropTtlExpired", "dropNoService", "dropNoReal", "dropNoFlow", "dropFlowTableFull",
   "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",
 ] as const;

@@ -21,6 +21,8 @@ enum class Counter : uint8_t {
   ArpRepliesSent,
   ArpRequestsSent,
   GratuitousArpSent,
+  IcmpEchoReplies,  // pings to a VIP answered
+  IcmpErrorsToReal, // ICMP errors about a flow's packets, translated for its real server
   Ignored,         // frames that are not the balancer's business (the kernel handles them)
   DropTruncated,
   DropMalformed,
@@ -41,7 +43,7 @@ enum class Counter : uint8_t {
 constexpr std::array<std::string_view, size_t(Counter::Count)> kCounterNames = {
     "rxFrames",        "rxBytes",         "txFrames",          "txBytes",          "toReal",
     "toClient",        "passedThrough",   "newFlows",          "arpRepliesSent",   "arpRequestsSent",
-    "gratuitousArpSent", "ignored",       "dropTruncated",     "dropMalformed",    "dropFragment",
+    "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "ignored",       "dropTruncated",     "dropMalformed",    "dropFragment",
     "dropTtlExpired",  "dropNoService",   "dropNoReal",        "dropNoFlow",       "dropFlowTableFull",
     "dropNoRoute",     "dropNoNeighbour", "dropTxError",       "dropVlan",         "ringDrops",
 };

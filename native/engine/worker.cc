@@ -8,6 +8,7 @@
 
 #include "../flow/tcp_state.h"
 #include "../packet/arp.h"
+#include "../packet/icmp.h"
 #include "../packet/nat_rewrite.h"
 
 namespace natlb::engine {
@@ -169,7 +170,7 @@ void Worker::handleArp(const io::ReceivedFrame& frame) {
                             message->senderIp != message->targetIp &&
                             interface_.role == InterfaceRole::Client &&
                             interface_.addressFacing(message->targetIp) != 0 &&
-                            std::binary_search(services_->vips().begin(), services_->vips().end(), message->targetIp);
+                            isVip(message->targetIp);
   if (!askingForVip) {
     counters_.add(Counter::Ignored);
     return;
@@ -184,13 +185,64 @@ void Worker::handleArp(const io::ReceivedFrame& frame) {
   }
 }
 
+bool Worker::isVip(uint32_t ip) const {
+  return std::binary_search(services_->vips().begin(), services_->vips().end(), ip);
+}
+
+void Worker::handleIcmp(const io::ReceivedFrame& frame) {
+  const auto icmp = packet::parseIcmp(frame.frame, frame.length);
+  const uint32_t destination = packet::load32(frame.frame + packet::kEthernetHeaderLength + 16);
+  if (!isVip(destination)) {
+    counters_.add(Counter::Ignored);  // the kernel's business
+    return;
+  }
+  if (!icmp) {
+    counters_.add(Counter::DropMalformed);
+    return;
+  }
+  if (icmp->type == packet::kIcmpEchoRequest && interface_.role == InterfaceRole::Client) {
+    packet::turnIntoEchoReply(*icmp);
+    frame.vnet->flags = 0;
+    frame.vnet->gsoType = 0;
+    counters_.add(Counter::IcmpEchoReplies);
+    transmit(frame, packet::load32(icmp->frame + icmp->l3Offset + 16));
+    return;
+  }
+  const auto quoted = packet::isIcmpError(icmp->type) ? packet::quotedPacket(*icmp) : std::nullopt;
+  if (!quoted) {
+    counters_.add(Counter::DropNoService);
+    return;
+  }
+  // The quoted packet went VIP:vport -> client:cport; its flow names the real server.
+  const flow::ForwardKey key{quoted->protocol, quoted->destination, quoted->destinationPort, quoted->source,
+                             quoted->sourcePort};
+  const uint32_t ref = context_.flows.findForward(key);
+  if (ref == 0) {
+    counters_.add(Counter::DropNoFlow);
+    return;
+  }
+  const flow::RealEndpoint real = context_.flows.entryAt(ref).real();
+  if (!packet::translateIcmpErrorToReal(*icmp, *quoted, real.ip, real.port)) {
+    counters_.add(Counter::DropTtlExpired);
+    return;
+  }
+  frame.vnet->flags = 0;
+  frame.vnet->gsoType = 0;
+  counters_.add(Counter::IcmpErrorsToReal);
+  transmit(frame, real.ip);
+}
+
 void Worker::handleIpv4(const io::ReceivedFrame& frame) {
+  if (frame.length >= packet::kEthernetHeaderLength + packet::kIPv4MinHeaderLength &&
+      frame.frame[packet::kEthernetHeaderLength + 9] == packet::kProtocolIcmp) {
+    handleIcmp(frame);
+    return;
+  }
   const packet::ParsedFrame parsed = packet::parseIpv4Frame(frame.frame, frame.length);
   if (parsed.error != packet::ParseError::None) {
     // Only frames addressed to a VIP are ours to count as dropped; others belong to the kernel.
     const bool toVip = frame.length >= packet::kEthernetHeaderLength + packet::kIPv4MinHeaderLength &&
-                       std::binary_search(services_->vips().begin(), services_->vips().end(),
-                                          packet::load32(frame.frame + packet::kEthernetHeaderLength + 16));
+                       isVip(packet::load32(frame.frame + packet::kEthernetHeaderLength + 16));
     if (!toVip) {
       counters_.add(Counter::Ignored);
     } else if (parsed.error == packet::ParseError::Fragment) {
@@ -213,7 +265,7 @@ void Worker::handleIpv4(const io::ReceivedFrame& frame) {
     replyToClient(frame, view, ref);
     return;
   }
-  if (std::binary_search(services_->vips().begin(), services_->vips().end(), view.destinationIp())) {
+  if (isVip(view.destinationIp())) {
     counters_.add(Counter::DropNoService);
     return;
   }

@@ -36,6 +36,8 @@ class Worker {
   void handle(const io::ReceivedFrame& frame);
   void handleArp(const io::ReceivedFrame& frame);
   void handleIpv4(const io::ReceivedFrame& frame);
+  void handleIcmp(const io::ReceivedFrame& frame);
+  bool isVip(uint32_t ip) const;
   void forwardToReal(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, const Service& service);
   void replyToClient(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, uint32_t flowRef);
   void passThrough(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view);
