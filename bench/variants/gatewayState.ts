@@ -3,7 +3,7 @@
 // that none is left, so no variant ever measures through another one's leftovers.
 import { IP_BIN, runIn, sbin } from "../../src/lab/netns";
 import type { Lab } from "../../src/lab/topology";
-import { waitUntil } from "../../src/lab/wait";
+import { sleep } from "../../src/lab/wait";
 
 const DEFAULT_RULE_PRIORITIES = new Set([0, 32766, 32767]);
 
@@ -19,18 +19,16 @@ export async function removeVipAddress(lab: Lab, vip: string): Promise<void> {
   }
 }
 
-/** Waits until TCP listeners exist on ip:port for every port in the gateway namespace. */
+/** Waits until TCP listeners exist on ip:port for every port in the gateway namespace; fails fast when `alive()` turns false. */
 export async function waitForListeners(lab: Lab, ip: string, ports: number[], timeoutMs: number, alive: () => boolean): Promise<void> {
-  await waitUntil(
-    `listeners on ${ip}:${ports.join(",")} in the gateway`,
-    async () => {
-      if (!alive()) throw new Error("the process exited");
-      const r = await lab.exec(lab.gateway.ns, sbin("ss"), ["-Hltn"]);
-      return ports.every((p) => r.stdout.includes(`${ip}:${p} `));
-    },
-    timeoutMs,
-    50,
-  );
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!alive()) throw new Error("the process exited");
+    const r = await lab.exec(lab.gateway.ns, sbin("ss"), ["-Hltn"]);
+    if (ports.every((p) => r.stdout.includes(`${ip}:${p} `))) return;
+    if (Date.now() > deadline) throw new Error(`no listeners on ${ip}:${ports.join(",")} after ${timeoutMs} ms`);
+    await sleep(50);
+  }
 }
 
 interface IpAddr {

@@ -12,7 +12,8 @@ import type { BenchServices, Variant } from "./types";
 export function haproxyConfig(services: BenchServices): string {
   const lines = [
     "global",
-    "  maxconn 20000",
+    // 2 fds per connection: stays under a 20 000 hard fd limit (haproxy refuses to start otherwise).
+    "  maxconn 4096",
     "defaults",
     "  mode tcp",
     "  timeout connect 5s",
@@ -68,7 +69,7 @@ export const haproxy: Variant = {
       await waitForListeners(lab, services.vip, [services.bulk.vport, services.small.vport], 10_000, () => isRunning(proc));
     } catch (e) {
       await tearDown().catch(() => undefined);
-      throw new Error(`haproxy did not start: ${(e as Error).message}; stderr: ${stderr.trim()}`);
+      throw new Error(`haproxy did not start: ${(e as Error).message}; stderr: ${stderr.trim().split("\n").slice(-3).join(" / ")}`);
     }
     return {
       bulkTargets: [{ ip: services.vip, port: services.bulk.vport }],

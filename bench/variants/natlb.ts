@@ -1,6 +1,7 @@
 // natlb itself: the real `natlb run` daemon in the gateway (src/lab/balancerProcess), both services
 // round robin (wrr, equal weights), no health checks. It installs and removes its own kernel state.
 import { startBalancer } from "../../src/lab/balancerProcess";
+import { addonFingerprint } from "../addonFingerprint";
 import type { BenchServices, Variant } from "./types";
 
 export function natlbConfig(services: BenchServices): unknown {
@@ -19,6 +20,7 @@ export const natlb: Variant = {
   id: "natlb",
   label: "natlb",
   setUp: async (lab, services) => {
+    const addon = addonFingerprint();
     const balancer = await startBalancer(lab, natlbConfig(services));
     return {
       bulkTargets: [{ ip: services.vip, port: services.bulk.vport }],
@@ -26,9 +28,9 @@ export const natlb: Variant = {
       pid: balancer.child.pid ?? null,
       diagnostics: async () => {
         const status = await balancer.status().catch((e: unknown) => ({ error: (e as Error).message }));
-        if ("error" in status) return status;
+        if ("error" in status) return { addon, ...status };
         const nonZero = Object.fromEntries(Object.entries(status.counters).filter(([, v]) => v !== 0));
-        return { counters: nonZero, flows: status.flows };
+        return { addon, counters: nonZero, flows: status.flows };
       },
       tearDown: async () => {
         const exit = await balancer.stop("SIGTERM", 10_000);

@@ -1,0 +1,354 @@
+// One lab (offloads on = "gso", off = "mtu"): its servers, then R rounds; each round runs every
+// variant once (order rotated by the round number), one at a time, set up -> check -> measure ->
+// tear down -> verify the gateway is bare again.
+import { blobSha256 } from "../src/lab/blobContent";
+import { startBlobServer } from "../src/lab/blobServer";
+import { readPeakRssKiB, runBulkDownload, type DownloadRunSummary } from "../src/lab/benchTools";
+import { IP_BIN } from "../src/lab/netns";
+import { createLab, type Lab } from "../src/lab/topology";
+import type { ConnTool } from "./connTool";
+import type { LabKind, ResolvedOptions } from "./options";
+import { formatNumber } from "./stats";
+import type { ActiveVariant, BenchServices, Variant, VariantId } from "./variants";
+import { assertGatewayClean } from "./variants/gatewayState";
+
+export type MetricId =
+  | "dl1Gbps"
+  | "dl4Gbps"
+  | "dl1CpuMachine"
+  | "dl4CpuMachine"
+  | "dl1CpuBalancer"
+  | "dl4CpuBalancer"
+  | "shortConnsPerSec"
+  | "serialMs"
+  | "peakRssMiB";
+
+export interface Sample {
+  lab: LabKind;
+  round: number;
+  variant: VariantId;
+  metric: MetricId;
+  value: number;
+}
+
+export interface DownloadRecord {
+  conns: number;
+  gbps: number;
+  seconds: number;
+  totalBytes: number;
+  /** Whole-machine CPU seconds per GiB moved. */
+  cpuMachineSPerGiB: number;
+  /** The balancer process's CPU seconds per GiB (null for kernel paths). */
+  cpuBalancerSPerGiB: number | null;
+  /** Which real answered each connection. */
+  reals: Array<string | null>;
+}
+
+/** Everything one variant did in one round (kept in the JSON report). */
+export interface VariantRun {
+  lab: LabKind;
+  round: number;
+  /** Place in this round's order (0 = first). */
+  position: number;
+  variant: VariantId;
+  clientIp: string;
+  setUpMs: number | null;
+  downloads: DownloadRecord[];
+  shortConns: { perSecond: number; completed: number; failed: number; errors: Record<string, number> } | null;
+  serial: { medianMs: number; p90Ms: number; minMs: number; maxMs: number; completed: number; failed: number } | null;
+  peakRssKiB: number | null;
+  diagnostics: Record<string, unknown>;
+  errors: string[];
+  /** What the variant left in the gateway after tear-down (the lab stops then); null when clean. */
+  leftovers: string | null;
+}
+
+export interface LabRunResult {
+  lab: LabKind;
+  labId: string | null;
+  samples: Sample[];
+  runs: VariantRun[];
+  errors: string[];
+  /** Why rounds stopped before the planned number, or null. */
+  stoppedEarly: string | null;
+}
+
+export const SERVICES_PORTS = { bulk: { vport: 80, realPort: 8080 }, small: { vport: 81, realPort: 8081 } } as const;
+export const BLOB_SEED = "natlb-bench";
+const GiB = 1024 * 1024 * 1024;
+const REALS = 3;
+
+/**
+ * Each variant's client source address: a TCP timestamp offset depends on (saddr, daddr) and real
+ * servers keep TIME_WAIT, so a client ip:port that reached a real by another path gets its SYN
+ * dropped (PAWS, DESIGN.md section 4). Own address per variant, own port range per download.
+ */
+export function clientIpFor(variantIndex: number): string {
+  return `198.18.0.${21 + variantIndex}`;
+}
+
+/** Hands out local port ranges that are never reused within a run. */
+export class PortCursor {
+  private next = 10_000;
+  take(n: number): number {
+    if (this.next + n > 32_000) throw new Error("benchmark ran out of client port ranges (10000..32000)");
+    const p = this.next;
+    this.next += n;
+    return p;
+  }
+}
+
+export interface LabRunContext {
+  options: ResolvedOptions;
+  variants: Variant[];
+  /** Index of each variant in the full list (stable client address even when a subset runs). */
+  variantIndex: (id: VariantId) => number;
+  deadline: number;
+  clockTicksPerSecond: number;
+  ports: PortCursor;
+  /** Short-connection server and client (C when a compiler exists). */
+  connTool: ConnTool;
+}
+
+function downloadTimeoutMs(bytes: number): number {
+  // Generous: 30 s plus the time at 0.25 Gbit/s. A path that slow has failed anyway.
+  return Math.round(30_000 + ((bytes * 8) / 0.25e9) * 1000);
+}
+
+export async function runLab(kind: LabKind, ctx: LabRunContext): Promise<LabRunResult> {
+  const { options: o, variants } = ctx;
+  const log = (line: string): void => o.log(`[${kind}] ${line}`);
+  const result: LabRunResult = { lab: kind, labId: null, samples: [], runs: [], errors: [], stoppedEarly: null };
+  log(`creating lab (offloads ${kind === "gso" ? "on: ~64 KB GSO frames" : "off: MTU-sized frames"}, ${REALS} reals, prefix nb)`);
+  const lab = await createLab({ reals: REALS, offloads: kind === "gso", prefix: "nb" });
+  result.labId = lab.id;
+  try {
+    await prepareLab(lab, ctx, log);
+    const services: BenchServices = { vip: lab.vip, ...SERVICES_PORTS, reals: lab.reals.map((r) => r.ip) };
+    for (let round = 0; round < o.rounds; round++) {
+      if (Date.now() > ctx.deadline) {
+        result.stoppedEarly = `time bound of ${o.maxMinutes} min reached before round ${round + 1} of ${o.rounds}`;
+        log(result.stoppedEarly);
+        break;
+      }
+      const order = variants.map((_, i) => variants[(i + round) % variants.length] as Variant);
+      log(`round ${round + 1}/${o.rounds}: ${order.map((v) => v.id).join(" -> ")}`);
+      for (const [position, variant] of order.entries()) {
+        const run = await runVariant(lab, kind, round, position, variant, services, ctx, log);
+        result.runs.push(run);
+        result.samples.push(...samplesOf(run));
+        for (const e of run.errors) result.errors.push(`${kind} round ${round + 1} ${variant.id}: ${e}`);
+        if (run.leftovers !== null) throw new Error(run.leftovers);
+      }
+    }
+  } catch (e) {
+    // Keep what was measured so far; the report shows why the lab stopped.
+    const message = (e as Error).message;
+    result.errors.push(`${kind} lab aborted: ${message}`);
+    result.stoppedEarly = `aborted: ${message.split("\n")[0] ?? ""}`;
+    log(`lab aborted: ${message}`);
+  } finally {
+    log(`destroying lab ${lab.id}`);
+    await lab.destroy();
+  }
+  return result;
+}
+
+async function prepareLab(lab: Lab, ctx: LabRunContext, log: (line: string) => void): Promise<void> {
+  const o = ctx.options;
+  for (const v of ctx.variants) {
+    await lab.exec(lab.client.ns, IP_BIN, ["addr", "add", `${clientIpFor(ctx.variantIndex(v.id))}/24`, "dev", lab.client.ifname]);
+  }
+  const cacheMb = Math.ceil(o.bulkBytes / (1024 * 1024)) + 8;
+  for (let i = 1; i <= REALS; i++) {
+    await startBlobServer(lab, i, SERVICES_PORTS.bulk.realPort, { cacheMb, maxSeconds: o.maxMinutes * 60 + 600 });
+    await ctx.connTool.startServer(lab, i, SERVICES_PORTS.small.realPort, o.maxMinutes * 60 + 600);
+  }
+  // Fill every blob server's keystream cache, so no run pays for generating content.
+  log(`filling the blob servers' caches (${REALS} x ${o.bulkBytes / (1024 * 1024)} MiB, direct)`);
+  const fill = await runBulkDownload(lab, {
+    targets: lab.reals.map((r) => ({ ip: r.ip, port: SERVICES_PORTS.bulk.realPort })),
+    path: blobPath(o.bulkBytes),
+    conns: REALS,
+    timeoutMs: downloadTimeoutMs(o.bulkBytes * REALS),
+  });
+  if (fill.failed > 0) throw new Error(`filling the blob caches failed: ${firstError(fill)}`);
+}
+
+function blobPath(bytes: number): string {
+  return `/blob?bytes=${bytes}&seed=${BLOB_SEED}`;
+}
+
+function firstError(s: DownloadRunSummary): string {
+  const r = s.results.find((x) => x.error !== undefined);
+  return r === undefined ? "none" : `${r.target} from port ${r.localPort}: ${r.error}`;
+}
+
+async function runVariant(
+  lab: Lab,
+  kind: LabKind,
+  round: number,
+  position: number,
+  variant: Variant,
+  services: BenchServices,
+  ctx: LabRunContext,
+  log: (line: string) => void,
+): Promise<VariantRun> {
+  const clientIp = clientIpFor(ctx.variantIndex(variant.id));
+  const run: VariantRun = {
+    lab: kind,
+    round,
+    position,
+    variant: variant.id,
+    clientIp,
+    setUpMs: null,
+    downloads: [],
+    shortConns: null,
+    serial: null,
+    peakRssKiB: null,
+    diagnostics: {},
+    errors: [],
+    leftovers: null,
+  };
+  const say = (text: string): void => log(`r${round + 1} ${variant.id.padEnd(9)} ${text}`);
+  const t0 = Date.now();
+  let active: ActiveVariant | undefined;
+  try {
+    active = await variant.setUp(lab, services);
+    run.setUpMs = Date.now() - t0;
+  } catch (e) {
+    run.errors.push(`set-up failed: ${(e as Error).message}`);
+    say(`SET-UP FAILED: ${(e as Error).message.split("\n")[0] ?? ""}`);
+  }
+  if (active !== undefined) {
+    try {
+      await measure(lab, active, run, ctx, say);
+    } catch (e) {
+      run.errors.push((e as Error).message);
+      say(`FAILED: ${(e as Error).message.split("\n")[0] ?? ""}`);
+    }
+    if (active.pid !== null) run.peakRssKiB = readPeakRssKiB(active.pid);
+    run.diagnostics = await active.diagnostics().catch((e: unknown) => ({ error: (e as Error).message }));
+    try {
+      await active.tearDown();
+    } catch (e) {
+      run.errors.push(`tear-down: ${(e as Error).message}`);
+    }
+  }
+  // Leftovers would change what the next variant measures: the caller stops the lab.
+  try {
+    await assertGatewayClean(lab, services.vip, `${variant.id} (round ${round + 1})`);
+  } catch (e) {
+    run.leftovers = (e as Error).message;
+  }
+  return run;
+}
+
+async function measure(lab: Lab, active: ActiveVariant, run: VariantRun, ctx: LabRunContext, say: (text: string) => void): Promise<void> {
+  const o = ctx.options;
+  // 1. Does the path work, and is the content intact? 3 connections, 1 MiB each, sha256 checked.
+  const checkBytes = 1024 * 1024;
+  const check = await runBulkDownload(lab, {
+    targets: active.bulkTargets,
+    path: blobPath(checkBytes),
+    conns: 3,
+    localAddress: run.clientIp,
+    localPortBase: ctx.ports.take(3),
+    timeoutMs: 20_000,
+    sha: true,
+  });
+  const want = blobSha256(BLOB_SEED, checkBytes);
+  const bad = check.results.filter((r) => r.error !== undefined || r.sha256 !== want);
+  if (bad.length > 0) {
+    const r = bad[0];
+    throw new Error(`check download failed (${bad.length}/3): ${r?.error ?? `sha256 ${r?.sha256} != ${want}`}`);
+  }
+  const smallCheck = await ctx.connTool.run(lab, { targets: active.smallTargets, concurrency: 4, count: 24, durationMs: 10_000, localAddress: run.clientIp });
+  if (smallCheck.failed > 0 || smallCheck.completed !== 24) {
+    throw new Error(`check short connections failed: ${smallCheck.completed}/24 ok, errors ${JSON.stringify(smallCheck.errors)}`);
+  }
+
+  // 2. Large downloads, 1 and 4 connections, bulkBytes in total each.
+  for (const conns of [1, 4]) {
+    const bytesPerConn = o.bulkBytes / conns;
+    const s = await runBulkDownload(lab, {
+      targets: active.bulkTargets,
+      path: blobPath(bytesPerConn),
+      conns,
+      localAddress: run.clientIp,
+      localPortBase: ctx.ports.take(conns),
+      timeoutMs: downloadTimeoutMs(o.bulkBytes),
+      ...(active.pid !== null ? { watchPid: active.pid } : {}),
+    });
+    if (s.failed > 0) {
+      run.errors.push(`download ${conns} conn(s): ${s.failed} failed: ${firstError(s)}`);
+      say(`download ${conns} conn(s) FAILED: ${firstError(s)}`);
+      continue;
+    }
+    const gib = s.totalBytes / GiB;
+    const record: DownloadRecord = {
+      conns,
+      gbps: s.gbps,
+      seconds: s.seconds,
+      totalBytes: s.totalBytes,
+      cpuMachineSPerGiB: s.cpu.machineBusy / ctx.clockTicksPerSecond / gib,
+      cpuBalancerSPerGiB: s.cpu.watched === null ? null : s.cpu.watched / ctx.clockTicksPerSecond / gib,
+      reals: s.results.map((r) => r.real),
+    };
+    run.downloads.push(record);
+    const balancerCpu = record.cpuBalancerSPerGiB === null ? "" : `, balancer ${formatNumber(record.cpuBalancerSPerGiB)} CPU-s/GiB`;
+    say(`download ${conns} conn(s): ${formatNumber(s.gbps)} Gbit/s, machine ${formatNumber(record.cpuMachineSPerGiB)} CPU-s/GiB${balancerCpu}`);
+  }
+
+  // 3. Short connections: 32 at a time for a fixed time (count-bounded too).
+  const sc = await ctx.connTool.run(lab, {
+    targets: active.smallTargets,
+    concurrency: o.shortConnsConcurrency,
+    count: 1_000_000,
+    durationMs: o.shortConnsMs,
+    localAddress: run.clientIp,
+    connTimeoutMs: 2000,
+  });
+  run.shortConns = { perSecond: sc.perSecond, completed: sc.completed, failed: sc.failed, errors: sc.errors };
+  if (sc.failed > 0) run.errors.push(`short connections: ${sc.failed} of ${sc.completed + sc.failed} failed ${JSON.stringify(sc.errors)}`);
+  say(`short conns (${o.shortConnsConcurrency} conc.): ${sc.perSecond}/s${sc.failed > 0 ? ` (${sc.failed} failed)` : ""}`);
+
+  // 4. One connection at a time: the time of a whole connection (connect, request, response, close).
+  const serial = await ctx.connTool.run(lab, {
+    targets: active.smallTargets,
+    concurrency: 1,
+    count: o.serialCount,
+    durationMs: 30_000,
+    localAddress: run.clientIp,
+    connTimeoutMs: 2000,
+  });
+  if (serial.latencyMs !== null) {
+    run.serial = {
+      medianMs: serial.latencyMs.median,
+      p90Ms: serial.latencyMs.p90,
+      minMs: serial.latencyMs.min,
+      maxMs: serial.latencyMs.max,
+      completed: serial.completed,
+      failed: serial.failed,
+    };
+    say(`serial conn: median ${serial.latencyMs.median} ms (p90 ${serial.latencyMs.p90}, ${serial.completed} conns${serial.failed > 0 ? `, ${serial.failed} failed` : ""})`);
+  }
+  if (serial.failed > 0) run.errors.push(`serial connections: ${serial.failed} failed ${JSON.stringify(serial.errors)}`);
+}
+
+function samplesOf(run: VariantRun): Sample[] {
+  const out: Sample[] = [];
+  const add = (metric: MetricId, value: number | null | undefined): void => {
+    if (value !== null && value !== undefined && Number.isFinite(value)) out.push({ lab: run.lab, round: run.round, variant: run.variant, metric, value });
+  };
+  for (const d of run.downloads) {
+    const p = d.conns === 1 ? "dl1" : "dl4";
+    add(`${p}Gbps`, d.gbps);
+    add(`${p}CpuMachine`, d.cpuMachineSPerGiB);
+    add(`${p}CpuBalancer`, d.cpuBalancerSPerGiB);
+  }
+  if (run.shortConns !== null) add("shortConnsPerSec", run.shortConns.perSecond);
+  if (run.serial !== null) add("serialMs", run.serial.medianMs);
+  if (run.peakRssKiB !== null) add("peakRssMiB", run.peakRssKiB / 1024);
+  return out;
+}

@@ -1,0 +1,37 @@
+// The benchmark's small C/C++ programs, built on demand into dist/bench/bin/ (rebuilt when a source
+// is newer than the binary). A missing compiler is reported, not fatal: callers fall back.
+import { existsSync, mkdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { runIn } from "../src/lab/netns";
+
+export const REPO_ROOT = join(__dirname, "..", "..");
+const BIN_DIR = join(__dirname, "bin");
+
+export interface NativeToolSpec {
+  name: string;
+  compiler: "cc" | "g++";
+  /** Compiled sources (repo-relative). */
+  sources: string[];
+  /** Other files whose change requires a rebuild (headers, repo-relative). */
+  dependsOn?: string[];
+  flags: string[];
+}
+
+export type BuildResult = { ok: true; path: string } | { ok: false; reason: string };
+
+export async function buildNativeTool(spec: NativeToolSpec): Promise<BuildResult> {
+  const out = join(BIN_DIR, spec.name);
+  const inputs = [...spec.sources, ...(spec.dependsOn ?? [])].map((p) => join(REPO_ROOT, p));
+  const missing = inputs.find((p) => !existsSync(p));
+  if (missing !== undefined) return { ok: false, reason: `${missing} is missing` };
+  if (existsSync(out)) {
+    const built = statSync(out).mtimeMs;
+    if (inputs.every((p) => statSync(p).mtimeMs <= built)) return { ok: true, path: out };
+  }
+  mkdirSync(BIN_DIR, { recursive: true });
+  const r = await runIn(null, spec.compiler, [...spec.flags, ...spec.sources.map((p) => join(REPO_ROOT, p)), "-o", out], {
+    timeoutMs: 180_000,
+  });
+  if (r.code !== 0) return { ok: false, reason: `${spec.compiler} failed: ${r.stderr.trim().slice(0, 500)}` };
+  return { ok: true, path: out };
+}

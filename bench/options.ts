@@ -1,0 +1,90 @@
+// Benchmark settings: the full run (issue #3's numbers) and --quick (a smoke run in < 3 minutes).
+import type { VariantId } from "./variants";
+
+export type LabKind = "gso" | "mtu";
+
+export interface BenchOptions {
+  /** Fewer rounds, smaller downloads, shorter loads. */
+  quick?: boolean;
+  /** Rounds per lab (each round runs every variant once, order rotated). Full 5, quick 2. */
+  rounds?: number;
+  /** Bytes per large-download run (split over the connections). Full 1 GiB, quick 256 MiB. */
+  bulkBytes?: number;
+  /** Duration of the short-connection load. Full 3000 ms, quick 1000 ms. */
+  shortConnsMs?: number;
+  /** Concurrent short connections. Default 32. */
+  shortConnsConcurrency?: number;
+  /** Sequential tiny requests for the serial-connection time. Full 300, quick 60. */
+  serialCount?: number;
+  /** Labs to run: "gso" (offloads on) and/or "mtu" (offloads off). Default both. */
+  labs?: LabKind[];
+  /** Subset of variants (default all). */
+  variants?: VariantId[];
+  /** Seconds of lookups per flow-map size (0 skips the lookup measurement). Full 1, quick 0.3. */
+  flowLookupSeconds?: number;
+  /** Where to write the JSON report; null: do not write. Default bench/results/latest.json. */
+  jsonPath?: string | null;
+  /** Hard bound of the whole run; rounds stop (and the report says so) once it is reached. Full 90 min, quick 6 min. */
+  maxMinutes?: number;
+  /** Progress lines (default: stderr). */
+  log?: (line: string) => void;
+}
+
+export interface ResolvedOptions {
+  quick: boolean;
+  rounds: number;
+  bulkBytes: number;
+  shortConnsMs: number;
+  shortConnsConcurrency: number;
+  serialCount: number;
+  labs: LabKind[];
+  variants: VariantId[];
+  flowLookupSeconds: number;
+  jsonPath: string | null;
+  maxMinutes: number;
+  log: (line: string) => void;
+}
+
+export const ALL_VARIANT_IDS: readonly VariantId[] = ["plain", "kernelNat", "haproxy", "nodeProxy", "natlb"];
+const GiB = 1024 * 1024 * 1024;
+const MiB = 1024 * 1024;
+
+export class BenchUsageError extends Error {
+  override readonly name = "BenchUsageError";
+}
+
+export function resolveOptions(o: BenchOptions, defaultJsonPath: string): ResolvedOptions {
+  const quick = o.quick === true;
+  const r: ResolvedOptions = {
+    quick,
+    rounds: o.rounds ?? (quick ? 2 : 5),
+    bulkBytes: o.bulkBytes ?? (quick ? 256 * MiB : GiB),
+    shortConnsMs: o.shortConnsMs ?? (quick ? 1000 : 3000),
+    shortConnsConcurrency: o.shortConnsConcurrency ?? 32,
+    serialCount: o.serialCount ?? (quick ? 60 : 300),
+    labs: o.labs ?? ["gso", "mtu"],
+    variants: o.variants ?? [...ALL_VARIANT_IDS],
+    flowLookupSeconds: o.flowLookupSeconds ?? (quick ? 0.3 : 1),
+    jsonPath: o.jsonPath === undefined ? defaultJsonPath : o.jsonPath,
+    maxMinutes: o.maxMinutes ?? (quick ? 6 : 90),
+    log: o.log ?? ((line) => process.stderr.write(`${line}\n`)),
+  };
+  const intIn = (name: string, v: number, min: number, max: number): void => {
+    if (!Number.isInteger(v) || v < min || v > max) throw new BenchUsageError(`${name} must be an integer in ${min}..${max}, got ${v}`);
+  };
+  intIn("rounds", r.rounds, 1, 50);
+  intIn("bulkBytes", r.bulkBytes, MiB, 16 * GiB);
+  intIn("shortConnsMs", r.shortConnsMs, 100, 60_000);
+  intIn("shortConnsConcurrency", r.shortConnsConcurrency, 1, 256);
+  intIn("serialCount", r.serialCount, 1, 10_000);
+  if (r.bulkBytes % 64 !== 0) throw new BenchUsageError("bulkBytes must be a multiple of 64");
+  if (!(r.flowLookupSeconds >= 0 && r.flowLookupSeconds <= 30)) throw new BenchUsageError("flowLookupSeconds must be in 0..30");
+  if (!(r.maxMinutes > 0 && r.maxMinutes <= 24 * 60)) throw new BenchUsageError("maxMinutes must be in (0, 1440]");
+  if (r.labs.length === 0 || r.labs.some((l) => l !== "gso" && l !== "mtu")) throw new BenchUsageError('labs must be "gso" and/or "mtu"');
+  if (r.variants.length === 0 || r.variants.some((v) => !ALL_VARIANT_IDS.includes(v))) {
+    throw new BenchUsageError(`variants must be among ${ALL_VARIANT_IDS.join(", ")}`);
+  }
+  r.labs = [...new Set(r.labs)];
+  r.variants = ALL_VARIANT_IDS.filter((v) => r.variants.includes(v));
+  return r;
+}
