@@ -8,6 +8,7 @@
         "native/packet/nat_rewrite.cc",
         "native/packet/arp.cc",
         "native/packet/icmp.cc",
+        "native/packet/tcp_coalesce.cc",
         "native/io/socket_filter.cc",
         "native/io/rx_ring.cc",
         "native/io/frame_sender.cc",

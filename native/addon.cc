@@ -208,6 +208,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       }
       engineOptions.interfaces.push_back(std::move(config));
     }
+    if (options.Has("coalesceTcp") && !options.Get("coalesceTcp").IsUndefined()) {
+      if (!options.Get("coalesceTcp").IsBoolean()) throw Napi::TypeError::New(env, "options.coalesceTcp must be a boolean");
+      engineOptions.coalesceTcp = options.Get("coalesceTcp").As<Napi::Boolean>();
+    }
     engine_ = std::make_unique<engine::Engine>(*flows_, std::move(engineOptions));
   }
 

@@ -97,7 +97,11 @@ export class Balancer {
     const native = loadNative();
     const gateway = await discoverGateway(config);
     const flows = new FlowMap(config.flowCapacity);
-    const engine = new native.Engine({ flowTable: flows.bytes, interfaces: gateway.interfaces });
+    const engine = new native.Engine({
+      flowTable: flows.bytes,
+      interfaces: gateway.interfaces,
+      coalesceTcp: process.env.NATLB_TX_COALESCE !== "0",
+    });
     engine.setTimeouts(config.timeouts);
     engine.setRoutes(gateway.routes);
     engine.learnNeighbours(gateway.neighbours);

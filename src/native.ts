@@ -48,7 +48,7 @@ export interface NativeTimeouts {
 }
 
 export const COUNTER_NAMES = [
-  "rxFrames", "rxBytes", "txFrames", "txBytes", "toReal", "toClient", "passedThrough", "newFlows",
+  "rxFrames", "rxBytes", "txFrames", "txBytes", "txCoalescedSegments", "toReal", "toClient", "passedThrough", "newFlows",
   "arpRepliesSent", "arpRequestsSent", "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "ignored", "dropTruncated", "dropMalformed",
   "dropFragment", "dropTtlExpired", "dropNoService", "dropNoReal", "dropNoFlow", "dropFlowTableFull",
   "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",
@@ -99,7 +99,7 @@ export interface NativeAddon {
   flowTableBytes(capacity: number): number;
   initializeFlowTable(memory: Uint8Array, capacity: number): void;
   monotonicMs(): number;
-  Engine: new (options: { flowTable: Uint8Array; interfaces: NativeInterface[] }) => NativeEngine;
+  Engine: new (options: { flowTable: Uint8Array; interfaces: NativeInterface[]; coalesceTcp?: boolean }) => NativeEngine;
   packet: {
     parse(frame: Uint8Array): ParseResult;
     rewriteDestination(frame: Uint8Array, to: { ip: string; port: number }, checksum: ChecksumKind): RewriteResult;

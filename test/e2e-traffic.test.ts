@@ -35,6 +35,7 @@ for (const offloads of [true, false]) {
       // share the CPUs): TCP recovers, the content check above is what proves correctness.
       t.is(status.counters.dropTxError, 0);
       t.is(status.counters.dropNoNeighbour + status.counters.dropNoRoute + status.counters.dropMalformed, 0);
+      if (!offloads) t.true(status.counters.txCoalescedSegments > 0, "MTU segments went out coalesced into GSO super-frames");
     });
   });
 

@@ -14,6 +14,7 @@ enum class Counter : uint8_t {
   RxBytes,
   TxFrames,
   TxBytes,
+  TxCoalescedSegments,  // MTU segments sent inside GSO super-frames (each super-frame counts once in txFrames)
   ToReal,          // client frames rewritten and sent to a real server
   ToClient,        // replies rewritten and sent to the client
   PassedThrough,   // replies of direct (non-VIP) connections forwarded unchanged
@@ -41,7 +42,7 @@ enum class Counter : uint8_t {
 };
 
 constexpr std::array<std::string_view, size_t(Counter::Count)> kCounterNames = {
-    "rxFrames",        "rxBytes",         "txFrames",          "txBytes",          "toReal",
+    "rxFrames",        "rxBytes",         "txFrames",          "txBytes",          "txCoalescedSegments",          "toReal",
     "toClient",        "passedThrough",   "newFlows",          "arpRepliesSent",   "arpRequestsSent",
     "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "ignored",       "dropTruncated",     "dropMalformed",    "dropFragment",
     "dropTtlExpired",  "dropNoService",   "dropNoReal",        "dropNoFlow",       "dropFlowTableFull",

@@ -17,6 +17,7 @@ constexpr uint64_t kNextHopRetryMs = 500;          // unknown next hops: ask aga
 
 Engine::Engine(flow::FlowTable& flows, EngineOptions options) : context_(flows) {
   context_.interfaces = std::move(options.interfaces);
+  context_.coalesceTcp = options.coalesceTcp;
   setTimeouts(TimeoutSeconds{});
 }
 
@@ -143,7 +144,7 @@ void Engine::resolveNextHops(SenderSet& senders, uint64_t nowMs) {
 }
 
 void Engine::housekeep() {
-  SenderSet senders(context_.interfaces);
+  SenderSet senders(context_.interfaces, false);
   while (context_.running.load(std::memory_order_acquire)) {
     const uint64_t nowMs = monotonicMs();
     if (announcePending_.exchange(false)) announceVips(senders);

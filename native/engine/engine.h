@@ -17,6 +17,7 @@ namespace natlb::engine {
 
 struct EngineOptions {
   std::vector<InterfaceConfig> interfaces;
+  bool coalesceTcp = true;
 };
 
 struct TimeoutSeconds {

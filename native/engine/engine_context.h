@@ -26,6 +26,7 @@ struct EngineContext {
   flow::Timeouts timeouts{};
   Counters counters;
   std::atomic<bool> running{false};
+  bool coalesceTcp = true;  // fixed before start
 
   const InterfaceConfig* interfaceByIndex(int ifindex) const {
     for (const InterfaceConfig& i : interfaces) {

@@ -10,9 +10,9 @@ namespace natlb::engine {
 
 class SenderSet {
  public:
-  explicit SenderSet(const std::vector<InterfaceConfig>& interfaces) {
+  SenderSet(const std::vector<InterfaceConfig>& interfaces, bool coalesceTcp) {
     for (const InterfaceConfig& i : interfaces) {
-      senders_.push_back({i.ifindex, std::make_unique<io::FrameSender>(i.ifindex)});
+      senders_.push_back({i.ifindex, std::make_unique<io::FrameSender>(i.ifindex, coalesceTcp)});
     }
   }
   io::FrameSender* find(int ifindex) {

@@ -49,7 +49,7 @@ Worker::Worker(EngineContext& context, const InterfaceConfig& interface, const s
       interface_(interface),
       smallFrames_(interface.ifindex, io::kSmallFrameRing, filter),
       largeFrames_(interface.ifindex, io::kLargeFrameRing, filter),
-      senders_(context.interfaces),
+      senders_(context.interfaces, context.coalesceTcp),
       neighbours_(context.neighbours),
       random_(0x9e3779b97f4a7c15ULL ^ (uint64_t(interface.ifindex) << 32) ^ monotonicMs()) {
   io::RxRing::splitBySize(smallFrames_, largeFrames_, interface.ifindex);
@@ -131,6 +131,7 @@ void Worker::flushSenders() {
       counters_.add(Counter::TxBytes, result.bytes);
     }
     if (result.failed) counters_.add(Counter::DropTxError, result.failed);
+    if (result.coalesced) counters_.add(Counter::TxCoalescedSegments, result.coalesced);
   });
 }
 

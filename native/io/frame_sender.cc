@@ -11,7 +11,25 @@
 
 namespace natlb::io {
 
-FrameSender::FrameSender(int ifindex) {
+namespace {
+
+// Same flow and direction: IPv4 addresses and TCP ports equal.
+bool sameFlow(const uint8_t* a, const uint8_t* b) {
+  return std::memcmp(a + 14 + 12, b + 14 + 12, 8) == 0 && std::memcmp(a + 34, b + 34, 4) == 0;
+}
+
+bool isPlainTcp(const uint8_t* frame, size_t length) {
+  return length >= 54 && frame[12] == 0x08 && frame[13] == 0x00 && frame[14] == 0x45 && frame[14 + 9] == 6;
+}
+
+// Room for one flush's worth of coalesced frames: at most kBatch input frames of at most
+// kMaxCoalescedSegmentFrame bytes, each super-frame with its virtio-net header.
+constexpr size_t kArenaBytes = FrameSender::kBatch * (packet::kMaxCoalescedSegmentFrame + sizeof(VirtioNetHeader) + 16);
+
+}  // namespace
+
+FrameSender::FrameSender(int ifindex, bool coalesceTcp) : coalesceTcp_(coalesceTcp) {
+  if (coalesceTcp_) arena_.resize(kArenaBytes);
   socket_ = UniqueFd(::socket(AF_PACKET, SOCK_RAW, 0));  // protocol 0: this socket never receives
   if (!socket_.valid()) throwSystemError("socket(AF_PACKET) for transmit (needs CAP_NET_RAW)");
   const int one = 1;
@@ -29,15 +47,9 @@ FrameSender::FrameSender(int ifindex) {
   setsockopt(socket_.get(), SOL_SOCKET, SO_SNDBUF, &sendBuffer, sizeof sendBuffer);
 }
 
-void FrameSender::queue(const VirtioNetHeader* vnet, const uint8_t* frame, size_t length) {
-  if (queued_ == kBatch) {
-    const FlushResult result = flush();
-    pending_.sent += result.sent;
-    pending_.failed += result.failed;
-    pending_.bytes += result.bytes;
-  }
+void FrameSender::enqueue(const VirtioNetHeader* vnet, size_t length) {
+  if (queued_ == kBatch) sendQueued();
   vectors_[queued_] = iovec{const_cast<VirtioNetHeader*>(vnet), sizeof(VirtioNetHeader) + length};
-  (void)frame;  // the frame follows the vnet header contiguously
   lengths_[queued_] = uint32_t(length);
   std::memset(&messages_[queued_], 0, sizeof(mmsghdr));
   messages_[queued_].msg_hdr.msg_iov = &vectors_[queued_];
@@ -45,9 +57,90 @@ void FrameSender::queue(const VirtioNetHeader* vnet, const uint8_t* frame, size_
   ++queued_;
 }
 
+FrameSender::Group* FrameSender::groupOf(const uint8_t* frame) {
+  for (size_t i = 0; i < openGroups_; ++i) {
+    if (sameFlow(groups_[i].segments[0].frame, frame)) return &groups_[i];
+  }
+  return nullptr;
+}
+
+void FrameSender::closeGroup(size_t index) {
+  Group& group = groups_[index];
+  const packet::TcpSegment& first = group.segments[0];
+  const size_t frameLength = first.headerLength + group.payload;
+  const size_t need = sizeof(VirtioNetHeader) + frameLength;
+  if (group.count == 1 || arenaUsed_ + need > arena_.size()) {
+    for (size_t i = 0; i < group.count; ++i) {
+      const packet::TcpSegment& segment = group.segments[i];
+      const auto* vnet = reinterpret_cast<const VirtioNetHeader*>(segment.frame - sizeof(VirtioNetHeader));
+      enqueue(vnet, segment.headerLength + segment.payloadLength);
+    }
+  } else {
+    auto* vnet = reinterpret_cast<VirtioNetHeader*>(arena_.data() + arenaUsed_);
+    *vnet = VirtioNetHeader{};
+    const size_t built = packet::buildSuperFrame(group.segments.data(), group.count,
+                                                 arena_.data() + arenaUsed_ + sizeof(VirtioNetHeader), *vnet);
+    arenaUsed_ += (sizeof(VirtioNetHeader) + built + 15) & ~size_t{15};
+    pending_.coalesced += uint32_t(group.count);
+    enqueue(vnet, built);
+  }
+  for (size_t i = index + 1; i < openGroups_; ++i) groups_[i - 1] = groups_[i];
+  --openGroups_;
+}
+
+void FrameSender::closeGroupOf(const uint8_t* frame) {
+  for (size_t i = 0; i < openGroups_; ++i) {
+    if (sameFlow(groups_[i].segments[0].frame, frame)) {
+      closeGroup(i);
+      return;
+    }
+  }
+}
+
+void FrameSender::queue(const VirtioNetHeader* vnet, const uint8_t* frame, size_t length) {
+  const auto segment = coalesceTcp_ ? packet::coalescibleSegment(frame, length, *vnet) : std::nullopt;
+  if (!segment) {
+    // Keep a flow's order: its open group goes out before this frame (a FIN, a pure ACK...).
+    if (openGroups_ > 0 && isPlainTcp(frame, length)) closeGroupOf(frame);
+    enqueue(vnet, length);
+    return;
+  }
+  if (Group* group = groupOf(frame)) {
+    const packet::TcpSegment& last = group->segments[group->count - 1];
+    if (group->count < kBatch && packet::canAppend(group->segments[0], last, *segment, group->count, group->payload)) {
+      group->segments[group->count++] = *segment;
+      group->payload += segment->payloadLength;
+      return;
+    }
+    closeGroup(size_t(group - groups_.data()));
+  } else if (openGroups_ == kOpenGroups) {
+    closeGroup(0);
+  }
+  Group& fresh = groups_[openGroups_++];
+  fresh.vnet = vnet;
+  fresh.segments[0] = *segment;
+  fresh.count = 1;
+  fresh.payload = segment->payloadLength;
+}
+
+void FrameSender::sendQueued() {
+  const FlushResult result = sendBatch();
+  pending_.sent += result.sent;
+  pending_.failed += result.failed;
+  pending_.bytes += result.bytes;
+}
+
 FrameSender::FlushResult FrameSender::flush() {
-  FlushResult result = pending_;
-  pending_ = {0, 0, 0};
+  while (openGroups_ > 0) closeGroup(0);
+  sendQueued();
+  const FlushResult result = pending_;
+  pending_ = {0, 0, 0, 0};
+  arenaUsed_ = 0;
+  return result;
+}
+
+FrameSender::FlushResult FrameSender::sendBatch() {
+  FlushResult result{0, 0, 0, 0};
   size_t offset = 0;
   while (offset < queued_) {
     const int sent = ::sendmmsg(socket_.get(), messages_.data() + offset, unsigned(queued_ - offset), 0);
