@@ -13,6 +13,7 @@
 #include "flow/flow_table.h"
 #include "packet/ipv4_frame.h"
 #include "packet/nat_rewrite.h"
+#include "packet/tcp_coalesce.h"
 
 namespace {
 
@@ -394,6 +395,44 @@ Napi::Value RewriteFrame(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// Merges frames the way the transmit path does (io/frame_sender.cc), for tests: all of them into one
+// GSO super-frame, or a reason why not.
+Napi::Value CoalesceSegments(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Napi::Array frames = arrayAt(info[0], "frames");
+  const std::string mode = info[1].IsString() ? std::string(info[1].As<Napi::String>()) : std::string();
+  if (mode != "complete" && mode != "partial") throw Napi::TypeError::New(env, "checksum must be complete or partial");
+  io::VirtioNetHeader vnet{};
+  vnet.flags = mode == "partial" ? io::kVnetNeedsChecksum : 0;
+  std::vector<packet::TcpSegment> segments;
+  size_t payload = 0;
+  for (uint32_t i = 0; i < frames.Length(); ++i) {
+    size_t length = 0;
+    uint8_t* frame = bytesOf(frames.Get(i), length, "frames[" + std::to_string(i) + "]");
+    const auto segment = packet::coalescibleSegment(frame, length, vnet);
+    if (!segment) return failure(env, "frames[" + std::to_string(i) + "] is not a coalescible segment");
+    if (!segments.empty() && !packet::canAppend(segments.front(), segments.back(), *segment, segments.size(), payload)) {
+      return failure(env, "frames[" + std::to_string(i) + "] does not continue the group");
+    }
+    segments.push_back(*segment);
+    payload += segment->payloadLength;
+  }
+  if (segments.size() < 2) return failure(env, "at least two segments are needed");
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, segments.front().headerLength + payload);
+  io::VirtioNetHeader superVnet{};
+  packet::buildSuperFrame(segments.data(), segments.size(), out.Data(), superVnet);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("ok", true);
+  result.Set("frame", out);
+  result.Set("gsoType", superVnet.gsoType);
+  result.Set("gsoSize", superVnet.gsoSize);
+  result.Set("headerLength", superVnet.headerLength);
+  result.Set("checksumStart", superVnet.checksumStart);
+  result.Set("checksumOffset", superVnet.checksumOffset);
+  result.Set("needsChecksum", (superVnet.flags & io::kVnetNeedsChecksum) != 0);
+  return result;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("flowLayout", Napi::Function::New(env, FlowLayout));
   exports.Set("flowTableBytes", Napi::Function::New(env, FlowTableBytes));
@@ -404,6 +443,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   packetFunctions.Set("parse", Napi::Function::New(env, ParseFrame));
   packetFunctions.Set("rewriteDestination", Napi::Function::New(env, RewriteFrame<packet::rewriteDestination>));
   packetFunctions.Set("rewriteSource", Napi::Function::New(env, RewriteFrame<packet::rewriteSource>));
+  packetFunctions.Set("coalesceSegments", Napi::Function::New(env, CoalesceSegments));
   exports.Set("packet", packetFunctions);
   return exports;
 }

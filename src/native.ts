@@ -94,6 +94,11 @@ export type ParseResult =
       l3Offset: number; l4Offset: number; l4Length: number }
   | { ok: false; reason: string };
 
+export type CoalesceResult =
+  | { ok: true; frame: Uint8Array; gsoType: number; gsoSize: number; headerLength: number; checksumStart: number;
+      checksumOffset: number; needsChecksum: boolean }
+  | { ok: false; reason: string };
+
 export interface NativeAddon {
   flowLayout(): FlowLayout;
   flowTableBytes(capacity: number): number;
@@ -104,6 +109,8 @@ export interface NativeAddon {
     parse(frame: Uint8Array): ParseResult;
     rewriteDestination(frame: Uint8Array, to: { ip: string; port: number }, checksum: ChecksumKind): RewriteResult;
     rewriteSource(frame: Uint8Array, from: { ip: string; port: number }, checksum: ChecksumKind): RewriteResult;
+    /** The transmit path's merge of MTU TCP segments into one GSO super-frame (for tests). */
+    coalesceSegments(frames: Uint8Array[], checksum: ChecksumKind): CoalesceResult;
   };
 }
 
