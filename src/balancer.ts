@@ -9,9 +9,12 @@ import { ApiError, NatlbError } from "./errors";
 import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
 import { discoverGateway, readNeighbours, readRoutes, type GatewayView } from "./gateway/interfaces";
 import { HealthMonitor, type HealthChange } from "./health";
-import { KernelSetup, type KernelPlan } from "./kernel";
+import { KernelSetup, mergePlans, type KernelPlan } from "./kernel";
+import { acquireNamespaceLock, type NamespaceLock } from "./namespaceLock";
 import { silentLogger, type Logger } from "./log";
-import { loadNative, type EngineCounters, type NativeEngine, type NativeInterface, type NativeService } from "./native";
+import {
+  loadNative, type EngineCounters, type NativeAddon, type NativeEngine, type NativeInterface, type NativeService,
+} from "./native";
 import { schedulerFor, type SchedulerName } from "./schedulers";
 
 export interface BalancerOptions {
@@ -83,6 +86,7 @@ export class Balancer {
     private readonly flows: FlowMap,
     private readonly kernel: KernelSetup | undefined,
     private readonly log: Logger,
+    private readonly lock: NamespaceLock,
   ) {
     this.config = config;
     this.health = new HealthMonitor({
@@ -95,6 +99,18 @@ export class Balancer {
   static async start(config: NatlbConfig, options: BalancerOptions = {}): Promise<Balancer> {
     const log = options.logger ?? silentLogger;
     const native = loadNative();
+    const lock = await acquireNamespaceLock();
+    try {
+      return await Balancer.startLocked(config, options, log, native, lock);
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
+  }
+
+  private static async startLocked(
+    config: NatlbConfig, options: BalancerOptions, log: Logger, native: NativeAddon, lock: NamespaceLock,
+  ): Promise<Balancer> {
     const gateway = await discoverGateway(config);
     const flows = new FlowMap(config.flowCapacity);
     const engine = new native.Engine({
@@ -106,7 +122,7 @@ export class Balancer {
     engine.setRoutes(gateway.routes);
     engine.learnNeighbours(gateway.neighbours);
     const kernel = options.kernelSetup === false ? undefined : new KernelSetup();
-    const balancer = new Balancer(config, gateway, engine, flows, kernel, log);
+    const balancer = new Balancer(config, gateway, engine, flows, kernel, log, lock);
     try {
       balancer.publish();
       await kernel?.apply(balancer.kernelPlan());
@@ -186,7 +202,7 @@ export class Balancer {
 
   /** Applies a whole new configuration (a reload). Interfaces and flow capacity need a restart. */
   reload(next: NatlbConfig): Promise<void> {
-    return this.enqueue(() => this.apply(next));
+    return this.enqueue(() => this.apply(parseConfig(next)));
   }
 
   // ---- reading ------------------------------------------------------------------------------------
@@ -234,9 +250,16 @@ export class Balancer {
     if (this.stopped) return;
     this.stopped = true;
     if (this.routeTimer) clearInterval(this.routeTimer);
-    await this.health.stop();
-    this.engine.stop();
-    await this.kernel?.undo();
+    // A change under way finishes first (queued ones see `stopped` and do nothing), so nothing
+    // re-installs kernel state after undo.
+    await this.changeQueue;
+    try {
+      await this.health.stop();
+      this.engine.stop();
+      await this.kernel?.undo();
+    } finally {
+      await this.lock.release();
+    }
     this.log.info("natlb stopped");
   }
 
@@ -274,6 +297,7 @@ export class Balancer {
   }
 
   private async apply(next: NatlbConfig): Promise<void> {
+    if (this.stopped) throw new ApiError("the balancer is stopped", { status: 409 });
     if (next.flowCapacity !== this.config.flowCapacity) {
       throw new ApiError("flowCapacity cannot change while running: restart natlb to resize the flow map", { status: 409 });
     }
@@ -292,20 +316,29 @@ export class Balancer {
       }
     }
     const previous = this.config;
+    const previousPlan = this.kernelPlan();
     const previousDraining = new Map(this.draining);
     this.trackRemovedReals(previous, next);
     this.config = next;
+    const nextPlan = this.kernelPlan();
     try {
+      // The kernel learns about new VIPs and real-server ports before the engine sends anything to
+      // them, and forgets old ones only after the engine has stopped using them: no moment in which
+      // the kernel forwards un-rewritten replies (clients would reset the connection).
+      await this.kernel?.update(mergePlans(previousPlan, nextPlan));
       this.engine.setTimeouts(next.timeouts);
       this.publish();
       this.syncHealthChecks();
-      await this.kernel?.update(this.kernelPlan());
+      await this.kernel?.update(nextPlan);
     } catch (error) {
       this.config = previous;
       this.draining.clear();
       for (const [key, reals] of previousDraining) this.draining.set(key, reals);
       this.publish();
       this.syncHealthChecks();
+      await this.kernel?.update(previousPlan).catch((undoError: unknown) =>
+        this.log.error({ err: undoError }, "could not restore the kernel set-up after a failed change"),
+      );
       throw error;
     }
   }
@@ -343,7 +376,7 @@ export class Balancer {
       else this.draining.delete(key);
     }
     if (changed) {
-      this.publish();
+      this.publish();  // the engine stops using the ports first, then the kernel rules go
       await this.kernel?.update(this.kernelPlan());
     }
   }

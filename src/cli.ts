@@ -3,7 +3,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { parseConfigText } from "./config";
 import { DEFAULT_CONTROL_TIMEOUT_MS, defaultSocketPath, requestControl } from "./control";
-import { startDaemon } from "./daemon";
+import { startDaemon, type Daemon } from "./daemon";
 import { runDemo } from "./demo";
 import type { BalancerStatus } from "./balancer";
 import type { Connection } from "./flows/flowMap";
@@ -74,19 +74,34 @@ export function buildProgram(): Command {
     .option("-s, --socket <path>", "control socket (default: per network namespace, under /run/natlb)")
     .option("--no-kernel-setup", "do not install the blackhole route/rules (they must then exist already)")
     .action(async (options: { config: string; socket?: string; kernelSetup: boolean }) => {
-      const daemon = await startDaemon({
-        configPath: options.config,
-        kernelSetup: options.kernelSetup,
-        ...(options.socket ? { socketPath: options.socket } : {}),
-      });
-      // Signals may arrive more than once (npx, systemd and terminals signal the whole group): the
-      // first one stops, the rest wait for the same stop.
-      const onSignal = () => void daemon.stop();
+      // Signals may arrive at any time, more than once, and to the whole process group (npx,
+      // systemd and terminals do that): the first one stops, later ones wait for the same stop. One
+      // that arrives during start-up stops the daemon as soon as it is up, so start-up's kernel
+      // set-up is undone too.
+      let daemon: Daemon | undefined;
+      let stopRequested = false;
+      const onSignal = () => {
+        stopRequested = true;
+        if (daemon) void daemon.stop();
+      };
+      const ignoreHangupWhileStarting = () => undefined;
       process.on("SIGTERM", onSignal);
       process.on("SIGINT", onSignal);
-      await daemon.stopped;
-      process.off("SIGTERM", onSignal);
-      process.off("SIGINT", onSignal);
+      process.on("SIGHUP", ignoreHangupWhileStarting);
+      try {
+        daemon = await startDaemon({
+          configPath: options.config,
+          kernelSetup: options.kernelSetup,
+          ...(options.socket ? { socketPath: options.socket } : {}),
+        });
+        process.off("SIGHUP", ignoreHangupWhileStarting);
+        if (stopRequested) void daemon.stop();
+        await daemon.stopped;
+      } finally {
+        process.off("SIGHUP", ignoreHangupWhileStarting);
+        process.off("SIGTERM", onSignal);
+        process.off("SIGINT", onSignal);
+      }
     });
 
   program

@@ -299,6 +299,14 @@ export function realKey(r: { readonly ip: string; readonly port: number }): stri
 
 function semanticIssues(config: NatlbConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
+  config.interfaces?.backend.forEach((name, i) => {
+    if (config.interfaces!.client.includes(name)) {
+      issues.push({
+        path: `interfaces.backend[${i}]`,
+        problem: `"${name}" is also a client interface: an interface faces either clients or real servers; list it once`,
+      });
+    }
+  });
   const services = new Map<string, number>();
   const vips = new Map<string, number>();
   config.services.forEach((s, i) => {

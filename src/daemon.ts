@@ -54,9 +54,15 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const stop = () => {
     stopping ??= (async () => {
       process.off("SIGHUP", onReload);
-      await control.close().catch((error: unknown) => log.warn({ err: error }, "closing the control socket failed"));
-      await balancer.stop();
-      resolveStopped();
+      try {
+        await control.close().catch((error: unknown) => log.warn({ err: error }, "closing the control socket failed"));
+        await balancer.stop();
+      } catch (error) {
+        log.error({ err: error }, "stopping failed: check `ip route show proto 199` and `ip rule show` for leftovers");
+        process.exitCode = 1;
+      } finally {
+        resolveStopped();
+      }
     })();
     return stopping;
   };

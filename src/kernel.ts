@@ -47,6 +47,7 @@ export class KernelSetup {
    * kernel forward un-rewritten replies, and clients would answer them with RSTs.)
    */
   async update(plan: KernelPlan): Promise<void> {
+    if (!this.applied) return;  // undone (stopped) or never applied: nothing to move
     try {
       await this.converge(plan);
     } catch (error) {
@@ -90,6 +91,11 @@ export class KernelSetup {
       if (!wanted.has(key)) await ip(["-4", "rule", "del", "pref", String(rulePriority), "protocol", NATLB_ROUTE_PROTOCOL]);
     }
   }
+}
+
+/** Everything either plan needs: installed first when moving from one plan to the other. */
+export function mergePlans(a: KernelPlan, b: KernelPlan): KernelPlan {
+  return { vips: [...new Set([...a.vips, ...b.vips])], replyPaths: [...a.replyPaths, ...b.replyPaths] };
 }
 
 function kernelError(error: unknown): KernelSetupError {

@@ -97,3 +97,15 @@ test("a failed real server is taken out of scheduling within seconds and comes b
     t.true(up, "the real is back within 5 s of answering again");
   });
 });
+
+test("a second natlb in the same namespace is refused and the first keeps forwarding", async (t) => {
+  await withNatLab(t, { offloads: true }, async ({ lab, natlb }) => {
+    const before = await gatewaySnapshot(lab);
+    const error = await t.throwsAsync(startBalancer(lab, { services: [tcpService(lab, [1, 1, 1])] }, { readyTimeoutMs: 10_000 }));
+    t.regex(error!.message, /another natlb already runs in this network namespace/);
+    t.deepEqual(await gatewaySnapshot(lab), before, "the refused one touched no kernel state");
+    const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, MiB, "still"), conns: 3, count: 3, localPortBase: 25000 });
+    t.is(summary.failed, 0);
+    t.is((await natlb!.status()).flows.live, 3);
+  });
+});

@@ -60,6 +60,13 @@ void Engine::stop() {
 
 void Engine::setServices(std::vector<Service> services) {
   std::lock_guard control(controlMutex_);
+  // Round robin goes on where it was: a health flap or an API call must not restart every cursor.
+  const auto previous = context_.services.load();
+  for (Service& service : services) {
+    if (const Service* old = previous->find(service.vip, service.port, service.protocol)) {
+      service.cursor.store(old->cursor.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    }
+  }
   context_.services.store(std::make_shared<const ServiceTable>(std::move(services)), std::memory_order_release);
   refreshFilters();
   announcePending_.store(true);

@@ -52,7 +52,7 @@ Worker::Worker(EngineContext& context, const InterfaceConfig& interface, const s
       senders_(context.interfaces, context.coalesceTcp),
       neighbours_(context.neighbours),
       random_(0x9e3779b97f4a7c15ULL ^ (uint64_t(interface.ifindex) << 32) ^ monotonicMs()) {
-  io::RxRing::splitBySize(smallFrames_, largeFrames_, interface.ifindex);
+  io::RxRing::splitBySize(smallFrames_, largeFrames_);
 }
 
 void Worker::replaceFilter(const std::vector<sock_filter>& filter) {
@@ -140,6 +140,10 @@ void Worker::handle(const io::ReceivedFrame& frame) {
   counters_.add(Counter::RxBytes, frame.length);
   if (frame.truncated || frame.length < packet::kEthernetHeaderLength) {
     counters_.add(Counter::DropTruncated);
+    return;
+  }
+  if (frame.forOtherHost) {
+    counters_.add(Counter::Ignored);
     return;
   }
   if (frame.vlanTagged) {
@@ -288,15 +292,16 @@ void Worker::learnIfOnLink(const io::ReceivedFrame& frame, uint32_t sourceIp) {
 
 // Advances the TCP state and the per-direction counters of a flow for one frame.
 void Worker::recordPacket(const flow::FlowEntry& entry, const Ipv4FrameView& view, flow::Direction direction) {
+  const bool fromClient = direction == flow::Direction::FromClient;
   if (view.protocol == packet::kProtocolTcp) {
+    const uint8_t tcpFlags = view.tcpFlags();
+    uint16_t flowFlags = entry.load<uint16_t>(flow::entry::kFlags);
+    if (tcpFlags & packet::kTcpFin) flowFlags = entry.setFlags(fromClient ? flow::flags::kClientFin : flow::flags::kRealFin);
     const flow::FlowState state = entry.state();
-    const uint16_t flowFlags = entry.load<uint16_t>(flow::entry::kFlags);
-    const flow::TcpTransition next = flow::advanceTcpState(state, flowFlags, direction, view.tcpFlags());
-    if (next.state != state) entry.store<uint8_t>(flow::entry::kState, uint8_t(next.state));
-    if (next.flags != flowFlags) entry.store<uint16_t>(flow::entry::kFlags, next.flags);
+    const flow::TcpTransition next = flow::advanceTcpState(state, flowFlags, direction, tcpFlags);
+    if (next.state > state) entry.raiseState(next.state);
   }
   if (entry.load<uint64_t>(flow::entry::kLastSeenMs) != nowMs_) entry.store<uint64_t>(flow::entry::kLastSeenMs, nowMs_);
-  const bool fromClient = direction == flow::Direction::FromClient;
   entry.add(fromClient ? flow::entry::kPacketsIn : flow::entry::kPacketsOut, 1);
   entry.add(fromClient ? flow::entry::kBytesIn : flow::entry::kBytesOut, view.l4Offset - view.l3Offset + view.l4Length);
 }

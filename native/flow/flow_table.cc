@@ -112,13 +112,15 @@ uint32_t FlowTable::allocateLocked(uint64_t nowMs) {
     bump.store(bumped + 1, std::memory_order_relaxed);
     return bumped + 1;
   }
+  // Every entry handed out and not live is in the free ring (writers hold the mutex).
+  const uint32_t freeCount = bumped - headerField<uint32_t>(header::kLiveCount).load(std::memory_order_relaxed);
+  if (freeCount == 0) return 0;
   auto head = headerField<uint32_t>(header::kFreeHead);
   const uint32_t position = head.load(std::memory_order_relaxed);
-  if (position == headerField<uint32_t>(header::kFreeTail).load(std::memory_order_relaxed)) return 0;
-  const uint32_t ref = freeRing_[position % capacity_];
+  const uint32_t ref = freeRing_[position];
   const uint32_t freedAt = entryAt(ref).load<uint32_t>(entry::kFreedAtMs);
   if (uint32_t(nowMs) - freedAt < kReuseGraceMs) return 0;
-  head.store(position + 1, std::memory_order_relaxed);
+  head.store(position + 1 == capacity_ ? 0 : position + 1, std::memory_order_relaxed);
   return ref;
 }
 
@@ -191,8 +193,8 @@ void FlowTable::releaseLocked(uint32_t ref, uint64_t nowMs) {
   e.store<uint32_t>(entry::kFreedAtMs, uint32_t(nowMs));
   auto tail = headerField<uint32_t>(header::kFreeTail);
   const uint32_t position = tail.load(std::memory_order_relaxed);
-  freeRing_[position % capacity_] = ref;
-  tail.store(position + 1, std::memory_order_relaxed);
+  freeRing_[position] = ref;
+  tail.store(position + 1 == capacity_ ? 0 : position + 1, std::memory_order_relaxed);
   headerField<uint32_t>(header::kLiveCount).fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -203,22 +205,25 @@ void FlowTable::remove(uint32_t ref, uint64_t nowMs) {
 }
 
 size_t FlowTable::sweep(uint64_t nowMs, const Timeouts& timeouts, size_t budget) {
-  std::lock_guard lock(writers_);
+  // Scans without the writers' mutex (workers insert new flows meanwhile) and takes it only to
+  // remove an expired entry, after checking again under it.
+  auto expired = [&](const FlowEntry& e) {
+    if (!e.live()) return false;
+    const uint32_t stateIndex = e.load<uint8_t>(entry::kState);
+    const uint64_t timeoutMs = uint64_t{timeouts[stateIndex < kFlowStateCount ? stateIndex : 0].load()} * 1000;
+    const uint64_t lastSeen = e.load<uint64_t>(entry::kLastSeenMs);
+    return nowMs > lastSeen && nowMs - lastSeen > timeoutMs;
+  };
   const uint32_t used = headerField<uint32_t>(header::kBumpAllocated).load(std::memory_order_relaxed);
-  if (used == 0) return 0;
   size_t removed = 0;
   for (size_t visited = 0; visited < budget && visited < used; ++visited) {
     if (sweepCursor_ >= used) sweepCursor_ = 0;
     const uint32_t ref = ++sweepCursor_;
-    const FlowEntry e = entryAt(ref);
-    if (!e.live()) continue;
-    const uint32_t stateIndex = e.load<uint8_t>(entry::kState);
-    const uint64_t timeoutMs = uint64_t{timeouts[stateIndex < kFlowStateCount ? stateIndex : 0].load()} * 1000;
-    const uint64_t lastSeen = e.load<uint64_t>(entry::kLastSeenMs);
-    if (nowMs > lastSeen && nowMs - lastSeen > timeoutMs) {
-      releaseLocked(ref, nowMs);
-      ++removed;
-    }
+    if (!expired(entryAt(ref))) continue;
+    std::lock_guard lock(writers_);
+    if (!expired(entryAt(ref))) continue;
+    releaseLocked(ref, nowMs);
+    ++removed;
   }
   headerField<uint64_t>(header::kExpired).fetch_add(removed, std::memory_order_relaxed);
   return removed;

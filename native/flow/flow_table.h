@@ -52,6 +52,19 @@ class FlowEntry {
     std::atomic_ref<uint64_t> counter(*reinterpret_cast<uint64_t*>(bytes_ + offset));
     counter.store(counter.load(std::memory_order_relaxed) + value, std::memory_order_relaxed);
   }
+  // Sets flag bits atomically (both directions' workers may set theirs at once); returns them all.
+  uint16_t setFlags(uint16_t bits) const {
+    return uint16_t(std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(bytes_ + entry::kFlags))
+                        .fetch_or(bits, std::memory_order_relaxed) | bits);
+  }
+  // TCP states only move forward (SYN_RECV < ESTABLISHED < FIN_WAIT < TIME_WAIT < CLOSE), so two
+  // workers racing to advance a flow end in the later state whatever the interleaving.
+  void raiseState(FlowState target) const {
+    std::atomic_ref<uint8_t> state(*(bytes_ + entry::kState));
+    uint8_t current = state.load(std::memory_order_relaxed);
+    while (current < uint8_t(target) && !state.compare_exchange_weak(current, uint8_t(target), std::memory_order_relaxed)) {
+    }
+  }
   bool live() const { return load<uint32_t>(entry::kStatus, std::memory_order_acquire) == uint32_t(EntryStatus::Live); }
   FlowState state() const { return FlowState(load<uint8_t>(entry::kState)); }
   RealEndpoint real() const {

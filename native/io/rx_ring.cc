@@ -75,6 +75,10 @@ bool RxRing::peek(ReceivedFrame& out) const {
   out.truncated = slot->tp_snaplen < slot->tp_len;
   out.vlanTagged = (status & TP_STATUS_VLAN_VALID) != 0;
   out.timestampNs = uint64_t(slot->tp_sec) * 1000000000ULL + slot->tp_nsec;
+  // The link-layer address follows the header: a frame for another host (promiscuous mode, e.g. a
+  // tcpdump on the same interface) is not ours to forward.
+  const auto* link = reinterpret_cast<const sockaddr_ll*>(base + TPACKET_ALIGN(sizeof(tpacket2_hdr)));
+  out.forOtherHost = link->sll_pkttype == PACKET_OTHERHOST;
   return true;
 }
 
@@ -83,15 +87,17 @@ void RxRing::take() {
   ++takenCount_;
 }
 
-void RxRing::splitBySize(RxRing& small, RxRing& large, int ifindex) {
-  // Unique per interface and process: another natlb in another namespace has its own fanout groups.
-  const int group = int((uint32_t(ifindex) + (uint32_t(getpid()) << 6)) & 0xffff);
-  const int fanout = group | (PACKET_FANOUT_CBPF << 16);
-  for (RxRing* ring : {&small, &large}) {
-    if (setsockopt(ring->fd(), SOL_PACKET, PACKET_FANOUT, &fanout, sizeof fanout) != 0) {
-      throwSystemError("PACKET_FANOUT");
-    }
+void RxRing::splitBySize(RxRing& small, RxRing& large) {
+  // The kernel picks a group id no other socket in the namespace uses; the second ring joins it.
+  const int unique = (PACKET_FANOUT_CBPF | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
+  if (setsockopt(small.fd(), SOL_PACKET, PACKET_FANOUT, &unique, sizeof unique) != 0) {
+    throwSystemError("PACKET_FANOUT (unique id)");
   }
+  int assigned = 0;
+  socklen_t length = sizeof assigned;
+  if (getsockopt(small.fd(), SOL_PACKET, PACKET_FANOUT, &assigned, &length) != 0) throwSystemError("PACKET_FANOUT id");
+  const int join = (assigned & 0xffff) | (PACKET_FANOUT_CBPF << 16);
+  if (setsockopt(large.fd(), SOL_PACKET, PACKET_FANOUT, &join, sizeof join) != 0) throwSystemError("PACKET_FANOUT join");
   // Socket 0 (small) unless the packet is longer than the threshold. The selector sees the frame
   // from the network header on, so len is the L3 length.
   sock_filter selector[] = {

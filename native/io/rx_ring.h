@@ -34,6 +34,7 @@ struct ReceivedFrame {
   bool truncated;
   bool vlanTagged;       // the kernel stripped an 802.1Q tag we would have to restore
   uint64_t timestampNs;  // when the kernel received it: merges the two rings in arrival order
+  bool forOtherHost;     // PACKET_OTHERHOST: seen only because the interface is promiscuous
 };
 
 struct RingStatistics {
@@ -45,8 +46,8 @@ class RxRing {
  public:
   RxRing(int ifindex, const RingGeometry& geometry, const std::vector<sock_filter>& filter);
   // Splits one interface's frames between two rings by size (PACKET_FANOUT with a classic BPF
-  // selector): frames with more than kLargeFrameThreshold L3 bytes go to `large`.
-  static void splitBySize(RxRing& small, RxRing& large, int ifindex);
+  // selector, in a group of its own): frames with more than kLargeFrameThreshold L3 bytes go to `large`.
+  static void splitBySize(RxRing& small, RxRing& large);
   RxRing(const RxRing&) = delete;
   RxRing& operator=(const RxRing&) = delete;
 
