@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what natlb needs on a fresh Debian machine (as root) and builds it: apt packages, npm
-# packages, the native addon (cmake-js, during `npm ci`) and the TypeScript (tsc, during `npm ci`).
+# Installs what natlb, its demo and its tests need on a fresh Debian machine (as root) and builds it:
+# apt packages, npm packages, the native addon (cmake-js, during `npm ci`) and the TypeScript (tsc,
+# during `npm ci`). The benchmark installs haproxy itself when it runs.
 # Idempotent: a second run skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v ethtool >/dev/null || need+=(ethtool)
 command -v iptables >/dev/null || need+=(iptables)
-command -v haproxy >/dev/null || need+=(haproxy)
+command -v sysctl >/dev/null || need+=(procps)
 command -v cmake >/dev/null || need+=(cmake)
 command -v g++ >/dev/null || need+=(g++)
 command -v make >/dev/null || need+=(make)
