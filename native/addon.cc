@@ -14,6 +14,7 @@
 #include "packet/ipv4_frame.h"
 #include "packet/nat_rewrite.h"
 #include "packet/tcp_coalesce.h"
+#include "packet/icmp.h"
 
 namespace {
 
@@ -433,6 +434,32 @@ Napi::Value CoalesceSegments(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// Translates an ICMP error frame in place, as the workers do (for tests).
+Napi::Value TranslateIcmpError(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t length = 0;
+  uint8_t* frame = bytesOf(info[0], length, "frame");
+  const Napi::Object spec = objectAt(info[1], "translation");
+  const auto optionalIp = [&](const char* name) {
+    const Napi::Value value = spec.Get(name);
+    return value.IsUndefined() ? 0u : ipFrom(value, std::string("translation.") + name);
+  };
+  const std::string side = spec.Get("side").ToString();
+  if (side != "source" && side != "destination") throw Napi::TypeError::New(env, "translation.side must be source or destination");
+  const packet::IcmpTranslation translation{
+      optionalIp("outerSource"), optionalIp("outerDestination"),
+      side == "source" ? packet::QuotedSide::Source : packet::QuotedSide::Destination,
+      ipFrom(spec.Get("ip"), "translation.ip"), uint16_t(integerFrom(spec.Get("port"), "translation.port", 0, 65535))};
+  const auto icmp = packet::parseIcmp(frame, length);
+  if (!icmp) return failure(env, "not an ICMP frame");
+  const auto quoted = packet::isIcmpError(icmp->type) ? packet::quotedPacket(*icmp) : std::nullopt;
+  if (!quoted) return failure(env, "not an ICMP error quoting a TCP or UDP packet");
+  if (!packet::translateIcmpError(*icmp, *quoted, translation)) return failure(env, "ttl expired");
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("ok", true);
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("flowLayout", Napi::Function::New(env, FlowLayout));
   exports.Set("flowTableBytes", Napi::Function::New(env, FlowTableBytes));
@@ -444,6 +471,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   packetFunctions.Set("rewriteDestination", Napi::Function::New(env, RewriteFrame<packet::rewriteDestination>));
   packetFunctions.Set("rewriteSource", Napi::Function::New(env, RewriteFrame<packet::rewriteSource>));
   packetFunctions.Set("coalesceSegments", Napi::Function::New(env, CoalesceSegments));
+  packetFunctions.Set("translateIcmpError", Napi::Function::New(env, TranslateIcmpError));
   exports.Set("packet", packetFunctions);
   return exports;
 }

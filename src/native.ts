@@ -49,7 +49,7 @@ export interface NativeTimeouts {
 
 export const COUNTER_NAMES = [
   "rxFrames", "rxBytes", "txFrames", "txBytes", "txCoalescedSegments", "toReal", "toClient", "passedThrough", "newFlows",
-  "arpRepliesSent", "arpRequestsSent", "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "ignored", "dropTruncated", "dropMalformed",
+  "arpRepliesSent", "arpRequestsSent", "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "icmpErrorsToClient", "ignored", "dropTruncated", "dropMalformed",
   "dropFragment", "dropTtlExpired", "dropNoService", "dropNoReal", "dropNoFlow", "dropFlowTableFull",
   "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",
 ] as const;
@@ -111,6 +111,11 @@ export interface NativeAddon {
     rewriteSource(frame: Uint8Array, from: { ip: string; port: number }, checksum: ChecksumKind): RewriteResult;
     /** The transmit path's merge of MTU TCP segments into one GSO super-frame (for tests). */
     coalesceSegments(frames: Uint8Array[], checksum: ChecksumKind): CoalesceResult;
+    /** The workers' translation of an ICMP error that quotes a NAT flow's packet (for tests). */
+    translateIcmpError(
+      frame: Uint8Array,
+      translation: { outerSource?: string; outerDestination?: string; side: "source" | "destination"; ip: string; port: number },
+    ): RewriteResult;
   };
 }
 

@@ -51,3 +51,30 @@ test("an ICMP fragmentation-needed error about a flow reaches its real server, t
     },
   );
 });
+
+test("an ICMP error a real server sends about a flow reaches the client from the VIP, translated", async (t) => {
+  await withNatLab(
+    t,
+    {
+      offloads: true,
+      // No UDP server listens on the real: its kernel answers with "port unreachable".
+      config: (lab) => ({ services: [{ vip: lab.vip, port: 53, protocol: "udp", reals: [{ ip: lab.reals[0]!.ip, port: 5353 }] }] }),
+    },
+    async ({ lab, natlb }) => {
+      const capture = await startCapture(lab, lab.client.ns, { filter: "icmp", maxPackets: 10, seconds: 20 });
+      const exchange = await runUdpClient(lab, { host: lab.vip, port: 53, count: 1, localPortBase: 40600, timeoutMs: 500 });
+      t.is(exchange.received, 0);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const packets = await capture.stop();
+      const fromVip = packets.filter((p) => p.src === lab.vip);
+      t.is(fromVip.length, 1, JSON.stringify(packets));
+      const icmp = fromVip[0]!;
+      t.is(icmp.dst, lab.client.ip);
+      t.is(icmp.icmpType, 3);
+      t.is(icmp.icmpCode, 3);
+      t.is(icmp.ipChecksum, "ok");
+      t.is(icmp.l4Checksum, "full");
+      t.is((await natlb!.status()).counters.icmpErrorsToClient, 1);
+    },
+  );
+});

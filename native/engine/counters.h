@@ -24,6 +24,7 @@ enum class Counter : uint8_t {
   GratuitousArpSent,
   IcmpEchoReplies,  // pings to a VIP answered
   IcmpErrorsToReal, // ICMP errors about a flow's packets, translated for its real server
+  IcmpErrorsToClient, // ICMP errors from the backend side about a flow, translated for its client
   Ignored,         // frames that are not the balancer's business (the kernel handles them)
   DropTruncated,
   DropMalformed,
@@ -44,7 +45,7 @@ enum class Counter : uint8_t {
 constexpr std::array<std::string_view, size_t(Counter::Count)> kCounterNames = {
     "rxFrames",        "rxBytes",         "txFrames",          "txBytes",          "txCoalescedSegments",          "toReal",
     "toClient",        "passedThrough",   "newFlows",          "arpRepliesSent",   "arpRequestsSent",
-    "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "ignored",       "dropTruncated",     "dropMalformed",    "dropFragment",
+    "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "icmpErrorsToClient", "ignored",       "dropTruncated",     "dropMalformed",    "dropFragment",
     "dropTtlExpired",  "dropNoService",   "dropNoReal",        "dropNoFlow",       "dropFlowTableFull",
     "dropNoRoute",     "dropNoNeighbour", "dropTxError",       "dropVlan",         "ringDrops",
 };

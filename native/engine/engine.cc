@@ -28,6 +28,7 @@ std::vector<sock_filter> Engine::filterFor(const InterfaceConfig& interface, con
   if (interface.role == InterfaceRole::Client) {
     spec.destinationIps = services.vips();
   } else {
+    spec.acceptIcmp = true;
     spec.tcpSourcePorts = services.realPorts(packet::kProtocolTcp);
     spec.udpSourcePorts = services.realPorts(packet::kProtocolUdp);
   }

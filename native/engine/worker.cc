@@ -197,15 +197,12 @@ bool Worker::isVip(uint32_t ip) const {
 void Worker::handleIcmp(const io::ReceivedFrame& frame) {
   const auto icmp = packet::parseIcmp(frame.frame, frame.length);
   const uint32_t destination = packet::load32(frame.frame + packet::kEthernetHeaderLength + 16);
-  if (!isVip(destination)) {
-    counters_.add(Counter::Ignored);  // the kernel's business
-    return;
-  }
+  const bool toVip = isVip(destination);
   if (!icmp) {
-    counters_.add(Counter::DropMalformed);
+    counters_.add(toVip ? Counter::DropMalformed : Counter::Ignored);
     return;
   }
-  if (icmp->type == packet::kIcmpEchoRequest && interface_.role == InterfaceRole::Client) {
+  if (toVip && icmp->type == packet::kIcmpEchoRequest && interface_.role == InterfaceRole::Client) {
     packet::turnIntoEchoReply(*icmp);
     frame.vnet->flags = 0;
     frame.vnet->gsoType = 0;
@@ -215,26 +212,49 @@ void Worker::handleIcmp(const io::ReceivedFrame& frame) {
   }
   const auto quoted = packet::isIcmpError(icmp->type) ? packet::quotedPacket(*icmp) : std::nullopt;
   if (!quoted) {
-    counters_.add(Counter::DropNoService);
+    counters_.add(toVip ? Counter::DropNoService : Counter::Ignored);
     return;
   }
-  // The quoted packet went VIP:vport -> client:cport; its flow names the real server.
-  const flow::ForwardKey key{quoted->protocol, quoted->destination, quoted->destinationPort, quoted->source,
-                             quoted->sourcePort};
-  const uint32_t ref = context_.flows.findForward(key);
-  if (ref == 0) {
-    counters_.add(Counter::DropNoFlow);
-    return;
-  }
-  const flow::RealEndpoint real = context_.flows.entryAt(ref).real();
-  if (!packet::translateIcmpErrorToReal(*icmp, *quoted, real.ip, real.port)) {
-    counters_.add(Counter::DropTtlExpired);
-    return;
+  uint32_t nextHopFor = 0;
+  if (toVip) {
+    // It quotes VIP:vport -> client:cport: the flow names the real server.
+    const flow::ForwardKey key{quoted->protocol, quoted->destination, quoted->destinationPort, quoted->source,
+                               quoted->sourcePort};
+    const uint32_t ref = context_.flows.findForward(key);
+    if (ref == 0) {
+      counters_.add(Counter::DropNoFlow);
+      return;
+    }
+    const flow::RealEndpoint real = context_.flows.entryAt(ref).real();
+    if (!packet::translateIcmpError(*icmp, *quoted, {0, real.ip, packet::QuotedSide::Source, real.ip, real.port})) {
+      counters_.add(Counter::DropTtlExpired);
+      return;
+    }
+    counters_.add(Counter::IcmpErrorsToReal);
+    nextHopFor = real.ip;
+  } else {
+    // From the backend side, quoting client:cport -> RIP:rport: the client must see VIP:vport.
+    const flow::ReverseKey key{quoted->protocol, quoted->destination, quoted->destinationPort, quoted->source,
+                               quoted->sourcePort};
+    const uint32_t ref = interface_.role == InterfaceRole::Backend ? context_.flows.findReverse(key) : 0;
+    if (ref == 0) {
+      counters_.add(Counter::Ignored);  // not about a NAT flow: the kernel forwards it
+      return;
+    }
+    const flow::FlowEntry entry = context_.flows.entryAt(ref);
+    const uint32_t vip = entry.load<uint32_t>(flow::entry::kVip);
+    const uint32_t outerSource = packet::load32(icmp->frame + icmp->l3Offset + 12) == quoted->destination ? vip : 0;
+    if (!packet::translateIcmpError(
+            *icmp, *quoted, {outerSource, 0, packet::QuotedSide::Destination, vip, entry.load<uint16_t>(flow::entry::kVport)})) {
+      counters_.add(Counter::DropTtlExpired);
+      return;
+    }
+    counters_.add(Counter::IcmpErrorsToClient);
+    nextHopFor = destination;
   }
   frame.vnet->flags = 0;
   frame.vnet->gsoType = 0;
-  counters_.add(Counter::IcmpErrorsToReal);
-  transmit(frame, real.ip);
+  transmit(frame, nextHopFor);
 }
 
 void Worker::handleIpv4(const io::ReceivedFrame& frame) {

@@ -64,6 +64,10 @@ std::vector<sock_filter> buildSocketFilter(const FilterSpec& spec) {
     b.bindLabelHere(otherProtocol);
     b.bindLabelHere(laterFragment);
   };
+  if (spec.acceptIcmp) {
+    b.add(BPF_LD | BPF_B | BPF_ABS, 14 + 9);
+    b.jumpToAcceptIfEqual(1);
+  }
   sourcePortClause(6, spec.tcpSourcePorts);
   sourcePortClause(17, spec.udpSourcePorts);
   b.bindLabelHere(notIpv4);

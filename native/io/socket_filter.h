@@ -10,6 +10,7 @@ namespace natlb::io {
 
 struct FilterSpec {
   bool acceptArp = true;
+  bool acceptIcmp = false;                // all ICMP (errors about NAT flows are translated)
   std::vector<uint32_t> destinationIps;   // IPv4 frames to these addresses (VIPs)
   std::vector<uint16_t> tcpSourcePorts;   // TCP from these ports (real servers' replies)
   std::vector<uint16_t> udpSourcePorts;   // UDP from these ports

@@ -68,15 +68,19 @@ std::optional<QuotedPacket> quotedPacket(const IcmpView& icmp) {
                       load16(l4 + 2)};
 }
 
-bool translateIcmpErrorToReal(const IcmpView& icmp, const QuotedPacket& quoted, uint32_t realIp, uint16_t realPort) {
+bool translateIcmpError(const IcmpView& icmp, const QuotedPacket& quoted, const IcmpTranslation& translation) {
   uint8_t* ip = icmp.frame + icmp.l3Offset;
   if (ip[8] <= 1) return false;
   ip[8] -= 1;
-  store32(ip + 16, realIp);
+  if (translation.outerSource != 0) store32(ip + 12, translation.outerSource);
+  if (translation.outerDestination != 0) store32(ip + 16, translation.outerDestination);
   finishIpHeader(ip);
 
+  const bool source = translation.side == QuotedSide::Source;
   uint8_t* inner = icmp.frame + quoted.l3Offset;
   uint8_t* innerL4 = icmp.frame + quoted.l4Offset;
+  const uint32_t oldIp = source ? quoted.source : quoted.destination;
+  const uint16_t oldPort = source ? quoted.sourcePort : quoted.destinationPort;
   const size_t quotedEnd = icmp.icmpOffset + icmp.icmpLength;
   // The quoted UDP checksum is within the first 8 bytes; TCP's only when the quote is long enough.
   const size_t checkOffset = quoted.protocol == kProtocolTcp ? 16 : 6;
@@ -84,11 +88,11 @@ bool translateIcmpErrorToReal(const IcmpView& icmp, const QuotedPacket& quoted, 
     uint8_t* check = innerL4 + checkOffset;
     const uint16_t value = load16(check);
     if (!(quoted.protocol == kProtocolUdp && value == 0)) {
-      store16(check, adjustComplete16(adjustComplete32(value, quoted.source, realIp), quoted.sourcePort, realPort));
+      store16(check, adjustComplete16(adjustComplete32(value, oldIp, translation.ip), oldPort, translation.port));
     }
   }
-  store32(inner + 12, realIp);
-  store16(innerL4, realPort);
+  store32(inner + (source ? 12 : 16), translation.ip);
+  store16(innerL4 + (source ? 0 : 2), translation.port);
   finishIpHeader(inner);
   finishIcmp(icmp);
   return true;

@@ -1,9 +1,9 @@
 // ICMP for the VIPs (IPv4), pure functions over one frame:
 // - echo requests to a VIP are answered by the balancer (a kernel-IPVS VIP is a local address and
 //   answers ping; natlb's VIP is not, so the data plane does it);
-// - ICMP errors sent to a VIP quote a packet natlb sent (VIP:vport -> client). They are translated
-//   for the real server that owns the flow (IPVS ip_vs_in_icmp), so path-MTU discovery and
-//   unreachable errors reach it: without that, large transfers stall behind a smaller-MTU link.
+// - ICMP errors about a flow's packets are translated for the other side (IPVS ip_vs_in_icmp and
+//   ip_vs_out_icmp), so path-MTU discovery and unreachable errors work through the balancer: without
+//   that, large transfers stall behind a smaller-MTU link.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -47,10 +47,23 @@ struct QuotedPacket {
 bool isIcmpError(uint8_t type);
 std::optional<QuotedPacket> quotedPacket(const IcmpView& icmp);
 
-// Rewrites an ICMP error about a packet VIP:vport -> client into one about RIP:rport -> client,
-// sent to RIP: outer destination, quoted source address and port, the quoted IP checksum (and UDP
-// checksum when quoted), the ICMP checksum and the outer IP checksum. Decrements the TTL; false when
-// it expired (nothing changed).
-bool translateIcmpErrorToReal(const IcmpView& icmp, const QuotedPacket& quoted, uint32_t realIp, uint16_t realPort);
+enum class QuotedSide : uint8_t { Source, Destination };
+
+// How to translate an ICMP error that quotes a NAT flow's packet:
+// - to a real server (an error a router on the client's path sent to the VIP): outer destination
+//   VIP -> RIP, quoted source VIP:vport -> RIP:rport;
+// - to the client (an error from the backend side about client -> RIP:rport): outer source RIP -> VIP
+//   when the real itself sent it, quoted destination RIP:rport -> VIP:vport.
+struct IcmpTranslation {
+  uint32_t outerSource;       // 0: unchanged
+  uint32_t outerDestination;  // 0: unchanged
+  QuotedSide side;
+  uint32_t ip;
+  uint16_t port;
+};
+
+// Rewrites the addresses, the quoted IP checksum (and the quoted L4 checksum when quoted), the ICMP
+// checksum and the outer IP checksum; decrements the TTL. False when the TTL expired (nothing changed).
+bool translateIcmpError(const IcmpView& icmp, const QuotedPacket& quoted, const IcmpTranslation& translation);
 
 }  // namespace natlb::packet
