@@ -4,7 +4,7 @@
 import test from "ava";
 import { loadNative } from "../src/native";
 import { IPPROTO_TCP, ipv4HeaderChecksum, pseudoHeaderSum } from "./support/checksum";
-import { buildFrame, get16 } from "./support/frames";
+import { buildFrame, get16, put16, put32 } from "./support/frames";
 
 const packet = loadNative().packet;
 const SRC = "198.18.1.11";
@@ -14,14 +14,6 @@ const TIMESTAMPS = Uint8Array.of(1, 1, 8, 10, 0, 0, 0x10, 0, 0, 0, 0x20, 0);
 const ETH = 14;
 const IP = 20;
 
-function put16(b: Uint8Array, at: number, v: number): void {
-  b[at] = (v >>> 8) & 0xff;
-  b[at + 1] = v & 0xff;
-}
-function put32(b: Uint8Array, at: number, v: number): void {
-  put16(b, at, (v >>> 16) & 0xffff);
-  put16(b, at + 2, v & 0xffff);
-}
 function get32(b: Uint8Array, at: number): number {
   return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 }

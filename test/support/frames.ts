@@ -51,12 +51,12 @@ export interface FrameSpec {
 const DEFAULT_DST_MAC = Uint8Array.of(0x02, 0x00, 0x00, 0x00, 0x00, 0x01);
 const DEFAULT_SRC_MAC = Uint8Array.of(0x02, 0x00, 0x00, 0x00, 0x00, 0x02);
 
-function put16(b: Uint8Array, at: number, v: number): void {
+export function put16(b: Uint8Array, at: number, v: number): void {
   b[at] = (v >>> 8) & 0xff;
   b[at + 1] = v & 0xff;
 }
 
-function put32(b: Uint8Array, at: number, v: number): void {
+export function put32(b: Uint8Array, at: number, v: number): void {
   put16(b, at, (v >>> 16) & 0xffff);
   put16(b, at + 2, v & 0xffff);
 }
