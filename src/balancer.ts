@@ -9,7 +9,7 @@ import { ApiError, NatlbError } from "./errors";
 import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
 import { discoverGateway, readNeighbours, readRoutes, type GatewayView } from "./gateway/interfaces";
 import { HealthMonitor, type HealthChange } from "./health";
-import { KernelSetup, mergePlans, type KernelPlan } from "./kernel";
+import { KernelSetup, mergePlans, planFor, type KernelPlan } from "./kernel";
 import { acquireNamespaceLock, type NamespaceLock } from "./namespaceLock";
 import { silentLogger, type Logger } from "./log";
 import {
@@ -330,6 +330,9 @@ export class Balancer {
       this.publish();
       this.syncHealthChecks();
       await this.kernel?.update(nextPlan);
+      if (!this.kernel && JSON.stringify(nextPlan) !== JSON.stringify(previousPlan)) {
+        this.log.warn("the VIPs or real-server ports changed and natlb runs without kernel set-up: run `natlb kernel-setup --config <file>` again");
+      }
     } catch (error) {
       this.config = previous;
       this.draining.clear();
@@ -421,14 +424,7 @@ export class Balancer {
 
   private kernelPlan(): KernelPlan {
     const backends = this.gateway.interfaces.filter((i) => i.role === "backend").map((i) => i.name);
-    return {
-      vips: this.config.services.map((s) => s.vip),
-      replyPaths: this.config.services.flatMap((s) =>
-        this.realsWithDraining(s).flatMap((r) =>
-          backends.map((name) => ({ interface: name, protocol: s.protocol, sourcePort: r.port })),
-        ),
-      ),
-    };
+    return planFor(this.config.services, backends, (s) => this.realsWithDraining(s));
   }
 
   private syncHealthChecks(): void {

@@ -1,7 +1,9 @@
 // `natlb`: the command line. run (the daemon), status and conns (ask the daemon over its local
 // socket), demo (lab + balancer + large download + summary), bench (issue #3).
 import { Command, InvalidArgumentError } from "commander";
-import { parseConfigText } from "./config";
+import { loadConfigFile, parseConfigText } from "./config";
+import { discoverGateway } from "./gateway/interfaces";
+import { KernelSetup, planFor, removeNatlbKernelState } from "./kernel";
 import { DEFAULT_CONTROL_TIMEOUT_MS, defaultSocketPath, requestControl } from "./control";
 import { startDaemon, type Daemon } from "./daemon";
 import { runDemo } from "./demo";
@@ -133,6 +135,26 @@ export function buildProgram(): Command {
     .action(async (file: string) => {
       const config = parseConfigText(await readFile(file, "utf8"), file);
       console.log(JSON.stringify(config, null, 2));
+    });
+
+  program
+    .command("kernel-setup")
+    .description("only the CAP_NET_ADMIN step: install the blackhole routes and reply-path rules for a config (for `run --no-kernel-setup` with CAP_NET_RAW alone)")
+    .requiredOption("-c, --config <file>", "JSON configuration file")
+    .action(async (options: { config: string }) => {
+      const config = await loadConfigFile(options.config);
+      const gateway = await discoverGateway(config);
+      const backends = gateway.interfaces.filter((i) => i.role === "backend").map((i) => i.name);
+      await new KernelSetup().apply(planFor(config.services, backends));
+      console.log(`natlb: kernel set-up installed for ${config.services.length} service(s); \`natlb kernel-undo\` removes it`);
+    });
+
+  program
+    .command("kernel-undo")
+    .description("remove every route and rule natlb installed in this network namespace (protocol 199)")
+    .action(async () => {
+      await removeNatlbKernelState();
+      console.log("natlb: kernel set-up removed");
     });
 
   program

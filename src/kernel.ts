@@ -8,6 +8,7 @@
 //     RIP:rport are forwarded by the balancer itself (see native/engine/worker.cc, passThrough).
 // Every route and rule carries protocol 199, so set-up is idempotent (leftovers of a crashed run are
 // removed first) and undo removes exactly what natlb made and nothing else.
+import type { RealConfig, ServiceConfig } from "./config";
 import { KernelSetupError } from "./errors";
 import { ip, listRoutes, listRules } from "./gateway/iproute";
 
@@ -24,6 +25,24 @@ export interface ReplyPath {
 export interface KernelPlan {
   vips: string[];
   replyPaths: ReplyPath[];
+}
+
+/**
+ * What the kernel must drop for a set of services: its copy of client frames to every VIP, and of
+ * the replies from every real-server port arriving on a backend interface. `realsOf` may add reals
+ * that are gone from the configuration but still have connections.
+ */
+export function planFor(
+  services: readonly ServiceConfig[],
+  backendInterfaces: readonly string[],
+  realsOf: (service: ServiceConfig) => readonly RealConfig[] = (service) => service.reals,
+): KernelPlan {
+  return {
+    vips: services.map((s) => s.vip),
+    replyPaths: services.flatMap((s) =>
+      realsOf(s).flatMap((r) => backendInterfaces.map((name) => ({ interface: name, protocol: s.protocol, sourcePort: r.port }))),
+    ),
+  };
 }
 
 export class KernelSetup {

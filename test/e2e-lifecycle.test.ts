@@ -1,7 +1,7 @@
 // The daemon's life cycle with real packets: readiness, signals, kernel state restored exactly, direct
 // connections to real servers untouched, health checks taking a failed real out quickly.
 import test from "ava";
-import { startBalancer } from "../src/lab/balancerProcess";
+import { NATLB_CLI, startBalancer } from "../src/lab/balancerProcess";
 import { startBlobServer } from "../src/lab/blobServer";
 import { blobUrl, runDownload } from "../src/lab/download";
 import { REAL_PORT, SERVICE_PORT, gatewaySnapshot, tcpService, withNatLab } from "./support/lab";
@@ -107,5 +107,36 @@ test("a second natlb in the same namespace is refused and the first keeps forwar
     const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, MiB, "still"), conns: 3, count: 3, localPortBase: 25000 });
     t.is(summary.failed, 0);
     t.is((await natlb!.status()).flows.live, 3);
+  });
+});
+
+test("with kernel set-up as a separate step, the daemon forwards holding CAP_NET_RAW but not CAP_NET_ADMIN", async (t) => {
+  await withNatLab(t, { offloads: true, startNatlb: false }, async ({ lab, servers }) => {
+    for (const [i, real] of lab.reals.entries()) {
+      await runDownload(lab, { url: blobUrl(real.ip, REAL_PORT, 1024, "warm"), localPortBase: 26000 + i });
+    }
+    const before = await gatewaySnapshot(lab);
+    const config = { services: [tcpService(lab, [1, 1, 1])] };
+    const natlb = await startBalancer(lab, config, {
+      runArgs: ["--no-kernel-setup"],
+      wrapper: ["setpriv", "--bounding-set=-net_admin,-sys_admin", "--inh-caps=-net_admin,-sys_admin", "--"],
+    });
+    try {
+      const status = await lab.exec(lab.gateway.ns, "grep", ["CapEff", `/proc/${natlb.child.pid}/status`]);
+      const effective = BigInt(`0x${status.stdout.trim().split(/\s+/)[1]}`);
+      t.is(effective & (1n << 12n), 0n, "CAP_NET_ADMIN (12) is not held");
+      t.not(effective & (1n << 13n), 0n, "CAP_NET_RAW (13) is held");
+      const setup = await lab.exec(lab.gateway.ns, process.execPath, [NATLB_CLI, "kernel-setup", "--config", natlb.configPath]);
+      t.regex(setup.stdout, /kernel set-up installed/);
+      const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, 8 * MiB, "caps"), conns: 3, count: 3, localPortBase: 26100 });
+      t.is(summary.failed, 0);
+      for (const result of summary.results) {
+        t.is(result.sha256, servers.flatMap((s) => s.served()).find((e) => e.peerPort === result.localPort)?.sha256 ?? null);
+      }
+    } finally {
+      await natlb.stop();
+    }
+    await lab.exec(lab.gateway.ns, process.execPath, [NATLB_CLI, "kernel-undo"]);
+    t.deepEqual(await gatewaySnapshot(lab), before);
   });
 });

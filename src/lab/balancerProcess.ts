@@ -24,8 +24,14 @@ export interface BalancerProcess {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+export const NATLB_CLI = NATLB_BIN;
+
 export interface StartBalancerOptions {
   readyTimeoutMs?: number;
+  /** Extra arguments of `natlb run`, e.g. ["--no-kernel-setup"]. */
+  runArgs?: string[];
+  /** A command that runs natlb, e.g. ["setpriv", "--bounding-set=-net_admin", "--"] to drop a capability. */
+  wrapper?: string[];
 }
 
 export async function startBalancer(lab: Lab, config: unknown, options: StartBalancerOptions = {}): Promise<BalancerProcess> {
@@ -33,9 +39,9 @@ export async function startBalancer(lab: Lab, config: unknown, options: StartBal
   const configPath = join(dir, "natlb.json");
   writeFileSync(configPath, JSON.stringify(config, null, 2));
   const socket = `/run/natlb/lab-${lab.id}-${Math.random().toString(16).slice(2, 8)}.sock`;
-  const child = lab.spawn(lab.gateway.ns, process.execPath, [NATLB_BIN, "run", "--config", configPath, "--socket", socket], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const command = [process.execPath, NATLB_BIN, "run", "--config", configPath, "--socket", socket, ...(options.runArgs ?? [])];
+  const [program, ...args] = [...(options.wrapper ?? []), ...command];
+  const child = lab.spawn(lab.gateway.ns, program!, args, { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
