@@ -15,12 +15,14 @@ import { ip, listRoutes, listRules } from "./gateway/iproute";
 export const NATLB_ROUTE_PROTOCOL = "199";
 const FIRST_RULE_PRIORITY = 31000;
 
-export interface ReplyPath {
-  /** Interface the real servers' replies arrive on. */
-  interface: string;
-  protocol: "tcp" | "udp";
-  sourcePort: number;
-}
+/**
+ * Frames from real servers that the kernel must leave to natlb, on one backend interface: TCP from a
+ * real-server port; UDP from a real server's address (any port, and every fragment: a later fragment
+ * carries no port, so a port rule would let the kernel forward it un-rewritten).
+ */
+export type ReplyPath =
+  | { interface: string; protocol: "tcp"; sourcePort: number }
+  | { interface: string; protocol: "udp"; source: string };
 
 export interface KernelPlan {
   vips: string[];
@@ -40,7 +42,13 @@ export function planFor(
   return {
     vips: services.map((s) => s.vip),
     replyPaths: services.flatMap((s) =>
-      realsOf(s).flatMap((r) => backendInterfaces.map((name) => ({ interface: name, protocol: s.protocol, sourcePort: r.port }))),
+      realsOf(s).flatMap((r) =>
+        backendInterfaces.map((name): ReplyPath =>
+          s.protocol === "tcp"
+            ? { interface: name, protocol: "tcp", sourcePort: r.port }
+            : { interface: name, protocol: "udp", source: r.ip },
+        ),
+      ),
     ),
   };
 }
@@ -89,11 +97,17 @@ export class KernelSetup {
       if (!wantedVips.has(prefix)) await ip(["route", "del", "blackhole", prefix, "proto", NATLB_ROUTE_PROTOCOL]);
     }
 
-    const keyOf = (p: ReplyPath) => `${p.interface}/${p.protocol}/${p.sourcePort}`;
+    const keyOf = (p: ReplyPath) =>
+      p.protocol === "tcp" ? `${p.interface}/tcp/${p.sourcePort}/` : `${p.interface}/udp//${p.source}`;
     const wanted = new Map(plan.replyPaths.map((p) => [keyOf(p), p]));
     const installed = (await listRules()).filter((rule) => rule.protocol === NATLB_ROUTE_PROTOCOL);
     const installedKeys = new Map(
-      installed.map((rule) => [`${String(rule.iif)}/${String(rule.ipproto)}/${String(rule.sport)}`, rule.priority]),
+      installed.map((rule) => [
+        `${String(rule.iif)}/${String(rule.ipproto)}/${rule.sport === undefined ? "" : String(rule.sport)}/${
+          rule.src === undefined || rule.src === "all" ? "" : String(rule.src)
+        }`,
+        rule.priority,
+      ]),
     );
     const used = new Set(installed.map((rule) => rule.priority));
     let priority = FIRST_RULE_PRIORITY;
@@ -101,9 +115,10 @@ export class KernelSetup {
       if (installedKeys.has(key)) continue;
       while (used.has(priority)) priority += 1;
       used.add(priority);
+      const match = path.protocol === "tcp" ? ["sport", String(path.sourcePort)] : ["from", `${path.source}/32`];
       await ip([
-        "rule", "add", "pref", String(priority), "iif", path.interface, "ipproto", path.protocol,
-        "sport", String(path.sourcePort), "blackhole", "protocol", NATLB_ROUTE_PROTOCOL,
+        "rule", "add", "pref", String(priority), "iif", path.interface, "ipproto", path.protocol, ...match,
+        "blackhole", "protocol", NATLB_ROUTE_PROTOCOL,
       ]);
     }
     for (const [key, rulePriority] of installedKeys) {

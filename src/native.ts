@@ -48,7 +48,7 @@ export interface NativeTimeouts {
 }
 
 export const COUNTER_NAMES = [
-  "rxFrames", "rxBytes", "txFrames", "txBytes", "txCoalescedSegments", "toReal", "toClient", "passedThrough", "newFlows",
+  "rxFrames", "rxBytes", "txFrames", "txBytes", "txCoalescedSegments", "toReal", "toClient", "passedThrough", "fragmentsForwarded", "newFlows",
   "arpRepliesSent", "arpRequestsSent", "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "icmpErrorsToClient", "ignored", "dropTruncated", "dropMalformed",
   "dropFragment", "dropTtlExpired", "dropNoService", "dropNoReal", "dropNoFlow", "dropFlowTableFull",
   "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",

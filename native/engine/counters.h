@@ -18,6 +18,7 @@ enum class Counter : uint8_t {
   ToReal,          // client frames rewritten and sent to a real server
   ToClient,        // replies rewritten and sent to the client
   PassedThrough,   // replies of direct (non-VIP) connections forwarded unchanged
+  FragmentsForwarded,  // later fragments of a NAT datagram, rewritten like its first fragment
   NewFlows,
   ArpRepliesSent,
   ArpRequestsSent,
@@ -44,7 +45,7 @@ enum class Counter : uint8_t {
 
 constexpr std::array<std::string_view, size_t(Counter::Count)> kCounterNames = {
     "rxFrames",        "rxBytes",         "txFrames",          "txBytes",          "txCoalescedSegments",          "toReal",
-    "toClient",        "passedThrough",   "newFlows",          "arpRepliesSent",   "arpRequestsSent",
+    "toClient",        "passedThrough",   "fragmentsForwarded",   "newFlows",          "arpRepliesSent",   "arpRequestsSent",
     "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "icmpErrorsToClient", "ignored",       "dropTruncated",     "dropMalformed",    "dropFragment",
     "dropTtlExpired",  "dropNoService",   "dropNoReal",        "dropNoFlow",       "dropFlowTableFull",
     "dropNoRoute",     "dropNoNeighbour", "dropTxError",       "dropVlan",         "ringDrops",

@@ -1,5 +1,6 @@
 #include "engine.h"
 
+#include <algorithm>
 #include <set>
 
 #include "../packet/arp.h"
@@ -29,8 +30,8 @@ std::vector<sock_filter> Engine::filterFor(const InterfaceConfig& interface, con
     spec.destinationIps = services.vips();
   } else {
     spec.acceptIcmp = true;
+    spec.udpSourceIps = services.realIps(packet::kProtocolUdp);
     spec.tcpSourcePorts = services.realPorts(packet::kProtocolTcp);
-    spec.udpSourcePorts = services.realPorts(packet::kProtocolUdp);
   }
   return io::buildSocketFilter(spec);
 }

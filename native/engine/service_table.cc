@@ -50,4 +50,13 @@ std::vector<uint16_t> ServiceTable::realPorts(uint8_t protocol) const {
   return {ports.begin(), ports.end()};
 }
 
+std::vector<uint32_t> ServiceTable::realIps(uint8_t protocol) const {
+  std::set<uint32_t> ips;
+  for (const Service& s : services_) {
+    if (s.protocol != protocol) continue;
+    for (const flow::RealEndpoint& real : s.reals) ips.insert(real.ip);
+  }
+  return {ips.begin(), ips.end()};
+}
+
 }  // namespace natlb::engine

@@ -41,6 +41,7 @@ class ServiceTable {
   const std::vector<Service>& services() const { return services_; }
   const std::vector<uint32_t>& vips() const { return vips_; }
   std::vector<uint16_t> realPorts(uint8_t protocol) const;
+  std::vector<uint32_t> realIps(uint8_t protocol) const;
 
  private:
   static uint64_t keyOf(uint32_t vip, uint16_t port, uint8_t protocol) {

@@ -268,10 +268,10 @@ void Worker::handleIpv4(const io::ReceivedFrame& frame) {
     // Only frames addressed to a VIP are ours to count as dropped; others belong to the kernel.
     const bool toVip = frame.length >= packet::kEthernetHeaderLength + packet::kIPv4MinHeaderLength &&
                        isVip(packet::load32(frame.frame + packet::kEthernetHeaderLength + 16));
-    if (!toVip) {
+    if (parsed.error == packet::ParseError::Fragment && (toVip || interface_.role == InterfaceRole::Backend)) {
+      forwardLaterFragment(frame, toVip);
+    } else if (!toVip) {
       counters_.add(Counter::Ignored);
-    } else if (parsed.error == packet::ParseError::Fragment) {
-      counters_.add(Counter::DropFragment);
     } else if (parsed.error == packet::ParseError::UnsupportedProtocol) {
       counters_.add(Counter::DropNoService);
     } else {
@@ -302,6 +302,46 @@ void Worker::handleIpv4(const io::ReceivedFrame& frame) {
     return;
   }
   counters_.add(Counter::Ignored);
+}
+
+void Worker::rememberIfFirstFragment(const Ipv4FrameView& view, uint32_t rewrittenIp) {
+  const uint8_t* ip = view.ip();
+  if ((ip[6] & 0x20) == 0) return;  // more-fragments clear: a whole datagram
+  fragments_.remember({view.sourceIp(), view.destinationIp(), packet::load16(ip + 4), view.protocol}, rewrittenIp, nowMs_);
+}
+
+void Worker::forwardLaterFragment(const io::ReceivedFrame& frame, bool toVip) {
+  const uint8_t* ip = frame.frame + packet::kEthernetHeaderLength;
+  const FragmentKey key{packet::load32(ip + 12), packet::load32(ip + 16), packet::load16(ip + 4), ip[9]};
+  const uint32_t rewritten = fragments_.find(key, nowMs_);
+  if (rewritten == 0) {
+    if (toVip) {
+      counters_.add(Counter::DropFragment);  // arrived before its first fragment
+    } else if (key.protocol == packet::kProtocolUdp && !context_.isLocalAddress(key.destination)) {
+      passThroughFragment(frame, key.destination);  // a real's own UDP: the kernel dropped its copy
+    } else {
+      counters_.add(Counter::Ignored);
+    }
+    return;
+  }
+  const auto field = toVip ? packet::AddressField::Destination : packet::AddressField::Source;
+  if (packet::rewriteFragmentAddress(frame.frame, field, rewritten) != packet::RewriteError::None) {
+    counters_.add(Counter::DropTtlExpired);
+    return;
+  }
+  counters_.add(Counter::FragmentsForwarded);
+  transmit(frame, toVip ? rewritten : key.destination);
+}
+
+void Worker::passThroughFragment(const io::ReceivedFrame& frame, uint32_t destination) {
+  uint8_t* header = frame.frame + packet::kEthernetHeaderLength;
+  if (header[8] <= 1) {
+    counters_.add(Counter::DropTtlExpired);
+    return;
+  }
+  packet::rewriteFragmentAddress(frame.frame, packet::AddressField::Destination, destination);  // TTL, checksum
+  counters_.add(Counter::PassedThrough);
+  transmit(frame, destination);
 }
 
 void Worker::learnIfOnLink(const io::ReceivedFrame& frame, uint32_t sourceIp) {
@@ -357,6 +397,7 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
   recordPacket(entry, view, flow::Direction::FromClient);
   learnIfOnLink(frame, view.sourceIp());
   const flow::RealEndpoint real = entry.real();
+  rememberIfFirstFragment(view, real.ip);
   if (packet::rewriteDestination(view, real.ip, real.port, checksumModeOf(frame)) != packet::RewriteError::None) {
     counters_.add(Counter::DropTtlExpired);
     return;
@@ -371,6 +412,7 @@ void Worker::replyToClient(const io::ReceivedFrame& frame, const Ipv4FrameView& 
   learnIfOnLink(frame, view.sourceIp());
   const uint32_t vip = entry.load<uint32_t>(flow::entry::kVip);
   const uint16_t vport = entry.load<uint16_t>(flow::entry::kVport);
+  rememberIfFirstFragment(view, vip);
   if (packet::rewriteSource(view, vip, vport, checksumModeOf(frame)) != packet::RewriteError::None) {
     counters_.add(Counter::DropTtlExpired);
     return;

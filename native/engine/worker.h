@@ -9,6 +9,7 @@
 #include "../io/rx_ring.h"
 #include "../packet/ipv4_frame.h"
 #include "engine_context.h"
+#include "fragment_table.h"
 #include "neighbour_cache.h"
 #include "sender_set.h"
 
@@ -41,6 +42,9 @@ class Worker {
   void forwardToReal(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, const Service& service);
   void replyToClient(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, uint32_t flowRef);
   void passThrough(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view);
+  void forwardLaterFragment(const io::ReceivedFrame& frame, bool toVip);
+  void passThroughFragment(const io::ReceivedFrame& frame, uint32_t destination);
+  void rememberIfFirstFragment(const packet::Ipv4FrameView& view, uint32_t rewrittenIp);
   void transmit(const io::ReceivedFrame& frame, uint32_t destinationIp);
   void recordPacket(const flow::FlowEntry& entry, const packet::Ipv4FrameView& view, flow::Direction direction);
   void learnIfOnLink(const io::ReceivedFrame& frame, uint32_t sourceIp);
@@ -58,6 +62,7 @@ class Worker {
   uint64_t nowMs_ = 0;
   uint64_t random_;
   Counters counters_;
+  FragmentTable fragments_;
   std::thread thread_;
 };
 

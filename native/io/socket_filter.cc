@@ -64,12 +64,19 @@ std::vector<sock_filter> buildSocketFilter(const FilterSpec& spec) {
     b.bindLabelHere(otherProtocol);
     b.bindLabelHere(laterFragment);
   };
+  if (!spec.udpSourceIps.empty()) {
+    size_t notUdp = 0;
+    b.add(BPF_LD | BPF_B | BPF_ABS, 14 + 9);
+    b.jumpToLabelIfNotEqual(17, notUdp);
+    b.add(BPF_LD | BPF_W | BPF_ABS, 14 + 12);
+    for (uint32_t ip : spec.udpSourceIps) b.jumpToAcceptIfEqual(ip);
+    b.bindLabelHere(notUdp);
+  }
   if (spec.acceptIcmp) {
     b.add(BPF_LD | BPF_B | BPF_ABS, 14 + 9);
     b.jumpToAcceptIfEqual(1);
   }
   sourcePortClause(6, spec.tcpSourcePorts);
-  sourcePortClause(17, spec.udpSourcePorts);
   b.bindLabelHere(notIpv4);
   return b.finish();
 }

@@ -13,7 +13,7 @@ struct FilterSpec {
   bool acceptIcmp = false;                // all ICMP (errors about NAT flows are translated)
   std::vector<uint32_t> destinationIps;   // IPv4 frames to these addresses (VIPs)
   std::vector<uint16_t> tcpSourcePorts;   // TCP from these ports (real servers' replies)
-  std::vector<uint16_t> udpSourcePorts;   // UDP from these ports
+  std::vector<uint32_t> udpSourceIps;     // all UDP from these addresses, fragments included (UDP reals)
 };
 
 // The program accepts a frame (whole) when any clause matches and drops it otherwise.

@@ -73,4 +73,13 @@ RewriteError decrementTtl(const Ipv4FrameView& view) {
   return RewriteError::None;
 }
 
+RewriteError rewriteFragmentAddress(uint8_t* frame, AddressField field, uint32_t ip) {
+  uint8_t* header = frame + kEthernetHeaderLength;
+  if (header[8] <= 1) return RewriteError::TtlExpired;
+  header[8] -= 1;
+  store32(header + (field == AddressField::Source ? 12 : 16), ip);
+  store16(header + 10, ipv4HeaderChecksum(header, size_t(header[0] & 0x0f) * 4));
+  return RewriteError::None;
+}
+
 }  // namespace natlb::packet

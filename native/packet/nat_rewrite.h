@@ -24,4 +24,10 @@ RewriteError rewriteSource(const Ipv4FrameView& view, uint32_t ip, uint16_t port
 // Forwarding without NAT (replies the kernel no longer forwards): TTL only.
 RewriteError decrementTtl(const Ipv4FrameView& view);
 
+// A later fragment (no L4 header) of a datagram whose first fragment was rewritten: only the address
+// changes; the L4 checksum, in the first fragment, already accounts for it. `frame` is an IPv4 frame
+// the caller checked (header length within the frame).
+enum class AddressField : uint8_t { Source, Destination };
+RewriteError rewriteFragmentAddress(uint8_t* frame, AddressField field, uint32_t ip);
+
 }  // namespace natlb::packet
