@@ -5,6 +5,7 @@ import { loadConfigFile, parseConfigText } from "./config";
 import { discoverGateway } from "./gateway/interfaces";
 import { KernelSetup, planFor, removeNatlbKernelState } from "./kernel";
 import { DEFAULT_CONTROL_TIMEOUT_MS, defaultSocketPath, requestControl } from "./control";
+import { addAdminCommands } from "./adminCommands";
 import { startDaemon, type Daemon } from "./daemon";
 import { runDemo } from "./demo";
 import type { BalancerStatus } from "./balancer";
@@ -136,6 +137,8 @@ export function buildProgram(): Command {
       const config = parseConfigText(await readFile(file, "utf8"), file);
       console.log(JSON.stringify(config, null, 2));
     });
+
+  addAdminCommands(program);
 
   program
     .command("kernel-setup")

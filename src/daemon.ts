@@ -4,6 +4,7 @@
 import { Balancer } from "./balancer";
 import { loadConfigFile } from "./config";
 import { defaultSocketPath, startControlServer, type ControlServer } from "./control";
+import { adminRoutes } from "./control/adminRoutes";
 import { ApiError } from "./errors";
 import { createLogger, type Logger } from "./log";
 
@@ -37,10 +38,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const balancer = await Balancer.start(config, { logger: log, kernelSetup: options.kernelSetup ?? true });
   let control: ControlServer;
   try {
+    const reload = async () => balancer.reload(await loadConfigFile(options.configPath));
     control = await startControlServer(socketPath, {
       "GET /status": () => balancer.status(),
       "GET /conns": (request) => ({ connections: balancer.connections(numberParam(request.query, "limit")) }),
       "GET /health": () => ({ ok: true }),
+      ...adminRoutes(balancer, reload),
     });
   } catch (error) {
     await balancer.stop();

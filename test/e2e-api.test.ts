@@ -123,3 +123,38 @@ test("a connection keeps its real server when that real is removed, and finishes
     }
   });
 });
+
+test("the CLI changes a running daemon: real add/weight/remove, service add, reload back to the file", async (t) => {
+  await withNatLab(t, { offloads: true, config: (lab) => ({ services: [tcpService(lab, [1])] }) }, async ({ lab, natlb }) => {
+    const [r1, r2, r3] = lab.reals.map((r) => r.ip);
+    const cli = async (...args: string[]) => {
+      const result = await natlb!.cli(args);
+      t.is(result.code, 0, `natlb ${args.join(" ")}: ${result.stderr}`);
+    };
+    const vip = `${lab.vip}:${SERVICE_PORT}`;
+    await cli("real", "add", vip, `${r2}:${REAL_PORT}`, "--weight", "2");
+    const shares = await realsServing(lab, 12, 33000);
+    t.is(shares.get(r1!), 4);
+    t.is(shares.get(r2!), 8);
+    await cli("real", "weight", vip, r1!, "0");
+    t.deepEqual([...(await realsServing(lab, 6, 33100)).keys()], [r2]);
+    await cli("real", "remove", vip, r1!);
+    t.deepEqual((await natlb!.status()).services[0]!.reals.map((r) => r.ip), [r2]);
+
+    const refused = await natlb!.cli(["real", "add", `${lab.vip}:81`, r3!]);
+    t.not(refused.code, 0);
+    t.regex(refused.stderr, /no service 198\.18\.0\.100:81\/tcp/);
+    const malformed = await natlb!.cli(["real", "add", vip, "not-an-ip"]);
+    t.not(malformed.code, 0);
+
+    await cli("service", "add", `${lab.vip2}:8000`, "--scheduler", "rr");
+    await cli("real", "add", `${lab.vip2}:8000`, `${r3}:${REAL_PORT}`);
+    const second = await runDownload(lab, { url: blobUrl(lab.vip2, 8000, 1024, "cli"), conns: 1, count: 2, localPortBase: 33200 });
+    t.deepEqual(second.results.map((r) => r.real), [r3, r3]);
+
+    await cli("reload");
+    const status = await natlb!.status();
+    t.deepEqual(status.services.map((s) => `${s.vip}:${s.port}`), [vip], "reload went back to the file");
+    t.deepEqual(status.services[0]!.reals.map((r) => [r.ip, r.weight]), [[r1, 1]]);
+  });
+});
