@@ -446,7 +446,10 @@ export class Balancer {
   private onHealthChange(change: HealthChange): void {
     if (this.stopped) return;
     this.log.warn({ service: change.serviceKey, real: realKey(change.real), up: change.up, reason: change.reason }, "real server health changed");
-    this.publish();
+    // Through the change queue: a configuration change under way must finish its kernel steps first.
+    void this.enqueue(async () => {
+      if (!this.stopped) this.publish();
+    });
   }
 
   private async refreshRoutes(): Promise<void> {

@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { loadConfigFile, parseConfigText } from "./config";
 import { discoverGateway } from "./gateway/interfaces";
 import { KernelSetup, planFor, removeNatlbKernelState } from "./kernel";
+import { namespaceLockHeld } from "./namespaceLock";
 import { DEFAULT_CONTROL_TIMEOUT_MS, defaultSocketPath, requestControl } from "./control";
 import { addAdminCommands } from "./adminCommands";
 import { startDaemon, type Daemon } from "./daemon";
@@ -148,7 +149,10 @@ export function buildProgram(): Command {
       const config = await loadConfigFile(options.config);
       const gateway = await discoverGateway(config);
       const backends = gateway.interfaces.filter((i) => i.role === "backend").map((i) => i.name);
-      await new KernelSetup().apply(planFor(config.services, backends));
+      // With a daemon running (after a reload, say), only add: it may still need what the file no
+      // longer names (a removed real's live connections).
+      const daemonRunning = await namespaceLockHeld();
+      await new KernelSetup().apply(planFor(config.services, backends), { keepOthers: daemonRunning });
       console.log(`natlb: kernel set-up installed for ${config.services.length} service(s); \`natlb kernel-undo\` removes it`);
     });
 
@@ -156,6 +160,9 @@ export function buildProgram(): Command {
     .command("kernel-undo")
     .description("remove every route and rule natlb installed in this network namespace (protocol 199)")
     .action(async () => {
+      if (await namespaceLockHeld()) {
+        throw new NatlbError("E_RUNNING", "a natlb daemon runs in this network namespace: stop it first, then undo its kernel set-up");
+      }
       await removeNatlbKernelState();
       console.log("natlb: kernel set-up removed");
     });

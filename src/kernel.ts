@@ -56,14 +56,16 @@ export function planFor(
 export class KernelSetup {
   private applied = false;
 
-  /** Removes any earlier natlb routes and rules in this namespace, then installs the plan's. */
-  async apply(plan: KernelPlan): Promise<void> {
-    await removeNatlbKernelState();
+  /**
+   * Installs the plan's routes and rules and removes every other natlb route and rule in this
+   * namespace (leftovers of a crashed run), never taking away one that stays: safe while traffic
+   * flows. With `keepOthers`, nothing is removed (a running daemon may still need it).
+   */
+  async apply(plan: KernelPlan, options: { keepOthers?: boolean } = {}): Promise<void> {
     try {
-      await this.converge(plan);
+      await this.converge(plan, options.keepOthers ?? false);
       this.applied = true;
     } catch (error) {
-      await removeNatlbKernelState().catch(() => undefined);
       throw kernelError(error);
     }
   }
@@ -76,7 +78,7 @@ export class KernelSetup {
   async update(plan: KernelPlan): Promise<void> {
     if (!this.applied) return;  // undone (stopped) or never applied: nothing to move
     try {
-      await this.converge(plan);
+      await this.converge(plan, false);
     } catch (error) {
       throw kernelError(error);
     }
@@ -88,13 +90,13 @@ export class KernelSetup {
     await removeNatlbKernelState();
   }
 
-  private async converge(plan: KernelPlan): Promise<void> {
+  private async converge(plan: KernelPlan, keepOthers: boolean): Promise<void> {
     const wantedVips = new Set(plan.vips.map((vip) => `${vip}/32`));
     for (const vip of wantedVips) await ip(["route", "replace", "blackhole", vip, "proto", NATLB_ROUTE_PROTOCOL]);
     const installedRoutes = await listRoutes(["-4", "route", "show", "table", "main", "proto", NATLB_ROUTE_PROTOCOL]);
     for (const route of installedRoutes) {
       const prefix = route.dst.includes("/") ? route.dst : `${route.dst}/32`;
-      if (!wantedVips.has(prefix)) await ip(["route", "del", "blackhole", prefix, "proto", NATLB_ROUTE_PROTOCOL]);
+      if (!keepOthers && !wantedVips.has(prefix)) await ip(["route", "del", "blackhole", prefix, "proto", NATLB_ROUTE_PROTOCOL]);
     }
 
     const keyOf = (p: ReplyPath) =>
@@ -122,7 +124,7 @@ export class KernelSetup {
       ]);
     }
     for (const [key, rulePriority] of installedKeys) {
-      if (!wanted.has(key)) await ip(["-4", "rule", "del", "pref", String(rulePriority), "protocol", NATLB_ROUTE_PROTOCOL]);
+      if (!keepOthers && !wanted.has(key)) await ip(["-4", "rule", "del", "pref", String(rulePriority), "protocol", NATLB_ROUTE_PROTOCOL]);
     }
   }
 }

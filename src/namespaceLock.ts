@@ -30,3 +30,15 @@ export function acquireNamespaceLock(): Promise<NamespaceLock> {
     });
   });
 }
+
+/** Whether a natlb holds the lock in this network namespace (a daemon runs here). */
+export async function namespaceLockHeld(): Promise<boolean> {
+  try {
+    const lock = await acquireNamespaceLock();
+    await lock.release();
+    return false;
+  } catch (error) {
+    if ((error as { code?: string }).code === "E_ALREADY_RUNNING") return true;
+    throw error;
+  }
+}

@@ -243,9 +243,9 @@ void Worker::handleIcmp(const io::ReceivedFrame& frame) {
     }
     const flow::FlowEntry entry = context_.flows.entryAt(ref);
     const uint32_t vip = entry.load<uint32_t>(flow::entry::kVip);
-    const uint32_t outerSource = packet::load32(icmp->frame + icmp->l3Offset + 12) == quoted->destination ? vip : 0;
+    // The client only knows the VIP: the error comes from it, whoever on the backend side sent it (IPVS).
     if (!packet::translateIcmpError(
-            *icmp, *quoted, {outerSource, 0, packet::QuotedSide::Destination, vip, entry.load<uint16_t>(flow::entry::kVport)})) {
+            *icmp, *quoted, {vip, 0, packet::QuotedSide::Destination, vip, entry.load<uint16_t>(flow::entry::kVport)})) {
       counters_.add(Counter::DropTtlExpired);
       return;
     }
@@ -268,7 +268,7 @@ void Worker::handleIpv4(const io::ReceivedFrame& frame) {
     // Only frames addressed to a VIP are ours to count as dropped; others belong to the kernel.
     const bool toVip = frame.length >= packet::kEthernetHeaderLength + packet::kIPv4MinHeaderLength &&
                        isVip(packet::load32(frame.frame + packet::kEthernetHeaderLength + 16));
-    if (parsed.error == packet::ParseError::Fragment && (toVip || interface_.role == InterfaceRole::Backend)) {
+    if (parsed.error == packet::ParseError::Fragment && (toVip || (interface_.role == InterfaceRole::Backend && frame.toThisHost))) {
       forwardLaterFragment(frame, toVip);
     } else if (!toVip) {
       counters_.add(Counter::Ignored);
@@ -297,7 +297,7 @@ void Worker::handleIpv4(const io::ReceivedFrame& frame) {
   // A real server's reply that is not NAT traffic (a direct connection to RIP:rport): the kernel's
   // copy is dropped by the reply-path rule, so the balancer forwards it unchanged. Replies to the
   // gateway itself are delivered locally by the kernel (an exception rule), not here.
-  if (interface_.role == InterfaceRole::Backend && !context_.isLocalAddress(view.destinationIp())) {
+  if (interface_.role == InterfaceRole::Backend && frame.toThisHost && !context_.isLocalAddress(view.destinationIp())) {
     passThrough(frame, view);
     return;
   }
@@ -315,13 +315,9 @@ void Worker::forwardLaterFragment(const io::ReceivedFrame& frame, bool toVip) {
   const FragmentKey key{packet::load32(ip + 12), packet::load32(ip + 16), packet::load16(ip + 4), ip[9]};
   const uint32_t rewritten = fragments_.find(key, nowMs_);
   if (rewritten == 0) {
-    if (toVip) {
-      counters_.add(Counter::DropFragment);  // arrived before its first fragment
-    } else if (key.protocol == packet::kProtocolUdp && !context_.isLocalAddress(key.destination)) {
-      passThroughFragment(frame, key.destination);  // a real's own UDP: the kernel dropped its copy
-    } else {
-      counters_.add(Counter::Ignored);
-    }
+    // Before its first fragment (or its entry was overwritten): without the first fragment the
+    // datagram cannot be matched, and the kernel's copy of a real's UDP is dropped by the reply rule.
+    counters_.add(toVip || key.protocol == packet::kProtocolUdp ? Counter::DropFragment : Counter::Ignored);
     return;
   }
   const auto field = toVip ? packet::AddressField::Destination : packet::AddressField::Source;
@@ -331,17 +327,6 @@ void Worker::forwardLaterFragment(const io::ReceivedFrame& frame, bool toVip) {
   }
   counters_.add(Counter::FragmentsForwarded);
   transmit(frame, toVip ? rewritten : key.destination);
-}
-
-void Worker::passThroughFragment(const io::ReceivedFrame& frame, uint32_t destination) {
-  uint8_t* header = frame.frame + packet::kEthernetHeaderLength;
-  if (header[8] <= 1) {
-    counters_.add(Counter::DropTtlExpired);
-    return;
-  }
-  packet::rewriteFragmentAddress(frame.frame, packet::AddressField::Destination, destination);  // TTL, checksum
-  counters_.add(Counter::PassedThrough);
-  transmit(frame, destination);
 }
 
 void Worker::learnIfOnLink(const io::ReceivedFrame& frame, uint32_t sourceIp) {
@@ -422,6 +407,7 @@ void Worker::replyToClient(const io::ReceivedFrame& frame, const Ipv4FrameView& 
 }
 
 void Worker::passThrough(const io::ReceivedFrame& frame, const Ipv4FrameView& view) {
+  rememberIfFirstFragment(view, view.sourceIp());  // its later fragments pass unchanged too
   if (packet::decrementTtl(view) != packet::RewriteError::None) {
     counters_.add(Counter::DropTtlExpired);
     return;

@@ -43,7 +43,6 @@ class Worker {
   void replyToClient(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, uint32_t flowRef);
   void passThrough(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view);
   void forwardLaterFragment(const io::ReceivedFrame& frame, bool toVip);
-  void passThroughFragment(const io::ReceivedFrame& frame, uint32_t destination);
   void rememberIfFirstFragment(const packet::Ipv4FrameView& view, uint32_t rewrittenIp);
   void transmit(const io::ReceivedFrame& frame, uint32_t destinationIp);
   void recordPacket(const flow::FlowEntry& entry, const packet::Ipv4FrameView& view, flow::Direction direction);

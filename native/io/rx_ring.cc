@@ -79,6 +79,7 @@ bool RxRing::peek(ReceivedFrame& out) const {
   // tcpdump on the same interface) is not ours to forward.
   const auto* link = reinterpret_cast<const sockaddr_ll*>(base + TPACKET_ALIGN(sizeof(tpacket2_hdr)));
   out.forOtherHost = link->sll_pkttype == PACKET_OTHERHOST;
+  out.toThisHost = link->sll_pkttype == PACKET_HOST;
   return true;
 }
 

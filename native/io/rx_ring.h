@@ -35,6 +35,7 @@ struct ReceivedFrame {
   bool vlanTagged;       // the kernel stripped an 802.1Q tag we would have to restore
   uint64_t timestampNs;  // when the kernel received it: merges the two rings in arrival order
   bool forOtherHost;     // PACKET_OTHERHOST: seen only because the interface is promiscuous
+  bool toThisHost;       // PACKET_HOST: unicast to this interface (not broadcast or multicast)
 };
 
 struct RingStatistics {

@@ -88,7 +88,9 @@ bool translateIcmpError(const IcmpView& icmp, const QuotedPacket& quoted, const 
     uint8_t* check = innerL4 + checkOffset;
     const uint16_t value = load16(check);
     if (!(quoted.protocol == kProtocolUdp && value == 0)) {
-      store16(check, adjustComplete16(adjustComplete32(value, oldIp, translation.ip), oldPort, translation.port));
+      uint16_t updated = adjustComplete16(adjustComplete32(value, oldIp, translation.ip), oldPort, translation.port);
+      if (quoted.protocol == kProtocolUdp && updated == 0) updated = 0xffff;  // RFC 768
+      store16(check, updated);
     }
   }
   store32(inner + (source ? 12 : 16), translation.ip);
