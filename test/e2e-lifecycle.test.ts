@@ -53,6 +53,10 @@ test("a bad config file is refused with the field named, and nothing is left beh
     const error = await t.throwsAsync(startBalancer(lab, bad, { readyTimeoutMs: 10_000 }));
     t.regex(error!.message, /services\[0\]\.reals\[0\]\.weight/);
     t.deepEqual(await gatewaySnapshot(lab), before);
+    const localVip = { services: [{ ...tcpService(lab, [1]), vip: lab.gateway.clientIp }] };
+    const refused = await t.throwsAsync(startBalancer(lab, localVip, { readyTimeoutMs: 10_000 }));
+    t.regex(refused!.message, /services\[0\]\.vip: 198\.18\.0\.1 is an address of this gateway \(eth0\)/);
+    t.deepEqual(await gatewaySnapshot(lab), before);
   });
 });
 

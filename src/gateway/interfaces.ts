@@ -4,7 +4,7 @@
 import type { NatlbConfig } from "../config";
 import { ConfigError } from "../errors";
 import type { NativeInterface, NativeNeighbour, NativeRoute } from "../native";
-import { listAddresses, listLinks, listNeighbours, listRoutes, routeGet, type LinkInfo } from "./iproute";
+import { listAddresses, listLinks, listNeighbours, listRoutes, routeGet, type AddressInfo, type LinkInfo } from "./iproute";
 
 export interface GatewayView {
   interfaces: NativeInterface[];
@@ -29,6 +29,8 @@ export async function discoverGateway(config: NatlbConfig): Promise<GatewayView>
     (addresses.find((a) => a.ifname === ifname)?.addr_info ?? [])
       .filter((a) => a.family === "inet")
       .map((a) => ({ ip: a.local, prefixLength: a.prefixlen }));
+
+  refuseLocalAddresses(config, addresses);
 
   let clientNames: string[];
   let backendNames: string[];
@@ -73,6 +75,35 @@ export async function discoverGateway(config: NatlbConfig): Promise<GatewayView>
   ];
   const [routes, neighbours] = await Promise.all([readRoutes(interfaces), readNeighbours(interfaces)]);
   return { interfaces, routes, neighbours };
+}
+
+/**
+ * A VIP must not be an address of the gateway: the kernel would answer for it too (DESIGN.md section
+ * 3), and a real server on the gateway itself would loop.
+ */
+function refuseLocalAddresses(config: NatlbConfig, addresses: AddressInfo[]): void {
+  const local = new Map<string, string>();
+  for (const entry of addresses) {
+    for (const a of entry.addr_info) if (a.family === "inet") local.set(a.local, entry.ifname);
+  }
+  config.services.forEach((service, s) => {
+    const owner = local.get(service.vip);
+    if (owner !== undefined) {
+      throw new ConfigError(
+        `services[${s}].vip`,
+        `${service.vip} is an address of this gateway (${owner}): a VIP must not be a local address; remove it from ${owner} or choose another VIP`,
+      );
+    }
+    service.reals.forEach((real, r) => {
+      const realOwner = local.get(real.ip);
+      if (realOwner !== undefined) {
+        throw new ConfigError(
+          `services[${s}].reals[${r}].ip`,
+          `${real.ip} is an address of this gateway (${realOwner}): real servers must be other hosts`,
+        );
+      }
+    });
+  });
 }
 
 /** The main table's unicast routes over the managed interfaces, as the engine's route table. */
