@@ -40,6 +40,13 @@ function formatStatus(status: BalancerStatus): string {
       );
     }
   }
+  const c = status.counters;
+  const drops = Object.entries(c)
+    .filter(([name, value]) => (name.startsWith("drop") || name === "ringDrops") && value > 0)
+    .map(([name, value]) => `${name.replace(/^drop/, "").replace(/^./, (x) => x.toLowerCase())} ${value}`);
+  lines.push(
+    `frames: ${c.toReal} to reals, ${c.toClient} to clients, ${c.passedThrough} passed through; drops: ${drops.length ? drops.join(", ") : "none"}`,
+  );
   return lines.join("\n");
 }
 
