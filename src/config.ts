@@ -73,6 +73,8 @@ export interface NatlbConfig {
   readonly timeouts: Timeouts;
   /** Control socket path; undefined: the per-network-namespace default (see defaultSocketPath). */
   readonly socket: string | undefined;
+  /** Prometheus metrics over HTTP on this address; undefined: no metrics endpoint. */
+  readonly metrics: { readonly listen: string } | undefined;
 }
 
 export const DEFAULT_TIMEOUTS: Timeouts = Object.freeze({
@@ -242,6 +244,19 @@ const configSchema = z
         // sun_path holds 108 bytes including the terminating NUL.
         .refine((p) => Buffer.byteLength(p) <= 107, { error: "socket path is longer than 107 bytes: use a shorter one" })
         .optional(),
+      metrics: z
+        .strictObject(
+          {
+            listen: z
+              .string({ error: expecting('an address like "127.0.0.1:9910"') })
+              .regex(/^(\d{1,3}(\.\d{1,3}){3}):(\d{1,5})$/, { error: expecting('an IPv4 address and port like "127.0.0.1:9910"') })
+              .refine((text) => isIPv4(text.split(":")[0]!) && Number(text.split(":")[1]) >= 1 && Number(text.split(":")[1]) <= 65535, {
+                error: expecting('an IPv4 address and a port 1..65535 like "127.0.0.1:9910"'),
+              }),
+          },
+          { error: expecting('an object like { "listen": "127.0.0.1:9910" }') },
+        )
+        .optional(),
     },
     { error: expecting("a JSON object with a \"services\" list") },
   )
@@ -252,6 +267,7 @@ const configSchema = z
       flowCapacity: c.flowCapacity,
       timeouts: c.timeouts,
       socket: c.socket,
+      metrics: c.metrics,
     }),
   );
 
@@ -532,7 +548,7 @@ export interface ServiceChange {
   };
 }
 
-export type GlobalSetting = "interfaces" | "flowCapacity" | "timeouts" | "socket";
+export type GlobalSetting = "interfaces" | "flowCapacity" | "timeouts" | "socket" | "metrics";
 
 export interface ConfigDiff {
   readonly added: ReadonlyArray<ServiceConfig>;
@@ -590,5 +606,6 @@ export function diffConfig(old: NatlbConfig, next: NatlbConfig): ConfigDiff {
   if (old.flowCapacity !== next.flowCapacity) settings.push("flowCapacity");
   if (!sameJson(old.timeouts, next.timeouts)) settings.push("timeouts");
   if (old.socket !== next.socket) settings.push("socket");
+  if (!sameJson(old.metrics, next.metrics)) settings.push("metrics");
   return { added, removed, changed, unchanged, settings };
 }

@@ -7,6 +7,7 @@ import { defaultSocketPath, startControlServer, type ControlServer } from "./con
 import { adminRoutes } from "./control/adminRoutes";
 import { ApiError } from "./errors";
 import { createLogger, type Logger } from "./log";
+import { startMetricsServer, type MetricsServer } from "./metrics";
 
 export interface DaemonOptions {
   configPath: string;
@@ -50,6 +51,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     throw error;
   }
   log.info({ socket: socketPath }, "control socket ready");
+  let metrics: MetricsServer | undefined;
+  if (config.metrics) {
+    try {
+      metrics = await startMetricsServer(balancer, config.metrics.listen);
+      log.info({ listen: config.metrics.listen }, "metrics at /metrics");
+    } catch (error) {
+      await control.close().catch(() => undefined);
+      await balancer.stop();
+      throw error;
+    }
+  }
 
   let stopping: Promise<void> | undefined;
   let resolveStopped!: () => void;
@@ -59,6 +71,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       process.off("SIGHUP", onReload);
       try {
         await control.close().catch((error: unknown) => log.warn({ err: error }, "closing the control socket failed"));
+        await metrics?.close();
         await balancer.stop();
       } catch (error) {
         log.error({ err: error }, "stopping failed: check `ip route show proto 199` and `ip rule show` for leftovers");

@@ -144,3 +144,23 @@ test("with kernel set-up as a separate step, the daemon forwards holding CAP_NET
     t.deepEqual(await gatewaySnapshot(lab), before);
   });
 });
+
+test("Prometheus metrics: per-real connections and health, frames and drops by reason", async (t) => {
+  await withNatLab(
+    t,
+    { offloads: true, config: (lab) => ({ services: [tcpService(lab, [2, 1, 1])], metrics: { listen: "127.0.0.1:9910" } }) },
+    async ({ lab }) => {
+      const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, MiB, "metrics"), conns: 4, count: 4, localPortBase: 27000 });
+      t.is(summary.failed, 0);
+      const fetch = `require("http").get("http://127.0.0.1:9910/metrics", (r) => { let b = ""; r.on("data", (c) => (b += c)); r.on("end", () => process.stdout.write(b)); })`;
+      const text = (await lab.exec(lab.gateway.ns, process.execPath, ["-e", fetch])).stdout;
+      const real1 = `vip="${lab.vip}",port="80",protocol="tcp",real="${lab.reals[0]!.ip}:${REAL_PORT}"`;
+      t.regex(text, new RegExp(`natlb_real_weight\\{${real1.replace(/[.]/g, "\\.")}\\} 2`));
+      t.regex(text, new RegExp(`natlb_real_up\\{${real1.replace(/[.]/g, "\\.")}\\} 1`));
+      const inactive = text.split("\n").filter((l) => l.startsWith("natlb_real_inactive_connections{")).map((l) => Number(l.split(" ").pop()));
+      t.is(inactive.reduce((a, b) => a + b, 0), 4, "the 4 finished connections are in TIME_WAIT");
+      t.regex(text, /natlb_frames_total\{counter="toReal"\} [1-9]\d*/);
+      t.regex(text, /natlb_drops_total\{reason="noNeighbour"\} 0/);
+    },
+  );
+});
