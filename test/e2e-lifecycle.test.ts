@@ -4,6 +4,7 @@ import test from "ava";
 import { NATLB_CLI, startBalancer } from "../src/lab/balancerProcess";
 import { startBlobServer } from "../src/lab/blobServer";
 import { blobUrl, runDownload } from "../src/lab/download";
+import { startUdpEcho, runUdpClient } from "../src/lab/udpEcho";
 import { REAL_PORT, SERVICE_PORT, gatewaySnapshot, tcpService, withNatLab } from "./support/lab";
 
 const MiB = 1024 * 1024;
@@ -161,6 +162,43 @@ test("Prometheus metrics: per-real connections and health, frames and drops by r
       t.is(inactive.reduce((a, b) => a + b, 0), 4, "the 4 finished connections are in TIME_WAIT");
       t.regex(text, /natlb_frames_total\{counter="toReal"\} [1-9]\d*/);
       t.regex(text, /natlb_drops_total\{reason="noNeighbour"\} 0/);
+    },
+  );
+});
+
+test("the flow map is bounded: new flows beyond its capacity are dropped and counted; idle flows expire", async (t) => {
+  await withNatLab(
+    t,
+    {
+      offloads: true,
+      config: (lab) => ({
+        flowCapacity: 1024,
+        timeouts: { udp: 6 },
+        services: [{ vip: lab.vip, port: 53, protocol: "udp", reals: lab.reals.map((r) => ({ ip: r.ip, port: 5353 })) }],
+      }),
+    },
+    async ({ lab, natlb }) => {
+      for (let i = 1; i <= lab.reals.length; i++) await startUdpEcho(lab, i, 5353);
+      const fill = await runUdpClient(lab, { host: lab.vip, port: 53, count: 1024, sockets: 1024, localPortBase: 44000, timeoutMs: 1000 });
+      t.is(fill.received, 1024, "1024 flows fit");
+      const beyond = await runUdpClient(lab, { host: lab.vip, port: 53, count: 20, sockets: 20, localPortBase: 46000, timeoutMs: 200 });
+      t.is(beyond.received, 0, "the 1025th flow and later are refused");
+      let status = await natlb!.status();
+      t.is(status.flows.live, 1024);
+      t.is(status.counters.dropFlowTableFull, 20);
+      t.is(status.flows.fullDrops, 20);
+      const again = await runUdpClient(lab, { host: lab.vip, port: 53, count: 5, sockets: 5, localPortBase: 44000, timeoutMs: 1000 });
+      t.is(again.received, 5, "existing flows keep working while the map is full");
+      const deadline = Date.now() + 15_000;
+      do {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        status = await natlb!.status();
+      } while (status.flows.live > 0 && Date.now() < deadline);
+      t.is(status.flows.live, 0, "idle UDP flows expire after the udp timeout (6 s)");
+      t.true(status.flows.expired >= 1024);
+      await new Promise((resolve) => setTimeout(resolve, 2100)); // freed entries are reused after a 2 s grace
+      const after = await runUdpClient(lab, { host: lab.vip, port: 53, count: 20, sockets: 20, localPortBase: 46000, timeoutMs: 1000 });
+      t.is(after.received, 20, "expired entries make room for new flows");
     },
   );
 });
