@@ -89,7 +89,7 @@ export const DEFAULT_TIMEOUTS: Timeouts = Object.freeze({
 export const CONFIG_LIMITS = Object.freeze({
   maxServices: 1024,
   maxRealsPerService: 256,
-  minFlowCapacity: 1024,
+  minFlowCapacity: 16,  // the data plane's minimum; small maps are for tests and tiny gateways
   maxFlowCapacity: 16777216,
   defaultFlowCapacity: 262144,
   /** Timeouts in ms must fit a signed 32-bit integer (setTimeout, native timers). */
