@@ -4,8 +4,8 @@
 import test from "ava";
 import { startCapture } from "../src/lab/capture";
 import { pingFrom, sendFragmentationNeeded } from "../src/lab/icmpProbe";
-import { runUdpClient, startUdpEcho } from "../src/lab/udpEcho";
-import { withNatLab } from "./support/lab";
+import { runUdpClient } from "../src/lab/udpEcho";
+import { startUdpEchoes, udpService, withNatLab } from "./support/lab";
 
 test("pings to a VIP are answered by natlb from the VIP", async (t) => {
   await withNatLab(t, { offloads: true }, async ({ lab, natlb }) => {
@@ -22,11 +22,11 @@ test("an ICMP fragmentation-needed error about a flow reaches its real server, t
     {
       offloads: true,
       config: (lab) => ({
-        services: [{ vip: lab.vip, port: 53, protocol: "udp", scheduler: "rr", reals: lab.reals.map((r) => ({ ip: r.ip, port: 5353 })) }],
+        services: [udpService(lab)],
       }),
     },
     async ({ lab, natlb }) => {
-      for (let i = 1; i <= lab.reals.length; i++) await startUdpEcho(lab, i, 5353);
+      await startUdpEchoes(lab);
       const exchange = await runUdpClient(lab, { host: lab.vip, port: 53, count: 1, localPortBase: 40500 });
       t.is(exchange.received, 1);
       const realIp = exchange.replies[0]!.real;

@@ -4,8 +4,8 @@ import test from "ava";
 import { NATLB_CLI, startBalancer } from "../src/lab/balancerProcess";
 import { startBlobServer } from "../src/lab/blobServer";
 import { blobUrl, runDownload } from "../src/lab/download";
-import { startUdpEcho, runUdpClient } from "../src/lab/udpEcho";
-import { REAL_PORT, SERVICE_PORT, gatewaySnapshot, tcpService, withNatLab } from "./support/lab";
+import { runUdpClient } from "../src/lab/udpEcho";
+import { REAL_PORT, SERVICE_PORT, gatewaySnapshot, startUdpEchoes, tcpService, udpService, withNatLab } from "./support/lab";
 
 const MiB = 1024 * 1024;
 
@@ -174,11 +174,11 @@ test("the flow map is bounded: new flows beyond its capacity are dropped and cou
       config: (lab) => ({
         flowCapacity: 16,
         timeouts: { udp: 6 },
-        services: [{ vip: lab.vip, port: 53, protocol: "udp", reals: lab.reals.map((r) => ({ ip: r.ip, port: 5353 })) }],
+        services: [udpService(lab)],
       }),
     },
     async ({ lab, natlb }) => {
-      for (let i = 1; i <= lab.reals.length; i++) await startUdpEcho(lab, i, 5353);
+      await startUdpEchoes(lab);
       const fill = await runUdpClient(lab, { host: lab.vip, port: 53, count: 16, sockets: 16, localPortBase: 44000, timeoutMs: 2000 });
       t.is(fill.received, 16, "16 flows fit");
       const beyond = await runUdpClient(lab, { host: lab.vip, port: 53, count: 20, sockets: 20, localPortBase: 46000, timeoutMs: 200 });

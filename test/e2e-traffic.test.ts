@@ -3,8 +3,8 @@
 import test from "ava";
 import { blobUrl, runDownload } from "../src/lab/download";
 import { startCapture } from "../src/lab/capture";
-import { runUdpClient, startUdpEcho } from "../src/lab/udpEcho";
-import { REAL_PORT, SERVICE_PORT, tcpService, withNatLab } from "./support/lab";
+import { runUdpClient } from "../src/lab/udpEcho";
+import { REAL_PORT, SERVICE_PORT, startUdpEchoes, tcpService, udpService, withNatLab } from "./support/lab";
 
 const MiB = 1024 * 1024;
 
@@ -67,12 +67,11 @@ for (const offloads of [true, false]) {
       {
         offloads,
         config: (lab) => ({
-          services: [{ vip: lab.vip, port: 53, protocol: "udp", scheduler: "rr", reals: lab.reals.map((r) => ({ ip: r.ip, port: 5353 })) }],
+          services: [udpService(lab)],
         }),
       },
       async ({ lab }) => {
-        const echoes = [];
-        for (let i = 1; i <= lab.reals.length; i++) echoes.push(await startUdpEcho(lab, i, 5353));
+        const echoes = await startUdpEchoes(lab);
         const summary = await runUdpClient(lab, { host: lab.vip, port: 53, count: 30, sockets: 6, localPortBase: 40000 });
         t.is(summary.received, 30, `lost: ${summary.lost.join(",")}`);
         for (const reply of summary.replies) t.is(reply.from, `${lab.vip}:53`);
@@ -125,11 +124,11 @@ test.serial("UDP datagrams larger than the MTU pass both ways, and the reals' ow
     {
       offloads: true,
       config: (lab) => ({
-        services: [{ vip: lab.vip, port: 53, protocol: "udp", scheduler: "rr", reals: lab.reals.map((r) => ({ ip: r.ip, port: 5353 })) }],
+        services: [udpService(lab)],
       }),
     },
     async ({ lab, natlb }) => {
-      for (let i = 1; i <= lab.reals.length; i++) await startUdpEcho(lab, i, 5353);
+      await startUdpEchoes(lab);
       // 4000-byte requests and replies: three IPv4 fragments each way.
       const big = await runUdpClient(lab, { host: lab.vip, port: 53, count: 12, sockets: 4, localPortBase: 40800, payloadBytes: 4000 });
       t.is(big.received, 12, `lost: ${big.lost.join(",")}`);

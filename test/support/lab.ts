@@ -4,6 +4,7 @@ import type { ExecutionContext } from "ava";
 import { startBalancer, type BalancerProcess } from "../../src/lab/balancerProcess";
 import { startBlobServer, type BlobServerHandle } from "../../src/lab/blobServer";
 import { createLab, type Lab } from "../../src/lab/topology";
+import { startUdpEcho, type UdpEchoHandle } from "../../src/lab/udpEcho";
 
 export const SERVICE_PORT = 80;
 export const REAL_PORT = 8080;
@@ -23,6 +24,28 @@ export function tcpService(lab: Lab, weights: number[], extra: Record<string, un
     reals: weights.map((weight, i) => ({ ip: lab.reals[i]!.ip, port: REAL_PORT, weight })),
     ...extra,
   };
+}
+
+export const UDP_SERVICE_PORT = 53;
+export const UDP_REAL_PORT = 5353;
+
+/** A UDP service on the lab's VIP over all its reals' echo servers. */
+export function udpService(lab: Lab, extra: Record<string, unknown> = {}) {
+  return {
+    vip: lab.vip,
+    port: UDP_SERVICE_PORT,
+    protocol: "udp",
+    scheduler: "rr",
+    reals: lab.reals.map((r) => ({ ip: r.ip, port: UDP_REAL_PORT })),
+    ...extra,
+  };
+}
+
+/** Starts the UDP echo server on every real. */
+export async function startUdpEchoes(lab: Lab): Promise<UdpEchoHandle[]> {
+  const echoes: UdpEchoHandle[] = [];
+  for (let i = 1; i <= lab.reals.length; i++) echoes.push(await startUdpEcho(lab, i, UDP_REAL_PORT));
+  return echoes;
 }
 
 /** Builds a lab with blob servers on every real, runs `body`, and always tears everything down. */
