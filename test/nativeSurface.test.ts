@@ -1,0 +1,39 @@
+// The few facts TypeScript repeats from native code at compile time (counter names, flow states) must
+// match what the addon reports at run time.
+import test from "ava";
+import { FlowMap } from "../src/flows/flowMap";
+import { COUNTER_NAMES, loadNative } from "../src/native";
+
+test("the engine's counters are exactly COUNTER_NAMES, in order", (t) => {
+  const native = loadNative();
+  const flows = new FlowMap(16);
+  const engine = new native.Engine({
+    flowTable: flows.bytes,
+    interfaces: [{ name: "lo", ifindex: 1, mac: "00:00:00:00:00:00", role: "client", addresses: [] }],
+  });
+  t.deepEqual(Object.keys(engine.counters()), [...COUNTER_NAMES]);
+});
+
+test("the flow states and a fresh flow map read as the layout says", (t) => {
+  const native = loadNative();
+  t.deepEqual(native.flowLayout().states, ["NONE", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "TIME_WAIT", "CLOSE", "UDP"]);
+  const flows = new FlowMap(1000);
+  t.deepEqual(flows.stats(), { capacity: 1000, live: 0, inserted: 0, expired: 0, fullDrops: 0 });
+  t.deepEqual(flows.connections(), []);
+  t.throws(() => new FlowMap(8), { message: /capacity must be an integer 16\.\./ });
+});
+
+test("bad engine options are refused with the field named", (t) => {
+  const native = loadNative();
+  const flows = new FlowMap(16);
+  t.throws(() => new native.Engine({ flowTable: flows.bytes, interfaces: [] }), { message: /interfaces must not be empty/ });
+  t.throws(
+    () => new native.Engine({ flowTable: flows.bytes, interfaces: [{ name: "x", ifindex: 1, mac: "nope", role: "client", addresses: [] }] }),
+    { message: /interfaces\[0\]\.mac must be a MAC address/ },
+  );
+  const engine = new native.Engine({ flowTable: flows.bytes, interfaces: [{ name: "lo", ifindex: 1, mac: "00:00:00:00:00:00", role: "client", addresses: [] }] });
+  t.throws(
+    () => engine.setServices([{ vip: "198.18.0.100", port: 80, protocol: "tcp", mode: "cursor", slots: Uint16Array.of(1), reals: [{ ip: "198.18.1.11", port: 80, id: 0 }] }]),
+    { message: /slots holds an index past the end of reals/ },
+  );
+});
