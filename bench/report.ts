@@ -4,7 +4,7 @@
 import type { FlowMapResult } from "./flowMap";
 import { SIZE_TARGET_BYTES } from "./flowMap";
 import type { LabRunResult, MetricId, Sample, VariantRun } from "./labRounds";
-import type { LabKind } from "./options";
+import type { LabKind, ResolvedOptions } from "./options";
 import { formatNumber, formatSummary, summarize, type Summary } from "./stats";
 import type { VariantId } from "./variants";
 
@@ -42,14 +42,7 @@ export interface BenchReport {
   finishedAt: string;
   quick: boolean;
   host: { kernel: string; cpus: number; cpuModel: string; node: string; loadAverageAtStart: number[]; loadAverageAtEnd: number[] };
-  settings: {
-    rounds: number;
-    bulkBytes: number;
-    shortConnsMs: number;
-    shortConnsConcurrency: number;
-    serialCount: number;
-    labs: LabKind[];
-    variants: VariantId[];
+  settings: Pick<ResolvedOptions, "rounds" | "bulkBytes" | "shortConnsMs" | "shortConnsConcurrency" | "serialCount" | "labs" | "variants"> & {
     clockTicksPerSecond: number;
     /** Which short-connection client/server ran. */
     shortConnTool: string;

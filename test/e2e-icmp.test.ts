@@ -5,7 +5,7 @@ import test from "ava";
 import { startCapture } from "../src/lab/capture";
 import { pingFrom, sendFragmentationNeeded } from "../src/lab/icmpProbe";
 import { runUdpClient } from "../src/lab/udpEcho";
-import { startUdpEchoes, udpService, withNatLab } from "./support/lab";
+import { withNatLab, withUdpLab } from "./support/lab";
 
 test("pings to a VIP are answered by natlb from the VIP", async (t) => {
   await withNatLab(t, { offloads: true }, async ({ lab, natlb }) => {
@@ -17,16 +17,7 @@ test("pings to a VIP are answered by natlb from the VIP", async (t) => {
 });
 
 test("an ICMP fragmentation-needed error about a flow reaches its real server, translated", async (t) => {
-  await withNatLab(
-    t,
-    {
-      offloads: true,
-      config: (lab) => ({
-        services: [udpService(lab)],
-      }),
-    },
-    async ({ lab, natlb }) => {
-      await startUdpEchoes(lab);
+  await withUdpLab(t, async ({ lab, natlb }) => {
       const exchange = await runUdpClient(lab, { host: lab.vip, port: 53, count: 1, localPortBase: 40500 });
       t.is(exchange.received, 1);
       const realIp = exchange.replies[0]!.real;

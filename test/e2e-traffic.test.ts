@@ -4,7 +4,7 @@ import test from "ava";
 import { blobUrl, runDownload } from "../src/lab/download";
 import { startCapture } from "../src/lab/capture";
 import { runUdpClient } from "../src/lab/udpEcho";
-import { REAL_PORT, SERVICE_PORT, startUdpEchoes, tcpService, udpService, withNatLab } from "./support/lab";
+import { REAL_PORT, SERVICE_PORT, startUdpEchoes, tcpService, udpService, withNatLab, withUdpLab } from "./support/lab";
 
 const MiB = 1024 * 1024;
 
@@ -119,16 +119,7 @@ for (const offloads of [true, false]) {
 }
 
 test.serial("UDP datagrams larger than the MTU pass both ways, and the reals' own UDP keeps working", async (t) => {
-  await withNatLab(
-    t,
-    {
-      offloads: true,
-      config: (lab) => ({
-        services: [udpService(lab)],
-      }),
-    },
-    async ({ lab, natlb }) => {
-      await startUdpEchoes(lab);
+  await withUdpLab(t, async ({ lab, natlb }) => {
       // 4000-byte requests and replies: three IPv4 fragments each way.
       const big = await runUdpClient(lab, { host: lab.vip, port: 53, count: 12, sockets: 4, localPortBase: 40800, payloadBytes: 4000 });
       t.is(big.received, 12, `lost: ${big.lost.join(",")}`);

@@ -41,22 +41,23 @@ const Service* ServiceTable::find(uint32_t vip, uint16_t port, uint8_t protocol)
   return found == index_.end() ? nullptr : &services_[found->second];
 }
 
-std::vector<uint16_t> ServiceTable::realPorts(uint8_t protocol) const {
-  std::set<uint16_t> ports;
-  for (const Service& s : services_) {
+// The distinct values of one field of the reals of every service of `protocol`, sorted.
+template <typename Field, typename Read>
+std::vector<Field> distinctRealFields(const std::vector<Service>& services, uint8_t protocol, Read read) {
+  std::set<Field> values;
+  for (const Service& s : services) {
     if (s.protocol != protocol) continue;
-    for (const flow::RealEndpoint& real : s.reals) ports.insert(real.port);
+    for (const flow::RealEndpoint& real : s.reals) values.insert(read(real));
   }
-  return {ports.begin(), ports.end()};
+  return {values.begin(), values.end()};
+}
+
+std::vector<uint16_t> ServiceTable::realPorts(uint8_t protocol) const {
+  return distinctRealFields<uint16_t>(services_, protocol, [](const flow::RealEndpoint& r) { return r.port; });
 }
 
 std::vector<uint32_t> ServiceTable::realIps(uint8_t protocol) const {
-  std::set<uint32_t> ips;
-  for (const Service& s : services_) {
-    if (s.protocol != protocol) continue;
-    for (const flow::RealEndpoint& real : s.reals) ips.insert(real.ip);
-  }
-  return {ips.begin(), ips.end()};
+  return distinctRealFields<uint32_t>(services_, protocol, [](const flow::RealEndpoint& r) { return r.ip; });
 }
 
 }  // namespace natlb::engine

@@ -48,6 +48,14 @@ export async function startUdpEchoes(lab: Lab): Promise<UdpEchoHandle[]> {
   return echoes;
 }
 
+/** A lab whose natlb balances the UDP service over echo servers on every real. */
+export async function withUdpLab(t: ExecutionContext, body: (env: NatLab) => Promise<void>): Promise<void> {
+  await withNatLab(t, { offloads: true, config: (lab) => ({ services: [udpService(lab)] }) }, async (env) => {
+    await startUdpEchoes(env.lab);
+    await body(env);
+  });
+}
+
 /** Builds a lab with blob servers on every real, runs `body`, and always tears everything down. */
 export async function withNatLab(
   t: ExecutionContext,
