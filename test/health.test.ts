@@ -306,8 +306,10 @@ test("HealthMonitor: interval is measured from the start of each check", async (
   t.true(await waitFor(() => starts.length >= 6, 3000));
   await monitor.stop();
   const gaps = starts.slice(1).map((s, i) => s - starts[i]!);
-  t.true(Math.min(...gaps) >= 98, `gaps ${gaps.map(Math.round).join(",")}`);
-  t.true(Math.min(...gaps) < 135, `gaps ${gaps.map(Math.round).join(",")}`);
+  // From the start: ~100 ms; from the end it would be >= 140. The median is robust to one late timer
+  // on a busy machine (a late start shortens the next gap).
+  const median = [...gaps].sort((a, b) => a - b)[Math.floor(gaps.length / 2)]!;
+  t.true(median >= 90 && median < 130, `gaps ${gaps.map(Math.round).join(",")}`);
 });
 
 test("HealthMonitor: a checker that ignores its timeout is cut off by the monitor", async (t) => {
