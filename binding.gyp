@@ -9,9 +9,13 @@
         "native/packet/arp.cc",
         "native/packet/icmp.cc",
         "native/packet/tcp_coalesce.cc",
+        "native/packet/checksum_state.cc",
         "native/io/socket_filter.cc",
         "native/io/rx_ring.cc",
         "native/io/frame_sender.cc",
+        "native/io/xsk_socket.cc",
+        "native/io/xdp_steering.cc",
+        "native/io/xdp_receiver.cc",
         "native/flow/flow_table.cc",
         "native/engine/service_table.cc",
         "native/engine/route_table.cc",
@@ -19,7 +23,16 @@
         "native/engine/worker.cc",
         "native/engine/engine.cc"
       ],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "actions": [
+        {
+          "action_name": "xdp_program",
+          "inputs": ["native/xdp/steer_to_socket.bpf.c", "native/xdp/build_program.mjs"],
+          "outputs": ["<(SHARED_INTERMEDIATE_DIR)/natlb/steer_to_socket_object.h"],
+          "action": ["node", "native/xdp/build_program.mjs", "<(SHARED_INTERMEDIATE_DIR)/natlb/steer_to_socket_object.h"]
+        }
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "<(SHARED_INTERMEDIATE_DIR)/natlb"],
+      "libraries": ["-lbpf"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],

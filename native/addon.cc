@@ -202,6 +202,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       const std::string role = item.Get("role").ToString();
       if (role != "client" && role != "backend") throw Napi::TypeError::New(env, where + ".role must be client or backend");
       config.role = role == "client" ? engine::InterfaceRole::Client : engine::InterfaceRole::Backend;
+      if (item.Has("receivePath") && !item.Get("receivePath").IsUndefined()) {
+        const std::string path = item.Get("receivePath").ToString();
+        if (path != "af_packet" && path != "af_xdp") {
+          throw Napi::TypeError::New(env, where + ".receivePath must be \"af_packet\" or \"af_xdp\"");
+        }
+        config.receivePath = path == "af_xdp" ? engine::ReceivePath::AfXdp : engine::ReceivePath::AfPacket;
+      }
       const Napi::Array addresses = arrayAt(item.Get("addresses"), where + ".addresses");
       for (uint32_t j = 0; j < addresses.Length(); ++j) {
         const Napi::Object address = objectAt(addresses.Get(j), where + ".addresses[]");

@@ -15,6 +15,9 @@ command -v cmake >/dev/null || need+=(cmake)
 command -v g++ >/dev/null || need+=(g++)
 command -v make >/dev/null || need+=(make)
 [ -e /usr/include/pcap/pcap.h ] || need+=(libpcap-dev)
+# The AF_XDP receive path: libbpf loads the XDP program, which clang compiles for the BPF target.
+[ -e /usr/include/bpf/libbpf.h ] || need+=(libbpf-dev)
+command -v clang >/dev/null || need+=(clang)
 if [ ${#need[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

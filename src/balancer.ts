@@ -3,7 +3,7 @@
 // then applied whole: selection tables are recomputed by the scheduling policies and handed to the
 // engine as one snapshot; kernel set-up follows the set of VIPs and real-server ports.
 import {
-  parseConfig, realKey, serviceKey, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig,
+  parseConfig, realKey, serviceKey, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type ReceivePath,
 } from "./config";
 import { ApiError, NatlbError } from "./errors";
 import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
@@ -55,7 +55,7 @@ export interface ServiceStatus {
 
 export interface BalancerStatus {
   services: ServiceStatus[];
-  interfaces: { name: string; role: "client" | "backend" }[];
+  interfaces: { name: string; role: "client" | "backend"; receivePath: ReceivePath }[];
   flows: FlowMapStats;
   counters: EngineCounters;
 }
@@ -131,7 +131,11 @@ export class Balancer {
       } catch (error) {
         throw new NatlbError(
           "E_DATAPLANE",
-          `cannot open the packet rings (${(error as Error).message}): natlb needs CAP_NET_RAW; run as root or grant the capability`,
+          `cannot open the packet rings (${(error as Error).message}): natlb needs CAP_NET_RAW` +
+            (gateway.interfaces.some((i) => i.receivePath === "af_xdp")
+              ? `, and receivePath "af_xdp" also CAP_BPF, CAP_NET_ADMIN and CAP_IPC_LOCK (or use "af_packet")`
+              : "") +
+            "; run as root or grant the capabilities",
           { cause: error },
         );
       }
@@ -231,7 +235,7 @@ export class Balancer {
           };
         }),
       })),
-      interfaces: this.gateway.interfaces.map((i) => ({ name: i.name, role: i.role })),
+      interfaces: this.gateway.interfaces.map((i) => ({ name: i.name, role: i.role, receivePath: i.receivePath })),
       flows: this.flows.stats(),
       counters: this.engine.counters(),
     };
@@ -303,6 +307,9 @@ export class Balancer {
     }
     if (JSON.stringify(next.interfaces) !== JSON.stringify(this.config.interfaces)) {
       throw new ApiError("interfaces cannot change while running: restart natlb", { status: 409 });
+    }
+    if (JSON.stringify(next.receivePath) !== JSON.stringify(this.config.receivePath)) {
+      throw new ApiError("receivePath cannot change while running: restart natlb", { status: 409 });
     }
     if (!next.interfaces) {
       const needed = await discoverGateway(next);

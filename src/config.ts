@@ -55,6 +55,20 @@ export interface InterfacesConfig {
   readonly backend: ReadonlyArray<string>;
 }
 
+/**
+ * How an interface receives the frames natlb owns: "af_packet" (rings beside the kernel's stack; needs
+ * CAP_NET_RAW only) or "af_xdp" (an XDP program steers them to AF_XDP sockets before the stack; needs
+ * CAP_BPF and CAP_NET_ADMIN too, and on a veth it turns the peer's TSO off: for MTU-sized traffic).
+ */
+export const RECEIVE_PATHS = ["af_packet", "af_xdp"] as const;
+export type ReceivePath = (typeof RECEIVE_PATHS)[number];
+
+export interface ReceivePathConfig {
+  /** For every interface not named in `interfaces`. */
+  readonly default: ReceivePath;
+  readonly interfaces: Readonly<Record<string, ReceivePath>>;
+}
+
 /** Idle timeouts per connection state, in seconds (defaults are IPVS's). */
 export interface Timeouts {
   readonly tcpEstablished: number;
@@ -75,6 +89,7 @@ export interface NatlbConfig {
   readonly socket: string | undefined;
   /** Prometheus metrics over HTTP on this address; undefined: no metrics endpoint. */
   readonly metrics: { readonly listen: string } | undefined;
+  readonly receivePath: ReceivePathConfig;
 }
 
 export const DEFAULT_TIMEOUTS: Timeouts = Object.freeze({
@@ -219,6 +234,22 @@ const timeoutsSchema = z
   )
   .prefault({});
 
+// "af_xdp" is short for { "default": "af_xdp" }.
+const receivePathSchema = z.preprocess(
+  (value) => (typeof value === "string" ? { default: value } : value),
+  z.strictObject(
+    {
+      default: oneOf(RECEIVE_PATHS).default("af_packet"),
+      interfaces: z
+        .record(interfaceName, oneOf(RECEIVE_PATHS), {
+          error: expecting('an object of interface names and paths like { "eth1": "af_xdp" }'),
+        })
+        .default({}),
+    },
+    { error: expecting('"af_packet", "af_xdp", or an object like { "default": "af_packet", "interfaces": { "eth1": "af_xdp" } }') },
+  ),
+);
+
 const configSchema = z
   .strictObject(
     {
@@ -257,6 +288,7 @@ const configSchema = z
           { error: expecting('an object like { "listen": "127.0.0.1:9910" }') },
         )
         .optional(),
+      receivePath: receivePathSchema.optional(),
     },
     { error: expecting("a JSON object with a \"services\" list") },
   )
@@ -268,6 +300,7 @@ const configSchema = z
       timeouts: c.timeouts,
       socket: c.socket,
       metrics: c.metrics,
+      receivePath: c.receivePath ?? { default: "af_packet", interfaces: {} },
     }),
   );
 
@@ -548,7 +581,7 @@ export interface ServiceChange {
   };
 }
 
-export type GlobalSetting = "interfaces" | "flowCapacity" | "timeouts" | "socket" | "metrics";
+export type GlobalSetting = "interfaces" | "flowCapacity" | "timeouts" | "socket" | "metrics" | "receivePath";
 
 export interface ConfigDiff {
   readonly added: ReadonlyArray<ServiceConfig>;
@@ -607,5 +640,6 @@ export function diffConfig(old: NatlbConfig, next: NatlbConfig): ConfigDiff {
   if (!sameJson(old.timeouts, next.timeouts)) settings.push("timeouts");
   if (old.socket !== next.socket) settings.push("socket");
   if (!sameJson(old.metrics, next.metrics)) settings.push("metrics");
+  if (!sameJson(old.receivePath, next.receivePath)) settings.push("receivePath");
   return { added, removed, changed, unchanged, settings };
 }

@@ -13,6 +13,7 @@ export interface NativeInterface {
   mac: string;
   role: "client" | "backend";
   addresses: { ip: string; prefixLength: number }[];
+  receivePath: "af_packet" | "af_xdp";
 }
 
 export interface NativeService {

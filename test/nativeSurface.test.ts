@@ -2,14 +2,14 @@
 // match what the addon reports at run time.
 import test from "ava";
 import { FlowMap } from "../src/flows/flowMap";
-import { COUNTER_NAMES, loadNative } from "../src/native";
+import { COUNTER_NAMES, loadNative, type NativeInterface } from "../src/native";
 
 test("the engine's counters are exactly COUNTER_NAMES, in order", (t) => {
   const native = loadNative();
   const flows = new FlowMap(16);
   const engine = new native.Engine({
     flowTable: flows.bytes,
-    interfaces: [{ name: "lo", ifindex: 1, mac: "00:00:00:00:00:00", role: "client", addresses: [] }],
+    interfaces: [{ name: "lo", ifindex: 1, mac: "00:00:00:00:00:00", role: "client", addresses: [], receivePath: "af_packet" }],
   });
   t.deepEqual(Object.keys(engine.counters()), [...COUNTER_NAMES]);
 });
@@ -28,10 +28,14 @@ test("bad engine options are refused with the field named", (t) => {
   const flows = new FlowMap(16);
   t.throws(() => new native.Engine({ flowTable: flows.bytes, interfaces: [] }), { message: /interfaces must not be empty/ });
   t.throws(
-    () => new native.Engine({ flowTable: flows.bytes, interfaces: [{ name: "x", ifindex: 1, mac: "nope", role: "client", addresses: [] }] }),
+    () => new native.Engine({ flowTable: flows.bytes, interfaces: [{ name: "x", ifindex: 1, mac: "nope", role: "client", addresses: [], receivePath: "af_packet" }] }),
     { message: /interfaces\[0\]\.mac must be a MAC address/ },
   );
-  const engine = new native.Engine({ flowTable: flows.bytes, interfaces: [{ name: "lo", ifindex: 1, mac: "00:00:00:00:00:00", role: "client", addresses: [] }] });
+  const badPath = { name: "lo", ifindex: 1, mac: "00:00:00:00:00:00", role: "client", addresses: [], receivePath: "xdp" };
+  t.throws(() => new native.Engine({ flowTable: flows.bytes, interfaces: [badPath as unknown as NativeInterface] }), {
+    message: /interfaces\[0\]\.receivePath must be "af_packet" or "af_xdp"/,
+  });
+  const engine = new native.Engine({ flowTable: flows.bytes, interfaces: [{ name: "lo", ifindex: 1, mac: "00:00:00:00:00:00", role: "client", addresses: [], receivePath: "af_packet" }] });
   t.throws(
     () => engine.setServices([{ vip: "198.18.0.100", port: 80, protocol: "tcp", mode: "cursor", slots: Uint16Array.of(1), reals: [{ ip: "198.18.1.11", port: 80, id: 0 }] }]),
     { message: /slots holds an index past the end of reals/ },

@@ -24,7 +24,7 @@ Engine::Engine(flow::FlowTable& flows, EngineOptions options) : context_(flows) 
 
 Engine::~Engine() { stop(); }
 
-std::vector<sock_filter> Engine::filterFor(const InterfaceConfig& interface, const ServiceTable& services) const {
+io::FilterSpec Engine::selectionFor(const InterfaceConfig& interface, const ServiceTable& services) const {
   io::FilterSpec spec;
   if (interface.role == InterfaceRole::Client) {
     spec.destinationIps = services.vips();
@@ -33,7 +33,7 @@ std::vector<sock_filter> Engine::filterFor(const InterfaceConfig& interface, con
     spec.udpSourceIps = services.realIps(packet::kProtocolUdp);
     spec.tcpSourcePorts = services.realPorts(packet::kProtocolTcp);
   }
-  return io::buildSocketFilter(spec);
+  return spec;
 }
 
 void Engine::start() {
@@ -42,7 +42,7 @@ void Engine::start() {
   const auto services = context_.services.load();
   std::vector<std::unique_ptr<Worker>> workers;
   for (const InterfaceConfig& interface : context_.interfaces) {
-    workers.push_back(std::make_unique<Worker>(context_, interface, filterFor(interface, *services)));
+    workers.push_back(std::make_unique<Worker>(context_, interface, selectionFor(interface, *services)));
   }
   workers_ = std::move(workers);
   context_.running.store(true, std::memory_order_release);
@@ -70,14 +70,14 @@ void Engine::setServices(std::vector<Service> services) {
     }
   }
   context_.services.store(std::make_shared<const ServiceTable>(std::move(services)), std::memory_order_release);
-  refreshFilters();
+  refreshSelections();
   announcePending_.store(true);
   wake_.notify_all();
 }
 
-void Engine::refreshFilters() {
+void Engine::refreshSelections() {
   const auto services = context_.services.load();
-  for (auto& worker : workers_) worker->replaceFilter(filterFor(worker->interface(), *services));
+  for (auto& worker : workers_) worker->replaceSelection(selectionFor(worker->interface(), *services));
 }
 
 void Engine::setRoutes(std::vector<Route> routes) {

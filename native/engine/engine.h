@@ -55,8 +55,8 @@ class Engine {
   void resolveNextHops(SenderSet& senders, uint64_t nowMs);
   void announceVips(SenderSet& senders);
   void collectRingStatistics();
-  std::vector<sock_filter> filterFor(const InterfaceConfig& interface, const ServiceTable& services) const;
-  void refreshFilters();
+  io::FilterSpec selectionFor(const InterfaceConfig& interface, const ServiceTable& services) const;
+  void refreshSelections();
 
   EngineContext context_;
   std::vector<std::unique_ptr<Worker>> workers_;

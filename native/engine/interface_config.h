@@ -10,6 +10,10 @@ namespace natlb::engine {
 
 enum class InterfaceRole : uint8_t { Client, Backend };
 
+// How the frames the balancer owns are received: AF_PACKET rings (the kernel's stack also sees them,
+// and routes/rules drop its copy) or AF_XDP (an XDP program steers them away from the stack).
+enum class ReceivePath : uint8_t { AfPacket, AfXdp };
+
 struct InterfaceAddress {
   uint32_t ip;
   uint8_t prefixLength;
@@ -24,6 +28,7 @@ struct InterfaceConfig {
   int ifindex = 0;
   packet::MacAddress mac{};
   InterfaceRole role = InterfaceRole::Client;
+  ReceivePath receivePath = ReceivePath::AfPacket;
   std::vector<InterfaceAddress> addresses;
 
   // The interface's own address in the subnet holding `ip`, or 0.

@@ -8,6 +8,7 @@
 
 #include "../flow/tcp_state.h"
 #include "../packet/arp.h"
+#include "../packet/checksum_state.h"
 #include "../packet/icmp.h"
 #include "../packet/nat_rewrite.h"
 
@@ -38,36 +39,54 @@ packet::MacAddress sourceMacOf(const uint8_t* frame) {
   return mac;
 }
 
+bool usesXdp(const InterfaceConfig& interface) { return interface.receivePath == ReceivePath::AfXdp; }
+
 bool isConnectionOpening(uint8_t tcpFlags) {
   return (tcpFlags & packet::kTcpSyn) && !(tcpFlags & (packet::kTcpAck | packet::kTcpRst));
 }
 
 }  // namespace
 
-Worker::Worker(EngineContext& context, const InterfaceConfig& interface, const std::vector<sock_filter>& filter)
+Worker::Worker(EngineContext& context, const InterfaceConfig& interface, const io::FilterSpec& selection)
     : context_(context),
       interface_(interface),
-      smallFrames_(interface.ifindex, io::kSmallFrameRing, filter),
-      largeFrames_(interface.ifindex, io::kLargeFrameRing, filter),
+      smallFrames_(interface.ifindex, usesXdp(interface) ? io::kSmallFrameRingBesideXdp : io::kSmallFrameRing,
+                   io::buildSocketFilter(selection)),
+      largeFrames_(interface.ifindex, usesXdp(interface) ? io::kLargeFrameRingBesideXdp : io::kLargeFrameRing,
+                   io::buildSocketFilter(selection)),
       senders_(context.interfaces, context.coalesceTcp),
       neighbours_(context.neighbours),
       random_(0x9e3779b97f4a7c15ULL ^ (uint64_t(interface.ifindex) << 32) ^ monotonicMs()) {
   io::RxRing::splitBySize(smallFrames_, largeFrames_);
+  if (usesXdp(interface)) {
+    xdp_ = std::make_unique<io::XdpReceiver>(interface.ifindex, interface.name, interface.mac.data(), selection);
+  }
 }
 
-void Worker::replaceFilter(const std::vector<sock_filter>& filter) {
+void Worker::replaceSelection(const io::FilterSpec& selection) {
+  const std::vector<sock_filter> filter = io::buildSocketFilter(selection);
   smallFrames_.replaceFilter(filter);
   largeFrames_.replaceFilter(filter);
+  if (xdp_) xdp_->update(selection);
 }
 
 io::RingStatistics Worker::takeStatistics() {
   const io::RingStatistics small = smallFrames_.takeStatistics();
   const io::RingStatistics large = largeFrames_.takeStatistics();
-  return {small.packets + large.packets, small.drops + large.drops};
+  const io::RingStatistics steered = xdp_ ? xdp_->takeStatistics() : io::RingStatistics{0, 0};
+  return {small.packets + large.packets + steered.packets, small.drops + large.drops + steered.drops};
 }
 
-// The next frame in arrival order across both rings, so a flow's frames keep their order.
+// The next frame: from the AF_XDP sockets and the rings in turn; across the two rings in arrival
+// order, so a flow's frames keep their order (the XDP program steers whole flows to one side).
 bool Worker::nextFrame(io::ReceivedFrame& frame) {
+  ringsFirst_ = !ringsFirst_;
+  if (xdp_ && !ringsFirst_ && xdp_->next(frame)) return true;
+  if (nextRingFrame(frame)) return true;
+  return xdp_ && ringsFirst_ && xdp_->next(frame);
+}
+
+bool Worker::nextRingFrame(io::ReceivedFrame& frame) {
   io::ReceivedFrame small{}, large{};
   const bool haveSmall = smallFrames_.peek(small);
   const bool haveLarge = largeFrames_.peek(large);
@@ -83,8 +102,11 @@ bool Worker::nextFrame(io::ReceivedFrame& frame) {
 }
 
 void Worker::waitForFrames(int timeoutMs) {
-  pollfd descriptors[] = {{smallFrames_.fd(), POLLIN | POLLERR, 0}, {largeFrames_.fd(), POLLIN | POLLERR, 0}};
-  ::poll(descriptors, 2, timeoutMs);
+  pollDescriptors_.clear();
+  pollDescriptors_.push_back({smallFrames_.fd(), POLLIN | POLLERR, 0});
+  pollDescriptors_.push_back({largeFrames_.fd(), POLLIN | POLLERR, 0});
+  if (xdp_) xdp_->addPollDescriptors(pollDescriptors_);
+  ::poll(pollDescriptors_.data(), nfds_t(pollDescriptors_.size()), timeoutMs);
 }
 
 Worker::~Worker() { join(); }
@@ -120,6 +142,7 @@ void Worker::run() {
     flushSenders();  // the queued frames point into ring slots: send before releasing them
     smallFrames_.releaseTaken();
     largeFrames_.releaseTaken();
+    if (xdp_) xdp_->releaseTaken();
   }
 }
 
@@ -280,6 +303,7 @@ void Worker::handleIpv4(const io::ReceivedFrame& frame) {
     return;
   }
   const Ipv4FrameView& view = parsed.view;
+  if (!frame.checksumStateKnown) settleChecksumState(frame, view);
   if (const Service* service = services_->find(view.destinationIp(), view.destinationPort(), view.protocol)) {
     forwardToReal(frame, view, *service);
     return;
@@ -302,6 +326,16 @@ void Worker::handleIpv4(const io::ReceivedFrame& frame) {
     return;
   }
   counters_.add(Counter::Ignored);
+}
+
+// AF_XDP frames come without a virtio-net header: tell a partial checksum from a complete one, so the
+// rewrite adjusts the right thing and the sender lets the kernel finish a partial one.
+void Worker::settleChecksumState(const io::ReceivedFrame& frame, const Ipv4FrameView& view) {
+  if (const auto partial = packet::partialChecksumOf(view)) {
+    frame.vnet->flags = io::kVnetNeedsChecksum;
+    frame.vnet->checksumStart = partial->start;
+    frame.vnet->checksumOffset = partial->offset;
+  }
 }
 
 void Worker::rememberIfFirstFragment(const Ipv4FrameView& view, uint32_t rewrittenIp) {

@@ -3,10 +3,13 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <vector>
+#include <poll.h>
 #include <thread>
 
 #include "../flow/tcp_state.h"
 #include "../io/rx_ring.h"
+#include "../io/xdp_receiver.h"
 #include "../packet/ipv4_frame.h"
 #include "engine_context.h"
 #include "fragment_table.h"
@@ -17,15 +20,17 @@ namespace natlb::engine {
 
 class Worker {
  public:
-  Worker(EngineContext& context, const InterfaceConfig& interface, const std::vector<sock_filter>& filter);
+  // `selection` names the frames this interface hands to the balancer (socket filter, XDP maps).
+  Worker(EngineContext& context, const InterfaceConfig& interface, const io::FilterSpec& selection);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
   void start();
   void join();
-  // Both rings (small frames, GSO super-frames) get the same socket filter.
-  void replaceFilter(const std::vector<sock_filter>& filter);
+  // Both rings (small frames, GSO super-frames) get the same socket filter; the XDP program the same
+  // selection.
+  void replaceSelection(const io::FilterSpec& selection);
   io::RingStatistics takeStatistics();
   const InterfaceConfig& interface() const { return interface_; }
   const Counters& counters() const { return counters_; }
@@ -33,10 +38,12 @@ class Worker {
  private:
   void run();
   bool nextFrame(io::ReceivedFrame& frame);
+  bool nextRingFrame(io::ReceivedFrame& frame);
   void waitForFrames(int timeoutMs);
   void handle(const io::ReceivedFrame& frame);
   void handleArp(const io::ReceivedFrame& frame);
   void handleIpv4(const io::ReceivedFrame& frame);
+  void settleChecksumState(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view);
   void handleIcmp(const io::ReceivedFrame& frame);
   bool isVip(uint32_t ip) const;
   void forwardToReal(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, const Service& service);
@@ -54,6 +61,9 @@ class Worker {
   const InterfaceConfig& interface_;
   io::RxRing smallFrames_;
   io::RxRing largeFrames_;
+  std::unique_ptr<io::XdpReceiver> xdp_;  // the AF_XDP path, when the interface uses it
+  bool ringsFirst_ = false;                // alternates, so neither path starves the other
+  std::vector<pollfd> pollDescriptors_;
   SenderSet senders_;
   NeighbourView neighbours_;
   std::shared_ptr<const ServiceTable> services_;

@@ -68,7 +68,6 @@ bool RxRing::peek(ReceivedFrame& out) const {
   const uint32_t status = statusOf(slot).load(std::memory_order_acquire);
   if ((status & TP_STATUS_USER) == 0) return false;
   uint8_t* base = reinterpret_cast<uint8_t*>(slot);
-  out.slot = slot;
   out.frame = base + slot->tp_mac;
   out.vnet = reinterpret_cast<VirtioNetHeader*>(out.frame - sizeof(VirtioNetHeader));
   out.length = slot->tp_snaplen;
@@ -80,6 +79,7 @@ bool RxRing::peek(ReceivedFrame& out) const {
   const auto* link = reinterpret_cast<const sockaddr_ll*>(base + TPACKET_ALIGN(sizeof(tpacket2_hdr)));
   out.forOtherHost = link->sll_pkttype == PACKET_OTHERHOST;
   out.toThisHost = link->sll_pkttype == PACKET_HOST;
+  out.checksumStateKnown = true;
   return true;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "mapped_memory.h"
+#include "received_frame.h"
 #include "socket_filter.h"
 #include "unique_fd.h"
 
@@ -24,24 +25,10 @@ struct RingGeometry {
 constexpr RingGeometry kSmallFrameRing{16384, 2048};
 constexpr RingGeometry kLargeFrameRing{256, 69632};  // 17 pages: 64 KB + tpacket and vnet headers
 constexpr uint32_t kLargeFrameThreshold = 1600;     // L3 bytes; larger frames go to the large ring
-
-// One received frame, still owned by the ring until release().
-struct ReceivedFrame {
-  tpacket2_hdr* slot;
-  VirtioNetHeader* vnet;  // directly in front of the MAC header
-  uint8_t* frame;        // MAC header
-  uint32_t length;       // bytes captured (== wire length unless truncated)
-  bool truncated;
-  bool vlanTagged;       // the kernel stripped an 802.1Q tag we would have to restore
-  uint64_t timestampNs;  // when the kernel received it: merges the two rings in arrival order
-  bool forOtherHost;     // PACKET_OTHERHOST: seen only because the interface is promiscuous
-  bool toThisHost;       // PACKET_HOST: unicast to this interface (not broadcast or multicast)
-};
-
-struct RingStatistics {
-  uint64_t packets;
-  uint64_t drops;
-};
+// Beside an AF_XDP path the rings carry only what the XDP program passes on (ARP, ICMP, later TCP
+// fragments): small ones do.
+constexpr RingGeometry kSmallFrameRingBesideXdp{1024, 2048};
+constexpr RingGeometry kLargeFrameRingBesideXdp{16, 69632};
 
 class RxRing {
  public:

@@ -1,7 +1,7 @@
 // Which interfaces the balancer works on and in which role, derived from the routing table unless the
 // configuration names them: the interfaces that carry the routes to the real servers face the
 // backends; every other up, non-loopback IPv4 interface faces clients.
-import type { NatlbConfig } from "../config";
+import type { NatlbConfig, ReceivePathConfig } from "../config";
 import { ConfigError } from "../errors";
 import type { NativeInterface, NativeNeighbour, NativeRoute } from "../native";
 import { listAddresses, listLinks, listNeighbours, listRoutes, routeGet, type AddressInfo, type LinkInfo } from "./iproute";
@@ -12,14 +12,17 @@ export interface GatewayView {
   neighbours: NativeNeighbour[];
 }
 
-function describe(link: LinkInfo, role: "client" | "backend", addresses: NativeInterface["addresses"]): NativeInterface {
+function describe(
+  link: LinkInfo, role: "client" | "backend", addresses: NativeInterface["addresses"], receivePath: ReceivePathConfig,
+): NativeInterface {
   if (!link.address || link.link_type !== "ether") {
     throw new ConfigError(
       "interfaces",
       `interface ${link.ifname} is not an Ethernet interface: natlb works on Ethernet (veth, NICs, bridges); name other interfaces in "interfaces"`,
     );
   }
-  return { name: link.ifname, ifindex: link.ifindex, mac: link.address, role, addresses };
+  const path = receivePath.interfaces[link.ifname] ?? receivePath.default;
+  return { name: link.ifname, ifindex: link.ifindex, mac: link.address, role, addresses, receivePath: path };
 }
 
 export async function discoverGateway(config: NatlbConfig): Promise<GatewayView> {
@@ -70,9 +73,17 @@ export async function discoverGateway(config: NatlbConfig): Promise<GatewayView>
     throw new ConfigError("interfaces.client", "no client-facing interface found: name one in interfaces.client");
   }
   const interfaces = [
-    ...clientNames.map((name) => describe(byName.get(name)!, "client", addressesOf(name))),
-    ...backendNames.map((name) => describe(byName.get(name)!, "backend", addressesOf(name))),
+    ...clientNames.map((name) => describe(byName.get(name)!, "client", addressesOf(name), config.receivePath)),
+    ...backendNames.map((name) => describe(byName.get(name)!, "backend", addressesOf(name), config.receivePath)),
   ];
+  for (const name of Object.keys(config.receivePath.interfaces)) {
+    if (!interfaces.some((i) => i.name === name)) {
+      throw new ConfigError(
+        `receivePath.interfaces.${name}`,
+        `"${name}" is not an interface natlb works on (it works on ${interfaces.map((i) => i.name).join(", ")}): remove it, or list it in "interfaces"`,
+      );
+    }
+  }
   const [routes, neighbours] = await Promise.all([readRoutes(interfaces), readNeighbours(interfaces)]);
   return { interfaces, routes, neighbours };
 }

@@ -1,0 +1,29 @@
+// A received frame as the workers see it, whichever receive path (AF_PACKET ring or AF_XDP socket)
+// it came from; it stays owned by that path until released.
+#pragma once
+#include <cstdint>
+
+#include "virtio_net_header.h"
+
+namespace natlb::io {
+
+struct ReceivedFrame {
+  VirtioNetHeader* vnet;  // directly in front of the MAC header, writable
+  uint8_t* frame;         // MAC header
+  uint32_t length;        // bytes captured (== wire length unless truncated)
+  bool truncated;
+  bool vlanTagged;        // the kernel stripped an 802.1Q tag we would have to restore
+  uint64_t timestampNs;   // when the kernel received it (AF_PACKET): merges two rings in arrival order
+  bool forOtherHost;      // seen only because the interface is promiscuous
+  bool toThisHost;        // unicast to this interface (not broadcast or multicast)
+  // False when the path cannot tell a complete L4 checksum from a partial one (AF_XDP): the vnet header
+  // is then blank until the worker classifies the frame (packet/checksum_state.h).
+  bool checksumStateKnown;
+};
+
+struct RingStatistics {
+  uint64_t packets;
+  uint64_t drops;
+};
+
+}  // namespace natlb::io

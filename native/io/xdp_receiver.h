@@ -1,0 +1,42 @@
+// The AF_XDP receive path of one interface: its XDP program and one AF_XDP socket per receive queue.
+// Frames the program steers never reach the kernel's stack (or natlb's AF_PACKET rings); everything
+// else still does.
+#pragma once
+#include <poll.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "received_frame.h"
+#include "socket_filter.h"
+#include "xdp_steering.h"
+#include "xsk_socket.h"
+
+namespace natlb::io {
+
+class XdpReceiver {
+ public:
+  XdpReceiver(int ifindex, const std::string& interfaceName, const uint8_t* interfaceMac, const FilterSpec& spec);
+  XdpReceiver(const XdpReceiver&) = delete;
+  XdpReceiver& operator=(const XdpReceiver&) = delete;
+
+  // The next frame from any queue's socket (taken: release it with releaseTaken after sending).
+  bool next(ReceivedFrame& out);
+  void releaseTaken();
+  void addPollDescriptors(std::vector<pollfd>& descriptors) const;
+  void update(const FilterSpec& spec) { steering_.update(spec); }
+  RingStatistics takeStatistics();
+  size_t queueCount() const { return sockets_.size(); }
+
+ private:
+  XdpSteering steering_;
+  std::vector<std::unique_ptr<XskSocket>> sockets_;
+  size_t nextSocket_ = 0;
+};
+
+// Receive queues of an interface (ethtool channels); 1 when the driver does not say.
+uint32_t receiveQueueCount(const std::string& interfaceName);
+uint32_t interfaceMtu(const std::string& interfaceName);
+
+}  // namespace natlb::io

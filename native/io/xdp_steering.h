@@ -1,0 +1,43 @@
+// The XDP program of one interface (native/xdp/steer_to_socket.bpf.c): loaded from the copy built into
+// the addon, attached through a BPF link, so it goes away with the link's file descriptor, even when
+// natlb is killed. Its maps say which frames go to the AF_XDP sockets (the same FilterSpec as the
+// AF_PACKET socket filter).
+// Needs CAP_BPF (or CAP_SYS_ADMIN) and CAP_NET_ADMIN: the AF_XDP path is an opt-in per interface.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "socket_filter.h"
+#include "unique_fd.h"
+
+struct bpf_object;
+
+namespace natlb::io {
+
+class XdpSteering {
+ public:
+  XdpSteering(int ifindex, const std::string& interfaceName);
+  ~XdpSteering();
+  XdpSteering(const XdpSteering&) = delete;
+  XdpSteering& operator=(const XdpSteering&) = delete;
+
+  // Frames that arrive on `queue` and match go to this AF_XDP socket.
+  void bindSocket(uint32_t queue, int socketFd);
+  // Steers what `spec` selects from now on (adds before it removes, so no owned frame slips through).
+  void update(const FilterSpec& spec);
+  // "native" (the driver runs the program) or "generic" (after the kernel built the skb).
+  const char* mode() const { return nativeMode_ ? "native" : "generic"; }
+
+ private:
+  struct ObjectCloser {
+    void operator()(bpf_object* object) const;
+  };
+  std::unique_ptr<bpf_object, ObjectCloser> object_;
+  UniqueFd link_;
+  bool nativeMode_ = false;
+  int receiveSockets_ = -1, vips_ = -1, tcpSourcePorts_ = -1, udpSources_ = -1;  // owned by object_
+  FilterSpec current_;
+};
+
+}  // namespace natlb::io

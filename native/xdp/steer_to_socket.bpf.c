@@ -1,0 +1,78 @@
+// XDP program for interfaces on the AF_XDP receive path: frames the balancer owns go to its AF_XDP
+// socket (one per receive queue) and never enter the kernel's stack; every other frame (ARP, ICMP,
+// the gateway's own traffic) passes on to the kernel and to natlb's AF_PACKET rings as before.
+// It selects exactly what the AF_PACKET socket filter selects (native/io/socket_filter.cc):
+//   - IPv4 to a VIP, any protocol but ICMP, fragments included;
+//   - TCP from a real server's port (first fragments and whole datagrams: later ones carry no port);
+//   - UDP from a real server's address, fragments included.
+// The user-space side fills the maps (native/io/xdp_steering.cc); an empty map steers nothing.
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+  __uint(type, BPF_MAP_TYPE_XSKMAP);
+  __uint(max_entries, 256);
+  __type(key, __u32);   // receive queue
+  __type(value, __u32); // AF_XDP socket
+} receive_sockets SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32);   // VIP, network order
+  __type(value, __u8);
+} vips SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 65536);
+  __type(key, __u32);   // TCP source port, host order
+  __type(value, __u8);  // 1: a real server's port
+} tcp_source_ports SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, __u32);   // UDP real server address, network order
+  __type(value, __u8);
+} udp_sources SEC(".maps");
+
+static __always_inline int steer(struct xdp_md* ctx) {
+  // XDP_PASS when no socket is bound to this queue (yet): the kernel then handles the frame.
+  return bpf_redirect_map(&receive_sockets, ctx->rx_queue_index, XDP_PASS);
+}
+
+SEC("xdp")
+int steer_to_socket(struct xdp_md* ctx) {
+  void* data = (void*)(long)ctx->data;
+  void* end = (void*)(long)ctx->data_end;
+  struct ethhdr* eth = data;
+  if ((void*)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP)) return XDP_PASS;
+  struct iphdr* ip = (void*)(eth + 1);
+  if ((void*)(ip + 1) > end || ip->version != 4) return XDP_PASS;
+  if (ip->protocol == IPPROTO_ICMP) return XDP_PASS;  // echo and errors: the AF_PACKET path
+
+  __u32 destination = ip->daddr;
+  if (bpf_map_lookup_elem(&vips, &destination)) return steer(ctx);
+
+  if (ip->protocol == IPPROTO_UDP) {
+    __u32 source = ip->saddr;
+    if (bpf_map_lookup_elem(&udp_sources, &source)) return steer(ctx);
+    return XDP_PASS;
+  }
+  if (ip->protocol != IPPROTO_TCP || (ip->frag_off & bpf_htons(0x1fff)) != 0) return XDP_PASS;
+  __u32 headerLength = ip->ihl * 4;
+  if (headerLength < sizeof(*ip)) return XDP_PASS;
+  __u8* l4 = (__u8*)ip + headerLength;
+  if ((void*)(l4 + 2) > end) return XDP_PASS;
+  __u32 sourcePort = ((__u32)l4[0] << 8) | l4[1];
+  __u8* isRealPort = bpf_map_lookup_elem(&tcp_source_ports, &sourcePort);
+  if (isRealPort && *isRealPort) return steer(ctx);
+  return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";
