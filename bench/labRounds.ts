@@ -116,7 +116,8 @@ function downloadTimeoutMs(bytes: number): number {
 }
 
 export async function runLab(kind: LabKind, ctx: LabRunContext): Promise<LabRunResult> {
-  const { options: o, variants } = ctx;
+  const { options: o } = ctx;
+  const variants = ctx.variants.filter((v) => v.labs === undefined || v.labs.includes(kind));
   const log = (line: string): void => o.log(`[${kind}] ${line}`);
   const result: LabRunResult = { lab: kind, labId: null, samples: [], runs: [], errors: [], stoppedEarly: null };
   log(`creating lab (offloads ${kind === "gso" ? "on: ~64 KB GSO frames" : "off: MTU-sized frames"}, ${REALS} reals, prefix nb)`);

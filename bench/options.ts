@@ -45,7 +45,7 @@ export interface ResolvedOptions {
   log: (line: string) => void;
 }
 
-export const ALL_VARIANT_IDS: readonly VariantId[] = ["plain", "kernelNat", "haproxy", "nodeProxy", "natlb"];
+export const ALL_VARIANT_IDS: readonly VariantId[] = ["plain", "kernelNat", "haproxy", "nodeProxy", "natlb", "natlbAfPacket"];
 const GiB = 1024 * 1024 * 1024;
 const MiB = 1024 * 1024;
 

@@ -92,6 +92,7 @@ export const VARIANT_TITLES: Record<VariantId, string> = {
   haproxy: "HAProxy",
   nodeProxy: "Node proxy",
   natlb: "natlb",
+  natlbAfPacket: "natlb AF_PACKET",
 };
 
 function valuesOf(samples: Sample[], lab: LabKind, metric: MetricId, variant: VariantId): Map<number, number> {

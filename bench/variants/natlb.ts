@@ -1,10 +1,15 @@
 // natlb itself: the real `natlb run` daemon in the gateway (src/lab/balancerProcess), both services
 // round robin (wrr, equal weights), no health checks. It installs and removes its own kernel state.
+// "natlb" receives the way a user would configure each lab: AF_PACKET where the veths carry 64 KB GSO
+// frames, AF_XDP where they carry MTU frames (receivePath). "natlbAfPacket" is the MTU lab on
+// AF_PACKET, so one run shows what the AF_XDP path gives.
+import type { ReceivePath } from "../../src/config";
 import { startBalancer } from "../../src/lab/balancerProcess";
+import type { Lab } from "../../src/lab/topology";
 import { addonFingerprint } from "../addonFingerprint";
-import type { BenchServices, Variant } from "./types";
+import type { BenchServices, Variant, VariantId } from "./types";
 
-export function natlbConfig(services: BenchServices): unknown {
+export function natlbConfig(services: BenchServices, receivePath: ReceivePath): unknown {
   return {
     services: [services.bulk, services.small].map((s) => ({
       vip: services.vip,
@@ -13,31 +18,39 @@ export function natlbConfig(services: BenchServices): unknown {
       scheduler: "wrr",
       reals: services.reals.map((ip) => ({ ip, port: s.realPort, weight: 1 })),
     })),
+    receivePath,
   };
 }
 
-export const natlb: Variant = {
-  id: "natlb",
-  label: "natlb",
-  setUp: async (lab, services) => {
-    const addon = addonFingerprint();
-    const balancer = await startBalancer(lab, natlbConfig(services));
-    return {
-      bulkTargets: [{ ip: services.vip, port: services.bulk.vport }],
-      smallTargets: [{ ip: services.vip, port: services.small.vport }],
-      pid: balancer.child.pid ?? null,
-      diagnostics: async () => {
-        const status = await balancer.status().catch((e: unknown) => ({ error: (e as Error).message }));
-        if ("error" in status) return { addon, ...status };
-        const nonZero = Object.fromEntries(Object.entries(status.counters).filter(([, v]) => v !== 0));
-        return { addon, counters: nonZero, flows: status.flows };
-      },
-      tearDown: async () => {
-        const exit = await balancer.stop("SIGTERM", 10_000);
-        if (exit.code !== 0) {
-          throw new Error(`natlb exited with code ${exit.code} signal ${exit.signal} on SIGTERM:\n${balancer.output().slice(-3000)}`);
-        }
-      },
-    };
-  },
-};
+function natlbVariant(id: VariantId, label: string, receivePathIn: (lab: Lab) => ReceivePath, labs?: Variant["labs"]): Variant {
+  return {
+    id,
+    label,
+    ...(labs === undefined ? {} : { labs }),
+    setUp: async (lab, services) => {
+      const addon = addonFingerprint();
+      const receivePath = receivePathIn(lab);
+      const balancer = await startBalancer(lab, natlbConfig(services, receivePath));
+      return {
+        bulkTargets: [{ ip: services.vip, port: services.bulk.vport }],
+        smallTargets: [{ ip: services.vip, port: services.small.vport }],
+        pid: balancer.child.pid ?? null,
+        diagnostics: async () => {
+          const status = await balancer.status().catch((e: unknown) => ({ error: (e as Error).message }));
+          if ("error" in status) return { addon, receivePath, ...status };
+          const nonZero = Object.fromEntries(Object.entries(status.counters).filter(([, v]) => v !== 0));
+          return { addon, receivePath, counters: nonZero, flows: status.flows };
+        },
+        tearDown: async () => {
+          const exit = await balancer.stop("SIGTERM", 10_000);
+          if (exit.code !== 0) {
+            throw new Error(`natlb exited with code ${exit.code} signal ${exit.signal} on SIGTERM:\n${balancer.output().slice(-3000)}`);
+          }
+        },
+      };
+    },
+  };
+}
+
+export const natlb = natlbVariant("natlb", "natlb", (lab) => (lab.offloads ? "af_packet" : "af_xdp"));
+export const natlbAfPacket = natlbVariant("natlbAfPacket", "natlb (AF_PACKET receive)", () => "af_packet", ["mtu"]);

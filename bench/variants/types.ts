@@ -3,7 +3,9 @@
 import type { Endpoint } from "../../src/lab/benchTools";
 import type { Lab } from "../../src/lab/topology";
 
-export type VariantId = "plain" | "kernelNat" | "haproxy" | "nodeProxy" | "natlb";
+import type { LabKind } from "../options";
+
+export type VariantId = "plain" | "kernelNat" | "haproxy" | "nodeProxy" | "natlb" | "natlbAfPacket";
 
 /** The two services every balancing variant offers, both VIP:vport -> every real at realPort. */
 export interface BenchServices {
@@ -32,5 +34,7 @@ export interface ActiveVariant {
 export interface Variant {
   readonly id: VariantId;
   readonly label: string;
+  /** Runs only in these labs (default: every lab). */
+  readonly labs?: readonly LabKind[];
   setUp(lab: Lab, services: BenchServices): Promise<ActiveVariant>;
 }
