@@ -11,6 +11,7 @@
 #include "engine/engine.h"
 #include "flow/flow_layout.h"
 #include "flow/flow_table.h"
+#include "packet/checksum_state.h"
 #include "packet/ipv4_frame.h"
 #include "packet/nat_rewrite.h"
 #include "packet/tcp_coalesce.h"
@@ -383,6 +384,23 @@ Napi::Value ParseFrame(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// What the AF_XDP path concludes about a frame's L4 checksum field (packet/checksum_state.h).
+Napi::Value ChecksumStateOf(const Napi::CallbackInfo& info) {
+  size_t length = 0;
+  uint8_t* frame = bytesOf(info[0], length, "frame");
+  const packet::ParsedFrame parsed = packet::parseIpv4Frame(frame, length);
+  if (parsed.error != packet::ParseError::None) return failure(info.Env(), packet::describe(parsed.error));
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("ok", true);
+  const auto partial = packet::partialChecksumOf(parsed.view);
+  out.Set("checksum", partial ? "partial" : "complete");
+  if (partial) {
+    out.Set("start", partial->start);
+    out.Set("offset", partial->offset);
+  }
+  return out;
+}
+
 template <packet::RewriteError (*Rewrite)(const packet::Ipv4FrameView&, uint32_t, uint16_t, packet::ChecksumMode)>
 Napi::Value RewriteFrame(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -475,6 +493,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Define(env));
   Napi::Object packetFunctions = Napi::Object::New(env);
   packetFunctions.Set("parse", Napi::Function::New(env, ParseFrame));
+  packetFunctions.Set("checksumStateOf", Napi::Function::New(env, ChecksumStateOf));
   packetFunctions.Set("rewriteDestination", Napi::Function::New(env, RewriteFrame<packet::rewriteDestination>));
   packetFunctions.Set("rewriteSource", Napi::Function::New(env, RewriteFrame<packet::rewriteSource>));
   packetFunctions.Set("coalesceSegments", Napi::Function::New(env, CoalesceSegments));

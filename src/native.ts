@@ -49,7 +49,7 @@ export interface NativeTimeouts {
 }
 
 export const COUNTER_NAMES = [
-  "rxFrames", "rxBytes", "txFrames", "txBytes", "txCoalescedSegments", "toReal", "toClient", "passedThrough", "fragmentsForwarded", "newFlows",
+  "rxFrames", "rxBytes", "rxSteeredFrames", "txFrames", "txBytes", "txCoalescedSegments", "toReal", "toClient", "passedThrough", "fragmentsForwarded", "newFlows",
   "arpRepliesSent", "arpRequestsSent", "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "icmpErrorsToClient", "ignored", "dropTruncated", "dropMalformed",
   "dropFragment", "dropTtlExpired", "dropNoService", "dropNoReal", "dropNoFlow", "dropFlowTableFull",
   "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",
@@ -108,6 +108,10 @@ export interface NativeAddon {
   Engine: new (options: { flowTable: Uint8Array; interfaces: NativeInterface[]; coalesceTcp?: boolean }) => NativeEngine;
   packet: {
     parse(frame: Uint8Array): ParseResult;
+    /** How the AF_XDP path reads a frame's L4 checksum field: a complete checksum or a partial seed. */
+    checksumStateOf(
+      frame: Uint8Array,
+    ): { ok: true; checksum: ChecksumKind; start?: number; offset?: number } | { ok: false; reason: string };
     rewriteDestination(frame: Uint8Array, to: { ip: string; port: number }, checksum: ChecksumKind): RewriteResult;
     rewriteSource(frame: Uint8Array, from: { ip: string; port: number }, checksum: ChecksumKind): RewriteResult;
     /** The transmit path's merge of MTU TCP segments into one GSO super-frame (for tests). */

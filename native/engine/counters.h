@@ -12,6 +12,7 @@ namespace natlb::engine {
 enum class Counter : uint8_t {
   RxFrames,
   RxBytes,
+  RxSteeredFrames,  // of rxFrames, those the XDP program steered to an AF_XDP socket
   TxFrames,
   TxBytes,
   TxCoalescedSegments,  // MTU segments sent inside GSO super-frames (each super-frame counts once in txFrames)
@@ -44,7 +45,7 @@ enum class Counter : uint8_t {
 };
 
 constexpr std::array<std::string_view, size_t(Counter::Count)> kCounterNames = {
-    "rxFrames",        "rxBytes",         "txFrames",          "txBytes",          "txCoalescedSegments",          "toReal",
+    "rxFrames",        "rxBytes",         "rxSteeredFrames", "txFrames",          "txBytes",          "txCoalescedSegments",          "toReal",
     "toClient",        "passedThrough",   "fragmentsForwarded",   "newFlows",          "arpRepliesSent",   "arpRequestsSent",
     "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "icmpErrorsToClient", "ignored",       "dropTruncated",     "dropMalformed",    "dropFragment",
     "dropTtlExpired",  "dropNoService",   "dropNoReal",        "dropNoFlow",       "dropFlowTableFull",

@@ -161,6 +161,7 @@ void Worker::flushSenders() {
 void Worker::handle(const io::ReceivedFrame& frame) {
   counters_.add(Counter::RxFrames);
   counters_.add(Counter::RxBytes, frame.length);
+  if (!frame.checksumStateKnown) counters_.add(Counter::RxSteeredFrames);
   if (frame.truncated || frame.length < packet::kEthernetHeaderLength) {
     counters_.add(Counter::DropTruncated);
     return;
