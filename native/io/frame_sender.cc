@@ -22,14 +22,22 @@ bool isPlainTcp(const uint8_t* frame, size_t length) {
   return length >= 54 && frame[12] == 0x08 && frame[13] == 0x00 && frame[14] == 0x45 && frame[14 + 9] == 6;
 }
 
-// Room for one flush's worth of coalesced frames: at most kBatch input frames of at most
-// kMaxCoalescedSegmentFrame bytes, each super-frame with its virtio-net header.
-constexpr size_t kArenaBytes = FrameSender::kBatch * (packet::kMaxCoalescedSegmentFrame + sizeof(VirtioNetHeader) + 16);
+// A super-frame is sent as a scatter list: its virtio-net header and rebuilt headers (in the arena),
+// then each segment's payload where it was received, so its bytes are not copied in user space.
+// Headers: Ethernet + IPv4 without options + TCP with options.
+constexpr size_t kMaxHeaderBytes = 14 + 20 + 60;
+constexpr size_t kArenaSlot = (sizeof(VirtioNetHeader) + kMaxHeaderBytes + 15) & ~size_t{15};
+// Every group holds at least two frames, so one flush of kBatch frames closes at most kBatch / 2.
+constexpr size_t kArenaBytes = FrameSender::kBatch * kArenaSlot;
+// One scatter entry per single frame, 1 + segments per super-frame: never more than a message each
+// plus one per queued frame.
+constexpr size_t kScatterEntries = 2 * FrameSender::kBatch + FrameSender::kBatch * FrameSender::kBatch;
 
 }  // namespace
 
 FrameSender::FrameSender(int ifindex, bool coalesceTcp) : coalesceTcp_(coalesceTcp) {
   if (coalesceTcp_) arena_.resize(kArenaBytes);
+  vectors_.resize(kScatterEntries);
   socket_ = UniqueFd(::socket(AF_PACKET, SOCK_RAW, 0));  // protocol 0: this socket never receives
   if (!socket_.valid()) throwSystemError("socket(AF_PACKET) for transmit (needs CAP_NET_RAW)");
   const int one = 1;
@@ -49,12 +57,35 @@ FrameSender::FrameSender(int ifindex, bool coalesceTcp) : coalesceTcp_(coalesceT
 
 void FrameSender::enqueue(const VirtioNetHeader* vnet, size_t length) {
   if (queued_ == kBatch) sendQueued();
-  vectors_[queued_] = iovec{const_cast<VirtioNetHeader*>(vnet), sizeof(VirtioNetHeader) + length};
-  lengths_[queued_] = uint32_t(length);
+  iovec* first = &vectors_[vectorsUsed_];
+  vectors_[vectorsUsed_++] = iovec{const_cast<VirtioNetHeader*>(vnet), sizeof(VirtioNetHeader) + length};
+  addMessage(first, 1, length);
+}
+
+void FrameSender::addMessage(iovec* vectors, size_t count, size_t frameLength) {
+  lengths_[queued_] = uint32_t(frameLength);
   std::memset(&messages_[queued_], 0, sizeof(mmsghdr));
-  messages_[queued_].msg_hdr.msg_iov = &vectors_[queued_];
-  messages_[queued_].msg_hdr.msg_iovlen = 1;
+  messages_[queued_].msg_hdr.msg_iov = vectors;
+  messages_[queued_].msg_hdr.msg_iovlen = count;
   ++queued_;
+}
+
+void FrameSender::enqueueSuperFrame(const Group& group) {
+  if (queued_ == kBatch || vectorsUsed_ + 1 + group.count > vectors_.size()) sendQueued();
+  auto* vnet = reinterpret_cast<VirtioNetHeader*>(arena_.data() + arenaUsed_);
+  *vnet = VirtioNetHeader{};
+  const packet::TcpSegment& first = group.segments[0];
+  const size_t frameLength = packet::buildSuperFrameHeader(group.segments.data(), group.count,
+                                                           arena_.data() + arenaUsed_ + sizeof(VirtioNetHeader), *vnet);
+  arenaUsed_ += kArenaSlot;
+  iovec* vectors = &vectors_[vectorsUsed_];
+  vectors_[vectorsUsed_++] = iovec{vnet, sizeof(VirtioNetHeader) + first.headerLength};
+  for (size_t i = 0; i < group.count; ++i) {
+    const packet::TcpSegment& segment = group.segments[i];
+    vectors_[vectorsUsed_++] = iovec{const_cast<uint8_t*>(segment.frame + segment.headerLength), segment.payloadLength};
+  }
+  pending_.coalesced += uint32_t(group.count);
+  addMessage(vectors, 1 + group.count, frameLength);
 }
 
 FrameSender::Group* FrameSender::groupOf(const uint8_t* frame) {
@@ -67,22 +98,14 @@ FrameSender::Group* FrameSender::groupOf(const uint8_t* frame) {
 void FrameSender::closeGroup(size_t index) {
   Group& group = groups_[index];
   const packet::TcpSegment& first = group.segments[0];
-  const size_t frameLength = first.headerLength + group.payload;
-  const size_t need = sizeof(VirtioNetHeader) + frameLength;
-  if (group.count == 1 || arenaUsed_ + need > arena_.size()) {
+  if (group.count == 1 || first.headerLength > kMaxHeaderBytes || arenaUsed_ + kArenaSlot > arena_.size()) {
     for (size_t i = 0; i < group.count; ++i) {
       const packet::TcpSegment& segment = group.segments[i];
       const auto* vnet = reinterpret_cast<const VirtioNetHeader*>(segment.frame - sizeof(VirtioNetHeader));
       enqueue(vnet, segment.headerLength + segment.payloadLength);
     }
   } else {
-    auto* vnet = reinterpret_cast<VirtioNetHeader*>(arena_.data() + arenaUsed_);
-    *vnet = VirtioNetHeader{};
-    const size_t built = packet::buildSuperFrame(group.segments.data(), group.count,
-                                                 arena_.data() + arenaUsed_ + sizeof(VirtioNetHeader), *vnet);
-    arenaUsed_ += (sizeof(VirtioNetHeader) + built + 15) & ~size_t{15};
-    pending_.coalesced += uint32_t(group.count);
-    enqueue(vnet, built);
+    enqueueSuperFrame(group);
   }
   for (size_t i = index + 1; i < openGroups_; ++i) groups_[i - 1] = groups_[i];
   --openGroups_;
@@ -156,6 +179,7 @@ FrameSender::FlushResult FrameSender::sendBatch() {
     offset += size_t(sent);
   }
   queued_ = 0;
+  vectorsUsed_ = 0;
   return result;
 }
 

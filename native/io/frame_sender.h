@@ -46,6 +46,8 @@ class FrameSender {
     size_t payload;
   };
   void enqueue(const VirtioNetHeader* vnet, size_t length);
+  void enqueueSuperFrame(const Group& group);
+  void addMessage(iovec* vectors, size_t count, size_t frameLength);
   void sendQueued();
   FlushResult sendBatch();
   void closeGroup(size_t index);
@@ -59,7 +61,8 @@ class FrameSender {
   size_t arenaUsed_ = 0;
 
   UniqueFd socket_;
-  std::array<iovec, kBatch> vectors_{};
+  std::vector<iovec> vectors_;  // scatter lists of the queued messages
+  size_t vectorsUsed_ = 0;
   std::array<mmsghdr, kBatch> messages_{};
   std::array<uint32_t, kBatch> lengths_{};
   size_t queued_ = 0;

@@ -65,13 +65,20 @@ bool canAppend(const TcpSegment& first, const TcpSegment& last, const TcpSegment
 }
 
 size_t buildSuperFrame(const TcpSegment* segments, size_t count, uint8_t* out, io::VirtioNetHeader& vnet) {
+  const size_t length = buildSuperFrameHeader(segments, count, out, vnet);
+  size_t at = segments[0].headerLength;
+  for (size_t i = 0; i < count; ++i) {
+    std::memcpy(out + at, segments[i].frame + segments[i].headerLength, segments[i].payloadLength);
+    at += segments[i].payloadLength;
+  }
+  return length;
+}
+
+size_t buildSuperFrameHeader(const TcpSegment* segments, size_t count, uint8_t* out, io::VirtioNetHeader& vnet) {
   const TcpSegment& first = segments[0];
   std::memcpy(out, first.frame, first.headerLength);
   size_t length = first.headerLength;
-  for (size_t i = 0; i < count; ++i) {
-    std::memcpy(out + length, segments[i].frame + segments[i].headerLength, segments[i].payloadLength);
-    length += segments[i].payloadLength;
-  }
+  for (size_t i = 0; i < count; ++i) length += segments[i].payloadLength;
   uint8_t* ip = out + kEthernetHeaderLength;
   uint8_t* tcp = ip + kIPv4MinHeaderLength;
   const size_t ipLength = length - kEthernetHeaderLength;

@@ -40,4 +40,8 @@ bool canAppend(const TcpSegment& first, const TcpSegment& last, const TcpSegment
 // and its virtio-net header into `vnet`; returns the frame length.
 size_t buildSuperFrame(const TcpSegment* segments, size_t count, uint8_t* out, io::VirtioNetHeader& vnet);
 
+// The same, headers only: writes segments[0].headerLength bytes into `out` and the virtio-net header;
+// returns the whole super-frame's length. The payloads follow in place (the sender's scatter list).
+size_t buildSuperFrameHeader(const TcpSegment* segments, size_t count, uint8_t* out, io::VirtioNetHeader& vnet);
+
 }  // namespace natlb::packet
