@@ -3,7 +3,7 @@
 // then applied whole: selection tables are recomputed by the scheduling policies and handed to the
 // engine as one snapshot; kernel set-up follows the set of VIPs and real-server ports.
 import {
-  parseConfig, realKey, serviceKey, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type ReceivePath,
+  parseConfig, realKey, sameReceivePaths, serviceKey, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type ReceivePath,
 } from "./config";
 import { ApiError, NatlbError } from "./errors";
 import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
@@ -131,11 +131,7 @@ export class Balancer {
       } catch (error) {
         throw new NatlbError(
           "E_DATAPLANE",
-          `cannot open the packet rings (${(error as Error).message}): natlb needs CAP_NET_RAW` +
-            (gateway.interfaces.some((i) => i.receivePath === "af_xdp")
-              ? `, and receivePath "af_xdp" also CAP_BPF, CAP_NET_ADMIN and CAP_IPC_LOCK (or use "af_packet")`
-              : "") +
-            "; run as root or grant the capabilities",
+          dataPlaneFailure((error as Error).message, gateway.interfaces.some((i) => i.receivePath === "af_xdp")),
           { cause: error },
         );
       }
@@ -308,7 +304,7 @@ export class Balancer {
     if (JSON.stringify(next.interfaces) !== JSON.stringify(this.config.interfaces)) {
       throw new ApiError("interfaces cannot change while running: restart natlb", { status: 409 });
     }
-    if (JSON.stringify(next.receivePath) !== JSON.stringify(this.config.receivePath)) {
+    if (!sameReceivePaths(next.receivePath, this.config.receivePath)) {
       throw new ApiError("receivePath cannot change while running: restart natlb", { status: 409 });
     }
     if (!next.interfaces) {
@@ -471,4 +467,15 @@ export class Balancer {
       this.log.warn({ err: error }, "could not refresh routes, neighbours or draining reals");
     }
   }
+}
+
+/** Why the data plane did not start, with the remedy: capabilities only when a permission was refused. */
+function dataPlaneFailure(message: string, usesXdp: boolean): string {
+  const refused = /not permitted|permission denied/i.test(message);
+  if (!refused) return `cannot start the data plane: ${message}`;
+  return (
+    `cannot open the packet rings (${message}): natlb needs CAP_NET_RAW` +
+    (usesXdp ? `, and receivePath "af_xdp" also CAP_BPF, CAP_NET_ADMIN and CAP_IPC_LOCK (or use "af_packet")` : "") +
+    "; run as root or grant the capabilities"
+  );
 }

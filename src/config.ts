@@ -241,8 +241,15 @@ const receivePathSchema = z.preprocess(
     {
       default: oneOf(RECEIVE_PATHS).default("af_packet"),
       interfaces: z
-        .record(interfaceName, oneOf(RECEIVE_PATHS), {
+        .record(z.string(), oneOf(RECEIVE_PATHS), {
           error: expecting('an object of interface names and paths like { "eth1": "af_xdp" }'),
+        })
+        // Keys checked here rather than by the record, so the message is about the name.
+        .superRefine((paths, ctx) => {
+          for (const name of Object.keys(paths)) {
+            const check = interfaceName.safeParse(name);
+            if (!check.success) ctx.addIssue({ code: "custom", path: [name], message: check.error.issues[0]!.message });
+          }
         })
         .default({}),
     },
@@ -312,6 +319,7 @@ export function formatFieldPath(path: ReadonlyArray<PropertyKey>): string {
   let out = "";
   for (const key of path) {
     if (typeof key === "number") out += `[${key}]`;
+    else if (key === "") out += '[""]';
     else out += out === "" ? String(key) : `.${String(key)}`;
   }
   return out;
@@ -593,6 +601,16 @@ export interface ConfigDiff {
   readonly settings: ReadonlyArray<GlobalSetting>;
 }
 
+/** Whether two receivePath settings give every interface the same path (key order and spelling aside). */
+export function sameReceivePaths(a: ReceivePathConfig, b: ReceivePathConfig): boolean {
+  // Different defaults differ for any interface named in neither.
+  if (a.default !== b.default) return false;
+  for (const name of new Set([...Object.keys(a.interfaces), ...Object.keys(b.interfaces)])) {
+    if ((a.interfaces[name] ?? a.default) !== (b.interfaces[name] ?? b.default)) return false;
+  }
+  return true;
+}
+
 function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
@@ -640,6 +658,6 @@ export function diffConfig(old: NatlbConfig, next: NatlbConfig): ConfigDiff {
   if (!sameJson(old.timeouts, next.timeouts)) settings.push("timeouts");
   if (old.socket !== next.socket) settings.push("socket");
   if (!sameJson(old.metrics, next.metrics)) settings.push("metrics");
-  if (!sameJson(old.receivePath, next.receivePath)) settings.push("receivePath");
+  if (!sameReceivePaths(old.receivePath, next.receivePath)) settings.push("receivePath");
   return { added, removed, changed, unchanged, settings };
 }

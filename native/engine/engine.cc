@@ -26,6 +26,9 @@ Engine::~Engine() { stop(); }
 
 io::FilterSpec Engine::selectionFor(const InterfaceConfig& interface, const ServiceTable& services) const {
   io::FilterSpec spec;
+  for (const InterfaceConfig& managed : context_.interfaces) {
+    for (const InterfaceAddress& address : managed.addresses) spec.localIps.push_back(address.ip);
+  }
   if (interface.role == InterfaceRole::Client) {
     spec.destinationIps = services.vips();
   } else {

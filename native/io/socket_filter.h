@@ -14,6 +14,9 @@ struct FilterSpec {
   std::vector<uint32_t> destinationIps;   // IPv4 frames to these addresses (VIPs)
   std::vector<uint16_t> tcpSourcePorts;   // TCP from these ports (real servers' replies)
   std::vector<uint32_t> udpSourceIps;     // all UDP from these addresses, fragments included (UDP reals)
+  // The gateway's own addresses: the XDP program leaves frames to them to the kernel (the socket filter
+  // does not need them: on the AF_PACKET path the kernel gets its copy anyway).
+  std::vector<uint32_t> localIps;
 };
 
 // The program accepts a frame (whole) when any clause matches and drops it otherwise.

@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "system_error.h"
 #include "unique_fd.h"
 
 namespace natlb::io {
@@ -21,6 +22,18 @@ ifreq requestFor(const std::string& interfaceName) {
 }
 
 }  // namespace
+
+// One frame per page-sized chunk (no multi-buffer AF_XDP): a larger MTU would lose its full-size frames.
+XskGeometry geometryFor(const std::string& interfaceName) {
+  const uint32_t mtu = interfaceMtu(interfaceName);
+  if (mtu > kMaxXskMtu) {
+    throw SystemError("interface " + interfaceName + " has MTU " + std::to_string(mtu) +
+                          ": the af_xdp receive path takes an MTU up to " + std::to_string(kMaxXskMtu) +
+                          "; lower the MTU or use receivePath \"af_packet\" for " + interfaceName,
+                      EMSGSIZE);
+  }
+  return xskGeometryForMtu(mtu);
+}
 
 uint32_t interfaceMtu(const std::string& interfaceName) {
   UniqueFd probe(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -43,11 +56,10 @@ uint32_t receiveQueueCount(const std::string& interfaceName) {
 
 XdpReceiver::XdpReceiver(int ifindex, const std::string& interfaceName, const uint8_t* interfaceMac,
                          const FilterSpec& spec)
-    : steering_(ifindex, interfaceName) {
+    : geometry_(geometryFor(interfaceName)), steering_(ifindex, interfaceName) {
   const uint32_t queues = receiveQueueCount(interfaceName);
-  const XskGeometry geometry = xskGeometryForMtu(interfaceMtu(interfaceName));
   for (uint32_t queue = 0; queue < queues; ++queue) {
-    sockets_.push_back(std::make_unique<XskSocket>(ifindex, queue, interfaceMac, geometry));
+    sockets_.push_back(std::make_unique<XskSocket>(ifindex, queue, interfaceMac, geometry_));
     steering_.bindSocket(queue, sockets_.back()->fd());
   }
   steering_.update(spec);  // only now: until a socket is bound, steered frames would pass to the kernel

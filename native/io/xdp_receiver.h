@@ -30,6 +30,7 @@ class XdpReceiver {
   size_t queueCount() const { return sockets_.size(); }
 
  private:
+  XskGeometry geometry_;  // first: it refuses an MTU too large before anything is attached
   XdpSteering steering_;
   std::vector<std::unique_ptr<XskSocket>> sockets_;
   size_t nextSocket_ = 0;
@@ -38,5 +39,7 @@ class XdpReceiver {
 // Receive queues of an interface (ethtool channels); 1 when the driver does not say.
 uint32_t receiveQueueCount(const std::string& interfaceName);
 uint32_t interfaceMtu(const std::string& interfaceName);
+// The AF_XDP memory layout for the interface's MTU; throws when the MTU is too large for AF_XDP.
+XskGeometry geometryFor(const std::string& interfaceName);
 
 }  // namespace natlb::io

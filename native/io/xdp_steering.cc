@@ -64,6 +64,7 @@ XdpSteering::XdpSteering(int ifindex, const std::string& interfaceName) {
   if (program == nullptr) throw SystemError("XDP program steer_to_socket missing", ENOENT);
   receiveSockets_ = mapFd(object, "receive_sockets");
   vips_ = mapFd(object, "vips");
+  localAddresses_ = mapFd(object, "local_addresses");
   tcpSourcePorts_ = mapFd(object, "tcp_source_ports");
   udpSources_ = mapFd(object, "udp_sources");
 
@@ -80,7 +81,7 @@ XdpSteering::XdpSteering(int ifindex, const std::string& interfaceName) {
     throw SystemError("attach XDP program to " + interfaceName +
                           (error == EBUSY || error == EEXIST
                                ? " (the interface already has an XDP program: detach it, or use the af_packet path)"
-                               : " (needs CAP_NET_ADMIN; MTU must fit a page)"),
+                               : " (needs CAP_NET_ADMIN)"),
                       error);
   }
   link_ = UniqueFd(link);
@@ -93,6 +94,7 @@ void XdpSteering::bindSocket(uint32_t queue, int socketFd) {
 }
 
 void XdpSteering::update(const FilterSpec& spec) {
+  syncSet<uint32_t>(localAddresses_, networkOrder(spec.localIps), networkOrder(current_.localIps), "local addresses");
   syncSet<uint32_t>(vips_, networkOrder(spec.destinationIps), networkOrder(current_.destinationIps), "vips");
   syncSet<uint32_t>(udpSources_, networkOrder(spec.udpSourceIps), networkOrder(current_.udpSourceIps), "udp sources");
   syncSet<uint32_t>(tcpSourcePorts_, widen<uint16_t, uint32_t>(spec.tcpSourcePorts),

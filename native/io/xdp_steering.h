@@ -36,7 +36,8 @@ class XdpSteering {
   std::unique_ptr<bpf_object, ObjectCloser> object_;
   UniqueFd link_;
   bool nativeMode_ = false;
-  int receiveSockets_ = -1, vips_ = -1, tcpSourcePorts_ = -1, udpSources_ = -1;  // owned by object_
+  // Owned by object_.
+  int receiveSockets_ = -1, vips_ = -1, localAddresses_ = -1, tcpSourcePorts_ = -1, udpSources_ = -1;
   FilterSpec current_;
 };
 

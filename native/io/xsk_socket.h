@@ -21,10 +21,11 @@ struct XskGeometry {
 
 // As many frames as the AF_PACKET small-frame ring: with 4096 the 4-connection MTU download lost
 // frames to a full ring (and TCP slowed down); 32 MiB of UMEM either way.
+constexpr uint32_t kXskKernelHeadroom = 256, kXskEthernetHeader = 14;
+constexpr uint32_t kMaxXskMtu = 4096 - kXskKernelHeadroom - kXskEthernetHeader;
 constexpr XskGeometry xskGeometryForMtu(uint32_t mtu) {
-  constexpr uint32_t kKernelHeadroom = 256, kEthernetHeader = 14;
-  return mtu + kEthernetHeader + kKernelHeadroom <= 2048 ? XskGeometry{16384, 2048, 8192}
-                                                         : XskGeometry{8192, 4096, 4096};
+  return mtu + kXskEthernetHeader + kXskKernelHeadroom <= 2048 ? XskGeometry{16384, 2048, 8192}
+                                                               : XskGeometry{8192, 4096, 4096};
 }
 
 // A single-producer single-consumer ring shared with the kernel (producer and consumer indexes run

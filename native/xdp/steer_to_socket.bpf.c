@@ -1,10 +1,12 @@
 // XDP program for interfaces on the AF_XDP receive path: frames the balancer owns go to its AF_XDP
 // socket (one per receive queue) and never enter the kernel's stack; every other frame (ARP, ICMP,
 // the gateway's own traffic) passes on to the kernel and to natlb's AF_PACKET rings as before.
-// It selects exactly what the AF_PACKET socket filter selects (native/io/socket_filter.cc):
+// It selects what the AF_PACKET socket filter selects (native/io/socket_filter.cc):
 //   - IPv4 to a VIP, any protocol but ICMP, fragments included;
 //   - TCP from a real server's port (first fragments and whole datagrams: later ones carry no port);
-//   - UDP from a real server's address, fragments included.
+//   - UDP from a real server's address, fragments included;
+// except frames to the gateway's own addresses (health checks, an admin's connection to a real): on
+// the AF_PACKET path the kernel keeps its copy of those, so here they must pass to the kernel.
 // The user-space side fills the maps (native/io/xdp_steering.cc); an empty map steers nothing.
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -26,6 +28,13 @@ struct {
   __type(key, __u32);   // VIP, network order
   __type(value, __u8);
 } vips SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 1024);
+  __type(key, __u32);   // an address of the gateway, network order
+  __type(value, __u8);
+} local_addresses SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -58,6 +67,7 @@ int steer_to_socket(struct xdp_md* ctx) {
 
   __u32 destination = ip->daddr;
   if (bpf_map_lookup_elem(&vips, &destination)) return steer(ctx);
+  if (bpf_map_lookup_elem(&local_addresses, &destination)) return XDP_PASS;
 
   if (ip->protocol == IPPROTO_UDP) {
     __u32 source = ip->saddr;

@@ -79,13 +79,17 @@ export async function startBalancer(lab: Lab, config: unknown, options: StartBal
       } finally {
         clearTimeout(timer);
         rmSync(dir, { recursive: true, force: true });
+        rmSync(socket, { force: true });  // left behind when the daemon was killed
       }
     },
   };
 
   const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
   for (;;) {
-    if (hasExited) throw new Error(`natlb exited before it was ready:\n${output}`);
+    if (hasExited) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`natlb exited before it was ready:\n${output}`);
+    }
     const result = await cli(["status", "--json"]);
     if (result.code === 0) return handle;
     if (Date.now() > deadline) {
