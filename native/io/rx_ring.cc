@@ -20,6 +20,9 @@ void setOption(int fd, int level, int name, const void* value, socklen_t length,
   if (setsockopt(fd, level, name, value, length) != 0) throwSystemError(what);
 }
 
+// PACKET_FANOUT_FLAG_IGNORE_OUTGOING, newer than this system's <linux/if_packet.h>.
+constexpr int kFanoutIgnoreOutgoing = 0x4000;
+
 std::atomic_ref<uint32_t> statusOf(tpacket2_hdr* slot) {
   return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(&slot->tp_status));
 }
@@ -90,14 +93,21 @@ void RxRing::take() {
 
 void RxRing::splitBySize(RxRing& small, RxRing& large) {
   // The kernel picks a group id no other socket in the namespace uses; the second ring joins it.
-  const int unique = (PACKET_FANOUT_CBPF | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
-  if (setsockopt(small.fd(), SOL_PACKET, PACKET_FANOUT, &unique, sizeof unique) != 0) {
-    throwSystemError("PACKET_FANOUT (unique id)");
+  // A fanout group has its own tap, which PACKET_IGNORE_OUTGOING on the sockets does not cover: without
+  // the group flag every frame the gateway sends is cloned into the tap and filtered out again.
+  int flags = PACKET_FANOUT_CBPF | kFanoutIgnoreOutgoing;
+  int unique = (flags | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
+  if (setsockopt(small.fd(), SOL_PACKET, PACKET_FANOUT, &unique, sizeof unique) != 0 && errno == EINVAL) {
+    flags = PACKET_FANOUT_CBPF;  // a kernel before the flag (6.8): the outgoing frames still pass the filter
+    unique = (flags | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
+    if (setsockopt(small.fd(), SOL_PACKET, PACKET_FANOUT, &unique, sizeof unique) != 0) {
+      throwSystemError("PACKET_FANOUT (unique id)");
+    }
   }
   int assigned = 0;
   socklen_t length = sizeof assigned;
   if (getsockopt(small.fd(), SOL_PACKET, PACKET_FANOUT, &assigned, &length) != 0) throwSystemError("PACKET_FANOUT id");
-  const int join = (assigned & 0xffff) | (PACKET_FANOUT_CBPF << 16);
+  const int join = (assigned & 0xffff) | (flags << 16);
   if (setsockopt(large.fd(), SOL_PACKET, PACKET_FANOUT, &join, sizeof join) != 0) throwSystemError("PACKET_FANOUT join");
   // Socket 0 (small) unless the packet is longer than the threshold. The selector sees the frame
   // from the network header on, so len is the L3 length.
