@@ -5,16 +5,16 @@
 // program is gone from the interfaces when natlb stops, is killed, or fails to start.
 // Every lab here uses the namespace prefix "xd".
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
-import { NATLB_CLI, startBalancer, type BalancerProcess } from "../src/lab/balancerProcess";
-import { startBlobServer, type BlobServerHandle } from "../src/lab/blobServer";
+import { NATLB_CLI, startBalancer } from "../src/lab/balancerProcess";
+import type { BlobServerHandle } from "../src/lab/blobServer";
 import { startCapture, type CapturedPacket } from "../src/lab/capture";
 import { blobUrl, runDownload, type DownloadSummary } from "../src/lab/download";
 import { pingFrom, sendFragmentationNeeded } from "../src/lab/icmpProbe";
-import { createLab, listLabNamespaces, type Lab } from "../src/lab/topology";
+import { listLabNamespaces, type Lab } from "../src/lab/topology";
 import { namespaceOwnerPid } from "../src/lab/staleLabs";
 import { runUdpClient } from "../src/lab/udpEcho";
 import { waitUntil } from "../src/lab/wait";
@@ -25,6 +25,8 @@ import {
   UDP_SERVICE_PORT,
   gatewaySnapshot,
   startUdpEchoes,
+  withNatLab,
+  type NatLab,
   tcpService,
   udpService,
 } from "./support/lab";
@@ -33,40 +35,11 @@ const MiB = 1024 * 1024;
 const PREFIX = "xd";
 const GATEWAY_IFS = ["eth0", "eth1"] as const;
 
-interface XdLab {
-  lab: Lab;
-  servers: BlobServerHandle[];
-  natlb: BalancerProcess | undefined;
-}
+type XdLabOptions = Omit<Parameters<typeof withNatLab>[1], "prefix">;
 
-interface XdLabOptions {
-  offloads: boolean;
-  reals?: number;
-  /** The natlb config; default: the TCP service over every real, receivePath "af_xdp". */
-  config?: (lab: Lab) => unknown;
-  startNatlb?: boolean;
-}
-
-/** withNatLab (test/support/lab.ts) with the "xd" namespace prefix: blob servers on every real, natlb, teardown in finally. */
-async function withXdLab(t: ExecutionContext, options: XdLabOptions, body: (env: XdLab) => Promise<void>): Promise<void> {
-  const lab = await createLab({ prefix: PREFIX, reals: options.reals ?? 3, offloads: options.offloads });
-  const env: XdLab = { lab, servers: [], natlb: undefined };
-  try {
-    for (let i = 1; i <= lab.reals.length; i++) env.servers.push(await startBlobServer(lab, i, REAL_PORT));
-    if (options.startNatlb !== false) env.natlb = await startBalancer(lab, (options.config ?? xdpConfig)(lab));
-    await body(env);
-  } catch (error) {
-    if (env.natlb) t.log(`natlb output:\n${env.natlb.output()}`);
-    throw error;
-  } finally {
-    if (env.natlb) {
-      await env.natlb.stop().catch(() => undefined);
-      rmSync(env.natlb.socket, { force: true }); // left behind when the daemon was killed
-    }
-    await lab.destroy();
-    // startBalancer's config directories: a daemon that failed to start leaves its own behind.
-    for (const name of readdirSync(tmpdir())) if (name.startsWith(`natlb-${lab.id}-`)) rmSync(join(tmpdir(), name), { recursive: true, force: true });
-  }
+/** withNatLab with the "xd" namespace prefix, and natlb on receivePath "af_xdp" unless `config` says otherwise. */
+function withXdLab(t: ExecutionContext, options: XdLabOptions, body: (env: NatLab) => Promise<void>): Promise<void> {
+  return withNatLab(t, { config: xdpConfig, ...options, prefix: PREFIX }, body);
 }
 
 function xdpConfig(lab: Lab, receivePath: unknown = "af_xdp"): unknown {
