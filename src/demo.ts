@@ -32,6 +32,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
           healthCheck: { type: "tcp", intervalMs: 1000 },
         },
       ],
+      // As a user would choose: AF_XDP where MTU-sized frames arrive, AF_PACKET for 64 KB GSO frames.
+      receivePath: options.offloads ? "af_packet" : "af_xdp",
     };
     say(`natlb demo: starting natlb in ${lab.gateway.ns} for VIP ${lab.vip}:80 -> ${lab.reals.map((r) => `${r.ip}:8080`).join(", ")}`);
     const natlb = await startBalancer(lab, config);
@@ -69,6 +71,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     say(`  data plane    ${c.toReal} frames to reals, ${c.toClient} to the client, ${c.newFlows} flows, drops: ring ${c.ringDrops}, other ${
       c.dropNoNeighbour + c.dropNoRoute + c.dropTxError + c.dropMalformed + c.dropNoFlow + c.dropNoReal
     }`);
+    say(`  receive path  ${config.receivePath}${config.receivePath === "af_xdp" ? ` (${c.rxSteeredFrames} of ${c.rxFrames} frames steered by XDP)` : ""}`);
     say(`  replies crossed the balancer; compare with kernel NAT and HAProxy: npm run bench`);
     await natlb.stop();
     stop = undefined;
