@@ -43,6 +43,8 @@ export interface LabOptions {
   offloads: boolean;
   /** Namespace name prefix: a lower-case letter then up to 5 letters/digits. Default "nl". */
   prefix?: string;
+  /** Receive and transmit queues of the veth pairs at the gateway (both ends), 1..8. Default 1. */
+  gatewayQueues?: number;
   /**
    * 4 lower-case hex digits to use instead of a random id (reproducible names). A name collision then
    * shows up as a creation failure, and what was made is removed.
@@ -142,6 +144,10 @@ export async function createLab(options: LabOptions): Promise<Lab> {
     throw new LabError(`reals must be an integer in 1..${MAX_REALS}, got ${String(options.reals)}`);
   }
   if (typeof options.offloads !== 'boolean') throw new LabError('offloads must be true or false');
+  const queues = options.gatewayQueues ?? 1;
+  if (!Number.isInteger(queues) || queues < 1 || queues > 8) {
+    throw new LabError(`gatewayQueues must be an integer in 1..8, got ${String(options.gatewayQueues)}`);
+  }
   if (process.getuid?.() !== 0) throw new LabError('the lab needs root (CAP_NET_ADMIN/CAP_SYS_ADMIN) to create network namespaces');
 
   if (options.id !== undefined && !/^[0-9a-f]{4}$/.test(options.id)) {
@@ -152,7 +158,7 @@ export async function createLab(options: LabOptions): Promise<Lab> {
     const live: LiveLab = { id: names.id, namespaces: [], children: new Set() };
     registerLab(live);
     try {
-      const parts = await build(names, options.offloads, live);
+      const parts = await build(names, options.offloads, queues, live);
       return new NetnsLab(names, options.offloads, live, parts);
     } catch (e) {
       await teardown(live).catch(() => undefined);
@@ -191,7 +197,7 @@ function ipIn(ns: string, ...args: string[]): Promise<RunResult> {
   return runInChecked(null, IP_BIN, ['-n', ns, ...args], { timeoutMs: 15_000 });
 }
 
-async function build(names: LabNames, offloads: boolean, live: LiveLab): Promise<BuiltParts> {
+async function build(names: LabNames, offloads: boolean, gatewayQueues: number, live: LiveLab): Promise<BuiltParts> {
   // 1. Namespaces: IPv6 off before any interface exists, owner marker, lo up.
   for (const ns of names.all) {
     await addNamespace(ns);
@@ -209,8 +215,9 @@ async function build(names: LabNames, offloads: boolean, live: LiveLab): Promise
   const realPorts = names.reals.map((_, i) => `p-r${i + 1}`);
   const ports = ['p-gw', ...realPorts];
   await ipIn(names.sw, 'link', 'add', BRIDGE, 'type', 'bridge', 'stp_state', '0');
-  await ipIn(names.client, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', names.gateway);
-  await ipIn(names.gateway, 'link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', 'p-gw', 'netns', names.sw);
+  const queues = ['numtxqueues', String(gatewayQueues), 'numrxqueues', String(gatewayQueues)];
+  await ipIn(names.client, 'link', 'add', 'eth0', ...queues, 'type', 'veth', 'peer', 'name', 'eth0', ...queues, 'netns', names.gateway);
+  await ipIn(names.gateway, 'link', 'add', 'eth1', ...queues, 'type', 'veth', 'peer', 'name', 'p-gw', ...queues, 'netns', names.sw);
   for (const [i, ns] of names.reals.entries()) {
     await ipIn(ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', realPorts[i] as string, 'netns', names.sw);
   }

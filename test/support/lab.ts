@@ -59,10 +59,17 @@ export async function withUdpLab(t: ExecutionContext, body: (env: NatLab) => Pro
 /** Builds a lab with blob servers on every real, runs `body`, and always tears everything down. */
 export async function withNatLab(
   t: ExecutionContext,
-  options: { offloads: boolean; reals?: number; config?: (lab: Lab) => unknown; startNatlb?: boolean; prefix?: string },
+  options: {
+    offloads: boolean; reals?: number; config?: (lab: Lab) => unknown; startNatlb?: boolean; prefix?: string; gatewayQueues?: number;
+  },
   body: (env: NatLab) => Promise<void>,
 ): Promise<void> {
-  const lab = await createLab({ reals: options.reals ?? 3, offloads: options.offloads, ...(options.prefix ? { prefix: options.prefix } : {}) });
+  const lab = await createLab({
+    reals: options.reals ?? 3,
+    offloads: options.offloads,
+    ...(options.prefix ? { prefix: options.prefix } : {}),
+    ...(options.gatewayQueues ? { gatewayQueues: options.gatewayQueues } : {}),
+  });
   const env: NatLab = { lab, servers: [], natlb: undefined };
   try {
     for (let i = 1; i <= lab.reals.length; i++) env.servers.push(await startBlobServer(lab, i, REAL_PORT));
