@@ -177,6 +177,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("setServices", &EngineWrap::SetServices),
                         InstanceMethod("setRoutes", &EngineWrap::SetRoutes),
                         InstanceMethod("learnNeighbours", &EngineWrap::LearnNeighbours),
+                        InstanceMethod("setLocalAddresses", &EngineWrap::SetLocalAddresses),
                         InstanceMethod("setTimeouts", &EngineWrap::SetTimeouts),
                         InstanceMethod("counters", &EngineWrap::Counters),
                         InstanceMethod("neighbours", &EngineWrap::Neighbours),
@@ -309,6 +310,16 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                             int(integerFrom(item.Get("ifindex"), where + ".ifindex", 1, 0x7fffffff))});
     }
     engine_->learnNeighbours(neighbours);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetLocalAddresses(const Napi::CallbackInfo& info) {
+    const Napi::Array list = arrayAt(info[0], "addresses");
+    std::vector<uint32_t> addresses;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      addresses.push_back(ipFrom(list.Get(i), "addresses[" + std::to_string(i) + "]"));
+    }
+    guarded(info.Env(), [&] { engine_->setLocalAddresses(std::move(addresses)); });
     return info.Env().Undefined();
   }
 

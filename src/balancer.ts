@@ -7,7 +7,7 @@ import {
 } from "./config";
 import { ApiError, NatlbError } from "./errors";
 import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
-import { discoverGateway, readNeighbours, readRoutes, type GatewayView } from "./gateway/interfaces";
+import { discoverGateway, readLocalAddresses, readNeighbours, readRoutes, type GatewayView } from "./gateway/interfaces";
 import { HealthMonitor, type HealthChange } from "./health";
 import { KernelSetup, mergePlans, planFor, type KernelPlan } from "./kernel";
 import { acquireNamespaceLock, type NamespaceLock } from "./namespaceLock";
@@ -121,6 +121,7 @@ export class Balancer {
     engine.setTimeouts(config.timeouts);
     engine.setRoutes(gateway.routes);
     engine.learnNeighbours(gateway.neighbours);
+    engine.setLocalAddresses(gateway.localAddresses);
     const kernel = options.kernelSetup === false ? undefined : new KernelSetup();
     const balancer = new Balancer(config, gateway, engine, flows, kernel, log, lock);
     try {
@@ -455,13 +456,17 @@ export class Balancer {
     });
   }
 
+  /** Every few seconds: routes, neighbours and the gateway's addresses change under a running natlb. */
   private async refreshRoutes(): Promise<void> {
     if (this.stopped) return;
     try {
-      const [routes, neighbours] = await Promise.all([readRoutes(this.gateway.interfaces), readNeighbours(this.gateway.interfaces)]);
+      const [routes, neighbours, localAddresses] = await Promise.all([
+        readRoutes(this.gateway.interfaces), readNeighbours(this.gateway.interfaces), readLocalAddresses(),
+      ]);
       if (this.stopped) return;
       this.engine.setRoutes(routes);
       this.engine.learnNeighbours(neighbours);
+      this.engine.setLocalAddresses(localAddresses);
       await this.enqueue(() => this.forgetDrainedReals());
     } catch (error) {
       this.log.warn({ err: error }, "could not refresh routes, neighbours or draining reals");

@@ -64,6 +64,8 @@ export interface NativeEngine {
   setServices(services: NativeService[]): void;
   setRoutes(routes: NativeRoute[]): void;
   learnNeighbours(neighbours: NativeNeighbour[]): void;
+  /** The gateway's own IPv4 addresses: frames to them are the kernel's (the XDP program passes them). */
+  setLocalAddresses(ips: string[]): void;
   setTimeouts(timeouts: NativeTimeouts): void;
   counters(): EngineCounters;
   neighbours(): NativeNeighbour[];

@@ -349,6 +349,18 @@ for (const receivePath of ["af_packet", "af_xdp"] as const) {
         const ownUdp = await runUdpClient(lab, { ns: lab.gateway.ns, host: lab.reals[0]!.ip, port: UDP_REAL_PORT, count: 5, timeoutMs: 500 });
         if (ownUdp.received !== 5) problems.push(`the gateway's own UDP exchange with ${lab.reals[0]!.ip}:${UDP_REAL_PORT}: ${ownUdp.received} of 5 replies`);
 
+        // An address the gateway gains while natlb runs (here on lo) is the kernel's too, once natlb's
+        // periodic refresh (5 s) has seen it.
+        const added = "198.18.3.1";
+        await lab.exec(lab.gateway.ns, "ip", ["addr", "add", `${added}/32`, "dev", "lo"]);
+        let fromAdded: Awaited<ReturnType<typeof runDownload>> | undefined;
+        for (let attempt = 0; attempt < 12 && fromAdded?.failed !== 0; attempt++) {
+          fromAdded = await runDownload(lab, {
+            ns: lab.gateway.ns, localAddress: added, url: blobUrl(lab.reals[0]!.ip, REAL_PORT, 64 * 1024, "added"), timeoutMs: 1000,
+          });
+        }
+        if (fromAdded?.failed !== 0) problems.push(`the gateway's download from ${added} (added after start) kept failing for 12 s`);
+
         const viaVip = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, MiB, "hc"), conns: 3, count: 3, localPortBase: 22500, timeoutMs: 20_000 });
         if (viaVip.failed !== 0) problems.push(`${viaVip.failed} of 3 downloads through the VIP failed: ${JSON.stringify(viaVip.results.map((r) => r.error))}`);
         else assertIntact(t, viaVip, servers, lab, MiB);

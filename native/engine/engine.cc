@@ -26,6 +26,7 @@ Engine::~Engine() { stop(); }
 
 io::FilterSpec Engine::selectionFor(const InterfaceConfig& interface, const ServiceTable& services) const {
   io::FilterSpec spec;
+  spec.localIps = localAddresses_;
   for (const InterfaceConfig& managed : context_.interfaces) {
     for (const InterfaceAddress& address : managed.addresses) spec.localIps.push_back(address.ip);
   }
@@ -85,6 +86,15 @@ void Engine::refreshSelections() {
 
 void Engine::setRoutes(std::vector<Route> routes) {
   context_.routes.store(std::make_shared<const RouteTable>(std::move(routes)), std::memory_order_release);
+}
+
+void Engine::setLocalAddresses(std::vector<uint32_t> addresses) {
+  std::lock_guard control(controlMutex_);
+  std::sort(addresses.begin(), addresses.end());
+  addresses.erase(std::unique(addresses.begin(), addresses.end()), addresses.end());
+  if (addresses == localAddresses_) return;
+  localAddresses_ = std::move(addresses);
+  refreshSelections();
 }
 
 void Engine::learnNeighbours(const std::vector<NeighbourEntry>& neighbours) {

@@ -44,6 +44,9 @@ class Engine {
   void setServices(std::vector<Service> services);
   void setRoutes(std::vector<Route> routes);
   void learnNeighbours(const std::vector<NeighbourEntry>& neighbours);
+  // The gateway's own addresses (all of them, not only the managed interfaces'); steering updates
+  // only when the set changes.
+  void setLocalAddresses(std::vector<uint32_t> addresses);
   void setTimeouts(const TimeoutSeconds& timeouts);
 
   std::array<uint64_t, size_t(Counter::Count)> counters() const;
@@ -59,6 +62,7 @@ class Engine {
   void refreshSelections();
 
   EngineContext context_;
+  std::vector<uint32_t> localAddresses_;  // sorted; guarded by controlMutex_
   std::vector<std::unique_ptr<Worker>> workers_;
   std::thread housekeeper_;
   std::mutex wakeMutex_;

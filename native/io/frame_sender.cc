@@ -38,7 +38,7 @@ constexpr size_t kScatterEntries = 2 * FrameSender::kBatch + FrameSender::kBatch
 FrameSender::FrameSender(int ifindex, bool coalesceTcp) : coalesceTcp_(coalesceTcp) {
   if (coalesceTcp_) arena_.resize(kArenaBytes);
   vectors_.resize(kScatterEntries);
-  socket_ = UniqueFd(::socket(AF_PACKET, SOCK_RAW, 0));  // protocol 0: this socket never receives
+  socket_ = UniqueFd(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));  // protocol 0: this socket never receives
   if (!socket_.valid()) throwSystemError("socket(AF_PACKET) for transmit (needs CAP_NET_RAW)");
   const int one = 1;
   if (setsockopt(socket_.get(), SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) != 0) {

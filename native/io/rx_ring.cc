@@ -32,7 +32,7 @@ std::atomic_ref<uint32_t> statusOf(tpacket2_hdr* slot) {
 RxRing::RxRing(int ifindex, const RingGeometry& geometry, const std::vector<sock_filter>& filter)
     : geometry_(geometry) {
   // Protocol 0: nothing is queued before the filter is attached and the socket bound.
-  socket_ = UniqueFd(::socket(AF_PACKET, SOCK_RAW, 0));
+  socket_ = UniqueFd(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
   if (!socket_.valid()) throwSystemError("socket(AF_PACKET) (needs CAP_NET_RAW)");
   const int fd = socket_.get();
   const int one = 1;
@@ -97,8 +97,9 @@ void RxRing::splitBySize(RxRing& small, RxRing& large) {
   // the group flag every frame the gateway sends is cloned into the tap and filtered out again.
   int flags = PACKET_FANOUT_CBPF | kFanoutIgnoreOutgoing;
   int unique = (flags | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
-  if (setsockopt(small.fd(), SOL_PACKET, PACKET_FANOUT, &unique, sizeof unique) != 0 && errno == EINVAL) {
-    flags = PACKET_FANOUT_CBPF;  // a kernel before the flag (6.8): the outgoing frames still pass the filter
+  if (setsockopt(small.fd(), SOL_PACKET, PACKET_FANOUT, &unique, sizeof unique) != 0) {
+    if (errno != EINVAL) throwSystemError("PACKET_FANOUT (unique id)");
+    flags = PACKET_FANOUT_CBPF;  // a kernel before the flag: the outgoing frames still pass the filter
     unique = (flags | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
     if (setsockopt(small.fd(), SOL_PACKET, PACKET_FANOUT, &unique, sizeof unique) != 0) {
       throwSystemError("PACKET_FANOUT (unique id)");

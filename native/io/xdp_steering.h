@@ -17,7 +17,8 @@ namespace natlb::io {
 
 class XdpSteering {
  public:
-  XdpSteering(int ifindex, const std::string& interfaceName);
+  // Frames longer than `maxFrameBytes` (what an AF_XDP chunk holds) are left to the kernel.
+  XdpSteering(int ifindex, const std::string& interfaceName, uint32_t maxFrameBytes);
   ~XdpSteering();
   XdpSteering(const XdpSteering&) = delete;
   XdpSteering& operator=(const XdpSteering&) = delete;

@@ -23,6 +23,13 @@ struct {
 } receive_sockets SEC(".maps");
 
 struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u32);  // the longest frame an AF_XDP chunk holds; longer ones pass to the kernel
+} frame_limit SEC(".maps");
+
+struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 4096);
   __type(key, __u32);   // VIP, network order
@@ -64,6 +71,11 @@ int steer_to_socket(struct xdp_md* ctx) {
   struct iphdr* ip = (void*)(eth + 1);
   if ((void*)(ip + 1) > end || ip->version != 4) return XDP_PASS;
   if (ip->protocol == IPPROTO_ICMP) return XDP_PASS;  // echo and errors: the AF_PACKET path
+  // Generic-mode XDP runs after GRO: a merged frame would not fit a chunk and be lost; the AF_PACKET
+  // rings take it instead.
+  __u32 zero = 0;
+  __u32* limit = bpf_map_lookup_elem(&frame_limit, &zero);
+  if (!limit || (__u64)(end - data) > *limit) return XDP_PASS;
 
   __u32 destination = ip->daddr;
   if (bpf_map_lookup_elem(&vips, &destination)) return steer(ctx);

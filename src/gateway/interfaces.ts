@@ -10,6 +10,8 @@ export interface GatewayView {
   interfaces: NativeInterface[];
   routes: NativeRoute[];
   neighbours: NativeNeighbour[];
+  /** Every IPv4 address of the gateway (all interfaces, lo included). */
+  localAddresses: string[];
 }
 
 function describe(
@@ -21,7 +23,7 @@ function describe(
       `interface ${link.ifname} is not an Ethernet interface: natlb works on Ethernet (veth, NICs, bridges); name other interfaces in "interfaces"`,
     );
   }
-  const path = receivePath.interfaces[link.ifname] ?? receivePath.default;
+  const path = Object.hasOwn(receivePath.interfaces, link.ifname) ? receivePath.interfaces[link.ifname]! : receivePath.default;
   return { name: link.ifname, ifindex: link.ifindex, mac: link.address, role, addresses, receivePath: path };
 }
 
@@ -85,7 +87,16 @@ export async function discoverGateway(config: NatlbConfig): Promise<GatewayView>
     }
   }
   const [routes, neighbours] = await Promise.all([readRoutes(interfaces), readNeighbours(interfaces)]);
-  return { interfaces, routes, neighbours };
+  return { interfaces, routes, neighbours, localAddresses: localAddressesOf(addresses) };
+}
+
+function localAddressesOf(addresses: AddressInfo[]): string[] {
+  return addresses.flatMap((entry) => entry.addr_info.filter((a) => a.family === "inet").map((a) => a.local)).sort();
+}
+
+/** Every IPv4 address of the gateway now: the AF_XDP path leaves frames to them to the kernel. */
+export async function readLocalAddresses(): Promise<string[]> {
+  return localAddressesOf(await listAddresses());
 }
 
 /**
