@@ -6,6 +6,7 @@ import { startBlobServer } from "../src/lab/blobServer";
 import { blobUrl, runDownload } from "../src/lab/download";
 import { runUdpClient } from "../src/lab/udpEcho";
 import { REAL_PORT, SERVICE_PORT, gatewaySnapshot, startUdpEchoes, tcpService, udpService, withNatLab } from "./support/lab";
+import { assertDirectDownloads } from "./support/trafficChecks";
 
 const MiB = 1024 * 1024;
 
@@ -63,14 +64,7 @@ test("a bad config file is refused with the field named, and nothing is left beh
 
 test("direct connections to a real server's own address and port keep working beside natlb", async (t) => {
   await withNatLab(t, { offloads: true }, async ({ lab, servers, natlb }) => {
-    const real = lab.reals[1]!;
-    const summary = await runDownload(lab, { url: blobUrl(real.ip, REAL_PORT, 16 * MiB, "direct"), conns: 2, count: 2, localPortBase: 22000 });
-    t.is(summary.failed, 0, JSON.stringify(summary.results.map((r) => r.error)));
-    const served = servers[1]!.served();
-    for (const result of summary.results) {
-      t.is(result.real, real.ip);
-      t.is(result.sha256, served.find((s) => s.peerPort === result.localPort)?.sha256 ?? null);
-    }
+    await assertDirectDownloads(t, lab, servers);
     const status = await natlb!.status();
     t.true(status.counters.passedThrough > 0, "the replies (dropped by the kernel's reply-path rule) were forwarded by natlb");
     t.is(status.flows.live, 0, "direct connections are not NAT flows");

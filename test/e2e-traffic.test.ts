@@ -2,9 +2,9 @@
 // namespaces; with veth offloads on (64 KB GSO frames) and off (MTU frames).
 import test from "ava";
 import { blobUrl, runDownload } from "../src/lab/download";
-import { startCapture } from "../src/lab/capture";
 import { runUdpClient } from "../src/lab/udpEcho";
-import { REAL_PORT, SERVICE_PORT, startUdpEchoes, tcpService, udpService, withNatLab, withUdpLab } from "./support/lab";
+import { SERVICE_PORT, startUdpEchoes, tcpService, udpService, withNatLab, withUdpLab } from "./support/lab";
+import { assertRewrittenCapture, captureDownloadThroughVip } from "./support/trafficChecks";
 
 const MiB = 1024 * 1024;
 
@@ -84,36 +84,9 @@ for (const offloads of [true, false]) {
 
   test.serial(`${mode}: captured packets carry VIP:vport at the client, RIP:rport at the reals, valid checksums`, async (t) => {
     await withNatLab(t, { offloads }, async ({ lab }) => {
-      const atClient = await startCapture(lab, lab.client.ns, { filter: "tcp", maxPackets: 5000, seconds: 30 });
-      const atReals = [];
-      for (const real of lab.reals) atReals.push(await startCapture(lab, real.ns, { filter: "tcp", maxPackets: 5000, seconds: 30 }));
-      const summary = await runDownload(lab, {
-        url: blobUrl(lab.vip, SERVICE_PORT, 4 * MiB, "capture"),
-        conns: 3,
-        count: 3,
-        localPortBase: 50000,
-      });
+      const { summary, client, reals } = await captureDownloadThroughVip(lab, "capture");
       t.is(summary.failed, 0);
-      const client = await atClient.stop();
-      const reals = await Promise.all(atReals.map((c) => c.stop()));
-      t.true(client.length > 20, `only ${client.length} packets captured at the client`);
-      for (const p of client) {
-        if (p.src === lab.client.ip) {
-          t.is(`${p.dst}:${p.dport}`, `${lab.vip}:${SERVICE_PORT}`);
-        } else {
-          t.is(`${p.src}:${p.sport}`, `${lab.vip}:${SERVICE_PORT}`, `packet from ${p.src}:${p.sport} reached the client`);
-        }
-        t.true(p.ipChecksum === "ok" && (p.l4Checksum === "full" || p.l4Checksum === "seed"), `bad checksum: ${JSON.stringify(p)}`);
-      }
-      reals.forEach((packets, i) => {
-        const rip = lab.reals[i]!.ip;
-        t.true(packets.length > 0, `no packets at ${rip}`);
-        for (const p of packets) {
-          if (p.dst === rip) t.is(`${p.src}>${p.dst}:${p.dport}`, `${lab.client.ip}>${rip}:${REAL_PORT}`);
-          else t.is(`${p.src}:${p.sport}>${p.dst}`, `${rip}:${REAL_PORT}>${lab.client.ip}`);
-          t.true(p.ipChecksum === "ok" && (p.l4Checksum === "full" || p.l4Checksum === "seed"), `bad checksum: ${JSON.stringify(p)}`);
-        }
-      });
+      assertRewrittenCapture(t, lab, client, reals);
     });
   });
 }

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { NATLB_CLI, startBalancer } from "../src/lab/balancerProcess";
 import type { BlobServerHandle } from "../src/lab/blobServer";
-import { startCapture, type CapturedPacket } from "../src/lab/capture";
+import { startCapture } from "../src/lab/capture";
 import { blobUrl, runDownload, type DownloadSummary } from "../src/lab/download";
 import { pingFrom, sendFragmentationNeeded } from "../src/lab/icmpProbe";
 import { listLabNamespaces, type Lab } from "../src/lab/topology";
@@ -30,6 +30,7 @@ import {
   tcpService,
   udpService,
 } from "./support/lab";
+import { assertDirectDownloads, assertRewrittenCapture, captureDownloadThroughVip } from "./support/trafficChecks";
 
 const MiB = 1024 * 1024;
 const PREFIX = "xd";
@@ -99,25 +100,6 @@ function assertIntact(t: ExecutionContext, summary: DownloadSummary, servers: Bl
   }
 }
 
-function assertRewrittenCapture(t: ExecutionContext, lab: Lab, client: CapturedPacket[], reals: CapturedPacket[][]): void {
-  const checksumOk = (p: CapturedPacket) => p.ipChecksum === "ok" && (p.l4Checksum === "full" || p.l4Checksum === "seed");
-  t.true(client.length > 20, `only ${client.length} packets captured at the client`);
-  for (const p of client) {
-    if (p.src === lab.client.ip) t.is(`${p.dst}:${p.dport}`, `${lab.vip}:${SERVICE_PORT}`);
-    else t.is(`${p.src}:${p.sport}`, `${lab.vip}:${SERVICE_PORT}`, `packet from ${p.src}:${p.sport} reached the client`);
-    t.true(checksumOk(p), `bad checksum at the client: ${JSON.stringify(p)}`);
-  }
-  reals.forEach((packets, i) => {
-    const rip = lab.reals[i]!.ip;
-    t.true(packets.length > 0, `no packets at ${rip}`);
-    for (const p of packets) {
-      if (p.dst === rip) t.is(`${p.src}>${p.dst}:${p.dport}`, `${lab.client.ip}>${rip}:${REAL_PORT}`);
-      else t.is(`${p.src}:${p.sport}>${p.dst}`, `${rip}:${REAL_PORT}>${lab.client.ip}`);
-      t.true(checksumOk(p), `bad checksum at ${rip}: ${JSON.stringify(p)}`);
-    }
-  });
-}
-
 function assertNoDataPlaneErrors(t: ExecutionContext, counters: Record<string, number>): void {
   t.is(counters.dropTxError, 0, "dropTxError");
   t.is(counters.dropTruncated, 0, "dropTruncated");
@@ -181,18 +163,8 @@ for (const offloads of [false, true]) {
 
   test.serial(`${mode}, af_xdp: captured packets carry VIP:vport at the client, RIP:rport at the reals, valid checksums or seeds`, async (t) => {
     await withXdLab(t, { offloads }, async ({ lab, natlb }) => {
-      const atClient = await startCapture(lab, lab.client.ns, { filter: "tcp", maxPackets: 5000, seconds: 30 });
-      const atReals = [];
-      for (const real of lab.reals) atReals.push(await startCapture(lab, real.ns, { filter: "tcp", maxPackets: 5000, seconds: 30 }));
-      const summary = await runDownload(lab, {
-        url: blobUrl(lab.vip, SERVICE_PORT, 4 * MiB, "xdp-capture"),
-        conns: 3,
-        count: 3,
-        localPortBase: 50000,
-      });
+      const { summary, client, reals } = await captureDownloadThroughVip(lab, "xdp-capture");
       t.is(summary.failed, 0, JSON.stringify(summary.results.filter((r) => r.error)));
-      const client = await atClient.stop();
-      const reals = await Promise.all(atReals.map((c) => c.stop()));
       assertRewrittenCapture(t, lab, client, reals);
       const states: Record<string, number> = {};
       for (const p of [...client, ...reals.flat()]) states[p.l4Checksum] = (states[p.l4Checksum] ?? 0) + 1;
@@ -300,15 +272,7 @@ test.serial("af_xdp on interfaces with 2 receive queues: a socket on each queue,
 
 test.serial("af_xdp: a direct TCP connection from the client to a real's RIP:rport keeps working beside natlb", async (t) => {
   await withXdLab(t, { offloads: true }, async ({ lab, servers, natlb }) => {
-    const real = lab.reals[1]!;
-    const summary = await runDownload(lab, { url: blobUrl(real.ip, REAL_PORT, 16 * MiB, "direct"), conns: 2, count: 2, localPortBase: 22000 });
-    t.is(summary.failed, 0, JSON.stringify(summary.results.map((r) => r.error)));
-    const served = servers[1]!.served();
-    for (const result of summary.results) {
-      t.is(result.real, real.ip);
-      t.is(result.bytes, 16 * MiB);
-      t.is(result.sha256, served.find((s) => s.peerPort === result.localPort)?.sha256 ?? null);
-    }
+    await assertDirectDownloads(t, lab, servers);
     const status = await natlb!.status();
     t.true(status.counters.passedThrough > 0, "the replies (steered from a real's port) were forwarded by natlb");
     t.true(status.counters.rxSteeredFrames >= status.counters.passedThrough);
