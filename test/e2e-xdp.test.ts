@@ -462,6 +462,23 @@ test.serial("af_xdp: after SIGKILL of the daemon no XDP program is left; kernel-
   });
 });
 
+test.serial("af_xdp without CAP_BPF and CAP_NET_ADMIN: start fails naming the capabilities and af_packet, and attaches nothing", async (t) => {
+  await withXdLab(t, { offloads: false, startNatlb: false }, async ({ lab }) => {
+    const wrapper = ["setpriv", "--bounding-set=-net_admin,-sys_admin,-bpf", "--inh-caps=-net_admin,-sys_admin,-bpf", "--"];
+    const error = await startBalancer(lab, xdpConfig(lab), { runArgs: ["--no-kernel-setup"], wrapper }).then(
+      async (natlb) => {
+        await natlb.stop();
+        return undefined;
+      },
+      (e: unknown) => e as Error,
+    );
+    t.truthy(error, "natlb started with AF_XDP but without the capabilities to load XDP");
+    t.regex(error?.message ?? "", /CAP_BPF/);
+    t.regex(error?.message ?? "", /"af_packet"/);
+    t.deepEqual(await xdpAttached(lab), { eth0: false, eth1: false, lo: false });
+  });
+});
+
 test.serial("a receivePath.interfaces entry naming an interface natlb does not manage fails start, naming it, and leaves nothing behind", async (t) => {
   await withXdLab(t, { offloads: true, startNatlb: false }, async ({ lab }) => {
     await warmNeighbours(lab, 24100);
