@@ -161,7 +161,7 @@ void Worker::flushSenders() {
 void Worker::handle(const io::ReceivedFrame& frame) {
   counters_.add(Counter::RxFrames);
   counters_.add(Counter::RxBytes, frame.length);
-  if (!frame.checksumStateKnown) counters_.add(Counter::RxSteeredFrames);
+  if (frame.steeredByXdp) counters_.add(Counter::RxSteeredFrames);
   if (frame.truncated || frame.length < packet::kEthernetHeaderLength) {
     counters_.add(Counter::DropTruncated);
     return;
@@ -304,7 +304,7 @@ void Worker::handleIpv4(const io::ReceivedFrame& frame) {
     return;
   }
   const Ipv4FrameView& view = parsed.view;
-  if (!frame.checksumStateKnown) settleChecksumState(frame, view);
+  if (frame.steeredByXdp) settleChecksumState(frame, view);
   if (const Service* service = services_->find(view.destinationIp(), view.destinationPort(), view.protocol)) {
     forwardToReal(frame, view, *service);
     return;

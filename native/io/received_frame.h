@@ -16,9 +16,9 @@ struct ReceivedFrame {
   uint64_t timestampNs;   // when the kernel received it (AF_PACKET): merges two rings in arrival order
   bool forOtherHost;      // seen only because the interface is promiscuous
   bool toThisHost;        // unicast to this interface (not broadcast or multicast)
-  // False when the path cannot tell a complete L4 checksum from a partial one (AF_XDP): the vnet header
-  // is then blank until the worker classifies the frame (packet/checksum_state.h).
-  bool checksumStateKnown;
+  // Received through AF_XDP. Such a frame says nothing of its L4 checksum (complete or partial): its
+  // vnet header is blank until the worker classifies the frame (packet/checksum_state.h).
+  bool steeredByXdp;
 };
 
 struct RingStatistics {

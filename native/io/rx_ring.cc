@@ -82,7 +82,7 @@ bool RxRing::peek(ReceivedFrame& out) const {
   const auto* link = reinterpret_cast<const sockaddr_ll*>(base + TPACKET_ALIGN(sizeof(tpacket2_hdr)));
   out.forOtherHost = link->sll_pkttype == PACKET_OTHERHOST;
   out.toThisHost = link->sll_pkttype == PACKET_HOST;
-  out.checksumStateKnown = true;
+  out.steeredByXdp = false;
   return true;
 }
 

@@ -103,7 +103,7 @@ bool XskSocket::peek(ReceivedFrame& out) {
   const bool multicast = descriptor.len >= 6 && (frame[0] & 1) != 0;
   out.toThisHost = descriptor.len >= 6 && std::memcmp(frame, interfaceMac_, 6) == 0;
   out.forOtherHost = !multicast && !out.toThisHost;
-  out.checksumStateKnown = false;
+  out.steeredByXdp = true;
   return true;
 }
 
