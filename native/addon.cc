@@ -181,6 +181,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("setTimeouts", &EngineWrap::SetTimeouts),
                         InstanceMethod("counters", &EngineWrap::Counters),
                         InstanceMethod("neighbours", &EngineWrap::Neighbours),
+                        InstanceMethod("xdpStates", &EngineWrap::XdpStates),
                         InstanceMethod("isRunning", &EngineWrap::IsRunning)});
   }
 
@@ -356,6 +357,19 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       item.Set("ip", ipToString(entries[i].ip));
       item.Set("mac", macToString(entries[i].mac));
       item.Set("ifindex", entries[i].ifindex);
+      out.Set(i, item);
+    }
+    return out;
+  }
+
+  Napi::Value XdpStates(const Napi::CallbackInfo& info) {
+    const auto states = engine_->xdpStates();
+    Napi::Array out = Napi::Array::New(info.Env(), states.size());
+    for (uint32_t i = 0; i < states.size(); ++i) {
+      Napi::Object item = Napi::Object::New(info.Env());
+      item.Set("name", states[i].interface);
+      item.Set("mode", states[i].mode);
+      item.Set("receiveQueues", double(states[i].receiveQueues));
       out.Set(i, item);
     }
     return out;

@@ -55,7 +55,13 @@ export interface ServiceStatus {
 
 export interface BalancerStatus {
   services: ServiceStatus[];
-  interfaces: { name: string; role: "client" | "backend"; receivePath: ReceivePath }[];
+  interfaces: {
+    name: string;
+    role: "client" | "backend";
+    receivePath: ReceivePath;
+    /** AF_XDP interfaces: "native" or "generic" XDP, and the receive queues with an AF_XDP socket. */
+    xdp?: { mode: "native" | "generic"; receiveQueues: number };
+  }[];
   flows: FlowMapStats;
   counters: EngineCounters;
 }
@@ -232,10 +238,18 @@ export class Balancer {
           };
         }),
       })),
-      interfaces: this.gateway.interfaces.map((i) => ({ name: i.name, role: i.role, receivePath: i.receivePath })),
+      interfaces: this.interfaceStatus(),
       flows: this.flows.stats(),
       counters: this.engine.counters(),
     };
+  }
+
+  private interfaceStatus(): BalancerStatus["interfaces"] {
+    const xdp = new Map(this.engine.xdpStates().map((s) => [s.name, { mode: s.mode, receiveQueues: s.receiveQueues }]));
+    return this.gateway.interfaces.map((i) => {
+      const state = xdp.get(i.name);
+      return { name: i.name, role: i.role, receivePath: i.receivePath, ...(state ? { xdp: state } : {}) };
+    });
   }
 
   connections(limit?: number): Connection[] {

@@ -25,7 +25,7 @@ function positiveInteger(text: string): number {
 function formatStatus(status: BalancerStatus): string {
   const lines = [
     `natlb: ${status.services.length} service(s); flows ${status.flows.live}/${status.flows.capacity}; interfaces ${status.interfaces
-      .map((i) => `${i.name}(${i.role}, ${i.receivePath})`)
+      .map((i) => `${i.name}(${i.role}, ${i.receivePath}${i.xdp ? ` ${i.xdp.mode}, ${i.xdp.receiveQueues} queue(s)` : ""})`)
       .join(" ")}`,
     "Prot LocalAddress:Port Scheduler",
     "  -> RemoteAddress:Port      Weight  State  ActiveConn  InActConn",

@@ -69,6 +69,8 @@ export interface NativeEngine {
   setTimeouts(timeouts: NativeTimeouts): void;
   counters(): EngineCounters;
   neighbours(): NativeNeighbour[];
+  /** The AF_XDP interfaces while running: XDP mode and one AF_XDP socket per receive queue. */
+  xdpStates(): { name: string; mode: "native" | "generic"; receiveQueues: number }[];
 }
 
 export interface FlowLayout {

@@ -129,8 +129,8 @@ for (const offloads of [false, true]) {
       t.false((await xdpAttached(lab)).lo, "lo is not managed: no XDP there");
       const status = await natlb.status();
       t.deepEqual(status.interfaces, [
-        { name: "eth0", role: "client", receivePath: "af_xdp" },
-        { name: "eth1", role: "backend", receivePath: "af_xdp" },
+        { name: "eth0", role: "client", receivePath: "af_xdp", xdp: { mode: "native", receiveQueues: 1 } },
+        { name: "eth1", role: "backend", receivePath: "af_xdp", xdp: { mode: "native", receiveQueues: 1 } },
       ]);
 
       const bytes = 256 * MiB;
@@ -185,8 +185,8 @@ for (const mix of MIXES) {
     await withXdLab(t, { offloads: false, config: (lab) => xdpConfig(lab, mix.receivePath) }, async ({ lab, servers, natlb }) => {
       const status = await natlb!.status();
       t.deepEqual(status.interfaces, [
-        { name: "eth0", role: "client", receivePath: mix.xdp.eth0 ? "af_xdp" : "af_packet" },
-        { name: "eth1", role: "backend", receivePath: mix.xdp.eth1 ? "af_xdp" : "af_packet" },
+        { name: "eth0", role: "client", ...(mix.xdp.eth0 ? { receivePath: "af_xdp", xdp: { mode: "native", receiveQueues: 1 } } : { receivePath: "af_packet" }) },
+        { name: "eth1", role: "backend", ...(mix.xdp.eth1 ? { receivePath: "af_xdp", xdp: { mode: "native", receiveQueues: 1 } } : { receivePath: "af_packet" }) },
       ]);
       t.deepEqual(await xdpAttached(lab), { ...mix.xdp, lo: false });
 
@@ -264,7 +264,10 @@ test.serial("af_xdp on interfaces with 2 receive queues: a socket on each queue,
     const stats = (await lab.exec(lab.gateway.ns, "ethtool", ["-S", "eth1"])).stdout;
     const redirected = (queue: number) => Number(new RegExp(`rx_queue_${queue}_xdp_redirect: (\\d+)`).exec(stats)?.[1] ?? "0");
     t.true(redirected(0) > 0 && redirected(1) > 0, `XDP redirects per queue on eth1: ${redirected(0)} / ${redirected(1)}`);
-    const c = (await natlb!.status()).counters;
+    const status = await natlb!.status();
+    t.deepEqual(status.interfaces.map((i) => i.xdp), [{ mode: "native", receiveQueues: 2 }, { mode: "native", receiveQueues: 2 }]);
+    t.regex((await natlb!.cli(["status"])).stdout, /eth1\(backend, af_xdp native, 2 queue\(s\)\)/);
+    const c = status.counters;
     // Every frame XDP redirected on eth1 reached the worker, unless a full ring dropped it.
     t.true(c.rxSteeredFrames + c.ringDrops >= redirected(0) + redirected(1), JSON.stringify({ steered: c.rxSteeredFrames, drops: c.ringDrops }));
   });

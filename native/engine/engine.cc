@@ -122,6 +122,17 @@ std::array<uint64_t, size_t(Counter::Count)> Engine::counters() const {
   return out;
 }
 
+std::vector<Engine::XdpState> Engine::xdpStates() {
+  std::lock_guard control(controlMutex_);
+  std::vector<XdpState> states;
+  for (const auto& worker : workers_) {
+    if (const io::XdpReceiver* xdp = worker->xdpReceiver()) {
+      states.push_back({worker->interface().name, xdp->mode(), xdp->queueCount()});
+    }
+  }
+  return states;
+}
+
 void Engine::collectRingStatistics() {
   for (auto& worker : workers_) {
     const io::RingStatistics stats = worker->takeStatistics();

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -50,6 +51,13 @@ class Engine {
   void setTimeouts(const TimeoutSeconds& timeouts);
 
   std::array<uint64_t, size_t(Counter::Count)> counters() const;
+  // How each running AF_XDP interface receives: XDP mode and AF_XDP sockets (one per receive queue).
+  struct XdpState {
+    std::string interface;
+    std::string mode;  // "native" or "generic"
+    size_t receiveQueues;
+  };
+  std::vector<XdpState> xdpStates();
   std::vector<NeighbourEntry> neighbours() const { return context_.neighbours.snapshot(); }
   const std::vector<InterfaceConfig>& interfaces() const { return context_.interfaces; }
 

@@ -34,6 +34,7 @@ class Worker {
   io::RingStatistics takeStatistics();
   const InterfaceConfig& interface() const { return interface_; }
   const Counters& counters() const { return counters_; }
+  const io::XdpReceiver* xdpReceiver() const { return xdp_.get(); }
 
  private:
   void run();

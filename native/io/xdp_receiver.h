@@ -28,6 +28,7 @@ class XdpReceiver {
   void update(const FilterSpec& spec) { steering_.update(spec); }
   RingStatistics takeStatistics();
   size_t queueCount() const { return sockets_.size(); }
+  const char* mode() const { return steering_.mode(); }
 
  private:
   XskGeometry geometry_;  // first: it refuses an MTU too large before anything is attached
