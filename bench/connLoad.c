@@ -197,6 +197,16 @@ static double percentile(const double* sorted, size_t n, double p) {
   return sorted[i - 1];
 }
 
+// {"median","p90","min","max"} of n sorted samples, or null.
+static void print_latency_summary(const double* sorted, size_t n) {
+  if (n == 0) {
+    printf("null");
+    return;
+  }
+  printf("{\"median\":%.4f,\"p90\":%.4f,\"min\":%.4f,\"max\":%.4f}", percentile(sorted, n, 50),
+         percentile(sorted, n, 90), sorted[0], sorted[n - 1]);
+}
+
 static int run_client(int argc, char** argv) {
   const char* targets_arg = arg_value(argc, argv, "--targets");
   if (targets_arg == NULL) die_usage("--targets is required");
@@ -342,20 +352,14 @@ static int run_client(int argc, char** argv) {
     double* sorted = malloc(sizeof(double) * (completed ? completed : 1));
     memcpy(sorted, samples, sizeof(double) * completed);
     qsort(sorted, completed, sizeof(double), cmp_double);
-    if (completed == 0) printf("null");
-    else
-      printf("{\"median\":%.4f,\"p90\":%.4f,\"min\":%.4f,\"max\":%.4f}", percentile(sorted, completed, 50),
-             percentile(sorted, completed, 90), sorted[0], sorted[completed - 1]);
+    print_latency_summary(sorted, completed);
     printf(",\"samples\":[");
     for (size_t i = 0; i < completed; i++) printf("%s%.4f", i ? "," : "", samples[i]);
     printf("]");
     free(sorted);
   } else {
     qsort(samples, completed, sizeof(double), cmp_double);
-    if (completed == 0) printf("null");
-    else
-      printf("{\"median\":%.4f,\"p90\":%.4f,\"min\":%.4f,\"max\":%.4f}", percentile(samples, completed, 50),
-             percentile(samples, completed, 90), samples[0], samples[completed - 1]);
+    print_latency_summary(samples, completed);
   }
   printf("}\n");
   fflush(stdout);
