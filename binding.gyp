@@ -16,6 +16,7 @@
         "native/io/xsk_socket.cc",
         "native/io/xdp_steering.cc",
         "native/io/xdp_receiver.cc",
+        "native/io/kernel_forwarding.cc",
         "native/flow/flow_table.cc",
         "native/engine/service_table.cc",
         "native/engine/route_table.cc",
@@ -25,10 +26,16 @@
       ],
       "actions": [
         {
-          "action_name": "xdp_program",
-          "inputs": ["native/xdp/steer_to_socket.bpf.c", "native/xdp/build_program.mjs"],
+          "action_name": "steer_to_socket_program",
+          "inputs": ["native/bpf/steer_to_socket.bpf.c", "native/bpf/kernel_flows_map.bpf.h", "native/bpf/kernel_flow.h", "native/bpf/build_program.mjs"],
           "outputs": ["<(SHARED_INTERMEDIATE_DIR)/natlb/steer_to_socket_object.h"],
-          "action": ["node", "native/xdp/build_program.mjs", "<(SHARED_INTERMEDIATE_DIR)/natlb/steer_to_socket_object.h"]
+          "action": ["node", "native/bpf/build_program.mjs", "steer_to_socket.bpf.c", "<(SHARED_INTERMEDIATE_DIR)/natlb/steer_to_socket_object.h", "kSteerToSocketObject"]
+        },
+        {
+          "action_name": "forward_established_program",
+          "inputs": ["native/bpf/forward_established.bpf.c", "native/bpf/kernel_flows_map.bpf.h", "native/bpf/kernel_flow.h", "native/bpf/build_program.mjs"],
+          "outputs": ["<(SHARED_INTERMEDIATE_DIR)/natlb/forward_established_object.h"],
+          "action": ["node", "native/bpf/build_program.mjs", "forward_established.bpf.c", "<(SHARED_INTERMEDIATE_DIR)/natlb/forward_established_object.h", "kForwardEstablishedObject"]
         }
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "<(SHARED_INTERMEDIATE_DIR)/natlb"],

@@ -45,7 +45,11 @@ export interface ResolvedOptions {
   log: (line: string) => void;
 }
 
-export const ALL_VARIANT_IDS: readonly VariantId[] = ["plain", "kernelNat", "haproxy", "nodeProxy", "natlb", "natlbAfPacket"];
+export const ALL_VARIANT_IDS: readonly VariantId[] = [
+  "plain", "kernelNat", "haproxy", "nodeProxy", "natlb", "natlbUserSpace", "natlbAfPacket",
+];
+/** What `npm run bench` runs: natlbAfPacket (AF_XDP against AF_PACKET) only when asked for. */
+export const DEFAULT_VARIANT_IDS: readonly VariantId[] = ["plain", "kernelNat", "haproxy", "nodeProxy", "natlb", "natlbUserSpace"];
 const GiB = 1024 * 1024 * 1024;
 const MiB = 1024 * 1024;
 
@@ -63,7 +67,7 @@ export function resolveOptions(o: BenchOptions, defaultJsonPath: string): Resolv
     shortConnsConcurrency: o.shortConnsConcurrency ?? 32,
     serialCount: o.serialCount ?? (quick ? 60 : 300),
     labs: o.labs ?? ["gso", "mtu"],
-    variants: o.variants ?? [...ALL_VARIANT_IDS],
+    variants: o.variants ?? [...DEFAULT_VARIANT_IDS],
     flowLookupSeconds: o.flowLookupSeconds ?? (quick ? 0.3 : 1),
     jsonPath: o.jsonPath === undefined ? defaultJsonPath : o.jsonPath,
     maxMinutes: o.maxMinutes ?? (quick ? 6 : 90),

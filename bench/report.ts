@@ -92,6 +92,7 @@ export const VARIANT_TITLES: Record<VariantId, string> = {
   haproxy: "HAProxy",
   nodeProxy: "Node proxy",
   natlb: "natlb",
+  natlbUserSpace: "natlb user space",
   natlbAfPacket: "natlb AF_PACKET",
 };
 

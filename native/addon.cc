@@ -182,6 +182,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("counters", &EngineWrap::Counters),
                         InstanceMethod("neighbours", &EngineWrap::Neighbours),
                         InstanceMethod("xdpStates", &EngineWrap::XdpStates),
+                        InstanceMethod("kernelFastPathFlows", &EngineWrap::KernelFastPathFlows),
                         InstanceMethod("isRunning", &EngineWrap::IsRunning)});
   }
 
@@ -224,6 +225,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       if (!options.Get("coalesceTcp").IsBoolean()) throw Napi::TypeError::New(env, "options.coalesceTcp must be a boolean");
       engineOptions.coalesceTcp = options.Get("coalesceTcp").As<Napi::Boolean>();
     }
+    if (options.Has("kernelFastPath") && !options.Get("kernelFastPath").IsUndefined()) {
+      if (!options.Get("kernelFastPath").IsBoolean()) throw Napi::TypeError::New(env, "options.kernelFastPath must be a boolean");
+      engineOptions.kernelFastPath = options.Get("kernelFastPath").As<Napi::Boolean>();
+    }
     engine_ = std::make_unique<engine::Engine>(*flows_, std::move(engineOptions));
   }
 
@@ -232,6 +237,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
  private:
+  Napi::Value KernelFastPathFlows(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), double(engine_->kernelFastPathFlows()));
+  }
+
   Napi::Value Start(const Napi::CallbackInfo& info) {
     guarded(info.Env(), [&] { engine_->start(); });
     return info.Env().Undefined();

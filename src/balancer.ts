@@ -63,6 +63,8 @@ export interface BalancerStatus {
     xdp?: { mode: "native" | "generic"; receiveQueues: number };
   }[];
   flows: FlowMapStats;
+  /** Established TCP flows the kernel forwards (config kernelFastPath). */
+  kernelFastPath: { enabled: boolean; flows: number };
   counters: EngineCounters;
 }
 
@@ -123,6 +125,7 @@ export class Balancer {
       flowTable: flows.bytes,
       interfaces: gateway.interfaces,
       coalesceTcp: process.env.NATLB_TX_COALESCE !== "0",
+      kernelFastPath: config.kernelFastPath,
     });
     engine.setTimeouts(config.timeouts);
     engine.setRoutes(gateway.routes);
@@ -138,7 +141,11 @@ export class Balancer {
       } catch (error) {
         throw new NatlbError(
           "E_DATAPLANE",
-          dataPlaneFailure((error as Error).message, gateway.interfaces.some((i) => i.receivePath === "af_xdp")),
+          dataPlaneFailure(
+            (error as Error).message,
+            gateway.interfaces.some((i) => i.receivePath === "af_xdp"),
+            config.kernelFastPath,
+          ),
           { cause: error },
         );
       }
@@ -240,6 +247,7 @@ export class Balancer {
       })),
       interfaces: this.interfaceStatus(),
       flows: this.flows.stats(),
+      kernelFastPath: { enabled: this.config.kernelFastPath, flows: this.engine.kernelFastPathFlows() },
       counters: this.engine.counters(),
     };
   }
@@ -321,6 +329,9 @@ export class Balancer {
     }
     if (!sameReceivePaths(next.receivePath, this.config.receivePath)) {
       throw new ApiError("receivePath cannot change while running: restart natlb", { status: 409 });
+    }
+    if (next.kernelFastPath !== this.config.kernelFastPath) {
+      throw new ApiError("kernelFastPath cannot change while running: restart natlb", { status: 409 });
     }
     if (!next.interfaces) {
       const needed = await discoverGateway(next);
@@ -489,12 +500,13 @@ export class Balancer {
 }
 
 /** Why the data plane did not start, with the remedy: capabilities only when a permission was refused. */
-function dataPlaneFailure(message: string, usesXdp: boolean): string {
+function dataPlaneFailure(message: string, usesXdp: boolean, kernelFastPath: boolean): string {
   const refused = /not permitted|permission denied/i.test(message);
   if (!refused) return `cannot start the data plane: ${message}`;
   return (
     `cannot open the packet rings (${message}): natlb needs CAP_NET_RAW` +
     (usesXdp ? `, and receivePath "af_xdp" also CAP_BPF, CAP_NET_ADMIN and CAP_IPC_LOCK (or use "af_packet")` : "") +
+    (kernelFastPath ? `, and kernelFastPath also CAP_BPF and CAP_NET_ADMIN (or set it to false)` : "") +
     "; run as root or grant the capabilities"
   );
 }

@@ -27,6 +27,9 @@ function formatStatus(status: BalancerStatus): string {
     `natlb: ${status.services.length} service(s); flows ${status.flows.live}/${status.flows.capacity}; interfaces ${status.interfaces
       .map((i) => `${i.name}(${i.role}, ${i.receivePath}${i.xdp ? ` ${i.xdp.mode}, ${i.xdp.receiveQueues} queue(s)` : ""})`)
       .join(" ")}`,
+    ...(status.kernelFastPath.enabled
+      ? [`kernel fast path: ${status.kernelFastPath.flows} flow(s), ${status.counters.kernelForwardedPackets} segment(s) forwarded`]
+      : []),
     "Prot LocalAddress:Port Scheduler",
     "  -> RemoteAddress:Port      Weight  State  ActiveConn  InActConn",
   ];

@@ -90,6 +90,11 @@ export interface NatlbConfig {
   /** Prometheus metrics over HTTP on this address; undefined: no metrics endpoint. */
   readonly metrics: { readonly listen: string } | undefined;
   readonly receivePath: ReceivePathConfig;
+  /**
+   * Established TCP flows forwarded by the kernel (a TC program natlb attaches) instead of being copied
+   * through user space; needs CAP_BPF and CAP_NET_ADMIN. Off: natlb needs CAP_NET_RAW only.
+   */
+  readonly kernelFastPath: boolean;
 }
 
 export const DEFAULT_TIMEOUTS: Timeouts = Object.freeze({
@@ -296,6 +301,7 @@ const configSchema = z
         )
         .optional(),
       receivePath: receivePathSchema.optional(),
+      kernelFastPath: z.boolean({ error: expecting("true or false") }).optional(),
     },
     { error: expecting("a JSON object with a \"services\" list") },
   )
@@ -308,6 +314,7 @@ const configSchema = z
       socket: c.socket,
       metrics: c.metrics,
       receivePath: c.receivePath ?? { default: "af_packet", interfaces: {} },
+      kernelFastPath: c.kernelFastPath ?? false,
     }),
   );
 
@@ -589,7 +596,8 @@ export interface ServiceChange {
   };
 }
 
-export type GlobalSetting = "interfaces" | "flowCapacity" | "timeouts" | "socket" | "metrics" | "receivePath";
+export type GlobalSetting =
+  | "interfaces" | "flowCapacity" | "timeouts" | "socket" | "metrics" | "receivePath" | "kernelFastPath";
 
 export interface ConfigDiff {
   readonly added: ReadonlyArray<ServiceConfig>;
@@ -659,5 +667,6 @@ export function diffConfig(old: NatlbConfig, next: NatlbConfig): ConfigDiff {
   if (old.socket !== next.socket) settings.push("socket");
   if (!sameJson(old.metrics, next.metrics)) settings.push("metrics");
   if (!sameReceivePaths(old.receivePath, next.receivePath)) settings.push("receivePath");
+  if (old.kernelFastPath !== next.kernelFastPath) settings.push("kernelFastPath");
   return { added, removed, changed, unchanged, settings };
 }

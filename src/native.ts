@@ -53,6 +53,7 @@ export const COUNTER_NAMES = [
   "arpRepliesSent", "arpRequestsSent", "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "icmpErrorsToClient", "ignored", "dropTruncated", "dropMalformed",
   "dropFragment", "dropTtlExpired", "dropNoService", "dropNoReal", "dropNoFlow", "dropFlowTableFull",
   "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",
+  "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused",
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type EngineCounters = Record<CounterName, number>;
@@ -71,6 +72,8 @@ export interface NativeEngine {
   neighbours(): NativeNeighbour[];
   /** The AF_XDP interfaces while running: XDP mode and one AF_XDP socket per receive queue. */
   xdpStates(): { name: string; mode: "native" | "generic"; receiveQueues: number }[];
+  /** Flows the kernel fast path forwards now (0 without it). */
+  kernelFastPathFlows(): number;
 }
 
 export interface FlowLayout {
@@ -109,7 +112,9 @@ export interface NativeAddon {
   flowTableBytes(capacity: number): number;
   initializeFlowTable(memory: Uint8Array, capacity: number): void;
   monotonicMs(): number;
-  Engine: new (options: { flowTable: Uint8Array; interfaces: NativeInterface[]; coalesceTcp?: boolean }) => NativeEngine;
+  Engine: new (options: {
+    flowTable: Uint8Array; interfaces: NativeInterface[]; coalesceTcp?: boolean; kernelFastPath?: boolean;
+  }) => NativeEngine;
   packet: {
     parse(frame: Uint8Array): ParseResult;
     /** How the AF_XDP path reads a frame's L4 checksum field: a complete checksum or a partial seed. */

@@ -1,15 +1,17 @@
 // natlb itself: the real `natlb run` daemon in the gateway (src/lab/balancerProcess), both services
 // round robin (wrr, equal weights), no health checks. It installs and removes its own kernel state.
-// "natlb" receives the way a user would configure each lab: AF_PACKET where the veths carry 64 KB GSO
-// frames, AF_XDP where they carry MTU frames (receivePath). "natlbAfPacket" is the MTU lab on
-// AF_PACKET, so one run shows what the AF_XDP path gives.
+// "natlb" runs the way a user would configure each lab: established connections on the kernel fast
+// path (kernelFastPath), and for what still reaches user space AF_PACKET where the veths carry 64 KB
+// GSO frames, AF_XDP where they carry MTU frames (receivePath). "natlbUserSpace" is the same without
+// the kernel fast path (every frame through user space), so one run shows what the fast path gives.
+// "natlbAfPacket" (not in the default set) is the MTU lab on AF_PACKET only, against AF_XDP.
 import type { ReceivePath } from "../../src/config";
 import { startBalancer } from "../../src/lab/balancerProcess";
 import type { Lab } from "../../src/lab/topology";
 import { addonFingerprint } from "../addonFingerprint";
 import type { BenchServices, Variant, VariantId } from "./types";
 
-export function natlbConfig(services: BenchServices, receivePath: ReceivePath): unknown {
+export function natlbConfig(services: BenchServices, receivePath: ReceivePath, kernelFastPath: boolean): unknown {
   return {
     services: [services.bulk, services.small].map((s) => ({
       vip: services.vip,
@@ -19,10 +21,13 @@ export function natlbConfig(services: BenchServices, receivePath: ReceivePath): 
       reals: services.reals.map((ip) => ({ ip, port: s.realPort, weight: 1 })),
     })),
     receivePath,
+    kernelFastPath,
   };
 }
 
-function natlbVariant(id: VariantId, label: string, receivePathIn: (lab: Lab) => ReceivePath, labs?: Variant["labs"]): Variant {
+function natlbVariant(
+  id: VariantId, label: string, receivePathIn: (lab: Lab) => ReceivePath, kernelFastPath: boolean, labs?: Variant["labs"],
+): Variant {
   return {
     id,
     label,
@@ -30,16 +35,16 @@ function natlbVariant(id: VariantId, label: string, receivePathIn: (lab: Lab) =>
     setUp: async (lab, services) => {
       const addon = addonFingerprint();
       const receivePath = receivePathIn(lab);
-      const balancer = await startBalancer(lab, natlbConfig(services, receivePath));
+      const balancer = await startBalancer(lab, natlbConfig(services, receivePath, kernelFastPath));
       return {
         bulkTargets: [{ ip: services.vip, port: services.bulk.vport }],
         smallTargets: [{ ip: services.vip, port: services.small.vport }],
         pid: balancer.child.pid ?? null,
         diagnostics: async () => {
           const status = await balancer.status().catch((e: unknown) => ({ error: (e as Error).message }));
-          if ("error" in status) return { addon, receivePath, ...status };
+          if ("error" in status) return { addon, receivePath, kernelFastPath, ...status };
           const nonZero = Object.fromEntries(Object.entries(status.counters).filter(([, v]) => v !== 0));
-          return { addon, receivePath, counters: nonZero, flows: status.flows };
+          return { addon, receivePath, kernelFastPath, counters: nonZero, flows: status.flows };
         },
         tearDown: async () => {
           const exit = await balancer.stop("SIGTERM", 10_000);
@@ -52,5 +57,7 @@ function natlbVariant(id: VariantId, label: string, receivePathIn: (lab: Lab) =>
   };
 }
 
-export const natlb = natlbVariant("natlb", "natlb", (lab) => (lab.offloads ? "af_packet" : "af_xdp"));
-export const natlbAfPacket = natlbVariant("natlbAfPacket", "natlb (AF_PACKET receive)", () => "af_packet", ["mtu"]);
+const receivePathForLab = (lab: Lab): ReceivePath => (lab.offloads ? "af_packet" : "af_xdp");
+export const natlb = natlbVariant("natlb", "natlb", receivePathForLab, true);
+export const natlbUserSpace = natlbVariant("natlbUserSpace", "natlb (user space only)", receivePathForLab, false);
+export const natlbAfPacket = natlbVariant("natlbAfPacket", "natlb (AF_PACKET receive)", () => "af_packet", false, ["mtu"]);

@@ -5,7 +5,7 @@ import type { Lab } from "../../src/lab/topology";
 
 import type { LabKind } from "../options";
 
-export type VariantId = "plain" | "kernelNat" | "haproxy" | "nodeProxy" | "natlb" | "natlbAfPacket";
+export type VariantId = "plain" | "kernelNat" | "haproxy" | "nodeProxy" | "natlb" | "natlbUserSpace" | "natlbAfPacket";
 
 /** The two services every balancing variant offers, both VIP:vport -> every real at realPort. */
 export interface BenchServices {

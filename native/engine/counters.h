@@ -41,6 +41,12 @@ enum class Counter : uint8_t {
   DropTxError,
   DropVlan,
   RingDrops,       // frames the kernel could not put into a full ring
+  // The kernel fast path: segments (GSO super-frames count once) and IP bytes it forwarded, which no
+  // ring saw; flows handed to it, and flows it had no room for (user space forwards those).
+  KernelForwardedPackets,
+  KernelForwardedBytes,
+  FlowsOffloaded,
+  OffloadRefused,
   Count,
 };
 
@@ -50,6 +56,7 @@ constexpr std::array<std::string_view, size_t(Counter::Count)> kCounterNames = {
     "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "icmpErrorsToClient", "ignored",       "dropTruncated",     "dropMalformed",    "dropFragment",
     "dropTtlExpired",  "dropNoService",   "dropNoReal",        "dropNoFlow",       "dropFlowTableFull",
     "dropNoRoute",     "dropNoNeighbour", "dropTxError",       "dropVlan",         "ringDrops",
+    "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused",
 };
 
 class Counters {

@@ -16,7 +16,8 @@ constexpr uint64_t kNextHopRetryMs = 500;          // unknown next hops: ask aga
 
 }  // namespace
 
-Engine::Engine(flow::FlowTable& flows, EngineOptions options) : context_(flows) {
+Engine::Engine(flow::FlowTable& flows, EngineOptions options)
+    : context_(flows), kernelFastPath_(options.kernelFastPath) {
   context_.interfaces = std::move(options.interfaces);
   context_.coalesceTcp = options.coalesceTcp;
   setTimeouts(TimeoutSeconds{});
@@ -44,10 +45,25 @@ void Engine::start() {
   std::lock_guard control(controlMutex_);
   if (context_.running.load()) return;
   const auto services = context_.services.load();
-  std::vector<std::unique_ptr<Worker>> workers;
-  for (const InterfaceConfig& interface : context_.interfaces) {
-    workers.push_back(std::make_unique<Worker>(context_, interface, selectionFor(interface, *services)));
+  // The fast path first: the workers bind their rings after TC, and the XDP programs share its map.
+  std::unique_ptr<KernelOffload> offload;
+  if (kernelFastPath_) {
+    std::vector<io::KernelForwardingInterface> attachTo;
+    for (const InterfaceConfig& interface : context_.interfaces) attachTo.push_back({interface.ifindex, interface.name});
+    offload = std::make_unique<KernelOffload>(context_.flows.capacity(), attachTo);
   }
+  context_.kernelOffload = offload.get();
+  std::vector<std::unique_ptr<Worker>> workers;
+  try {
+    for (const InterfaceConfig& interface : context_.interfaces) {
+      workers.push_back(std::make_unique<Worker>(context_, interface, selectionFor(interface, *services)));
+    }
+  } catch (...) {
+    context_.kernelOffload = nullptr;
+    throw;
+  }
+  kernelOffload_ = std::move(offload);
+  context_.flows.setOffloadedFlows(kernelOffload_.get());
   workers_ = std::move(workers);
   context_.running.store(true, std::memory_order_release);
   for (auto& worker : workers_) worker->start();
@@ -62,6 +78,9 @@ void Engine::stop() {
   if (housekeeper_.joinable()) housekeeper_.join();
   for (auto& worker : workers_) worker->join();
   workers_.clear();
+  context_.flows.setOffloadedFlows(nullptr);
+  context_.kernelOffload = nullptr;
+  kernelOffload_.reset();  // detaches the TC programs
 }
 
 void Engine::setServices(std::vector<Service> services) {
@@ -73,10 +92,26 @@ void Engine::setServices(std::vector<Service> services) {
       service.cursor.store(old->cursor.load(std::memory_order_relaxed), std::memory_order_relaxed);
     }
   }
-  context_.services.store(std::make_shared<const ServiceTable>(std::move(services)), std::memory_order_release);
+  const auto current = std::make_shared<const ServiceTable>(std::move(services));
+  context_.services.store(current, std::memory_order_release);
+  withdrawFlowsOfRemovedServices(*previous, *current);
   refreshSelections();
   announcePending_.store(true);
   wake_.notify_all();
+}
+
+// A removed service's flows are user space's again, which drops their client segments as it would
+// without the fast path (their service is gone).
+void Engine::withdrawFlowsOfRemovedServices(const ServiceTable& previous, const ServiceTable& current) {
+  if (!kernelOffload_) return;
+  const bool anyRemoved = std::any_of(previous.services().begin(), previous.services().end(), [&](const Service& s) {
+    return current.find(s.vip, s.port, s.protocol) == nullptr;
+  });
+  if (!anyRemoved) return;
+  context_.flows.withdrawOffloaded([&](const flow::FlowEntry& e) {
+    return current.find(e.load<uint32_t>(flow::entry::kVip), e.load<uint16_t>(flow::entry::kVport),
+                        e.load<uint8_t>(flow::entry::kProtocol)) == nullptr;
+  });
 }
 
 void Engine::refreshSelections() {
@@ -119,7 +154,17 @@ std::array<uint64_t, size_t(Counter::Count)> Engine::counters() const {
     out[i] = context_.counters.get(Counter(i));  // the housekeeper's
     for (const auto& worker : workers_) out[i] += worker->counters().get(Counter(i));
   }
+  if (kernelOffload_) {
+    const kernel_forwarding_totals totals = kernelOffload_->totals();
+    out[size_t(Counter::KernelForwardedPackets)] += totals.packets;
+    out[size_t(Counter::KernelForwardedBytes)] += totals.bytes;
+  }
   return out;
+}
+
+uint64_t Engine::kernelFastPathFlows() {
+  std::lock_guard control(controlMutex_);
+  return kernelOffload_ ? kernelOffload_->liveFlows() : 0;
 }
 
 std::vector<Engine::XdpState> Engine::xdpStates() {

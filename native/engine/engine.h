@@ -19,6 +19,9 @@ namespace natlb::engine {
 struct EngineOptions {
   std::vector<InterfaceConfig> interfaces;
   bool coalesceTcp = true;
+  // Established TCP flows forwarded by a TC program (io/kernel_forwarding.h); needs CAP_BPF and
+  // CAP_NET_ADMIN at start.
+  bool kernelFastPath = false;
 };
 
 struct TimeoutSeconds {
@@ -58,6 +61,8 @@ class Engine {
     size_t receiveQueues;
   };
   std::vector<XdpState> xdpStates();
+  // Flows the kernel fast path forwards now (0 without it).
+  uint64_t kernelFastPathFlows();
   std::vector<NeighbourEntry> neighbours() const { return context_.neighbours.snapshot(); }
   const std::vector<InterfaceConfig>& interfaces() const { return context_.interfaces; }
 
@@ -69,7 +74,11 @@ class Engine {
   io::FilterSpec selectionFor(const InterfaceConfig& interface, const ServiceTable& services) const;
   void refreshSelections();
 
+  void withdrawFlowsOfRemovedServices(const ServiceTable& previous, const ServiceTable& current);
+
   EngineContext context_;
+  const bool kernelFastPath_;
+  std::unique_ptr<KernelOffload> kernelOffload_;  // while running with the kernel fast path
   std::vector<uint32_t> localAddresses_;  // sorted; guarded by controlMutex_
   std::vector<std::unique_ptr<Worker>> workers_;
   std::thread housekeeper_;

@@ -9,6 +9,7 @@
 #include "../flow/flow_table.h"
 #include "counters.h"
 #include "interface_config.h"
+#include "kernel_offload.h"
 #include "neighbour_cache.h"
 #include "route_table.h"
 #include "service_table.h"
@@ -27,6 +28,7 @@ struct EngineContext {
   Counters counters;
   std::atomic<bool> running{false};
   bool coalesceTcp = true;  // fixed before start
+  KernelOffload* kernelOffload = nullptr;  // the kernel fast path, while running with it
 
   const InterfaceConfig* interfaceByIndex(int ifindex) const {
     for (const InterfaceConfig& i : interfaces) {

@@ -41,6 +41,12 @@ packet::MacAddress sourceMacOf(const uint8_t* frame) {
 
 bool usesXdp(const InterfaceConfig& interface) { return interface.receivePath == ReceivePath::AfXdp; }
 
+// With the kernel fast path the IP rings sit after TC ingress (they never see what it forwards) and ARP
+// needs a ring of its own.
+io::RingBinding ipRingBinding(const EngineContext& context) {
+  return context.kernelOffload ? io::RingBinding::Ipv4AfterTc : io::RingBinding::EveryFrameBeforeTc;
+}
+
 bool isConnectionOpening(uint8_t tcpFlags) {
   return (tcpFlags & packet::kTcpSyn) && !(tcpFlags & (packet::kTcpAck | packet::kTcpRst));
 }
@@ -51,15 +57,20 @@ Worker::Worker(EngineContext& context, const InterfaceConfig& interface, const i
     : context_(context),
       interface_(interface),
       smallFrames_(interface.ifindex, usesXdp(interface) ? io::kSmallFrameRingBesideXdp : io::kSmallFrameRing,
-                   io::buildSocketFilter(selection)),
+                   io::buildSocketFilter(selection), ipRingBinding(context)),
       largeFrames_(interface.ifindex, usesXdp(interface) ? io::kLargeFrameRingBesideXdp : io::kLargeFrameRing,
-                   io::buildSocketFilter(selection)),
+                   io::buildSocketFilter(selection), ipRingBinding(context)),
       senders_(context.interfaces, context.coalesceTcp),
       neighbours_(context.neighbours),
       random_(0x9e3779b97f4a7c15ULL ^ (uint64_t(interface.ifindex) << 32) ^ monotonicMs()) {
   io::RxRing::splitBySize(smallFrames_, largeFrames_);
+  if (context.kernelOffload) {
+    arpFrames_ = std::make_unique<io::RxRing>(interface.ifindex, io::kArpFrameRing, io::buildSocketFilter(selection),
+                                              io::RingBinding::ArpAfterTc);
+  }
   if (usesXdp(interface)) {
-    xdp_ = std::make_unique<io::XdpReceiver>(interface.ifindex, interface.name, interface.mac.data(), selection);
+    xdp_ = std::make_unique<io::XdpReceiver>(interface.ifindex, interface.name, interface.mac.data(), selection,
+                                             context.kernelOffload ? context.kernelOffload->flowsMapFd() : -1);
   }
 }
 
@@ -67,6 +78,7 @@ void Worker::replaceSelection(const io::FilterSpec& selection) {
   const std::vector<sock_filter> filter = io::buildSocketFilter(selection);
   smallFrames_.replaceFilter(filter);
   largeFrames_.replaceFilter(filter);
+  if (arpFrames_) arpFrames_->replaceFilter(filter);
   if (xdp_) xdp_->update(selection);
 }
 
@@ -74,7 +86,9 @@ io::RingStatistics Worker::takeStatistics() {
   const io::RingStatistics small = smallFrames_.takeStatistics();
   const io::RingStatistics large = largeFrames_.takeStatistics();
   const io::RingStatistics steered = xdp_ ? xdp_->takeStatistics() : io::RingStatistics{0, 0};
-  return {small.packets + large.packets + steered.packets, small.drops + large.drops + steered.drops};
+  const io::RingStatistics arp = arpFrames_ ? arpFrames_->takeStatistics() : io::RingStatistics{0, 0};
+  return {small.packets + large.packets + steered.packets + arp.packets,
+          small.drops + large.drops + steered.drops + arp.drops};
 }
 
 // The next frame: from the AF_XDP sockets and the rings in turn; across the two rings in arrival
@@ -87,6 +101,7 @@ bool Worker::nextFrame(io::ReceivedFrame& frame) {
 }
 
 bool Worker::nextRingFrame(io::ReceivedFrame& frame) {
+  if (arpFrames_ && arpFrames_->next(frame)) return true;  // no order to keep with the IP frames
   io::ReceivedFrame small{}, large{};
   const bool haveSmall = smallFrames_.peek(small);
   const bool haveLarge = largeFrames_.peek(large);
@@ -105,6 +120,7 @@ void Worker::waitForFrames(int timeoutMs) {
   pollDescriptors_.clear();
   pollDescriptors_.push_back({smallFrames_.fd(), POLLIN | POLLERR, 0});
   pollDescriptors_.push_back({largeFrames_.fd(), POLLIN | POLLERR, 0});
+  if (arpFrames_) pollDescriptors_.push_back({arpFrames_->fd(), POLLIN | POLLERR, 0});
   if (xdp_) xdp_->addPollDescriptors(pollDescriptors_);
   ::poll(pollDescriptors_.data(), nfds_t(pollDescriptors_.size()), timeoutMs);
 }
@@ -142,6 +158,7 @@ void Worker::run() {
     flushSenders();  // the queued frames point into ring slots: send before releasing them
     smallFrames_.releaseTaken();
     largeFrames_.releaseTaken();
+    if (arpFrames_) arpFrames_->releaseTaken();
     if (xdp_) xdp_->releaseTaken();
   }
 }
@@ -386,6 +403,28 @@ void Worker::recordPacket(const flow::FlowEntry& entry, const Ipv4FrameView& vie
   entry.add(fromClient ? flow::entry::kBytesIn : flow::entry::kBytesOut, view.l4Offset - view.l3Offset + view.l4Length);
 }
 
+// An established TCP flow whose both next hops are on managed interfaces goes to the kernel fast path,
+// once. The frame in hand is still sent from here; segments already in the rings follow it, so the
+// hand-over reorders at most those few.
+void Worker::offloadIfEstablished(uint32_t ref, const flow::FlowEntry& entry) {
+  if (context_.kernelOffload == nullptr || entry.state() != flow::FlowState::Established ||
+      entry.load<uint8_t>(flow::entry::kProtocol) != packet::kProtocolTcp ||
+      (entry.load<uint16_t>(flow::entry::kFlags) & (flow::flags::kOffloaded | flow::flags::kOffloadRefused))) {
+    return;
+  }
+  const auto towardsReal = routes_->lookup(entry.load<uint32_t>(flow::entry::kRealIp));
+  const auto towardsClient = routes_->lookup(entry.load<uint32_t>(flow::entry::kClientIp));
+  if (!towardsReal || !towardsClient || !context_.interfaceByIndex(towardsReal->ifindex) ||
+      !context_.interfaceByIndex(towardsClient->ifindex)) {
+    return;  // user space forwards it (or counts why it cannot)
+  }
+  context_.flows.offload(ref, [&](const flow::FlowEntry& e) {
+    const bool handedOver = context_.kernelOffload->handOver(e, *towardsReal, *towardsClient);
+    counters_.add(handedOver ? Counter::FlowsOffloaded : Counter::OffloadRefused);
+    return handedOver;
+  });
+}
+
 void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& view, const Service& service) {
   const flow::ForwardKey key{view.protocol, view.sourceIp(), view.sourcePort(), view.destinationIp(),
                              view.destinationPort()};
@@ -415,6 +454,7 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
   }
   const flow::FlowEntry entry = context_.flows.entryAt(ref);
   recordPacket(entry, view, flow::Direction::FromClient);
+  offloadIfEstablished(ref, entry);
   learnIfOnLink(frame, view.sourceIp());
   const flow::RealEndpoint real = entry.real();
   rememberIfFirstFragment(view, real.ip);
@@ -429,6 +469,7 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
 void Worker::replyToClient(const io::ReceivedFrame& frame, const Ipv4FrameView& view, uint32_t flowRef) {
   const flow::FlowEntry entry = context_.flows.entryAt(flowRef);
   recordPacket(entry, view, flow::Direction::FromReal);
+  offloadIfEstablished(flowRef, entry);
   learnIfOnLink(frame, view.sourceIp());
   const uint32_t vip = entry.load<uint32_t>(flow::entry::kVip);
   const uint16_t vport = entry.load<uint16_t>(flow::entry::kVport);

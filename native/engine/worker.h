@@ -54,6 +54,7 @@ class Worker {
   void rememberIfFirstFragment(const packet::Ipv4FrameView& view, uint32_t rewrittenIp);
   void transmit(const io::ReceivedFrame& frame, uint32_t destinationIp);
   void recordPacket(const flow::FlowEntry& entry, const packet::Ipv4FrameView& view, flow::Direction direction);
+  void offloadIfEstablished(uint32_t ref, const flow::FlowEntry& entry);
   void learnIfOnLink(const io::ReceivedFrame& frame, uint32_t sourceIp);
   void flushSenders();
   uint64_t nextRandom();
@@ -62,6 +63,7 @@ class Worker {
   const InterfaceConfig& interface_;
   io::RxRing smallFrames_;
   io::RxRing largeFrames_;
+  std::unique_ptr<io::RxRing> arpFrames_;  // with the kernel fast path: the IP rings are bound after TC
   std::unique_ptr<io::XdpReceiver> xdp_;  // the AF_XDP path, when the interface uses it
   bool ringsFirst_ = false;                // alternates, so neither path starves the other
   std::vector<pollfd> pollDescriptors_;

@@ -76,6 +76,8 @@ constexpr size_t kFlowStateCount = 7;
 namespace flags {
 constexpr uint16_t kClientFin = 1;
 constexpr uint16_t kRealFin = 2;
+constexpr uint16_t kOffloaded = 4;       // the kernel fast path forwards its established segments
+constexpr uint16_t kOffloadRefused = 8;  // the kernel fast path had no room: user space forwards it
 }  // namespace flags
 
 constexpr uint32_t bucketCountFor(uint32_t capacity) {

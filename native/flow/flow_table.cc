@@ -189,6 +189,7 @@ void FlowTable::unlinkLocked(uint32_t ref) {
 void FlowTable::releaseLocked(uint32_t ref, uint64_t nowMs) {
   unlinkLocked(ref);
   const FlowEntry e = entryAt(ref);
+  if (isOffloaded(e)) offloaded_->withdraw(e);
   e.store<uint32_t>(entry::kStatus, uint32_t(EntryStatus::Free), std::memory_order_release);
   e.store<uint32_t>(entry::kFreedAtMs, uint32_t(nowMs));
   auto tail = headerField<uint32_t>(header::kFreeTail);
@@ -204,7 +205,36 @@ void FlowTable::remove(uint32_t ref, uint64_t nowMs) {
   releaseLocked(ref, nowMs);
 }
 
+void FlowTable::setOffloadedFlows(OffloadedFlows* offloaded) {
+  std::lock_guard lock(writers_);
+  offloaded_ = offloaded;
+}
+
+bool FlowTable::isOffloaded(const FlowEntry& entry) const {
+  return offloaded_ != nullptr && (entry.load<uint16_t>(entry::kFlags) & flags::kOffloaded) != 0;
+}
+
+// Counters only grow: the kernel's started from the entry's when the flow was handed over.
+void FlowTable::refreshOffloaded(const FlowEntry& e) {
+  const auto activity = offloaded_->activityOf(e);
+  if (!activity) return;
+  auto raise = [&](size_t offset, uint64_t value) {
+    if (value > e.load<uint64_t>(offset)) e.store<uint64_t>(offset, value);
+  };
+  raise(entry::kLastSeenMs, activity->lastSeenMs);
+  raise(entry::kPacketsIn, activity->packetsIn);
+  raise(entry::kBytesIn, activity->bytesIn);
+  raise(entry::kPacketsOut, activity->packetsOut);
+  raise(entry::kBytesOut, activity->bytesOut);
+}
+
 size_t FlowTable::sweep(uint64_t nowMs, const Timeouts& timeouts, size_t budget) {
+  // Offloaded flows seen more than a second ago get their activity from the kernel, a bounded number
+  // per sweep (two lookups each): counters in the map stay about a second behind for a few thousand
+  // flows, and an offloaded flow is never expired without asking.
+  constexpr size_t kRefreshBudget = 1024;
+  constexpr uint64_t kRefreshAfterMs = 1000;
+  size_t refreshBudget = kRefreshBudget;
   // Scans without the writers' mutex (workers insert new flows meanwhile) and takes it only to
   // remove an expired entry, after checking again under it.
   auto expired = [&](const FlowEntry& e) {
@@ -219,9 +249,16 @@ size_t FlowTable::sweep(uint64_t nowMs, const Timeouts& timeouts, size_t budget)
   for (size_t visited = 0; visited < budget && visited < used; ++visited) {
     if (sweepCursor_ >= used) sweepCursor_ = 0;
     const uint32_t ref = ++sweepCursor_;
-    if (!expired(entryAt(ref))) continue;
+    const FlowEntry e = entryAt(ref);
+    if (refreshBudget > 0 && e.live() && isOffloaded(e) &&
+        nowMs >= e.load<uint64_t>(entry::kLastSeenMs) + kRefreshAfterMs) {
+      --refreshBudget;
+      refreshOffloaded(e);
+    }
+    if (!expired(e)) continue;
     std::lock_guard lock(writers_);
-    if (!expired(entryAt(ref))) continue;
+    if (isOffloaded(e)) refreshOffloaded(e);
+    if (!expired(e)) continue;
     releaseLocked(ref, nowMs);
     ++removed;
   }

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "flow_layout.h"
+#include "offloaded_flows.h"
 
 namespace natlb::flow {
 
@@ -57,6 +58,9 @@ class FlowEntry {
     return uint16_t(std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(bytes_ + entry::kFlags))
                         .fetch_or(bits, std::memory_order_relaxed) | bits);
   }
+  void clearFlags(uint16_t bits) const {
+    std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(bytes_ + entry::kFlags)).fetch_and(uint16_t(~bits), std::memory_order_relaxed);
+  }
   // TCP states only move forward (SYN_RECV < ESTABLISHED < FIN_WAIT < TIME_WAIT < CLOSE), so two
   // workers racing to advance a flow end in the later state whatever the interleaving.
   void raiseState(FlowState target) const {
@@ -96,7 +100,40 @@ class FlowTable {
   // Removes a live flow (for reuse of a closing one by a new SYN).
   void remove(uint32_t ref, uint64_t nowMs);
   // Removes flows idle longer than their state's timeout; looks at no more than `budget` entries.
+  // Offloaded flows are judged by the kernel's activity, which also refreshes their counters.
   size_t sweep(uint64_t nowMs, const Timeouts& timeouts, size_t budget);
+  // Where offloaded flows live (nullptr: nowhere; flags left on entries are then ignored). Set while
+  // no worker runs; removal withdraws an offloaded flow from it.
+  void setOffloadedFlows(OffloadedFlows* offloaded);
+  // Once per flow: `handOver` puts it into the kernel; the entry is then marked kOffloaded (or
+  // kOffloadRefused when it returns false). Serialized with removals, so no removed flow stays there.
+  template <typename HandOver>
+  void offload(uint32_t ref, HandOver&& handOver) {
+    std::lock_guard lock(writers_);
+    const FlowEntry e = entryAt(ref);
+    if (offloaded_ == nullptr || !e.live() || (e.load<uint16_t>(entry::kFlags) & (flags::kOffloaded | flags::kOffloadRefused))) {
+      return;
+    }
+    e.setFlags(handOver(e) ? flags::kOffloaded : flags::kOffloadRefused);
+  }
+  // Takes back from the kernel the offloaded flows `shouldWithdraw` names (their service is gone):
+  // user space then sees their segments again. Returns how many.
+  template <typename Predicate>
+  size_t withdrawOffloaded(Predicate&& shouldWithdraw) {
+    std::lock_guard lock(writers_);
+    if (offloaded_ == nullptr) return 0;
+    const uint32_t used = headerField<uint32_t>(header::kBumpAllocated).load(std::memory_order_relaxed);
+    size_t withdrawn = 0;
+    for (uint32_t ref = 1; ref <= used; ++ref) {
+      const FlowEntry e = entryAt(ref);
+      if (!e.live() || !isOffloaded(e) || !shouldWithdraw(e)) continue;
+      offloaded_->withdraw(e);
+      e.clearFlags(flags::kOffloaded);
+      e.setFlags(flags::kOffloadRefused);  // not handed over again
+      ++withdrawn;
+    }
+    return withdrawn;
+  }
   void publishClock(uint64_t nowMs);
 
  private:
@@ -114,6 +151,8 @@ class FlowTable {
   uint32_t allocateLocked(uint64_t nowMs);
   void unlinkLocked(uint32_t ref);
   void releaseLocked(uint32_t ref, uint64_t nowMs);
+  bool isOffloaded(const FlowEntry& entry) const;
+  void refreshOffloaded(const FlowEntry& entry);
 
   uint8_t* memory_;
   uint32_t capacity_;
@@ -124,6 +163,7 @@ class FlowTable {
   uint32_t* freeRing_;
   uint8_t* entries_;
   uint32_t sweepCursor_ = 0;
+  OffloadedFlows* offloaded_ = nullptr;
   std::mutex writers_;
 };
 

@@ -29,7 +29,20 @@ std::atomic_ref<uint32_t> statusOf(tpacket2_hdr* slot) {
 
 }  // namespace
 
-RxRing::RxRing(int ifindex, const RingGeometry& geometry, const std::vector<sock_filter>& filter)
+namespace {
+
+uint16_t etherTypeOf(RingBinding binding) {
+  switch (binding) {
+    case RingBinding::Ipv4AfterTc: return ETH_P_IP;
+    case RingBinding::ArpAfterTc: return ETH_P_ARP;
+    case RingBinding::EveryFrameBeforeTc: break;
+  }
+  return ETH_P_ALL;  // taps run before TC ingress; protocol handlers after it
+}
+
+}  // namespace
+
+RxRing::RxRing(int ifindex, const RingGeometry& geometry, const std::vector<sock_filter>& filter, RingBinding binding)
     : geometry_(geometry) {
   // Protocol 0: nothing is queued before the filter is attached and the socket bound.
   socket_ = UniqueFd(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
@@ -60,7 +73,7 @@ RxRing::RxRing(int ifindex, const RingGeometry& geometry, const std::vector<sock
   attachSocketFilter(fd, filter);
   sockaddr_ll where{};
   where.sll_family = AF_PACKET;
-  where.sll_protocol = htons(ETH_P_ALL);
+  where.sll_protocol = htons(etherTypeOf(binding));
   where.sll_ifindex = ifindex;
   if (::bind(fd, reinterpret_cast<sockaddr*>(&where), sizeof where) != 0) throwSystemError("bind(AF_PACKET)");
 }

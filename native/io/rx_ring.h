@@ -30,9 +30,17 @@ constexpr uint32_t kLargeFrameThreshold = 1600;     // L3 bytes; larger frames g
 constexpr RingGeometry kSmallFrameRingBesideXdp{1024, 2048};
 constexpr RingGeometry kLargeFrameRingBesideXdp{16, 69632};
 
+// ARP only, beside rings bound after TC (a handful of frames a second).
+constexpr RingGeometry kArpFrameRing{64, 2048};
+
+// Where a ring taps the interface: every frame, before TC ingress (ETH_P_ALL), or one protocol's
+// frames after TC ingress, so that what the kernel fast path redirects there never reaches the ring.
+enum class RingBinding : uint8_t { EveryFrameBeforeTc, Ipv4AfterTc, ArpAfterTc };
+
 class RxRing {
  public:
-  RxRing(int ifindex, const RingGeometry& geometry, const std::vector<sock_filter>& filter);
+  RxRing(int ifindex, const RingGeometry& geometry, const std::vector<sock_filter>& filter,
+         RingBinding binding = RingBinding::EveryFrameBeforeTc);
   // Splits one interface's frames between two rings by size (PACKET_FANOUT with a classic BPF
   // selector, in a group of its own): frames with more than kLargeFrameThreshold L3 bytes go to `large`.
   static void splitBySize(RxRing& small, RxRing& large);

@@ -55,9 +55,9 @@ uint32_t receiveQueueCount(const std::string& interfaceName) {
 }
 
 XdpReceiver::XdpReceiver(int ifindex, const std::string& interfaceName, const uint8_t* interfaceMac,
-                         const FilterSpec& spec)
+                         const FilterSpec& spec, int kernelFlowsFd)
     : geometry_(geometryFor(interfaceName)),
-      steering_(ifindex, interfaceName, geometry_.frameBytes - kXskKernelHeadroom) {
+      steering_(ifindex, interfaceName, geometry_.frameBytes - kXskKernelHeadroom, kernelFlowsFd) {
   const uint32_t queues = receiveQueueCount(interfaceName);
   for (uint32_t queue = 0; queue < queues; ++queue) {
     sockets_.push_back(std::make_unique<XskSocket>(ifindex, queue, interfaceMac, geometry_));

@@ -17,7 +17,9 @@ namespace natlb::io {
 
 class XdpReceiver {
  public:
-  XdpReceiver(int ifindex, const std::string& interfaceName, const uint8_t* interfaceMac, const FilterSpec& spec);
+  // `kernelFlowsFd`: the kernel fast path's flow map (those segments pass to the kernel), or -1.
+  XdpReceiver(int ifindex, const std::string& interfaceName, const uint8_t* interfaceMac, const FilterSpec& spec,
+              int kernelFlowsFd);
   XdpReceiver(const XdpReceiver&) = delete;
   XdpReceiver& operator=(const XdpReceiver&) = delete;
 

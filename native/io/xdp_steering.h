@@ -1,4 +1,4 @@
-// The XDP program of one interface (native/xdp/steer_to_socket.bpf.c): loaded from the copy built into
+// The XDP program of one interface (native/bpf/steer_to_socket.bpf.c): loaded from the copy built into
 // the addon, attached through a BPF link, so it goes away with the link's file descriptor, even when
 // natlb is killed. Its maps say which frames go to the AF_XDP sockets (the same FilterSpec as the
 // AF_PACKET socket filter).
@@ -8,17 +8,17 @@
 #include <memory>
 #include <string>
 
+#include "bpf_object.h"
 #include "socket_filter.h"
 #include "unique_fd.h"
-
-struct bpf_object;
 
 namespace natlb::io {
 
 class XdpSteering {
  public:
   // Frames longer than `maxFrameBytes` (what an AF_XDP chunk holds) are left to the kernel.
-  XdpSteering(int ifindex, const std::string& interfaceName, uint32_t maxFrameBytes);
+  // `kernelFlowsFd`: the kernel fast path's flow map, whose segments pass to the kernel; -1 without it.
+  XdpSteering(int ifindex, const std::string& interfaceName, uint32_t maxFrameBytes, int kernelFlowsFd);
   ~XdpSteering();
   XdpSteering(const XdpSteering&) = delete;
   XdpSteering& operator=(const XdpSteering&) = delete;
@@ -31,10 +31,7 @@ class XdpSteering {
   const char* mode() const { return nativeMode_ ? "native" : "generic"; }
 
  private:
-  struct ObjectCloser {
-    void operator()(bpf_object* object) const;
-  };
-  std::unique_ptr<bpf_object, ObjectCloser> object_;
+  BpfObject object_;
   UniqueFd link_;
   bool nativeMode_ = false;
   // Owned by object_.

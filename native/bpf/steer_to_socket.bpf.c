@@ -7,6 +7,8 @@
 //   - UDP from a real server's address, fragments included;
 // except frames to the gateway's own addresses (health checks, an admin's connection to a real): on
 // the AF_PACKET path the kernel keeps its copy of those, so here they must pass to the kernel.
+// With the kernel fast path on, an established flow's segments pass to the kernel, whose TC program
+// forwards them (forward_established.bpf.c).
 // The user-space side fills the maps (native/io/xdp_steering.cc); an empty map steers nothing.
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -14,6 +16,8 @@
 #include <linux/ip.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
+
+#include "kernel_flows_map.bpf.h"
 
 struct {
   __uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -62,6 +66,21 @@ static __always_inline int steer(struct xdp_md* ctx) {
   return bpf_redirect_map(&receive_sockets, ctx->rx_queue_index, XDP_PASS);
 }
 
+// A TCP segment the kernel fast path forwards: an established flow's, without SYN, FIN or RST.
+static __always_inline int inKernelFastPath(struct iphdr* ip, __u8* l4, void* end) {
+  if (ip->protocol != IPPROTO_TCP || (ip->frag_off & bpf_htons(0x3fff)) != 0 || ip->ihl < 5) return 0;
+  if ((void*)(l4 + 20) > end) return 0;
+  if (l4[13] & kernel_flow_state_changing_tcp_flags) return 0;
+  struct kernel_flow_key key = {
+      .source_ip = ip->saddr,
+      .destination_ip = ip->daddr,
+      .source_port = *(__u16*)l4,
+      .destination_port = *(__u16*)(l4 + 2),
+      .protocol = IPPROTO_TCP,
+  };
+  return bpf_map_lookup_elem(&kernel_flows, &key) != 0;
+}
+
 SEC("xdp")
 int steer_to_socket(struct xdp_md* ctx) {
   void* data = (void*)(long)ctx->data;
@@ -78,7 +97,10 @@ int steer_to_socket(struct xdp_md* ctx) {
   if (!limit || (__u64)(end - data) > *limit) return XDP_PASS;
 
   __u32 destination = ip->daddr;
-  if (bpf_map_lookup_elem(&vips, &destination)) return steer(ctx);
+  if (bpf_map_lookup_elem(&vips, &destination)) {
+    if (inKernelFastPath(ip, (__u8*)ip + ip->ihl * 4, end)) return XDP_PASS;
+    return steer(ctx);
+  }
   if (bpf_map_lookup_elem(&local_addresses, &destination)) return XDP_PASS;
 
   if (ip->protocol == IPPROTO_UDP) {
@@ -92,6 +114,7 @@ int steer_to_socket(struct xdp_md* ctx) {
   __u8* l4 = (__u8*)ip + headerLength;
   if ((void*)(l4 + 2) > end) return XDP_PASS;
   __u32 sourcePort = ((__u32)l4[0] << 8) | l4[1];
+  if (inKernelFastPath(ip, l4, end)) return XDP_PASS;
   __u8* isRealPort = bpf_map_lookup_elem(&tcp_source_ports, &sourcePort);
   if (isRealPort && *isRealPort) return steer(ctx);
   return XDP_PASS;

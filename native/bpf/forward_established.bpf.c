@@ -1,0 +1,100 @@
+// The kernel fast path (TC ingress, on every interface natlb manages): a TCP segment of an established
+// NAT flow is rewritten here (one endpoint, TTL, checksums) and redirected to the interface towards its
+// destination, without being copied to user space. Everything else, and every segment that changes a
+// flow's state (SYN, FIN, RST), goes on as before (TC_ACT_OK) to natlb's receive rings, which sit after
+// TC: the workers then handle it. User space decides which flows are here (kernel_flow.h).
+//
+// Checksums are updated, not recomputed, with the kernel's helpers: they keep a GSO super-frame's
+// partial checksum (the pseudo-header seed) and a complete one right, so 64 KB frames stay whole.
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/pkt_cls.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "kernel_flows_map.bpf.h"
+
+enum { address_family_inet = 2 };  // AF_INET, which no uapi header of the BPF target defines
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct kernel_forwarding_totals);
+} kernel_forwarding_totals SEC(".maps");
+
+static const __u32 ip_checksum_offset = ETH_HLEN + __builtin_offsetof(struct iphdr, check);
+static const __u32 ip_ttl_offset = ETH_HLEN + __builtin_offsetof(struct iphdr, ttl);
+
+SEC("tc")
+int forward_established(struct __sk_buff* skb) {
+  if (skb->protocol != bpf_htons(ETH_P_IP)) return TC_ACT_OK;
+  // The headers of a GSO frame are in its linear part; make sure, for the longest IP header.
+  const __u32 headers = ETH_HLEN + 60 + sizeof(struct tcphdr);
+  if ((void*)(long)skb->data + headers > (void*)(long)skb->data_end) {
+    bpf_skb_pull_data(skb, skb->len < headers ? skb->len : headers);
+  }
+  void* data = (void*)(long)skb->data;
+  void* end = (void*)(long)skb->data_end;
+  struct iphdr* ip = data + ETH_HLEN;
+  if ((void*)(ip + 1) > end || ip->version != 4 || ip->protocol != IPPROTO_TCP) return TC_ACT_OK;
+  if (ip->frag_off & bpf_htons(0x3fff)) return TC_ACT_OK;  // fragments: user space tracks them
+  const __u32 ipHeaderLength = ip->ihl * 4;
+  if (ipHeaderLength < sizeof(*ip) || ipHeaderLength > 60) return TC_ACT_OK;
+  struct tcphdr* tcp = (void*)ip + ipHeaderLength;
+  if ((void*)(tcp + 1) > end) return TC_ACT_OK;
+  const __u8 flags = ((__u8*)tcp)[13];
+  if (flags & kernel_flow_state_changing_tcp_flags) return TC_ACT_OK;
+
+  struct kernel_flow_key key = {
+      .source_ip = ip->saddr,
+      .destination_ip = ip->daddr,
+      .source_port = tcp->source,
+      .destination_port = tcp->dest,
+      .protocol = IPPROTO_TCP,
+  };
+  struct kernel_flow_action* action = bpf_map_lookup_elem(&kernel_flows, &key);
+  if (!action) return TC_ACT_OK;
+  if (ip->ttl <= 1) return TC_ACT_OK;  // user space counts the drop (and the kernel would answer ICMP)
+  const __u16 ipLength = bpf_ntohs(ip->tot_len);
+
+  // TTL: the 16-bit word (TTL, protocol) changes by one in its high byte.
+  const __u16 oldTtlWord = *(__u16*)&ip->ttl;
+  const __u8 newTtl = ip->ttl - 1;
+  const __u16 newTtlWord = bpf_htons(((__u16)newTtl << 8) | IPPROTO_TCP);
+  const __u32 l4 = ETH_HLEN + ipHeaderLength;
+  const __u32 addressOffset = ETH_HLEN + (action->rewrite_source ? __builtin_offsetof(struct iphdr, saddr)
+                                                                 : __builtin_offsetof(struct iphdr, daddr));
+  const __u32 portOffset = l4 + (action->rewrite_source ? __builtin_offsetof(struct tcphdr, source)
+                                                        : __builtin_offsetof(struct tcphdr, dest));
+  const __u32 checkOffset = l4 + __builtin_offsetof(struct tcphdr, check);
+  const __u32 oldIp = action->rewrite_source ? ip->saddr : ip->daddr;
+  const __u16 oldPort = action->rewrite_source ? tcp->source : tcp->dest;
+  const __u32 newIp = action->new_ip;
+  const __u16 newPort = action->new_port;
+  // Packet pointers are invalid after the helpers below; everything needed is copied above.
+  if (bpf_l3_csum_replace(skb, ip_checksum_offset, oldTtlWord, newTtlWord, 2) != 0) return TC_ACT_SHOT;
+  if (bpf_skb_store_bytes(skb, ip_ttl_offset, &newTtl, 1, 0) != 0) return TC_ACT_SHOT;
+  if (bpf_l4_csum_replace(skb, checkOffset, oldIp, newIp, BPF_F_PSEUDO_HDR | 4) != 0) return TC_ACT_SHOT;
+  if (bpf_l3_csum_replace(skb, ip_checksum_offset, oldIp, newIp, 4) != 0) return TC_ACT_SHOT;
+  if (bpf_skb_store_bytes(skb, addressOffset, &newIp, 4, 0) != 0) return TC_ACT_SHOT;
+  if (bpf_l4_csum_replace(skb, checkOffset, oldPort, newPort, 2) != 0) return TC_ACT_SHOT;
+  if (bpf_skb_store_bytes(skb, portOffset, &newPort, 2, 0) != 0) return TC_ACT_SHOT;
+
+  __sync_fetch_and_add(&action->packets, 1);
+  __sync_fetch_and_add(&action->bytes, ipLength);
+  action->last_seen_ns = bpf_ktime_get_ns();
+  const __u32 zero = 0;
+  struct kernel_forwarding_totals* totals = bpf_map_lookup_elem(&kernel_forwarding_totals, &zero);
+  if (totals) {
+    totals->packets += 1;
+    totals->bytes += ipLength;
+  }
+  struct bpf_redir_neigh nextHop = {.nh_family = address_family_inet, .ipv4_nh = action->next_hop};
+  return bpf_redirect_neigh(action->egress_ifindex, &nextHop, sizeof nextHop, 0);
+}
+
+char LICENSE[] SEC("license") = "GPL";

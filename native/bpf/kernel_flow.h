@@ -1,0 +1,40 @@
+// The kernel fast path's flow map, as both sides see it: the TC program (forward_established.bpf.c)
+// reads it per packet, the XDP steering program consults it, and user space
+// (native/io/kernel_forwarding.cc) writes it when a TCP flow is established and removes it when the
+// flow ends. Plain C with fixed-width kernel types, so clang (BPF target) and the C++ addon share it.
+#pragma once
+#include <linux/types.h>
+
+// One direction of a NAT flow, keyed by the packet's own addresses (network order) as it arrives:
+// client -> VIP:vport from the client side, RIP:rport -> client from the backend side.
+struct kernel_flow_key {
+  __u32 source_ip;
+  __u32 destination_ip;
+  __u16 source_port;
+  __u16 destination_port;
+  __u32 protocol;  // IPPROTO_TCP; a u32 so the key has no padding bytes (hash maps compare all bytes)
+};
+
+// What to do with a matching packet: replace one endpoint, then send it to `next_hop` through
+// `egress_ifindex` (the kernel's neighbour table supplies the MAC addresses).
+struct kernel_flow_action {
+  __u32 new_ip;            // network order
+  __u16 new_port;          // network order
+  __u8 rewrite_source;     // 1: source endpoint (replies to the client), 0: destination (to the real)
+  __u8 reserved;
+  __u32 egress_ifindex;
+  __u32 next_hop;          // network order
+  // Written by the TC program; user space reads them for expiry and per-flow counters.
+  __u64 packets;
+  __u64 bytes;             // IP bytes, as the user-space path counts them
+  __u64 last_seen_ns;      // bpf_ktime_get_ns(): CLOCK_MONOTONIC
+};
+
+// Totals over all flows (per CPU), for the engine's counters.
+struct kernel_forwarding_totals {
+  __u64 packets;
+  __u64 bytes;
+};
+
+// TCP flags that always go to user space: they change a flow's state (FIN 0x01, SYN 0x02, RST 0x04).
+enum { kernel_flow_state_changing_tcp_flags = 0x07 };

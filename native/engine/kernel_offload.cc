@@ -1,0 +1,78 @@
+#include "kernel_offload.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+
+namespace natlb::engine {
+
+namespace {
+
+using flow::entry::kClientIp;
+using flow::entry::kClientPort;
+using flow::entry::kRealIp;
+using flow::entry::kRealPort;
+using flow::entry::kVip;
+using flow::entry::kVport;
+
+// The kernel's keys hold the packet's own bytes (network order); the flow map holds host order.
+kernel_flow_key fromClientKey(const flow::FlowEntry& e) {
+  return {htonl(e.load<uint32_t>(kClientIp)), htonl(e.load<uint32_t>(kVip)), htons(e.load<uint16_t>(kClientPort)),
+          htons(e.load<uint16_t>(kVport)), uint32_t(e.load<uint8_t>(flow::entry::kProtocol))};
+}
+
+kernel_flow_key fromRealKey(const flow::FlowEntry& e) {
+  return {htonl(e.load<uint32_t>(kRealIp)), htonl(e.load<uint32_t>(kClientIp)), htons(e.load<uint16_t>(kRealPort)),
+          htons(e.load<uint16_t>(kClientPort)), uint32_t(e.load<uint8_t>(flow::entry::kProtocol))};
+}
+
+constexpr uint64_t kNsPerMs = 1000000;
+
+}  // namespace
+
+bool KernelOffload::handOver(const flow::FlowEntry& e, NextHop towardsReal, NextHop towardsClient) {
+  kernel_flow_action toReal{};
+  toReal.new_ip = htonl(e.load<uint32_t>(kRealIp));
+  toReal.new_port = htons(e.load<uint16_t>(kRealPort));
+  toReal.rewrite_source = 0;
+  toReal.egress_ifindex = uint32_t(towardsReal.ifindex);
+  toReal.next_hop = htonl(towardsReal.ip);
+  toReal.packets = e.load<uint64_t>(flow::entry::kPacketsIn);
+  toReal.bytes = e.load<uint64_t>(flow::entry::kBytesIn);
+  toReal.last_seen_ns = e.load<uint64_t>(flow::entry::kLastSeenMs) * kNsPerMs;
+
+  kernel_flow_action toClient{};
+  toClient.new_ip = htonl(e.load<uint32_t>(kVip));
+  toClient.new_port = htons(e.load<uint16_t>(kVport));
+  toClient.rewrite_source = 1;
+  toClient.egress_ifindex = uint32_t(towardsClient.ifindex);
+  toClient.next_hop = htonl(towardsClient.ip);
+  toClient.packets = e.load<uint64_t>(flow::entry::kPacketsOut);
+  toClient.bytes = e.load<uint64_t>(flow::entry::kBytesOut);
+  toClient.last_seen_ns = toReal.last_seen_ns;
+
+  const kernel_flow_key fromClient = fromClientKey(e);
+  if (!forwarding_.put(fromClient, toReal)) return false;
+  if (!forwarding_.put(fromRealKey(e), toClient)) {
+    forwarding_.remove(fromClient);
+    return false;
+  }
+  live_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+std::optional<flow::OffloadedActivity> KernelOffload::activityOf(const flow::FlowEntry& e) {
+  const auto in = forwarding_.find(fromClientKey(e));
+  const auto out = forwarding_.find(fromRealKey(e));
+  if (!in || !out) return std::nullopt;
+  return flow::OffloadedActivity{std::max(in->last_seen_ns, out->last_seen_ns) / kNsPerMs, in->packets, in->bytes,
+                                 out->packets, out->bytes};
+}
+
+void KernelOffload::withdraw(const flow::FlowEntry& e) {
+  const bool wasThere = forwarding_.remove(fromClientKey(e));
+  forwarding_.remove(fromRealKey(e));
+  if (wasThere) live_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+}  // namespace natlb::engine

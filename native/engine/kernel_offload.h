@@ -1,0 +1,35 @@
+// The engine's side of the kernel fast path: turns a flow-map entry into the kernel's two flow
+// entries (client -> VIP rewritten to the real, real -> client rewritten to the VIP), and answers the
+// flow map's questions about offloaded flows (flow/offloaded_flows.h).
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "../flow/flow_table.h"
+#include "../io/kernel_forwarding.h"
+#include "route_table.h"
+
+namespace natlb::engine {
+
+class KernelOffload final : public flow::OffloadedFlows {
+ public:
+  KernelOffload(uint32_t maxFlows, const std::vector<io::KernelForwardingInterface>& interfaces)
+      : forwarding_(maxFlows, interfaces) {}
+
+  // Hands the flow's established segments to the kernel; false when the kernel's map refuses.
+  bool handOver(const flow::FlowEntry& entry, NextHop towardsReal, NextHop towardsClient);
+  std::optional<flow::OffloadedActivity> activityOf(const flow::FlowEntry& entry) override;
+  void withdraw(const flow::FlowEntry& entry) override;
+
+  int flowsMapFd() const { return forwarding_.flowsMapFd(); }
+  kernel_forwarding_totals totals() const { return forwarding_.totals(); }
+  // Flows the kernel forwards now.
+  uint64_t liveFlows() const { return live_.load(std::memory_order_relaxed); }
+
+ private:
+  io::KernelForwarding forwarding_;
+  std::atomic<uint64_t> live_{0};
+};
+
+}  // namespace natlb::engine

@@ -1,0 +1,25 @@
+// Flows whose established segments the kernel forwards (entry flag kOffloaded, set by the worker that
+// hands them over). The workers no longer see those segments, so the flow map asks the kernel how
+// active they are (for expiry and per-flow counters) and takes them back from the kernel when it
+// removes them. Implemented by the engine over the kernel fast path (engine/kernel_offload.h).
+#pragma once
+#include <cstdint>
+#include <optional>
+
+namespace natlb::flow {
+
+class FlowEntry;
+
+struct OffloadedActivity {
+  uint64_t lastSeenMs;  // CLOCK_MONOTONIC, as the entry's kLastSeenMs
+  uint64_t packetsIn, bytesIn, packetsOut, bytesOut;  // totals since the flow began
+};
+
+class OffloadedFlows {
+ public:
+  virtual ~OffloadedFlows() = default;
+  virtual std::optional<OffloadedActivity> activityOf(const FlowEntry& entry) = 0;
+  virtual void withdraw(const FlowEntry& entry) = 0;
+};
+
+}  // namespace natlb::flow

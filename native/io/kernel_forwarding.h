@@ -1,0 +1,48 @@
+// The kernel fast path (native/bpf/forward_established.bpf.c): its TC program attached at the ingress
+// of every managed interface (tcx links: they go away with natlb, even when it is killed) and its flow
+// map. The engine puts an established TCP flow's two directions here; from then on the kernel
+// rewrites and forwards their segments without a copy to user space, and natlb's receive rings (bound
+// after TC) see only the segments that change the flow's state.
+// Needs CAP_BPF (or CAP_SYS_ADMIN) and CAP_NET_ADMIN: the fast path is an opt-in.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../bpf/kernel_flow.h"
+#include "bpf_object.h"
+#include "unique_fd.h"
+
+namespace natlb::io {
+
+struct KernelForwardingInterface {
+  int ifindex;
+  std::string name;
+};
+
+class KernelForwarding {
+ public:
+  // Room for `maxFlows` flows (two entries each); attaches to every interface or throws, attaching none.
+  KernelForwarding(uint32_t maxFlows, const std::vector<KernelForwardingInterface>& interfaces);
+  KernelForwarding(const KernelForwarding&) = delete;
+  KernelForwarding& operator=(const KernelForwarding&) = delete;
+
+  // The flow map, for the XDP steering program (it passes these segments to the kernel).
+  int flowsMapFd() const { return flows_; }
+  // Adds or replaces one direction; false (errno set) when the map is full or refuses it.
+  bool put(const kernel_flow_key& key, const kernel_flow_action& action);
+  // True if it was there.
+  bool remove(const kernel_flow_key& key);
+  std::optional<kernel_flow_action> find(const kernel_flow_key& key) const;
+  // Over all flows, since start.
+  kernel_forwarding_totals totals() const;
+
+ private:
+  BpfObject object_;
+  int flows_ = -1;   // owned by object_
+  int totals_ = -1;  // owned by object_
+  std::vector<UniqueFd> links_;
+};
+
+}  // namespace natlb::io
