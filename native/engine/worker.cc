@@ -404,10 +404,13 @@ void Worker::recordPacket(const flow::FlowEntry& entry, const Ipv4FrameView& vie
 }
 
 // An established TCP flow whose both next hops are on managed interfaces goes to the kernel fast path,
-// once. The frame in hand is still sent from here; segments already in the rings follow it, so the
-// hand-over reorders at most those few.
+// once, after kHandOverAfterPackets: a short exchange ends before the hand-over would pay off. The
+// frame in hand is still sent from here; segments already in the rings follow it, so the hand-over
+// reorders at most those few.
 void Worker::offloadIfEstablished(uint32_t ref, const flow::FlowEntry& entry) {
+  constexpr uint64_t kHandOverAfterPackets = 16;
   if (context_.kernelOffload == nullptr || entry.state() != flow::FlowState::Established ||
+      entry.load<uint64_t>(flow::entry::kPacketsIn) + entry.load<uint64_t>(flow::entry::kPacketsOut) < kHandOverAfterPackets ||
       entry.load<uint8_t>(flow::entry::kProtocol) != packet::kProtocolTcp ||
       (entry.load<uint16_t>(flow::entry::kFlags) & (flow::flags::kOffloaded | flow::flags::kOffloadRefused))) {
     return;
