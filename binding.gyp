@@ -17,12 +17,14 @@
         "native/io/xdp_steering.cc",
         "native/io/xdp_receiver.cc",
         "native/io/kernel_forwarding.cc",
+        "native/io/bpf_object.cc",
         "native/flow/flow_table.cc",
         "native/engine/service_table.cc",
         "native/engine/route_table.cc",
         "native/engine/neighbour_cache.cc",
         "native/engine/worker.cc",
-        "native/engine/engine.cc"
+        "native/engine/engine.cc",
+        "native/engine/kernel_offload.cc"
       ],
       "actions": [
         {

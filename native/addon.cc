@@ -1,6 +1,7 @@
 // The Node-API surface of the data plane, and nothing else: argument validation and conversion,
 // then calls into engine/, flow/ and packet/. Errors become JavaScript exceptions with messages.
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <napi.h>
 
 #include <cstring>
@@ -11,6 +12,7 @@
 #include "engine/engine.h"
 #include "flow/flow_layout.h"
 #include "flow/flow_table.h"
+#include "io/kernel_forwarding.h"
 #include "packet/checksum_state.h"
 #include "packet/ipv4_frame.h"
 #include "packet/nat_rewrite.h"
@@ -519,12 +521,26 @@ Napi::Value TranslateIcmpError(const Napi::CallbackInfo& info) {
   return out;
 }
 
+Napi::Value TcxIngressPrograms(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "interface name expected");
+  const std::string name = info[0].ToString();
+  const unsigned ifindex = if_nametoindex(name.c_str());
+  if (ifindex == 0) throw Napi::Error::New(env, "no interface " + name + " in this network namespace");
+  std::vector<uint32_t> ids;
+  guarded(env, [&] { ids = io::tcxIngressPrograms(int(ifindex)); });
+  Napi::Array out = Napi::Array::New(env, ids.size());
+  for (uint32_t i = 0; i < ids.size(); ++i) out.Set(i, double(ids[i]));
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("flowLayout", Napi::Function::New(env, FlowLayout));
   exports.Set("flowTableBytes", Napi::Function::New(env, FlowTableBytes));
   exports.Set("initializeFlowTable", Napi::Function::New(env, InitializeFlowTable));
   exports.Set("monotonicMs", Napi::Function::New(env, MonotonicMs));
   exports.Set("Engine", EngineWrap::Define(env));
+  exports.Set("tcxIngressPrograms", Napi::Function::New(env, TcxIngressPrograms));
   Napi::Object packetFunctions = Napi::Object::New(env);
   packetFunctions.Set("parse", Napi::Function::New(env, ParseFrame));
   packetFunctions.Set("checksumStateOf", Napi::Function::New(env, ChecksumStateOf));

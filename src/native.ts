@@ -112,6 +112,8 @@ export interface NativeAddon {
   flowTableBytes(capacity: number): number;
   initializeFlowTable(memory: Uint8Array, capacity: number): void;
   monotonicMs(): number;
+  /** Ids of the BPF programs at the tcx ingress of an interface of the caller's network namespace. */
+  tcxIngressPrograms(ifname: string): number[];
   Engine: new (options: {
     flowTable: Uint8Array; interfaces: NativeInterface[]; coalesceTcp?: boolean; kernelFastPath?: boolean;
   }) => NativeEngine;

@@ -61,4 +61,12 @@ kernel_forwarding_totals KernelForwarding::totals() const {
   return sum;
 }
 
+std::vector<uint32_t> tcxIngressPrograms(int ifindex) {
+  std::vector<uint32_t> ids(64);
+  uint32_t count = uint32_t(ids.size());
+  if (bpf_prog_query(ifindex, kTcxIngress, 0, nullptr, ids.data(), &count) != 0) throwSystemError("query tcx ingress");
+  ids.resize(std::min<size_t>(count, ids.size()));
+  return ids;
+}
+
 }  // namespace natlb::io

@@ -45,4 +45,8 @@ class KernelForwarding {
   std::vector<UniqueFd> links_;
 };
 
+// The ids of the BPF programs attached at the tcx ingress of an interface of this network namespace
+// (natlb's own and anyone else's), for checks that nothing is left behind.
+std::vector<uint32_t> tcxIngressPrograms(int ifindex);
+
 }  // namespace natlb::io
