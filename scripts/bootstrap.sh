@@ -15,7 +15,7 @@ command -v cmake >/dev/null || need+=(cmake)
 command -v g++ >/dev/null || need+=(g++)
 command -v make >/dev/null || need+=(make)
 [ -e /usr/include/pcap/pcap.h ] || need+=(libpcap-dev)
-# The AF_XDP receive path: libbpf loads the XDP program, which clang compiles for the BPF target.
+# The BPF programs (AF_XDP receive path, kernel fast path): libbpf loads them; clang compiles them.
 [ -e /usr/include/bpf/libbpf.h ] || need+=(libbpf-dev)
 command -v clang >/dev/null || need+=(clang)
 if [ ${#need[@]} -gt 0 ]; then
