@@ -21,6 +21,7 @@ function buildRegistry(balancer: Balancer): Registry & { collectNatlb: () => voi
     weight: new Gauge({ name: "natlb_real_weight", help: "configured weight of the real server", labelNames: realLabels, registers: [registry] }),
     flows: new Gauge({ name: "natlb_flows", help: "live flows in the flow map", registers: [registry] }),
     capacity: new Gauge({ name: "natlb_flow_capacity", help: "flow map capacity", registers: [registry] }),
+    kernelFlows: new Gauge({ name: "natlb_kernel_fast_path_flows", help: "flows the kernel fast path forwards now", registers: [registry] }),
   };
   const frames = new Counter({ name: "natlb_frames_total", help: "frames by outcome (engine counters that are not drops)", labelNames: ["counter"], registers: [registry] });
   const drops = new Counter({ name: "natlb_drops_total", help: "frames dropped, by reason", labelNames: ["reason"], registers: [registry] });
@@ -40,6 +41,7 @@ function buildRegistry(balancer: Balancer): Registry & { collectNatlb: () => voi
     }
     gauges.flows.set(status.flows.live);
     gauges.capacity.set(status.flows.capacity);
+    gauges.kernelFlows.set(status.kernelFastPath.flows);
     frames.reset();
     drops.reset();
     for (const name of COUNTER_NAMES) {
