@@ -1,0 +1,112 @@
+// Configuration field `kernelFastPath`: a boolean, false when left out, anything else refused at its
+// own path with what to write, and the reload diff.
+
+import test from "ava";
+import { diffConfig, parseConfig, parseConfigText, type NatlbConfig } from "../src/config";
+import { ConfigError } from "../src/errors";
+
+const SERVICE = { vip: "198.18.0.100", port: 80, reals: [{ ip: "198.18.1.11", port: 8080 }] };
+
+/** A valid config with `kernelFastPath` set to `value` (left out when undefined). */
+function withFastPath(value: unknown): Record<string, unknown> {
+  return value === undefined ? { services: [SERVICE] } : { services: [SERVICE], kernelFastPath: value };
+}
+
+function parsed(value: unknown): NatlbConfig {
+  return parseConfig(withFastPath(value));
+}
+
+function refusal(value: unknown): ConfigError {
+  try {
+    parseConfig(withFastPath(value));
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw new Error(`expected a ConfigError for kernelFastPath ${JSON.stringify(value)}, got ${String(error)}`);
+  }
+  throw new Error(`kernelFastPath ${JSON.stringify(value)} was accepted`);
+}
+
+test("absent, kernelFastPath is false", (t) => {
+  t.is(parsed(undefined).kernelFastPath, false);
+});
+
+test("true and false are taken as written", (t) => {
+  t.is(parsed(true).kernelFastPath, true);
+  t.is(parsed(false).kernelFastPath, false);
+  t.deepEqual(parsed(false), parsed(undefined), "false is the default: the same configuration");
+});
+
+test("kernelFastPath does not change the other settings", (t) => {
+  const on = parsed(true);
+  const off = parsed(undefined);
+  t.deepEqual({ ...on, kernelFastPath: false }, off);
+  t.deepEqual(on.receivePath, { default: "af_packet", interfaces: {} });
+});
+
+test("kernelFastPath with receivePath af_xdp is a valid configuration", (t) => {
+  const config = parseConfig({ services: [SERVICE], kernelFastPath: true, receivePath: "af_xdp" });
+  t.true(config.kernelFastPath);
+  t.is(config.receivePath.default, "af_xdp");
+});
+
+test("a non-boolean kernelFastPath is refused at its path, saying to write true or false", (t) => {
+  const cases: Array<[unknown, string]> = [
+    ["yes", '"yes"'],
+    ["true", '"true"'],
+    ["false", '"false"'],
+    ["", '""'],
+    [1, "1"],
+    [0, "0"],
+    [null, "null"],
+    [["true"], "a list"],
+    [{ enabled: true }, "an object"],
+  ];
+  for (const [value, shown] of cases) {
+    const error = refusal(value);
+    t.is(error.path, "kernelFastPath", JSON.stringify(value));
+    t.is(error.message, `config: kernelFastPath: expected true or false, got ${shown}`, JSON.stringify(value));
+  }
+});
+
+test("kernelFastPath from JSON text (as natlb check-config reads a file)", (t) => {
+  t.true(parseConfigText(JSON.stringify(withFastPath(true), null, 2), "natlb.json").kernelFastPath);
+  t.false(parseConfigText(JSON.stringify(withFastPath(undefined)), "natlb.json").kernelFastPath);
+  const bad = t.throws(() => parseConfigText(JSON.stringify(withFastPath("on")), "natlb.json"), { instanceOf: ConfigError });
+  t.is(bad!.path, "kernelFastPath");
+  t.regex(bad!.message, /^config: kernelFastPath: expected true or false, got "on" \(in natlb\.json\)$/);
+});
+
+test("the name is case-sensitive: other spellings are unknown fields", (t) => {
+  for (const name of ["kernelfastpath", "KernelFastPath", "kernel_fast_path"]) {
+    const error = t.throws(() => parseConfig({ services: [SERVICE], [name]: true }), { instanceOf: ConfigError });
+    t.is(error!.path, name);
+    t.regex(error!.message, /unknown field/);
+  }
+});
+
+test("a kernelFastPath problem is reported beside problems elsewhere in the file", (t) => {
+  const error = t.throws(() => parseConfig({ services: [{ ...SERVICE, port: 0 }], kernelFastPath: "yes" }), { instanceOf: ConfigError });
+  const paths = error!.issues.map((i) => i.path);
+  t.true(paths.includes("services[0].port"), paths.join(", "));
+  t.true(paths.includes("kernelFastPath"), paths.join(", "));
+});
+
+test("diffConfig lists kernelFastPath in settings when it changes, and only then", (t) => {
+  const settings = (a: unknown, b: unknown) => diffConfig(parsed(a), parsed(b)).settings;
+  t.deepEqual(settings(undefined, true), ["kernelFastPath"]);
+  t.deepEqual(settings(false, true), ["kernelFastPath"]);
+  t.deepEqual(settings(true, false), ["kernelFastPath"]);
+  t.deepEqual(settings(true, undefined), ["kernelFastPath"]);
+  t.deepEqual(settings(true, true), []);
+  t.deepEqual(settings(false, undefined), [], "false written out is no change from the default");
+  t.deepEqual(settings(undefined, undefined), []);
+});
+
+test("diffConfig reports kernelFastPath beside the other settings and the service changes", (t) => {
+  const old = parseConfig({ services: [SERVICE], flowCapacity: 1024 });
+  const next = parseConfig({ services: [{ ...SERVICE, scheduler: "rr" }], flowCapacity: 2048, kernelFastPath: true, receivePath: "af_xdp" });
+  const diff = diffConfig(old, next);
+  t.deepEqual([...diff.settings].sort(), ["flowCapacity", "kernelFastPath", "receivePath"]);
+  t.is(diff.changed.length, 1);
+  t.deepEqual(diff.changed[0]!.fields, ["scheduler"]);
+});
