@@ -358,6 +358,56 @@ test.serial("an offloaded flow that keeps carrying traffic outlives tcpEstablish
   );
 });
 
+test.serial("a half-closed offloaded flow (FIN_WAIT) goes on carrying the real's data past tcpFinWait (2 s), then closes and expires", async (t) => {
+  const chunks = 70;
+  const chunkBytes = 16 * 1024;
+  const localPort = 31500;
+  await withKfLab(
+    t,
+    { offloads: true, reals: 1, config: (lab) => ({ services: [pacedService(lab.vip, [lab.reals[0]!.ip])], kernelFastPath: true, timeouts: SHORT_CLOSING_TIMEOUTS }) },
+    async ({ lab, natlb }) => {
+      const server = await startPacedServer(lab, 1, PACED_REAL_PORT, { chunkBytes, intervalMs: 100, chunks });
+      // The client sends its FIN after about 1.5 s (15 chunks), long after the hand-over (16 packets).
+      const client = startPacedClient(lab, {
+        host: lab.vip, port: PACED_SERVICE_PORT, localPort, expectBytes: chunks * chunkBytes, halfCloseAfterBytes: 15 * chunkBytes, timeoutMs: 30_000,
+      });
+      await client.tool.waitForEvent((e) => e.event === "half-closed", 10_000, "the half-close");
+      const offloadedBeforeFin = (await natlb!.status()).counters.flowsOffloaded;
+
+      const samples: Array<{ state?: string; kernelFlows: number; at: number }> = [];
+      const received = client.received(30_000);
+      let finished = false;
+      void received.then(() => (finished = true), () => (finished = true));
+      for (let i = 0; i < 60 && !finished; i++) {
+        const flow = flowOf(await natlb!.connections(), lab, localPort);
+        const kernelFlows = (await natlb!.status()).kernelFastPath.flows;
+        if (!finished) samples.push({ state: flow?.state, kernelFlows, at: Date.now() });
+        await sleep(300);
+      }
+      const got = await received;
+      const sent = await server.sentTo(localPort, 5000);
+      t.is(got.bytes, sent.bytes);
+      t.is(got.sha256, sent.sha256, "sha256 at the client differs from the server's");
+      t.log(JSON.stringify(samples.map((s) => ({ ...s, at: s.at - samples[0]!.at }))));
+      t.is(offloadedBeforeFin, 1, "the flow was handed over before the client's FIN (or the test means nothing)");
+      const span = (samples.at(-1)?.at ?? 0) - (samples[0]?.at ?? 0);
+      t.true(span > 3000, `samples over ${span} ms only: the stream must outlast tcpFinWait (2 s) for this test to mean anything`);
+      t.deepEqual(samples.filter((s) => s.state !== "FIN_WAIT" || s.kernelFlows !== 1), [], "listed FIN_WAIT and in the kernel while the real sent");
+      const c = (await natlb!.status()).counters;
+      t.true(c.kernelForwardedBytes >= 0.8 * chunks * chunkBytes, `kernelForwardedBytes ${c.kernelForwardedBytes}`);
+      t.is(c.dropNoFlow, 0, "no segment lost its flow");
+      t.is(c.passedThrough, 0, "no reply left un-rewritten (its flow gone)");
+
+      // The real closes too: TIME_WAIT, then the flow expires and leaves the kernel.
+      const gone = await waitUntil("the closed flow to expire", async () => {
+        const s = await natlb!.status();
+        return s.kernelFastPath.flows === 0 && s.flows.live === 0;
+      }, 10_000, 200).catch(() => false);
+      t.true(gone, JSON.stringify((await natlb!.status()).kernelFastPath));
+    },
+  );
+});
+
 test.serial("port reuse: downloads from the same client ports right after the first ones (TIME_WAIT flows in the kernel) arrive intact", async (t) => {
   await withKfLab(t, { offloads: true }, async ({ lab, servers, natlb }) => {
     const bytes = 16 * MiB;

@@ -3,10 +3,11 @@
 //
 //   node dist/test/support/pacedStream.js server --port P --chunk-bytes B --interval-ms I --chunks N [--max-seconds S]
 //   node dist/test/support/pacedStream.js client --host IP --port P --local-port L --expect-bytes N
-//        [--linger-ms M] [--timeout-ms T]
+//        [--linger-ms M] [--half-close-after-bytes H] [--timeout-ms T]
 //
 // server: on every connection sends N chunks of B random bytes, one every I ms, then sends nothing more
-//   and keeps the connection open until the peer closes it. Prints {"event":"listening"}, then per
+//   and keeps the connection open until the peer closes it (a half-close by the peer does not stop the
+//   stream: the server closes its side once it has sent everything). Prints {"event":"listening"}, then per
 //   connection {"event":"sent","peer","peerPort","bytes","sha256","ms"} once the last chunk is written,
 //   and {"event":"got","peerPort","bytes"} whenever the client sends something. Exits after S seconds
 //   (default 120).
@@ -14,7 +15,9 @@
 //   then keeps the connection open, idle, for M ms (default 0) and closes it. On SIGUSR1 (while lingering)
 //   it writes 1000 bytes on the connection and prints {"event":"wrote","bytes":1000}. Prints
 //   {"event":"closed"} and exits 0; {"event":"failed","reason","bytes"} and exit 1 when the connection
-//   fails or N bytes have not arrived within T ms (default 60 000). Every run is bounded in time.
+//   fails or N bytes have not arrived within T ms (default 60 000). With H, once H bytes have arrived it
+//   shuts down its sending side (a FIN; it goes on reading) and prints {"event":"half-closed","bytes"}.
+//   Every run is bounded in time.
 import { createHash, randomBytes } from "node:crypto";
 import net from "node:net";
 import { realByIndex, type Lab } from "../../src/lab/topology";
@@ -80,6 +83,8 @@ export interface PacedClientOptions {
   localPort: number;
   expectBytes: number;
   lingerMs?: number;
+  /** Shut down the client's sending side (FIN) once this many bytes have arrived. */
+  halfCloseAfterBytes?: number;
   timeoutMs?: number;
   /** Namespace to run in. Default: the lab's client. */
   ns?: string;
@@ -99,6 +104,7 @@ export function startPacedClient(lab: Lab, opts: PacedClientOptions): PacedClien
   const args = [
     "client", "--host", opts.host, "--port", String(opts.port), "--local-port", String(opts.localPort),
     "--expect-bytes", String(opts.expectBytes), "--linger-ms", String(opts.lingerMs ?? 0), "--timeout-ms", String(opts.timeoutMs ?? 60_000),
+    ...(opts.halfCloseAfterBytes === undefined ? [] : ["--half-close-after-bytes", String(opts.halfCloseAfterBytes)]),
   ];
   const tool = launchTool(lab, opts.ns ?? lab.client.ns, __filename, args, `pacedClient(${opts.localPort})`);
   return {
@@ -123,7 +129,7 @@ export function startPacedClient(lab: Lab, opts: PacedClientOptions): PacedClien
 
 const USAGE =
   "pacedStream server --port P --chunk-bytes B --interval-ms I --chunks N [--max-seconds S] | " +
-  "pacedStream client --host IP --port P --local-port L --expect-bytes N [--linger-ms M] [--timeout-ms T]";
+  "pacedStream client --host IP --port P --local-port L --expect-bytes N [--linger-ms M] [--half-close-after-bytes H] [--timeout-ms T]";
 
 async function serverMain(a: ToolArgs): Promise<void> {
   const port = a.int("port", { min: 1, max: 65535 }, 9000);
@@ -132,12 +138,13 @@ async function serverMain(a: ToolArgs): Promise<void> {
   const chunks = a.int("chunks", { min: 1, max: 100_000 }, 10);
   const maxSeconds = a.int("max-seconds", { min: 1, max: 3600 }, 120);
   a.rejectUnknown();
-  const server = net.createServer((socket) => {
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     const peer = socket.remoteAddress?.replace(/^::ffff:/, "") ?? "";
     const peerPort = socket.remotePort ?? 0;
     const hash = createHash("sha256");
     const t0 = Date.now();
     let written = 0;
+    let peerEnded = false;
     let timer: NodeJS.Timeout | undefined;
     const sendOne = (): void => {
       if (socket.destroyed) return;
@@ -148,12 +155,18 @@ async function serverMain(a: ToolArgs): Promise<void> {
       socket.write(chunk, () => {
         if (last) emit({ event: "sent", peer, peerPort, bytes: chunks * chunkBytes, sha256: hash.digest("hex"), ms: Date.now() - t0 });
       });
-      if (last) clearInterval(timer);
+      if (last) {
+        clearInterval(timer);
+        if (peerEnded) socket.end();
+      }
     };
     sendOne();
     if (chunks > 1) timer = setInterval(sendOne, intervalMs);
     socket.on("data", (data: Buffer) => emit({ event: "got", peerPort, bytes: data.length }));
-    socket.on("end", () => socket.end());
+    socket.on("end", () => {
+      peerEnded = true;
+      if (written === chunks) socket.end();
+    });
     socket.on("error", () => undefined);
     socket.on("close", () => clearInterval(timer));
   });
@@ -171,6 +184,7 @@ async function clientMain(a: ToolArgs): Promise<void> {
   const localPort = a.int("local-port", { min: 1024, max: 65535 }, 40000);
   const expectBytes = a.int("expect-bytes", { min: 1, max: 2 ** 40 }, 1);
   const lingerMs = a.int("linger-ms", { min: 0, max: 600_000 }, 0);
+  const halfCloseAfterBytes = a.int("half-close-after-bytes", { min: 1, max: 2 ** 40 });
   const timeoutMs = a.int("timeout-ms", { min: 1, max: 600_000 }, 60_000);
   a.rejectUnknown();
   const t0 = Date.now();
@@ -187,6 +201,7 @@ async function clientMain(a: ToolArgs): Promise<void> {
   const deadline = setTimeout(() => fail(`timed out after ${timeoutMs} ms`), timeoutMs);
   let received = false;
   let wrote = false;
+  let halfClosed = false;
   process.on("SIGUSR1", () => {
     if (!received || wrote) return;
     wrote = true;
@@ -198,6 +213,11 @@ async function clientMain(a: ToolArgs): Promise<void> {
     if (done) return;
     bytes += data.length;
     hash.update(data);
+    if (halfCloseAfterBytes !== undefined && bytes >= halfCloseAfterBytes && !halfClosed) {
+      halfClosed = true;
+      socket.end();
+      emit({ event: "half-closed", bytes });
+    }
     if (bytes < expectBytes) return;
     done = true;
     received = true;
