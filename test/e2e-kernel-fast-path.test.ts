@@ -111,9 +111,15 @@ async function warmNeighbours(lab: Lab, portBase: number): Promise<void> {
  * names logged the connection from the same client port with the same sha256 (its latest one, when a
  * port was used before).
  */
-function assertIntact(t: ExecutionContext, summary: DownloadSummary, servers: BlobServerHandle[], lab: Lab, bytes: number): void {
+async function assertIntact(t: ExecutionContext, summary: DownloadSummary, servers: BlobServerHandle[], lab: Lab, bytes: number): Promise<void> {
   t.is(summary.failed, 0, JSON.stringify(summary.results.filter((r) => r.error)));
   t.true(summary.results.length > 0);
+  // The servers' log lines come through pipes of their own: give them a moment to arrive.
+  const logged = (result: DownloadSummary["results"][number]) =>
+    servers.find((s) => s.real.ip === result.real)?.served().filter((e) => e.peerPort === result.localPort && e.peer === lab.client.ip).length ?? 0;
+  const perPort = new Map<string, number>();
+  for (const r of summary.results) perPort.set(`${r.real}:${r.localPort}`, (perPort.get(`${r.real}:${r.localPort}`) ?? 0) + 1);
+  await waitUntil("the servers' log lines", () => summary.results.every((r) => logged(r) >= perPort.get(`${r.real}:${r.localPort}`)!), 3000, 20).catch(() => undefined);
   for (const result of summary.results) {
     t.is(result.bytes, bytes);
     const server = servers.find((s) => s.real.ip === result.real);
@@ -179,7 +185,7 @@ for (const offloads of [false, true]) {
         // Right away: the flows are still listed (closing timeouts are 2 s), none is ESTABLISHED any more:
         // the FINs went through user space.
         const connections = await natlb.connections();
-        assertIntact(t, summary, servers, lab, bytes);
+        await assertIntact(t, summary, servers, lab, bytes);
         t.is(new Set(summary.results.map((r) => r.real)).size, 3, "round robin over 3 equal reals uses all 3");
         const ours = summary.results.map((r) => flowOf(connections, lab, r.localPort!));
         t.true(ours.some((c) => c !== undefined), `no flow of the downloads listed right after them: ${JSON.stringify(connections)}`);
@@ -248,7 +254,7 @@ test.serial("receivePath af_xdp with the kernel fast path: 3 x 64 MiB intact, mo
 
     const bytes = 64 * MiB;
     const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, bytes, "kf-xdp"), conns: 3, count: 3, localPortBase: 30500, timeoutMs: 120_000 });
-    assertIntact(t, summary, servers, lab, bytes);
+    await assertIntact(t, summary, servers, lab, bytes);
     const c = (await natlb!.status()).counters;
     assertMostlyKernelForwarded(t, c, 3, 3 * bytes);
     t.true(c.rxSteeredFrames > 0, "the frames user space handled came by AF_XDP");
@@ -267,7 +273,7 @@ test.serial("kernelFastPath false (the default): nothing at tcx ingress, no hand
     t.deepEqual((await natlb!.status()).kernelFastPath, { enabled: false, flows: 0 });
     const bytes = 16 * MiB;
     const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, bytes, "kf-off"), conns: 3, count: 3, localPortBase: 30700 });
-    assertIntact(t, summary, servers, lab, bytes);
+    await assertIntact(t, summary, servers, lab, bytes);
     const c = (await natlb!.status()).counters;
     t.is(c.flowsOffloaded, 0);
     t.is(c.kernelForwardedPackets, 0);
@@ -413,7 +419,7 @@ test.serial("port reuse: downloads from the same client ports right after the fi
     const bytes = 16 * MiB;
     const options = { conns: 1, count: 2, localPortBase: 32000, timeoutMs: 60_000 };
     const first = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, bytes, "kf-reuse-1"), ...options });
-    assertIntact(t, first, servers, lab, bytes);
+    await assertIntact(t, first, servers, lab, bytes);
     const connections = await natlb!.connections();
     for (const r of first.results) {
       const flow = flowOf(connections, lab, r.localPort!);
@@ -423,8 +429,11 @@ test.serial("port reuse: downloads from the same client ports right after the fi
     t.is((await natlb!.status()).kernelFastPath.flows, 2, "the closed flows are still in the kernel map (the case this test is about)");
 
     const second = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, bytes, "kf-reuse-2"), ...options });
-    assertIntact(t, second, servers, lab, bytes);
-    t.deepEqual(second.results.map((r) => r.localPort), first.results.map((r) => r.localPort), "the same client ports");
+    // Both runs' connections logged (a port's latest line is the one the check compares with).
+    const ports = first.results.map((r) => r.localPort);
+    await waitUntil("4 log lines", () => servers.flatMap((s) => s.served()).filter((e) => ports.includes(e.peerPort)).length >= 4, 3000, 20).catch(() => undefined);
+    await assertIntact(t, second, servers, lab, bytes);
+    t.deepEqual(second.results.map((r) => r.localPort), ports, "the same client ports");
     t.true(
       second.results.some((r, i) => r.real !== first.results[i]!.real),
       `for this test to mean anything a port must go to another real the second time: ${JSON.stringify([first, second].map((s) => s.results.map((r) => r.real)))}`,
@@ -446,7 +455,7 @@ test.serial("the connections listing counts every byte of closed offloaded flows
   await withKfLab(t, { offloads: true }, async ({ lab, servers, natlb }) => {
     const bytes = 16 * MiB;
     const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, bytes, "kf-count"), conns: 6, count: 6, localPortBase: 32500, timeoutMs: 60_000 });
-    assertIntact(t, summary, servers, lab, bytes);
+    await assertIntact(t, summary, servers, lab, bytes);
     t.is((await natlb!.status()).counters.flowsOffloaded, 6);
     // About a second after their last segment the flows' counts are read back from the kernel (they are
     // TIME_WAIT for 120 s). The IP bytes each real sent are at least the body it served.
@@ -553,7 +562,7 @@ test.serial("with the fast path on, health checks, UDP through the VIP, ping and
 
       // Short TCP connections (a 1 KiB body: fewer than 16 packets) stay in user space.
       const short = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, 1024, "kf-short"), conns: 3, count: 3, localPortBase: 34050 });
-      assertIntact(t, short, servers, lab, 1024);
+      await assertIntact(t, short, servers, lab, 1024);
       const flowsBefore = status.counters.newFlows;
       status = await natlb!.status();
       t.is(status.counters.newFlows, flowsBefore + 3, "3 TCP flows through the VIP");
@@ -561,7 +570,7 @@ test.serial("with the fast path on, health checks, UDP through the VIP, ping and
 
       const bytes = 8 * MiB;
       const viaVip = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, bytes, "kf-beside"), conns: 3, count: 3, localPortBase: 34100 });
-      assertIntact(t, viaVip, servers, lab, bytes);
+      await assertIntact(t, viaVip, servers, lab, bytes);
       status = await natlb!.status();
       t.is(status.counters.flowsOffloaded, 3, "the 3 long downloads were handed over");
       t.true(status.counters.kernelForwardedBytes >= 0.9 * 3 * bytes, `kernelForwardedBytes ${status.counters.kernelForwardedBytes}`);
@@ -581,7 +590,7 @@ test.serial("after SIGKILL no program is left at tcx ingress; kernel-undo restor
     assertOneProgramOnEach(t, first);
     const bytes = 8 * MiB;
     const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, bytes, "kf-kill"), conns: 3, count: 3, localPortBase: 35000 });
-    assertIntact(t, summary, servers, lab, bytes);
+    await assertIntact(t, summary, servers, lab, bytes);
     t.is((await env.natlb.status()).counters.flowsOffloaded, 3);
 
     t.deepEqual(await env.natlb.stop("SIGKILL"), { code: null, signal: "SIGKILL" });
@@ -598,7 +607,7 @@ test.serial("after SIGKILL no program is left at tcx ingress; kernel-undo restor
     assertOneProgramOnEach(t, second);
     t.notDeepEqual(second.eth0, first.eth0, "a new program (the killed one's is gone)");
     const again = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, bytes, "kf-again"), conns: 3, count: 3, localPortBase: 35200 });
-    assertIntact(t, again, servers, lab, bytes);
+    await assertIntact(t, again, servers, lab, bytes);
     t.is((await env.natlb.status()).counters.flowsOffloaded, 3);
   });
 });
@@ -608,7 +617,7 @@ test.serial("a reload that changes kernelFastPath is refused with 409 (CLI, API,
     const programs = await tcxPrograms(lab);
     assertOneProgramOnEach(t, programs);
     const first = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, 4 * MiB, "kf-r1"), conns: 3, count: 3, localPortBase: 36000 });
-    assertIntact(t, first, servers, lab, 4 * MiB);
+    await assertIntact(t, first, servers, lab, 4 * MiB);
 
     for (const config of [fastPathConfig(lab, { kernelFastPath: false }), { services: [tcpService(lab, [1, 1, 1])] }]) {
       writeFileSync(natlb!.configPath, JSON.stringify(config));
@@ -644,7 +653,7 @@ test.serial("a reload that changes kernelFastPath is refused with 409 (CLI, API,
     t.deepEqual(await tcxPrograms(lab), programs, "the same programs stayed attached");
 
     const second = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, 16 * MiB, "kf-r2"), conns: 3, count: 3, localPortBase: 36100 });
-    assertIntact(t, second, servers, lab, 16 * MiB);
+    await assertIntact(t, second, servers, lab, 16 * MiB);
     const c = (await natlb!.status()).counters;
     t.is(c.flowsOffloaded, 6, "the flows after the reloads were handed over too");
     assertNoDataPlaneErrors(t, c);
