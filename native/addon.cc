@@ -125,7 +125,8 @@ Napi::Value FlowLayout(const Napi::CallbackInfo& info) {
       {"realIp", e::kRealIp},       {"clientPort", e::kClientPort}, {"vport", e::kVport},
       {"realPort", e::kRealPort},   {"flags", e::kFlags},           {"lastSeenMs", e::kLastSeenMs},
       {"packetsIn", e::kPacketsIn}, {"bytesIn", e::kBytesIn},       {"packetsOut", e::kPacketsOut},
-      {"bytesOut", e::kBytesOut},   {"createdMs", e::kCreatedMs}};
+      {"bytesOut", e::kBytesOut},   {"createdMs", e::kCreatedMs}, {"kernelPacketsIn", e::kKernelPacketsIn},
+      {"kernelBytesIn", e::kKernelBytesIn}, {"kernelPacketsOut", e::kKernelPacketsOut}, {"kernelBytesOut", e::kKernelBytesOut}};
   for (const auto& [name, offset] : entryFields) entry.Set(name, double(offset));
   layout.Set("entry", entry);
   Napi::Array states = Napi::Array::New(env);

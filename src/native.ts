@@ -88,7 +88,8 @@ export interface FlowLayout {
   >;
   entry: Record<
     "status" | "protocol" | "state" | "realId" | "clientIp" | "vip" | "realIp" | "clientPort" | "vport"
-    | "realPort" | "flags" | "lastSeenMs" | "packetsIn" | "bytesIn" | "packetsOut" | "bytesOut" | "createdMs",
+    | "realPort" | "flags" | "lastSeenMs" | "packetsIn" | "bytesIn" | "packetsOut" | "bytesOut" | "createdMs"
+    | "kernelPacketsIn" | "kernelBytesIn" | "kernelPacketsOut" | "kernelBytesOut",
     number
   >;
   states: string[];

@@ -37,8 +37,6 @@ bool KernelOffload::handOver(const flow::FlowEntry& e, NextHop towardsReal, Next
   toReal.rewrite_source = 0;
   toReal.egress_ifindex = uint32_t(towardsReal.ifindex);
   toReal.next_hop = htonl(towardsReal.ip);
-  toReal.packets = e.load<uint64_t>(flow::entry::kPacketsIn);
-  toReal.bytes = e.load<uint64_t>(flow::entry::kBytesIn);
   toReal.last_seen_ns = e.load<uint64_t>(flow::entry::kLastSeenMs) * kNsPerMs;
 
   kernel_flow_action toClient{};
@@ -47,8 +45,6 @@ bool KernelOffload::handOver(const flow::FlowEntry& e, NextHop towardsReal, Next
   toClient.rewrite_source = 1;
   toClient.egress_ifindex = uint32_t(towardsClient.ifindex);
   toClient.next_hop = htonl(towardsClient.ip);
-  toClient.packets = e.load<uint64_t>(flow::entry::kPacketsOut);
-  toClient.bytes = e.load<uint64_t>(flow::entry::kBytesOut);
   toClient.last_seen_ns = toReal.last_seen_ns;
 
   const kernel_flow_key fromClient = fromClientKey(e);

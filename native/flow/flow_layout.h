@@ -1,7 +1,7 @@
 // The layout of the flow map in memory shared with TypeScript (a SharedArrayBuffer). This file is the
 // one definition: the addon exports these numbers (flowLayout()) and src/flows reads them from there.
 //
-//   [header 128 B][forward buckets u32 x B][reverse buckets u32 x B][free ring u32 x C][entries 96 B x C]
+//   [header 128 B][forward buckets u32 x B][reverse buckets u32 x B][free ring u32 x C][entries 128 B x C]
 //
 // B (bucket count) is the power of two >= C (capacity). Bucket and link values are entry index + 1,
 // 0 meaning "none". All multi-byte fields are host-endian (little endian on x86/arm64): JS typed arrays
@@ -13,9 +13,9 @@
 namespace natlb::flow {
 
 constexpr uint32_t kMagic = 0x544c464e;  // "NFLT"
-constexpr uint32_t kLayoutVersion = 1;
+constexpr uint32_t kLayoutVersion = 2;
 constexpr size_t kHeaderBytes = 128;
-constexpr size_t kEntryBytes = 96;
+constexpr size_t kEntryBytes = 128;
 
 // Header fields (byte offsets).
 namespace header {
@@ -56,7 +56,13 @@ constexpr size_t kBytesIn = 56;      // u64
 constexpr size_t kPacketsOut = 64;   // u64 real -> client
 constexpr size_t kBytesOut = 72;     // u64
 constexpr size_t kCreatedMs = 80;    // u64
-// 88..95 reserved
+// What the kernel fast path forwarded of an offloaded flow, as last read back (the housekeeper is the
+// one writer). A flow's totals are the user-space counters above plus these.
+constexpr size_t kKernelPacketsIn = 88;    // u64
+constexpr size_t kKernelBytesIn = 96;      // u64
+constexpr size_t kKernelPacketsOut = 104;  // u64
+constexpr size_t kKernelBytesOut = 112;    // u64
+// 120..127 reserved
 }  // namespace entry
 
 enum class EntryStatus : uint32_t { Free = 0, Live = 1 };

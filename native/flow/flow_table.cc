@@ -145,7 +145,8 @@ uint32_t FlowTable::insert(const ForwardKey& key, const RealEndpoint& real, Flow
   e.store<uint16_t>(entry::kFlags, 0);
   e.store<uint64_t>(entry::kLastSeenMs, nowMs);
   e.store<uint64_t>(entry::kCreatedMs, nowMs);
-  for (size_t counter : {entry::kPacketsIn, entry::kBytesIn, entry::kPacketsOut, entry::kBytesOut}) {
+  for (size_t counter : {entry::kPacketsIn, entry::kBytesIn, entry::kPacketsOut, entry::kBytesOut, entry::kKernelPacketsIn,
+                         entry::kKernelBytesIn, entry::kKernelPacketsOut, entry::kKernelBytesOut}) {
     e.store<uint64_t>(counter, 0);
   }
   const ReverseKey reverse{key.protocol, real.ip, real.port, key.clientIp, key.clientPort};
@@ -214,7 +215,8 @@ bool FlowTable::isOffloaded(const FlowEntry& entry) const {
   return offloaded_ != nullptr && (entry.load<uint16_t>(entry::kFlags) & flags::kOffloaded) != 0;
 }
 
-// Counters only grow: the kernel's started from the entry's when the flow was handed over.
+// The kernel's counts go to fields of their own: the workers keep counting what user space forwards
+// (FIN, RST, segments still in the rings at the hand-over) in theirs.
 void FlowTable::refreshOffloaded(const FlowEntry& e) {
   const auto activity = offloaded_->activityOf(e);
   if (!activity) return;
@@ -222,10 +224,10 @@ void FlowTable::refreshOffloaded(const FlowEntry& e) {
     if (value > e.load<uint64_t>(offset)) e.store<uint64_t>(offset, value);
   };
   raise(entry::kLastSeenMs, activity->lastSeenMs);
-  raise(entry::kPacketsIn, activity->packetsIn);
-  raise(entry::kBytesIn, activity->bytesIn);
-  raise(entry::kPacketsOut, activity->packetsOut);
-  raise(entry::kBytesOut, activity->bytesOut);
+  raise(entry::kKernelPacketsIn, activity->packetsIn);
+  raise(entry::kKernelBytesIn, activity->bytesIn);
+  raise(entry::kKernelPacketsOut, activity->packetsOut);
+  raise(entry::kKernelBytesOut, activity->bytesOut);
 }
 
 size_t FlowTable::sweep(uint64_t nowMs, const Timeouts& timeouts, size_t budget) {

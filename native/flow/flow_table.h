@@ -127,6 +127,7 @@ class FlowTable {
     for (uint32_t ref = 1; ref <= used; ++ref) {
       const FlowEntry e = entryAt(ref);
       if (!e.live() || !isOffloaded(e) || !shouldWithdraw(e)) continue;
+      refreshOffloaded(e);  // the kernel's last counts, before they go
       offloaded_->withdraw(e);
       e.clearFlags(flags::kOffloaded);
       e.setFlags(flags::kOffloadRefused);  // not handed over again

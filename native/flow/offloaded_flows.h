@@ -12,7 +12,7 @@ class FlowEntry;
 
 struct OffloadedActivity {
   uint64_t lastSeenMs;  // CLOCK_MONOTONIC, as the entry's kLastSeenMs
-  uint64_t packetsIn, bytesIn, packetsOut, bytesOut;  // totals since the flow began
+  uint64_t packetsIn, bytesIn, packetsOut, bytesOut;  // what the kernel forwarded since the hand-over
 };
 
 class OffloadedFlows {

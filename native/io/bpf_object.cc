@@ -38,7 +38,7 @@ BpfObject::BpfObject(const unsigned char* image, size_t size, const std::string&
   if (object == nullptr) throwSystemError("open " + what + ": " + libbpfLog);
   object_.reset(object);
   if (adjust) adjust(*this);
-  if (bpf_object__load(object) != 0) throwSystemError("load " + what + " (needs CAP_BPF or CAP_SYS_ADMIN): " + libbpfLog);
+  if (bpf_object__load(object) != 0) throwSystemError("load " + what + " (needs CAP_BPF and CAP_NET_ADMIN, or CAP_SYS_ADMIN): " + libbpfLog);
 }
 
 BpfObject::~BpfObject() = default;

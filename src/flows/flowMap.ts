@@ -77,6 +77,10 @@ export class FlowMap {
     return out;
   }
 
+  private sum(base: number, userSpace: number, kernel: number): number {
+    return Number(this.view.getBigUint64(base + userSpace, true) + this.view.getBigUint64(base + kernel, true));
+  }
+
   /** Calls `visit` for each live connection until it returns false. */
   forEachLive(visit: (connection: Connection) => boolean): void {
     const e = this.layout.entry;
@@ -99,10 +103,11 @@ export class FlowMap {
         },
         idleMs: Math.max(0, now - lastSeen),
         ageMs: Math.max(0, now - created),
-        packetsIn: Number(this.view.getBigUint64(base + e.packetsIn, true)),
-        bytesIn: Number(this.view.getBigUint64(base + e.bytesIn, true)),
-        packetsOut: Number(this.view.getBigUint64(base + e.packetsOut, true)),
-        bytesOut: Number(this.view.getBigUint64(base + e.bytesOut, true)),
+        // What user space forwarded plus what the kernel fast path did, for an offloaded flow.
+        packetsIn: this.sum(base, e.packetsIn, e.kernelPacketsIn),
+        bytesIn: this.sum(base, e.bytesIn, e.kernelBytesIn),
+        packetsOut: this.sum(base, e.packetsOut, e.kernelPacketsOut),
+        bytesOut: this.sum(base, e.bytesOut, e.kernelBytesOut),
       };
       if (!visit(connection)) return;
     }
