@@ -412,7 +412,7 @@ void Worker::offloadIfEstablished(uint32_t ref, const flow::FlowEntry& entry) {
   if (context_.kernelOffload == nullptr || entry.state() != flow::FlowState::Established ||
       entry.load<uint64_t>(flow::entry::kPacketsIn) + entry.load<uint64_t>(flow::entry::kPacketsOut) < kHandOverAfterPackets ||
       entry.load<uint8_t>(flow::entry::kProtocol) != packet::kProtocolTcp ||
-      (entry.load<uint16_t>(flow::entry::kFlags) & (flow::flags::kOffloaded | flow::flags::kOffloadRefused))) {
+      (entry.load<uint16_t>(flow::entry::kFlags) & (flow::flags::kOffloaded | flow::flags::kUserSpaceOnly))) {
     return;
   }
   const auto towardsReal = routes_->lookup(entry.load<uint32_t>(flow::entry::kRealIp));

@@ -83,7 +83,7 @@ namespace flags {
 constexpr uint16_t kClientFin = 1;
 constexpr uint16_t kRealFin = 2;
 constexpr uint16_t kOffloaded = 4;       // the kernel fast path forwards its established segments
-constexpr uint16_t kOffloadRefused = 8;  // the kernel fast path had no room: user space forwards it
+constexpr uint16_t kUserSpaceOnly = 8;   // never (again) handed over: the kernel had no room, or its service went
 }  // namespace flags
 
 constexpr uint32_t bucketCountFor(uint32_t capacity) {

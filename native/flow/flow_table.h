@@ -106,15 +106,15 @@ class FlowTable {
   // no worker runs; removal withdraws an offloaded flow from it.
   void setOffloadedFlows(OffloadedFlows* offloaded);
   // Once per flow: `handOver` puts it into the kernel; the entry is then marked kOffloaded (or
-  // kOffloadRefused when it returns false). Serialized with removals, so no removed flow stays there.
+  // kUserSpaceOnly when it returns false). Serialized with removals, so no removed flow stays there.
   template <typename HandOver>
   void offload(uint32_t ref, HandOver&& handOver) {
     std::lock_guard lock(writers_);
     const FlowEntry e = entryAt(ref);
-    if (offloaded_ == nullptr || !e.live() || (e.load<uint16_t>(entry::kFlags) & (flags::kOffloaded | flags::kOffloadRefused))) {
+    if (offloaded_ == nullptr || !e.live() || (e.load<uint16_t>(entry::kFlags) & (flags::kOffloaded | flags::kUserSpaceOnly))) {
       return;
     }
-    e.setFlags(handOver(e) ? flags::kOffloaded : flags::kOffloadRefused);
+    e.setFlags(handOver(e) ? flags::kOffloaded : flags::kUserSpaceOnly);
   }
   // Takes back from the kernel the offloaded flows `shouldWithdraw` names (their service is gone):
   // user space then sees their segments again. Returns how many.
@@ -130,7 +130,7 @@ class FlowTable {
       refreshOffloaded(e);  // the kernel's last counts, before they go
       offloaded_->withdraw(e);
       e.clearFlags(flags::kOffloaded);
-      e.setFlags(flags::kOffloadRefused);  // not handed over again
+      e.setFlags(flags::kUserSpaceOnly);
       ++withdrawn;
     }
     return withdrawn;

@@ -35,6 +35,9 @@ constexpr RingGeometry kArpFrameRing{64, 2048};
 
 // Where a ring taps the interface: every frame, before TC ingress (ETH_P_ALL), or one protocol's
 // frames after TC ingress, so that what the kernel fast path redirects there never reaches the ring.
+// An IPv4 ring is bound to no device and takes its interface's frames by filter: device-bound protocol
+// handlers run after the kernel's own IP input (routing, the blackhole drop, conntrack), unbound ones
+// before it, and that ordering is the latency of every frame through user space.
 enum class RingBinding : uint8_t { EveryFrameBeforeTc, Ipv4AfterTc, ArpAfterTc };
 
 class RxRing {
@@ -66,7 +69,11 @@ class RxRing {
  private:
   UniqueFd socket_;
   MappedMemory ring_;
+  void attachFilter(const std::vector<sock_filter>& filter);
+
   RingGeometry geometry_;
+  int ifindex_;
+  RingBinding binding_;
   uint32_t cursor_ = 0;      // next slot to read
   uint32_t takenFrom_ = 0;   // first slot not yet released
   uint32_t takenCount_ = 0;
