@@ -1,8 +1,9 @@
 // The kernel fast path (TC ingress, on every interface natlb manages): a TCP segment of an established
 // NAT flow is rewritten here (one endpoint, TTL, checksums) and redirected to the interface towards its
 // destination, without being copied to user space. Everything else, and every segment that changes a
-// flow's state (SYN, FIN, RST), goes on as before (TC_ACT_OK) to natlb's receive rings, which sit after
-// TC: the workers then handle it. User space decides which flows are here (kernel_flow.h).
+// flow's state (SYN, FIN, RST), goes on as before to the next tcx program, the classic tc filters, and
+// natlb's receive rings, which sit after TC: the workers then handle it. User space decides which flows
+// are here (kernel_flow.h).
 //
 // Checksums are updated, not recomputed, with the kernel's helpers: they keep a GSO super-frame's
 // partial checksum (the pseudo-header seed) and a complete one right, so 64 KB frames stay whole.
@@ -18,6 +19,9 @@
 #include "kernel_flows_map.bpf.h"
 
 enum { address_family_inet = 2 };  // AF_INET, which no uapi header of the BPF target defines
+// tcx's "not mine, go on" (TCX_NEXT in newer <linux/bpf.h>). TC_ACT_OK would end the ingress hook:
+// later tcx programs and every classic tc filter on the interface would be skipped.
+enum { tcx_next = -1 };
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -31,7 +35,10 @@ static const __u32 ip_ttl_offset = ETH_HLEN + __builtin_offsetof(struct iphdr, t
 
 SEC("tc")
 int forward_established(struct __sk_buff* skb) {
-  if (skb->protocol != bpf_htons(ETH_P_IP)) return TC_ACT_OK;
+  // Only what user space would forward: IPv4 unicast to this host, untagged (it drops VLAN frames).
+  if (skb->protocol != bpf_htons(ETH_P_IP) || skb->pkt_type != 0 /* PACKET_HOST */ || skb->vlan_present) {
+    return tcx_next;
+  }
   // The headers of a GSO frame are in its linear part; make sure, for the longest IP header.
   const __u32 headers = ETH_HLEN + 60 + sizeof(struct tcphdr);
   if ((void*)(long)skb->data + headers > (void*)(long)skb->data_end) {
@@ -40,14 +47,14 @@ int forward_established(struct __sk_buff* skb) {
   void* data = (void*)(long)skb->data;
   void* end = (void*)(long)skb->data_end;
   struct iphdr* ip = data + ETH_HLEN;
-  if ((void*)(ip + 1) > end || ip->version != 4 || ip->protocol != IPPROTO_TCP) return TC_ACT_OK;
-  if (ip->frag_off & bpf_htons(0x3fff)) return TC_ACT_OK;  // fragments: user space tracks them
+  if ((void*)(ip + 1) > end || ip->version != 4 || ip->protocol != IPPROTO_TCP) return tcx_next;
+  if (ip->frag_off & bpf_htons(0x3fff)) return tcx_next;  // fragments: user space tracks them
   const __u32 ipHeaderLength = ip->ihl * 4;
-  if (ipHeaderLength < sizeof(*ip) || ipHeaderLength > 60) return TC_ACT_OK;
+  if (ipHeaderLength < sizeof(*ip) || ipHeaderLength > 60) return tcx_next;
   struct tcphdr* tcp = (void*)ip + ipHeaderLength;
-  if ((void*)(tcp + 1) > end) return TC_ACT_OK;
+  if ((void*)(tcp + 1) > end) return tcx_next;
   const __u8 flags = ((__u8*)tcp)[13];
-  if (flags & kernel_flow_state_changing_tcp_flags) return TC_ACT_OK;
+  if (flags & kernel_flow_state_changing_tcp_flags) return tcx_next;
 
   struct kernel_flow_key key = {
       .source_ip = ip->saddr,
@@ -57,9 +64,14 @@ int forward_established(struct __sk_buff* skb) {
       .protocol = IPPROTO_TCP,
   };
   struct kernel_flow_action* action = bpf_map_lookup_elem(&kernel_flows, &key);
-  if (!action) return TC_ACT_OK;
-  if (ip->ttl <= 1) return TC_ACT_OK;  // user space counts the drop (and the kernel would answer ICMP)
-  const __u16 ipLength = bpf_ntohs(ip->tot_len);
+  if (!action) return tcx_next;
+  if (ip->ttl <= 1) return tcx_next;  // user space counts the drop
+  // IP bytes, as user space counts them; a BIG TCP frame's tot_len is 0, its length is the skb's.
+  const __u32 ipLength = ip->tot_len ? bpf_ntohs(ip->tot_len) : skb->len - ETH_HLEN;
+  // A segment (or a GSO frame's segments) too long for the egress goes to user space, which counts it
+  // as it would without the fast path.
+  __u32 mtuLength = 0;
+  if (bpf_check_mtu(skb, action->egress_ifindex, &mtuLength, 0, 0) != BPF_MTU_CHK_RET_SUCCESS) return tcx_next;
 
   // TTL: the 16-bit word (TTL, protocol) changes by one in its high byte.
   const __u16 oldTtlWord = *(__u16*)&ip->ttl;

@@ -8,7 +8,7 @@
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(map_flags, BPF_F_NO_PREALLOC);  // memory follows the live flows, not the capacity
+  __uint(map_flags, BPF_F_NO_PREALLOC);  // elements follow the live flows (the buckets do not)
   __uint(max_entries, 65536);            // set from the flow map's capacity before loading
   __type(key, struct kernel_flow_key);
   __type(value, struct kernel_flow_action);

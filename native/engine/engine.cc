@@ -120,7 +120,23 @@ void Engine::refreshSelections() {
 }
 
 void Engine::setRoutes(std::vector<Route> routes) {
-  context_.routes.store(std::make_shared<const RouteTable>(std::move(routes)), std::memory_order_release);
+  std::lock_guard control(controlMutex_);
+  if (routes == routes_) return;  // the control plane re-sends the same routes every few seconds
+  routes_ = routes;
+  const auto table = std::make_shared<const RouteTable>(std::move(routes));
+  context_.routes.store(table, std::memory_order_release);
+  withdrawFlowsWithOtherNextHops(*table);
+}
+
+// An offloaded flow's next hops were fixed at the hand-over: when a route change moves them, the flow
+// goes back to user space, which follows the routes for every frame.
+void Engine::withdrawFlowsWithOtherNextHops(const RouteTable& routes) {
+  if (!kernelOffload_) return;
+  context_.flows.withdrawOffloaded([&](const flow::FlowEntry& e) {
+    const auto towardsReal = routes.lookup(e.load<uint32_t>(flow::entry::kRealIp));
+    const auto towardsClient = routes.lookup(e.load<uint32_t>(flow::entry::kClientIp));
+    return !towardsReal || !towardsClient || !kernelOffload_->usesNextHops(e, *towardsReal, *towardsClient);
+  });
 }
 
 void Engine::setLocalAddresses(std::vector<uint32_t> addresses) {

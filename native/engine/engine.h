@@ -75,11 +75,13 @@ class Engine {
   void refreshSelections();
 
   void withdrawFlowsOfRemovedServices(const ServiceTable& previous, const ServiceTable& current);
+  void withdrawFlowsWithOtherNextHops(const RouteTable& routes);
 
   EngineContext context_;
   const bool kernelFastPath_;
   std::unique_ptr<KernelOffload> kernelOffload_;  // while running with the kernel fast path
   std::vector<uint32_t> localAddresses_;  // sorted; guarded by controlMutex_
+  std::vector<Route> routes_;              // as last given; guarded by controlMutex_
   std::vector<std::unique_ptr<Worker>> workers_;
   std::thread housekeeper_;
   std::mutex wakeMutex_;

@@ -57,6 +57,13 @@ bool KernelOffload::handOver(const flow::FlowEntry& e, NextHop towardsReal, Next
   return true;
 }
 
+bool KernelOffload::usesNextHops(const flow::FlowEntry& e, NextHop towardsReal, NextHop towardsClient) const {
+  const auto in = forwarding_.find(fromClientKey(e));
+  const auto out = forwarding_.find(fromRealKey(e));
+  return in && out && in->egress_ifindex == uint32_t(towardsReal.ifindex) && in->next_hop == htonl(towardsReal.ip) &&
+         out->egress_ifindex == uint32_t(towardsClient.ifindex) && out->next_hop == htonl(towardsClient.ip);
+}
+
 std::optional<flow::OffloadedActivity> KernelOffload::activityOf(const flow::FlowEntry& e) {
   const auto in = forwarding_.find(fromClientKey(e));
   const auto out = forwarding_.find(fromRealKey(e));

@@ -19,6 +19,8 @@ class KernelOffload final : public flow::OffloadedFlows {
 
   // Hands the flow's established segments to the kernel; false when the kernel's map refuses.
   bool handOver(const flow::FlowEntry& entry, NextHop towardsReal, NextHop towardsClient);
+  // Whether the kernel sends the flow's two directions through these next hops.
+  bool usesNextHops(const flow::FlowEntry& entry, NextHop towardsReal, NextHop towardsClient) const;
   std::optional<flow::OffloadedActivity> activityOf(const flow::FlowEntry& entry) override;
   void withdraw(const flow::FlowEntry& entry) override;
 

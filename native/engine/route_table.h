@@ -12,6 +12,7 @@ struct Route {
   uint8_t length;
   int ifindex;
   uint32_t gateway;  // 0: on-link, the destination itself is the next hop
+  bool operator==(const Route&) const = default;
 };
 
 struct NextHop {

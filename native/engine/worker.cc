@@ -422,6 +422,13 @@ void Worker::offloadIfEstablished(uint32_t ref, const flow::FlowEntry& entry) {
     return;  // user space forwards it (or counts why it cannot)
   }
   context_.flows.offload(ref, [&](const flow::FlowEntry& e) {
+    // Under the flow map's lock, against the current services: a service removed since this batch
+    // began has had its flows withdrawn (Engine::setServices), and this one must not slip in after.
+    const auto services = context_.services.load(std::memory_order_acquire);
+    if (!services->find(e.load<uint32_t>(flow::entry::kVip), e.load<uint16_t>(flow::entry::kVport),
+                        e.load<uint8_t>(flow::entry::kProtocol))) {
+      return false;
+    }
     const bool handedOver = context_.kernelOffload->handOver(e, *towardsReal, *towardsClient);
     counters_.add(handedOver ? Counter::FlowsOffloaded : Counter::OffloadRefused);
     return handedOver;

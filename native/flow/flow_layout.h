@@ -56,13 +56,13 @@ constexpr size_t kBytesIn = 56;      // u64
 constexpr size_t kPacketsOut = 64;   // u64 real -> client
 constexpr size_t kBytesOut = 72;     // u64
 constexpr size_t kCreatedMs = 80;    // u64
-// What the kernel fast path forwarded of an offloaded flow, as last read back (the housekeeper is the
-// one writer). A flow's totals are the user-space counters above plus these.
+// What the kernel fast path forwarded of an offloaded flow, as last read back (only ever raised, with a
+// compare-and-swap). A flow's totals are the user-space counters above plus these.
 constexpr size_t kKernelPacketsIn = 88;    // u64
 constexpr size_t kKernelBytesIn = 96;      // u64
 constexpr size_t kKernelPacketsOut = 104;  // u64
 constexpr size_t kKernelBytesOut = 112;    // u64
-// 120..127 reserved
+constexpr size_t kKernelReadMs = 120;      // u64: when the kernel's counts were last read back
 }  // namespace entry
 
 enum class EntryStatus : uint32_t { Free = 0, Live = 1 };

@@ -146,7 +146,7 @@ uint32_t FlowTable::insert(const ForwardKey& key, const RealEndpoint& real, Flow
   e.store<uint64_t>(entry::kLastSeenMs, nowMs);
   e.store<uint64_t>(entry::kCreatedMs, nowMs);
   for (size_t counter : {entry::kPacketsIn, entry::kBytesIn, entry::kPacketsOut, entry::kBytesOut, entry::kKernelPacketsIn,
-                         entry::kKernelBytesIn, entry::kKernelPacketsOut, entry::kKernelBytesOut}) {
+                         entry::kKernelBytesIn, entry::kKernelPacketsOut, entry::kKernelBytesOut, entry::kKernelReadMs}) {
     e.store<uint64_t>(counter, 0);
   }
   const ReverseKey reverse{key.protocol, real.ip, real.port, key.clientIp, key.clientPort};
@@ -209,6 +209,10 @@ void FlowTable::remove(uint32_t ref, uint64_t nowMs) {
 void FlowTable::setOffloadedFlows(OffloadedFlows* offloaded) {
   std::lock_guard lock(writers_);
   offloaded_ = offloaded;
+  if (offloaded != nullptr) return;
+  // The kernel's map went with the fast path: a later one may take these flows again.
+  const uint32_t used = headerField<uint32_t>(header::kBumpAllocated).load(std::memory_order_relaxed);
+  for (uint32_t ref = 1; ref <= used; ++ref) entryAt(ref).clearFlags(flags::kOffloaded | flags::kUserSpaceOnly);
 }
 
 bool FlowTable::isOffloaded(const FlowEntry& entry) const {
@@ -217,23 +221,21 @@ bool FlowTable::isOffloaded(const FlowEntry& entry) const {
 
 // The kernel's counts go to fields of their own: the workers keep counting what user space forwards
 // (FIN, RST, segments still in the rings at the hand-over) in theirs.
-void FlowTable::refreshOffloaded(const FlowEntry& e) {
+void FlowTable::refreshOffloaded(const FlowEntry& e, uint64_t nowMs) {
+  if (nowMs != 0) e.store<uint64_t>(entry::kKernelReadMs, nowMs);
   const auto activity = offloaded_->activityOf(e);
   if (!activity) return;
-  auto raise = [&](size_t offset, uint64_t value) {
-    if (value > e.load<uint64_t>(offset)) e.store<uint64_t>(offset, value);
-  };
-  raise(entry::kLastSeenMs, activity->lastSeenMs);
-  raise(entry::kKernelPacketsIn, activity->packetsIn);
-  raise(entry::kKernelBytesIn, activity->bytesIn);
-  raise(entry::kKernelPacketsOut, activity->packetsOut);
-  raise(entry::kKernelBytesOut, activity->bytesOut);
+  e.raise(entry::kLastSeenMs, activity->lastSeenMs);
+  e.raise(entry::kKernelPacketsIn, activity->packetsIn);
+  e.raise(entry::kKernelBytesIn, activity->bytesIn);
+  e.raise(entry::kKernelPacketsOut, activity->packetsOut);
+  e.raise(entry::kKernelBytesOut, activity->bytesOut);
 }
 
 size_t FlowTable::sweep(uint64_t nowMs, const Timeouts& timeouts, size_t budget) {
-  // Offloaded flows seen more than a second ago get their activity from the kernel, a bounded number
-  // per sweep (two lookups each): counters in the map stay about a second behind for a few thousand
-  // flows, and an offloaded flow is never expired without asking.
+  // Offloaded flows get their activity from the kernel once a second each, a bounded number per sweep
+  // (two lookups each): counters in the map stay about a second behind for up to ~10 k flows (more
+  // lag beyond), and an offloaded flow is never expired without asking.
   constexpr size_t kRefreshBudget = 1024;
   constexpr uint64_t kRefreshAfterMs = 1000;
   size_t refreshBudget = kRefreshBudget;
@@ -253,13 +255,13 @@ size_t FlowTable::sweep(uint64_t nowMs, const Timeouts& timeouts, size_t budget)
     const uint32_t ref = ++sweepCursor_;
     const FlowEntry e = entryAt(ref);
     if (refreshBudget > 0 && e.live() && isOffloaded(e) &&
-        nowMs >= e.load<uint64_t>(entry::kLastSeenMs) + kRefreshAfterMs) {
+        nowMs >= e.load<uint64_t>(entry::kKernelReadMs) + kRefreshAfterMs) {
       --refreshBudget;
-      refreshOffloaded(e);
+      refreshOffloaded(e, nowMs);
     }
     if (!expired(e)) continue;
     std::lock_guard lock(writers_);
-    if (isOffloaded(e)) refreshOffloaded(e);
+    if (isOffloaded(e)) refreshOffloaded(e, nowMs);
     if (!expired(e)) continue;
     releaseLocked(ref, nowMs);
     ++removed;

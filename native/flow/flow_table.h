@@ -58,6 +58,13 @@ class FlowEntry {
     return uint16_t(std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(bytes_ + entry::kFlags))
                         .fetch_or(bits, std::memory_order_relaxed) | bits);
   }
+  // Raises a u64 field to `value` if that is larger, against concurrent raises.
+  void raise(size_t offset, uint64_t value) const {
+    std::atomic_ref<uint64_t> field(*reinterpret_cast<uint64_t*>(bytes_ + offset));
+    uint64_t current = field.load(std::memory_order_relaxed);
+    while (current < value && !field.compare_exchange_weak(current, value, std::memory_order_relaxed)) {
+    }
+  }
   void clearFlags(uint16_t bits) const {
     std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(bytes_ + entry::kFlags)).fetch_and(uint16_t(~bits), std::memory_order_relaxed);
   }
@@ -102,8 +109,8 @@ class FlowTable {
   // Removes flows idle longer than their state's timeout; looks at no more than `budget` entries.
   // Offloaded flows are judged by the kernel's activity, which also refreshes their counters.
   size_t sweep(uint64_t nowMs, const Timeouts& timeouts, size_t budget);
-  // Where offloaded flows live (nullptr: nowhere; flags left on entries are then ignored). Set while
-  // no worker runs; removal withdraws an offloaded flow from it.
+  // Where offloaded flows live (nullptr: nowhere, and every entry's hand-over flags are cleared). Set
+  // while no worker runs; removal withdraws an offloaded flow from it.
   void setOffloadedFlows(OffloadedFlows* offloaded);
   // Once per flow: `handOver` puts it into the kernel; the entry is then marked kOffloaded (or
   // kUserSpaceOnly when it returns false). Serialized with removals, so no removed flow stays there.
@@ -116,22 +123,26 @@ class FlowTable {
     }
     e.setFlags(handOver(e) ? flags::kOffloaded : flags::kUserSpaceOnly);
   }
-  // Takes back from the kernel the offloaded flows `shouldWithdraw` names (their service is gone):
-  // user space then sees their segments again. Returns how many.
+  // Takes back from the kernel the offloaded flows `shouldWithdraw` names (their service is gone, their
+  // next hop changed): user space then forwards them. The lock is taken per slice of the map, so new
+  // connections wait for one slice, not the whole scan. Returns how many.
   template <typename Predicate>
   size_t withdrawOffloaded(Predicate&& shouldWithdraw) {
-    std::lock_guard lock(writers_);
-    if (offloaded_ == nullptr) return 0;
+    constexpr uint32_t kSlice = 4096;
     const uint32_t used = headerField<uint32_t>(header::kBumpAllocated).load(std::memory_order_relaxed);
     size_t withdrawn = 0;
-    for (uint32_t ref = 1; ref <= used; ++ref) {
-      const FlowEntry e = entryAt(ref);
-      if (!e.live() || !isOffloaded(e) || !shouldWithdraw(e)) continue;
-      refreshOffloaded(e);  // the kernel's last counts, before they go
-      offloaded_->withdraw(e);
-      e.clearFlags(flags::kOffloaded);
-      e.setFlags(flags::kUserSpaceOnly);
-      ++withdrawn;
+    for (uint32_t first = 1; first <= used; first += kSlice) {
+      std::lock_guard lock(writers_);
+      if (offloaded_ == nullptr) return withdrawn;
+      for (uint32_t ref = first; ref <= used && ref < first + kSlice; ++ref) {
+        const FlowEntry e = entryAt(ref);
+        if (!e.live() || !isOffloaded(e) || !shouldWithdraw(e)) continue;
+        refreshOffloaded(e, 0);  // the kernel's last counts, before they go
+        offloaded_->withdraw(e);
+        e.clearFlags(flags::kOffloaded);
+        e.setFlags(flags::kUserSpaceOnly);
+        ++withdrawn;
+      }
     }
     return withdrawn;
   }
@@ -153,7 +164,7 @@ class FlowTable {
   void unlinkLocked(uint32_t ref);
   void releaseLocked(uint32_t ref, uint64_t nowMs);
   bool isOffloaded(const FlowEntry& entry) const;
-  void refreshOffloaded(const FlowEntry& entry);
+  void refreshOffloaded(const FlowEntry& entry, uint64_t nowMs);
 
   uint8_t* memory_;
   uint32_t capacity_;

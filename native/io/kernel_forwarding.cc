@@ -14,12 +14,18 @@ namespace {
 
 // tcx attach points (Linux 6.6), newer than this system's <linux/bpf.h>.
 constexpr auto kTcxIngress = static_cast<bpf_attach_type>(46);
+// The kernel allocates a hash map's buckets up front (16 bytes per entry, rounded up to a power of
+// two), whatever BPF_F_NO_PREALLOC says of the elements: 2 M entries cost 32 MiB of kernel memory.
+// Flows beyond 1 M at once stay in user space (offloadRefused).
+constexpr uint32_t kMaxKernelFlows = 1u << 20;
 
 }  // namespace
 
 KernelForwarding::KernelForwarding(uint32_t maxFlows, const std::vector<KernelForwardingInterface>& interfaces)
     : object_(bpf::kForwardEstablishedObject, sizeof bpf::kForwardEstablishedObject, "kernel fast path",
-              [&](BpfObject& object) { object.setMapSize("kernel_flows", std::max<uint32_t>(2 * maxFlows, 2)); }) {
+              [&](BpfObject& object) {
+                object.setMapSize("kernel_flows", 2 * std::clamp<uint32_t>(maxFlows, 1, kMaxKernelFlows));
+              }) {
   flows_ = object_.mapFd("kernel_flows");
   totals_ = object_.mapFd("kernel_forwarding_totals");
   const int program = object_.programFd("forward_established");

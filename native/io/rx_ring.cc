@@ -43,7 +43,7 @@ uint16_t etherTypeOf(RingBinding binding) {
 }  // namespace
 
 RxRing::RxRing(int ifindex, const RingGeometry& geometry, const std::vector<sock_filter>& filter, RingBinding binding)
-    : geometry_(geometry), ifindex_(ifindex), binding_(binding) {
+    : geometry_(geometry) {
   // Protocol 0: nothing is queued before the filter is attached and the socket bound.
   socket_ = UniqueFd(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
   if (!socket_.valid()) throwSystemError("socket(AF_PACKET) (needs CAP_NET_RAW)");
@@ -70,11 +70,11 @@ RxRing::RxRing(int ifindex, const RingGeometry& geometry, const std::vector<sock
   if (address == MAP_FAILED) address = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (address == MAP_FAILED) throwSystemError("mmap(PACKET_RX_RING)");
   ring_ = MappedMemory(address, length);
-  attachFilter(filter);
+  attachSocketFilter(fd, filter);
   sockaddr_ll where{};
   where.sll_family = AF_PACKET;
   where.sll_protocol = htons(etherTypeOf(binding));
-  where.sll_ifindex = binding == RingBinding::Ipv4AfterTc ? 0 : ifindex;
+  where.sll_ifindex = ifindex;
   if (::bind(fd, reinterpret_cast<sockaddr*>(&where), sizeof where) != 0) throwSystemError("bind(AF_PACKET)");
 }
 
@@ -145,23 +145,7 @@ void RxRing::releaseTaken() {
   }
 }
 
-void RxRing::replaceFilter(const std::vector<sock_filter>& filter) { attachFilter(filter); }
-
-void RxRing::attachFilter(const std::vector<sock_filter>& filter) {
-  if (binding_ != RingBinding::Ipv4AfterTc) {
-    attachSocketFilter(socket_.get(), filter);
-    return;
-  }
-  // Unbound: first drop every other interface's frames (cBPF jumps are relative, so prepending
-  // leaves the rest of the program as it was).
-  std::vector<sock_filter> program = {
-      {BPF_LD | BPF_W | BPF_ABS, 0, 0, uint32_t(SKF_AD_OFF + SKF_AD_IFINDEX)},
-      {BPF_JMP | BPF_JEQ | BPF_K, 1, 0, uint32_t(ifindex_)},
-      {BPF_RET | BPF_K, 0, 0, 0},
-  };
-  program.insert(program.end(), filter.begin(), filter.end());
-  attachSocketFilter(socket_.get(), program);
-}
+void RxRing::replaceFilter(const std::vector<sock_filter>& filter) { attachSocketFilter(socket_.get(), filter); }
 
 RingStatistics RxRing::takeStatistics() {
   tpacket_stats stats{};

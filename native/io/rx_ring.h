@@ -35,9 +35,8 @@ constexpr RingGeometry kArpFrameRing{64, 2048};
 
 // Where a ring taps the interface: every frame, before TC ingress (ETH_P_ALL), or one protocol's
 // frames after TC ingress, so that what the kernel fast path redirects there never reaches the ring.
-// An IPv4 ring is bound to no device and takes its interface's frames by filter: device-bound protocol
-// handlers run after the kernel's own IP input (routing, the blackhole drop, conntrack), unbound ones
-// before it, and that ordering is the latency of every frame through user space.
+// (A protocol handler runs after the kernel's own IP input, bound to a device or not: on recent kernels
+// unbound packet sockets sit on a per-namespace list walked after ptype_base too.)
 enum class RingBinding : uint8_t { EveryFrameBeforeTc, Ipv4AfterTc, ArpAfterTc };
 
 class RxRing {
@@ -69,11 +68,7 @@ class RxRing {
  private:
   UniqueFd socket_;
   MappedMemory ring_;
-  void attachFilter(const std::vector<sock_filter>& filter);
-
   RingGeometry geometry_;
-  int ifindex_;
-  RingBinding binding_;
   uint32_t cursor_ = 0;      // next slot to read
   uint32_t takenFrom_ = 0;   // first slot not yet released
   uint32_t takenCount_ = 0;
