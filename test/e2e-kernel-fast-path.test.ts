@@ -707,6 +707,195 @@ test.serial("without CAP_BPF and CAP_NET_ADMIN start fails naming kernelFastPath
   });
 });
 
+// ---------------------------------------------------------------------------------------------------
+// Classic tc filters beside natlb's tcx program. This kernel has neither matchall nor gact: the counting
+// filter is a u32 match-all whose one action mirrors each frame it sees to an ifb device of the gateway
+// (which drops what was not redirected to it) and passes the frame on; the action's packet count is the
+// filter's. The filter sits on the clsact qdisc, which runs only when the tcx programs before it say
+// "next" (TCX_NEXT): a TC_ACT_OK from natlb's program would end the hook and leave the count at 0. A tcx
+// program attached after natlb's runs on the same verdict (bpf_mprog goes on to the next program only on
+// TCX_NEXT), so the classic filter stands for both (no bpftool here to attach a second tcx program).
+
+/** The ifb device the counting filters mirror to (in the gateway's namespace). */
+const COUNTER_DEV = "kfcount";
+
+async function addCountingFilters(lab: Lab, interfaces: readonly string[]): Promise<void> {
+  const ns = lab.gateway.ns;
+  await lab.exec(ns, "ip", ["link", "add", COUNTER_DEV, "type", "ifb"]);
+  await lab.exec(ns, "ip", ["link", "set", "dev", COUNTER_DEV, "up"]);
+  for (const dev of interfaces) {
+    await lab.exec(ns, "tc", ["qdisc", "add", "dev", dev, "clsact"]);
+    await lab.exec(ns, "tc", [
+      "filter", "add", "dev", dev, "ingress", "protocol", "ip", "prio", "1",
+      "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "mirror", "dev", COUNTER_DEV, "pass",
+    ]);
+  }
+}
+
+/** Best effort: the lab is destroyed anyway. */
+async function removeCountingFilters(lab: Lab, interfaces: readonly string[]): Promise<void> {
+  if (lab.destroyed) return;
+  for (const dev of interfaces) await lab.tryExec(lab.gateway.ns, "tc", ["qdisc", "del", "dev", dev, "clsact"]);
+  await lab.tryExec(lab.gateway.ns, "ip", ["link", "del", "dev", COUNTER_DEV]);
+}
+
+interface TcFilterEntry {
+  options?: { actions?: Array<{ kind?: string; to_dev?: string; stats?: { packets?: number } }> };
+}
+
+/** Packets the counting filter at the ingress of `dev` has seen (its mirred action's count). */
+async function filterPackets(lab: Lab, dev: string): Promise<number> {
+  const out = (await lab.exec(lab.gateway.ns, "tc", ["-s", "-j", "filter", "show", "dev", dev, "ingress"])).stdout;
+  const actions = (JSON.parse(out) as TcFilterEntry[]).flatMap((f) => f.options?.actions ?? []).filter((a) => a.kind === "mirred" && a.to_dev === COUNTER_DEV);
+  if (actions.length !== 1 || typeof actions[0]!.stats?.packets !== "number") throw new Error(`no counting filter at the ingress of ${dev}: ${out}`);
+  return actions[0]!.stats.packets;
+}
+
+test.serial("classic tc filters and later tcx programs on a managed interface still see the frames the fast path passes on", async (t) => {
+  const interfaces = ["eth0", "eth1"] as const;
+  await withKfLab(
+    t,
+    { offloads: true, config: (lab) => fastPathConfig(lab, { services: [tcpService(lab, [1, 1, 1]), udpService(lab)] }) },
+    async ({ lab, servers, natlb }) => {
+      await startUdpEchoes(lab);
+      assertOneProgramOnEach(t, await tcxPrograms(lab));
+      try {
+        // natlb runs, its tcx links are attached: a clsact qdisc and a filter go on beside them.
+        await addCountingFilters(lab, interfaces);
+        assertOneProgramOnEach(t, await tcxPrograms(lab));
+        const before = { eth0: await filterPackets(lab, "eth0"), eth1: await filterPackets(lab, "eth1") };
+        const start = (await natlb!.status()).counters;
+
+        // Traffic the program passes on ("next"): ICMP, UDP, and TCP connections too short to be handed over.
+        const pings = 5;
+        const ping = await pingFrom(lab, lab.client.ns, lab.vip, pings);
+        t.is(ping.received, pings, "pings to the VIP with the clsact filters on");
+        const udp = await runUdpClient(lab, { host: lab.vip, port: UDP_SERVICE_PORT, count: 30, sockets: 3, localPortBase: 37000 });
+        t.is(udp.received, 30, `lost: ${udp.lost.join(",")}`);
+        const conns = 3;
+        const short = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, 1024, "kf-tc"), conns, count: conns, localPortBase: 37050 });
+        await assertIntact(t, short, servers, lab, 1024);
+
+        const c = (await natlb!.status()).counters;
+        t.is(c.flowsOffloaded, 0, "nothing of this traffic was handed over (or the test means nothing)");
+        t.is(c.kernelForwardedPackets, start.kernelForwardedPackets, "the kernel forwarded none of it");
+        t.is(c.icmpEchoReplies - start.icmpEchoReplies, pings);
+
+        // natlb saw all of it (after TC), and so did the classic filters: on eth0 every echo request, datagram
+        // and at least SYN, request and FIN of each connection; on eth1 every echo reply of the reals and at
+        // least SYN-ACK, response and FIN of each connection.
+        const after = { eth0: await filterPackets(lab, "eth0"), eth1: await filterPackets(lab, "eth1") };
+        const seen = { eth0: after.eth0 - before.eth0, eth1: after.eth1 - before.eth1 };
+        const expected = { eth0: pings + udp.sent + 3 * conns, eth1: udp.received + 3 * conns };
+        const qdiscs = await lab.exec(lab.gateway.ns, "tc", ["-s", "qdisc", "show", "dev", "eth0"]);
+        t.log(JSON.stringify({ seen, expected, userSpaceFrames: c.rxFrames - start.rxFrames }), qdiscs.stdout);
+        t.true(seen.eth0 >= expected.eth0, `the filter at eth0's ingress saw ${seen.eth0} frames, at least ${expected.eth0} passed it`);
+        t.true(seen.eth1 >= expected.eth1, `the filter at eth1's ingress saw ${seen.eth1} frames, at least ${expected.eth1} passed it`);
+        t.true(c.rxFrames - start.rxFrames >= expected.eth0 + expected.eth1, "natlb's rings saw them too");
+
+        // The fast path itself still works beside the filters.
+        const bytes = 8 * MiB;
+        const long = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, bytes, "kf-tc-long"), conns: 3, count: 3, localPortBase: 37100 });
+        await assertIntact(t, long, servers, lab, bytes);
+        const end = (await natlb!.status()).counters;
+        t.is(end.flowsOffloaded, 3, "the long downloads were handed over with the filters on");
+        t.true(end.kernelForwardedBytes >= 0.9 * 3 * bytes, `kernelForwardedBytes ${end.kernelForwardedBytes}`);
+        assertNoDataPlaneErrors(t, end);
+      } finally {
+        await removeCountingFilters(lab, interfaces);
+      }
+    },
+  );
+});
+
+// ---------------------------------------------------------------------------------------------------
+
+/** An address of the client subnet (198.18.0.0/24) that no lab host uses: a next hop that never answers ARP. */
+const DEAD_NEXT_HOP = "198.18.0.50";
+
+test.serial("a route change that moves an offloaded flow's next hop takes it back from the kernel", async (t) => {
+  const chunkBytes = 16 * 1024;
+  const chunks = 150;  // one every 100 ms: 15 s, longer than the hand-over, the withdrawal and the outage
+  const localPort = 37500;
+  await withKfLab(
+    t,
+    { offloads: true, reals: 1, config: (lab) => ({ services: [pacedService(lab.vip, [lab.reals[0]!.ip])], kernelFastPath: true }) },
+    async ({ lab, natlb }) => {
+      const ns = lab.gateway.ns;
+      const hostRoute = [`${lab.client.ip}/32`, "via", DEAD_NEXT_HOP, "dev", "eth0"];
+      // The dead next hop is on eth0's subnet (198.18.0.0/24, as the client) and no lab address.
+      t.true(lab.client.ip.startsWith("198.18.0.") && lab.gateway.clientIp.startsWith("198.18.0."), `client ${lab.client.ip}, gateway ${lab.gateway.clientIp}`);
+      t.false([lab.client.ip, lab.gateway.clientIp, lab.vip, lab.vip2].includes(DEAD_NEXT_HOP));
+      const server = await startPacedServer(lab, 1, PACED_REAL_PORT, { chunkBytes, intervalMs: 100, chunks });
+      const client = startPacedClient(lab, { host: lab.vip, port: PACED_SERVICE_PORT, localPort, expectBytes: chunks * chunkBytes, timeoutMs: 90_000 });
+      let routeAdded = false;
+      try {
+        const offloaded = await waitUntil("the stream in the kernel", async () => {
+          const s = await natlb!.status();
+          return s.kernelFastPath.flows === 1 && s.counters.flowsOffloaded === 1 ? s : undefined;
+        }, 8000, 100).catch(() => undefined);
+        t.truthy(offloaded, `the stream was not handed over: ${JSON.stringify((await natlb!.status()).kernelFastPath)}`);
+        if (offloaded === undefined) return;
+        // The kernel forwards it for a while.
+        await sleep(500);
+        const handedOver = (await natlb!.status()).counters;
+        t.true(handedOver.kernelForwardedPackets > offloaded.counters.kernelForwardedPackets, "the kernel forwards the stream");
+
+        // The client's host route now goes via a next hop nobody answers for. natlb re-reads the routes every 5 s.
+        await lab.exec(ns, "ip", ["route", "add", ...hostRoute]);
+        routeAdded = true;
+        const routeChanged = Date.now();
+        const withdrawn = await waitUntil("the stream to leave the kernel", async () => {
+          const s = await natlb!.status();
+          return s.kernelFastPath.flows === 0 ? s : undefined;
+        }, 12_000, 100).catch(() => undefined);
+        t.truthy(withdrawn, `the flow is still in the kernel 12 s after its next hop changed: ${JSON.stringify((await natlb!.status()).kernelFastPath)}`);
+        if (withdrawn === undefined) return;
+        t.log(`withdrawn ${Date.now() - routeChanged} ms after the route change`);
+        t.true(client.tool.running, "the stream still runs (or the test means nothing)");
+        const flow = flowOf(await natlb!.connections(), lab, localPort);
+        t.is(flow?.state, "ESTABLISHED", `the withdrawn flow stays in user space's map: ${JSON.stringify(flow)}`);
+
+        // User space forwards it now: the real's segments go towards the dead next hop, which never answers.
+        const dropsFrom = withdrawn.counters;
+        const dropping = await waitUntil("a segment of the real dropped for want of a neighbour", async () => {
+          const c = (await natlb!.status()).counters;
+          return c.dropNoNeighbour > dropsFrom.dropNoNeighbour ? c : undefined;
+        }, 5000, 100).catch(() => undefined);
+        t.truthy(dropping, `user space dropped no segment of the real towards ${DEAD_NEXT_HOP}: ${JSON.stringify((await natlb!.status()).counters)}`);
+        t.true((dropping?.arpRequestsSent ?? 0) > handedOver.arpRequestsSent, `natlb asked for ${DEAD_NEXT_HOP}`);
+        // Segments in flight at the withdrawal may still be the kernel's; after that, none.
+        const kernelAfterWithdrawal = (await natlb!.status()).counters.kernelForwardedPackets;
+
+        await lab.exec(ns, "ip", ["route", "del", ...hostRoute]);
+        routeAdded = false;
+        // Back on the old route (within the next refresh): the stream goes on, forwarded by user space,
+        // and completes intact after the real's retransmission back-off.
+        const got = await client.received(60_000);
+        const sent = await server.sentTo(localPort, 5000);
+        t.is(got.bytes, sent.bytes);
+        t.is(got.sha256, sent.sha256, "sha256 at the client differs from the server's");
+
+        const end = (await natlb!.status()).counters;
+        t.log(JSON.stringify({
+          kernelForwardedPackets: { handedOver: handedOver.kernelForwardedPackets, withdrawn: withdrawn.counters.kernelForwardedPackets, afterWithdrawal: kernelAfterWithdrawal, end: end.kernelForwardedPackets },
+          toClient: { withdrawn: withdrawn.counters.toClient, end: end.toClient }, toReal: { withdrawn: withdrawn.counters.toReal, end: end.toReal },
+          dropNoNeighbour: end.dropNoNeighbour, arpRequestsSent: end.arpRequestsSent, gotMs: got.ms,
+        }));
+        t.is(end.flowsOffloaded, 1, "the flow was not handed over again");
+        t.is((await natlb!.status()).kernelFastPath.flows, 0);
+        t.is(end.kernelForwardedPackets, kernelAfterWithdrawal, "the kernel forwarded segments of the withdrawn flow");
+        t.true(end.toClient > (dropping?.toClient ?? withdrawn.counters.toClient), "user space forwarded the real's segments once the route was back");
+        t.true(end.toReal > withdrawn.counters.toReal, "user space forwarded the client's segments");
+        t.is(end.dropNoFlow, 0, "no segment lost its flow");
+      } finally {
+        if (routeAdded) await lab.tryExec(ns, "ip", ["route", "del", ...hostRoute]);
+        await Promise.all([client.stop(), server.stop()]);
+      }
+    },
+  );
+});
+
 test.serial("every kf lab namespace made by this file is gone", async (t) => {
   const mine: string[] = [];
   for (const ns of await listLabNamespaces(PREFIX)) if ((await namespaceOwnerPid(ns)) === process.pid) mine.push(ns);
