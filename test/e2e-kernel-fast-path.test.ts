@@ -155,6 +155,23 @@ function assertMostlyKernelForwarded(t: ExecutionContext, c: BalancerStatus["cou
 }
 
 /** The flow of the client's `port` in a connections listing. */
+/** Every 300 ms until `running` settles (at most 60 times): what `sample` makes of the flow from `localPort`. */
+async function sampleFlowWhile<T>(
+  running: Promise<unknown>, natlb: BalancerProcess, lab: Lab, localPort: number,
+  sample: (flow: Connection | undefined, kernelFlows: number) => T,
+): Promise<T[]> {
+  const samples: T[] = [];
+  let finished = false;
+  void running.then(() => (finished = true), () => (finished = true));
+  for (let i = 0; i < 60 && !finished; i++) {
+    const flow = flowOf(await natlb.connections(), lab, localPort);
+    const kernelFlows = (await natlb.status()).kernelFastPath.flows;
+    if (!finished) samples.push(sample(flow, kernelFlows));
+    await sleep(300);
+  }
+  return samples;
+}
+
 function flowOf(connections: Connection[], lab: Lab, port: number): Connection | undefined {
   return connections.find((c) => c.client.ip === lab.client.ip && c.client.port === port);
 }
@@ -302,16 +319,10 @@ test.serial("an offloaded flow that keeps carrying traffic outlives tcpEstablish
       const client = startPacedClient(lab, { host: lab.vip, port: PACED_SERVICE_PORT, localPort, expectBytes: chunks * chunkBytes, lingerMs: 15_000, timeoutMs: 30_000 });
 
       // While it runs (about 7 s): the flow is listed, ESTABLISHED, in the kernel, and its bytes grow.
-      const samples: Array<{ state?: string; bytesOut?: number; ageMs?: number; kernelFlows: number }> = [];
       const received = client.received(30_000);
-      let finished = false;
-      void received.then(() => (finished = true), () => (finished = true));
-      for (let i = 0; i < 60 && !finished; i++) {
-        const flow = flowOf(await natlb!.connections(), lab, localPort);
-        const kernelFlows = (await natlb!.status()).kernelFastPath.flows;
-        if (!finished) samples.push({ state: flow?.state, bytesOut: flow?.bytesOut, ageMs: flow?.ageMs, kernelFlows });
-        await sleep(300);
-      }
+      const samples = await sampleFlowWhile(received, natlb!, lab, localPort, (flow, kernelFlows) => ({
+        state: flow?.state, bytesOut: flow?.bytesOut, ageMs: flow?.ageMs, kernelFlows,
+      }));
       const got = await received;
       const sent = await server.sentTo(localPort, 5000);
       t.is(got.bytes, sent.bytes);
@@ -380,16 +391,10 @@ test.serial("a half-closed offloaded flow (FIN_WAIT) goes on carrying the real's
       await client.tool.waitForEvent((e) => e.event === "half-closed", 10_000, "the half-close");
       const offloadedBeforeFin = (await natlb!.status()).counters.flowsOffloaded;
 
-      const samples: Array<{ state?: string; kernelFlows: number; at: number }> = [];
       const received = client.received(30_000);
-      let finished = false;
-      void received.then(() => (finished = true), () => (finished = true));
-      for (let i = 0; i < 60 && !finished; i++) {
-        const flow = flowOf(await natlb!.connections(), lab, localPort);
-        const kernelFlows = (await natlb!.status()).kernelFastPath.flows;
-        if (!finished) samples.push({ state: flow?.state, kernelFlows, at: Date.now() });
-        await sleep(300);
-      }
+      const samples = await sampleFlowWhile(received, natlb!, lab, localPort, (flow, kernelFlows) => ({
+        state: flow?.state, kernelFlows, at: Date.now(),
+      }));
       const got = await received;
       const sent = await server.sentTo(localPort, 5000);
       t.is(got.bytes, sent.bytes);

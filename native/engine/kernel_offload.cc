@@ -28,24 +28,27 @@ kernel_flow_key fromRealKey(const flow::FlowEntry& e) {
 
 constexpr uint64_t kNsPerMs = 1000000;
 
+// What to do with one direction: replace its destination (towards the real) or its source (towards
+// the client) by ip:port (host order), and send it to `hop`.
+kernel_flow_action actionFor(uint32_t ip, uint16_t port, bool rewriteSource, NextHop hop, uint64_t lastSeenNs) {
+  kernel_flow_action action{};
+  action.new_ip = htonl(ip);
+  action.new_port = htons(port);
+  action.rewrite_source = rewriteSource ? 1 : 0;
+  action.egress_ifindex = uint32_t(hop.ifindex);
+  action.next_hop = htonl(hop.ip);
+  action.last_seen_ns = lastSeenNs;
+  return action;
+}
+
 }  // namespace
 
 bool KernelOffload::handOver(const flow::FlowEntry& e, NextHop towardsReal, NextHop towardsClient) {
-  kernel_flow_action toReal{};
-  toReal.new_ip = htonl(e.load<uint32_t>(kRealIp));
-  toReal.new_port = htons(e.load<uint16_t>(kRealPort));
-  toReal.rewrite_source = 0;
-  toReal.egress_ifindex = uint32_t(towardsReal.ifindex);
-  toReal.next_hop = htonl(towardsReal.ip);
-  toReal.last_seen_ns = e.load<uint64_t>(flow::entry::kLastSeenMs) * kNsPerMs;
-
-  kernel_flow_action toClient{};
-  toClient.new_ip = htonl(e.load<uint32_t>(kVip));
-  toClient.new_port = htons(e.load<uint16_t>(kVport));
-  toClient.rewrite_source = 1;
-  toClient.egress_ifindex = uint32_t(towardsClient.ifindex);
-  toClient.next_hop = htonl(towardsClient.ip);
-  toClient.last_seen_ns = toReal.last_seen_ns;
+  const uint64_t lastSeenNs = e.load<uint64_t>(flow::entry::kLastSeenMs) * kNsPerMs;
+  const kernel_flow_action toReal =
+      actionFor(e.load<uint32_t>(kRealIp), e.load<uint16_t>(kRealPort), false, towardsReal, lastSeenNs);
+  const kernel_flow_action toClient =
+      actionFor(e.load<uint32_t>(kVip), e.load<uint16_t>(kVport), true, towardsClient, lastSeenNs);
 
   const kernel_flow_key fromClient = fromClientKey(e);
   if (!forwarding_.put(fromClient, toReal)) return false;
