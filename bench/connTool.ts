@@ -38,12 +38,7 @@ export async function prepareConnTool(log: (line: string) => void): Promise<Conn
       const real = realByIndex(lab, realIndex);
       const args = ["server", "--port", String(port), "--ip", real.ip, "--max-seconds", String(maxSeconds)];
       const tool = new ToolProcess(lab.spawn(real.ns, binary, args), `connload server (r${realIndex}:${port})`);
-      try {
-        await tool.waitForEvent((e) => e.event === "listening", 10_000, "the listening line");
-      } catch (e) {
-        await tool.stop();
-        throw e;
-      }
+      await tool.waitUntilListening(10_000);
       return { stop: async () => void (await tool.stop()) };
     },
     run: async (lab, o) => {

@@ -2,29 +2,11 @@
 // own path with what to write, and the reload diff.
 
 import test from "ava";
-import { diffConfig, parseConfig, parseConfigText, type NatlbConfig } from "../src/config";
+import { diffConfig, parseConfig, parseConfigText } from "../src/config";
 import { ConfigError } from "../src/errors";
+import { SERVICE, configField } from "./support/configField";
 
-const SERVICE = { vip: "198.18.0.100", port: 80, reals: [{ ip: "198.18.1.11", port: 8080 }] };
-
-/** A valid config with `kernelFastPath` set to `value` (left out when undefined). */
-function withFastPath(value: unknown): Record<string, unknown> {
-  return value === undefined ? { services: [SERVICE] } : { services: [SERVICE], kernelFastPath: value };
-}
-
-function parsed(value: unknown): NatlbConfig {
-  return parseConfig(withFastPath(value));
-}
-
-function refusal(value: unknown): ConfigError {
-  try {
-    parseConfig(withFastPath(value));
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw new Error(`expected a ConfigError for kernelFastPath ${JSON.stringify(value)}, got ${String(error)}`);
-  }
-  throw new Error(`kernelFastPath ${JSON.stringify(value)} was accepted`);
-}
+const { withValue: withFastPath, parsed, refusal } = configField("kernelFastPath");
 
 test("absent, kernelFastPath is false", (t) => {
   t.is(parsed(undefined).kernelFastPath, false);

@@ -2,29 +2,11 @@
 // field path, unknown keys, and the reload diff.
 
 import test from "ava";
-import { RECEIVE_PATHS, diffConfig, parseConfig, parseConfigText, type NatlbConfig } from "../src/config";
+import { RECEIVE_PATHS, diffConfig, parseConfig, parseConfigText } from "../src/config";
 import { ConfigError } from "../src/errors";
+import { SERVICE, configField } from "./support/configField";
 
-const SERVICE = { vip: "198.18.0.100", port: 80, reals: [{ ip: "198.18.1.11", port: 8080 }] };
-
-/** A valid config with `receivePath` set to `value` (left out when undefined). */
-function withPath(value: unknown): Record<string, unknown> {
-  return value === undefined ? { services: [SERVICE] } : { services: [SERVICE], receivePath: value };
-}
-
-function parsed(value: unknown): NatlbConfig {
-  return parseConfig(withPath(value));
-}
-
-function refusal(value: unknown): ConfigError {
-  try {
-    parseConfig(withPath(value));
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw new Error(`expected a ConfigError for receivePath ${JSON.stringify(value)}, got ${String(error)}`);
-  }
-  throw new Error(`receivePath ${JSON.stringify(value)} was accepted`);
-}
+const { withValue: withPath, parsed, refusal } = configField("receivePath");
 
 test("the receive paths are exactly af_packet and af_xdp", (t) => {
   t.deepEqual([...RECEIVE_PATHS], ["af_packet", "af_xdp"]);

@@ -48,12 +48,7 @@ export async function startSmallServer(lab: Lab, realIndex: number, port = DEFAU
   const real = realByIndex(lab, realIndex);
   const args = ['--mode', 'small-server', '--port', String(port), '--ip', real.ip, '--max-seconds', String(maxSeconds)];
   const tool = launchTool(lab, real.ns, __filename, args, `smallServer(r${realIndex}:${port})`);
-  try {
-    await tool.waitForEvent((e) => e.event === 'listening', 15_000, 'the listening line');
-  } catch (e) {
-    await tool.stop();
-    throw e;
-  }
+  await tool.waitUntilListening();
   return { real, port, tool, stop: async () => void (await tool.stop()) };
 }
 

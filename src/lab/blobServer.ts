@@ -72,12 +72,7 @@ export async function startBlobServer(
   const args = ['--port', String(port), '--ip', real.ip, '--max-seconds', String(opts.maxSeconds ?? 3600)];
   if (opts.cacheMb !== undefined) args.push('--cache-mb', String(opts.cacheMb));
   const tool = launchTool(lab, real.ns, __filename, args, `blobServer(r${realIndex}:${port})`);
-  try {
-    await tool.waitForEvent((e) => e.event === 'listening', opts.readyTimeoutMs ?? 15_000, 'the listening line');
-  } catch (e) {
-    await tool.stop();
-    throw e;
-  }
+  await tool.waitUntilListening(opts.readyTimeoutMs ?? 15_000);
   const pick = (kind: ServedEvent['event']): ServedEvent[] =>
     tool.events.filter((e) => e.event === kind).map((e) => toServedEvent(e));
   return {

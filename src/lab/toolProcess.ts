@@ -90,6 +90,16 @@ export class ToolProcess {
   }
 
   /** First event (already seen or future) matching `pred`; rejects if the tool exits first or on timeout. */
+  /** Waits for the tool's `{"event":"listening"}` line; stops the tool if it never comes. */
+  async waitUntilListening(timeoutMs = 15_000): Promise<void> {
+    try {
+      await this.waitForEvent((e) => e.event === 'listening', timeoutMs, 'the listening line');
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
+  }
+
   waitForEvent(pred: (e: ToolEvent) => boolean, timeoutMs: number, what: string): Promise<ToolEvent> {
     const seen = this.events.find(pred);
     if (seen !== undefined) return Promise.resolve(seen);

@@ -81,12 +81,7 @@ export interface UdpClientOptions {
 export async function startUdpEcho(lab: Lab, realIndex: number, port: number = DEFAULT_UDP_PORT): Promise<UdpEchoHandle> {
   const real = realByIndex(lab, realIndex);
   const tool = launchTool(lab, real.ns, __filename, ['--mode', 'server', '--port', String(port), '--ip', real.ip], `udpEcho(r${realIndex}:${port})`);
-  try {
-    await tool.waitForEvent((e) => e.event === 'listening', 15_000, 'the listening line');
-  } catch (e) {
-    await tool.stop();
-    throw e;
-  }
+  await tool.waitUntilListening();
   return {
     real,
     port,

@@ -57,12 +57,7 @@ export async function startPacedServer(lab: Lab, realIndex: number, port: number
     "--chunks", String(opts.chunks), "--max-seconds", String(opts.maxSeconds ?? 120),
   ];
   const tool = launchTool(lab, real.ns, __filename, args, `pacedServer(r${realIndex}:${port})`);
-  try {
-    await tool.waitForEvent((e) => e.event === "listening", 15_000, "the listening line");
-  } catch (error) {
-    await tool.stop();
-    throw error;
-  }
+  await tool.waitUntilListening();
   return {
     tool,
     sentTo: async (peerPort, timeoutMs) => {
