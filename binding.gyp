@@ -10,6 +10,9 @@
         "native/packet/icmp.cc",
         "native/packet/tcp_coalesce.cc",
         "native/packet/checksum_state.cc",
+        "native/packet/tcp_header.cc",
+        "native/packet/claim_signal.cc",
+        "native/packet/icmp_error.cc",
         "native/io/socket_filter.cc",
         "native/io/rx_ring.cc",
         "native/io/frame_sender.cc",
@@ -18,13 +21,17 @@
         "native/io/xdp_receiver.cc",
         "native/io/kernel_forwarding.cc",
         "native/io/bpf_object.cc",
+        "native/io/control_frame_socket.cc",
+        "native/io/interface_properties.cc",
         "native/flow/flow_table.cc",
         "native/engine/service_table.cc",
         "native/engine/route_table.cc",
         "native/engine/neighbour_cache.cc",
         "native/engine/worker.cc",
         "native/engine/engine.cc",
-        "native/engine/kernel_offload.cc"
+        "native/engine/kernel_offload.cc",
+        "native/engine/reply_claims_signaller.cc",
+        "native/engine/frames_awaiting_neighbour.cc"
       ],
       "actions": [
         {

@@ -12,6 +12,7 @@
 #include "engine/engine.h"
 #include "flow/flow_layout.h"
 #include "flow/flow_table.h"
+#include "flow/reply_claims.h"
 #include "io/kernel_forwarding.h"
 #include "packet/checksum_state.h"
 #include "packet/ipv4_frame.h"
@@ -114,7 +115,10 @@ Napi::Value FlowLayout(const Napi::CallbackInfo& info) {
       {"magic", h::kMagic},         {"version", h::kVersion},     {"capacity", h::kCapacity},
       {"bucketCount", h::kBucketCount}, {"bumpAllocated", h::kBumpAllocated}, {"liveCount", h::kLiveCount},
       {"clockMs", h::kClockMs},     {"inserted", h::kInserted},   {"expired", h::kExpired},
-      {"fullDrops", h::kFullDrops}, {"hashSeed", h::kHashSeed}};
+      {"fullDrops", h::kFullDrops}, {"hashSeed", h::kHashSeed}, {"halfOpenFlows", h::kHalfOpenFlows},
+      {"unassuredUdpFlows", h::kUnassuredUdpFlows}, {"evictedHalfOpenQuota", h::kEvictedHalfOpenQuota},
+      {"evictedUdpQuota", h::kEvictedUdpQuota}, {"evictedHalfOpenRoom", h::kEvictedHalfOpenRoom},
+      {"evictedUdpRoom", h::kEvictedUdpRoom}, {"expiredEarly", h::kExpiredEarly}};
   for (const auto& [name, offset] : headerFields) header.Set(name, double(offset));
   layout.Set("header", header);
   Napi::Object entry = Napi::Object::New(env);
@@ -136,6 +140,17 @@ Napi::Value FlowLayout(const Napi::CallbackInfo& info) {
   layout.Set("minCapacity", flow::kMinCapacity);
   layout.Set("maxCapacity", flow::kMaxCapacity);
   return layout;
+}
+
+// Which frames natlb owns and how the kernel learns it (flow/reply_claims.h): the kernel set-up is built
+// from these facts.
+Napi::Value ReplyClaims(const Napi::CallbackInfo& info) {
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("claimMark", double(flow::kClaimMark));
+  out.Set("renewMark", double(flow::kRenewMark));
+  out.Set("releaseMark", double(flow::kReleaseMark));
+  out.Set("lifetimeSeconds", double(flow::kReplyClaimLifetimeSeconds));
+  return out;
 }
 
 Napi::Value FlowTableBytes(const Napi::CallbackInfo& info) {
@@ -182,6 +197,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("learnNeighbours", &EngineWrap::LearnNeighbours),
                         InstanceMethod("setLocalAddresses", &EngineWrap::SetLocalAddresses),
                         InstanceMethod("setTimeouts", &EngineWrap::SetTimeouts),
+                        InstanceMethod("setFloodProtection", &EngineWrap::SetFloodProtection),
                         InstanceMethod("counters", &EngineWrap::Counters),
                         InstanceMethod("neighbours", &EngineWrap::Neighbours),
                         InstanceMethod("xdpStates", &EngineWrap::XdpStates),
@@ -349,6 +365,20 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     read("tcpClose", t.tcpClose);
     read("udp", t.udp);
     engine_->setTimeouts(t);
+    return info.Env().Undefined();
+  }
+
+  // Shares in thousandths of the flow map's capacity, the short timeout in seconds (flow_table.h).
+  Napi::Value SetFloodProtection(const Napi::CallbackInfo& info) {
+    const Napi::Object item = objectAt(info[0], "flood protection");
+    flow::FloodDefences& defences = flows_->floodDefences();
+    auto read = [&](const char* name, std::atomic<uint32_t>& field, uint32_t min, uint32_t max) {
+      if (item.Has(name)) field.store(integerFrom(item.Get(name), std::string("floodProtection.") + name, min, max));
+    };
+    read("halfOpenSharePermille", defences.halfOpenSharePermille, 1, 1000);
+    read("udpSharePermille", defences.udpSharePermille, 1, 1000);
+    read("pressureAtPermille", defences.pressureAtPermille, 0, 1000);
+    read("pressureTimeoutSeconds", defences.pressureTimeoutSeconds, 1, 86400);
     return info.Env().Undefined();
   }
 
@@ -538,6 +568,7 @@ Napi::Value TcxIngressPrograms(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("flowLayout", Napi::Function::New(env, FlowLayout));
   exports.Set("flowTableBytes", Napi::Function::New(env, FlowTableBytes));
+  exports.Set("replyClaims", Napi::Function::New(env, ReplyClaims));
   exports.Set("initializeFlowTable", Napi::Function::New(env, InitializeFlowTable));
   exports.Set("monotonicMs", Napi::Function::New(env, MonotonicMs));
   exports.Set("Engine", EngineWrap::Define(env));

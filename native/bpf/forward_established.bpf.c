@@ -87,6 +87,10 @@ int forward_established(struct __sk_buff* skb) {
   const __u16 oldPort = action->rewrite_source ? tcp->source : tcp->dest;
   const __u32 newIp = action->new_ip;
   const __u16 newPort = action->new_port;
+  const __u32 tcpHeaderLength = tcp->doff * 4;
+  const __u32 payload = ipLength > ipHeaderLength + tcpHeaderLength ? ipLength - ipHeaderLength - tcpHeaderLength : 0;
+  const __u32 sequenceEnd = bpf_ntohl(tcp->seq) + payload;
+  const __u32 window = bpf_ntohs(tcp->window);
   // Packet pointers are invalid after the helpers below; everything needed is copied above.
   if (bpf_l3_csum_replace(skb, ip_checksum_offset, oldTtlWord, newTtlWord, 2) != 0) return TC_ACT_SHOT;
   if (bpf_skb_store_bytes(skb, ip_ttl_offset, &newTtl, 1, 0) != 0) return TC_ACT_SHOT;
@@ -99,6 +103,8 @@ int forward_established(struct __sk_buff* skb) {
   __sync_fetch_and_add(&action->packets, 1);
   __sync_fetch_and_add(&action->bytes, ipLength);
   action->last_seen_ns = bpf_ktime_get_ns();
+  if ((__s32)(sequenceEnd - action->sequence_end) > 0) action->sequence_end = sequenceEnd;
+  if (window > action->window) action->window = window;
   const __u32 zero = 0;
   struct kernel_forwarding_totals* totals = bpf_map_lookup_elem(&kernel_forwarding_totals, &zero);
   if (totals) {

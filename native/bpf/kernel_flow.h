@@ -28,6 +28,12 @@ struct kernel_flow_action {
   __u64 packets;
   __u64 bytes;             // IP bytes, as the user-space path counts them
   __u64 last_seen_ns;      // bpf_ktime_get_ns(): CLOCK_MONOTONIC
+  // TCP sequence tracking of this direction (flow/tcp_window.h), carried on while the kernel forwards:
+  // the highest seq + payload forwarded (host order; user space's value at the hand-over), and the
+  // largest window field (unscaled) seen. Written without atomics: a lost raise leaves it a segment
+  // behind, well inside the window the check allows.
+  __u32 sequence_end;
+  __u32 window;
 };
 
 // Totals over all flows (per CPU), for the engine's counters.

@@ -1,12 +1,11 @@
 // XDP program for interfaces on the AF_XDP receive path: frames the balancer owns go to its AF_XDP
 // socket (one per receive queue) and never enter the kernel's stack; every other frame (ARP, ICMP,
-// the gateway's own traffic) passes on to the kernel and to natlb's AF_PACKET rings as before.
-// It selects what the AF_PACKET socket filter selects (native/io/socket_filter.cc):
+// the gateway's own traffic, the reals' own traffic) passes on to the kernel, whose verdict natlb's
+// AF_PACKET rings then follow (native/flow/reply_claims.h says which frames natlb owns). Here:
 //   - IPv4 to a VIP, any protocol but ICMP, fragments included;
-//   - TCP from a real server's port (first fragments and whole datagrams: later ones carry no port);
-//   - UDP from a real server's address, fragments included;
-// except frames to the gateway's own addresses (health checks, an admin's connection to a real): on
-// the AF_PACKET path the kernel keeps its copy of those, so here they must pass to the kernel.
+//   - replies of natlb's flows that it has claimed here (first fragments and whole datagrams: later
+//     fragments carry no ports and pass to the kernel, which hands them over);
+// never frames to the gateway's own addresses (health checks, an admin's connection to a real).
 // With the kernel fast path on, an established flow's segments pass to the kernel, whose TC program
 // forwards them (forward_established.bpf.c).
 // The user-space side fills the maps (native/io/xdp_steering.cc); an empty map steers nothing.
@@ -48,18 +47,12 @@ struct {
 } local_addresses SEC(".maps");
 
 struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 65536);
-  __type(key, __u32);   // TCP source port, host order
-  __type(value, __u8);  // 1: a real server's port
-} tcp_source_ports SEC(".maps");
-
-struct {
   __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 65536);
-  __type(key, __u32);   // UDP real server address, network order
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 65536);              // set from the flow map's capacity before loading
+  __type(key, struct kernel_flow_key);     // a reply as it arrives: real -> client, TCP or UDP
   __type(value, __u8);
-} udp_sources SEC(".maps");
+} claimed_replies SEC(".maps");
 
 static __always_inline int steer(struct xdp_md* ctx) {
   // XDP_PASS when no socket is bound to this queue (yet): the kernel then handles the frame.
@@ -103,20 +96,20 @@ int steer_to_socket(struct xdp_md* ctx) {
   }
   if (bpf_map_lookup_elem(&local_addresses, &destination)) return XDP_PASS;
 
-  if (ip->protocol == IPPROTO_UDP) {
-    __u32 source = ip->saddr;
-    if (bpf_map_lookup_elem(&udp_sources, &source)) return steer(ctx);
-    return XDP_PASS;
-  }
-  if (ip->protocol != IPPROTO_TCP || (ip->frag_off & bpf_htons(0x1fff)) != 0) return XDP_PASS;
+  if ((ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP) || (ip->frag_off & bpf_htons(0x1fff)) != 0) return XDP_PASS;
   __u32 headerLength = ip->ihl * 4;
   if (headerLength < sizeof(*ip)) return XDP_PASS;
   __u8* l4 = (__u8*)ip + headerLength;
-  if ((void*)(l4 + 2) > end) return XDP_PASS;
-  __u32 sourcePort = ((__u32)l4[0] << 8) | l4[1];
+  if ((void*)(l4 + 4) > end) return XDP_PASS;
   if (inKernelFastPath(ip, l4, end)) return XDP_PASS;
-  __u8* isRealPort = bpf_map_lookup_elem(&tcp_source_ports, &sourcePort);
-  if (isRealPort && *isRealPort) return steer(ctx);
+  struct kernel_flow_key reply = {
+      .source_ip = ip->saddr,
+      .destination_ip = ip->daddr,
+      .source_port = *(__u16*)l4,
+      .destination_port = *(__u16*)(l4 + 2),
+      .protocol = ip->protocol,
+  };
+  if (bpf_map_lookup_elem(&claimed_replies, &reply)) return steer(ctx);
   return XDP_PASS;
 }
 

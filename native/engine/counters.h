@@ -18,23 +18,32 @@ enum class Counter : uint8_t {
   TxCoalescedSegments,  // MTU segments sent inside GSO super-frames (each super-frame counts once in txFrames)
   ToReal,          // client frames rewritten and sent to a real server
   ToClient,        // replies rewritten and sent to the client
-  PassedThrough,   // replies of direct (non-VIP) connections forwarded unchanged
   FragmentsForwarded,  // later fragments of a NAT datagram, rewritten like its first fragment
   NewFlows,
   ArpRepliesSent,
   ArpRequestsSent,
+  ArpRepliesLearned,  // replies to natlb's own requests: the only ARP it learns from
   GratuitousArpSent,
   IcmpEchoReplies,  // pings to a VIP answered
   IcmpErrorsToReal, // ICMP errors about a flow's packets, translated for its real server
   IcmpErrorsToClient, // ICMP errors from the backend side about a flow, translated for its client
+  TcpUntracked,    // of toReal/toClient: forwarded without moving the flow's TCP tracking or state
+                   // (outside the window, or an inexact RST: the endpoint judges it)
+  IcmpFragmentationNeededSent,  // router duties: answers to DF packets too long for the egress link
+  IcmpTimeExceededSent,         // and to packets whose TTL ran out
+  IcmpErrorsNotSent,            // over the rate limit (1000/s, bursts of 50), or nothing to quote
+  HeldForNeighbour,             // frames that waited for their next hop's ARP reply (sent or, later, dropped)
   Ignored,         // frames that are not the balancer's business (the kernel handles them)
+  ArpIgnored,      // ARP that natlb neither answers nor learns from (unsolicited replies, others' requests)
   DropTruncated,
   DropMalformed,
   DropFragment,
   DropTtlExpired,
+  DropTooBig,      // longer than the egress link's MTU (answered with "fragmentation needed" when DF is set)
   DropNoService,   // to a VIP on a port/protocol no service has
   DropNoReal,      // the service has no usable real server
-  DropNoFlow,      // TCP segment without SYN and without a flow
+  DropNoFlow,      // TCP segment without SYN and without a flow; a reply the kernel left to natlb whose flow is gone
+  DropOutOfWindow, // a RST or FIN whose sequence number does not fit its connection (blind injection)
   DropFlowTableFull,
   DropNoRoute,
   DropNoNeighbour,
@@ -47,16 +56,21 @@ enum class Counter : uint8_t {
   KernelForwardedBytes,
   FlowsOffloaded,
   OffloadRefused,
+  // Control frames that release or renew reply claims in the kernel's list (flow/reply_claims.h), and
+  // those the kernel refused (the list then keeps a stale claim until it times out).
+  ReplyClaimSignals,
+  ReplyClaimSignalErrors,
   Count,
 };
 
 constexpr std::array<std::string_view, size_t(Counter::Count)> kCounterNames = {
     "rxFrames",        "rxBytes",         "rxSteeredFrames", "txFrames",          "txBytes",          "txCoalescedSegments",          "toReal",
-    "toClient",        "passedThrough",   "fragmentsForwarded",   "newFlows",          "arpRepliesSent",   "arpRequestsSent",
-    "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "icmpErrorsToClient", "ignored",       "dropTruncated",     "dropMalformed",    "dropFragment",
-    "dropTtlExpired",  "dropNoService",   "dropNoReal",        "dropNoFlow",       "dropFlowTableFull",
+    "toClient",        "fragmentsForwarded",   "newFlows",          "arpRepliesSent",   "arpRequestsSent", "arpRepliesLearned",
+    "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "icmpErrorsToClient", "tcpUntracked", "icmpFragmentationNeededSent", "icmpTimeExceededSent", "icmpErrorsNotSent", "heldForNeighbour", "ignored", "arpIgnored",       "dropTruncated",     "dropMalformed",    "dropFragment",
+    "dropTtlExpired",  "dropTooBig",  "dropNoService",   "dropNoReal",        "dropNoFlow",       "dropOutOfWindow", "dropFlowTableFull",
     "dropNoRoute",     "dropNoNeighbour", "dropTxError",       "dropVlan",         "ringDrops",
     "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused",
+    "replyClaimSignals", "replyClaimSignalErrors",
 };
 
 class Counters {

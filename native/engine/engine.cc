@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "../io/interface_properties.h"
 #include "../packet/arp.h"
 
 namespace natlb::engine {
@@ -13,20 +14,26 @@ constexpr auto kHousekeepingPeriod = std::chrono::milliseconds(100);
 constexpr size_t kSweepBudget = 1 << 17;           // entries looked at per period
 constexpr uint64_t kNextHopRefreshMs = 30000;      // re-ARP known next hops this often
 constexpr uint64_t kNextHopRetryMs = 500;          // unknown next hops: ask again this soon
+constexpr uint64_t kMtuRefreshMs = 1000;
 
 }  // namespace
 
 Engine::Engine(flow::FlowTable& flows, EngineOptions options)
     : context_(flows), kernelFastPath_(options.kernelFastPath) {
   context_.interfaces = std::move(options.interfaces);
+  context_.mtus = std::vector<std::atomic<uint32_t>>(context_.interfaces.size());
+  refreshMtus();
   context_.coalesceTcp = options.coalesceTcp;
   setTimeouts(TimeoutSeconds{});
 }
 
 Engine::~Engine() { stop(); }
 
+// What a worker's rings accept is the kernel's verdict (flow/reply_claims.h), plus all ICMP on the
+// backend side (errors about flows); the XDP program, which runs before that verdict, gets the VIPs.
 io::FilterSpec Engine::selectionFor(const InterfaceConfig& interface, const ServiceTable& services) const {
   io::FilterSpec spec;
+  spec.ownMac = interface.mac;
   spec.localIps = localAddresses_;
   for (const InterfaceConfig& managed : context_.interfaces) {
     for (const InterfaceAddress& address : managed.addresses) spec.localIps.push_back(address.ip);
@@ -35,8 +42,6 @@ io::FilterSpec Engine::selectionFor(const InterfaceConfig& interface, const Serv
     spec.destinationIps = services.vips();
   } else {
     spec.acceptIcmp = true;
-    spec.udpSourceIps = services.realIps(packet::kProtocolUdp);
-    spec.tcpSourcePorts = services.realPorts(packet::kProtocolTcp);
   }
   return spec;
 }
@@ -62,8 +67,23 @@ void Engine::start() {
     context_.kernelOffload = nullptr;
     throw;
   }
+  std::unique_ptr<ReplyClaimsSignaller> signaller;
+  for (const InterfaceConfig& interface : context_.interfaces) {
+    if (interface.role == InterfaceRole::Backend) {
+      signaller = std::make_unique<ReplyClaimsSignaller>(interface);
+      break;
+    }
+  }
+  if (signaller) {
+    for (auto& worker : workers) {
+      io::XdpReceiver* xdp = worker->xdpReceiver();
+      if (xdp != nullptr && worker->interface().role == InterfaceRole::Backend) signaller->alsoReleaseFrom(xdp->steering());
+    }
+  }
   kernelOffload_ = std::move(offload);
   context_.flows.setOffloadedFlows(kernelOffload_.get());
+  replyClaims_ = std::move(signaller);
+  context_.flows.setReplyClaims(replyClaims_.get());
   workers_ = std::move(workers);
   context_.running.store(true, std::memory_order_release);
   for (auto& worker : workers_) worker->start();
@@ -78,6 +98,8 @@ void Engine::stop() {
   if (housekeeper_.joinable()) housekeeper_.join();
   for (auto& worker : workers_) worker->join();
   workers_.clear();
+  context_.flows.setReplyClaims(nullptr);
+  replyClaims_.reset();
   context_.flows.setOffloadedFlows(nullptr);
   context_.kernelOffload = nullptr;
   kernelOffload_.reset();  // detaches the TC programs
@@ -175,6 +197,10 @@ std::array<uint64_t, size_t(Counter::Count)> Engine::counters() const {
     out[size_t(Counter::KernelForwardedPackets)] += totals.packets;
     out[size_t(Counter::KernelForwardedBytes)] += totals.bytes;
   }
+  if (replyClaims_) {
+    out[size_t(Counter::ReplyClaimSignals)] += replyClaims_->signalsSent();
+    out[size_t(Counter::ReplyClaimSignalErrors)] += replyClaims_->signalErrors();
+  }
   return out;
 }
 
@@ -237,10 +263,21 @@ void Engine::resolveNextHops(SenderSet& senders, uint64_t nowMs) {
   }
 }
 
+void Engine::refreshMtus() {
+  for (size_t i = 0; i < context_.interfaces.size(); ++i) {
+    context_.mtus[i].store(io::interfaceMtu(context_.interfaces[i].name), std::memory_order_relaxed);
+  }
+}
+
 void Engine::housekeep() {
   SenderSet senders(context_.interfaces, false);
+  uint64_t mtusReadMs = 0;
   while (context_.running.load(std::memory_order_acquire)) {
     const uint64_t nowMs = monotonicMs();
+    if (nowMs >= mtusReadMs + kMtuRefreshMs) {
+      refreshMtus();
+      mtusReadMs = nowMs;
+    }
     if (announcePending_.exchange(false)) announceVips(senders);
     resolveNextHops(senders, nowMs);
     context_.flows.sweep(nowMs, context_.timeouts, kSweepBudget);

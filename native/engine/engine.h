@@ -12,6 +12,7 @@
 
 #include "../io/rx_ring.h"
 #include "engine_context.h"
+#include "reply_claims_signaller.h"
 #include "worker.h"
 
 namespace natlb::engine {
@@ -68,6 +69,7 @@ class Engine {
 
  private:
   void housekeep();
+  void refreshMtus();
   void resolveNextHops(SenderSet& senders, uint64_t nowMs);
   void announceVips(SenderSet& senders);
   void collectRingStatistics();
@@ -80,6 +82,7 @@ class Engine {
   EngineContext context_;
   const bool kernelFastPath_;
   std::unique_ptr<KernelOffload> kernelOffload_;  // while running with the kernel fast path
+  std::unique_ptr<ReplyClaimsSignaller> replyClaims_;  // while running, with a backend interface
   std::vector<uint32_t> localAddresses_;  // sorted; guarded by controlMutex_
   std::vector<Route> routes_;              // as last given; guarded by controlMutex_
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -30,17 +30,18 @@ struct EngineContext {
   bool coalesceTcp = true;  // fixed before start
   KernelOffload* kernelOffload = nullptr;  // the kernel fast path, while running with it
 
+  // The interfaces' MTUs (same order as `interfaces`), refreshed by the housekeeper.
+  std::vector<std::atomic<uint32_t>> mtus;
+
+  uint32_t mtuOf(const InterfaceConfig& interface) const {
+    const size_t index = size_t(&interface - interfaces.data());
+    return index < mtus.size() ? mtus[index].load(std::memory_order_relaxed) : 1500;
+  }
   const InterfaceConfig* interfaceByIndex(int ifindex) const {
     for (const InterfaceConfig& i : interfaces) {
       if (i.ifindex == ifindex) return &i;
     }
     return nullptr;
-  }
-  bool isLocalAddress(uint32_t ip) const {
-    for (const InterfaceConfig& i : interfaces) {
-      if (i.ownsAddress(ip)) return true;
-    }
-    return false;
   }
 };
 

@@ -37,6 +37,13 @@ bool NeighbourCache::claimRequest(uint32_t ip, uint64_t nowMs, uint64_t interval
   return true;
 }
 
+bool NeighbourCache::awaitsReply(uint32_t ip, uint64_t nowMs) const {
+  constexpr uint64_t kReplyWindowMs = 3000;
+  std::lock_guard lock(mutex_);
+  const auto found = lastRequestMs_.find(ip);
+  return found != lastRequestMs_.end() && nowMs - found->second <= kReplyWindowMs;
+}
+
 void NeighbourView::refreshIfStale() {
   const uint64_t generation = shared_.generation();
   if (generation != seenGeneration_) {

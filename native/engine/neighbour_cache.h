@@ -1,5 +1,5 @@
-// IPv4 -> MAC for next hops, learned from ARP seen on the rings, from frames of on-link hosts, from the
-// kernel's neighbour table (seeded by the control plane) and from our own ARP requests. Workers read
+// IPv4 -> MAC for next hops, learned from the replies to natlb's own ARP requests and from the kernel's
+// neighbour table (seeded by the control plane); never from what other hosts send unasked. Workers read
 // through a per-thread copy that is refreshed when the shared table's generation changes, so the hot
 // path takes no lock.
 #pragma once
@@ -29,6 +29,8 @@ class NeighbourCache {
   std::vector<NeighbourEntry> snapshot() const;
   // Whether an ARP request for ip may be sent now (at most one per ip per interval).
   bool claimRequest(uint32_t ip, uint64_t nowMs, uint64_t intervalMs);
+  // Whether natlb asked for ip lately, so a reply from it is an answer and not an unsolicited claim.
+  bool awaitsReply(uint32_t ip, uint64_t nowMs) const;
 
  private:
   mutable std::mutex mutex_;

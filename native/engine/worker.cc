@@ -7,10 +7,13 @@
 #include <ctime>
 
 #include "../flow/tcp_state.h"
+#include "../flow/kernel_keys.h"
+#include "../flow/tcp_tracking.h"
 #include "../packet/arp.h"
 #include "../packet/checksum_state.h"
 #include "../packet/icmp.h"
 #include "../packet/nat_rewrite.h"
+#include "../packet/tcp_header.h"
 
 namespace natlb::engine {
 
@@ -27,25 +30,14 @@ namespace {
 
 constexpr size_t kBatch = 64;
 constexpr int kIdleWaitMs = 100;  // bounds how long stop() waits for an idle worker
+constexpr int kHeldFramesWaitMs = 2;
 constexpr uint64_t kArpRequestIntervalMs = 1000;
 
 ChecksumMode checksumModeOf(const io::ReceivedFrame& frame) {
   return (frame.vnet->flags & io::kVnetNeedsChecksum) ? ChecksumMode::Partial : ChecksumMode::Complete;
 }
 
-packet::MacAddress sourceMacOf(const uint8_t* frame) {
-  packet::MacAddress mac;
-  std::memcpy(mac.data(), frame + 6, 6);
-  return mac;
-}
-
 bool usesXdp(const InterfaceConfig& interface) { return interface.receivePath == ReceivePath::AfXdp; }
-
-// With the kernel fast path the IP rings sit after TC ingress (they never see what it forwards) and ARP
-// needs a ring of its own.
-io::RingBinding ipRingBinding(const EngineContext& context) {
-  return context.kernelOffload ? io::RingBinding::Ipv4AfterTc : io::RingBinding::EveryFrameBeforeTc;
-}
 
 bool isConnectionOpening(uint8_t tcpFlags) {
   return (tcpFlags & packet::kTcpSyn) && !(tcpFlags & (packet::kTcpAck | packet::kTcpRst));
@@ -57,20 +49,19 @@ Worker::Worker(EngineContext& context, const InterfaceConfig& interface, const i
     : context_(context),
       interface_(interface),
       smallFrames_(interface.ifindex, usesXdp(interface) ? io::kSmallFrameRingBesideXdp : io::kSmallFrameRing,
-                   io::buildSocketFilter(selection), ipRingBinding(context)),
+                   io::buildSocketFilter(selection), io::RingBinding::Ipv4),
       largeFrames_(interface.ifindex, usesXdp(interface) ? io::kLargeFrameRingBesideXdp : io::kLargeFrameRing,
-                   io::buildSocketFilter(selection), ipRingBinding(context)),
+                   io::buildSocketFilter(selection), io::RingBinding::Ipv4),
+      arpFrames_(interface.ifindex, io::kArpFrameRing, io::buildSocketFilter(selection), io::RingBinding::Arp),
       senders_(context.interfaces, context.coalesceTcp),
       neighbours_(context.neighbours),
+      flowReader_(context.flows.registerReader()),
       random_(0x9e3779b97f4a7c15ULL ^ (uint64_t(interface.ifindex) << 32) ^ monotonicMs()) {
   io::RxRing::splitBySize(smallFrames_, largeFrames_);
-  if (context.kernelOffload) {
-    arpFrames_ = std::make_unique<io::RxRing>(interface.ifindex, io::kArpFrameRing, io::buildSocketFilter(selection),
-                                              io::RingBinding::ArpAfterTc);
-  }
   if (usesXdp(interface)) {
-    xdp_ = std::make_unique<io::XdpReceiver>(interface.ifindex, interface.name, interface.mac.data(), selection,
-                                             context.kernelOffload ? context.kernelOffload->flowsMapFd() : -1);
+    xdp_ = std::make_unique<io::XdpReceiver>(interface.ifindex, interface.name, selection,
+                                             context.kernelOffload ? context.kernelOffload->flowsMapFd() : -1,
+                                             context.flows.capacity());
   }
 }
 
@@ -78,7 +69,7 @@ void Worker::replaceSelection(const io::FilterSpec& selection) {
   const std::vector<sock_filter> filter = io::buildSocketFilter(selection);
   smallFrames_.replaceFilter(filter);
   largeFrames_.replaceFilter(filter);
-  if (arpFrames_) arpFrames_->replaceFilter(filter);
+  arpFrames_.replaceFilter(filter);
   if (xdp_) xdp_->update(selection);
 }
 
@@ -86,7 +77,7 @@ io::RingStatistics Worker::takeStatistics() {
   const io::RingStatistics small = smallFrames_.takeStatistics();
   const io::RingStatistics large = largeFrames_.takeStatistics();
   const io::RingStatistics steered = xdp_ ? xdp_->takeStatistics() : io::RingStatistics{0, 0};
-  const io::RingStatistics arp = arpFrames_ ? arpFrames_->takeStatistics() : io::RingStatistics{0, 0};
+  const io::RingStatistics arp = arpFrames_.takeStatistics();
   return {small.packets + large.packets + steered.packets + arp.packets,
           small.drops + large.drops + steered.drops + arp.drops};
 }
@@ -101,7 +92,7 @@ bool Worker::nextFrame(io::ReceivedFrame& frame) {
 }
 
 bool Worker::nextRingFrame(io::ReceivedFrame& frame) {
-  if (arpFrames_ && arpFrames_->next(frame)) return true;  // no order to keep with the IP frames
+  if (arpFrames_.next(frame)) return true;  // no order to keep with the IP frames
   io::ReceivedFrame small{}, large{};
   const bool haveSmall = smallFrames_.peek(small);
   const bool haveLarge = largeFrames_.peek(large);
@@ -120,12 +111,15 @@ void Worker::waitForFrames(int timeoutMs) {
   pollDescriptors_.clear();
   pollDescriptors_.push_back({smallFrames_.fd(), POLLIN | POLLERR, 0});
   pollDescriptors_.push_back({largeFrames_.fd(), POLLIN | POLLERR, 0});
-  if (arpFrames_) pollDescriptors_.push_back({arpFrames_->fd(), POLLIN | POLLERR, 0});
+  pollDescriptors_.push_back({arpFrames_.fd(), POLLIN | POLLERR, 0});
   if (xdp_) xdp_->addPollDescriptors(pollDescriptors_);
   ::poll(pollDescriptors_.data(), nfds_t(pollDescriptors_.size()), timeoutMs);
 }
 
-Worker::~Worker() { join(); }
+Worker::~Worker() {
+  join();
+  context_.flows.unregisterReader(flowReader_);
+}
 
 void Worker::start() { thread_ = std::thread([this] { run(); }); }
 
@@ -142,6 +136,8 @@ uint64_t Worker::nextRandom() {  // xorshift64*
 
 void Worker::run() {
   while (context_.running.load(std::memory_order_acquire)) {
+    // Flow refs taken in this batch stay valid until it ends: the flow map reuses no entry freed meanwhile.
+    context_.flows.enterBatch(flowReader_);
     services_ = context_.services.load(std::memory_order_acquire);
     routes_ = context_.routes.load(std::memory_order_acquire);
     nowMs_ = monotonicMs();
@@ -151,16 +147,22 @@ void Worker::run() {
       handle(frame);
       ++handled;
     }
+    if (!awaitingNeighbour_.empty()) resolveHeldFrames();
+    flushSenders();  // the queued frames point into ring slots: send before releasing them
+    awaitingNeighbour_.finishSent();
+    originatedUsed_ = 0;
     if (handled == 0) {
-      waitForFrames(kIdleWaitMs);
+      context_.flows.leaveBatch(flowReader_);
+      // Held frames wait for an ARP reply that another worker may receive: look again soon.
+      waitForFrames(awaitingNeighbour_.empty() ? kIdleWaitMs : kHeldFramesWaitMs);
       continue;
     }
-    flushSenders();  // the queued frames point into ring slots: send before releasing them
     smallFrames_.releaseTaken();
     largeFrames_.releaseTaken();
-    if (arpFrames_) arpFrames_->releaseTaken();
+    arpFrames_.releaseTaken();
     if (xdp_) xdp_->releaseTaken();
   }
+  context_.flows.leaveBatch(flowReader_);
 }
 
 void Worker::flushSenders() {
@@ -183,8 +185,8 @@ void Worker::handle(const io::ReceivedFrame& frame) {
     counters_.add(Counter::DropTruncated);
     return;
   }
-  if (frame.forOtherHost) {
-    counters_.add(Counter::Ignored);
+  if (frame.markedForOtherHost && std::memcmp(frame.frame, interface_.mac.data(), 6) != 0) {
+    counters_.add(Counter::Ignored);  // seen only because the interface is promiscuous
     return;
   }
   if (frame.vlanTagged) {
@@ -203,14 +205,26 @@ void Worker::handle(const io::ReceivedFrame& frame) {
   }
 }
 
+// Neighbours are learned only from replies to natlb's own requests (and from the kernel's table, which
+// the control plane passes on): an unsolicited reply, a gratuitous announcement or a frame with a forged
+// source cannot redirect traffic meant for another host.
 void Worker::handleArp(const io::ReceivedFrame& frame) {
   const auto message = packet::parseArp(frame.frame, frame.length);
   if (!message) {
     counters_.add(Counter::Ignored);
     return;
   }
-  if (interface_.addressFacing(message->senderIp) != 0 && !neighbours_.knows(message->senderIp, message->senderMac)) {
-    context_.neighbours.learn(message->senderIp, message->senderMac, interface_.ifindex);
+  if (message->operation == packet::ArpOperation::Reply) {
+    const uint32_t ourIp = interface_.addressFacing(message->senderIp);
+    const bool answersUs = ourIp != 0 && message->targetIp == ourIp && message->targetMac == interface_.mac &&
+                           context_.neighbours.awaitsReply(message->senderIp, nowMs_);
+    if (answersUs) {
+      context_.neighbours.learn(message->senderIp, message->senderMac, interface_.ifindex);
+      counters_.add(Counter::ArpRepliesLearned);
+    } else {
+      counters_.add(Counter::ArpIgnored);
+    }
+    return;
   }
   const bool askingForVip = message->operation == packet::ArpOperation::Request &&
                             message->senderIp != message->targetIp &&
@@ -218,7 +232,7 @@ void Worker::handleArp(const io::ReceivedFrame& frame) {
                             interface_.addressFacing(message->targetIp) != 0 &&
                             isVip(message->targetIp);
   if (!askingForVip) {
-    counters_.add(Counter::Ignored);
+    counters_.add(Counter::ArpIgnored);
     return;
   }
   uint8_t reply[packet::kArpFrameLength];
@@ -228,6 +242,10 @@ void Worker::handleArp(const io::ReceivedFrame& frame) {
     counters_.add(Counter::ArpRepliesSent);
   } else {
     counters_.add(Counter::DropTxError);
+  }
+  // Its connection's replies will need its MAC: ask for it now, rather than trusting the request.
+  if (sender != nullptr && interface_.addressFacing(message->senderIp) != 0 && !neighbours_.find(message->senderIp)) {
+    askForNeighbour(message->senderIp, interface_, *sender);
   }
 }
 
@@ -304,16 +322,19 @@ void Worker::handleIpv4(const io::ReceivedFrame& frame) {
     handleIcmp(frame);
     return;
   }
+  // Only what the kernel handed over (or XDP steered) is natlb's; anything else the rings let through
+  // is the kernel's to forward.
+  if (!frame.markedForOtherHost) {
+    counters_.add(Counter::Ignored);
+    return;
+  }
   const packet::ParsedFrame parsed = packet::parseIpv4Frame(frame.frame, frame.length);
   if (parsed.error != packet::ParseError::None) {
-    // Only frames addressed to a VIP are ours to count as dropped; others belong to the kernel.
     const bool toVip = frame.length >= packet::kEthernetHeaderLength + packet::kIPv4MinHeaderLength &&
                        isVip(packet::load32(frame.frame + packet::kEthernetHeaderLength + 16));
-    if (parsed.error == packet::ParseError::Fragment && (toVip || (interface_.role == InterfaceRole::Backend && frame.toThisHost))) {
+    if (parsed.error == packet::ParseError::Fragment) {
       forwardLaterFragment(frame, toVip);
-    } else if (!toVip) {
-      counters_.add(Counter::Ignored);
-    } else if (parsed.error == packet::ParseError::UnsupportedProtocol) {
+    } else if (parsed.error == packet::ParseError::UnsupportedProtocol && toVip) {
       counters_.add(Counter::DropNoService);
     } else {
       counters_.add(Counter::DropMalformed);
@@ -332,18 +353,9 @@ void Worker::handleIpv4(const io::ReceivedFrame& frame) {
     replyToClient(frame, view, ref);
     return;
   }
-  if (isVip(view.destinationIp())) {
-    counters_.add(Counter::DropNoService);
-    return;
-  }
-  // A real server's reply that is not NAT traffic (a direct connection to RIP:rport): the kernel's
-  // copy is dropped by the reply-path rule, so the balancer forwards it unchanged. Replies to the
-  // gateway itself are delivered locally by the kernel (an exception rule), not here.
-  if (interface_.role == InterfaceRole::Backend && frame.toThisHost && !context_.isLocalAddress(view.destinationIp())) {
-    passThrough(frame, view);
-    return;
-  }
-  counters_.add(Counter::Ignored);
+  // To a VIP on a port no service has; or a reply whose flow has just gone (the kernel's claim on it
+  // goes with the flow).
+  counters_.add(isVip(view.destinationIp()) ? Counter::DropNoService : Counter::DropNoFlow);
 }
 
 // AF_XDP frames come without a virtio-net header: tell a partial checksum from a complete one, so the
@@ -368,8 +380,8 @@ void Worker::forwardLaterFragment(const io::ReceivedFrame& frame, bool toVip) {
   const uint32_t rewritten = fragments_.find(key, nowMs_);
   if (rewritten == 0) {
     // Before its first fragment (or its entry was overwritten): without the first fragment the
-    // datagram cannot be matched, and the kernel's copy of a real's UDP is dropped by the reply rule.
-    counters_.add(toVip || key.protocol == packet::kProtocolUdp ? Counter::DropFragment : Counter::Ignored);
+    // datagram cannot be matched.
+    counters_.add(Counter::DropFragment);
     return;
   }
   const auto field = toVip ? packet::AddressField::Destination : packet::AddressField::Source;
@@ -381,18 +393,52 @@ void Worker::forwardLaterFragment(const io::ReceivedFrame& frame, bool toVip) {
   transmit(frame, toVip ? rewritten : key.destination);
 }
 
-void Worker::learnIfOnLink(const io::ReceivedFrame& frame, uint32_t sourceIp) {
-  if (interface_.addressFacing(sourceIp) == 0) return;
-  const packet::MacAddress mac = sourceMacOf(frame.frame);
-  if (!neighbours_.knows(sourceIp, mac)) context_.neighbours.learn(sourceIp, mac, interface_.ifindex);
+// What the flow's TCP tracking makes of a segment (flow/tcp_window.h); nullopt: a malformed TCP header.
+// A RST or FIN of an offloaded flow is judged against what the kernel forwarded since the hand-over.
+std::optional<flow::SegmentVerdict> Worker::trackTcp(const flow::FlowEntry& entry, const Ipv4FrameView& view,
+                                                     flow::Direction direction) {
+  const auto segment = packet::readTcpHeader(view);
+  if (!segment) return std::nullopt;
+  if ((segment->flags & (packet::kTcpRst | packet::kTcpFin)) && (entry.flags() & flow::flags::kOffloaded) &&
+      context_.kernelOffload != nullptr) {
+    if (const auto kernel = context_.kernelOffload->activityOf(entry)) flow::mergeKernelTracking(entry, *kernel);
+  }
+  const flow::Direction other = direction == flow::Direction::FromClient ? flow::Direction::FromReal : flow::Direction::FromClient;
+  const flow::TcpSide sender = flow::readSide(entry, direction);
+  const flow::TcpSide receiver = flow::readSide(entry, other);
+  const flow::SegmentVerdict verdict = flow::judgeSegment(sender, receiver, *segment);
+  if (verdict == flow::SegmentVerdict::Track) flow::writeSide(entry, direction, flow::afterSegment(sender, receiver, *segment));
+  return verdict;
 }
 
-// Advances the TCP state and the per-direction counters of a flow for one frame.
-void Worker::recordPacket(const flow::FlowEntry& entry, const Ipv4FrameView& view, flow::Direction direction) {
+// Judges a frame of a flow before it is forwarded: false when it must be dropped (counted).
+bool Worker::admit(const flow::FlowEntry& entry, const Ipv4FrameView& view, flow::Direction direction,
+                   flow::SegmentVerdict& verdict) {
+  verdict = flow::SegmentVerdict::Track;
+  if (view.protocol != packet::kProtocolTcp) return true;
+  const auto judged = trackTcp(entry, view, direction);
+  if (!judged) {
+    counters_.add(Counter::DropMalformed);
+    return false;
+  }
+  verdict = *judged;
+  if (verdict == flow::SegmentVerdict::OutOfWindow) {
+    counters_.add(Counter::DropOutOfWindow);
+    return false;
+  }
+  if (verdict == flow::SegmentVerdict::PassOnly) counters_.add(Counter::TcpUntracked);
+  return true;
+}
+
+// Advances the TCP state (tracked segments only), the per-direction counters and the flow's standing
+// (assured or not) for one frame.
+void Worker::recordPacket(const flow::FlowEntry& entry, const Ipv4FrameView& view, flow::Direction direction,
+                          flow::SegmentVerdict verdict) {
   const bool fromClient = direction == flow::Direction::FromClient;
-  if (view.protocol == packet::kProtocolTcp) {
+  uint16_t flowFlags = entry.flags();
+  if (!fromClient && !(flowFlags & flow::flags::kSeenReply)) flowFlags = entry.setFlags(flow::flags::kSeenReply);
+  if (view.protocol == packet::kProtocolTcp && verdict == flow::SegmentVerdict::Track) {
     const uint8_t tcpFlags = view.tcpFlags();
-    uint16_t flowFlags = entry.load<uint16_t>(flow::entry::kFlags);
     if (tcpFlags & packet::kTcpFin) flowFlags = entry.setFlags(fromClient ? flow::flags::kClientFin : flow::flags::kRealFin);
     const flow::FlowState state = entry.state();
     const flow::TcpTransition next = flow::advanceTcpState(state, flowFlags, direction, tcpFlags);
@@ -401,6 +447,10 @@ void Worker::recordPacket(const flow::FlowEntry& entry, const Ipv4FrameView& vie
   if (entry.load<uint64_t>(flow::entry::kLastSeenMs) != nowMs_) entry.store<uint64_t>(flow::entry::kLastSeenMs, nowMs_);
   entry.add(fromClient ? flow::entry::kPacketsIn : flow::entry::kPacketsOut, 1);
   entry.add(fromClient ? flow::entry::kBytesIn : flow::entry::kBytesOut, view.l4Offset - view.l3Offset + view.l4Length);
+  if ((flowFlags & flow::flags::kUnassured) &&
+      flow::hasProvenItself(view.protocol, entry.state(), flowFlags, nowMs_ - entry.load<uint64_t>(flow::entry::kCreatedMs))) {
+    context_.flows.assure(entry);
+  }
 }
 
 // An established TCP flow whose both next hops are on managed interfaces goes to the kernel fast path,
@@ -436,6 +486,7 @@ void Worker::offloadIfEstablished(uint32_t ref, const flow::FlowEntry& entry) {
 }
 
 void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& view, const Service& service) {
+  if (!hasHopsLeft(frame, view)) return;
   const flow::ForwardKey key{view.protocol, view.sourceIp(), view.sourcePort(), view.destinationIp(),
                              view.destinationPort()};
   const uint8_t tcpFlags = view.tcpFlags();
@@ -461,47 +512,99 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
       return;
     }
     counters_.add(Counter::NewFlows);
+    primeNeighbour(view.sourceIp());
   }
   const flow::FlowEntry entry = context_.flows.entryAt(ref);
-  recordPacket(entry, view, flow::Direction::FromClient);
-  offloadIfEstablished(ref, entry);
-  learnIfOnLink(frame, view.sourceIp());
   const flow::RealEndpoint real = entry.real();
+  if (!fitsEgress(frame, view, real.ip)) return;
+  flow::SegmentVerdict verdict;
+  if (!admit(entry, view, flow::Direction::FromClient, verdict)) return;
+  recordPacket(entry, view, flow::Direction::FromClient, verdict);
+  offloadIfEstablished(ref, entry);
   rememberIfFirstFragment(view, real.ip);
-  if (packet::rewriteDestination(view, real.ip, real.port, checksumModeOf(frame)) != packet::RewriteError::None) {
-    counters_.add(Counter::DropTtlExpired);
-    return;
-  }
+  packet::rewriteDestination(view, real.ip, real.port, checksumModeOf(frame));  // hasHopsLeft checked the TTL
   counters_.add(Counter::ToReal);
   transmit(frame, real.ip);
 }
 
 void Worker::replyToClient(const io::ReceivedFrame& frame, const Ipv4FrameView& view, uint32_t flowRef) {
+  if (!hasHopsLeft(frame, view) || !fitsEgress(frame, view, view.destinationIp())) return;
   const flow::FlowEntry entry = context_.flows.entryAt(flowRef);
-  recordPacket(entry, view, flow::Direction::FromReal);
+  flow::SegmentVerdict verdict;
+  if (!admit(entry, view, flow::Direction::FromReal, verdict)) return;
+  recordPacket(entry, view, flow::Direction::FromReal, verdict);
   offloadIfEstablished(flowRef, entry);
-  learnIfOnLink(frame, view.sourceIp());
+  if (xdp_ && !frame.steeredByXdp) claimRepliesForXdp(entry);
   const uint32_t vip = entry.load<uint32_t>(flow::entry::kVip);
   const uint16_t vport = entry.load<uint16_t>(flow::entry::kVport);
   rememberIfFirstFragment(view, vip);
-  if (packet::rewriteSource(view, vip, vport, checksumModeOf(frame)) != packet::RewriteError::None) {
-    counters_.add(Counter::DropTtlExpired);
-    return;
-  }
+  packet::rewriteSource(view, vip, vport, checksumModeOf(frame));  // hasHopsLeft checked the TTL
   counters_.add(Counter::ToClient);
   transmit(frame, view.destinationIp());
 }
 
-void Worker::passThrough(const io::ReceivedFrame& frame, const Ipv4FrameView& view) {
-  rememberIfFirstFragment(view, view.sourceIp());  // its later fragments pass unchanged too
-  if (packet::decrementTtl(view) != packet::RewriteError::None) {
-    counters_.add(Counter::DropTtlExpired);
-    return;
-  }
-  counters_.add(Counter::PassedThrough);
-  transmit(frame, view.destinationIp());
+// Router duty: a packet whose TTL would reach 0 here is answered with "time exceeded", as a router
+// answers it (and as traceroute expects of the hop the balancer is).
+bool Worker::hasHopsLeft(const io::ReceivedFrame& frame, const Ipv4FrameView& view) {
+  if (view.ttl() > 1) return true;
+  counters_.add(Counter::DropTtlExpired);
+  sendIcmpError(frame, {packet::kIcmpTimeExceeded, packet::kIcmpCodeTtlExceeded, 0, 0}, Counter::IcmpTimeExceededSent);
+  return false;
 }
 
+// Router duty: a packet too long for the egress link towards `destinationIp` (a GSO super-frame: one
+// of its segments) is answered with "fragmentation needed" and the link's MTU when it has DF set, so
+// path-MTU discovery works through natlb; without DF it is dropped (natlb does not fragment).
+bool Worker::fitsEgress(const io::ReceivedFrame& frame, const Ipv4FrameView& view, uint32_t destinationIp) {
+  const auto hop = routes_->lookup(destinationIp);
+  const InterfaceConfig* egress = hop ? context_.interfaceByIndex(hop->ifindex) : nullptr;
+  if (egress == nullptr) return true;  // transmit() counts the missing route
+  const uint32_t mtu = context_.mtuOf(*egress);
+  const size_t headers = view.l4Offset - view.l3Offset;
+  size_t packetLength = headers + view.l4Length;
+  if (frame.vnet != nullptr && frame.vnet->gsoType != 0 && frame.vnet->gsoSize != 0) {
+    const auto tcp = view.protocol == packet::kProtocolTcp ? packet::readTcpHeader(view) : std::nullopt;
+    const size_t l4Header = tcp ? view.l4Length - tcp->payloadLength : packet::kUdpHeaderLength;
+    packetLength = std::min(packetLength, headers + l4Header + frame.vnet->gsoSize);
+  }
+  if (packetLength <= mtu) return true;
+  counters_.add(Counter::DropTooBig);
+  if (packet::dontFragment(view.ip())) {
+    sendIcmpError(frame, {packet::kIcmpDestinationUnreachable, packet::kIcmpCodeFragmentationNeeded, uint16_t(std::min<uint32_t>(mtu, 0xffff)), 0},
+                  Counter::IcmpFragmentationNeededSent);
+  }
+  return false;
+}
+
+// An ICMP error about the received frame, back to its source, from this interface's address facing it.
+void Worker::sendIcmpError(const io::ReceivedFrame& frame, packet::IcmpErrorSpec spec, Counter sent) {
+  const uint8_t* ip = frame.frame + packet::kEthernetHeaderLength;
+  const size_t available = frame.length - packet::kEthernetHeaderLength;
+  const uint32_t destination = packet::load32(ip + 12);
+  spec.source = interface_.addressFacing(destination);
+  if (spec.source == 0 && !interface_.addresses.empty()) spec.source = interface_.addresses.front().ip;
+  if (spec.source == 0 || originatedUsed_ == originated_.size() || !icmpErrors_.take(nowMs_)) {
+    counters_.add(Counter::IcmpErrorsNotSent);
+    return;
+  }
+  uint8_t* buffer = originated_[originatedUsed_].data();
+  std::memset(buffer, 0, sizeof(io::VirtioNetHeader));
+  const size_t length = packet::buildIcmpError(buffer + sizeof(io::VirtioNetHeader), ip, available, spec);
+  if (length == 0) {
+    counters_.add(Counter::IcmpErrorsNotSent);  // about an ICMP error, or no header to quote
+    return;
+  }
+  ++originatedUsed_;
+  io::ReceivedFrame error{};
+  error.vnet = reinterpret_cast<io::VirtioNetHeader*>(buffer);
+  error.frame = buffer + sizeof(io::VirtioNetHeader);
+  error.length = uint32_t(length);
+  counters_.add(sent);
+  transmit(error, destination);
+}
+
+// Sends a frame towards `destinationIp`: next hop by route, MAC from the neighbour table. When the MAC
+// is not known yet, natlb asks for it and holds the frame meanwhile.
 void Worker::transmit(const io::ReceivedFrame& frame, uint32_t destinationIp) {
   const auto hop = routes_->lookup(destinationIp);
   const InterfaceConfig* egress = hop ? context_.interfaceByIndex(hop->ifindex) : nullptr;
@@ -510,20 +613,62 @@ void Worker::transmit(const io::ReceivedFrame& frame, uint32_t destinationIp) {
     counters_.add(Counter::DropNoRoute);
     return;
   }
-  const auto mac = neighbours_.find(hop->ip);
-  if (!mac) {
+  if (sendToNeighbour(frame, hop->ip, *egress, *sender)) return;
+  askForNeighbour(hop->ip, *egress, *sender);
+  if (awaitingNeighbour_.hold(frame, hop->ip, egress->ifindex, nowMs_)) {
+    counters_.add(Counter::HeldForNeighbour);
+  } else {
     counters_.add(Counter::DropNoNeighbour);
-    if (context_.neighbours.claimRequest(hop->ip, nowMs_, kArpRequestIntervalMs)) {
-      uint8_t request[packet::kArpFrameLength];
-      packet::buildArp(request, packet::kBroadcastMac,
-                       packet::arpRequestFor(hop->ip, egress->addressFacing(hop->ip), egress->mac));
-      if (sender->sendNow(request, sizeof request)) counters_.add(Counter::ArpRequestsSent);
-    }
-    return;
   }
+}
+
+bool Worker::sendToNeighbour(const io::ReceivedFrame& frame, uint32_t nextHop, const InterfaceConfig& egress,
+                             io::FrameSender& sender) {
+  const auto mac = neighbours_.find(nextHop);
+  if (!mac) return false;
   std::memcpy(frame.frame, mac->data(), 6);
-  std::memcpy(frame.frame + 6, egress->mac.data(), 6);
-  sender->queue(frame.vnet, frame.frame, frame.length);
+  std::memcpy(frame.frame + 6, egress.mac.data(), 6);
+  sender.queue(frame.vnet, frame.frame, frame.length);
+  return true;
+}
+
+// At most one ARP request per neighbour a second; the reply is learned only because it was asked for.
+void Worker::askForNeighbour(uint32_t nextHop, const InterfaceConfig& egress, io::FrameSender& sender) {
+  if (!context_.neighbours.claimRequest(nextHop, nowMs_, kArpRequestIntervalMs)) return;
+  uint8_t request[packet::kArpFrameLength];
+  packet::buildArp(request, packet::kBroadcastMac, packet::arpRequestFor(nextHop, egress.addressFacing(nextHop), egress.mac));
+  if (sender.sendNow(request, sizeof request)) counters_.add(Counter::ArpRequestsSent);
+}
+
+// The AF_XDP path: this flow's next replies go straight to the sockets (the kernel handed this one
+// over through the rings). The flow map releases the claim with the flow.
+void Worker::claimRepliesForXdp(const flow::FlowEntry& entry) {
+  if (entry.setFlags(0) & flow::flags::kXdpClaimed) return;
+  const kernel_flow_key reply = flow::replyKeyOf(entry);
+  if (!xdp_->steering().claimReply(reply)) return;
+  entry.setFlags(flow::flags::kXdpClaimed);
+  if (!entry.live()) xdp_->steering().releaseReply(reply);  // removed meanwhile: no stale claim
+}
+
+// A new flow's replies go to its client: when the client's next hop is not known yet, ask now, so the
+// ARP reply is in before the first reply is.
+void Worker::primeNeighbour(uint32_t clientIp) {
+  const auto hop = routes_->lookup(clientIp);
+  const InterfaceConfig* egress = hop ? context_.interfaceByIndex(hop->ifindex) : nullptr;
+  io::FrameSender* sender = egress ? senders_.find(egress->ifindex) : nullptr;
+  if (sender != nullptr && !neighbours_.find(hop->ip)) askForNeighbour(hop->ip, *egress, *sender);
+}
+
+// Sends the held frames whose neighbour is now known; drops those held too long.
+void Worker::resolveHeldFrames() {
+  awaitingNeighbour_.resolve(
+      nowMs_,
+      [&](const io::ReceivedFrame& frame, uint32_t nextHop, int ifindex) {
+        const InterfaceConfig* egress = context_.interfaceByIndex(ifindex);
+        io::FrameSender* sender = egress ? senders_.find(ifindex) : nullptr;
+        return sender != nullptr && sendToNeighbour(frame, nextHop, *egress, *sender);
+      },
+      [&](const io::ReceivedFrame&) { counters_.add(Counter::DropNoNeighbour); });
 }
 
 }  // namespace natlb::engine

@@ -7,12 +7,18 @@
 #include <poll.h>
 #include <thread>
 
+#include <optional>
+
 #include "../flow/tcp_state.h"
+#include "../flow/tcp_window.h"
 #include "../io/rx_ring.h"
 #include "../io/xdp_receiver.h"
+#include "../packet/icmp_error.h"
 #include "../packet/ipv4_frame.h"
 #include "engine_context.h"
 #include "fragment_table.h"
+#include "frames_awaiting_neighbour.h"
+#include "token_bucket.h"
 #include "neighbour_cache.h"
 #include "sender_set.h"
 
@@ -35,6 +41,7 @@ class Worker {
   const InterfaceConfig& interface() const { return interface_; }
   const Counters& counters() const { return counters_; }
   const io::XdpReceiver* xdpReceiver() const { return xdp_.get(); }
+  io::XdpReceiver* xdpReceiver() { return xdp_.get(); }
 
  private:
   void run();
@@ -49,13 +56,24 @@ class Worker {
   bool isVip(uint32_t ip) const;
   void forwardToReal(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, const Service& service);
   void replyToClient(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, uint32_t flowRef);
-  void passThrough(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view);
   void forwardLaterFragment(const io::ReceivedFrame& frame, bool toVip);
   void rememberIfFirstFragment(const packet::Ipv4FrameView& view, uint32_t rewrittenIp);
+  bool hasHopsLeft(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view);
+  bool fitsEgress(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, uint32_t destinationIp);
+  void sendIcmpError(const io::ReceivedFrame& frame, packet::IcmpErrorSpec spec, Counter sent);
   void transmit(const io::ReceivedFrame& frame, uint32_t destinationIp);
-  void recordPacket(const flow::FlowEntry& entry, const packet::Ipv4FrameView& view, flow::Direction direction);
+  bool sendToNeighbour(const io::ReceivedFrame& frame, uint32_t nextHop, const InterfaceConfig& egress, io::FrameSender& sender);
+  void askForNeighbour(uint32_t nextHop, const InterfaceConfig& egress, io::FrameSender& sender);
+  void resolveHeldFrames();
+  void primeNeighbour(uint32_t clientIp);
+  void claimRepliesForXdp(const flow::FlowEntry& entry);
+  std::optional<flow::SegmentVerdict> trackTcp(const flow::FlowEntry& entry, const packet::Ipv4FrameView& view,
+                                               flow::Direction direction);
+  bool admit(const flow::FlowEntry& entry, const packet::Ipv4FrameView& view, flow::Direction direction,
+             flow::SegmentVerdict& verdict);
+  void recordPacket(const flow::FlowEntry& entry, const packet::Ipv4FrameView& view, flow::Direction direction,
+                    flow::SegmentVerdict verdict);
   void offloadIfEstablished(uint32_t ref, const flow::FlowEntry& entry);
-  void learnIfOnLink(const io::ReceivedFrame& frame, uint32_t sourceIp);
   void flushSenders();
   uint64_t nextRandom();
 
@@ -63,18 +81,24 @@ class Worker {
   const InterfaceConfig& interface_;
   io::RxRing smallFrames_;
   io::RxRing largeFrames_;
-  std::unique_ptr<io::RxRing> arpFrames_;  // with the kernel fast path: the IP rings are bound after TC
+  io::RxRing arpFrames_;
   std::unique_ptr<io::XdpReceiver> xdp_;  // the AF_XDP path, when the interface uses it
   bool ringsFirst_ = false;                // alternates, so neither path starves the other
   std::vector<pollfd> pollDescriptors_;
   SenderSet senders_;
   NeighbourView neighbours_;
+  size_t flowReader_;  // this worker's reader slot in the flow map
   std::shared_ptr<const ServiceTable> services_;
   std::shared_ptr<const RouteTable> routes_;
   uint64_t nowMs_ = 0;
   uint64_t random_;
   Counters counters_;
   FragmentTable fragments_;
+  FramesAwaitingNeighbour awaitingNeighbour_;
+  TokenBucket icmpErrors_{1000, 50};
+  // ICMP errors this worker originates in a batch (sent with it, reused after the flush).
+  std::array<std::array<uint8_t, sizeof(io::VirtioNetHeader) + packet::kIcmpErrorFrameCapacity>, 32> originated_{};
+  size_t originatedUsed_ = 0;
   std::thread thread_;
 };
 

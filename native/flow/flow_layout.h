@@ -1,7 +1,7 @@
 // The layout of the flow map in memory shared with TypeScript (a SharedArrayBuffer). This file is the
 // one definition: the addon exports these numbers (flowLayout()) and src/flows reads them from there.
 //
-//   [header 128 B][forward buckets u32 x B][reverse buckets u32 x B][free ring u32 x C][entries 128 B x C]
+//   [header 128 B][forward buckets u32 x B][reverse buckets u32 x B][free ring u32 x C][entries 192 B x C]
 //
 // B (bucket count) is the power of two >= C (capacity). Bucket and link values are entry index + 1,
 // 0 meaning "none". All multi-byte fields are host-endian (little endian on x86/arm64): JS typed arrays
@@ -13,9 +13,9 @@
 namespace natlb::flow {
 
 constexpr uint32_t kMagic = 0x544c464e;  // "NFLT"
-constexpr uint32_t kLayoutVersion = 2;
+constexpr uint32_t kLayoutVersion = 3;
 constexpr size_t kHeaderBytes = 128;
-constexpr size_t kEntryBytes = 128;
+constexpr size_t kEntryBytes = 192;
 
 // Header fields (byte offsets).
 namespace header {
@@ -32,6 +32,15 @@ constexpr size_t kInserted = 40;       // u64 flows ever created
 constexpr size_t kExpired = 48;        // u64 flows removed by timeout
 constexpr size_t kFullDrops = 56;      // u64 new flows refused because the map was full
 constexpr size_t kHashSeed = 64;       // u32 per-table seed of the index hash (no hash flooding)
+// Flows that have not proven themselves yet (see flags::kUnassured), by class, and what the flood
+// defences removed of them (flow_table.h: FlowTable::insert and sweep).
+constexpr size_t kHalfOpenFlows = 68;        // u32 TCP flows still in their handshake
+constexpr size_t kUnassuredUdpFlows = 72;    // u32 UDP flows without a reply, or a single exchange
+constexpr size_t kEvictedHalfOpenQuota = 80; // u64 evicted because half-open flows held their share
+constexpr size_t kEvictedUdpQuota = 88;      // u64 evicted because unassured UDP flows held their share
+constexpr size_t kEvictedHalfOpenRoom = 96;  // u64 evicted to keep room for new flows in a full map
+constexpr size_t kEvictedUdpRoom = 104;      // u64
+constexpr size_t kExpiredEarly = 112;        // u64 unassured flows expired by the short timeout under pressure
 }  // namespace header
 
 // Entry fields (byte offsets within one entry).
@@ -47,7 +56,7 @@ constexpr size_t kClientPort = 20;   // u16
 constexpr size_t kVport = 22;        // u16
 constexpr size_t kRealPort = 24;     // u16
 constexpr size_t kFlags = 26;        // u16: FlowFlags
-constexpr size_t kFreedAtMs = 28;    // u32: low 32 bits of the clock when freed (reuse grace)
+constexpr size_t kFreedEpoch = 28;   // u32: the table's reader epoch when freed (reused once no reader can hold it)
 constexpr size_t kLastSeenMs = 32;   // u64: CLOCK_MONOTONIC ms
 constexpr size_t kNextForward = 40;  // u32: chain link in the forward index
 constexpr size_t kNextReverse = 44;  // u32: chain link in the reverse index
@@ -63,7 +72,21 @@ constexpr size_t kKernelBytesIn = 96;      // u64
 constexpr size_t kKernelPacketsOut = 104;  // u64
 constexpr size_t kKernelBytesOut = 112;    // u64
 constexpr size_t kKernelReadMs = 120;      // u64: when the kernel's counts were last read back
+// TCP sequence tracking, one side each (flow/tcp_window.h): the sequence number right after the last
+// byte (SYN and FIN count one) the side has sent, and the largest window it advertised, in bytes.
+// Each side's fields have one writer: the worker that receives that side's segments.
+constexpr size_t kClientSequenceEnd = 128;  // u32
+constexpr size_t kRealSequenceEnd = 132;    // u32
+constexpr size_t kClientWindow = 136;       // u32 bytes
+constexpr size_t kRealWindow = 140;         // u32 bytes
+constexpr size_t kClientWindowScale = 144;  // u8: the shift its SYN offered, kNoWindowScale if none
+constexpr size_t kRealWindowScale = 145;    // u8
+// 146..151 reserved
+constexpr size_t kClaimedMs = 152;          // u64: when the kernel was last told that natlb owns this flow's replies
+// 160..191 reserved
 }  // namespace entry
+
+constexpr uint8_t kNoWindowScale = 0xff;
 
 enum class EntryStatus : uint32_t { Free = 0, Live = 1 };
 
@@ -84,6 +107,15 @@ constexpr uint16_t kClientFin = 1;
 constexpr uint16_t kRealFin = 2;
 constexpr uint16_t kOffloaded = 4;       // the kernel fast path forwards its established segments
 constexpr uint16_t kUserSpaceOnly = 8;   // never (again) handed over: the kernel had no room, or its service went
+constexpr uint16_t kSeenReply = 16;      // the real server has sent on it
+// Not proven yet, so the first to go when the map is under pressure (conntrack's "not assured"): a TCP
+// flow until its handshake completes, a UDP flow until the real has replied and the client still
+// talks 2 s after the start. Counted in the header's class counts while set.
+constexpr uint16_t kUnassured = 32;
+// TCP tracking holds a side (its SYN or SYN-ACK has been recorded): flow/tcp_tracking.h.
+constexpr uint16_t kClientTracked = 64;
+constexpr uint16_t kRealTracked = 128;
+constexpr uint16_t kXdpClaimed = 256;  // the AF_XDP path steers its replies (io/xdp_steering.h)
 }  // namespace flags
 
 constexpr uint32_t bucketCountFor(uint32_t capacity) {

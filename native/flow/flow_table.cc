@@ -1,5 +1,8 @@
 #include "flow_table.h"
 
+#include "tcp_tracking.h"
+
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -7,9 +10,13 @@ namespace natlb::flow {
 
 namespace {
 
-// Freed entries wait this long before reuse, so a lock-free reader that was walking through one
-// when it was unlinked never follows a link rewritten for another flow.
-constexpr uint32_t kReuseGraceMs = 2000;
+// How far the eviction cursor looks for an unassured flow before giving up (the map is then mostly
+// assured flows, which are never evicted).
+constexpr uint32_t kEvictionScan = 1024;
+
+constexpr size_t classCountField(UnassuredClass c) {
+  return c == UnassuredClass::Udp ? header::kUnassuredUdpFlows : header::kHalfOpenFlows;
+}
 
 constexpr uint64_t mix64(uint64_t x) {  // murmur3 finalizer
   x ^= x >> 33;
@@ -58,6 +65,7 @@ FlowTable::FlowTable(uint8_t* memory, size_t bytes) : memory_(memory) {
   const Offsets offsets = offsetsFor(capacity);
   if (bytes < offsets.totalBytes) throw std::invalid_argument("flow map memory is smaller than its capacity needs");
   capacity_ = capacity;
+  for (auto& reader : readers_) reader.store(kOutsideBatch, std::memory_order_relaxed);
   bucketMask_ = buckets - 1;
   forwardBuckets_ = reinterpret_cast<uint32_t*>(memory + offsets.forwardBuckets);
   reverseBuckets_ = reinterpret_cast<uint32_t*>(memory + offsets.reverseBuckets);
@@ -105,7 +113,36 @@ uint32_t FlowTable::findReverse(const ReverseKey& key) const {
   return 0;
 }
 
-uint32_t FlowTable::allocateLocked(uint64_t nowMs) {
+size_t FlowTable::registerReader() {
+  for (size_t reader = 0; reader < kMaxReaders; ++reader) {
+    bool unused = false;
+    if (!readerInUse_[reader].compare_exchange_strong(unused, true)) continue;
+    readers_[reader].store(kOutsideBatch, std::memory_order_seq_cst);
+    size_t count = readerCount_.load();
+    while (count < reader + 1 && !readerCount_.compare_exchange_weak(count, reader + 1)) {
+    }
+    return reader;
+  }
+  throw std::length_error("too many flow map readers");
+}
+
+void FlowTable::unregisterReader(size_t reader) {
+  readers_[reader].store(kOutsideBatch, std::memory_order_seq_cst);
+  readerInUse_[reader].store(false);
+}
+
+// An entry freed at `freedEpoch` may be reused once no reader is still inside a batch it entered
+// before the free (such a reader may hold the entry's ref or be walking its links).
+bool FlowTable::reusable(uint32_t freedEpoch) const {
+  const size_t readers = std::min(readerCount_.load(std::memory_order_acquire), kMaxReaders);
+  for (size_t i = 0; i < readers; ++i) {
+    const uint64_t entered = readers_[i].load(std::memory_order_seq_cst);
+    if (entered != kOutsideBatch && int32_t(uint32_t(entered) - freedEpoch) <= 0) return false;
+  }
+  return true;
+}
+
+uint32_t FlowTable::allocateLocked() {
   auto bump = headerField<uint32_t>(header::kBumpAllocated);
   const uint32_t bumped = bump.load(std::memory_order_relaxed);
   if (bumped < capacity_) {
@@ -118,16 +155,72 @@ uint32_t FlowTable::allocateLocked(uint64_t nowMs) {
   auto head = headerField<uint32_t>(header::kFreeHead);
   const uint32_t position = head.load(std::memory_order_relaxed);
   const uint32_t ref = freeRing_[position];
-  const uint32_t freedAt = entryAt(ref).load<uint32_t>(entry::kFreedAtMs);
-  if (uint32_t(nowMs) - freedAt < kReuseGraceMs) return 0;
+  if (!reusable(entryAt(ref).load<uint32_t>(entry::kFreedEpoch))) return 0;
   head.store(position + 1 == capacity_ ? 0 : position + 1, std::memory_order_relaxed);
   return ref;
+}
+
+uint32_t FlowTable::unassuredCount(UnassuredClass c) const {
+  return headerField<uint32_t>(classCountField(c)).load(std::memory_order_relaxed);
+}
+
+void FlowTable::leaveUnassuredClass(const FlowEntry& e) {
+  if (e.takeFlags(flags::kUnassured) & flags::kUnassured) {
+    headerField<uint32_t>(classCountField(unassuredClassOf(e.load<uint8_t>(entry::kProtocol))))
+        .fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+void FlowTable::assure(const FlowEntry& e) { leaveUnassuredClass(e); }
+
+bool FlowTable::underPressure() const {
+  const uint64_t live = headerField<uint32_t>(header::kLiveCount).load(std::memory_order_relaxed);
+  return live * 1000 >= uint64_t{capacity_} * defences_.pressureAtPermille.load(std::memory_order_relaxed);
+}
+
+// Evicts one unassured flow of class `c`, found from a rotating cursor (so evictions spread over the
+// map, like conntrack's early drop); false when none was found within the scan.
+bool FlowTable::evictUnassuredLocked(UnassuredClass c, size_t reasonCounter) {
+  const uint32_t used = headerField<uint32_t>(header::kBumpAllocated).load(std::memory_order_relaxed);
+  for (uint32_t scanned = 0; scanned < used && scanned < kEvictionScan; ++scanned) {
+    if (evictionCursor_ >= used) evictionCursor_ = 0;
+    const uint32_t ref = ++evictionCursor_;
+    const FlowEntry e = entryAt(ref);
+    if (!e.live() || !(e.flags() & flags::kUnassured) || unassuredClassOf(e.load<uint8_t>(entry::kProtocol)) != c) continue;
+    releaseLocked(ref);
+    headerField<uint64_t>(reasonCounter).fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  return false;
+}
+
+// Keeps a small reserve of the map free once it is nearly full: an evicted entry is reusable only after
+// the current batches end, so room has to be made a little ahead of the flows that need it.
+void FlowTable::makeRoomLocked(UnassuredClass incoming) {
+  const uint32_t reserve = std::max<uint32_t>(1, capacity_ / 64);
+  const uint32_t live = headerField<uint32_t>(header::kLiveCount).load(std::memory_order_relaxed);
+  if (live < capacity_ - reserve) return;
+  const UnassuredClass other = incoming == UnassuredClass::Udp ? UnassuredClass::HalfOpenTcp : UnassuredClass::Udp;
+  // The class holding more gives way first.
+  const UnassuredClass first = unassuredCount(other) > unassuredCount(incoming) ? other : incoming;
+  const UnassuredClass second = first == incoming ? other : incoming;
+  auto roomCounter = [](UnassuredClass c) {
+    return c == UnassuredClass::Udp ? header::kEvictedUdpRoom : header::kEvictedHalfOpenRoom;
+  };
+  if (!evictUnassuredLocked(first, roomCounter(first))) evictUnassuredLocked(second, roomCounter(second));
 }
 
 uint32_t FlowTable::insert(const ForwardKey& key, const RealEndpoint& real, FlowState state, uint64_t nowMs) {
   std::lock_guard lock(writers_);
   if (const uint32_t existing = findForward(key)) return existing;
-  const uint32_t ref = allocateLocked(nowMs);
+  const UnassuredClass unassured = unassuredClassOf(key.protocol);
+  const uint32_t share = unassured == UnassuredClass::Udp ? defences_.udpSharePermille.load(std::memory_order_relaxed)
+                                                           : defences_.halfOpenSharePermille.load(std::memory_order_relaxed);
+  if (uint64_t{unassuredCount(unassured)} * 1000 >= uint64_t{capacity_} * share) {
+    evictUnassuredLocked(unassured, unassured == UnassuredClass::Udp ? header::kEvictedUdpQuota : header::kEvictedHalfOpenQuota);
+  }
+  makeRoomLocked(unassured);
+  const uint32_t ref = allocateLocked();
   if (ref == 0) {
     headerField<uint64_t>(header::kFullDrops).fetch_add(1, std::memory_order_relaxed);
     return 0;
@@ -142,9 +235,15 @@ uint32_t FlowTable::insert(const ForwardKey& key, const RealEndpoint& real, Flow
   e.store<uint16_t>(entry::kClientPort, key.clientPort);
   e.store<uint16_t>(entry::kVport, key.vport);
   e.store<uint16_t>(entry::kRealPort, real.port);
-  e.store<uint16_t>(entry::kFlags, 0);
+  e.store<uint16_t>(entry::kFlags, flags::kUnassured);
   e.store<uint64_t>(entry::kLastSeenMs, nowMs);
   e.store<uint64_t>(entry::kCreatedMs, nowMs);
+  e.store<uint64_t>(entry::kClaimedMs, nowMs);  // its first frame to the real claims its replies
+  for (size_t sequence : {entry::kClientSequenceEnd, entry::kRealSequenceEnd, entry::kClientWindow, entry::kRealWindow}) {
+    e.store<uint32_t>(sequence, 0);
+  }
+  e.store<uint8_t>(entry::kClientWindowScale, kNoWindowScale);
+  e.store<uint8_t>(entry::kRealWindowScale, kNoWindowScale);
   for (size_t counter : {entry::kPacketsIn, entry::kBytesIn, entry::kPacketsOut, entry::kBytesOut, entry::kKernelPacketsIn,
                          entry::kKernelBytesIn, entry::kKernelPacketsOut, entry::kKernelBytesOut, entry::kKernelReadMs}) {
     e.store<uint64_t>(counter, 0);
@@ -158,6 +257,7 @@ uint32_t FlowTable::insert(const ForwardKey& key, const RealEndpoint& real, Flow
   forwardHead.store(ref, std::memory_order_release);
   reverseHead.store(ref, std::memory_order_release);
   headerField<uint32_t>(header::kLiveCount).fetch_add(1, std::memory_order_relaxed);
+  headerField<uint32_t>(classCountField(unassured)).fetch_add(1, std::memory_order_relaxed);
   headerField<uint64_t>(header::kInserted).fetch_add(1, std::memory_order_relaxed);
   return ref;
 }
@@ -187,12 +287,18 @@ void FlowTable::unlinkLocked(uint32_t ref) {
   unlinkFrom(reverseBuckets_, hashReverse(reverse), entry::kNextReverse);
 }
 
-void FlowTable::releaseLocked(uint32_t ref, uint64_t nowMs) {
-  unlinkLocked(ref);
+void FlowTable::releaseLocked(uint32_t ref) {
   const FlowEntry e = entryAt(ref);
+  if (claims_ != nullptr) claims_->release(e);
+  leaveUnassuredClass(e);
+  unlinkLocked(ref);
   if (isOffloaded(e)) offloaded_->withdraw(e);
   e.store<uint32_t>(entry::kStatus, uint32_t(EntryStatus::Free), std::memory_order_release);
-  e.store<uint32_t>(entry::kFreedAtMs, uint32_t(nowMs));
+  // Readers that enter a batch from here on cannot reach the entry (it is unlinked): the epoch tells
+  // allocateLocked when the readers that might have are all done.
+  const uint64_t epoch = epoch_.load(std::memory_order_relaxed);
+  e.store<uint32_t>(entry::kFreedEpoch, uint32_t(epoch));
+  epoch_.store(epoch + 1, std::memory_order_seq_cst);
   auto tail = headerField<uint32_t>(header::kFreeTail);
   const uint32_t position = tail.load(std::memory_order_relaxed);
   freeRing_[position] = ref;
@@ -200,10 +306,15 @@ void FlowTable::releaseLocked(uint32_t ref, uint64_t nowMs) {
   headerField<uint32_t>(header::kLiveCount).fetch_sub(1, std::memory_order_relaxed);
 }
 
-void FlowTable::remove(uint32_t ref, uint64_t nowMs) {
+void FlowTable::remove(uint32_t ref, uint64_t) {
   std::lock_guard lock(writers_);
   if (ref == 0 || ref > capacity_ || !entryAt(ref).live()) return;
-  releaseLocked(ref, nowMs);
+  releaseLocked(ref);
+}
+
+void FlowTable::setReplyClaims(ReplyClaims* claims) {
+  std::lock_guard lock(writers_);
+  claims_ = claims;
 }
 
 void FlowTable::setOffloadedFlows(OffloadedFlows* offloaded) {
@@ -230,6 +341,7 @@ void FlowTable::refreshOffloaded(const FlowEntry& e, uint64_t nowMs) {
   e.raise(entry::kKernelBytesIn, activity->bytesIn);
   e.raise(entry::kKernelPacketsOut, activity->packetsOut);
   e.raise(entry::kKernelBytesOut, activity->bytesOut);
+  mergeKernelTracking(e, *activity);
 }
 
 size_t FlowTable::sweep(uint64_t nowMs, const Timeouts& timeouts, size_t budget) {
@@ -239,17 +351,22 @@ size_t FlowTable::sweep(uint64_t nowMs, const Timeouts& timeouts, size_t budget)
   constexpr size_t kRefreshBudget = 1024;
   constexpr uint64_t kRefreshAfterMs = 1000;
   size_t refreshBudget = kRefreshBudget;
+  const bool pressure = underPressure();
+  const uint64_t pressureTimeoutMs = uint64_t{defences_.pressureTimeoutSeconds.load(std::memory_order_relaxed)} * 1000;
   // Scans without the writers' mutex (workers insert new flows meanwhile) and takes it only to
-  // remove an expired entry, after checking again under it.
-  auto expired = [&](const FlowEntry& e) {
-    if (!e.live()) return false;
+  // remove an expired entry, after checking again under it. 0: alive; 1: expired by its state's
+  // timeout; 2: expired early, an unassured flow under pressure.
+  auto expiry = [&](const FlowEntry& e) -> int {
+    if (!e.live()) return 0;
     const uint32_t stateIndex = e.load<uint8_t>(entry::kState);
     const uint64_t timeoutMs = uint64_t{timeouts[stateIndex < kFlowStateCount ? stateIndex : 0].load()} * 1000;
     const uint64_t lastSeen = e.load<uint64_t>(entry::kLastSeenMs);
-    return nowMs > lastSeen && nowMs - lastSeen > timeoutMs;
+    const uint64_t idleMs = nowMs > lastSeen ? nowMs - lastSeen : 0;
+    if (idleMs > timeoutMs) return 1;
+    return pressure && (e.flags() & flags::kUnassured) && idleMs > pressureTimeoutMs ? 2 : 0;
   };
   const uint32_t used = headerField<uint32_t>(header::kBumpAllocated).load(std::memory_order_relaxed);
-  size_t removed = 0;
+  size_t removed = 0, removedEarly = 0;
   for (size_t visited = 0; visited < budget && visited < used; ++visited) {
     if (sweepCursor_ >= used) sweepCursor_ = 0;
     const uint32_t ref = ++sweepCursor_;
@@ -259,14 +376,24 @@ size_t FlowTable::sweep(uint64_t nowMs, const Timeouts& timeouts, size_t budget)
       --refreshBudget;
       refreshOffloaded(e, nowMs);
     }
-    if (!expired(e)) continue;
+    if (claims_ != nullptr && e.live() && nowMs >= e.load<uint64_t>(entry::kClaimedMs) + kReplyClaimRenewMs) {
+      std::lock_guard lock(writers_);
+      if (e.live()) {
+        claims_->renew(e);
+        e.store<uint64_t>(entry::kClaimedMs, nowMs);
+      }
+    }
+    if (expiry(e) == 0) continue;
     std::lock_guard lock(writers_);
     if (isOffloaded(e)) refreshOffloaded(e, nowMs);
-    if (!expired(e)) continue;
-    releaseLocked(ref, nowMs);
+    const int verdict = expiry(e);
+    if (verdict == 0) continue;
+    releaseLocked(ref);
     ++removed;
+    if (verdict == 2) ++removedEarly;
   }
   headerField<uint64_t>(header::kExpired).fetch_add(removed, std::memory_order_relaxed);
+  headerField<uint64_t>(header::kExpiredEarly).fetch_add(removedEarly, std::memory_order_relaxed);
   return removed;
 }
 

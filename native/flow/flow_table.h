@@ -1,8 +1,15 @@
 // The flow map: connection affinity in shared memory (layout in flow_layout.h). Lookups are
 // lock-free and run on every packet from any worker; inserts and removals take one mutex (they happen
-// once per connection). Freed entries are reused only after a grace period, so a reader that raced
-// with a removal still walks valid links.
+// once per connection). A freed entry is reused only once every reader that could have reached it has
+// finished its batch (reader epochs), so a reader that raced with a removal still walks valid links.
+//
+// Floods: flows that have not proven themselves (flags::kUnassured: TCP before its handshake completes,
+// UDP before a reply and a later packet) are the ones that give way. Each class may hold at most its
+// share of the map (a new flow of a class at its share evicts an older one of the same class), a nearly
+// full map evicts unassured flows to keep room for new connections, and under pressure (the map more
+// than `pressureAt` full) unassured flows expire after a short timeout. Assured flows are never evicted.
 #pragma once
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +17,7 @@
 
 #include "flow_layout.h"
 #include "offloaded_flows.h"
+#include "reply_claims.h"
 
 namespace natlb::flow {
 
@@ -58,11 +66,29 @@ class FlowEntry {
     return uint16_t(std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(bytes_ + entry::kFlags))
                         .fetch_or(bits, std::memory_order_relaxed) | bits);
   }
+  // Clears flag bits atomically; returns the flags as they were (so exactly one caller sees a bit go).
+  uint16_t takeFlags(uint16_t bits) const {
+    return std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(bytes_ + entry::kFlags))
+        .fetch_and(uint16_t(~bits), std::memory_order_relaxed);
+  }
   // Raises a u64 field to `value` if that is larger, against concurrent raises.
   void raise(size_t offset, uint64_t value) const {
     std::atomic_ref<uint64_t> field(*reinterpret_cast<uint64_t*>(bytes_ + offset));
     uint64_t current = field.load(std::memory_order_relaxed);
     while (current < value && !field.compare_exchange_weak(current, value, std::memory_order_relaxed)) {
+    }
+  }
+  void raise32(size_t offset, uint32_t value) const {
+    std::atomic_ref<uint32_t> field(*reinterpret_cast<uint32_t*>(bytes_ + offset));
+    uint32_t current = field.load(std::memory_order_relaxed);
+    while (current < value && !field.compare_exchange_weak(current, value, std::memory_order_relaxed)) {
+    }
+  }
+  // Raises a TCP sequence number field in serial-number order (RFC 1982) against concurrent raises.
+  void raiseSequence(size_t offset, uint32_t value) const {
+    std::atomic_ref<uint32_t> field(*reinterpret_cast<uint32_t*>(bytes_ + offset));
+    uint32_t current = field.load(std::memory_order_relaxed);
+    while (int32_t(value - current) > 0 && !field.compare_exchange_weak(current, value, std::memory_order_relaxed)) {
     }
   }
   void clearFlags(uint16_t bits) const {
@@ -77,6 +103,7 @@ class FlowEntry {
     }
   }
   bool live() const { return load<uint32_t>(entry::kStatus, std::memory_order_acquire) == uint32_t(EntryStatus::Live); }
+  uint16_t flags() const { return load<uint16_t>(entry::kFlags); }
   FlowState state() const { return FlowState(load<uint8_t>(entry::kState)); }
   RealEndpoint real() const {
     return {load<uint32_t>(entry::kRealIp), load<uint16_t>(entry::kRealPort), load<uint16_t>(entry::kRealId)};
@@ -87,6 +114,35 @@ class FlowEntry {
 };
 
 using Timeouts = std::atomic<uint32_t>[kFlowStateCount];  // seconds, by FlowState
+
+// The two classes of unassured flows, each with its own share of the map.
+enum class UnassuredClass : uint8_t { HalfOpenTcp, Udp };
+constexpr size_t kUnassuredClassCount = 2;
+constexpr UnassuredClass unassuredClassOf(uint8_t protocol) {
+  return protocol == 17 ? UnassuredClass::Udp : UnassuredClass::HalfOpenTcp;
+}
+
+// A UDP flow that has had a reply and still carries packets this long after it began is a stream, not
+// a probe or a single exchange (conntrack's rule for assuring UDP).
+constexpr uint64_t kUdpAssuredAfterMs = 2000;
+
+// Whether a flow has proven itself: TCP once out of SYN_RECV (its handshake completed, or it closed),
+// UDP once the real replied and the exchange goes on.
+constexpr bool hasProvenItself(uint8_t protocol, FlowState state, uint16_t flowFlags, uint64_t ageMs) {
+  if (protocol == 17) return (flowFlags & flags::kSeenReply) && ageMs >= kUdpAssuredAfterMs;
+  return state != FlowState::SynRecv;
+}
+
+// How the map defends itself against floods (config floodProtection), in thousandths of the capacity.
+struct FloodDefences {
+  std::atomic<uint32_t> halfOpenSharePermille{500};
+  std::atomic<uint32_t> udpSharePermille{500};
+  std::atomic<uint32_t> pressureAtPermille{500};
+  std::atomic<uint32_t> pressureTimeoutSeconds{5};
+};
+
+// Why a new flow got no entry.
+enum class InsertRefusal : uint8_t { None, Full };
 
 class FlowTable {
  public:
@@ -102,13 +158,30 @@ class FlowTable {
   uint32_t findForward(const ForwardKey& key) const;
   uint32_t findReverse(const ReverseKey& key) const;
 
-  // Creates the flow (or returns the live one with this key); 0 when the map is full (counted).
+  // Creates the flow (or returns the live one with this key), unassured (TCP in SYN_RECV, or UDP),
+  // evicting unassured flows as the flood defences say; 0 when the map is full (counted).
   uint32_t insert(const ForwardKey& key, const RealEndpoint& real, FlowState state, uint64_t nowMs);
   // Removes a live flow (for reuse of a closing one by a new SYN).
   void remove(uint32_t ref, uint64_t nowMs);
-  // Removes flows idle longer than their state's timeout; looks at no more than `budget` entries.
-  // Offloaded flows are judged by the kernel's activity, which also refreshes their counters.
+  // The flow has proven itself (its handshake completed, or its UDP exchange goes on): it leaves its
+  // unassured class and is never evicted. Lock-free; only the first call for a flow counts.
+  void assure(const FlowEntry& entry);
+  // Removes flows idle longer than their state's timeout (unassured ones, under pressure, longer than
+  // the short timeout); looks at no more than `budget` entries. Offloaded flows are judged by the
+  // kernel's activity, which also refreshes their counters. Renews the reply claims of long-lived flows.
   size_t sweep(uint64_t nowMs, const Timeouts& timeouts, size_t budget);
+  FloodDefences& floodDefences() { return defences_; }
+  // Where releases and renewals of reply claims go (nullptr: nowhere). Set while no worker runs.
+  void setReplyClaims(ReplyClaims* claims);
+
+  // Readers that hold refs across a batch of frames (the workers) register once and bracket each batch:
+  // an entry freed while a reader is inside a batch is not reused before that batch ends.
+  size_t registerReader();
+  void unregisterReader(size_t reader);
+  void enterBatch(size_t reader) {
+    readers_[reader].store(epoch_.load(std::memory_order_seq_cst), std::memory_order_seq_cst);
+  }
+  void leaveBatch(size_t reader) { readers_[reader].store(kOutsideBatch, std::memory_order_release); }
   // Where offloaded flows live (nullptr: nowhere, and every entry's hand-over flags are cleared). Set
   // while no worker runs; removal withdraws an offloaded flow from it.
   void setOffloadedFlows(OffloadedFlows* offloaded);
@@ -160,11 +233,20 @@ class FlowTable {
   uint32_t hashReverse(const ReverseKey& key) const;
   bool matchesForward(const FlowEntry& entry, const ForwardKey& key) const;
   bool matchesReverse(const FlowEntry& entry, const ReverseKey& key) const;
-  uint32_t allocateLocked(uint64_t nowMs);
+  uint32_t allocateLocked();
+  bool reusable(uint32_t freedEpoch) const;
   void unlinkLocked(uint32_t ref);
-  void releaseLocked(uint32_t ref, uint64_t nowMs);
+  void releaseLocked(uint32_t ref);
   bool isOffloaded(const FlowEntry& entry) const;
   void refreshOffloaded(const FlowEntry& entry, uint64_t nowMs);
+  void leaveUnassuredClass(const FlowEntry& entry);
+  uint32_t unassuredCount(UnassuredClass c) const;
+  bool evictUnassuredLocked(UnassuredClass c, size_t reasonCounter);
+  void makeRoomLocked(UnassuredClass incoming);
+  bool underPressure() const;
+
+  static constexpr size_t kMaxReaders = 64;
+  static constexpr uint64_t kOutsideBatch = ~uint64_t{0};
 
   uint8_t* memory_;
   uint32_t capacity_;
@@ -175,7 +257,14 @@ class FlowTable {
   uint32_t* freeRing_;
   uint8_t* entries_;
   uint32_t sweepCursor_ = 0;
+  uint32_t evictionCursor_ = 0;  // under writers_
   OffloadedFlows* offloaded_ = nullptr;
+  ReplyClaims* claims_ = nullptr;
+  FloodDefences defences_;
+  std::atomic<uint64_t> epoch_{1};
+  std::array<std::atomic<uint64_t>, kMaxReaders> readers_;
+  std::array<std::atomic<bool>, kMaxReaders> readerInUse_{};
+  std::atomic<size_t> readerCount_{0};
   std::mutex writers_;
 };
 

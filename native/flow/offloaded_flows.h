@@ -13,6 +13,8 @@ class FlowEntry;
 struct OffloadedActivity {
   uint64_t lastSeenMs;  // CLOCK_MONOTONIC, as the entry's kLastSeenMs
   uint64_t packetsIn, bytesIn, packetsOut, bytesOut;  // what the kernel forwarded since the hand-over
+  // TCP tracking of what it forwarded (kernel_flow.h): sequence ends and unscaled window fields.
+  uint32_t clientSequenceEnd, realSequenceEnd, clientWindowField, realWindowField;
 };
 
 class OffloadedFlows {

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "../flow/reply_claims.h"
 #include "system_error.h"
 
 namespace natlb::io {
@@ -43,6 +44,11 @@ FrameSender::FrameSender(int ifindex, bool coalesceTcp) : coalesceTcp_(coalesceT
   const int one = 1;
   if (setsockopt(socket_.get(), SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) != 0) {
     throwSystemError("PACKET_VNET_HDR on the transmit socket");
+  }
+  // Every frame natlb sends claims its flow's replies in the kernel's list (flow/reply_claims.h).
+  const uint32_t mark = flow::kClaimMark;
+  if (setsockopt(socket_.get(), SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0) {
+    throwSystemError("SO_MARK on the transmit socket (needs CAP_NET_RAW and Linux 5.17 or later)");
   }
   sockaddr_ll where{};
   where.sll_family = AF_PACKET;

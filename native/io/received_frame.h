@@ -14,8 +14,9 @@ struct ReceivedFrame {
   bool truncated;
   bool vlanTagged;        // the kernel stripped an 802.1Q tag we would have to restore
   uint64_t timestampNs;   // when the kernel received it (AF_PACKET): merges two rings in arrival order
-  bool forOtherHost;      // seen only because the interface is promiscuous
-  bool toThisHost;        // unicast to this interface (not broadcast or multicast)
+  // The kernel's verdict: PACKET_OTHERHOST. Handed over to natlb when the destination MAC is the
+  // interface's own (flow/reply_claims.h), seen only in promiscuous mode otherwise.
+  bool markedForOtherHost;
   // Received through AF_XDP. Such a frame says nothing of its L4 checksum (complete or partial): its
   // vnet header is blank until the worker classifies the frame (packet/checksum_state.h).
   bool steeredByXdp;

@@ -31,14 +31,7 @@ std::atomic_ref<uint32_t> statusOf(tpacket2_hdr* slot) {
 
 namespace {
 
-uint16_t etherTypeOf(RingBinding binding) {
-  switch (binding) {
-    case RingBinding::Ipv4AfterTc: return ETH_P_IP;
-    case RingBinding::ArpAfterTc: return ETH_P_ARP;
-    case RingBinding::EveryFrameBeforeTc: break;
-  }
-  return ETH_P_ALL;  // taps run before TC ingress; protocol handlers after it
-}
+uint16_t etherTypeOf(RingBinding binding) { return binding == RingBinding::Arp ? ETH_P_ARP : ETH_P_IP; }
 
 }  // namespace
 
@@ -90,11 +83,11 @@ bool RxRing::peek(ReceivedFrame& out) const {
   out.truncated = slot->tp_snaplen < slot->tp_len;
   out.vlanTagged = (status & TP_STATUS_VLAN_VALID) != 0;
   out.timestampNs = uint64_t(slot->tp_sec) * 1000000000ULL + slot->tp_nsec;
-  // The link-layer address follows the header: a frame for another host (promiscuous mode, e.g. a
-  // tcpdump on the same interface) is not ours to forward.
+  // The link-layer address follows the header. A frame "for another host" is either one the kernel
+  // handed over (to this interface's MAC) or one seen in promiscuous mode (a tcpdump on the interface),
+  // which is not ours to forward: the worker tells them apart by the MAC.
   const auto* link = reinterpret_cast<const sockaddr_ll*>(base + TPACKET_ALIGN(sizeof(tpacket2_hdr)));
-  out.forOtherHost = link->sll_pkttype == PACKET_OTHERHOST;
-  out.toThisHost = link->sll_pkttype == PACKET_HOST;
+  out.markedForOtherHost = link->sll_pkttype == PACKET_OTHERHOST;
   out.steeredByXdp = false;
   return true;
 }

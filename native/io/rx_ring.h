@@ -30,19 +30,19 @@ constexpr uint32_t kLargeFrameThreshold = 1600;     // L3 bytes; larger frames g
 constexpr RingGeometry kSmallFrameRingBesideXdp{1024, 2048};
 constexpr RingGeometry kLargeFrameRingBesideXdp{16, 69632};
 
-// ARP only, beside rings bound after TC (a handful of frames a second).
+// ARP only, beside the IPv4 rings (a handful of frames a second).
 constexpr RingGeometry kArpFrameRing{64, 2048};
 
-// Where a ring taps the interface: every frame, before TC ingress (ETH_P_ALL), or one protocol's
-// frames after TC ingress, so that what the kernel fast path redirects there never reaches the ring.
-// (A protocol handler runs after the kernel's own IP input, bound to a device or not: on recent kernels
-// unbound packet sockets sit on a per-namespace list walked after ptype_base too.)
-enum class RingBinding : uint8_t { EveryFrameBeforeTc, Ipv4AfterTc, ArpAfterTc };
+// Which frames a ring taps: one protocol's, after TC and netfilter ingress, so it sees the kernel's
+// verdict on each frame (flow/reply_claims.h: natlb's frames come marked "for another host") and never
+// what the kernel fast path redirected at TC. (A protocol handler runs after the kernel's own IP
+// input, bound to a device or not: on recent kernels unbound packet sockets sit on a per-namespace list
+// walked after ptype_base too.)
+enum class RingBinding : uint8_t { Ipv4, Arp };
 
 class RxRing {
  public:
-  RxRing(int ifindex, const RingGeometry& geometry, const std::vector<sock_filter>& filter,
-         RingBinding binding = RingBinding::EveryFrameBeforeTc);
+  RxRing(int ifindex, const RingGeometry& geometry, const std::vector<sock_filter>& filter, RingBinding binding);
   // Splits one interface's frames between two rings by size (PACKET_FANOUT with a classic BPF
   // selector, in a group of its own): frames with more than kLargeFrameThreshold L3 bytes go to `large`.
   static void splitBySize(RxRing& small, RxRing& large);

@@ -46,37 +46,21 @@ std::vector<sock_filter> buildSocketFilter(const FilterSpec& spec) {
   if (spec.acceptArp) b.jumpToAcceptIfEqual(0x0806);
   size_t notIpv4 = 0;
   b.jumpToLabelIfNotEqual(0x0800, notIpv4);
-  if (!spec.destinationIps.empty()) {
-    b.add(BPF_LD | BPF_W | BPF_ABS, 14 + 16);
-    for (uint32_t ip : spec.destinationIps) b.jumpToAcceptIfEqual(ip);
-  }
-  auto sourcePortClause = [&](uint8_t protocol, const std::vector<uint16_t>& ports) {
-    if (ports.empty()) return;
-    size_t otherProtocol = 0, laterFragment = 0;
-    b.add(BPF_LD | BPF_B | BPF_ABS, 14 + 9);
-    b.jumpToLabelIfNotEqual(protocol, otherProtocol);
-    b.add(BPF_LD | BPF_H | BPF_ABS, 14 + 6);  // fragment offset: only the first fragment has ports
-    b.add(BPF_ALU | BPF_AND | BPF_K, 0x1fff);
-    b.jumpToLabelIfNotEqual(0, laterFragment);
-    b.add(BPF_LDX | BPF_B | BPF_MSH, 14);       // X = IP header length
-    b.add(BPF_LD | BPF_H | BPF_IND, 14);        // source port
-    for (uint16_t port : ports) b.jumpToAcceptIfEqual(port);
-    b.bindLabelHere(otherProtocol);
-    b.bindLabelHere(laterFragment);
-  };
-  if (!spec.udpSourceIps.empty()) {
-    size_t notUdp = 0;
-    b.add(BPF_LD | BPF_B | BPF_ABS, 14 + 9);
-    b.jumpToLabelIfNotEqual(17, notUdp);
-    b.add(BPF_LD | BPF_W | BPF_ABS, 14 + 12);
-    for (uint32_t ip : spec.udpSourceIps) b.jumpToAcceptIfEqual(ip);
-    b.bindLabelHere(notUdp);
-  }
+  // Handed over by the kernel: marked for another host, yet sent to this interface's MAC.
+  size_t notHandedOver = 0, otherMac = 0;
+  b.add(BPF_LD | BPF_B | BPF_ABS, uint32_t(SKF_AD_OFF + SKF_AD_PKTTYPE));
+  b.jumpToLabelIfNotEqual(3 /* PACKET_OTHERHOST */, notHandedOver);
+  const packet::MacAddress& mac = spec.ownMac;
+  b.add(BPF_LD | BPF_W | BPF_ABS, 0);
+  b.jumpToLabelIfNotEqual((uint32_t{mac[0]} << 24) | (uint32_t{mac[1]} << 16) | (uint32_t{mac[2]} << 8) | mac[3], otherMac);
+  b.add(BPF_LD | BPF_H | BPF_ABS, 4);
+  b.jumpToAcceptIfEqual((uint32_t{mac[4]} << 8) | mac[5]);  // else on to the next clause
+  b.bindLabelHere(notHandedOver);
+  b.bindLabelHere(otherMac);
   if (spec.acceptIcmp) {
     b.add(BPF_LD | BPF_B | BPF_ABS, 14 + 9);
     b.jumpToAcceptIfEqual(1);
   }
-  sourcePortClause(6, spec.tcpSourcePorts);
   b.bindLabelHere(notIpv4);
   return b.finish();
 }

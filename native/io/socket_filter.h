@@ -1,21 +1,24 @@
-// Classic BPF programs that let the kernel hand the balancer only the frames it owns (DESIGN.md
-// section 2: filter in the kernel, not in user space). Building is pure; attaching is one setsockopt.
+// Classic BPF programs that let the kernel hand the balancer only the frames it owns: filtering in the
+// kernel, not in user space. Which frames those are is not decided here but by the kernel set-up
+// (flow/reply_claims.h): the rings sit after it and accept what it marked "for another host" while
+// addressed to this interface's MAC. Building is pure; attaching is one setsockopt.
 #pragma once
 #include <linux/filter.h>
 
 #include <cstdint>
 #include <vector>
 
+#include "../packet/wire.h"
+
 namespace natlb::io {
 
 struct FilterSpec {
+  packet::MacAddress ownMac{};            // the interface's MAC: what the kernel handed over is unicast to it
   bool acceptArp = true;
-  bool acceptIcmp = false;                // all ICMP (errors about NAT flows are translated)
-  std::vector<uint32_t> destinationIps;   // IPv4 frames to these addresses (VIPs)
-  std::vector<uint16_t> tcpSourcePorts;   // TCP from these ports (real servers' replies)
-  std::vector<uint32_t> udpSourceIps;     // all UDP from these addresses, fragments included (UDP reals)
-  // The gateway's own addresses: the XDP program leaves frames to them to the kernel (the socket filter
-  // does not need them: on the AF_PACKET path the kernel gets its copy anyway).
+  bool acceptIcmp = false;                // every ICMP message (backend side: errors about NAT flows)
+  // For the XDP program of an AF_XDP interface, which runs before the kernel's verdict: frames to these
+  // addresses (the VIPs) are natlb's; frames to the gateway's own addresses never are.
+  std::vector<uint32_t> destinationIps;
   std::vector<uint32_t> localIps;
 };
 

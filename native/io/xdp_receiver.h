@@ -18,8 +18,8 @@ namespace natlb::io {
 class XdpReceiver {
  public:
   // `kernelFlowsFd`: the kernel fast path's flow map (those segments pass to the kernel), or -1.
-  XdpReceiver(int ifindex, const std::string& interfaceName, const uint8_t* interfaceMac, const FilterSpec& spec,
-              int kernelFlowsFd);
+  // `maxFlows`: the flow map's capacity (how many replies may be claimed).
+  XdpReceiver(int ifindex, const std::string& interfaceName, const FilterSpec& spec, int kernelFlowsFd, uint32_t maxFlows);
   XdpReceiver(const XdpReceiver&) = delete;
   XdpReceiver& operator=(const XdpReceiver&) = delete;
 
@@ -28,6 +28,7 @@ class XdpReceiver {
   void releaseTaken();
   void addPollDescriptors(std::vector<pollfd>& descriptors) const;
   void update(const FilterSpec& spec) { steering_.update(spec); }
+  XdpSteering& steering() { return steering_; }
   RingStatistics takeStatistics();
   size_t queueCount() const { return sockets_.size(); }
   const char* mode() const { return steering_.mode(); }
@@ -39,9 +40,6 @@ class XdpReceiver {
   size_t nextSocket_ = 0;
 };
 
-// Receive queues of an interface (ethtool channels); 1 when the driver does not say.
-uint32_t receiveQueueCount(const std::string& interfaceName);
-uint32_t interfaceMtu(const std::string& interfaceName);
 // The AF_XDP memory layout for the interface's MTU; throws when the MTU is too large for AF_XDP.
 XskGeometry geometryFor(const std::string& interfaceName);
 

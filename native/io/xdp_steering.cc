@@ -16,29 +16,21 @@ namespace natlb::io {
 
 namespace {
 
-enum class MapKind { Hash, Array };
-
 // Makes the map hold `wanted` where it held `previous`: adds first, then removes.
 template <typename Key>
-void syncSet(int map, MapKind kind, const std::vector<Key>& wanted, const std::vector<Key>& previous, const char* what) {
+void syncSet(int map, const std::vector<Key>& wanted, const std::vector<Key>& previous, const char* what) {
   const std::set<Key> keep(wanted.begin(), wanted.end());
   const std::set<Key> before(previous.begin(), previous.end());
-  const uint8_t one = 1, zero = 0;
+  const uint8_t one = 1;
   for (const Key& key : keep) {
     if (bpf_map_update_elem(map, &key, &one, BPF_ANY) != 0) throwSystemError(std::string("XDP map update: ") + what);
   }
   for (const Key& key : before) {
     if (keep.count(key)) continue;
-    // An array map cannot delete: its "absent" is a zero value. A hash key already gone is fine.
-    const bool removed = kind == MapKind::Array ? bpf_map_update_elem(map, &key, &zero, BPF_ANY) == 0
-                                                : bpf_map_delete_elem(map, &key) == 0 || errno == ENOENT;
+    // A key already gone is fine.
+    const bool removed = bpf_map_delete_elem(map, &key) == 0 || errno == ENOENT;
     if (!removed) throwSystemError(std::string("XDP map delete: ") + what);
   }
-}
-
-template <typename From, typename To>
-std::vector<To> widen(const std::vector<From>& values) {
-  return std::vector<To>(values.begin(), values.end());
 }
 
 // The maps are keyed in network order for addresses (as the packet holds them).
@@ -51,18 +43,19 @@ std::vector<uint32_t> networkOrder(const std::vector<uint32_t>& ips) {
 
 }  // namespace
 
-XdpSteering::XdpSteering(int ifindex, const std::string& interfaceName, uint32_t maxFrameBytes, int kernelFlowsFd)
+XdpSteering::XdpSteering(int ifindex, const std::string& interfaceName, uint32_t maxFrameBytes, int kernelFlowsFd,
+                         uint32_t maxFlows)
     : object_(bpf::kSteerToSocketObject, sizeof bpf::kSteerToSocketObject, "XDP program", [&](BpfObject& object) {
         // Without the kernel fast path the program still declares the map: a one-entry empty one.
         if (kernelFlowsFd >= 0) object.shareMap("kernel_flows", kernelFlowsFd);
         else object.setMapSize("kernel_flows", 1);
+        object.setMapSize("claimed_replies", std::max<uint32_t>(maxFlows, 16));
       }) {
   const int program = object_.programFd("steer_to_socket");
   receiveSockets_ = object_.mapFd("receive_sockets");
   vips_ = object_.mapFd("vips");
   localAddresses_ = object_.mapFd("local_addresses");
-  tcpSourcePorts_ = object_.mapFd("tcp_source_ports");
-  udpSources_ = object_.mapFd("udp_sources");
+  claimedReplies_ = object_.mapFd("claimed_replies");
   const uint32_t zero = 0;
   if (bpf_map_update_elem(object_.mapFd("frame_limit"), &zero, &maxFrameBytes, BPF_ANY) != 0) {
     throwSystemError("XDP frame limit");
@@ -96,15 +89,17 @@ void XdpSteering::bindSocket(uint32_t queue, int socketFd) {
 
 void XdpSteering::update(const FilterSpec& spec) {
   // current_ follows each map as it is synced, so a failure part-way leaves a true record.
-  syncSet<uint32_t>(localAddresses_, MapKind::Hash, networkOrder(spec.localIps), networkOrder(current_.localIps), "local addresses");
+  syncSet<uint32_t>(localAddresses_, networkOrder(spec.localIps), networkOrder(current_.localIps), "local addresses");
   current_.localIps = spec.localIps;
-  syncSet<uint32_t>(vips_, MapKind::Hash, networkOrder(spec.destinationIps), networkOrder(current_.destinationIps), "vips");
+  syncSet<uint32_t>(vips_, networkOrder(spec.destinationIps), networkOrder(current_.destinationIps), "vips");
   current_.destinationIps = spec.destinationIps;
-  syncSet<uint32_t>(udpSources_, MapKind::Hash, networkOrder(spec.udpSourceIps), networkOrder(current_.udpSourceIps), "udp sources");
-  current_.udpSourceIps = spec.udpSourceIps;
-  syncSet<uint32_t>(tcpSourcePorts_, MapKind::Array, widen<uint16_t, uint32_t>(spec.tcpSourcePorts),
-                    widen<uint16_t, uint32_t>(current_.tcpSourcePorts), "tcp source ports");
-  current_.tcpSourcePorts = spec.tcpSourcePorts;
 }
+
+bool XdpSteering::claimReply(const kernel_flow_key& reply) {
+  const uint8_t one = 1;
+  return bpf_map_update_elem(claimedReplies_, &reply, &one, BPF_ANY) == 0;
+}
+
+void XdpSteering::releaseReply(const kernel_flow_key& reply) { bpf_map_delete_elem(claimedReplies_, &reply); }
 
 }  // namespace natlb::io

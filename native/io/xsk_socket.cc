@@ -37,9 +37,8 @@ XskRing<Entry> mapRing(int fd, const xdp_ring_offset& offsets, uint32_t size, of
 
 }  // namespace
 
-XskSocket::XskSocket(int ifindex, uint32_t queue, const uint8_t* interfaceMac, const XskGeometry& geometry)
+XskSocket::XskSocket(int ifindex, uint32_t queue, const XskGeometry& geometry)
     : geometry_(geometry) {
-  std::memcpy(interfaceMac_, interfaceMac, sizeof interfaceMac_);
   const size_t umemLength = size_t(geometry.frameCount) * geometry.frameBytes;
   void* umem = ::mmap(nullptr, umemLength, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (umem == MAP_FAILED) throwSystemError("mmap(UMEM)");
@@ -100,9 +99,8 @@ bool XskSocket::peek(ReceivedFrame& out) {
   if (out.vnet != nullptr) std::memset(out.vnet, 0, sizeof(VirtioNetHeader));
   out.vlanTagged = false;  // the XDP program steers untagged IPv4 only
   out.timestampNs = 0;
-  const bool multicast = descriptor.len >= 6 && (frame[0] & 1) != 0;
-  out.toThisHost = descriptor.len >= 6 && std::memcmp(frame, interfaceMac_, 6) == 0;
-  out.forOtherHost = !multicast && !out.toThisHost;
+  // Steered away from the kernel's stack by the XDP program: handed over, like a frame the kernel marks.
+  out.markedForOtherHost = true;
   out.steeredByXdp = true;
   return true;
 }

@@ -41,7 +41,7 @@ struct XskRing {
 
 class XskSocket {
  public:
-  XskSocket(int ifindex, uint32_t queue, const uint8_t* interfaceMac, const XskGeometry& geometry);
+  XskSocket(int ifindex, uint32_t queue, const XskGeometry& geometry);
   XskSocket(const XskSocket&) = delete;
   XskSocket& operator=(const XskSocket&) = delete;
 
@@ -59,7 +59,6 @@ class XskSocket {
   void mapRings(const xdp_mmap_offsets& offsets, const XskGeometry& geometry);
 
   XskGeometry geometry_;
-  uint8_t interfaceMac_[6];
   MappedMemory umem_;
   UniqueFd socket_;
   XskRing<xdp_desc> receive_;

@@ -1,6 +1,7 @@
 // Byte-order helpers and wire constants. Frames are raw bytes; nothing here assumes alignment.
 #pragma once
 #include <array>
+#include <cstddef>
 #include <cstdint>
 
 namespace natlb::packet {

@@ -1,0 +1,89 @@
+// Sequence-number tracking of a NAT flow, so a blind attacker cannot drive its state: a RST or FIN is
+// acted on only when its sequence number fits the connection, as conntrack's window tracking and
+// RFC 5961 require of endpoints. Pure: the caller reads each side from the flow entry and writes back
+// what `afterSegment` returns (each side has one writer, the worker that receives its segments).
+//
+// What is checked (the README's "What natlb checks of TCP"):
+//   - a side's sequence end is the highest seq + payload (+1 for SYN, +1 for FIN) it has sent;
+//   - a segment fits when its sequence number lies within the receiver's window (the largest it
+//     advertised, at least 64 KiB) on either side of the sender's sequence end: the range a receiver
+//     could still accept with segments in flight. Only fitting segments move the tracking, so spoofed
+//     segments with random sequence numbers cannot drag it away; a RST or FIN that does not fit is
+//     dropped, any other segment that does not fit is passed on untracked (its receiver drops it);
+//   - a side that has sent nothing yet (the real before its SYN-ACK) may only reset by acknowledging
+//     exactly what the other side sent (a refused connection's RST+ACK);
+//   - a RST closes the flow only when it carries exactly the sender's sequence end (RFC 5961's
+//     exact match): an in-window but inexact RST is passed on, and the endpoint answers it with a
+//     challenge ACK, but natlb keeps the flow, so a later SYN on the same ports is not re-scheduled.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "../packet/tcp_header.h"
+#include "../packet/wire.h"
+#include "flow_layout.h"
+
+namespace natlb::flow {
+
+struct TcpSide {
+  uint32_t sequenceEnd = 0;
+  uint32_t windowBytes = 0;            // largest window advertised, in bytes
+  uint8_t windowScale = kNoWindowScale;  // the shift its SYN offered
+  bool seen = false;                   // it has sent at least one segment
+};
+
+// Windows smaller than this are not trusted to bound the check (a window may open before we see it).
+constexpr uint32_t kMinimumCheckedWindow = 65535;
+
+constexpr bool sequenceAfter(uint32_t a, uint32_t b) { return int32_t(a - b) > 0; }
+
+// The window shift that applies to `side`'s non-SYN segments: its own offer when both sides offered
+// one (RFC 7323), otherwise none.
+constexpr uint8_t effectiveScale(const TcpSide& side, const TcpSide& other) {
+  return side.windowScale != kNoWindowScale && other.windowScale != kNoWindowScale ? side.windowScale : 0;
+}
+
+// The sender's side after it sent `segment`.
+constexpr TcpSide afterSegment(TcpSide sender, const TcpSide& receiver, const packet::TcpHeaderFields& segment) {
+  const bool syn = segment.flags & packet::kTcpSyn;
+  const uint32_t end = segment.sequence + segment.payloadLength + (syn ? 1 : 0) + ((segment.flags & packet::kTcpFin) ? 1 : 0);
+  if (!sender.seen || sequenceAfter(end, sender.sequenceEnd)) sender.sequenceEnd = end;
+  if (syn) sender.windowScale = segment.windowScale;
+  // A SYN's window is never scaled; later ones are, once both sides offered a shift.
+  const uint64_t window = syn ? segment.window : uint64_t{segment.window} << effectiveScale(sender, receiver);
+  sender.windowBytes = uint32_t(std::min<uint64_t>(std::max<uint64_t>(sender.windowBytes, window), 0x7fffffff));
+  sender.seen = true;
+  return sender;
+}
+
+enum class SegmentVerdict : uint8_t {
+  Track,        // fits: forward it, track it, let it change the flow's state
+  PassOnly,     // forward it, but it neither moves the tracking nor the state (an in-window inexact
+                // RST, a segment outside the window that is not a RST or FIN: the endpoint judges it)
+  OutOfWindow,  // a RST or FIN that does not fit: drop it
+};
+
+// Judges a segment from `sender` to `receiver`, as they were before it.
+constexpr SegmentVerdict judgeSegment(const TcpSide& sender, const TcpSide& receiver, const packet::TcpHeaderFields& segment) {
+  const bool reset = segment.flags & packet::kTcpRst;
+  const bool stateChanging = reset || (segment.flags & packet::kTcpFin);
+  if (!sender.seen) {
+    // Its first segment is its SYN (or SYN-ACK); a reset only as the refusal of the other side's SYN:
+    // RST+ACK acknowledging exactly what that side sent.
+    if (reset) {
+      const bool refusal = (segment.flags & packet::kTcpAck) && receiver.seen && segment.acknowledgement == receiver.sequenceEnd;
+      return refusal ? SegmentVerdict::Track : SegmentVerdict::OutOfWindow;
+    }
+    if (segment.flags & packet::kTcpSyn) return SegmentVerdict::Track;
+    return stateChanging ? SegmentVerdict::OutOfWindow : SegmentVerdict::PassOnly;
+  }
+  const uint32_t window = std::max(receiver.windowBytes, kMinimumCheckedWindow);
+  const int64_t offset = int64_t(int32_t(segment.sequence - sender.sequenceEnd));
+  if (offset < -int64_t{window} || offset > int64_t{window}) {
+    return stateChanging ? SegmentVerdict::OutOfWindow : SegmentVerdict::PassOnly;
+  }
+  if (reset && offset != 0) return SegmentVerdict::PassOnly;
+  return SegmentVerdict::Track;
+}
+
+}  // namespace natlb::flow
