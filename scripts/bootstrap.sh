@@ -10,6 +10,8 @@ need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v ethtool >/dev/null || need+=(ethtool)
 command -v iptables >/dev/null || need+=(iptables)
+# The kernel set-up's ownership table (src/kernel) is an nftables table.
+command -v nft >/dev/null || need+=(nftables)
 command -v sysctl >/dev/null || need+=(procps)
 command -v cmake >/dev/null || need+=(cmake)
 command -v g++ >/dev/null || need+=(g++)

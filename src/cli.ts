@@ -3,13 +3,13 @@
 import { Command, InvalidArgumentError } from "commander";
 import { loadConfigFile, parseConfigText } from "./config";
 import { discoverGateway } from "./gateway/interfaces";
-import { KernelSetup, planFor, removeNatlbKernelState } from "./kernel";
+import { KernelSetup, removeNatlbKernelState } from "./kernel";
 import { namespaceLockHeld } from "./namespaceLock";
 import { DEFAULT_CONTROL_TIMEOUT_MS, defaultSocketPath, requestControl } from "./control";
 import { addAdminCommands } from "./adminCommands";
 import { startDaemon, type Daemon } from "./daemon";
 import { runDemo } from "./demo";
-import type { BalancerStatus } from "./balancer";
+import { kernelPlanFor, type BalancerStatus } from "./balancer";
 import type { Connection } from "./flows/flowMap";
 import { NatlbError } from "./errors";
 import { spawn } from "node:child_process";
@@ -48,7 +48,7 @@ function formatStatus(status: BalancerStatus): string {
     .filter(([name, value]) => (name.startsWith("drop") || name === "ringDrops") && value > 0)
     .map(([name, value]) => `${name.replace(/^drop/, "").replace(/^./, (x) => x.toLowerCase())} ${value}`);
   lines.push(
-    `frames: ${c.toReal} to reals, ${c.toClient} to clients, ${c.passedThrough} passed through; drops: ${drops.length ? drops.join(", ") : "none"}`,
+    `frames: ${c.toReal} to reals, ${c.toClient} to clients; drops: ${drops.length ? drops.join(", ") : "none"}`,
   );
   return lines.join("\n");
 }
@@ -86,7 +86,7 @@ export function buildProgram(): Command {
     .description("run the balancer (data plane + control plane) until SIGTERM/SIGINT; SIGHUP reloads the config")
     .requiredOption("-c, --config <file>", "JSON configuration file")
     .option("-s, --socket <path>", "control socket (default: per network namespace, under /run/natlb)")
-    .option("--no-kernel-setup", "do not install the blackhole route/rules (they must then exist already)")
+    .option("--no-kernel-setup", "do not install the kernel set-up (`natlb kernel-setup` must have installed it)")
     .action(async (options: { config: string; socket?: string; kernelSetup: boolean }) => {
       // Signals may arrive at any time, more than once, and to the whole process group (npx,
       // systemd and terminals do that): the first one stops, later ones wait for the same stop. One
@@ -153,22 +153,21 @@ export function buildProgram(): Command {
 
   program
     .command("kernel-setup")
-    .description("only the CAP_NET_ADMIN step: install the blackhole routes and reply-path rules for a config (for `run --no-kernel-setup` with CAP_NET_RAW alone)")
+    .description("only the CAP_NET_ADMIN step: install the VIPs' blackhole routes and natlb's nftables table for a config (for `run --no-kernel-setup` with CAP_NET_RAW alone)")
     .requiredOption("-c, --config <file>", "JSON configuration file")
     .action(async (options: { config: string }) => {
       const config = await loadConfigFile(options.config);
       const gateway = await discoverGateway(config);
-      const backends = gateway.interfaces.filter((i) => i.role === "backend").map((i) => i.name);
-      // With a daemon running (after a reload, say), only add: it may still need what the file no
-      // longer names (a removed real's live connections).
+      // With a daemon running (after a reload, say), only add: its flows' claims and the VIPs it
+      // still serves stay.
       const daemonRunning = await namespaceLockHeld();
-      await new KernelSetup().apply(planFor(config.services, backends), { keepOthers: daemonRunning });
+      await new KernelSetup().apply(kernelPlanFor(config, gateway.interfaces), { keepOthers: daemonRunning });
       console.log(`natlb: kernel set-up installed for ${config.services.length} service(s); \`natlb kernel-undo\` removes it`);
     });
 
   program
     .command("kernel-undo")
-    .description("remove every route and rule natlb installed in this network namespace (protocol 199)")
+    .description("remove every route (protocol 199) and the nftables table natlb installed in this network namespace")
     .action(async () => {
       if (await namespaceLockHeld()) {
         throw new NatlbError("E_RUNNING", "a natlb daemon runs in this network namespace: stop it first, then undo its kernel set-up");
