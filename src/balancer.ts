@@ -3,7 +3,7 @@
 // then applied whole: selection tables are recomputed by the scheduling policies and handed to the
 // engine as one snapshot; kernel set-up follows the set of VIPs and real-server ports.
 import {
-  parseConfig, realKey, sameReceivePaths, serviceKey, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type ReceivePath,
+  parseConfig, realKey, sameReceivePaths, serviceKey, type FloodProtection, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type ReceivePath,
 } from "./config";
 import { ApiError, NatlbError } from "./errors";
 import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
@@ -13,7 +13,8 @@ import { KernelSetup, mergePlans, planFor, type KernelPlan } from "./kernel";
 import { acquireNamespaceLock, type NamespaceLock } from "./namespaceLock";
 import { silentLogger, type Logger } from "./log";
 import {
-  loadNative, type EngineCounters, type NativeAddon, type NativeEngine, type NativeInterface, type NativeService,
+  loadNative, type EngineCounters, type NativeAddon, type NativeEngine, type NativeFloodProtection, type NativeInterface,
+  type NativeService,
 } from "./native";
 import { schedulerFor, type SchedulerName } from "./schedulers";
 
@@ -77,8 +78,8 @@ export class Balancer {
   private readonly realIds = new Map<string, number>();
   /**
    * Reals removed from a service while they still had connections, by service key (like IPVS's
-   * trash of destinations): the engine keeps seeing their replies and the kernel keeps dropping
-   * its copy, until their last flow ends. They get no new connections.
+   * trash of destinations): the engine keeps forwarding their flows until the last one ends. They get
+   * no new connections.
    */
   private readonly draining = new Map<string, RealConfig[]>();
   private nextRealId = 0;
@@ -128,6 +129,7 @@ export class Balancer {
       kernelFastPath: config.kernelFastPath,
     });
     engine.setTimeouts(config.timeouts);
+    engine.setFloodProtection(nativeFloodProtection(config.floodProtection));
     engine.setRoutes(gateway.routes);
     engine.learnNeighbours(gateway.neighbours);
     engine.setLocalAddresses(gateway.localAddresses);
@@ -351,16 +353,16 @@ export class Balancer {
     this.config = next;
     const nextPlan = this.kernelPlan();
     try {
-      // The kernel learns about new VIPs and real-server ports before the engine sends anything to
-      // them, and forgets old ones only after the engine has stopped using them: no moment in which
-      // the kernel forwards un-rewritten replies (clients would reset the connection).
+      // The kernel hands natlb a new VIP's frames before the engine serves it, and takes an old VIP
+      // back only after the engine has stopped serving it.
       await this.kernel?.update(mergePlans(previousPlan, nextPlan));
       this.engine.setTimeouts(next.timeouts);
+      this.engine.setFloodProtection(nativeFloodProtection(next.floodProtection));
       this.publish();
       this.syncHealthChecks();
       await this.kernel?.update(nextPlan);
       if (!this.kernel && JSON.stringify(nextPlan) !== JSON.stringify(previousPlan)) {
-        this.log.warn("the VIPs or real-server ports changed and natlb runs without kernel set-up: run `natlb kernel-setup --config <file>` again");
+        this.log.warn("the VIPs changed and natlb runs without kernel set-up: run `natlb kernel-setup --config <file>` again");
       }
     } catch (error) {
       this.config = previous;
@@ -407,10 +409,7 @@ export class Balancer {
       if (still.length > 0) this.draining.set(key, still);
       else this.draining.delete(key);
     }
-    if (changed) {
-      this.publish();  // the engine stops using the ports first, then the kernel rules go
-      await this.kernel?.update(this.kernelPlan());
-    }
+    if (changed) this.publish();
   }
 
   /** The configured reals of a service, then the draining ones (which no slot points at). */
@@ -452,8 +451,7 @@ export class Balancer {
   }
 
   private kernelPlan(): KernelPlan {
-    const backends = this.gateway.interfaces.filter((i) => i.role === "backend").map((i) => i.name);
-    return planFor(this.config.services, backends, (s) => this.realsWithDraining(s));
+    return kernelPlanFor(this.config, this.gateway.interfaces);
   }
 
   private syncHealthChecks(): void {
@@ -497,6 +495,22 @@ export class Balancer {
       this.log.warn({ err: error }, "could not refresh routes, neighbours or draining reals");
     }
   }
+}
+
+function nativeFloodProtection(f: FloodProtection): NativeFloodProtection {
+  const permille = (share: number) => Math.round(share * 1000);
+  return {
+    halfOpenSharePermille: Math.max(1, permille(f.halfOpenShare)),
+    udpSharePermille: Math.max(1, permille(f.unassuredUdpShare)),
+    pressureAtPermille: permille(f.pressureAt),
+    pressureTimeoutSeconds: f.pressureTimeout,
+  };
+}
+
+/** The kernel set-up a configuration needs on these interfaces (the daemon's and `natlb kernel-setup`'s). */
+export function kernelPlanFor(config: NatlbConfig, interfaces: readonly NativeInterface[]): KernelPlan {
+  const named = (role: "client" | "backend") => interfaces.filter((i) => i.role === role).map((i) => i.name);
+  return planFor(config.services, { client: named("client"), backend: named("backend") }, config.flowCapacity);
 }
 
 /** Why the data plane did not start, with the remedy: capabilities only when a permission was refused. */

@@ -79,12 +79,38 @@ export interface Timeouts {
   readonly udp: number;
 }
 
+/**
+ * How the flow map gives way to floods. Flows that have not proven themselves (TCP before its handshake
+ * completes, UDP before the real replied and the client talked on for 2 s) are "unassured": each class
+ * may hold at most its share of the map (a new one evicts an older one of its class), a nearly full map
+ * evicts them to make room, and above `pressureAt` of the map in use they expire after
+ * `pressureTimeout` seconds idle. Established connections are never evicted.
+ */
+export interface FloodProtection {
+  /** Share of the flow map that TCP connections still in their handshake may hold (0.05..1). */
+  readonly halfOpenShare: number;
+  /** Share of the flow map that unassured UDP flows may hold (0.05..1). */
+  readonly unassuredUdpShare: number;
+  /** Share of the flow map in use from which unassured flows get the short timeout (0..1). */
+  readonly pressureAt: number;
+  /** The short idle timeout of unassured flows under pressure, seconds. */
+  readonly pressureTimeout: number;
+}
+
+export const DEFAULT_FLOOD_PROTECTION: FloodProtection = Object.freeze({
+  halfOpenShare: 0.5,
+  unassuredUdpShare: 0.5,
+  pressureAt: 0.5,
+  pressureTimeout: 5,
+});
+
 export interface NatlbConfig {
   readonly services: ReadonlyArray<ServiceConfig>;
   /** Undefined: derive the interfaces from the routes to the VIPs' clients and the reals. */
   readonly interfaces: InterfacesConfig | undefined;
   readonly flowCapacity: number;
   readonly timeouts: Timeouts;
+  readonly floodProtection: FloodProtection;
   /** Control socket path; undefined: the per-network-namespace default (see defaultSocketPath). */
   readonly socket: string | undefined;
   /** Prometheus metrics over HTTP on this address; undefined: no metrics endpoint. */
@@ -239,6 +265,23 @@ const timeoutsSchema = z
   )
   .prefault({});
 
+function shareIn(min: number, max: number) {
+  const error = expecting(`a share of the flow map ${min}..${max}, like 0.5`);
+  return z.number({ error }).min(min, { error }).max(max, { error });
+}
+
+const floodProtectionSchema = z
+  .strictObject(
+    {
+      halfOpenShare: shareIn(0.05, 1).default(DEFAULT_FLOOD_PROTECTION.halfOpenShare),
+      unassuredUdpShare: shareIn(0.05, 1).default(DEFAULT_FLOOD_PROTECTION.unassuredUdpShare),
+      pressureAt: shareIn(0, 1).default(DEFAULT_FLOOD_PROTECTION.pressureAt),
+      pressureTimeout: intIn(1, 3600).default(DEFAULT_FLOOD_PROTECTION.pressureTimeout),
+    },
+    { error: expecting('an object like { "halfOpenShare": 0.5, "pressureTimeout": 5 }') },
+  )
+  .prefault({});
+
 // "af_xdp" is short for { "default": "af_xdp" }.
 const receivePathSchema = z.preprocess(
   (value) => (typeof value === "string" ? { default: value } : value),
@@ -281,6 +324,7 @@ const configSchema = z
         CONFIG_LIMITS.defaultFlowCapacity,
       ),
       timeouts: timeoutsSchema,
+      floodProtection: floodProtectionSchema,
       socket: z
         .string({ error: expecting('an absolute socket path like "/run/natlb/natlb.sock"') })
         .refine((p) => p.startsWith("/"), { error: expecting("an absolute path starting with /") })
@@ -311,6 +355,7 @@ const configSchema = z
       interfaces: c.interfaces,
       flowCapacity: c.flowCapacity,
       timeouts: c.timeouts,
+      floodProtection: c.floodProtection,
       socket: c.socket,
       metrics: c.metrics,
       receivePath: c.receivePath ?? { default: "af_packet", interfaces: {} },
@@ -597,7 +642,7 @@ export interface ServiceChange {
 }
 
 export type GlobalSetting =
-  | "interfaces" | "flowCapacity" | "timeouts" | "socket" | "metrics" | "receivePath" | "kernelFastPath";
+  | "interfaces" | "flowCapacity" | "timeouts" | "floodProtection" | "socket" | "metrics" | "receivePath" | "kernelFastPath";
 
 export interface ConfigDiff {
   readonly added: ReadonlyArray<ServiceConfig>;
@@ -664,6 +709,7 @@ export function diffConfig(old: NatlbConfig, next: NatlbConfig): ConfigDiff {
   if (!sameJson(old.interfaces, next.interfaces)) settings.push("interfaces");
   if (old.flowCapacity !== next.flowCapacity) settings.push("flowCapacity");
   if (!sameJson(old.timeouts, next.timeouts)) settings.push("timeouts");
+  if (!sameJson(old.floodProtection, next.floodProtection)) settings.push("floodProtection");
   if (old.socket !== next.socket) settings.push("socket");
   if (!sameJson(old.metrics, next.metrics)) settings.push("metrics");
   if (!sameReceivePaths(old.receivePath, next.receivePath)) settings.push("receivePath");

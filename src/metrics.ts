@@ -22,7 +22,15 @@ function buildRegistry(balancer: Balancer): Registry & { collectNatlb: () => voi
     flows: new Gauge({ name: "natlb_flows", help: "live flows in the flow map", registers: [registry] }),
     capacity: new Gauge({ name: "natlb_flow_capacity", help: "flow map capacity", registers: [registry] }),
     kernelFlows: new Gauge({ name: "natlb_kernel_fast_path_flows", help: "flows the kernel fast path forwards now", registers: [registry] }),
+    unassured: new Gauge({
+      name: "natlb_unassured_flows", help: "flows that have not proven themselves yet (first to go in a flood), by class",
+      labelNames: ["class"], registers: [registry],
+    }),
   };
+  const evicted = new Counter({
+    name: "natlb_flows_evicted_total", help: "unassured flows the flood defences removed, by class and reason",
+    labelNames: ["class", "reason"], registers: [registry],
+  });
   const frames = new Counter({ name: "natlb_frames_total", help: "frames by outcome (engine counters that are not drops)", labelNames: ["counter"], registers: [registry] });
   const drops = new Counter({ name: "natlb_drops_total", help: "frames dropped, by reason", labelNames: ["reason"], registers: [registry] });
 
@@ -42,6 +50,15 @@ function buildRegistry(balancer: Balancer): Registry & { collectNatlb: () => voi
     gauges.flows.set(status.flows.live);
     gauges.capacity.set(status.flows.capacity);
     gauges.kernelFlows.set(status.kernelFastPath.flows);
+    gauges.unassured.set({ class: "half_open_tcp" }, status.flows.unassured.halfOpenTcp);
+    gauges.unassured.set({ class: "udp" }, status.flows.unassured.udp);
+    evicted.reset();
+    const e = status.flows.evicted;
+    evicted.inc({ class: "half_open_tcp", reason: "share" }, e.halfOpenTcpShare);
+    evicted.inc({ class: "udp", reason: "share" }, e.udpShare);
+    evicted.inc({ class: "half_open_tcp", reason: "room" }, e.halfOpenTcpRoom);
+    evicted.inc({ class: "udp", reason: "room" }, e.udpRoom);
+    evicted.inc({ class: "any", reason: "pressure_timeout" }, status.flows.expiredUnderPressure);
     frames.reset();
     drops.reset();
     for (const name of COUNTER_NAMES) {

@@ -48,12 +48,21 @@ export interface NativeTimeouts {
   udp?: number;
 }
 
+export interface NativeFloodProtection {
+  halfOpenSharePermille: number;
+  udpSharePermille: number;
+  pressureAtPermille: number;
+  pressureTimeoutSeconds: number;
+}
+
 export const COUNTER_NAMES = [
-  "rxFrames", "rxBytes", "rxSteeredFrames", "txFrames", "txBytes", "txCoalescedSegments", "toReal", "toClient", "passedThrough", "fragmentsForwarded", "newFlows",
-  "arpRepliesSent", "arpRequestsSent", "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "icmpErrorsToClient", "ignored", "dropTruncated", "dropMalformed",
-  "dropFragment", "dropTtlExpired", "dropNoService", "dropNoReal", "dropNoFlow", "dropFlowTableFull",
+  "rxFrames", "rxBytes", "rxSteeredFrames", "txFrames", "txBytes", "txCoalescedSegments", "toReal", "toClient", "fragmentsForwarded", "newFlows",
+  "arpRepliesSent", "arpRequestsSent", "arpRepliesLearned", "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "icmpErrorsToClient",
+  "tcpUntracked", "icmpFragmentationNeededSent", "icmpTimeExceededSent", "icmpErrorsNotSent", "heldForNeighbour",
+  "ignored", "arpIgnored", "dropTruncated", "dropMalformed",
+  "dropFragment", "dropTtlExpired", "dropTooBig", "dropNoService", "dropNoReal", "dropNoFlow", "dropOutOfWindow", "dropFlowTableFull",
   "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",
-  "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused",
+  "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused", "replyClaimSignals", "replyClaimSignalErrors",
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type EngineCounters = Record<CounterName, number>;
@@ -68,6 +77,8 @@ export interface NativeEngine {
   /** The gateway's own IPv4 addresses: frames to them are the kernel's (the XDP program passes them). */
   setLocalAddresses(ips: string[]): void;
   setTimeouts(timeouts: NativeTimeouts): void;
+  /** How the flow map gives way to floods (native/flow/flow_table.h): shares in thousandths of its capacity. */
+  setFloodProtection(defences: NativeFloodProtection): void;
   counters(): EngineCounters;
   neighbours(): NativeNeighbour[];
   /** The AF_XDP interfaces while running: XDP mode and one AF_XDP socket per receive queue. */
@@ -83,7 +94,8 @@ export interface FlowLayout {
   entryBytes: number;
   header: Record<
     "magic" | "version" | "capacity" | "bucketCount" | "bumpAllocated" | "liveCount" | "clockMs" | "inserted"
-    | "expired" | "fullDrops" | "hashSeed",
+    | "expired" | "fullDrops" | "hashSeed" | "halfOpenFlows" | "unassuredUdpFlows" | "evictedHalfOpenQuota"
+    | "evictedUdpQuota" | "evictedHalfOpenRoom" | "evictedUdpRoom" | "expiredEarly",
     number
   >;
   entry: Record<
@@ -111,6 +123,8 @@ export type CoalesceResult =
 export interface NativeAddon {
   flowLayout(): FlowLayout;
   flowTableBytes(capacity: number): number;
+  /** Which frames natlb owns and how the kernel learns it (native/flow/reply_claims.h). */
+  replyClaims(): { claimMark: number; renewMark: number; releaseMark: number; lifetimeSeconds: number };
   initializeFlowTable(memory: Uint8Array, capacity: number): void;
   monotonicMs(): number;
   /** Ids of the BPF programs at the tcx ingress of an interface of the caller's network namespace. */

@@ -276,7 +276,8 @@ test.serial("receivePath af_xdp with the kernel fast path: 3 x 64 MiB intact, mo
     assertMostlyKernelForwarded(t, c, 3, 3 * bytes);
     t.true(c.rxSteeredFrames > 0, "the frames user space handled came by AF_XDP");
     t.true(c.rxSteeredFrames * 10 < c.kernelForwardedPackets, `rxSteeredFrames ${c.rxSteeredFrames} vs kernelForwardedPackets ${c.kernelForwardedPackets}`);
-    t.true(c.rxSteeredFrames >= c.toReal + c.toClient, JSON.stringify({ steered: c.rxSteeredFrames, toReal: c.toReal, toClient: c.toClient }));
+    // All but each flow's first replies, which reach natlb through the rings before it claims them for XDP.
+    t.true(c.rxSteeredFrames + 2 * 3 >= c.toReal + c.toClient, JSON.stringify({ steered: c.rxSteeredFrames, toReal: c.toReal, toClient: c.toClient }));
     assertNoDataPlaneErrors(t, c);
 
     t.deepEqual(await natlb!.stop(), { code: 0, signal: null });
@@ -407,7 +408,6 @@ test.serial("a half-closed offloaded flow (FIN_WAIT) goes on carrying the real's
       const c = (await natlb!.status()).counters;
       t.true(c.kernelForwardedBytes >= 0.8 * chunks * chunkBytes, `kernelForwardedBytes ${c.kernelForwardedBytes}`);
       t.is(c.dropNoFlow, 0, "no segment lost its flow");
-      t.is(c.passedThrough, 0, "no reply left un-rewritten (its flow gone)");
 
       // The real closes too: TIME_WAIT, then the flow expires and leaves the kernel.
       const gone = await waitUntil("the closed flow to expire", async () => {
@@ -559,9 +559,10 @@ test.serial("with the fast path on, health checks, UDP through the VIP, ping and
       const ping = await pingFrom(lab, lab.client.ns, lab.vip, 3);
       t.is(ping.received, 3);
 
+      const beforeDirect = (await natlb!.status()).counters;
       await assertDirectDownloads(t, lab, servers);
       let status = await natlb!.status();
-      t.true(status.counters.passedThrough > 0, "the direct connections' replies were forwarded by natlb");
+      t.is(status.counters.toClient, beforeDirect.toClient, "the direct connections' replies took the kernel's path, not natlb's");
       t.is(status.counters.flowsOffloaded, 0, "UDP flows and direct connections are not handed over");
       t.is(status.kernelFastPath.flows, 0);
 

@@ -10,7 +10,12 @@ import { assertDirectDownloads } from "./support/trafficChecks";
 
 const MiB = 1024 * 1024;
 
-test("stop restores the gateway's routes, rules, neighbours, proxy entries, addresses, sysctls and offloads", async (t) => {
+async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250));
+}
+
+test("stop restores the gateway's routes, rules, nftables, neighbours, proxy entries, addresses, sysctls and offloads", async (t) => {
   await withNatLab(t, { offloads: true, startNatlb: false }, async ({ lab }) => {
     // Let the kernel learn its neighbours first: that happens with any traffic, natlb or not.
     for (const [i, real] of lab.reals.entries()) {
@@ -20,7 +25,9 @@ test("stop restores the gateway's routes, rules, neighbours, proxy entries, addr
     const natlb = await startBalancer(lab, { services: [tcpService(lab, [1, 1, 1])] });
     const during = await gatewaySnapshot(lab);
     t.not(during.routes, before.routes, "natlb installs its blackhole route while running");
-    t.not(during.rules, before.rules, "natlb installs its reply-path rules while running");
+    t.is(during.rules, before.rules, "natlb adds no policy rule");
+    t.regex(during.nftables, /table netdev natlb/, "natlb installs its ownership table while running");
+    t.notRegex(before.nftables, /natlb/);
     const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, MiB, "x"), conns: 3, count: 3, localPortBase: 21000 });
     t.is(summary.failed, 0);
     const exit = await natlb.stop("SIGTERM");
@@ -64,9 +71,12 @@ test("a bad config file is refused with the field named, and nothing is left beh
 
 test("direct connections to a real server's own address and port keep working beside natlb", async (t) => {
   await withNatLab(t, { offloads: true }, async ({ lab, servers, natlb }) => {
+    const before = (await natlb!.status()).counters;
     await assertDirectDownloads(t, lab, servers);
     const status = await natlb!.status();
-    t.true(status.counters.passedThrough > 0, "the replies (dropped by the kernel's reply-path rule) were forwarded by natlb");
+    // The kernel forwards them: natlb owns only its flows' replies.
+    t.is(status.counters.toClient, before.toClient, "no reply of a direct connection went through natlb");
+    t.is(status.counters.dropNoFlow, before.dropNoFlow);
     t.is(status.flows.live, 0, "direct connections are not NAT flows");
   });
 });
@@ -160,7 +170,7 @@ test("Prometheus metrics: per-real connections and health, frames and drops by r
   );
 });
 
-test("the flow map is bounded: new flows beyond its capacity are dropped and counted; idle flows expire", async (t) => {
+test("the flow map is bounded: unassured flows give way to new ones, assured ones never do; idle flows expire", async (t) => {
   await withNatLab(
     t,
     {
@@ -168,31 +178,67 @@ test("the flow map is bounded: new flows beyond its capacity are dropped and cou
       config: (lab) => ({
         flowCapacity: 16,
         timeouts: { udp: 6 },
+        floodProtection: { unassuredUdpShare: 1 },  // this test is about the map's room, not the class shares
         services: [udpService(lab)],
       }),
     },
     async ({ lab, natlb }) => {
       await startUdpEchoes(lab);
-      const fill = await runUdpClient(lab, { host: lab.vip, port: 53, count: 16, sockets: 16, localPortBase: 44000, timeoutMs: 2000 });
-      t.is(fill.received, 16, "16 flows fit");
-      const beyond = await runUdpClient(lab, { host: lab.vip, port: 53, count: 20, sockets: 20, localPortBase: 46000, timeoutMs: 200 });
-      t.is(beyond.received, 0, "the 17th flow and later are refused");
+      const exchange = (localPortBase: number, count: number, timeoutMs = 2000) =>
+        runUdpClient(lab, { host: lab.vip, port: 53, count, sockets: count, localPortBase, timeoutMs });
+      // 8 flows that prove themselves: a reply, and the client still talking 2 s later.
+      const first = await exchange(44000, 8);
+      t.is(first.received, 8);
+      await new Promise((resolve) => setTimeout(resolve, 2100));
+      t.is((await exchange(44000, 8)).received, 8);
       let status = await natlb!.status();
-      t.is(status.flows.live, 16);
-      t.is(status.counters.dropFlowTableFull, 20);
-      t.is(status.flows.fullDrops, 20);
-      const again = await runUdpClient(lab, { host: lab.vip, port: 53, count: 5, sockets: 5, localPortBase: 44000, timeoutMs: 2000 });
-      t.is(again.received, 5, "existing flows keep working while the map is full");
+      t.deepEqual(status.flows.unassured, { halfOpenTcp: 0, udp: 0 }, "the 8 flows are assured");
+
+      // 20 single exchanges from other ports: the map has room for 8 more, so the newcomers make room by
+      // evicting each other (one entry is always kept free), and every one is answered.
+      const newcomers = await exchange(46000, 20);
+      t.is(newcomers.received, 20, `lost: ${newcomers.lost.join(",")}`);
+      status = await natlb!.status();
+      t.true(status.flows.live <= 16);
+      t.true(status.flows.evicted.udpRoom >= 12, JSON.stringify(status.flows));
+      t.is(status.counters.dropFlowTableFull, 0);
+      // The assured flows were never evicted: they still reach the same reals.
+      const again = await exchange(44000, 8);
+      t.is(again.received, 8);
+      t.deepEqual(again.replies.map((r) => r.real).sort(), first.replies.map((r) => r.real).sort());
+
+      // The newcomers left behind are unassured: with the map more than half full (pressureAt 0.5) they
+      // expire after 5 s idle, not after the udp timeout.
+      await waitFor(async () => (await natlb!.status()).flows.unassured.udp === 0, 9000);
+      status = await natlb!.status();
+      t.true(status.flows.expiredUnderPressure > 0, JSON.stringify(status.flows));
+      t.is(status.flows.live, 8);
+
+      // 7 more assured flows: 15 in all, and the last entry kept free. New flows beyond that take turns in
+      // it, each evicting the one before: the map never holds more than its capacity, whatever is refused
+      // is counted, and the assured flows are untouched.
+      t.is((await exchange(45000, 7)).received, 7);
+      await new Promise((resolve) => setTimeout(resolve, 2100));
+      t.is((await exchange(45000, 7)).received, 7);
+      t.deepEqual((await natlb!.status()).flows.unassured, { halfOpenTcp: 0, udp: 0 });
+      const beyond = await exchange(47000, 10, 300);
+      status = await natlb!.status();
+      t.true(status.flows.live <= 16);
+      t.is(status.counters.dropFlowTableFull, status.flows.fullDrops);
+      t.is(beyond.received + status.counters.dropFlowTableFull, 10, "each new flow was either answered or counted as refused");
+      t.true(beyond.received >= 5, `new flows still get in: ${beyond.received} of 10`);
+      const assured = await exchange(44000, 8);
+      t.deepEqual(assured.replies.map((r) => r.real).sort(), first.replies.map((r) => r.real).sort(), "the assured flows were never evicted");
+      t.is((await exchange(44000, 8)).received, 8, "existing flows keep working while the map is full");
+
       const deadline = Date.now() + 15_000;
       do {
         await new Promise((resolve) => setTimeout(resolve, 500));
         status = await natlb!.status();
       } while (status.flows.live > 0 && Date.now() < deadline);
       t.is(status.flows.live, 0, "idle UDP flows expire after the udp timeout (6 s)");
-      t.true(status.flows.expired >= 16);
-      await new Promise((resolve) => setTimeout(resolve, 2100)); // freed entries are reused after a 2 s grace
-      const after = await runUdpClient(lab, { host: lab.vip, port: 53, count: 16, sockets: 16, localPortBase: 46000, timeoutMs: 2000 });
-      t.is(after.received, 16, "expired entries make room for new flows");
+      const after = await exchange(48000, 8);
+      t.is(after.received, 8, "expired entries make room for new flows");
     },
   );
 });

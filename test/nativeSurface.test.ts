@@ -18,7 +18,10 @@ test("the flow states and a fresh flow map read as the layout says", (t) => {
   const native = loadNative();
   t.deepEqual(native.flowLayout().states, ["NONE", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "TIME_WAIT", "CLOSE", "UDP"]);
   const flows = new FlowMap(1000);
-  t.deepEqual(flows.stats(), { capacity: 1000, live: 0, inserted: 0, expired: 0, fullDrops: 0 });
+  t.deepEqual(flows.stats(), {
+    capacity: 1000, live: 0, inserted: 0, expired: 0, fullDrops: 0, unassured: { halfOpenTcp: 0, udp: 0 },
+    evicted: { halfOpenTcpShare: 0, udpShare: 0, halfOpenTcpRoom: 0, udpRoom: 0 }, expiredUnderPressure: 0,
+  });
   t.deepEqual(flows.connections(), []);
   t.throws(() => new FlowMap(8), { message: /capacity must be an integer 16\.\./ });
 });

@@ -27,6 +27,12 @@ export interface FlowMapStats {
   inserted: number;
   expired: number;
   fullDrops: number;
+  /** Flows that have not proven themselves yet (config floodProtection), by class. */
+  unassured: { halfOpenTcp: number; udp: number };
+  /** What the flood defences removed: evicted because the class held its share, or to make room in a full map. */
+  evicted: { halfOpenTcpShare: number; udpShare: number; halfOpenTcpRoom: number; udpRoom: number };
+  /** Unassured flows expired by the short timeout while the map was under pressure. */
+  expiredUnderPressure: number;
 }
 
 const PROTOCOL_TCP = 6;
@@ -58,12 +64,21 @@ export class FlowMap {
 
   stats(): FlowMapStats {
     const h = this.layout.header;
+    const u64 = (offset: number) => Number(this.view.getBigUint64(offset, true));
     return {
       capacity: this.capacity,
       live: this.view.getUint32(h.liveCount, true),
-      inserted: Number(this.view.getBigUint64(h.inserted, true)),
-      expired: Number(this.view.getBigUint64(h.expired, true)),
-      fullDrops: Number(this.view.getBigUint64(h.fullDrops, true)),
+      inserted: u64(h.inserted),
+      expired: u64(h.expired),
+      fullDrops: u64(h.fullDrops),
+      unassured: { halfOpenTcp: this.view.getUint32(h.halfOpenFlows, true), udp: this.view.getUint32(h.unassuredUdpFlows, true) },
+      evicted: {
+        halfOpenTcpShare: u64(h.evictedHalfOpenQuota),
+        udpShare: u64(h.evictedUdpQuota),
+        halfOpenTcpRoom: u64(h.evictedHalfOpenRoom),
+        udpRoom: u64(h.evictedUdpRoom),
+      },
+      expiredUnderPressure: u64(h.expiredEarly),
     };
   }
 

@@ -3,6 +3,7 @@
 import type { ExecutionContext } from "ava";
 import { startBalancer, type BalancerProcess } from "../../src/lab/balancerProcess";
 import { startBlobServer, type BlobServerHandle } from "../../src/lab/blobServer";
+import { sbin } from "../../src/lab/netns";
 import { createLab, type Lab } from "../../src/lab/topology";
 import { startUdpEcho, type UdpEchoHandle } from "../../src/lab/udpEcho";
 
@@ -112,5 +113,6 @@ export async function gatewaySnapshot(lab: Lab): Promise<Record<string, string>>
     proxy: await run("ip", ["-j", "neigh", "show", "proxy"]),
     sysctls: await run("sysctl", sysctls),
     offloads: (await run("ethtool", ["-k", "eth0"])) + (await run("ethtool", ["-k", "eth1"])),
+    nftables: await run(sbin("nft"), ["list", "ruleset"]),
   };
 }
