@@ -1,6 +1,9 @@
 // From flood steps to the flood case's verdicts and tables: per variant and flood kind, the highest
 // rate of the ladder up to which new connections kept getting through (>= 95 % during the flood,
-// 100 % right after it), natlb's CPU there, and natlb's rate over kernel NAT's.
+// 100 % right after it), natlb's CPU there, and natlb's rate over kernel NAT's. Rates are compared
+// as sent: in this lab the flood host shares the CPUs with the gateway, and a veth runs the
+// receiving side's softirq in the sender's context, so a path that costs the kernel more per packet
+// slows the generator down, and the rate asked of a step is not always the rate the path took.
 import type { FloodKind } from "../src/lab/flood";
 import type { ProbeCounts, ProbeSummary } from "../src/lab/pacedProbes";
 import type { FloodLabResult, FloodStep } from "./floodLab";
@@ -11,6 +14,8 @@ import type { VariantId } from "./variants";
 export const DURING_SHARE_MIN = 0.95;
 /** Share that must succeed right after it (recovery). */
 export const AFTER_SHARE_MIN = 1;
+/** A step whose generator sent less than this share of the asked rate is marked short. */
+export const SHORT_SENT_SHARE = 0.9;
 
 export const FLOOD_TITLES: Record<FloodKind, string> = {
   syn: "spoofed SYN flood -> VIP:81",
@@ -26,19 +31,25 @@ export interface FloodVerdict {
   highestOkPps: number | null;
   /** The first rate that failed (or measured nothing); null when every step passed. */
   firstFailPps: number | null;
-  /** What the generator actually sent at highestOkPps, packets per second. */
+  /** What the generator actually sent at highestOkPps, packets per second: the rate the comparison uses. */
   sentPps: number | null;
+  /** The generator sent less than 90 % of highestOkPps. */
+  short: boolean;
+  /** What the generator sent at the lowest step (for the bound when that step failed). */
+  lowestSentPps: number | null;
   /** The balancer's CPU at highestOkPps, cores (null for kernel NAT). */
   balancerCores: number | null;
   /** The whole machine's busy share at highestOkPps, 0..1. */
   machineBusy: number | null;
+  /** UDP flood: share of the client's UDP requests answered at highestOkPps, during and after (reported, not judged). */
+  udp: { during: number | null; after: number | null } | null;
 }
 
 export interface FloodComparison {
   kind: FloodKind;
   kernelNat: FloodVerdict | null;
   natlb: FloodVerdict | null;
-  /** natlb / kernel NAT of highestOkPps; null when one of them failed the lowest rate. */
+  /** natlb / kernel NAT of the rates sent at their highestOkPps; null when one of them failed the lowest rate. */
   ratio: number | null;
   /** The ratio as it reads, with its bound: ">= 2" when natlb passed every step, "< 0.25" when it failed the lowest. */
   ratioText: string;
@@ -97,26 +108,35 @@ export function floodVerdict(steps: readonly FloodStep[], variant: VariantId, ki
     highestOkPps: highest?.pps ?? null,
     firstFailPps: firstFail?.pps ?? null,
     sentPps: highest?.flood?.rate ?? null,
+    short: highest !== null && isShort(highest),
+    lowestSentPps: mine[0]?.flood?.rate ?? null,
     balancerCores: highest?.cpu?.balancerCores ?? null,
     machineBusy: highest?.cpu?.machineBusy ?? null,
+    udp: highest?.during?.udp == null ? null : { during: shareOf(highest.during.udp), after: shareOf(highest.after?.udp) },
   };
 }
 
-/** natlb against kernel NAT for one flood kind, with the ratio's bound spelled out. */
+/** The generator sent less than 90 % of the step's rate. */
+export function isShort(step: Pick<FloodStep, "pps" | "flood">): boolean {
+  return step.flood !== null && step.flood.rate < step.pps * SHORT_SENT_SHARE;
+}
+
+/** natlb against kernel NAT for one flood kind (rates as sent), with the ratio's bound spelled out. */
 export function compareFlood(steps: readonly FloodStep[], kind: FloodKind): FloodComparison {
   const kernelNat = floodVerdict(steps, "kernelNat", kind);
   const natlb = floodVerdict(steps, "natlb", kind);
   const out: FloodComparison = { kind, kernelNat, natlb, ratio: null, ratioText: "n/a" };
   if (kernelNat === null || natlb === null) return out;
-  const k = kernelNat.highestOkPps;
-  const n = natlb.highestOkPps;
-  const lowest = Math.min(...kernelNat.ladder, ...natlb.ladder);
+  const k = kernelNat.highestOkPps === null ? null : kernelNat.sentPps ?? kernelNat.highestOkPps;
+  const n = natlb.highestOkPps === null ? null : natlb.sentPps ?? natlb.highestOkPps;
   if (k === null && n === null) {
     out.ratioText = "n/a (both failed the lowest rate)";
   } else if (k === null) {
-    out.ratioText = `> ${formatNumber((n as number) / lowest, 2)} (kernel NAT failed the lowest rate)`;
+    const kernelLowest = kernelNat.lowestSentPps ?? kernelNat.ladder[0] ?? NaN;
+    out.ratioText = `> ${formatNumber((n as number) / kernelLowest, 2)} (kernel NAT failed the lowest rate)`;
   } else if (n === null) {
-    out.ratioText = `< ${formatNumber(lowest / k, 2)} (natlb failed the lowest rate)`;
+    const natlbLowest = natlb.lowestSentPps ?? natlb.ladder[0] ?? NaN;
+    out.ratioText = `< ${formatNumber(natlbLowest / k, 2)} (natlb failed the lowest rate)`;
   } else {
     out.ratio = n / k;
     const natlbTop = natlb.firstFailPps === null;
@@ -181,7 +201,7 @@ export function formatFloodReport(report: FloodReport): string[] {
         return [
           VARIANT_NAMES[x.variant] ?? x.variant,
           pps(x.pps),
-          pps(x.flood?.rate),
+          `${pps(x.flood?.rate)}${isShort(x) ? " *" : ""}`,
           percent(x.during?.tcp),
           percent(x.after?.tcp),
           ...(kind === "udp" ? [percent(x.during?.udp), percent(x.after?.udp)] : []),
@@ -203,24 +223,42 @@ export function formatFloodReport(report: FloodReport): string[] {
     ];
     lines.push(...table(header, rows));
   }
+  if (report.steps.some(isShort)) {
+    lines.push(
+      "* the generator sent < 90 % of the asked rate: the flood host shares the CPUs with the gateway, and a veth runs the gateway's " +
+        "receive path in the sender's context, so a path that costs the kernel more per packet slows the flood down",
+    );
+  }
   if (report.comparisons.length > 0) {
-    lines.push("", "flood verdicts: highest rate with >= 95 % of new connections during the flood and 100 % after (every lower rate too)");
+    lines.push(
+      "",
+      "flood verdicts: highest rate with >= 95 % of new connections during the flood and 100 % after (every lower rate too), " +
+        "as sent (asked); natlb / kernel NAT compares the rates sent",
+    );
     const rows = report.comparisons.map((c) => [
       FLOOD_TITLES[c.kind],
       verdictText(c.kernelNat),
       verdictText(c.natlb),
       c.natlb?.balancerCores === null || c.natlb === null ? "-" : `${formatNumber(c.natlb.balancerCores, 2)} cores`,
       c.ratioText,
+      `${udpText(c.kernelNat)} / ${udpText(c.natlb)}`,
     ]);
-    lines.push(...table(["flood", "kernel NAT", "natlb", "natlb CPU there", "natlb / kernel NAT"], rows));
+    lines.push(...table(["flood", "kernel NAT", "natlb", "natlb CPU there", "natlb / kernel NAT", "UDP requests there, kernel NAT / natlb"], rows));
   }
   if (report.stoppedEarly !== null) lines.push(`flood lab stopped early: ${report.stoppedEarly}`);
   return lines;
 }
 
+/** "during % / after %" of the UDP requests at the verdict's rate, or "-". */
+function udpText(v: FloodVerdict | null): string {
+  if (v?.udp == null) return "-";
+  const p = (x: number | null): string => (x === null ? "-" : `${formatNumber(100 * x)} %`);
+  return `${p(v.udp.during)} during, ${p(v.udp.after)} after`;
+}
+
 function verdictText(v: FloodVerdict | null): string {
   if (v === null) return "not run";
-  if (v.highestOkPps === null) return `< ${pps(v.ladder[0])} (failed the lowest)`;
-  const sent = v.sentPps === null ? "" : `, sent ${pps(v.sentPps)}`;
-  return `${pps(v.highestOkPps)}${v.firstFailPps === null ? " (every step)" : ""}${sent}`;
+  if (v.highestOkPps === null) return `< ${pps(v.lowestSentPps ?? v.ladder[0])} (failed the lowest)`;
+  const every = v.firstFailPps === null ? ", every step" : "";
+  return `${pps(v.sentPps ?? v.highestOkPps)} (asked ${pps(v.highestOkPps)}${v.short ? ": generator short" : ""}${every})`;
 }
