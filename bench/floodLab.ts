@@ -209,7 +209,6 @@ async function runFloodStep(lab: Lab, plan: StepPlan, ctx: FloodLabContext, log:
       say(`FAILED: ${(e as Error).message.split("\n")[0] ?? ""}`);
     }
     try {
-      step.conntrack.afterFlood ??= await conntrackCount(lab);
       step.diagnostics = await withTimeout(active.diagnostics(), 15_000, "the variant's diagnostics");
     } catch (e) {
       step.diagnostics = { error: (e as Error).message };
