@@ -9,7 +9,7 @@ import {
 } from "../src/lab/benchTools";
 import { realByIndex, type Lab } from "../src/lab/topology";
 import { ToolError, ToolProcess } from "../src/lab/toolProcess";
-import { buildNativeTool } from "./nativeTools";
+import { buildNativeTool } from "../src/lab/nativeTools";
 
 export interface ConnTool {
   kind: "c" | "node";

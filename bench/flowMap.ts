@@ -4,7 +4,7 @@
 import { join } from "node:path";
 import { runIn } from "../src/lab/netns";
 import { loadNative } from "../src/native";
-import { REPO_ROOT, buildNativeTool } from "./nativeTools";
+import { REPO_ROOT, buildNativeTool } from "../src/lab/nativeTools";
 
 export const ONE_MILLION = 1_000_000;
 export const SIZE_TARGET_BYTES = 256 * 1024 * 1024;

@@ -1,7 +1,12 @@
-// Benchmark settings: the full run (issue #3's numbers) and --quick (a smoke run in < 3 minutes).
+// Benchmark settings: the full run (issue #3's numbers and the flood case) and --quick (a smoke run
+// in < 6 minutes).
 import type { VariantId } from "./variants";
 
+/** The throughput labs: offloads on (~64 KB GSO frames) or off (MTU frames). */
 export type LabKind = "gso" | "mtu";
+/** Every lab the benchmark can run: the throughput labs and the flood lab (bench/floodLab.ts). */
+export type BenchLab = LabKind | "flood";
+export const ALL_LABS: readonly BenchLab[] = ["gso", "mtu", "flood"];
 
 export interface BenchOptions {
   /** Fewer rounds, smaller downloads, shorter loads. */
@@ -16,16 +21,22 @@ export interface BenchOptions {
   shortConnsConcurrency?: number;
   /** Sequential tiny requests for the serial-connection time. Full 300, quick 60. */
   serialCount?: number;
-  /** Labs to run: "gso" (offloads on) and/or "mtu" (offloads off). Default both. */
-  labs?: LabKind[];
+  /** Labs to run: "gso" (offloads on), "mtu" (offloads off), "flood" (spoofed floods). Default all three. */
+  labs?: BenchLab[];
   /** Subset of variants (default all). */
   variants?: VariantId[];
   /** Seconds of lookups per flow-map size (0 skips the lookup measurement). Full 1, quick 0.3. */
   flowLookupSeconds?: number;
   /** Where to write the JSON report; null: do not write. Default bench/results/latest.json. */
   jsonPath?: string | null;
-  /** Hard bound of the whole run; rounds stop (and the report says so) once it is reached. Full 90 min, quick 6 min. */
+  /** Hard bound of the whole run; rounds stop (and the report says so) once it is reached. Full 90 min, quick 10 min. */
   maxMinutes?: number;
+  /** Flood lab: the rate ladder, packets per second. Full 12.5 k, 25 k, 50 k, 100 k, 200 k; quick 12.5 k, 50 k, 200 k. */
+  floodRates?: number[];
+  /** Flood lab: seconds of flood per step (3..10). Full 6, quick 4. */
+  floodSeconds?: number;
+  /** Flood lab: seconds of probes right after each flood (recovery). Full 3, quick 2. */
+  floodRecoverySeconds?: number;
   /** Progress lines (default: stderr). */
   log?: (line: string) => void;
 }
@@ -37,11 +48,18 @@ export interface ResolvedOptions {
   shortConnsMs: number;
   shortConnsConcurrency: number;
   serialCount: number;
-  labs: LabKind[];
+  labs: BenchLab[];
   variants: VariantId[];
   flowLookupSeconds: number;
   jsonPath: string | null;
   maxMinutes: number;
+  floodRates: number[];
+  floodSeconds: number;
+  floodRecoverySeconds: number;
+  /** New connections (and UDP requests) per second during every flood-lab probe. */
+  floodProbeRate: number;
+  /** Time a probe connection or request has to complete; 1 s leaves no room for a SYN retransmission. */
+  floodProbeTimeoutMs: number;
   log: (line: string) => void;
 }
 
@@ -50,6 +68,10 @@ export const ALL_VARIANT_IDS: readonly VariantId[] = [
 ];
 /** What `npm run bench` runs: natlbAfPacket (AF_XDP against AF_PACKET) only when asked for. */
 export const DEFAULT_VARIANT_IDS: readonly VariantId[] = ["plain", "kernelNat", "haproxy", "nodeProxy", "natlb", "natlbUserSpace"];
+/** The variants the flood lab runs (those of them in --variants). */
+export const FLOOD_VARIANT_IDS: readonly VariantId[] = ["kernelNat", "natlb"];
+export const FULL_FLOOD_RATES: readonly number[] = [12_500, 25_000, 50_000, 100_000, 200_000];
+export const QUICK_FLOOD_RATES: readonly number[] = [12_500, 50_000, 200_000];
 const GiB = 1024 * 1024 * 1024;
 const MiB = 1024 * 1024;
 
@@ -66,11 +88,16 @@ export function resolveOptions(o: BenchOptions, defaultJsonPath: string): Resolv
     shortConnsMs: o.shortConnsMs ?? (quick ? 1000 : 3000),
     shortConnsConcurrency: o.shortConnsConcurrency ?? 32,
     serialCount: o.serialCount ?? (quick ? 60 : 300),
-    labs: o.labs ?? ["gso", "mtu"],
+    labs: o.labs ?? [...ALL_LABS],
     variants: o.variants ?? [...DEFAULT_VARIANT_IDS],
     flowLookupSeconds: o.flowLookupSeconds ?? (quick ? 0.3 : 1),
     jsonPath: o.jsonPath === undefined ? defaultJsonPath : o.jsonPath,
-    maxMinutes: o.maxMinutes ?? (quick ? 6 : 90),
+    maxMinutes: o.maxMinutes ?? (quick ? 10 : 90),
+    floodRates: o.floodRates ?? [...(quick ? QUICK_FLOOD_RATES : FULL_FLOOD_RATES)],
+    floodSeconds: o.floodSeconds ?? (quick ? 4 : 6),
+    floodRecoverySeconds: o.floodRecoverySeconds ?? (quick ? 2 : 3),
+    floodProbeRate: 20,
+    floodProbeTimeoutMs: 1000,
     log: o.log ?? ((line) => process.stderr.write(`${line}\n`)),
   };
   const intIn = (name: string, v: number, min: number, max: number): void => {
@@ -84,11 +111,17 @@ export function resolveOptions(o: BenchOptions, defaultJsonPath: string): Resolv
   if (r.bulkBytes % 64 !== 0) throw new BenchUsageError("bulkBytes must be a multiple of 64");
   if (!(r.flowLookupSeconds >= 0 && r.flowLookupSeconds <= 30)) throw new BenchUsageError("flowLookupSeconds must be in 0..30");
   if (!(r.maxMinutes > 0 && r.maxMinutes <= 24 * 60)) throw new BenchUsageError("maxMinutes must be in (0, 1440]");
-  if (r.labs.length === 0 || r.labs.some((l) => l !== "gso" && l !== "mtu")) throw new BenchUsageError('labs must be "gso" and/or "mtu"');
+  if (r.labs.length === 0 || r.labs.some((l) => !ALL_LABS.includes(l))) throw new BenchUsageError('labs must be among "gso", "mtu" and "flood"');
+  if (r.floodRates.length === 0 || r.floodRates.length > 12) throw new BenchUsageError("floodRates must hold 1..12 rates");
+  for (const rate of r.floodRates) intIn("each flood rate", rate, 1000, 1_000_000);
+  // The during-probes stop a probe timeout and a start-up margin (1.5 s) before the flood ends.
+  intIn("floodSeconds", r.floodSeconds, 3, 10);
+  intIn("floodRecoverySeconds", r.floodRecoverySeconds, 1, 10);
   if (r.variants.length === 0 || r.variants.some((v) => !ALL_VARIANT_IDS.includes(v))) {
     throw new BenchUsageError(`variants must be among ${ALL_VARIANT_IDS.join(", ")}`);
   }
   r.labs = [...new Set(r.labs)];
+  r.floodRates = [...new Set(r.floodRates)].sort((a, b) => a - b);
   r.variants = ALL_VARIANT_IDS.filter((v) => r.variants.includes(v));
   return r;
 }

@@ -3,6 +3,7 @@
 // so host noise largely cancels), and issue #3's targets with pass/fail.
 import type { FlowMapResult } from "./flowMap";
 import { SIZE_TARGET_BYTES } from "./flowMap";
+import { formatFloodReport, type FloodReport } from "./floodReport";
 import type { LabRunResult, MetricId, Sample, VariantRun } from "./labRounds";
 import type { LabKind, ResolvedOptions } from "./options";
 import { formatNumber, formatSummary, summarize, type Summary } from "./stats";
@@ -51,6 +52,8 @@ export interface BenchReport {
   cases: CaseResult[];
   targets: TargetResult[];
   flowMap: FlowMapResult | null;
+  /** The flood case (bench/floodLab.ts, bench/floodReport.ts); null when the flood lab did not run. */
+  flood: FloodReport | null;
   /** sha256 prefix of natlb's addon at the start, and of every build natlb ran with. */
   natlbAddon: { atStart: string | null; seen: string[] };
   /** Everything each variant did in each round. */
@@ -210,15 +213,20 @@ function pad(text: string, width: number): string {
 export function formatReport(report: BenchReport): string {
   const lines: string[] = [];
   const variants = report.variants.filter((v) => v.skipped === null).map((v) => v.id);
+  const throughputLabs = report.settings.labs.some((l) => l !== "flood");
   lines.push(
-    `natlb benchmark${report.quick ? " (--quick)" : ""}: ${report.settings.rounds} round(s) per lab, median (min..max); ` +
-      `${formatNumber(report.settings.bulkBytes / 1024 ** 3)} GiB per download run; kernel ${report.host.kernel}, ${report.host.cpus} CPUs; ` +
+    `natlb benchmark${report.quick ? " (--quick)" : ""}: ` +
+      (throughputLabs
+        ? `${report.settings.rounds} round(s) per lab, median (min..max); ${formatNumber(report.settings.bulkBytes / 1024 ** 3)} GiB per download run; `
+        : "flood lab only; ") +
+      `kernel ${report.host.kernel}, ${report.host.cpus} CPUs; ` +
       `load average at start ${report.host.loadAverageAtStart.map((x) => x.toFixed(2)).join(" ")}` +
       ((report.host.loadAverageAtStart[0] ?? 0) > report.host.cpus * 0.5 ? " (host busy before the start: expect wide spreads)" : ""),
     `ratios: median of per-round natlb/x; short connections: ${report.settings.shortConnTool}; natlb addon ${report.natlbAddon.seen.join(", ") || "n/a"}`,
   );
   for (const v of report.variants) if (v.skipped !== null) lines.push(`skipped: ${v.label}: ${v.skipped}`);
   for (const lab of report.settings.labs) {
+    if (lab === "flood") continue;
     const cases = report.cases.filter((c) => c.lab === lab);
     if (cases.length === 0) continue;
     lines.push("", `${LAB_TITLES[lab]}`);
@@ -249,6 +257,7 @@ export function formatReport(report: BenchReport): string {
     }
     lines.push(`  ${f.lookupNote}${f.error !== undefined ? `; error: ${f.error}` : ""}`);
   }
+  if (report.flood !== null) lines.push("", ...formatFloodReport(report.flood));
   lines.push("", "issue #3 targets");
   for (const t of report.targets) lines.push(`  ${t.status.toUpperCase().padEnd(4)} ${pad(t.target, 62)} measured ${t.measured}`);
   if (report.warnings.length > 0) lines.push("", ...report.warnings.map((w) => `WARNING: ${w}`));

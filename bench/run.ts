@@ -3,12 +3,15 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { SPOOF_RANGE } from "../src/lab/labAddresses";
 import { runIn } from "../src/lab/netns";
 import { addonFingerprint } from "./addonFingerprint";
 import { prepareConnTool } from "./connTool";
 import { measureFlowMap, type FlowMapResult } from "./flowMap";
+import { runFloodLab, type FloodLabResult } from "./floodLab";
+import { buildFloodReport } from "./floodReport";
 import { PortCursor, runLab, type LabRunResult } from "./labRounds";
-import { ALL_VARIANT_IDS, BenchUsageError, resolveOptions, type BenchOptions, type LabKind } from "./options";
+import { ALL_VARIANT_IDS, BenchUsageError, FLOOD_VARIANT_IDS, resolveOptions, type BenchLab, type BenchOptions } from "./options";
 import { buildCases, evaluateTargets, formatReport, type BenchReport } from "./report";
 import { ALL_VARIANTS, type Variant, type VariantId } from "./variants";
 import { ensureHaproxy } from "./variants/haproxy";
@@ -57,10 +60,34 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
   }
 
   const labs: LabRunResult[] = [];
+  let flood: FloodLabResult | null = null;
   const stoppedEarly: string[] = [];
   for (const kind of o.labs) {
     if (Date.now() > deadline) {
       stoppedEarly.push(`${kind}: not run, the time bound of ${o.maxMinutes} min was reached`);
+      continue;
+    }
+    if (kind === "flood") {
+      const floodVariants = variants.filter((v) => FLOOD_VARIANT_IDS.includes(v.id));
+      if (floodVariants.length === 0) {
+        o.log(`[flood] skipped: it runs ${FLOOD_VARIANT_IDS.join(" and ")}, and --variants has neither`);
+        continue;
+      }
+      try {
+        flood = await runFloodLab({
+          options: o,
+          variants: floodVariants,
+          variantIndex: (id) => ALL_VARIANT_IDS.indexOf(id),
+          deadline,
+          clockTicksPerSecond: ticks,
+          connTool,
+        });
+        errors.push(...flood.errors);
+        if (flood.stoppedEarly !== null) stoppedEarly.push(`flood: ${flood.stoppedEarly}`);
+      } catch (e) {
+        errors.push(`flood lab aborted: ${(e as Error).message}`);
+        o.log(`[flood] lab aborted: ${(e as Error).message}`);
+      }
       continue;
     }
     try {
@@ -84,7 +111,11 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
 
   // natlb builds that ran (each natlb start records one); more than one means mixed results.
   const runs = labs.flatMap((l) => l.runs);
-  const builds = [...new Set(runs.filter((r) => r.variant === "natlb").map((r) => String(r.diagnostics["addon"] ?? "unknown")))];
+  const natlbDiagnostics = [
+    ...runs.filter((r) => r.variant === "natlb").map((r) => r.diagnostics),
+    ...(flood?.steps ?? []).filter((s) => s.variant === "natlb").map((s) => s.diagnostics),
+  ];
+  const builds = [...new Set(natlbDiagnostics.map((d) => String(d["addon"] ?? "unknown")))];
   const warnings: string[] = [];
   if (builds.length > 1) {
     warnings.push(`the natlb addon was rebuilt during the run: natlb results mix builds ${builds.join(", ")} (see runs[].diagnostics.addon)`);
@@ -118,6 +149,17 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
     cases: buildCases(labs, variants.map((v) => v.id)),
     targets: evaluateTargets(labs, flowMap),
     flowMap,
+    flood:
+      flood === null
+        ? null
+        : buildFloodReport(flood, {
+            rates: o.floodRates,
+            floodSeconds: o.floodSeconds,
+            recoverySeconds: o.floodRecoverySeconds,
+            probeRate: o.floodProbeRate,
+            probeTimeoutMs: o.floodProbeTimeoutMs,
+            sources: SPOOF_RANGE,
+          }),
     natlbAddon: { atStart: addonAtStart, seen: builds },
     runs,
     samples: labs.flatMap((l) => l.samples),
@@ -134,7 +176,8 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
 }
 
 const USAGE = `usage: node dist/bench/run.js [--quick] [--json <file> | --no-json] [--rounds N] [--mib N]
-        [--labs gso,mtu] [--variants plain,kernelNat,haproxy,nodeProxy,natlb] [--max-minutes M]`;
+        [--labs gso,mtu,flood] [--variants plain,kernelNat,haproxy,nodeProxy,natlb,natlbUserSpace,natlbAfPacket] [--max-minutes M]
+        [--flood-rates 12500,25000,50000,100000,200000] [--flood-seconds S] [--flood-recovery-seconds S]`;
 
 /** Parses the standalone command line (also usable by the CLI wrapper). */
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
@@ -171,7 +214,19 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         o.maxMinutes = int();
         break;
       case "--labs":
-        o.labs = value().split(",") as LabKind[];
+        o.labs = value().split(",") as BenchLab[];
+        break;
+      case "--flood-rates":
+        o.floodRates = value().split(",").map((r) => {
+          if (!/^\d+$/.test(r)) throw new BenchUsageError(`--flood-rates needs positive integers, got "${r}"`);
+          return Number(r);
+        });
+        break;
+      case "--flood-seconds":
+        o.floodSeconds = int();
+        break;
+      case "--flood-recovery-seconds":
+        o.floodRecoverySeconds = int();
         break;
       case "--variants":
         o.variants = value().split(",") as VariantId[];

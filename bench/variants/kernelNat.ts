@@ -1,8 +1,10 @@
 // Kernel NAT: iptables (nf_tables backend) DNAT in PREROUTING, round robin over the reals with
 // `-m statistic --mode nth` (the nat table sees each connection's first packet only, so this counts
-// connections). The VIP is a local /32 address so the gateway answers ARP for it. Tear-down deletes
-// the whole `ip nat` table, which also unhooks conntrack from the namespace, so the other variants
-// do not pay for connection tracking afterwards.
+// connections; for the UDP service of the flood lab, each new UDP flow). The VIP is a local /32
+// address so the gateway answers ARP for it. Tear-down deletes the whole `ip nat` table, which also
+// unhooks conntrack from the namespace, so the other variants do not pay for connection tracking
+// afterwards (its entries stay until they time out; the flood lab flushes them before each step).
+// Conntrack runs as the kernel has it: no limit or timeout is changed.
 import { sbin } from "../../src/lab/netns";
 import type { Lab } from "../../src/lab/topology";
 import { addVipAddress, removeVipAddress } from "./gatewayState";
@@ -11,10 +13,12 @@ import type { BenchServices, Variant } from "./types";
 /** iptables rule specs (after -A/-D PREROUTING): the i-th rule takes every (N-i)-th remaining connection. */
 function dnatRules(services: BenchServices): string[][] {
   const rules: string[][] = [];
-  for (const svc of [services.bulk, services.small]) {
+  const tcp = [services.bulk, services.small].map((svc) => ({ ...svc, protocol: "tcp" }));
+  const udp = services.udp === undefined ? [] : [{ ...services.udp, protocol: "udp" }];
+  for (const svc of [...tcp, ...udp]) {
     const n = services.reals.length;
     services.reals.forEach((real, i) => {
-      const match = ["-d", `${services.vip}/32`, "-p", "tcp", "--dport", String(svc.vport)];
+      const match = ["-d", `${services.vip}/32`, "-p", svc.protocol, "--dport", String(svc.vport)];
       const nth = i < n - 1 ? ["-m", "statistic", "--mode", "nth", "--every", String(n - i), "--packet", "0"] : [];
       rules.push([...match, ...nth, "-j", "DNAT", "--to-destination", `${real}:${svc.realPort}`]);
     });

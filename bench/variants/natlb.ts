@@ -1,5 +1,5 @@
-// natlb itself: the real `natlb run` daemon in the gateway (src/lab/balancerProcess), both services
-// round robin (wrr, equal weights), no health checks. It installs and removes its own kernel state.
+// natlb itself: the real `natlb run` daemon in the gateway (src/lab/balancerProcess), every service
+// (the two TCP ones; in the flood lab also the UDP one) round robin (wrr, equal weights), no health checks. It installs and removes its own kernel state.
 // "natlb" runs the way a user would configure it: established connections on the kernel fast path
 // (kernelFastPath) and AF_PACKET for the rest (AF_XDP passing established frames on to TC costs more
 // than it saves). "natlbUserSpace" is the best configuration without the fast path (every frame
@@ -13,11 +13,14 @@ import { addonFingerprint } from "../addonFingerprint";
 import type { BenchServices, Variant, VariantId } from "./types";
 
 export function natlbConfig(services: BenchServices, receivePath: ReceivePath, kernelFastPath: boolean): unknown {
+  const tcp = [services.bulk, services.small].map((s) => ({ ...s, protocol: "tcp" }));
+  // The flood lab's UDP service; the gso and mtu labs have none, so their configuration is unchanged.
+  const udp = services.udp === undefined ? [] : [{ ...services.udp, protocol: "udp" }];
   return {
-    services: [services.bulk, services.small].map((s) => ({
+    services: [...tcp, ...udp].map((s) => ({
       vip: services.vip,
       port: s.vport,
-      protocol: "tcp",
+      protocol: s.protocol,
       scheduler: "wrr",
       reals: services.reals.map((ip) => ({ ip, port: s.realPort, weight: 1 })),
     })),

@@ -7,13 +7,15 @@ import type { LabKind } from "../options";
 
 export type VariantId = "plain" | "kernelNat" | "haproxy" | "nodeProxy" | "natlb" | "natlbUserSpace" | "natlbAfPacket";
 
-/** The two services every balancing variant offers, both VIP:vport -> every real at realPort. */
+/** The services every balancing variant offers, each VIP:vport -> every real at realPort. */
 export interface BenchServices {
   vip: string;
   /** Large downloads: VIP:80 -> reals:8080 (blob servers). */
   bulk: { vport: number; realPort: number };
   /** Short connections: VIP:81 -> reals:8081 (tiny-response servers). */
   small: { vport: number; realPort: number };
+  /** UDP requests: VIP:53 -> reals:5353 (UDP echo servers). Only the flood lab offers it. */
+  udp?: { vport: number; realPort: number };
   /** Real server addresses, r1 first. */
   reals: string[];
 }

@@ -1,5 +1,8 @@
 // The lab's address plan. Only 198.18.0.0/15 (RFC 2544 benchmarking range) is ever used.
 
+/** Every lab address, spoofed flood sources included, lies inside this range. */
+export const LAB_RANGE = '198.18.0.0/15';
+
 /** Client-side subnet: client, gateway eth0 and the VIPs. */
 export const CLIENT_SUBNET = '198.18.0.0/24';
 /** Backend-side subnet: gateway eth1 and the real servers. */
@@ -14,6 +17,19 @@ export const VIP = '198.18.0.100';
 export const VIP2 = '198.18.0.101';
 
 export const MAX_REALS = 8;
+
+/** The flood host's own link to the gateway (createLab's `floodHost`): gateway eth2 and the flood host. */
+export const FLOOD_SUBNET = '198.18.2.0/24';
+export const GATEWAY_FLOOD_IP = '198.18.2.1';
+export const FLOOD_HOST_IP = '198.18.2.2';
+/**
+ * Spoofed flood sources. The gateway routes this range to the flood host, so every reply to a
+ * spoofed source goes back into the lab, to the flood host, which drops it.
+ */
+export const SPOOF_RANGE = '198.19.0.0/16';
+
+/** The rogue host on the backend LAN (createLab's `backendRogue`), for tests where it spoofs another host. */
+export const BACKEND_ROGUE_IP = '198.18.1.99';
 
 /** Address of real server `index` (1-based): 198.18.1.(10 + index). */
 export function realIp(index: number): string {

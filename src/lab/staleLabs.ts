@@ -4,9 +4,9 @@
 import { IP_BIN, runIn } from './netns';
 import { sleep } from './wait';
 
-/** Lab namespace names: <prefix><4 hex id>-<role>, role c | gw | sw | r1..r8. */
+/** Lab namespace names: <prefix><4 hex id>-<role>, role c | gw | sw | r1..r8 | f (flood host) | x (backend rogue). */
 export function labNamespacePattern(prefix: string): RegExp {
-  return new RegExp(`^${escapeRegExp(prefix)}[0-9a-f]{4}-(c|gw|sw|r[1-8])$`);
+  return new RegExp(`^${escapeRegExp(prefix)}[0-9a-f]{4}-(c|gw|sw|f|x|r[1-8])$`);
 }
 
 export const OWNER_ALIAS_PREFIX = 'natlb-lab pid=';

@@ -12,6 +12,21 @@
  * |                  |      | balancer answers their ARP     |      |                     |      |                      |
  * +------------------+      +--------------------------------+      +---------------------+      +----------------------+
  *
+ * Two optional hosts for attack tests:
+ *
+ *  flood host <id>-f (floodHost)          gateway <id>-gw          rogue <id>-x (backendRogue)
+ * +----------------------------+      +--------------------+      +-------------------------+
+ * | eth0 198.18.2.2/24         |=veth=| eth2 198.18.2.1/24 |      | eth0 198.18.1.99/24     |=veth= switch port p-x
+ * | default via 198.18.2.1     |      | 198.19.0.0/16 via  |      | default via 198.18.1.1  |      (on the backend bridge,
+ * | ip_forward=0: drops what   |      |   198.18.2.2       |      | (a host on the backend  |       like a real)
+ * | is not for it, no ICMP     |      | (the spoof range)  |      |  LAN that spoofs)       |
+ * +----------------------------+      +--------------------+      +-------------------------+
+ *
+ * The flood host sends spoofed floods (src/lab/flood.ts) with sources in 198.19.0.0/16; the gateway
+ * routes that range back to it, so every reply to a spoofed source stays in the lab and ends at the
+ * flood host, which does not forward and answers nothing (no RST, no ICMP: with forwarding off the
+ * kernel drops frames for addresses it does not own silently).
+ *
  * IPv6 is off in every namespace (no RS/MLD/DAD noise frames). With offloads=false, TSO/GSO/GRO are off
  * on every veth end and on the bridge, so frames are MTU-sized like on a NIC without GRO.
  * Veth pairs are created directly inside their namespaces: the root namespace is never touched.
@@ -19,11 +34,15 @@
 import { randomBytes } from 'node:crypto';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import {
+  BACKEND_ROGUE_IP,
   CLIENT_IP,
+  FLOOD_HOST_IP,
   GATEWAY_BACKEND_IP,
   GATEWAY_CLIENT_IP,
+  GATEWAY_FLOOD_IP,
   MAX_REALS,
   PREFIX_LEN,
+  SPOOF_RANGE,
   VIP,
   VIP2,
   realIp,
@@ -50,6 +69,13 @@ export interface LabOptions {
    * shows up as a creation failure, and what was made is removed.
    */
   id?: string;
+  /**
+   * Adds the flood host <id>-f on a link of its own to the gateway (gateway eth2), and a gateway route
+   * that sends the spoof range (SPOOF_RANGE) back to it. Default false.
+   */
+  floodHost?: boolean;
+  /** Adds the rogue host <id>-x on the backend bridge, 198.18.1.99, default route via the gateway. Default false. */
+  backendRogue?: boolean;
 }
 
 /** One addressed interface of a lab namespace. */
@@ -70,10 +96,19 @@ export interface LabGateway {
   backendMac: string;
 }
 
+/** The flood host (LabOptions.floodHost): eth0 is its side of the link to the gateway's eth2. */
+export interface LabFloodHost extends LabHost {
+  gatewayIf: 'eth2';
+  gatewayIp: string;
+  gatewayMac: string;
+  /** The source range of its spoofed floods, routed back to it by the gateway. */
+  spoofRange: string;
+}
+
 export interface LabSwitch {
   ns: string;
   bridge: 'br0';
-  /** Bridge ports: "p-gw" (towards the gateway), then "p-r1".."p-rN". */
+  /** Bridge ports: "p-gw" (towards the gateway), then "p-r1".."p-rN", then "p-x" with a backend rogue. */
   ports: string[];
 }
 
@@ -88,6 +123,10 @@ export interface Lab {
   readonly reals: LabHost[];
   readonly vip: string;
   readonly vip2: string;
+  /** The flood host, or null unless createLab was asked for one (floodHost). */
+  readonly floodHost: LabFloodHost | null;
+  /** The rogue host on the backend LAN, or null unless createLab was asked for one (backendRogue). */
+  readonly backendRogue: LabHost | null;
   /** Every namespace of the lab. */
   readonly namespaces: readonly string[];
   readonly destroyed: boolean;
@@ -124,6 +163,8 @@ export class NamespaceExistsError extends LabError {
 
 const PREFIX_RE = /^[a-z][a-z0-9]{0,5}$/;
 const BRIDGE = 'br0';
+const ROGUE_PORT = 'p-x';
+const FLOOD_GATEWAY_IF = 'eth2';
 
 interface LabNames {
   id: string;
@@ -131,7 +172,15 @@ interface LabNames {
   gateway: string;
   sw: string;
   reals: string[];
+  flood: string | null;
+  rogue: string | null;
   all: string[];
+}
+
+/** The optional hosts a lab is built with. */
+interface LabExtras {
+  floodHost: boolean;
+  backendRogue: boolean;
 }
 
 /** Builds the lab. On any failure everything created so far is removed and the error is rethrown. */
@@ -144,6 +193,9 @@ export async function createLab(options: LabOptions): Promise<Lab> {
     throw new LabError(`reals must be an integer in 1..${MAX_REALS}, got ${String(options.reals)}`);
   }
   if (typeof options.offloads !== 'boolean') throw new LabError('offloads must be true or false');
+  const extras: LabExtras = { floodHost: options.floodHost ?? false, backendRogue: options.backendRogue ?? false };
+  if (typeof extras.floodHost !== 'boolean') throw new LabError('floodHost must be true or false');
+  if (typeof extras.backendRogue !== 'boolean') throw new LabError('backendRogue must be true or false');
   const queues = options.gatewayQueues ?? 1;
   if (!Number.isInteger(queues) || queues < 1 || queues > 8) {
     throw new LabError(`gatewayQueues must be an integer in 1..8, got ${String(options.gatewayQueues)}`);
@@ -154,7 +206,7 @@ export async function createLab(options: LabOptions): Promise<Lab> {
     throw new LabError(`lab id must be 4 lower-case hex digits, got "${options.id}"`);
   }
   for (let attempt = 1; ; attempt++) {
-    const names = await pickNames(prefix, options.reals, options.id);
+    const names = await pickNames(prefix, options.reals, extras, options.id);
     const live: LiveLab = { id: names.id, namespaces: [], children: new Set() };
     registerLab(live);
     try {
@@ -169,18 +221,21 @@ export async function createLab(options: LabOptions): Promise<Lab> {
   }
 }
 
-function labNames(id: string, reals: number): LabNames {
+function labNames(id: string, reals: number, extras: LabExtras): LabNames {
   const realNames = Array.from({ length: reals }, (_, i) => `${id}-r${i + 1}`);
-  const names = { id, client: `${id}-c`, gateway: `${id}-gw`, sw: `${id}-sw`, reals: realNames };
-  return { ...names, all: [names.client, names.gateway, names.sw, ...realNames] };
+  const flood = extras.floodHost ? `${id}-f` : null;
+  const rogue = extras.backendRogue ? `${id}-x` : null;
+  const names = { id, client: `${id}-c`, gateway: `${id}-gw`, sw: `${id}-sw`, reals: realNames, flood, rogue };
+  const optional = [flood, rogue].filter((n): n is string => n !== null);
+  return { ...names, all: [names.client, names.gateway, names.sw, ...realNames, ...optional] };
 }
 
-async function pickNames(prefix: string, reals: number, fixedId: string | undefined): Promise<LabNames> {
-  if (fixedId !== undefined) return labNames(`${prefix}${fixedId}`, reals);
+async function pickNames(prefix: string, reals: number, extras: LabExtras, fixedId: string | undefined): Promise<LabNames> {
+  if (fixedId !== undefined) return labNames(`${prefix}${fixedId}`, reals, extras);
   const existing = await listNamespaces();
   for (let attempt = 0; attempt < 20; attempt++) {
     const id = `${prefix}${randomBytes(2).toString('hex')}`;
-    if (!existing.some((n) => n.startsWith(`${id}-`))) return labNames(id, reals);
+    if (!existing.some((n) => n.startsWith(`${id}-`))) return labNames(id, reals, extras);
   }
   throw new LabError(`could not find an unused lab id for prefix "${prefix}"; remove stale labs (removeStaleLabs)`);
 }
@@ -190,6 +245,8 @@ interface BuiltParts {
   gateway: LabGateway;
   sw: LabSwitch;
   reals: LabHost[];
+  floodHost: LabFloodHost | null;
+  backendRogue: LabHost | null;
 }
 
 /** ip -n <ns> ...: iproute2 switches namespace itself, no `ip netns exec` needed. */
@@ -213,7 +270,7 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
 
   // 2. Links. Each veth pair is created inside its namespaces (peer netns), never in the root one.
   const realPorts = names.reals.map((_, i) => `p-r${i + 1}`);
-  const ports = ['p-gw', ...realPorts];
+  const ports = ['p-gw', ...realPorts, ...(names.rogue !== null ? [ROGUE_PORT] : [])];
   await ipIn(names.sw, 'link', 'add', BRIDGE, 'type', 'bridge', 'stp_state', '0');
   const queues = ['numtxqueues', String(gatewayQueues), 'numrxqueues', String(gatewayQueues)];
   await ipIn(names.client, 'link', 'add', 'eth0', ...queues, 'type', 'veth', 'peer', 'name', 'eth0', ...queues, 'netns', names.gateway);
@@ -221,6 +278,8 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
   for (const [i, ns] of names.reals.entries()) {
     await ipIn(ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', realPorts[i] as string, 'netns', names.sw);
   }
+  if (names.rogue !== null) await ipIn(names.rogue, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', ROGUE_PORT, 'netns', names.sw);
+  if (names.flood !== null) await ipIn(names.gateway, 'link', 'add', FLOOD_GATEWAY_IF, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', names.flood);
   for (const port of ports) await ipIn(names.sw, 'link', 'set', 'dev', port, 'master', BRIDGE);
 
   // 3. Offloads (before the links come up, so no frame is ever sent with the other setting).
@@ -231,6 +290,8 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
     [names.sw, BRIDGE],
     ...ports.map((p): [string, string] => [names.sw, p]),
     ...names.reals.map((ns): [string, string] => [ns, 'eth0']),
+    ...(names.rogue !== null ? [[names.rogue, 'eth0'] as [string, string]] : []),
+    ...(names.flood !== null ? [[names.gateway, FLOOD_GATEWAY_IF] as [string, string], [names.flood, 'eth0'] as [string, string]] : []),
   ];
   if (!offloads) {
     await Promise.all(
@@ -245,9 +306,21 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
   await ipIn(names.gateway, 'addr', 'add', cidr(GATEWAY_BACKEND_IP), 'dev', 'eth1');
   await runInChecked(names.gateway, sbin('sysctl'), ['-q', '-w', 'net.ipv4.ip_forward=1']);
   for (const [i, ns] of names.reals.entries()) await ipIn(ns, 'addr', 'add', cidr(realIp(i + 1)), 'dev', 'eth0');
+  if (names.rogue !== null) await ipIn(names.rogue, 'addr', 'add', cidr(BACKEND_ROGUE_IP), 'dev', 'eth0');
+  if (names.flood !== null) {
+    await ipIn(names.gateway, 'addr', 'add', cidr(GATEWAY_FLOOD_IP), 'dev', FLOOD_GATEWAY_IF);
+    await ipIn(names.flood, 'addr', 'add', cidr(FLOOD_HOST_IP), 'dev', 'eth0');
+    // A host, not a router: what is not for its own address is dropped, silently.
+    await runInChecked(names.flood, sbin('sysctl'), ['-q', '-w', 'net.ipv4.ip_forward=0']);
+  }
   for (const [ns, ifname] of interfaces) await ipIn(ns, 'link', 'set', 'dev', ifname, 'up');
   await ipIn(names.client, 'route', 'add', 'default', 'via', GATEWAY_CLIENT_IP, 'dev', 'eth0');
   for (const ns of names.reals) await ipIn(ns, 'route', 'add', 'default', 'via', GATEWAY_BACKEND_IP, 'dev', 'eth0');
+  if (names.rogue !== null) await ipIn(names.rogue, 'route', 'add', 'default', 'via', GATEWAY_BACKEND_IP, 'dev', 'eth0');
+  if (names.flood !== null) {
+    await ipIn(names.flood, 'route', 'add', 'default', 'via', GATEWAY_FLOOD_IP, 'dev', 'eth0');
+    await ipIn(names.gateway, 'route', 'add', SPOOF_RANGE, 'via', FLOOD_HOST_IP, 'dev', FLOOD_GATEWAY_IF);
+  }
 
   // 5. Wait until every link is up and every bridge port forwards.
   await waitUntil('lab links to come up', () => allLinksUp(interfaces), 10_000, 50);
@@ -266,7 +339,22 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
   };
   const reals: LabHost[] = [];
   for (const [i, ns] of names.reals.entries()) reals.push({ ns, ifname: 'eth0', ip: realIp(i + 1), mac: await mac(ns, 'eth0') });
-  return { client, gateway, sw: { ns: names.sw, bridge: BRIDGE, ports }, reals };
+  const floodHost: LabFloodHost | null =
+    names.flood === null
+      ? null
+      : {
+          ns: names.flood,
+          ifname: 'eth0',
+          ip: FLOOD_HOST_IP,
+          mac: await mac(names.flood, 'eth0'),
+          gatewayIf: FLOOD_GATEWAY_IF,
+          gatewayIp: GATEWAY_FLOOD_IP,
+          gatewayMac: await mac(names.gateway, FLOOD_GATEWAY_IF),
+          spoofRange: SPOOF_RANGE,
+        };
+  const backendRogue: LabHost | null =
+    names.rogue === null ? null : { ns: names.rogue, ifname: 'eth0', ip: BACKEND_ROGUE_IP, mac: await mac(names.rogue, 'eth0') };
+  return { client, gateway, sw: { ns: names.sw, bridge: BRIDGE, ports }, reals, floodHost, backendRogue };
 }
 
 async function addNamespace(ns: string): Promise<void> {
@@ -338,6 +426,8 @@ class NetnsLab implements Lab {
   readonly reals: LabHost[];
   readonly vip = VIP;
   readonly vip2 = VIP2;
+  readonly floodHost: LabFloodHost | null;
+  readonly backendRogue: LabHost | null;
   readonly namespaces: readonly string[];
   private destroying: Promise<void> | undefined;
 
@@ -353,6 +443,8 @@ class NetnsLab implements Lab {
     this.gateway = parts.gateway;
     this.switch = parts.sw;
     this.reals = parts.reals;
+    this.floodHost = parts.floodHost;
+    this.backendRogue = parts.backendRogue;
   }
 
   get destroyed(): boolean {

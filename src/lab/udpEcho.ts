@@ -77,10 +77,21 @@ export interface UdpClientOptions {
   ns?: string;
 }
 
+export interface UdpEchoServerOptions {
+  /** No line per echo (floods: a line per datagram would cost more than the echo). echoes() then stays empty. */
+  quiet?: boolean;
+}
+
 /** Starts the UDP echo server in real `realIndex` (1-based) and resolves once it is bound. */
-export async function startUdpEcho(lab: Lab, realIndex: number, port: number = DEFAULT_UDP_PORT): Promise<UdpEchoHandle> {
+export async function startUdpEcho(
+  lab: Lab,
+  realIndex: number,
+  port: number = DEFAULT_UDP_PORT,
+  options: UdpEchoServerOptions = {},
+): Promise<UdpEchoHandle> {
   const real = realByIndex(lab, realIndex);
-  const tool = launchTool(lab, real.ns, __filename, ['--mode', 'server', '--port', String(port), '--ip', real.ip], `udpEcho(r${realIndex}:${port})`);
+  const args = ['--mode', 'server', '--port', String(port), '--ip', real.ip, ...(options.quiet === true ? ['--quiet'] : [])];
+  const tool = launchTool(lab, real.ns, __filename, args, `udpEcho(r${realIndex}:${port})`);
   await tool.waitUntilListening();
   return {
     real,
