@@ -13,6 +13,7 @@
         "native/packet/tcp_header.cc",
         "native/packet/claim_signal.cc",
         "native/packet/icmp_error.cc",
+        "native/packet/tcp_reset.cc",
         "native/io/socket_filter.cc",
         "native/io/rx_ring.cc",
         "native/io/frame_sender.cc",

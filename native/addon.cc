@@ -198,6 +198,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("setLocalAddresses", &EngineWrap::SetLocalAddresses),
                         InstanceMethod("setTimeouts", &EngineWrap::SetTimeouts),
                         InstanceMethod("setFloodProtection", &EngineWrap::SetFloodProtection),
+                        InstanceMethod("endFlowsOf", &EngineWrap::EndFlowsOf),
                         InstanceMethod("counters", &EngineWrap::Counters),
                         InstanceMethod("neighbours", &EngineWrap::Neighbours),
                         InstanceMethod("xdpStates", &EngineWrap::XdpStates),
@@ -365,6 +366,22 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     read("tcpClose", t.tcpClose);
     read("udp", t.udp);
     engine_->setTimeouts(t);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value EndFlowsOf(const Napi::CallbackInfo& info) {
+    const Napi::Array list = arrayAt(info[0], "reals");
+    std::vector<engine::DeadReal> reals;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      const std::string where = "reals[" + std::to_string(i) + "]";
+      const Napi::Object item = objectAt(list.Get(i), where);
+      const Napi::Value reset = item.Get("reset");
+      if (!reset.IsBoolean()) throw Napi::TypeError::New(info.Env(), where + ".reset must be a boolean");
+      reals.push_back({ipFrom(item.Get("vip"), where + ".vip"), uint16_t(integerFrom(item.Get("port"), where + ".port", 1, 65535)),
+                       protocolFrom(item.Get("protocol"), where + ".protocol"), ipFrom(item.Get("realIp"), where + ".realIp"),
+                       uint16_t(integerFrom(item.Get("realPort"), where + ".realPort", 1, 65535)), reset.As<Napi::Boolean>()});
+    }
+    engine_->endFlowsOf(std::move(reals));
     return info.Env().Undefined();
   }
 

@@ -349,7 +349,7 @@ export class Balancer {
     const previous = this.config;
     const previousPlan = this.kernelPlan();
     const previousDraining = new Map(this.draining);
-    this.trackRemovedReals(previous, next);
+    const removed = this.trackRemovedReals(previous, next);
     this.config = next;
     const nextPlan = this.kernelPlan();
     try {
@@ -361,6 +361,7 @@ export class Balancer {
       this.publish();
       this.syncHealthChecks();
       await this.kernel?.update(nextPlan);
+      this.endFlowsOfDeadReals(removed);
       if (!this.kernel && JSON.stringify(nextPlan) !== JSON.stringify(previousPlan)) {
         this.log.warn("the VIPs changed and natlb runs without kernel set-up: run `natlb kernel-setup --config <file>` again");
       }
@@ -377,8 +378,13 @@ export class Balancer {
     }
   }
 
-  private trackRemovedReals(previous: NatlbConfig, next: NatlbConfig): void {
+  /**
+   * Reals the change removes from services that stay: kept as draining (their flows go on), unless the
+   * service ends dead reals' flows (deadRealFlows). Returns them, with their service as it will be.
+   */
+  private trackRemovedReals(previous: NatlbConfig, next: NatlbConfig): Array<{ service: ServiceConfig; real: RealConfig }> {
     const nextByKey = new Map(next.services.map((s) => [serviceKey(s), s]));
+    const removed: Array<{ service: ServiceConfig; real: RealConfig }> = [];
     for (const key of [...this.draining.keys()]) if (!nextByKey.has(key)) this.draining.delete(key);
     for (const old of previous.services) {
       const key = serviceKey(old);
@@ -387,10 +393,28 @@ export class Balancer {
       const present = new Set(kept.reals.map(realKey));
       const draining = (this.draining.get(key) ?? []).filter((r) => !present.has(realKey(r)));
       for (const real of old.reals) {
-        if (!present.has(realKey(real)) && !draining.some((r) => realKey(r) === realKey(real))) draining.push(real);
+        if (present.has(realKey(real))) continue;
+        removed.push({ service: kept, real });
+        if (kept.deadRealFlows === "keep" && !draining.some((r) => realKey(r) === realKey(real))) draining.push(real);
       }
       if (draining.length > 0) this.draining.set(key, draining);
       else this.draining.delete(key);
+    }
+    return removed;
+  }
+
+  /** A real that went down or was removed: its flows end now, unless its service keeps them. */
+  private endFlowsOfDeadReals(dead: ReadonlyArray<{ service: ServiceConfig; real: RealConfig }>): void {
+    const ending = dead.filter(({ service }) => service.deadRealFlows !== "keep");
+    if (ending.length === 0) return;
+    this.engine.endFlowsOf(
+      ending.map(({ service, real }) => ({
+        vip: service.vip, port: service.port, protocol: service.protocol, realIp: real.ip, realPort: real.port,
+        reset: service.deadRealFlows === "reset",
+      })),
+    );
+    for (const { service, real } of ending) {
+      this.log.warn({ service: serviceKey(service), real: realKey(real), deadRealFlows: service.deadRealFlows }, "ending the flows of a dead real server");
     }
   }
 
@@ -475,7 +499,12 @@ export class Balancer {
     this.log.warn({ service: change.serviceKey, real: realKey(change.real), up: change.up, reason: change.reason }, "real server health changed");
     // Through the change queue: a configuration change under way must finish its kernel steps first.
     void this.enqueue(async () => {
-      if (!this.stopped) this.publish();
+      if (this.stopped) return;
+      this.publish();  // first: no new flow goes to it
+      if (change.up) return;
+      const service = this.config.services.find((s) => serviceKey(s) === change.serviceKey);
+      const real = service?.reals.find((r) => r.ip === change.real.ip && r.port === change.real.port);
+      if (service && real) this.endFlowsOfDeadReals([{ service, real }]);
     });
   }
 

@@ -39,6 +39,16 @@ export interface NoHealthCheckConfig {
 /** Absent in the file means `{ type: "none" }`: reals count as up, as in plain IPVS. */
 export type HealthCheckConfig = TcpHealthCheckConfig | NoHealthCheckConfig;
 
+/**
+ * What happens to the flows of a real that goes down (health check) or is removed (IPVS's
+ * expire_nodest_conn): "keep" lets them go on until they end, like a drained real; "drop" ends them,
+ * so a UDP client's next datagram goes to a live real and a TCP connection's next segment is dropped;
+ * "reset" also sends a reset to both ends of each TCP connection, so clients fail fast and retry.
+ * A real set to weight 0 is drained, not dead: its flows are always kept.
+ */
+export const DEAD_REAL_FLOWS = ["keep", "drop", "reset"] as const;
+export type DeadRealFlows = (typeof DEAD_REAL_FLOWS)[number];
+
 export interface ServiceConfig {
   readonly vip: string;
   readonly port: number;
@@ -46,6 +56,8 @@ export interface ServiceConfig {
   readonly scheduler: SchedulerName;
   readonly reals: ReadonlyArray<RealConfig>;
   readonly healthCheck: HealthCheckConfig;
+  /** Default: "keep" for TCP services, "drop" for UDP ones (a UDP client has no connection to lose). */
+  readonly deadRealFlows: DeadRealFlows;
 }
 
 export interface InterfacesConfig {
@@ -235,6 +247,7 @@ const serviceSchema = z
             `${Array.isArray(iss.input) ? iss.input.length : "too many"} real servers: at most ${CONFIG_LIMITS.maxRealsPerService} per service; split them over several VIPs`,
         }),
       healthCheck: healthCheckSchema.optional(),
+      deadRealFlows: oneOf(DEAD_REAL_FLOWS).optional(),
     },
     { error: expecting('a service object like { "vip": "198.18.0.100", "port": 80, "reals": [...] }') },
   )
@@ -246,6 +259,7 @@ const serviceSchema = z
       scheduler: s.scheduler,
       reals: s.reals.map((r) => ({ ip: r.ip, port: r.port ?? s.port, weight: r.weight })),
       healthCheck: s.healthCheck ?? { type: "none" },
+      deadRealFlows: s.deadRealFlows ?? (s.protocol === "udp" ? "drop" : "keep"),
     }),
   );
 
@@ -630,7 +644,7 @@ export interface ServiceChange {
   readonly old: ServiceConfig;
   readonly next: ServiceConfig;
   /** Service-level settings that differ. */
-  readonly fields: ReadonlyArray<"scheduler" | "healthCheck">;
+  readonly fields: ReadonlyArray<"scheduler" | "healthCheck" | "deadRealFlows">;
   readonly reals: {
     readonly added: ReadonlyArray<RealConfig>;
     readonly removed: ReadonlyArray<RealConfig>;
@@ -669,9 +683,10 @@ function sameJson(a: unknown, b: unknown): boolean {
 }
 
 function diffService(old: ServiceConfig, next: ServiceConfig): ServiceChange | undefined {
-  const fields: Array<"scheduler" | "healthCheck"> = [];
+  const fields: Array<"scheduler" | "healthCheck" | "deadRealFlows"> = [];
   if (old.scheduler !== next.scheduler) fields.push("scheduler");
   if (!sameJson(old.healthCheck, next.healthCheck)) fields.push("healthCheck");
+  if (old.deadRealFlows !== next.deadRealFlows) fields.push("deadRealFlows");
 
   const oldReals = new Map(old.reals.map((r) => [realKey(r), r]));
   const nextReals = new Map(next.reals.map((r) => [realKey(r), r]));

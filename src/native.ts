@@ -55,6 +55,15 @@ export interface NativeFloodProtection {
   pressureTimeoutSeconds: number;
 }
 
+export interface NativeDeadReal {
+  vip: string;
+  port: number;
+  protocol: Protocol;
+  realIp: string;
+  realPort: number;
+  reset: boolean;
+}
+
 export const COUNTER_NAMES = [
   "rxFrames", "rxBytes", "rxSteeredFrames", "txFrames", "txBytes", "txCoalescedSegments", "toReal", "toClient", "fragmentsForwarded", "newFlows",
   "arpRepliesSent", "arpRequestsSent", "arpRepliesLearned", "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "icmpErrorsToClient",
@@ -63,6 +72,7 @@ export const COUNTER_NAMES = [
   "dropFragment", "dropTtlExpired", "dropTooBig", "dropNoService", "dropNoReal", "dropNoFlow", "dropOutOfWindow", "dropFlowTableFull",
   "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",
   "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused", "replyClaimSignals", "replyClaimSignalErrors",
+  "deadRealFlowsEnded", "tcpResetsSent",
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type EngineCounters = Record<CounterName, number>;
@@ -79,6 +89,8 @@ export interface NativeEngine {
   setTimeouts(timeouts: NativeTimeouts): void;
   /** How the flow map gives way to floods (native/flow/flow_table.h): shares in thousandths of its capacity. */
   setFloodProtection(defences: NativeFloodProtection): void;
+  /** Ends the flows of reals that went down or were removed (config deadRealFlows), resets to both ends when asked. */
+  endFlowsOf(reals: NativeDeadReal[]): void;
   counters(): EngineCounters;
   neighbours(): NativeNeighbour[];
   /** The AF_XDP interfaces while running: XDP mode and one AF_XDP socket per receive queue. */

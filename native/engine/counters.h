@@ -60,6 +60,10 @@ enum class Counter : uint8_t {
   // those the kernel refused (the list then keeps a stale claim until it times out).
   ReplyClaimSignals,
   ReplyClaimSignalErrors,
+  // Flows ended because their real went down or was removed (config deadRealFlows), and the resets
+  // sent to the ends of such TCP connections.
+  DeadRealFlowsEnded,
+  TcpResetsSent,
   Count,
 };
 
@@ -70,7 +74,7 @@ constexpr std::array<std::string_view, size_t(Counter::Count)> kCounterNames = {
     "dropTtlExpired",  "dropTooBig",  "dropNoService",   "dropNoReal",        "dropNoFlow",       "dropOutOfWindow", "dropFlowTableFull",
     "dropNoRoute",     "dropNoNeighbour", "dropTxError",       "dropVlan",         "ringDrops",
     "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused",
-    "replyClaimSignals", "replyClaimSignalErrors",
+    "replyClaimSignals", "replyClaimSignalErrors", "deadRealFlowsEnded", "tcpResetsSent",
 };
 
 class Counters {

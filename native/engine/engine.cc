@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <set>
 
+#include <cstring>
+
+#include "../flow/tcp_tracking.h"
 #include "../io/interface_properties.h"
 #include "../packet/arp.h"
 
@@ -263,6 +266,73 @@ void Engine::resolveNextHops(SenderSet& senders, uint64_t nowMs) {
   }
 }
 
+void Engine::endFlowsOf(std::vector<DeadReal> reals) {
+  {
+    std::lock_guard lock(deadRealsMutex_);
+    for (DeadReal& real : reals) deadReals_.push_back(real);
+  }
+  wake_.notify_all();
+}
+
+// Ends the flows of reals that went down or were removed (deadRealFlows "drop" or "reset"): a UDP
+// client's next datagram then makes a new flow to a live real; a reset tells both ends of a TCP
+// connection at once instead of letting them time out.
+void Engine::endPendingDeadRealFlows(SenderSet& senders) {
+  std::vector<DeadReal> reals;
+  {
+    std::lock_guard lock(deadRealsMutex_);
+    reals.swap(deadReals_);
+  }
+  if (reals.empty()) return;
+  using namespace flow::entry;
+  std::vector<packet::TcpResetSpec> resets;
+  const auto deadRealOf = [&](const flow::FlowEntry& e) -> const DeadReal* {
+    for (const DeadReal& real : reals) {
+      if (e.load<uint32_t>(kRealIp) == real.realIp && e.load<uint16_t>(kRealPort) == real.realPort &&
+          e.load<uint32_t>(kVip) == real.vip && e.load<uint16_t>(kVport) == real.port &&
+          e.load<uint8_t>(kProtocol) == real.protocol) {
+        return &real;
+      }
+    }
+    return nullptr;
+  };
+  const size_t ended = context_.flows.removeWhere(
+      [&](const flow::FlowEntry& e) { return deadRealOf(e) != nullptr; },
+      [&](const flow::FlowEntry& e) {
+        if (!deadRealOf(e)->reset || e.load<uint8_t>(kProtocol) != packet::kProtocolTcp) return;
+        const flow::TcpSide client = flow::readSide(e, flow::Direction::FromClient);
+        const flow::TcpSide real = flow::readSide(e, flow::Direction::FromReal);
+        // Each reset carries what its receiver expects next from the other side.
+        if (real.seen) {
+          resets.push_back({e.load<uint32_t>(kVip), e.load<uint16_t>(kVport), e.load<uint32_t>(kClientIp),
+                            e.load<uint16_t>(kClientPort), real.sequenceEnd});
+        }
+        if (client.seen) {
+          resets.push_back({e.load<uint32_t>(kClientIp), e.load<uint16_t>(kClientPort), e.load<uint32_t>(kRealIp),
+                            e.load<uint16_t>(kRealPort), client.sequenceEnd});
+        }
+      });
+  context_.counters.add(Counter::DeadRealFlowsEnded, ended);
+  for (const packet::TcpResetSpec& reset : resets) sendReset(senders, reset);
+}
+
+void Engine::sendReset(SenderSet& senders, const packet::TcpResetSpec& reset) {
+  const auto routes = context_.routes.load();
+  const auto hop = routes->lookup(reset.destinationIp);
+  const InterfaceConfig* egress = hop ? context_.interfaceByIndex(hop->ifindex) : nullptr;
+  io::FrameSender* sender = egress ? senders.find(egress->ifindex) : nullptr;
+  const auto mac = hop ? context_.neighbours.find(hop->ip) : std::nullopt;
+  if (sender == nullptr || !mac) {
+    context_.counters.add(Counter::DropNoNeighbour);
+    return;
+  }
+  uint8_t frame[packet::kTcpResetFrameLength];
+  const size_t length = packet::buildTcpReset(frame, reset);
+  std::memcpy(frame, mac->data(), 6);
+  std::memcpy(frame + 6, egress->mac.data(), 6);
+  context_.counters.add(sender->sendNow(frame, length) ? Counter::TcpResetsSent : Counter::DropTxError);
+}
+
 void Engine::refreshMtus() {
   for (size_t i = 0; i < context_.interfaces.size(); ++i) {
     context_.mtus[i].store(io::interfaceMtu(context_.interfaces[i].name), std::memory_order_relaxed);
@@ -280,12 +350,15 @@ void Engine::housekeep() {
     }
     if (announcePending_.exchange(false)) announceVips(senders);
     resolveNextHops(senders, nowMs);
+    endPendingDeadRealFlows(senders);
     context_.flows.sweep(nowMs, context_.timeouts, kSweepBudget);
     context_.flows.publishClock(nowMs);
     collectRingStatistics();
     std::unique_lock lock(wakeMutex_);
     wake_.wait_for(lock, kHousekeepingPeriod, [this] {
-      return !context_.running.load() || announcePending_.load();
+      if (!context_.running.load() || announcePending_.load()) return true;
+      std::lock_guard pending(deadRealsMutex_);
+      return !deadReals_.empty();
     });
   }
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../io/rx_ring.h"
+#include "../packet/tcp_reset.h"
 #include "engine_context.h"
 #include "reply_claims_signaller.h"
 #include "worker.h"
@@ -23,6 +24,18 @@ struct EngineOptions {
   // Established TCP flows forwarded by a TC program (io/kernel_forwarding.h); needs CAP_BPF and
   // CAP_NET_ADMIN at start.
   bool kernelFastPath = false;
+};
+
+// A real server whose flows end now (config deadRealFlows: it went down or was removed), with resets
+// to both ends of its TCP connections when `reset`.
+struct DeadReal {
+  uint32_t vip;
+  uint16_t port;
+  uint8_t protocol;
+  uint32_t realIp;
+  uint16_t realPort;
+  bool reset;
+  bool operator==(const DeadReal&) const = default;
 };
 
 struct TimeoutSeconds {
@@ -53,6 +66,8 @@ class Engine {
   // only when the set changes.
   void setLocalAddresses(std::vector<uint32_t> addresses);
   void setTimeouts(const TimeoutSeconds& timeouts);
+  // Ends the flows of these reals soon, on the housekeeper's thread (a scan of the flow map).
+  void endFlowsOf(std::vector<DeadReal> reals);
 
   std::array<uint64_t, size_t(Counter::Count)> counters() const;
   // How each running AF_XDP interface receives: XDP mode and AF_XDP sockets (one per receive queue).
@@ -70,6 +85,8 @@ class Engine {
  private:
   void housekeep();
   void refreshMtus();
+  void endPendingDeadRealFlows(SenderSet& senders);
+  void sendReset(SenderSet& senders, const packet::TcpResetSpec& reset);
   void resolveNextHops(SenderSet& senders, uint64_t nowMs);
   void announceVips(SenderSet& senders);
   void collectRingStatistics();
@@ -91,6 +108,8 @@ class Engine {
   std::condition_variable wake_;
   std::atomic<bool> announcePending_{false};
   std::mutex controlMutex_;  // serializes start/stop/setServices from the control plane
+  std::mutex deadRealsMutex_;
+  std::vector<DeadReal> deadReals_;  // waiting for the housekeeper
 };
 
 }  // namespace natlb::engine

@@ -219,6 +219,26 @@ class FlowTable {
     }
     return withdrawn;
   }
+  // Removes the live flows `matches` names, in slices of the map under the lock; `beforeRemoval` sees
+  // each one last (an offloaded one with the kernel's counts and tracking folded in). Returns how many.
+  template <typename Predicate, typename Visit>
+  size_t removeWhere(Predicate&& matches, Visit&& beforeRemoval) {
+    constexpr uint32_t kSlice = 4096;
+    const uint32_t used = headerField<uint32_t>(header::kBumpAllocated).load(std::memory_order_relaxed);
+    size_t removed = 0;
+    for (uint32_t first = 1; first <= used; first += kSlice) {
+      std::lock_guard lock(writers_);
+      for (uint32_t ref = first; ref <= used && ref < first + kSlice; ++ref) {
+        const FlowEntry e = entryAt(ref);
+        if (!e.live() || !matches(e)) continue;
+        if (isOffloaded(e)) refreshOffloaded(e, 0);
+        beforeRemoval(e);
+        releaseLocked(ref);
+        ++removed;
+      }
+    }
+    return removed;
+  }
   void publishClock(uint64_t nowMs);
 
  private:
