@@ -508,6 +508,17 @@ export class Balancer {
     });
   }
 
+  /**
+   * Someone flushed the nftables ruleset (a firewall reload does): without natlb's table the kernel
+   * forwards natlb's replies unchanged. Install it again and claim every live flow's replies anew.
+   */
+  private async restoreKernelSetup(): Promise<void> {
+    if (this.stopped || !this.kernel || (await this.kernel.intact())) return;
+    this.log.error("natlb's nftables table is gone (was the ruleset flushed?): installing it again");
+    await this.kernel.apply(this.kernelPlan());
+    this.engine.renewReplyClaims();
+  }
+
   /** Every few seconds: routes, neighbours and the gateway's addresses change under a running natlb. */
   private async refreshRoutes(): Promise<void> {
     if (this.stopped) return;
@@ -520,6 +531,7 @@ export class Balancer {
       this.engine.learnNeighbours(neighbours);
       this.engine.setLocalAddresses(localAddresses);
       await this.enqueue(() => this.forgetDrainedReals());
+      await this.enqueue(() => this.restoreKernelSetup());
     } catch (error) {
       this.log.warn({ err: error }, "could not refresh routes, neighbours or draining reals");
     }

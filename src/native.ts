@@ -89,6 +89,8 @@ export interface NativeEngine {
   setTimeouts(timeouts: NativeTimeouts): void;
   /** How the flow map gives way to floods (native/flow/flow_table.h): shares in thousandths of its capacity. */
   setFloodProtection(defences: NativeFloodProtection): void;
+  /** Every live flow claims its replies anew (the kernel lost its list of claimed replies). */
+  renewReplyClaims(): void;
   /** Ends the flows of reals that went down or were removed (config deadRealFlows), resets to both ends when asked. */
   endFlowsOf(reals: NativeDeadReal[]): void;
   counters(): EngineCounters;
