@@ -199,6 +199,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("setTimeouts", &EngineWrap::SetTimeouts),
                         InstanceMethod("setFloodProtection", &EngineWrap::SetFloodProtection),
                         InstanceMethod("endFlowsOf", &EngineWrap::EndFlowsOf),
+                        InstanceMethod("renewReplyClaims", &EngineWrap::RenewReplyClaims),
                         InstanceMethod("counters", &EngineWrap::Counters),
                         InstanceMethod("neighbours", &EngineWrap::Neighbours),
                         InstanceMethod("xdpStates", &EngineWrap::XdpStates),
@@ -366,6 +367,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     read("tcpClose", t.tcpClose);
     read("udp", t.udp);
     engine_->setTimeouts(t);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value RenewReplyClaims(const Napi::CallbackInfo& info) {
+    engine_->renewReplyClaims();
     return info.Env().Undefined();
   }
 

@@ -66,6 +66,9 @@ class Engine {
   // only when the set changes.
   void setLocalAddresses(std::vector<uint32_t> addresses);
   void setTimeouts(const TimeoutSeconds& timeouts);
+  // The kernel lost its list of claimed replies (its table was flushed and installed again): every live
+  // flow claims its replies anew, over the next sweeps.
+  void renewReplyClaims() { context_.flows.renewAllClaims(monotonicMs()); }
   // Ends the flows of these reals soon, on the housekeeper's thread (a scan of the flow map).
   void endFlowsOf(std::vector<DeadReal> reals);
 

@@ -376,7 +376,9 @@ size_t FlowTable::sweep(uint64_t nowMs, const Timeouts& timeouts, size_t budget)
       --refreshBudget;
       refreshOffloaded(e, nowMs);
     }
-    if (claims_ != nullptr && e.live() && nowMs >= e.load<uint64_t>(entry::kClaimedMs) + kReplyClaimRenewMs) {
+    const uint64_t claimedMs = e.load<uint64_t>(entry::kClaimedMs);
+    if (claims_ != nullptr && e.live() &&
+        (nowMs >= claimedMs + kReplyClaimRenewMs || claimedMs < renewClaimsBeforeMs_.load(std::memory_order_relaxed))) {
       std::lock_guard lock(writers_);
       if (e.live()) {
         claims_->renew(e);

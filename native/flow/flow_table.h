@@ -173,6 +173,8 @@ class FlowTable {
   FloodDefences& floodDefences() { return defences_; }
   // Where releases and renewals of reply claims go (nullptr: nowhere). Set while no worker runs.
   void setReplyClaims(ReplyClaims* claims);
+  // Renews the claim of every flow live now, over the next sweeps (the kernel lost its list).
+  void renewAllClaims(uint64_t nowMs) { renewClaimsBeforeMs_.store(nowMs, std::memory_order_relaxed); }
 
   // Readers that hold refs across a batch of frames (the workers) register once and bracket each batch:
   // an entry freed while a reader is inside a batch is not reused before that batch ends.
@@ -278,6 +280,7 @@ class FlowTable {
   uint8_t* entries_;
   uint32_t sweepCursor_ = 0;
   uint32_t evictionCursor_ = 0;  // under writers_
+  std::atomic<uint64_t> renewClaimsBeforeMs_{0};  // claims made before this are renewed now
   OffloadedFlows* offloaded_ = nullptr;
   ReplyClaims* claims_ = nullptr;
   FloodDefences defences_;
