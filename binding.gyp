@@ -4,6 +4,7 @@
       "target_name": "natlb",
       "sources": [
         "native/addon.cc",
+        "native/test_surface.cc",
         "native/packet/ipv4_frame.cc",
         "native/packet/nat_rewrite.cc",
         "native/packet/arp.cc",

@@ -19,86 +19,13 @@
 #include "packet/nat_rewrite.h"
 #include "packet/tcp_coalesce.h"
 #include "packet/icmp.h"
+#include "napi_values.h"
+#include "test_surface.h"
 
 namespace {
 
 using namespace natlb;
-
-// ---- conversions -------------------------------------------------------------------------------
-
-std::string ipToString(uint32_t ip) {
-  char text[INET_ADDRSTRLEN];
-  const uint32_t network = htonl(ip);
-  inet_ntop(AF_INET, &network, text, sizeof text);
-  return text;
-}
-
-uint32_t ipFrom(const Napi::Value& value, const std::string& what) {
-  if (!value.IsString()) throw Napi::TypeError::New(value.Env(), what + " must be an IPv4 address string");
-  const std::string text = value.As<Napi::String>();
-  in_addr address{};
-  if (inet_pton(AF_INET, text.c_str(), &address) != 1) {
-    throw Napi::TypeError::New(value.Env(), what + ": \"" + text + "\" is not an IPv4 address");
-  }
-  return ntohl(address.s_addr);
-}
-
-uint32_t integerFrom(const Napi::Value& value, const std::string& what, uint32_t min, uint32_t max) {
-  if (!value.IsNumber()) throw Napi::TypeError::New(value.Env(), what + " must be a number");
-  const double number = value.As<Napi::Number>().DoubleValue();
-  if (!(number >= min && number <= max) || number != static_cast<double>(static_cast<uint64_t>(number))) {
-    throw Napi::RangeError::New(value.Env(), what + " must be an integer in " + std::to_string(min) + ".." +
-                                                 std::to_string(max));
-  }
-  return static_cast<uint32_t>(number);
-}
-
-packet::MacAddress macFrom(const Napi::Value& value, const std::string& what) {
-  packet::MacAddress mac{};
-  const std::string text = value.IsString() ? std::string(value.As<Napi::String>()) : std::string();
-  unsigned parts[6];
-  if (std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x", &parts[0], &parts[1], &parts[2], &parts[3], &parts[4],
-                  &parts[5]) != 6) {
-    throw Napi::TypeError::New(value.Env(), what + " must be a MAC address like 02:00:00:00:00:01");
-  }
-  for (size_t i = 0; i < 6; ++i) mac[i] = uint8_t(parts[i]);
-  return mac;
-}
-
-std::string macToString(const packet::MacAddress& mac) {
-  char text[18];
-  std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-  return text;
-}
-
-Napi::Object objectAt(const Napi::Value& value, const std::string& what) {
-  if (!value.IsObject()) throw Napi::TypeError::New(value.Env(), what + " must be an object");
-  return value.As<Napi::Object>();
-}
-
-Napi::Array arrayAt(const Napi::Value& value, const std::string& what) {
-  if (!value.IsArray()) throw Napi::TypeError::New(value.Env(), what + " must be an array");
-  return value.As<Napi::Array>();
-}
-
-uint8_t protocolFrom(const Napi::Value& value, const std::string& what) {
-  const std::string text = value.IsString() ? std::string(value.As<Napi::String>()) : std::string();
-  if (text == "tcp") return packet::kProtocolTcp;
-  if (text == "udp") return packet::kProtocolUdp;
-  throw Napi::TypeError::New(value.Env(), what + " must be \"tcp\" or \"udp\"");
-}
-
-// Runs `body`, turning C++ exceptions into JavaScript ones.
-template <typename Body>
-auto guarded(Napi::Env env, Body body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& error) {
-    throw Napi::Error::New(env, error.what());
-  }
-}
+using namespace natlb::napi;
 
 // ---- flow map layout ---------------------------------------------------------------------------
 
@@ -158,14 +85,6 @@ Napi::Value FlowTableBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), double(flow::offsetsFor(capacity).totalBytes));
 }
 
-uint8_t* bytesOf(const Napi::Value& value, size_t& length, const std::string& what) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    throw Napi::TypeError::New(value.Env(), what + " must be a Uint8Array");
-  }
-  Napi::Uint8Array array = value.As<Napi::Uint8Array>();
-  length = array.ByteLength();
-  return array.Data();
-}
 
 Napi::Value InitializeFlowTable(const Napi::CallbackInfo& info) {
   size_t length = 0;
@@ -447,12 +366,6 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
 // ---- pure packet functions, exposed for tests ------------------------------------------------------
 
-Napi::Object failure(Napi::Env env, std::string_view reason) {
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("ok", false);
-  out.Set("reason", std::string(reason));
-  return out;
-}
 
 Napi::Value ParseFrame(const Napi::CallbackInfo& info) {
   size_t length = 0;
@@ -603,6 +516,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   packetFunctions.Set("rewriteSource", Napi::Function::New(env, RewriteFrame<packet::rewriteSource>));
   packetFunctions.Set("coalesceSegments", Napi::Function::New(env, CoalesceSegments));
   packetFunctions.Set("translateIcmpError", Napi::Function::New(env, TranslateIcmpError));
+  addTestSurface(env, exports, packetFunctions);
   exports.Set("packet", packetFunctions);
   return exports;
 }

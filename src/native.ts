@@ -134,6 +134,38 @@ export type CoalesceResult =
       checksumOffset: number; needsChecksum: boolean }
   | { ok: false; reason: string };
 
+/** One side of a TCP connection as natlb tracks it (native/flow/tcp_window.h). */
+export interface TcpSide {
+  sequenceEnd: number;
+  windowBytes: number;
+  /** The shift its SYN offered; 255 when none. */
+  windowScale: number;
+  seen: boolean;
+}
+
+export interface TcpSegmentFields {
+  sequence: number;
+  acknowledgement: number;
+  window: number;
+  flags: number;
+  payloadLength: number;
+  /** The SYN's window-scale option; 255 when none. */
+  windowScale: number;
+}
+
+/** A flow map driven without an engine, for the unit tests of its defences (native/test_surface.cc). */
+export interface FlowTableForTests {
+  /** The new (or existing) flow's ref, 0 when the map refused it. */
+  insert(flow: { protocol: Protocol; clientIp: string; clientPort: number; vip: string; vport: number; realIp: string; realPort: number }, nowMs: number): number;
+  assure(ref: number): void;
+  remove(ref: number): void;
+  /** One sweep over the whole map, every state with this timeout; returns the flows removed. */
+  sweep(nowMs: number, timeoutSeconds: number): number;
+  setFloodProtection(defences: NativeFloodProtection): void;
+  enterBatch(): void;
+  leaveBatch(): void;
+}
+
 export interface NativeAddon {
   flowLayout(): FlowLayout;
   flowTableBytes(capacity: number): number;
@@ -143,6 +175,7 @@ export interface NativeAddon {
   monotonicMs(): number;
   /** Ids of the BPF programs at the tcx ingress of an interface of the caller's network namespace. */
   tcxIngressPrograms(ifname: string): number[];
+  FlowTableForTests: new (flowTable: Uint8Array) => FlowTableForTests;
   Engine: new (options: {
     flowTable: Uint8Array; interfaces: NativeInterface[]; coalesceTcp?: boolean; kernelFastPath?: boolean;
   }) => NativeEngine;
@@ -161,6 +194,16 @@ export interface NativeAddon {
       frame: Uint8Array,
       translation: { outerSource?: string; outerDestination?: string; side: "source" | "destination"; ip: string; port: number },
     ): RewriteResult;
+    /** The workers' TCP tracking (native/flow/tcp_window.h), for tests. */
+    judgeTcpSegment(sender: TcpSide, receiver: TcpSide, segment: TcpSegmentFields): "track" | "passOnly" | "outOfWindow";
+    afterTcpSegment(sender: TcpSide, receiver: TcpSide, segment: TcpSegmentFields): TcpSide;
+    readTcpHeader(frame: Uint8Array): ({ ok: true } & TcpSegmentFields) | { ok: false; reason: string };
+    /** The ICMP errors natlb sends as a router (native/packet/icmp_error.h); null when none is due. */
+    icmpError(frame: Uint8Array, spec: { type: number; code: number; nextHopMtu: number; source: string }): Uint8Array | null;
+    /** The resets natlb sends to the ends of a dead real's connections (native/packet/tcp_reset.h). */
+    tcpReset(spec: { sourceIp: string; sourcePort: number; destinationIp: string; destinationPort: number; sequence: number }): Uint8Array;
+    /** A reply claim's control frame (native/packet/claim_signal.h). */
+    claimSignal(mac: string, tuple: { protocol: Protocol; realIp: string; realPort: number; clientIp: string; clientPort: number }): Uint8Array;
   };
 }
 

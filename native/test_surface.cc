@@ -1,0 +1,224 @@
+#include "test_surface.h"
+
+#include <cstring>
+#include <memory>
+
+#include "flow/flow_table.h"
+#include "flow/tcp_window.h"
+#include "napi_values.h"
+#include "packet/claim_signal.h"
+#include "packet/icmp_error.h"
+#include "packet/ipv4_frame.h"
+#include "packet/tcp_header.h"
+#include "packet/tcp_reset.h"
+
+namespace natlb::napi {
+
+namespace {
+
+Napi::Uint8Array copyOf(Napi::Env env, const uint8_t* bytes, size_t length) {
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, length);
+  std::memcpy(out.Data(), bytes, length);
+  return out;
+}
+
+flow::TcpSide sideFrom(const Napi::Value& value, const std::string& what) {
+  const Napi::Object item = objectAt(value, what);
+  flow::TcpSide side;
+  side.sequenceEnd = integerFrom(item.Get("sequenceEnd"), what + ".sequenceEnd", 0, 0xffffffff);
+  side.windowBytes = integerFrom(item.Get("windowBytes"), what + ".windowBytes", 0, 0x7fffffff);
+  side.windowScale = uint8_t(integerFrom(item.Get("windowScale"), what + ".windowScale", 0, 255));
+  side.seen = item.Get("seen").ToBoolean();
+  return side;
+}
+
+Napi::Object sideTo(Napi::Env env, const flow::TcpSide& side) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("sequenceEnd", double(side.sequenceEnd));
+  out.Set("windowBytes", double(side.windowBytes));
+  out.Set("windowScale", side.windowScale);
+  out.Set("seen", side.seen);
+  return out;
+}
+
+packet::TcpHeaderFields segmentFrom(const Napi::Value& value) {
+  const Napi::Object item = objectAt(value, "segment");
+  return {integerFrom(item.Get("sequence"), "segment.sequence", 0, 0xffffffff),
+          integerFrom(item.Get("acknowledgement"), "segment.acknowledgement", 0, 0xffffffff),
+          uint16_t(integerFrom(item.Get("window"), "segment.window", 0, 65535)),
+          uint8_t(integerFrom(item.Get("flags"), "segment.flags", 0, 255)),
+          integerFrom(item.Get("payloadLength"), "segment.payloadLength", 0, 0xffffffff),
+          uint8_t(integerFrom(item.Get("windowScale"), "segment.windowScale", 0, 255))};
+}
+
+// judgeTcpSegment(sender, receiver, segment) -> "track" | "passOnly" | "outOfWindow"
+Napi::Value JudgeTcpSegment(const Napi::CallbackInfo& info) {
+  const auto verdict = flow::judgeSegment(sideFrom(info[0], "sender"), sideFrom(info[1], "receiver"), segmentFrom(info[2]));
+  switch (verdict) {
+    case flow::SegmentVerdict::Track: return Napi::String::New(info.Env(), "track");
+    case flow::SegmentVerdict::PassOnly: return Napi::String::New(info.Env(), "passOnly");
+    case flow::SegmentVerdict::OutOfWindow: break;
+  }
+  return Napi::String::New(info.Env(), "outOfWindow");
+}
+
+// afterTcpSegment(sender, receiver, segment) -> the sender's side after it
+Napi::Value AfterTcpSegment(const Napi::CallbackInfo& info) {
+  return sideTo(info.Env(), flow::afterSegment(sideFrom(info[0], "sender"), sideFrom(info[1], "receiver"), segmentFrom(info[2])));
+}
+
+// readTcpHeader(frame) -> fields, or { ok: false, reason }
+Napi::Value ReadTcpHeader(const Napi::CallbackInfo& info) {
+  size_t length = 0;
+  uint8_t* frame = bytesOf(info[0], length, "frame");
+  const packet::ParsedFrame parsed = packet::parseIpv4Frame(frame, length);
+  if (parsed.error != packet::ParseError::None) return failure(info.Env(), packet::describe(parsed.error));
+  const auto fields = packet::readTcpHeader(parsed.view);
+  if (!fields) return failure(info.Env(), "the TCP header does not fit");
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("ok", true);
+  out.Set("sequence", double(fields->sequence));
+  out.Set("acknowledgement", double(fields->acknowledgement));
+  out.Set("window", fields->window);
+  out.Set("flags", fields->flags);
+  out.Set("payloadLength", double(fields->payloadLength));
+  out.Set("windowScale", fields->windowScale);
+  return out;
+}
+
+// icmpError(frame, { type, code, nextHopMtu, source }) -> the error frame, or null when none is due
+Napi::Value IcmpError(const Napi::CallbackInfo& info) {
+  size_t length = 0;
+  const uint8_t* frame = bytesOf(info[0], length, "frame");
+  const Napi::Object spec = objectAt(info[1], "spec");
+  if (length < packet::kEthernetHeaderLength) throw Napi::RangeError::New(info.Env(), "frame is shorter than an Ethernet header");
+  uint8_t out[packet::kIcmpErrorFrameCapacity];
+  const size_t built = packet::buildIcmpError(
+      out, frame + packet::kEthernetHeaderLength, length - packet::kEthernetHeaderLength,
+      {uint8_t(integerFrom(spec.Get("type"), "spec.type", 0, 255)), uint8_t(integerFrom(spec.Get("code"), "spec.code", 0, 255)),
+       uint16_t(integerFrom(spec.Get("nextHopMtu"), "spec.nextHopMtu", 0, 65535)), ipFrom(spec.Get("source"), "spec.source")});
+  if (built == 0) return info.Env().Null();
+  return copyOf(info.Env(), out, built);
+}
+
+// tcpReset({ sourceIp, sourcePort, destinationIp, destinationPort, sequence }) -> the frame
+Napi::Value TcpReset(const Napi::CallbackInfo& info) {
+  const Napi::Object spec = objectAt(info[0], "spec");
+  uint8_t out[packet::kTcpResetFrameLength];
+  const size_t built = packet::buildTcpReset(
+      out, {ipFrom(spec.Get("sourceIp"), "spec.sourceIp"), uint16_t(integerFrom(spec.Get("sourcePort"), "spec.sourcePort", 0, 65535)),
+            ipFrom(spec.Get("destinationIp"), "spec.destinationIp"),
+            uint16_t(integerFrom(spec.Get("destinationPort"), "spec.destinationPort", 0, 65535)),
+            integerFrom(spec.Get("sequence"), "spec.sequence", 0, 0xffffffff)});
+  return copyOf(info.Env(), out, built);
+}
+
+// claimSignal(mac, { protocol, realIp, realPort, clientIp, clientPort }) -> the control frame
+Napi::Value ClaimSignal(const Napi::CallbackInfo& info) {
+  const Napi::Object tuple = objectAt(info[1], "tuple");
+  uint8_t out[packet::kClaimSignalLength];
+  const size_t built = packet::buildClaimSignal(
+      out, macFrom(info[0], "mac"),
+      {protocolFrom(tuple.Get("protocol"), "tuple.protocol"), ipFrom(tuple.Get("realIp"), "tuple.realIp"),
+       uint16_t(integerFrom(tuple.Get("realPort"), "tuple.realPort", 0, 65535)), ipFrom(tuple.Get("clientIp"), "tuple.clientIp"),
+       uint16_t(integerFrom(tuple.Get("clientPort"), "tuple.clientPort", 0, 65535))});
+  return copyOf(info.Env(), out, built);
+}
+
+// A flow map driven directly, without an engine: inserts, assurance, sweeps and the reader epochs, on
+// memory initialized by FlowMap (so the tests read its header and entries as natlb does).
+class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "FlowTableForTests",
+                       {InstanceMethod("insert", &FlowTableForTests::Insert), InstanceMethod("assure", &FlowTableForTests::Assure),
+                        InstanceMethod("remove", &FlowTableForTests::Remove), InstanceMethod("sweep", &FlowTableForTests::Sweep),
+                        InstanceMethod("setFloodProtection", &FlowTableForTests::SetFloodProtection),
+                        InstanceMethod("enterBatch", &FlowTableForTests::EnterBatch),
+                        InstanceMethod("leaveBatch", &FlowTableForTests::LeaveBatch)});
+  }
+
+  explicit FlowTableForTests(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FlowTableForTests>(info) {
+    size_t length = 0;
+    uint8_t* memory = bytesOf(info[0], length, "flow map memory");
+    memory_ = Napi::Persistent(info[0].As<Napi::Uint8Array>());
+    table_ = guarded(info.Env(), [&] { return std::make_unique<flow::FlowTable>(memory, length); });
+    reader_ = table_->registerReader();
+  }
+
+ private:
+  // insert({ protocol, clientIp, clientPort, vip, vport, realIp, realPort }, nowMs) -> ref, 0 when refused
+  Napi::Value Insert(const Napi::CallbackInfo& info) {
+    const Napi::Object key = objectAt(info[0], "flow");
+    const uint8_t protocol = protocolFrom(key.Get("protocol"), "flow.protocol");
+    const flow::ForwardKey forward{protocol, ipFrom(key.Get("clientIp"), "flow.clientIp"),
+                                   uint16_t(integerFrom(key.Get("clientPort"), "flow.clientPort", 0, 65535)),
+                                   ipFrom(key.Get("vip"), "flow.vip"), uint16_t(integerFrom(key.Get("vport"), "flow.vport", 0, 65535))};
+    const flow::RealEndpoint real{ipFrom(key.Get("realIp"), "flow.realIp"),
+                                  uint16_t(integerFrom(key.Get("realPort"), "flow.realPort", 0, 65535)), 0};
+    const uint64_t nowMs = integerFrom(info[1], "nowMs", 0, 0xffffffff);
+    const auto state = protocol == packet::kProtocolTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp;
+    return Napi::Number::New(info.Env(), table_->insert(forward, real, state, nowMs));
+  }
+
+  // assure(ref): the flow proved itself (handshake completed, UDP exchange going on)
+  Napi::Value Assure(const Napi::CallbackInfo& info) {
+    const uint32_t ref = integerFrom(info[0], "ref", 1, table_->capacity());
+    const flow::FlowEntry entry = table_->entryAt(ref);
+    if (entry.load<uint8_t>(flow::entry::kProtocol) == packet::kProtocolTcp) entry.raiseState(flow::FlowState::Established);
+    table_->assure(entry);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Remove(const Napi::CallbackInfo& info) {
+    table_->remove(integerFrom(info[0], "ref", 1, table_->capacity()), 0);
+    return info.Env().Undefined();
+  }
+
+  // sweep(nowMs, timeoutSeconds) with one timeout for every state -> flows removed
+  Napi::Value Sweep(const Napi::CallbackInfo& info) {
+    const uint64_t nowMs = integerFrom(info[0], "nowMs", 0, 0xffffffff);
+    const uint32_t seconds = integerFrom(info[1], "timeoutSeconds", 1, 86400);
+    flow::Timeouts timeouts;
+    for (auto& timeout : timeouts) timeout.store(seconds);
+    return Napi::Number::New(info.Env(), double(table_->sweep(nowMs, timeouts, table_->capacity())));
+  }
+
+  Napi::Value SetFloodProtection(const Napi::CallbackInfo& info) {
+    const Napi::Object item = objectAt(info[0], "flood protection");
+    flow::FloodDefences& defences = table_->floodDefences();
+    defences.halfOpenSharePermille.store(integerFrom(item.Get("halfOpenSharePermille"), "halfOpenSharePermille", 1, 1000));
+    defences.udpSharePermille.store(integerFrom(item.Get("udpSharePermille"), "udpSharePermille", 1, 1000));
+    defences.pressureAtPermille.store(integerFrom(item.Get("pressureAtPermille"), "pressureAtPermille", 0, 1000));
+    defences.pressureTimeoutSeconds.store(integerFrom(item.Get("pressureTimeoutSeconds"), "pressureTimeoutSeconds", 1, 86400));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value EnterBatch(const Napi::CallbackInfo& info) {
+    table_->enterBatch(reader_);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value LeaveBatch(const Napi::CallbackInfo& info) {
+    table_->leaveBatch(reader_);
+    return info.Env().Undefined();
+  }
+
+  Napi::Reference<Napi::Uint8Array> memory_;
+  std::unique_ptr<flow::FlowTable> table_;
+  size_t reader_ = 0;
+};
+
+}  // namespace
+
+void addTestSurface(Napi::Env env, Napi::Object exports, Napi::Object packet) {
+  packet.Set("judgeTcpSegment", Napi::Function::New(env, JudgeTcpSegment));
+  packet.Set("afterTcpSegment", Napi::Function::New(env, AfterTcpSegment));
+  packet.Set("readTcpHeader", Napi::Function::New(env, ReadTcpHeader));
+  packet.Set("icmpError", Napi::Function::New(env, IcmpError));
+  packet.Set("tcpReset", Napi::Function::New(env, TcpReset));
+  packet.Set("claimSignal", Napi::Function::New(env, ClaimSignal));
+  exports.Set("FlowTableForTests", FlowTableForTests::Define(env));
+}
+
+}  // namespace natlb::napi

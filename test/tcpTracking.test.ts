@@ -1,0 +1,109 @@
+// natlb's TCP tracking (native/flow/tcp_window.h), the pure functions the workers run on every segment
+// of a flow: what a side's sequence end and window become, and which segments may change a flow's
+// state. A blind attacker guessing sequence numbers must fail; the connection's own segments must pass.
+
+import test from "ava";
+import { loadNative, type TcpSegmentFields, type TcpSide } from "../src/native";
+import { buildFrame } from "./support/frames";
+import { SeededRandom } from "./support/random";
+
+const packet = loadNative().packet;
+const FIN = 0x01, SYN = 0x02, RST = 0x04, ACK = 0x10;
+const NONE = 255;
+
+const unseen: TcpSide = { sequenceEnd: 0, windowBytes: 0, windowScale: NONE, seen: false };
+const segment = (fields: Partial<TcpSegmentFields>): TcpSegmentFields => ({
+  sequence: 0, acknowledgement: 0, window: 0, flags: ACK, payloadLength: 0, windowScale: NONE, ...fields,
+});
+
+/** A handshake as natlb sees it: the client's SYN (scale 7), the real's SYN-ACK (scale 9), the client's ACK. */
+function handshake() {
+  let client = packet.afterTcpSegment(unseen, unseen, segment({ sequence: 1000, flags: SYN, window: 64240, windowScale: 7 }));
+  let real = packet.afterTcpSegment(unseen, client, segment({ sequence: 5000, acknowledgement: 1001, flags: SYN | ACK, window: 65160, windowScale: 9 }));
+  client = packet.afterTcpSegment(client, real, segment({ sequence: 1001, acknowledgement: 5001, window: 502 }));
+  return { client, real };
+}
+
+test("a SYN counts one, records its window unscaled and its shift; later windows are scaled when both sides offered one", (t) => {
+  const { client, real } = handshake();
+  t.deepEqual(real, { sequenceEnd: 5001, windowBytes: 65160, windowScale: 9, seen: true });
+  t.is(client.sequenceEnd, 1001);
+  t.is(client.windowBytes, 502 << 7, "the ACK's window, scaled by the client's shift: larger than its SYN's 64240");
+  t.is(packet.afterTcpSegment(client, real, segment({ sequence: 1001, window: 1000 })).windowBytes, 1000 << 7);
+  t.is(packet.afterTcpSegment(client, real, segment({ sequence: 1001, window: 10 })).windowBytes, 502 << 7, "the largest stays");
+  // No scaling when the other side offered none: 4000 unscaled is less than what was seen.
+  const plainReal = { ...real, windowScale: NONE };
+  const fresh = { ...client, windowBytes: 0 };
+  t.is(packet.afterTcpSegment(fresh, plainReal, segment({ sequence: 1001, window: 4000 })).windowBytes, 4000);
+});
+
+test("data and FIN move the sequence end forward, never back; sequence numbers wrap", (t) => {
+  const { client, real } = handshake();
+  const afterData = packet.afterTcpSegment(client, real, segment({ sequence: 1001, payloadLength: 1448 }));
+  t.is(afterData.sequenceEnd, 2449);
+  t.is(packet.afterTcpSegment(afterData, real, segment({ sequence: 1001, payloadLength: 100 })).sequenceEnd, 2449, "a retransmission");
+  t.is(packet.afterTcpSegment(afterData, real, segment({ sequence: 2449, flags: FIN | ACK })).sequenceEnd, 2450, "FIN counts one");
+  const nearWrap = { ...afterData, sequenceEnd: 0xfffffff0 };
+  t.is(packet.afterTcpSegment(nearWrap, real, segment({ sequence: 0xfffffff0, payloadLength: 0x20 })).sequenceEnd, 0x10);
+});
+
+test("the connection's own RST and FIN act; an in-window inexact RST is only passed on", (t) => {
+  const { client, real } = handshake();
+  t.is(packet.judgeTcpSegment(client, real, segment({ sequence: client.sequenceEnd, flags: RST })), "track", "exact: closes");
+  t.is(packet.judgeTcpSegment(client, real, segment({ sequence: client.sequenceEnd + 100, flags: RST })), "passOnly");
+  t.is(packet.judgeTcpSegment(client, real, segment({ sequence: client.sequenceEnd - 100, flags: RST | ACK })), "passOnly");
+  t.is(packet.judgeTcpSegment(client, real, segment({ sequence: client.sequenceEnd, flags: FIN | ACK })), "track");
+  t.is(packet.judgeTcpSegment(real, client, segment({ sequence: real.sequenceEnd - 1000, flags: FIN | ACK, payloadLength: 1000 })), "track");
+});
+
+test("a blind attacker's RSTs and FINs with random sequence numbers are out of the window", (t) => {
+  const { client, real } = handshake();
+  const random = new SeededRandom(20261202);
+  let outside = 0;
+  const tries = 10_000;
+  for (let i = 0; i < tries; i++) {
+    const sequence = random.int(0, 0xffffffff);
+    const flags = i % 2 === 0 ? RST : FIN | ACK;
+    if (packet.judgeTcpSegment(client, real, segment({ sequence, flags })) === "outOfWindow") outside += 1;
+  }
+  // The window is the real's 65160 bytes on either side: 2 * 65160 / 2^32 = 0.003 % of guesses fit.
+  t.true(outside >= tries - 5, `${tries - outside} of ${tries} random guesses fit`);
+});
+
+test("segments outside the window never move the tracking: they are passed on untracked", (t) => {
+  const { client, real } = handshake();
+  const far = segment({ sequence: (client.sequenceEnd + 0x40000000) >>> 0, payloadLength: 1000 });
+  t.is(packet.judgeTcpSegment(client, real, far), "passOnly");
+  const spoofedSyn = segment({ sequence: (client.sequenceEnd + 0x7000000) >>> 0, flags: SYN });
+  t.is(packet.judgeTcpSegment(client, real, spoofedSyn), "passOnly", "a SYN on an established flow with a guessed sequence");
+});
+
+test("before the real has sent anything it may only refuse the client's SYN, acknowledging it exactly", (t) => {
+  const client = packet.afterTcpSegment(unseen, unseen, segment({ sequence: 1000, flags: SYN, window: 64240 }));
+  t.is(packet.judgeTcpSegment(unseen, client, segment({ flags: RST | ACK, acknowledgement: 1001 })), "track");
+  t.is(packet.judgeTcpSegment(unseen, client, segment({ flags: RST | ACK, acknowledgement: 1002 })), "outOfWindow");
+  t.is(packet.judgeTcpSegment(unseen, client, segment({ flags: RST, acknowledgement: 1001 })), "outOfWindow", "RST without ACK");
+  t.is(packet.judgeTcpSegment(unseen, client, segment({ flags: FIN | ACK })), "outOfWindow");
+  t.is(packet.judgeTcpSegment(unseen, client, segment({ flags: SYN | ACK, sequence: 77 })), "track", "its SYN-ACK");
+  t.is(packet.judgeTcpSegment(unseen, client, segment({ flags: ACK, sequence: 77 })), "passOnly", "data before its SYN-ACK");
+});
+
+test("readTcpHeader reads the window-scale option of a SYN, ignores it elsewhere, and refuses a header that does not fit", (t) => {
+  const options = Uint8Array.of(0x02, 0x04, 0x05, 0xb4, 0x01, 0x03, 0x03, 0x07); // MSS 1460, NOP, WS 7
+  const syn = buildFrame({ src: "198.18.0.2", dst: "198.18.0.100", sport: 40000, dport: 80, tcpOptions: options, checksum: "complete" });
+  syn[14 + 20 + 13] = SYN;
+  const fields = packet.readTcpHeader(syn);
+  t.like(fields, { ok: true, flags: SYN, windowScale: 7, payloadLength: 0 });
+  const ack = syn.slice();
+  ack[14 + 20 + 13] = ACK;
+  t.like(packet.readTcpHeader(ack), { ok: true, windowScale: NONE });
+  const huge = Uint8Array.of(0x01, 0x03, 0x03, 0x2f); // WS 47: at most 14 counts (RFC 7323)
+  const big = buildFrame({ src: "198.18.0.2", dst: "198.18.0.100", tcpOptions: huge, checksum: "complete" });
+  big[14 + 20 + 13] = SYN;
+  t.like(packet.readTcpHeader(big), { ok: true, windowScale: 14 });
+  const bad = syn.slice();
+  bad[14 + 20 + 12] = 0xf0; // data offset 60 bytes, past the segment
+  t.like(packet.readTcpHeader(bad), { ok: false });
+  bad[14 + 20 + 12] = 0x40; // data offset 16 bytes: below the minimum
+  t.like(packet.readTcpHeader(bad), { ok: false });
+});
