@@ -340,7 +340,7 @@ void Engine::refreshMtus() {
 }
 
 void Engine::housekeep() {
-  SenderSet senders(context_.interfaces, false);
+  SenderSet senders(context_.interfaces, false, SenderSet::Claims::Nothing);
   uint64_t mtusReadMs = 0;
   while (context_.running.load(std::memory_order_acquire)) {
     const uint64_t nowMs = monotonicMs();

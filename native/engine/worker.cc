@@ -53,7 +53,7 @@ Worker::Worker(EngineContext& context, const InterfaceConfig& interface, const i
       largeFrames_(interface.ifindex, usesXdp(interface) ? io::kLargeFrameRingBesideXdp : io::kLargeFrameRing,
                    io::buildSocketFilter(selection), io::RingBinding::Ipv4),
       arpFrames_(interface.ifindex, io::kArpFrameRing, io::buildSocketFilter(selection), io::RingBinding::Arp),
-      senders_(context.interfaces, context.coalesceTcp),
+      senders_(context.interfaces, context.coalesceTcp, SenderSet::Claims::Replies),
       neighbours_(context.neighbours),
       flowReader_(context.flows.registerReader()),
       random_(0x9e3779b97f4a7c15ULL ^ (uint64_t(interface.ifindex) << 32) ^ monotonicMs()) {
@@ -643,7 +643,7 @@ void Worker::askForNeighbour(uint32_t nextHop, const InterfaceConfig& egress, io
 // The AF_XDP path: this flow's next replies go straight to the sockets (the kernel handed this one
 // over through the rings). The flow map releases the claim with the flow.
 void Worker::claimRepliesForXdp(const flow::FlowEntry& entry) {
-  if (entry.setFlags(0) & flow::flags::kXdpClaimed) return;
+  if (entry.flags() & flow::flags::kXdpClaimed) return;
   const kernel_flow_key reply = flow::replyKeyOf(entry);
   if (!xdp_->steering().claimReply(reply)) return;
   entry.setFlags(flow::flags::kXdpClaimed);

@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "../flow/reply_claims.h"
 #include "system_error.h"
 
 namespace natlb::io {
@@ -36,7 +35,7 @@ constexpr size_t kScatterEntries = 2 * FrameSender::kBatch + FrameSender::kBatch
 
 }  // namespace
 
-FrameSender::FrameSender(int ifindex, bool coalesceTcp) : coalesceTcp_(coalesceTcp) {
+FrameSender::FrameSender(int ifindex, bool coalesceTcp, uint32_t mark) : coalesceTcp_(coalesceTcp) {
   if (coalesceTcp_) arena_.resize(kArenaBytes);
   vectors_.resize(kScatterEntries);
   socket_ = UniqueFd(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));  // protocol 0: this socket never receives
@@ -45,9 +44,7 @@ FrameSender::FrameSender(int ifindex, bool coalesceTcp) : coalesceTcp_(coalesceT
   if (setsockopt(socket_.get(), SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) != 0) {
     throwSystemError("PACKET_VNET_HDR on the transmit socket");
   }
-  // Every frame natlb sends claims its flow's replies in the kernel's list (flow/reply_claims.h).
-  const uint32_t mark = flow::kClaimMark;
-  if (setsockopt(socket_.get(), SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0) {
+  if (mark != 0 && setsockopt(socket_.get(), SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0) {
     throwSystemError("SO_MARK on the transmit socket (needs CAP_NET_RAW and Linux 5.17 or later)");
   }
   sockaddr_ll where{};

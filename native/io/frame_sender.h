@@ -19,8 +19,8 @@ class FrameSender {
   static constexpr size_t kBatch = 64;
 
   // With `coalesceTcp`, consecutive MTU-sized segments of a TCP flow queued between two flushes go
-  // out as one GSO super-frame (packet/tcp_coalesce.h).
-  FrameSender(int ifindex, bool coalesceTcp);
+  // out as one GSO super-frame (packet/tcp_coalesce.h). Every frame carries `mark` (SO_MARK; 0: none).
+  FrameSender(int ifindex, bool coalesceTcp, uint32_t mark);
   FrameSender(const FrameSender&) = delete;
   FrameSender& operator=(const FrameSender&) = delete;
 
