@@ -45,7 +45,7 @@ test("without VIPs or without backend interfaces the table still builds, without
   t.regex(bare, /client_ingress/);
 });
 
-test("planFor: each VIP once, sorted; room for twice the flow map; the daemon and kernel-setup plan alike", (t) => {
+test("planFor: each VIP once, sorted; room for the flow map and a million released claims; the daemon and kernel-setup plan alike", (t) => {
   const config = parseConfig({
     flowCapacity: 1000,
     services: [
@@ -57,10 +57,10 @@ test("planFor: each VIP once, sorted; room for twice the flow map; the daemon an
   const interfaces = [
     { name: "eth0", role: "client" }, { name: "eth2", role: "client" }, { name: "eth1", role: "backend" },
   ] as NativeInterface[];
-  const expected = { vips: ["198.18.0.100", "198.18.0.101"], clientInterfaces: ["eth0", "eth2"], backendInterfaces: ["eth1"], claimCapacity: 2000 };
+  const expected = { vips: ["198.18.0.100", "198.18.0.101"], clientInterfaces: ["eth0", "eth2"], backendInterfaces: ["eth1"], claimCapacity: 1000 + 1048576 };
   t.deepEqual(kernelPlanFor(config, interfaces), expected);
   t.deepEqual(planFor(config.services, { client: ["eth0", "eth2"], backend: ["eth1"] }, 1000), expected);
-  t.is(planFor([], { client: [], backend: [] }, 16).claimCapacity, 1024, "at least 1024");
+  t.is(planFor([], { client: [], backend: [] }, 4_000_000).claimCapacity, 8_000_000, "twice a large map");
 });
 
 test("the kernel accepts the table as generated (nft --check in a lab gateway)", async (t) => {

@@ -30,9 +30,19 @@ export function planFor(
     vips: [...new Set(services.map((s) => s.vip))].sort(),
     clientInterfaces: [...interfaces.client],
     backendInterfaces: [...interfaces.backend],
-    // Room for every flow, and for claims whose release is still on its way.
-    claimCapacity: Math.max(2 * flowCapacity, 1024),
+    claimCapacity: claimCapacityFor(flowCapacity),
   };
+}
+
+/**
+ * Room in the kernel's list of claimed replies: one per flow, and as many again (at least a million)
+ * for released claims, which count against the set's size until the kernel's garbage collection runs
+ * (about a second): without that room a churning map (a flood evicting 100 k flows a second) would find
+ * the set full and its new flows' claims silently not added. The kernel sizes the set's hash buckets
+ * from it up front: 16 MiB at the default flow capacity.
+ */
+export function claimCapacityFor(flowCapacity: number): number {
+  return flowCapacity + Math.max(flowCapacity, 1 << 20);
 }
 
 /** Everything either plan needs: installed first when moving from one plan to the other. */
