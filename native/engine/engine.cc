@@ -174,7 +174,8 @@ void Engine::setLocalAddresses(std::vector<uint32_t> addresses) {
 }
 
 void Engine::learnNeighbours(const std::vector<NeighbourEntry>& neighbours) {
-  for (const NeighbourEntry& n : neighbours) context_.neighbours.learn(n.ip, n.mac, n.ifindex);
+  const uint64_t nowMs = monotonicMs();
+  for (const NeighbourEntry& n : neighbours) context_.neighbours.learn(n.ip, n.mac, n.ifindex, NeighbourSource::KernelTable, nowMs);
 }
 
 void Engine::setTimeouts(const TimeoutSeconds& t) {

@@ -2,14 +2,21 @@
 
 namespace natlb::engine {
 
-void NeighbourCache::learn(uint32_t ip, const packet::MacAddress& mac, int ifindex) {
+void NeighbourCache::learn(uint32_t ip, const packet::MacAddress& mac, int ifindex, NeighbourSource source, uint64_t nowMs) {
   if (ip == 0) return;
   std::lock_guard lock(mutex_);
-  auto [it, inserted] = entries_.try_emplace(ip, NeighbourEntry{ip, mac, ifindex});
+  const uint64_t ownAnswerMs = source == NeighbourSource::OwnArpReply ? nowMs : 0;
+  auto [it, inserted] = entries_.try_emplace(ip, Known{NeighbourEntry{ip, mac, ifindex}, ownAnswerMs});
   if (!inserted) {
-    if (it->second.mac == mac && it->second.ifindex == ifindex) return;
-    it->second.mac = mac;
-    it->second.ifindex = ifindex;
+    Known& known = it->second;
+    if (source == NeighbourSource::OwnArpReply) {
+      known.ownAnswerMs = nowMs;
+    } else if (known.ownAnswerMs != 0 && nowMs < known.ownAnswerMs + kOwnAnswerTrustMs) {
+      return;  // natlb's own answer is recent: the kernel's entry does not overrule it
+    }
+    if (known.entry.mac == mac && known.entry.ifindex == ifindex) return;
+    known.entry.mac = mac;
+    known.entry.ifindex = ifindex;
   }
   generation_.fetch_add(1, std::memory_order_release);
 }
@@ -18,14 +25,14 @@ std::optional<packet::MacAddress> NeighbourCache::find(uint32_t ip) const {
   std::lock_guard lock(mutex_);
   const auto found = entries_.find(ip);
   if (found == entries_.end()) return std::nullopt;
-  return found->second.mac;
+  return found->second.entry.mac;
 }
 
 std::vector<NeighbourEntry> NeighbourCache::snapshot() const {
   std::lock_guard lock(mutex_);
   std::vector<NeighbourEntry> out;
   out.reserve(entries_.size());
-  for (const auto& [ip, entry] : entries_) out.push_back(entry);
+  for (const auto& [ip, known] : entries_) out.push_back(known.entry);
   return out;
 }
 

@@ -20,10 +20,17 @@ struct NeighbourEntry {
   int ifindex;
 };
 
+// Where a neighbour's MAC came from. natlb's own ARP wins over the kernel's table for a while: the
+// kernel takes an unsolicited ARP reply for a neighbour it knows (arp_accept=0 only stops new ones),
+// so a host on the link can rewrite the kernel's entry; natlb re-asks its next hops every 30 s.
+enum class NeighbourSource : uint8_t { OwnArpReply, KernelTable };
+
 class NeighbourCache {
  public:
-  // Records ip -> mac; cheap when nothing changes.
-  void learn(uint32_t ip, const packet::MacAddress& mac, int ifindex);
+  // Records ip -> mac; cheap when nothing changes. The kernel's table does not overrule an answer to
+  // natlb's own request younger than kOwnAnswerTrustMs.
+  static constexpr uint64_t kOwnAnswerTrustMs = 60000;
+  void learn(uint32_t ip, const packet::MacAddress& mac, int ifindex, NeighbourSource source, uint64_t nowMs);
   std::optional<packet::MacAddress> find(uint32_t ip) const;
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
   std::vector<NeighbourEntry> snapshot() const;
@@ -34,7 +41,11 @@ class NeighbourCache {
 
  private:
   mutable std::mutex mutex_;
-  std::unordered_map<uint32_t, NeighbourEntry> entries_;
+  struct Known {
+    NeighbourEntry entry;
+    uint64_t ownAnswerMs;  // when natlb's own request was last answered (0: never)
+  };
+  std::unordered_map<uint32_t, Known> entries_;
   std::unordered_map<uint32_t, uint64_t> lastRequestMs_;
   std::atomic<uint64_t> generation_{1};
 };

@@ -219,7 +219,7 @@ void Worker::handleArp(const io::ReceivedFrame& frame) {
     const bool answersUs = ourIp != 0 && message->targetIp == ourIp && message->targetMac == interface_.mac &&
                            context_.neighbours.awaitsReply(message->senderIp, nowMs_);
     if (answersUs) {
-      context_.neighbours.learn(message->senderIp, message->senderMac, interface_.ifindex);
+      context_.neighbours.learn(message->senderIp, message->senderMac, interface_.ifindex, NeighbourSource::OwnArpReply, nowMs_);
       counters_.add(Counter::ArpRepliesLearned);
     } else {
       counters_.add(Counter::ArpIgnored);

@@ -16,6 +16,8 @@ enum class ParseError : uint8_t {
   BadTotalLength,
   Fragment,
   UnsupportedProtocol,
+  BadOptions,           // an IPv4 option whose length does not fit (the kernel drops these too)
+  BadTransportHeader,   // a TCP data offset below 5 words or past the segment
 };
 
 std::string_view describe(ParseError error);
@@ -45,7 +47,8 @@ struct ParsedFrame {
   Ipv4FrameView view;
 };
 
-// Accepts an IPv4 frame carrying a first (or only) fragment of TCP or UDP with complete L4 headers.
+// Accepts an IPv4 frame carrying a first (or only) fragment of TCP or UDP with complete L4 headers and
+// well-formed IPv4 options (each one's length fits; their meaning is the endpoints' business).
 ParsedFrame parseIpv4Frame(uint8_t* frame, size_t frameLength);
 
 inline uint16_t etherType(const uint8_t* frame) { return load16(frame + 12); }
