@@ -68,10 +68,11 @@ int forward_established(struct __sk_buff* skb) {
   if (ip->ttl <= 1) return tcx_next;  // user space counts the drop
   // IP bytes, as user space counts them; a BIG TCP frame's tot_len is 0, its length is the skb's.
   const __u32 ipLength = ip->tot_len ? bpf_ntohs(ip->tot_len) : skb->len - ETH_HLEN;
-  // A segment (or a GSO frame's segments) too long for the egress goes to user space, which counts it
-  // as it would without the fast path.
+  // A segment too long for the egress goes to user space, which answers it with "fragmentation needed".
+  // A GSO frame is judged by its segments (BPF_MTU_CHK_SEGS): without the flag it passes whatever its
+  // segment size, and a NIC would put too-long frames on the link.
   __u32 mtuLength = 0;
-  if (bpf_check_mtu(skb, action->egress_ifindex, &mtuLength, 0, 0) != BPF_MTU_CHK_RET_SUCCESS) return tcx_next;
+  if (bpf_check_mtu(skb, action->egress_ifindex, &mtuLength, 0, BPF_MTU_CHK_SEGS) != BPF_MTU_CHK_RET_SUCCESS) return tcx_next;
 
   // TTL: the 16-bit word (TTL, protocol) changes by one in its high byte.
   const __u16 oldTtlWord = *(__u16*)&ip->ttl;
