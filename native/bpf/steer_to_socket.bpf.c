@@ -3,8 +3,8 @@
 // the gateway's own traffic, the reals' own traffic) passes on to the kernel, whose verdict natlb's
 // AF_PACKET rings then follow (native/flow/reply_claims.h says which frames natlb owns). Here:
 //   - IPv4 to a VIP, any protocol but ICMP, fragments included;
-//   - replies of natlb's flows that it has claimed here (first fragments and whole datagrams: later
-//     fragments carry no ports and pass to the kernel, which hands them over);
+//   - replies of natlb's flows that it has claimed here, and the later fragments of a claimed reply
+//     steered here (remembered by source, destination, IP id and protocol, as the kernel set-up does);
 // never frames to the gateway's own addresses (health checks, an admin's connection to a real).
 // With the kernel fast path on, an established flow's segments pass to the kernel, whose TC program
 // forwards them (forward_established.bpf.c).
@@ -54,6 +54,21 @@ struct {
   __type(value, __u8);
 } claimed_replies SEC(".maps");
 
+// The first fragment of a claimed reply was steered: its later fragments, which carry no ports, follow it.
+struct fragment_key {
+  __u32 source_ip;
+  __u32 destination_ip;
+  __u16 id;
+  __u16 protocol;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);  // the oldest go when it is full: a datagram's fragments come together
+  __uint(max_entries, 65536);
+  __type(key, struct fragment_key);
+  __type(value, __u8);
+} steered_fragments SEC(".maps");
+
 static __always_inline int steer(struct xdp_md* ctx) {
   // XDP_PASS when no socket is bound to this queue (yet): the kernel then handles the frame.
   return bpf_redirect_map(&receive_sockets, ctx->rx_queue_index, XDP_PASS);
@@ -96,7 +111,11 @@ int steer_to_socket(struct xdp_md* ctx) {
   }
   if (bpf_map_lookup_elem(&local_addresses, &destination)) return XDP_PASS;
 
-  if ((ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP) || (ip->frag_off & bpf_htons(0x1fff)) != 0) return XDP_PASS;
+  if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP) return XDP_PASS;
+  struct fragment_key fragment = {.source_ip = ip->saddr, .destination_ip = ip->daddr, .id = ip->id, .protocol = ip->protocol};
+  if ((ip->frag_off & bpf_htons(0x1fff)) != 0) {
+    return bpf_map_lookup_elem(&steered_fragments, &fragment) ? steer(ctx) : XDP_PASS;
+  }
   __u32 headerLength = ip->ihl * 4;
   if (headerLength < sizeof(*ip)) return XDP_PASS;
   __u8* l4 = (__u8*)ip + headerLength;
@@ -109,8 +128,12 @@ int steer_to_socket(struct xdp_md* ctx) {
       .destination_port = *(__u16*)(l4 + 2),
       .protocol = ip->protocol,
   };
-  if (bpf_map_lookup_elem(&claimed_replies, &reply)) return steer(ctx);
-  return XDP_PASS;
+  if (!bpf_map_lookup_elem(&claimed_replies, &reply)) return XDP_PASS;
+  if (ip->frag_off & bpf_htons(0x2000)) {  // more fragments follow
+    const __u8 one = 1;
+    bpf_map_update_elem(&steered_fragments, &fragment, &one, BPF_ANY);
+  }
+  return steer(ctx);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -3,15 +3,14 @@
 // steady pace, the daemon's status sampled while a flood runs, and the content check of downloads.
 import type { ExecutionContext } from "ava";
 import type { BalancerStatus } from "../../src/balancer";
-import { startBalancer, type BalancerProcess } from "../../src/lab/balancerProcess";
-import { startBlobServer, type BlobServerHandle } from "../../src/lab/blobServer";
+import type { BalancerProcess } from "../../src/lab/balancerProcess";
+import type { BlobServerHandle } from "../../src/lab/blobServer";
 import type { DownloadSummary } from "../../src/lab/download";
 import { sbin } from "../../src/lab/netns";
 import { readSnmpCounters } from "../../src/lab/netCounters";
 import type { ProbeCounts } from "../../src/lab/pacedProbes";
-import { createLab, type Lab } from "../../src/lab/topology";
-import { startUdpEcho } from "../../src/lab/udpEcho";
-import { REAL_PORT, UDP_REAL_PORT } from "./lab";
+import type { Lab } from "../../src/lab/topology";
+import { UDP_REAL_PORT, withNatLab } from "./lab";
 
 /** Every lab of the flood tests has this name prefix. */
 export const FLOOD_LAB_PREFIX = "ff";
@@ -33,23 +32,14 @@ export async function withFloodLab(
   options: { config: (lab: Lab) => unknown; udpEchoes?: boolean },
   body: (env: FloodLab) => Promise<void>,
 ): Promise<void> {
-  const lab = await createLab({ reals: 3, offloads: true, prefix: FLOOD_LAB_PREFIX, floodHost: true });
-  let natlb: BalancerProcess | undefined;
-  try {
-    const servers: BlobServerHandle[] = [];
-    for (let i = 1; i <= lab.reals.length; i++) {
-      servers.push(await startBlobServer(lab, i, REAL_PORT, { cacheMb: 64, maxSeconds: 600 }));
-      if (options.udpEchoes === true) await startUdpEcho(lab, i, UDP_REAL_PORT, { quiet: true });
-    }
-    natlb = await startBalancer(lab, options.config(lab));
-    await body({ lab, servers, natlb });
-  } catch (error) {
-    if (natlb) t.log(`natlb output (last 6000 characters):\n${natlb.output().slice(-6000)}`);
-    throw error;
-  } finally {
-    if (natlb) await natlb.stop().catch(() => undefined);
-    await lab.destroy();
-  }
+  await withNatLab(
+    t,
+    {
+      offloads: true, prefix: FLOOD_LAB_PREFIX, floodHost: true, config: options.config,
+      blobServer: { cacheMb: 64, maxSeconds: 600 }, udpEchoes: options.udpEchoes === true,
+    },
+    ({ lab, servers, natlb }) => body({ lab, servers, natlb: natlb! }),
+  );
 }
 
 /**

@@ -6,14 +6,14 @@
 // The sender and the endpoints are one small python3 program (FRONT_LINE_TOOL below), run with
 // `python3 -c` in a namespace, so nothing is written to disk. Every mode is bounded in time.
 import type { ExecutionContext } from "ava";
-import { startBalancer, type BalancerProcess } from "../../src/lab/balancerProcess";
-import { startBlobServer, type BlobServerHandle } from "../../src/lab/blobServer";
-import { createLab, type Lab } from "../../src/lab/topology";
+import type { BalancerProcess } from "../../src/lab/balancerProcess";
+import type { BlobServerHandle } from "../../src/lab/blobServer";
+import type { Lab } from "../../src/lab/topology";
 import { ToolProcess } from "../../src/lab/toolProcess";
 import type { EngineCounters } from "../../src/native";
 import { IPPROTO_TCP, IPPROTO_UDP, transportChecksum } from "./checksum";
 import { buildFrame, put16, put32, refreshIpChecksum, toHex, ETH_HEADER_LEN, type FrameSpec } from "./frames";
-import { REAL_PORT } from "./lab";
+import { withNatLab } from "./lab";
 
 /** Every lab of the front-line tests carries this prefix. */
 export const FRONT_LINE_PREFIX = "fx";
@@ -38,32 +38,24 @@ export interface FrontLineLabOptions {
   config: (lab: Lab) => unknown;
 }
 
-/** Like withNatLab, with prefix "fx" and optionally the backend rogue; always tears everything down. */
+/** withNatLab with prefix "fx", optionally the backend rogue, and the blob servers by real index. */
 export async function withFrontLineLab(
   t: ExecutionContext,
   options: FrontLineLabOptions,
   body: (env: FrontLineLab) => Promise<void>,
 ): Promise<void> {
-  const lab = await createLab({
-    reals: options.reals ?? 3,
-    offloads: options.offloads ?? true,
-    prefix: FRONT_LINE_PREFIX,
-    backendRogue: options.backendRogue ?? false,
-  });
-  let natlb: BalancerProcess | undefined;
-  try {
-    const servers: (BlobServerHandle | undefined)[] = lab.reals.map(() => undefined);
-    const blobReals = options.blobReals ?? lab.reals.map((_, i) => i + 1);
-    await Promise.all(blobReals.map(async (index) => (servers[index - 1] = await startBlobServer(lab, index, REAL_PORT))));
-    natlb = await startBalancer(lab, options.config(lab));
-    await body({ lab, servers, natlb });
-  } catch (error) {
-    if (natlb) t.log(`natlb output (last 6000 characters):\n${natlb.output().slice(-6000)}`);
-    throw error;
-  } finally {
-    if (natlb) await natlb.stop().catch(() => undefined);
-    await lab.destroy();
-  }
+  const blobReals = options.blobReals ?? Array.from({ length: options.reals ?? 3 }, (_, i) => i + 1);
+  await withNatLab(
+    t,
+    {
+      offloads: options.offloads ?? true, reals: options.reals ?? 3, prefix: FRONT_LINE_PREFIX,
+      backendRogue: options.backendRogue ?? false, blobReals, config: options.config,
+    },
+    ({ lab, servers, natlb }) => {
+      const byReal: (BlobServerHandle | undefined)[] = lab.reals.map((_, i) => servers[blobReals.indexOf(i + 1)]);
+      return body({ lab, servers: byReal, natlb: natlb! });
+    },
+  );
 }
 
 /** after - before for the named counters. */

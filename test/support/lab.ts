@@ -2,7 +2,7 @@
 // real daemon in the gateway namespace, and a snapshot of the gateway's kernel state.
 import type { ExecutionContext } from "ava";
 import { startBalancer, type BalancerProcess } from "../../src/lab/balancerProcess";
-import { startBlobServer, type BlobServerHandle } from "../../src/lab/blobServer";
+import { startBlobServer, type BlobServerHandle, type BlobServerOptions } from "../../src/lab/blobServer";
 import { sbin } from "../../src/lab/netns";
 import { createLab, type Lab } from "../../src/lab/topology";
 import { startUdpEcho, type UdpEchoHandle } from "../../src/lab/udpEcho";
@@ -57,23 +57,40 @@ export async function withUdpLab(t: ExecutionContext, body: (env: NatLab) => Pro
   });
 }
 
-/** Builds a lab with blob servers on every real, runs `body`, and always tears everything down. */
-export async function withNatLab(
-  t: ExecutionContext,
-  options: {
-    offloads: boolean; reals?: number; config?: (lab: Lab) => unknown; startNatlb?: boolean; prefix?: string; gatewayQueues?: number;
-  },
-  body: (env: NatLab) => Promise<void>,
-): Promise<void> {
+export interface NatLabOptions {
+  offloads: boolean;
+  reals?: number;
+  config?: (lab: Lab) => unknown;
+  startNatlb?: boolean;
+  prefix?: string;
+  gatewayQueues?: number;
+  /** The lab's attack hosts (src/lab/topology.ts). */
+  floodHost?: boolean;
+  backendRogue?: boolean;
+  /** Which reals (1-based) run a blob server on REAL_PORT; default all. `servers` follows this order. */
+  blobReals?: number[];
+  blobServer?: BlobServerOptions;
+  /** Also a quiet UDP echo server on UDP_REAL_PORT on every real. */
+  udpEchoes?: boolean;
+}
+
+/** Builds a lab with blob servers on its reals, runs `body`, and always tears everything down. */
+export async function withNatLab(t: ExecutionContext, options: NatLabOptions, body: (env: NatLab) => Promise<void>): Promise<void> {
   const lab = await createLab({
     reals: options.reals ?? 3,
     offloads: options.offloads,
     ...(options.prefix ? { prefix: options.prefix } : {}),
     ...(options.gatewayQueues ? { gatewayQueues: options.gatewayQueues } : {}),
+    ...(options.floodHost ? { floodHost: true } : {}),
+    ...(options.backendRogue ? { backendRogue: true } : {}),
   });
   const env: NatLab = { lab, servers: [], natlb: undefined };
   try {
-    for (let i = 1; i <= lab.reals.length; i++) env.servers.push(await startBlobServer(lab, i, REAL_PORT));
+    const blobReals = options.blobReals ?? lab.reals.map((_, i) => i + 1);
+    env.servers = await Promise.all(blobReals.map((i) => startBlobServer(lab, i, REAL_PORT, options.blobServer)));
+    if (options.udpEchoes) {
+      await Promise.all(lab.reals.map((_, i) => startUdpEcho(lab, i + 1, UDP_REAL_PORT, { quiet: true })));
+    }
     if (options.startNatlb !== false) {
       const config = options.config ? options.config(lab) : { services: [tcpService(lab, lab.reals.map(() => 1))] };
       env.natlb = await startBalancer(lab, config);
