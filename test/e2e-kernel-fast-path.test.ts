@@ -309,7 +309,7 @@ test.serial("kernelFastPath false (the default): nothing at tcx ingress, no hand
 });
 
 test.serial("an offloaded flow that keeps carrying traffic outlives tcpEstablished (3 s), its bytes grow in the listing; idle, it expires and its kernel entries go", async (t) => {
-  const chunks = 70;
+  const chunks = 100;  // 10 s: each sample is two CLI calls, slow on a loaded machine
   const chunkBytes = 16 * 1024;
   const localPort = 31000;
   await withKfLab(
@@ -334,7 +334,7 @@ test.serial("an offloaded flow that keeps carrying traffic outlives tcpEstablish
       const firstSeen = samples.findIndex((s) => s.state !== undefined);
       t.true(firstSeen >= 0, "the flow was never listed");
       const fromFirst = samples.slice(firstSeen);
-      t.true(fromFirst.length >= 5, `only ${fromFirst.length} samples`);
+      t.true(fromFirst.length >= 4, `only ${fromFirst.length} samples`);
       t.deepEqual(fromFirst.filter((s) => s.state !== "ESTABLISHED"), [], "the flow was ESTABLISHED, listed at every sample");
       t.true((fromFirst.at(-1)?.ageMs ?? 0) > 4000, "the same flow lived more than tcpEstablished + 1 s");
       t.is(fromFirst.at(-1)?.kernelFlows, 1, "the flow was in the kernel");
