@@ -50,6 +50,15 @@ function formatStatus(status: BalancerStatus): string {
   lines.push(
     `frames: ${c.toReal} to reals, ${c.toClient} to clients; drops: ${drops.length ? drops.join(", ") : "none"}`,
   );
+  const f = status.flows;
+  const evicted = f.evicted.halfOpenTcpShare + f.evicted.halfOpenTcpRoom + f.evicted.udpShare + f.evicted.udpRoom;
+  if (f.unassured.halfOpenTcp + f.unassured.udp + evicted + f.expiredUnderPressure > 0) {
+    lines.push(
+      `flood defences: unassured ${f.unassured.halfOpenTcp} half-open TCP, ${f.unassured.udp} UDP; ` +
+        `evicted ${evicted} (half-open TCP ${f.evicted.halfOpenTcpShare} for its share, ${f.evicted.halfOpenTcpRoom} for room; ` +
+        `UDP ${f.evicted.udpShare} for its share, ${f.evicted.udpRoom} for room); expired under pressure ${f.expiredUnderPressure}`,
+    );
+  }
   return lines.join("\n");
 }
 

@@ -202,6 +202,7 @@ test("the flow map is bounded: unassured flows give way to new ones, assured one
       status = await natlb!.status();
       t.true(status.flows.live <= 16);
       t.true(status.flows.evicted.udpRoom >= 12, JSON.stringify(status.flows));
+      t.regex((await natlb!.cli(["status"])).stdout, /flood defences: unassured 0 half-open TCP, \d+ UDP; evicted [1-9]\d* \(/);
       t.is(status.counters.dropFlowTableFull, 0);
       // The assured flows were never evicted: they still reach the same reals.
       const again = await exchange(44000, 8);
