@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <mutex>
 
+#include "../packet/wire.h"
 #include "flow_layout.h"
 #include "offloaded_flows.h"
 #include "reply_claims.h"
@@ -119,7 +120,7 @@ using Timeouts = std::atomic<uint32_t>[kFlowStateCount];  // seconds, by FlowSta
 enum class UnassuredClass : uint8_t { HalfOpenTcp, Udp };
 constexpr size_t kUnassuredClassCount = 2;
 constexpr UnassuredClass unassuredClassOf(uint8_t protocol) {
-  return protocol == 17 ? UnassuredClass::Udp : UnassuredClass::HalfOpenTcp;
+  return protocol == packet::kProtocolUdp ? UnassuredClass::Udp : UnassuredClass::HalfOpenTcp;
 }
 
 // A UDP flow that has had a reply and still carries packets this long after it began is a stream, not
@@ -129,7 +130,7 @@ constexpr uint64_t kUdpAssuredAfterMs = 2000;
 // Whether a flow has proven itself: TCP once out of SYN_RECV (its handshake completed, or it closed),
 // UDP once the real replied and the exchange goes on.
 constexpr bool hasProvenItself(uint8_t protocol, FlowState state, uint16_t flowFlags, uint64_t ageMs) {
-  if (protocol == 17) return (flowFlags & flags::kSeenReply) && ageMs >= kUdpAssuredAfterMs;
+  if (protocol == packet::kProtocolUdp) return (flowFlags & flags::kSeenReply) && ageMs >= kUdpAssuredAfterMs;
   return state != FlowState::SynRecv;
 }
 
