@@ -12,20 +12,20 @@ import { readMachineTicks, readProcessTicks } from "../src/lab/benchTools";
 import { startBlobServer } from "../src/lab/blobServer";
 import { startFlood, type FloodKind, type FloodSummary } from "../src/lab/flood";
 import { SPOOF_RANGE } from "../src/lab/labAddresses";
-import { IP_BIN } from "../src/lab/netns";
 import { linkCountersDelta, readLinkCounters } from "../src/lab/netCounters";
 import { runPacedProbes, type ProbeSummary } from "../src/lab/pacedProbes";
 import { createLab, type Lab } from "../src/lab/topology";
 import { startUdpEcho } from "../src/lab/udpEcho";
-import { withTimeout } from "../src/lab/wait";
 import { conntrackCount, ensureConntrackTool, flushConntrack } from "./conntrack";
 import type { ConnTool } from "./connTool";
 import { stepPassed } from "./floodReport";
-import { SERVICES_PORTS, clientIpFor } from "./labRounds";
+import {
+  SERVICES_PORTS, addClientAddresses, clientIpFor, labServerSeconds, newVariantTurn, runThenDestroy, runVariantTurn,
+  type LabOutcome, type VariantTurn,
+} from "./labRounds";
 import type { ResolvedOptions } from "./options";
 import { formatNumber } from "./stats";
 import type { ActiveVariant, BenchServices, Variant, VariantId } from "./variants";
-import { assertGatewayClean } from "./variants/gatewayState";
 
 export const FLOOD_KINDS: readonly FloodKind[] = ["syn", "udp"];
 export const FLOOD_SERVICES_PORTS = { ...SERVICES_PORTS, udp: { vport: 53, realPort: 5353 } } as const;
@@ -41,7 +41,7 @@ export interface FloodCpu {
 }
 
 /** One variant under one flood at one rate (kept whole in the JSON report). */
-export interface FloodStep {
+export interface FloodStep extends VariantTurn {
   kind: FloodKind;
   variant: VariantId;
   /** The rate asked of the generator, packets per second. */
@@ -49,7 +49,6 @@ export interface FloodStep {
   /** Position in the lab's sequence of steps (0 = first). */
   index: number;
   clientIp: string;
-  setUpMs: number | null;
   /** Probes before the flood: the path works (every one must succeed, else the step is void). */
   before: ProbeSummary | null;
   /** Probes started while the flood ran. */
@@ -65,19 +64,22 @@ export interface FloodStep {
   repliesToFloodHost: number | null;
   /** Entries of the gateway's conntrack table: left over before this step's flush, and right after the flood. */
   conntrack: { beforeFlush: number | null; afterFlood: number | null };
-  diagnostics: Record<string, unknown>;
-  errors: string[];
-  /** What the variant left in the gateway after tear-down (the lab stops then); null when clean. */
-  leftovers: string | null;
 }
 
-export interface FloodLabResult {
+/** A step before it runs: nothing measured yet. */
+export function newFloodStep(kind: FloodKind, variant: VariantId, pps: number, index: number, clientIp: string): FloodStep {
+  return {
+    kind, variant, pps, index, clientIp,
+    before: null, during: null, after: null, flood: null, cpu: null, timing: null, repliesToFloodHost: null,
+    conntrack: { beforeFlush: null, afterFlood: null },
+    ...newVariantTurn(),
+  };
+}
+
+export interface FloodLabResult extends LabOutcome {
   lab: "flood";
   labId: string | null;
   steps: FloodStep[];
-  errors: string[];
-  /** Why steps stopped before the planned number, or null. */
-  stoppedEarly: string | null;
   /** How conntrack was reset between steps (or why it was not). */
   conntrackReset: string;
 }
@@ -108,7 +110,7 @@ export async function runFloodLab(ctx: FloodLabContext): Promise<FloodLabResult>
   log(`creating lab (offloads on, ${REALS} reals, flood host, prefix fb)`);
   const lab = await createLab({ reals: REALS, offloads: true, prefix: "fb", floodHost: true });
   result.labId = lab.id;
-  try {
+  await runThenDestroy(lab, "flood", result, log, async () => {
     await prepareFloodLab(lab, ctx);
     const services: BenchServices = { vip: lab.vip, ...FLOOD_SERVICES_PORTS, reals: lab.reals.map((r) => r.ip) };
     let index = 0;
@@ -119,7 +121,7 @@ export async function runFloodLab(ctx: FloodLabContext): Promise<FloodLabResult>
           if (Date.now() > ctx.deadline) {
             result.stoppedEarly = `time bound of ${o.maxMinutes} min reached before step ${index + 1} (${kind} ${pps} pps ${variant.id})`;
             log(result.stoppedEarly);
-            return result;
+            return;
           }
           const step = await runFloodStep(lab, { kind, pps, variant, index, services, conntrack }, ctx, log);
           index++;
@@ -129,24 +131,13 @@ export async function runFloodLab(ctx: FloodLabContext): Promise<FloodLabResult>
         }
       }
     }
-  } catch (e) {
-    const message = (e as Error).message;
-    result.errors.push(`flood lab aborted: ${message}`);
-    result.stoppedEarly = `aborted: ${message.split("\n")[0] ?? ""}`;
-    log(`lab aborted: ${message}`);
-  } finally {
-    log(`destroying lab ${lab.id}`);
-    await lab.destroy();
-  }
+  });
   return result;
 }
 
 async function prepareFloodLab(lab: Lab, ctx: FloodLabContext): Promise<void> {
-  const o = ctx.options;
-  for (const v of ctx.variants) {
-    await lab.exec(lab.client.ns, IP_BIN, ["addr", "add", `${clientIpFor(ctx.variantIndex(v.id))}/24`, "dev", lab.client.ifname]);
-  }
-  const maxSeconds = o.maxMinutes * 60 + 600;
+  await addClientAddresses(lab, ctx.variants, ctx.variantIndex);
+  const maxSeconds = labServerSeconds(ctx.options);
   for (let i = 1; i <= REALS; i++) {
     await startBlobServer(lab, i, FLOOD_SERVICES_PORTS.bulk.realPort, { cacheMb: 8, maxSeconds });
     await ctx.connTool.startServer(lab, i, FLOOD_SERVICES_PORTS.small.realPort, maxSeconds);
@@ -166,25 +157,7 @@ interface StepPlan {
 
 async function runFloodStep(lab: Lab, plan: StepPlan, ctx: FloodLabContext, log: (line: string) => void): Promise<FloodStep> {
   const { kind, pps, variant, services } = plan;
-  const step: FloodStep = {
-    kind,
-    variant: variant.id,
-    pps,
-    index: plan.index,
-    clientIp: clientIpFor(ctx.variantIndex(variant.id)),
-    setUpMs: null,
-    before: null,
-    during: null,
-    after: null,
-    flood: null,
-    cpu: null,
-    timing: null,
-    repliesToFloodHost: null,
-    conntrack: { beforeFlush: null, afterFlood: null },
-    diagnostics: {},
-    errors: [],
-    leftovers: null,
-  };
+  const step = newFloodStep(kind, variant.id, pps, plan.index, clientIpFor(ctx.variantIndex(variant.id)));
   const say = (text: string): void => log(`${kind} ${formatNumber(pps / 1000)} k/s ${variant.id.padEnd(9)} ${text}`);
   try {
     step.conntrack.beforeFlush = await conntrackCount(lab);
@@ -192,38 +165,7 @@ async function runFloodStep(lab: Lab, plan: StepPlan, ctx: FloodLabContext, log:
   } catch (e) {
     step.errors.push(`conntrack flush: ${(e as Error).message}`);
   }
-  const t0 = Date.now();
-  let active: ActiveVariant | undefined;
-  try {
-    active = await variant.setUp(lab, services);
-    step.setUpMs = Date.now() - t0;
-  } catch (e) {
-    step.errors.push(`set-up failed: ${(e as Error).message}`);
-    say(`SET-UP FAILED: ${(e as Error).message.split("\n")[0] ?? ""}`);
-  }
-  if (active !== undefined) {
-    try {
-      await floodAndProbe(lab, plan, active, step, ctx, say);
-    } catch (e) {
-      step.errors.push((e as Error).message);
-      say(`FAILED: ${(e as Error).message.split("\n")[0] ?? ""}`);
-    }
-    try {
-      step.diagnostics = await withTimeout(active.diagnostics(), 15_000, "the variant's diagnostics");
-    } catch (e) {
-      step.diagnostics = { error: (e as Error).message };
-    }
-    try {
-      await active.tearDown();
-    } catch (e) {
-      step.errors.push(`tear-down: ${(e as Error).message}`);
-    }
-  }
-  try {
-    await assertGatewayClean(lab, services.vip, `${variant.id} (flood step ${plan.index + 1})`);
-  } catch (e) {
-    step.leftovers = (e as Error).message;
-  }
+  await runVariantTurn(lab, variant, services, step, `flood step ${plan.index + 1}`, say, (active) => floodAndProbe(lab, plan, active, step, ctx, say));
   return step;
 }
 

@@ -6,6 +6,7 @@ import { startBlobServer } from "../src/lab/blobServer";
 import { readPeakRssKiB, runBulkDownload, type DownloadRunSummary } from "../src/lab/benchTools";
 import { IP_BIN } from "../src/lab/netns";
 import { createLab, type Lab } from "../src/lab/topology";
+import { withTimeout } from "../src/lab/wait";
 import type { ConnTool } from "./connTool";
 import type { LabKind, ResolvedOptions } from "./options";
 import { formatNumber } from "./stats";
@@ -44,33 +45,46 @@ export interface DownloadRecord {
   reals: Array<string | null>;
 }
 
-/** Everything one variant did in one round (kept in the JSON report). */
-export interface VariantRun {
-  lab: LabKind;
-  round: number;
-  /** Place in this round's order (0 = first). */
-  position: number;
-  variant: VariantId;
-  clientIp: string;
+/** What every variant's turn in a lab records (a round's run, a flood step). */
+export interface VariantTurn {
   setUpMs: number | null;
-  downloads: DownloadRecord[];
-  shortConns: { perSecond: number; completed: number; failed: number; errors: Record<string, number> } | null;
-  serial: { medianMs: number; p90Ms: number; minMs: number; maxMs: number; completed: number; failed: number } | null;
-  peakRssKiB: number | null;
   diagnostics: Record<string, unknown>;
   errors: string[];
   /** What the variant left in the gateway after tear-down (the lab stops then); null when clean. */
   leftovers: string | null;
 }
 
-export interface LabRunResult {
+/** A turn before it runs. */
+export function newVariantTurn(): VariantTurn {
+  return { setUpMs: null, diagnostics: {}, errors: [], leftovers: null };
+}
+
+/** Everything one variant did in one round (kept in the JSON report). */
+export interface VariantRun extends VariantTurn {
+  lab: LabKind;
+  round: number;
+  /** Place in this round's order (0 = first). */
+  position: number;
+  variant: VariantId;
+  clientIp: string;
+  downloads: DownloadRecord[];
+  shortConns: { perSecond: number; completed: number; failed: number; errors: Record<string, number> } | null;
+  serial: { medianMs: number; p90Ms: number; minMs: number; maxMs: number; completed: number; failed: number } | null;
+  peakRssKiB: number | null;
+}
+
+/** How a lab's run ended, in its result. */
+export interface LabOutcome {
+  errors: string[];
+  /** Why the run stopped before its plan was done, or null. */
+  stoppedEarly: string | null;
+}
+
+export interface LabRunResult extends LabOutcome {
   lab: LabKind;
   labId: string | null;
   samples: Sample[];
   runs: VariantRun[];
-  errors: string[];
-  /** Why rounds stopped before the planned number, or null. */
-  stoppedEarly: string | null;
 }
 
 export const SERVICES_PORTS = { bulk: { vport: 80, realPort: 8080 }, small: { vport: 81, realPort: 8081 } } as const;
@@ -85,6 +99,85 @@ const REALS = 3;
  */
 export function clientIpFor(variantIndex: number): string {
   return `198.18.0.${21 + variantIndex}`;
+}
+
+/** Gives the lab's client the source address of every variant (clientIpFor). */
+export async function addClientAddresses(lab: Lab, variants: readonly Variant[], variantIndex: (id: VariantId) => number): Promise<void> {
+  for (const v of variants) {
+    await lab.exec(lab.client.ns, IP_BIN, ["addr", "add", `${clientIpFor(variantIndex(v.id))}/24`, "dev", lab.client.ifname]);
+  }
+}
+
+/** How long the lab's servers run: past the bench's own time bound, so none exits under a late step. */
+export function labServerSeconds(o: ResolvedOptions): number {
+  return o.maxMinutes * 60 + 600;
+}
+
+/**
+ * Runs `body` in `lab`, then destroys the lab. An error stops this lab only: what it measured so far
+ * is kept, and `outcome` says why it stopped.
+ */
+export async function runThenDestroy(lab: Lab, name: string, outcome: LabOutcome, log: (line: string) => void, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (e) {
+    const message = (e as Error).message;
+    outcome.errors.push(`${name} lab aborted: ${message}`);
+    outcome.stoppedEarly = `aborted: ${firstLine(message)}`;
+    log(`lab aborted: ${message}`);
+  } finally {
+    log(`destroying lab ${lab.id}`);
+    await lab.destroy();
+  }
+}
+
+/**
+ * One variant's turn in a lab: set it up (timed), `measure` with it, take its diagnostics (bounded: a
+ * jammed variant must not hold up the bench), tear it down, and check that the gateway is bare again.
+ * What fails lands in `turn.errors`; what the variant left behind in `turn.leftovers`, named by
+ * `where` (leftovers would change what the next variant measures: the caller stops the lab).
+ */
+export async function runVariantTurn(
+  lab: Lab,
+  variant: Variant,
+  services: BenchServices,
+  turn: VariantTurn,
+  where: string,
+  say: (text: string) => void,
+  measure: (active: ActiveVariant) => Promise<void>,
+): Promise<void> {
+  const t0 = Date.now();
+  let active: ActiveVariant | undefined;
+  try {
+    active = await variant.setUp(lab, services);
+    turn.setUpMs = Date.now() - t0;
+  } catch (e) {
+    turn.errors.push(`set-up failed: ${(e as Error).message}`);
+    say(`SET-UP FAILED: ${firstLine((e as Error).message)}`);
+  }
+  if (active !== undefined) {
+    try {
+      await measure(active);
+    } catch (e) {
+      turn.errors.push((e as Error).message);
+      say(`FAILED: ${firstLine((e as Error).message)}`);
+    }
+    turn.diagnostics = await withTimeout(active.diagnostics(), 15_000, "the variant's diagnostics").catch((e: unknown) => ({ error: (e as Error).message }));
+    try {
+      await active.tearDown();
+    } catch (e) {
+      turn.errors.push(`tear-down: ${(e as Error).message}`);
+    }
+  }
+  try {
+    await assertGatewayClean(lab, services.vip, `${variant.id} (${where})`);
+  } catch (e) {
+    turn.leftovers = (e as Error).message;
+  }
+}
+
+function firstLine(message: string): string {
+  return message.split("\n")[0] ?? "";
 }
 
 /** Hands out local port ranges that are never reused within a run. */
@@ -123,7 +216,7 @@ export async function runLab(kind: LabKind, ctx: LabRunContext): Promise<LabRunR
   log(`creating lab (offloads ${kind === "gso" ? "on: ~64 KB GSO frames" : "off: MTU-sized frames"}, ${REALS} reals, prefix nb)`);
   const lab = await createLab({ reals: REALS, offloads: kind === "gso", prefix: "nb" });
   result.labId = lab.id;
-  try {
+  await runThenDestroy(lab, kind, result, log, async () => {
     await prepareLab(lab, ctx, log);
     const services: BenchServices = { vip: lab.vip, ...SERVICES_PORTS, reals: lab.reals.map((r) => r.ip) };
     for (let round = 0; round < o.rounds; round++) {
@@ -142,28 +235,18 @@ export async function runLab(kind: LabKind, ctx: LabRunContext): Promise<LabRunR
         if (run.leftovers !== null) throw new Error(run.leftovers);
       }
     }
-  } catch (e) {
-    // Keep what was measured so far; the report shows why the lab stopped.
-    const message = (e as Error).message;
-    result.errors.push(`${kind} lab aborted: ${message}`);
-    result.stoppedEarly = `aborted: ${message.split("\n")[0] ?? ""}`;
-    log(`lab aborted: ${message}`);
-  } finally {
-    log(`destroying lab ${lab.id}`);
-    await lab.destroy();
-  }
+  });
   return result;
 }
 
 async function prepareLab(lab: Lab, ctx: LabRunContext, log: (line: string) => void): Promise<void> {
   const o = ctx.options;
-  for (const v of ctx.variants) {
-    await lab.exec(lab.client.ns, IP_BIN, ["addr", "add", `${clientIpFor(ctx.variantIndex(v.id))}/24`, "dev", lab.client.ifname]);
-  }
+  await addClientAddresses(lab, ctx.variants, ctx.variantIndex);
   const cacheMb = Math.ceil(o.bulkBytes / (1024 * 1024)) + 8;
+  const maxSeconds = labServerSeconds(o);
   for (let i = 1; i <= REALS; i++) {
-    await startBlobServer(lab, i, SERVICES_PORTS.bulk.realPort, { cacheMb, maxSeconds: o.maxMinutes * 60 + 600 });
-    await ctx.connTool.startServer(lab, i, SERVICES_PORTS.small.realPort, o.maxMinutes * 60 + 600);
+    await startBlobServer(lab, i, SERVICES_PORTS.bulk.realPort, { cacheMb, maxSeconds });
+    await ctx.connTool.startServer(lab, i, SERVICES_PORTS.small.realPort, maxSeconds);
   }
   // Fill every blob server's keystream cache, so no run pays for generating content.
   log(`filling the blob servers' caches (${REALS} x ${o.bulkBytes / (1024 * 1024)} MiB, direct)`);
@@ -202,46 +285,20 @@ async function runVariant(
     position,
     variant: variant.id,
     clientIp,
-    setUpMs: null,
     downloads: [],
     shortConns: null,
     serial: null,
     peakRssKiB: null,
-    diagnostics: {},
-    errors: [],
-    leftovers: null,
+    ...newVariantTurn(),
   };
   const say = (text: string): void => log(`r${round + 1} ${variant.id.padEnd(9)} ${text}`);
-  const t0 = Date.now();
-  let active: ActiveVariant | undefined;
-  try {
-    active = await variant.setUp(lab, services);
-    run.setUpMs = Date.now() - t0;
-  } catch (e) {
-    run.errors.push(`set-up failed: ${(e as Error).message}`);
-    say(`SET-UP FAILED: ${(e as Error).message.split("\n")[0] ?? ""}`);
-  }
-  if (active !== undefined) {
+  await runVariantTurn(lab, variant, services, run, `round ${round + 1}`, say, async (active) => {
     try {
       await measure(lab, active, run, ctx, say);
-    } catch (e) {
-      run.errors.push((e as Error).message);
-      say(`FAILED: ${(e as Error).message.split("\n")[0] ?? ""}`);
+    } finally {
+      if (active.pid !== null) run.peakRssKiB = readPeakRssKiB(active.pid);
     }
-    if (active.pid !== null) run.peakRssKiB = readPeakRssKiB(active.pid);
-    run.diagnostics = await active.diagnostics().catch((e: unknown) => ({ error: (e as Error).message }));
-    try {
-      await active.tearDown();
-    } catch (e) {
-      run.errors.push(`tear-down: ${(e as Error).message}`);
-    }
-  }
-  // Leftovers would change what the next variant measures: the caller stops the lab.
-  try {
-    await assertGatewayClean(lab, services.vip, `${variant.id} (round ${round + 1})`);
-  } catch (e) {
-    run.leftovers = (e as Error).message;
-  }
+  });
   return run;
 }
 

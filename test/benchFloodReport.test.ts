@@ -2,7 +2,7 @@
 // kernel NAT with its bound, the table, and the flood options. No flood runs here (bench/ does that);
 // these check that the report says what the steps say.
 import test from "ava";
-import type { FloodStep } from "../bench/floodLab";
+import { newFloodStep, type FloodStep } from "../bench/floodLab";
 import { compareFlood, floodVerdict, formatFloodReport, stepPassed, type FloodReport } from "../bench/floodReport";
 import { BenchUsageError, resolveOptions } from "../bench/options";
 import { parseBenchArgs } from "../bench/run";
@@ -21,23 +21,13 @@ function probes(succeeded: number, attempted: number, udp?: [number, number]): P
 /** A step with `during` and `after` as "succeeded/attempted" of the new connections (before: all 20 ok). */
 function step(variant: VariantId, kind: FloodKind, pps: number, during: [number, number], after: [number, number], cores: number | null = null): FloodStep {
   return {
-    kind,
-    variant,
-    pps,
-    index: 0,
-    clientIp: "198.18.0.25",
+    ...newFloodStep(kind, variant, pps, 0, "198.18.0.25"),
     setUpMs: 100,
     before: probes(20, 20),
     during: probes(...during),
     after: probes(...after),
     flood: { rate: pps * 0.99, sent: pps * 4 } as FloodSummary,
     cpu: { seconds: 4, balancerCores: cores, machineBusy: 0.5 },
-    timing: null,
-    repliesToFloodHost: null,
-    conntrack: { beforeFlush: null, afterFlood: null },
-    diagnostics: {},
-    errors: [],
-    leftovers: null,
   };
 }
 

@@ -22,7 +22,7 @@ import {
   randomU32, startPeerServer, tcpExchange, tcpFrame, udpExchange, udpFrame, udpPaced, withFrontLineLab,
 } from "./support/frontLineChecks";
 import { REAL_PORT, SERVICE_PORT, UDP_REAL_PORT, UDP_SERVICE_PORT, startUdpEchoes, tcpService, udpService } from "./support/lab";
-import { startPacedClient, startPacedServer, type PacedServerHandle } from "./support/pacedStream";
+import { startPacedClient, startPacedServer, type PacedServerOptions, type StreamServerHandle } from "./support/pacedStream";
 
 const MiB = 1024 * 1024;
 const IPTABLES = "/usr/sbin/iptables";
@@ -30,24 +30,19 @@ const IPTABLES = "/usr/sbin/iptables";
 /** A second TCP service on the VIP whose reals run the paced stream: one connection that lasts seconds. */
 const PACED_PORT = 81;
 const PACED_REAL_PORT = 9001;
-interface Paced {
-  chunkBytes: number;
-  intervalMs: number;
-  chunks: number;
-}
 /** 15.6 MiB over 10 s. */
-const PACED_10S: Paced = { chunkBytes: 64 * 1024, intervalMs: 40, chunks: 250 };
+const PACED_10S: PacedServerOptions = { chunkBytes: 64 * 1024, intervalMs: 40, chunks: 250 };
 /** 15.6 MiB over 15 s. */
-const PACED_15S: Paced = { chunkBytes: 64 * 1024, intervalMs: 60, chunks: 250 };
+const PACED_15S: PacedServerOptions = { chunkBytes: 64 * 1024, intervalMs: 60, chunks: 250 };
 /** 15.6 MiB over 20 s: long enough to stay live while a loaded machine runs a test's steps against it. */
-const PACED_20S: Paced = { chunkBytes: 64 * 1024, intervalMs: 80, chunks: 250 };
-const bytesOf = (paced: Paced) => paced.chunkBytes * paced.chunks;
+const PACED_20S: PacedServerOptions = { chunkBytes: 64 * 1024, intervalMs: 80, chunks: 250 };
+const bytesOf = (paced: PacedServerOptions) => paced.chunkBytes * paced.chunks;
 
 function pacedService(lab: Lab) {
   return { vip: lab.vip, port: PACED_PORT, protocol: "tcp", scheduler: "rr", reals: lab.reals.map((r) => ({ ip: r.ip, port: PACED_REAL_PORT })) };
 }
 
-async function startPacedServers(lab: Lab, paced: Paced): Promise<PacedServerHandle[]> {
+async function startPacedServers(lab: Lab, paced: PacedServerOptions): Promise<StreamServerHandle[]> {
   return Promise.all(lab.reals.map((_, i) => startPacedServer(lab, i + 1, PACED_REAL_PORT, { ...paced, maxSeconds: 120 })));
 }
 

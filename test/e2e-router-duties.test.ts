@@ -17,16 +17,8 @@ import type { Lab } from "../src/lab/topology";
 import { runUdpClient } from "../src/lab/udpEcho";
 import { sleep, waitUntil } from "../src/lab/wait";
 import { SERVICE_PORT, UDP_SERVICE_PORT, startUdpEchoes, tcpService, udpService, withNatLab } from "./support/lab";
-import {
-  flushRouteCache,
-  learnedPathMtu,
-  setMtu,
-  startStreamClient,
-  tcpPathInfo,
-  startStreamServer,
-  udpProbe,
-  type StreamServerHandle,
-} from "./support/routerChecks";
+import { startStreamClient, startStreamServer, type StreamServerHandle } from "./support/pacedStream";
+import { flushRouteCache, learnedPathMtu, setMtu, tcpPathInfo, udpProbe } from "./support/routerChecks";
 
 const PREFIX = "fr";
 const MiB = 1024 * 1024;

@@ -22,16 +22,18 @@ import { createHash, type Hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { parseEndpoint, type Endpoint } from './endpoint';
+import { latencySummary, type LatencySummary } from './latencySummary';
+import { elapsedMs } from './monotonicClock';
+import { shortConnection } from './shortConnection';
 import { realByIndex, type Lab, type LabHost } from './topology';
 import { ToolArgs, UsageError, emit, isIpv4, runToolMain } from './toolArgs';
-import { ToolError, launchTool, type ToolProcess } from './toolProcess';
+import { launchTool, type ToolProcess } from './toolProcess';
+import { runToSummary } from './toolSummary';
+
+export type { Endpoint } from './endpoint';
 
 export const DEFAULT_SMALL_PORT = 8081;
-
-export interface Endpoint {
-  ip: string;
-  port: number;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Helpers seen from the bench process.
@@ -112,7 +114,7 @@ export async function runBulkDownload(lab: Lab, o: BulkDownloadOptions): Promise
   if (o.localPortBase !== undefined) args.push('--local-port-base', String(o.localPortBase));
   if (o.sha === true) args.push('--sha');
   if (o.watchPid !== undefined) args.push('--watch-pid', String(o.watchPid));
-  return runToSummary<DownloadRunSummary>(lab, o.ns ?? lab.client.ns, args, 'bench download', o.timeoutMs);
+  return runToSummary<DownloadRunSummary>(lab, o.ns ?? lab.client.ns, __filename, args, 'bench download', o.timeoutMs);
 }
 
 export interface ConnRunSummary {
@@ -123,7 +125,7 @@ export interface ConnRunSummary {
   seconds: number;
   perSecond: number;
   /** Milliseconds per connection (connect to end of response) of completed connections. */
-  latencyMs: { median: number; p90: number; min: number; max: number } | null;
+  latencyMs: LatencySummary | null;
   /** Every completed connection's time in ms (with --latencies only). */
   samples?: number[];
 }
@@ -149,7 +151,7 @@ export async function runConnLoad(lab: Lab, o: ConnLoadOptions): Promise<ConnRun
   if (o.connTimeoutMs !== undefined) args.push('--conn-timeout-ms', String(o.connTimeoutMs));
   if (o.latencies === true) args.push('--latencies');
   const bound = o.durationMs + (o.connTimeoutMs ?? 2000);
-  return runToSummary<ConnRunSummary>(lab, o.ns ?? lab.client.ns, args, 'bench conns', bound);
+  return runToSummary<ConnRunSummary>(lab, o.ns ?? lab.client.ns, __filename, args, 'bench conns', bound);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -192,17 +194,6 @@ function joinTargets(targets: Endpoint[]): string {
   return targets.map((t) => `${t.ip}:${t.port}`).join(',');
 }
 
-async function runToSummary<T>(lab: Lab, ns: string, args: string[], label: string, boundMs: number): Promise<T> {
-  const tool = launchTool(lab, ns, __filename, args, label);
-  const exit = await tool.waitForExit(boundMs + 15_000);
-  const summary = tool.events.find((e) => e.event === 'summary');
-  if (summary === undefined) {
-    throw new ToolError(`${label} printed no summary (exit code ${exit.code}, signal ${exit.signal})${tool.stderrSuffix()}`);
-  }
-  const { event: _event, ...rest } = summary;
-  return rest as unknown as T;
-}
-
 // ---------------------------------------------------------------------------------------------
 // The programs.
 
@@ -219,19 +210,9 @@ function ownIp(): string | undefined {
 }
 
 function parseTargets(text: string): Endpoint[] {
-  const targets = text.split(',').map((t) => {
-    const m = /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(t);
-    if (m === null || !isIpv4(m[1] as string) || Number(m[2]) < 1 || Number(m[2]) > 65535) {
-      throw new UsageError(`--targets must be IPv4:port[,IPv4:port..], got "${t}"`);
-    }
-    return { ip: m[1] as string, port: Number(m[2]) };
-  });
+  const targets = text.split(',').map((t) => parseEndpoint('targets', t));
   if (targets.length > 64) throw new UsageError('--targets: at most 64');
   return targets;
-}
-
-function elapsedMs(t0: bigint): number {
-  return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
 function round3(x: number): number {
@@ -414,41 +395,6 @@ async function downloadMain(a: ToolArgs): Promise<void> {
   process.exitCode = failed === 0 ? 0 : 1;
 }
 
-/** One short connection: connect, request, read the whole tiny response, close. Resolves with ms or an error. */
-function shortConnection(target: Endpoint, localAddress: string | undefined, timeoutMs: number): Promise<number | string> {
-  return new Promise((resolve) => {
-    const t0 = process.hrtime.bigint();
-    let received = 0;
-    let firstByte = -1;
-    let settled = false;
-    const socket = net.connect({ host: target.ip, port: target.port, localAddress });
-    const finish = (result: number | string): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(result);
-    };
-    const timer = setTimeout(() => finish('timeout'), timeoutMs);
-    socket.once('connect', () => socket.write('GET /s HTTP/1.0\r\n\r\n'));
-    socket.on('data', (chunk: Buffer) => {
-      if (firstByte < 0) firstByte = chunk[0] ?? -1;
-      received += chunk.length;
-    });
-    socket.once('end', () => {
-      // 'H' of "HTTP/1.1 200": a response, not a reset or an empty close.
-      finish(received > 0 && firstByte === 0x48 ? elapsedMs(t0) : 'empty response');
-    });
-    socket.once('error', (e: NodeJS.ErrnoException) => finish(e.code ?? e.message));
-  });
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i] as number;
-}
-
 async function connsMain(a: ToolArgs): Promise<void> {
   const targets = parseTargets(a.requiredString('targets'));
   const concurrency = a.int('concurrency', { min: 1, max: 1024 }, 32);
@@ -479,22 +425,13 @@ async function connsMain(a: ToolArgs): Promise<void> {
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   const seconds = elapsedMs(t0) / 1000;
-  const sorted = [...samples].sort((x, y) => x - y);
   const summary: ConnRunSummary = {
     completed: samples.length,
     failed,
     errors,
     seconds: Math.round(seconds * 1e6) / 1e6,
     perSecond: seconds > 0 ? Math.round(samples.length / seconds) : 0,
-    latencyMs:
-      sorted.length === 0
-        ? null
-        : {
-            median: round3(percentile(sorted, 50)),
-            p90: round3(percentile(sorted, 90)),
-            min: round3(sorted[0] as number),
-            max: round3(sorted[sorted.length - 1] as number),
-          },
+    latencyMs: latencySummary(samples),
   };
   if (keepSamples) summary.samples = samples.map(round3);
   emit({ event: 'summary', ...summary });

@@ -15,10 +15,14 @@
 //     Exit code 0 once the summary is printed, 2 on bad arguments.
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
+import { parseEndpoint, type Endpoint } from './endpoint';
+import { latencySummary, type LatencySummary } from './latencySummary';
+import { elapsedMs } from './monotonicClock';
+import { shortConnection } from './shortConnection';
+import { timedAttempt, type AttemptResult } from './timedAttempt';
 import type { Lab } from './topology';
 import { ToolArgs, UsageError, emit, isIpv4, runToolMain } from './toolArgs';
-import { ToolError, launchTool } from './toolProcess';
+import { runToSummary } from './toolSummary';
 
 export interface ProbeCounts {
   attempted: number;
@@ -26,7 +30,7 @@ export interface ProbeCounts {
   /** Failure reasons (errno code, "timeout", "bad response") and their counts. */
   errors: Record<string, number>;
   /** Times of the successful attempts, ms; null when none succeeded. */
-  latencyMs: { median: number; p90: number; max: number } | null;
+  latencyMs: LatencySummary | null;
 }
 
 export interface ProbeSummary {
@@ -36,8 +40,8 @@ export interface ProbeSummary {
 }
 
 export interface PacedProbeOptions {
-  tcp: { ip: string; port: number };
-  udp?: { ip: string; port: number };
+  tcp: Endpoint;
+  udp?: Endpoint;
   /** Attempts per second of each protocol, 1..200. */
   rate: number;
   /** How long to keep starting attempts, 1..600 000 ms. */
@@ -61,14 +65,7 @@ export async function runPacedProbes(lab: Lab, o: PacedProbeOptions): Promise<Pr
   args.push('--timeout-ms', String(timeoutMs));
   if (o.udp !== undefined) args.push('--udp', `${o.udp.ip}:${o.udp.port}`);
   if (o.localAddress !== undefined) args.push('--local-address', o.localAddress);
-  const tool = launchTool(lab, o.ns ?? lab.client.ns, __filename, args, 'pacedProbes');
-  const exit = await tool.waitForExit(o.durationMs + timeoutMs + 15_000);
-  const summary = tool.events.find((e) => e.event === 'summary');
-  if (summary === undefined) {
-    throw new ToolError(`pacedProbes printed no summary (exit code ${exit.code}, signal ${exit.signal})${tool.stderrSuffix()}`);
-  }
-  const { event: _event, ...rest } = summary;
-  return rest as unknown as ProbeSummary;
+  return runToSummary<ProbeSummary>(lab, o.ns ?? lab.client.ns, __filename, args, 'pacedProbes', o.durationMs + timeoutMs);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -76,63 +73,12 @@ export async function runPacedProbes(lab: Lab, o: PacedProbeOptions): Promise<Pr
 
 const USAGE = 'pacedProbes --tcp IP:PORT [--udp IP:PORT] --rate N --duration-ms D [--timeout-ms 1000] [--local-address A]';
 
-interface Endpoint {
-  ip: string;
-  port: number;
-}
-
-function parseEndpoint(name: string, text: string): Endpoint {
-  const m = /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(text);
-  if (m === null || !isIpv4(m[1] as string) || Number(m[2]) < 1 || Number(m[2]) > 65535) {
-    throw new UsageError(`--${name} must be IPv4:port, got "${text}"`);
-  }
-  return { ip: m[1] as string, port: Number(m[2]) };
-}
-
-function elapsedMs(t0: bigint): number {
-  return Number(process.hrtime.bigint() - t0) / 1e6;
-}
-
-/** One new TCP connection with a one-line request; resolves with ms, or the reason it failed. */
-function tcpAttempt(target: Endpoint, localAddress: string | undefined, timeoutMs: number): Promise<number | string> {
-  return new Promise((resolve) => {
-    const t0 = process.hrtime.bigint();
-    let head = '';
-    let settled = false;
-    const socket = net.connect({ host: target.ip, port: target.port, localAddress });
-    const finish = (result: number | string): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(result);
-    };
-    const timer = setTimeout(() => finish('timeout'), timeoutMs);
-    socket.once('connect', () => socket.write('GET /s HTTP/1.0\r\n\r\n'));
-    socket.on('data', (chunk: Buffer) => {
-      if (head.length < 4) head += chunk.toString('latin1', 0, Math.min(chunk.length, 4));
-    });
-    socket.once('end', () => finish(head.startsWith('HTTP') ? elapsedMs(t0) : 'bad response'));
-    socket.once('error', (e: NodeJS.ErrnoException) => finish(e.code ?? e.message));
-  });
-}
-
 /** One UDP request from a new socket (a new flow); resolves with ms, or the reason it failed. */
-function udpAttempt(target: Endpoint, localAddress: string | undefined, timeoutMs: number, marker: string): Promise<number | string> {
-  return new Promise((resolve) => {
-    const t0 = process.hrtime.bigint();
+function udpAttempt(target: Endpoint, localAddress: string | undefined, timeoutMs: number, marker: string): Promise<AttemptResult> {
+  return timedAttempt(timeoutMs, (finish, elapsed) => {
     const socket = dgram.createSocket('udp4');
-    let settled = false;
-    const finish = (result: number | string): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.close();
-      resolve(result);
-    };
-    const timer = setTimeout(() => finish('timeout'), timeoutMs);
     socket.on('message', (msg) => {
-      if (msg.toString('latin1').includes(marker)) finish(elapsedMs(t0));
+      if (msg.toString('latin1').includes(marker)) finish(elapsed());
     });
     socket.once('error', (e: NodeJS.ErrnoException) => finish(e.code ?? e.message));
     socket.bind({ port: 0, ...(localAddress !== undefined ? { address: localAddress } : {}) }, () => {
@@ -140,20 +86,15 @@ function udpAttempt(target: Endpoint, localAddress: string | undefined, timeoutM
         if (err) finish((err as NodeJS.ErrnoException).code ?? err.message);
       });
     });
+    return () => socket.close();
   });
 }
 
-function countsOf(results: Array<number | string>): ProbeCounts {
-  const times = results.filter((r): r is number => typeof r === 'number').sort((a, b) => a - b);
+function countsOf(results: AttemptResult[]): ProbeCounts {
+  const times = results.filter((r): r is number => typeof r === 'number');
   const errors: Record<string, number> = {};
   for (const r of results) if (typeof r === 'string') errors[r] = (errors[r] ?? 0) + 1;
-  const at = (p: number): number => Math.round((times[Math.min(times.length - 1, Math.ceil(p * times.length) - 1)] as number) * 1000) / 1000;
-  return {
-    attempted: results.length,
-    succeeded: times.length,
-    errors,
-    latencyMs: times.length === 0 ? null : { median: at(0.5), p90: at(0.9), max: at(1) },
-  };
+  return { attempted: results.length, succeeded: times.length, errors, latencyMs: latencySummary(times) };
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -173,15 +114,15 @@ async function main(argv: string[]): Promise<void> {
   const attempts = Math.max(1, Math.floor((durationMs * rate) / 1000));
   const intervalMs = 1000 / rate;
   const nonce = randomBytes(4).toString('hex');
-  const tcpResults: Array<Promise<number | string>> = [];
-  const udpResults: Array<Promise<number | string>> = [];
+  const tcpResults: Array<Promise<AttemptResult>> = [];
+  const udpResults: Array<Promise<AttemptResult>> = [];
   emit({ event: 'started', attempts });
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < attempts; i++) {
     // Absolute schedule: a late timer does not shift every later attempt.
     const wait = i * intervalMs - elapsedMs(t0);
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    tcpResults.push(tcpAttempt(tcp, localAddress, timeoutMs));
+    tcpResults.push(shortConnection(tcp, localAddress, timeoutMs));
     if (udp !== undefined) udpResults.push(udpAttempt(udp, localAddress, timeoutMs, `natlb-probe ${nonce} ${i}`));
   }
   const tcpDone = await Promise.all(tcpResults);

@@ -77,6 +77,14 @@ mode = cmd["mode"]
 def out(o):
     sys.stdout.write(json.dumps(o) + "\n")
     sys.stdout.flush()
+def serve(s, answer):
+    # A server answers until cmd["seconds"] have passed, looking at the clock every 0.2 s.
+    out({"event": "listening", "port": cmd["port"]})
+    deadline = time.time() + cmd["seconds"]
+    while time.time() < deadline:
+        r, _, _ = select.select([s], [], [], 0.2)
+        if r:
+            answer()
 if mode == "frames":
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((cmd["ifname"], 0))
@@ -90,26 +98,17 @@ if mode == "frames":
 elif mode == "udp-server":
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("0.0.0.0", cmd["port"]))
-    out({"event": "listening", "port": cmd["port"]})
-    deadline = time.time() + cmd["seconds"]
-    while time.time() < deadline:
-        r, _, _ = select.select([s], [], [], 0.2)
-        if not r:
-            continue
+    def echo():
         data, (ip, port) = s.recvfrom(65535)
         out({"event": "datagram", "peer": ip, "peerPort": port, "bytes": len(data)})
         s.sendto(("echo " + ip).encode(), (ip, port))
+    serve(s, echo)
 elif mode == "tcp-server":
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", cmd["port"]))
     s.listen(64)
-    out({"event": "listening", "port": cmd["port"]})
-    deadline = time.time() + cmd["seconds"]
-    while time.time() < deadline:
-        r, _, _ = select.select([s], [], [], 0.2)
-        if not r:
-            continue
+    def hello():
         c, (ip, port) = s.accept()
         out({"event": "accepted", "peer": ip, "peerPort": port})
         try:
@@ -117,6 +116,7 @@ elif mode == "tcp-server":
         except OSError:
             pass
         c.close()
+    serve(s, hello)
 elif mode == "udp-send":
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -5,34 +5,21 @@
 //   socket: outer addresses, type, code, next-hop MTU, checksums, the quoted header), what the
 //   sending socket's error queue says (IP_RECVERR: what the client's own stack made of the error),
 //   the replies, and the datagrams as they left (AF_PACKET: DF bit, length, TTL on the wire).
+// - The TCP stream server and client: pacedStream.ts (re-exported below).
 // - This file as a program (launched in a namespace, like pacedStream.ts):
-//     node dist/test/support/routerChecks.js serve --port P [--send-bytes N] [--chunk-bytes B] [--interval-ms I] [--max-seconds S]
-//       On every connection: {"event":"accepted","peer","peerPort","t"}; sends N random bytes (B at a
-//       time, one chunk every I ms, or as fast as the socket takes them when I is 0), then a FIN, and
-//       {"event":"sent","peerPort","bytes","sha256","t"}; hashes what it receives and prints
-//       {"event":"received","peerPort","bytes","sha256","t"} at the peer's FIN (and then closes, when it
-//       has nothing to send); at the end {"event":"closed","peerPort","reason","sent","received","t"},
-//       reason "closed" or the socket error (ECONNRESET when the connection was reset).
-//     node dist/test/support/routerChecks.js connect --host IP --port P --local-port L [--send-bytes N] [--timeout-ms T] [--progress-ms M]
-//       Connects, sends N random bytes then a FIN ({"event":"sent","bytes","sha256"}), reads until the
-//       server's FIN: {"event":"done","bytes","sha256","t"}, exit 0. Every M ms (default 100)
-//       {"event":"progress","bytes","t"}, so a stalled connection shows. A socket error, a close
-//       before the FIN or the timeout (default 60 s): {"event":"failed","reason","bytes","t"}, exit 1.
 //     node dist/test/support/routerChecks.js udp-talk --host IP --port P --local-port L --count N --interval-ms I
 //       One socket that sends datagram `seq` every I ms ("talk <seq> ..."), and prints
 //       {"event":"reply","seq","real","from","t"} for each echo (src/lab/udpEcho.ts prefixes its
-//       address), then {"event":"summary","sent"} a second after the last one.
-//   Every "t" is the wall clock in ms, comparable with the "time" of natlb's log lines.
-import { createHash, randomBytes } from "node:crypto";
+//       address), then {"event":"summary","sent"} a second after the last one. "t" is the wall clock
+//       in ms, comparable with the "time" of natlb's log lines.
 import dgram from "node:dgram";
 import { existsSync } from "node:fs";
-import net from "node:net";
 import { join } from "node:path";
 import type { BalancerProcess } from "../../src/lab/balancerProcess";
 import { sbin } from "../../src/lab/netns";
-import { realByIndex, type Lab, type LabHost } from "../../src/lab/topology";
+import type { Lab } from "../../src/lab/topology";
 import { ToolArgs, UsageError, emit, emitThenExit, runToolMain } from "../../src/lab/toolArgs";
-import { launchTool, type ToolEvent, type ToolProcess } from "../../src/lab/toolProcess";
+import { launchTool, type ToolProcess } from "../../src/lab/toolProcess";
 import { waitUntil } from "../../src/lab/wait";
 
 // ---------------------------------------------------------------------------------------------------
@@ -250,96 +237,9 @@ export async function endingFlowsTime(natlb: BalancerProcess, realIp: string, ti
 // ---------------------------------------------------------------------------------------------------
 // The TCP peers and the UDP talker, seen from the test.
 
-export interface StreamServerOptions {
-  sendBytes?: number;
-  chunkBytes?: number;
-  /** 0: as fast as the socket takes it. */
-  intervalMs?: number;
-  maxSeconds?: number;
-}
-
-export interface StreamServerHandle {
-  readonly real: LabHost;
-  readonly tool: ToolProcess;
-  /** Client ports of the connections accepted so far. */
-  acceptedPorts(): number[];
-  accepted(peerPort: number, timeoutMs: number): Promise<ToolEvent>;
-  /** The "sent", "received" or "closed" event of the connection from `peerPort`. */
-  event(kind: "sent" | "received" | "closed", peerPort: number, timeoutMs: number): Promise<ToolEvent>;
-  stop(): Promise<void>;
-}
-
-export async function startStreamServer(lab: Lab, realIndex: number, port: number, opts: StreamServerOptions = {}): Promise<StreamServerHandle> {
-  const real = realByIndex(lab, realIndex);
-  const args = [
-    "serve", "--port", String(port), "--send-bytes", String(opts.sendBytes ?? 0), "--chunk-bytes", String(opts.chunkBytes ?? 65536),
-    "--interval-ms", String(opts.intervalMs ?? 0), "--max-seconds", String(opts.maxSeconds ?? 120),
-  ];
-  const tool = launchTool(lab, real.ns, __filename, args, `routerChecks serve(r${realIndex}:${port})`);
-  await tool.waitUntilListening();
-  return {
-    real,
-    tool,
-    acceptedPorts: () => tool.events.filter((e) => e.event === "accepted").map((e) => Number(e["peerPort"])),
-    accepted: (peerPort, timeoutMs) =>
-      tool.waitForEvent((e) => e.event === "accepted" && e["peerPort"] === peerPort, timeoutMs, `the connection from port ${peerPort}`),
-    event: (kind, peerPort, timeoutMs) =>
-      tool.waitForEvent((e) => e.event === kind && e["peerPort"] === peerPort, timeoutMs, `"${kind}" of the connection from port ${peerPort}`),
-    stop: async () => {
-      await tool.stop();
-    },
-  };
-}
-
-export interface StreamClientOptions {
-  host: string;
-  port: number;
-  localPort: number;
-  sendBytes?: number;
-  timeoutMs?: number;
-  progressMs?: number;
-  ns?: string;
-}
-
-export interface StreamClientHandle {
-  readonly tool: ToolProcess;
-  /** Bytes received so far (by the last progress line). */
-  bytes(): number;
-  /** Bytes received by wall-clock time `t` (ms), from the progress lines. */
-  bytesAt(t: number): number;
-  waitForBytes(bytes: number, timeoutMs: number): Promise<void>;
-  /** The "done" or "failed" event. */
-  ended(timeoutMs: number): Promise<ToolEvent>;
-  /** The "failed" event, if the client failed already. */
-  failure(): ToolEvent | undefined;
-  stop(): Promise<void>;
-}
-
-export function startStreamClient(lab: Lab, opts: StreamClientOptions): StreamClientHandle {
-  const args = [
-    "connect", "--host", opts.host, "--port", String(opts.port), "--local-port", String(opts.localPort),
-    "--send-bytes", String(opts.sendBytes ?? 0), "--timeout-ms", String(opts.timeoutMs ?? 60_000), "--progress-ms", String(opts.progressMs ?? 100),
-  ];
-  const tool = launchTool(lab, opts.ns ?? lab.client.ns, __filename, args, `routerChecks connect(${opts.localPort})`);
-  const progress = () => tool.events.filter((e) => e.event === "progress" || e.event === "done" || e.event === "failed");
-  const bytes = () => Number(progress().pop()?.["bytes"] ?? 0);
-  return {
-    tool,
-    bytes,
-    bytesAt: (t) => Number(progress().filter((e) => Number(e["t"]) <= t).pop()?.["bytes"] ?? 0),
-    waitForBytes: async (n, timeoutMs) => {
-      await waitUntil(`${n} bytes at client port ${opts.localPort}`, () => {
-        if (tool.events.some((e) => e.event === "failed")) throw new Error(`the client failed: ${JSON.stringify(tool.events.find((e) => e.event === "failed"))}`);
-        return bytes() >= n;
-      }, timeoutMs, 20);
-    },
-    ended: (timeoutMs) => tool.waitForEvent((e) => e.event === "done" || e.event === "failed", timeoutMs, "the end of the connection"),
-    failure: () => tool.events.find((e) => e.event === "failed"),
-    stop: async () => {
-      await tool.stop();
-    },
-  };
-}
+// The TCP peers are the lab's one stream tool (pacedStream.ts); the dead-real tests take them from
+// here with the rest of their instruments.
+export { startStreamClient, startStreamServer, type StreamClientHandle, type StreamServerHandle } from "./pacedStream";
 
 export interface UdpTalkerHandle {
   readonly tool: ToolProcess;
@@ -422,129 +322,7 @@ export function startApiDriver(lab: Lab): ApiDriver {
 // ---------------------------------------------------------------------------------------------------
 // The programs.
 
-const USAGE =
-  "routerChecks serve --port P [--send-bytes N] [--chunk-bytes B] [--interval-ms I] [--max-seconds S] | " +
-  "routerChecks connect --host IP --port P --local-port L [--send-bytes N] [--timeout-ms T] [--progress-ms M] | " +
-  "routerChecks udp-talk --host IP --port P --local-port L --count N --interval-ms I";
-
-/** Writes `total` random bytes in `chunk`-sized pieces, waiting for the socket to drain; hashes them. */
-async function writeRandom(socket: net.Socket, total: number, chunk: number, hash: ReturnType<typeof createHash>, paceMs: number): Promise<number> {
-  let written = 0;
-  while (written < total && !socket.destroyed) {
-    const piece = randomBytes(Math.min(chunk, total - written));
-    hash.update(piece);
-    written += piece.length;
-    const flushed = socket.write(piece);
-    if (paceMs > 0) await new Promise((resolve) => setTimeout(resolve, paceMs));
-    else if (!flushed) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          socket.off("drain", done);
-          socket.off("close", done);
-          resolve();
-        };
-        socket.on("drain", done);
-        socket.on("close", done);
-      });
-    }
-  }
-  return written;
-}
-
-async function serveMain(a: ToolArgs): Promise<void> {
-  const port = a.int("port", { min: 1, max: 65535 }, 9000);
-  const sendBytes = a.int("send-bytes", { min: 0, max: 2 ** 40 }, 0);
-  const chunkBytes = a.int("chunk-bytes", { min: 1, max: 16 * 1024 * 1024 }, 65536);
-  const intervalMs = a.int("interval-ms", { min: 0, max: 10_000 }, 0);
-  const maxSeconds = a.int("max-seconds", { min: 1, max: 3600 }, 120);
-  a.rejectUnknown();
-  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-    const peer = socket.remoteAddress?.replace(/^::ffff:/, "") ?? "";
-    const peerPort = socket.remotePort ?? 0;
-    const sentHash = createHash("sha256");
-    const gotHash = createHash("sha256");
-    let sent = 0;
-    let received = 0;
-    let sending = sendBytes > 0;
-    let error: string | undefined;
-    emit({ event: "accepted", peer, peerPort, t: Date.now() });
-    socket.on("data", (data: Buffer) => {
-      received += data.length;
-      gotHash.update(data);
-    });
-    socket.on("end", () => {
-      emit({ event: "received", peerPort, bytes: received, sha256: gotHash.digest("hex"), t: Date.now() });
-      if (!sending) socket.end();
-    });
-    socket.on("error", (e: NodeJS.ErrnoException) => {
-      error ??= e.code ?? e.message;
-    });
-    socket.on("close", () => emit({ event: "closed", peerPort, reason: error ?? "closed", sent, received, t: Date.now() }));
-    if (!sending) return;
-    writeRandom(socket, sendBytes, chunkBytes, sentHash, intervalMs)
-      .then((written) => {
-        sent = written;
-        if (socket.destroyed) return;
-        socket.end(() => emit({ event: "sent", peerPort, bytes: written, sha256: sentHash.digest("hex"), t: Date.now() }));
-        sending = false;
-      })
-      .catch(() => socket.destroy());
-    // `sent` as the stream goes, for the closed event of a connection that ends early.
-    const timer = setInterval(() => {
-      if (socket.destroyed) clearInterval(timer);
-      else sent = socket.bytesWritten;
-    }, 50);
-    socket.on("close", () => clearInterval(timer));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, "0.0.0.0", resolve);
-  });
-  emit({ event: "listening", port, pid: process.pid });
-  setTimeout(() => emitThenExit({ event: "exiting", reason: "max-seconds" }, 0), maxSeconds * 1000).unref();
-}
-
-async function connectMain(a: ToolArgs): Promise<void> {
-  const host = a.requiredString("host");
-  const port = a.int("port", { min: 1, max: 65535 }, 80);
-  const localPort = a.int("local-port", { min: 1024, max: 65535 }, 40000);
-  const sendBytes = a.int("send-bytes", { min: 0, max: 2 ** 40 }, 0);
-  const timeoutMs = a.int("timeout-ms", { min: 1, max: 600_000 }, 60_000);
-  const progressMs = a.int("progress-ms", { min: 10, max: 10_000 }, 100);
-  a.rejectUnknown();
-  const hash = createHash("sha256");
-  let bytes = 0;
-  let over = false;
-  const socket = net.connect({ host, port, localPort });
-  const progress = setInterval(() => emit({ event: "progress", bytes, t: Date.now() }), progressMs);
-  const end = (event: Record<string, unknown>, code: number): void => {
-    if (over) return;
-    over = true;
-    clearInterval(progress);
-    clearTimeout(deadline);
-    socket.destroy();
-    emitThenExit({ ...event, bytes, t: Date.now() }, code);
-  };
-  const deadline = setTimeout(() => end({ event: "failed", reason: `timed out after ${timeoutMs} ms` }, 1), timeoutMs);
-  socket.on("connect", () => {
-    emit({ event: "connected", localPort: socket.localPort, t: Date.now() });
-    if (sendBytes === 0) return;
-    const sentHash = createHash("sha256");
-    writeRandom(socket, sendBytes, 256 * 1024, sentHash, 0)
-      .then((written) => {
-        if (socket.destroyed) return;
-        socket.end(() => emit({ event: "sent", bytes: written, sha256: sentHash.digest("hex"), t: Date.now() }));
-      })
-      .catch(() => undefined);
-  });
-  socket.on("data", (data: Buffer) => {
-    bytes += data.length;
-    hash.update(data);
-  });
-  socket.on("end", () => end({ event: "done", sha256: hash.digest("hex") }, 0));
-  socket.on("error", (e: NodeJS.ErrnoException) => end({ event: "failed", reason: e.code ?? e.message }, 1));
-  socket.on("close", () => end({ event: "failed", reason: "closed before the server's FIN" }, 1));
-}
+const USAGE = "routerChecks udp-talk --host IP --port P --local-port L --count N --interval-ms I";
 
 async function udpTalkMain(a: ToolArgs): Promise<void> {
   const host = a.requiredString("host");
@@ -584,10 +362,8 @@ async function udpTalkMain(a: ToolArgs): Promise<void> {
 async function main(argv: string[]): Promise<void> {
   const [mode, ...rest] = argv;
   const a = new ToolArgs(rest);
-  if (mode === "serve") return serveMain(a);
-  if (mode === "connect") return connectMain(a);
   if (mode === "udp-talk") return udpTalkMain(a);
-  throw new UsageError(`the first argument is "serve", "connect" or "udp-talk", got ${JSON.stringify(mode)}`);
+  throw new UsageError(`the first argument is "udp-talk", got ${JSON.stringify(mode)}`);
 }
 
 if (require.main === module) runToolMain("routerChecks", USAGE, main);
