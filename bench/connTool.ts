@@ -1,15 +1,15 @@
 // The short-connection tools: bench/connLoad.c when a C compiler is present (a few microseconds per
-// connection), else the Node versions in src/lab/benchTools.ts (slower: they dilute the path's own
+// connection), else the Node versions in lab/benchTools.ts (slower: they dilute the path's own
 // cost, and the report says which one ran).
 import {
   runConnLoad as runNodeConnLoad,
   startSmallServer as startNodeSmallServer,
   type ConnLoadOptions,
   type ConnRunSummary,
-} from "../src/lab/benchTools";
-import { realByIndex, type Lab } from "../src/lab/topology";
-import { ToolError, ToolProcess } from "../src/lab/toolProcess";
-import { buildNativeTool } from "../src/lab/nativeTools";
+} from "../lab/benchTools";
+import { realByIndex, type Lab } from "../lab/topology";
+import { ToolError, ToolProcess } from "../lab/toolProcess";
+import { buildNativeTool } from "../lab/nativeTools";
 
 export interface ConnTool {
   kind: "c" | "node";

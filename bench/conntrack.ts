@@ -3,8 +3,8 @@
 // time out (60 s in SYN_RECV, 120 s unreplied), so without a flush every step would start with the
 // spoofed entries of the steps before it. The flush needs the `conntrack` tool (Debian package
 // conntrack), installed with apt-get by the benchmark when missing.
-import { runIn, sbin } from "../src/lab/netns";
-import type { Lab } from "../src/lab/topology";
+import { runIn, sbin } from "../lab/netns";
+import type { Lab } from "../lab/topology";
 
 /** The conntrack binary, installed with apt-get when missing; throws with a hint when that fails. */
 export async function ensureConntrackTool(log: (line: string) => void): Promise<string> {

@@ -1,5 +1,5 @@
 // The flood lab: do new clients still get through while spoofed floods hit the VIP? One lab with a
-// flood host (src/lab/topology.ts, floodHost), 3 reals, offloads on. For each flood kind (spoofed
+// flood host (lab/topology.ts, floodHost), 3 reals, offloads on. For each flood kind (spoofed
 // SYNs to VIP:81, spoofed UDP to VIP:53) and each rate of the ladder, every variant (kernel NAT,
 // natlb) in turn, the order rotated each step:
 //   flush conntrack -> set up -> probes before (must all succeed) -> flood for floodSeconds while the
@@ -8,14 +8,14 @@
 // waiting for recovery: both natlb's flow map and conntrack keep a flood's spoofed entries for 60 s
 // or more (SYN_RECV) or until their table is full, so a bounded wait would leave each step the
 // previous step's fill, and the result would depend on the ladder's order.
-import { readMachineTicks, readProcessTicks } from "../src/lab/benchTools";
-import { startBlobServer } from "../src/lab/blobServer";
-import { startFlood, type FloodKind, type FloodSummary } from "../src/lab/flood";
-import { SPOOF_RANGE } from "../src/lab/labAddresses";
-import { linkCountersDelta, readLinkCounters } from "../src/lab/netCounters";
-import { runPacedProbes, type ProbeSummary } from "../src/lab/pacedProbes";
-import { createLab, type Lab } from "../src/lab/topology";
-import { startUdpEcho } from "../src/lab/udpEcho";
+import { readMachineTicks, readProcessTicks } from "../lab/benchTools";
+import { startBlobServer } from "../lab/blobServer";
+import { startFlood, type FloodKind, type FloodSummary } from "../lab/flood";
+import { SPOOF_RANGE } from "../lab/labAddresses";
+import { linkCountersDelta, readLinkCounters } from "../lab/netCounters";
+import { runPacedProbes, type ProbeSummary } from "../lab/pacedProbes";
+import { createLab, type Lab } from "../lab/topology";
+import { startUdpEcho } from "../lab/udpEcho";
 import { conntrackCount, ensureConntrackTool, flushConntrack } from "./conntrack";
 import type { ConnTool } from "./connTool";
 import { stepPassed } from "./floodReport";

@@ -4,8 +4,8 @@
 // as sent: in this lab the flood host shares the CPUs with the gateway, and a veth runs the
 // receiving side's softirq in the sender's context, so a path that costs the kernel more per packet
 // slows the generator down, and the rate asked of a step is not always the rate the path took.
-import type { FloodKind } from "../src/lab/flood";
-import type { ProbeCounts, ProbeSummary } from "../src/lab/pacedProbes";
+import type { FloodKind } from "../lab/flood";
+import type { ProbeCounts, ProbeSummary } from "../lab/pacedProbes";
 import type { FloodLabResult, FloodStep } from "./floodLab";
 import { formatNumber } from "./stats";
 import type { VariantId } from "./variants";

@@ -2,9 +2,9 @@
 // from the addon (flowTableBytes). Lookup rates come from bench/flowLookup.cc, built with g++ against
 // the data plane's own flow table sources and run outside the lab: no JavaScript call per lookup.
 import { join } from "node:path";
-import { runIn } from "../src/lab/netns";
+import { runIn } from "../lab/netns";
 import { loadNative } from "../src/native";
-import { REPO_ROOT, buildNativeTool } from "../src/lab/nativeTools";
+import { REPO_ROOT, buildNativeTool } from "../lab/nativeTools";
 
 export const ONE_MILLION = 1_000_000;
 export const SIZE_TARGET_BYTES = 256 * 1024 * 1024;

@@ -1,12 +1,12 @@
 // One lab (offloads on = "gso", off = "mtu"): its servers, then R rounds; each round runs every
 // variant once (order rotated by the round number), one at a time, set up -> check -> measure ->
 // tear down -> verify the gateway is bare again.
-import { blobSha256 } from "../src/lab/blobContent";
-import { startBlobServer } from "../src/lab/blobServer";
-import { readPeakRssKiB, runBulkDownload, type DownloadRunSummary } from "../src/lab/benchTools";
-import { IP_BIN } from "../src/lab/netns";
-import { createLab, type Lab } from "../src/lab/topology";
-import { withTimeout } from "../src/lab/wait";
+import { blobSha256 } from "../lab/blobContent";
+import { startBlobServer } from "../lab/blobServer";
+import { readPeakRssKiB, runBulkDownload, type DownloadRunSummary } from "../lab/benchTools";
+import { IP_BIN } from "../lab/netns";
+import { createLab, type Lab } from "../lab/topology";
+import { withTimeout } from "../lab/wait";
 import type { ConnTool } from "./connTool";
 import type { LabKind, ResolvedOptions } from "./options";
 import { formatNumber } from "./stats";

@@ -3,8 +3,8 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { SPOOF_RANGE } from "../src/lab/labAddresses";
-import { runIn } from "../src/lab/netns";
+import { SPOOF_RANGE } from "../lab/labAddresses";
+import { runIn } from "../lab/netns";
 import { addonFingerprint } from "./addonFingerprint";
 import { prepareConnTool } from "./connTool";
 import { measureFlowMap, type FlowMapResult } from "./flowMap";
@@ -143,7 +143,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
       labs: o.labs,
       variants: o.variants,
       clockTicksPerSecond: ticks,
-      shortConnTool: connTool.kind === "c" ? "bench/connLoad.c" : `Node (src/lab/benchTools.ts): ${connTool.note ?? ""}`,
+      shortConnTool: connTool.kind === "c" ? "bench/connLoad.c" : `Node (lab/benchTools.ts): ${connTool.note ?? ""}`,
     },
     variants: ALL_VARIANTS.filter((v) => o.variants.includes(v.id)).map((v) => ({ id: v.id, label: v.label, skipped: skipped.get(v.id) ?? null })),
     cases: buildCases(labs, variants.map((v) => v.id)),

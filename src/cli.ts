@@ -8,13 +8,12 @@ import { namespaceLockHeld } from "./namespaceLock";
 import { DEFAULT_CONTROL_TIMEOUT_MS, defaultSocketPath, requestControl } from "./control";
 import { addAdminCommands } from "./adminCommands";
 import { startDaemon, type Daemon } from "./daemon";
-import { runDemo } from "./demo";
+import { checkoutScript } from "./checkoutTools";
 import { kernelPlanFor, type BalancerStatus } from "./balancer";
 import type { Connection } from "./flows/flowMap";
 import { NatlbError } from "./errors";
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 
 function positiveInteger(text: string): number {
   const value = Number(text);
@@ -193,7 +192,8 @@ export function buildProgram(): Command {
     .option("--offloads <on|off>", "veth offloads (GSO/TSO/GRO)", "on")
     .action(async (options: { mib: number; conns: number; offloads: string }) => {
       if (options.offloads !== "on" && options.offloads !== "off") throw new InvalidArgumentError("--offloads is on or off");
-      await runDemo({ mib: options.mib, conns: options.conns, offloads: options.offloads === "on" });
+      const demo = require(checkoutScript("lab/demo.js", "demo")) as typeof import("../lab/demo");
+      await demo.runDemo({ mib: options.mib, conns: options.conns, offloads: options.offloads === "on" });
     });
 
   program
@@ -202,7 +202,7 @@ export function buildProgram(): Command {
     .allowUnknownOption()
     .argument("[options...]", "passed to the benchmark, e.g. --quick, --json <file>")
     .action(async (args: string[]) => {
-      const script = join(__dirname, "..", "bench", "run.js");
+      const script = checkoutScript("bench/run.js", "bench");
       const child = spawn(process.execPath, [script, ...args], { stdio: "inherit" });
       const code = await new Promise<number>((resolve) => child.on("exit", (exitCode) => resolve(exitCode ?? 1)));
       if (code !== 0) throw new NatlbError("E_BENCH", `the benchmark exited with status ${code}`);

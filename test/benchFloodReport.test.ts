@@ -6,8 +6,8 @@ import { newFloodStep, type FloodStep } from "../bench/floodLab";
 import { compareFlood, floodVerdict, formatFloodReport, stepPassed, type FloodReport } from "../bench/floodReport";
 import { BenchUsageError, resolveOptions } from "../bench/options";
 import { parseBenchArgs } from "../bench/run";
-import type { FloodKind, FloodSummary } from "../src/lab/flood";
-import type { ProbeCounts, ProbeSummary } from "../src/lab/pacedProbes";
+import type { FloodKind, FloodSummary } from "../lab/flood";
+import type { ProbeCounts, ProbeSummary } from "../lab/pacedProbes";
 import type { VariantId } from "../bench/variants";
 
 function counts(succeeded: number, attempted: number): ProbeCounts {

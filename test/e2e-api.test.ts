@@ -5,9 +5,9 @@ import test from "ava";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { BalancerStatus } from "../src/balancer";
-import { startBlobServer } from "../src/lab/blobServer";
-import { blobUrl, runDownload } from "../src/lab/download";
-import type { Lab } from "../src/lab/topology";
+import { startBlobServer } from "../lab/blobServer";
+import { blobUrl, runDownload } from "../lab/download";
+import type { Lab } from "../lab/topology";
 import { REAL_PORT, SERVICE_PORT, tcpService, withNatLab } from "./support/lab";
 
 interface Reply {

@@ -11,10 +11,10 @@
 // Every lab here uses the namespace prefix "fd".
 import test, { type ExecutionContext } from "ava";
 import type { BalancerStatus } from "../src/balancer";
-import type { BalancerProcess } from "../src/lab/balancerProcess";
-import { startCapture, type CapturedPacket } from "../src/lab/capture";
-import type { Lab } from "../src/lab/topology";
-import { sleep, waitUntil } from "../src/lab/wait";
+import type { BalancerProcess } from "../lab/balancerProcess";
+import { startCapture, type CapturedPacket } from "../lab/capture";
+import type { Lab } from "../lab/topology";
+import { sleep, waitUntil } from "../lab/wait";
 import { REAL_PORT, UDP_REAL_PORT, UDP_SERVICE_PORT, startUdpEchoes, udpService, withNatLab } from "./support/lab";
 import {
   downMarkTime,

@@ -10,11 +10,11 @@
 // shared with every other namespace of the machine, which tests running beside this file also use.
 import test from "ava";
 import type { FlowMapStats } from "../src/flows/flowMap";
-import { blobUrl, runDownload, type DownloadSummary } from "../src/lab/download";
-import { startFlood, type FloodOptions, type FloodSummary } from "../src/lab/flood";
-import { runPacedProbes, type PacedProbeOptions, type ProbeSummary } from "../src/lab/pacedProbes";
-import type { Lab } from "../src/lab/topology";
-import { sleep } from "../src/lab/wait";
+import { blobUrl, runDownload, type DownloadSummary } from "../lab/download";
+import { startFlood, type FloodOptions, type FloodSummary } from "../lab/flood";
+import { runPacedProbes, type PacedProbeOptions, type ProbeSummary } from "../lab/pacedProbes";
+import type { Lab } from "../lab/topology";
+import { sleep } from "../lab/wait";
 import {
   answerOnlyPartOfSpoofRange,
   assertIntactDownload,

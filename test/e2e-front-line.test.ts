@@ -5,15 +5,15 @@
 // dropped, also IPv4 packets whose options do not parse. Every lab has the prefix "fx"
 // (test/support/frontLineChecks.ts).
 import test from "ava";
-import { startCapture, type CapturedPacket } from "../src/lab/capture";
-import { blobUrl, runDownload } from "../src/lab/download";
-import type { Lab } from "../src/lab/topology";
-import { startUdpEcho, runUdpClient } from "../src/lab/udpEcho";
-import { readSnmpCounters } from "../src/lab/netCounters";
-import { sleep, waitUntil } from "../src/lab/wait";
+import { startCapture, type CapturedPacket } from "../lab/capture";
+import { blobUrl, runDownload } from "../lab/download";
+import type { Lab } from "../lab/topology";
+import { startUdpEcho, runUdpClient } from "../lab/udpEcho";
+import { readSnmpCounters } from "../lab/netCounters";
+import { sleep, waitUntil } from "../lab/wait";
 import type { Connection } from "../src/flows/flowMap";
-import type { BalancerProcess } from "../src/lab/balancerProcess";
-import type { BlobServerHandle } from "../src/lab/blobServer";
+import type { BalancerProcess } from "../lab/balancerProcess";
+import type { BlobServerHandle } from "../lab/blobServer";
 import type { EngineCounters } from "../src/native";
 import { IPPROTO_UDP } from "./support/checksum";
 import { buildFrame, put16, refreshIpChecksum, ETH_HEADER_LEN } from "./support/frames";

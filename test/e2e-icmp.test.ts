@@ -2,9 +2,9 @@
 // router on the client's path sends to the VIP (fragmentation needed) reaches the flow's real server,
 // translated, so path-MTU discovery works through the balancer.
 import test from "ava";
-import { startCapture } from "../src/lab/capture";
-import { pingFrom, sendFragmentationNeeded } from "../src/lab/icmpProbe";
-import { runUdpClient } from "../src/lab/udpEcho";
+import { startCapture } from "../lab/capture";
+import { pingFrom, sendFragmentationNeeded } from "../lab/icmpProbe";
+import { runUdpClient } from "../lab/udpEcho";
 import { withNatLab, withUdpLab } from "./support/lab";
 
 test("pings to a VIP are answered by natlb from the VIP", async (t) => {

@@ -13,14 +13,14 @@ import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import type { BalancerStatus } from "../src/balancer";
 import type { Connection } from "../src/flows/flowMap";
-import { NATLB_CLI, startBalancer, type BalancerProcess } from "../src/lab/balancerProcess";
-import type { BlobServerHandle } from "../src/lab/blobServer";
-import { blobUrl, runDownload, type DownloadSummary } from "../src/lab/download";
-import { pingFrom } from "../src/lab/icmpProbe";
-import { namespaceOwnerPid } from "../src/lab/staleLabs";
-import { listLabNamespaces, type Lab } from "../src/lab/topology";
-import { runUdpClient } from "../src/lab/udpEcho";
-import { sleep, waitUntil } from "../src/lab/wait";
+import { NATLB_CLI, startBalancer, type BalancerProcess } from "../lab/balancerProcess";
+import type { BlobServerHandle } from "../lab/blobServer";
+import { blobUrl, runDownload, type DownloadSummary } from "../lab/download";
+import { pingFrom } from "../lab/icmpProbe";
+import { namespaceOwnerPid } from "../lab/staleLabs";
+import { listLabNamespaces, type Lab } from "../lab/topology";
+import { runUdpClient } from "../lab/udpEcho";
+import { sleep, waitUntil } from "../lab/wait";
 import {
   REAL_PORT,
   SERVICE_PORT,

@@ -1,10 +1,10 @@
 // The daemon's life cycle with real packets: readiness, signals, kernel state restored exactly, direct
 // connections to real servers untouched, health checks taking a failed real out quickly.
 import test from "ava";
-import { NATLB_CLI, startBalancer } from "../src/lab/balancerProcess";
-import { startBlobServer } from "../src/lab/blobServer";
-import { blobUrl, runDownload } from "../src/lab/download";
-import { runUdpClient } from "../src/lab/udpEcho";
+import { NATLB_CLI, startBalancer } from "../lab/balancerProcess";
+import { startBlobServer } from "../lab/blobServer";
+import { blobUrl, runDownload } from "../lab/download";
+import { runUdpClient } from "../lab/udpEcho";
 import { REAL_PORT, SERVICE_PORT, gatewaySnapshot, startUdpEchoes, tcpService, udpService, withNatLab } from "./support/lab";
 import { assertDirectDownloads } from "./support/trafficChecks";
 

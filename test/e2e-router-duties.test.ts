@@ -10,12 +10,12 @@
 // Every lab here uses the namespace prefix "fr".
 import test, { type ExecutionContext } from "ava";
 import type { BalancerStatus } from "../src/balancer";
-import { startBalancer, type BalancerProcess } from "../src/lab/balancerProcess";
-import type { BlobServerHandle } from "../src/lab/blobServer";
-import { blobUrl, runDownload } from "../src/lab/download";
-import type { Lab } from "../src/lab/topology";
-import { runUdpClient } from "../src/lab/udpEcho";
-import { sleep, waitUntil } from "../src/lab/wait";
+import { startBalancer, type BalancerProcess } from "../lab/balancerProcess";
+import type { BlobServerHandle } from "../lab/blobServer";
+import { blobUrl, runDownload } from "../lab/download";
+import type { Lab } from "../lab/topology";
+import { runUdpClient } from "../lab/udpEcho";
+import { sleep, waitUntil } from "../lab/wait";
 import { SERVICE_PORT, UDP_SERVICE_PORT, startUdpEchoes, tcpService, udpService, withNatLab } from "./support/lab";
 import { startStreamClient, startStreamServer, type StreamServerHandle } from "./support/pacedStream";
 import { flushRouteCache, learnedPathMtu, setMtu, tcpPathInfo, udpProbe } from "./support/routerChecks";

@@ -1,8 +1,8 @@
 // End to end, real packets: a client, the natlb daemon on the gateway, three real servers, in network
 // namespaces; with veth offloads on (64 KB GSO frames) and off (MTU frames).
 import test from "ava";
-import { blobUrl, runDownload } from "../src/lab/download";
-import { runUdpClient } from "../src/lab/udpEcho";
+import { blobUrl, runDownload } from "../lab/download";
+import { runUdpClient } from "../lab/udpEcho";
 import { SERVICE_PORT, startUdpEchoes, tcpService, udpService, withNatLab, withUdpLab } from "./support/lab";
 import { assertRewrittenCapture, captureDownloadThroughVip } from "./support/trafficChecks";
 

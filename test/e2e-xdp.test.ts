@@ -9,15 +9,15 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
-import { NATLB_CLI, startBalancer } from "../src/lab/balancerProcess";
-import type { BlobServerHandle } from "../src/lab/blobServer";
-import { startCapture } from "../src/lab/capture";
-import { blobUrl, runDownload, type DownloadSummary } from "../src/lab/download";
-import { pingFrom, sendFragmentationNeeded } from "../src/lab/icmpProbe";
-import { listLabNamespaces, type Lab } from "../src/lab/topology";
-import { namespaceOwnerPid } from "../src/lab/staleLabs";
-import { runUdpClient } from "../src/lab/udpEcho";
-import { waitUntil } from "../src/lab/wait";
+import { NATLB_CLI, startBalancer } from "../lab/balancerProcess";
+import type { BlobServerHandle } from "../lab/blobServer";
+import { startCapture } from "../lab/capture";
+import { blobUrl, runDownload, type DownloadSummary } from "../lab/download";
+import { pingFrom, sendFragmentationNeeded } from "../lab/icmpProbe";
+import { listLabNamespaces, type Lab } from "../lab/topology";
+import { namespaceOwnerPid } from "../lab/staleLabs";
+import { runUdpClient } from "../lab/udpEcho";
+import { waitUntil } from "../lab/wait";
 import {
   REAL_PORT,
   SERVICE_PORT,

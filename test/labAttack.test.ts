@@ -4,10 +4,10 @@ import test from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { startSmallServer } from '../src/lab/benchTools';
-import { startCapture } from '../src/lab/capture';
-import { FloodOptionsError, buildFloodGenerator, floodArguments, runFlood, startFlood, type FloodOptions } from '../src/lab/flood';
-import { cidrInside, ipInside, parseCidr } from '../src/lab/ipv4Cidr';
+import { startSmallServer } from '../lab/benchTools';
+import { startCapture } from '../lab/capture';
+import { FloodOptionsError, buildFloodGenerator, floodArguments, runFlood, startFlood, type FloodOptions } from '../lab/flood';
+import { cidrInside, ipInside, parseCidr } from '../lab/ipv4Cidr';
 import {
   BACKEND_ROGUE_IP,
   FLOOD_HOST_IP,
@@ -16,14 +16,14 @@ import {
   LAB_RANGE,
   SPOOF_RANGE,
   realIp,
-} from '../src/lab/labAddresses';
-import { IP_BIN } from '../src/lab/netns';
-import { linkCountersDelta, parseSnmp, readLinkCounters, readSnmpCounters } from '../src/lab/netCounters';
-import { runPacedProbes } from '../src/lab/pacedProbes';
-import { labNamespacePattern } from '../src/lab/staleLabs';
-import { createLab, LabError, type Lab } from '../src/lab/topology';
-import { runUdpClient, startUdpEcho } from '../src/lab/udpEcho';
-import { sleep, waitUntil } from '../src/lab/wait';
+} from '../lab/labAddresses';
+import { IP_BIN } from '../lab/netns';
+import { linkCountersDelta, parseSnmp, readLinkCounters, readSnmpCounters } from '../lab/netCounters';
+import { runPacedProbes } from '../lab/pacedProbes';
+import { labNamespacePattern } from '../lab/staleLabs';
+import { createLab, LabError, type Lab } from '../lab/topology';
+import { runUdpClient, startUdpEcho } from '../lab/udpEcho';
+import { sleep, waitUntil } from '../lab/wait';
 
 const PREFIX = 'fa';
 

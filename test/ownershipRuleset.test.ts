@@ -7,8 +7,8 @@ import { parseConfig } from "../src/config";
 import { planFor } from "../src/kernel";
 import { ownershipRuleset } from "../src/kernel/ownershipRuleset";
 import { loadNative, type NativeInterface } from "../src/native";
-import { sbin } from "../src/lab/netns";
-import { createLab } from "../src/lab/topology";
+import { sbin } from "../lab/netns";
+import { createLab } from "../lab/topology";
 
 const facts = loadNative().replyClaims();
 

@@ -1,9 +1,9 @@
 // Kernel state of the lab gateway that variants add and must remove: the VIP as a local address,
 // netfilter tables, policy rules, VIP routes, processes. The benchmark checks after every variant
 // that none is left, so no variant ever measures through another one's leftovers.
-import { IP_BIN, runIn, sbin } from "../../src/lab/netns";
-import type { Lab } from "../../src/lab/topology";
-import { sleep } from "../../src/lab/wait";
+import { IP_BIN, runIn, sbin } from "../../lab/netns";
+import type { Lab } from "../../lab/topology";
+import { sleep } from "../../lab/wait";
 
 const DEFAULT_RULE_PRIORITIES = new Set([0, 32766, 32767]);
 

@@ -4,8 +4,8 @@ import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runIn, sbin } from "../../src/lab/netns";
-import { exited, isRunning } from "../../src/lab/processes";
+import { runIn, sbin } from "../../lab/netns";
+import { exited, isRunning } from "../../lab/processes";
 import { addVipAddress, removeVipAddress, waitForListeners } from "./gatewayState";
 import type { BenchServices, Variant } from "./types";
 

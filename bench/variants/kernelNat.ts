@@ -5,8 +5,8 @@
 // unhooks conntrack from the namespace, so the other variants do not pay for connection tracking
 // afterwards (its entries stay until they time out; the flood lab flushes them before each step).
 // Conntrack runs as the kernel has it: no limit or timeout is changed.
-import { sbin } from "../../src/lab/netns";
-import type { Lab } from "../../src/lab/topology";
+import { sbin } from "../../lab/netns";
+import type { Lab } from "../../lab/topology";
 import { addVipAddress, removeVipAddress } from "./gatewayState";
 import type { BenchServices, Variant } from "./types";
 

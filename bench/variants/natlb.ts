@@ -1,4 +1,4 @@
-// natlb itself: the real `natlb run` daemon in the gateway (src/lab/balancerProcess), every service
+// natlb itself: the real `natlb run` daemon in the gateway (lab/balancerProcess), every service
 // (the two TCP ones; in the flood lab also the UDP one) round robin (wrr, equal weights), no health checks. It installs and removes its own kernel state.
 // "natlb" runs the way a user would configure it: established connections on the kernel fast path
 // (kernelFastPath) and AF_PACKET for the rest (AF_XDP passing established frames on to TC costs more
@@ -7,8 +7,8 @@
 // frames, so one run shows what the fast path gives. "natlbAfPacket" (not in the default set) is the
 // MTU lab on AF_PACKET in user space, against AF_XDP.
 import type { ReceivePath } from "../../src/config";
-import { startBalancer } from "../../src/lab/balancerProcess";
-import type { Lab } from "../../src/lab/topology";
+import { startBalancer } from "../../lab/balancerProcess";
+import type { Lab } from "../../lab/topology";
 import { addonFingerprint } from "../addonFingerprint";
 import type { BenchServices, Variant, VariantId } from "./types";
 

@@ -1,6 +1,6 @@
 // The Node `net` + `pipe` proxy (bench/nodeProxy.ts) in the gateway, listening on the VIP.
 import { join } from "node:path";
-import { launchTool } from "../../src/lab/toolProcess";
+import { launchTool } from "../../lab/toolProcess";
 import { addVipAddress, removeVipAddress } from "./gatewayState";
 import type { Variant } from "./types";
 

@@ -1,7 +1,7 @@
 // What every compared path through the gateway looks like to the benchmark: set up in a lab, give
 // the client its targets, name its process (if it has one), tear down to nothing.
-import type { Endpoint } from "../../src/lab/benchTools";
-import type { Lab } from "../../src/lab/topology";
+import type { Endpoint } from "../../lab/benchTools";
+import type { Lab } from "../../lab/topology";
 
 import type { LabKind } from "../options";
 

@@ -3,13 +3,13 @@
 // steady pace, the daemon's status sampled while a flood runs, and the content check of downloads.
 import type { ExecutionContext } from "ava";
 import type { BalancerStatus } from "../../src/balancer";
-import type { BalancerProcess } from "../../src/lab/balancerProcess";
-import type { BlobServerHandle } from "../../src/lab/blobServer";
-import type { DownloadSummary } from "../../src/lab/download";
-import { sbin } from "../../src/lab/netns";
-import { readSnmpCounters } from "../../src/lab/netCounters";
-import type { ProbeCounts } from "../../src/lab/pacedProbes";
-import type { Lab } from "../../src/lab/topology";
+import type { BalancerProcess } from "../../lab/balancerProcess";
+import type { BlobServerHandle } from "../../lab/blobServer";
+import type { DownloadSummary } from "../../lab/download";
+import { sbin } from "../../lab/netns";
+import { readSnmpCounters } from "../../lab/netCounters";
+import type { ProbeCounts } from "../../lab/pacedProbes";
+import type { Lab } from "../../lab/topology";
 import { UDP_REAL_PORT, withNatLab } from "./lab";
 
 /** Every lab of the flood tests has this name prefix. */

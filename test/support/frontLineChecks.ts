@@ -6,10 +6,10 @@
 // The sender and the endpoints are one small python3 program (FRONT_LINE_TOOL below), run with
 // `python3 -c` in a namespace, so nothing is written to disk. Every mode is bounded in time.
 import type { ExecutionContext } from "ava";
-import type { BalancerProcess } from "../../src/lab/balancerProcess";
-import type { BlobServerHandle } from "../../src/lab/blobServer";
-import type { Lab } from "../../src/lab/topology";
-import { ToolProcess } from "../../src/lab/toolProcess";
+import type { BalancerProcess } from "../../lab/balancerProcess";
+import type { BlobServerHandle } from "../../lab/blobServer";
+import type { Lab } from "../../lab/topology";
+import { ToolProcess } from "../../lab/toolProcess";
 import type { EngineCounters } from "../../src/native";
 import { IPPROTO_TCP, IPPROTO_UDP, transportChecksum } from "./checksum";
 import { buildFrame, put16, put32, refreshIpChecksum, toHex, ETH_HEADER_LEN, type FrameSpec } from "./frames";

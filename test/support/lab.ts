@@ -1,11 +1,11 @@
 // Shared set-up of the end-to-end tests: a lab per test (tests run in parallel), natlb started as the
 // real daemon in the gateway namespace, and a snapshot of the gateway's kernel state.
 import type { ExecutionContext } from "ava";
-import { startBalancer, type BalancerProcess } from "../../src/lab/balancerProcess";
-import { startBlobServer, type BlobServerHandle, type BlobServerOptions } from "../../src/lab/blobServer";
-import { sbin } from "../../src/lab/netns";
-import { createLab, type Lab } from "../../src/lab/topology";
-import { startUdpEcho, type UdpEchoHandle } from "../../src/lab/udpEcho";
+import { startBalancer, type BalancerProcess } from "../../lab/balancerProcess";
+import { startBlobServer, type BlobServerHandle, type BlobServerOptions } from "../../lab/blobServer";
+import { sbin } from "../../lab/netns";
+import { createLab, type Lab } from "../../lab/topology";
+import { startUdpEcho, type UdpEchoHandle } from "../../lab/udpEcho";
 
 export const SERVICE_PORT = 80;
 export const REAL_PORT = 8080;
@@ -64,7 +64,7 @@ export interface NatLabOptions {
   startNatlb?: boolean;
   prefix?: string;
   gatewayQueues?: number;
-  /** The lab's attack hosts (src/lab/topology.ts). */
+  /** The lab's attack hosts (lab/topology.ts). */
   floodHost?: boolean;
   backendRogue?: boolean;
   /** Which reals (1-based) run a blob server on REAL_PORT; default all. `servers` follows this order. */

@@ -33,10 +33,10 @@
 // natlb's log lines.
 import { createHash, randomBytes, type Hash } from "node:crypto";
 import net from "node:net";
-import { realByIndex, type Lab, type LabHost } from "../../src/lab/topology";
-import { ToolArgs, UsageError, emit, emitThenExit, runToolMain } from "../../src/lab/toolArgs";
-import { launchTool, type ToolEvent, type ToolProcess } from "../../src/lab/toolProcess";
-import { sleep, waitUntil } from "../../src/lab/wait";
+import { realByIndex, type Lab, type LabHost } from "../../lab/topology";
+import { ToolArgs, UsageError, emit, emitThenExit, runToolMain } from "../../lab/toolArgs";
+import { launchTool, type ToolEvent, type ToolProcess } from "../../lab/toolProcess";
+import { sleep, waitUntil } from "../../lab/wait";
 
 // ---------------------------------------------------------------------------------------------
 // The server, seen from the test.

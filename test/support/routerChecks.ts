@@ -9,18 +9,18 @@
 // - This file as a program (launched in a namespace, like pacedStream.ts):
 //     node dist/test/support/routerChecks.js udp-talk --host IP --port P --local-port L --count N --interval-ms I
 //       One socket that sends datagram `seq` every I ms ("talk <seq> ..."), and prints
-//       {"event":"reply","seq","real","from","t"} for each echo (src/lab/udpEcho.ts prefixes its
+//       {"event":"reply","seq","real","from","t"} for each echo (lab/udpEcho.ts prefixes its
 //       address), then {"event":"summary","sent"} a second after the last one. "t" is the wall clock
 //       in ms, comparable with the "time" of natlb's log lines.
 import dgram from "node:dgram";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import type { BalancerProcess } from "../../src/lab/balancerProcess";
-import { sbin } from "../../src/lab/netns";
-import type { Lab } from "../../src/lab/topology";
-import { ToolArgs, UsageError, emit, emitThenExit, runToolMain } from "../../src/lab/toolArgs";
-import { launchTool, type ToolProcess } from "../../src/lab/toolProcess";
-import { waitUntil } from "../../src/lab/wait";
+import type { BalancerProcess } from "../../lab/balancerProcess";
+import { sbin } from "../../lab/netns";
+import type { Lab } from "../../lab/topology";
+import { ToolArgs, UsageError, emit, emitThenExit, runToolMain } from "../../lab/toolArgs";
+import { launchTool, type ToolProcess } from "../../lab/toolProcess";
+import { waitUntil } from "../../lab/wait";
 
 // ---------------------------------------------------------------------------------------------------
 // The UDP probe.

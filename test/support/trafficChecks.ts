@@ -1,9 +1,9 @@
 // Checks of real traffic that several end-to-end files make, whatever path natlb receives by.
 import type { ExecutionContext } from "ava";
-import type { BlobServerHandle } from "../../src/lab/blobServer";
-import { startCapture, type CapturedPacket } from "../../src/lab/capture";
-import { blobUrl, runDownload, type DownloadSummary } from "../../src/lab/download";
-import type { Lab } from "../../src/lab/topology";
+import type { BlobServerHandle } from "../../lab/blobServer";
+import { startCapture, type CapturedPacket } from "../../lab/capture";
+import { blobUrl, runDownload, type DownloadSummary } from "../../lab/download";
+import type { Lab } from "../../lab/topology";
 import { REAL_PORT, SERVICE_PORT } from "./lab";
 
 const MiB = 1024 * 1024;

@@ -1,4 +1,4 @@
-// Spoofed floods in the lab: the TypeScript side of the C generator src/lab/spoofFlood.c. It checks
+// Spoofed floods in the lab: the TypeScript side of the C generator lab/spoofFlood.c. It checks
 // the options (sources and target inside the lab range, packet count and seconds both given and
 // bounded), builds the generator on demand, runs it in a lab namespace (the flood host by default)
 // and resolves with its summary; past its time bound the generator is killed.
@@ -115,7 +115,7 @@ export function floodArguments(o: FloodOptions): string[] {
 
 /** Builds the generator (once; again when its source changes) and returns its path. */
 export async function buildFloodGenerator(): Promise<string> {
-  const built = await buildNativeTool({ name: 'spoofflood', compiler: 'cc', sources: ['src/lab/spoofFlood.c'], flags: ['-O2', '-Wall'] });
+  const built = await buildNativeTool({ name: 'spoofflood', compiler: 'cc', sources: ['lab/spoofFlood.c'], flags: ['-O2', '-Wall'] });
   if (!built.ok) throw new ToolError(`the flood generator could not be built: ${built.reason}`);
   return built.path;
 }

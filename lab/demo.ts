@@ -1,10 +1,10 @@
 // `natlb demo`: a lab in network namespaces (client -> gateway -> 3 real servers), natlb on the
 // gateway, a large download through the VIP checked by sha256, and a summary. Everything it makes is
 // removed at the end, also on failure and Ctrl-C.
-import { startBalancer } from "./lab/balancerProcess";
-import { startBlobServer } from "./lab/blobServer";
-import { blobUrl, runDownload } from "./lab/download";
-import { createLab } from "./lab/topology";
+import { startBalancer } from "./balancerProcess";
+import { startBlobServer } from "./blobServer";
+import { blobUrl, runDownload } from "./download";
+import { createLab } from "./topology";
 
 export interface DemoOptions {
   mib: number;

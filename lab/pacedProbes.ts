@@ -2,12 +2,12 @@
 // counting how many succeed. They measure whether a service stays reachable for new clients while
 // something else (a flood) loads the path, where a load tool would measure how fast it is.
 //
-//   node dist/src/lab/pacedProbes.js --tcp IP:PORT [--udp IP:PORT] --rate 20 --duration-ms D
+//   node dist/lab/pacedProbes.js --tcp IP:PORT [--udp IP:PORT] --rate 20 --duration-ms D
 //        [--timeout-ms 1000] [--local-address A]
 //     Every 1/rate seconds, for D ms: one new TCP connection to --tcp (connect, "GET /s HTTP/1.0",
 //     the whole response, which must start with "HTTP"; the tiny-response servers of bench/connLoad.c
-//     and src/lab/benchTools.ts answer that) and, with --udp, one UDP request from a new socket (a new
-//     flow each time) to an echo server (src/lab/udpEcho.ts), whose reply must carry the request.
+//     and lab/benchTools.ts answer that) and, with --udp, one UDP request from a new socket (a new
+//     flow each time) to an echo server (lab/udpEcho.ts), whose reply must carry the request.
 //     An attempt succeeds when it completes within --timeout-ms of its start. Attempts do not wait
 //     for each other. stdout:
 //       {"event":"started","attempts":N}

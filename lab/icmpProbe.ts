@@ -1,8 +1,8 @@
 // ICMP probes sent with raw-socket from inside a lab namespace (the test instrument for natlb's ICMP
 // handling): echo requests to an address, and a crafted "fragmentation needed" error that quotes a
 // UDP packet, as a router on the client's path would send it.
-//   node dist/src/lab/icmpProbe.js echo --to IP [--count N] [--timeout-ms T]
-//   node dist/src/lab/icmpProbe.js frag-needed --to IP --quote SRC:SPORT-DST:DPORT [--mtu 1400]
+//   node dist/lab/icmpProbe.js echo --to IP [--count N] [--timeout-ms T]
+//   node dist/lab/icmpProbe.js frag-needed --to IP --quote SRC:SPORT-DST:DPORT [--mtu 1400]
 // Prints one JSON line: {"sent":n,"received":n,"from":[ips]} (echo) or {"sent":1} (frag-needed).
 import raw from "raw-socket";
 import type { Lab } from "./topology";

@@ -1,10 +1,10 @@
 // UDP echo server (for reals) and client (for the client), and the helpers that run them in the lab.
 //
-//   node dist/src/lab/udpEcho.js --mode server [--port 5353] [--host 0.0.0.0] [--ip <own ip>] [--max-seconds 3600] [--quiet]
+//   node dist/lab/udpEcho.js --mode server [--port 5353] [--host 0.0.0.0] [--ip <own ip>] [--max-seconds 3600] [--quiet]
 //     Replies to every datagram with "<own ip> " + the datagram. stdout lines:
 //       {"event":"listening","real":..,"port":..}   {"event":"echo","real":..,"peer":..,"peerPort":..,"bytes":..}
 //
-//   node dist/src/lab/udpEcho.js --mode client --target IP:PORT [--count 10] [--sockets 1]
+//   node dist/lab/udpEcho.js --mode client --target IP:PORT [--count 10] [--sockets 1]
 //        [--local-port-base P] [--timeout-ms 1000] [--total-timeout-ms 60000] [--payload-bytes 64]
 //     Sends request i from socket i % sockets (local port P + socket when given), waits for its reply
 //     up to --timeout-ms, then sends the next. Prints one line:

@@ -2,19 +2,19 @@
 // per-request logging and HTTP-library overhead so that the client and the real servers cost as
 // little CPU as possible: on a 2-core host every cycle they save is left to the path under test.
 //
-//   node dist/src/lab/benchTools.js --mode small-server [--port 8081] [--ip <own ip>] [--max-seconds 3600]
+//   node dist/lab/benchTools.js --mode small-server [--port 8081] [--ip <own ip>] [--max-seconds 3600]
 //     Answers every connection's first request with a tiny HTTP response and closes (server closes
 //     first, so TIME_WAIT stays on the real, not on the client). stdout:
 //       {"event":"listening","real":..,"port":..,"pid":..}     and on exit {"event":"exit","served":N}
 //
-//   node dist/src/lab/benchTools.js --mode download --targets IP:PORT[,IP:PORT..] --path /blob?bytes=N&seed=S
+//   node dist/lab/benchTools.js --mode download --targets IP:PORT[,IP:PORT..] --path /blob?bytes=N&seed=S
 //        [--conns K] [--local-address A] [--local-port-base P] [--timeout-ms T] [--sha] [--watch-pid PID]
 //     K connections at once, connection i to target i % targets from local port P + i. Reads with a
 //     reused buffer (no allocation per read). CPU ticks of the whole machine (/proc/stat) and of
 //     process PID are taken right before the first connect and after the last byte, so the tool's
 //     own start-up is not counted. One line: {"event":"summary",..DownloadRunSummary}.
 //
-//   node dist/src/lab/benchTools.js --mode conns --targets IP:PORT[,..] [--concurrency C] [--count N]
+//   node dist/lab/benchTools.js --mode conns --targets IP:PORT[,..] [--concurrency C] [--count N]
 //        [--duration-ms D] [--local-address A] [--conn-timeout-ms T] [--latencies]
 //     Short connections (connect, one request, tiny response, close), C at a time, until N are done or
 //     D ms have passed. One line: {"event":"summary",..ConnRunSummary}.

@@ -1,6 +1,6 @@
 // Packet capture (libpcap through the `cap` package) inside a lab namespace, and its helper.
 //
-//   node dist/src/lab/capture.js --if eth0 [--filter "<bpf>"] [--max-packets 10000] [--seconds 30]
+//   node dist/lab/capture.js --if eth0 [--filter "<bpf>"] [--max-packets 10000] [--seconds 30]
 //        [--snaplen 65535] [--buffer-mb 16] [--out file.json]
 //
 // Prints {"event":"ready",...} once the capture is open (packets from then on are seen), stops after

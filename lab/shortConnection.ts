@@ -1,4 +1,4 @@
-// One short connection to a tiny-response server (bench/connLoad.c, src/lab/benchTools.ts
+// One short connection to a tiny-response server (bench/connLoad.c, lab/benchTools.ts
 // small-server): connect, "GET /s HTTP/1.0", read the whole response, close. The unit of the bench's
 // connection rate and of the flood probes.
 import net from 'node:net';

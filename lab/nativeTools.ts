@@ -7,8 +7,8 @@ import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runIn } from './netns';
 
-/** The repository root (this file runs from dist/src/lab/). */
-export const REPO_ROOT = join(__dirname, '..', '..', '..');
+/** The repository root (this file runs from dist/lab/). */
+export const REPO_ROOT = join(__dirname, '..', '..');
 const BIN_DIR = join(REPO_ROOT, 'dist', 'native-tools');
 
 export interface NativeToolSpec {

@@ -1,6 +1,6 @@
 // HTTP server for a real server's namespace, and the helper that starts it there.
 //
-//   node dist/src/lab/blobServer.js [--port 8080] [--host 0.0.0.0] [--ip <own ip>] [--max-seconds 3600] [--cache-mb 256]
+//   node dist/lab/blobServer.js [--port 8080] [--host 0.0.0.0] [--ip <own ip>] [--max-seconds 3600] [--cache-mb 256]
 //
 //   GET /blob?bytes=N&seed=S  N deterministic bytes (see blobContent.ts), header X-Real: <own ip>
 //   GET /id                   "<own ip>\n"

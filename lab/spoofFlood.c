@@ -4,7 +4,7 @@
 // whole (IP header included, correct IP and TCP/UDP checksums) and sent in sendmmsg batches on a raw
 // IP socket (IPPROTO_RAW: IP_HDRINCL), so the kernel routes them and resolves the next hop's MAC.
 // Only the lab range 198.18.0.0/15 is accepted, for the sources and the target alike. Built on
-// demand by src/lab/nativeTools.ts (`cc -O2`); run through src/lab/flood.ts.
+// demand by lab/nativeTools.ts (`cc -O2`); run through lab/flood.ts.
 //
 //   spoofflood --proto tcp|udp --target IP:PORT --sources CIDR --rate PPS|max --count N --seconds S
 //              [--payload-bytes B] [--batch K] [--seed X]

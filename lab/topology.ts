@@ -22,7 +22,7 @@
  * | is not for it, no ICMP     |      | (the spoof range)  |      |  LAN that spoofs)       |
  * +----------------------------+      +--------------------+      +-------------------------+
  *
- * The flood host sends spoofed floods (src/lab/flood.ts) with sources in 198.19.0.0/16; the gateway
+ * The flood host sends spoofed floods (lab/flood.ts) with sources in 198.19.0.0/16; the gateway
  * routes that range back to it, so every reply to a spoofed source stays in the lab and ends at the
  * flood host, which does not forward and answers nothing (no RST, no ICMP: with forwarding off the
  * kernel drops frames for addresses it does not own silently).

@@ -4,11 +4,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
-import type { BalancerStatus } from "../balancer";
-import type { Connection } from "../flows/flowMap";
+import type { BalancerStatus } from "../src/balancer";
+import type { Connection } from "../src/flows/flowMap";
 import type { Lab } from "./topology";
 
-const NATLB_BIN = join(__dirname, "..", "..", "..", "bin", "natlb.js");
+const NATLB_BIN = join(__dirname, "..", "..", "bin", "natlb.js");
 
 export interface BalancerProcess {
   readonly socket: string;

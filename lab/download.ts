@@ -1,6 +1,6 @@
 // HTTP download client for the client namespace, and the helper that runs it there.
 //
-//   node dist/src/lab/download.js --url http://198.18.0.100:8080/blob?bytes=N&seed=S
+//   node dist/lab/download.js --url http://198.18.0.100:8080/blob?bytes=N&seed=S
 //        [--conns K] [--count M] [--local-port-base P] [--local-address A] [--timeout-ms T] [--no-sha]
 //
 // Runs M GET requests, K at a time, one connection each (request i from local port P+i when
