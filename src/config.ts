@@ -210,20 +210,27 @@ function interfaceList(side: string) {
 }
 
 const realSchema = z.strictObject({
-  ip: ipv4("real server"),
-  port: port().optional(),
-  weight: intIn(0, 65535).default(1),
+  ip: ipv4("real server").meta({
+    description: "The real server's address (RIP). It must be unicast and must not be a VIP of any service.",
+    examples: ["198.18.1.11"],
+  }),
+  port: port().optional().describe("The real server's port (rport). Default: the service port."),
+  weight: intIn(0, 65535)
+    .default(1)
+    .describe("Relative share of new connections. 0 drains the real: it keeps its connections and gets no new ones."),
 });
 
 const healthCheckSchema = z
   .strictObject(
     {
-      type: oneOf(["tcp", "none"] as const).default("tcp"),
-      intervalMs: intIn(100, 3_600_000).default(1000),
-      timeoutMs: intIn(10, 600_000).default(500),
-      rise: intIn(1, 100).default(2),
-      fall: intIn(1, 100).default(2),
-      port: port().optional(),
+      type: oneOf(["tcp", "none"] as const)
+        .default("tcp")
+        .describe('"tcp" opens a connection to the real and closes it once the handshake completes (no data is sent); "none" turns checking off.'),
+      intervalMs: intIn(100, 3_600_000).default(1000).describe("Milliseconds between two checks of one real."),
+      timeoutMs: intIn(10, 600_000).default(500).describe("Milliseconds a check may take before it counts as failed."),
+      rise: intIn(1, 100).default(2).describe("Consecutive successes that bring a down real up."),
+      fall: intIn(1, 100).default(2).describe("Consecutive failures that take an up real down."),
+      port: port().optional().describe("Port to probe instead of the real's own port."),
     },
     { error: expecting('an object like { "type": "tcp", "intervalMs": 1000 }') },
   )
@@ -236,18 +243,33 @@ const healthCheckSchema = z
 const serviceSchema = z
   .strictObject(
     {
-      vip: ipv4("virtual IP"),
-      port: port(),
-      protocol: oneOf(["tcp", "udp"] as const).default("tcp"),
-      scheduler: oneOf(SCHEDULER_NAMES).default("wrr"),
+      vip: ipv4("virtual IP").meta({
+        description:
+          "The virtual IP (VIP) clients connect to. It must not be an address of the gateway: natlb answers ARP for it itself, and the kernel set-up adds a blackhole route for it.",
+        examples: ["198.18.0.100"],
+      }),
+      port: port().describe("The service port on the VIP (vport)."),
+      protocol: oneOf(["tcp", "udp"] as const).default("tcp").describe("The service's transport protocol."),
+      scheduler: oneOf(SCHEDULER_NAMES)
+        .default("wrr")
+        .describe(
+          "How a new connection picks its real: rr (round robin), wrr (smooth weighted round robin), random, wrandom (weighted random), sh (source-address hash), mh (Maglev hash, M = 65537: few connections move when a real goes).",
+        ),
       reals: z
         .array(realSchema, { error: expecting('a list of real servers like [{ "ip": "198.18.1.11" }]') })
         .max(CONFIG_LIMITS.maxRealsPerService, {
           error: (iss) =>
             `${Array.isArray(iss.input) ? iss.input.length : "too many"} real servers: at most ${CONFIG_LIMITS.maxRealsPerService} per service; split them over several VIPs`,
-        }),
-      healthCheck: healthCheckSchema.optional(),
-      deadRealFlows: oneOf(DEAD_REAL_FLOWS).optional(),
+        })
+        .describe("The real servers behind the VIP. A connection keeps its real for its whole life."),
+      healthCheck: healthCheckSchema
+        .optional()
+        .describe("Active health check of the reals. Left out: none, and the reals count as up, as in plain IPVS."),
+      deadRealFlows: oneOf(DEAD_REAL_FLOWS)
+        .optional()
+        .describe(
+          'What happens to the flows of a real that goes down or is removed (IPVS\'s expire_nodest_conn): "keep" lets them go on until they end; "drop" ends them (a UDP client\'s next datagram goes to a live real); "reset" ends them and resets both ends of each TCP connection, so clients fail fast and retry. Default: "keep" for TCP services, "drop" for UDP ones. A real at weight 0 is drained, not dead: its flows always go on.',
+        ),
     },
     { error: expecting('a service object like { "vip": "198.18.0.100", "port": 80, "reals": [...] }') },
   )
@@ -268,16 +290,17 @@ const timeoutSeconds = intIn(1, CONFIG_LIMITS.maxTimeoutSeconds);
 const timeoutsSchema = z
   .strictObject(
     {
-      tcpEstablished: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpEstablished),
-      tcpSynRecv: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpSynRecv),
-      tcpFinWait: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpFinWait),
-      tcpTimeWait: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpTimeWait),
-      tcpClose: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpClose),
-      udp: timeoutSeconds.default(DEFAULT_TIMEOUTS.udp),
+      tcpEstablished: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpEstablished).describe("Idle timeout of an established TCP connection, seconds."),
+      tcpSynRecv: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpSynRecv).describe("Idle timeout of a TCP connection in its handshake, seconds."),
+      tcpFinWait: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpFinWait).describe("Idle timeout after the first FIN, seconds."),
+      tcpTimeWait: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpTimeWait).describe("How long a closed TCP connection's flow stays in TIME_WAIT, seconds."),
+      tcpClose: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpClose).describe("How long a reset TCP connection's flow stays, seconds."),
+      udp: timeoutSeconds.default(DEFAULT_TIMEOUTS.udp).describe("Idle timeout of a UDP flow, seconds."),
     },
     { error: expecting('an object of timeouts in seconds like { "tcpEstablished": 900 }') },
   )
-  .prefault({});
+  .prefault({})
+  .describe("Idle timeouts per connection state, in seconds (the defaults are IPVS's).");
 
 function shareIn(min: number, max: number) {
   const error = expecting(`a share of the flow map ${min}..${max}, like 0.5`);
@@ -287,21 +310,30 @@ function shareIn(min: number, max: number) {
 const floodProtectionSchema = z
   .strictObject(
     {
-      halfOpenShare: shareIn(0.05, 1).default(DEFAULT_FLOOD_PROTECTION.halfOpenShare),
-      unassuredUdpShare: shareIn(0.05, 1).default(DEFAULT_FLOOD_PROTECTION.unassuredUdpShare),
-      pressureAt: shareIn(0, 1).default(DEFAULT_FLOOD_PROTECTION.pressureAt),
-      pressureTimeout: intIn(1, 3600).default(DEFAULT_FLOOD_PROTECTION.pressureTimeout),
+      halfOpenShare: shareIn(0.05, 1)
+        .default(DEFAULT_FLOOD_PROTECTION.halfOpenShare)
+        .describe("Share of the flow map that TCP connections still in their handshake may hold; a new one beyond it evicts an older one."),
+      unassuredUdpShare: shareIn(0.05, 1)
+        .default(DEFAULT_FLOOD_PROTECTION.unassuredUdpShare)
+        .describe("Share of the flow map that unassured UDP flows (no reply yet, or younger than 2 s) may hold."),
+      pressureAt: shareIn(0, 1)
+        .default(DEFAULT_FLOOD_PROTECTION.pressureAt)
+        .describe("Share of the flow map in use from which unassured flows expire after pressureTimeout instead of their state's timeout."),
+      pressureTimeout: intIn(1, 3600)
+        .default(DEFAULT_FLOOD_PROTECTION.pressureTimeout)
+        .describe("The short idle timeout of unassured flows under pressure, seconds."),
     },
     { error: expecting('an object like { "halfOpenShare": 0.5, "pressureTimeout": 5 }') },
   )
-  .prefault({});
+  .prefault({})
+  .describe("How the flow map gives way to floods. Established connections and assured UDP flows are never evicted.");
 
 // "af_xdp" is short for { "default": "af_xdp" }.
 const receivePathSchema = z.preprocess(
   (value) => (typeof value === "string" ? { default: value } : value),
   z.strictObject(
     {
-      default: oneOf(RECEIVE_PATHS).default("af_packet"),
+      default: oneOf(RECEIVE_PATHS).default("af_packet").describe("The receive path of every interface not named in interfaces."),
       interfaces: z
         .record(z.string(), oneOf(RECEIVE_PATHS), {
           error: expecting('an object of interface names and paths like { "eth1": "af_xdp" }'),
@@ -313,13 +345,15 @@ const receivePathSchema = z.preprocess(
             if (!check.success) ctx.addIssue({ code: "custom", path: [name], message: check.error.issues[0]!.message });
           }
         })
-        .default({}),
+        .default({})
+        .describe('Receive path per interface name, e.g. { "eth1": "af_xdp" }.'),
     },
     { error: expecting('"af_packet", "af_xdp", or an object like { "default": "af_packet", "interfaces": { "eth1": "af_xdp" } }') },
   ),
 );
 
-const configSchema = z
+/** The file's schema. Exported for scripts/generate-docs.ts, which derives docs/config.md and the JSON Schema from it. */
+export const configSchema = z
   .strictObject(
     {
       services: z
@@ -327,16 +361,23 @@ const configSchema = z
         .max(CONFIG_LIMITS.maxServices, {
           error: (iss) =>
             `${Array.isArray(iss.input) ? iss.input.length : "too many"} services: at most ${CONFIG_LIMITS.maxServices}; run another natlb instance for the rest`,
-        }),
+        })
+        .describe("The virtual services: a VIP, a port and a protocol each, with the real servers behind them."),
       interfaces: z
         .strictObject(
-          { client: interfaceList("client"), backend: interfaceList("backend") },
+          {
+            client: interfaceList("client").describe("Interfaces where client traffic to the VIPs arrives."),
+            backend: interfaceList("backend").describe("Interfaces that lead to the real servers."),
+          },
           { error: expecting('an object like { "client": ["eth0"], "backend": ["eth1"] }') },
         )
-        .optional(),
-      flowCapacity: intIn(CONFIG_LIMITS.minFlowCapacity, CONFIG_LIMITS.maxFlowCapacity).default(
-        CONFIG_LIMITS.defaultFlowCapacity,
-      ),
+        .optional()
+        .describe(
+          "Which interfaces face clients and which lead to the real servers. Left out: derived from the routing table (an interface that carries a route to a real is a backend; every other up IPv4 interface faces clients).",
+        ),
+      flowCapacity: intIn(CONFIG_LIMITS.minFlowCapacity, CONFIG_LIMITS.maxFlowCapacity)
+        .default(CONFIG_LIMITS.defaultFlowCapacity)
+        .describe("How many flows the shared flow map holds; each entry takes 192 bytes (51 MiB at the default)."),
       timeouts: timeoutsSchema,
       floodProtection: floodProtectionSchema,
       socket: z
@@ -344,7 +385,8 @@ const configSchema = z
         .refine((p) => p.startsWith("/"), { error: expecting("an absolute path starting with /") })
         // sun_path holds 108 bytes including the terminating NUL.
         .refine((p) => Buffer.byteLength(p) <= 107, { error: "socket path is longer than 107 bytes: use a shorter one" })
-        .optional(),
+        .optional()
+        .describe("Control socket path. Left out: /run/natlb/natlb-<network namespace inode>.sock, so balancers in two namespaces never clash."),
       metrics: z
         .strictObject(
           {
@@ -353,12 +395,18 @@ const configSchema = z
               .regex(/^(\d{1,3}(\.\d{1,3}){3}):(\d{1,5})$/, { error: expecting('an IPv4 address and port like "127.0.0.1:9910"') })
               .refine((text) => isIPv4(text.split(":")[0]!) && Number(text.split(":")[1]) >= 1 && Number(text.split(":")[1]) <= 65535, {
                 error: expecting('an IPv4 address and a port 1..65535 like "127.0.0.1:9910"'),
-              }),
+              })
+              .meta({ description: "IPv4 address and port to serve the metrics on.", examples: ["127.0.0.1:9910"] }),
           },
           { error: expecting('an object like { "listen": "127.0.0.1:9910" }') },
         )
-        .optional(),
-      receivePath: receivePathSchema.optional(),
+        .optional()
+        .describe("Prometheus metrics over HTTP at /metrics. Left out: no metrics endpoint. Takes effect at start."),
+      receivePath: receivePathSchema
+        .optional()
+        .describe(
+          'How interfaces receive the frames natlb owns: "af_packet" (rings beside the kernel\'s stack, CAP_NET_RAW only; best where 64 KB GSO frames arrive) or "af_xdp" (an XDP program steers them to AF_XDP sockets; needs CAP_BPF and CAP_NET_ADMIN; best for MTU-sized frames). A string sets every interface. Takes effect at start; a reload that changes it is refused.',
+        ),
       kernelFastPath: z.boolean({ error: expecting("true or false") }).optional(),
     },
     { error: expecting("a JSON object with a \"services\" list") },
