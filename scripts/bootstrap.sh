@@ -20,6 +20,8 @@ command -v make >/dev/null || need+=(make)
 # The BPF programs (AF_XDP receive path, kernel fast path): libbpf loads them; clang compiles them.
 [ -e /usr/include/bpf/libbpf.h ] || need+=(libbpf-dev)
 command -v clang >/dev/null || need+=(clang)
+# The tests check the systemd unit (systemd/natlb.service) with systemd-analyze.
+command -v systemd-analyze >/dev/null || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
