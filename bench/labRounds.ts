@@ -95,7 +95,7 @@ const REALS = 3;
 /**
  * Each variant's client source address: a TCP timestamp offset depends on (saddr, daddr) and real
  * servers keep TIME_WAIT, so a client ip:port that reached a real by another path gets its SYN
- * dropped (PAWS, DESIGN.md section 4). Own address per variant, own port range per download.
+ * dropped (PAWS, docs/development.md, "Traps already met"). Own address per variant, own port range per download.
  */
 export function clientIpFor(variantIndex: number): string {
   return `198.18.0.${21 + variantIndex}`;

@@ -4,7 +4,7 @@
 //        [--conns K] [--count M] [--local-port-base P] [--local-address A] [--timeout-ms T] [--no-sha]
 //
 // Runs M GET requests, K at a time, one connection each (request i from local port P+i when
-// --local-port-base is given: benchmark variants use distinct ranges, see DESIGN.md section 4, PAWS).
+// --local-port-base is given: benchmark variants use distinct ranges, see docs/development.md, "Traps already met": PAWS).
 // All requests end by --timeout-ms (default 60 000). Prints one JSON line:
 //   {"event":"summary","url":..,"results":[{index,localPort,status,bytes,sha256,real,ms,error?}],
 //    "ok":M,"failed":0,"totalBytes":..,"seconds":..,"gbps":..}

@@ -1,5 +1,5 @@
 // Decoding one captured frame into the facts tests check: addresses, ports, and whether the IP and
-// TCP/UDP checksums are complete, a CHECKSUM_PARTIAL seed (DESIGN.md section 2), or wrong.
+// TCP/UDP checksums are complete, a CHECKSUM_PARTIAL seed (docs/architecture.md, "Checksums"), or wrong.
 import { complement, fold, ipv4HeaderChecksumOk, onesEqual, pseudoHeaderSeed, pseudoHeaderSum, sumWords } from './checksum';
 
 /**

@@ -253,7 +253,7 @@ const serviceSchema = z
       scheduler: oneOf(SCHEDULER_NAMES)
         .default("wrr")
         .describe(
-          "How a new connection picks its real: rr (round robin), wrr (smooth weighted round robin), random, wrandom (weighted random), sh (source-address hash), mh (Maglev hash, M = 65537: few connections move when a real goes).",
+          "How a new connection picks its real: rr (round robin), wrr (smooth weighted round robin), random, wrandom (weighted random), sh (hash of the client address), mh (Maglev hash of the client address, M = 65537: few clients move when a real goes).",
         ),
       reals: z
         .array(realSchema, { error: expecting('a list of real servers like [{ "ip": "198.18.1.11" }]') })

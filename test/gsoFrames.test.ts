@@ -1,5 +1,5 @@
 // GSO/GRO super-frames (up to IP total length 65535, e.g. 45 x 1448 B) through the native rewrites:
-// nothing truncated, payload untouched, checksums exact. See DESIGN.md section 2 (Checksums).
+// nothing truncated, payload untouched, checksums exact. See docs/architecture.md, "Checksums".
 
 import test from "ava";
 import { IPPROTO_TCP, IPPROTO_UDP } from "./support/checksum";

@@ -1,4 +1,4 @@
-// A TPACKET_V2 receive ring on one interface, with virtio-net headers (DESIGN.md section 2: V2 has no
+// A TPACKET_V2 receive ring on one interface, with virtio-net headers (docs/architecture.md, "Path 1": V2 has no
 // block-retire timeout, so a lone SYN is seen at once; the vnet header carries GSO and checksum state).
 #pragma once
 #include <linux/if_packet.h>
@@ -21,7 +21,7 @@ struct RingGeometry {
 };
 
 // A ring of MTU-sized slots for ordinary frames and one of 68 KB slots for GSO super-frames: sized by
-// frame count and by bytes respectively (DESIGN.md section 2), 49 MiB instead of 1 GiB of 68 KB slots.
+// frame count and by bytes respectively (docs/architecture.md, "Path 1"), 49 MiB instead of 1 GiB of 68 KB slots.
 constexpr RingGeometry kSmallFrameRing{16384, 2048};
 constexpr RingGeometry kLargeFrameRing{256, 69632};  // 17 pages: 64 KB + tpacket and vnet headers
 constexpr uint32_t kLargeFrameThreshold = 1600;     // L3 bytes; larger frames go to the large ring

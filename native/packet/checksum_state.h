@@ -1,6 +1,6 @@
 // Which kind of TCP/UDP checksum a received frame carries, for receive paths that do not say
 // (AF_XDP has no virtio-net header). A frame the sender left CHECKSUM_PARTIAL (every TCP frame from a
-// veth: DESIGN.md section 2) holds the pseudo-header sum in its checksum field; the checksum is then
+// veth: docs/architecture.md, "Checksums") holds the pseudo-header sum in its checksum field; the checksum is then
 // finished on transmit (virtio-net NEEDS_CSUM). Pure, no I/O.
 #pragma once
 #include <cstdint>

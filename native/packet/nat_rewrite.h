@@ -8,7 +8,7 @@
 
 namespace natlb::packet {
 
-// How the L4 checksum field of the received frame is to be read (DESIGN.md section 2):
+// How the L4 checksum field of the received frame is to be read (docs/architecture.md, "Checksums"):
 // Complete: a finished checksum, updated per RFC 1624 (addresses and ports);
 // Partial: CHECKSUM_PARTIAL, the field is the pseudo-header seed (addresses only, not complemented).
 enum class ChecksumMode : uint8_t { Complete, Partial };

@@ -1,7 +1,7 @@
 // Coalescing of consecutive MTU-sized TCP segments of one flow into one GSO super-frame before
 // transmit ("GRO in user space"). The kernel segments it again on egress (or hands it whole to a
 // GSO-capable peer), so one send carries up to ~44 segments instead of one: at MTU frames the
-// per-frame transmit path, not the rewrite, is the data plane's cost (DESIGN.md section 2).
+// per-frame transmit path, not the rewrite, is the data plane's cost (docs/architecture.md, "Measurements behind the design").
 //
 // Only segments that GSO can rebuild bit for bit are merged: IPv4 without options or fragmentation,
 // TCP with ACK (PSH allowed on the last one), equal TTL/TOS/DF/ack/window/options, consecutive

@@ -100,8 +100,8 @@ export async function readLocalAddresses(): Promise<string[]> {
 }
 
 /**
- * A VIP must not be an address of the gateway: the kernel would answer for it too (DESIGN.md section
- * 3), and a real server on the gateway itself would loop.
+ * A VIP must not be an address of the gateway: the kernel would answer for it too (docs/architecture.md,
+ * "The kernel set-up"), and a real server on the gateway itself would loop.
  */
 function refuseLocalAddresses(config: NatlbConfig, addresses: AddressInfo[]): void {
   const local = new Map<string, string>();
