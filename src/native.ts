@@ -1,7 +1,11 @@
-// Typed loader for the C++ data plane (native/addon.cc). The addon is built by cmake-js on `npm ci`
-// (build-cmake/) or by node-gyp (`npm run build:gyp`, build/); whichever exists is used.
+// Typed loader for the C++ data plane (native/addon.cc). The addon comes from a local build — cmake-js
+// on `npm ci` (build-cmake/) or node-gyp (`npm run build:gyp`, build/) — or from the package's prebuilt
+// copy (prebuilds/, made by `npm run build:prebuilds`). A local build wins: a developer's fresh build
+// must not lose to a prebuild that predates their change (scripts/install.js builds one only when the
+// prebuild does not load).
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { NatlbError } from "./errors";
 
 export type Protocol = "tcp" | "udp";
 export type PickMode = "cursor" | "random" | "hash";
@@ -207,17 +211,47 @@ export interface NativeAddon {
   };
 }
 
+/** The package's root: this file runs from dist/src/. */
+const PACKAGE_ROOT = join(__dirname, "..", "..");
+
+/** The prebuilt addon's place, prebuildify-style (scripts/install.js and scripts/prebuilds.js name it too). */
+export const PREBUILT_ADDON = join("prebuilds", "linux-x64", "natlb.napi.glibc.node");
+
+/** Where the addon may be, in the order they are tried: local builds first, then the prebuild (on linux-x64). */
+export function nativeAddonCandidates(root: string = PACKAGE_ROOT): string[] {
+  const localBuilds = [join(root, "build-cmake", "Release", "natlb.node"), join(root, "build", "Release", "natlb.node")];
+  const prebuildFits = process.platform === "linux" && process.arch === "x64";
+  return prebuildFits ? [...localBuilds, join(root, PREBUILT_ADDON)] : localBuilds;
+}
+
+/** The addon file loadNative() loads, or undefined when there is none. */
+export function nativeAddonPath(root: string = PACKAGE_ROOT): string | undefined {
+  return nativeAddonCandidates(root).find((path) => existsSync(path));
+}
+
 let loaded: NativeAddon | undefined;
 
 export function loadNative(): NativeAddon {
   if (loaded) return loaded;
-  const root = join(__dirname, "..", "..");
-  const candidates = [join(root, "build-cmake", "Release", "natlb.node"), join(root, "build", "Release", "natlb.node")];
-  const found = candidates.find((path) => existsSync(path));
+  const found = nativeAddonPath();
   if (!found) {
-    throw new Error(`natlb: the native addon is not built (looked for ${candidates.join(", ")}); run \`npm ci\` or \`npm run build\``);
+    throw new NatlbError(
+      "E_NO_ADDON",
+      `the native addon is not built (looked for ${nativeAddonCandidates().join(", ")}): ` +
+        "in a checkout run `npm ci` or `npm run build`; in an installed package run `npm rebuild natlb` " +
+        "(it needs cmake, g++, make, clang and libbpf-dev)",
+    );
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  loaded = require(found) as NativeAddon;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    loaded = require(found) as NativeAddon;
+  } catch (error) {
+    throw new NatlbError(
+      "E_ADDON_LOAD",
+      `the native addon ${found} does not load here (${(error as Error).message}): ` +
+        "run `npm rebuild natlb` to compile it for this machine (it needs cmake, g++, make, clang and libbpf-dev)",
+      { cause: error },
+    );
+  }
   return loaded;
 }
