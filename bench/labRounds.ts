@@ -4,6 +4,7 @@
 import { blobSha256 } from "../lab/blobContent";
 import { startBlobServer } from "../lab/blobServer";
 import { readPeakRssKiB, runBulkDownload, type DownloadRunSummary } from "../lab/benchTools";
+import { withDownloadProgress } from "../lab/downloadProgress";
 import { IP_BIN } from "../lab/netns";
 import { createLab, type Lab } from "../lab/topology";
 import { withTimeout } from "../lab/wait";
@@ -329,15 +330,29 @@ async function measure(lab: Lab, active: ActiveVariant, run: VariantRun, ctx: La
   // 2. Large downloads, 1 and 4 connections, bulkBytes in total each.
   for (const conns of [1, 4]) {
     const bytesPerConn = o.bulkBytes / conns;
-    const s = await runBulkDownload(lab, {
-      targets: active.bulkTargets,
-      path: blobPath(bytesPerConn),
-      conns,
-      localAddress: run.clientIp,
-      localPortBase: ctx.ports.take(conns),
-      timeoutMs: downloadTimeoutMs(o.bulkBytes),
-      ...(active.pid !== null ? { watchPid: active.pid } : {}),
-    });
+    // The progress line samples once a second on a terminal (every 5 s otherwise): an `ip` call and,
+    // for natlb, one status request, a small cost inside the CPU being measured (--no-progress: none).
+    const bulkService = active.bulkTargets[0];
+    const progress = {
+      lab,
+      label: `${run.lab} r${run.round + 1} ${run.variant} ${conns} conn(s)`,
+      bytesTotal: o.bulkBytes,
+      enabled: o.progress,
+      ...(active.controlSocket !== undefined && bulkService !== undefined
+        ? { controlSocket: active.controlSocket, service: { vip: bulkService.ip, port: bulkService.port } }
+        : {}),
+    };
+    const s = await withDownloadProgress(progress, () =>
+      runBulkDownload(lab, {
+        targets: active.bulkTargets,
+        path: blobPath(bytesPerConn),
+        conns,
+        localAddress: run.clientIp,
+        localPortBase: ctx.ports.take(conns),
+        timeoutMs: downloadTimeoutMs(o.bulkBytes),
+        ...(active.pid !== null ? { watchPid: active.pid } : {}),
+      }),
+    );
     if (s.failed > 0) {
       run.errors.push(`download ${conns} conn(s): ${s.failed} failed: ${firstError(s)}`);
       say(`download ${conns} conn(s) FAILED: ${firstError(s)}`);

@@ -39,6 +39,8 @@ export interface BenchOptions {
   floodRecoverySeconds?: number;
   /** Progress lines (default: stderr). */
   log?: (line: string) => void;
+  /** A live progress line during the large downloads (default true; lab/downloadProgress.ts). */
+  progress?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -61,6 +63,7 @@ export interface ResolvedOptions {
   /** Time a probe connection or request has to complete; 1 s leaves no room for a SYN retransmission. */
   floodProbeTimeoutMs: number;
   log: (line: string) => void;
+  progress: boolean;
 }
 
 export const ALL_VARIANT_IDS: readonly VariantId[] = [
@@ -99,6 +102,7 @@ export function resolveOptions(o: BenchOptions, defaultJsonPath: string): Resolv
     floodProbeRate: 20,
     floodProbeTimeoutMs: 1000,
     log: o.log ?? ((line) => process.stderr.write(`${line}\n`)),
+    progress: o.progress ?? true,
   };
   const intIn = (name: string, v: number, min: number, max: number): void => {
     if (!Number.isInteger(v) || v < min || v > max) throw new BenchUsageError(`${name} must be an integer in ${min}..${max}, got ${v}`);

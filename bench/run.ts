@@ -175,7 +175,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
   return report;
 }
 
-const USAGE = `usage: node dist/bench/run.js [--quick] [--json <file> | --no-json] [--rounds N] [--mib N]
+const USAGE = `usage: node dist/bench/run.js [--quick] [--json <file> | --no-json] [--no-progress] [--rounds N] [--mib N]
         [--labs gso,mtu,flood] [--variants plain,kernelNat,haproxy,nodeProxy,natlb,natlbUserSpace,natlbAfPacket] [--max-minutes M]
         [--flood-rates 12500,25000,50000,100000,200000] [--flood-seconds S] [--flood-recovery-seconds S]`;
 
@@ -203,6 +203,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         break;
       case "--no-json":
         o.jsonPath = null;
+        break;
+      case "--no-progress":
+        o.progress = false;
         break;
       case "--rounds":
         o.rounds = int();

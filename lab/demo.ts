@@ -1,8 +1,11 @@
 // `natlb demo`: a lab in network namespaces (client -> gateway -> 3 real servers), natlb on the
 // gateway, a large download through the VIP checked by sha256, and a summary. Everything it makes is
-// removed at the end, also on failure and Ctrl-C.
+// removed at the end, also on failure and Ctrl-C. During the download a progress line shows bytes,
+// rate and each real's share of the connections (downloadProgress.ts).
+import type { BalancerStatus } from "../src/balancer";
 import { startBalancer } from "./balancerProcess";
 import { startBlobServer } from "./blobServer";
+import { withDownloadProgress } from "./downloadProgress";
 import { blobUrl, runDownload } from "./download";
 import { createLab } from "./topology";
 
@@ -10,11 +13,29 @@ export interface DemoOptions {
   mib: number;
   conns: number;
   offloads: boolean;
+  /** Progress line during the download (default true). */
+  progress?: boolean;
+  /** The caller prints the summary as JSON: the commentary goes to stderr, stdout stays for the JSON. */
+  json?: boolean;
 }
 
-const say = (line: string) => process.stdout.write(`${line}\n`);
+/** What `natlb demo --json` prints. */
+export interface DemoSummary {
+  ok: boolean;
+  mib: number;
+  conns: number;
+  offloads: boolean;
+  transferredBytes: number;
+  seconds: number;
+  gbps: number;
+  intactDownloads: number;
+  downloads: { localPort: number | null; real: string | null; bytes: number; sha256: string | null; intact: boolean; error?: string }[];
+  counters: BalancerStatus["counters"];
+}
 
-export async function runDemo(options: DemoOptions): Promise<void> {
+export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
+  const out = options.json ? process.stderr : process.stdout;
+  const say = (line: string) => out.write(`${line}\n`);
   say(`natlb demo: building a lab (client -> gateway -> 3 real servers, veth offloads ${options.offloads ? "on" : "off"})`);
   const lab = await createLab({ reals: 3, offloads: options.offloads, prefix: "demo" });
   let stop: (() => Promise<unknown>) | undefined;
@@ -42,19 +63,39 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     stop = () => natlb.stop();
     const perConnection = Math.ceil((options.mib * 1024 * 1024) / options.conns);
     say(`natlb demo: downloading ${options.mib} MiB through the VIP over ${options.conns} connection(s)...`);
-    const summary = await runDownload(lab, {
-      url: blobUrl(lab.vip, 80, perConnection, "demo"),
-      conns: options.conns,
-      count: options.conns,
-      localPortBase: 45000,
-      timeoutMs: 600_000,
-    });
+    const summary = await withDownloadProgress(
+      {
+        lab,
+        label: "download",
+        bytesTotal: perConnection * options.conns,
+        controlSocket: natlb.socket,
+        service: { vip: lab.vip, port: 80 },
+        enabled: options.progress !== false,
+      },
+      () =>
+        runDownload(lab, {
+          url: blobUrl(lab.vip, 80, perConnection, "demo"),
+          conns: options.conns,
+          count: options.conns,
+          localPortBase: 45000,
+          timeoutMs: 600_000,
+        }),
+    );
     const served = servers.flatMap((s) => s.served());
     let intact = 0;
+    const downloads: DemoSummary["downloads"] = [];
     for (const result of summary.results) {
       const server = served.find((s) => s.peerPort === result.localPort);
       const ok = !result.error && result.bytes === perConnection && server !== undefined && server.sha256 === result.sha256;
       if (ok) intact += 1;
+      downloads.push({
+        localPort: result.localPort,
+        real: result.real,
+        bytes: result.bytes,
+        sha256: result.sha256,
+        intact: ok,
+        ...(result.error ? { error: result.error } : {}),
+      });
       say(
         `  connection :${result.localPort} <- ${result.real ?? "?"}  ${(result.bytes / 1048576).toFixed(0)} MiB  sha256 ${
           result.sha256?.slice(0, 16) ?? "-"
@@ -80,6 +121,18 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     await natlb.stop();
     stop = undefined;
     if (intact !== summary.results.length) throw new Error("some downloads were not intact");
+    return {
+      ok: true,
+      mib: options.mib,
+      conns: options.conns,
+      offloads: options.offloads,
+      transferredBytes: summary.totalBytes,
+      seconds: summary.seconds,
+      gbps: summary.gbps,
+      intactDownloads: intact,
+      downloads,
+      counters: c,
+    };
   } finally {
     await stop?.().catch(() => undefined);
     await lab.destroy();

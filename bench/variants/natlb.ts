@@ -44,6 +44,7 @@ function natlbVariant(
         bulkTargets: [{ ip: services.vip, port: services.bulk.vport }],
         smallTargets: [{ ip: services.vip, port: services.small.vport }],
         pid: balancer.child.pid ?? null,
+        controlSocket: balancer.socket,
         diagnostics: async () => {
           const status = await balancer.status().catch((e: unknown) => ({ error: (e as Error).message }));
           if ("error" in status) return { addon, receivePath, kernelFastPath, ...status };

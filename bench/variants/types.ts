@@ -27,6 +27,8 @@ export interface ActiveVariant {
   smallTargets: Endpoint[];
   /** The balancer's process, for CPU and memory; null for kernel-only paths. */
   pid: number | null;
+  /** The natlb daemon's control socket (natlb variants only): the progress line shows its reals' shares. */
+  controlSocket?: string;
   /** Anything worth keeping about this run (counters, drops), read just before tearDown. */
   diagnostics(): Promise<Record<string, unknown>>;
   /** Removes every process, rule, route and address the variant added. */
