@@ -3,7 +3,8 @@ export { Balancer } from "./balancer";
 export type {
   BalancerOptions, BalancerStatus, RealInput, RealRef, RealStatus, ServiceInput, ServiceRef, ServiceStatus,
 } from "./balancer";
-export { parseConfig, parseConfigText, loadConfigFile, diffConfig, DEFAULT_TIMEOUTS } from "./config";
+export { parseConfig, parseConfigText, loadConfigFile, diffConfig, DEFAULT_TIMEOUTS, DEAD_REAL_FLOWS, RECEIVE_PATHS } from "./config";
+export { COUNTER_NAMES } from "./native";
 export type { HealthCheckConfig, NatlbConfig, Protocol, RealConfig, ServiceConfig, Timeouts } from "./config";
 export { ApiError, ConfigError, ControlError, KernelSetupError, NatlbError, PrivilegeError } from "./errors";
 export type { Connection, FlowStateName } from "./flows/flowMap";
@@ -12,3 +13,15 @@ export { SCHEDULER_NAMES, schedulerFor } from "./schedulers";
 export type { SchedulerName, SchedulerPolicy, SelectionTable } from "./schedulers";
 export { startDaemon } from "./daemon";
 export { removeNatlbKernelState } from "./kernel";
+// Types the exports above refer to, so that users can name them and the API reference (docs/api/) links them.
+export type {
+  ConfigDiff, DeadRealFlows, FloodProtection, GlobalSetting, InterfacesConfig, NoHealthCheckConfig, ReceivePath, ReceivePathConfig,
+  RealUpdate, ServiceChange, TcpHealthCheckConfig,
+} from "./config";
+export type {
+  ApiErrorOptions, ConfigErrorOptions, ConfigIssue, ControlErrorCode, KernelSetupErrorOptions, NatlbErrorOptions, PrivilegeErrorOptions,
+} from "./errors";
+export type { FlowMapStats } from "./flows/flowMap";
+export type { CounterName, NativeInterface } from "./native";
+export type { PickMode, SchedulerInput, SchedulerReal } from "./schedulers";
+export type { Daemon, DaemonOptions } from "./daemon";
