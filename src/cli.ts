@@ -1,101 +1,76 @@
 // `natlb`: the command line. run (the daemon), status and conns (ask the daemon over its local
-// socket), demo (lab + balancer + large download + summary), bench (issue #3).
-import { Command, InvalidArgumentError } from "commander";
-import { loadConfigFile, parseConfigText } from "./config";
-import { discoverGateway } from "./gateway/interfaces";
-import { KernelSetup, removeNatlbKernelState } from "./kernel";
-import { namespaceLockHeld } from "./namespaceLock";
-import { DEFAULT_CONTROL_TIMEOUT_MS, defaultSocketPath, requestControl } from "./control";
+// socket), the run-time changes (adminCommands.ts), demo (lab + balancer + large download + summary),
+// bench (issue #3). Every command has --json and an example in its --help; exit statuses are in
+// exitCodes.ts.
+import { readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { addAdminCommands } from "./adminCommands";
-import { startDaemon, type Daemon } from "./daemon";
+import { addClientOptions, askDaemon, printResult, reportFailure, wantsJson, withExamples, type ClientOptions } from "./cliSupport";
 import { checkoutScript } from "./checkoutTools";
-import { kernelPlanFor, type BalancerStatus } from "./balancer";
+import type { BalancerStatus } from "./balancer";
+import type { Daemon } from "./daemon";
 import type { Connection } from "./flows/flowMap";
 import { NatlbError } from "./errors";
-import { spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { exitCodeHelp } from "./exitCodes";
+import { LOG_FORMATS, LOG_LEVELS, LOG_LEVEL_ENV, resolveLogLevel, type LogFormat } from "./logSettings";
+import { formatConnections, formatStatus } from "./statusText";
+
+// The daemon, the kernel set-up and the config schema load only in the commands that use them:
+// `natlb status` starts in half the time without them.
 
 function positiveInteger(text: string): number {
   const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) throw new InvalidArgumentError("expected a positive integer");
+  if (!/^\d+$/.test(text) || !Number.isInteger(value) || value < 1) throw new InvalidArgumentError("expected a positive integer");
   return value;
 }
 
-function formatStatus(status: BalancerStatus): string {
-  const lines = [
-    `natlb: ${status.services.length} service(s); flows ${status.flows.live}/${status.flows.capacity}; interfaces ${status.interfaces
-      .map((i) => `${i.name}(${i.role}, ${i.receivePath}${i.xdp ? ` ${i.xdp.mode}, ${i.xdp.receiveQueues} queue(s)` : ""})`)
-      .join(" ")}`,
-    ...(status.kernelFastPath.enabled
-      ? [`kernel fast path: ${status.kernelFastPath.flows} flow(s), ${status.counters.kernelForwardedPackets} segment(s) forwarded`]
-      : []),
-    "Prot LocalAddress:Port Scheduler",
-    "  -> RemoteAddress:Port      Weight  State  ActiveConn  InActConn",
-  ];
-  for (const s of status.services) {
-    lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}`);
-    for (const r of s.reals) {
-      lines.push(
-        `  -> ${`${r.ip}:${r.port}`.padEnd(22)} ${String(r.weight).padStart(6)}  ${(r.up ? "up" : "DOWN").padEnd(5)}  ${String(
-          r.activeConns,
-        ).padStart(10)}  ${String(r.inactiveConns).padStart(9)}`,
-      );
-    }
-  }
-  const c = status.counters;
-  const drops = Object.entries(c)
-    .filter(([name, value]) => (name.startsWith("drop") || name === "ringDrops") && value > 0)
-    .map(([name, value]) => `${name.replace(/^drop/, "").replace(/^./, (x) => x.toLowerCase())} ${value}`);
-  lines.push(
-    `frames: ${c.toReal} to reals, ${c.toClient} to clients; drops: ${drops.length ? drops.join(", ") : "none"}`,
-  );
-  const f = status.flows;
-  const evicted = f.evicted.halfOpenTcpShare + f.evicted.halfOpenTcpRoom + f.evicted.udpShare + f.evicted.udpRoom;
-  if (f.unassured.halfOpenTcp + f.unassured.udp + evicted + f.expiredUnderPressure > 0) {
-    lines.push(
-      `flood defences: unassured ${f.unassured.halfOpenTcp} half-open TCP, ${f.unassured.udp} UDP; ` +
-        `evicted ${evicted} (half-open TCP ${f.evicted.halfOpenTcpShare} for its share, ${f.evicted.halfOpenTcpRoom} for room; ` +
-        `UDP ${f.evicted.udpShare} for its share, ${f.evicted.udpRoom} for room); expired under pressure ${f.expiredUnderPressure}`,
-    );
-  }
-  return lines.join("\n");
+/** natlb's version, from the package.json two levels above dist/src/ (a checkout and the installed package alike). */
+export function packageVersion(): string {
+  const path = join(__dirname, "..", "..", "package.json");
+  const parsed: unknown = JSON.parse(readFileSync(path, "utf8"));
+  const version = typeof parsed === "object" && parsed !== null ? (parsed as { version?: unknown }).version : undefined;
+  if (typeof version !== "string") throw new NatlbError("E_INTERNAL", `${path} has no version: reinstall natlb`);
+  return version;
 }
 
-function formatConnections(connections: Connection[]): string {
-  const lines = ["Pro State        Client                 Virtual                Real                   Idle(s)"];
-  for (const c of connections) {
-    lines.push(
-      [
-        c.protocol.toUpperCase().padEnd(3),
-        c.state.padEnd(12),
-        `${c.client.ip}:${c.client.port}`.padEnd(22),
-        `${c.vip.ip}:${c.vip.port}`.padEnd(22),
-        `${c.real.ip}:${c.real.port}`.padEnd(22),
-        (c.idleMs / 1000).toFixed(1),
-      ].join(" "),
-    );
-  }
-  lines.push(`${connections.length} connection(s)`);
-  return lines.join("\n");
+export interface ProgramOptions {
+  /** Leave commander's own error text out (main prints errors as JSON instead). */
+  readonly quietUsageErrors?: boolean;
 }
 
-async function ask(socket: string | undefined, route: string): Promise<unknown> {
-  return requestControl(socket ?? defaultSocketPath(), route, DEFAULT_CONTROL_TIMEOUT_MS);
-}
-
-export function buildProgram(): Command {
+export function buildProgram(options: ProgramOptions = {}): Command {
   const program = new Command("natlb")
     .description("Layer-4 IP/NAT load balancer for Linux gateways")
-    .showHelpAfterError()
-    .exitOverride();
+    .version(packageVersion(), "-V, --version", "print natlb's version")
+    .configureOutput(options.quietUsageErrors ? { outputError: () => undefined } : {})
+    .showHelpAfterError(options.quietUsageErrors ? false : "(add --help for usage and examples)")
+    .exitOverride()
+    .addHelpText(
+      "after",
+      `\nExamples:\n  $ natlb run --config /etc/natlb/natlb.json\n  $ natlb status --config /etc/natlb/natlb.json\n  $ natlb <command> --help\n\n${exitCodeHelp()}\n` +
+        `\nWith --json, results print as JSON on stdout and errors as {"error":{"code","message",...}} on stderr.`,
+    );
 
-  program
-    .command("run")
-    .description("run the balancer (data plane + control plane) until SIGTERM/SIGINT; SIGHUP reloads the config")
-    .requiredOption("-c, --config <file>", "JSON configuration file")
-    .option("-s, --socket <path>", "control socket (default: per network namespace, under /run/natlb)")
-    .option("--no-kernel-setup", "do not install the kernel set-up (`natlb kernel-setup` must have installed it)")
-    .action(async (options: { config: string; socket?: string; kernelSetup: boolean }) => {
+  withExamples(
+    program
+      .command("run")
+      .description("run the balancer (data plane + control plane) until SIGTERM/SIGINT; SIGHUP reloads the config")
+      .requiredOption("-c, --config <file>", "JSON configuration file")
+      .option("-s, --socket <path>", "control socket (default: the config's socket, else one per network namespace under /run/natlb)")
+      .option("--no-kernel-setup", "do not install the kernel set-up (`natlb kernel-setup` must have installed it)")
+      .addOption(new Option("--log-level <level>", `least severe log records written (default: $${LOG_LEVEL_ENV}, else info)`).choices(LOG_LEVELS))
+      .addOption(new Option("--log-format <format>", "auto: readable on a terminal, JSON lines otherwise").choices(LOG_FORMATS).default("auto"))
+      .option("--json", "log JSON lines even on a terminal; a start-up error prints as JSON on stderr"),
+    "natlb run --config /etc/natlb/natlb.json --log-level debug",
+    "NATLB_LOG_LEVEL=warn natlb run --config natlb.json --no-kernel-setup",
+  ).action(
+    async (options: { config: string; socket?: string; kernelSetup: boolean; logLevel?: string; logFormat: LogFormat; json?: boolean }) => {
+      const level = resolveLogLevel(options.logLevel);
+      const { createLogger } = require("./log") as typeof import("./log");
+      const { startDaemon } = require("./daemon") as typeof import("./daemon");
+      const logger = createLogger({ level, format: options.json ? "json" : options.logFormat });
       // Signals may arrive at any time, more than once, and to the whole process group (npx,
       // systemd and terminals do that): the first one stops, later ones wait for the same stop. One
       // that arrives during start-up stops the daemon as soon as it is up, so start-up's kernel
@@ -114,6 +89,7 @@ export function buildProgram(): Command {
         daemon = await startDaemon({
           configPath: options.config,
           kernelSetup: options.kernelSetup,
+          logger,
           ...(options.socket ? { socketPath: options.socket } : {}),
         });
         process.off("SIGHUP", ignoreHangupWhileStarting);
@@ -124,109 +100,143 @@ export function buildProgram(): Command {
         process.off("SIGTERM", onSignal);
         process.off("SIGINT", onSignal);
       }
-    });
+    },
+  );
 
-  program
-    .command("status")
-    .description("services, real servers, weights, active/inactive connections of the running daemon")
-    .option("--json", "machine-readable output")
-    .option("-s, --socket <path>", "control socket of the daemon")
-    .action(async (options: { json?: boolean; socket?: string }) => {
-      const status = (await ask(options.socket, "GET /status")) as BalancerStatus;
-      console.log(options.json ? JSON.stringify(status, null, 2) : formatStatus(status));
-    });
+  withExamples(
+    addClientOptions(
+      program
+        .command("status")
+        .description("services, real servers, weights, health, active/inactive connections and counters of the running daemon"),
+    ),
+    "natlb status --config /etc/natlb/natlb.json",
+    "natlb status --json | jq '.services[].reals[] | {ip, activeConns}'",
+  ).action(async (options: ClientOptions) => {
+    const status = (await askDaemon(options, "GET /status")) as BalancerStatus;
+    printResult(options.json, status, () => formatStatus(status));
+  });
 
-  program
-    .command("conns")
-    .description("the flow map of the running daemon")
-    .option("--json", "machine-readable output")
-    .option("--limit <n>", "at most this many connections", positiveInteger)
-    .option("-s, --socket <path>", "control socket of the daemon")
-    .action(async (options: { json?: boolean; socket?: string; limit?: number }) => {
-      const route = options.limit ? `GET /conns?limit=${options.limit}` : "GET /conns";
-      const body = (await ask(options.socket, route)) as { connections: Connection[] };
-      console.log(options.json ? JSON.stringify(body, null, 2) : formatConnections(body.connections));
-    });
+  withExamples(
+    addClientOptions(
+      program
+        .command("conns")
+        .description("the flow map of the running daemon: one line per connection (client, VIP, real, state, idle time)")
+        .option("--limit <n>", "at most this many connections", positiveInteger),
+    ),
+    "natlb conns --limit 20",
+  ).action(async (options: ClientOptions & { limit?: number }) => {
+    const route = options.limit ? `GET /conns?limit=${options.limit}` : "GET /conns";
+    const body = (await askDaemon(options, route)) as { connections: Connection[] };
+    printResult(options.json, body, () => formatConnections(body.connections));
+  });
 
-  program
-    .command("check-config")
-    .description("validate a configuration file and print it with defaults applied")
-    .argument("<file>")
-    .action(async (file: string) => {
-      const config = parseConfigText(await readFile(file, "utf8"), file);
-      console.log(JSON.stringify(config, null, 2));
-    });
+  withExamples(
+    program
+      .command("check-config")
+      .description("validate a configuration file and print it, as JSON, with every default filled in (exit status 3 when invalid)")
+      .argument("<file>", "JSON configuration file")
+      .option("--json", "errors as JSON on stderr, with every problem in error.issues"),
+    "natlb check-config /etc/natlb/natlb.json",
+  ).action(async (file: string) => {
+    const { loadConfigFile } = require("./config") as typeof import("./config");
+    printResult(true, await loadConfigFile(file), () => "");
+  });
 
   addAdminCommands(program);
 
-  program
-    .command("kernel-setup")
-    .description("only the CAP_NET_ADMIN step: install the VIPs' blackhole routes and natlb's nftables table for a config (for `run --no-kernel-setup` with CAP_NET_RAW alone)")
-    .requiredOption("-c, --config <file>", "JSON configuration file")
-    .action(async (options: { config: string }) => {
-      const config = await loadConfigFile(options.config);
-      const gateway = await discoverGateway(config);
-      // With a daemon running (after a reload, say), only add: its flows' claims and the VIPs it
-      // still serves stay.
-      const daemonRunning = await namespaceLockHeld();
-      await new KernelSetup().apply(kernelPlanFor(config, gateway.interfaces), { keepOthers: daemonRunning });
-      console.log(`natlb: kernel set-up installed for ${config.services.length} service(s); \`natlb kernel-undo\` removes it`);
-    });
+  withExamples(
+    program
+      .command("kernel-setup")
+      .description(
+        "only the CAP_NET_ADMIN step: install the VIPs' blackhole routes and natlb's nftables table for a config (for `run --no-kernel-setup` with CAP_NET_RAW alone)",
+      )
+      .requiredOption("-c, --config <file>", "JSON configuration file")
+      .option("--json", "print the result as JSON (errors as JSON on stderr)"),
+    "natlb kernel-setup --config /etc/natlb/natlb.json   # e.g. systemd ExecStartPre=",
+  ).action(async (options: { config: string; json?: boolean }) => {
+    const { loadConfigFile } = require("./config") as typeof import("./config");
+    const { discoverGateway } = require("./gateway/interfaces") as typeof import("./gateway/interfaces");
+    const { KernelSetup } = require("./kernel") as typeof import("./kernel");
+    const { namespaceLockHeld } = require("./namespaceLock") as typeof import("./namespaceLock");
+    const { kernelPlanFor } = require("./balancer") as typeof import("./balancer");
+    const config = await loadConfigFile(options.config);
+    const gateway = await discoverGateway(config);
+    // With a daemon running (after a reload, say), only add: its flows' claims and the VIPs it
+    // still serves stay.
+    const daemonRunning = await namespaceLockHeld();
+    await new KernelSetup().apply(kernelPlanFor(config, gateway.interfaces), { keepOthers: daemonRunning });
+    printResult(
+      options.json,
+      { ok: true, services: config.services.length, keptOthers: daemonRunning },
+      () => `natlb: kernel set-up installed for ${config.services.length} service(s); \`natlb kernel-undo\` removes it`,
+    );
+  });
 
-  program
-    .command("kernel-undo")
-    .description("remove every route (protocol 199) and the nftables table natlb installed in this network namespace")
-    .action(async () => {
-      if (await namespaceLockHeld()) {
-        throw new NatlbError("E_RUNNING", "a natlb daemon runs in this network namespace: stop it first, then undo its kernel set-up");
-      }
-      await removeNatlbKernelState();
-      console.log("natlb: kernel set-up removed");
-    });
+  withExamples(
+    program
+      .command("kernel-undo")
+      .description("remove every route (protocol 199) and the nftables table natlb installed in this network namespace")
+      .option("--json", "print the result as JSON (errors as JSON on stderr)"),
+    "natlb kernel-undo   # e.g. systemd ExecStopPost=",
+  ).action(async (options: { json?: boolean }) => {
+    const { namespaceLockHeld } = require("./namespaceLock") as typeof import("./namespaceLock");
+    const { removeNatlbKernelState } = require("./kernel") as typeof import("./kernel");
+    if (await namespaceLockHeld()) {
+      throw new NatlbError("E_RUNNING", "a natlb daemon runs in this network namespace: stop it first, then undo its kernel set-up");
+    }
+    await removeNatlbKernelState();
+    printResult(options.json, { ok: true }, () => "natlb: kernel set-up removed");
+  });
 
-  program
-    .command("demo")
-    .description("build a lab in network namespaces, run natlb, download a large file through it, print a summary")
-    .option("--mib <n>", "size of the download in MiB", positiveInteger, 1024)
-    .option("--conns <n>", "parallel connections", positiveInteger, 4)
-    .option("--offloads <on|off>", "veth offloads (GSO/TSO/GRO)", "on")
-    .action(async (options: { mib: number; conns: number; offloads: string }) => {
-      if (options.offloads !== "on" && options.offloads !== "off") throw new InvalidArgumentError("--offloads is on or off");
-      const demo = require(checkoutScript("lab/demo.js", "demo")) as typeof import("../lab/demo");
-      await demo.runDemo({ mib: options.mib, conns: options.conns, offloads: options.offloads === "on" });
+  withExamples(
+    program
+      .command("demo")
+      .description(
+        "build a lab in network namespaces (client -> gateway -> 3 reals), run natlb, download a large file through it with a progress line, print a summary; needs root and a checkout",
+      )
+      .option("--mib <n>", "size of the download in MiB", positiveInteger, 1024)
+      .option("--conns <n>", "parallel connections", positiveInteger, 4)
+      .addOption(new Option("--offloads <on|off>", "veth offloads (GSO/TSO/GRO)").choices(["on", "off"]).default("on"))
+      .option("--no-progress", "no progress line during the download")
+      .option("--json", "print the summary as JSON on stdout (the running commentary goes to stderr)"),
+    "natlb demo --mib 256 --conns 2   # as root",
+  ).action(async (options: { mib: number; conns: number; offloads: "on" | "off"; progress: boolean; json?: boolean }) => {
+    const demo = require(checkoutScript("lab/demo.js", "demo")) as typeof import("../lab/demo");
+    const summary = await demo.runDemo({
+      mib: options.mib,
+      conns: options.conns,
+      offloads: options.offloads === "on",
+      progress: options.progress,
+      json: options.json === true,
     });
+    if (options.json) printResult(true, summary, () => "");
+  });
 
-  program
-    .command("bench")
-    .description("large files, short connections, serial latency and CPU against kernel NAT, HAProxy and a Node proxy (bench/README.md)")
-    .allowUnknownOption()
-    .argument("[options...]", "passed to the benchmark, e.g. --quick, --json <file>")
-    .action(async (args: string[]) => {
-      const script = checkoutScript("bench/run.js", "bench");
-      const child = spawn(process.execPath, [script, ...args], { stdio: "inherit" });
-      const code = await new Promise<number>((resolve) => child.on("exit", (exitCode) => resolve(exitCode ?? 1)));
-      if (code !== 0) throw new NatlbError("E_BENCH", `the benchmark exited with status ${code}`);
-    });
+  withExamples(
+    program
+      .command("bench")
+      .description(
+        "large files, short connections, serial latency and CPU against kernel NAT, HAProxy and a Node proxy (bench/README.md); needs root and a checkout",
+      )
+      .allowUnknownOption()
+      .argument("[options...]", "passed to the benchmark, e.g. --quick, --no-progress, --json <file> (the report's file: its --json takes a path)"),
+    "natlb bench --quick --json /tmp/bench.json   # as root",
+  ).action(async (args: string[]) => {
+    const script = checkoutScript("bench/run.js", "bench");
+    const child = spawn(process.execPath, [script, ...args], { stdio: "inherit" });
+    // The benchmark's own status (0 ok, 1 errors in the run, 2 bad arguments) is natlb's.
+    process.exitCode = await new Promise<number>((resolve) => child.on("exit", (exitCode) => resolve(exitCode ?? 1)));
+  });
 
   return program;
 }
 
+/** Runs the command line; sets process.exitCode from exitCodes.ts. */
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
+  const json = wantsJson(argv.slice(2));
   try {
-    await program.parseAsync(argv);
+    await buildProgram({ quietUsageErrors: json }).parseAsync(argv);
   } catch (error) {
-    const code = (error as { code?: string }).code;
-    if (code === "commander.helpDisplayed" || code === "commander.version" || code === "commander.help") {
-      process.exitCode = 0;
-      return;
-    }
-    if (typeof code === "string" && code.startsWith("commander.")) {
-      process.exitCode = 2;
-      return;
-    }
-    const message = error instanceof NatlbError || error instanceof Error ? error.message : String(error);
-    console.error(`natlb: ${message}`);
-    process.exitCode = 1;
+    process.exitCode = reportFailure(error, json);
   }
 }

@@ -16,6 +16,29 @@ export interface ControlRequestOptions {
 
 const START_HINT = "start one with `natlb run --config <file>`";
 
+/** How a client command names its daemon: an explicit socket, or the config file the daemon runs with. */
+export interface SocketChoice {
+  /** `--socket <path>`: wins over everything. */
+  readonly socket?: string | undefined;
+  /** `--config <file>`: its `socket` field, or the default path when it has none. */
+  readonly config?: string | undefined;
+}
+
+/**
+ * The control socket a client command talks to: --socket, else the `socket` field of --config's
+ * file (validated like `natlb run` does, so a bad file fails here with a ConfigError), else the
+ * per-namespace default.
+ */
+export async function resolveSocketPath(choice: SocketChoice): Promise<string> {
+  if (choice.socket !== undefined) return choice.socket;
+  if (choice.config !== undefined) {
+    // Loaded here only: the config schema is most of a client command's start-up time.
+    const { loadConfigFile } = require("../config") as typeof import("../config");
+    return (await loadConfigFile(choice.config)).socket ?? defaultSocketPath();
+  }
+  return defaultSocketPath();
+}
+
 function connectError(path: string, error: NodeJS.ErrnoException, timeoutMs: number): ControlError {
   switch (error.code) {
     case "ENOENT":

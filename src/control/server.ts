@@ -6,7 +6,7 @@ import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { connect } from "node:net";
 import { dirname } from "node:path";
-import { ApiError, ControlError } from "../errors";
+import { ApiError, ConfigError, ControlError } from "../errors";
 import { toJson, type ControlErrorBody, type RouteKey } from "./protocol";
 import { MAX_SOCKET_PATH_BYTES } from "./socketPath";
 
@@ -152,6 +152,8 @@ async function handle(handlers: ControlHandlers, req: IncomingMessage, res: Serv
     send(res, 200, result === undefined ? null : result);
   } catch (error) {
     if (error instanceof ApiError) return sendError(res, error.status, error.code, error.message);
+    // A reload of a bad file: the client's fault, and its code tells the CLI to exit with the config status.
+    if (error instanceof ConfigError) return sendError(res, 422, error.code, error.message);
     const message = error instanceof Error ? error.message : String(error);
     sendError(res, 500, "E_INTERNAL", `${key} failed: ${message}`);
   }

@@ -1,0 +1,86 @@
+// The text `natlb status` and `natlb conns` print (their --json prints the daemon's answer as it is).
+// The status text is a list of sections, each a function of the status giving zero or more lines, so
+// a new line is one more entry in STATUS_SECTIONS.
+import type { BalancerStatus } from "./balancer";
+import type { Connection } from "./flows/flowMap";
+
+/** One part of the status text: the lines it has to say, or none. */
+export type StatusSection = (status: BalancerStatus) => string[];
+
+const summarySection: StatusSection = (status) => [
+  `natlb: ${status.services.length} service(s); flows ${status.flows.live}/${status.flows.capacity}; interfaces ${status.interfaces
+    .map((i) => `${i.name}(${i.role}, ${i.receivePath}${i.xdp ? ` ${i.xdp.mode}, ${i.xdp.receiveQueues} queue(s)` : ""})`)
+    .join(" ")}`,
+];
+
+const kernelFastPathSection: StatusSection = (status) =>
+  status.kernelFastPath.enabled
+    ? [`kernel fast path: ${status.kernelFastPath.flows} flow(s), ${status.counters.kernelForwardedPackets} segment(s) forwarded`]
+    : [];
+
+/** The ipvsadm -Ln look: one line per service, one per real under it. */
+const servicesSection: StatusSection = (status) => {
+  const lines = ["Prot LocalAddress:Port Scheduler", "  -> RemoteAddress:Port      Weight  State  ActiveConn  InActConn"];
+  for (const s of status.services) {
+    lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}`);
+    for (const r of s.reals) {
+      lines.push(
+        `  -> ${`${r.ip}:${r.port}`.padEnd(22)} ${String(r.weight).padStart(6)}  ${(r.up ? "up" : "DOWN").padEnd(5)}  ${String(
+          r.activeConns,
+        ).padStart(10)}  ${String(r.inactiveConns).padStart(9)}`,
+      );
+    }
+  }
+  return lines;
+};
+
+const framesSection: StatusSection = (status) => {
+  const c = status.counters;
+  const drops = Object.entries(c)
+    .filter(([name, value]) => (name.startsWith("drop") || name === "ringDrops") && value > 0)
+    .map(([name, value]) => `${name.replace(/^drop/, "").replace(/^./, (x) => x.toLowerCase())} ${value}`);
+  return [`frames: ${c.toReal} to reals, ${c.toClient} to clients; drops: ${drops.length ? drops.join(", ") : "none"}`];
+};
+
+/** Only when the flood defences have anything to say. */
+const floodDefencesSection: StatusSection = (status) => {
+  const f = status.flows;
+  const evicted = f.evicted.halfOpenTcpShare + f.evicted.halfOpenTcpRoom + f.evicted.udpShare + f.evicted.udpRoom;
+  if (f.unassured.halfOpenTcp + f.unassured.udp + evicted + f.expiredUnderPressure === 0) return [];
+  return [
+    `flood defences: unassured ${f.unassured.halfOpenTcp} half-open TCP, ${f.unassured.udp} UDP; ` +
+      `evicted ${evicted} (half-open TCP ${f.evicted.halfOpenTcpShare} for its share, ${f.evicted.halfOpenTcpRoom} for room; ` +
+      `UDP ${f.evicted.udpShare} for its share, ${f.evicted.udpRoom} for room); expired under pressure ${f.expiredUnderPressure}`,
+  ];
+};
+
+/** The sections of `natlb status`, in the order they print. */
+export const STATUS_SECTIONS: readonly StatusSection[] = [
+  summarySection,
+  kernelFastPathSection,
+  servicesSection,
+  framesSection,
+  floodDefencesSection,
+];
+
+export function formatStatus(status: BalancerStatus, sections: readonly StatusSection[] = STATUS_SECTIONS): string {
+  return sections.flatMap((section) => section(status)).join("\n");
+}
+
+export function formatConnections(connections: readonly Connection[]): string {
+  const lines = ["Pro State        Client                 Virtual                Real                   Idle(s)"];
+  for (const c of connections) {
+    lines.push(
+      [
+        c.protocol.toUpperCase().padEnd(3),
+        c.state.padEnd(12),
+        `${c.client.ip}:${c.client.port}`.padEnd(22),
+        `${c.vip.ip}:${c.vip.port}`.padEnd(22),
+        `${c.real.ip}:${c.real.port}`.padEnd(22),
+        (c.idleMs / 1000).toFixed(1),
+      ].join(" "),
+    );
+  }
+  lines.push(`${connections.length} connection(s)`);
+  return lines.join("\n");
+}
