@@ -4,7 +4,7 @@
 import { blobSha256 } from "../lab/blobContent";
 import { startBlobServer } from "../lab/blobServer";
 import { readPeakRssKiB, runBulkDownload, type DownloadRunSummary } from "../lab/benchTools";
-import { withDownloadProgress } from "../lab/downloadProgress";
+import { clientReceivedBytes, withDownloadProgress } from "../lab/downloadProgress";
 import { IP_BIN } from "../lab/netns";
 import { createLab, type Lab } from "../lab/topology";
 import { withTimeout } from "../lab/wait";
@@ -334,7 +334,7 @@ async function measure(lab: Lab, active: ActiveVariant, run: VariantRun, ctx: La
     // for natlb, one status request, a small cost inside the CPU being measured (--no-progress: none).
     const bulkService = active.bulkTargets[0];
     const progress = {
-      lab,
+      receivedBytes: clientReceivedBytes(lab),
       label: `${run.lab} r${run.round + 1} ${run.variant} ${conns} conn(s)`,
       bytesTotal: o.bulkBytes,
       enabled: o.progress,

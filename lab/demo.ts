@@ -5,7 +5,7 @@
 import type { BalancerStatus } from "../src/balancer";
 import { startBalancer } from "./balancerProcess";
 import { startBlobServer } from "./blobServer";
-import { withDownloadProgress } from "./downloadProgress";
+import { clientReceivedBytes, withDownloadProgress } from "./downloadProgress";
 import { blobUrl, runDownload } from "./download";
 import { createLab } from "./topology";
 
@@ -65,7 +65,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     say(`natlb demo: downloading ${options.mib} MiB through the VIP over ${options.conns} connection(s)...`);
     const summary = await withDownloadProgress(
       {
-        lab,
+        receivedBytes: clientReceivedBytes(lab),
         label: "download",
         bytesTotal: perConnection * options.conns,
         controlSocket: natlb.socket,

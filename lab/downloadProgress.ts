@@ -13,7 +13,8 @@ import type { Lab } from "./topology";
 const HEADER_BYTES_PER_PACKET = 66;
 
 export interface DownloadProgressOptions {
-  readonly lab: Lab;
+  /** Bytes received so far by the downloading side (any origin; progress counts from the first reading). */
+  readonly receivedBytes: () => Promise<number | null>;
   readonly label: string;
   readonly bytesTotal: number;
   /** The natlb daemon's control socket, for the reals' shares; without it no shares are shown. */
@@ -23,7 +24,7 @@ export interface DownloadProgressOptions {
   /** false: no progress at all (the body just runs). */
   readonly enabled?: boolean;
   /** Default stderr. */
-  readonly stream?: ProgressStream & NodeJS.WritableStream;
+  readonly stream?: ProgressStream;
   /** Sampling interval. Default 1 s on a terminal, 5 s otherwise. */
   readonly intervalMs?: number;
 }
@@ -32,7 +33,11 @@ interface IpLinkJson {
   stats64?: { rx?: { bytes?: number; packets?: number } };
 }
 
-/** Received payload bytes (estimated: bytes minus headers) of the lab client's interface. */
+/** Received payload bytes (estimated: bytes minus headers) of the lab client's interface: a receivedBytes source. */
+export function clientReceivedBytes(lab: Lab): () => Promise<number | null> {
+  return () => clientPayloadBytes(lab);
+}
+
 async function clientPayloadBytes(lab: Lab): Promise<number | null> {
   const r = await runIn(null, IP_BIN, ["-n", lab.client.ns, "-j", "-s", "link", "show", "dev", lab.client.ifname], { timeoutMs: 2000 });
   if (r.code !== 0) return null;
@@ -63,7 +68,7 @@ export async function withDownloadProgress<T>(options: DownloadProgressOptions, 
   const stream = options.stream ?? process.stderr;
   const line = new ProgressLine(stream);
   const intervalMs = options.intervalMs ?? (line.redraws ? 1000 : 5000);
-  const base = await clientPayloadBytes(options.lab);
+  const base = await options.receivedBytes();
   let previous: { bytes: number; at: number } | null = null;
   let shares: RealShare[] | null = null;
   let stopped = false;
@@ -71,7 +76,7 @@ export async function withDownloadProgress<T>(options: DownloadProgressOptions, 
 
   const sample = async (): Promise<void> => {
     const [bytes, newShares] = await Promise.all([
-      clientPayloadBytes(options.lab),
+      options.receivedBytes(),
       options.controlSocket === undefined ? Promise.resolve(null) : realShares(options.controlSocket, options.service),
     ]);
     if (stopped || bytes === null || base === null) return;

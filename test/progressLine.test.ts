@@ -1,6 +1,13 @@
 // The progress line of the demo and the bench (lab/progressLine.ts): the line itself, short names of
-// the reals, shares, and how it is drawn on a terminal and elsewhere.
+// the reals, shares, and how it is drawn on a terminal and elsewhere; and the sampler around a
+// download (lab/downloadProgress.ts) against a fake daemon.
 import test from "ava";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { withDownloadProgress } from "../lab/downloadProgress";
+import { startControlServer } from "../src/control";
 import { formatProgressLine, formatRate, ProgressLine, sharesOf, shortRealNames, type ProgressSnapshot } from "../lab/progressLine";
 
 const MiB = 1024 * 1024;
@@ -81,4 +88,65 @@ test("progress line elsewhere: plain lines, at most one per interval", (t) => {
   line.update({ ...snapshot, bytesDone: 1024 * MiB });
   line.clear();
   t.deepEqual(stream.written, [`${formatProgressLine(snapshot, 200)}\n`, `${formatProgressLine({ ...snapshot, bytesDone: 1024 * MiB }, 200)}\n`]);
+});
+
+test("the sampler draws bytes since its start and the shares of the daemon's status, then erases its line", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "natlb-progress-"));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const socket = join(dir, "natlb.sock");
+  const reals = [
+    { ip: "198.18.1.11", port: 8080, weight: 1, up: true, activeConns: 3, inactiveConns: 0 },
+    { ip: "198.18.1.12", port: 8080, weight: 1, up: true, activeConns: 1, inactiveConns: 0 },
+  ];
+  const other = { ip: "198.18.1.13", port: 8081, weight: 1, up: true, activeConns: 50, inactiveConns: 0 };
+  const server = await startControlServer(socket, {
+    "GET /status": () => ({
+      services: [
+        { vip: "198.18.0.100", port: 80, protocol: "tcp", scheduler: "wrr", reals },
+        { vip: "198.18.0.100", port: 81, protocol: "tcp", scheduler: "wrr", reals: [other] },
+      ],
+    }),
+  });
+  t.teardown(() => server.close());
+  let received = 5000 * MiB; // the interface had traffic before: progress counts from the first reading
+  const stream = fakeStream(true);
+  const result = await withDownloadProgress(
+    {
+      receivedBytes: async () => (received += 64 * MiB),
+      label: "download",
+      bytesTotal: 1024 * MiB,
+      controlSocket: socket,
+      service: { vip: "198.18.0.100", port: 80 },
+      stream,
+      intervalMs: 30,
+    },
+    async () => {
+      await sleep(400);
+      return "downloaded";
+    },
+  );
+  t.is(result, "downloaded");
+  const lines = stream.written.filter((w) => w.length > "\r\x1b[2K".length);
+  t.true(lines.length >= 2, JSON.stringify(stream.written));
+  t.regex(lines[0]!, /^\r\x1b\[2Kdownload {2}\[#-+\] {2}64 MiB\/1\.00 GiB/);
+  t.true(lines.every((l) => l.endsWith("reals .11 75% .12 25%")), lines.join("\n"));
+  t.regex(lines[1]!, /Gbit\/s|Mbit\/s/);
+  t.is(stream.written[stream.written.length - 1], "\r\x1b[2K");
+});
+
+test("the sampler without a daemon shows no shares, and disabled it draws nothing", async (t) => {
+  let received = 0;
+  const stream = fakeStream(true);
+  await withDownloadProgress(
+    { receivedBytes: async () => (received += MiB), label: "kernelNat", bytesTotal: 16 * MiB, stream, intervalMs: 30 },
+    () => sleep(200),
+  );
+  t.true(stream.written.length >= 2);
+  t.false(stream.written.some((w) => w.includes("reals")));
+  const silent = fakeStream(true);
+  await withDownloadProgress(
+    { receivedBytes: async () => (received += MiB), label: "x", bytesTotal: 1, stream: silent, enabled: false },
+    () => sleep(100),
+  );
+  t.deepEqual(silent.written, []);
 });
