@@ -11,6 +11,7 @@ import { dirname, join, normalize, sep } from "node:path";
 import {
   CONFIG_REFERENCE_PATH, CONFIG_SCHEMA_PATH, configJsonSchemaText, configReferenceMarkdown, githubAnchor,
 } from "../scripts/configReference";
+import * as natlb from "../src/index";
 
 const ROOT = join(__dirname, "..", "..");
 
@@ -236,4 +237,12 @@ test("docs/config.md and the JSON Schema are what `npm run docs` generates from 
   const hint = "the config schema changed: run `npm run docs` and commit the result";
   t.is(repository.read(CONFIG_REFERENCE_PATH), configReferenceMarkdown(), hint);
   t.is(repository.read(CONFIG_SCHEMA_PATH), configJsonSchemaText(), hint);
+});
+
+test("the API reference (docs/api/) lists every value the package exports", (t) => {
+  // Types leave no trace at run time, so only values are checked; `npm run docs` regenerates it all.
+  const exported = Object.keys(natlb);
+  const index = repository.read("docs/api/README.md").replace(/\\_/g, "_");
+  const missing = exported.filter((name) => !index.includes(`[${name}](`));
+  t.deepEqual(missing, [], "run `npm run docs` and commit docs/api/");
 });
