@@ -53,10 +53,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
           healthCheck: { type: "tcp", intervalMs: 1000 },
         },
       ],
-      // As a user would choose: established connections forwarded by the kernel fast path, the rest
-      // (set-up, tear-down, ARP, ICMP) through AF_PACKET rings.
-      receivePath: "af_packet",
-      kernelFastPath: true,
+      // The defaults, as a user gets them: kernelFastPath "auto" (established connections forwarded
+      // by the kernel fast path when it can start, the rest through AF_PACKET rings).
     };
     say(`natlb demo: starting natlb in ${lab.gateway.ns} for VIP ${lab.vip}:80 -> ${lab.reals.map((r) => `${r.ip}:8080`).join(", ")}`);
     const natlb = await startBalancer(lab, config);
@@ -114,9 +112,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     say(`  data plane    ${c.toReal} frames to reals, ${c.toClient} to the client, ${c.newFlows} flows, drops: ring ${c.ringDrops}, other ${
       c.dropNoNeighbour + c.dropNoRoute + c.dropTxError + c.dropMalformed + c.dropNoFlow + c.dropNoReal
     }`);
-    say(`  receive path  ${config.receivePath}: ${c.rxFrames} frames through user space (set-up, tear-down, ARP)`);
-    say(`  kernel path   ${c.flowsOffloaded} established flow(s) handed to the kernel fast path; it forwarded ${
-      c.kernelForwardedPackets} segment(s), ${(c.kernelForwardedBytes / 1048576).toFixed(0)} MiB, that no ring copied`);
+    say(`  receive path  ${status.interfaces.map((i) => i.receivePath).join("/")}: ${c.rxFrames} frames through user space${
+      status.kernelFastPath.enabled ? " (set-up, tear-down, ARP)" : ""}`);
+    say(status.kernelFastPath.enabled
+      ? `  kernel path   ${c.flowsOffloaded} established flow(s) handed to the kernel fast path; it forwarded ${
+        c.kernelForwardedPackets} segment(s), ${(c.kernelForwardedBytes / 1048576).toFixed(0)} MiB, that no ring copied`
+      : `  kernel path   off: ${status.kernelFastPath.unavailable ?? "kernelFastPath is false"}`);
     say(`  replies crossed the balancer; compare with kernel NAT and HAProxy: npm run bench`);
     await natlb.stop();
     stop = undefined;

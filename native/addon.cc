@@ -123,6 +123,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("neighbours", &EngineWrap::Neighbours),
                         InstanceMethod("xdpStates", &EngineWrap::XdpStates),
                         InstanceMethod("kernelFastPathFlows", &EngineWrap::KernelFastPathFlows),
+                        InstanceMethod("kernelFastPathState", &EngineWrap::KernelFastPathState),
                         InstanceMethod("isRunning", &EngineWrap::IsRunning)});
   }
 
@@ -166,8 +167,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       engineOptions.coalesceTcp = options.Get("coalesceTcp").As<Napi::Boolean>();
     }
     if (options.Has("kernelFastPath") && !options.Get("kernelFastPath").IsUndefined()) {
-      if (!options.Get("kernelFastPath").IsBoolean()) throw Napi::TypeError::New(env, "options.kernelFastPath must be a boolean");
-      engineOptions.kernelFastPath = options.Get("kernelFastPath").As<Napi::Boolean>();
+      const Napi::Value mode = options.Get("kernelFastPath");
+      if (mode.IsBoolean()) {
+        engineOptions.kernelFastPath = mode.As<Napi::Boolean>() ? engine::KernelFastPathMode::Required : engine::KernelFastPathMode::Off;
+      } else if (!mode.IsString() || mode.As<Napi::String>().Utf8Value() != "auto") {
+        throw Napi::TypeError::New(env, "options.kernelFastPath must be \"auto\", true or false");
+      }
     }
     engine_ = std::make_unique<engine::Engine>(*flows_, std::move(engineOptions));
   }
@@ -179,6 +184,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  private:
   Napi::Value KernelFastPathFlows(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), double(engine_->kernelFastPathFlows()));
+  }
+
+  Napi::Value KernelFastPathState(const Napi::CallbackInfo& info) {
+    const engine::Engine::KernelFastPathState state = engine_->kernelFastPathState();
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("active", state.active);
+    if (!state.unavailable.empty()) out.Set("unavailable", state.unavailable);
+    return out;
   }
 
   Napi::Value Start(const Napi::CallbackInfo& info) {

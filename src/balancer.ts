@@ -3,7 +3,7 @@
 // then applied whole: selection tables are recomputed by the scheduling policies and handed to the
 // engine as one snapshot; kernel set-up follows the set of VIPs and real-server ports.
 import {
-  parseConfig, realKey, sameReceivePaths, serviceKey, type FloodProtection, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type ReceivePath,
+  parseConfig, realKey, sameReceivePaths, serviceKey, type FloodProtection, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type ReceivePath,
 } from "./config";
 import { ApiError, NatlbError } from "./errors";
 import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
@@ -64,8 +64,11 @@ export interface BalancerStatus {
     xdp?: { mode: "native" | "generic"; receiveQueues: number };
   }[];
   flows: FlowMapStats;
-  /** Established TCP flows the kernel forwards (config kernelFastPath). */
-  kernelFastPath: { enabled: boolean; flows: number };
+  /**
+   * Established TCP flows the kernel forwards (config kernelFastPath): `enabled` when the TC program
+   * runs; with "auto" and no fast path, `unavailable` says why.
+   */
+  kernelFastPath: { setting: KernelFastPathSetting; enabled: boolean; flows: number; unavailable?: string };
   counters: EngineCounters;
 }
 
@@ -146,9 +149,17 @@ export class Balancer {
           dataPlaneFailure(
             (error as Error).message,
             gateway.interfaces.some((i) => i.receivePath === "af_xdp"),
-            config.kernelFastPath,
+            config.kernelFastPath === true,
           ),
           { cause: error },
+        );
+      }
+      const fastPath = engine.kernelFastPathState();
+      if (fastPath.unavailable !== undefined) {
+        log.warn(
+          { kernelFastPath: "auto", reason: fastPath.unavailable },
+          `kernel fast path off, every byte goes through user space: ${fastPath.unavailable}. ` +
+            'Run as root, or grant CAP_BPF and CAP_NET_ADMIN, on Linux 6.6+; or set "kernelFastPath": false to choose user space',
         );
       }
       balancer.syncHealthChecks();
@@ -249,8 +260,18 @@ export class Balancer {
       })),
       interfaces: this.interfaceStatus(),
       flows: this.flows.stats(),
-      kernelFastPath: { enabled: this.config.kernelFastPath, flows: this.engine.kernelFastPathFlows() },
+      kernelFastPath: this.kernelFastPathStatus(),
       counters: this.engine.counters(),
+    };
+  }
+
+  private kernelFastPathStatus(): BalancerStatus["kernelFastPath"] {
+    const state = this.engine.kernelFastPathState();
+    return {
+      setting: this.config.kernelFastPath,
+      enabled: state.active,
+      flows: this.engine.kernelFastPathFlows(),
+      ...(state.unavailable !== undefined ? { unavailable: state.unavailable } : {}),
     };
   }
 
@@ -561,7 +582,7 @@ function dataPlaneFailure(message: string, usesXdp: boolean, kernelFastPath: boo
   return (
     `cannot open the packet rings (${message}): natlb needs CAP_NET_RAW` +
     (usesXdp ? `, and receivePath "af_xdp" also CAP_BPF, CAP_NET_ADMIN and CAP_IPC_LOCK (or use "af_packet")` : "") +
-    (kernelFastPath ? `, and kernelFastPath also CAP_BPF and CAP_NET_ADMIN (or set it to false)` : "") +
+    (kernelFastPath ? `, and kernelFastPath true also CAP_BPF and CAP_NET_ADMIN (or set it to "auto" or false)` : "") +
     "; run as root or grant the capabilities"
   );
 }

@@ -128,12 +128,17 @@ export interface NatlbConfig {
   /** Prometheus metrics over HTTP on this address; undefined: no metrics endpoint. */
   readonly metrics: { readonly listen: string } | undefined;
   readonly receivePath: ReceivePathConfig;
-  /**
-   * Established TCP flows forwarded by the kernel (a TC program natlb attaches) instead of being copied
-   * through user space; needs CAP_BPF and CAP_NET_ADMIN. Off: natlb needs CAP_NET_RAW only.
-   */
-  readonly kernelFastPath: boolean;
+  readonly kernelFastPath: KernelFastPathSetting;
 }
+
+/**
+ * Whether established TCP flows are forwarded by the kernel (a TC program natlb attaches at tcx
+ * ingress, Linux 6.6+, CAP_BPF and CAP_NET_ADMIN) instead of being copied through user space.
+ * "auto" (the default): on when the capabilities and the kernel allow it, else user space with one
+ * log line saying why; true: natlb refuses to start without it; false: user space only (natlb then
+ * needs CAP_NET_RAW only).
+ */
+export type KernelFastPathSetting = "auto" | boolean;
 
 export const DEFAULT_TIMEOUTS: Timeouts = Object.freeze({
   tcpEstablished: 900,
@@ -407,7 +412,7 @@ export const configSchema = z
         .describe(
           'How interfaces receive the frames natlb owns: "af_packet" (rings beside the kernel\'s stack, CAP_NET_RAW only; best where 64 KB GSO frames arrive) or "af_xdp" (an XDP program steers them to AF_XDP sockets; needs CAP_BPF and CAP_NET_ADMIN; best for MTU-sized frames). A string sets every interface. Takes effect at start; a reload that changes it is refused.',
         ),
-      kernelFastPath: z.boolean({ error: expecting("true or false") }).optional(),
+      kernelFastPath: z.union([z.literal("auto"), z.boolean()], { error: expecting('"auto", true or false') }).optional(),
     },
     { error: expecting("a JSON object with a \"services\" list") },
   )
@@ -421,7 +426,7 @@ export const configSchema = z
       socket: c.socket,
       metrics: c.metrics,
       receivePath: c.receivePath ?? { default: "af_packet", interfaces: {} },
-      kernelFastPath: c.kernelFastPath ?? false,
+      kernelFastPath: c.kernelFastPath ?? "auto",
     }),
   );
 

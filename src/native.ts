@@ -5,6 +5,7 @@
 // prebuild does not load).
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import type { KernelFastPathSetting } from "./config";
 import { NatlbError } from "./errors";
 
 export type Protocol = "tcp" | "udp";
@@ -103,6 +104,8 @@ export interface NativeEngine {
   xdpStates(): { name: string; mode: "native" | "generic"; receiveQueues: number }[];
   /** Flows the kernel fast path forwards now (0 without it). */
   kernelFastPathFlows(): number;
+  /** Whether the kernel fast path runs; with "auto", why it could not start (the loader's error). */
+  kernelFastPathState(): { active: boolean; unavailable?: string };
 }
 
 export interface FlowLayout {
@@ -181,7 +184,7 @@ export interface NativeAddon {
   tcxIngressPrograms(ifname: string): number[];
   FlowTableForTests: new (flowTable: Uint8Array) => FlowTableForTests;
   Engine: new (options: {
-    flowTable: Uint8Array; interfaces: NativeInterface[]; coalesceTcp?: boolean; kernelFastPath?: boolean;
+    flowTable: Uint8Array; interfaces: NativeInterface[]; coalesceTcp?: boolean; kernelFastPath?: KernelFastPathSetting;
   }) => NativeEngine;
   packet: {
     parse(frame: Uint8Array): ParseResult;

@@ -13,10 +13,18 @@ const summarySection: StatusSection = (status) => [
     .join(" ")}`,
 ];
 
-const kernelFastPathSection: StatusSection = (status) =>
-  status.kernelFastPath.enabled
-    ? [`kernel fast path: ${status.kernelFastPath.flows} flow(s), ${status.counters.kernelForwardedPackets} segment(s) forwarded`]
-    : [];
+/** Which path moves the bytes: the kernel fast path for established TCP flows, or user space only (and why). */
+const forwardingPathSection: StatusSection = (status) => {
+  const fastPath = status.kernelFastPath;
+  const setting = `kernelFastPath ${JSON.stringify(fastPath.setting)}`;
+  if (fastPath.enabled) {
+    return [
+      `forwarding: kernel fast path for established TCP (${setting}), user space for the rest; ` +
+        `kernel fast path: ${fastPath.flows} flow(s), ${status.counters.kernelForwardedPackets} segment(s) forwarded`,
+    ];
+  }
+  return [`forwarding: user space only (${setting}${fastPath.unavailable !== undefined ? `; unavailable: ${fastPath.unavailable}` : ""})`];
+};
 
 /** The ipvsadm -Ln look: one line per service, one per real under it. */
 const servicesSection: StatusSection = (status) => {
@@ -57,7 +65,7 @@ const floodDefencesSection: StatusSection = (status) => {
 /** The sections of `natlb status`, in the order they print. */
 export const STATUS_SECTIONS: readonly StatusSection[] = [
   summarySection,
-  kernelFastPathSection,
+  forwardingPathSection,
   servicesSection,
   framesSection,
   floodDefencesSection,

@@ -1,9 +1,9 @@
 // natlb itself: the real `natlb run` daemon in the gateway (lab/balancerProcess), every service
 // (the two TCP ones; in the flood lab also the UDP one) round robin (wrr, equal weights), no health checks. It installs and removes its own kernel state.
-// "natlb" runs the way a user would configure it: established connections on the kernel fast path
-// (kernelFastPath) and AF_PACKET for the rest (AF_XDP passing established frames on to TC costs more
-// than it saves). "natlbUserSpace" is the best configuration without the fast path (every frame
-// through user space): AF_PACKET where the veths carry 64 KB GSO frames, AF_XDP where they carry MTU
+// "natlb" runs with the defaults, as a user gets them: no receivePath or kernelFastPath in its
+// configuration (AF_PACKET rings, and kernelFastPath "auto": established connections on the kernel
+// fast path, which the bench's root can load). "natlbUserSpace" is the best configuration without
+// the fast path (every frame through user space): AF_PACKET where the veths carry 64 KB GSO frames, AF_XDP where they carry MTU
 // frames, so one run shows what the fast path gives. "natlbAfPacket" (not in the default set) is the
 // MTU lab on AF_PACKET in user space, against AF_XDP.
 import type { ReceivePath } from "../../src/config";
@@ -12,7 +12,8 @@ import type { Lab } from "../../lab/topology";
 import { addonFingerprint } from "../addonFingerprint";
 import type { BenchServices, Variant, VariantId } from "./types";
 
-export function natlbConfig(services: BenchServices, receivePath: ReceivePath, kernelFastPath: boolean): unknown {
+/** natlb's configuration for the bench's services; an undefined setting is left to its default. */
+export function natlbConfig(services: BenchServices, receivePath: ReceivePath | undefined, kernelFastPath: boolean | undefined): unknown {
   const tcp = [services.bulk, services.small].map((s) => ({ ...s, protocol: "tcp" }));
   // The flood lab's UDP service; the gso and mtu labs have none, so their configuration is unchanged.
   const udp = services.udp === undefined ? [] : [{ ...services.udp, protocol: "udp" }];
@@ -24,13 +25,13 @@ export function natlbConfig(services: BenchServices, receivePath: ReceivePath, k
       scheduler: "wrr",
       reals: services.reals.map((ip) => ({ ip, port: s.realPort, weight: 1 })),
     })),
-    receivePath,
-    kernelFastPath,
+    ...(receivePath === undefined ? {} : { receivePath }),
+    ...(kernelFastPath === undefined ? {} : { kernelFastPath }),
   };
 }
 
 function natlbVariant(
-  id: VariantId, label: string, receivePathIn: (lab: Lab) => ReceivePath, kernelFastPath: boolean, labs?: Variant["labs"],
+  id: VariantId, label: string, receivePathIn: (lab: Lab) => ReceivePath | undefined, kernelFastPath: boolean | undefined, labs?: Variant["labs"],
 ): Variant {
   return {
     id,
@@ -49,7 +50,7 @@ function natlbVariant(
           const status = await balancer.status().catch((e: unknown) => ({ error: (e as Error).message }));
           if ("error" in status) return { addon, receivePath, kernelFastPath, ...status };
           const nonZero = Object.fromEntries(Object.entries(status.counters).filter(([, v]) => v !== 0));
-          return { addon, receivePath, kernelFastPath, counters: nonZero, flows: status.flows };
+          return { addon, receivePath, kernelFastPath: status.kernelFastPath, counters: nonZero, flows: status.flows };
         },
         tearDown: async () => {
           const exit = await balancer.stop("SIGTERM", 10_000);
@@ -63,6 +64,6 @@ function natlbVariant(
 }
 
 const receivePathForLab = (lab: Lab): ReceivePath => (lab.offloads ? "af_packet" : "af_xdp");
-export const natlb = natlbVariant("natlb", "natlb", () => "af_packet", true);
+export const natlb = natlbVariant("natlb", "natlb (defaults)", () => undefined, undefined);
 export const natlbUserSpace = natlbVariant("natlbUserSpace", "natlb (user space only)", receivePathForLab, false);
 export const natlbAfPacket = natlbVariant("natlbAfPacket", "natlb (AF_PACKET receive)", () => "af_packet", false, ["mtu"]);

@@ -7,6 +7,7 @@
 
 #include "../flow/tcp_tracking.h"
 #include "../io/interface_properties.h"
+#include "../io/system_error.h"
 #include "../packet/arp.h"
 
 namespace natlb::engine {
@@ -55,10 +56,18 @@ void Engine::start() {
   const auto services = context_.services.load();
   // The fast path first: the workers bind their rings after TC, and the XDP programs share its map.
   std::unique_ptr<KernelOffload> offload;
-  if (kernelFastPath_) {
+  kernelFastPathUnavailable_.clear();
+  if (kernelFastPath_ != KernelFastPathMode::Off) {
     std::vector<io::KernelForwardingInterface> attachTo;
     for (const InterfaceConfig& interface : context_.interfaces) attachTo.push_back({interface.ifindex, interface.name});
-    offload = std::make_unique<KernelOffload>(context_.flows.capacity(), attachTo);
+    try {
+      offload = std::make_unique<KernelOffload>(context_.flows.capacity(), attachTo);
+    } catch (const io::SystemError& error) {
+      // Missing capabilities or an old kernel: user space forwards everything, as with Off. The
+      // program's links are RAII members, so a partial attach is already undone here.
+      if (kernelFastPath_ == KernelFastPathMode::Required) throw;
+      kernelFastPathUnavailable_ = error.what();
+    }
   }
   context_.kernelOffload = offload.get();
   std::vector<std::unique_ptr<Worker>> workers;
@@ -211,6 +220,11 @@ std::array<uint64_t, size_t(Counter::Count)> Engine::counters() const {
 uint64_t Engine::kernelFastPathFlows() {
   std::lock_guard control(controlMutex_);
   return kernelOffload_ ? kernelOffload_->liveFlows() : 0;
+}
+
+Engine::KernelFastPathState Engine::kernelFastPathState() {
+  std::lock_guard control(controlMutex_);
+  return {kernelOffload_ != nullptr, kernelFastPathUnavailable_};
 }
 
 std::vector<Engine::XdpState> Engine::xdpStates() {

@@ -18,12 +18,15 @@
 
 namespace natlb::engine {
 
+// Whether established TCP flows are forwarded by a TC program (io/kernel_forwarding.h), which needs
+// CAP_BPF, CAP_NET_ADMIN and Linux 6.6 at start. IfAvailable (the default) forwards in user space
+// when the program cannot be loaded or attached, and says why (Engine::kernelFastPathUnavailable).
+enum class KernelFastPathMode { Off, IfAvailable, Required };
+
 struct EngineOptions {
   std::vector<InterfaceConfig> interfaces;
   bool coalesceTcp = true;
-  // Established TCP flows forwarded by a TC program (io/kernel_forwarding.h); needs CAP_BPF and
-  // CAP_NET_ADMIN at start.
-  bool kernelFastPath = false;
+  KernelFastPathMode kernelFastPath = KernelFastPathMode::IfAvailable;
 };
 
 // A real server whose flows end now (config deadRealFlows: it went down or was removed), with resets
@@ -82,6 +85,12 @@ class Engine {
   std::vector<XdpState> xdpStates();
   // Flows the kernel fast path forwards now (0 without it).
   uint64_t kernelFastPathFlows();
+  // Whether the kernel fast path runs, and when it was wanted (IfAvailable) but could not start, why.
+  struct KernelFastPathState {
+    bool active;
+    std::string unavailable;
+  };
+  KernelFastPathState kernelFastPathState();
   std::vector<NeighbourEntry> neighbours() const { return context_.neighbours.snapshot(); }
   const std::vector<InterfaceConfig>& interfaces() const { return context_.interfaces; }
 
@@ -100,7 +109,8 @@ class Engine {
   void withdrawFlowsWithOtherNextHops(const RouteTable& routes);
 
   EngineContext context_;
-  const bool kernelFastPath_;
+  const KernelFastPathMode kernelFastPath_;
+  std::string kernelFastPathUnavailable_;  // guarded by controlMutex_
   std::unique_ptr<KernelOffload> kernelOffload_;  // while running with the kernel fast path
   std::unique_ptr<ReplyClaimsSignaller> replyClaims_;  // while running, with a backend interface
   std::vector<uint32_t> localAddresses_;  // sorted; guarded by controlMutex_
