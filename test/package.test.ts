@@ -124,6 +124,15 @@ test("the installed natlb prints its version and its help", async (t) => {
   for (const command of ["run", "check-config", "kernel-setup", "kernel-undo", "status"]) t.regex(help.stdout, new RegExp(`\\b${command}\\b`));
 });
 
+test("the installed natlb says that demo and bench need a git checkout", async (t) => {
+  const { installDir } = await packed();
+  for (const command of ["demo", "bench"]) {
+    const result = await run(natlbIn(installDir), [command], installDir);
+    t.not(result.status, 0, command);
+    t.regex(result.stderr, new RegExp(`natlb ${command}\` runs from a git checkout`), command);
+  }
+});
+
 test("the installed natlb checks a valid config (defaults filled in) and refuses an invalid one by its field", async (t) => {
   const { installDir } = await packed();
   const valid = join(scratch, "valid.json");
