@@ -104,7 +104,7 @@ const STATUS = {
     evicted: { halfOpenTcpShare: 0, udpShare: 0, halfOpenTcpRoom: 0, udpRoom: 0 },
     expiredUnderPressure: 0,
   },
-  kernelFastPath: { enabled: false, flows: 0 },
+  kernelFastPath: { setting: "auto", enabled: false, flows: 0, unavailable: "attach the kernel fast path (tcx ingress) to eth0: Operation not permitted" },
   counters: { toReal: 100, toClient: 90, ringDrops: 0, dropNoRoute: 0, kernelForwardedPackets: 0 },
 };
 

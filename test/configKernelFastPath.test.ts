@@ -1,5 +1,5 @@
-// Configuration field `kernelFastPath`: a boolean, false when left out, anything else refused at its
-// own path with what to write, and the reload diff.
+// Configuration field `kernelFastPath`: "auto", true or false, "auto" when left out, anything else
+// refused at its own path with what to write, and the reload diff.
 
 import test from "ava";
 import { diffConfig, parseConfig, parseConfigText } from "../src/config";
@@ -8,20 +8,22 @@ import { SERVICE, configField } from "./support/configField";
 
 const { withValue: withFastPath, parsed, refusal } = configField("kernelFastPath");
 
-test("absent, kernelFastPath is false", (t) => {
-  t.is(parsed(undefined).kernelFastPath, false);
+test("absent, kernelFastPath is \"auto\"", (t) => {
+  t.is(parsed(undefined).kernelFastPath, "auto");
 });
 
-test("true and false are taken as written", (t) => {
+test("\"auto\", true and false are taken as written", (t) => {
+  t.is(parsed("auto").kernelFastPath, "auto");
   t.is(parsed(true).kernelFastPath, true);
   t.is(parsed(false).kernelFastPath, false);
-  t.deepEqual(parsed(false), parsed(undefined), "false is the default: the same configuration");
+  t.deepEqual(parsed("auto"), parsed(undefined), "\"auto\" is the default: the same configuration");
 });
 
 test("kernelFastPath does not change the other settings", (t) => {
   const on = parsed(true);
-  const off = parsed(undefined);
-  t.deepEqual({ ...on, kernelFastPath: false }, off);
+  const byDefault = parsed(undefined);
+  t.deepEqual({ ...on, kernelFastPath: "auto" }, byDefault);
+  t.deepEqual({ ...parsed(false), kernelFastPath: "auto" }, byDefault);
   t.deepEqual(on.receivePath, { default: "af_packet", interfaces: {} });
 });
 
@@ -31,9 +33,11 @@ test("kernelFastPath with receivePath af_xdp is a valid configuration", (t) => {
   t.is(config.receivePath.default, "af_xdp");
 });
 
-test("a non-boolean kernelFastPath is refused at its path, saying to write true or false", (t) => {
+test("anything but \"auto\", true or false is refused at its path, saying what to write", (t) => {
   const cases: Array<[unknown, string]> = [
     ["yes", '"yes"'],
+    ["Auto", '"Auto"'],
+    ["on", '"on"'],
     ["true", '"true"'],
     ["false", '"false"'],
     ["", '""'],
@@ -46,16 +50,17 @@ test("a non-boolean kernelFastPath is refused at its path, saying to write true 
   for (const [value, shown] of cases) {
     const error = refusal(value);
     t.is(error.path, "kernelFastPath", JSON.stringify(value));
-    t.is(error.message, `config: kernelFastPath: expected true or false, got ${shown}`, JSON.stringify(value));
+    t.is(error.message, `config: kernelFastPath: expected "auto", true or false, got ${shown}`, JSON.stringify(value));
   }
 });
 
 test("kernelFastPath from JSON text (as natlb check-config reads a file)", (t) => {
-  t.true(parseConfigText(JSON.stringify(withFastPath(true), null, 2), "natlb.json").kernelFastPath);
-  t.false(parseConfigText(JSON.stringify(withFastPath(undefined)), "natlb.json").kernelFastPath);
+  t.is(parseConfigText(JSON.stringify(withFastPath(true), null, 2), "natlb.json").kernelFastPath, true);
+  t.is(parseConfigText(JSON.stringify(withFastPath(false), null, 2), "natlb.json").kernelFastPath, false);
+  t.is(parseConfigText(JSON.stringify(withFastPath(undefined)), "natlb.json").kernelFastPath, "auto");
   const bad = t.throws(() => parseConfigText(JSON.stringify(withFastPath("on")), "natlb.json"), { instanceOf: ConfigError });
   t.is(bad!.path, "kernelFastPath");
-  t.regex(bad!.message, /^config: kernelFastPath: expected true or false, got "on" \(in natlb\.json\)$/);
+  t.regex(bad!.message, /^config: kernelFastPath: expected "auto", true or false, got "on" \(in natlb\.json\)$/);
 });
 
 test("the name is case-sensitive: other spellings are unknown fields", (t) => {
@@ -79,8 +84,10 @@ test("diffConfig lists kernelFastPath in settings when it changes, and only then
   t.deepEqual(settings(false, true), ["kernelFastPath"]);
   t.deepEqual(settings(true, false), ["kernelFastPath"]);
   t.deepEqual(settings(true, undefined), ["kernelFastPath"]);
+  t.deepEqual(settings(false, undefined), ["kernelFastPath"]);
+  t.deepEqual(settings("auto", false), ["kernelFastPath"]);
   t.deepEqual(settings(true, true), []);
-  t.deepEqual(settings(false, undefined), [], "false written out is no change from the default");
+  t.deepEqual(settings("auto", undefined), [], "\"auto\" written out is no change from the default");
   t.deepEqual(settings(undefined, undefined), []);
 });
 

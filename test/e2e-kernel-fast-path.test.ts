@@ -195,7 +195,7 @@ for (const offloads of [false, true]) {
         env.natlb = await startBalancer(lab, fastPathConfig(lab, { timeouts: LISTABLE_CLOSING_TIMEOUTS }));
         const natlb = env.natlb;
         assertOneProgramOnEach(t, await tcxPrograms(lab));
-        t.deepEqual((await natlb.status()).kernelFastPath, { enabled: true, flows: 0 });
+        t.deepEqual((await natlb.status()).kernelFastPath, { setting: true, enabled: true, flows: 0 });
 
         const bytes = 64 * MiB;
         const summary = await runDownload(lab, {
@@ -287,10 +287,29 @@ test.serial("receivePath af_xdp with the kernel fast path: 3 x 64 MiB intact, mo
   });
 });
 
-test.serial("kernelFastPath false (the default): nothing at tcx ingress, no hand-over, user space forwards everything; a reload turning it on is refused", async (t) => {
+test.serial("the default (kernelFastPath \"auto\") as root: the TC program runs, status says so, downloads go through the kernel; a reload to false is refused", async (t) => {
   await withKfLab(t, { offloads: true, config: (lab) => ({ services: [tcpService(lab, [1, 1, 1])] }) }, async ({ lab, servers, natlb }) => {
+    assertOneProgramOnEach(t, await tcxPrograms(lab));
+    t.deepEqual((await natlb!.status()).kernelFastPath, { setting: "auto", enabled: true, flows: 0 });
+    t.false(natlb!.output().includes("kernel fast path off"), "no warning when the fast path runs");
+    const bytes = 32 * MiB;
+    const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, bytes, "kf-auto"), conns: 3, count: 3, localPortBase: 30600 });
+    await assertIntact(t, summary, servers, lab, bytes);
+    assertMostlyKernelForwarded(t, (await natlb!.status()).counters, 3, 3 * bytes);
+    t.regex((await natlb!.cli(["status"])).stdout, /forwarding: kernel fast path for established TCP \(kernelFastPath "auto"\)/);
+
+    writeFileSync(natlb!.configPath, JSON.stringify({ services: [tcpService(lab, [1, 1, 1])], kernelFastPath: false }));
+    const reload = await natlb!.cli(["reload"]);
+    t.not(reload.code, 0, reload.stdout);
+    t.regex(reload.stderr, /kernelFastPath cannot change while running: restart natlb/);
+    assertOneProgramOnEach(t, await tcxPrograms(lab));
+  });
+});
+
+test.serial("kernelFastPath false: nothing at tcx ingress, no hand-over, user space forwards everything; a reload turning it on is refused", async (t) => {
+  await withKfLab(t, { offloads: true, config: (lab) => ({ services: [tcpService(lab, [1, 1, 1])], kernelFastPath: false }) }, async ({ lab, servers, natlb }) => {
     t.deepEqual(await tcxPrograms(lab), { eth0: [], eth1: [] });
-    t.deepEqual((await natlb!.status()).kernelFastPath, { enabled: false, flows: 0 });
+    t.deepEqual((await natlb!.status()).kernelFastPath, { setting: false, enabled: false, flows: 0 });
     const bytes = 16 * MiB;
     const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, bytes, "kf-off"), conns: 3, count: 3, localPortBase: 30700 });
     await assertIntact(t, summary, servers, lab, bytes);
@@ -299,7 +318,7 @@ test.serial("kernelFastPath false (the default): nothing at tcx ingress, no hand
     t.is(c.kernelForwardedPackets, 0);
     t.is(c.kernelForwardedBytes, 0);
     t.true(c.txBytes >= 3 * bytes, `user space sent ${c.txBytes} bytes for ${3 * bytes} downloaded`);
-    t.notRegex((await natlb!.cli(["status"])).stdout, /kernel fast path/);
+    t.regex((await natlb!.cli(["status"])).stdout, /forwarding: user space only \(kernelFastPath false\)/);
 
     writeFileSync(natlb!.configPath, JSON.stringify(fastPathConfig(lab)));
     const reload = await natlb!.cli(["reload"]);

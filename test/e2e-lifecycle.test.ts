@@ -142,10 +142,34 @@ test("with kernel set-up as a separate step, the daemon forwards holding CAP_NET
       for (const result of summary.results) {
         t.is(result.sha256, servers.flatMap((s) => s.served()).find((e) => e.peerPort === result.localPort)?.sha256 ?? null);
       }
+      // The default kernelFastPath "auto" could not attach the TC program without CAP_NET_ADMIN:
+      // user space forwarded everything, and natlb said why, once, and how to enable it.
+      const fastPath = (await natlb.status()).kernelFastPath;
+      t.like(fastPath, { setting: "auto", enabled: false, flows: 0 });
+      t.regex(fastPath.unavailable ?? "", /kernel fast path/, JSON.stringify(fastPath));
+      const warnings = natlb.output().split("\n").filter((line) => line.includes("kernel fast path off"));
+      t.is(warnings.length, 1, natlb.output());
+      t.regex(warnings[0] ?? "", /CAP_BPF and CAP_NET_ADMIN/);
+      t.regex((await natlb.cli(["status"])).stdout, /forwarding: user space only \(kernelFastPath "auto"; unavailable: /);
+      t.true((await natlb.status()).counters.toClient > 1000, "user space forwarded the downloads");
     } finally {
       await natlb.stop();
     }
     await lab.exec(lab.gateway.ns, process.execPath, [NATLB_CLI, "kernel-undo"]);
+    t.deepEqual(await gatewaySnapshot(lab), before);
+  });
+});
+
+test("kernelFastPath true without CAP_NET_ADMIN refuses to start, saying what it needs; nothing is left behind", async (t) => {
+  await withNatLab(t, { offloads: true, startNatlb: false }, async ({ lab }) => {
+    const before = await gatewaySnapshot(lab);
+    const error = await t.throwsAsync(startBalancer(lab, { services: [tcpService(lab, [1, 1, 1])], kernelFastPath: true }, {
+      runArgs: ["--no-kernel-setup"],
+      wrapper: ["setpriv", "--bounding-set=-net_admin,-sys_admin", "--inh-caps=-net_admin,-sys_admin", "--"],
+      readyTimeoutMs: 10_000,
+    }));
+    t.regex(error?.message ?? "", /exited before it was ready/);
+    t.regex(error?.message ?? "", /kernelFastPath true also CAP_BPF and CAP_NET_ADMIN|kernel fast path/);
     t.deepEqual(await gatewaySnapshot(lab), before);
   });
 });

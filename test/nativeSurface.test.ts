@@ -38,7 +38,13 @@ test("bad engine options are refused with the field named", (t) => {
   t.throws(() => new native.Engine({ flowTable: flows.bytes, interfaces: [badPath as unknown as NativeInterface] }), {
     message: /interfaces\[0\]\.receivePath must be "af_packet" or "af_xdp"/,
   });
-  const engine = new native.Engine({ flowTable: flows.bytes, interfaces: [{ name: "lo", ifindex: 1, mac: "00:00:00:00:00:00", role: "client", addresses: [], receivePath: "af_packet" }] });
+  const lo: NativeInterface = { name: "lo", ifindex: 1, mac: "00:00:00:00:00:00", role: "client", addresses: [], receivePath: "af_packet" };
+  for (const kernelFastPath of ["yes", "true", 1, null]) {
+    t.throws(() => new native.Engine({ flowTable: flows.bytes, interfaces: [lo], kernelFastPath: kernelFastPath as unknown as boolean }), {
+      message: /options\.kernelFastPath must be "auto", true or false/,
+    }, JSON.stringify(kernelFastPath));
+  }
+  const engine = new native.Engine({ flowTable: flows.bytes, interfaces: [lo] });
   t.throws(
     () => engine.setServices([{ vip: "198.18.0.100", port: 80, protocol: "tcp", mode: "cursor", slots: Uint16Array.of(1), reals: [{ ip: "198.18.1.11", port: 80, id: 0 }] }]),
     { message: /slots holds an index past the end of reals/ },
