@@ -1,10 +1,13 @@
-// Runs the real `natlb run` daemon inside a lab's gateway namespace (as a user would), and talks to it
-// with the real `natlb status|conns` commands. For end-to-end tests, the demo and the benchmark.
+// Runs the real `natlb run` daemon inside a lab's gateway namespace (as a user would). status() and
+// connections() ask its control socket directly (a path socket reaches across network namespaces),
+// in milliseconds even on a busy machine; cli() runs the real `natlb` commands for tests of the CLI.
+// For end-to-end tests, the demo and the benchmark.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import type { BalancerStatus } from "../src/balancer";
+import { requestControl } from "../src/control";
 import type { Connection } from "../src/flows/flowMap";
 import type { Lab } from "./topology";
 
@@ -60,16 +63,8 @@ export async function startBalancer(lab: Lab, config: unknown, options: StartBal
     configPath,
     child,
     output: () => output,
-    status: async () => {
-      const result = await cli(["status", "--json"]);
-      if (result.code !== 0) throw new Error(`natlb status failed: ${result.stderr}`);
-      return JSON.parse(result.stdout) as BalancerStatus;
-    },
-    connections: async () => {
-      const result = await cli(["conns", "--json"]);
-      if (result.code !== 0) throw new Error(`natlb conns failed: ${result.stderr}`);
-      return (JSON.parse(result.stdout) as { connections: Connection[] }).connections;
-    },
+    status: async () => (await requestControl(socket, "GET /status")) as BalancerStatus,
+    connections: async () => ((await requestControl(socket, "GET /conns")) as { connections: Connection[] }).connections,
     cli,
     stop: async (signal = "SIGTERM", timeoutMs = 10_000) => {
       if (!hasExited) child.kill(signal);
@@ -90,8 +85,8 @@ export async function startBalancer(lab: Lab, config: unknown, options: StartBal
       rmSync(dir, { recursive: true, force: true });
       throw new Error(`natlb exited before it was ready:\n${output}`);
     }
-    const result = await cli(["status", "--json"]);
-    if (result.code === 0) return handle;
+    const ready = await handle.status().then(() => true, () => false);
+    if (ready) return handle;
     if (Date.now() > deadline) {
       await handle.stop("SIGKILL");
       throw new Error(`natlb was not ready within ${options.readyTimeoutMs ?? 20_000} ms:\n${output}`);

@@ -398,7 +398,8 @@ test.serial("an offloaded flow that keeps carrying traffic outlives tcpEstablish
 });
 
 test.serial("a half-closed offloaded flow (FIN_WAIT) goes on carrying the real's data past tcpFinWait (2 s), then closes and expires", async (t) => {
-  const chunks = 70;
+  // 12 s of stream: each sample is two CLI calls, which take seconds under the full suite's load.
+  const chunks = 120;
   const chunkBytes = 16 * 1024;
   const localPort = 31500;
   await withKfLab(
