@@ -48,6 +48,8 @@ interface Packed {
   entries: string[];
   /** The directory the tarball was installed into (with node_modules/natlb). */
   installDir: string;
+  /** What `npm install` printed, the install script's lines included. */
+  installLog: string;
 }
 
 const scratch = mkdtempSync(join(tmpdir(), "natlb-package-"));
@@ -64,13 +66,14 @@ function packed(): Promise<Packed> {
     const entries = (await runOk("tar", ["-tzf", tarball], packDir)).split("\n").filter((line) => line !== "");
     const installDir = join(scratch, "install");
     mkdirSync(installDir);
-    await runOk(
+    // --foreground-scripts: the install script's words (prebuild or compile) come out on stdout.
+    const installLog = await runOk(
       "nice",
-      ["-n", "19", "npm", "install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error", tarball],
+      ["-n", "19", "npm", "install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error", "--foreground-scripts", tarball],
       installDir,
       240_000,
     );
-    return { tarball, entries, installDir };
+    return { tarball, entries, installDir, installLog };
   })();
   return packedOnce;
 }
@@ -183,10 +186,11 @@ async function loadedAddon(packageDir: string, cwd: string): Promise<{ path: str
 }
 
 test("the installed package loads its prebuilt addon (the install compiled nothing), and a local build wins over it", async (t) => {
-  const { installDir } = await packed();
+  const { installDir, installLog } = await packed();
   const packageDir = join(installDir, "node_modules", "natlb");
   const prebuild = join(packageDir, PREBUILT_ADDON);
-  t.false(existsSync(join(packageDir, "build-cmake")), "the install script used the prebuild instead of compiling");
+  t.regex(installLog, /natlb: using the prebuilt addon/, "the install script ran and chose the prebuild");
+  t.false(existsSync(join(packageDir, "build-cmake")), "the install script compiled nothing");
   t.deepEqual(await loadedAddon(packageDir, installDir), { path: prebuild, loaded: [prebuild] });
 
   // A developer's fresh build (here: a copy) is preferred to the prebuild.
