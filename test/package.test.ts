@@ -115,6 +115,9 @@ test("the packed package.json is publishable, exports its types and names the MI
   // The export resolves from the installing project, and the API is there.
   const api = await runOk(process.execPath, ["-e", "const n = require('natlb'); console.log(typeof n.parseConfig, typeof n.Balancer)"], installDir);
   t.is(api.trim(), "function function");
+  // ES modules import it too (the "default" condition), with named exports.
+  const esm = await runOk(process.execPath, ["--input-type=module", "-e", "import { parseConfig } from 'natlb'; console.log(typeof parseConfig)"], installDir);
+  t.is(esm.trim(), "function");
 });
 
 test("the installed natlb prints its version and its help", async (t) => {
