@@ -320,6 +320,7 @@ test("status and conns: text for people, JSON with --json", async (t) => {
   const status = await natlb(["status", "--socket", daemon.socket]);
   t.is(status.code, 0, status.stderr);
   t.true(status.stdout.includes("Prot LocalAddress:Port Scheduler"));
+  t.regex(status.stdout, /^forwarding: user space only \(kernelFastPath "auto"; unavailable: attach the kernel fast path/m);
   t.regex(status.stdout, /-> 198\.18\.1\.11:8080 +3 {2}up +7 +2/);
   const conns = await natlb(["conns", "--socket", daemon.socket, "--limit", "5"]);
   t.is(conns.code, 0, conns.stderr);
