@@ -15,8 +15,8 @@ export { startDaemon } from "./daemon";
 export { removeNatlbKernelState } from "./kernel";
 // Types the exports above refer to, so that users can name them and the API reference (docs/api/) links them.
 export type {
-  ConfigDiff, DeadRealFlows, FloodProtection, GlobalSetting, InterfacesConfig, NoHealthCheckConfig, ReceivePath, ReceivePathConfig,
-  RealUpdate, ServiceChange, TcpHealthCheckConfig,
+  ConfigDiff, DeadRealFlows, FloodProtection, GlobalSetting, InterfacesConfig, KernelFastPathSetting, NoHealthCheckConfig, ReceivePath,
+  ReceivePathConfig, RealUpdate, ServiceChange, TcpHealthCheckConfig,
 } from "./config";
 export type {
   ApiErrorOptions, ConfigErrorOptions, ConfigIssue, ControlErrorCode, KernelSetupErrorOptions, NatlbErrorOptions, PrivilegeErrorOptions,
