@@ -122,7 +122,8 @@ test("the packed package.json is publishable, exports its types and names the MI
 
 test("the installed natlb prints its version and its help", async (t) => {
   const { installDir } = await packed();
-  const versionRun = await run(natlbIn(installDir), ["--version"], installDir);
+  // As a user would type it (npx finds node_modules/.bin/natlb; --no: never fetch another natlb).
+  const versionRun = await run("npx", ["--no", "--", "natlb", "--version"], installDir);
   t.is(versionRun.status, 0, versionRun.stderr);
   t.is(versionRun.stdout.trim(), version);
   const help = await run(natlbIn(installDir), ["--help"], installDir);
