@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // `npm run build:prebuilds`: puts the current local build of the addon (build-cmake/, else build/) into
 // the package as its prebuilt addon, prebuildify-style: prebuilds/linux-x64/natlb.napi.glibc.node.
-// N-API 8 makes one file serve every Node version; it needs glibc and libbpf.so.1 no older than the
-// build machine's (Debian 12: glibc 2.36, libbpf 1.1). Where it does not load, scripts/install.js
-// compiles instead. `npm pack` runs this (prepack), so a package always carries the build it was made from.
+// N-API 8 makes one file serve every Node version; it needs the glibc, libstdc++ and libbpf.so.1
+// symbol versions it was linked against (built on Debian 12: glibc 2.34, GCC 11's libstdc++, libbpf
+// 1.x). Where it does not load, scripts/install.js compiles instead. `npm pack` runs this (prepack), so a package always carries the build it was made from.
 // The name is not "prebuild": npm would run that before every `npm run build`, copying a stale build.
 "use strict";
 const { copyFileSync, existsSync, mkdirSync, renameSync } = require("node:fs");
