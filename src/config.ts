@@ -412,7 +412,12 @@ export const configSchema = z
         .describe(
           'How interfaces receive the frames natlb owns: "af_packet" (rings beside the kernel\'s stack, CAP_NET_RAW only; best where 64 KB GSO frames arrive) or "af_xdp" (an XDP program steers them to AF_XDP sockets; needs CAP_BPF and CAP_NET_ADMIN; best for MTU-sized frames). A string sets every interface. Takes effect at start; a reload that changes it is refused.',
         ),
-      kernelFastPath: z.union([z.literal("auto"), z.boolean()], { error: expecting('"auto", true or false') }).optional(),
+      kernelFastPath: z
+        .union([z.literal("auto"), z.boolean()], { error: expecting('"auto", true or false') })
+        .optional()
+        .describe(
+          'Whether established TCP connections are forwarded by the kernel fast path (a TC program at tcx ingress; Linux 6.6+, CAP_BPF and CAP_NET_ADMIN at start). "auto" (the default): on when the capabilities and the kernel allow it, else user space with one warning saying why; true: refuse to start without it; false: user space only (CAP_NET_RAW suffices). Takes effect at start; a reload that changes it is refused.',
+        ),
     },
     { error: expecting("a JSON object with a \"services\" list") },
   )
