@@ -669,7 +669,7 @@ test.serial("a reload that changes kernelFastPath is refused with 409 (CLI, API,
     writeFileSync(natlb!.configPath, JSON.stringify(fastPathConfig(lab, { kernelFastPath: "yes" })));
     const bad = await natlb!.cli(["reload"]);
     t.not(bad.code, 0);
-    t.regex(bad.stderr, /kernelFastPath: expected true or false, got "yes"/);
+    t.regex(bad.stderr, /kernelFastPath: expected "auto", true or false, got "yes"/);
 
     // Unchanged kernelFastPath with other changes: accepted.
     writeFileSync(natlb!.configPath, JSON.stringify({ services: [tcpService(lab, [2, 1, 1])], kernelFastPath: true }));
@@ -715,7 +715,7 @@ test.serial("without CAP_BPF and CAP_NET_ADMIN start fails naming kernelFastPath
     for (const value of ["yes", 1, null]) {
       const refused = await startOrError(fastPathConfig(lab, { kernelFastPath: value }), {});
       t.truthy(refused, `kernelFastPath ${JSON.stringify(value)} was accepted`);
-      t.regex(refused?.message ?? "", /kernelFastPath: expected true or false, got /);
+      t.regex(refused?.message ?? "", /kernelFastPath: expected "auto", true or false, got /);
       t.true((refused?.message ?? "").includes(`got ${value === "yes" ? '"yes"' : String(value)}`), refused?.message);
     }
     t.deepEqual(await tcxPrograms(lab), { eth0: [], eth1: [] });
@@ -728,7 +728,7 @@ test.serial("without CAP_BPF and CAP_NET_ADMIN start fails naming kernelFastPath
       writeFileSync(file, JSON.stringify(fastPathConfig(lab, { kernelFastPath: "yes" })));
       const check = await lab.tryExec(lab.gateway.ns, process.execPath, [NATLB_CLI, "check-config", file]);
       t.not(check.code, 0);
-      t.regex(check.stderr + check.stdout, /kernelFastPath: expected true or false, got "yes"/);
+      t.regex(check.stderr + check.stdout, /kernelFastPath: expected "auto", true or false, got "yes"/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -47,13 +47,17 @@ const GATEWAY_IFS = ["eth0", "eth1"] as const;
 
 type XdLabOptions = Omit<Parameters<typeof withNatLab>[1], "prefix">;
 
-/** withNatLab with the "xd" namespace prefix, and natlb on receivePath "af_xdp" unless `config` says otherwise. */
+/**
+ * withNatLab with the "xd" namespace prefix, and natlb on receivePath "af_xdp" unless `config` says
+ * otherwise. These tests are about the AF_XDP receive path in user space: xdpConfig turns the kernel
+ * fast path off, which would otherwise take the established flows' frames before XDP steers them.
+ */
 function withXdLab(t: ExecutionContext, options: XdLabOptions, body: (env: NatLab) => Promise<void>): Promise<void> {
   return withNatLab(t, { config: xdpConfig, ...options, prefix: PREFIX }, body);
 }
 
 function xdpConfig(lab: Lab, receivePath: unknown = "af_xdp"): unknown {
-  return { services: [tcpService(lab, lab.reals.map(() => 1))], receivePath };
+  return { services: [tcpService(lab, lab.reals.map(() => 1))], receivePath, kernelFastPath: false };
 }
 
 interface IpLinkDetails {
@@ -546,7 +550,7 @@ test.serial("af_xdp: a reload that changes receivePath is refused (CLI and SIGHU
     // The same receivePath written another way is no change: that reload goes through (and applies the weights).
     writeFileSync(
       natlb!.configPath,
-      JSON.stringify({ services: [tcpService(lab, [2, 1, 1])], receivePath: { default: "af_xdp", interfaces: {} } }),
+      JSON.stringify({ services: [tcpService(lab, [2, 1, 1])], receivePath: { default: "af_xdp", interfaces: {} }, kernelFastPath: false }),
     );
     const same = await natlb!.cli(["reload"]);
     t.is(same.code, 0, same.stderr);

@@ -17,7 +17,7 @@ import { runUdpClient, startUdpEcho } from '../lab/udpEcho';
 
 const PREFIX = 'lt';
 const MiB = 1024 * 1024;
-const TOOLS = join(__dirname, '..', 'src', 'lab');
+const TOOLS = join(__dirname, '..', 'lab');
 
 function namespacesNow(): string[] {
   return execFileSync(IP_BIN, ['netns', 'list'], { encoding: 'utf8' })

@@ -132,7 +132,7 @@ test('/proc/net/snmp parsing', (t) => {
 });
 
 test('pacedProbes exits 2 with a message on bad arguments', (t) => {
-  const script = join(__dirname, '..', 'src', 'lab', 'pacedProbes.js');
+  const script = join(__dirname, '..', 'lab', 'pacedProbes.js');
   const cases: Array<[string[], RegExp]> = [
     [['--rate', '20', '--duration-ms', '100'], /--tcp is required/],
     [['--tcp', '198.18.0.100:81', '--duration-ms', '100'], /--rate is required/],

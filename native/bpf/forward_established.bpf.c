@@ -49,10 +49,14 @@ int forward_established(struct __sk_buff* skb) {
   struct iphdr* ip = data + ETH_HLEN;
   if ((void*)(ip + 1) > end || ip->version != 4 || ip->protocol != IPPROTO_TCP) return tcx_next;
   if (ip->frag_off & bpf_htons(0x3fff)) return tcx_next;  // fragments: user space tracks them
+  // IP options (rare) and malformed headers go to user space, which checks them and counts the drops
+  // (dropMalformed) as a router would; the fast path forwards only plain, well-formed segments.
   const __u32 ipHeaderLength = ip->ihl * 4;
-  if (ipHeaderLength < sizeof(*ip) || ipHeaderLength > 60) return tcx_next;
+  if (ipHeaderLength != sizeof(*ip)) return tcx_next;
   struct tcphdr* tcp = (void*)ip + ipHeaderLength;
   if ((void*)(tcp + 1) > end) return tcx_next;
+  const __u32 tcpHeaderLength = tcp->doff * 4;
+  if (tcpHeaderLength < sizeof(*tcp)) return tcx_next;
   const __u8 flags = ((__u8*)tcp)[13];
   if (flags & kernel_flow_state_changing_tcp_flags) return tcx_next;
 
@@ -68,6 +72,7 @@ int forward_established(struct __sk_buff* skb) {
   if (ip->ttl <= 1) return tcx_next;  // user space counts the drop
   // IP bytes, as user space counts them; a BIG TCP frame's tot_len is 0, its length is the skb's.
   const __u32 ipLength = ip->tot_len ? bpf_ntohs(ip->tot_len) : skb->len - ETH_HLEN;
+  if (ipLength < ipHeaderLength + tcpHeaderLength || ipLength > skb->len - ETH_HLEN) return tcx_next;
   // A segment too long for the egress goes to user space, which answers it with "fragmentation needed".
   // A GSO frame is judged by its segments (BPF_MTU_CHK_SEGS): without the flag it passes whatever its
   // segment size, and a NIC would put too-long frames on the link.
@@ -88,7 +93,6 @@ int forward_established(struct __sk_buff* skb) {
   const __u16 oldPort = action->rewrite_source ? tcp->source : tcp->dest;
   const __u32 newIp = action->new_ip;
   const __u16 newPort = action->new_port;
-  const __u32 tcpHeaderLength = tcp->doff * 4;
   const __u32 payload = ipLength > ipHeaderLength + tcpHeaderLength ? ipLength - ipHeaderLength - tcpHeaderLength : 0;
   const __u32 sequenceEnd = bpf_ntohl(tcp->seq) + payload;
   const __u32 window = bpf_ntohs(tcp->window);
