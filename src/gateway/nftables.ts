@@ -28,8 +28,26 @@ export function nft(args: readonly string[], input?: string): Promise<string> {
   });
 }
 
-/** Whether a table exists (by the list of table names: a table's own listing may hold a million set elements). */
-export async function nftTableExists(family: string, name: string): Promise<boolean> {
-  const tables = (await nft(["list", "tables", family])).split("\n").map((line) => line.trim());
-  return tables.includes(`table ${family} ${name}`);
+/**
+ * Whether a table exists, probed by listing a small set it always has. `nft list tables` (and the
+ * table's own listing) fetch every element of every set: 0.8 s of CPU with 50 000 reply claims
+ * (measured), which the daemon's periodic check paid every 5 s; one small set's listing takes 20 ms.
+ */
+export async function nftTableExists(family: string, name: string, alwaysPresentSet: string): Promise<boolean> {
+  try {
+    await nft(["list", "set", family, name, alwaysPresentSet]);
+    return true;
+  } catch (error) {
+    if (error instanceof NftCommandError && /No such file or directory/.test(error.stderr)) return false;
+    throw error;
+  }
+}
+
+/** Deletes a table if there is one (without listing anything first). */
+export async function nftDeleteTableIfPresent(family: string, name: string): Promise<void> {
+  try {
+    await nft(["delete", "table", family, name]);
+  } catch (error) {
+    if (!(error instanceof NftCommandError && /No such file or directory/.test(error.stderr))) throw error;
+  }
 }

@@ -12,7 +12,7 @@
 import type { ServiceConfig } from "../config";
 import { KernelSetupError } from "../errors";
 import { ip, listRoutes, listRules } from "../gateway/iproute";
-import { nft, nftTableExists } from "../gateway/nftables";
+import { nft, nftDeleteTableIfPresent, nftTableExists } from "../gateway/nftables";
 import { loadNative } from "../native";
 import { OWNERSHIP_TABLE, VIP_SET, ownershipRuleset, type OwnershipPlan } from "./ownershipRuleset";
 
@@ -63,7 +63,7 @@ export class KernelSetup {
   async apply(plan: KernelPlan, options: { keepOthers?: boolean } = {}): Promise<void> {
     try {
       await this.installRoutes(plan, options.keepOthers ?? false);
-      if (options.keepOthers && (await nftTableExists(family, name))) {
+      if (options.keepOthers && (await nftTableExists(family, name, VIP_SET))) {
         await this.addVips(plan.vips);
       } else {
         // One transaction: the old table (and its claims) goes as the new one comes.
@@ -95,7 +95,7 @@ export class KernelSetup {
 
   /** Whether the ownership table is still there (an operator's `nft flush ruleset` removes it). */
   async intact(): Promise<boolean> {
-    return !this.applied || (await nftTableExists(family, name));
+    return !this.applied || (await nftTableExists(family, name, VIP_SET));
   }
 
   async undo(): Promise<void> {
@@ -151,5 +151,5 @@ async function removeLegacyRules(): Promise<void> {
 export async function removeNatlbKernelState(): Promise<void> {
   await ip(["-4", "route", "flush", "table", "main", "proto", NATLB_ROUTE_PROTOCOL]).catch(() => undefined);
   await removeLegacyRules();
-  if (await nftTableExists(family, name).catch(() => false)) await nft(["delete", "table", family, name]);
+  await nftDeleteTableIfPresent(family, name).catch(() => undefined);
 }
