@@ -35,6 +35,8 @@ export interface StartBalancerOptions {
   runArgs?: string[];
   /** A command that runs natlb, e.g. ["setpriv", "--bounding-set=-net_admin", "--"] to drop a capability. */
   wrapper?: string[];
+  /** The `natlb` script to run (default: this checkout's bin/natlb.js), e.g. an installed package's. */
+  natlbBin?: string;
 }
 
 export async function startBalancer(lab: Lab, config: unknown, options: StartBalancerOptions = {}): Promise<BalancerProcess> {
@@ -42,7 +44,8 @@ export async function startBalancer(lab: Lab, config: unknown, options: StartBal
   const configPath = join(dir, "natlb.json");
   writeFileSync(configPath, JSON.stringify(config, null, 2));
   const socket = `/run/natlb/lab-${lab.id}-${Math.random().toString(16).slice(2, 8)}.sock`;
-  const command = [process.execPath, NATLB_BIN, "run", "--config", configPath, "--socket", socket, ...(options.runArgs ?? [])];
+  const natlbBin = options.natlbBin ?? NATLB_BIN;
+  const command = [process.execPath, natlbBin, "run", "--config", configPath, "--socket", socket, ...(options.runArgs ?? [])];
   const [program, ...args] = [...(options.wrapper ?? []), ...command];
   const child = lab.spawn(lab.gateway.ns, program!, args, { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
@@ -55,7 +58,7 @@ export async function startBalancer(lab: Lab, config: unknown, options: StartBal
   void exited.then(() => (hasExited = true));
 
   const cli = async (args: string[]) => {
-    const result = await lab.tryExec(lab.gateway.ns, process.execPath, [NATLB_BIN, ...args, "--socket", socket]);
+    const result = await lab.tryExec(lab.gateway.ns, process.execPath, [natlbBin, ...args, "--socket", socket]);
     return { code: result.code, stdout: result.stdout, stderr: result.stderr };
   };
   const handle: BalancerProcess = {

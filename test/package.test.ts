@@ -13,6 +13,9 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { EXIT_CODES } from "../src/exitCodes";
 import { PREBUILT_ADDON } from "../src/native";
+import { startBalancer } from "../lab/balancerProcess";
+import { blobUrl, runDownload } from "../lab/download";
+import { SERVICE_PORT, tcpService, withNatLab } from "./support/lab";
 
 const root = join(__dirname, "..", "..");
 const version = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
@@ -159,6 +162,27 @@ test("the installed natlb checks a valid config (defaults filled in) and refuses
   const refusedRun = await run(natlbIn(installDir), ["run", "--no-kernel-setup", "--config", invalid], installDir);
   t.is(refusedRun.status, EXIT_CODES.config);
   t.regex(refusedRun.stderr, /services\[0\]\.reals\[0\]\.weight/);
+});
+
+test("the installed natlb runs: in a lab gateway, with the defaults, downloads through the VIP arrive intact, carried by the kernel fast path", async (t) => {
+  const { installDir } = await packed();
+  await withNatLab(t, { offloads: true, startNatlb: false, prefix: "pk" }, async (env) => {
+    const { lab, servers } = env;
+    env.natlb = await startBalancer(lab, { services: [tcpService(lab, [1, 1, 1])] }, { natlbBin: natlbIn(installDir) });
+    const bytes = 4 * 1024 * 1024;
+    const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, bytes, "installed"), conns: 3, count: 3, localPortBase: 33000 });
+    t.is(summary.failed, 0, JSON.stringify(summary.results.filter((r) => r.error)));
+    const served = servers.flatMap((s) => s.served());
+    for (const result of summary.results) {
+      t.is(result.bytes, bytes);
+      t.is(result.sha256, served.find((e) => e.peerPort === result.localPort)?.sha256 ?? null, `download from port ${result.localPort}`);
+    }
+    const status = await env.natlb.status();
+    t.like(status.kernelFastPath, { setting: "auto", enabled: true });
+    t.is(status.counters.flowsOffloaded, 3, "the default handed the downloads to the kernel fast path");
+    const human = await env.natlb.cli(["status"]);
+    t.regex(human.stdout, /forwarding: kernel fast path/);
+  });
 });
 
 test("a TypeScript project that installed the package gets its types through the exports", async (t) => {
