@@ -161,16 +161,16 @@ function fixture(contents: Record<string, string>): RepositoryFiles {
 
 test("the link checker reports a missing file and a missing heading, and accepts good links", (t) => {
   const files = fixture({
-    "README.md": "[a](docs/a.md) [b](docs/gone.md) [c](docs/a.md#the-kernel-set-up) [d](docs/a.md#nothing) [e](https://example.org/x) `[f](no.md)`",
-    "docs/a.md": "# A\n\n## The kernel set-up\n\n```\n# not a heading\n```\n[self](#a) [up](../README.md) [dir](../docs)",
+    "README.md": "[a](fixture/a.md) [b](fixture/gone.md) [c](fixture/a.md#the-kernel-set-up) [d](fixture/a.md#nothing) [e](https://example.org/x) `[f](no.md)`",
+    "fixture/a.md": "# A\n\n## The kernel set-up\n\n```\n# not a heading\n```\n[self](#a) [up](../README.md) [dir](../fixture)",
   });
   t.deepEqual(brokenLinks("README.md", files), [
-    "README.md: docs/gone.md: no file docs/gone.md",
-    "README.md: docs/a.md#nothing: no heading #nothing in docs/a.md",
+    "README.md: fixture/gone.md: no file fixture/gone.md",
+    "README.md: fixture/a.md#nothing: no heading #nothing in fixture/a.md",
   ]);
-  t.deepEqual(brokenLinks("docs/a.md", files), []);
-  t.deepEqual(brokenLinks("docs/a.md", fixture({ "docs/a.md": "[out](../../etc/passwd)" })), [
-    "docs/a.md: ../../etc/passwd leaves the repository",
+  t.deepEqual(brokenLinks("fixture/a.md", files), []);
+  t.deepEqual(brokenLinks("fixture/a.md", fixture({ "fixture/a.md": "[out](../../etc/passwd)" })), [
+    "fixture/a.md: ../../etc/passwd leaves the repository",
   ]);
 });
 
