@@ -11,8 +11,7 @@ const { existsSync } = require("node:fs");
 const { join } = require("node:path");
 const { spawnSync } = require("node:child_process");
 
-/** Same place as PREBUILT_ADDON in src/native.ts and scripts/prebuilds.js. */
-const PREBUILT_ADDON = join("prebuilds", "linux-x64", "natlb.napi.glibc.node");
+const { PREBUILT_ADDON } = require("./addonLocations.js");
 
 /** Why the prebuild cannot serve here, or undefined when it loads. */
 function prebuildProblem(root, load = require) {

@@ -9,7 +9,7 @@
 const { copyFileSync, existsSync, mkdirSync, renameSync } = require("node:fs");
 const { dirname, join, relative } = require("node:path");
 const { execFileSync } = require("node:child_process");
-const { PREBUILT_ADDON } = require("./install.js");
+const { LOCAL_BUILDS, PREBUILT_ADDON } = require("./addonLocations.js");
 
 const root = join(__dirname, "..");
 
@@ -17,7 +17,7 @@ function main() {
   if (process.platform !== "linux" || process.arch !== "x64") {
     throw new Error(`natlb prebuilds are made on linux-x64; this is ${process.platform}-${process.arch}`);
   }
-  const localBuilds = [join(root, "build-cmake", "Release", "natlb.node"), join(root, "build", "Release", "natlb.node")];
+  const localBuilds = LOCAL_BUILDS.map((path) => join(root, path));
   const source = localBuilds.find((path) => existsSync(path));
   if (!source) {
     throw new Error(`no local build of the addon to make the prebuild from (looked for ${localBuilds.join(", ")}): run \`npm run build\` first`);

@@ -217,12 +217,19 @@ export interface NativeAddon {
 /** The package's root: this file runs from dist/src/. */
 const PACKAGE_ROOT = join(__dirname, "..", "..");
 
-/** The prebuilt addon's place, prebuildify-style (scripts/install.js and scripts/prebuilds.js name it too). */
-export const PREBUILT_ADDON = join("prebuilds", "linux-x64", "natlb.napi.glibc.node");
+/** The addon's places, defined once for the loader and the install scripts (scripts/addonLocations.js). */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const ADDON_LOCATIONS = require(join(PACKAGE_ROOT, "scripts", "addonLocations.js")) as {
+  LOCAL_BUILDS: readonly string[];
+  PREBUILT_ADDON: string;
+};
+
+/** The prebuilt addon's place in the package, prebuildify-style. */
+export const PREBUILT_ADDON: string = ADDON_LOCATIONS.PREBUILT_ADDON;
 
 /** Where the addon may be, in the order they are tried: local builds first, then the prebuild (on linux-x64). */
 export function nativeAddonCandidates(root: string = PACKAGE_ROOT): string[] {
-  const localBuilds = [join(root, "build-cmake", "Release", "natlb.node"), join(root, "build", "Release", "natlb.node")];
+  const localBuilds = ADDON_LOCATIONS.LOCAL_BUILDS.map((path) => join(root, path));
   const prebuildFits = process.platform === "linux" && process.arch === "x64";
   return prebuildFits ? [...localBuilds, join(root, PREBUILT_ADDON)] : localBuilds;
 }
