@@ -85,7 +85,6 @@ Napi::Value FlowTableBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), double(flow::offsetsFor(capacity).totalBytes));
 }
 
-
 Napi::Value InitializeFlowTable(const Napi::CallbackInfo& info) {
   size_t length = 0;
   uint8_t* memory = bytesOf(info[0], length, "flow map memory");
@@ -378,7 +377,6 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 };
 
 // ---- pure packet functions, exposed for tests ------------------------------------------------------
-
 
 Napi::Value ParseFrame(const Napi::CallbackInfo& info) {
   size_t length = 0;

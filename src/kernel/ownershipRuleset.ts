@@ -67,7 +67,8 @@ export function ownershipRuleset(plan: OwnershipPlan, facts: ReplyClaimFacts): s
     lines.push(
       `  chain backend_ingress { type filter hook ingress devices = ${devices(plan.backendInterfaces)} priority ${PRIORITY};`,
       `    ip frag-off & 0x1fff != 0 ip saddr . ip daddr . ip id @reply_fragments meta pkttype set other accept`,
-      `    ${reply} @replies ip frag-off & 0x2000 != 0 add @reply_fragments { ip saddr . ip daddr . ip id }`,
+      // The more-fragments test first: a whole reply (nearly all of them) costs one set lookup, not two.
+      `    ip frag-off & 0x2000 != 0 ${reply} @replies add @reply_fragments { ip saddr . ip daddr . ip id }`,
       `    ${reply} @replies meta pkttype set other`,
       `  }`,
       `  chain backend_egress { type filter hook egress devices = ${devices(plan.backendInterfaces)} priority ${PRIORITY};`,
