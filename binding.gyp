@@ -30,6 +30,7 @@
         "native/engine/route_table.cc",
         "native/engine/neighbour_cache.cc",
         "native/engine/worker.cc",
+        "native/engine/interface_receiver.cc",
         "native/engine/engine.cc",
         "native/engine/kernel_offload.cc",
         "native/engine/reply_claims_signaller.cc",

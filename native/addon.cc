@@ -123,6 +123,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("xdpStates", &EngineWrap::XdpStates),
                         InstanceMethod("kernelFastPathFlows", &EngineWrap::KernelFastPathFlows),
                         InstanceMethod("kernelFastPathState", &EngineWrap::KernelFastPathState),
+                        InstanceMethod("workerThreads", &EngineWrap::WorkerThreadsInUse),
                         InstanceMethod("isRunning", &EngineWrap::IsRunning)});
   }
 
@@ -173,6 +174,19 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         throw Napi::TypeError::New(env, "options.kernelFastPath must be \"auto\", true or false");
       }
     }
+    if (options.Has("workerThreads") && !options.Get("workerThreads").IsUndefined()) {
+      const Napi::Value threads = options.Get("workerThreads");
+      const std::string name = threads.IsString() ? threads.As<Napi::String>().Utf8Value() : "";
+      if (name == "auto") {
+        engineOptions.workerThreads = engine::WorkerThreads::Auto;
+      } else if (name == "one") {
+        engineOptions.workerThreads = engine::WorkerThreads::One;
+      } else if (name == "perInterface") {
+        engineOptions.workerThreads = engine::WorkerThreads::PerInterface;
+      } else {
+        throw Napi::TypeError::New(env, "options.workerThreads must be \"auto\", \"one\" or \"perInterface\"");
+      }
+    }
     engine_ = std::make_unique<engine::Engine>(*flows_, std::move(engineOptions));
   }
 
@@ -191,6 +205,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     out.Set("active", state.active);
     if (!state.unavailable.empty()) out.Set("unavailable", state.unavailable);
     return out;
+  }
+
+  Napi::Value WorkerThreadsInUse(const Napi::CallbackInfo& info) {
+    const bool one = engine_->workerThreadsInUse() == engine::WorkerThreads::One;
+    return Napi::String::New(info.Env(), one ? "one" : "perInterface");
   }
 
   Napi::Value Start(const Napi::CallbackInfo& info) {

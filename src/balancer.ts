@@ -3,7 +3,7 @@
 // then applied whole: selection tables are recomputed by the scheduling policies and handed to the
 // engine as one snapshot; kernel set-up follows the set of VIPs and real-server ports.
 import {
-  parseConfig, realKey, sameReceivePaths, serviceKey, type FloodProtection, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type ReceivePath,
+  parseConfig, realKey, sameReceivePaths, serviceKey, type FloodProtection, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type ReceivePath, type WorkerThreadsSetting,
 } from "./config";
 import { ApiError, NatlbError } from "./errors";
 import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
@@ -69,6 +69,8 @@ export interface BalancerStatus {
    * runs; with "auto" and no fast path, `unavailable` says why.
    */
   kernelFastPath: { setting: KernelFastPathSetting; enabled: boolean; flows: number; unavailable?: string };
+  /** The worker threads' layout (config workerThreads): the setting, and what runs ("auto" resolved). */
+  workerThreads: { setting: WorkerThreadsSetting; running: "one" | "perInterface" };
   counters: EngineCounters;
 }
 
@@ -130,6 +132,7 @@ export class Balancer {
       interfaces: gateway.interfaces,
       coalesceTcp: process.env.NATLB_TX_COALESCE !== "0",
       kernelFastPath: config.kernelFastPath,
+      workerThreads: config.workerThreads,
     });
     engine.setTimeouts(config.timeouts);
     engine.setFloodProtection(nativeFloodProtection(config.floodProtection));
@@ -261,6 +264,7 @@ export class Balancer {
       interfaces: this.interfaceStatus(),
       flows: this.flows.stats(),
       kernelFastPath: this.kernelFastPathStatus(),
+      workerThreads: { setting: this.config.workerThreads, running: this.engine.workerThreads() },
       counters: this.engine.counters(),
     };
   }
@@ -355,6 +359,9 @@ export class Balancer {
     }
     if (next.kernelFastPath !== this.config.kernelFastPath) {
       throw new ApiError("kernelFastPath cannot change while running: restart natlb", { status: 409 });
+    }
+    if (next.workerThreads !== this.config.workerThreads) {
+      throw new ApiError("workerThreads cannot change while running: restart natlb", { status: 409 });
     }
     if (!next.interfaces) {
       const needed = await discoverGateway(next);

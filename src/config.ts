@@ -129,6 +129,7 @@ export interface NatlbConfig {
   readonly metrics: { readonly listen: string } | undefined;
   readonly receivePath: ReceivePathConfig;
   readonly kernelFastPath: KernelFastPathSetting;
+  readonly workerThreads: WorkerThreadsSetting;
 }
 
 /**
@@ -139,6 +140,15 @@ export interface NatlbConfig {
  * needs CAP_NET_RAW only).
  */
 export type KernelFastPathSetting = "auto" | boolean;
+
+/**
+ * How many threads move the frames user space handles. "one": one for every interface (a reply that
+ * arrives while natlb's send is still in the kernel is handled without waking another thread: fastest
+ * for connection set-up and tear-down); "perInterface": one per interface (the two directions of a
+ * user-space bulk transfer in parallel); "auto" (the default): "one" while the kernel fast path runs,
+ * "perInterface" when user space carries every byte.
+ */
+export type WorkerThreadsSetting = "auto" | "one" | "perInterface";
 
 export const DEFAULT_TIMEOUTS: Timeouts = Object.freeze({
   tcpEstablished: 900,
@@ -418,6 +428,11 @@ export const configSchema = z
         .describe(
           'Whether established TCP connections are forwarded by the kernel fast path (a TC program at tcx ingress; Linux 6.6+, CAP_BPF and CAP_NET_ADMIN at start). "auto" (the default): on when the capabilities and the kernel allow it, else user space with one warning saying why; true: refuse to start without it; false: user space only (CAP_NET_RAW suffices). Takes effect at start; a reload that changes it is refused.',
         ),
+      workerThreads: oneOf(["auto", "one", "perInterface"])
+        .optional()
+        .describe(
+          'How many threads move the frames user space handles. "one": one thread for every interface (a reply that arrives while natlb\'s send is still in the kernel is handled without waking another thread: fastest for connection set-up and tear-down); "perInterface": a thread per interface (the two directions of a user-space bulk transfer run in parallel); "auto" (the default): "one" while the kernel fast path runs, "perInterface" when user space carries every byte. Takes effect at start; a reload that changes it is refused.',
+        ),
     },
     { error: expecting("a JSON object with a \"services\" list") },
   )
@@ -432,6 +447,7 @@ export const configSchema = z
       metrics: c.metrics,
       receivePath: c.receivePath ?? { default: "af_packet", interfaces: {} },
       kernelFastPath: c.kernelFastPath ?? "auto",
+      workerThreads: c.workerThreads ?? "auto",
     }),
   );
 
@@ -714,7 +730,7 @@ export interface ServiceChange {
 }
 
 export type GlobalSetting =
-  | "interfaces" | "flowCapacity" | "timeouts" | "floodProtection" | "socket" | "metrics" | "receivePath" | "kernelFastPath";
+  | "interfaces" | "flowCapacity" | "timeouts" | "floodProtection" | "socket" | "metrics" | "receivePath" | "kernelFastPath" | "workerThreads";
 
 export interface ConfigDiff {
   readonly added: ReadonlyArray<ServiceConfig>;
@@ -787,5 +803,6 @@ export function diffConfig(old: NatlbConfig, next: NatlbConfig): ConfigDiff {
   if (!sameJson(old.metrics, next.metrics)) settings.push("metrics");
   if (!sameReceivePaths(old.receivePath, next.receivePath)) settings.push("receivePath");
   if (old.kernelFastPath !== next.kernelFastPath) settings.push("kernelFastPath");
+  if (old.workerThreads !== next.workerThreads) settings.push("workerThreads");
   return { added, removed, changed, unchanged, settings };
 }

@@ -5,7 +5,7 @@
 // prebuild does not load).
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import type { KernelFastPathSetting } from "./config";
+import type { KernelFastPathSetting, WorkerThreadsSetting } from "./config";
 import { NatlbError } from "./errors";
 
 export type Protocol = "tcp" | "udp";
@@ -106,6 +106,8 @@ export interface NativeEngine {
   kernelFastPathFlows(): number;
   /** Whether the kernel fast path runs; with "auto", why it could not start (the loader's error). */
   kernelFastPathState(): { active: boolean; unavailable?: string };
+  /** The running workers' layout (config workerThreads, "auto" resolved at start). */
+  workerThreads(): "one" | "perInterface";
 }
 
 export interface FlowLayout {
@@ -184,7 +186,7 @@ export interface NativeAddon {
   tcxIngressPrograms(ifname: string): number[];
   FlowTableForTests: new (flowTable: Uint8Array) => FlowTableForTests;
   Engine: new (options: {
-    flowTable: Uint8Array; interfaces: NativeInterface[]; coalesceTcp?: boolean; kernelFastPath?: KernelFastPathSetting;
+    flowTable: Uint8Array; interfaces: NativeInterface[]; coalesceTcp?: boolean; kernelFastPath?: KernelFastPathSetting; workerThreads?: WorkerThreadsSetting;
   }) => NativeEngine;
   packet: {
     parse(frame: Uint8Array): ParseResult;

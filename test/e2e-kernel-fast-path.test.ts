@@ -297,6 +297,8 @@ test.serial("the default (kernelFastPath \"auto\") as root: the TC program runs,
     await assertIntact(t, summary, servers, lab, bytes);
     assertMostlyKernelForwarded(t, (await natlb!.status()).counters, 3, 3 * bytes);
     t.regex((await natlb!.cli(["status"])).stdout, /forwarding: kernel fast path for established TCP \(kernelFastPath "auto"\)/);
+    t.deepEqual((await natlb!.status()).workerThreads, { setting: "auto", running: "one" }, "with the fast path, one thread serves both interfaces");
+    t.regex((await natlb!.cli(["status"])).stdout, /user space: one worker thread \(workerThreads "auto"\)/);
 
     writeFileSync(natlb!.configPath, JSON.stringify({ services: [tcpService(lab, [1, 1, 1])], kernelFastPath: false }));
     const reload = await natlb!.cli(["reload"]);
@@ -319,6 +321,7 @@ test.serial("kernelFastPath false: nothing at tcx ingress, no hand-over, user sp
     t.is(c.kernelForwardedBytes, 0);
     t.true(c.txBytes >= 3 * bytes, `user space sent ${c.txBytes} bytes for ${3 * bytes} downloaded`);
     t.regex((await natlb!.cli(["status"])).stdout, /forwarding: user space only \(kernelFastPath false\)/);
+    t.deepEqual((await natlb!.status()).workerThreads, { setting: "auto", running: "perInterface" }, "user space carries the bytes: a thread per interface");
 
     writeFileSync(natlb!.configPath, JSON.stringify(fastPathConfig(lab)));
     const reload = await natlb!.cli(["reload"]);
@@ -326,6 +329,23 @@ test.serial("kernelFastPath false: nothing at tcx ingress, no hand-over, user sp
     t.regex(reload.stderr, /kernelFastPath cannot change while running: restart natlb/);
     t.deepEqual(await tcxPrograms(lab), { eth0: [], eth1: [] }, "the refused reload attached nothing");
     t.false((await natlb!.status()).kernelFastPath.enabled);
+  });
+});
+
+test.serial("workerThreads \"one\" without the fast path, and \"perInterface\" with it: every byte intact either way", async (t) => {
+  await withKfLab(t, { offloads: true, config: (lab) => ({ services: [tcpService(lab, [1, 1, 1])], kernelFastPath: false, workerThreads: "one" }) }, async ({ lab, servers, natlb }) => {
+    t.deepEqual((await natlb!.status()).workerThreads, { setting: "one", running: "one" });
+    const bytes = 16 * MiB;
+    const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, bytes, "wt-one"), conns: 3, count: 3, localPortBase: 30800 });
+    await assertIntact(t, summary, servers, lab, bytes);
+    t.true((await natlb!.status()).counters.txBytes >= 3 * bytes, "user space (one thread) carried the downloads");
+  });
+  await withKfLab(t, { offloads: true, config: (lab) => ({ services: [tcpService(lab, [1, 1, 1])], workerThreads: "perInterface" }) }, async ({ lab, servers, natlb }) => {
+    t.deepEqual((await natlb!.status()).workerThreads, { setting: "perInterface", running: "perInterface" });
+    const bytes = 16 * MiB;
+    const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, bytes, "wt-per"), conns: 3, count: 3, localPortBase: 30850 });
+    await assertIntact(t, summary, servers, lab, bytes);
+    assertMostlyKernelForwarded(t, (await natlb!.status()).counters, 3, 3 * bytes);
   });
 });
 

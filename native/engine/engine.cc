@@ -23,7 +23,7 @@ constexpr uint64_t kMtuRefreshMs = 1000;
 }  // namespace
 
 Engine::Engine(flow::FlowTable& flows, EngineOptions options)
-    : context_(flows), kernelFastPath_(options.kernelFastPath) {
+    : context_(flows), kernelFastPath_(options.kernelFastPath), workerThreads_(options.workerThreads) {
   context_.interfaces = std::move(options.interfaces);
   context_.mtus = std::vector<std::atomic<uint32_t>>(context_.interfaces.size());
   refreshMtus();
@@ -70,11 +70,21 @@ void Engine::start() {
     }
   }
   context_.kernelOffload = offload.get();
+  WorkerThreads threads = workerThreads_;
+  if (threads == WorkerThreads::Auto) threads = offload ? WorkerThreads::One : WorkerThreads::PerInterface;
   std::vector<std::unique_ptr<Worker>> workers;
   try {
+    std::vector<std::unique_ptr<InterfaceReceiver>> receivers;
     for (const InterfaceConfig& interface : context_.interfaces) {
-      workers.push_back(std::make_unique<Worker>(context_, interface, selectionFor(interface, *services)));
+      receivers.push_back(std::make_unique<InterfaceReceiver>(interface, selectionFor(interface, *services),
+                                                              offload ? offload->flowsMapFd() : -1,
+                                                              context_.flows.capacity()));
+      if (threads == WorkerThreads::PerInterface) {
+        workers.push_back(std::make_unique<Worker>(context_, std::move(receivers)));
+        receivers.clear();
+      }
     }
+    if (!receivers.empty()) workers.push_back(std::make_unique<Worker>(context_, std::move(receivers)));
   } catch (...) {
     context_.kernelOffload = nullptr;
     throw;
@@ -88,8 +98,10 @@ void Engine::start() {
   }
   if (signaller) {
     for (auto& worker : workers) {
-      io::XdpReceiver* xdp = worker->xdpReceiver();
-      if (xdp != nullptr && worker->interface().role == InterfaceRole::Backend) signaller->alsoReleaseFrom(xdp->steering());
+      for (const auto& receiver : worker->receivers()) {
+        io::XdpReceiver* xdp = receiver->xdp();
+        if (xdp != nullptr && receiver->interface().role == InterfaceRole::Backend) signaller->alsoReleaseFrom(xdp->steering());
+      }
     }
   }
   kernelOffload_ = std::move(offload);
@@ -97,6 +109,7 @@ void Engine::start() {
   replyClaims_ = std::move(signaller);
   context_.flows.setReplyClaims(replyClaims_.get());
   workers_ = std::move(workers);
+  workerThreadsInUse_ = threads;
   context_.running.store(true, std::memory_order_release);
   for (auto& worker : workers_) worker->start();
   announcePending_.store(true);
@@ -150,7 +163,9 @@ void Engine::withdrawFlowsOfRemovedServices(const ServiceTable& previous, const 
 
 void Engine::refreshSelections() {
   const auto services = context_.services.load();
-  for (auto& worker : workers_) worker->replaceSelection(selectionFor(worker->interface(), *services));
+  for (auto& worker : workers_) {
+    for (const auto& receiver : worker->receivers()) receiver->replaceSelection(selectionFor(receiver->interface(), *services));
+  }
 }
 
 void Engine::setRoutes(std::vector<Route> routes) {
@@ -227,12 +242,17 @@ Engine::KernelFastPathState Engine::kernelFastPathState() {
   return {kernelOffload_ != nullptr, kernelFastPathUnavailable_};
 }
 
+WorkerThreads Engine::workerThreadsInUse() {
+  std::lock_guard control(controlMutex_);
+  return workerThreadsInUse_;
+}
+
 std::vector<Engine::XdpState> Engine::xdpStates() {
   std::lock_guard control(controlMutex_);
   std::vector<XdpState> states;
   for (const auto& worker : workers_) {
-    if (const io::XdpReceiver* xdp = worker->xdpReceiver()) {
-      states.push_back({worker->interface().name, xdp->mode(), xdp->queueCount()});
+    for (const auto& receiver : worker->receivers()) {
+      if (const io::XdpReceiver* xdp = receiver->xdp()) states.push_back({receiver->interface().name, xdp->mode(), xdp->queueCount()});
     }
   }
   return states;
@@ -240,8 +260,10 @@ std::vector<Engine::XdpState> Engine::xdpStates() {
 
 void Engine::collectRingStatistics() {
   for (auto& worker : workers_) {
-    const io::RingStatistics stats = worker->takeStatistics();
-    if (stats.drops) context_.counters.add(Counter::RingDrops, stats.drops);
+    for (const auto& receiver : worker->receivers()) {
+      const io::RingStatistics stats = receiver->takeStatistics();
+      if (stats.drops) context_.counters.add(Counter::RingDrops, stats.drops);
+    }
   }
 }
 

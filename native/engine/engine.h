@@ -1,4 +1,4 @@
-// The data plane: one worker per interface plus a housekeeper (flow expiry, ARP for next hops,
+// The data plane: workers (WorkerThreads says how many) plus a housekeeper (flow expiry, ARP for next hops,
 // gratuitous ARP for VIPs, ring statistics). Configuration arrives as whole snapshots from the control
 // plane; the engine never calls back into JavaScript.
 #pragma once
@@ -23,10 +23,19 @@ namespace natlb::engine {
 // when the program cannot be loaded or attached, and says why (Engine::kernelFastPathUnavailable).
 enum class KernelFastPathMode { Off, IfAvailable, Required };
 
+// How many threads move frames. One serves every interface: a frame natlb sends is often answered
+// while the send is still in the kernel (the peer's stack runs in the sender's softirq), so the answer
+// is already in this thread's rings, hot in its cache, with no other thread to wake; connection set-up
+// and tear-down go faster. PerInterface gives each interface a thread, so the two directions of a
+// user-space bulk transfer run in parallel. Auto (the default): One while the kernel fast path carries
+// established flows, PerInterface when user space carries every byte.
+enum class WorkerThreads { Auto, One, PerInterface };
+
 struct EngineOptions {
   std::vector<InterfaceConfig> interfaces;
   bool coalesceTcp = true;
   KernelFastPathMode kernelFastPath = KernelFastPathMode::IfAvailable;
+  WorkerThreads workerThreads = WorkerThreads::Auto;
 };
 
 // A real server whose flows end now (config deadRealFlows: it went down or was removed), with resets
@@ -91,6 +100,8 @@ class Engine {
     std::string unavailable;
   };
   KernelFastPathState kernelFastPathState();
+  // One or PerInterface: the layout the running workers have (Auto resolved at start).
+  WorkerThreads workerThreadsInUse();
   std::vector<NeighbourEntry> neighbours() const { return context_.neighbours.snapshot(); }
   const std::vector<InterfaceConfig>& interfaces() const { return context_.interfaces; }
 
@@ -110,6 +121,8 @@ class Engine {
 
   EngineContext context_;
   const KernelFastPathMode kernelFastPath_;
+  const WorkerThreads workerThreads_;
+  WorkerThreads workerThreadsInUse_ = WorkerThreads::One;  // Auto resolved at start
   std::string kernelFastPathUnavailable_;  // guarded by controlMutex_
   std::unique_ptr<KernelOffload> kernelOffload_;  // while running with the kernel fast path
   std::unique_ptr<ReplyClaimsSignaller> replyClaims_;  // while running, with a backend interface

@@ -37,82 +37,36 @@ ChecksumMode checksumModeOf(const io::ReceivedFrame& frame) {
   return (frame.vnet->flags & io::kVnetNeedsChecksum) ? ChecksumMode::Partial : ChecksumMode::Complete;
 }
 
-bool usesXdp(const InterfaceConfig& interface) { return interface.receivePath == ReceivePath::AfXdp; }
-
 bool isConnectionOpening(uint8_t tcpFlags) {
   return (tcpFlags & packet::kTcpSyn) && !(tcpFlags & (packet::kTcpAck | packet::kTcpRst));
 }
 
 }  // namespace
 
-Worker::Worker(EngineContext& context, const InterfaceConfig& interface, const io::FilterSpec& selection)
+Worker::Worker(EngineContext& context, std::vector<std::unique_ptr<InterfaceReceiver>> receivers)
     : context_(context),
-      interface_(interface),
-      smallFrames_(interface.ifindex, usesXdp(interface) ? io::kSmallFrameRingBesideXdp : io::kSmallFrameRing,
-                   io::buildSocketFilter(selection), io::RingBinding::Ipv4),
-      largeFrames_(interface.ifindex, usesXdp(interface) ? io::kLargeFrameRingBesideXdp : io::kLargeFrameRing,
-                   io::buildSocketFilter(selection), io::RingBinding::Ipv4),
-      arpFrames_(interface.ifindex, io::kArpFrameRing, io::buildSocketFilter(selection), io::RingBinding::Arp),
+      receivers_(std::move(receivers)),
       senders_(context.interfaces, context.coalesceTcp, SenderSet::Claims::Replies),
       neighbours_(context.neighbours),
       flowReader_(context.flows.registerReader()),
-      random_(0x9e3779b97f4a7c15ULL ^ (uint64_t(interface.ifindex) << 32) ^ monotonicMs()) {
-  io::RxRing::splitBySize(smallFrames_, largeFrames_);
-  if (usesXdp(interface)) {
-    xdp_ = std::make_unique<io::XdpReceiver>(interface.ifindex, interface.name, selection,
-                                             context.kernelOffload ? context.kernelOffload->flowsMapFd() : -1,
-                                             context.flows.capacity());
-  }
-}
+      random_(0x9e3779b97f4a7c15ULL ^ (uint64_t(receivers_.front()->interface().ifindex) << 32) ^ monotonicMs()) {}
 
-void Worker::replaceSelection(const io::FilterSpec& selection) {
-  const std::vector<sock_filter> filter = io::buildSocketFilter(selection);
-  smallFrames_.replaceFilter(filter);
-  largeFrames_.replaceFilter(filter);
-  arpFrames_.replaceFilter(filter);
-  if (xdp_) xdp_->update(selection);
-}
-
-io::RingStatistics Worker::takeStatistics() {
-  const io::RingStatistics small = smallFrames_.takeStatistics();
-  const io::RingStatistics large = largeFrames_.takeStatistics();
-  const io::RingStatistics steered = xdp_ ? xdp_->takeStatistics() : io::RingStatistics{0, 0};
-  const io::RingStatistics arp = arpFrames_.takeStatistics();
-  return {small.packets + large.packets + steered.packets + arp.packets,
-          small.drops + large.drops + steered.drops + arp.drops};
-}
-
-// The next frame: from the AF_XDP sockets and the rings in turn; across the two rings in arrival
-// order, so a flow's frames keep their order (the XDP program steers whole flows to one side).
+// The next frame, from the receivers in turn; `current_` becomes the one it came from.
 bool Worker::nextFrame(io::ReceivedFrame& frame) {
-  ringsFirst_ = !ringsFirst_;
-  if (xdp_ && !ringsFirst_ && xdp_->next(frame)) return true;
-  if (nextRingFrame(frame)) return true;
-  return xdp_ && ringsFirst_ && xdp_->next(frame);
-}
-
-bool Worker::nextRingFrame(io::ReceivedFrame& frame) {
-  if (arpFrames_.next(frame)) return true;  // no order to keep with the IP frames
-  io::ReceivedFrame small{}, large{};
-  const bool haveSmall = smallFrames_.peek(small);
-  const bool haveLarge = largeFrames_.peek(large);
-  if (!haveSmall && !haveLarge) return false;
-  if (haveSmall && (!haveLarge || small.timestampNs <= large.timestampNs)) {
-    smallFrames_.take();
-    frame = small;
-  } else {
-    largeFrames_.take();
-    frame = large;
+  for (size_t tried = 0; tried < receivers_.size(); ++tried) {
+    nextReceiver_ = (nextReceiver_ + 1) % receivers_.size();
+    InterfaceReceiver& receiver = *receivers_[nextReceiver_];
+    if (receiver.next(frame)) {
+      current_ = &receiver;
+      return true;
+    }
   }
-  return true;
+  return false;
 }
 
 void Worker::waitForFrames(int timeoutMs) {
   pollDescriptors_.clear();
-  pollDescriptors_.push_back({smallFrames_.fd(), POLLIN | POLLERR, 0});
-  pollDescriptors_.push_back({largeFrames_.fd(), POLLIN | POLLERR, 0});
-  pollDescriptors_.push_back({arpFrames_.fd(), POLLIN | POLLERR, 0});
-  if (xdp_) xdp_->addPollDescriptors(pollDescriptors_);
+  for (const auto& receiver : receivers_) receiver->addPollDescriptors(pollDescriptors_);
   ::poll(pollDescriptors_.data(), nfds_t(pollDescriptors_.size()), timeoutMs);
 }
 
@@ -143,7 +97,7 @@ void Worker::run() {
     nowMs_ = monotonicMs();
     io::ReceivedFrame frame{};
     size_t handled = 0;
-    while (handled < kBatch && nextFrame(frame)) {
+    while (handled < kBatch * receivers_.size() && nextFrame(frame)) {
       handle(frame);
       ++handled;
     }
@@ -157,10 +111,7 @@ void Worker::run() {
       waitForFrames(awaitingNeighbour_.empty() ? kIdleWaitMs : kHeldFramesWaitMs);
       continue;
     }
-    smallFrames_.releaseTaken();
-    largeFrames_.releaseTaken();
-    arpFrames_.releaseTaken();
-    if (xdp_) xdp_->releaseTaken();
+    for (auto& receiver : receivers_) receiver->releaseTaken();
   }
   context_.flows.leaveBatch(flowReader_);
 }
@@ -185,7 +136,7 @@ void Worker::handle(const io::ReceivedFrame& frame) {
     counters_.add(Counter::DropTruncated);
     return;
   }
-  if (frame.markedForOtherHost && std::memcmp(frame.frame, interface_.mac.data(), 6) != 0) {
+  if (frame.markedForOtherHost && std::memcmp(frame.frame, arrivedOn().mac.data(), 6) != 0) {
     counters_.add(Counter::Ignored);  // seen only because the interface is promiscuous
     return;
   }
@@ -215,11 +166,11 @@ void Worker::handleArp(const io::ReceivedFrame& frame) {
     return;
   }
   if (message->operation == packet::ArpOperation::Reply) {
-    const uint32_t ourIp = interface_.addressFacing(message->senderIp);
-    const bool answersUs = ourIp != 0 && message->targetIp == ourIp && message->targetMac == interface_.mac &&
+    const uint32_t ourIp = arrivedOn().addressFacing(message->senderIp);
+    const bool answersUs = ourIp != 0 && message->targetIp == ourIp && message->targetMac == arrivedOn().mac &&
                            context_.neighbours.awaitsReply(message->senderIp, nowMs_);
     if (answersUs) {
-      context_.neighbours.learn(message->senderIp, message->senderMac, interface_.ifindex, NeighbourSource::OwnArpReply, nowMs_);
+      context_.neighbours.learn(message->senderIp, message->senderMac, arrivedOn().ifindex, NeighbourSource::OwnArpReply, nowMs_);
       counters_.add(Counter::ArpRepliesLearned);
     } else {
       counters_.add(Counter::ArpIgnored);
@@ -228,24 +179,24 @@ void Worker::handleArp(const io::ReceivedFrame& frame) {
   }
   const bool askingForVip = message->operation == packet::ArpOperation::Request &&
                             message->senderIp != message->targetIp &&
-                            interface_.role == InterfaceRole::Client &&
-                            interface_.addressFacing(message->targetIp) != 0 &&
+                            arrivedOn().role == InterfaceRole::Client &&
+                            arrivedOn().addressFacing(message->targetIp) != 0 &&
                             isVip(message->targetIp);
   if (!askingForVip) {
     counters_.add(Counter::ArpIgnored);
     return;
   }
   uint8_t reply[packet::kArpFrameLength];
-  packet::buildArp(reply, message->senderMac, packet::arpReplyTo(*message, interface_.mac));
-  io::FrameSender* sender = senders_.find(interface_.ifindex);
+  packet::buildArp(reply, message->senderMac, packet::arpReplyTo(*message, arrivedOn().mac));
+  io::FrameSender* sender = senders_.find(arrivedOn().ifindex);
   if (sender != nullptr && sender->sendNow(reply, sizeof reply)) {
     counters_.add(Counter::ArpRepliesSent);
   } else {
     counters_.add(Counter::DropTxError);
   }
   // Its connection's replies will need its MAC: ask for it now, rather than trusting the request.
-  if (sender != nullptr && interface_.addressFacing(message->senderIp) != 0 && !neighbours_.find(message->senderIp)) {
-    askForNeighbour(message->senderIp, interface_, *sender);
+  if (sender != nullptr && arrivedOn().addressFacing(message->senderIp) != 0 && !neighbours_.find(message->senderIp)) {
+    askForNeighbour(message->senderIp, arrivedOn(), *sender);
   }
 }
 
@@ -261,7 +212,7 @@ void Worker::handleIcmp(const io::ReceivedFrame& frame) {
     counters_.add(toVip ? Counter::DropMalformed : Counter::Ignored);
     return;
   }
-  if (toVip && icmp->type == packet::kIcmpEchoRequest && interface_.role == InterfaceRole::Client) {
+  if (toVip && icmp->type == packet::kIcmpEchoRequest && arrivedOn().role == InterfaceRole::Client) {
     packet::turnIntoEchoReply(*icmp);
     frame.vnet->flags = 0;
     frame.vnet->gsoType = 0;
@@ -295,7 +246,7 @@ void Worker::handleIcmp(const io::ReceivedFrame& frame) {
     // From the backend side, quoting client:cport -> RIP:rport: the client must see VIP:vport.
     const flow::ReverseKey key{quoted->protocol, quoted->destination, quoted->destinationPort, quoted->source,
                                quoted->sourcePort};
-    const uint32_t ref = interface_.role == InterfaceRole::Backend ? context_.flows.findReverse(key) : 0;
+    const uint32_t ref = arrivedOn().role == InterfaceRole::Backend ? context_.flows.findReverse(key) : 0;
     if (ref == 0) {
       counters_.add(Counter::Ignored);  // not about a NAT flow: the kernel forwards it
       return;
@@ -534,7 +485,7 @@ void Worker::replyToClient(const io::ReceivedFrame& frame, const Ipv4FrameView& 
   if (!admit(entry, view, flow::Direction::FromReal, verdict)) return;
   recordPacket(entry, view, flow::Direction::FromReal, verdict);
   offloadIfEstablished(flowRef, entry);
-  if (xdp_ && !frame.steeredByXdp) claimRepliesForXdp(entry);
+  if (current_->xdp() != nullptr && !frame.steeredByXdp) claimRepliesForXdp(entry);
   const uint32_t vip = entry.load<uint32_t>(flow::entry::kVip);
   const uint16_t vport = entry.load<uint16_t>(flow::entry::kVport);
   rememberIfFirstFragment(view, vip);
@@ -581,8 +532,8 @@ void Worker::sendIcmpError(const io::ReceivedFrame& frame, packet::IcmpErrorSpec
   const uint8_t* ip = frame.frame + packet::kEthernetHeaderLength;
   const size_t available = frame.length - packet::kEthernetHeaderLength;
   const uint32_t destination = packet::load32(ip + 12);
-  spec.source = interface_.addressFacing(destination);
-  if (spec.source == 0 && !interface_.addresses.empty()) spec.source = interface_.addresses.front().ip;
+  spec.source = arrivedOn().addressFacing(destination);
+  if (spec.source == 0 && !arrivedOn().addresses.empty()) spec.source = arrivedOn().addresses.front().ip;
   if (spec.source == 0 || originatedUsed_ == originated_.size() || !icmpErrors_.take(nowMs_)) {
     counters_.add(Counter::IcmpErrorsNotSent);
     return;
@@ -645,9 +596,9 @@ void Worker::askForNeighbour(uint32_t nextHop, const InterfaceConfig& egress, io
 void Worker::claimRepliesForXdp(const flow::FlowEntry& entry) {
   if (entry.flags() & flow::flags::kXdpClaimed) return;
   const kernel_flow_key reply = flow::replyKeyOf(entry);
-  if (!xdp_->steering().claimReply(reply)) return;
+  if (!current_->xdp()->steering().claimReply(reply)) return;
   entry.setFlags(flow::flags::kXdpClaimed);
-  if (!entry.live()) xdp_->steering().releaseReply(reply);  // removed meanwhile: no stale claim
+  if (!entry.live()) current_->xdp()->steering().releaseReply(reply);  // removed meanwhile: no stale claim
 }
 
 // A new flow's replies go to its client: when the client's next hop is not known yet, ask now, so the

@@ -1,5 +1,6 @@
-// A worker owns the receive rings of one interface: rx batch -> classify -> flow lookup or schedule ->
-// rewrite -> tx batch. It never calls into JavaScript and never blocks on the control plane.
+// A worker is one thread serving the receivers of one or more interfaces (engine.h says which):
+// rx batch -> classify -> flow lookup or schedule -> rewrite -> tx batch. It never calls into
+// JavaScript and never blocks on the control plane.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -11,13 +12,12 @@
 
 #include "../flow/tcp_state.h"
 #include "../flow/tcp_window.h"
-#include "../io/rx_ring.h"
-#include "../io/xdp_receiver.h"
 #include "../packet/icmp_error.h"
 #include "../packet/ipv4_frame.h"
 #include "engine_context.h"
 #include "fragment_table.h"
 #include "frames_awaiting_neighbour.h"
+#include "interface_receiver.h"
 #include "token_bucket.h"
 #include "neighbour_cache.h"
 #include "sender_set.h"
@@ -26,27 +26,21 @@ namespace natlb::engine {
 
 class Worker {
  public:
-  // `selection` names the frames this interface hands to the balancer (socket filter, XDP maps).
-  Worker(EngineContext& context, const InterfaceConfig& interface, const io::FilterSpec& selection);
+  Worker(EngineContext& context, std::vector<std::unique_ptr<InterfaceReceiver>> receivers);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
   void start();
   void join();
-  // Both rings (small frames, GSO super-frames) get the same socket filter; the XDP program the same
-  // selection.
-  void replaceSelection(const io::FilterSpec& selection);
-  io::RingStatistics takeStatistics();
-  const InterfaceConfig& interface() const { return interface_; }
+  const std::vector<std::unique_ptr<InterfaceReceiver>>& receivers() const { return receivers_; }
   const Counters& counters() const { return counters_; }
-  const io::XdpReceiver* xdpReceiver() const { return xdp_.get(); }
-  io::XdpReceiver* xdpReceiver() { return xdp_.get(); }
 
  private:
   void run();
   bool nextFrame(io::ReceivedFrame& frame);
-  bool nextRingFrame(io::ReceivedFrame& frame);
+  // The interface the frame in hand arrived on.
+  const InterfaceConfig& arrivedOn() const { return current_->interface(); }
   void waitForFrames(int timeoutMs);
   void handle(const io::ReceivedFrame& frame);
   void handleArp(const io::ReceivedFrame& frame);
@@ -78,12 +72,9 @@ class Worker {
   uint64_t nextRandom();
 
   EngineContext& context_;
-  const InterfaceConfig& interface_;
-  io::RxRing smallFrames_;
-  io::RxRing largeFrames_;
-  io::RxRing arpFrames_;
-  std::unique_ptr<io::XdpReceiver> xdp_;  // the AF_XDP path, when the interface uses it
-  bool ringsFirst_ = false;                // alternates, so neither path starves the other
+  std::vector<std::unique_ptr<InterfaceReceiver>> receivers_;
+  InterfaceReceiver* current_ = nullptr;  // the frame in hand's
+  size_t nextReceiver_ = 0;                // the receivers take turns, so none starves the others
   std::vector<pollfd> pollDescriptors_;
   SenderSet senders_;
   NeighbourView neighbours_;
