@@ -67,9 +67,9 @@ export interface ResolvedOptions {
 }
 
 export const ALL_VARIANT_IDS: readonly VariantId[] = [
-  "plain", "kernelNat", "haproxy", "nodeProxy", "natlb", "natlbUserSpace", "natlbAfPacket",
+  "plain", "kernelNat", "haproxy", "nodeProxy", "natlb", "natlbUserSpace", "natlbAfPacket", "natlbThreadPerInterface",
 ];
-/** What `npm run bench` runs: natlbAfPacket (AF_XDP against AF_PACKET) only when asked for. */
+/** What `npm run bench` runs: natlbAfPacket (AF_XDP against AF_PACKET) and natlbThreadPerInterface only when asked for. */
 export const DEFAULT_VARIANT_IDS: readonly VariantId[] = ["plain", "kernelNat", "haproxy", "nodeProxy", "natlb", "natlbUserSpace"];
 /** The variants the flood lab runs (those of them in --variants). */
 export const FLOOD_VARIANT_IDS: readonly VariantId[] = ["kernelNat", "natlb"];

@@ -97,6 +97,7 @@ export const VARIANT_TITLES: Record<VariantId, string> = {
   natlb: "natlb",
   natlbUserSpace: "natlb user space",
   natlbAfPacket: "natlb AF_PACKET",
+  natlbThreadPerInterface: "natlb thread/if",
 };
 
 function valuesOf(samples: Sample[], lab: LabKind, metric: MetricId, variant: VariantId): Map<number, number> {

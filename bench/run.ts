@@ -176,7 +176,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
 }
 
 const USAGE = `usage: node dist/bench/run.js [--quick] [--json <file> | --no-json] [--no-progress] [--rounds N] [--mib N]
-        [--labs gso,mtu,flood] [--variants plain,kernelNat,haproxy,nodeProxy,natlb,natlbUserSpace,natlbAfPacket] [--max-minutes M]
+        [--labs gso,mtu,flood] [--variants plain,kernelNat,haproxy,nodeProxy,natlb,natlbUserSpace,natlbAfPacket,natlbThreadPerInterface] [--max-minutes M]
         [--flood-rates 12500,25000,50000,100000,200000] [--flood-seconds S] [--flood-recovery-seconds S]`;
 
 /** Parses the standalone command line (also usable by the CLI wrapper). */

@@ -5,7 +5,7 @@ import type { Lab } from "../../lab/topology";
 
 import type { LabKind } from "../options";
 
-export type VariantId = "plain" | "kernelNat" | "haproxy" | "nodeProxy" | "natlb" | "natlbUserSpace" | "natlbAfPacket";
+export type VariantId = "plain" | "kernelNat" | "haproxy" | "nodeProxy" | "natlb" | "natlbUserSpace" | "natlbAfPacket" | "natlbThreadPerInterface";
 
 /** The services every balancing variant offers, each VIP:vport -> every real at realPort. */
 export interface BenchServices {
