@@ -17,15 +17,17 @@ const summarySection: StatusSection = (status) => [
 const forwardingPathSection: StatusSection = (status) => {
   const fastPath = status.kernelFastPath;
   const setting = `kernelFastPath ${JSON.stringify(fastPath.setting)}`;
-  const threads = status.workerThreads;
-  const workers = `user space: ${threads.running === "one" ? "one worker thread" : "a worker thread per interface"} (workerThreads ${JSON.stringify(threads.setting)})`;
+  // A daemon older than the CLI has no workerThreads in its status: say nothing of them then.
+  const threads = status.workerThreads as BalancerStatus["workerThreads"] | undefined;
+  const workers = threads === undefined ? "" :
+    `; user space: ${threads.running === "one" ? "one worker thread" : "a worker thread per interface"} (workerThreads ${JSON.stringify(threads.setting)})`;
   if (fastPath.enabled) {
     return [
       `forwarding: kernel fast path for established TCP (${setting}), user space for the rest; ` +
-        `kernel fast path: ${fastPath.flows} flow(s), ${status.counters.kernelForwardedPackets} segment(s) forwarded; ${workers}`,
+        `kernel fast path: ${fastPath.flows} flow(s), ${status.counters.kernelForwardedPackets} segment(s) forwarded${workers}`,
     ];
   }
-  return [`forwarding: user space only (${setting}${fastPath.unavailable !== undefined ? `; unavailable: ${fastPath.unavailable}` : ""}); ${workers}`];
+  return [`forwarding: user space only (${setting}${fastPath.unavailable !== undefined ? `; unavailable: ${fastPath.unavailable}` : ""})${workers}`];
 };
 
 /** The ipvsadm -Ln look: one line per service, one per real under it. */

@@ -12,6 +12,8 @@ import { buildProgram } from "../src/cli";
 import { startControlServer, type ControlHandlers, type ControlRequest } from "../src/control";
 import { ApiError, ConfigError } from "../src/errors";
 import { EXIT_CODES, EXIT_CODE_MEANINGS, type ExitCodeName } from "../src/exitCodes";
+import type { BalancerStatus } from "../src/balancer";
+import { formatStatus } from "../src/statusText";
 
 const ROOT = join(__dirname, "..", "..");
 const BIN = join(ROOT, "bin", "natlb.js");
@@ -105,6 +107,7 @@ const STATUS = {
     expiredUnderPressure: 0,
   },
   kernelFastPath: { setting: "auto", enabled: false, flows: 0, unavailable: "attach the kernel fast path (tcx ingress) to eth0: Operation not permitted" },
+  workerThreads: { setting: "auto", running: "perInterface" },
   counters: { toReal: 100, toClient: 90, ringDrops: 0, dropNoRoute: 0, kernelForwardedPackets: 0 },
 };
 
@@ -296,6 +299,13 @@ test("a reload of a bad config file exits 3, like any bad config", async (t) => 
   t.like(jsonError(json), { code: "E_CONFIG", exitCode: EXIT_CODES.config });
 });
 
+test("status text from a daemon older than the CLI (no workerThreads in its status) leaves the layout out", (t) => {
+  const { workerThreads: _left, ...older } = STATUS;
+  const text = formatStatus(older as unknown as BalancerStatus);
+  t.regex(text, /^forwarding: user space only \(kernelFastPath "auto"; unavailable: [^\n]*\)$/m);
+  t.false(text.includes("worker thread"));
+});
+
 // ---------------------------------------------------------------------------------------------
 // Finding the daemon
 
@@ -321,6 +331,7 @@ test("status and conns: text for people, JSON with --json", async (t) => {
   t.is(status.code, 0, status.stderr);
   t.true(status.stdout.includes("Prot LocalAddress:Port Scheduler"));
   t.regex(status.stdout, /^forwarding: user space only \(kernelFastPath "auto"; unavailable: attach the kernel fast path/m);
+  t.regex(status.stdout, /^forwarding: .*; user space: a worker thread per interface \(workerThreads "auto"\)$/m);
   t.regex(status.stdout, /-> 198\.18\.1\.11:8080 +3 {2}up +7 +2/);
   const conns = await natlb(["conns", "--socket", daemon.socket, "--limit", "5"]);
   t.is(conns.code, 0, conns.stderr);
