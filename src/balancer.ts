@@ -3,7 +3,7 @@
 // then applied whole: selection tables are recomputed by the scheduling policies and handed to the
 // engine as one snapshot; kernel set-up follows the set of VIPs and real-server ports.
 import {
-  parseConfig, realKey, sameReceivePaths, serviceKey, type FloodProtection, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type ReceivePath, type WorkerThreadsSetting,
+  parseConfig, realKey, sameReceivePaths, serviceKey, type FloodProtection, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type ReceivePath, type WorkerLayout, type WorkerThreadsSetting,
 } from "./config";
 import { ApiError, NatlbError } from "./errors";
 import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
@@ -70,7 +70,7 @@ export interface BalancerStatus {
    */
   kernelFastPath: { setting: KernelFastPathSetting; enabled: boolean; flows: number; unavailable?: string };
   /** The worker threads' layout (config workerThreads): the setting, and what runs ("auto" resolved). */
-  workerThreads: { setting: WorkerThreadsSetting; running: "one" | "perInterface" };
+  workerThreads: { setting: WorkerThreadsSetting; running: WorkerLayout };
   counters: EngineCounters;
 }
 

@@ -148,7 +148,11 @@ export type KernelFastPathSetting = "auto" | boolean;
  * user-space bulk transfer in parallel); "auto" (the default): "one" while the kernel fast path runs,
  * "perInterface" when user space carries every byte.
  */
-export type WorkerThreadsSetting = "auto" | "one" | "perInterface";
+export type WorkerThreadsSetting = (typeof WORKER_THREADS_SETTINGS)[number];
+/** The values of `workerThreads`, as the schema checks them. */
+export const WORKER_THREADS_SETTINGS = ["auto", "one", "perInterface"] as const;
+/** What a running natlb has: "auto" resolved at start. */
+export type WorkerLayout = Exclude<WorkerThreadsSetting, "auto">;
 
 export const DEFAULT_TIMEOUTS: Timeouts = Object.freeze({
   tcpEstablished: 900,
@@ -428,7 +432,7 @@ export const configSchema = z
         .describe(
           'Whether established TCP connections are forwarded by the kernel fast path (a TC program at tcx ingress; Linux 6.6+, CAP_BPF and CAP_NET_ADMIN at start). "auto" (the default): on when the capabilities and the kernel allow it, else user space with one warning saying why; true: refuse to start without it; false: user space only (CAP_NET_RAW suffices). Takes effect at start; a reload that changes it is refused.',
         ),
-      workerThreads: oneOf(["auto", "one", "perInterface"])
+      workerThreads: oneOf(WORKER_THREADS_SETTINGS)
         .optional()
         .describe(
           'How many threads move the frames user space handles. "one": one thread for every interface (a reply that arrives while natlb\'s send is still in the kernel is handled without waking another thread: fastest for connection set-up and tear-down); "perInterface": a thread per interface (the two directions of a user-space bulk transfer run in parallel); "auto" (the default): "one" while the kernel fast path runs, "perInterface" when user space carries every byte. Takes effect at start; a reload that changes it is refused.',

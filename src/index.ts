@@ -3,7 +3,7 @@ export { Balancer } from "./balancer";
 export type {
   BalancerOptions, BalancerStatus, RealInput, RealRef, RealStatus, ServiceInput, ServiceRef, ServiceStatus,
 } from "./balancer";
-export { parseConfig, parseConfigText, loadConfigFile, diffConfig, DEFAULT_TIMEOUTS, DEAD_REAL_FLOWS, RECEIVE_PATHS } from "./config";
+export { parseConfig, parseConfigText, loadConfigFile, diffConfig, DEFAULT_TIMEOUTS, DEAD_REAL_FLOWS, RECEIVE_PATHS, WORKER_THREADS_SETTINGS } from "./config";
 export { COUNTER_NAMES } from "./native";
 export type { HealthCheckConfig, NatlbConfig, Protocol, RealConfig, ServiceConfig, Timeouts } from "./config";
 export { ApiError, ConfigError, ControlError, KernelSetupError, NatlbError, PrivilegeError } from "./errors";
@@ -15,7 +15,7 @@ export { startDaemon } from "./daemon";
 export { removeNatlbKernelState } from "./kernel";
 // Types the exports above refer to, so that users can name them and the API reference (docs/api/) links them.
 export type {
-  ConfigDiff, DeadRealFlows, FloodProtection, GlobalSetting, InterfacesConfig, KernelFastPathSetting, NoHealthCheckConfig, ReceivePath, WorkerThreadsSetting,
+  ConfigDiff, DeadRealFlows, FloodProtection, GlobalSetting, InterfacesConfig, KernelFastPathSetting, NoHealthCheckConfig, ReceivePath, WorkerLayout, WorkerThreadsSetting,
   ReceivePathConfig, RealUpdate, ServiceChange, TcpHealthCheckConfig,
 } from "./config";
 export type {

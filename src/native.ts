@@ -5,7 +5,7 @@
 // prebuild does not load).
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import type { KernelFastPathSetting, WorkerThreadsSetting } from "./config";
+import type { KernelFastPathSetting, WorkerLayout, WorkerThreadsSetting } from "./config";
 import { NatlbError } from "./errors";
 
 export type Protocol = "tcp" | "udp";
@@ -107,7 +107,7 @@ export interface NativeEngine {
   /** Whether the kernel fast path runs; with "auto", why it could not start (the loader's error). */
   kernelFastPathState(): { active: boolean; unavailable?: string };
   /** The running workers' layout (config workerThreads, "auto" resolved at start). */
-  workerThreads(): "one" | "perInterface";
+  workerThreads(): WorkerLayout;
 }
 
 export interface FlowLayout {
