@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v ethtool >/dev/null || need+=(ethtool)
+# The https health-check test makes a self-signed certificate.
+command -v openssl >/dev/null || need+=(openssl)
 command -v iptables >/dev/null || need+=(iptables)
 # The kernel set-up's ownership table (src/kernel) is an nftables table.
 command -v nft >/dev/null || need+=(nftables)

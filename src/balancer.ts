@@ -8,7 +8,7 @@ import {
 import { ApiError, NatlbError } from "./errors";
 import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
 import { discoverGateway, readLocalAddresses, readNeighbours, readRoutes, type GatewayView } from "./gateway/interfaces";
-import { HealthMonitor, type HealthChange } from "./health";
+import { HealthMonitor, checkerFor, type HealthChange } from "./health";
 import { KernelSetup, mergePlans, planFor, type KernelPlan } from "./kernel";
 import { acquireNamespaceLock, type NamespaceLock } from "./namespaceLock";
 import { silentLogger, type Logger } from "./log";
@@ -44,6 +44,19 @@ export interface RealStatus {
   up: boolean;
   activeConns: number;
   inactiveConns: number;
+  /** The health check's view, when the service has one. */
+  health?: RealHealthView;
+}
+
+/** What the health check last said of a real. */
+export interface RealHealthView {
+  /** Why it is up or down, e.g. "http 503 from 198.18.1.12:8080/healthz". */
+  reason: string;
+  checks: number;
+  /** State changes within the flap-damping window (0 when damping is off). */
+  recentChanges: number;
+  /** While flap damping holds it down: when that ends (ISO 8601). */
+  heldDownUntil?: string;
 }
 
 export interface ServiceStatus {
@@ -247,6 +260,7 @@ export class Balancer {
       counts.set(key, entry);
       return true;
     });
+    const health = new Map(this.health.status().map((h) => [`${h.serviceKey}|${realKey(h.real)}`, h]));
     return {
       services: this.config.services.map((s) => ({
         vip: s.vip,
@@ -255,9 +269,16 @@ export class Balancer {
         scheduler: s.scheduler,
         reals: s.reals.map((r) => {
           const count = counts.get(`${serviceKey(s)}|${realKey(r)}`) ?? { active: 0, inactive: 0 };
+          const h = health.get(`${serviceKey(s)}|${realKey(r)}`);
           return {
             ip: r.ip, port: r.port, weight: r.weight, up: this.isUp(s, r),
             activeConns: count.active, inactiveConns: count.inactive,
+            ...(h ? {
+              health: {
+                reason: h.reason, checks: h.checks, recentChanges: h.recentChanges,
+                ...(h.heldDownUntil !== undefined ? { heldDownUntil: new Date(h.heldDownUntil).toISOString() } : {}),
+              },
+            } : {}),
           };
         }),
       })),
@@ -509,16 +530,20 @@ export class Balancer {
   private syncHealthChecks(): void {
     const wanted = new Map<string, { service: ServiceConfig; real: RealConfig }>();
     for (const service of this.config.services) {
-      if (service.healthCheck.type !== "tcp") continue;
+      if (service.healthCheck.type === "none") continue;
       for (const real of service.reals) wanted.set(`${serviceKey(service)}|${realKey(real)}`, { service, real });
     }
     for (const status of this.health.status()) {
       const key = `${status.serviceKey}|${realKey(status.real)}`;
       if (!wanted.has(key)) this.health.remove(status.serviceKey, status.real);
     }
+    const checkers = new Map<string, ReturnType<typeof checkerFor>>();
     for (const { service, real } of wanted.values()) {
-      if (service.healthCheck.type !== "tcp") continue;
-      this.health.add(serviceKey(service), { ip: real.ip, port: real.port }, service.healthCheck);
+      if (service.healthCheck.type === "none") continue;
+      const key = serviceKey(service);
+      let checker = checkers.get(key);
+      if (!checker) checkers.set(key, (checker = checkerFor(service.healthCheck, key)));
+      this.health.add(key, { ip: real.ip, port: real.port }, service.healthCheck, checker);
     }
   }
 

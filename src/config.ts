@@ -20,8 +20,8 @@ export interface RealConfig {
   readonly weight: number;
 }
 
-export interface TcpHealthCheckConfig {
-  readonly type: "tcp";
+/** Timing and thresholds every active health check has. */
+export interface HealthCheckTiming {
   readonly intervalMs: number;
   readonly timeoutMs: number;
   /** Consecutive successes that bring a down real up. */
@@ -30,14 +30,69 @@ export interface TcpHealthCheckConfig {
   readonly fall: number;
   /** Port to probe instead of the real's own port, when set. */
   readonly port: number | undefined;
+  /** Keeps a flapping real down for a growing time; undefined: off. */
+  readonly flapDamping: FlapDampingConfig | undefined;
+}
+
+/**
+ * A real that changes state `flaps` times within `windowS` seconds stays down for `holdDownS`
+ * seconds, doubling each time it happens again, up to `maxHoldDownS`.
+ */
+export interface FlapDampingConfig {
+  readonly flaps: number;
+  readonly windowS: number;
+  readonly holdDownS: number;
+  readonly maxHoldDownS: number;
+}
+
+/** Up when a TCP handshake with the real completes (no data is sent). */
+export interface TcpHealthCheckConfig extends HealthCheckTiming {
+  readonly type: "tcp";
+}
+
+/** Up when a GET of `path` answers with a status in `expectStatus` (and a body matching `bodyMatch`). */
+export interface HttpHealthCheckConfig extends HealthCheckTiming {
+  readonly type: "http" | "https";
+  readonly path: string;
+  /** Host header (and TLS server name); default: the real's address. */
+  readonly host: string | undefined;
+  /** Status codes that count as up, e.g. "200-399" or "200,204" (statusRanges reads them). */
+  readonly expectStatus: string;
+  /** A regular expression the first 64 KiB of the body must match; undefined: any body. */
+  readonly bodyMatch: string | undefined;
+  /** https: check the real's certificate against the system's CAs (default false: reals often use their own). */
+  readonly verifyTls: boolean;
+}
+
+/**
+ * Sends `payload` to the real. Without `expect`, up unless the real answers with an ICMP error
+ * within the timeout (keepalived's UDP_CHECK); with `expect`, up only when a reply matching it comes.
+ */
+export interface UdpHealthCheckConfig extends HealthCheckTiming {
+  readonly type: "udp";
+  /** The datagram, as hex digits (a text payload in the file is converted). */
+  readonly payloadHex: string;
+  /** A regular expression the reply (read as latin1) must match; undefined: no reply needed. */
+  readonly expect: string | undefined;
+}
+
+/** Runs `command` (no shell); exit status 0 is up. NATLB_REAL_IP, NATLB_REAL_PORT and NATLB_SERVICE are in its environment. */
+export interface ExecHealthCheckConfig extends HealthCheckTiming {
+  readonly type: "exec";
+  readonly command: ReadonlyArray<string>;
 }
 
 export interface NoHealthCheckConfig {
   readonly type: "none";
 }
 
+export type ActiveHealthCheckConfig = TcpHealthCheckConfig | HttpHealthCheckConfig | UdpHealthCheckConfig | ExecHealthCheckConfig;
+
 /** Absent in the file means `{ type: "none" }`: reals count as up, as in plain IPVS. */
-export type HealthCheckConfig = TcpHealthCheckConfig | NoHealthCheckConfig;
+export type HealthCheckConfig = ActiveHealthCheckConfig | NoHealthCheckConfig;
+
+/** The values of `healthCheck.type`, as the schema checks them. */
+export const HEALTH_CHECK_TYPES = ["tcp", "http", "https", "udp", "exec", "none"] as const;
 
 /**
  * What happens to the flows of a real that goes down (health check) or is removed (IPVS's
@@ -239,25 +294,145 @@ const realSchema = z.strictObject({
     .describe("Relative share of new connections. 0 drains the real: it keeps its connections and gets no new ones."),
 });
 
+/** Fields that only some check types take, and which. */
+const TYPE_FIELDS = {
+  path: ["http", "https"], host: ["http", "https"], expectStatus: ["http", "https"], bodyMatch: ["http", "https"],
+  verifyTls: ["http", "https"], payload: ["udp"], payloadHex: ["udp"], expect: ["udp"], command: ["exec"],
+} as const satisfies Record<string, ReadonlyArray<(typeof HEALTH_CHECK_TYPES)[number]>>;
+
+function regex(what: string) {
+  return z.string({ error: expecting(`${what} as a regular expression string`) }).superRefine((text, ctx) => {
+    try {
+      new RegExp(text);
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: `not a valid regular expression (${(error as Error).message}): fix or escape it` });
+    }
+  });
+}
+
+/** "200-399,404" -> [[200, 399], [404, 404]]; undefined when the text is not such a list. */
+export function statusRanges(text: string): Array<[number, number]> | undefined {
+  const ranges: Array<[number, number]> = [];
+  for (const part of text.split(",")) {
+    const m = /^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$/.exec(part);
+    const low = Number(m?.[1]);
+    const high = Number(m?.[2] ?? m?.[1]);
+    if (!m || low < 100 || high > 599 || low > high) return undefined;
+    ranges.push([low, high]);
+  }
+  return ranges;
+}
+
+const statusRangesText = z
+  .string({ error: expecting('status codes like "200-399" or "200,204,301-302"') })
+  .refine((text) => statusRanges(text) !== undefined, {
+    error: (iss) => `expected status codes 100..599 like "200-399" or "200,204", got ${show(iss.input)}`,
+  });
+
+const flapDampingSchema = z
+  .strictObject(
+    {
+      flaps: intIn(2, 100).default(4).describe("State changes within windowS that count as flapping."),
+      windowS: intIn(1, 86_400).default(60).describe("Seconds over which state changes are counted."),
+      holdDownS: intIn(1, 86_400).default(30).describe("Seconds a flapping real stays down the first time; doubled each time it flaps again."),
+      maxHoldDownS: intIn(1, 86_400).default(600).describe("The longest hold-down."),
+    },
+    { error: expecting('an object like { "flaps": 4, "windowS": 60, "holdDownS": 30 }') },
+  )
+  .refine((f) => f.maxHoldDownS >= f.holdDownS, { path: ["maxHoldDownS"], error: "must be at least holdDownS" });
+
 const healthCheckSchema = z
   .strictObject(
     {
-      type: oneOf(["tcp", "none"] as const)
-        .default("tcp")
-        .describe('"tcp" opens a connection to the real and closes it once the handshake completes (no data is sent); "none" turns checking off.'),
+      type: oneOf(HEALTH_CHECK_TYPES)
+        .optional()
+        .describe(
+          '"tcp" opens a connection to the real and closes it once the handshake completes (no data is sent); "http"/"https" GET `path` and check the status; "udp" sends `payload` and checks for an ICMP error or the `expect`ed reply; "exec" runs `command`; "none" turns checking off. Default: "tcp" for TCP services, "udp" for UDP services.',
+        ),
       intervalMs: intIn(100, 3_600_000).default(1000).describe("Milliseconds between two checks of one real."),
       timeoutMs: intIn(10, 600_000).default(500).describe("Milliseconds a check may take before it counts as failed."),
       rise: intIn(1, 100).default(2).describe("Consecutive successes that bring a down real up."),
       fall: intIn(1, 100).default(2).describe("Consecutive failures that take an up real down."),
       port: port().optional().describe("Port to probe instead of the real's own port."),
+      flapDamping: flapDampingSchema.optional().describe("Keep a real that keeps changing state down, for a time that doubles each time (off when left out)."),
+      path: z
+        .string({ error: expecting('a path like "/healthz"') })
+        .regex(/^\/[\x21-\x7e]*$/, { error: 'expected a path starting with "/" (no spaces or control characters)' })
+        .optional()
+        .describe('http/https: the path to GET. Default "/".'),
+      host: z
+        .string({ error: expecting("a host name") })
+        .regex(/^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$/, { error: "expected a host name like \"www.example.com\"" })
+        .optional()
+        .describe("http/https: the Host header and TLS server name. Default: the real's address."),
+      expectStatus: statusRangesText.optional().describe('http/https: status codes that count as up. Default "200-399".'),
+      bodyMatch: regex("bodyMatch").optional().describe("http/https: a regular expression the first 64 KiB of the body must match."),
+      verifyTls: z.boolean({ error: expecting("true or false") }).optional().describe("https: check the real's certificate (default false)."),
+      payload: z.string({ error: expecting("text to send") }).max(1400).optional().describe("udp: the datagram to send, as text. Default: empty."),
+      payloadHex: z
+        .string({ error: expecting("hex digits") })
+        .regex(/^([0-9a-fA-F]{2}){0,1400}$/, { error: "expected an even number of hex digits (at most 1400 bytes)" })
+        .optional()
+        .describe("udp: the datagram to send, as hex (instead of payload)."),
+      expect: regex("expect").optional().describe("udp: a regular expression the reply must match; set, a reply is required."),
+      command: z
+        .array(z.string({ error: expecting("a string") }).min(1), { error: expecting('a command as a list like ["/usr/local/bin/check", "--quick"]') })
+        .min(1, { error: "expected at least the program to run" })
+        .refine((argv) => argv[0]!.startsWith("/"), { error: "the program must be an absolute path: natlb runs it without a shell or PATH" })
+        .optional()
+        .describe("exec: the program (absolute path) and its arguments; run without a shell. Exit status 0 means up."),
     },
     { error: expecting('an object like { "type": "tcp", "intervalMs": 1000 }') },
   )
-  .transform((hc): HealthCheckConfig =>
-    hc.type === "none"
-      ? { type: "none" }
-      : { type: "tcp", intervalMs: hc.intervalMs, timeoutMs: hc.timeoutMs, rise: hc.rise, fall: hc.fall, port: hc.port },
-  );
+  .superRefine((hc, ctx) => {
+    for (const [field, types] of Object.entries(TYPE_FIELDS)) {
+      if (hc[field as keyof typeof hc] === undefined) continue;
+      if (hc.type === undefined || !(types as ReadonlyArray<string>).includes(hc.type)) {
+        ctx.addIssue({
+          code: "custom",
+          path: [field],
+          message: `${field} belongs to ${types.map((t) => `"${t}"`).join(" and ")} checks: set "type" to ${types.map((t) => `"${t}"`).join(" or ")}, or remove it`,
+        });
+      }
+    }
+    // false is the resolved default of every http check, so only a true is out of place there.
+    if (hc.type === "http" && hc.verifyTls === true) {
+      ctx.addIssue({ code: "custom", path: ["verifyTls"], message: 'verifyTls checks certificates: set "type" to "https", or remove it' });
+    }
+    if (hc.type === "exec" && hc.command === undefined) ctx.addIssue({ code: "custom", path: ["command"], message: 'missing: an exec check needs "command"' });
+    if (hc.payload !== undefined && hc.payloadHex !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["payloadHex"], message: "give payload or payloadHex, not both" });
+    }
+  });
+
+type ParsedHealthCheck = z.output<typeof healthCheckSchema>;
+
+/** The service's check with its defaults: a check without a type follows the service's protocol. */
+function resolveHealthCheck(hc: ParsedHealthCheck | undefined, protocol: Protocol): HealthCheckConfig {
+  if (hc === undefined) return { type: "none" };
+  const type = hc.type ?? protocol;
+  if (type === "none") return { type: "none" };
+  const timing: HealthCheckTiming = {
+    intervalMs: hc.intervalMs, timeoutMs: hc.timeoutMs, rise: hc.rise, fall: hc.fall, port: hc.port, flapDamping: hc.flapDamping,
+  };
+  switch (type) {
+    case "tcp":
+      return { type, ...timing };
+    case "http":
+    case "https":
+      return {
+        type, ...timing, path: hc.path ?? "/", host: hc.host, expectStatus: hc.expectStatus ?? "200-399", bodyMatch: hc.bodyMatch,
+        verifyTls: hc.verifyTls ?? false,
+      };
+    case "udp":
+      return {
+        type, ...timing, expect: hc.expect,
+        payloadHex: (hc.payloadHex ?? Buffer.from(hc.payload ?? "", "utf8").toString("hex")).toLowerCase(),
+      };
+    case "exec":
+      return { type, ...timing, command: hc.command! };
+  }
+}
 
 const serviceSchema = z
   .strictObject(
@@ -283,7 +458,7 @@ const serviceSchema = z
         .describe("The real servers behind the VIP. A connection keeps its real for its whole life."),
       healthCheck: healthCheckSchema
         .optional()
-        .describe("Active health check of the reals. Left out: none, and the reals count as up, as in plain IPVS."),
+        .describe("Active health check of the reals (keepalived's checkers). Left out: none, and the reals count as up, as in plain IPVS."),
       deadRealFlows: oneOf(DEAD_REAL_FLOWS)
         .optional()
         .describe(
@@ -299,7 +474,7 @@ const serviceSchema = z
       protocol: s.protocol,
       scheduler: s.scheduler,
       reals: s.reals.map((r) => ({ ip: r.ip, port: r.port ?? s.port, weight: r.weight })),
-      healthCheck: s.healthCheck ?? { type: "none" },
+      healthCheck: resolveHealthCheck(s.healthCheck, s.protocol),
       deadRealFlows: s.deadRealFlows ?? (s.protocol === "udp" ? "drop" : "keep"),
     }),
   );

@@ -1,9 +1,11 @@
 // natlb's public TypeScript API.
 export { Balancer } from "./balancer";
 export type {
-  BalancerOptions, BalancerStatus, RealInput, RealRef, RealStatus, ServiceInput, ServiceRef, ServiceStatus,
+  BalancerOptions, BalancerStatus, RealHealthView, RealInput, RealRef, RealStatus, ServiceInput, ServiceRef, ServiceStatus,
 } from "./balancer";
-export { parseConfig, parseConfigText, loadConfigFile, diffConfig, DEFAULT_TIMEOUTS, DEAD_REAL_FLOWS, RECEIVE_PATHS, WORKER_THREADS_SETTINGS } from "./config";
+export {
+  parseConfig, parseConfigText, loadConfigFile, diffConfig, DEFAULT_TIMEOUTS, DEAD_REAL_FLOWS, HEALTH_CHECK_TYPES, RECEIVE_PATHS, WORKER_THREADS_SETTINGS,
+} from "./config";
 export { COUNTER_NAMES } from "./native";
 export type { HealthCheckConfig, NatlbConfig, Protocol, RealConfig, ServiceConfig, Timeouts } from "./config";
 export { ApiError, ConfigError, ControlError, KernelSetupError, NatlbError, PrivilegeError } from "./errors";
@@ -16,7 +18,8 @@ export { removeNatlbKernelState } from "./kernel";
 // Types the exports above refer to, so that users can name them and the API reference (docs/api/) links them.
 export type {
   ConfigDiff, DeadRealFlows, FloodProtection, GlobalSetting, InterfacesConfig, KernelFastPathSetting, NoHealthCheckConfig, ReceivePath, WorkerLayout, WorkerThreadsSetting,
-  ReceivePathConfig, RealUpdate, ServiceChange, TcpHealthCheckConfig,
+  ReceivePathConfig, RealUpdate, ServiceChange, TcpHealthCheckConfig, HttpHealthCheckConfig, UdpHealthCheckConfig, ExecHealthCheckConfig,
+  ActiveHealthCheckConfig, HealthCheckTiming, FlapDampingConfig,
 } from "./config";
 export type {
   ApiErrorOptions, ConfigErrorOptions, ConfigIssue, ControlErrorCode, KernelSetupErrorOptions, NatlbErrorOptions, PrivilegeErrorOptions,

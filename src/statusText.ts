@@ -39,7 +39,7 @@ const servicesSection: StatusSection = (status) => {
       lines.push(
         `  -> ${`${r.ip}:${r.port}`.padEnd(22)} ${String(r.weight).padStart(6)}  ${(r.up ? "up" : "DOWN").padEnd(5)}  ${String(
           r.activeConns,
-        ).padStart(10)}  ${String(r.inactiveConns).padStart(9)}`,
+        ).padStart(10)}  ${String(r.inactiveConns).padStart(9)}${!r.up && r.health ? `  (${r.health.reason})` : ""}`,
       );
     }
   }

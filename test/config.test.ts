@@ -123,7 +123,7 @@ test("the documented example parses as written", (t) => {
     timeouts: { tcpEstablished: 900, tcpSynRecv: 60, tcpFinWait: 120, tcpTimeWait: 120, tcpClose: 10, udp: 300 },
     socket: "/run/natlb/natlb.sock",
   });
-  t.deepEqual(config.services[0]!.healthCheck, { type: "tcp", intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 2, port: undefined });
+  t.deepEqual(config.services[0]!.healthCheck, { type: "tcp", intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 2, port: undefined, flapDamping: undefined });
   t.deepEqual(config.interfaces, { client: ["eth0"], backend: ["eth1"] });
   t.is(config.flowCapacity, 65536);
   t.is(config.socket, "/run/natlb/natlb.sock");
@@ -135,11 +135,57 @@ test("partial timeouts and health check take defaults for the rest", (t) => {
     timeouts: { udp: 30 },
   });
   t.deepEqual(config.timeouts, { ...DEFAULT_TIMEOUTS, udp: 30 });
-  t.deepEqual(config.services[0]!.healthCheck, { type: "tcp", intervalMs: 250, timeoutMs: 500, rise: 2, fall: 2, port: undefined });
+  // A check without a type follows the service's protocol: a UDP service is never checked by TCP connect unless asked.
+  t.deepEqual(config.services[0]!.healthCheck, {
+    type: "udp", intervalMs: 250, timeoutMs: 500, rise: 2, fall: 2, port: undefined, flapDamping: undefined, expect: undefined, payloadHex: "",
+  });
   t.is(config.services[0]!.protocol, "udp");
   t.is(config.services[0]!.scheduler, "mh");
   t.deepEqual(parseConfig({ services: [service({ healthCheck: { type: "none" } })] }).services[0]!.healthCheck, { type: "none" });
 });
+
+test("health checks: each type's defaults, and the resolved config parses back to itself", (t) => {
+  const checks = [
+    { type: "http", path: "/healthz", expectStatus: "200,204", bodyMatch: "^ok" },
+    { type: "https", host: "www.example.com", verifyTls: true },
+    { type: "udp", payload: "ping", expect: "pong" },
+    { type: "udp", payloadHex: "00FF" },
+    { type: "exec", command: ["/usr/local/bin/check", "--quick"], flapDamping: { flaps: 3 } },
+    { type: "tcp", port: 9000 },
+  ];
+  const config = parseConfig({ services: checks.map((healthCheck, i) => service({ port: 80 + i, healthCheck })) });
+  const [http, https, udpText, udpHex, exec, tcp] = config.services.map((s) => s.healthCheck);
+  t.like(http, { type: "http", path: "/healthz", expectStatus: "200,204", bodyMatch: "^ok", verifyTls: false, host: undefined });
+  t.like(https, { type: "https", path: "/", expectStatus: "200-399", host: "www.example.com", verifyTls: true });
+  t.like(udpText, { type: "udp", payloadHex: Buffer.from("ping").toString("hex"), expect: "pong" });
+  t.like(udpHex, { type: "udp", payloadHex: "00ff", expect: undefined });
+  t.like(exec, { type: "exec", command: ["/usr/local/bin/check", "--quick"], flapDamping: { flaps: 3, windowS: 60, holdDownS: 30, maxHoldDownS: 600 } });
+  t.like(tcp, { type: "tcp", port: 9000, intervalMs: 1000 });
+  // The balancer edits a JSON copy of the resolved config and parses it again.
+  t.deepEqual(parseConfig(JSON.parse(JSON.stringify(config))), config);
+  t.deepEqual(parseConfig(config), config);
+});
+
+const healthCheckErrors = [
+  { name: "http field on a tcp check", healthCheck: { type: "tcp", path: "/x" }, path: "services[0].healthCheck.path", includes: ['"http"', '"https"'] },
+  { name: "http field without a type", healthCheck: { expectStatus: "200" }, path: "services[0].healthCheck.expectStatus", includes: ["type"] },
+  { name: "exec without command", healthCheck: { type: "exec" }, path: "services[0].healthCheck.command", includes: ["missing"] },
+  { name: "exec relative program", healthCheck: { type: "exec", command: ["check.sh"] }, path: "services[0].healthCheck.command", includes: ["absolute"] },
+  { name: "bad status range", healthCheck: { type: "http", expectStatus: "200-99" }, path: "services[0].healthCheck.expectStatus", includes: ['"200-99"'] },
+  { name: "bad body regex", healthCheck: { type: "http", bodyMatch: "(" }, path: "services[0].healthCheck.bodyMatch", includes: ["regular expression"] },
+  { name: "path without slash", healthCheck: { type: "http", path: "healthz" }, path: "services[0].healthCheck.path", includes: ['"/"'] },
+  { name: "payload and payloadHex", healthCheck: { type: "udp", payload: "a", payloadHex: "61" }, path: "services[0].healthCheck.payloadHex", includes: ["not both"] },
+  { name: "odd hex payload", healthCheck: { type: "udp", payloadHex: "abc" }, path: "services[0].healthCheck.payloadHex", includes: ["hex"] },
+  { name: "hold-down above its maximum", healthCheck: { flapDamping: { holdDownS: 60, maxHoldDownS: 30 } }, path: "services[0].healthCheck.flapDamping.maxHoldDownS", includes: ["holdDownS"] },
+];
+
+for (const c of healthCheckErrors) {
+  test(`health check error: ${c.name}`, (t) => {
+    const e = expectConfigError({ services: [service({ healthCheck: c.healthCheck })] });
+    t.is(e.path, c.path, e.message);
+    for (const part of c.includes) t.true(e.message.includes(part), `${JSON.stringify(part)} not in: ${e.message}`);
+  });
+}
 
 test("an empty service list is valid (services can come with a reload)", (t) => {
   t.deepEqual(parseConfig({ services: [] }).services, []);
@@ -167,7 +213,7 @@ const fieldCases: ReadonlyArray<{ name: string; value: unknown; path: string; in
   { name: "unknown scheduler", value: { services: [service({ scheduler: "lc" })] }, path: "services[0].scheduler", includes: ['"wrr"', '"mh"', '"lc"'] },
   { name: "unknown protocol", value: { services: [service({ protocol: "sctp" })] }, path: "services[0].protocol", includes: ['"tcp"', '"udp"', '"sctp"'] },
   { name: "typo in field name", value: { services: [service({ healthcheck: { type: "tcp" } })] }, path: "services[0].healthcheck", includes: ["unknown field", "spelling"] },
-  { name: "unknown health check type", value: { services: [service({ healthCheck: { type: "http" } })] }, path: "services[0].healthCheck.type", includes: ['"tcp"', '"none"', '"http"'] },
+  { name: "unknown health check type", value: { services: [service({ healthCheck: { type: "grpc" } })] }, path: "services[0].healthCheck.type", includes: ['"tcp"', '"http"', '"udp"', '"exec"', '"none"', '"grpc"'] },
   { name: "rise 0", value: { services: [service({ healthCheck: { rise: 0 } })] }, path: "services[0].healthCheck.rise", includes: ["1..100"] },
   { name: "flowCapacity too small", value: { services: [], flowCapacity: 15 }, path: "flowCapacity", includes: ["16..16777216", "15"] },
   { name: "flowCapacity too big", value: { services: [], flowCapacity: 16777217 }, path: "flowCapacity", includes: ["16..16777216"] },

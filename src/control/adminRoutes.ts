@@ -32,6 +32,20 @@ function bodyOf<T>(schema: z.ZodType<T>, request: ControlRequest): T {
   return parsed.data;
 }
 
+/**
+ * An exec health check runs a program as natlb's user: only the config file (root's to write) may
+ * name one, never a request over the socket.
+ */
+function refuseExecHealthCheck(service: Record<string, unknown>): void {
+  const check = service.healthCheck;
+  if (typeof check === "object" && check !== null && (check as Record<string, unknown>).type === "exec") {
+    throw new ApiError(
+      'an "exec" health check runs a program as natlb\'s user, so it cannot be set over the control socket: put it in the config file and run `natlb reload`',
+      { status: 403, code: "E_EXEC_CHECK_FROM_FILE_ONLY" },
+    );
+  }
+}
+
 function ref(service: z.infer<typeof serviceRef>): ServiceRef {
   return { vip: service.vip, port: service.port, ...(service.protocol ? { protocol: service.protocol } : {}) };
 }
@@ -40,7 +54,9 @@ export function adminRoutes(balancer: Balancer, reload: () => Promise<void>): Co
   const done = { ok: true } as const;
   return {
     "POST /services": async (request) => {
-      await balancer.addService(bodyOf(bodies.addService, request));
+      const service = bodyOf(bodies.addService, request);
+      refuseExecHealthCheck(service);
+      await balancer.addService(service);
       return done;
     },
     "DELETE /services": async (request) => {

@@ -1,5 +1,6 @@
-// Active health checks. A TCP check opens a connection to the real server and closes it as soon as
-// the handshake completes: no data is sent, so any TCP service can be checked.
+// Active health checks: what a checker promises, and the TCP check. A TCP check opens a connection
+// to the real server and closes it as soon as the handshake completes: no data is sent, so any TCP
+// service can be checked. The other checkers (http, udp, exec) live next to this file.
 
 import { connect, type Socket } from "node:net";
 import { performance } from "node:perf_hooks";
@@ -11,11 +12,18 @@ export interface HealthTarget {
 }
 
 /**
- * connected: handshake completed. refused: the host answered with RST (nothing listens), a
+ * connected: handshake completed (tcp). passed: the real answered as expected (http, udp, exec).
+ * failed: it answered, but not as expected (a 503, a body or reply that does not match, exit
+ * status 1). refused: the host answered with RST or ICMP port unreachable (nothing listens), a
  * definite failure. timeout: no answer in time. unreachable: ICMP/route error. aborted: the check
  * was cancelled (monitor stopping). error: anything else.
  */
-export type CheckOutcome = "connected" | "refused" | "timeout" | "unreachable" | "aborted" | "error";
+export type CheckOutcome = "connected" | "passed" | "failed" | "refused" | "timeout" | "unreachable" | "aborted" | "error";
+
+/** The outcomes that mean the real is healthy. */
+export function isUpOutcome(outcome: CheckOutcome): boolean {
+  return outcome === "connected" || outcome === "passed";
+}
 
 export interface CheckResult {
   readonly up: boolean;
@@ -36,6 +44,15 @@ export interface TcpHealthCheckerOptions {
 }
 
 const UNREACHABLE = new Set(["EHOSTUNREACH", "ENETUNREACH", "EHOSTDOWN", "ENETDOWN", "EADDRNOTAVAIL"]);
+
+/** How a socket error counts, and its words for people: shared by the checkers that open sockets. */
+export function socketErrorOutcome(error: NodeJS.ErrnoException, refusedWords = "connection refused"): { outcome: CheckOutcome; reason: string } {
+  const code = error.code ?? "error";
+  if (code === "ECONNREFUSED") return { outcome: "refused", reason: `${refusedWords} (ECONNREFUSED)` };
+  if (UNREACHABLE.has(code)) return { outcome: "unreachable", reason: `unreachable (${code})` };
+  if (code === "ETIMEDOUT") return { outcome: "timeout", reason: "connection timed out (ETIMEDOUT)" };
+  return { outcome: "error", reason: error.message };
+}
 
 export class TcpHealthChecker implements HealthChecker {
   private readonly localAddress: string | undefined;
@@ -84,11 +101,8 @@ export class TcpHealthChecker implements HealthChecker {
       }
       socket.once("connect", () => finish("connected", `connected in ${Math.round(elapsed())} ms`));
       socket.once("error", (error: NodeJS.ErrnoException) => {
-        const code = error.code ?? "error";
-        if (code === "ECONNREFUSED") finish("refused", "connection refused (ECONNREFUSED)");
-        else if (UNREACHABLE.has(code)) finish("unreachable", `unreachable (${code})`);
-        else if (code === "ETIMEDOUT") finish("timeout", "connection timed out (ETIMEDOUT)");
-        else finish("error", `${error.message}`);
+        const { outcome, reason } = socketErrorOutcome(error);
+        finish(outcome, reason);
       });
     });
   }

@@ -1,4 +1,9 @@
-export { TcpHealthChecker } from "./checker";
+export { TcpHealthChecker, isUpOutcome } from "./checker";
+export { HttpHealthChecker } from "./httpChecker";
+export { UdpHealthChecker } from "./udpChecker";
+export { ExecHealthChecker } from "./execChecker";
+export { checkerFor } from "./checkerFor";
+export { FlapDamping } from "./flapDamping";
 export type { CheckOutcome, CheckResult, HealthChecker, HealthTarget, TcpHealthCheckerOptions } from "./checker";
 export { RealHealthState } from "./state";
 export type { HealthThresholds } from "./state";

@@ -3,7 +3,7 @@
 // checks never pile up the way setInterval would) and its own RealHealthState.
 
 import { performance } from "node:perf_hooks";
-import type { TcpHealthCheckConfig } from "../config";
+import type { HealthCheckTiming } from "../config";
 import { ApiError } from "../errors";
 import { TcpHealthChecker, type CheckResult, type HealthChecker, type HealthTarget } from "./checker";
 import { RealHealthState } from "./state";
@@ -33,13 +33,18 @@ export interface RealHealthStatus {
   readonly checks: number;
   /** Wall-clock time of the last completed check, ms since the epoch; undefined before the first. */
   readonly lastCheckAt: number | undefined;
+  /** State changes within the flap-damping window (0 when damping is off). */
+  readonly recentChanges: number;
+  /** While flap damping holds the real down: when that ends, ms since the epoch. */
+  readonly heldDownUntil: number | undefined;
 }
 
-/** The check settings the monitor uses: the tcp health-check block of a service. */
-export type MonitorCheckConfig = Pick<TcpHealthCheckConfig, "intervalMs" | "timeoutMs" | "rise" | "fall" | "port">;
+/** The check settings the monitor uses: the timing part of a service's health-check block. */
+export type MonitorCheckConfig = Pick<HealthCheckTiming, "intervalMs" | "timeoutMs" | "rise" | "fall" | "port"> &
+  Partial<Pick<HealthCheckTiming, "flapDamping">>;
 
 export interface HealthMonitorOptions {
-  /** Default: TcpHealthChecker. Tests and other protocols pass their own. */
+  /** The checker for reals added without their own (default: TcpHealthChecker). */
   readonly checker?: HealthChecker;
   /** Called on every up/down change, including those from markDown. */
   readonly onChange?: (change: HealthChange) => void;
@@ -55,6 +60,7 @@ interface Entry {
   readonly serviceKey: string;
   readonly real: RealRef;
   config: MonitorCheckConfig;
+  checker: HealthChecker;
   readonly state: RealHealthState;
   timer: NodeJS.Timeout | undefined;
   inflight: Promise<void> | undefined;
@@ -101,16 +107,18 @@ export class HealthMonitor {
   }
 
   /**
-   * Starts checking a real server of a service. Adding one that is already there updates its
-   * settings and keeps its state. While running, the first check starts right away.
+   * Starts checking a real server of a service, with `checker` (default: the monitor's). Adding one
+   * that is already there updates its settings and checker and keeps its state. While running, the
+   * first check starts right away.
    */
-  add(serviceKey: string, real: RealRef, config: MonitorCheckConfig): void {
+  add(serviceKey: string, real: RealRef, config: MonitorCheckConfig, checker: HealthChecker = this.checker): void {
     validate(config);
     const key = entryKey(serviceKey, real);
-    const thresholds = { rise: config.rise, fall: config.fall, downOnRefused: this.downOnRefused };
+    const thresholds = { rise: config.rise, fall: config.fall, downOnRefused: this.downOnRefused, flapDamping: config.flapDamping };
     const existing = this.entries.get(key);
     if (existing) {
       existing.config = config;
+      existing.checker = checker;
       existing.state.setThresholds(thresholds);
       return;
     }
@@ -118,6 +126,7 @@ export class HealthMonitor {
       serviceKey,
       real: { ip: real.ip, port: real.port },
       config,
+      checker,
       state: new RealHealthState(thresholds, this.initiallyUp),
       timer: undefined,
       inflight: undefined,
@@ -195,6 +204,8 @@ export class HealthMonitor {
       streak: e.state.streak,
       checks: e.checks,
       lastCheckAt: e.lastCheckAt,
+      recentChanges: e.state.recentChanges,
+      heldDownUntil: e.state.heldDownUntil,
     }));
   }
 
@@ -217,7 +228,7 @@ export class HealthMonitor {
     entry.abort = abort;
     let guard: NodeJS.Timeout | undefined;
     const result = await Promise.race<CheckResult>([
-      this.checker.check(target, timeoutMs, abort.signal).catch((error: unknown) => ({
+      entry.checker.check(target, timeoutMs, abort.signal).catch((error: unknown) => ({
         up: false,
         outcome: "error" as const,
         reason: `checker failed: ${error instanceof Error ? error.message : String(error)}`,

@@ -2,13 +2,17 @@
 // consecutive failures take it down. A refused connection (RST: nothing listens) is a definite
 // answer rather than possible packet loss, so by default it takes the real down at once.
 
+import type { FlapDampingConfig } from "../config";
 import type { CheckResult } from "./checker";
+import { FlapDamping } from "./flapDamping";
 
 export interface HealthThresholds {
   readonly rise: number;
   readonly fall: number;
   /** A refused check takes an up real down immediately instead of counting towards `fall`. */
   readonly downOnRefused: boolean;
+  /** Off when undefined. */
+  readonly flapDamping?: FlapDampingConfig | undefined;
 }
 
 export class RealHealthState {
@@ -16,13 +20,27 @@ export class RealHealthState {
   private successes = 0;
   private failures = 0;
   private last: string;
+  private damping: FlapDamping | undefined;
 
   constructor(
     private thresholds: HealthThresholds,
     initiallyUp: boolean,
+    /** Milliseconds; tests pass their own. */
+    private readonly clock: () => number = Date.now,
   ) {
     this.upNow = initiallyUp;
     this.last = initiallyUp ? "not checked yet (assumed up)" : "not checked yet (assumed down)";
+    this.damping = thresholds.flapDamping ? new FlapDamping(thresholds.flapDamping) : undefined;
+  }
+
+  /** State changes within the flap-damping window (0 when damping is off). */
+  get recentChanges(): number {
+    return this.damping?.recentChanges(this.clock()) ?? 0;
+  }
+
+  /** When a flap-damping hold-down ends (ms since the epoch), while one is in force. */
+  get heldDownUntil(): number | undefined {
+    return this.damping?.holdDownUntil(this.clock());
   }
 
   get up(): boolean {
@@ -41,6 +59,9 @@ export class RealHealthState {
 
   setThresholds(thresholds: HealthThresholds): void {
     this.thresholds = thresholds;
+    if (!thresholds.flapDamping) this.damping = undefined;
+    else if (this.damping) this.damping.setConfig(thresholds.flapDamping);
+    else this.damping = new FlapDamping(thresholds.flapDamping);
   }
 
   /** Feeds one check result; returns true when the state changed. */
@@ -51,8 +72,15 @@ export class RealHealthState {
       if (this.upNow) return false;
       this.successes++;
       if (this.successes < this.thresholds.rise) return false;
+      const now = this.clock();
+      const heldUntil = this.damping?.holdBeforeUp(now);
+      if (heldUntil !== undefined) {
+        this.last = `flapping: held down until ${new Date(heldUntil).toISOString()} (${Math.ceil((heldUntil - now) / 1000)} s more); last check: ${result.reason}`;
+        return false;
+      }
       this.upNow = true;
       this.successes = 0;
+      this.damping?.recordChange(now);
       return true;
     }
     this.successes = 0;
@@ -62,6 +90,7 @@ export class RealHealthState {
     if (!definite && this.failures < this.thresholds.fall) return false;
     this.upNow = false;
     this.failures = 0;
+    this.damping?.recordChange(this.clock());
     return true;
   }
 
@@ -72,6 +101,7 @@ export class RealHealthState {
     this.failures = 0;
     if (!this.upNow) return false;
     this.upNow = false;
+    this.damping?.recordChange(this.clock());
     return true;
   }
 }
