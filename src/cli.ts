@@ -15,6 +15,7 @@ import type { Connection } from "./flows/flowMap";
 import { NatlbError } from "./errors";
 import { exitCodeHelp } from "./exitCodes";
 import { LOG_FORMATS, LOG_LEVELS, LOG_LEVEL_ENV, resolveLogLevel, type LogFormat } from "./logSettings";
+import { importedConfigText } from "./import/importResult";
 import { formatConnections, formatStatus } from "./statusText";
 
 // The daemon, the kernel set-up and the config schema load only in the commands that use them:
@@ -140,6 +141,32 @@ export function buildProgram(options: ProgramOptions = {}): Command {
   ).action(async (file: string) => {
     const { loadConfigFile } = require("./config") as typeof import("./config");
     printResult(true, await loadConfigFile(file), () => "");
+  });
+
+  withExamples(
+    program
+      .command("import")
+      .description(
+        "turn `ipvsadm-save -n` output or keepalived.conf virtual_server blocks into a natlb config (printed, or written with --output); whatever has no natlb equivalent is listed on stderr",
+      )
+      .addOption(new Option("--ipvsadm <file>", "ipvsadm-save -n output").conflicts("keepalived"))
+      .addOption(new Option("--keepalived <file>", "keepalived.conf"))
+      .option("-o, --output <file>", "write the config there instead of stdout (refuses to overwrite)")
+      .option("--json", "print {config, notes} as JSON"),
+    "ipvsadm-save -n > rules && natlb import --ipvsadm rules -o /etc/natlb/natlb.json",
+    "natlb import --keepalived /etc/keepalived/keepalived.conf",
+  ).action(async (options: { ipvsadm?: string; keepalived?: string; output?: string; json?: boolean }) => {
+    const { importFile } = require("./import/importFile") as typeof import("./import/importFile");
+    const source = options.ipvsadm !== undefined ? { kind: "ipvsadm" as const, file: options.ipvsadm } : options.keepalived !== undefined ? { kind: "keepalived" as const, file: options.keepalived } : undefined;
+    if (source === undefined) throw new InvalidArgumentError("give --ipvsadm <file> or --keepalived <file>");
+    const result = await importFile(source.kind, source.file, options.output);
+    if (options.json) {
+      printResult(true, result, () => "");
+      return;
+    }
+    for (const n of result.notes) process.stderr.write(`natlb import: ${source.file}: ${n.where}: ${n.note}\n`);
+    if (options.output === undefined) process.stdout.write(importedConfigText(result));
+    else process.stderr.write(`natlb import: wrote ${result.config.services.length} service(s) to ${options.output}\n`);
   });
 
   addAdminCommands(program);

@@ -1,0 +1,98 @@
+// `ipvsadm-save -n` (ipvsadm -S -n) output into a natlb configuration. Each line is an ipvsadm
+// command: -A adds a virtual service, -a a real server to one.
+//
+//   -A -t 198.18.0.100:80 -s wlc -p 300 -M 255.255.255.255
+//   -a -t 198.18.0.100:80 -r 198.18.1.11:8080 -m -w 1
+
+import { isIPv4 } from "../addresses";
+import { ConfigError } from "../errors";
+import { schedulerFromIpvs, type ImportNote, type ImportResult, type ImportedService } from "./importResult";
+
+/** Options that take a value, so that the value is not read as the next option. */
+const WITH_VALUE = new Set(["-t", "-u", "-f", "--sctp-service", "-s", "-p", "-M", "-b", "-r", "-w", "-x", "-y", "--pe", "--tun-type", "--tun-port", "--tun-nocsum", "--tun-csum", "--tun-remcsum"]);
+const FORWARDING = new Map([["-m", "masquerading (NAT)"], ["-g", "gatewaying (direct routing)"], ["-i", "ipip (tunnelling)"]]);
+
+function parseEndpoint(text: string, where: string): { ip: string; port: number } {
+  const colon = text.lastIndexOf(":");
+  const ip = text.slice(0, colon);
+  const port = Number(text.slice(colon + 1));
+  if (colon < 0 || !isIPv4(ip) || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new ConfigError(where, `expected an IPv4 address and port like 198.18.0.100:80, got ${JSON.stringify(text)}: save with \`ipvsadm-save -n\` (numeric)`);
+  }
+  return { ip, port };
+}
+
+/** The options of one line: flag -> value ("" for flags without one). */
+function optionsOf(words: string[], where: string): Map<string, string> {
+  const options = new Map<string, string>();
+  for (let i = 1; i < words.length; i++) {
+    const word = words[i]!;
+    if (!word.startsWith("-")) throw new ConfigError(where, `unexpected ${JSON.stringify(word)}: each line must be one ipvsadm command`);
+    const value = WITH_VALUE.has(word) ? words[++i] : "";
+    if (value === undefined) throw new ConfigError(where, `${word} needs a value`);
+    options.set(word, value);
+  }
+  return options;
+}
+
+export function importIpvsadmSave(text: string): ImportResult {
+  const services = new Map<string, ImportedService>();
+  const notes: ImportNote[] = [];
+  const lines = text.split("\n");
+  lines.forEach((raw, index) => {
+    const where = `line ${index + 1}`;
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) return;
+    const words = line.split(/\s+/);
+    const command = words[0]!;
+    if (command !== "-A" && command !== "-a") {
+      notes.push({ where, note: `"${command}" is not a service (-A) or real server (-a) line: skipped` });
+      return;
+    }
+    const options = optionsOf(words, where);
+    if (options.has("-f")) {
+      notes.push({ where, note: "a firewall-mark service (-f) has no natlb equivalent: skipped; natlb services are VIP:port" });
+      return;
+    }
+    if (options.has("--sctp-service")) {
+      notes.push({ where, note: "an SCTP service has no natlb equivalent: skipped" });
+      return;
+    }
+    const protocol = options.has("-u") ? "udp" : "tcp";
+    const address = options.get("-u") ?? options.get("-t");
+    if (address === undefined) throw new ConfigError(where, "expected -t or -u with the service's address:port");
+    const vip = parseEndpoint(address, where);
+    const key = `${vip.ip}:${vip.port}/${protocol}`;
+
+    if (command === "-A") {
+      const service: ImportedService = {
+        vip: vip.ip, port: vip.port, protocol, scheduler: schedulerFromIpvs(options.get("-s") ?? "wlc", where, notes), reals: [],
+      };
+      services.set(key, service);
+      if (options.has("-p")) {
+        const timeout = options.get("-p") === "" ? "300" : options.get("-p")!;
+        const mask = options.get("-M") ?? "255.255.255.255";
+        notes.push({ where, note: `persistence (-p ${timeout} -M ${mask}) has no natlb equivalent yet: not imported; sh or mh keep a client on one real while the reals do not change` });
+      }
+      if (options.has("-b")) notes.push({ where, note: `scheduler flags (-b ${options.get("-b")}) have no natlb equivalent: not imported` });
+      if (options.has("--pe")) notes.push({ where, note: `persistence engine (--pe ${options.get("--pe")}) has no natlb equivalent: not imported` });
+      return;
+    }
+
+    const service = services.get(key);
+    if (service === undefined) throw new ConfigError(where, `real server for ${key}, which no earlier -A line adds`);
+    const realText = options.get("-r");
+    if (realText === undefined) throw new ConfigError(where, "expected -r with the real server's address:port");
+    const real = parseEndpoint(realText, where);
+    const weight = Number(options.get("-w") ?? "1");
+    if (!Number.isInteger(weight) || weight < 0 || weight > 65535) throw new ConfigError(where, `weight must be 0..65535, got ${options.get("-w")}`);
+    for (const [flag, method] of FORWARDING) {
+      if (flag !== "-m" && options.has(flag)) notes.push({ where, note: `${real.ip}:${real.port} uses ${method}; natlb forwards by NAT: imported as NAT` });
+    }
+    if (options.has("-x") || options.has("-y")) {
+      notes.push({ where, note: `connection thresholds (-x ${options.get("-x") ?? "0"} -y ${options.get("-y") ?? "0"}) have no natlb equivalent yet: not imported` });
+    }
+    service.reals.push({ ip: real.ip, port: real.port, weight });
+  });
+  return { config: { services: [...services.values()] }, notes };
+}

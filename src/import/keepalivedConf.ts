@@ -1,0 +1,219 @@
+// keepalived.conf's `virtual_server` blocks into a natlb configuration: the service, its scheduler
+// (lb_algo), its real servers and weights, and its checker (TCP_CHECK, HTTP_GET, SSL_GET,
+// MISC_CHECK, UDP_CHECK). keepalived checks each real with its own checker; natlb has one check per
+// service, so the reals' checkers must agree (else the first is used, with a note). VRRP and the
+// other non-LVS blocks are listed, not imported: keepalived keeps doing those beside natlb.
+
+import { isIPv4 } from "../addresses";
+import { schedulerFromIpvs, type ImportNote, type ImportResult, type ImportedService } from "./importResult";
+import { parseKeepalivedBlocks, type KeepalivedStatement } from "./keepalivedBlocks";
+
+/** keepalived's delay_loop when a virtual server leaves it out, in seconds. */
+const KEEPALIVED_DELAY_LOOP_S = 60;
+/** keepalived's connect_timeout when a checker leaves it out, in seconds. */
+const KEEPALIVED_CONNECT_TIMEOUT_S = 5;
+
+const CHECKERS = new Map([["TCP_CHECK", "tcp"], ["HTTP_GET", "http"], ["SSL_GET", "https"], ["MISC_CHECK", "exec"], ["UDP_CHECK", "udp"]]);
+
+const at = (s: KeepalivedStatement) => `line ${s.line}`;
+
+function clamp(value: number, low: number, high: number): number {
+  return Math.min(high, Math.max(low, Math.round(value)));
+}
+
+/** Splits misc_path's command line the way a shell would for plain words and double quotes. */
+function commandWords(text: string): string[] {
+  return [...text.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2] ?? m[3]!);
+}
+
+/** require_reply's hex bytes as a regular expression over the reply read as latin1. */
+function replyPrefixPattern(hex: string): string {
+  const bytes = hex.match(/../g) ?? [];
+  return `^${bytes.map((b) => `\\x${b.toLowerCase()}`).join("")}`;
+}
+
+interface ServiceContext {
+  readonly intervalS: number;
+  readonly host: string | undefined;
+  readonly notes: ImportNote[];
+}
+
+/** A real's checker as a natlb healthCheck block (the file's form), or undefined. */
+function checkOf(checker: KeepalivedStatement, realPort: number, context: ServiceContext): Record<string, unknown> | undefined {
+  const type = CHECKERS.get(checker.keyword)!;
+  const { notes } = context;
+  const settings = new Map<string, KeepalivedStatement>();
+  const urls: KeepalivedStatement[] = [];
+  for (const s of checker.block ?? []) {
+    if (s.keyword === "url") urls.push(s);
+    else settings.set(s.keyword, s);
+  }
+  const number = (keyword: string): number | undefined => {
+    const s = settings.get(keyword);
+    const value = Number(s?.args[0]);
+    return s === undefined || !Number.isFinite(value) ? undefined : value;
+  };
+  const intervalS = number("delay_loop") ?? context.intervalS;
+  const timeoutS = type === "exec" ? (number("misc_timeout") ?? intervalS) : (number("connect_timeout") ?? KEEPALIVED_CONNECT_TIMEOUT_S);
+  const check: Record<string, unknown> = {
+    type,
+    intervalMs: clamp(intervalS * 1000, 100, 3_600_000),
+    timeoutMs: clamp(timeoutS * 1000, 10, 600_000),
+    // keepalived puts a real back after one good check.
+    rise: 1,
+  };
+  const retry = number("retry") ?? number("nb_get_retry");
+  if (retry !== undefined) check.fall = clamp(retry + 1, 1, 100);
+  const port = number("connect_port");
+  if (port !== undefined && port !== realPort) check.port = port;
+  for (const keyword of ["connect_ip", "bindto", "bind_port", "delay_before_retry", "warmup", "misc_dynamic", "user", "fwmark"]) {
+    const s = settings.get(keyword);
+    if (s) notes.push({ where: at(s), note: `${checker.keyword} ${keyword} has no natlb equivalent: not imported` });
+  }
+
+  switch (type) {
+    case "http":
+    case "https": {
+      const url = urls[0];
+      const fields = new Map((url?.block ?? []).map((s) => [s.keyword, s]));
+      check.path = fields.get("path")?.args[0] ?? "/";
+      const codes = fields.get("status_code")?.args;
+      if (codes && codes.length > 0) check.expectStatus = codes.join(",");
+      const regex = fields.get("regex")?.args[0];
+      if (regex !== undefined) check.bodyMatch = regex;
+      for (const keyword of ["digest", "regex_no_match"]) {
+        const s = fields.get(keyword);
+        if (s) notes.push({ where: at(s), note: `url ${keyword} has no natlb equivalent: not imported` });
+      }
+      const host = settings.get("virtualhost")?.args[0] ?? context.host;
+      if (host !== undefined) check.host = host;
+      if (urls.length > 1) notes.push({ where: at(urls[1]!), note: `${checker.keyword} has ${urls.length} urls; natlb checks one: the first (${String(check.path)})` });
+      return check;
+    }
+    case "exec": {
+      const path = settings.get("misc_path")?.args[0];
+      const command = path === undefined ? [] : commandWords(path);
+      if (command.length === 0 || !command[0]!.startsWith("/")) {
+        notes.push({ where: at(checker), note: `MISC_CHECK needs misc_path with an absolute program for natlb (no shell, no PATH): check not imported` });
+        return undefined;
+      }
+      check.command = command;
+      return check;
+    }
+    case "udp": {
+      const payload = settings.get("payload")?.args[0];
+      if (payload !== undefined) check.payloadHex = payload;
+      const reply = settings.get("require_reply");
+      if (reply) check.expect = reply.args[0] === undefined ? "" : replyPrefixPattern(reply.args[0]);
+      return check;
+    }
+    default:
+      return check;
+  }
+}
+
+function importRealServer(statement: KeepalivedStatement, service: ImportedService, context: ServiceContext): Record<string, unknown> | undefined | "none" {
+  const [ip, portText] = statement.args;
+  const port = Number(portText ?? service.port);
+  if (ip === undefined || !isIPv4(ip) || !Number.isInteger(port) || port < 1 || port > 65535) {
+    context.notes.push({ where: at(statement), note: `real_server ${statement.args.join(" ")} is not an IPv4 address and port: skipped` });
+    return undefined;
+  }
+  let weight = 1;
+  let check: Record<string, unknown> | undefined | "none" = "none";
+  for (const s of statement.block ?? []) {
+    if (s.keyword === "weight") {
+      const w = Number(s.args[0]);
+      if (Number.isInteger(w) && w >= 0 && w <= 65535) weight = w;
+      else context.notes.push({ where: at(s), note: `weight ${s.args[0]} is not 0..65535: 1 is used` });
+    } else if (CHECKERS.has(s.keyword)) {
+      if (check !== "none") context.notes.push({ where: at(s), note: `a second checker (${s.keyword}) on ${ip}:${port}: natlb runs one check; the first is kept` });
+      else check = checkOf(s, port, context);
+    } else if (s.keyword.endsWith("_CHECK")) {
+      context.notes.push({ where: at(s), note: `${s.keyword} has no natlb equivalent: not imported` });
+    } else {
+      context.notes.push({ where: at(s), note: `real_server ${s.keyword} has no natlb equivalent: not imported` });
+    }
+  }
+  service.reals.push({ ip, port, weight });
+  return check;
+}
+
+function importVirtualServer(statement: KeepalivedStatement, notes: ImportNote[]): ImportedService | undefined {
+  const [ip, portText] = statement.args;
+  if (ip === "fwmark" || ip === "group") {
+    notes.push({ where: at(statement), note: `virtual_server ${ip} has no natlb equivalent: skipped; natlb services are VIP:port` });
+    return undefined;
+  }
+  const port = Number(portText);
+  if (ip === undefined || !isIPv4(ip) || !Number.isInteger(port) || port < 1 || port > 65535) {
+    notes.push({ where: at(statement), note: `virtual_server ${statement.args.join(" ")} is not an IPv4 address and port: skipped` });
+    return undefined;
+  }
+  const body = statement.block ?? [];
+  const first = (keyword: string) => body.find((s) => s.keyword === keyword);
+  const protocol = (first("protocol")?.args[0] ?? "TCP").toUpperCase();
+  if (protocol !== "TCP" && protocol !== "UDP") {
+    notes.push({ where: at(first("protocol")!), note: `protocol ${protocol} has no natlb equivalent: virtual_server ${ip} ${port} skipped` });
+    return undefined;
+  }
+  const algo = first("lb_algo") ?? first("lvs_sched");
+  const service: ImportedService = {
+    vip: ip, port, protocol: protocol === "UDP" ? "udp" : "tcp",
+    scheduler: algo ? schedulerFromIpvs(algo.args[0] ?? "", at(algo), notes) : schedulerFromIpvs("wlc", at(statement), notes),
+    reals: [],
+  };
+  const delay = Number(first("delay_loop")?.args[0]);
+  const context: ServiceContext = {
+    intervalS: Number.isFinite(delay) && delay > 0 ? delay : KEEPALIVED_DELAY_LOOP_S,
+    host: first("virtualhost")?.args[0],
+    notes,
+  };
+  const checks: Array<{ check: Record<string, unknown> | undefined | "none"; line: number }> = [];
+  const handled = new Set(["protocol", "lb_algo", "lvs_sched", "delay_loop", "virtualhost", "real_server"]);
+  for (const s of body) {
+    if (s.keyword === "real_server") {
+      checks.push({ check: importRealServer(s, service, context), line: s.line });
+    } else if ((s.keyword === "lb_kind" || s.keyword === "lvs_method") && (s.args[0] ?? "").toUpperCase() !== "NAT") {
+      notes.push({ where: at(s), note: `${s.keyword} ${s.args[0]}: natlb forwards by NAT; imported as NAT` });
+    } else if (s.keyword === "lb_kind" || s.keyword === "lvs_method") {
+      // NAT: natlb's own method.
+    } else if (!handled.has(s.keyword)) {
+      notes.push({ where: at(s), note: `virtual_server ${s.keyword}${s.args.length ? ` ${s.args.join(" ")}` : ""} has no natlb equivalent yet: not imported` });
+    }
+  }
+  const active = checks.filter((c): c is { check: Record<string, unknown>; line: number } => typeof c.check === "object");
+  if (active.length > 0) {
+    service.healthCheck = active[0]!.check;
+    const differing = checks.filter((c) => JSON.stringify(c.check) !== JSON.stringify(active[0]!.check));
+    if (differing.length > 0) {
+      notes.push({
+        where: `line ${differing[0]!.line}`,
+        note: `the reals of virtual_server ${ip} ${port} are checked differently; natlb has one check per service: the first real's is used for all`,
+      });
+    }
+  }
+  return service;
+}
+
+export function importKeepalivedConf(text: string): ImportResult {
+  const notes: ImportNote[] = [];
+  const services: ImportedService[] = [];
+  const skippedKinds = new Set<string>();
+  for (const statement of parseKeepalivedBlocks(text)) {
+    if (statement.keyword === "virtual_server") {
+      const service = importVirtualServer(statement, notes);
+      if (service) services.push(service);
+    } else if (statement.keyword === "include") {
+      notes.push({ where: at(statement), note: `include ${statement.args.join(" ")} is not followed: import that file too` });
+    } else if (!skippedKinds.has(statement.keyword)) {
+      skippedKinds.add(statement.keyword);
+      const vrrp = statement.keyword.startsWith("vrrp_");
+      notes.push({
+        where: at(statement),
+        note: `${statement.keyword} is not a load-balancing block: not imported${vrrp ? " (natlb does no VRRP: keep keepalived running for it)" : ""}`,
+      });
+    }
+  }
+  return { config: { services }, notes };
+}

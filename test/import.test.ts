@@ -1,0 +1,125 @@
+// `natlb import`: ipvsadm-save and keepalived.conf into natlb configs. The fixtures are a director's
+// files as the tools write and read them (test/fixtures/import/keepalived.conf passes keepalived
+// 2.2's `keepalived -t` in a namespace with an eth1); every part without a natlb equivalent must be
+// listed.
+import test from "ava";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseConfig } from "../src/config";
+import { ConfigError } from "../src/errors";
+import { importText } from "../src/import/importFile";
+import { importIpvsadmSave } from "../src/import/ipvsadmSave";
+import { importKeepalivedConf } from "../src/import/keepalivedConf";
+import { parseKeepalivedBlocks } from "../src/import/keepalivedBlocks";
+
+const FIXTURES = join(__dirname, "..", "..", "test", "fixtures", "import");
+const CLI = join(__dirname, "..", "..", "bin", "natlb.js");
+const fixture = (name: string) => readFileSync(join(FIXTURES, name), "utf8");
+
+const notesAbout = (notes: ReadonlyArray<{ where: string; note: string }>, where: string) => notes.filter((n) => n.where === where).map((n) => n.note);
+
+test("ipvsadm-save: services, reals, weights and schedulers; everything else listed by line", (t) => {
+  const { config, notes } = importIpvsadmSave(fixture("ipvsadm.save"));
+  t.deepEqual(config.services, [
+    { vip: "198.18.0.100", port: 80, protocol: "tcp", scheduler: "wrr", reals: [{ ip: "198.18.1.11", port: 8080, weight: 3 }, { ip: "198.18.1.12", port: 8080, weight: 1 }] },
+    { vip: "198.18.0.100", port: 443, protocol: "tcp", scheduler: "mh", reals: [{ ip: "198.18.1.11", port: 8443, weight: 1 }, { ip: "198.18.1.12", port: 8443, weight: 1 }] },
+    { vip: "198.18.0.100", port: 53, protocol: "udp", scheduler: "rr", reals: [{ ip: "198.18.1.21", port: 53, weight: 1 }, { ip: "198.18.1.22", port: 53, weight: 0 }] },
+    { vip: "198.18.0.101", port: 25, protocol: "tcp", scheduler: "wrr", reals: [{ ip: "198.18.1.31", port: 25, weight: 1 }] },
+  ]);
+  t.regex(notesAbout(notes, "line 4").join(), /-b mh-fallback,mh-port/);
+  t.regex(notesAbout(notes, "line 6").join(), /-x 1000 -y 800/);
+  t.regex(notesAbout(notes, "line 10").join(), /persistence \(-p 300 -M 255\.255\.255\.0\)/);
+  t.regex(notesAbout(notes, "line 11").join(), /direct routing/);
+  t.regex(notesAbout(notes, "line 12").join(), /firewall-mark/);
+  t.regex(notesAbout(notes, "line 13").join(), /firewall-mark/);
+  t.regex(notesAbout(notes, "line 10").join(), /scheduler "wlc" has no natlb equivalent: "wrr" is used/);
+  t.notThrows(() => parseConfig(config));
+});
+
+test("ipvsadm-save: malformed lines are errors that name the line", (t) => {
+  const cases: Array<[string, RegExp]> = [
+    ["-A -t www.example.net:http -s rr", /line 1.*ipvsadm-save -n/],
+    ["-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:81 -r 198.18.1.1:80 -m -w 1", /line 2.*no earlier -A/],
+    ["-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:80 -r 198.18.1.1:80 -m -w 70000", /line 2.*0\.\.65535/],
+    ["-A -t 198.18.0.100:80 -s", /line 1.*-s needs a value/],
+  ];
+  for (const [text, pattern] of cases) {
+    const error = t.throws(() => importIpvsadmSave(text));
+    t.true(error instanceof ConfigError);
+    t.regex(error!.message, pattern);
+  }
+});
+
+test("keepalived.conf: virtual servers, reals, checkers; VRRP, fwmark, persistence, DR and sorry servers listed", (t) => {
+  const { config, notes } = importText("keepalived", fixture("keepalived.conf"));
+  const [web, dns, mail] = config.services;
+  t.is(config.services.length, 3);
+  t.like(web, { vip: "198.18.0.100", port: 80, protocol: "tcp", scheduler: "wrr" });
+  t.deepEqual(web!.reals, [{ ip: "198.18.1.11", port: 8080, weight: 3 }, { ip: "198.18.1.12", port: 8080, weight: 1 }]);
+  t.deepEqual(web!.healthCheck, {
+    type: "http", intervalMs: 5000, timeoutMs: 2000, rise: 1, fall: 3, path: "/healthz", expectStatus: "200-299", host: "www.example.net",
+  });
+  t.like(dns, { port: 53, protocol: "udp", scheduler: "rr" });
+  t.deepEqual(dns!.healthCheck, { type: "udp", intervalMs: 2000, timeoutMs: 1000, rise: 1, payloadHex: "00", expect: "" });
+  t.like(mail, { vip: "198.18.0.101", port: 25 });
+  t.deepEqual(mail!.reals, [{ ip: "198.18.1.31", port: 25, weight: 1 }, { ip: "198.18.1.32", port: 25, weight: 0 }]);
+  t.deepEqual(mail!.healthCheck, {
+    type: "exec", intervalMs: 10_000, timeoutMs: 4000, rise: 1, command: ["/usr/local/bin/check_smtp", "--host", "198.18.1.31"],
+  });
+  const all = notes.map((n) => `${n.where}: ${n.note}`).join("\n");
+  for (const expected of [
+    /line 4: global_defs is not a load-balancing block/,
+    /line 12: vrrp_instance .* keep keepalived running/,
+    /delay_before_retry has no natlb equivalent/,
+    /lb_kind DR: natlb forwards by NAT/,
+    /persistence_timeout 300 has no natlb equivalent/,
+    /sorry_server 198\.18\.1\.99 25 has no natlb equivalent/,
+    /inhibit_on_failure has no natlb equivalent/,
+    /checked differently; natlb has one check per service/,
+    /virtual_server fwmark has no natlb equivalent/,
+  ]) {
+    t.regex(all, expected);
+  }
+  t.notThrows(() => parseConfig(config));
+});
+
+test("keepalived.conf syntax: comments, quotes, blocks on one line or the next, and unbalanced braces", (t) => {
+  const tree = parseKeepalivedBlocks('a 1 # c\nb "x y" ! c\n{\n  url { path /p }\n}\n');
+  t.deepEqual(tree.map((s) => [s.keyword, s.args]), [["a", ["1"]], ["b", ["x y"]]]);
+  t.deepEqual(tree[1]!.block!.map((s) => [s.keyword, s.block!.map((c) => [c.keyword, c.args])]), [["url", [["path", ["/p"]]]]]);
+  t.regex(t.throws(() => parseKeepalivedBlocks("virtual_server 1.2.3.4 80 {\n real_server 1.2.3.5 80 {\n}"))!.message, /line 1.*never closed/);
+  t.regex(t.throws(() => parseKeepalivedBlocks("}"))!.message, /closes no block/);
+  t.regex(t.throws(() => parseKeepalivedBlocks('misc_path "/bin/x\n'))!.message, /quoted word/);
+});
+
+test("an import natlb would refuse is an error naming the problem, not a config", (t) => {
+  const text = "virtual_server 198.18.0.100 53 {\n protocol UDP\n real_server 198.18.1.1 53 {\n  UDP_CHECK {\n   payload abc\n  }\n }\n}\n";
+  const error = t.throws(() => importText("keepalived", text));
+  t.true(error instanceof ConfigError);
+  t.regex(error!.message, /payloadHex.*in the imported configuration/);
+  t.deepEqual(importKeepalivedConf("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.1 {\n }\n}\n").config.services[0]!.reals, [
+    { ip: "198.18.1.1", port: 80, weight: 1 },
+  ]);
+});
+
+test("natlb import: the config on stdout loads with check-config; notes on stderr; --output refuses to overwrite", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "natlb-import-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const printed = spawnSync(process.execPath, [CLI, "import", "--keepalived", join(FIXTURES, "keepalived.conf")], { encoding: "utf8" });
+  t.is(printed.status, 0, printed.stderr);
+  t.is(JSON.parse(printed.stdout).services.length, 3);
+  t.regex(printed.stderr, /natlb import: .*keepalived\.conf: line 12: vrrp_instance/);
+  const out = join(dir, "natlb.json");
+  const written = spawnSync(process.execPath, [CLI, "import", "--ipvsadm", join(FIXTURES, "ipvsadm.save"), "-o", out], { encoding: "utf8" });
+  t.is(written.status, 0, written.stderr);
+  const checked = spawnSync(process.execPath, [CLI, "check-config", out], { encoding: "utf8" });
+  t.is(checked.status, 0, checked.stderr);
+  t.is(JSON.parse(checked.stdout).services.length, 4);
+  const again = spawnSync(process.execPath, [CLI, "import", "--ipvsadm", join(FIXTURES, "ipvsadm.save"), "-o", out], { encoding: "utf8" });
+  t.not(again.status, 0);
+  t.regex(again.stderr, /EEXIST|exists/);
+  const neither = spawnSync(process.execPath, [CLI, "import"], { encoding: "utf8" });
+  t.is(neither.status, 2, neither.stderr);
+});
