@@ -153,8 +153,8 @@ export function buildProgram(options: ProgramOptions = {}): Command {
       .addOption(new Option("--keepalived <file>", "keepalived.conf"))
       .option("-o, --output <file>", "write the config there instead of stdout (refuses to overwrite)")
       .option("--json", "print {config, notes} as JSON"),
-    "ipvsadm-save -n > rules && natlb import --ipvsadm rules -o /etc/natlb/natlb.json",
     "natlb import --keepalived /etc/keepalived/keepalived.conf",
+    "natlb import --ipvsadm rules.save -o /etc/natlb/natlb.json   # rules.save from ipvsadm-save -n",
   ).action(async (options: { ipvsadm?: string; keepalived?: string; output?: string; json?: boolean }) => {
     const { importFile } = require("./import/importFile") as typeof import("./import/importFile");
     const source = options.ipvsadm !== undefined ? { kind: "ipvsadm" as const, file: options.ipvsadm } : options.keepalived !== undefined ? { kind: "keepalived" as const, file: options.keepalived } : undefined;
