@@ -2,18 +2,21 @@
 // call, reload, health change) produces a new configuration that is validated like a config file,
 // then applied whole: selection tables are recomputed by the scheduling policies and handed to the
 // engine as one snapshot; kernel set-up follows the set of VIPs and real-server ports.
+import { performance } from "node:perf_hooks";
 import {
-  parseConfig, realKey, sameReceivePaths, serviceKey, type FloodProtection, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type ReceivePath, type WorkerLayout, type WorkerThreadsSetting,
+  diffConfig, parseConfig, realKey, sameReceivePaths, serviceKey, type FloodProtection, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type ReceivePath, type WorkerLayout, type WorkerThreadsSetting,
 } from "./config";
 import { ApiError, NatlbError } from "./errors";
 import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
 import { discoverGateway, readLocalAddresses, readNeighbours, readRoutes, type GatewayView } from "./gateway/interfaces";
+import { EventHub, PressureWatch, currentChangeOrigin, type ChangeOrigin, type NatlbEvent, type WatchOptions } from "./events";
+import { summarizeChange } from "./events/changeSummary";
 import { HealthMonitor, checkerFor, type HealthChange } from "./health";
 import { KernelSetup, mergePlans, planFor, type KernelPlan } from "./kernel";
 import { acquireNamespaceLock, type NamespaceLock } from "./namespaceLock";
 import { silentLogger, type Logger } from "./log";
 import {
-  loadNative, type EngineCounters, type NativeAddon, type NativeEngine, type NativeFloodProtection, type NativeInterface,
+  COUNTER_NAMES, loadNative, type EngineCounters, type NativeAddon, type NativeEngine, type NativeFloodProtection, type NativeInterface,
   type NativeService,
 } from "./native";
 import { schedulerFor, type SchedulerName } from "./schedulers";
@@ -103,6 +106,8 @@ export class Balancer {
   private nextRealId = 0;
   private readonly health: HealthMonitor;
   private routeTimer: NodeJS.Timeout | undefined;
+  private pressureTimer: NodeJS.Timeout | undefined;
+  private readonly hub = new EventHub();
   private stopped = false;
   private changeQueue: Promise<unknown> = Promise.resolve();
 
@@ -182,6 +187,7 @@ export class Balancer {
       balancer.health.start();
       balancer.routeTimer = setInterval(() => void balancer.refreshRoutes(), options.routeRefreshMs ?? 5000);
       balancer.routeTimer.unref();
+      balancer.watchPressure();
       log.info({ interfaces: gateway.interfaces.map((i) => `${i.name}(${i.role})`), services: config.services.length }, "natlb started");
       return balancer;
     } catch (error) {
@@ -245,7 +251,17 @@ export class Balancer {
 
   /** Applies a whole new configuration (a reload). Interfaces and flow capacity need a restart. */
   reload(next: NatlbConfig): Promise<void> {
-    return this.enqueue(() => this.apply(parseConfig(next)));
+    const origin = currentChangeOrigin();
+    return this.enqueue(() => this.apply(parseConfig(next), origin));
+  }
+
+  /**
+   * natlb's events as they happen: health changes with reasons, configuration changes with their
+   * origin, flow-map pressure, drop spikes. `after` replays the kept events after that sequence
+   * number first. Ends when the signal aborts or natlb stops.
+   */
+  events(options: WatchOptions = {}): AsyncGenerator<NatlbEvent, void, undefined> {
+    return this.hub.watch(options);
   }
 
   // ---- reading ------------------------------------------------------------------------------------
@@ -321,6 +337,8 @@ export class Balancer {
     if (this.stopped) return;
     this.stopped = true;
     if (this.routeTimer) clearInterval(this.routeTimer);
+    if (this.pressureTimer) clearInterval(this.pressureTimer);
+    this.hub.close();
     // A change under way finishes first (queued ones see `stopped` and do nothing), so nothing
     // re-installs kernel state after undo.
     await this.changeQueue;
@@ -343,11 +361,12 @@ export class Balancer {
   }
 
   private change(edit: (raw: { services: unknown[] } & Record<string, unknown>) => void): Promise<void> {
+    const origin = currentChangeOrigin();
     return this.enqueue(async () => {
       if (this.stopped) throw new ApiError("the balancer is stopped", { status: 409 });
       const raw = JSON.parse(JSON.stringify(this.config)) as { services: unknown[] } & Record<string, unknown>;
       edit(raw);
-      await this.apply(parseConfig(raw));
+      await this.apply(parseConfig(raw), origin);
     });
   }
 
@@ -367,7 +386,7 @@ export class Balancer {
     return index;
   }
 
-  private async apply(next: NatlbConfig): Promise<void> {
+  private async apply(next: NatlbConfig, origin: ChangeOrigin): Promise<void> {
     if (this.stopped) throw new ApiError("the balancer is stopped", { status: 409 });
     if (next.flowCapacity !== this.config.flowCapacity) {
       throw new ApiError("flowCapacity cannot change while running: restart natlb to resize the flow map", { status: 409 });
@@ -411,6 +430,7 @@ export class Balancer {
       this.syncHealthChecks();
       await this.kernel?.update(nextPlan);
       this.endFlowsOfDeadReals(removed);
+      this.hub.publish({ type: "change", change: summarizeChange(diffConfig(previous, next)), origin });
       if (!this.kernel && JSON.stringify(nextPlan) !== JSON.stringify(previousPlan)) {
         this.log.warn("the VIPs changed and natlb runs without kernel set-up: run `natlb kernel-setup --config <file>` again");
       }
@@ -549,6 +569,7 @@ export class Balancer {
 
   private onHealthChange(change: HealthChange): void {
     if (this.stopped) return;
+    this.hub.publish({ type: "health", service: change.serviceKey, real: realKey(change.real), up: change.up, reason: change.reason });
     this.log.warn({ service: change.serviceKey, real: realKey(change.real), up: change.up, reason: change.reason }, "real server health changed");
     // Through the change queue: a configuration change under way must finish its kernel steps first.
     void this.enqueue(async () => {
@@ -559,6 +580,28 @@ export class Balancer {
       const real = service?.reals.find((r) => r.ip === change.real.ip && r.port === change.real.port);
       if (service && real) this.endFlowsOfDeadReals([{ service, real }]);
     });
+  }
+
+  /** Once a second: the flow map's fill and the drop counters, for flowMapPressure and dropSpike events. */
+  private watchPressure(): void {
+    const watch = new PressureWatch();
+    let last = performance.now();
+    const sample = () => {
+      const now = performance.now();
+      const stats = this.flows.stats();
+      const counters = this.engine.counters();
+      const drops: Record<string, number> = {};
+      for (const name of COUNTER_NAMES) if (name.startsWith("drop") || name === "ringDrops") drops[name] = counters[name];
+      const events = watch.observe({ live: stats.live, capacity: stats.capacity, fullDrops: stats.fullDrops, drops }, (now - last) / 1000, now / 1000);
+      last = now;
+      for (const event of events) {
+        this.hub.publish(event);
+        this.log.warn(event, `event: ${event.type}`);
+      }
+    };
+    sample();
+    this.pressureTimer = setInterval(sample, 1000);
+    this.pressureTimer.unref();
   }
 
   /**

@@ -14,6 +14,8 @@ export type { EngineCounters } from "./native";
 export { SCHEDULER_NAMES, schedulerFor } from "./schedulers";
 export type { SchedulerName, SchedulerPolicy, SelectionTable } from "./schedulers";
 export { startDaemon } from "./daemon";
+export { withChangeOrigin, PRESSURE_LIMITS } from "./events";
+export type { ChangeOrigin, NatlbEvent, NatlbEventBody, NatlbEventType, WatchOptions } from "./events";
 export { removeNatlbKernelState } from "./kernel";
 // Types the exports above refer to, so that users can name them and the API reference (docs/api/) links them.
 export type {

@@ -1,0 +1,30 @@
+// What natlb tells its watchers (`lb.events()`, `natlb events`): health transitions with their
+// reasons, configuration changes with their origin, flow-map pressure and spikes in drops. Every
+// event has a sequence number (a watcher that lost its connection asks for what followed) and a time.
+
+/** Who asked for a change. */
+export interface ChangeOrigin {
+  /** "api": a call in the process; "socket": the control socket; "reload": a reload request; "signal": SIGHUP. */
+  readonly via: "api" | "socket" | "reload" | "signal";
+  readonly uid?: number;
+  readonly pid?: number;
+}
+
+export type NatlbEventBody =
+  | { readonly type: "health"; readonly service: string; readonly real: string; readonly up: boolean; readonly reason: string }
+  | { readonly type: "change"; readonly change: string; readonly origin: ChangeOrigin }
+  /** The flow map crossed a level: "high" at 80 % of capacity, "full" when flows are refused, "normal" below 70 %. */
+  | { readonly type: "flowMapPressure"; readonly level: "normal" | "high" | "full"; readonly live: number; readonly capacity: number }
+  /** Drops of one reason per second rose far above their usual rate. */
+  | { readonly type: "dropSpike"; readonly reason: string; readonly perSecond: number; readonly usualPerSecond: number }
+  /** This watcher fell behind and missed events (its queue is bounded). */
+  | { readonly type: "lagged"; readonly missed: number };
+
+export type NatlbEventType = NatlbEventBody["type"];
+
+export type NatlbEvent = NatlbEventBody & {
+  /** Increases by one per event published. */
+  readonly seq: number;
+  /** ISO 8601. */
+  readonly at: string;
+};
