@@ -305,6 +305,14 @@ export class Balancer {
     return this.engine.counters();
   }
 
+  /**
+   * The number of the selection-table snapshot the data plane uses now: it moves once a change (API
+   * call, reload, health change) has reached the data plane.
+   */
+  dataPlaneGeneration(): number {
+    return this.engine.servicesGeneration();
+  }
+
   /** Stops forwarding and removes the kernel set-up. Safe to call more than once. */
   async stop(): Promise<void> {
     if (this.stopped) return;
