@@ -40,6 +40,7 @@ export const DEFAULT_CONTROL_PLANE_OPTIONS: ControlPlaneOptions = {
 };
 
 interface Percentiles {
+  min: number;
   median: number;
   p99: number;
   max: number;
@@ -51,6 +52,10 @@ export interface ControlPlaneResult {
   countedFlows: number;
   fillSeconds: number;
   startSeconds: number;
+  /** Reals up once the checks had run a while (all of them, unless a listener failed). */
+  realsUp: number;
+  /** Health changes from the start until the measurements began (the first burst of checks). */
+  changesBeforeMeasuring: number;
   statusMs: Percentiles;
   /** The check that saw the real go (or come back) to the engine's new snapshot, ms. */
   healthChangeToTableMs: Percentiles;
@@ -71,7 +76,7 @@ const TOGGLED_PORT = 9100;
 function percentiles(values: number[]): Percentiles {
   const sorted = [...values].sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-  return { median: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] ?? NaN };
+  return { min: sorted[0] ?? NaN, median: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] ?? NaN };
 }
 
 // ---- inside the gateway namespace ---------------------------------------------------------------
@@ -87,7 +92,7 @@ const LISTENER = `
 const net = require("node:net");
 const ports = process.argv.slice(1).map(Number);
 let ready = 0;
-for (const port of ports) net.createServer((s) => s.destroy()).listen(port, "0.0.0.0", () => { if (++ready === ports.length) console.log("ready"); });
+for (const port of ports) net.createServer((s) => s.destroy()).listen(port, "0.0.0.0", 4096, () => { if (++ready === ports.length) console.log("ready"); });
 `;
 
 async function startListener(ns: string, ports: number[]) {
@@ -107,7 +112,11 @@ function configFor(args: InsideArgs) {
       port: 10_000 + s,
       protocol: "tcp",
       scheduler: "mh",
-      healthCheck: { type: "tcp", intervalMs: s === 0 ? 200 : options.intervalMs, timeoutMs: 1000, rise: 1, fall: 1 },
+      // fall 3: the monitor starts every check at once, and a timeout in that first burst must not take a
+      // real down (a refused connection still does at once).
+      healthCheck: s === 0
+        ? { type: "tcp", intervalMs: 200, timeoutMs: 1000, rise: 1, fall: 1 }
+        : { type: "tcp", intervalMs: options.intervalMs, timeoutMs: 3000, rise: 1, fall: 3 },
       reals: Array.from({ length: options.realsPerService }, (_, r) => {
         const real = reals[r % reals.length]!;
         // The first service's last real is its own: taking it down changes one service.
@@ -142,10 +151,14 @@ function fill(map: FlowMap, args: InsideArgs, realIdCount: number): void {
 
 async function inside(args: InsideArgs): Promise<ControlPlaneResult> {
   const { options } = args;
-  const changes: number[] = [];
+  const progress = (line: string) => process.stderr.write(`control plane: ${line}\n`);
+  // Each health change as the balancer logs it (in its onHealthChange, before the change queue), with
+  // the data plane's snapshot number then: the change is in the data plane once that number moves on.
+  const changes: Array<{ at: number; generation: number }> = [];
+  let running: Balancer | undefined;
   const logger = pino({ level: "warn" }, {
     write(line: string) {
-      if (line.includes('"real server health changed"')) changes.push(performance.now());
+      if (line.includes('"real server health changed"')) changes.push({ at: performance.now(), generation: running?.dataPlaneGeneration() ?? 0 });
     },
   });
   const listeners = [];
@@ -160,13 +173,16 @@ async function inside(args: InsideArgs): Promise<ControlPlaneResult> {
     let toggled = await startListener(args.reals[0]!.ns, [TOGGLED_PORT]);
     const started = performance.now();
     const balancer = await Balancer.start(parseConfig(configFor(args)), { kernelSetup: false, logger });
+    running = balancer;
     const startSeconds = (performance.now() - started) / 1000;
+    progress(`natlb started in ${startSeconds.toFixed(1)} s; filling the flow map`);
     try {
       // Tooling reaches the balancer's flow map to fill it without traffic.
       const map = (balancer as unknown as { flows: FlowMap }).flows;
       const filling = performance.now();
       fill(map, args, options.services * options.realsPerService);
       const fillSeconds = (performance.now() - filling) / 1000;
+      progress(`${options.flows} flows in ${fillSeconds.toFixed(1)} s; ${changes.length} health changes so far; steady health checking`);
       const countedFlows = balancer.status().services.flatMap((s) => s.reals).reduce((sum, r) => sum + r.activeConns + r.inactiveConns, 0);
 
       // Every real checked at least once before the steady state is measured.
@@ -177,7 +193,11 @@ async function inside(args: InsideArgs): Promise<ControlPlaneResult> {
       await new Promise((resolve) => setTimeout(resolve, options.seconds * 1000));
       lag.disable();
       const healthChecksPerSecond = (checksDone(balancer) - checksBefore) / options.seconds;
+      const upAfterStart = balancer.status().services.flatMap((s) => s.reals).filter((r) => r.up).length;
+      progress(`${healthChecksPerSecond.toFixed(0)} checks/s, ${upAfterStart} reals up, ${changes.length} health changes since start`);
 
+      const changesBeforeMeasuring = changes.length;
+      progress("status latency");
       const statusMs: number[] = [];
       for (let i = 0; i < options.statusCalls; i++) {
         const t0 = performance.now();
@@ -186,51 +206,55 @@ async function inside(args: InsideArgs): Promise<ControlPlaneResult> {
         await new Promise((resolve) => setImmediate(resolve));
       }
 
+      progress("one real of one service down and up");
       // One service's real goes down and comes back, `cycles` times.
       const toTable: number[] = [];
       const fromListener: number[] = [];
-      const waitForTable = async (generation: number, since: number, seen: number) => {
+      const waitForTable = async (since: number, seen: number) => {
         for (;;) {
-          if (balancer.dataPlaneGeneration() > generation && changes.length > seen) break;
+          const change = changes[seen];
+          if (change !== undefined && balancer.dataPlaneGeneration() > change.generation) {
+            const at = performance.now();
+            toTable.push(at - change.at);
+            fromListener.push(at - since);
+            return;
+          }
           if (performance.now() - since > 30_000) throw new Error("no new table within 30 s of a listener change");
           await new Promise((resolve) => setImmediate(resolve));
         }
-        const at = performance.now();
-        toTable.push(at - changes[changes.length - 1]!);
-        fromListener.push(at - since);
       };
       for (let cycle = 0; cycle < options.cycles; cycle++) {
-        let [generation, since, seen] = [balancer.dataPlaneGeneration(), performance.now(), changes.length];
+        let [since, seen] = [performance.now(), changes.length];
         await stopProcesses([toggled]);
-        await waitForTable(generation, since, seen);
-        [generation, since, seen] = [balancer.dataPlaneGeneration(), performance.now(), changes.length];
+        await waitForTable(since, seen);
+        [since, seen] = [performance.now(), changes.length];
         toggled = await startListener(args.reals[0]!.ns, [TOGGLED_PORT]);
-        await waitForTable(generation, since, seen);
+        await waitForTable(since, seen);
       }
 
-      // A real every service shares goes down: one change per service, each its own table hand-over
-      // (in order, through the change queue), so the k-th new snapshot is the k-th change's.
+      progress("a real of every service down");
+      // A real every service shares goes down: one change per service, handed over in batches.
       const sharedStart = changes.length;
-      const generationsAt: number[] = [];
-      let generation = balancer.dataPlaneGeneration();
+      const sharedMs: number[] = [];
       await stopProcesses([shared]);
-      const deadline = performance.now() + options.intervalMs * 2 + 20_000;
-      while (performance.now() < deadline && generationsAt.length < options.services) {
-        const now = balancer.dataPlaneGeneration();
-        for (; generation < now; generation++) generationsAt.push(performance.now());
+      const deadline = performance.now() + options.intervalMs * 3 + 20_000;
+      let next = sharedStart;
+      while (performance.now() < deadline && sharedMs.length < options.services) {
+        const generation = balancer.dataPlaneGeneration();
+        const now = performance.now();
+        for (; next < changes.length && changes[next]!.generation < generation; next++) sharedMs.push(now - changes[next]!.at);
         await new Promise((resolve) => setImmediate(resolve));
       }
-      const sharedChanges = changes.slice(sharedStart);
-      const sharedMs = generationsAt.slice(0, sharedChanges.length).map((at, i) => at - sharedChanges[i]!);
+      const sharedChanges = changes.length - sharedStart;
 
       return {
-        options, countedFlows, fillSeconds, startSeconds,
+        options, countedFlows, fillSeconds, startSeconds, realsUp: upAfterStart, changesBeforeMeasuring,
         statusMs: percentiles(statusMs),
         healthChangeToTableMs: percentiles(toTable),
         listenerToTableMs: percentiles(fromListener),
-        sharedRealChangeToTableMs: { ...percentiles(sharedMs), changes: sharedChanges.length },
+        sharedRealChangeToTableMs: { ...percentiles(sharedMs), changes: sharedChanges },
         eventLoopLagMs: {
-          median: lag.percentile(50) / 1e6, p99: lag.percentile(99) / 1e6, max: lag.max / 1e6, mean: lag.mean / 1e6,
+          min: lag.min / 1e6, median: lag.percentile(50) / 1e6, p99: lag.percentile(99) / 1e6, max: lag.max / 1e6, mean: lag.mean / 1e6,
         },
         healthChecksPerSecond,
         load: loadavg(),
@@ -273,11 +297,12 @@ export async function runControlPlaneScale(
 }
 
 export function formatControlPlane(r: ControlPlaneResult): string {
-  const ms = (p: Percentiles) => `median ${p.median.toFixed(2)} ms, p99 ${p.p99.toFixed(2)} ms, max ${p.max.toFixed(2)} ms`;
+  const ms = (p: Percentiles) => `min ${p.min.toFixed(2)}, median ${p.median.toFixed(2)} ms, p99 ${p.p99.toFixed(2)} ms, max ${p.max.toFixed(2)} ms`;
   const verdict = (value: number) => (value < r.goalMs ? "ok" : `over the ${r.goalMs} ms goal`);
   return [
     `control plane: ${r.options.services} services x ${r.options.realsPerService} reals (Maglev), ${r.countedFlows} flows counted, ` +
-      `${r.healthChecksPerSecond.toFixed(0)} health checks/s; start ${r.startSeconds.toFixed(1)} s, fill ${r.fillSeconds.toFixed(1)} s; load ${r.load.map((l) => l.toFixed(1)).join(" ")}`,
+      `${r.healthChecksPerSecond.toFixed(0)} health checks/s, ${r.realsUp} reals up (${r.changesBeforeMeasuring} health changes before measuring); ` +
+      `start ${r.startSeconds.toFixed(1)} s, fill ${r.fillSeconds.toFixed(1)} s; load ${r.load.map((l) => l.toFixed(1)).join(" ")}`,
     `  status:                        ${ms(r.statusMs)}  [${verdict(r.statusMs.p99)}]`,
     `  health change -> table:        ${ms(r.healthChangeToTableMs)}  [${verdict(r.healthChangeToTableMs.p99)}]`,
     `  listener change -> table:      ${ms(r.listenerToTableMs)}  (includes the 200 ms check interval)`,

@@ -78,6 +78,8 @@ export interface BalancerStatus {
 interface BuiltService {
   inputs: string;
   service: NativeService;
+  /** Health of the configured reals (service.reals' first entries) as the table was built with it. */
+  up: boolean[];
 }
 
 /** The JSON shape of one service as the API and config file take it (validated on use). */
@@ -102,6 +104,8 @@ export class Balancer {
   private routeTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private changeQueue: Promise<unknown> = Promise.resolve();
+  /** Health changes waiting for their turn in the change queue (onHealthChange). */
+  private readonly pendingHealthChanges: HealthChange[] = [];
 
   private constructor(
     config: NatlbConfig,
@@ -247,22 +251,32 @@ export class Balancer {
 
   // ---- reading ------------------------------------------------------------------------------------
 
-  /** O(services + reals): connection counts come from the data plane's per-real counters, not the flow map. */
+  /**
+   * O(services + reals), with no string built per real: connection counts come from the data plane's
+   * per-real counters, ids and health from the tables as published (a health change reaches them
+   * within the change queue's turn).
+   */
   status(): BalancerStatus {
     return {
-      services: this.config.services.map((s) => ({
-        vip: s.vip,
-        port: s.port,
-        protocol: s.protocol,
-        scheduler: s.scheduler,
-        reals: s.reals.map((r) => {
-          const count = this.flows.realCounts(this.realIdFor(s, r));
-          return {
-            ip: r.ip, port: r.port, weight: r.weight, up: this.isUp(s, r),
-            activeConns: count.active, inactiveConns: count.inactive,
-          };
-        }),
-      })),
+      services: this.config.services.map((s) => {
+        const built = this.built.get(serviceKey(s));
+        return {
+          vip: s.vip,
+          port: s.port,
+          protocol: s.protocol,
+          scheduler: s.scheduler,
+          reals: s.reals.map((r, i) => {
+            const published = built?.service.reals[i];
+            // A configuration being applied (not published yet) is read the long way.
+            const current = published !== undefined && published.ip === r.ip && published.port === r.port;
+            const count = this.flows.realCounts(current ? published.id : this.realIdFor(s, r));
+            return {
+              ip: r.ip, port: r.port, weight: r.weight, up: current ? built!.up[i]! : this.isUp(s, r),
+              activeConns: count.active, inactiveConns: count.inactive,
+            };
+          }),
+        };
+      }),
       interfaces: this.interfaceStatus(),
       flows: this.flows.stats(),
       kernelFastPath: this.kernelFastPathStatus(),
@@ -512,7 +526,8 @@ export class Balancer {
   private publish(touched?: readonly string[]): void {
     const keys = this.config.services.map(serviceKey);
     const sameServices = this.publishedKeys !== undefined && keys.join(",") === this.publishedKeys;
-    const considered = sameServices && touched ? this.config.services.filter((s) => touched.includes(serviceKey(s))) : this.config.services;
+    const wanted = touched && new Set(touched);
+    const considered = sameServices && wanted ? this.config.services.filter((s) => wanted.has(serviceKey(s))) : this.config.services;
     const rebuilt = new Map<string, BuiltService>();
     for (const s of considered) {
       const key = serviceKey(s);
@@ -524,6 +539,7 @@ export class Balancer {
       rebuilt.set(key, {
         inputs,
         service: { vip: s.vip, port: s.port, protocol: s.protocol, mode: table.mode, slots: table.slots, reals: endpoints },
+        up: reals.map((r) => r.up),
       });
     }
     if (sameServices) {
@@ -561,14 +577,23 @@ export class Balancer {
   private onHealthChange(change: HealthChange): void {
     if (this.stopped) return;
     this.log.warn({ service: change.serviceKey, real: realKey(change.real), up: change.up, reason: change.reason }, "real server health changed");
-    // Through the change queue: a configuration change under way must finish its kernel steps first.
+    // Changes that arrive together (a real that many services share went down) reach the data plane
+    // in one hand-over. Through the change queue: a configuration change under way finishes its kernel
+    // steps first.
+    this.pendingHealthChanges.push(change);
+    if (this.pendingHealthChanges.length > 1) return;
     void this.enqueue(async () => {
+      const changes = this.pendingHealthChanges.splice(0);
       if (this.stopped) return;
-      this.publish([change.serviceKey]);  // first: no new flow goes to it
-      if (change.up) return;
-      const service = this.config.services.find((s) => serviceKey(s) === change.serviceKey);
-      const real = service?.reals.find((r) => r.ip === change.real.ip && r.port === change.real.port);
-      if (service && real) this.endFlowsOfDeadReals([{ service, real }]);
+      this.publish(changes.map((c) => c.serviceKey));  // first: no new flow goes to a real that went down
+      const dead: Array<{ service: ServiceConfig; real: RealConfig }> = [];
+      for (const c of changes) {
+        const service = this.config.services.find((s) => serviceKey(s) === c.serviceKey);
+        const real = service?.reals.find((r) => r.ip === c.real.ip && r.port === c.real.port);
+        // Down now (it may have come back within the batch), and not already listed.
+        if (service && real && !this.isUp(service, real) && !dead.some((d) => d.service === service && d.real === real)) dead.push({ service, real });
+      }
+      this.endFlowsOfDeadReals(dead);
     });
   }
 
