@@ -9,6 +9,7 @@ import { addonFingerprint } from "./addonFingerprint";
 import { prepareConnTool } from "./connTool";
 import { measureFlowMap, type FlowMapResult } from "./flowMap";
 import { runFloodLab, type FloodLabResult } from "./floodLab";
+import { controlPlaneMain } from "./controlPlaneScale";
 import { buildFloodReport } from "./floodReport";
 import { PortCursor, runLab, type LabRunResult } from "./labRounds";
 import { ALL_VARIANT_IDS, BenchUsageError, FLOOD_VARIANT_IDS, resolveOptions, type BenchLab, type BenchOptions } from "./options";
@@ -177,7 +178,9 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
 
 const USAGE = `usage: node dist/bench/run.js [--quick] [--json <file> | --no-json] [--no-progress] [--rounds N] [--mib N]
         [--labs gso,mtu,flood] [--variants plain,kernelNat,haproxy,nodeProxy,natlb,natlbUserSpace,natlbAfPacket,natlbThreadPerInterface] [--max-minutes M]
-        [--flood-rates 12500,25000,50000,100000,200000] [--flood-seconds S] [--flood-recovery-seconds S]`;
+        [--flood-rates 12500,25000,50000,100000,200000] [--flood-seconds S] [--flood-recovery-seconds S]
+   or: node dist/bench/run.js control-plane [--services N] [--reals N] [--flows N] [--interval-ms MS] [--seconds S]
+        [--status-calls N] [--cycles N] [--json <file>]   (bench/controlPlaneScale.ts)`;
 
 /** Parses the standalone command line (also usable by the CLI wrapper). */
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
@@ -246,6 +249,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
 
 /** Standalone entry point: progress on stderr, the table on stdout; exit code 1 on errors. */
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
+  if (argv[0] === "control-plane") return controlPlaneMain(argv.slice(1));
   let options: BenchOptions;
   try {
     options = parseBenchArgs(argv);

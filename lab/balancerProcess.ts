@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import type { BalancerStatus } from "../src/balancer";
 import { requestControl } from "../src/control";
+import { MAX_CONNECTION_PAGE, type ConnectionPage } from "../src/flows/connectionQuery";
 import type { Connection } from "../src/flows/flowMap";
 import type { Lab } from "./topology";
 
@@ -67,7 +68,16 @@ export async function startBalancer(lab: Lab, config: unknown, options: StartBal
     child,
     output: () => output,
     status: async () => (await requestControl(socket, "GET /status")) as BalancerStatus,
-    connections: async () => ((await requestControl(socket, "GET /conns")) as { connections: Connection[] }).connections,
+    connections: async () => {
+      // Every page: GET /conns answers at most its default page size at a time.
+      const all: Connection[] = [];
+      for (let cursor: number | undefined = 0; cursor !== undefined; ) {
+        const page = (await requestControl(socket, `GET /conns?limit=${MAX_CONNECTION_PAGE}&cursor=${cursor}`)) as ConnectionPage<Connection>;
+        all.push(...page.connections);
+        cursor = page.next;
+      }
+      return all;
+    },
     cli,
     stop: async (signal = "SIGTERM", timeoutMs = 10_000) => {
       if (!hasExited) child.kill(signal);

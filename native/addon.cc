@@ -64,6 +64,13 @@ Napi::Value FlowLayout(const Napi::CallbackInfo& info) {
   const char* stateNames[] = {"NONE", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "TIME_WAIT", "CLOSE", "UDP"};
   for (uint32_t i = 0; i < flow::kFlowStateCount; ++i) states.Set(i, stateNames[i]);
   layout.Set("states", states);
+  Napi::Object realCounters = Napi::Object::New(env);
+  realCounters.Set("offset", double(flow::offsetsFor(flow::kMinCapacity).realCounters));
+  realCounters.Set("bytesPerReal", double(flow::kRealCountersBytes));
+  realCounters.Set("realIdCount", double(flow::kRealIdCount));
+  realCounters.Set("active", double(flow::real_counters::kActive));
+  realCounters.Set("inactive", double(flow::real_counters::kInactive));
+  layout.Set("realCounters", realCounters);
   layout.Set("minCapacity", flow::kMinCapacity);
   layout.Set("maxCapacity", flow::kMaxCapacity);
   return layout;
@@ -111,6 +118,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return DefineClass(env, "Engine",
                        {InstanceMethod("start", &EngineWrap::Start), InstanceMethod("stop", &EngineWrap::Stop),
                         InstanceMethod("setServices", &EngineWrap::SetServices),
+                        InstanceMethod("replaceServices", &EngineWrap::ReplaceServices),
+                        InstanceMethod("servicesGeneration", &EngineWrap::ServicesGeneration),
                         InstanceMethod("setRoutes", &EngineWrap::SetRoutes),
                         InstanceMethod("learnNeighbours", &EngineWrap::LearnNeighbours),
                         InstanceMethod("setLocalAddresses", &EngineWrap::SetLocalAddresses),
@@ -224,7 +233,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   Napi::Value IsRunning(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), engine_->running()); }
 
-  Napi::Value SetServices(const Napi::CallbackInfo& info) {
+  static std::vector<engine::Service> servicesFrom(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const Napi::Array list = arrayAt(info[0], "services");
     std::vector<engine::Service> services;
@@ -261,8 +270,23 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       }
       services.push_back(std::move(service));
     }
-    guarded(env, [&] { engine_->setServices(std::move(services)); });
-    return env.Undefined();
+    return services;
+  }
+
+  Napi::Value SetServices(const Napi::CallbackInfo& info) {
+    std::vector<engine::Service> services = servicesFrom(info);
+    guarded(info.Env(), [&] { engine_->setServices(std::move(services)); });
+    return info.Env().Undefined();
+  }
+
+  Napi::Value ReplaceServices(const Napi::CallbackInfo& info) {
+    std::vector<engine::Service> services = servicesFrom(info);
+    guarded(info.Env(), [&] { engine_->replaceServices(std::move(services)); });
+    return info.Env().Undefined();
+  }
+
+  Napi::Value ServicesGeneration(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), double(engine_->servicesGeneration()));
   }
 
   Napi::Value SetRoutes(const Napi::CallbackInfo& info) {

@@ -133,6 +133,7 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
     return DefineClass(env, "FlowTableForTests",
                        {InstanceMethod("insert", &FlowTableForTests::Insert), InstanceMethod("assure", &FlowTableForTests::Assure),
                         InstanceMethod("remove", &FlowTableForTests::Remove), InstanceMethod("sweep", &FlowTableForTests::Sweep),
+                        InstanceMethod("raiseState", &FlowTableForTests::RaiseState),
                         InstanceMethod("setFloodProtection", &FlowTableForTests::SetFloodProtection),
                         InstanceMethod("enterBatch", &FlowTableForTests::EnterBatch),
                         InstanceMethod("leaveBatch", &FlowTableForTests::LeaveBatch)});
@@ -147,7 +148,7 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
   }
 
  private:
-  // insert({ protocol, clientIp, clientPort, vip, vport, realIp, realPort }, nowMs) -> ref, 0 when refused
+  // insert({ protocol, clientIp, clientPort, vip, vport, realIp, realPort, realId? }, nowMs) -> ref, 0 when refused
   Napi::Value Insert(const Napi::CallbackInfo& info) {
     const Napi::Object key = objectAt(info[0], "flow");
     const uint8_t protocol = protocolFrom(key.Get("protocol"), "flow.protocol");
@@ -155,7 +156,8 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
                                    uint16_t(integerFrom(key.Get("clientPort"), "flow.clientPort", 0, 65535)),
                                    ipFrom(key.Get("vip"), "flow.vip"), uint16_t(integerFrom(key.Get("vport"), "flow.vport", 0, 65535))};
     const flow::RealEndpoint real{ipFrom(key.Get("realIp"), "flow.realIp"),
-                                  uint16_t(integerFrom(key.Get("realPort"), "flow.realPort", 0, 65535)), 0};
+                                  uint16_t(integerFrom(key.Get("realPort"), "flow.realPort", 0, 65535)),
+                                  uint16_t(key.Has("realId") ? integerFrom(key.Get("realId"), "flow.realId", 0, 65535) : 0)};
     const uint64_t nowMs = integerFrom(info[1], "nowMs", 0, 0xffffffff);
     const auto state = protocol == packet::kProtocolTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp;
     return Napi::Number::New(info.Env(), table_->insert(forward, real, state, nowMs));
@@ -165,8 +167,16 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
   Napi::Value Assure(const Napi::CallbackInfo& info) {
     const uint32_t ref = integerFrom(info[0], "ref", 1, table_->capacity());
     const flow::FlowEntry entry = table_->entryAt(ref);
-    if (entry.load<uint8_t>(flow::entry::kProtocol) == packet::kProtocolTcp) entry.raiseState(flow::FlowState::Established);
+    if (entry.load<uint8_t>(flow::entry::kProtocol) == packet::kProtocolTcp) table_->raiseState(entry, flow::FlowState::Established);
     table_->assure(entry);
+    return info.Env().Undefined();
+  }
+
+  // raiseState(ref, state): a TCP state change as a worker makes it (state: FlowState number 1..5)
+  Napi::Value RaiseState(const Napi::CallbackInfo& info) {
+    const uint32_t ref = integerFrom(info[0], "ref", 1, table_->capacity());
+    const auto state = flow::FlowState(integerFrom(info[1], "state", uint32_t(flow::FlowState::SynRecv), uint32_t(flow::FlowState::Close)));
+    table_->raiseState(table_->entryAt(ref), state);
     return info.Env().Undefined();
   }
 

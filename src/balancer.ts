@@ -7,11 +7,12 @@ import {
   diffConfig, parseConfig, realKey, sameReceivePaths, serviceKey, type FloodProtection, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type ReceivePath, type WorkerLayout, type WorkerThreadsSetting,
 } from "./config";
 import { ApiError, NatlbError } from "./errors";
+import { cursorOf, flowFilterOf, pageLimitOf, type ConnectionPage, type ConnectionQuery } from "./flows/connectionQuery";
 import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
 import { discoverGateway, readLocalAddresses, readNeighbours, readRoutes, type GatewayView } from "./gateway/interfaces";
 import { EventHub, PressureWatch, currentChangeOrigin, type ChangeOrigin, type NatlbEvent, type WatchOptions } from "./events";
 import { summarizeChange } from "./events/changeSummary";
-import { HealthMonitor, checkerFor, type HealthChange } from "./health";
+import { HealthMonitor, checkerFor, type HealthChange, type RealHealthStatus } from "./health";
 import { KernelSetup, mergePlans, planFor, type KernelPlan } from "./kernel";
 import { acquireNamespaceLock, type NamespaceLock } from "./namespaceLock";
 import { silentLogger, type Logger } from "./log";
@@ -90,6 +91,13 @@ export interface BalancerStatus {
   counters: EngineCounters;
 }
 
+interface BuiltService {
+  inputs: string;
+  service: NativeService;
+  /** Health of the configured reals (service.reals' first entries) as the table was built with it. */
+  up: boolean[];
+}
+
 /** The JSON shape of one service as the API and config file take it (validated on use). */
 export type ServiceInput = Record<string, unknown>;
 export type RealInput = Record<string, unknown>;
@@ -104,12 +112,18 @@ export class Balancer {
    */
   private readonly draining = new Map<string, RealConfig[]>();
   private nextRealId = 0;
+  /** Each service's selection table as the engine has it, and what it was built from (publish). */
+  private readonly built = new Map<string, BuiltService>();
+  /** The services of the engine's snapshot, in order (publish). */
+  private publishedKeys: string | undefined;
   private readonly health: HealthMonitor;
   private routeTimer: NodeJS.Timeout | undefined;
   private pressureTimer: NodeJS.Timeout | undefined;
   private readonly hub = new EventHub();
   private stopped = false;
   private changeQueue: Promise<unknown> = Promise.resolve();
+  /** Health changes waiting for their turn in the change queue (onHealthChange). */
+  private readonly pendingHealthChanges: HealthChange[] = [];
 
   private constructor(
     config: NatlbConfig,
@@ -266,38 +280,36 @@ export class Balancer {
 
   // ---- reading ------------------------------------------------------------------------------------
 
+  /**
+   * O(services + reals), with no string built per real: connection counts come from the data plane's
+   * per-real counters, ids and health from the tables as published (a health change reaches them
+   * within the change queue's turn).
+   */
   status(): BalancerStatus {
-    const counts = new Map<string, { active: number; inactive: number }>();
-    this.flows.forEachLive((c) => {
-      const key = `${c.vip.ip}:${c.vip.port}/${c.protocol}|${c.real.ip}:${c.real.port}`;
-      const entry = counts.get(key) ?? { active: 0, inactive: 0 };
-      if (c.state === "ESTABLISHED") entry.active += 1;
-      else entry.inactive += 1;
-      counts.set(key, entry);
-      return true;
-    });
-    const health = new Map(this.health.status().map((h) => [`${h.serviceKey}|${realKey(h.real)}`, h]));
     return {
-      services: this.config.services.map((s) => ({
-        vip: s.vip,
-        port: s.port,
-        protocol: s.protocol,
-        scheduler: s.scheduler,
-        reals: s.reals.map((r) => {
-          const count = counts.get(`${serviceKey(s)}|${realKey(r)}`) ?? { active: 0, inactive: 0 };
-          const h = health.get(`${serviceKey(s)}|${realKey(r)}`);
-          return {
-            ip: r.ip, port: r.port, weight: r.weight, up: this.isUp(s, r),
-            activeConns: count.active, inactiveConns: count.inactive,
-            ...(h ? {
-              health: {
-                reason: h.reason, checks: h.checks, recentChanges: h.recentChanges,
-                ...(h.heldDownUntil !== undefined ? { heldDownUntil: new Date(h.heldDownUntil).toISOString() } : {}),
-              },
-            } : {}),
-          };
-        }),
-      })),
+      services: this.config.services.map((s) => {
+        const key = serviceKey(s);
+        const built = this.built.get(key);
+        const checks = this.health.statusOfService(key);
+        return {
+          vip: s.vip,
+          port: s.port,
+          protocol: s.protocol,
+          scheduler: s.scheduler,
+          reals: s.reals.map((r, i) => {
+            const published = built?.service.reals[i];
+            // A configuration being applied (not published yet) is read the long way.
+            const current = published !== undefined && published.ip === r.ip && published.port === r.port;
+            const count = this.flows.realCounts(current ? published.id : this.realIdFor(s, r));
+            const check = checks?.get(realKey(r));
+            return {
+              ip: r.ip, port: r.port, weight: r.weight, up: current ? built!.up[i]! : this.isUp(s, r),
+              activeConns: count.active, inactiveConns: count.inactive,
+              ...(check ? { health: healthView(check) } : {}),
+            };
+          }),
+        };
+      }),
       interfaces: this.interfaceStatus(),
       flows: this.flows.stats(),
       kernelFastPath: this.kernelFastPathStatus(),
@@ -324,12 +336,28 @@ export class Balancer {
     });
   }
 
-  connections(limit?: number): Connection[] {
-    return this.flows.connections(limit);
+  /**
+   * The flow map's connections. With a limit (or nothing): every one, up to the limit, as before. With
+   * a ConnectionQuery: one page of those that match (service, real, client, state), by default
+   * DEFAULT_CONNECTION_PAGE; `next` goes on. Throws ApiError for a malformed query.
+   */
+  connections(limit?: number): Connection[];
+  connections(query: ConnectionQuery): ConnectionPage<Connection>;
+  connections(query?: number | ConnectionQuery): Connection[] | ConnectionPage<Connection> {
+    if (query === undefined || typeof query === "number") return this.flows.connections(query);
+    return this.flows.page(flowFilterOf(query), cursorOf(query), pageLimitOf(query));
   }
 
   counters(): EngineCounters {
     return this.engine.counters();
+  }
+
+  /**
+   * The number of the selection-table snapshot the data plane uses now: it moves once a change (API
+   * call, reload, health change) has reached the data plane.
+   */
+  dataPlaneGeneration(): number {
+    return this.engine.servicesGeneration();
   }
 
   /** Stops forwarding and removes the kernel set-up. Safe to call more than once. */
@@ -487,22 +515,23 @@ export class Balancer {
     }
   }
 
-  /** Forgets draining reals whose last connection has ended. */
+  /** Forgets draining reals whose last connection has ended (the data plane's per-real counts say so). */
   private async forgetDrainedReals(): Promise<void> {
     if (this.stopped || this.draining.size === 0) return;
-    const live = new Set<string>();
-    this.flows.forEachLive((c) => {
-      live.add(`${c.vip.ip}:${c.vip.port}/${c.protocol}|${c.real.ip}:${c.real.port}`);
-      return true;
-    });
-    let changed = false;
+    const changedServices: string[] = [];
     for (const [key, reals] of this.draining) {
-      const still = reals.filter((r) => live.has(`${key}|${realKey(r)}`));
-      if (still.length !== reals.length) changed = true;
+      const service = this.config.services.find((s) => serviceKey(s) === key);
+      const still = service
+        ? reals.filter((r) => {
+            const count = this.flows.realCounts(this.realIdFor(service, r));
+            return count.active + count.inactive > 0;
+          })
+        : [];
+      if (still.length !== reals.length) changedServices.push(key);
       if (still.length > 0) this.draining.set(key, still);
       else this.draining.delete(key);
     }
-    if (changed) this.publish();
+    if (changedServices.length > 0) this.publish(changedServices);
   }
 
   /** The configured reals of a service, then the draining ones (which no slot points at). */
@@ -525,22 +554,41 @@ export class Balancer {
     return this.health.isUp(serviceKey(service), { ip: real.ip, port: real.port }) ?? true;
   }
 
-  /** Recomputes every selection table and hands the engine one new snapshot. */
-  private publish(): void {
-    const services: NativeService[] = this.config.services.map((s) => {
-      const table = schedulerFor(s.scheduler).build({
-        reals: s.reals.map((r) => ({ ip: r.ip, port: r.port, weight: r.weight, up: this.isUp(s, r) })),
+  /**
+   * Hands the engine the services whose selection tables changed. A table is rebuilt only when what it
+   * is built from changed (scheduler, reals, weights, health, draining reals); `touched` narrows the
+   * look to those services (a health change, a drained real). With the same services as before, only
+   * the changed ones go to the engine (replaceServices); a new or removed service, a whole new snapshot.
+   */
+  private publish(touched?: readonly string[]): void {
+    const keys = this.config.services.map(serviceKey);
+    const sameServices = this.publishedKeys !== undefined && keys.join(",") === this.publishedKeys;
+    const wanted = touched && new Set(touched);
+    const considered = sameServices && wanted ? this.config.services.filter((s) => wanted.has(serviceKey(s))) : this.config.services;
+    const rebuilt = new Map<string, BuiltService>();
+    for (const s of considered) {
+      const key = serviceKey(s);
+      const reals = s.reals.map((r) => ({ ip: r.ip, port: r.port, weight: r.weight, up: this.isUp(s, r) }));
+      const endpoints = this.realsWithDraining(s).map((r) => ({ ip: r.ip, port: r.port, id: this.realIdFor(s, r) }));
+      const inputs = JSON.stringify([s.scheduler, reals, endpoints]);
+      if (this.built.get(key)?.inputs === inputs) continue;
+      const table = schedulerFor(s.scheduler).build({ reals });
+      rebuilt.set(key, {
+        inputs,
+        service: { vip: s.vip, port: s.port, protocol: s.protocol, mode: table.mode, slots: table.slots, reals: endpoints },
+        up: reals.map((r) => r.up),
       });
-      return {
-        vip: s.vip,
-        port: s.port,
-        protocol: s.protocol,
-        mode: table.mode,
-        slots: table.slots,
-        reals: this.realsWithDraining(s).map((r) => ({ ip: r.ip, port: r.port, id: this.realIdFor(s, r) })),
-      };
-    });
-    this.engine.setServices(services);
+    }
+    if (sameServices) {
+      if (rebuilt.size > 0) this.engine.replaceServices([...rebuilt.values()].map((b) => b.service));
+    } else {
+      const all = keys.map((key) => (rebuilt.get(key) ?? this.built.get(key))!.service);
+      this.engine.setServices(all);
+      this.publishedKeys = keys.join(",");
+      const present = new Set(keys);
+      for (const key of [...this.built.keys()]) if (!present.has(key)) this.built.delete(key);
+    }
+    for (const [key, built] of rebuilt) this.built.set(key, built);
   }
 
   private kernelPlan(): KernelPlan {
@@ -571,14 +619,23 @@ export class Balancer {
     if (this.stopped) return;
     this.hub.publish({ type: "health", service: change.serviceKey, real: realKey(change.real), up: change.up, reason: change.reason });
     this.log.warn({ service: change.serviceKey, real: realKey(change.real), up: change.up, reason: change.reason }, "real server health changed");
-    // Through the change queue: a configuration change under way must finish its kernel steps first.
+    // Changes that arrive together (a real that many services share went down) reach the data plane
+    // in one hand-over. Through the change queue: a configuration change under way finishes its kernel
+    // steps first.
+    this.pendingHealthChanges.push(change);
+    if (this.pendingHealthChanges.length > 1) return;
     void this.enqueue(async () => {
+      const changes = this.pendingHealthChanges.splice(0);
       if (this.stopped) return;
-      this.publish();  // first: no new flow goes to it
-      if (change.up) return;
-      const service = this.config.services.find((s) => serviceKey(s) === change.serviceKey);
-      const real = service?.reals.find((r) => r.ip === change.real.ip && r.port === change.real.port);
-      if (service && real) this.endFlowsOfDeadReals([{ service, real }]);
+      this.publish(changes.map((c) => c.serviceKey));  // first: no new flow goes to a real that went down
+      const dead: Array<{ service: ServiceConfig; real: RealConfig }> = [];
+      for (const c of changes) {
+        const service = this.config.services.find((s) => serviceKey(s) === c.serviceKey);
+        const real = service?.reals.find((r) => r.ip === c.real.ip && r.port === c.real.port);
+        // Down now (it may have come back within the batch), and not already listed.
+        if (service && real && !this.isUp(service, real) && !dead.some((d) => d.service === service && d.real === real)) dead.push({ service, real });
+      }
+      this.endFlowsOfDeadReals(dead);
     });
   }
 
@@ -632,6 +689,13 @@ export class Balancer {
       this.log.warn({ err: error }, "could not refresh routes, neighbours or draining reals");
     }
   }
+}
+
+function healthView(check: RealHealthStatus): RealHealthView {
+  return {
+    reason: check.reason, checks: check.checks, recentChanges: check.recentChanges,
+    ...(check.heldDownUntil !== undefined ? { heldDownUntil: new Date(check.heldDownUntil).toISOString() } : {}),
+  };
 }
 
 function nativeFloodProtection(f: FloodProtection): NativeFloodProtection {

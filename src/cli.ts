@@ -11,6 +11,7 @@ import { addClientOptions, askDaemon, printResult, reportFailure, wantsJson, wit
 import { checkoutScript } from "./checkoutTools";
 import type { BalancerStatus } from "./balancer";
 import type { Daemon } from "./daemon";
+import { connectionQueryString, DEFAULT_CONNECTION_PAGE, FLOW_STATE_NAMES, MAX_CONNECTION_PAGE, type ConnectionPage, type ConnectionQuery } from "./flows/connectionQuery";
 import type { Connection } from "./flows/flowMap";
 import { NatlbError } from "./errors";
 import { exitCodeHelp } from "./exitCodes";
@@ -24,6 +25,12 @@ import { formatConnections, formatStatus } from "./statusText";
 function positiveInteger(text: string): number {
   const value = Number(text);
   if (!/^\d+$/.test(text) || !Number.isInteger(value) || value < 1) throw new InvalidArgumentError("expected a positive integer");
+  return value;
+}
+
+function nonNegativeInteger(text: string): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value)) throw new InvalidArgumentError("expected an integer >= 0");
   return value;
 }
 
@@ -121,14 +128,25 @@ export function buildProgram(options: ProgramOptions = {}): Command {
     addClientOptions(
       program
         .command("conns")
-        .description("the flow map of the running daemon: one line per connection (client, VIP, real, state, idle time)")
-        .option("--limit <n>", "at most this many connections", positiveInteger),
+        .description(
+          `the flow map of the running daemon, one page at a time: one line per connection (client, VIP, real, state, idle time); ` +
+            `at most ${DEFAULT_CONNECTION_PAGE} unless --limit says otherwise, and the --cursor for the next page when there is one`,
+        )
+        .option("--limit <n>", `at most this many connections (1..${MAX_CONNECTION_PAGE}, default ${DEFAULT_CONNECTION_PAGE})`, positiveInteger)
+        .option("--cursor <n>", "go on where a previous page ended (its \"next\")", nonNegativeInteger)
+        .option("--service <vip:port[/proto]>", "only this service's connections, e.g. 198.18.0.100:80/tcp")
+        .option("--real <ip[:port]>", "only connections to this real server")
+        .option("--client <ip[/prefix]|ip:port>", "only connections from this client address, network or address and port")
+        .option("--state <state>", `only connections in this state (${FLOW_STATE_NAMES.join(", ")})`),
     ),
     "natlb conns --limit 20",
-  ).action(async (options: ClientOptions & { limit?: number }) => {
-    const route = options.limit ? `GET /conns?limit=${options.limit}` : "GET /conns";
-    const body = (await askDaemon(options, route)) as { connections: Connection[] };
-    printResult(options.json, body, () => formatConnections(body.connections));
+    "natlb conns --service 198.18.0.100:80/tcp --state established",
+    "natlb conns --client 198.19.0.0/16 --cursor 4711",
+  ).action(async (options: ClientOptions & ConnectionQuery) => {
+    const { limit, cursor, service, real, client, state } = options;
+    const query = connectionQueryString({ limit, cursor, service, real, client, state });
+    const page = (await askDaemon(options, query ? `GET /conns?${query}` : "GET /conns")) as ConnectionPage<Connection>;
+    printResult(options.json, page, () => formatConnections(page.connections, page.more ? page.next : undefined));
   });
 
   withExamples(

@@ -5,7 +5,7 @@ import { Balancer } from "./balancer";
 import { loadConfigFile } from "./config";
 import { defaultSocketPath, startControlServer, type ControlServer } from "./control";
 import { adminRoutes } from "./control/adminRoutes";
-import { ApiError } from "./errors";
+import { connsRoute } from "./control/connsRoute";
 import { createLogger, type Logger } from "./log";
 import { startMetricsServer, type MetricsServer } from "./metrics";
 
@@ -24,14 +24,6 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-function numberParam(query: URLSearchParams, name: string): number | undefined {
-  const text = query.get(name);
-  if (text === null) return undefined;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) throw new ApiError(`query parameter ${name} must be a positive integer`);
-  return value;
-}
-
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const log = options.logger ?? createLogger();
   const config = await loadConfigFile(options.configPath);
@@ -42,7 +34,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const reload = async () => balancer.reload(await loadConfigFile(options.configPath));
     control = await startControlServer(socketPath, {
       "GET /status": () => balancer.status(),
-      "GET /conns": (request) => ({ connections: balancer.connections(numberParam(request.query, "limit")) }),
+      ...connsRoute(balancer),
       "GET /health": () => ({ ok: true }),
       ...adminRoutes(balancer, reload),
     });

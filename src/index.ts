@@ -10,6 +10,8 @@ export { COUNTER_NAMES } from "./native";
 export type { HealthCheckConfig, NatlbConfig, Protocol, RealConfig, ServiceConfig, Timeouts } from "./config";
 export { ApiError, ConfigError, ControlError, KernelSetupError, NatlbError, PrivilegeError } from "./errors";
 export type { Connection, FlowStateName } from "./flows/flowMap";
+export { DEFAULT_CONNECTION_PAGE, MAX_CONNECTION_PAGE } from "./flows/connectionQuery";
+export type { ConnectionPage, ConnectionQuery } from "./flows/connectionQuery";
 export type { EngineCounters } from "./native";
 export { SCHEDULER_NAMES, schedulerFor } from "./schedulers";
 export type { SchedulerName, SchedulerPolicy, SelectionTable } from "./schedulers";
@@ -26,7 +28,7 @@ export type {
 export type {
   ApiErrorOptions, ConfigErrorOptions, ConfigIssue, ControlErrorCode, KernelSetupErrorOptions, NatlbErrorOptions, PrivilegeErrorOptions,
 } from "./errors";
-export type { FlowMapStats } from "./flows/flowMap";
+export type { FlowMapStats, RealCounts } from "./flows/flowMap";
 export type { CounterName, NativeInterface } from "./native";
 export type { PickMode, SchedulerInput, SchedulerReal } from "./schedulers";
 export type { Daemon, DaemonOptions } from "./daemon";

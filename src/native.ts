@@ -86,7 +86,12 @@ export interface NativeEngine {
   start(): void;
   stop(): void;
   isRunning(): boolean;
+  /** Every service: a new snapshot (VIPs announced, receive filters rebuilt, removed services' flows withdrawn). */
   setServices(services: NativeService[]): void;
+  /** These services only (each already in the data plane); the others are shared with the new snapshot. */
+  replaceServices(services: NativeService[]): void;
+  /** The snapshot the workers use: 1 + calls to setServices/replaceServices so far. */
+  servicesGeneration(): number;
   setRoutes(routes: NativeRoute[]): void;
   learnNeighbours(neighbours: NativeNeighbour[]): void;
   /** The gateway's own IPv4 addresses: frames to them are the kernel's (the XDP program passes them). */
@@ -128,6 +133,8 @@ export interface FlowLayout {
     number
   >;
   states: string[];
+  /** Per-real connection counts (native/flow/flow_layout.h), indexed by real id; fields are byte offsets within a real's slot. */
+  realCounters: { offset: number; bytesPerReal: number; realIdCount: number; active: number; inactive: number };
   minCapacity: number;
   maxCapacity: number;
 }
@@ -165,8 +172,13 @@ export interface TcpSegmentFields {
 /** A flow map driven without an engine, for the unit tests of its defences (native/test_surface.cc). */
 export interface FlowTableForTests {
   /** The new (or existing) flow's ref, 0 when the map refused it. */
-  insert(flow: { protocol: Protocol; clientIp: string; clientPort: number; vip: string; vport: number; realIp: string; realPort: number }, nowMs: number): number;
+  insert(
+    flow: { protocol: Protocol; clientIp: string; clientPort: number; vip: string; vport: number; realIp: string; realPort: number; realId?: number },
+    nowMs: number,
+  ): number;
   assure(ref: number): void;
+  /** A TCP state change as a worker makes it: `state` indexes FlowLayout.states (1 SYN_RECV .. 5 CLOSE). */
+  raiseState(ref: number, state: number): void;
   remove(ref: number): void;
   /** One sweep over the whole map, every state with this timeout; returns the flows removed. */
   sweep(nowMs: number, timeoutSeconds: number): number;

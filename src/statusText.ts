@@ -79,7 +79,8 @@ export function formatStatus(status: BalancerStatus, sections: readonly StatusSe
   return sections.flatMap((section) => section(status)).join("\n");
 }
 
-export function formatConnections(connections: readonly Connection[]): string {
+/** `next`: the cursor of the next page, when the daemon said there is one. */
+export function formatConnections(connections: readonly Connection[], next?: number): string {
   const lines = ["Pro State        Client                 Virtual                Real                   Idle(s)"];
   for (const c of connections) {
     lines.push(
@@ -93,6 +94,10 @@ export function formatConnections(connections: readonly Connection[]): string {
       ].join(" "),
     );
   }
-  lines.push(`${connections.length} connection(s)`);
+  lines.push(
+    next === undefined
+      ? `${connections.length} connection(s)`
+      : `${connections.length} connection(s) shown, more match: add --cursor ${next} for the next page`,
+  );
   return lines.join("\n");
 }

@@ -127,6 +127,7 @@ const CONNS = {
       bytesOut: 60,
     },
   ],
+  more: false,
 };
 
 /** A fake daemon on a fresh socket: the real control server with stub handlers that record what they got. */
@@ -340,6 +341,30 @@ test("status and conns: text for people, JSON with --json", async (t) => {
   t.is(daemon.requests[1]?.query.get("limit"), "5");
   const connsJson = await natlb(["conns", "--json", "--socket", daemon.socket]);
   t.deepEqual(parseJson(connsJson.stdout), CONNS);
+});
+
+test("conns: filters and the cursor go to the daemon as query parameters; a full page says how to go on", async (t) => {
+  const asked: Array<Record<string, string>> = [];
+  const daemon = await fakeDaemon(t, {
+    "GET /conns": (request) => {
+      asked.push(Object.fromEntries(request.query));
+      return { ...CONNS, more: request.query.has("cursor"), next: 42 };
+    },
+  });
+  const args = ["--service", "198.18.0.100:80/tcp", "--real", "198.18.1.11:8080", "--client", "198.18.0.0/24", "--state", "established"];
+  const first = await natlb(["conns", ...args, "--socket", daemon.socket]);
+  t.is(first.code, 0, first.stderr);
+  t.true(first.stdout.includes("1 connection(s)\n") || first.stdout.endsWith("1 connection(s)"), first.stdout);
+  const page = await natlb(["conns", ...args, "--limit", "1", "--cursor", "7", "--socket", daemon.socket]);
+  t.is(page.code, 0, page.stderr);
+  t.regex(page.stdout, /1 connection\(s\) shown, more match: add --cursor 42 for the next page/);
+  t.deepEqual(asked, [
+    { service: "198.18.0.100:80/tcp", real: "198.18.1.11:8080", client: "198.18.0.0/24", state: "established" },
+    { limit: "1", cursor: "7", service: "198.18.0.100:80/tcp", real: "198.18.1.11:8080", client: "198.18.0.0/24", state: "established" },
+  ]);
+  const bad = await natlb(["conns", "--cursor", "-1", "--socket", daemon.socket]);
+  t.not(bad.code, 0);
+  t.regex(bad.stderr, /--cursor/);
 });
 
 interface ChangeCase {

@@ -3,6 +3,9 @@
 import test from "ava";
 import { blobUrl, runDownload } from "../lab/download";
 import { runUdpClient } from "../lab/udpEcho";
+import { requestControl } from "../src/control";
+import type { ConnectionPage } from "../src/flows/connectionQuery";
+import type { Connection } from "../src/flows/flowMap";
 import { SERVICE_PORT, startUdpEchoes, tcpService, udpService, withNatLab, withUdpLab } from "./support/lab";
 import { assertRewrittenCapture, captureDownloadThroughVip } from "./support/trafficChecks";
 
@@ -58,6 +61,17 @@ for (const offloads of [true, false]) {
       const status = await natlb!.status();
       const conns = status.services[0]!.reals.map((r) => r.activeConns + r.inactiveConns);
       t.is(conns.reduce((a, b) => a + b, 0), 300, "the flow map holds every connection (TIME_WAIT)");
+      // status's counts are the data plane's per-real counters; the flow map itself must agree, real by
+      // real and state by state, also through GET /conns's real filter.
+      const flows = await natlb!.connections();
+      for (const real of status.services[0]!.reals) {
+        const mine = flows.filter((c) => c.real.ip === real.ip && c.real.port === real.port);
+        t.is(real.activeConns, mine.filter((c) => c.state === "ESTABLISHED").length, `${real.ip}: active`);
+        t.is(real.inactiveConns, mine.filter((c) => c.state !== "ESTABLISHED").length, `${real.ip}: inactive`);
+        const filtered = (await requestControl(natlb!.socket, `GET /conns?real=${real.ip}:${real.port}&limit=10000`)) as ConnectionPage<Connection>;
+        t.is(filtered.connections.length, real.activeConns + real.inactiveConns, `${real.ip}: GET /conns?real=`);
+        t.false(filtered.more);
+      }
     });
   });
 
@@ -70,7 +84,7 @@ for (const offloads of [true, false]) {
           services: [udpService(lab)],
         }),
       },
-      async ({ lab }) => {
+      async ({ lab, natlb }) => {
         const echoes = await startUdpEchoes(lab);
         const summary = await runUdpClient(lab, { host: lab.vip, port: 53, count: 30, sockets: 6, localPortBase: 40000 });
         t.is(summary.received, 30, `lost: ${summary.lost.join(",")}`);
@@ -78,6 +92,14 @@ for (const offloads of [true, false]) {
         t.is(new Set(summary.replies.map((r) => r.real)).size, 3);
         const echoed = echoes.flatMap((e) => e.echoes());
         t.true(echoed.every((e) => e.peer === lab.client.ip), "real servers see the client's own address");
+        // UDP flows count as inactive (ipvsadm's InActConn), one per client socket, each on the real it went to.
+        const status = await natlb!.status();
+        const flows = await natlb!.connections();
+        t.is(flows.length, 6);
+        for (const real of status.services[0]!.reals) {
+          t.is(real.activeConns, 0);
+          t.is(real.inactiveConns, flows.filter((c) => c.real.ip === real.ip && c.real.port === real.port).length, `${real.ip}: inactive`);
+        }
       },
     );
   });

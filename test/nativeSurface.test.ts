@@ -50,3 +50,24 @@ test("bad engine options are refused with the field named", (t) => {
     { message: /slots holds an index past the end of reals/ },
   );
 });
+
+test("replaceServices swaps only the services it is given, each snapshot numbered; an unknown service is refused", (t) => {
+  const native = loadNative();
+  const flows = new FlowMap(16);
+  const engine = new native.Engine({
+    flowTable: flows.bytes,
+    interfaces: [{ name: "lo", ifindex: 1, mac: "00:00:00:00:00:00", role: "client", addresses: [], receivePath: "af_packet" }],
+  });
+  const service = (port: number, slots: number[]) => ({
+    vip: "198.18.0.100", port, protocol: "tcp" as const, mode: "cursor" as const, slots: Uint16Array.from(slots),
+    reals: [{ ip: "198.18.1.11", port: 8080, id: 0 }, { ip: "198.18.1.12", port: 8080, id: 1 }],
+  });
+  t.is(engine.servicesGeneration(), 0);
+  engine.setServices([service(80, [0, 1]), service(81, [0])]);
+  t.is(engine.servicesGeneration(), 1);
+  engine.replaceServices([service(81, [1])]);
+  t.is(engine.servicesGeneration(), 2);
+  t.throws(() => engine.replaceServices([service(82, [1])]), { message: /not in the data plane \(use setServices\)/ });
+  t.is(engine.servicesGeneration(), 2, "a refused replacement publishes nothing");
+  t.throws(() => engine.replaceServices([service(80, [2])]), { message: /slots holds an index past the end of reals/ });
+});

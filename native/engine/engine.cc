@@ -130,16 +130,21 @@ void Engine::stop() {
   kernelOffload_.reset();  // detaches the TC programs
 }
 
+// Round robin goes on where it was: a health flap or an API call must not restart every cursor.
+SharedService Engine::carryCursor(Service service, const ServiceTable& previous) {
+  if (const Service* old = previous.find(service.vip, service.port, service.protocol)) {
+    service.cursor.store(old->cursor.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
+  return std::make_shared<const Service>(std::move(service));
+}
+
 void Engine::setServices(std::vector<Service> services) {
   std::lock_guard control(controlMutex_);
-  // Round robin goes on where it was: a health flap or an API call must not restart every cursor.
   const auto previous = context_.services.load();
-  for (Service& service : services) {
-    if (const Service* old = previous->find(service.vip, service.port, service.protocol)) {
-      service.cursor.store(old->cursor.load(std::memory_order_relaxed), std::memory_order_relaxed);
-    }
-  }
-  const auto current = std::make_shared<const ServiceTable>(std::move(services));
+  std::vector<SharedService> shared;
+  shared.reserve(services.size());
+  for (Service& service : services) shared.push_back(carryCursor(std::move(service), *previous));
+  const auto current = std::make_shared<const ServiceTable>(std::move(shared), previous->generation() + 1);
   context_.services.store(current, std::memory_order_release);
   withdrawFlowsOfRemovedServices(*previous, *current);
   refreshSelections();
@@ -147,12 +152,34 @@ void Engine::setServices(std::vector<Service> services) {
   wake_.notify_all();
 }
 
+// O(services) pointer copies and an index rebuild; the other services' tables are shared, not copied.
+// VIPs stay, so nothing is announced; the receive filters change only if the reals' addresses did.
+void Engine::replaceServices(std::vector<Service> changed) {
+  std::lock_guard control(controlMutex_);
+  const auto previous = context_.services.load();
+  std::vector<SharedService> shared = previous->services();
+  bool realsMoved = false;
+  for (Service& service : changed) {
+    const auto found = std::find_if(shared.begin(), shared.end(), [&](const SharedService& s) {
+      return s->vip == service.vip && s->port == service.port && s->protocol == service.protocol;
+    });
+    if (found == shared.end()) throw std::invalid_argument("replaceServices: a service that is not in the data plane (use setServices)");
+    const auto sameEndpoint = [](const flow::RealEndpoint& a, const flow::RealEndpoint& b) { return a.ip == b.ip && a.port == b.port; };
+    realsMoved = realsMoved || !std::equal((*found)->reals.begin(), (*found)->reals.end(), service.reals.begin(), service.reals.end(), sameEndpoint);
+    *found = carryCursor(std::move(service), *previous);
+  }
+  context_.services.store(std::make_shared<const ServiceTable>(std::move(shared), previous->generation() + 1), std::memory_order_release);
+  if (realsMoved) refreshSelections();
+}
+
+uint64_t Engine::servicesGeneration() const { return context_.services.load()->generation(); }
+
 // A removed service's flows are user space's again, which drops their client segments as it would
 // without the fast path (their service is gone).
 void Engine::withdrawFlowsOfRemovedServices(const ServiceTable& previous, const ServiceTable& current) {
   if (!kernelOffload_) return;
-  const bool anyRemoved = std::any_of(previous.services().begin(), previous.services().end(), [&](const Service& s) {
-    return current.find(s.vip, s.port, s.protocol) == nullptr;
+  const bool anyRemoved = std::any_of(previous.services().begin(), previous.services().end(), [&](const SharedService& s) {
+    return current.find(s->vip, s->port, s->protocol) == nullptr;
   });
   if (!anyRemoved) return;
   context_.flows.withdrawOffloaded([&](const flow::FlowEntry& e) {
@@ -286,8 +313,8 @@ void Engine::resolveNextHops(SenderSet& senders, uint64_t nowMs) {
   const auto services = context_.services.load();
   const auto routes = context_.routes.load();
   std::set<uint32_t> asked;
-  for (const Service& service : services->services()) {
-    for (const flow::RealEndpoint& real : service.reals) {
+  for (const SharedService& service : services->services()) {
+    for (const flow::RealEndpoint& real : service->reals) {
       const auto hop = routes->lookup(real.ip);
       if (!hop || !asked.insert(hop->ip).second) continue;
       const InterfaceConfig* egress = context_.interfaceByIndex(hop->ifindex);

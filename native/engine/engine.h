@@ -72,6 +72,11 @@ class Engine {
   bool running() const { return context_.running.load(); }
 
   void setServices(std::vector<Service> services);
+  // Replaces these services (each must be in the data plane already, same VIP, port and protocol) and
+  // shares the rest with the new snapshot: what a health change or a drained real needs.
+  void replaceServices(std::vector<Service> changed);
+  // The snapshot the workers use now: 1 + the number of setServices/replaceServices calls.
+  uint64_t servicesGeneration() const;
   void setRoutes(std::vector<Route> routes);
   void learnNeighbours(const std::vector<NeighbourEntry>& neighbours);
   // The gateway's own addresses (all of them, not only the managed interfaces'); steering updates
@@ -113,6 +118,7 @@ class Engine {
   void resolveNextHops(SenderSet& senders, uint64_t nowMs);
   void announceVips(SenderSet& senders);
   void collectRingStatistics();
+  static SharedService carryCursor(Service service, const ServiceTable& previous);
   io::FilterSpec selectionFor(const InterfaceConfig& interface, const ServiceTable& services) const;
   void refreshSelections();
 

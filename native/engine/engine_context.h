@@ -22,7 +22,7 @@ struct EngineContext {
   std::vector<InterfaceConfig> interfaces;
   flow::FlowTable& flows;
   NeighbourCache neighbours;
-  std::atomic<std::shared_ptr<const ServiceTable>> services{std::make_shared<const ServiceTable>(std::vector<Service>{})};
+  std::atomic<std::shared_ptr<const ServiceTable>> services{std::make_shared<const ServiceTable>(std::vector<SharedService>{}, 0)};
   std::atomic<std::shared_ptr<const RouteTable>> routes{std::make_shared<const RouteTable>(std::vector<Route>{})};
   flow::Timeouts timeouts{};
   Counters counters;

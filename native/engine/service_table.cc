@@ -26,10 +26,12 @@ const flow::RealEndpoint* pickReal(const Service& service, uint32_t clientIp, ui
   return real < service.reals.size() ? &service.reals[real] : nullptr;
 }
 
-ServiceTable::ServiceTable(std::vector<Service> services) : services_(std::move(services)) {
+ServiceTable::ServiceTable(std::vector<SharedService> services, uint64_t generation)
+    : services_(std::move(services)), generation_(generation) {
   std::set<uint32_t> vips;
+  index_.reserve(services_.size());
   for (size_t i = 0; i < services_.size(); ++i) {
-    const Service& s = services_[i];
+    const Service& s = *services_[i];
     index_.emplace(keyOf(s.vip, s.port, s.protocol), i);
     vips.insert(s.vip);
   }
@@ -38,16 +40,16 @@ ServiceTable::ServiceTable(std::vector<Service> services) : services_(std::move(
 
 const Service* ServiceTable::find(uint32_t vip, uint16_t port, uint8_t protocol) const {
   const auto found = index_.find(keyOf(vip, port, protocol));
-  return found == index_.end() ? nullptr : &services_[found->second];
+  return found == index_.end() ? nullptr : services_[found->second].get();
 }
 
 // The distinct values of one field of the reals of every service of `protocol`, sorted.
 template <typename Field, typename Read>
-std::vector<Field> distinctRealFields(const std::vector<Service>& services, uint8_t protocol, Read read) {
+std::vector<Field> distinctRealFields(const std::vector<SharedService>& services, uint8_t protocol, Read read) {
   std::set<Field> values;
-  for (const Service& s : services) {
-    if (s.protocol != protocol) continue;
-    for (const flow::RealEndpoint& real : s.reals) values.insert(read(real));
+  for (const SharedService& s : services) {
+    if (s->protocol != protocol) continue;
+    for (const flow::RealEndpoint& real : s->reals) values.insert(read(real));
   }
   return {values.begin(), values.end()};
 }

@@ -1,5 +1,6 @@
 // The services and real servers as the data plane sees them: an immutable snapshot published by the
-// control plane (a new snapshot replaces the old one whole). Each service carries the selection
+// control plane. A new snapshot replaces the old one whole, but shares the services that did not
+// change with it (a health change rebuilds one service's table, not a thousand). Each service carries the selection
 // table its TypeScript scheduling policy computed; the data plane only indexes it, so scheduling a new
 // connection never calls into JavaScript.
 #pragma once
@@ -33,12 +34,16 @@ struct Service {
 // Picks the real server for a new connection; nullptr when the service has no usable real.
 const flow::RealEndpoint* pickReal(const Service& service, uint32_t clientIp, uint64_t randomValue);
 
+using SharedService = std::shared_ptr<const Service>;
+
 class ServiceTable {
  public:
-  explicit ServiceTable(std::vector<Service> services);
+  // `generation` numbers the snapshots the control plane published (it can watch a change arrive).
+  ServiceTable(std::vector<SharedService> services, uint64_t generation);
 
   const Service* find(uint32_t vip, uint16_t port, uint8_t protocol) const;
-  const std::vector<Service>& services() const { return services_; }
+  const std::vector<SharedService>& services() const { return services_; }
+  uint64_t generation() const { return generation_; }
   const std::vector<uint32_t>& vips() const { return vips_; }
   std::vector<uint16_t> realPorts(uint8_t protocol) const;
   std::vector<uint32_t> realIps(uint8_t protocol) const;
@@ -47,7 +52,8 @@ class ServiceTable {
   static uint64_t keyOf(uint32_t vip, uint16_t port, uint8_t protocol) {
     return (uint64_t{vip} << 24) | (uint64_t{port} << 8) | protocol;
   }
-  std::vector<Service> services_;
+  std::vector<SharedService> services_;
+  uint64_t generation_;
   std::unordered_map<uint64_t, size_t> index_;
   std::vector<uint32_t> vips_;
 };

@@ -393,7 +393,7 @@ void Worker::recordPacket(const flow::FlowEntry& entry, const Ipv4FrameView& vie
     if (tcpFlags & packet::kTcpFin) flowFlags = entry.setFlags(fromClient ? flow::flags::kClientFin : flow::flags::kRealFin);
     const flow::FlowState state = entry.state();
     const flow::TcpTransition next = flow::advanceTcpState(state, flowFlags, direction, tcpFlags);
-    if (next.state > state) entry.raiseState(next.state);
+    if (next.state > state) context_.flows.raiseState(entry, next.state);
   }
   if (entry.load<uint64_t>(flow::entry::kLastSeenMs) != nowMs_) entry.store<uint64_t>(flow::entry::kLastSeenMs, nowMs_);
   entry.add(fromClient ? flow::entry::kPacketsIn : flow::entry::kPacketsOut, 1);

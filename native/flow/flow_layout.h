@@ -1,7 +1,8 @@
 // The layout of the flow map in memory shared with TypeScript (a SharedArrayBuffer). This file is the
 // one definition: the addon exports these numbers (flowLayout()) and src/flows reads them from there.
 //
-//   [header 128 B][forward buckets u32 x B][reverse buckets u32 x B][free ring u32 x C][entries 192 B x C]
+//   [header 128 B][real counters 8 B x 65536][forward buckets u32 x B][reverse buckets u32 x B]
+//   [free ring u32 x C][entries 192 B x C]
 //
 // B (bucket count) is the power of two >= C (capacity). Bucket and link values are entry index + 1,
 // 0 meaning "none". All multi-byte fields are host-endian (little endian on x86/arm64): JS typed arrays
@@ -13,7 +14,7 @@
 namespace natlb::flow {
 
 constexpr uint32_t kMagic = 0x544c464e;  // "NFLT"
-constexpr uint32_t kLayoutVersion = 3;
+constexpr uint32_t kLayoutVersion = 4;
 constexpr size_t kHeaderBytes = 128;
 constexpr size_t kEntryBytes = 192;
 
@@ -42,6 +43,17 @@ constexpr size_t kEvictedHalfOpenRoom = 96;  // u64 evicted to keep room for new
 constexpr size_t kEvictedUdpRoom = 104;      // u64
 constexpr size_t kExpiredEarly = 112;        // u64 unassured flows expired by the short timeout under pressure
 }  // namespace header
+
+// Per-real connection counts, indexed by an entry's real id (u16, so every id has a slot), kept exact
+// by the table on every insert, state change and removal (flow_table.h), so status, metrics and
+// draining read them instead of walking the entries. Like ipvsadm's ActiveConn/InActConn: active is
+// an ESTABLISHED TCP flow, inactive every other live flow (UDP included).
+constexpr size_t kRealIdCount = 65536;
+constexpr size_t kRealCountersBytes = 8;
+namespace real_counters {
+constexpr size_t kActive = 0;    // u32
+constexpr size_t kInactive = 4;  // u32
+}  // namespace real_counters
 
 // Entry fields (byte offsets within one entry).
 namespace entry {
@@ -101,6 +113,9 @@ enum class FlowState : uint8_t {
   Udp = 6,
 };
 constexpr size_t kFlowStateCount = 7;
+// What a freed entry's state byte holds: above every state, so a worker that still holds the entry's
+// ref cannot raise its state (and move its real's counts) once the table has let it go.
+constexpr uint8_t kReleasedState = 0xff;
 
 namespace flags {
 constexpr uint16_t kClientFin = 1;
@@ -125,6 +140,7 @@ constexpr uint32_t bucketCountFor(uint32_t capacity) {
 }
 
 struct Offsets {
+  size_t realCounters;
   size_t forwardBuckets;
   size_t reverseBuckets;
   size_t freeRing;
@@ -135,7 +151,8 @@ struct Offsets {
 constexpr Offsets offsetsFor(uint32_t capacity) {
   const size_t buckets = bucketCountFor(capacity);
   Offsets offsets{};
-  offsets.forwardBuckets = kHeaderBytes;
+  offsets.realCounters = kHeaderBytes;
+  offsets.forwardBuckets = offsets.realCounters + kRealIdCount * kRealCountersBytes;
   offsets.reverseBuckets = offsets.forwardBuckets + buckets * 4;
   offsets.freeRing = offsets.reverseBuckets + buckets * 4;
   // entries start 64-byte aligned so u64 fields stay aligned and entries do not straddle lines needlessly

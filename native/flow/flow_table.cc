@@ -1,5 +1,6 @@
 #include "flow_table.h"
 
+#include "tcp_state.h"
 #include "tcp_tracking.h"
 
 #include <algorithm>
@@ -67,6 +68,7 @@ FlowTable::FlowTable(uint8_t* memory, size_t bytes) : memory_(memory) {
   capacity_ = capacity;
   for (auto& reader : readers_) reader.store(kOutsideBatch, std::memory_order_relaxed);
   bucketMask_ = buckets - 1;
+  realCounters_ = memory + offsets.realCounters;
   forwardBuckets_ = reinterpret_cast<uint32_t*>(memory + offsets.forwardBuckets);
   reverseBuckets_ = reinterpret_cast<uint32_t*>(memory + offsets.reverseBuckets);
   freeRing_ = reinterpret_cast<uint32_t*>(memory + offsets.freeRing);
@@ -173,6 +175,21 @@ void FlowTable::leaveUnassuredClass(const FlowEntry& e) {
 
 void FlowTable::assure(const FlowEntry& e) { leaveUnassuredClass(e); }
 
+// Adds `delta` to the count a flow in `state` belongs to (kReleasedState: none).
+void FlowTable::countFlow(uint16_t realId, uint8_t state, int32_t delta) const {
+  if (state == kReleasedState) return;
+  const size_t field = isActive(FlowState(state)) ? real_counters::kActive : real_counters::kInactive;
+  realCounter(realId, field).fetch_add(uint32_t(delta), std::memory_order_relaxed);
+}
+
+void FlowTable::raiseState(const FlowEntry& e, FlowState target) {
+  const std::optional<FlowState> from = e.raiseState(target);
+  if (!from || isActive(*from) == isActive(target)) return;
+  const uint16_t realId = e.load<uint16_t>(entry::kRealId);
+  countFlow(realId, uint8_t(target), 1);
+  countFlow(realId, uint8_t(*from), -1);
+}
+
 bool FlowTable::underPressure() const {
   const uint64_t live = headerField<uint32_t>(header::kLiveCount).load(std::memory_order_relaxed);
   return live * 1000 >= uint64_t{capacity_} * defences_.pressureAtPermille.load(std::memory_order_relaxed);
@@ -258,6 +275,7 @@ uint32_t FlowTable::insert(const ForwardKey& key, const RealEndpoint& real, Flow
   reverseHead.store(ref, std::memory_order_release);
   headerField<uint32_t>(header::kLiveCount).fetch_add(1, std::memory_order_relaxed);
   headerField<uint32_t>(classCountField(unassured)).fetch_add(1, std::memory_order_relaxed);
+  countFlow(real.id, uint8_t(state), 1);
   headerField<uint64_t>(header::kInserted).fetch_add(1, std::memory_order_relaxed);
   return ref;
 }
@@ -293,6 +311,8 @@ void FlowTable::releaseLocked(uint32_t ref) {
   leaveUnassuredClass(e);
   unlinkLocked(ref);
   if (isOffloaded(e)) offloaded_->withdraw(e);
+  // Taking the state byte settles a race with a worker raising it: whichever moves it last counts.
+  countFlow(e.load<uint16_t>(entry::kRealId), e.takeState(), -1);
   e.store<uint32_t>(entry::kStatus, uint32_t(EntryStatus::Free), std::memory_order_release);
   // Readers that enter a batch from here on cannot reach the entry (it is unlinked): the epoch tells
   // allocateLocked when the readers that might have are all done.

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 
 #include "../packet/wire.h"
 #include "flow_layout.h"
@@ -96,12 +97,20 @@ class FlowEntry {
     std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(bytes_ + entry::kFlags)).fetch_and(uint16_t(~bits), std::memory_order_relaxed);
   }
   // TCP states only move forward (SYN_RECV < ESTABLISHED < FIN_WAIT < TIME_WAIT < CLOSE), so two
-  // workers racing to advance a flow end in the later state whatever the interleaving.
-  void raiseState(FlowState target) const {
+  // workers racing to advance a flow end in the later state whatever the interleaving. Returns the
+  // state it moved from, or nothing when it was already there or beyond (a freed entry always is):
+  // exactly one caller sees each move. FlowTable::raiseState keeps the real's counts with it.
+  std::optional<FlowState> raiseState(FlowState target) const {
     std::atomic_ref<uint8_t> state(*(bytes_ + entry::kState));
     uint8_t current = state.load(std::memory_order_relaxed);
-    while (current < uint8_t(target) && !state.compare_exchange_weak(current, uint8_t(target), std::memory_order_relaxed)) {
+    while (current < uint8_t(target)) {
+      if (state.compare_exchange_weak(current, uint8_t(target), std::memory_order_relaxed)) return FlowState(current);
     }
+    return std::nullopt;
+  }
+  // Marks the entry's state released (kReleasedState) and returns what it was.
+  uint8_t takeState() const {
+    return std::atomic_ref<uint8_t>(*(bytes_ + entry::kState)).exchange(kReleasedState, std::memory_order_relaxed);
   }
   bool live() const { return load<uint32_t>(entry::kStatus, std::memory_order_acquire) == uint32_t(EntryStatus::Live); }
   uint16_t flags() const { return load<uint16_t>(entry::kFlags); }
@@ -162,6 +171,12 @@ class FlowTable {
   // Creates the flow (or returns the live one with this key), unassured (TCP in SYN_RECV, or UDP),
   // evicting unassured flows as the flood defences say; 0 when the map is full (counted).
   uint32_t insert(const ForwardKey& key, const RealEndpoint& real, FlowState state, uint64_t nowMs);
+  // Advances a flow's TCP state (never back) and moves it between its real's active and inactive
+  // counts. Lock-free, for the workers.
+  void raiseState(const FlowEntry& entry, FlowState target);
+  // A real's live flows, as kept in the shared counters (flow_layout.h): ESTABLISHED, and the rest.
+  uint32_t activeFlowsOf(uint16_t realId) const { return realCounter(realId, real_counters::kActive).load(std::memory_order_relaxed); }
+  uint32_t inactiveFlowsOf(uint16_t realId) const { return realCounter(realId, real_counters::kInactive).load(std::memory_order_relaxed); }
   // Removes a live flow (for reuse of a closing one by a new SYN).
   void remove(uint32_t ref, uint64_t nowMs);
   // The flow has proven itself (its handshake completed, or its UDP exchange goes on): it leaves its
@@ -252,6 +267,10 @@ class FlowTable {
   std::atomic_ref<uint32_t> bucket(uint32_t* buckets, uint32_t hash) const {
     return std::atomic_ref<uint32_t>(buckets[hash & bucketMask_]);
   }
+  std::atomic_ref<uint32_t> realCounter(uint16_t realId, size_t field) const {
+    return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(realCounters_ + size_t{realId} * kRealCountersBytes + field));
+  }
+  void countFlow(uint16_t realId, uint8_t state, int32_t delta) const;
   uint32_t hashForward(const ForwardKey& key) const;
   uint32_t hashReverse(const ReverseKey& key) const;
   bool matchesForward(const FlowEntry& entry, const ForwardKey& key) const;
@@ -275,6 +294,7 @@ class FlowTable {
   uint32_t capacity_;
   uint32_t bucketMask_;
   uint32_t hashSeed_;
+  uint8_t* realCounters_;
   uint32_t* forwardBuckets_;
   uint32_t* reverseBuckets_;
   uint32_t* freeRing_;

@@ -2,6 +2,7 @@
 
 import { request } from "node:http";
 import { ApiError, ControlError } from "../errors";
+import { connectionQueryString, type ConnectionQuery } from "../flows/connectionQuery";
 import { CONTROL_ROUTES, isControlErrorBody, toJson, type HttpMethod } from "./protocol";
 import { defaultSocketPath } from "./socketPath";
 
@@ -188,8 +189,10 @@ export class ControlClient {
     return this.request(CONTROL_ROUTES.status);
   }
 
-  conns(): Promise<unknown> {
-    return this.request(CONTROL_ROUTES.conns);
+  /** One page of connections (GET /conns), filtered as `query` says; the daemon checks the query. */
+  conns(query: ConnectionQuery = {}): Promise<unknown> {
+    const text = connectionQueryString(query);
+    return this.request(text ? `${CONTROL_ROUTES.conns}?${text}` : CONTROL_ROUTES.conns);
   }
 
   health(): Promise<unknown> {

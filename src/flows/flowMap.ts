@@ -3,6 +3,7 @@
 // (native/flow/flow_layout.h is its one definition).
 import { formatIPv4 } from "../addresses";
 import { loadNative, type FlowLayout } from "../native";
+import type { ConnectionPage, FlowFilter } from "./connectionQuery";
 
 export type FlowStateName = "NONE" | "SYN_RECV" | "ESTABLISHED" | "FIN_WAIT" | "TIME_WAIT" | "CLOSE" | "UDP";
 
@@ -19,6 +20,12 @@ export interface Connection {
   bytesIn: number;
   packetsOut: number;
   bytesOut: number;
+}
+
+/** A real's live flows (FlowMap.realCounts). */
+export interface RealCounts {
+  active: number;
+  inactive: number;
 }
 
 export interface FlowMapStats {
@@ -82,6 +89,19 @@ export class FlowMap {
     };
   }
 
+  /**
+   * A real's live flows as the data plane counts them (no walk of the map): `active` ESTABLISHED TCP,
+   * `inactive` every other state, UDP included (ipvsadm's ActiveConn/InActConn).
+   */
+  realCounts(realId: number): RealCounts {
+    const r = this.layout.realCounters;
+    if (!Number.isInteger(realId) || realId < 0 || realId >= r.realIdCount) {
+      throw new RangeError(`real id must be an integer 0..${r.realIdCount - 1}, got ${realId}`);
+    }
+    const base = r.offset + realId * r.bytesPerReal;
+    return { active: this.view.getUint32(base + r.active, true), inactive: this.view.getUint32(base + r.inactive, true) };
+  }
+
   /** Every live connection (a consistent-enough snapshot: entries may change while being read). */
   connections(limit = Number.POSITIVE_INFINITY): Connection[] {
     const out: Connection[] = [];
@@ -92,18 +112,56 @@ export class FlowMap {
     return out;
   }
 
+  /**
+   * One page of the live connections that pass `filter`, in map order from entry `cursor` on: at most
+   * `limit`, and the cursor of the next match when there is one. Filters compare raw fields, so a
+   * skipped flow costs no object.
+   */
+  page(filter: FlowFilter, cursor: number, limit: number): ConnectionPage<Connection> {
+    const connections: Connection[] = [];
+    let next: number | undefined;
+    this.forEachLive(
+      (connection, index) => {
+        if (connections.length === limit) {
+          next = index;
+          return false;
+        }
+        connections.push(connection);
+        return true;
+      },
+      { from: cursor, filter },
+    );
+    return next === undefined ? { connections, more: false } : { connections, more: true, next };
+  }
+
   private sum(base: number, userSpace: number, kernel: number): number {
     return Number(this.view.getBigUint64(base + userSpace, true) + this.view.getBigUint64(base + kernel, true));
   }
 
-  /** Calls `visit` for each live connection until it returns false. */
-  forEachLive(visit: (connection: Connection) => boolean): void {
+  private passes(base: number, f: FlowFilter): boolean {
+    const e = this.layout.entry;
+    const v = this.view;
+    return (
+      (f.protocol === undefined || v.getUint8(base + e.protocol) === f.protocol) &&
+      (f.vip === undefined || v.getUint32(base + e.vip, true) === f.vip) &&
+      (f.vport === undefined || v.getUint16(base + e.vport, true) === f.vport) &&
+      (f.realIp === undefined || v.getUint32(base + e.realIp, true) === f.realIp) &&
+      (f.realPort === undefined || v.getUint16(base + e.realPort, true) === f.realPort) &&
+      (f.clientNetwork === undefined || ((v.getUint32(base + e.clientIp, true) & (f.clientMask ?? 0xffffffff)) >>> 0) === f.clientNetwork) &&
+      (f.clientPort === undefined || v.getUint16(base + e.clientPort, true) === f.clientPort) &&
+      (f.state === undefined || v.getUint8(base + e.state) === f.state)
+    );
+  }
+
+  /** Calls `visit` for each live connection (from entry `from`, passing `filter`) until it returns false. */
+  forEachLive(visit: (connection: Connection, index: number) => boolean, options: { from?: number; filter?: FlowFilter } = {}): void {
     const e = this.layout.entry;
     const used = this.view.getUint32(this.layout.header.bumpAllocated, true);
     const now = loadNative().monotonicMs();
-    for (let index = 0; index < used; index++) {
+    for (let index = options.from ?? 0; index < used; index++) {
       const base = this.entriesOffset + index * this.layout.entryBytes;
       if (this.view.getUint32(base + e.status, true) !== 1) continue;
+      if (options.filter && !this.passes(base, options.filter)) continue;
       const lastSeen = Number(this.view.getBigUint64(base + e.lastSeenMs, true));
       const created = Number(this.view.getBigUint64(base + e.createdMs, true));
       const connection: Connection = {
@@ -124,7 +182,7 @@ export class FlowMap {
         packetsOut: this.sum(base, e.packetsOut, e.kernelPacketsOut),
         bytesOut: this.sum(base, e.bytesOut, e.kernelBytesOut),
       };
-      if (!visit(connection)) return;
+      if (!visit(connection, index)) return;
     }
   }
 }

@@ -51,9 +51,12 @@ export async function discoverGateway(config: NatlbConfig): Promise<GatewayView>
     }
   } else {
     const backends = new Set<string>();
+    // One route lookup (an `ip route get`) per distinct address: thousands of services share reals.
+    const routes = new Map<string, ReturnType<typeof routeGet>>();
     for (const [s, service] of config.services.entries()) {
       for (const [r, real] of service.reals.entries()) {
-        const route = await routeGet(real.ip).catch(() => undefined);
+        if (!routes.has(real.ip)) routes.set(real.ip, routeGet(real.ip));
+        const route = await routes.get(real.ip)!.catch(() => undefined);
         if (!route?.dev || route.type === "unreachable" || route.type === "blackhole") {
           throw new ConfigError(
             `services[${s}].reals[${r}].ip`,

@@ -84,12 +84,28 @@ function validate(config: MonitorCheckConfig): void {
   positive("fall", config.fall);
 }
 
+function statusOf(e: Entry): RealHealthStatus {
+  return {
+    serviceKey: e.serviceKey,
+    real: e.real,
+    up: e.state.up,
+    reason: e.state.reason,
+    streak: e.state.streak,
+    checks: e.checks,
+    lastCheckAt: e.lastCheckAt,
+    recentChanges: e.state.recentChanges,
+    heldDownUntil: e.state.heldDownUntil,
+  };
+}
+
 /** Grace beyond timeoutMs after which the monitor stops waiting for a checker that ignores it. */
 const CHECKER_GRACE_MS = 250;
 
 export class HealthMonitor {
   private readonly checker: HealthChecker;
   private readonly entries = new Map<string, Entry>();
+  /** The same entries by service, then `ip:port`: status reads a service's reals without a scan. */
+  private readonly byService = new Map<string, Map<string, Entry>>();
   private readonly downOnRefused: boolean;
   private readonly initiallyUp: boolean;
   private running = false;
@@ -136,6 +152,9 @@ export class HealthMonitor {
       lastCheckAt: undefined,
     };
     this.entries.set(key, entry);
+    let reals = this.byService.get(serviceKey);
+    if (!reals) this.byService.set(serviceKey, (reals = new Map()));
+    reals.set(`${real.ip}:${real.port}`, entry);
     if (this.running) this.schedule(entry, 0);
   }
 
@@ -145,6 +164,9 @@ export class HealthMonitor {
     const entry = this.entries.get(key);
     if (!entry) return false;
     this.entries.delete(key);
+    const reals = this.byService.get(serviceKey);
+    reals?.delete(`${real.ip}:${real.port}`);
+    if (reals?.size === 0) this.byService.delete(serviceKey);
     entry.removed = true;
     clearTimeout(entry.timer);
     entry.timer = undefined;
@@ -196,17 +218,13 @@ export class HealthMonitor {
   }
 
   status(): RealHealthStatus[] {
-    return [...this.entries.values()].map((e) => ({
-      serviceKey: e.serviceKey,
-      real: e.real,
-      up: e.state.up,
-      reason: e.state.reason,
-      streak: e.state.streak,
-      checks: e.checks,
-      lastCheckAt: e.lastCheckAt,
-      recentChanges: e.state.recentChanges,
-      heldDownUntil: e.state.heldDownUntil,
-    }));
+    return [...this.entries.values()].map(statusOf);
+  }
+
+  /** The checked reals of one service, by `ip:port`; undefined when none of its reals is checked. */
+  statusOfService(serviceKey: string): ReadonlyMap<string, RealHealthStatus> | undefined {
+    const reals = this.byService.get(serviceKey);
+    return reals && new Map([...reals].map(([key, entry]) => [key, statusOf(entry)]));
   }
 
   private schedule(entry: Entry, delayMs: number): void {
