@@ -3,7 +3,7 @@
 // then applied whole: selection tables are recomputed by the scheduling policies and handed to the
 // engine as one snapshot; kernel set-up follows the set of VIPs and real-server ports.
 import {
-  parseConfig, realKey, sameReceivePaths, serviceKey, type FloodProtection, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type ReceivePath, type WorkerLayout, type WorkerThreadsSetting,
+  diffConfig, parseConfig, realKey, sameReceivePaths, serviceKey, type ConfigDiff, type FloodProtection, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type ReceivePath, type WorkerLayout, type WorkerThreadsSetting,
 } from "./config";
 import { ApiError, NatlbError } from "./errors";
 import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
@@ -230,9 +230,18 @@ export class Balancer {
     });
   }
 
-  /** Applies a whole new configuration (a reload). Interfaces and flow capacity need a restart. */
-  reload(next: NatlbConfig): Promise<void> {
-    return this.enqueue(() => this.apply(parseConfig(next)));
+  /**
+   * Applies a whole new configuration (a reload) and returns what it changed (against the
+   * configuration it replaced, in the same turn of the change queue). Interfaces and flow capacity
+   * need a restart.
+   */
+  reload(next: NatlbConfig): Promise<ConfigDiff> {
+    return this.enqueue(async () => {
+      const parsed = parseConfig(next);
+      const diff = diffConfig(this.config, parsed);
+      await this.apply(parsed);
+      return diff;
+    });
   }
 
   // ---- reading ------------------------------------------------------------------------------------

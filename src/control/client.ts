@@ -55,7 +55,7 @@ function connectError(path: string, error: NodeJS.ErrnoException, timeoutMs: num
       return new ControlError(
         "E_CONTROL_ACCESS",
         path,
-        `permission denied on ${path}: run natlb as root or as a member of the socket's group`,
+        `permission denied on ${path}: run natlb as root or as a member of the socket's group (the daemon's control.readGroup)`,
         { cause: error },
       );
     case "ETIMEDOUT":
@@ -147,6 +147,10 @@ export function requestControl(
             settled = true;
             clearTimeout(timer);
             return resolve(body);
+          }
+          // The daemon's access check: the message names the role and the config field to change.
+          if (status === 403 && isControlErrorBody(body)) {
+            return fail(new ControlError("E_CONTROL_FORBIDDEN", socketPath, `refused by the daemon on ${socketPath}: ${body.error.message}`));
           }
           if (isControlErrorBody(body)) {
             return fail(new ApiError(body.error.message, { status, code: body.error.code }));
