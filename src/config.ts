@@ -247,12 +247,13 @@ const interfaceName = z
 
 /** A group name as groupadd allows it, or a numeric gid. */
 function groupRef(role: string) {
+  const error = expecting(`the ${role} role's group: a group name like "natlb-${role}" or a numeric gid`);
   return z.union(
     [
-      z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/),
-      z.number().int().min(0).max(0xfffffffe),
+      z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/, { error }),
+      z.number({ error }).int({ error }).min(0, { error }).max(0xfffffffe, { error }),
     ],
-    { error: expecting(`the ${role} role's group: a group name like "natlb-${role}" or a numeric gid`) },
+    { error },
   );
 }
 

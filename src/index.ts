@@ -15,7 +15,7 @@ export { startDaemon } from "./daemon";
 export { removeNatlbKernelState } from "./kernel";
 // Types the exports above refer to, so that users can name them and the API reference (docs/api/) links them.
 export type {
-  ConfigDiff, DeadRealFlows, FloodProtection, GlobalSetting, InterfacesConfig, KernelFastPathSetting, NoHealthCheckConfig, ReceivePath, WorkerLayout, WorkerThreadsSetting,
+  ConfigDiff, ControlAccessConfig, DeadRealFlows, FloodProtection, GlobalSetting, GroupRef, InterfacesConfig, KernelFastPathSetting, MetricsConfig, NoHealthCheckConfig, ReceivePath, WorkerLayout, WorkerThreadsSetting,
   ReceivePathConfig, RealUpdate, ServiceChange, TcpHealthCheckConfig,
 } from "./config";
 export type {
