@@ -240,7 +240,7 @@ test("an applied change is logged with the peer's uid and pid, the route and wha
     route: "PUT /reals",
     result: "applied",
     by: { via: "control socket", uid: process.getuid!(), gid: process.getgid!(), pid: process.pid },
-    change: { service: "198.18.0.100:80/tcp", real: "198.18.1.11:80", weight: "3->0" },
+    change: { service: "198.18.0.100:80/tcp", real: "198.18.1.11:8080", weight: "3->0" },
   });
 });
 

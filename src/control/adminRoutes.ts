@@ -46,7 +46,8 @@ function ref(service: z.infer<typeof serviceRef>): ServiceRef {
   return { vip: service.vip, port: service.port, ...(service.protocol ? { protocol: service.protocol } : {}) };
 }
 
-function realName(real: { readonly ip: string; readonly port?: number | undefined }, servicePort: number): string {
+/** A new real's name: its port defaults to the service's, as in the config. */
+function newRealName(real: { readonly ip: string; readonly port?: number | undefined }, servicePort: number): string {
   return `${real.ip}:${real.port ?? servicePort}`;
 }
 
@@ -77,10 +78,15 @@ function audited<S extends z.ZodType>(
 }
 
 export function adminRoutes(balancer: ChangeTarget, reload: () => Promise<ConfigDiff>, audit: AuditLog): ControlHandlers {
-  const weightOf = (service: z.infer<typeof serviceRef>, real: z.infer<typeof realRef>): number | undefined =>
+  /** The running real a reference names (a reference without a port matches any port), for the record. */
+  const runningReal = (service: z.infer<typeof serviceRef>, real: z.infer<typeof realRef>) =>
     balancer.currentConfig.services
       .find((s) => s.vip === service.vip && s.port === service.port && s.protocol === (service.protocol ?? "tcp"))
-      ?.reals.find((r) => r.ip === real.ip && (real.port === undefined || r.port === real.port))?.weight;
+      ?.reals.find((r) => r.ip === real.ip && (real.port === undefined || r.port === real.port));
+  const existingName = (service: z.infer<typeof serviceRef>, real: z.infer<typeof realRef>): string => {
+    const found = runningReal(service, real);
+    return found ? `${found.ip}:${found.port}` : real.port === undefined ? real.ip : `${real.ip}:${real.port}`;
+  };
   return {
     "POST /services": audited(
       audit,
@@ -100,21 +106,21 @@ export function adminRoutes(balancer: ChangeTarget, reload: () => Promise<Config
       audit,
       "POST /reals",
       bodies.addReal,
-      (b) => ({ service: serviceName(b.service), real: realName(b.real, b.service.port), weight: b.real.weight }),
+      (b) => ({ service: serviceName(b.service), real: newRealName(b.real, b.service.port), weight: b.real.weight }),
       (b) => balancer.addReal(ref(b.service), b.real),
     ),
     "PUT /reals": audited(
       audit,
       "PUT /reals",
       bodies.updateReal,
-      (b) => ({ service: serviceName(b.service), real: realName(b.real, b.service.port), weight: `${weightOf(b.service, b.real) ?? "?"}->${b.weight}` }),
+      (b) => ({ service: serviceName(b.service), real: existingName(b.service, b.real), weight: `${runningReal(b.service, b.real)?.weight ?? "?"}->${b.weight}` }),
       (b) => balancer.updateReal(ref(b.service), b.real.port === undefined ? { ip: b.real.ip } : { ip: b.real.ip, port: b.real.port }, { weight: b.weight }),
     ),
     "DELETE /reals": audited(
       audit,
       "DELETE /reals",
       bodies.removeReal,
-      (b) => ({ service: serviceName(b.service), real: realName(b.real, b.service.port) }),
+      (b) => ({ service: serviceName(b.service), real: existingName(b.service, b.real) }),
       (b) => balancer.removeReal(ref(b.service), b.real.port === undefined ? { ip: b.real.ip } : { ip: b.real.ip, port: b.real.port }),
     ),
     "POST /reload": audited(
