@@ -29,9 +29,11 @@ function counterMirror<T extends string>(counter: Counter<T>): (labels: LabelVal
   const seen = new Map<string, number>();
   return (labels, total) => {
     const key = JSON.stringify(labels);
-    const before = seen.get(key) ?? 0;
+    const before = seen.get(key);
     seen.set(key, total);
-    if (total > before) counter.inc(labels, total - before);
+    // The first scrape makes every series appear, those at 0 too.
+    if (before === undefined) counter.inc(labels, total);
+    else if (total > before) counter.inc(labels, total - before);
     else if (total < before) {
       // The source started again from zero (it never does within one daemon): start the series again too.
       counter.remove(labels);

@@ -37,8 +37,9 @@ test("engine totals are counters that follow the totals; gauges follow the statu
   let scrape = 1;
   let weight = 2;
   // Totals grow with each scrape; ringDrops stays.
-  const metrics = natlbMetrics({ status: () => status((name) => (name === "ringDrops" ? 4 : 10 * scrape), weight) });
+  const metrics = natlbMetrics({ status: () => status((name) => (name === "ringDrops" ? 4 : name === "dropVlan" ? 0 : 10 * scrape), weight) });
   const first = await metrics.scrape();
+  t.is(sample(first, 'natlb_drops_total{reason="vlan"}'), 0, "a total at 0 is a series at 0");
   t.is(sample(first, 'natlb_frames_total{counter="toReal"}'), 10);
   t.is(sample(first, 'natlb_drops_total{reason="noNeighbour"}'), 10);
   t.is(sample(first, 'natlb_drops_total{reason="ring"}'), 4);
