@@ -131,6 +131,24 @@ test("the socket is 0660 and the directory natlb made is 0750, both in the read 
   t.is(dir.gid, readGid);
 });
 
+test("a directory natlb did not make keeps its mode and group; the daemon warns when the group cannot pass", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "natlb-acl-own-"));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const before = await stat(dir);
+  const records: Record<string, unknown>[] = [];
+  const logger = pino({ level: "info" }, { write: (line: string) => void records.push(JSON.parse(line) as Record<string, unknown>) });
+  const access: AccessPolicy = { readGroup: { name: READ_GROUP, gid: readGid }, adminGroup: undefined, daemonUid: 0 };
+  const server = await startControlServer(join(dir, "natlb.sock"), {}, { access, logger });
+  t.teardown(() => server.close());
+  const after = await stat(dir);
+  t.is(after.mode, before.mode);
+  t.is(after.gid, before.gid);
+  t.is((await stat(join(dir, "natlb.sock"))).gid, readGid, "the socket itself gets the group");
+  const warning = records.find((r) => r["directory"] === dir);
+  t.is(warning?.["level"], 40);
+  t.regex(String(warning?.["msg"]), new RegExp(`members of group "${READ_GROUP}" cannot pass through ${dir.replace(/[.]/g, "\\.")}`));
+});
+
 test("only the admin group configured: the socket gets the admin group", async (t) => {
   const served = await serve(t, { admin: true });
   t.is((await stat(served.socket)).gid, adminGid);

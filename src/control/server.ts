@@ -1,9 +1,10 @@
 // The daemon side of the control interface: HTTP/1.1 over a unix domain socket, with two gates.
 // The file permissions come first: the directory is 0750 and the socket 0660, its group the read
 // role's group (else the admin role's), so only root, the daemon's user and that group can connect.
-// Then each connection's peer credentials (SO_PEERCRED, read once at accept) decide its role, and a
-// route its role does not allow gets a 403 that names the role and the config field to change
-// (roles.ts). A slow or stalled client is cut off by the header and request timeouts.
+// Then each connection's peer credentials (SO_PEERCRED and SO_PEERGROUPS, read once at accept)
+// decide its role, and a route its role does not allow gets a 403 that names the role and the
+// config field to change (roles.ts). A slow or stalled client is cut off by the header and request
+// timeouts.
 
 import type { Socket } from "node:net";
 import { chmod, chown, lstat, mkdir, stat, unlink } from "node:fs/promises";
