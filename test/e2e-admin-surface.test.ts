@@ -39,6 +39,9 @@ test("metrics on the control socket and the listener agree; CLI and SIGHUP chang
     const toRealSocket = sample(onSocket, 'natlb_frames_total{counter="toReal"}') ?? 0;
     t.true(toRealSocket > 0, "the download's frames are counted");
     t.true((sample(overHttp, 'natlb_frames_total{counter="toReal"}') ?? 0) >= toRealSocket, "one counter, scraped later: never lower");
+    const fromCli = await natlb!.cli(["metrics"]);
+    t.is(fromCli.code, 0, fromCli.stderr);
+    t.is(sample(fromCli.stdout, weightSeries(r1!)), 2);
 
     // A change through the CLI: logged with the CLI's uid and pid, the route, the real and its weight.
     const weight = await natlb!.cli(["real", "weight", `${lab.vip}:${SERVICE_PORT}`, lab.reals[1]!.ip, "0"]);

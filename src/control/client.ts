@@ -131,6 +131,12 @@ export function requestControl(
           if (settled) return;
           const text = Buffer.concat(chunks).toString("utf8");
           const status = res.statusCode ?? 0;
+          // GET /metrics answers Prometheus text: the text is the answer.
+          if (status >= 200 && status < 300 && /^text\/plain/.test(res.headers["content-type"] ?? "")) {
+            settled = true;
+            clearTimeout(timer);
+            return resolve(text);
+          }
           let body: unknown;
           try {
             body = JSON.parse(text);
@@ -198,5 +204,10 @@ export class ControlClient {
 
   health(): Promise<unknown> {
     return this.request(CONTROL_ROUTES.health);
+  }
+
+  /** The Prometheus text the metrics listener serves. */
+  async metrics(): Promise<string> {
+    return String(await this.request(CONTROL_ROUTES.metrics));
   }
 }
