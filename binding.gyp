@@ -25,6 +25,7 @@
         "native/io/bpf_object.cc",
         "native/io/control_frame_socket.cc",
         "native/io/interface_properties.cc",
+        "native/io/peer_credentials.cc",
         "native/flow/flow_table.cc",
         "native/engine/service_table.cc",
         "native/engine/route_table.cc",

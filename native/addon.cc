@@ -14,6 +14,7 @@
 #include "flow/flow_table.h"
 #include "flow/reply_claims.h"
 #include "io/kernel_forwarding.h"
+#include "io/peer_credentials.h"
 #include "packet/checksum_state.h"
 #include "packet/ipv4_frame.h"
 #include "packet/nat_rewrite.h"
@@ -555,6 +556,23 @@ Napi::Value TcxIngressPrograms(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// The control socket's access check: who connected (io/peer_credentials.h). `fd` is a connected unix
+// socket the caller owns; it is only read.
+Napi::Value PeerCredentialsOf(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const int fd = int(integerFrom(info[0], "fd", 0, 0x7fffffff));
+  io::PeerCredentials credentials;
+  guarded(env, [&] { credentials = io::peerCredentials(fd); });
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pid", double(credentials.pid));
+  out.Set("uid", double(credentials.uid));
+  out.Set("gid", double(credentials.gid));
+  Napi::Array groups = Napi::Array::New(env, credentials.groups.size());
+  for (uint32_t i = 0; i < credentials.groups.size(); ++i) groups.Set(i, double(credentials.groups[i]));
+  out.Set("groups", groups);
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("flowLayout", Napi::Function::New(env, FlowLayout));
   exports.Set("flowTableBytes", Napi::Function::New(env, FlowTableBytes));
@@ -563,6 +581,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("monotonicMs", Napi::Function::New(env, MonotonicMs));
   exports.Set("Engine", EngineWrap::Define(env));
   exports.Set("tcxIngressPrograms", Napi::Function::New(env, TcxIngressPrograms));
+  exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentialsOf));
   Napi::Object packetFunctions = Napi::Object::New(env);
   packetFunctions.Set("parse", Napi::Function::New(env, ParseFrame));
   packetFunctions.Set("checksumStateOf", Napi::Function::New(env, ChecksumStateOf));

@@ -4,14 +4,13 @@
 // engine as one snapshot; kernel set-up follows the set of VIPs and real-server ports.
 import { performance } from "node:perf_hooks";
 import {
-  diffConfig, parseConfig, realKey, sameReceivePaths, serviceKey, type FloodProtection, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type ReceivePath, type WorkerLayout, type WorkerThreadsSetting,
+  diffConfig, parseConfig, realKey, sameReceivePaths, serviceKey, type ConfigDiff, type FloodProtection, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type ReceivePath, type WorkerLayout, type WorkerThreadsSetting,
 } from "./config";
 import { ApiError, NatlbError } from "./errors";
 import { cursorOf, flowFilterOf, pageLimitOf, type ConnectionPage, type ConnectionQuery } from "./flows/connectionQuery";
 import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
 import { discoverGateway, readLocalAddresses, readNeighbours, readRoutes, type GatewayView } from "./gateway/interfaces";
-import { EventHub, PressureWatch, currentChangeOrigin, type ChangeOrigin, type NatlbEvent, type WatchOptions } from "./events";
-import { summarizeChange } from "./events/changeSummary";
+import { EventHub, PressureWatch, currentChangeOrigin, summarizeDiff, type ChangeOrigin, type NatlbEvent, type WatchOptions } from "./events";
 import { HealthMonitor, checkerFor, type HealthChange, type RealHealthStatus } from "./health";
 import { KernelSetup, mergePlans, planFor, type KernelPlan } from "./kernel";
 import { acquireNamespaceLock, type NamespaceLock } from "./namespaceLock";
@@ -263,10 +262,19 @@ export class Balancer {
     });
   }
 
-  /** Applies a whole new configuration (a reload). Interfaces and flow capacity need a restart. */
-  reload(next: NatlbConfig): Promise<void> {
+  /**
+   * Applies a whole new configuration (a reload) and returns what it changed (against the
+   * configuration it replaced, in the same turn of the change queue). Interfaces and flow capacity
+   * need a restart.
+   */
+  reload(next: NatlbConfig): Promise<ConfigDiff> {
     const origin = currentChangeOrigin();
-    return this.enqueue(() => this.apply(parseConfig(next), origin));
+    return this.enqueue(async () => {
+      const parsed = parseConfig(next);
+      const diff = diffConfig(this.config, parsed);
+      await this.apply(parsed, origin);
+      return diff;
+    });
   }
 
   /**
@@ -458,7 +466,7 @@ export class Balancer {
       this.syncHealthChecks();
       await this.kernel?.update(nextPlan);
       this.endFlowsOfDeadReals(removed);
-      this.hub.publish({ type: "change", change: summarizeChange(diffConfig(previous, next)), origin });
+      this.hub.publish({ type: "change", change: summarizeDiff(diffConfig(previous, next)), origin });
       if (!this.kernel && JSON.stringify(nextPlan) !== JSON.stringify(previousPlan)) {
         this.log.warn("the VIPs changed and natlb runs without kernel set-up: run `natlb kernel-setup --config <file>` again");
       }

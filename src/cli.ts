@@ -150,6 +150,18 @@ export function buildProgram(options: ProgramOptions = {}): Command {
   });
 
   withExamples(
+    addClientOptions(
+      program
+        .command("metrics")
+        .description("the daemon's Prometheus metrics, from its control socket (the read role), as a scrape would see them"),
+    ),
+    "natlb metrics | grep natlb_real_active_connections",
+  ).action(async (options: ClientOptions) => {
+    const text = String(await askDaemon(options, "GET /metrics"));
+    printResult(options.json, { metrics: text }, () => text.trimEnd());
+  });
+
+  withExamples(
     program
       .command("check-config")
       .description("validate a configuration file and print it, as JSON, with every default filled in (exit status 3 when invalid)")

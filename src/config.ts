@@ -171,6 +171,28 @@ export const DEFAULT_FLOOD_PROTECTION: FloodProtection = Object.freeze({
   pressureTimeout: 5,
 });
 
+/** A group by name (looked up at start, NSS included) or by numeric gid. */
+export type GroupRef = string | number;
+
+/**
+ * The control socket's two roles: read (status, conns, health, metrics) and admin (every change).
+ * root and the daemon's own user are always admin. The socket file's group is readGroup (else
+ * adminGroup), so the file permissions admit exactly the peers that may hold a role.
+ */
+export interface ControlAccessConfig {
+  /** Members may use the read routes; undefined: only admins may. */
+  readonly readGroup: GroupRef | undefined;
+  /** Members may use every route; undefined: only root and the daemon's user may. */
+  readonly adminGroup: GroupRef | undefined;
+}
+
+export interface MetricsConfig {
+  /** IPv4 address and port of the HTTP listener. */
+  readonly listen: string;
+  /** A listen address outside 127.0.0.0/8 is refused unless this is true. */
+  readonly allowNonLoopback: boolean;
+}
+
 export interface NatlbConfig {
   readonly services: ReadonlyArray<ServiceConfig>;
   /** Undefined: derive the interfaces from the routes to the VIPs' clients and the reals. */
@@ -180,8 +202,10 @@ export interface NatlbConfig {
   readonly floodProtection: FloodProtection;
   /** Control socket path; undefined: the per-network-namespace default (see defaultSocketPath). */
   readonly socket: string | undefined;
-  /** Prometheus metrics over HTTP on this address; undefined: no metrics endpoint. */
-  readonly metrics: { readonly listen: string } | undefined;
+  /** Who may use the control socket, by role (src/control/roles.ts). */
+  readonly control: ControlAccessConfig;
+  /** Prometheus metrics over HTTP on this address; undefined: no HTTP listener (GET /metrics on the control socket still answers). */
+  readonly metrics: MetricsConfig | undefined;
   readonly receivePath: ReceivePathConfig;
   readonly kernelFastPath: KernelFastPathSetting;
   readonly workerThreads: WorkerThreadsSetting;
@@ -276,6 +300,23 @@ const interfaceName = z
   .regex(/^[^/:\s]{1,15}$/, { error: expecting("an interface name of 1..15 characters without '/', ':' or spaces") })
   .refine((s) => s !== "." && s !== "..", { error: expecting("an interface name") });
 
+/** A group name as groupadd allows it, or a numeric gid. */
+function groupRef(role: string) {
+  const error = expecting(`the ${role} role's group: a group name like "natlb-${role}" or a numeric gid`);
+  return z.union(
+    [
+      z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/, { error }),
+      z.number({ error }).int({ error }).min(0, { error }).max(0xfffffffe, { error }),
+    ],
+    { error },
+  );
+}
+
+/** 127.0.0.0/8. */
+function isLoopback(ip: string): boolean {
+  return ip.split(".")[0] === "127";
+}
+
 function interfaceList(side: string) {
   return z
     .array(interfaceName, { error: expecting(`a list of ${side} interface names like ["eth0"]`) })
@@ -283,7 +324,8 @@ function interfaceList(side: string) {
     .refine((names) => new Set(names).size === names.length, { error: "lists an interface twice: remove the duplicate" });
 }
 
-const realSchema = z.strictObject({
+/** One real server as the config and the control socket's POST /reals take it. */
+export const realSchema = z.strictObject({
   ip: ipv4("real server").meta({
     description: "The real server's address (RIP). It must be unicast and must not be a VIP of any service.",
     examples: ["198.18.1.11"],
@@ -434,7 +476,8 @@ function resolveHealthCheck(hc: ParsedHealthCheck | undefined, protocol: Protoco
   }
 }
 
-const serviceSchema = z
+/** One service as the config and the control socket's POST /services take it. */
+export const serviceSchema = z
   .strictObject(
     {
       vip: ipv4("virtual IP").meta({
@@ -581,6 +624,26 @@ export const configSchema = z
         .refine((p) => Buffer.byteLength(p) <= 107, { error: "socket path is longer than 107 bytes: use a shorter one" })
         .optional()
         .describe("Control socket path. Left out: /run/natlb/natlb-<network namespace inode>.sock, so balancers in two namespaces never clash."),
+      control: z
+        .strictObject(
+          {
+            readGroup: groupRef("read")
+              .optional()
+              .describe(
+                "Members of this group (a name, or a numeric gid) may use the read routes of the control socket: status, conns, health, metrics. The socket file gets this group (mode 0660). Left out: only admins may read.",
+              ),
+            adminGroup: groupRef("admin")
+              .optional()
+              .describe(
+                "Members of this group may also change the running daemon (services, reals, reload). root and the daemon's own user are always admins. The socket admits readGroup (when set): admins need to be in both groups.",
+              ),
+          },
+          { error: expecting('an object like { "readGroup": "natlb-read", "adminGroup": "natlb-admin" }') },
+        )
+        .optional()
+        .describe(
+          "Who may use the control socket, by role (on top of the socket file's permissions). Left out: only root and the daemon's user. Takes effect at start.",
+        ),
       metrics: z
         .strictObject(
           {
@@ -591,11 +654,28 @@ export const configSchema = z
                 error: expecting('an IPv4 address and a port 1..65535 like "127.0.0.1:9910"'),
               })
               .meta({ description: "IPv4 address and port to serve the metrics on.", examples: ["127.0.0.1:9910"] }),
+            allowNonLoopback: z
+              .boolean({ error: expecting("true or false") })
+              .default(false)
+              .describe(
+                "Serve the metrics on an address outside 127.0.0.0/8 (anyone who reaches it reads the services, reals and counters, without authentication). Default false: such an address is refused.",
+              ),
           },
           { error: expecting('an object like { "listen": "127.0.0.1:9910" }') },
         )
+        .superRefine((m, context) => {
+          if (!m.allowNonLoopback && !isLoopback(m.listen.split(":")[0]!)) {
+            context.addIssue({
+              code: "custom",
+              path: ["listen"],
+              message: `${m.listen} is not a loopback address: the metrics have no authentication. Use 127.0.0.1, read GET /metrics on the control socket instead, or set metrics.allowNonLoopback to true`,
+            });
+          }
+        })
         .optional()
-        .describe("Prometheus metrics over HTTP at /metrics. Left out: no metrics endpoint. Takes effect at start."),
+        .describe(
+          "Prometheus metrics over HTTP at /metrics, on loopback unless allowNonLoopback. Left out: no HTTP listener; the control socket answers GET /metrics (read role) either way. Takes effect at start.",
+        ),
       receivePath: receivePathSchema
         .optional()
         .describe(
@@ -623,6 +703,7 @@ export const configSchema = z
       timeouts: c.timeouts,
       floodProtection: c.floodProtection,
       socket: c.socket,
+      control: { readGroup: c.control?.readGroup, adminGroup: c.control?.adminGroup },
       metrics: c.metrics,
       receivePath: c.receivePath ?? { default: "af_packet", interfaces: {} },
       kernelFastPath: c.kernelFastPath ?? "auto",
@@ -909,7 +990,7 @@ export interface ServiceChange {
 }
 
 export type GlobalSetting =
-  | "interfaces" | "flowCapacity" | "timeouts" | "floodProtection" | "socket" | "metrics" | "receivePath" | "kernelFastPath" | "workerThreads";
+  | "interfaces" | "flowCapacity" | "timeouts" | "floodProtection" | "socket" | "control" | "metrics" | "receivePath" | "kernelFastPath" | "workerThreads";
 
 export interface ConfigDiff {
   readonly added: ReadonlyArray<ServiceConfig>;
@@ -979,6 +1060,7 @@ export function diffConfig(old: NatlbConfig, next: NatlbConfig): ConfigDiff {
   if (!sameJson(old.timeouts, next.timeouts)) settings.push("timeouts");
   if (!sameJson(old.floodProtection, next.floodProtection)) settings.push("floodProtection");
   if (old.socket !== next.socket) settings.push("socket");
+  if (!sameJson(old.control, next.control)) settings.push("control");
   if (!sameJson(old.metrics, next.metrics)) settings.push("metrics");
   if (!sameReceivePaths(old.receivePath, next.receivePath)) settings.push("receivePath");
   if (old.kernelFastPath !== next.kernelFastPath) settings.push("kernelFastPath");

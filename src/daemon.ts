@@ -2,12 +2,17 @@
 // file. The control socket opens only after the engine forwards (rings open, ARP answered), so a
 // successful `natlb status` means traffic flows.
 import { Balancer } from "./balancer";
-import { loadConfigFile } from "./config";
-import { defaultSocketPath, startControlServer, type ControlServer } from "./control";
+import { loadConfigFile, type ControlAccessConfig } from "./config";
+import { CONTROL_ROUTES, defaultSocketPath, startControlServer, type ControlServer } from "./control";
 import { adminRoutes } from "./control/adminRoutes";
 import { connsRoute } from "./control/connsRoute";
+import { AuditLog } from "./control/auditLog";
+import { SIGHUP_ORIGIN, summarizeDiff, withChangeOrigin } from "./events";
+import type { AccessPolicy } from "./control/roles";
+import { TextAnswer } from "./control/server";
+import { resolveGroup } from "./control/systemGroups";
 import { createLogger, type Logger } from "./log";
-import { startMetricsServer, type MetricsServer } from "./metrics";
+import { natlbMetrics, startMetricsServer, type MetricsServer } from "./metrics";
 
 export interface DaemonOptions {
   configPath: string;
@@ -24,29 +29,49 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+/** The control socket's roles from the config: group names looked up now, so a missing group fails the start. */
+async function accessPolicy(control: ControlAccessConfig): Promise<AccessPolicy> {
+  return {
+    readGroup: control.readGroup === undefined ? undefined : await resolveGroup(control.readGroup, "control.readGroup"),
+    adminGroup: control.adminGroup === undefined ? undefined : await resolveGroup(control.adminGroup, "control.adminGroup"),
+    daemonUid: process.geteuid?.() ?? 0,
+  };
+}
+
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const log = options.logger ?? createLogger();
   const config = await loadConfigFile(options.configPath);
   const socketPath = options.socketPath ?? config.socket ?? defaultSocketPath();
+  const access = await accessPolicy(config.control);
   const balancer = await Balancer.start(config, { logger: log, kernelSetup: options.kernelSetup ?? true });
+  const audit = new AuditLog(log);
+  const metricsText = natlbMetrics(balancer);
+  const reloadFromFile = async () => balancer.reload(await loadConfigFile(options.configPath));
   let control: ControlServer;
   try {
-    const reload = async () => balancer.reload(await loadConfigFile(options.configPath));
-    control = await startControlServer(socketPath, {
-      "GET /status": () => balancer.status(),
-      ...connsRoute(balancer),
-      "GET /health": () => ({ ok: true }),
-      ...adminRoutes(balancer, reload),
-    });
+    control = await startControlServer(
+      socketPath,
+      {
+        [CONTROL_ROUTES.status]: () => balancer.status(),
+        ...connsRoute(balancer),
+        [CONTROL_ROUTES.health]: () => ({ ok: true }),
+        [CONTROL_ROUTES.metrics]: async () => new TextAnswer(metricsText.contentType, await metricsText.scrape()),
+        ...adminRoutes(balancer, reloadFromFile, audit),
+      },
+      { access, logger: log },
+    );
   } catch (error) {
     await balancer.stop();
     throw error;
   }
-  log.info({ socket: socketPath }, "control socket ready");
+  log.info(
+    { socket: socketPath, readGroup: access.readGroup?.name ?? null, adminGroup: access.adminGroup?.name ?? null },
+    "control socket ready",
+  );
   let metrics: MetricsServer | undefined;
   if (config.metrics) {
     try {
-      metrics = await startMetricsServer(balancer, config.metrics.listen);
+      metrics = await startMetricsServer(metricsText, config.metrics.listen);
       log.info({ listen: config.metrics.listen }, "metrics at /metrics");
     } catch (error) {
       await control.close().catch(() => undefined);
@@ -75,10 +100,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     return stopping;
   };
   const onReload = () => {
-    loadConfigFile(options.configPath)
-      .then((next) => balancer.reload(next))
-      .then(() => log.info("configuration reloaded"))
-      .catch((error: unknown) => log.error({ err: error }, "reload refused; the running configuration is unchanged"));
+    withChangeOrigin(SIGHUP_ORIGIN, reloadFromFile)
+      .then((diff) => audit.applied(SIGHUP_ORIGIN, "SIGHUP reload", summarizeDiff(diff)))
+      .catch((error: unknown) => audit.refused(SIGHUP_ORIGIN, "SIGHUP reload", { reload: options.configPath }, error));
   };
   process.on("SIGHUP", onReload);
   return { balancer, socketPath, stopped, stop };

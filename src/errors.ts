@@ -111,6 +111,7 @@ export type ControlErrorCode =
   | "E_CONTROL_NOT_SOCKET" // the path exists and is not a socket: natlb will not delete it
   | "E_CONTROL_NO_DAEMON" // nothing at the path, or a stale socket nobody listens on
   | "E_CONTROL_ACCESS" // permission denied on the socket or its directory
+  | "E_CONTROL_FORBIDDEN" // the daemon refused the request: the peer lacks the role it needs (HTTP 403)
   | "E_CONTROL_TIMEOUT" // the daemon did not answer in time
   | "E_CONTROL_PROTOCOL" // the answer was not what a natlb daemon sends
   | "E_CONTROL_PATH"; // the path is unusable (too long, not absolute)

@@ -26,7 +26,7 @@ export const EXIT_CODE_MEANINGS: Readonly<Record<ExitCodeName, string>> = Object
   config: "invalid or unreadable configuration file",
   noDaemon: "no natlb daemon answers on the control socket (start one with `natlb run`)",
   refused: "the daemon refused the request (unknown service or real, invalid value, conflict)",
-  permission: "a privilege or file permission is missing (run as root, or join the socket's group)",
+  permission: "a privilege, file permission or control role is missing (run as root, or join the group of control.readGroup or control.adminGroup)",
   busy: "a natlb daemon already runs in this network namespace or on this socket",
 });
 
@@ -54,6 +54,7 @@ const EXIT_BY_ERROR_CODE: Readonly<Record<NatlbErrorCode, ExitCodeName>> = Objec
   E_API: "refused",
   E_PRIVILEGE: "permission",
   E_CONTROL_ACCESS: "permission",
+  E_CONTROL_FORBIDDEN: "permission",
   E_ALREADY_RUNNING: "busy",
   E_RUNNING: "busy",
   E_CONTROL_IN_USE: "busy",

@@ -21,7 +21,7 @@ export type { ChangeOrigin, NatlbEvent, NatlbEventBody, NatlbEventType, WatchOpt
 export { removeNatlbKernelState } from "./kernel";
 // Types the exports above refer to, so that users can name them and the API reference (docs/api/) links them.
 export type {
-  ConfigDiff, DeadRealFlows, FloodProtection, GlobalSetting, InterfacesConfig, KernelFastPathSetting, NoHealthCheckConfig, ReceivePath, WorkerLayout, WorkerThreadsSetting,
+  ConfigDiff, ControlAccessConfig, DeadRealFlows, FloodProtection, GlobalSetting, GroupRef, InterfacesConfig, KernelFastPathSetting, MetricsConfig, NoHealthCheckConfig, ReceivePath, WorkerLayout, WorkerThreadsSetting,
   ReceivePathConfig, RealUpdate, ServiceChange, TcpHealthCheckConfig, HttpHealthCheckConfig, UdpHealthCheckConfig, ExecHealthCheckConfig,
   ActiveHealthCheckConfig, HealthCheckTiming, FlapDampingConfig,
 } from "./config";

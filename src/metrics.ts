@@ -1,8 +1,10 @@
-// Prometheus metrics over HTTP (prom-client), read from the balancer at scrape time: the engine's
-// frame counters and drops by reason, the flow map, and per real server its weight, health and
-// active/inactive connections. Off unless the config names an address ("metrics": {"listen": ...}).
+// Prometheus metrics (prom-client), read from the balancer at scrape time: the engine's frame
+// counters and drops by reason, the flow map, and per real server its weight, health and
+// active/inactive connections. Served on the control socket (GET /metrics, read role) always, and
+// over HTTP when the config names an address ("metrics": {"listen": ...}; loopback unless
+// allowNonLoopback: the listener has no authentication).
 import { createServer, type Server } from "node:http";
-import { Counter, Gauge, Registry } from "prom-client";
+import { Counter, Gauge, Registry, type LabelValues } from "prom-client";
 import type { Balancer } from "./balancer";
 import { COUNTER_NAMES } from "./native";
 
@@ -11,7 +13,36 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-function buildRegistry(balancer: Balancer): Registry & { collectNatlb: () => void } {
+/** natlb's metrics, rendered on demand. */
+export interface NatlbMetrics {
+  /** The Prometheus text format's content type. */
+  readonly contentType: string;
+  /** Reads the balancer's status once and renders every metric. */
+  scrape(): Promise<string>;
+}
+
+/**
+ * Keeps prom-client counters equal to totals the engine counts itself: each scrape adds what the
+ * total grew by since the last one, so a counter only ever goes up (no reset and re-increment).
+ */
+function counterMirror<T extends string>(counter: Counter<T>): (labels: LabelValues<T>, total: number) => void {
+  const seen = new Map<string, number>();
+  return (labels, total) => {
+    const key = JSON.stringify(labels);
+    const before = seen.get(key);
+    seen.set(key, total);
+    // The first scrape makes every series appear, those at 0 too.
+    if (before === undefined) counter.inc(labels, total);
+    else if (total > before) counter.inc(labels, total - before);
+    else if (total < before) {
+      // The source started again from zero (it never does within one daemon): start the series again too.
+      counter.remove(labels);
+      counter.inc(labels, total);
+    }
+  };
+}
+
+function buildRegistry(balancer: Pick<Balancer, "status">): Registry & { collectNatlb: () => void } {
   const registry = new Registry();
   const realLabels = ["vip", "port", "protocol", "real"] as const;
   const gauges = {
@@ -34,6 +65,10 @@ function buildRegistry(balancer: Balancer): Registry & { collectNatlb: () => voi
   const frames = new Counter({ name: "natlb_frames_total", help: "frames by outcome (engine counters that are not drops)", labelNames: ["counter"], registers: [registry] });
   const drops = new Counter({ name: "natlb_drops_total", help: "frames dropped, by reason", labelNames: ["reason"], registers: [registry] });
 
+  const evictedTotal = counterMirror(evicted);
+  const framesTotal = counterMirror(frames);
+  const dropsTotal = counterMirror(drops);
+
   // One status read per scrape fills every metric.
   const collect = () => {
     const status = balancer.status();
@@ -52,39 +87,45 @@ function buildRegistry(balancer: Balancer): Registry & { collectNatlb: () => voi
     gauges.kernelFlows.set(status.kernelFastPath.flows);
     gauges.unassured.set({ class: "half_open_tcp" }, status.flows.unassured.halfOpenTcp);
     gauges.unassured.set({ class: "udp" }, status.flows.unassured.udp);
-    evicted.reset();
     const e = status.flows.evicted;
-    evicted.inc({ class: "half_open_tcp", reason: "share" }, e.halfOpenTcpShare);
-    evicted.inc({ class: "udp", reason: "share" }, e.udpShare);
-    evicted.inc({ class: "half_open_tcp", reason: "room" }, e.halfOpenTcpRoom);
-    evicted.inc({ class: "udp", reason: "room" }, e.udpRoom);
-    evicted.inc({ class: "any", reason: "pressure_timeout" }, status.flows.expiredUnderPressure);
-    frames.reset();
-    drops.reset();
+    evictedTotal({ class: "half_open_tcp", reason: "share" }, e.halfOpenTcpShare);
+    evictedTotal({ class: "udp", reason: "share" }, e.udpShare);
+    evictedTotal({ class: "half_open_tcp", reason: "room" }, e.halfOpenTcpRoom);
+    evictedTotal({ class: "udp", reason: "room" }, e.udpRoom);
+    evictedTotal({ class: "any", reason: "pressure_timeout" }, status.flows.expiredUnderPressure);
     for (const name of COUNTER_NAMES) {
       const value = status.counters[name];
-      if (name.startsWith("drop")) drops.inc({ reason: name.slice(4).replace(/^./, (c) => c.toLowerCase()) }, value);
-      else if (name === "ringDrops") drops.inc({ reason: "ring" }, value);
-      else frames.inc({ counter: name }, value);
+      if (name.startsWith("drop")) dropsTotal({ reason: name.slice(4).replace(/^./, (c) => c.toLowerCase()) }, value);
+      else if (name === "ringDrops") dropsTotal({ reason: "ring" }, value);
+      else framesTotal({ counter: name }, value);
     }
   };
   return Object.assign(registry, { collectNatlb: collect });
 }
 
-export async function startMetricsServer(balancer: Balancer, listen: string): Promise<MetricsServer> {
+export function natlbMetrics(balancer: Pick<Balancer, "status">): NatlbMetrics {
   const registry = buildRegistry(balancer);
+  return {
+    contentType: registry.contentType,
+    async scrape(): Promise<string> {
+      registry.collectNatlb();
+      return registry.metrics();
+    },
+  };
+}
+
+/** Serves `metrics` over HTTP at `listen` (an address the config has validated: loopback unless allowed otherwise). */
+export async function startMetricsServer(metrics: NatlbMetrics, listen: string): Promise<MetricsServer> {
   const [host, port] = [listen.slice(0, listen.lastIndexOf(":")), Number(listen.slice(listen.lastIndexOf(":") + 1))];
   const server: Server = createServer((request, response) => {
     if (request.method !== "GET" || request.url !== "/metrics") {
       response.writeHead(404, { "content-type": "text/plain" }).end("natlb serves /metrics only\n");
       return;
     }
-    try {
-      registry.collectNatlb();
-      void registry.metrics().then((text) => response.writeHead(200, { "content-type": registry.contentType }).end(text));
-    } catch (error) {
-      response.writeHead(500, { "content-type": "text/plain" }).end(`${(error as Error).message}\n`);
-    }
+    metrics.scrape().then(
+      (text) => response.writeHead(200, { "content-type": metrics.contentType }).end(text),
+      (error: unknown) => response.writeHead(500, { "content-type": "text/plain" }).end(`${(error as Error).message}\n`),
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

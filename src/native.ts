@@ -169,6 +169,16 @@ export interface TcpSegmentFields {
   windowScale: number;
 }
 
+/** A unix socket peer's credentials (native/io/peer_credentials.h). */
+export interface PeerCredentials {
+  /** 0 when the peer's process is not visible in this pid namespace. */
+  readonly pid: number;
+  readonly uid: number;
+  readonly gid: number;
+  /** Supplementary groups. */
+  readonly groups: readonly number[];
+}
+
 /** A flow map driven without an engine, for the unit tests of its defences (native/test_surface.cc). */
 export interface FlowTableForTests {
   /** The new (or existing) flow's ref, 0 when the map refused it. */
@@ -196,6 +206,11 @@ export interface NativeAddon {
   monotonicMs(): number;
   /** Ids of the BPF programs at the tcx ingress of an interface of the caller's network namespace. */
   tcxIngressPrograms(ifname: string): number[];
+  /**
+   * Who is at the other end of a connected unix socket (SO_PEERCRED and SO_PEERGROUPS, as the kernel
+   * recorded them at connect). Throws when `fd` is not a connected unix socket.
+   */
+  peerCredentials(fd: number): PeerCredentials;
   FlowTableForTests: new (flowTable: Uint8Array) => FlowTableForTests;
   Engine: new (options: {
     flowTable: Uint8Array; interfaces: NativeInterface[]; coalesceTcp?: boolean; kernelFastPath?: KernelFastPathSetting; workerThreads?: WorkerThreadsSetting;

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { buildProgram } from "../src/cli";
-import { startControlServer, type ControlHandlers, type ControlRequest } from "../src/control";
+import { startControlServer, TextAnswer, type ControlHandlers, type ControlRequest } from "../src/control";
 import { ApiError, ConfigError } from "../src/errors";
 import { EXIT_CODES, EXIT_CODE_MEANINGS, type ExitCodeName } from "../src/exitCodes";
 import type { BalancerStatus } from "../src/balancer";
@@ -309,6 +309,16 @@ test("status text from a daemon older than the CLI (no workerThreads in its stat
 
 // ---------------------------------------------------------------------------------------------
 // Finding the daemon
+
+test("natlb metrics prints the daemon's Prometheus text; --json wraps it", async (t) => {
+  const text = '# TYPE natlb_flows gauge\nnatlb_flows 7\n';
+  const daemon = await fakeDaemon(t, { "GET /metrics": () => new TextAnswer("text/plain; version=0.0.4; charset=utf-8", text) });
+  const plain = await natlb(["metrics", "--socket", daemon.socket]);
+  t.is(plain.code, 0, plain.stderr);
+  t.is(plain.stdout, text);
+  const json = await natlb(["metrics", "--socket", daemon.socket, "--json"]);
+  t.deepEqual(parseJson(json.stdout), { metrics: text });
+});
 
 test("--config finds the socket the config names; --socket wins over it", async (t) => {
   const daemon = await fakeDaemon(t);

@@ -1,9 +1,7 @@
 // The event stream's parts: the hub (order, replay, bounded queues, close), the pressure watch
-// (levels with hysteresis, drop spikes against the usual rate), change summaries and origins.
+// (levels with hysteresis, drop spikes against the usual rate), change origins.
 import test from "ava";
-import { parseConfig, diffConfig } from "../src/config";
-import { EventHub, PressureWatch, currentChangeOrigin, withChangeOrigin, type NatlbEvent } from "../src/events";
-import { summarizeChange } from "../src/events/changeSummary";
+import { EventHub, PressureWatch, SIGHUP_ORIGIN, currentChangeOrigin, withChangeOrigin, type NatlbEvent } from "../src/events";
 
 async function take(iterator: AsyncGenerator<NatlbEvent>, n: number): Promise<NatlbEvent[]> {
   const out: NatlbEvent[] = [];
@@ -91,19 +89,14 @@ test("pressure: a drop reason far above its usual rate spikes once, then stays q
   t.deepEqual(tick(50_000), [], "quiet for 10 s after a spike");
 });
 
-test("change summaries and origins", (t) => {
-  const before = parseConfig({ services: [{ vip: "198.18.0.100", port: 80, reals: [{ ip: "198.18.1.11" }, { ip: "198.18.1.12" }] }] });
-  const after = parseConfig({
-    services: [
-      { vip: "198.18.0.100", port: 80, scheduler: "rr", reals: [{ ip: "198.18.1.11", weight: 3 }, { ip: "198.18.1.13" }] },
-      { vip: "198.18.0.101", port: 53, protocol: "udp", reals: [] },
-    ],
-  });
-  t.is(
-    summarizeChange(diffConfig(before, after)),
-    "service 198.18.0.101:53/udp added (0 reals); service 198.18.0.100:80/tcp: scheduler changed, real 198.18.1.13:80 added (weight 1), real 198.18.1.12:80 removed, real 198.18.1.11:80 weight 1 -> 3",
-  );
-  t.is(summarizeChange(diffConfig(before, before)), "no change");
+test("change origins: a plain call is the API; the socket and SIGHUP say so for the changes they run", async (t) => {
   t.deepEqual(currentChangeOrigin(), { via: "api" });
-  t.deepEqual(withChangeOrigin({ via: "socket", uid: 1000, pid: 42 }, () => currentChangeOrigin()), { via: "socket", uid: 1000, pid: 42 });
+  const peer = { pid: 42, uid: 1000, gid: 1000, groups: [] };
+  t.deepEqual(withChangeOrigin({ via: "control socket", peer }, () => currentChangeOrigin()), { via: "control socket", peer });
+  const acrossAwait = await withChangeOrigin(SIGHUP_ORIGIN, async () => {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    return currentChangeOrigin();
+  });
+  t.deepEqual(acrossAwait, SIGHUP_ORIGIN, "kept across an await, as a queued change needs");
+  t.deepEqual(currentChangeOrigin(), { via: "api" }, "only inside");
 });

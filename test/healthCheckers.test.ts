@@ -1,5 +1,5 @@
 // The http, https, udp and exec health checkers against real local servers and programs, flap
-// damping with a clock the test drives, and the control socket's refusal of exec checks.
+// damping with a clock the test drives.
 
 import test from "ava";
 import { execFileSync } from "node:child_process";
@@ -12,10 +12,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Balancer } from "../src/balancer";
 import { parseConfig, type HttpHealthCheckConfig } from "../src/config";
-import { adminRoutes } from "../src/control/adminRoutes";
-import { ApiError } from "../src/errors";
 import { ExecHealthChecker, FlapDamping, HttpHealthChecker, RealHealthState, UdpHealthChecker } from "../src/health";
 
 const LOCAL = "127.0.0.1";
@@ -238,20 +235,4 @@ test("flap damping: changes spread wider than the window never hold", (t) => {
     damping.recordChange(now);
   }
   t.is(damping.recentChanges(now), 2);
-});
-
-test("the control socket refuses a service with an exec check (403), and passes others to the balancer", async (t) => {
-  const added: unknown[] = [];
-  const balancer = { addService: async (service: unknown) => void added.push(service) } as unknown as Balancer;
-  const post = adminRoutes(balancer, async () => {})["POST /services"]!;
-  const request = (body: unknown) => ({ method: "POST", path: "/services", query: new URLSearchParams(), body });
-  const exec = { vip: "198.18.0.100", port: 80, reals: [], healthCheck: { type: "exec", command: ["/bin/true"] } };
-  const error = await t.throwsAsync(async () => post(request(exec)));
-  t.true(error instanceof ApiError);
-  t.is((error as ApiError).status, 403);
-  t.regex(error!.message, /config file/);
-  t.deepEqual(added, []);
-  const http = { ...exec, healthCheck: { type: "http", path: "/healthz" } };
-  await post(request(http));
-  t.deepEqual(added, [http]);
 });

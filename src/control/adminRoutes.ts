@@ -1,33 +1,44 @@
 // The control socket's write routes (ipvsadm's -A/-D/-a/-e/-d, and reload): each body is validated
-// here, then handed to the Balancer's typed API, which validates the whole next configuration again.
-// Changes live in the running daemon only (like ipvsadm without --save): edit the config file and
-// `natlb reload` to keep them.
+// here, at the edge, with the config's own schemas (unknown fields, wrong types and bad values are a
+// 400 naming the field), then handed to the Balancer's typed API, which validates the whole next
+// configuration again. Every change is logged with who asked (auditLog.ts). Changes live in the
+// running daemon only (like ipvsadm without --save): edit the config file and `natlb reload` to keep them.
 import { z } from "zod";
 import type { Balancer, ServiceRef } from "../balancer";
+import { formatFieldPath, realSchema, serviceSchema, type ConfigDiff } from "../config";
 import { ApiError } from "../errors";
-import type { ControlHandlers, ControlRequest } from "./server";
+import { summarizeDiff, withChangeOrigin, type ChangeSummary } from "../events";
+import { serviceName, type AuditLog } from "./auditLog";
+import type { ControlHandler, ControlHandlers, ControlRequest } from "./server";
 
-const serviceRef = z.strictObject({
-  vip: z.string(),
-  port: z.number().int().min(1).max(65535),
-  protocol: z.enum(["tcp", "udp"]).optional(),
-});
-const realRef = z.strictObject({ ip: z.string(), port: z.number().int().min(1).max(65535).optional() });
-const realInput = z.record(z.string(), z.unknown());
+const port = z.number().int().min(1).max(65535);
+const serviceRef = z.strictObject({ vip: z.string(), port, protocol: z.enum(["tcp", "udp"]).optional() });
+const realRef = z.strictObject({ ip: z.string(), port: port.optional() });
 
 const bodies = {
-  addService: z.record(z.string(), z.unknown()),
+  addService: serviceSchema,
   removeService: serviceRef,
-  addReal: z.strictObject({ service: serviceRef, real: realInput }),
+  addReal: z.strictObject({ service: serviceRef, real: realSchema }),
   updateReal: z.strictObject({ service: serviceRef, real: realRef, weight: z.number().int().min(0).max(65535) }),
   removeReal: z.strictObject({ service: serviceRef, real: realRef }),
+  /** POST /reload re-reads the daemon's own file: it takes no body (an empty object is allowed). */
+  reload: z.union([z.undefined(), z.strictObject({})]),
 };
 
-function bodyOf<T>(schema: z.ZodType<T>, request: ControlRequest): T {
+/** What the routes change: the Balancer's typed API (an interface, so tests can stand in for it). */
+export type ChangeTarget = Pick<Balancer, "addService" | "removeService" | "addReal" | "updateReal" | "removeReal" | "currentConfig">;
+
+function bodyOf<S extends z.ZodType>(schema: S, request: ControlRequest): z.output<S> {
   const parsed = schema.safeParse(request.body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new ApiError(`bad request body at ${issue?.path.join(".") || "(body)"}: ${issue?.message ?? "invalid"}`);
+    const where = issue === undefined || issue.path.length === 0 ? "the body" : formatFieldPath(issue.path);
+    // The config schemas word their object errors for files; an unknown field deserves its own words.
+    const problem =
+      issue?.code === "unrecognized_keys"
+        ? `unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}: remove ${issue.keys.length > 1 ? "them" : "it"}`
+        : (issue?.message ?? "invalid");
+    throw new ApiError(`${request.method} ${request.path}: bad request body at ${where}: ${problem}`, { code: "E_BAD_BODY" });
   }
   return parsed.data;
 }
@@ -36,9 +47,8 @@ function bodyOf<T>(schema: z.ZodType<T>, request: ControlRequest): T {
  * An exec health check runs a program as natlb's user: only the config file (root's to write) may
  * name one, never a request over the socket.
  */
-function refuseExecHealthCheck(service: Record<string, unknown>): void {
-  const check = service.healthCheck;
-  if (typeof check === "object" && check !== null && (check as Record<string, unknown>).type === "exec") {
+function refuseExecHealthCheck(service: { readonly healthCheck?: { readonly type?: string | undefined } | undefined }): void {
+  if (service.healthCheck?.type === "exec") {
     throw new ApiError(
       'an "exec" health check runs a program as natlb\'s user, so it cannot be set over the control socket: put it in the config file and run `natlb reload`',
       { status: 403, code: "E_EXEC_CHECK_FROM_FILE_ONLY" },
@@ -50,37 +60,92 @@ function ref(service: z.infer<typeof serviceRef>): ServiceRef {
   return { vip: service.vip, port: service.port, ...(service.protocol ? { protocol: service.protocol } : {}) };
 }
 
-export function adminRoutes(balancer: Balancer, reload: () => Promise<void>): ControlHandlers {
-  const done = { ok: true } as const;
+/** A new real's name: its port defaults to the service's, as in the config. */
+function newRealName(real: { readonly ip: string; readonly port?: number | undefined }, servicePort: number): string {
+  return `${real.ip}:${real.port ?? servicePort}`;
+}
+
+/**
+ * A write route: validate the body, apply it, log who did it and what it changed. `apply` may return
+ * a summary that only the change itself can tell (a reload's diff).
+ */
+function audited<S extends z.ZodType>(
+  audit: AuditLog,
+  route: string,
+  schema: S,
+  describe: (body: z.output<S>) => ChangeSummary,
+  apply: (body: z.output<S>) => Promise<ChangeSummary | void>,
+): ControlHandler {
+  return async (request) => {
+    const body = bodyOf(schema, request);
+    const summary = describe(body);
+    const origin = { via: "control socket", peer: request.peer } as const;
+    try {
+      const outcome = await withChangeOrigin(origin, () => apply(body));
+      audit.applied(origin, route, outcome ?? summary);
+    } catch (error) {
+      audit.refused(origin, route, summary, error);
+      throw error;
+    }
+    return { ok: true };
+  };
+}
+
+export function adminRoutes(balancer: ChangeTarget, reload: () => Promise<ConfigDiff>, audit: AuditLog): ControlHandlers {
+  /** The running real a reference names (a reference without a port matches any port), for the record. */
+  const runningReal = (service: z.infer<typeof serviceRef>, real: z.infer<typeof realRef>) =>
+    balancer.currentConfig.services
+      .find((s) => s.vip === service.vip && s.port === service.port && s.protocol === (service.protocol ?? "tcp"))
+      ?.reals.find((r) => r.ip === real.ip && (real.port === undefined || r.port === real.port));
+  const existingName = (service: z.infer<typeof serviceRef>, real: z.infer<typeof realRef>): string => {
+    const found = runningReal(service, real);
+    return found ? `${found.ip}:${found.port}` : real.port === undefined ? real.ip : `${real.ip}:${real.port}`;
+  };
   return {
-    "POST /services": async (request) => {
-      const service = bodyOf(bodies.addService, request);
-      refuseExecHealthCheck(service);
-      await balancer.addService(service);
-      return done;
-    },
-    "DELETE /services": async (request) => {
-      await balancer.removeService(ref(bodyOf(bodies.removeService, request)));
-      return done;
-    },
-    "POST /reals": async (request) => {
-      const body = bodyOf(bodies.addReal, request);
-      await balancer.addReal(ref(body.service), body.real);
-      return done;
-    },
-    "PUT /reals": async (request) => {
-      const body = bodyOf(bodies.updateReal, request);
-      await balancer.updateReal(ref(body.service), body.real.port === undefined ? { ip: body.real.ip } : body.real, { weight: body.weight });
-      return done;
-    },
-    "DELETE /reals": async (request) => {
-      const body = bodyOf(bodies.removeReal, request);
-      await balancer.removeReal(ref(body.service), body.real.port === undefined ? { ip: body.real.ip } : body.real);
-      return done;
-    },
-    "POST /reload": async () => {
-      await reload();
-      return done;
-    },
+    "POST /services": audited(
+      audit,
+      "POST /services",
+      bodies.addService,
+      (s) => ({ service: serviceName(s), scheduler: s.scheduler, reals: s.reals.map((r) => `${r.ip}:${r.port} weight ${r.weight}`) }),
+      (s) => {
+        refuseExecHealthCheck(s);
+        return balancer.addService({ ...s });
+      },
+    ),
+    "DELETE /services": audited(
+      audit,
+      "DELETE /services",
+      bodies.removeService,
+      (s) => ({ service: serviceName(s) }),
+      (s) => balancer.removeService(ref(s)),
+    ),
+    "POST /reals": audited(
+      audit,
+      "POST /reals",
+      bodies.addReal,
+      (b) => ({ service: serviceName(b.service), real: newRealName(b.real, b.service.port), weight: b.real.weight }),
+      (b) => balancer.addReal(ref(b.service), b.real),
+    ),
+    "PUT /reals": audited(
+      audit,
+      "PUT /reals",
+      bodies.updateReal,
+      (b) => ({ service: serviceName(b.service), real: existingName(b.service, b.real), weight: `${runningReal(b.service, b.real)?.weight ?? "?"}->${b.weight}` }),
+      (b) => balancer.updateReal(ref(b.service), b.real.port === undefined ? { ip: b.real.ip } : { ip: b.real.ip, port: b.real.port }, { weight: b.weight }),
+    ),
+    "DELETE /reals": audited(
+      audit,
+      "DELETE /reals",
+      bodies.removeReal,
+      (b) => ({ service: serviceName(b.service), real: existingName(b.service, b.real) }),
+      (b) => balancer.removeReal(ref(b.service), b.real.port === undefined ? { ip: b.real.ip } : { ip: b.real.ip, port: b.real.port }),
+    ),
+    "POST /reload": audited(
+      audit,
+      "POST /reload",
+      bodies.reload,
+      () => ({ reload: "the daemon's config file" }),
+      async () => summarizeDiff(await reload()),
+    ),
   };
 }

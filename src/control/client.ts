@@ -56,7 +56,7 @@ function connectError(path: string, error: NodeJS.ErrnoException, timeoutMs: num
       return new ControlError(
         "E_CONTROL_ACCESS",
         path,
-        `permission denied on ${path}: run natlb as root or as a member of the socket's group`,
+        `permission denied on ${path}: run natlb as root or as a member of the socket's group (the daemon's control.readGroup)`,
         { cause: error },
       );
     case "ETIMEDOUT":
@@ -132,6 +132,12 @@ export function requestControl(
           if (settled) return;
           const text = Buffer.concat(chunks).toString("utf8");
           const status = res.statusCode ?? 0;
+          // GET /metrics answers Prometheus text: the text is the answer.
+          if (status >= 200 && status < 300 && /^text\/plain/.test(res.headers["content-type"] ?? "")) {
+            settled = true;
+            clearTimeout(timer);
+            return resolve(text);
+          }
           let body: unknown;
           try {
             body = JSON.parse(text);
@@ -148,6 +154,10 @@ export function requestControl(
             settled = true;
             clearTimeout(timer);
             return resolve(body);
+          }
+          // The daemon's access check: the message names the role and the config field to change.
+          if (status === 403 && isControlErrorBody(body)) {
+            return fail(new ControlError("E_CONTROL_FORBIDDEN", socketPath, `refused by the daemon on ${socketPath}: ${body.error.message}`));
           }
           if (isControlErrorBody(body)) {
             return fail(new ApiError(body.error.message, { status, code: body.error.code }));
@@ -197,5 +207,10 @@ export class ControlClient {
 
   health(): Promise<unknown> {
     return this.request(CONTROL_ROUTES.health);
+  }
+
+  /** The Prometheus text the metrics listener serves. */
+  async metrics(): Promise<string> {
+    return String(await this.request(CONTROL_ROUTES.metrics));
   }
 }

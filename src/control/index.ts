@@ -1,5 +1,6 @@
-export { startControlServer } from "./server";
-export type { ControlHandler, ControlHandlers, ControlRequest, ControlServer } from "./server";
+export { startControlServer, TextAnswer, DEFAULT_CONTROL_LIMITS } from "./server";
+export type { ControlHandler, ControlHandlers, ControlLimits, ControlRequest, ControlServer, ControlServerOptions } from "./server";
+export { roleNeeded, roleOf, type AccessPolicy, type Role } from "./roles";
 export { ControlClient, requestControl, DEFAULT_CONTROL_TIMEOUT_MS } from "./client";
 export type { ControlClientOptions, ControlRequestOptions } from "./client";
 export { CONTROL_ROUTES, toJson, isControlErrorBody } from "./protocol";

@@ -5,6 +5,8 @@ export const CONTROL_ROUTES = Object.freeze({
   status: "GET /status",
   conns: "GET /conns",
   health: "GET /health",
+  /** Prometheus text (not JSON), the same as the metrics listener's. */
+  metrics: "GET /metrics",
 } as const);
 
 export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";

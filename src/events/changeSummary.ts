@@ -1,22 +1,25 @@
-// A configuration change in one line, for events and logs: what a reload or an API call did to
-// services and reals, read from diffConfig.
+// A configuration change, short enough for a log record and an event: which services and reals it
+// added, removed or re-weighted, and which settings changed. Keys only, read from diffConfig.
 
-import type { ConfigDiff } from "../config";
+import { realKey, serviceKey, type ConfigDiff } from "../config";
 
-export function summarizeChange(diff: ConfigDiff): string {
-  const parts: string[] = [];
-  for (const s of diff.added) parts.push(`service ${s.vip}:${s.port}/${s.protocol} added (${s.reals.length} reals)`);
-  for (const s of diff.removed) parts.push(`service ${s.vip}:${s.port}/${s.protocol} removed`);
-  for (const c of diff.changed) {
-    const what = [
-      ...c.fields.map((f) => `${f} changed`),
-      ...c.reals.added.map((r) => `real ${r.ip}:${r.port} added (weight ${r.weight})`),
-      ...c.reals.removed.map((r) => `real ${r.ip}:${r.port} removed`),
-      ...c.reals.updated.map((u) => `real ${u.key} weight ${u.old.weight} -> ${u.next.weight}`),
-      ...(c.reals.reordered && c.reals.added.length === 0 && c.reals.removed.length === 0 ? ["reals reordered"] : []),
-    ];
-    parts.push(`service ${c.key}: ${what.join(", ")}`);
-  }
-  for (const setting of diff.settings) parts.push(`${setting} changed`);
-  return parts.length === 0 ? "no change" : parts.join("; ");
+/** A short, log-friendly description of a change: which service, real, weight; or a reload's diff. */
+export type ChangeSummary = Readonly<Record<string, unknown>>;
+
+/** What a change did, by service and real. */
+export function summarizeDiff(diff: ConfigDiff): ChangeSummary {
+  return {
+    servicesAdded: diff.added.map(serviceKey),
+    servicesRemoved: diff.removed.map(serviceKey),
+    servicesChanged: diff.changed.map((c) => ({
+      service: c.key,
+      ...(c.fields.length > 0 ? { fields: c.fields } : {}),
+      ...(c.reals.added.length > 0 ? { realsAdded: c.reals.added.map(realKey) } : {}),
+      ...(c.reals.removed.length > 0 ? { realsRemoved: c.reals.removed.map(realKey) } : {}),
+      ...(c.reals.updated.length > 0 ? { weights: c.reals.updated.map((u) => `${u.key} ${u.old.weight}->${u.next.weight}`) } : {}),
+      ...(c.reals.reordered ? { realsReordered: true } : {}),
+    })),
+    servicesUnchanged: diff.unchanged.length,
+    settingsChanged: diff.settings,
+  };
 }

@@ -2,17 +2,12 @@
 // reasons, configuration changes with their origin, flow-map pressure and spikes in drops. Every
 // event has a sequence number (a watcher that lost its connection asks for what followed) and a time.
 
-/** Who asked for a change. */
-export interface ChangeOrigin {
-  /** "api": a call in the process; "socket": the control socket; "reload": a reload request; "signal": SIGHUP. */
-  readonly via: "api" | "socket" | "reload" | "signal";
-  readonly uid?: number;
-  readonly pid?: number;
-}
+import type { ChangeOrigin } from "./changeOrigin";
+import type { ChangeSummary } from "./changeSummary";
 
 export type NatlbEventBody =
   | { readonly type: "health"; readonly service: string; readonly real: string; readonly up: boolean; readonly reason: string }
-  | { readonly type: "change"; readonly change: string; readonly origin: ChangeOrigin }
+  | { readonly type: "change"; readonly change: ChangeSummary; readonly origin: ChangeOrigin }
   /** The flow map crossed a level: "high" at 80 % of capacity, "full" when flows are refused, "normal" below 70 %. */
   | { readonly type: "flowMapPressure"; readonly level: "normal" | "high" | "full"; readonly live: number; readonly capacity: number }
   /** Drops of one reason per second rose far above their usual rate. */
