@@ -17,7 +17,9 @@ import { NatlbError } from "./errors";
 import { exitCodeHelp } from "./exitCodes";
 import { LOG_FORMATS, LOG_LEVELS, LOG_LEVEL_ENV, resolveLogLevel, type LogFormat } from "./logSettings";
 import { importedConfigText } from "./import/importResult";
-import { formatConnections, formatStatus } from "./statusText";
+import { formatConnections, formatEvent, formatStatus } from "./statusText";
+import { resolveSocketPath } from "./control/client";
+import { watchEvents } from "./control/eventsClient";
 
 // The daemon, the kernel set-up and the config schema load only in the commands that use them:
 // `natlb status` starts in half the time without them.
@@ -159,6 +161,33 @@ export function buildProgram(options: ProgramOptions = {}): Command {
   ).action(async (options: ClientOptions) => {
     const text = String(await askDaemon(options, "GET /metrics"));
     printResult(options.json, { metrics: text }, () => text.trimEnd());
+  });
+
+  withExamples(
+    addClientOptions(
+      program
+        .command("events")
+        .description(
+          "follow the running daemon's events until Ctrl-C: health changes with reasons, configuration changes with who made them, flow-map pressure, drop spikes",
+        )
+        .option("--after <seq>", "first replay the events the daemon still keeps after this sequence number", nonNegativeInteger),
+    ),
+    "natlb events",
+    "natlb events --json --after 0 | jq 'select(.type == \"health\")'",
+  ).action(async (options: ClientOptions & { after?: number }) => {
+    const socket = await resolveSocketPath({ socket: options.socket, config: options.config });
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    try {
+      for await (const event of watchEvents(socket, { ...(options.after === undefined ? {} : { after: options.after }), signal: stop.signal })) {
+        process.stdout.write(`${options.json ? JSON.stringify(event) : formatEvent(event)}\n`);
+      }
+    } finally {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    }
   });
 
   withExamples(

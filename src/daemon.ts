@@ -9,8 +9,9 @@ import { connsRoute } from "./control/connsRoute";
 import { AuditLog } from "./control/auditLog";
 import { SIGHUP_ORIGIN, summarizeDiff, withChangeOrigin } from "./events";
 import type { AccessPolicy } from "./control/roles";
-import { TextAnswer } from "./control/server";
+import { StreamAnswer, TextAnswer } from "./control/server";
 import { resolveGroup } from "./control/systemGroups";
+import { ApiError } from "./errors";
 import { createLogger, type Logger } from "./log";
 import { natlbMetrics, startMetricsServer, type MetricsServer } from "./metrics";
 
@@ -27,6 +28,14 @@ export interface Daemon {
   /** Resolves when the daemon has stopped (after a signal or stop()). */
   readonly stopped: Promise<void>;
   stop(): Promise<void>;
+}
+
+/** GET /events?after=SEQ: a sequence number the watcher already saw. */
+function sequenceParam(query: URLSearchParams): number | undefined {
+  const text = query.get("after");
+  if (text === null) return undefined;
+  if (!/^\d{1,15}$/.test(text)) throw new ApiError(`after must be an event sequence number (0 or more), got ${JSON.stringify(text)}`);
+  return Number(text);
 }
 
 /** The control socket's roles from the config: group names looked up now, so a missing group fails the start. */
@@ -56,6 +65,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         ...connsRoute(balancer),
         [CONTROL_ROUTES.health]: () => ({ ok: true }),
         [CONTROL_ROUTES.metrics]: async () => new TextAnswer(metricsText.contentType, await metricsText.scrape()),
+        [CONTROL_ROUTES.events]: (request) => {
+          const stop = new AbortController();
+          return new StreamAnswer(balancer.events({ after: sequenceParam(request.query), signal: stop.signal }), stop);
+        },
         ...adminRoutes(balancer, reloadFromFile, audit),
       },
       { access, logger: log },

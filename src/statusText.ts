@@ -1,6 +1,7 @@
 // The text `natlb status` and `natlb conns` print (their --json prints the daemon's answer as it is).
 // The status text is a list of sections, each a function of the status giving zero or more lines, so
 // a new line is one more entry in STATUS_SECTIONS.
+import type { NatlbEvent } from "./events";
 import type { BalancerStatus } from "./balancer";
 import type { Connection } from "./flows/flowMap";
 
@@ -100,4 +101,23 @@ export function formatConnections(connections: readonly Connection[], next?: num
       : `${connections.length} connection(s) shown, more match: add --cursor ${next} for the next page`,
   );
   return lines.join("\n");
+}
+
+/** One event on one line: time, sequence number, type, and what happened. */
+export function formatEvent(event: NatlbEvent): string {
+  const head = `${event.at} #${event.seq} ${event.type}`;
+  switch (event.type) {
+    case "health":
+      return `${head} ${event.service} ${event.real} ${event.up ? "up" : "DOWN"}: ${event.reason}`;
+    case "change": {
+      const who = event.origin.via === "control socket" ? `control socket (uid ${event.origin.peer.uid}, pid ${event.origin.peer.pid})` : event.origin.via;
+      return `${head} by ${who}: ${JSON.stringify(event.change)}`;
+    }
+    case "flowMapPressure":
+      return `${head} ${event.level}: ${event.live} of ${event.capacity} flows`;
+    case "dropSpike":
+      return `${head} ${event.reason}: ${event.perSecond}/s (usually ${event.usualPerSecond}/s)`;
+    case "lagged":
+      return `${head}: this watcher missed ${event.missed} events`;
+  }
 }

@@ -40,7 +40,7 @@ export async function resolveSocketPath(choice: SocketChoice): Promise<string> {
   return defaultSocketPath();
 }
 
-function connectError(path: string, error: NodeJS.ErrnoException, timeoutMs: number): ControlError {
+export function connectError(path: string, error: NodeJS.ErrnoException, timeoutMs: number): ControlError {
   switch (error.code) {
     case "ENOENT":
       return new ControlError("E_CONTROL_NO_DAEMON", path, `no natlb daemon on ${path}: ${START_HINT}`, { cause: error });
@@ -71,6 +71,16 @@ function connectError(path: string, error: NodeJS.ErrnoException, timeoutMs: num
         cause: error,
       });
   }
+}
+
+/** The error a failed answer (not 2xx) stands for. */
+export function errorFromAnswer(socketPath: string, status: number, body: unknown): Error {
+  // The daemon's access check: the message names the role and the config field to change.
+  if (status === 403 && isControlErrorBody(body)) {
+    return new ControlError("E_CONTROL_FORBIDDEN", socketPath, `refused by the daemon on ${socketPath}: ${body.error.message}`);
+  }
+  if (isControlErrorBody(body)) return new ApiError(body.error.message, { status, code: body.error.code });
+  return new ControlError("E_CONTROL_PROTOCOL", socketPath, `the daemon on ${socketPath} answered HTTP ${status} without an error message`);
 }
 
 /** Splits "POST /reload" into method and path; a bare "/status" means GET. */
@@ -155,14 +165,7 @@ export function requestControl(
             clearTimeout(timer);
             return resolve(body);
           }
-          // The daemon's access check: the message names the role and the config field to change.
-          if (status === 403 && isControlErrorBody(body)) {
-            return fail(new ControlError("E_CONTROL_FORBIDDEN", socketPath, `refused by the daemon on ${socketPath}: ${body.error.message}`));
-          }
-          if (isControlErrorBody(body)) {
-            return fail(new ApiError(body.error.message, { status, code: body.error.code }));
-          }
-          fail(new ControlError("E_CONTROL_PROTOCOL", socketPath, `the daemon on ${socketPath} answered HTTP ${status} without an error message`));
+          fail(errorFromAnswer(socketPath, status, body));
         });
       },
     );

@@ -7,6 +7,8 @@ export const CONTROL_ROUTES = Object.freeze({
   health: "GET /health",
   /** Prometheus text (not JSON), the same as the metrics listener's. */
   metrics: "GET /metrics",
+  /** natlb's events as they happen, one JSON object per line (`?after=SEQ` replays what followed SEQ). */
+  events: "GET /events",
 } as const);
 
 export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";

@@ -39,6 +39,17 @@ export class TextAnswer {
   ) {}
 }
 
+/**
+ * An answer that goes on: one JSON document per line (NDJSON) as `items` yields them, until it ends
+ * or the client goes away (then `stop` aborts, so the producer lets go of its watcher).
+ */
+export class StreamAnswer {
+  constructor(
+    readonly items: AsyncIterable<unknown>,
+    readonly stop: AbortController,
+  ) {}
+}
+
 /** Returns the JSON answer (or a TextAnswer). Throw ApiError for a bad request (its status is used), anything else is a 500. */
 export type ControlHandler = (request: ControlRequest) => unknown;
 
@@ -297,6 +308,7 @@ async function handle(serving: Serving, req: IncomingMessage, res: ServerRespons
       res.end(result.text);
       return;
     }
+    if (result instanceof StreamAnswer) return await stream(res, result);
     send(res, 200, result === undefined ? null : result);
   } catch (error) {
     if (error instanceof ClientGone) return;
@@ -309,6 +321,24 @@ async function handle(serving: Serving, req: IncomingMessage, res: ServerRespons
     if (error instanceof ConfigError) return sendError(res, 422, error.code, error.message);
     const message = error instanceof Error ? error.message : String(error);
     sendError(res, 500, "E_INTERNAL", `${key} failed: ${message}`);
+  }
+}
+
+/** Writes a StreamAnswer line by line, waiting for the client to read (a slow reader holds one watcher, not memory). */
+async function stream(res: ServerResponse, answer: StreamAnswer): Promise<void> {
+  const gone = () => answer.stop.abort();
+  res.once("close", gone);
+  res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+  res.flushHeaders();
+  try {
+    for await (const item of answer.items) {
+      if (res.destroyed) break;
+      if (!res.write(`${toJson(item)}\n`)) await new Promise((resolve) => res.once("drain", resolve).once("close", resolve));
+    }
+  } finally {
+    res.off("close", gone);
+    answer.stop.abort();
+    if (!res.destroyed) res.end();
   }
 }
 
