@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <cstring>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -246,10 +247,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       service.port = uint16_t(integerFrom(item.Get("port"), where + ".port", 1, 65535));
       service.protocol = protocolFrom(item.Get("protocol"), where + ".protocol");
       const std::string mode = item.Get("mode").ToString();
-      if (mode == "cursor") service.mode = engine::PickMode::Cursor;
-      else if (mode == "random") service.mode = engine::PickMode::Random;
-      else if (mode == "hash") service.mode = engine::PickMode::Hash;
-      else throw Napi::TypeError::New(env, where + ".mode must be cursor, random or hash");
+      const std::optional<engine::PickMode> pickMode = engine::pickModeNamed(mode);
+      if (!pickMode) throw Napi::TypeError::New(env, where + ".mode must be cursor, random, hash, lc, wlc, sed or nq");
+      service.mode = *pickMode;
       const Napi::Array reals = arrayAt(item.Get("reals"), where + ".reals");
       for (uint32_t j = 0; j < reals.Length(); ++j) {
         const std::string realWhere = where + ".reals[" + std::to_string(j) + "]";
@@ -268,6 +268,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         if (slot >= service.reals.size()) {
           throw Napi::RangeError::New(env, where + ".slots holds an index past the end of reals");
         }
+      }
+      if (engine::readsConnectionCounts(service.mode)) {
+        const Napi::Value weights = item.Get("weights");
+        if (!weights.IsTypedArray() || weights.As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array ||
+            weights.As<Napi::Uint16Array>().ElementLength() != service.slots.size()) {
+          throw Napi::TypeError::New(env, where + ".weights must be a Uint16Array with one weight per slot for mode " + mode);
+        }
+        const Napi::Uint16Array weightArray = weights.As<Napi::Uint16Array>();
+        service.slotWeights.assign(weightArray.Data(), weightArray.Data() + weightArray.ElementLength());
       }
       services.push_back(std::move(service));
     }

@@ -2,7 +2,11 @@
 
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
+#include "engine/service_table.h"
 #include "flow/flow_table.h"
 #include "flow/tcp_window.h"
 #include "napi_values.h"
@@ -219,6 +223,22 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
   size_t reader_ = 0;
 };
 
+// pickLeastLoaded(mode, [{active, inactive, weight}]) -> the chosen index, or -1
+Napi::Value PickLeastLoaded(const Napi::CallbackInfo& info) {
+  const std::string name = info[0].ToString();
+  const std::optional<engine::PickMode> mode = engine::pickModeNamed(name);
+  if (!mode || !engine::readsConnectionCounts(*mode)) throw Napi::TypeError::New(info.Env(), "mode must be lc, wlc, sed or nq");
+  const Napi::Array reals = arrayAt(info[1], "reals");
+  std::vector<engine::RealLoad> loads;
+  std::vector<uint16_t> weights;
+  for (uint32_t i = 0; i < reals.Length(); ++i) {
+    const Napi::Object real = objectAt(reals.Get(i), "reals[i]");
+    loads.push_back({integerFrom(real.Get("active"), "active", 0, 0xffffffff), integerFrom(real.Get("inactive"), "inactive", 0, 0xffffffff)});
+    weights.push_back(uint16_t(integerFrom(real.Get("weight"), "weight", 0, 65535)));
+  }
+  return Napi::Number::New(info.Env(), engine::pickLeastLoaded(*mode, loads.data(), weights.data(), loads.size()));
+}
+
 }  // namespace
 
 void addTestSurface(Napi::Env env, Napi::Object exports, Napi::Object packet) {
@@ -228,6 +248,7 @@ void addTestSurface(Napi::Env env, Napi::Object exports, Napi::Object packet) {
   packet.Set("icmpError", Napi::Function::New(env, IcmpError));
   packet.Set("tcpReset", Napi::Function::New(env, TcpReset));
   packet.Set("claimSignal", Napi::Function::New(env, ClaimSignal));
+  packet.Set("pickLeastLoaded", Napi::Function::New(env, PickLeastLoaded));
   exports.Set("FlowTableForTests", FlowTableForTests::Define(env));
 }
 

@@ -583,7 +583,7 @@ export class Balancer {
       const table = schedulerFor(s.scheduler).build({ reals });
       rebuilt.set(key, {
         inputs,
-        service: { vip: s.vip, port: s.port, protocol: s.protocol, mode: table.mode, slots: table.slots, reals: endpoints },
+        service: { vip: s.vip, port: s.port, protocol: s.protocol, mode: table.mode, slots: table.slots, ...(table.weights ? { weights: table.weights } : {}), reals: endpoints },
         up: reals.map((r) => r.up),
       });
     }

@@ -490,7 +490,7 @@ export const serviceSchema = z
       scheduler: oneOf(SCHEDULER_NAMES)
         .default("wrr")
         .describe(
-          "How a new connection picks its real: rr (round robin), wrr (smooth weighted round robin), random, wrandom (weighted random), sh (hash of the client address), mh (Maglev hash of the client address, M = 65537: few clients move when a real goes).",
+          "How a new connection picks its real: rr (round robin), wrr (smooth weighted round robin), random, wrandom (weighted random), sh (hash of the client address), mh (Maglev hash of the client address, M = 65537: few clients move when a real goes); IPVS's least-connection family, from each real's live connections (A active, I inactive) and weight W: lc (fewest 256A+I), wlc (fewest (256A+I)/W), sed (fewest (A+1)/W), nq (an idle real first, else as sed).",
         ),
       reals: z
         .array(realSchema, { error: expecting('a list of real servers like [{ "ip": "198.18.1.11" }]') })

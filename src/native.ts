@@ -7,9 +7,9 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { KernelFastPathSetting, WorkerLayout, WorkerThreadsSetting } from "./config";
 import { NatlbError } from "./errors";
+import type { PickMode } from "./schedulers/types";
 
 export type Protocol = "tcp" | "udp";
-export type PickMode = "cursor" | "random" | "hash";
 export type ChecksumKind = "complete" | "partial";
 
 export interface NativeInterface {
@@ -28,6 +28,8 @@ export interface NativeService {
   mode: PickMode;
   /** Indexes into `reals`, computed by a scheduling policy (src/schedulers). */
   slots: Uint16Array;
+  /** The least-connection modes: each slot's weight. */
+  weights?: Uint16Array;
   reals: { ip: string; port: number; id: number }[];
 }
 
@@ -240,6 +242,8 @@ export interface NativeAddon {
     tcpReset(spec: { sourceIp: string; sourcePort: number; destinationIp: string; destinationPort: number; sequence: number }): Uint8Array;
     /** A reply claim's control frame (native/packet/claim_signal.h). */
     claimSignal(mac: string, tuple: { protocol: Protocol; realIp: string; realPort: number; clientIp: string; clientPort: number }): Uint8Array;
+    /** The least-connection family's choice (native/engine/service_table.h): an index into `reals`, or -1. */
+    pickLeastLoaded(mode: "lc" | "wlc" | "sed" | "nq", reals: { active: number; inactive: number; weight: number }[]): number;
   };
 }
 

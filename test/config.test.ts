@@ -210,7 +210,7 @@ const fieldCases: ReadonlyArray<{ name: string; value: unknown; path: string; in
   { name: "multicast vip", value: { services: [service({ vip: "239.1.1.1" })] }, path: "services[0].vip", includes: ["multicast"] },
   { name: "missing vip", value: { services: [{ port: 80, reals: [] }] }, path: "services[0].vip", includes: ["missing", "IPv4"] },
   { name: "missing services", value: {}, path: "services", includes: ["missing"] },
-  { name: "unknown scheduler", value: { services: [service({ scheduler: "lc" })] }, path: "services[0].scheduler", includes: ['"wrr"', '"mh"', '"lc"'] },
+  { name: "unknown scheduler", value: { services: [service({ scheduler: "lblc" })] }, path: "services[0].scheduler", includes: ['"wrr"', '"mh"', '"lblc"'] },
   { name: "unknown protocol", value: { services: [service({ protocol: "sctp" })] }, path: "services[0].protocol", includes: ['"tcp"', '"udp"', '"sctp"'] },
   { name: "typo in field name", value: { services: [service({ healthcheck: { type: "tcp" } })] }, path: "services[0].healthcheck", includes: ["unknown field", "spelling"] },
   { name: "unknown health check type", value: { services: [service({ healthCheck: { type: "grpc" } })] }, path: "services[0].healthCheck.type", includes: ['"tcp"', '"http"', '"udp"', '"exec"', '"none"', '"grpc"'] },

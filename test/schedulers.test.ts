@@ -51,8 +51,8 @@ function longestCircularRun(slots: Uint16Array, value: number): number {
 
 test("schedulerFor knows every name and rejects others", (t) => {
   for (const name of SCHEDULER_NAMES) t.is(schedulerFor(name).name, name);
-  const e = t.throws(() => schedulerFor("lc" as SchedulerName), { instanceOf: ApiError });
-  t.true(e.message.includes("wrr") && e.message.includes('"lc"'), e.message);
+  const e = t.throws(() => schedulerFor("lblc" as SchedulerName), { instanceOf: ApiError });
+  t.true(e.message.includes("wrr") && e.message.includes('"lblc"'), e.message);
 });
 
 test("every policy: down and weight-0 reals are never in the table; none usable -> empty", (t) => {
@@ -69,7 +69,7 @@ test("every policy: down and weight-0 reals are never in the table; none usable 
 
 test("every policy has the documented pick mode", (t) => {
   const modes = Object.fromEntries(SCHEDULER_NAMES.map((n) => [n, build(n, reals([1, 2])).mode]));
-  t.deepEqual(modes, { rr: "cursor", wrr: "cursor", random: "random", wrandom: "random", sh: "hash", mh: "hash" });
+  t.deepEqual(modes, { rr: "cursor", wrr: "cursor", random: "random", wrandom: "random", sh: "hash", mh: "hash", lc: "lc", wlc: "wlc", sed: "sed", nq: "nq" });
 });
 
 test("invalid weights are rejected", (t) => {

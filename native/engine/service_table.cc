@@ -1,14 +1,82 @@
 #include "service_table.h"
 
 #include <algorithm>
+#include <utility>
 #include <set>
 
 namespace natlb::engine {
 
-const flow::RealEndpoint* pickReal(const Service& service, uint32_t clientIp, uint64_t randomValue) {
+std::optional<PickMode> pickModeNamed(std::string_view name) {
+  constexpr std::pair<std::string_view, PickMode> kNames[] = {
+      {"cursor", PickMode::Cursor},
+      {"random", PickMode::Random},
+      {"hash", PickMode::Hash},
+      {"lc", PickMode::LeastConnections},
+      {"wlc", PickMode::WeightedLeastConnections},
+      {"sed", PickMode::ShortestExpectedDelay},
+      {"nq", PickMode::NeverQueue},
+  };
+  for (const auto& [text, mode] : kNames) {
+    if (text == name) return mode;
+  }
+  return std::nullopt;
+}
+
+int pickLeastLoaded(PickMode mode, const RealLoad* loads, const uint16_t* weights, size_t count) {
+  // IPVS weighs an active connection 256 times an inactive one (ip_vs_dest_conn_overhead).
+  auto overhead = [&](size_t i) { return (uint64_t{loads[i].active} << 8) + loads[i].inactive; };
+  int best = -1;
+  uint64_t bestCost = 0;
+  uint64_t bestWeight = 1;
+  for (size_t i = 0; i < count; ++i) {
+    if (weights[i] == 0) continue;  // weight 0 takes no new connection, whatever the formula
+    uint64_t cost = 0;
+    uint64_t weight = 1;
+    switch (mode) {
+      case PickMode::LeastConnections:
+        cost = overhead(i);
+        break;
+      case PickMode::WeightedLeastConnections:
+        cost = overhead(i);
+        weight = weights[i];
+        break;
+      case PickMode::NeverQueue:
+        // A real with nothing active takes the connection at once (ip_vs_nq.c).
+        if (loads[i].active == 0) return int(i);
+        [[fallthrough]];
+      case PickMode::ShortestExpectedDelay:
+        cost = uint64_t{loads[i].active} + 1;  // the expected delay of one more connection
+        weight = weights[i];
+        break;
+      default:
+        return -1;
+    }
+    // cost / weight < bestCost / bestWeight, without division.
+    if (best < 0 || cost * bestWeight < bestCost * weight) {
+      best = int(i);
+      bestCost = cost;
+      bestWeight = weight;
+    }
+  }
+  return best;
+}
+
+const flow::RealEndpoint* pickReal(const Service& service, uint32_t clientIp, uint64_t randomValue, const flow::FlowTable& flows) {
   const size_t slotCount = service.slots.size();
   if (slotCount == 0) return nullptr;
   size_t slot = 0;
+  if (readsConnectionCounts(service.mode)) {
+    // Selection tables list usable reals only, at most a service's reals (the config caps those).
+    constexpr size_t kMaxSlots = 1024;
+    RealLoad loads[kMaxSlots];
+    const size_t count = std::min(slotCount, kMaxSlots);
+    for (size_t i = 0; i < count; ++i) {
+      const uint16_t id = service.reals[service.slots[i]].id;
+      loads[i] = {flows.activeFlowsOf(id), flows.inactiveFlowsOf(id)};
+    }
+    const int chosen = pickLeastLoaded(service.mode, loads, service.slotWeights.data(), count);
+    return chosen < 0 ? nullptr : &service.reals[service.slots[size_t(chosen)]];
+  }
   switch (service.mode) {
     case PickMode::Cursor:
       slot = service.cursor.fetch_add(1, std::memory_order_relaxed) % slotCount;
@@ -21,6 +89,8 @@ const flow::RealEndpoint* pickReal(const Service& service, uint32_t clientIp, ui
       slot = (h ^ (h >> 29)) % slotCount;
       break;
     }
+    default:
+      return nullptr;
   }
   const uint16_t real = service.slots[slot];
   return real < service.reals.size() ? &service.reals[real] : nullptr;

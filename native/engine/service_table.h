@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -14,7 +16,21 @@
 
 namespace natlb::engine {
 
-enum class PickMode : uint8_t { Cursor, Random, Hash };
+// Cursor, Random and Hash index the slots; the least-connection family (IPVS's lc, wlc, sed, nq)
+// reads each slot's real's live connection counts (flow_table.h) and weight at the moment of the pick.
+enum class PickMode : uint8_t { Cursor, Random, Hash, LeastConnections, WeightedLeastConnections, ShortestExpectedDelay, NeverQueue };
+
+constexpr bool readsConnectionCounts(PickMode mode) { return mode >= PickMode::LeastConnections; }
+
+// The mode the schedulers (src/schedulers/types.ts, PickMode) call `name`: cursor, random, hash, lc,
+// wlc, sed, nq.
+std::optional<PickMode> pickModeNamed(std::string_view name);
+
+// A real's live connections, as IPVS counts them: active = ESTABLISHED, inactive = any other state.
+struct RealLoad {
+  uint32_t active = 0;
+  uint32_t inactive = 0;
+};
 
 struct Service {
   uint32_t vip = 0;
@@ -22,17 +38,24 @@ struct Service {
   uint8_t protocol = 0;
   PickMode mode = PickMode::Cursor;
   std::vector<uint16_t> slots;              // indexes into reals
+  std::vector<uint16_t> slotWeights;        // the least-connection family: each slot's weight (> 0)
   std::vector<flow::RealEndpoint> reals;
   mutable std::atomic<uint32_t> cursor{0};  // round-robin position, shared by all workers
 
   Service() = default;
   Service(Service&& other) noexcept
       : vip(other.vip), port(other.port), protocol(other.protocol), mode(other.mode),
-        slots(std::move(other.slots)), reals(std::move(other.reals)), cursor(other.cursor.load()) {}
+        slots(std::move(other.slots)), slotWeights(std::move(other.slotWeights)), reals(std::move(other.reals)),
+        cursor(other.cursor.load()) {}
 };
 
-// Picks the real server for a new connection; nullptr when the service has no usable real.
-const flow::RealEndpoint* pickReal(const Service& service, uint32_t clientIp, uint64_t randomValue);
+// The slot IPVS's least-connection schedulers choose, from each slot's load and weight (pure: the
+// caller reads the loads). Ties go to the earlier slot, as in IPVS. -1 when there are no slots.
+int pickLeastLoaded(PickMode mode, const RealLoad* loads, const uint16_t* weights, size_t count);
+
+// Picks the real server for a new connection; nullptr when the service has no usable real. The
+// least-connection family reads the reals' counts from `flows`.
+const flow::RealEndpoint* pickReal(const Service& service, uint32_t clientIp, uint64_t randomValue, const flow::FlowTable& flows);
 
 using SharedService = std::shared_ptr<const Service>;
 

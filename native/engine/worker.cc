@@ -452,7 +452,7 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
       counters_.add(Counter::DropNoFlow);
       return;
     }
-    const flow::RealEndpoint* real = pickReal(service, view.sourceIp(), nextRandom());
+    const flow::RealEndpoint* real = pickReal(service, view.sourceIp(), nextRandom(), context_.flows);
     if (real == nullptr) {
       counters_.add(Counter::DropNoReal);
       return;

@@ -1,6 +1,7 @@
 // Registry of scheduling policies by name.
 
 import { ApiError } from "../errors";
+import { leastConnection, neverQueue, shortestExpectedDelay, weightedLeastConnection } from "./leastConnections";
 import { maglevHash } from "./mh";
 import { randomPick } from "./random";
 import { roundRobin } from "./rr";
@@ -20,6 +21,10 @@ const POLICIES: Readonly<Record<SchedulerName, SchedulerPolicy>> = {
   wrandom: weightedRandom,
   sh: sourceHash,
   mh: maglevHash,
+  lc: leastConnection,
+  wlc: weightedLeastConnection,
+  sed: shortestExpectedDelay,
+  nq: neverQueue,
 };
 
 export function isSchedulerName(name: unknown): name is SchedulerName {

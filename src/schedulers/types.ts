@@ -3,11 +3,12 @@
 // reload, weight or health change) and native code indexes it for every new connection.
 
 /** Every scheduler natlb knows, in the spirit of kernel IPVS's ip_vs_*.c modules. */
-export const SCHEDULER_NAMES = ["rr", "wrr", "random", "wrandom", "sh", "mh"] as const;
+export const SCHEDULER_NAMES = ["rr", "wrr", "random", "wrandom", "sh", "mh", "lc", "wlc", "sed", "nq"] as const;
 
 /**
  * rr: round robin; wrr: smooth weighted round robin; random / wrandom: (weighted) random;
- * sh: source hash; mh: Maglev hash (consistent, minimal disruption).
+ * sh: source hash; mh: Maglev hash (consistent, minimal disruption); lc, wlc, sed, nq: IPVS's least
+ * connection family (the data plane reads each real's live connection counts at every pick).
  */
 export type SchedulerName = (typeof SCHEDULER_NAMES)[number];
 
@@ -30,13 +31,22 @@ export interface SchedulerInput {
  * - "cursor": slots[cursor++ % slots.length]
  * - "random": slots[random % slots.length]
  * - "hash":   slots[hash(client ip) % slots.length]
+ * - "lc", "wlc", "sed", "nq": the slot whose real has the least load by IPVS's formula, from its
+ *   active (A) and inactive (I) connections and its weight W: lc min 256A+I; wlc min (256A+I)/W;
+ *   sed min (A+1)/W; nq the first with A = 0, else as sed. Ties go to the earlier slot.
  */
-export type PickMode = "cursor" | "random" | "hash";
+export type PickMode = "cursor" | "random" | "hash" | LeastConnectionMode;
+
+/** The pick modes that read connection counts; each scheduler of that name uses its own mode. */
+export const LEAST_CONNECTION_MODES = ["lc", "wlc", "sed", "nq"] as const;
+export type LeastConnectionMode = (typeof LEAST_CONNECTION_MODES)[number];
 
 export interface SelectionTable {
   readonly mode: PickMode;
   /** Indexes into `SchedulerInput.reals`. Empty when no real is usable: new connections are dropped. */
   readonly slots: Uint16Array;
+  /** The least-connection modes: each slot's weight (1..65535). */
+  readonly weights?: Uint16Array;
 }
 
 export interface SchedulerPolicy {
