@@ -8,6 +8,7 @@ import { adminRoutes } from "./control/adminRoutes";
 import { ApiError } from "./errors";
 import { createLogger, type Logger } from "./log";
 import { startMetricsServer, type MetricsServer } from "./metrics";
+import { testHookRoutes } from "./testHooks";
 
 export interface DaemonOptions {
   configPath: string;
@@ -45,6 +46,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       "GET /conns": (request) => ({ connections: balancer.connections(numberParam(request.query, "limit")) }),
       "GET /health": () => ({ ok: true }),
       ...adminRoutes(balancer, reload),
+      ...testHookRoutes(log),
     });
   } catch (error) {
     await balancer.stop();
