@@ -77,7 +77,7 @@ export const COUNTER_NAMES = [
   "dropFragment", "dropTtlExpired", "dropTooBig", "dropNoService", "dropNoReal", "dropNoFlow", "dropOutOfWindow", "dropFlowTableFull",
   "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",
   "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused", "replyClaimSignals", "replyClaimSignalErrors",
-  "deadRealFlowsEnded", "tcpResetsSent",
+  "deadRealFlowsEnded", "tcpResetsSent", "ringErrors",
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type EngineCounters = Record<CounterName, number>;
@@ -85,6 +85,11 @@ export type EngineCounters = Record<CounterName, number>;
 export interface NativeEngine {
   start(): void;
   stop(): void;
+  /**
+   * While stopped: the same interfaces (names, roles) as they are now, e.g. one deleted and created again
+   * (new ifindex and MAC). Flows and counters stay.
+   */
+  replaceInterfaces(interfaces: NativeInterface[]): void;
   isRunning(): boolean;
   setServices(services: NativeService[]): void;
   setRoutes(routes: NativeRoute[]): void;
