@@ -87,9 +87,10 @@ test.serial("the backend link goes down and up: reported down, natlb stays idle 
       const down = await waitForLink(natlb, "eth1", "down");
       t.is(linkOf(down, "eth0"), "up");
       t.regex(natlb.output(), /interface eth1 is down/);
-      t.true(down.counters.ringErrors > 0, `the rings reported their interface's loss: ${down.counters.ringErrors}`);
       const cpuMs = await cpuMsOver(lab, natlb.child.pid!, 2000);
+      t.log({ cpuMsIn2sWhileDown: cpuMs, ringErrors: down.counters.ringErrors });
       t.true(cpuMs < 600, `natlb used ${cpuMs} ms of CPU in 2 s with eth1 down`);
+      t.true(down.counters.ringErrors > 0, `the rings reported their interface's loss: ${down.counters.ringErrors}`);
     } finally {
       await lab.exec(lab.gateway.ns, "ip", ["link", "set", "dev", "eth1", "up"]);
     }
