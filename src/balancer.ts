@@ -65,10 +65,11 @@ export interface BalancerStatus {
     /** AF_XDP interfaces: "native" or "generic" XDP, and the receive queues with an AF_XDP socket. */
     xdp?: { mode: "native" | "generic"; receiveQueues: number };
     /**
-     * The link as the last periodic check (every 5 s) saw it: "down", "gone" (deleted) or "replaced"
-     * (created again, not yet taken up) mean natlb forwards nothing through it until it is back.
+     * Only when the link is not up, as the last periodic check (every 5 s) saw it: "down", "gone"
+     * (deleted) or "replaced" (created again, not yet taken up); natlb forwards nothing through it
+     * until it is back.
      */
-    link: LinkState;
+    link?: Exclude<LinkState, "up">;
   }[];
   flows: FlowMapStats;
   /**
@@ -294,7 +295,8 @@ export class Balancer {
     const xdp = new Map(this.engine.xdpStates().map((s) => [s.name, { mode: s.mode, receiveQueues: s.receiveQueues }]));
     return this.gateway.interfaces.map((i) => {
       const state = xdp.get(i.name);
-      return { name: i.name, role: i.role, receivePath: i.receivePath, ...(state ? { xdp: state } : {}), link: this.linkStates.get(i.name) ?? "up" };
+      const link = this.linkStates.get(i.name);
+      return { name: i.name, role: i.role, receivePath: i.receivePath, ...(state ? { xdp: state } : {}), ...(link && link !== "up" ? { link } : {}) };
     });
   }
 

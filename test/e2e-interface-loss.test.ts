@@ -29,8 +29,10 @@ async function ifindexOf(lab: Lab, ns: string, ifname: string): Promise<number> 
   return (JSON.parse((await lab.exec(ns, "ip", ["-j", "link", "show", "dev", ifname])).stdout) as Array<{ ifindex: number }>)[0]!.ifindex;
 }
 
+/** The link as the status reports it ("up" when it says nothing). */
 function linkOf(status: BalancerStatus, name: string): string | undefined {
-  return status.interfaces.find((i) => i.name === name)?.link;
+  const found = status.interfaces.find((i) => i.name === name);
+  return found === undefined ? undefined : (found.link ?? "up");
 }
 
 async function waitForLink(natlb: BalancerProcess, name: string, state: string): Promise<BalancerStatus> {
@@ -87,6 +89,7 @@ test.serial("the backend link goes down and up: reported down, natlb stays idle 
       const down = await waitForLink(natlb, "eth1", "down");
       t.is(linkOf(down, "eth0"), "up");
       t.regex(natlb.output(), /interface eth1 is down/);
+      t.regex((await natlb.cli(["status"])).stdout, /eth1\(backend, af_packet, link DOWN: nothing forwarded through it\)/);
       const cpuMs = await cpuMsOver(lab, natlb.child.pid!, 2000);
       t.log({ cpuMsIn2sWhileDown: cpuMs, ringErrors: down.counters.ringErrors });
       t.true(cpuMs < 600, `natlb used ${cpuMs} ms of CPU in 2 s with eth1 down`);
@@ -123,6 +126,7 @@ test.serial("the client link is deleted and created again: reported gone, then t
     const gone = await waitForLink(natlb, "eth0", "gone");
     t.is(linkOf(gone, "eth1"), "up");
     t.regex(natlb.output(), /interface eth0 is gone/);
+    t.regex((await natlb.cli(["status"])).stdout, /eth0\(client, af_packet, link GONE: nothing forwarded through it\)/);
     t.is(natlb.child.exitCode, null, "natlb still runs");
 
     // The pair as the lab made it: addresses, up, the client's default route.
