@@ -609,6 +609,15 @@ export class Balancer {
       );
       return;
     }
+    // A link created again may come up before its addresses are back: the engine reads them at start.
+    const unaddressed = gateway.interfaces.filter((i, k) => i.addresses.length === 0 && this.gateway.interfaces[k]!.addresses.length > 0);
+    if (unaddressed.length > 0) {
+      this.log.warn(
+        { interfaces: unaddressed.map((i) => i.name) },
+        "the data plane waits for its interfaces' IPv4 addresses to be back (natlb looks again in 5 s)",
+      );
+      return;
+    }
     const replaced = gateway.interfaces.some((i, k) => i.ifindex !== this.gateway.interfaces[k]!.ifindex);
     this.engine.stop();
     this.engine.replaceInterfaces(gateway.interfaces);

@@ -129,12 +129,15 @@ test.serial("the client link is deleted and created again: reported gone, then t
     t.regex((await natlb.cli(["status"])).stdout, /eth0\(client, af_packet, link GONE: nothing forwarded through it\)/);
     t.is(natlb.child.exitCode, null, "natlb still runs");
 
-    // The pair as the lab made it: addresses, up, the client's default route.
+    // The pair as the lab made it, brought up before the gateway's end has its address (natlb must wait
+    // for it), then the addresses and the client's default route.
     await lab.exec(lab.client.ns, "ip", ["link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", lab.gateway.ns]);
-    await lab.exec(lab.client.ns, "ip", ["addr", "add", `${lab.client.ip}/24`, "dev", "eth0"]);
-    await lab.exec(lab.gateway.ns, "ip", ["addr", "add", `${lab.gateway.clientIp}/24`, "dev", "eth0"]);
     await lab.exec(lab.gateway.ns, "ip", ["link", "set", "dev", "eth0", "up"]);
     await lab.exec(lab.client.ns, "ip", ["link", "set", "dev", "eth0", "up"]);
+    await waitUntil("natlb to wait for the address", () => /the data plane waits for its interfaces/.test(natlb.output()), DETECTION_MS, 200);
+    t.is(linkOf(await natlb.status(), "eth0"), "replaced", "not taken up without its address");
+    await lab.exec(lab.client.ns, "ip", ["addr", "add", `${lab.client.ip}/24`, "dev", "eth0"]);
+    await lab.exec(lab.gateway.ns, "ip", ["addr", "add", `${lab.gateway.clientIp}/24`, "dev", "eth0"]);
     await lab.exec(lab.client.ns, "ip", ["route", "add", "default", "via", lab.gateway.clientIp, "dev", "eth0"]);
     const newIndex = await ifindexOf(lab, lab.gateway.ns, "eth0");
     t.not(newIndex, oldIndex, "a new interface");
