@@ -38,13 +38,15 @@ export interface StartBalancerOptions {
   wrapper?: string[];
   /** The `natlb` script to run (default: this checkout's bin/natlb.js), e.g. an installed package's. */
   natlbBin?: string;
+  /** The control socket's path (default: a new one under /run/natlb), e.g. the one a killed natlb left behind. */
+  socket?: string;
 }
 
 export async function startBalancer(lab: Lab, config: unknown, options: StartBalancerOptions = {}): Promise<BalancerProcess> {
   const dir = mkdtempSync(join(tmpdir(), `natlb-${lab.id}-`));
   const configPath = join(dir, "natlb.json");
   writeFileSync(configPath, JSON.stringify(config, null, 2));
-  const socket = `/run/natlb/lab-${lab.id}-${Math.random().toString(16).slice(2, 8)}.sock`;
+  const socket = options.socket ?? `/run/natlb/lab-${lab.id}-${Math.random().toString(16).slice(2, 8)}.sock`;
   const natlbBin = options.natlbBin ?? NATLB_BIN;
   const command = [process.execPath, natlbBin, "run", "--config", configPath, "--socket", socket, ...(options.runArgs ?? [])];
   const [program, ...args] = [...(options.wrapper ?? []), ...command];

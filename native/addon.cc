@@ -135,21 +135,16 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("kernelFastPathFlows", &EngineWrap::KernelFastPathFlows),
                         InstanceMethod("kernelFastPathState", &EngineWrap::KernelFastPathState),
                         InstanceMethod("workerThreads", &EngineWrap::WorkerThreadsInUse),
-                        InstanceMethod("isRunning", &EngineWrap::IsRunning)});
+                        InstanceMethod("isRunning", &EngineWrap::IsRunning),
+                        InstanceMethod("replaceInterfaces", &EngineWrap::ReplaceInterfaces)});
   }
 
-  explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
-    Napi::Env env = info.Env();
-    const Napi::Object options = objectAt(info[0], "engine options");
-    size_t length = 0;
-    uint8_t* memory = bytesOf(options.Get("flowTable"), length, "options.flowTable");
-    memory_ = Napi::Persistent(options.Get("flowTable").As<Napi::Uint8Array>());
-    flows_ = guarded(env, [&] { return std::make_unique<flow::FlowTable>(memory, length); });
-    engine::EngineOptions engineOptions;
-    const Napi::Array interfaces = arrayAt(options.Get("interfaces"), "options.interfaces");
-    if (interfaces.Length() == 0) throw Napi::TypeError::New(env, "options.interfaces must not be empty");
+  static std::vector<engine::InterfaceConfig> interfacesFrom(Napi::Env env, Napi::Value value, const std::string& what) {
+    const Napi::Array interfaces = arrayAt(value, what);
+    if (interfaces.Length() == 0) throw Napi::TypeError::New(env, what + " must not be empty");
+    std::vector<engine::InterfaceConfig> out;
     for (uint32_t i = 0; i < interfaces.Length(); ++i) {
-      const std::string where = "options.interfaces[" + std::to_string(i) + "]";
+      const std::string where = what + "[" + std::to_string(i) + "]";
       const Napi::Object item = objectAt(interfaces.Get(i), where);
       engine::InterfaceConfig config;
       config.name = item.Get("name").ToString();
@@ -171,8 +166,20 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         config.addresses.push_back({ipFrom(address.Get("ip"), where + ".addresses[].ip"),
                                     uint8_t(integerFrom(address.Get("prefixLength"), where + ".prefixLength", 0, 32))});
       }
-      engineOptions.interfaces.push_back(std::move(config));
+      out.push_back(std::move(config));
     }
+    return out;
+  }
+
+  explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
+    Napi::Env env = info.Env();
+    const Napi::Object options = objectAt(info[0], "engine options");
+    size_t length = 0;
+    uint8_t* memory = bytesOf(options.Get("flowTable"), length, "options.flowTable");
+    memory_ = Napi::Persistent(options.Get("flowTable").As<Napi::Uint8Array>());
+    flows_ = guarded(env, [&] { return std::make_unique<flow::FlowTable>(memory, length); });
+    engine::EngineOptions engineOptions;
+    engineOptions.interfaces = interfacesFrom(env, options.Get("interfaces"), "options.interfaces");
     if (options.Has("coalesceTcp") && !options.Get("coalesceTcp").IsUndefined()) {
       if (!options.Get("coalesceTcp").IsBoolean()) throw Napi::TypeError::New(env, "options.coalesceTcp must be a boolean");
       engineOptions.coalesceTcp = options.Get("coalesceTcp").As<Napi::Boolean>();
@@ -230,6 +237,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   Napi::Value Stop(const Napi::CallbackInfo& info) {
     engine_->stop();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value ReplaceInterfaces(const Napi::CallbackInfo& info) {
+    std::vector<engine::InterfaceConfig> interfaces = interfacesFrom(info.Env(), info[0], "interfaces");
+    guarded(info.Env(), [&] { engine_->replaceInterfaces(std::move(interfaces)); });
     return info.Env().Undefined();
   }
 

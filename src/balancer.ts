@@ -12,6 +12,8 @@ import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
 import { discoverGateway, readLocalAddresses, readNeighbours, readRoutes, type GatewayView } from "./gateway/interfaces";
 import { EventHub, PressureWatch, currentChangeOrigin, summarizeDiff, type ChangeOrigin, type NatlbEvent, type WatchOptions } from "./events";
 import { HealthMonitor, checkerFor, type HealthChange, type RealHealthStatus } from "./health";
+import { listLinks } from "./gateway/iproute";
+import { readLinkState, type LinkState } from "./gateway/linkStates";
 import { KernelSetup, mergePlans, planFor, type KernelPlan } from "./kernel";
 import { acquireNamespaceLock, type NamespaceLock } from "./namespaceLock";
 import { silentLogger, type Logger } from "./log";
@@ -78,6 +80,12 @@ export interface BalancerStatus {
     receivePath: ReceivePath;
     /** AF_XDP interfaces: "native" or "generic" XDP, and the receive queues with an AF_XDP socket. */
     xdp?: { mode: "native" | "generic"; receiveQueues: number };
+    /**
+     * Only when the link is not up, as the last periodic check (every 5 s) saw it: "down", "gone"
+     * (deleted) or "replaced" (created again, not yet taken up); natlb forwards nothing through it
+     * until it is back.
+     */
+    link?: Exclude<LinkState, "up">;
   }[];
   flows: FlowMapStats;
   /**
@@ -120,13 +128,17 @@ export class Balancer {
   private pressureTimer: NodeJS.Timeout | undefined;
   private readonly hub = new EventHub();
   private stopped = false;
+  /** By interface name: the state the periodic check last reported (absent: up). */
+  private readonly linkStates = new Map<string, LinkState>();
+  /** An interface came back but the data plane could not restart on it yet: the next check tries again. */
+  private restartPending = false;
   private changeQueue: Promise<unknown> = Promise.resolve();
   /** Health changes waiting for their turn in the change queue (onHealthChange). */
   private readonly pendingHealthChanges: HealthChange[] = [];
 
   private constructor(
     config: NatlbConfig,
-    private readonly gateway: GatewayView,
+    private gateway: GatewayView,
     private readonly engine: NativeEngine,
     private readonly flows: FlowMap,
     private readonly kernel: KernelSetup | undefined,
@@ -340,7 +352,8 @@ export class Balancer {
     const xdp = new Map(this.engine.xdpStates().map((s) => [s.name, { mode: s.mode, receiveQueues: s.receiveQueues }]));
     return this.gateway.interfaces.map((i) => {
       const state = xdp.get(i.name);
-      return { name: i.name, role: i.role, receivePath: i.receivePath, ...(state ? { xdp: state } : {}) };
+      const link = this.linkStates.get(i.name);
+      return { name: i.name, role: i.role, receivePath: i.receivePath, ...(state ? { xdp: state } : {}), ...(link && link !== "up" ? { link } : {}) };
     });
   }
 
@@ -680,10 +693,93 @@ export class Balancer {
     this.engine.renewReplyClaims();
   }
 
+  /**
+   * Every few seconds: whether the links natlb runs on are still there and up. A link that is down or
+   * gone is reported (log and status); when it is back (up again, or created again with a new
+   * ifindex) the data plane restarts on the interfaces as they are now, keeping flows and counters.
+   */
+  private async watchLinks(): Promise<void> {
+    if (this.stopped) return;
+    const links = await listLinks();
+    let back = this.restartPending;
+    for (const managed of this.gateway.interfaces) {
+      const reading = readLinkState(managed, links);
+      const before = this.linkStates.get(managed.name) ?? "up";
+      if (reading.state !== before) {
+        this.reportLinkState(managed.name, reading.state, before);
+        if (reading.state === "up") this.linkStates.delete(managed.name);
+        else this.linkStates.set(managed.name, reading.state);
+      }
+      if ((reading.state === "up" && before !== "up") || (reading.state === "replaced" && reading.ready)) back = true;
+    }
+    if (back) await this.restartDataPlane();
+  }
+
+  private reportLinkState(name: string, state: LinkState, before: LinkState): void {
+    const fields = { interface: name, link: state, was: before };
+    if (state === "up") this.log.warn(fields, `interface ${name} is up again: restarting the data plane on it`);
+    else if (state === "down") this.log.error(fields, `interface ${name} is down (or has no carrier): natlb forwards nothing through it until it is up again, then takes it up by itself`);
+    else if (state === "gone") {
+      this.log.error(fields, `interface ${name} is gone (deleted?): natlb forwards nothing through it; when an interface of that name is back, up and with its addresses, natlb takes it up by itself`);
+    } else this.log.warn(fields, `interface ${name} was created again (a new ifindex): natlb takes it up once it is up with its addresses`);
+  }
+
+  /** Stops the engine and starts it again on the interfaces as they are now (same names and roles). */
+  private async restartDataPlane(): Promise<void> {
+    this.restartPending = true;
+    let gateway: GatewayView;
+    try {
+      gateway = await discoverGateway(this.config);
+    } catch (error) {
+      this.log.warn({ err: error }, "the data plane waits for its interfaces: they are not all back yet (natlb looks again in 5 s)");
+      return;
+    }
+    const shape = (view: GatewayView) => view.interfaces.map((i) => `${i.name}/${i.role}`).join(",");
+    if (shape(gateway) !== shape(this.gateway)) {
+      this.log.warn(
+        { running: shape(this.gateway), found: shape(gateway) },
+        "the data plane waits for its interfaces: they are not all back yet (natlb looks again in 5 s; if they changed for good, restart natlb)",
+      );
+      return;
+    }
+    // A link created again may come up before its addresses are back: the engine reads them at start.
+    const unaddressed = gateway.interfaces.filter((i, k) => i.addresses.length === 0 && this.gateway.interfaces[k]!.addresses.length > 0);
+    if (unaddressed.length > 0) {
+      this.log.warn(
+        { interfaces: unaddressed.map((i) => i.name) },
+        "the data plane waits for its interfaces' IPv4 addresses to be back (natlb looks again in 5 s)",
+      );
+      return;
+    }
+    const replaced = gateway.interfaces.some((i, k) => i.ifindex !== this.gateway.interfaces[k]!.ifindex);
+    this.engine.stop();
+    this.engine.replaceInterfaces(gateway.interfaces);
+    this.gateway = gateway;
+    this.engine.setRoutes(gateway.routes);
+    this.engine.learnNeighbours(gateway.neighbours);
+    this.engine.setLocalAddresses(gateway.localAddresses);
+    try {
+      // A new interface of the same name: the ownership table's hooks are bound to it anew.
+      if (replaced) await this.kernel?.apply(this.kernelPlan());
+      this.engine.start();
+    } catch (error) {
+      this.log.error({ err: error }, "could not restart the data plane: natlb forwards nothing and tries again in 5 s; if this persists, restart natlb");
+      return;
+    }
+    if (replaced) this.engine.renewReplyClaims();
+    this.restartPending = false;
+    this.linkStates.clear();  // every interface is taken up as it is now
+    this.log.warn(
+      { interfaces: gateway.interfaces.map((i) => `${i.name}(${i.role}, ifindex ${i.ifindex})`) },
+      "data plane restarted on the interfaces as they are now: forwarding resumes",
+    );
+  }
+
   /** Every few seconds: routes, neighbours and the gateway's addresses change under a running natlb. */
   private async refreshRoutes(): Promise<void> {
     if (this.stopped) return;
     try {
+      await this.enqueue(() => this.watchLinks());
       const [routes, neighbours, localAddresses] = await Promise.all([
         readRoutes(this.gateway.interfaces), readNeighbours(this.gateway.interfaces), readLocalAddresses(),
       ]);

@@ -80,6 +80,7 @@ export function buildProgram(options: ProgramOptions = {}): Command {
       const level = resolveLogLevel(options.logLevel);
       const { createLogger } = require("./log") as typeof import("./log");
       const { startDaemon } = require("./daemon") as typeof import("./daemon");
+      const { handleFatalErrors } = require("./fatalErrors") as typeof import("./fatalErrors");
       const logger = createLogger({ level, format: options.json ? "json" : options.logFormat });
       // Signals may arrive at any time, more than once, and to the whole process group (npx,
       // systemd and terminals do that): the first one stops, later ones wait for the same stop. One
@@ -95,17 +96,24 @@ export function buildProgram(options: ProgramOptions = {}): Command {
       process.on("SIGTERM", onSignal);
       process.on("SIGINT", onSignal);
       process.on("SIGHUP", ignoreHangupWhileStarting);
+      const starting = startDaemon({
+        configPath: options.config,
+        kernelSetup: options.kernelSetup,
+        logger,
+        ...(options.socket ? { socketPath: options.socket } : {}),
+      });
+      // An error nobody caught stops the daemon (once it is up, when it is still starting) and exits 1.
+      const fatal = handleFatalErrors(logger, async () => {
+        stopRequested = true;
+        await (daemon ?? (await starting.catch(() => undefined)))?.stop();
+      });
       try {
-        daemon = await startDaemon({
-          configPath: options.config,
-          kernelSetup: options.kernelSetup,
-          logger,
-          ...(options.socket ? { socketPath: options.socket } : {}),
-        });
+        daemon = await starting;
         process.off("SIGHUP", ignoreHangupWhileStarting);
         if (stopRequested) void daemon.stop();
         await daemon.stopped;
       } finally {
+        fatal.dispose();
         process.off("SIGHUP", ignoreHangupWhileStarting);
         process.off("SIGTERM", onSignal);
         process.off("SIGINT", onSignal);

@@ -14,6 +14,7 @@ import { resolveGroup } from "./control/systemGroups";
 import { ApiError } from "./errors";
 import { createLogger, type Logger } from "./log";
 import { natlbMetrics, startMetricsServer, type MetricsServer } from "./metrics";
+import { testHookRoutes } from "./testHooks";
 
 export interface DaemonOptions {
   configPath: string;
@@ -70,6 +71,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           return new StreamAnswer(balancer.events({ after: sequenceParam(request.query), signal: stop.signal }), stop);
         },
         ...adminRoutes(balancer, reloadFromFile, audit),
+        ...testHookRoutes(log),
       },
       { access, logger: log },
     );

@@ -29,6 +29,7 @@ export type {
   ApiErrorOptions, ConfigErrorOptions, ConfigIssue, ControlErrorCode, KernelSetupErrorOptions, NatlbErrorOptions, PrivilegeErrorOptions,
 } from "./errors";
 export type { FlowMapStats, RealCounts } from "./flows/flowMap";
+export type { LinkState } from "./gateway/linkStates";
 export type { CounterName, NativeInterface } from "./native";
 export type { PickMode, SchedulerInput, SchedulerReal } from "./schedulers";
 export type { Daemon, DaemonOptions } from "./daemon";

@@ -79,7 +79,7 @@ export const COUNTER_NAMES = [
   "dropFragment", "dropTtlExpired", "dropTooBig", "dropNoService", "dropNoReal", "dropNoFlow", "dropOutOfWindow", "dropFlowTableFull",
   "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",
   "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused", "replyClaimSignals", "replyClaimSignalErrors",
-  "deadRealFlowsEnded", "tcpResetsSent",
+  "deadRealFlowsEnded", "tcpResetsSent", "ringErrors",
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type EngineCounters = Record<CounterName, number>;
@@ -87,6 +87,11 @@ export type EngineCounters = Record<CounterName, number>;
 export interface NativeEngine {
   start(): void;
   stop(): void;
+  /**
+   * While stopped: the same interfaces (names, roles) as they are now, e.g. one deleted and created again
+   * (new ifindex and MAC). Flows and counters stay.
+   */
+  replaceInterfaces(interfaces: NativeInterface[]): void;
   isRunning(): boolean;
   /** Every service: a new snapshot (VIPs announced, receive filters rebuilt, removed services' flows withdrawn). */
   setServices(services: NativeService[]): void;

@@ -8,9 +8,14 @@ import type { Connection } from "./flows/flowMap";
 /** One part of the status text: the lines it has to say, or none. */
 export type StatusSection = (status: BalancerStatus) => string[];
 
+/** A link that is not up, loudly (docs/operations.md: an interface goes down); nothing when up, or from an older daemon. */
+function linkNote(link: BalancerStatus["interfaces"][number]["link"]): string {
+  return link === undefined ? "" : `, link ${link.toUpperCase()}: nothing forwarded through it`;
+}
+
 const summarySection: StatusSection = (status) => [
   `natlb: ${status.services.length} service(s); flows ${status.flows.live}/${status.flows.capacity}; interfaces ${status.interfaces
-    .map((i) => `${i.name}(${i.role}, ${i.receivePath}${i.xdp ? ` ${i.xdp.mode}, ${i.xdp.receiveQueues} queue(s)` : ""})`)
+    .map((i) => `${i.name}(${i.role}, ${i.receivePath}${i.xdp ? ` ${i.xdp.mode}, ${i.xdp.receiveQueues} queue(s)` : ""}${linkNote(i.link)})`)
     .join(" ")}`,
 ];
 

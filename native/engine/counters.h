@@ -64,6 +64,9 @@ enum class Counter : uint8_t {
   // sent to the ends of such TCP connections.
   DeadRealFlowsEnded,
   TcpResetsSent,
+  // Socket errors the receive rings reported (ENETDOWN: their interface went down or was deleted); each
+  // is read and cleared, so the worker waits for frames again instead of waking at once.
+  RingErrors,
   Count,
 };
 
@@ -74,7 +77,7 @@ constexpr std::array<std::string_view, size_t(Counter::Count)> kCounterNames = {
     "dropTtlExpired",  "dropTooBig",  "dropNoService",   "dropNoReal",        "dropNoFlow",       "dropOutOfWindow", "dropFlowTableFull",
     "dropNoRoute",     "dropNoNeighbour", "dropTxError",       "dropVlan",         "ringDrops",
     "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused",
-    "replyClaimSignals", "replyClaimSignalErrors", "deadRealFlowsEnded", "tcpResetsSent",
+    "replyClaimSignals", "replyClaimSignalErrors", "deadRealFlowsEnded", "tcpResetsSent", "ringErrors",
 };
 
 class Counters {

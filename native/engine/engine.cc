@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <stdexcept>
 
 #include <cstring>
 
@@ -122,7 +123,23 @@ void Engine::stop() {
   wake_.notify_all();
   if (housekeeper_.joinable()) housekeeper_.join();
   for (auto& worker : workers_) worker->join();
+  // What the threads and the kernel counted stays in the totals (a restart must not set them back).
+  for (const auto& worker : workers_) {
+    for (size_t i = 0; i < size_t(Counter::Count); ++i) context_.counters.add(Counter(i), worker->counters().get(Counter(i)));
+  }
   workers_.clear();
+  if (kernelOffload_) {
+    // The flows go back to user space with what the kernel tracked since their hand-over (sequence
+    // numbers, last activity): a later start() would otherwise judge their FIN out of window.
+    context_.flows.withdrawOffloaded([](const flow::FlowEntry&) { return true; });
+    const kernel_forwarding_totals totals = kernelOffload_->totals();
+    context_.counters.add(Counter::KernelForwardedPackets, totals.packets);
+    context_.counters.add(Counter::KernelForwardedBytes, totals.bytes);
+  }
+  if (replyClaims_) {
+    context_.counters.add(Counter::ReplyClaimSignals, replyClaims_->signalsSent());
+    context_.counters.add(Counter::ReplyClaimSignalErrors, replyClaims_->signalErrors());
+  }
   context_.flows.setReplyClaims(nullptr);
   replyClaims_.reset();
   context_.flows.setOffloadedFlows(nullptr);
@@ -136,6 +153,17 @@ SharedService Engine::carryCursor(Service service, const ServiceTable& previous)
     service.cursor.store(old->cursor.load(std::memory_order_relaxed), std::memory_order_relaxed);
   }
   return std::make_shared<const Service>(std::move(service));
+}
+
+void Engine::replaceInterfaces(std::vector<InterfaceConfig> interfaces) {
+  std::lock_guard control(controlMutex_);
+  if (context_.running.load()) throw std::logic_error("replaceInterfaces: stop the engine first");
+  if (interfaces.size() != context_.interfaces.size()) throw std::invalid_argument("replaceInterfaces: the same interfaces, please");
+  for (size_t i = 0; i < interfaces.size(); ++i) {
+    if (interfaces[i].ifindex != context_.interfaces[i].ifindex) context_.neighbours.forgetInterface(context_.interfaces[i].ifindex);
+  }
+  context_.interfaces = std::move(interfaces);
+  refreshMtus();
 }
 
 void Engine::setServices(std::vector<Service> services) {

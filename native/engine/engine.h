@@ -68,8 +68,13 @@ class Engine {
 
   // Opens every ring and socket (throws on the first failure, leaving nothing open), then runs.
   void start();
+  // Stops every thread; offloaded flows go back to user space first (with the kernel's last tracking),
+  // and the threads' counters stay in the totals, so a later start() goes on where this one ended.
   void stop();
   bool running() const { return context_.running.load(); }
+  // While stopped: the interfaces to run on next (same names and roles; an interface that was deleted and
+  // created again has a new ifindex and MAC). The flow map and counters stay.
+  void replaceInterfaces(std::vector<InterfaceConfig> interfaces);
 
   void setServices(std::vector<Service> services);
   // Replaces these services (each must be in the data plane already, same VIP, port and protocol) and

@@ -21,6 +21,12 @@ void NeighbourCache::learn(uint32_t ip, const packet::MacAddress& mac, int ifind
   generation_.fetch_add(1, std::memory_order_release);
 }
 
+void NeighbourCache::forgetInterface(int ifindex) {
+  std::lock_guard lock(mutex_);
+  const size_t forgotten = std::erase_if(entries_, [&](const auto& item) { return item.second.entry.ifindex == ifindex; });
+  if (forgotten > 0) generation_.fetch_add(1, std::memory_order_release);
+}
+
 std::optional<packet::MacAddress> NeighbourCache::find(uint32_t ip) const {
   std::lock_guard lock(mutex_);
   const auto found = entries_.find(ip);

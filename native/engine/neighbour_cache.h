@@ -38,6 +38,9 @@ class NeighbourCache {
   bool claimRequest(uint32_t ip, uint64_t nowMs, uint64_t intervalMs);
   // Whether natlb asked for ip lately, so a reply from it is an answer and not an unsolicited claim.
   bool awaitsReply(uint32_t ip, uint64_t nowMs) const;
+  // Forgets the neighbours learned on an interface that is gone (deleted; one of that name may come
+  // back with another ifindex, and its peers with other MACs): they are asked for again.
+  void forgetInterface(int ifindex);
 
  private:
   mutable std::mutex mutex_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <cstring>
 #include <ctime>
@@ -67,7 +68,16 @@ bool Worker::nextFrame(io::ReceivedFrame& frame) {
 void Worker::waitForFrames(int timeoutMs) {
   pollDescriptors_.clear();
   for (const auto& receiver : receivers_) receiver->addPollDescriptors(pollDescriptors_);
-  ::poll(pollDescriptors_.data(), nfds_t(pollDescriptors_.size()), timeoutMs);
+  if (::poll(pollDescriptors_.data(), nfds_t(pollDescriptors_.size()), timeoutMs) <= 0) return;
+  // A ring whose interface went down or away reports ENETDOWN once; poll() would report it again at
+  // once, forever, until it is read. (Its frames come again when the interface is up.)
+  for (const pollfd& descriptor : pollDescriptors_) {
+    if ((descriptor.revents & POLLERR) == 0) continue;
+    int error = 0;
+    socklen_t length = sizeof error;
+    ::getsockopt(descriptor.fd, SOL_SOCKET, SO_ERROR, &error, &length);
+    counters_.add(Counter::RingErrors);
+  }
 }
 
 Worker::~Worker() {
