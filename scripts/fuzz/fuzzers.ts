@@ -69,13 +69,15 @@ export interface FuzzRun {
 
 export interface FuzzOptions {
   seconds: number;
+  /** Stop after this many inputs, if that comes before `seconds`. */
+  runs?: number;
   /** Run it as its mutant (NATLB_FUZZ_MUTANT, fuzz/support/invariant.h): it damages what it checks, on purpose. */
   mutant?: boolean;
   onLine?: (line: string) => void;
 }
 
 /**
- * Runs one harness for `seconds` (nice -n 19), from the seed corpus plus what earlier runs added
+ * Runs one harness for `seconds` (or `runs` inputs) at nice -n 19, from the seed corpus plus what earlier runs added
  * (FUZZ_BUILD/corpus/<harness>); a crashing input is left in CRASH_DIR/<harness>/.
  */
 export async function runFuzzer(harness: string, options: FuzzOptions): Promise<FuzzRun> {
@@ -90,7 +92,7 @@ export async function runFuzzer(harness: string, options: FuzzOptions): Promise<
   const started = Date.now();
   const result = await runProcess(
     "nice",
-    ["-n", "19", binary, `-max_total_time=${options.seconds}`, "-timeout=10", "-print_final_stats=1",
+    ["-n", "19", binary, `-max_total_time=${options.seconds}`, ...(options.runs ? [`-runs=${options.runs}`] : []), "-timeout=10", "-print_final_stats=1",
       `-artifact_prefix=${crashes}/`, workCorpus, join(SEED_CORPUS, harness)],
     REPO_ROOT,
     options.onLine,
