@@ -3,8 +3,6 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <initializer_list>
-#include <utility>
 #include <vector>
 
 #include "invariant.h"

@@ -1,9 +1,10 @@
 // Writes the fuzz harnesses' seed corpus (fuzz/corpus/<harness>/) from the frames the unit tests craft
 // (test/support/frames.ts) and the frames Linux sent in the lab (test/support/kernelVectors.ts), each
 // prefixed with the parameters its harness reads first (the input layout is in each harness's header
-// comment, fuzz/harnesses/*.cc). Regenerate after changing a harness's input layout:
+// comment, fuzz/harnesses/*.cc), and keeps the regression-* inputs. Regenerate after changing a
+// harness's input layout:
 //   npx tsc -p . && node dist/scripts/fuzz/generateCorpus.js
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { IPPROTO_UDP, internetChecksum, ipv4Bytes } from "../../test/support/checksum";
 import { buildFrame, fromHex, put16, put32, routerAlertOptions, type FrameSpec } from "../../test/support/frames";
@@ -163,7 +164,7 @@ function corpus(): Record<string, Record<string, Uint8Array>> {
   const tcpCoalesce = {
     "four-segments-wrapping": coalesceInput(stream),
     "two-full-segments": coalesceInput(coalesceStream(2, MSS, 1000, 7)),
-    "interrupted-by-complete-checksum": coalesceInput([...stream.slice(0, 2), frames["tcp-complete"]!, ...coalesceStream(2, 100, 5000, 3)]),
+    "interrupted-by-another-header-length": coalesceInput([...stream.slice(0, 2), frames["tcp-complete"]!, ...coalesceStream(2, 100, 5000, 3)]),
     "not-partial": coalesceInput(stream, 0),
   };
 
@@ -184,10 +185,13 @@ function corpus(): Record<string, Record<string, Uint8Array>> {
   };
 }
 
+// Inputs that once crashed a harness are kept as seeds (regression-*, copied from build-fuzz/crashes/).
+const REGRESSION = /^regression-/;
+
 for (const [harness, seeds] of Object.entries(corpus())) {
   const dir = join(CORPUS, harness);
-  rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
+  for (const file of readdirSync(dir)) if (!REGRESSION.test(file)) rmSync(join(dir, file));
   for (const [name, seed] of Object.entries(seeds)) writeFileSync(join(dir, name), seed);
   console.log(`${harness}: ${Object.keys(seeds).length} seeds`);
 }
