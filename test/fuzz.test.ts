@@ -5,9 +5,9 @@
 // The long runs are `npm run fuzz -- --seconds N` (README, "Fuzzing and sanitizers").
 import test from "ava";
 import { execFile } from "node:child_process";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { FUZZ_BUILD, buildFuzzers, harnessNames, runFuzzer } from "../scripts/fuzz/fuzzers";
-import { join } from "node:path";
 
 const SECONDS_EACH = 4;
 const MUTANT_SECONDS = 20;
