@@ -22,6 +22,9 @@ command -v make >/dev/null || need+=(make)
 # The BPF programs (AF_XDP receive path, kernel fast path): libbpf loads them; clang compiles them.
 [ -e /usr/include/bpf/libbpf.h ] || need+=(libbpf-dev)
 command -v clang >/dev/null || need+=(clang)
+# The fuzz harnesses and the sanitized addon (test/fuzz.test.ts, test/sanitizers.test.ts): clang's
+# libFuzzer, ASan and UBSan runtimes (only recommended by Debian's clang).
+[ -e "$(clang -print-file-name=libclang_rt.fuzzer-x86_64.a 2>/dev/null)" ] || need+=(libclang-rt-dev)
 # The tests check the systemd unit (systemd/natlb.service) with systemd-analyze.
 command -v systemd-analyze >/dev/null || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then

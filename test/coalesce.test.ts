@@ -105,5 +105,8 @@ test("segments GSO could not rebuild exactly are never merged", (t) => {
   refuse([segment(base, 0), segment({ ...base, seq: 1000 + MSS, id: 8, options: otherTimestamps }, 1)], "other TCP options");
   refuse([segment(base, 0), segment({ ...base, seq: 1000 + MSS, id: 8, flags: 0x11 }, 1)], "a FIN");
   refuse(stream(3), "complete checksums are never re-computed", "complete");
+  const toAnotherNextHop = segment({ ...base, seq: 1000 + MSS, id: 8 }, 1);
+  toAnotherNextHop[5] = 0x77; // the next hop's MAC changed between two segments (found by fuzz/harnesses/tcp_coalesce.cc)
+  refuse([segment(base, 0), toAnotherNextHop], "another Ethernet destination");
   t.true(packet.coalesceSegments([segment(base, 0), segment({ ...base, seq: 1000 + MSS, id: 8 }, 1)], "partial").ok, "the control case merges");
 });

@@ -48,6 +48,8 @@ bool canAppend(const TcpSegment& first, const TcpSegment& last, const TcpSegment
   }
   if (next.sequence != last.sequence + uint32_t(last.payloadLength)) return false;
   if (next.ipId != uint16_t(last.ipId + 1)) return false;
+  // Ethernet: the super-frame carries the first one's MAC addresses for every segment.
+  if (std::memcmp(first.frame, next.frame, 12) != 0) return false;
   const uint8_t* a = ipOf(first);
   const uint8_t* b = ipOf(next);
   // IP: version/IHL, TOS, flags, TTL, protocol, addresses equal (length, id and checksum may differ).

@@ -3,7 +3,7 @@
 // GSO-capable peer), so one send carries up to ~44 segments instead of one: at MTU frames the
 // per-frame transmit path, not the rewrite, is the data plane's cost (docs/architecture.md, "Measurements behind the design").
 //
-// Only segments that GSO can rebuild bit for bit are merged: IPv4 without options or fragmentation,
+// Only segments that GSO can rebuild bit for bit are merged: equal MAC addresses, IPv4 without options or fragmentation,
 // TCP with ACK (PSH allowed on the last one), equal TTL/TOS/DF/ack/window/options, consecutive
 // sequence numbers and IP ids, all but the last carrying exactly gso_size bytes, and a
 // CHECKSUM_PARTIAL checksum (the kernel computes every segment's checksum; frames with a complete
