@@ -64,6 +64,8 @@ export interface ControlPlaneResult {
   /** A real that every service shares goes down: each service's change to its table, ms. */
   sharedRealChangeToTableMs: Percentiles & { changes: number };
   eventLoopLagMs: Percentiles & { mean: number };
+  /** CPU the whole natlb process used while the checks ran (all threads), in percent of one core. */
+  steadyCpuPercent: number;
   healthChecksPerSecond: number;
   load: number[];
   goalMs: number;
@@ -189,9 +191,12 @@ async function inside(args: InsideArgs): Promise<ControlPlaneResult> {
       await new Promise((resolve) => setTimeout(resolve, options.intervalMs + 2000));
       const lag = monitorEventLoopDelay({ resolution: 10 });
       const checksBefore = checksDone(balancer);
+      const cpuBefore = process.cpuUsage();
       lag.enable();
       await new Promise((resolve) => setTimeout(resolve, options.seconds * 1000));
       lag.disable();
+      const cpu = process.cpuUsage(cpuBefore);
+      const steadyCpuPercent = ((cpu.user + cpu.system) / 1e6 / options.seconds) * 100;
       const healthChecksPerSecond = (checksDone(balancer) - checksBefore) / options.seconds;
       const upAfterStart = balancer.status().services.flatMap((s) => s.reals).filter((r) => r.up).length;
       progress(`${healthChecksPerSecond.toFixed(0)} checks/s, ${upAfterStart} reals up, ${changes.length} health changes since start`);
@@ -257,6 +262,7 @@ async function inside(args: InsideArgs): Promise<ControlPlaneResult> {
           min: lag.min / 1e6, median: lag.percentile(50) / 1e6, p99: lag.percentile(99) / 1e6, max: lag.max / 1e6, mean: lag.mean / 1e6,
         },
         healthChecksPerSecond,
+        steadyCpuPercent,
         load: loadavg(),
         goalMs: GOAL_MS,
       };
@@ -307,7 +313,8 @@ export function formatControlPlane(r: ControlPlaneResult): string {
     `  health change -> table:        ${ms(r.healthChangeToTableMs)}  [${verdict(r.healthChangeToTableMs.p99)}]`,
     `  listener change -> table:      ${ms(r.listenerToTableMs)}  (includes the 200 ms check interval)`,
     `  shared real down, per service: ${ms(r.sharedRealChangeToTableMs)} over ${r.sharedRealChangeToTableMs.changes} changes`,
-    `  event-loop lag while checking: ${ms(r.eventLoopLagMs)}, mean ${r.eventLoopLagMs.mean.toFixed(2)} ms  [${verdict(r.eventLoopLagMs.p99)}]`,
+    `  event-loop lag while checking: ${ms(r.eventLoopLagMs)}, mean ${r.eventLoopLagMs.mean.toFixed(2)} ms  [${verdict(r.eventLoopLagMs.p99)}]; ` +
+      `natlb used ${r.steadyCpuPercent.toFixed(0)} % of a core meanwhile`,
   ].join("\n");
 }
 
