@@ -11,7 +11,7 @@ import { cursorOf, flowFilterOf, pageLimitOf, type ConnectionPage, type Connecti
 import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
 import { discoverGateway, readLocalAddresses, readNeighbours, readRoutes, type GatewayView } from "./gateway/interfaces";
 import { EventHub, PressureWatch, currentChangeOrigin, summarizeDiff, type ChangeOrigin, type NatlbEvent, type WatchOptions } from "./events";
-import { HealthMonitor, checkerFor, type HealthChange, type RealHealthStatus } from "./health";
+import { HealthMonitor, checkerFor, type HealthChange, type RealHealthReader } from "./health";
 import { listLinks } from "./gateway/iproute";
 import { readLinkState, type LinkState } from "./gateway/linkStates";
 import { KernelSetup, mergePlans, planFor, type KernelPlan } from "./kernel";
@@ -49,7 +49,7 @@ export interface RealStatus {
   up: boolean;
   activeConns: number;
   inactiveConns: number;
-  /** The health check's view, when the service has one. */
+  /** While the real is down by its health check: why, from the check. */
   health?: RealHealthView;
 }
 
@@ -103,6 +103,8 @@ interface BuiltService {
   service: NativeService;
   /** Health of the configured reals (service.reals' first entries) as the table was built with it. */
   up: boolean[];
+  /** Each configured real's health check, looked up once (status reads it live). */
+  checks: Array<RealHealthReader | undefined>;
 }
 
 /** The JSON shape of one service as the API and config file take it (validated on use). */
@@ -310,7 +312,7 @@ export class Balancer {
       services: this.config.services.map((s) => {
         const key = serviceKey(s);
         const built = this.built.get(key);
-        const checks = this.health.statusOfService(key);
+        const checked = s.healthCheck.type !== "none";
         return {
           vip: s.vip,
           port: s.port,
@@ -321,9 +323,11 @@ export class Balancer {
             // A configuration being applied (not published yet) is read the long way.
             const current = published !== undefined && published.ip === r.ip && published.port === r.port;
             const count = this.flows.realCounts(current ? published.id : this.realIdFor(s, r));
-            const check = checks?.get(realKey(r));
+            const up = current ? built!.up[i]! : this.isUp(s, r);
+            // Why a real is down (an up one needs no explanation, and 16,000 of them no allocation).
+            const check = checked && current && !up ? this.checkOf(built!, i, key, r) : undefined;
             return {
-              ip: r.ip, port: r.port, weight: r.weight, up: current ? built!.up[i]! : this.isUp(s, r),
+              ip: r.ip, port: r.port, weight: r.weight, up,
               activeConns: count.active, inactiveConns: count.inactive,
               ...(check ? { health: healthView(check) } : {}),
             };
@@ -598,6 +602,7 @@ export class Balancer {
         inputs,
         service: { vip: s.vip, port: s.port, protocol: s.protocol, mode: table.mode, slots: table.slots, ...(table.weights ? { weights: table.weights } : {}), reals: endpoints },
         up: reals.map((r) => r.up),
+        checks: [],
       });
     }
     if (sameServices) {
@@ -610,6 +615,16 @@ export class Balancer {
       for (const key of [...this.built.keys()]) if (!present.has(key)) this.built.delete(key);
     }
     for (const [key, built] of rebuilt) this.built.set(key, built);
+  }
+
+  /** A published real's health check, kept with its table so status does not look it up by name each time. */
+  private checkOf(built: BuiltService, index: number, key: string, real: RealConfig): RealHealthReader | undefined {
+    let reader = built.checks[index];
+    if (reader === undefined || reader.removed) {
+      reader = this.health.readerOf(key, { ip: real.ip, port: real.port });
+      built.checks[index] = reader;
+    }
+    return reader;
   }
 
   private kernelPlan(): KernelPlan {
@@ -795,7 +810,7 @@ export class Balancer {
   }
 }
 
-function healthView(check: RealHealthStatus): RealHealthView {
+function healthView(check: RealHealthReader): RealHealthView {
   return {
     reason: check.reason, checks: check.checks, recentChanges: check.recentChanges,
     ...(check.heldDownUntil !== undefined ? { heldDownUntil: new Date(check.heldDownUntil).toISOString() } : {}),

@@ -45,7 +45,7 @@ test("http, udp and exec checks take the right reals down, with reasons, and sch
     async ({ lab, servers, natlb }) => {
       const echoes = await startUdpEchoes(lab);
       const read = () => natlb!.status();
-      let status = await until(read, (s) => realsOf(s, UDP_SERVICE_PORT).every((r) => r.up) && realsOf(s, EXEC_PORT)[0]!.health!.checks > 0, 5000);
+      let status = await until(read, (s) => realsOf(s, UDP_SERVICE_PORT).every((r) => r.up) && (realsOf(s, EXEC_PORT)[2]!.health?.checks ?? 0) > 0, 5000);
       t.true(realsOf(status, SERVICE_PORT).every((r) => r.up), "GET /health answers 200 on every real");
       t.true(realsOf(status, UDP_SERVICE_PORT).every((r) => r.up), "every UDP echo is up under the default udp check");
       for (const [i, real] of realsOf(status, MISSING_PATH_PORT).entries()) {

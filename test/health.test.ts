@@ -345,7 +345,7 @@ test("HealthMonitor: markDown is passive, immediate, per service or for all serv
   const monitor = new HealthMonitor({ checker, onChange: (c) => changes.push(c) });
   t.teardown(() => monitor.stop());
   const real = { ip: "198.18.1.11", port: 8080 };
-  const cfg = { intervalMs: 60_000, timeoutMs: 100, rise: 1, fall: 1, port: undefined };
+  const cfg = { intervalMs: 500, timeoutMs: 100, rise: 1, fall: 1, port: undefined };
   monitor.add("a", real, cfg);
   monitor.add("b", real, cfg);
   t.is(monitor.markDown(real, "RST storm", "a"), 1);
@@ -356,9 +356,9 @@ test("HealthMonitor: markDown is passive, immediate, per service or for all serv
   t.is(monitor.markDown(real, "ICMP unreachable"), 2);
   t.is(changes.length, 2, "only b changed; a was already down");
   t.is(monitor.markDown({ ip: "198.18.1.99", port: 1 }, "x"), 0);
-  // Checks bring them back (rise = 1).
+  // Checks bring them back (rise = 1), each within its first interval (the first round is spread over it).
   monitor.start();
-  t.true(await waitFor(() => changes.length === 4, 1000));
+  t.true(await waitFor(() => changes.length === 4, 2000));
   t.true(changes.slice(2).every((c) => c.up));
 });
 

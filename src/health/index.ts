@@ -8,4 +8,4 @@ export type { CheckOutcome, CheckResult, HealthChecker, HealthTarget, TcpHealthC
 export { RealHealthState } from "./state";
 export type { HealthThresholds } from "./state";
 export { HealthMonitor } from "./monitor";
-export type { HealthChange, HealthMonitorOptions, MonitorCheckConfig, RealHealthStatus, RealRef } from "./monitor";
+export type { HealthChange, HealthMonitorOptions, MonitorCheckConfig, RealHealthReader, RealHealthStatus, RealRef } from "./monitor";

@@ -39,6 +39,16 @@ export interface RealHealthStatus {
   readonly heldDownUntil: number | undefined;
 }
 
+/** What status shows of a real's check, read live (HealthMonitor.readerOf). */
+export interface RealHealthReader {
+  /** The real is no longer checked (removed, or its service's check changed): ask again. */
+  readonly removed: boolean;
+  readonly reason: string;
+  readonly checks: number;
+  readonly recentChanges: number;
+  readonly heldDownUntil: number | undefined;
+}
+
 /** The check settings the monitor uses: the timing part of a service's health-check block. */
 export type MonitorCheckConfig = Pick<HealthCheckTiming, "intervalMs" | "timeoutMs" | "rise" | "fall" | "port"> &
   Partial<Pick<HealthCheckTiming, "flapDamping">>;
@@ -104,8 +114,6 @@ const CHECKER_GRACE_MS = 250;
 export class HealthMonitor {
   private readonly checker: HealthChecker;
   private readonly entries = new Map<string, Entry>();
-  /** The same entries by service, then `ip:port`: status reads a service's reals without a scan. */
-  private readonly byService = new Map<string, Map<string, Entry>>();
   private readonly downOnRefused: boolean;
   private readonly initiallyUp: boolean;
   private running = false;
@@ -152,9 +160,6 @@ export class HealthMonitor {
       lastCheckAt: undefined,
     };
     this.entries.set(key, entry);
-    let reals = this.byService.get(serviceKey);
-    if (!reals) this.byService.set(serviceKey, (reals = new Map()));
-    reals.set(`${real.ip}:${real.port}`, entry);
     if (this.running) this.schedule(entry, 0);
   }
 
@@ -164,9 +169,6 @@ export class HealthMonitor {
     const entry = this.entries.get(key);
     if (!entry) return false;
     this.entries.delete(key);
-    const reals = this.byService.get(serviceKey);
-    reals?.delete(`${real.ip}:${real.port}`);
-    if (reals?.size === 0) this.byService.delete(serviceKey);
     entry.removed = true;
     clearTimeout(entry.timer);
     entry.timer = undefined;
@@ -174,12 +176,15 @@ export class HealthMonitor {
     return true;
   }
 
-  /** Begins checking every real, the first round at once. */
+  /** Begins checking every real, the first round spread over the first interval. */
   start(): void {
     if (this.running) return;
     this.running = true;
     this.epoch++;
-    for (const entry of this.entries.values()) this.schedule(entry, 0);
+    // The first round is spread over the first interval, not fired at once: thousands of checks
+    // in one burst would block the event loop and stay in step for ever after. A real's first check
+    // still comes within one interval (plain IPVS counts it up until then).
+    for (const entry of this.entries.values()) this.schedule(entry, this.entries.size > 1 ? Math.random() * entry.config.intervalMs : 0);
   }
 
   /** Stops all checks, cancels those in flight and waits for them to settle. */
@@ -221,10 +226,21 @@ export class HealthMonitor {
     return [...this.entries.values()].map(statusOf);
   }
 
-  /** The checked reals of one service, by `ip:port`; undefined when none of its reals is checked. */
-  statusOfService(serviceKey: string): ReadonlyMap<string, RealHealthStatus> | undefined {
-    const reals = this.byService.get(serviceKey);
-    return reals && new Map([...reals].map(([key, entry]) => [key, statusOf(entry)]));
+  /**
+   * A live view of one real's check (it follows the check without being asked again, until the real
+   * is removed); undefined when the real is not checked. Status keeps these instead of looking reals
+   * up by name at every call.
+   */
+  readerOf(serviceKey: string, real: RealRef): RealHealthReader | undefined {
+    const entry = this.entries.get(entryKey(serviceKey, real));
+    if (!entry) return undefined;
+    return {
+      get removed() { return entry.removed; },
+      get reason() { return entry.state.reason; },
+      get checks() { return entry.checks; },
+      get recentChanges() { return entry.state.recentChanges; },
+      get heldDownUntil() { return entry.state.heldDownUntil; },
+    };
   }
 
   private schedule(entry: Entry, delayMs: number): void {
