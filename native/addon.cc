@@ -15,6 +15,7 @@
 #include "flow/flow_table.h"
 #include "flow/reply_claims.h"
 #include "io/kernel_forwarding.h"
+#include "io/mapped_memory.h"
 #include "io/peer_credentials.h"
 #include "packet/checksum_state.h"
 #include "packet/ipv4_frame.h"
@@ -176,6 +177,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const Napi::Object options = objectAt(info[0], "engine options");
     size_t length = 0;
     uint8_t* memory = bytesOf(options.Get("flowTable"), length, "options.flowTable");
+    // Only a map large enough to have a mapping of its own: glibc's malloc serves anything above its
+    // mmap threshold (at most 32 MiB) that way, so no other allocation shares those pages with it,
+    // and a forked child (before its exec) never misses memory it needs.
+    constexpr size_t kOwnMappingBytes = size_t{64} << 20;
+    if (length >= kOwnMappingBytes) io::excludeFromForks(memory, length);
     memory_ = Napi::Persistent(options.Get("flowTable").As<Napi::Uint8Array>());
     flows_ = guarded(env, [&] { return std::make_unique<flow::FlowTable>(memory, length); });
     engine::EngineOptions engineOptions;
