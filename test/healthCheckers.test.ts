@@ -195,34 +195,28 @@ test("flap damping: the fourth change in the window holds the real down, doublin
   t.false(state.record(ok));
   now += 1000;
   t.true(state.record(ok), "up once the hold-down is over");
-  // Flapping again soon: held for twice as long.
-  for (const result of [bad, ok, bad]) {
+  /** Down, up, down a second apart, then up once more: a flap. Returns whether the real came up. */
+  const flapThenComeUp = (): boolean => {
+    for (const result of [bad, ok, bad]) {
+      now += 1000;
+      state.record(result);
+    }
     now += 1000;
-    state.record(result);
-  }
-  now += 1000;
-  t.false(state.record(ok));
+    return state.record(ok);
+  };
+  // Flapping again soon: held for twice as long.
+  t.false(flapThenComeUp(), "held again");
   t.is(state.heldDownUntil, now + 60_000);
   // A third time: capped at maxHoldDownS.
   now += 60_000;
   t.true(state.record(ok));
-  for (const result of [bad, ok, bad]) {
-    now += 1000;
-    state.record(result);
-  }
-  now += 1000;
-  t.false(state.record(ok));
+  t.false(flapThenComeUp(), "held again");
   t.is(state.heldDownUntil, now + 100_000);
   // Stable for a whole maximum hold-down: the next hold-down starts from holdDownS again.
   now += 100_000;
   t.true(state.record(ok));
   now += 200_000;
-  for (const result of [bad, ok, bad]) {
-    now += 1000;
-    state.record(result);
-  }
-  now += 1000;
-  t.false(state.record(ok));
+  t.false(flapThenComeUp(), "held again");
   t.is(state.heldDownUntil, now + 30_000);
 });
 
