@@ -22,6 +22,8 @@ import {
   type NativeService,
 } from "./native";
 import { schedulerFor, type SchedulerName } from "./schedulers";
+import { effectiveWeight, nextRampChangeMs, rampedTableInput, rampFraction } from "./slowStart/slowStartRamp";
+import { DRAIN_THENS, watchDrain, type DrainResult, type DrainThen } from "./drain";
 
 export interface BalancerOptions {
   logger?: Logger;
@@ -51,6 +53,10 @@ export interface RealStatus {
   inactiveConns: number;
   /** While the real is down by its health check: why, from the check. */
   health?: RealHealthView;
+  /** While the real ramps up (config slowStartS): the weight it has now, and when the ramp ends (ISO 8601). */
+  slowStart?: { effectiveWeight: number; endsAt: string };
+  /** While a drain of the real runs (`natlb real drain`): its deadline (ISO 8601, absent: none) and what follows. */
+  drain?: { deadline?: string; then: DrainThen };
 }
 
 /** What the health check last said of a real. */
@@ -111,6 +117,48 @@ interface BuiltService {
 export type ServiceInput = Record<string, unknown>;
 export type RealInput = Record<string, unknown>;
 
+/**
+ * Fields of a running service to change (`natlb service edit`, ipvsadm -E): any service field of the
+ * config but its identity (vip, port, protocol) and its reals; each replaces the field as a whole.
+ * The service that results is validated with the config's own schema.
+ */
+export type ServiceEdit = Readonly<Record<string, unknown>> & {
+  readonly scheduler?: SchedulerName;
+  readonly healthCheck?: Record<string, unknown>;
+  readonly slowStartS?: number;
+};
+
+/** Service fields `updateService` does not change: they name the service, or have their own calls. */
+export const FIXED_SERVICE_FIELDS = Object.freeze(["vip", "port", "protocol", "reals"] as const);
+
+export interface DrainOptions {
+  /** Stop waiting then (a Date, or ms since the epoch); absent: wait until no connection is left. */
+  readonly deadline?: Date | number;
+  /** What happens at the end (default "keep"): see DrainThen. */
+  readonly then?: DrainThen;
+  /** Called with the real's connections left when first read and whenever the count changes. */
+  readonly onProgress?: (connectionsLeft: number) => void;
+}
+
+/** A drain under way (beginDrain): the real is at weight 0 already; `result` settles at its end. */
+export interface DrainHandle {
+  readonly service: string;
+  readonly real: string;
+  readonly then: DrainThen;
+  /** ms since the epoch; absent: none. */
+  readonly deadline: number | undefined;
+  /** The count last read (NaN before the first read). */
+  connectionsLeft(): number;
+  readonly result: Promise<DrainResult>;
+}
+
+/** A ramp under way: which real, since when (ms since the epoch). */
+interface Ramp {
+  readonly service: string;
+  readonly real: string;
+  readonly startedAt: number;
+}
+
 export class Balancer {
   private config: NatlbConfig;
   private readonly realIds = new Map<string, number>();
@@ -137,6 +185,13 @@ export class Balancer {
   private changeQueue: Promise<unknown> = Promise.resolve();
   /** Health changes waiting for their turn in the change queue (onHealthChange). */
   private readonly pendingHealthChanges: HealthChange[] = [];
+  /** Reals ramping up (slowStartS), by `service|real`. */
+  private rampStarts = new Map<string, Ramp>();
+  private rampTimer: NodeJS.Timeout | undefined;
+  /** Drains under way, by `service|real`. */
+  private readonly drains = new Map<string, { deadline: number | undefined; then: DrainThen }>();
+  /** Aborts when natlb stops: drains under way end then. */
+  private readonly stopping = new AbortController();
 
   private constructor(
     config: NatlbConfig,
@@ -240,11 +295,24 @@ export class Balancer {
     });
   }
 
-  updateService(ref: ServiceRef, changes: { scheduler?: SchedulerName; healthCheck?: Record<string, unknown> }): Promise<void> {
+  /**
+   * Changes a running service's fields (scheduler, health check, slowStartS, ...; see ServiceEdit),
+   * keeping its reals and their flows. Throws ApiError for its identity or reals, ConfigError when the
+   * service that results is invalid.
+   */
+  updateService(ref: ServiceRef, changes: ServiceEdit): Promise<void> {
+    const fixed = FIXED_SERVICE_FIELDS.filter((field) => Object.hasOwn(changes, field));
+    if (fixed.length > 0) {
+      return Promise.reject(
+        new ApiError(
+          `a service edit cannot change ${fixed.join(", ")}: ${fixed.includes("reals") ? "change reals with `natlb real add|weight|remove`; " : ""}a service's address is what names it (remove it and add another)`,
+          { code: "E_FIXED_FIELD" },
+        ),
+      );
+    }
     return this.change((raw) => {
       const service = raw.services[this.indexOf(ref)] as Record<string, unknown>;
-      if (changes.scheduler !== undefined) service.scheduler = changes.scheduler;
-      if (changes.healthCheck !== undefined) service.healthCheck = changes.healthCheck;
+      for (const [field, value] of Object.entries(changes)) if (value !== undefined) service[field] = value;
     });
   }
 
@@ -274,6 +342,89 @@ export class Balancer {
       const index = this.indexOf(ref);
       ((raw.services[index] as Record<string, unknown>).reals as unknown[]).splice(this.realIndexOf(index, real), 1);
     });
+  }
+
+  /**
+   * Drains a real: its weight goes to 0 (no new connections; its connections go on), then natlb waits
+   * until it has no connections left (the data plane's per-real counts) or the deadline comes, and does
+   * what `then` says (keep, remove, reset). Resolves with what happened, also published as a
+   * drainFinished event. Rejects when natlb stops first.
+   */
+  async drainReal(ref: ServiceRef, real: RealRef, options: DrainOptions = {}): Promise<DrainResult> {
+    return (await this.beginDrain(ref, real, options)).result;
+  }
+
+  /** drainReal in two steps: resolves once the real is at weight 0, with the drain's handle. */
+  async beginDrain(ref: ServiceRef, real: RealRef, options: DrainOptions = {}): Promise<DrainHandle> {
+    const then = options.then ?? "keep";
+    if (!(DRAIN_THENS as readonly string[]).includes(then)) {
+      throw new ApiError(`unknown drain end ${JSON.stringify(then)}: use one of ${DRAIN_THENS.join(", ")}`, { code: "E_BAD_DRAIN" });
+    }
+    const deadline = options.deadline instanceof Date ? options.deadline.getTime() : options.deadline;
+    if (deadline !== undefined && !Number.isFinite(deadline)) throw new ApiError("the drain's deadline is not a valid time: give a Date or ms since the epoch", { code: "E_BAD_DRAIN" });
+    const serviceIndex = this.indexOf(ref);
+    const service = this.config.services[serviceIndex]!;
+    const found = service.reals[this.realIndexOf(serviceIndex, real)]!;
+    const name = { service: serviceKey(service), real: realKey(found) };
+    const key = `${name.service}|${name.real}`;
+    if (this.drains.has(key)) {
+      throw new ApiError(`a drain of ${name.real} in ${name.service} is under way already: follow it with \`natlb events\``, { status: 409, code: "E_DRAIN_UNDER_WAY" });
+    }
+    this.drains.set(key, { deadline, then });
+    const exact = { ip: found.ip, port: found.port };
+    try {
+      await this.updateReal(ref, exact, { weight: 0 });
+    } catch (error) {
+      this.drains.delete(key);
+      throw error;
+    }
+    const id = this.realIdFor(service, found);
+    const started = Date.now();
+    let left = Number.NaN;
+    const result = (async (): Promise<DrainResult> => {
+      try {
+        const watched = await watchDrain({
+          connections: () => {
+            const count = this.flows.realCounts(id);
+            return count.active + count.inactive;
+          },
+          ...(deadline !== undefined ? { deadlineMs: deadline } : {}),
+          signal: this.stopping.signal,
+          onProgress: (count) => {
+            left = count;
+            options.onProgress?.(count);
+          },
+        });
+        const done = await this.finishDrain({ vip: service.vip, port: service.port, protocol: service.protocol }, exact, then);
+        const outcome: DrainResult = { ...name, ...watched, then, done, waitedMs: Date.now() - started };
+        this.hub.publish({ type: "drainFinished", ...outcome });
+        this.log.info(outcome, `drain of ${name.real} in ${name.service} finished`);
+        return outcome;
+      } catch (error) {
+        if (this.stopping.signal.aborted) throw new ApiError(`natlb stopped before the drain of ${name.real} in ${name.service} ended`, { status: 409, code: "E_STOPPED" });
+        throw error;
+      } finally {
+        this.drains.delete(key);
+      }
+    })();
+    // Nobody may be waiting for the result (a drain without --wait): its failure is logged, not thrown at the process.
+    result.catch((error: unknown) => this.log.warn({ err: error, ...name }, "drain ended early"));
+    return { ...name, then, deadline, connectionsLeft: () => left, result };
+  }
+
+  /** A drain's end: the real stays, leaves, or leaves with its flows reset. */
+  private async finishDrain(ref: Required<ServiceRef>, real: { ip: string; port: number }, then: DrainThen): Promise<DrainResult["done"]> {
+    const present = () => this.config.services.some((s) => s.vip === ref.vip && s.port === ref.port && s.protocol === ref.protocol && s.reals.some((r) => r.ip === real.ip && r.port === real.port));
+    if (then === "keep") return present() ? "kept" : "gone";
+    if (present()) await this.removeReal(ref, { ip: real.ip, port: real.port });
+    else if (then === "remove") return "gone";
+    if (then === "reset") {
+      await this.enqueue(async () => {
+        this.engine.endFlowsOf([{ vip: ref.vip, port: ref.port, protocol: ref.protocol, realIp: real.ip, realPort: real.port, reset: true }]);
+      });
+      return "reset";
+    }
+    return "removed";
   }
 
   /**
@@ -308,11 +459,14 @@ export class Balancer {
    * within the change queue's turn).
    */
   status(): BalancerStatus {
+    const now = Date.now();
     return {
       services: this.config.services.map((s) => {
         const key = serviceKey(s);
         const built = this.built.get(key);
         const checked = s.healthCheck.type !== "none";
+        // Ramps and drains are rare: only then is a real's key built.
+        const extras = this.rampStarts.size > 0 || this.drains.size > 0;
         return {
           vip: s.vip,
           port: s.port,
@@ -330,6 +484,7 @@ export class Balancer {
               ip: r.ip, port: r.port, weight: r.weight, up,
               activeConns: count.active, inactiveConns: count.inactive,
               ...(check ? { health: healthView(check) } : {}),
+              ...(extras ? this.rampAndDrainView(s, r, now) : {}),
             };
           }),
         };
@@ -340,6 +495,20 @@ export class Balancer {
       workerThreads: { setting: this.config.workerThreads, running: this.engine.workerThreads() },
       counters: this.engine.counters(),
     };
+  }
+
+  /** A real's slow start and drain, as status shows them. */
+  private rampAndDrainView(service: ServiceConfig, real: RealConfig, now: number): Pick<RealStatus, "slowStart" | "drain"> {
+    const key = `${serviceKey(service)}|${realKey(real)}`;
+    const view: { slowStart?: RealStatus["slowStart"]; drain?: RealStatus["drain"] } = {};
+    const ramp = this.rampStarts.get(key);
+    const length = slowStartOf(service, real);
+    if (ramp && real.weight > 0 && now - ramp.startedAt < length * 1000) {
+      view.slowStart = { effectiveWeight: effectiveWeight(real.weight, rampFraction(now - ramp.startedAt, length)), endsAt: new Date(ramp.startedAt + length * 1000).toISOString() };
+    }
+    const drain = this.drains.get(key);
+    if (drain) view.drain = { ...(drain.deadline !== undefined ? { deadline: new Date(drain.deadline).toISOString() } : {}), then: drain.then };
+    return view;
   }
 
   private kernelFastPathStatus(): BalancerStatus["kernelFastPath"] {
@@ -389,6 +558,8 @@ export class Balancer {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.stopping.abort();
+    if (this.rampTimer) clearTimeout(this.rampTimer);
     if (this.routeTimer) clearInterval(this.routeTimer);
     if (this.pressureTimer) clearInterval(this.pressureTimer);
     this.hub.close();
@@ -470,8 +641,11 @@ export class Balancer {
     const previous = this.config;
     const previousPlan = this.kernelPlan();
     const previousDraining = new Map(this.draining);
+    const previousRamps = new Map(this.rampStarts);
     const removed = this.trackRemovedReals(previous, next);
+    const diff = diffConfig(previous, next);
     this.config = next;
+    this.trackRamps(diff);
     const nextPlan = this.kernelPlan();
     try {
       // The kernel hands natlb a new VIP's frames before the engine serves it, and takes an old VIP
@@ -483,12 +657,14 @@ export class Balancer {
       this.syncHealthChecks();
       await this.kernel?.update(nextPlan);
       this.endFlowsOfDeadReals(removed);
-      this.hub.publish({ type: "change", change: summarizeDiff(diffConfig(previous, next)), origin });
+      this.hub.publish({ type: "change", change: summarizeDiff(diff), origin });
+      this.scheduleRampStep();
       if (!this.kernel && JSON.stringify(nextPlan) !== JSON.stringify(previousPlan)) {
         this.log.warn("the VIPs changed and natlb runs without kernel set-up: run `natlb kernel-setup --config <file>` again");
       }
     } catch (error) {
       this.config = previous;
+      this.rampStarts = previousRamps;
       this.draining.clear();
       for (const [key, reals] of previousDraining) this.draining.set(key, reals);
       this.publish();
@@ -498,6 +674,62 @@ export class Balancer {
       );
       throw error;
     }
+  }
+
+  /**
+   * Slow start: reals added to a running service, or given a weight again after 0, start a ramp;
+   * ramps of reals and services that are gone are forgotten.
+   */
+  private trackRamps(diff: ConfigDiff): void {
+    const now = Date.now();
+    for (const change of diff.changed) {
+      const starting = [...change.reals.added, ...change.reals.updated.filter((u) => u.old.weight === 0 && u.next.weight > 0).map((u) => u.next)];
+      for (const real of starting) this.startRamp(change.next, real, now);
+    }
+    if (this.rampStarts.size === 0) return;
+    const present = new Set(this.config.services.flatMap((s) => s.reals.map((r) => `${serviceKey(s)}|${realKey(r)}`)));
+    for (const key of [...this.rampStarts.keys()]) if (!present.has(key)) this.rampStarts.delete(key);
+  }
+
+  private startRamp(service: ServiceConfig, real: RealConfig, now: number): void {
+    if (slowStartOf(service, real) <= 0) return;
+    const ramp = { service: serviceKey(service), real: realKey(real), startedAt: now };
+    this.rampStarts.set(`${ramp.service}|${ramp.real}`, ramp);
+  }
+
+  /** The share of its weight a real has now: below 1 while it ramps up; a finished ramp is forgotten. */
+  private rampFractionOf(service: ServiceConfig, real: RealConfig, now: number): number {
+    if (this.rampStarts.size === 0) return 1;
+    const key = `${serviceKey(service)}|${realKey(real)}`;
+    const ramp = this.rampStarts.get(key);
+    if (ramp === undefined) return 1;
+    const fraction = rampFraction(now - ramp.startedAt, slowStartOf(service, real));
+    if (fraction >= 1) this.rampStarts.delete(key);
+    return fraction;
+  }
+
+  /** Rebuilds the tables of ramping reals' services when the next ramp step is due (one timer for all ramps). */
+  private scheduleRampStep(): void {
+    if (this.rampTimer) clearTimeout(this.rampTimer);
+    this.rampTimer = undefined;
+    if (this.stopped || this.rampStarts.size === 0) return;
+    const now = Date.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const ramp of this.rampStarts.values()) {
+      const service = this.config.services.find((s) => serviceKey(s) === ramp.service);
+      const real = service?.reals.find((r) => realKey(r) === ramp.real);
+      const change = service && real ? nextRampChangeMs(now - ramp.startedAt, slowStartOf(service, real)) : 0;
+      next = Math.min(next, ramp.startedAt + (change ?? 0));
+    }
+    this.rampTimer = setTimeout(() => {
+      this.rampTimer = undefined;
+      void this.enqueue(async () => {
+        if (this.stopped) return;
+        this.publish([...new Set([...this.rampStarts.values()].map((r) => r.service))]);
+        this.scheduleRampStep();
+      });
+    }, Math.max(0, next - now) + 1);
+    this.rampTimer.unref();
   }
 
   /**
@@ -591,13 +823,16 @@ export class Balancer {
     const wanted = touched && new Set(touched);
     const considered = sameServices && wanted ? this.config.services.filter((s) => wanted.has(serviceKey(s))) : this.config.services;
     const rebuilt = new Map<string, BuiltService>();
+    const now = Date.now();
     for (const s of considered) {
       const key = serviceKey(s);
-      const reals = s.reals.map((r) => ({ ip: r.ip, port: r.port, weight: r.weight, up: this.isUp(s, r) }));
+      const reals = s.reals.map((r) => ({ ip: r.ip, port: r.port, weight: r.weight, up: this.isUp(s, r), fraction: this.rampFractionOf(s, r, now) }));
+      // A ramping real's share of its weight (slow start) is in the table's input.
+      const input = rampedTableInput(s.scheduler, reals);
       const endpoints = this.realsWithDraining(s).map((r) => ({ ip: r.ip, port: r.port, id: this.realIdFor(s, r) }));
-      const inputs = JSON.stringify([s.scheduler, reals, endpoints]);
+      const inputs = JSON.stringify([input.scheduler, input.reals, endpoints]);
       if (this.built.get(key)?.inputs === inputs) continue;
-      const table = schedulerFor(s.scheduler).build({ reals });
+      const table = schedulerFor(input.scheduler).build({ reals: input.reals });
       rebuilt.set(key, {
         inputs,
         service: { vip: s.vip, port: s.port, protocol: s.protocol, mode: table.mode, slots: table.slots, ...(table.weights ? { weights: table.weights } : {}), reals: endpoints },
@@ -655,6 +890,13 @@ export class Balancer {
     if (this.stopped) return;
     this.hub.publish({ type: "health", service: change.serviceKey, real: realKey(change.real), up: change.up, reason: change.reason });
     this.log.warn({ service: change.serviceKey, real: realKey(change.real), up: change.up, reason: change.reason }, "real server health changed");
+    // Slow start: a real that comes back ramps up again from the start (one that went down mid-ramp too).
+    const service = this.config.services.find((s) => serviceKey(s) === change.serviceKey);
+    const real = service?.reals.find((r) => r.ip === change.real.ip && r.port === change.real.port);
+    if (service && real) {
+      if (change.up) this.startRamp(service, real, Date.now());
+      else this.rampStarts.delete(`${change.serviceKey}|${realKey(real)}`);
+    }
     // Changes that arrive together (a real that many services share went down) reach the data plane
     // in one hand-over. Through the change queue: a configuration change under way finishes its kernel
     // steps first.
@@ -664,6 +906,7 @@ export class Balancer {
       const changes = this.pendingHealthChanges.splice(0);
       if (this.stopped) return;
       this.publish(changes.map((c) => c.serviceKey));  // first: no new flow goes to a real that went down
+      this.scheduleRampStep();
       const dead: Array<{ service: ServiceConfig; real: RealConfig }> = [];
       for (const c of changes) {
         const service = this.config.services.find((s) => serviceKey(s) === c.serviceKey);
@@ -808,6 +1051,11 @@ export class Balancer {
       this.log.warn({ err: error }, "could not refresh routes, neighbours or draining reals");
     }
   }
+}
+
+/** A real's slow start, seconds: its own, else its service's; 0 for none. */
+function slowStartOf(service: ServiceConfig, real: RealConfig): number {
+  return real.slowStartS ?? service.slowStartS ?? 0;
 }
 
 function healthView(check: RealHealthReader): RealHealthView {

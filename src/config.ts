@@ -18,6 +18,8 @@ export interface RealConfig {
   readonly port: number;
   /** 0..65535, default 1; 0 = drained (keeps its connections, gets no new ones). */
   readonly weight: number;
+  /** This real's own slow start, seconds (overrides the service's slowStartS). */
+  readonly slowStartS?: number;
 }
 
 /** Timing and thresholds every active health check has. */
@@ -113,6 +115,8 @@ export interface ServiceConfig {
   readonly healthCheck: HealthCheckConfig;
   /** Default: "keep" for TCP services, "drop" for UDP ones (a UDP client has no connection to lose). */
   readonly deadRealFlows: DeadRealFlows;
+  /** Seconds over which a real that comes up or is added ramps to its full weight (absent: no ramp). */
+  readonly slowStartS?: number;
 }
 
 export interface InterfacesConfig {
@@ -250,6 +254,8 @@ export const CONFIG_LIMITS = Object.freeze({
   defaultFlowCapacity: 262144,
   /** Timeouts in ms must fit a signed 32-bit integer (setTimeout, native timers). */
   maxTimeoutSeconds: 2147483,
+  /** Slow start beyond an hour is a misconfiguration, not a ramp. */
+  maxSlowStartS: 3600,
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -324,6 +330,11 @@ function interfaceList(side: string) {
     .refine((names) => new Set(names).size === names.length, { error: "lists an interface twice: remove the duplicate" });
 }
 
+/** Slow start's length, seconds: 0 (none) up to an hour. */
+function slowStartSeconds() {
+  return intIn(0, CONFIG_LIMITS.maxSlowStartS);
+}
+
 /** One real server as the config and the control socket's POST /reals take it. */
 export const realSchema = z.strictObject({
   ip: ipv4("real server").meta({
@@ -334,6 +345,7 @@ export const realSchema = z.strictObject({
   weight: intIn(0, 65535)
     .default(1)
     .describe("Relative share of new connections. 0 drains the real: it keeps its connections and gets no new ones."),
+  slowStartS: slowStartSeconds().optional().describe("This real's own slow start, seconds; overrides the service's slowStartS (0: none)."),
 });
 
 /** Fields that only some check types take, and which. */
@@ -507,6 +519,11 @@ export const serviceSchema = z
         .describe(
           'What happens to the flows of a real that goes down or is removed (IPVS\'s expire_nodest_conn): "keep" lets them go on until they end; "drop" ends them (a UDP client\'s next datagram goes to a live real); "reset" ends them and resets both ends of each TCP connection, so clients fail fast and retry. Default: "keep" for TCP services, "drop" for UDP ones. A real at weight 0 is drained, not dead: its flows always go on.',
         ),
+      slowStartS: slowStartSeconds()
+        .optional()
+        .describe(
+          "Slow start, seconds: a real that comes up (health check), is added, or gets a weight again after 0 ramps from a small share of its weight to all of it over this time, in steps (10, or one a second when shorter), rebuilding only this service's table. Works with every scheduler (rr, random and lc ramp as their weighted forms wrr, wrandom and wlc while a ramp runs). Left out or 0: none.",
+        ),
     },
     { error: expecting('a service object like { "vip": "198.18.0.100", "port": 80, "reals": [...] }') },
   )
@@ -516,9 +533,10 @@ export const serviceSchema = z
       port: s.port,
       protocol: s.protocol,
       scheduler: s.scheduler,
-      reals: s.reals.map((r) => ({ ip: r.ip, port: r.port ?? s.port, weight: r.weight })),
+      reals: s.reals.map((r) => ({ ip: r.ip, port: r.port ?? s.port, weight: r.weight, ...(r.slowStartS !== undefined ? { slowStartS: r.slowStartS } : {}) })),
       healthCheck: resolveHealthCheck(s.healthCheck, s.protocol),
       deadRealFlows: s.deadRealFlows ?? (s.protocol === "udp" ? "drop" : "keep"),
+      ...(s.slowStartS ? { slowStartS: s.slowStartS } : {}),
     }),
   );
 
@@ -972,13 +990,16 @@ export interface RealUpdate {
   readonly next: RealConfig;
 }
 
+/** The service-level settings a change can tell apart (beyond its reals). */
+export type ServiceField = "scheduler" | "healthCheck" | "deadRealFlows" | "slowStartS";
+
 export interface ServiceChange {
   /** `vip:port/protocol` */
   readonly key: string;
   readonly old: ServiceConfig;
   readonly next: ServiceConfig;
   /** Service-level settings that differ. */
-  readonly fields: ReadonlyArray<"scheduler" | "healthCheck" | "deadRealFlows">;
+  readonly fields: ReadonlyArray<ServiceField>;
   readonly reals: {
     readonly added: ReadonlyArray<RealConfig>;
     readonly removed: ReadonlyArray<RealConfig>;
@@ -1017,10 +1038,11 @@ function sameJson(a: unknown, b: unknown): boolean {
 }
 
 function diffService(old: ServiceConfig, next: ServiceConfig): ServiceChange | undefined {
-  const fields: Array<"scheduler" | "healthCheck" | "deadRealFlows"> = [];
+  const fields: ServiceField[] = [];
   if (old.scheduler !== next.scheduler) fields.push("scheduler");
   if (!sameJson(old.healthCheck, next.healthCheck)) fields.push("healthCheck");
   if (old.deadRealFlows !== next.deadRealFlows) fields.push("deadRealFlows");
+  if (old.slowStartS !== next.slowStartS) fields.push("slowStartS");
 
   const oldReals = new Map(old.reals.map((r) => [realKey(r), r]));
   const nextReals = new Map(next.reals.map((r) => [realKey(r), r]));

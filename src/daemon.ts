@@ -5,6 +5,7 @@ import { Balancer } from "./balancer";
 import { loadConfigFile, type ControlAccessConfig } from "./config";
 import { CONTROL_ROUTES, defaultSocketPath, startControlServer, type ControlServer } from "./control";
 import { adminRoutes } from "./control/adminRoutes";
+import { configRoute } from "./control/configRoute";
 import { connsRoute } from "./control/connsRoute";
 import { AuditLog } from "./control/auditLog";
 import { SIGHUP_ORIGIN, summarizeDiff, withChangeOrigin } from "./events";
@@ -64,6 +65,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       {
         [CONTROL_ROUTES.status]: () => balancer.status(),
         ...connsRoute(balancer),
+        ...configRoute(balancer),
         [CONTROL_ROUTES.health]: () => ({ ok: true }),
         [CONTROL_ROUTES.metrics]: async () => new TextAnswer(metricsText.contentType, await metricsText.scrape()),
         [CONTROL_ROUTES.events]: (request) => {

@@ -122,6 +122,8 @@ export function formatEvent(event: NatlbEvent): string {
       return `${head} ${event.level}: ${event.live} of ${event.capacity} flows`;
     case "dropSpike":
       return `${head} ${event.reason}: ${event.perSecond}/s (usually ${event.usualPerSecond}/s)`;
+    case "drainFinished":
+      return `${head} ${event.service} ${event.real}: ${event.deadlineHit ? `deadline hit with ${event.connectionsLeft} connection(s) left` : "no connections left"} after ${(event.waitedMs / 1000).toFixed(1)} s; then ${event.then}: ${event.done}`;
     case "lagged":
       return `${head}: this watcher missed ${event.missed} events`;
   }

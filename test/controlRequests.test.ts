@@ -55,6 +55,12 @@ async function fixture(t: Ctx, options: { refuse?: boolean; reloadDiff?: ConfigD
     addReal: record("addReal"),
     updateReal: record("updateReal"),
     removeReal: record("removeReal"),
+    updateService: record("updateService"),
+    beginDrain: async (...args: unknown[]) => {
+      await record("beginDrain")(...args);
+      const result = { service: "198.18.0.100:80/tcp", real: "198.18.1.11:8080", connectionsLeft: 0, deadlineHit: false, then: "keep", done: "kept", waitedMs: 5 } as const;
+      return { service: result.service, real: result.real, then: "keep", deadline: undefined, connectionsLeft: () => 0, result: Promise.resolve(result) };
+    },
     currentConfig: CONFIG,
   };
   const reload = async (): Promise<ConfigDiff> => {
@@ -303,4 +309,49 @@ test("a service with an exec health check is refused over the socket (403): only
   const http = { ...exec, healthCheck: { type: "http", path: "/healthz" } };
   t.is((await rawRequest(f.path, post("POST /services", JSON.stringify(http)))).status, 200);
   t.is(f.calls.length, 1);
+});
+
+test("PUT /services (service edit): the edited service is checked with the config's service schema; identity, reals and exec checks are refused", async (t) => {
+  const f = await fixture(t);
+  const cases: Array<[unknown, number, RegExp]> = [
+    [{ service: SERVICE, set: { scheduler: "fastest" } }, 400, /at set\.scheduler: /],
+    [{ service: SERVICE, set: { slowStartS: -1 } }, 400, /at set\.slowStartS: /],
+    [{ service: SERVICE, set: { colour: "red" } }, 400, /unknown field "colour"/],
+    [{ service: SERVICE, set: { healthCheck: { type: "http", every: 5 } } }, 400, /at set\.healthCheck: unknown field "every"/],
+    [{ service: SERVICE, set: { port: 81 } }, 400, /cannot change port/],
+    [{ service: SERVICE, set: { reals: [] } }, 400, /natlb real add/],
+    [{ service: { vip: "198.18.0.9", port: 80 }, set: { scheduler: "rr" } }, 404, /no service 198\.18\.0\.9:80\/tcp/],
+    [{ service: SERVICE, set: { healthCheck: { type: "exec", command: ["/bin/true"] } } }, 403, /config file/],
+  ];
+  for (const [body, status, message] of cases) {
+    const answer = await rawRequest(f.path, post("PUT /services", JSON.stringify(body)));
+    t.is(answer.status, status, JSON.stringify(body));
+    t.regex(errorOf(answer).message, message);
+  }
+  t.deepEqual(f.calls, []);
+  const edit = { scheduler: "sh", slowStartS: 30, healthCheck: { type: "http", path: "/healthz" } };
+  t.is((await rawRequest(f.path, post("PUT /services", JSON.stringify({ service: SERVICE, set: edit })))).status, 200);
+  t.deepEqual(f.calls, [["updateService", SERVICE, edit]]);
+});
+
+test("POST /reals/drain: without wait the answer comes at once; with wait it comes line by line and ends with the result", async (t) => {
+  const f = await fixture(t);
+  const body = { service: SERVICE, real: { ip: "198.18.1.11" }, timeoutS: 30, then: "remove" };
+  const at = Date.now();
+  const quick = await rawRequest(f.path, post("POST /reals/drain", JSON.stringify(body)));
+  t.is(quick.status, 200);
+  t.like(JSON.parse(quick.body), { ok: true, real: "198.18.1.11:8080", then: "keep" });
+  const [name, service, real, options] = f.calls[0] as [string, unknown, unknown, { deadline: number; then: string; onProgress?: unknown }];
+  t.deepEqual([name, service, real, options.then, options.onProgress], ["beginDrain", SERVICE, { ip: "198.18.1.11" }, "remove", undefined]);
+  t.true(Math.abs(options.deadline - (at + 30_000)) < 2000);
+  const waiting = await rawRequest(f.path, post("POST /reals/drain", JSON.stringify({ ...body, wait: true })));
+  t.is(waiting.status, 200);
+  // The raw answer is chunked NDJSON: its JSON lines, in order.
+  const lines = waiting.body.split(/\r?\n/).filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { type: string });
+  t.deepEqual(lines.map((l) => l.type), ["started", "finished"]);
+  t.like(lines[1], { type: "finished", connectionsLeft: 0, deadlineHit: false, done: "kept" });
+  for (const bad of [{ ...body, then: "explode" }, { ...body, timeoutS: -5 }, { ...body, wait: "yes" }]) {
+    t.is((await rawRequest(f.path, post("POST /reals/drain", JSON.stringify(bad)))).status, 400, JSON.stringify(bad));
+  }
+  t.is(f.calls.length, 2);
 });

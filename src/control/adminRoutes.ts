@@ -1,15 +1,16 @@
-// The control socket's write routes (ipvsadm's -A/-D/-a/-e/-d, and reload): each body is validated
+// The control socket's write routes (ipvsadm's -A/-E/-D/-a/-e/-d, drain, and reload): each body is validated
 // here, at the edge, with the config's own schemas (unknown fields, wrong types and bad values are a
 // 400 naming the field), then handed to the Balancer's typed API, which validates the whole next
 // configuration again. Every change is logged with who asked (auditLog.ts). Changes live in the
 // running daemon only (like ipvsadm without --save): edit the config file and `natlb reload` to keep them.
 import { z } from "zod";
-import type { Balancer, ServiceRef } from "../balancer";
-import { formatFieldPath, realSchema, serviceSchema, type ConfigDiff } from "../config";
+import { FIXED_SERVICE_FIELDS, type Balancer, type DrainHandle, type ServiceRef } from "../balancer";
+import { CONFIG_LIMITS, formatFieldPath, realSchema, serviceKey, serviceSchema, type ConfigDiff } from "../config";
+import { DRAIN_THENS, type DrainResult } from "../drain";
 import { ApiError } from "../errors";
 import { summarizeDiff, withChangeOrigin, type ChangeSummary } from "../events";
 import { serviceName, type AuditLog } from "./auditLog";
-import type { ControlHandler, ControlHandlers, ControlRequest } from "./server";
+import { StreamAnswer, type ControlHandler, type ControlHandlers, type ControlRequest } from "./server";
 
 const port = z.number().int().min(1).max(65535);
 const serviceRef = z.strictObject({ vip: z.string(), port, protocol: z.enum(["tcp", "udp"]).optional() });
@@ -21,18 +22,30 @@ const bodies = {
   addReal: z.strictObject({ service: serviceRef, real: realSchema }),
   updateReal: z.strictObject({ service: serviceRef, real: realRef, weight: z.number().int().min(0).max(65535) }),
   removeReal: z.strictObject({ service: serviceRef, real: realRef }),
+  /** `set`: service fields to replace; the service that results is checked with serviceSchema (editedService). */
+  editService: z.strictObject({ service: serviceRef, set: z.record(z.string(), z.unknown()) }),
+  drainReal: z.strictObject({
+    service: serviceRef,
+    real: realRef,
+    /** Seconds from now; absent: wait until no connection is left. */
+    timeoutS: z.number().positive().max(CONFIG_LIMITS.maxTimeoutSeconds).optional(),
+    then: z.enum(DRAIN_THENS).optional(),
+    /** Answer line by line (progress, then the result) instead of at once. */
+    wait: z.boolean().optional(),
+  }),
   /** POST /reload re-reads the daemon's own file: it takes no body (an empty object is allowed). */
   reload: z.union([z.undefined(), z.strictObject({})]),
 };
 
 /** What the routes change: the Balancer's typed API (an interface, so tests can stand in for it). */
-export type ChangeTarget = Pick<Balancer, "addService" | "removeService" | "addReal" | "updateReal" | "removeReal" | "currentConfig">;
+export type ChangeTarget = Pick<Balancer, "addService" | "removeService" | "updateService" | "addReal" | "updateReal" | "removeReal" | "beginDrain" | "currentConfig">;
 
-function bodyOf<S extends z.ZodType>(schema: S, request: ControlRequest): z.output<S> {
+function bodyOf<S extends z.ZodType>(schema: S, request: ControlRequest, within?: string): z.output<S> {
   const parsed = schema.safeParse(request.body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const where = issue === undefined || issue.path.length === 0 ? "the body" : formatFieldPath(issue.path);
+    const path = [...(within === undefined ? [] : [within]), ...(issue?.path ?? [])];
+    const where = path.length === 0 ? "the body" : formatFieldPath(path);
     // The config schemas word their object errors for files; an unknown field deserves its own words.
     const problem =
       issue?.code === "unrecognized_keys"
@@ -53,6 +66,53 @@ function refuseExecHealthCheck(service: { readonly healthCheck?: { readonly type
       'an "exec" health check runs a program as natlb\'s user, so it cannot be set over the control socket: put it in the config file and run `natlb reload`',
       { status: 403, code: "E_EXEC_CHECK_FROM_FILE_ONLY" },
     );
+  }
+}
+
+/**
+ * The running service with `set` applied, checked with the config's own service schema (so fields
+ * other helpers add to it are editable too): a 400 naming the field when it does not pass.
+ */
+function editedService(balancer: ChangeTarget, request: ControlRequest, body: z.infer<typeof bodies.editService>): void {
+  const fixed = FIXED_SERVICE_FIELDS.filter((field) => Object.hasOwn(body.set, field));
+  if (fixed.length > 0) {
+    throw new ApiError(
+      `${request.method} ${request.path}: set cannot change ${fixed.join(", ")}: ${fixed.includes("reals") ? "change reals with `natlb real add|weight|remove`; " : ""}the service's address names it`,
+      { code: "E_FIXED_FIELD" },
+    );
+  }
+  const key = serviceKey({ vip: body.service.vip, port: body.service.port, protocol: body.service.protocol ?? "tcp" });
+  const running = balancer.currentConfig.services.find((s) => serviceKey(s) === key);
+  if (running === undefined) throw new ApiError(`no service ${key}: list services with \`natlb status\``, { status: 404 });
+  bodyOf(serviceSchema, { ...request, body: { ...(JSON.parse(JSON.stringify(running)) as Record<string, unknown>), ...body.set } }, "set");
+}
+
+/** A waiting drain's answer: a line when it starts, one per change of its count, then its result (or error). */
+async function* drainLines(handle: DrainHandle, progress: number[], wake: { now: () => void }, stop: AbortSignal): AsyncGenerator<unknown> {
+  yield { type: "started", service: handle.service, real: handle.real, then: handle.then, ...(handle.deadline !== undefined ? { deadline: new Date(handle.deadline).toISOString() } : {}) };
+  let outcome: DrainResult | undefined;
+  let failure: unknown;
+  let settled = false;
+  handle.result.then((r) => (outcome = r), (e: unknown) => (failure = e)).finally(() => {
+    settled = true;
+    wake.now();
+  });
+  const aborted = () => wake.now();
+  stop.addEventListener("abort", aborted, { once: true });
+  try {
+    for (;;) {
+      while (progress.length > 0) yield { type: "progress", connectionsLeft: progress.shift() };
+      if (settled || stop.aborted) break;
+      await new Promise<void>((resolve) => (wake.now = resolve));
+    }
+  } finally {
+    stop.removeEventListener("abort", aborted);
+  }
+  if (stop.aborted) return;
+  if (outcome) yield { type: "finished", ...outcome };
+  else {
+    const error = failure instanceof ApiError ? failure : undefined;
+    yield { type: "error", error: { code: error?.code ?? "E_INTERNAL", message: failure instanceof Error ? failure.message : String(failure) } };
   }
 }
 
@@ -101,6 +161,16 @@ export function adminRoutes(balancer: ChangeTarget, reload: () => Promise<Config
     const found = runningReal(service, real);
     return found ? `${found.ip}:${found.port}` : real.port === undefined ? real.ip : `${real.ip}:${real.port}`;
   };
+  const editService = audited(
+    audit,
+    "PUT /services",
+    bodies.editService,
+    (b) => ({ service: serviceName(b.service), set: b.set }),
+    (b) => {
+      refuseExecHealthCheck(b.set as { healthCheck?: { type?: string } });
+      return balancer.updateService(ref(b.service), b.set);
+    },
+  );
   return {
     "POST /services": audited(
       audit,
@@ -140,6 +210,38 @@ export function adminRoutes(balancer: ChangeTarget, reload: () => Promise<Config
       (b) => ({ service: serviceName(b.service), real: existingName(b.service, b.real) }),
       (b) => balancer.removeReal(ref(b.service), b.real.port === undefined ? { ip: b.real.ip } : { ip: b.real.ip, port: b.real.port }),
     ),
+    "PUT /services": (request) => {
+      // The edited service is checked first, so a bad field is a 400 that names it under `set`.
+      editedService(balancer, request, bodyOf(bodies.editService, request));
+      return editService(request);
+    },
+    "POST /reals/drain": async (request) => {
+      const body = bodyOf(bodies.drainReal, request);
+      const summary = { service: serviceName(body.service), real: existingName(body.service, body.real), drain: body.then ?? "keep", ...(body.timeoutS ? { timeoutS: body.timeoutS } : {}) };
+      const origin = { via: "control socket", peer: request.peer } as const;
+      const progress: number[] = [];
+      const wake = { now: () => {} };
+      let handle: DrainHandle;
+      try {
+        handle = await withChangeOrigin(origin, () =>
+          balancer.beginDrain(ref(body.service), body.real.port === undefined ? { ip: body.real.ip } : { ip: body.real.ip, port: body.real.port }, {
+            ...(body.timeoutS !== undefined ? { deadline: Date.now() + body.timeoutS * 1000 } : {}),
+            ...(body.then !== undefined ? { then: body.then } : {}),
+            ...(body.wait ? { onProgress: (left: number) => { progress.push(left); wake.now(); } } : {}),
+          }),
+        );
+        audit.applied(origin, "POST /reals/drain", summary);
+      } catch (error) {
+        audit.refused(origin, "POST /reals/drain", summary, error);
+        throw error;
+      }
+      if (!body.wait) {
+        return { ok: true, service: handle.service, real: handle.real, then: handle.then, ...(handle.deadline !== undefined ? { deadline: new Date(handle.deadline).toISOString() } : {}) };
+      }
+      // The drain goes on in the daemon if the client goes away; only the answer stops.
+      const stop = new AbortController();
+      return new StreamAnswer(drainLines(handle, progress, wake, stop.signal), stop);
+    },
     "POST /reload": audited(
       audit,
       "POST /reload",

@@ -1,9 +1,10 @@
 // What natlb tells its watchers (`lb.events()`, `natlb events`): health transitions with their
-// reasons, configuration changes with their origin, flow-map pressure and spikes in drops. Every
+// reasons, configuration changes with their origin, drains finished, flow-map pressure and spikes in drops. Every
 // event has a sequence number (a watcher that lost its connection asks for what followed) and a time.
 
 import type { ChangeOrigin } from "./changeOrigin";
 import type { ChangeSummary } from "./changeSummary";
+import type { DrainResult } from "../drain/drainOutcome";
 
 export type NatlbEventBody =
   | { readonly type: "health"; readonly service: string; readonly real: string; readonly up: boolean; readonly reason: string }
@@ -12,6 +13,8 @@ export type NatlbEventBody =
   | { readonly type: "flowMapPressure"; readonly level: "normal" | "high" | "full"; readonly live: number; readonly capacity: number }
   /** Drops of one reason per second rose far above their usual rate. */
   | { readonly type: "dropSpike"; readonly reason: string; readonly perSecond: number; readonly usualPerSecond: number }
+  /** A drain (`natlb real drain`, `lb.drainReal()`) ended: connections left, whether the deadline came first, what `then` did. */
+  | ({ readonly type: "drainFinished" } & DrainResult)
   /** This watcher fell behind and missed events (its queue is bounded). */
   | { readonly type: "lagged"; readonly missed: number };
 
