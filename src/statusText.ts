@@ -36,6 +36,15 @@ const forwardingPathSection: StatusSection = (status) => {
   return [`forwarding: user space only (${setting}${fastPath.unavailable !== undefined ? `; unavailable: ${fastPath.unavailable}` : ""})${workers}`];
 };
 
+/** A real's slow start and drain, when it has one: "  (slow start: weight 1.09 until ..., draining: then remove)". */
+function realNotes(real: BalancerStatus["services"][number]["reals"][number]): string {
+  const notes = [
+    ...(real.slowStart ? [`slow start: weight ${real.slowStart.effectiveWeight} until ${real.slowStart.endsAt}`] : []),
+    ...(real.drain ? [`draining${real.drain.deadline ? ` until ${real.drain.deadline}` : ""}, then ${real.drain.then}`] : []),
+  ];
+  return notes.length > 0 ? `  (${notes.join("; ")})` : "";
+}
+
 /** The ipvsadm -Ln look: one line per service, one per real under it. */
 const servicesSection: StatusSection = (status) => {
   const lines = ["Prot LocalAddress:Port Scheduler", "  -> RemoteAddress:Port      Weight  State  ActiveConn  InActConn"];
@@ -45,7 +54,7 @@ const servicesSection: StatusSection = (status) => {
       lines.push(
         `  -> ${`${r.ip}:${r.port}`.padEnd(22)} ${String(r.weight).padStart(6)}  ${(r.up ? "up" : "DOWN").padEnd(5)}  ${String(
           r.activeConns,
-        ).padStart(10)}  ${String(r.inactiveConns).padStart(9)}${!r.up && r.health ? `  (${r.health.reason})` : ""}`,
+        ).padStart(10)}  ${String(r.inactiveConns).padStart(9)}${!r.up && r.health ? `  (${r.health.reason})` : ""}${realNotes(r)}`,
       );
     }
   }
