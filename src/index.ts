@@ -1,8 +1,10 @@
 // natlb's public TypeScript API.
 export { Balancer } from "./balancer";
 export type {
-  BalancerOptions, BalancerStatus, RealHealthView, RealInput, RealRef, RealStatus, ServiceInput, ServiceRef, ServiceStatus,
+  BalancerOptions, BalancerStatus, DrainHandle, DrainOptions, RealHealthView, RealInput, RealRef, RealStatus, ServiceEdit, ServiceInput, ServiceRef, ServiceStatus,
 } from "./balancer";
+export { DRAIN_THENS } from "./drain";
+export type { DrainResult, DrainThen } from "./drain";
 export {
   parseConfig, parseConfigText, loadConfigFile, diffConfig, DEFAULT_TIMEOUTS, DEAD_REAL_FLOWS, HEALTH_CHECK_TYPES, RECEIVE_PATHS, WORKER_THREADS_SETTINGS,
 } from "./config";
@@ -23,7 +25,7 @@ export { removeNatlbKernelState } from "./kernel";
 export type {
   ConfigDiff, ControlAccessConfig, DeadRealFlows, FloodProtection, GlobalSetting, GroupRef, InterfacesConfig, KernelFastPathSetting, MetricsConfig, NoHealthCheckConfig, ReceivePath, WorkerLayout, WorkerThreadsSetting,
   ReceivePathConfig, RealUpdate, ServiceChange, TcpHealthCheckConfig, HttpHealthCheckConfig, UdpHealthCheckConfig, ExecHealthCheckConfig,
-  ActiveHealthCheckConfig, HealthCheckTiming, FlapDampingConfig,
+  ActiveHealthCheckConfig, HealthCheckTiming, FlapDampingConfig, ServiceField,
 } from "./config";
 export type {
   ApiErrorOptions, ConfigErrorOptions, ConfigIssue, ControlErrorCode, KernelSetupErrorOptions, NatlbErrorOptions, PrivilegeErrorOptions,
