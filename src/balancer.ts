@@ -715,12 +715,19 @@ export class Balancer {
     if (this.stopped || this.rampStarts.size === 0) return;
     const now = Date.now();
     let next = Number.POSITIVE_INFINITY;
-    for (const ramp of this.rampStarts.values()) {
+    const ended = new Set<string>();
+    for (const [key, ramp] of this.rampStarts) {
       const service = this.config.services.find((s) => serviceKey(s) === ramp.service);
       const real = service?.reals.find((r) => realKey(r) === ramp.real);
-      const change = service && real ? nextRampChangeMs(now - ramp.startedAt, slowStartOf(service, real)) : 0;
-      next = Math.min(next, ramp.startedAt + (change ?? 0));
+      const change = service && real ? nextRampChangeMs(now - ramp.startedAt, slowStartOf(service, real)) : undefined;
+      if (change === undefined) {
+        // Over (or its slowStartS was edited away): its service's table gets the whole weight now.
+        this.rampStarts.delete(key);
+        ended.add(ramp.service);
+      } else next = Math.min(next, ramp.startedAt + change);
     }
+    if (ended.size > 0) this.publish([...ended]);
+    if (this.rampStarts.size === 0) return;
     this.rampTimer = setTimeout(() => {
       this.rampTimer = undefined;
       void this.enqueue(async () => {

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { NATLB_CLI, startBalancer } from "../lab/balancerProcess";
+import { startBlobServer } from "../lab/blobServer";
 import { blobUrl, runDownload } from "../lab/download";
 import { sleep, waitUntil } from "../lab/wait";
 import { watchEvents } from "../src/control/eventsClient";
@@ -95,12 +96,14 @@ test.serial("real drain --wait: returns once the last held connection has ended;
   });
 });
 
-test.serial("slow start: a real added with slowStartS gets a growing share of new short connections, then its full share", async (t) => {
+test.serial("slow start: a real added with slowStartS gets a growing share of new short connections, then its full share; coming back up ramps again", async (t) => {
   const SLOW_START_S = 12;
+  // Tolerant of a loaded machine: a real is down after three failed checks, not one slow answer.
+  const healthCheck = { type: "http", path: "/health", intervalMs: 300, timeoutMs: 2000, rise: 1, fall: 3 };
   await withNatLab(
     t,
-    { offloads: true, config: (lab) => ({ services: [tcpService(lab, [1, 1], { slowStartS: SLOW_START_S })] }) },
-    async ({ lab, natlb }) => {
+    { offloads: true, config: (lab) => ({ services: [tcpService(lab, [1, 1], { slowStartS: SLOW_START_S, healthCheck })] }) },
+    async ({ lab, natlb, servers }) => {
       const added = await natlb!.cli(["real", "add", `${lab.vip}:${SERVICE_PORT}`, `${lab.reals[2]!.ip}:${REAL_PORT}`]);
       t.is(added.code, 0, added.stderr);
       const addedAt = Date.now();
@@ -127,6 +130,18 @@ test.serial("slow start: a real added with slowStartS gets a growing share of ne
       for (const w of middle) t.true(w.share > first.share && w.share < last.share, `middle window ${JSON.stringify(w)}`);
       t.true(middle.length > 0, "a window in the ramp's second half");
       t.is((await natlb!.status()).services[0]!.reals[2]!.slowStart, undefined);
+
+      // The real goes down (its server stops) and comes back: it ramps again from the bottom.
+      const third = () => natlb!.status().then((s) => s.services[0]!.reals[2]!);
+      await servers[2]!.stop();
+      await waitUntil("the third real down", async () => !(await third()).up, 10_000, 100);
+      t.is((await third()).slowStart, undefined, "a real that is down does not ramp");
+      servers[2] = await startBlobServer(lab, 3, REAL_PORT);
+      await waitUntil("the third real up again", async () => (await third()).up, 10_000, 50);
+      const upAt = Date.now();
+      const again = await third();
+      t.true(again.slowStart !== undefined && again.slowStart.effectiveWeight < 0.3, JSON.stringify(again));
+      t.true(Math.abs(Date.parse(again.slowStart!.endsAt) - (upAt + SLOW_START_S * 1000)) < 2000, again.slowStart?.endsAt);
     },
   );
 });
