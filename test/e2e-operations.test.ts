@@ -80,8 +80,6 @@ test.serial("real drain --wait: returns once the last held connection has ended;
 
     // The events, in order: each drain's weight change, then what followed it, then drainFinished.
     await waitUntil("the second drainFinished event", () => events.filter((e) => e.type === "drainFinished").length === 2, 5000, 50);
-    stop.abort();
-    await watching;
     const story = events.flatMap((e) => {
       if (e.type === "drainFinished") return [`drainFinished ${e.done} ${e.connectionsLeft}`];
       if (e.type !== "change") return [];
@@ -93,6 +91,21 @@ test.serial("real drain --wait: returns once the last held connection has ended;
       `weight ${real} 0->1`,
       `weight ${real} 1->0`, `removed ${real}`, "drainFinished removed 1",
     ]);
+
+    // --then reset: the real comes back, a connection stays past the timeout; at the end the real's
+    // connections (this one and the one still open from before its removal) are reset at both ends.
+    t.is((await natlb!.cli(["real", "add", service, real])).code, 0);
+    const reset = startStreamClient(lab, { host: lab.vip, port: HELD_PORT, localPort: 41_020, expectBytes: 1000, lingerMs: 40_000, timeoutMs: 50_000 });
+    t.teardown(() => reset.stop());
+    await reset.received(10_000);
+    const cut = await natlb!.cli(["real", "drain", service, real, "--wait", "--timeout", "2s", "--then", "reset", "--json"]);
+    t.is(cut.code, 1, cut.stderr);
+    t.like(JSON.parse(cut.stdout), { connectionsLeft: 2, deadlineHit: true, then: "reset", done: "reset" });
+    for (const port of [41_010, 41_020]) t.is((await server.event("closed", port, 5000))["reason"], "ECONNRESET", `port ${port}`);
+    // (An idle, lingering stream client does not report what it receives; e2e-dead-reals checks the client's side of a reset.)
+    t.false((await natlb!.connections()).some((c) => c.client.port === 41_010 || c.client.port === 41_020));
+    stop.abort();
+    await watching;
   });
 });
 
