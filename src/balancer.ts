@@ -22,6 +22,7 @@ import {
   type NativeService,
 } from "./native";
 import { schedulerFor, type SchedulerName } from "./schedulers";
+import { TrafficStats, type BalancerStats } from "./stats/trafficStats";
 
 export interface BalancerOptions {
   logger?: Logger;
@@ -29,6 +30,8 @@ export interface BalancerOptions {
   kernelSetup?: boolean;
   /** How often routes and neighbours are re-read from the kernel, ms. Default 5000. */
   routeRefreshMs?: number;
+  /** How often the traffic rates of stats() are sampled, ms. Default 2000 (as IPVS's estimator). */
+  rateSampleMs?: number;
 }
 
 export interface ServiceRef {
@@ -114,6 +117,9 @@ export type RealInput = Record<string, unknown>;
 export class Balancer {
   private config: NatlbConfig;
   private readonly realIds = new Map<string, number>();
+  /** By service key: the id of every real the service has had (its stats keep removed reals' counts). */
+  private readonly realIdsOfService = new Map<string, Set<number>>();
+  private readonly traffic: TrafficStats;
   /**
    * Reals removed from a service while they still had connections, by service key (like IPVS's
    * trash of destinations): the engine keeps forwarding their flows until the last one ends. They get
@@ -146,8 +152,20 @@ export class Balancer {
     private readonly kernel: KernelSetup | undefined,
     private readonly log: Logger,
     private readonly lock: NamespaceLock,
+    rateSampleMs: number | undefined,
   ) {
     this.config = config;
+    this.traffic = new TrafficStats(
+      {
+        services: () => this.config.services.map((s) => {
+          const reals = s.reals.map((r) => ({ ip: r.ip, port: r.port, id: this.realIdFor(s, r) }));
+          const key = serviceKey(s);
+          return { key, vip: s.vip, port: s.port, protocol: s.protocol, reals, everyRealId: this.realIdsOfService.get(key) ?? [] };
+        }),
+        realTraffic: (ids) => this.engine.realTraffic(ids),
+      },
+      rateSampleMs === undefined ? {} : { sampleIntervalMs: rateSampleMs },
+    );
     this.health = new HealthMonitor({
       onChange: (change) => this.onHealthChange(change),
       onError: (error) => this.log.error({ err: error }, "health change handler failed"),
@@ -185,7 +203,7 @@ export class Balancer {
     engine.learnNeighbours(gateway.neighbours);
     engine.setLocalAddresses(gateway.localAddresses);
     const kernel = options.kernelSetup === false ? undefined : new KernelSetup();
-    const balancer = new Balancer(config, gateway, engine, flows, kernel, log, lock);
+    const balancer = new Balancer(config, gateway, engine, flows, kernel, log, lock, options.rateSampleMs);
     try {
       balancer.publish();
       await kernel?.apply(balancer.kernelPlan());
@@ -215,6 +233,7 @@ export class Balancer {
       balancer.routeTimer = setInterval(() => void balancer.refreshRoutes(), options.routeRefreshMs ?? 5000);
       balancer.routeTimer.unref();
       balancer.watchPressure();
+      balancer.traffic.start();
       log.info({ interfaces: gateway.interfaces.map((i) => `${i.name}(${i.role})`), services: config.services.length }, "natlb started");
       return balancer;
     } catch (error) {
@@ -378,6 +397,15 @@ export class Balancer {
   }
 
   /**
+   * Like `ipvsadm -L --stats --rate`: per service and per real, connections, packets and bytes in and
+   * out since natlb started (user space and kernel fast path together), and their rates. A service's
+   * counts keep those of its removed reals (as IPVS).
+   */
+  stats(): BalancerStats {
+    return this.traffic.stats();
+  }
+
+  /**
    * The number of the selection-table snapshot the data plane uses now: it moves once a change (API
    * call, reload, health change) has reached the data plane.
    */
@@ -391,6 +419,7 @@ export class Balancer {
     this.stopped = true;
     if (this.routeTimer) clearInterval(this.routeTimer);
     if (this.pressureTimer) clearInterval(this.pressureTimer);
+    this.traffic.stop();
     this.hub.close();
     // A change under way finishes first (queued ones see `stopped` and do nothing), so nothing
     // re-installs kernel state after undo.
@@ -570,6 +599,9 @@ export class Balancer {
     if (id === undefined) {
       id = this.nextRealId++ & 0xffff;
       this.realIds.set(key, id);
+      const ofService = this.realIdsOfService.get(serviceKey(service)) ?? new Set<number>();
+      ofService.add(id);
+      this.realIdsOfService.set(serviceKey(service), ofService);
     }
     return id;
   }

@@ -63,6 +63,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       socketPath,
       {
         [CONTROL_ROUTES.status]: () => balancer.status(),
+        [CONTROL_ROUTES.stats]: () => balancer.stats(),
         ...connsRoute(balancer),
         [CONTROL_ROUTES.health]: () => ({ ok: true }),
         [CONTROL_ROUTES.metrics]: async () => new TextAnswer(metricsText.contentType, await metricsText.scrape()),
