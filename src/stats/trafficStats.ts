@@ -76,7 +76,15 @@ export class TrafficStats {
   /** Samples the rates every interval from now on (the first sample now). */
   start(): void {
     this.sample();
-    this.timer = setInterval(() => this.sample(), this.sampleIntervalMs);
+    this.timer = setInterval(() => {
+      // A timer's exception would end the daemon: a sample that fails is skipped, the next one counts
+      // the whole interval since the last good one.
+      try {
+        this.sample();
+      } catch {
+        // nothing to do: the rates stay as they were until the next sample
+      }
+    }, this.sampleIntervalMs);
     this.timer.unref();
   }
 
