@@ -131,6 +131,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("endFlowsOf", &EngineWrap::EndFlowsOf),
                         InstanceMethod("renewReplyClaims", &EngineWrap::RenewReplyClaims),
                         InstanceMethod("counters", &EngineWrap::Counters),
+                        InstanceMethod("realTraffic", &EngineWrap::RealTraffic),
                         InstanceMethod("neighbours", &EngineWrap::Neighbours),
                         InstanceMethod("xdpStates", &EngineWrap::XdpStates),
                         InstanceMethod("kernelFastPathFlows", &EngineWrap::KernelFastPathFlows),
@@ -413,6 +414,24 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const auto values = engine_->counters();
     for (size_t i = 0; i < values.size(); ++i) {
       out.Set(std::string(engine::kCounterNames[i]), Napi::Number::New(info.Env(), double(values[i])));
+    }
+    return out;
+  }
+
+  // realTraffic(realIds) -> [{ connections, packetsIn, packetsOut, bytesIn, bytesOut }] in that order
+  Napi::Value RealTraffic(const Napi::CallbackInfo& info) {
+    const Napi::Array ids = arrayAt(info[0], "realIds");
+    std::vector<uint16_t> realIds;
+    realIds.reserve(ids.Length());
+    for (uint32_t i = 0; i < ids.Length(); ++i) realIds.push_back(uint16_t(integerFrom(ids.Get(i), "realIds[i]", 0, 65535)));
+    const auto traffic = engine_->realTraffic(realIds);
+    Napi::Array out = Napi::Array::New(info.Env(), traffic.size());
+    for (uint32_t i = 0; i < traffic.size(); ++i) {
+      Napi::Object item = Napi::Object::New(info.Env());
+      for (size_t stat = 0; stat < engine::kRealStatCount; ++stat) {
+        item.Set(std::string(engine::kRealStatNames[stat]), Napi::Number::New(info.Env(), double(traffic[i][stat])));
+      }
+      out.Set(i, item);
     }
     return out;
   }

@@ -1,11 +1,13 @@
 #include "test_surface.h"
 
 #include <cstring>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "engine/real_stats.h"
 #include "engine/service_table.h"
 #include "flow/flow_table.h"
 #include "flow/tcp_window.h"
@@ -129,6 +131,54 @@ Napi::Value ClaimSignal(const Napi::CallbackInfo& info) {
   return copyOf(info.Env(), out, built);
 }
 
+std::optional<engine::RealStat> realStatNamed(const std::string& name) {
+  for (size_t stat = 0; stat < engine::kRealStatCount; ++stat) {
+    if (engine::kRealStatNames[stat] == name) return engine::RealStat(stat);
+  }
+  return std::nullopt;
+}
+
+Napi::Object realTrafficTo(Napi::Env env, const engine::RealTraffic& traffic) {
+  Napi::Object out = Napi::Object::New(env);
+  for (size_t stat = 0; stat < engine::kRealStatCount; ++stat) out.Set(std::string(engine::kRealStatNames[stat]), double(traffic[stat]));
+  return out;
+}
+
+// The kernel fast path as the flow map sees it, with counts the test sets: what a read-back finds, and
+// where the increments go (a RealStatsBlock, as in engine/kernel_offload.cc).
+class ScriptedOffloadedFlows final : public flow::OffloadedFlows {
+ public:
+  static uint64_t keyOf(const flow::FlowEntry& e) {
+    return (uint64_t{e.load<uint32_t>(flow::entry::kClientIp)} << 16) | e.load<uint16_t>(flow::entry::kClientPort);
+  }
+  std::optional<flow::OffloadedActivity> activityOf(const flow::FlowEntry& e) override {
+    const auto found = counts_.find(keyOf(e));
+    if (found == counts_.end()) return std::nullopt;
+    flow::OffloadedActivity activity{};
+    activity.lastSeenMs = e.load<uint64_t>(flow::entry::kLastSeenMs);
+    activity.packetsIn = found->second.packetsIn;
+    activity.bytesIn = found->second.bytesIn;
+    activity.packetsOut = found->second.packetsOut;
+    activity.bytesOut = found->second.bytesOut;
+    activity.clientSequenceEnd = e.load<uint32_t>(flow::entry::kClientSequenceEnd);
+    activity.realSequenceEnd = e.load<uint32_t>(flow::entry::kRealSequenceEnd);
+    return activity;
+  }
+  void withdraw(const flow::FlowEntry& e) override { counts_.erase(keyOf(e)); }
+  void counted(uint16_t realId, const flow::KernelTrafficAdded& added) override {
+    realTraffic.addShared(realId, engine::RealStat::PacketsIn, added.packetsIn);
+    realTraffic.addShared(realId, engine::RealStat::BytesIn, added.bytesIn);
+    realTraffic.addShared(realId, engine::RealStat::PacketsOut, added.packetsOut);
+    realTraffic.addShared(realId, engine::RealStat::BytesOut, added.bytesOut);
+  }
+  void set(const flow::FlowEntry& e, const flow::KernelTrafficAdded& counts) { counts_[keyOf(e)] = counts; }
+
+  engine::RealStatsBlock realTraffic;
+
+ private:
+  std::map<uint64_t, flow::KernelTrafficAdded> counts_;
+};
+
 // A flow map driven directly, without an engine: inserts, assurance, sweeps and the reader epochs, on
 // memory initialized by FlowMap (so the tests read its header and entries as natlb does).
 class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
@@ -140,7 +190,11 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
                         InstanceMethod("raiseState", &FlowTableForTests::RaiseState),
                         InstanceMethod("setFloodProtection", &FlowTableForTests::SetFloodProtection),
                         InstanceMethod("enterBatch", &FlowTableForTests::EnterBatch),
-                        InstanceMethod("leaveBatch", &FlowTableForTests::LeaveBatch)});
+                        InstanceMethod("leaveBatch", &FlowTableForTests::LeaveBatch),
+                        InstanceMethod("offload", &FlowTableForTests::Offload),
+                        InstanceMethod("setKernelCounts", &FlowTableForTests::SetKernelCounts),
+                        InstanceMethod("withdrawOffloaded", &FlowTableForTests::WithdrawOffloaded),
+                        InstanceMethod("kernelTrafficOf", &FlowTableForTests::KernelTrafficOf)});
   }
 
   explicit FlowTableForTests(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FlowTableForTests>(info) {
@@ -149,7 +203,9 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
     memory_ = Napi::Persistent(info[0].As<Napi::Uint8Array>());
     table_ = guarded(info.Env(), [&] { return std::make_unique<flow::FlowTable>(memory, length); });
     reader_ = table_->registerReader();
+    table_->setOffloadedFlows(&kernel_);
   }
+  ~FlowTableForTests() override { table_->setOffloadedFlows(nullptr); }
 
  private:
   // insert({ protocol, clientIp, clientPort, vip, vport, realIp, realPort, realId? }, nowMs) -> ref, 0 when refused
@@ -218,9 +274,92 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
     return info.Env().Undefined();
   }
 
+  // offload(ref): the flow is handed to the (scripted) kernel fast path, with no counts yet
+  Napi::Value Offload(const Napi::CallbackInfo& info) {
+    const uint32_t ref = integerFrom(info[0], "ref", 1, table_->capacity());
+    kernel_.set(table_->entryAt(ref), {0, 0, 0, 0});
+    table_->offload(ref, [](const flow::FlowEntry&) { return true; });
+    return info.Env().Undefined();
+  }
+
+  // setKernelCounts(ref, { packetsIn, bytesIn, packetsOut, bytesOut }): what the kernel has forwarded of it so far
+  Napi::Value SetKernelCounts(const Napi::CallbackInfo& info) {
+    const uint32_t ref = integerFrom(info[0], "ref", 1, table_->capacity());
+    const Napi::Object counts = objectAt(info[1], "counts");
+    kernel_.set(table_->entryAt(ref), {integerFrom(counts.Get("packetsIn"), "packetsIn", 0, 0xffffffff),
+                                       integerFrom(counts.Get("bytesIn"), "bytesIn", 0, 0xffffffff),
+                                       integerFrom(counts.Get("packetsOut"), "packetsOut", 0, 0xffffffff),
+                                       integerFrom(counts.Get("bytesOut"), "bytesOut", 0, 0xffffffff)});
+    return info.Env().Undefined();
+  }
+
+  // withdrawOffloaded() -> flows taken back from the kernel (all of them), as the engine's stop() does
+  Napi::Value WithdrawOffloaded(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), double(table_->withdrawOffloaded([](const flow::FlowEntry&) { return true; })));
+  }
+
+  // kernelTrafficOf(realId) -> what the read-backs credited to the real
+  Napi::Value KernelTrafficOf(const Napi::CallbackInfo& info) {
+    engine::RealTraffic traffic{};
+    kernel_.realTraffic.addTo(uint16_t(integerFrom(info[0], "realId", 0, 65535)), traffic);
+    return realTrafficTo(info.Env(), traffic);
+  }
+
   Napi::Reference<Napi::Uint8Array> memory_;
+  ScriptedOffloadedFlows kernel_;
   std::unique_ptr<flow::FlowTable> table_;
   size_t reader_ = 0;
+};
+
+// The engine's per-real counting (engine/real_stats.h) without an engine: workers' blocks that come
+// and go, the kernel's block, and the sum the control plane reads.
+class RealStatsForTests : public Napi::ObjectWrap<RealStatsForTests> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "RealStatsForTests",
+                       {InstanceMethod("addWorker", &RealStatsForTests::AddWorker), InstanceMethod("count", &RealStatsForTests::Count),
+                        InstanceMethod("countKernel", &RealStatsForTests::CountKernel),
+                        InstanceMethod("retireWorkers", &RealStatsForTests::RetireWorkers), InstanceMethod("read", &RealStatsForTests::Read)});
+  }
+  explicit RealStatsForTests(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RealStatsForTests>(info) {}
+
+ private:
+  engine::RealStat statFrom(const Napi::Value& value) {
+    const auto stat = realStatNamed(value.ToString());
+    if (!stat) throw Napi::TypeError::New(Env(), "stat must be connections, packetsIn, packetsOut, bytesIn or bytesOut");
+    return *stat;
+  }
+  // addWorker() -> its index
+  Napi::Value AddWorker(const Napi::CallbackInfo& info) {
+    workers_.push_back(std::make_unique<engine::RealStatsBlock>());
+    return Napi::Number::New(info.Env(), double(workers_.size() - 1));
+  }
+  // count(worker, realId, stat, value): as the worker counts a packet or a new connection
+  Napi::Value Count(const Napi::CallbackInfo& info) {
+    const uint32_t worker = integerFrom(info[0], "worker", 0, uint32_t(workers_.size()) - 1);
+    workers_[worker]->add(uint16_t(integerFrom(info[1], "realId", 0, 65535)), statFrom(info[2]), integerFrom(info[3], "value", 0, 0xffffffff));
+    return info.Env().Undefined();
+  }
+  // countKernel(realId, stat, value): as a read-back of the kernel's counts credits it
+  Napi::Value CountKernel(const Napi::CallbackInfo& info) {
+    stats_.kernel().addShared(uint16_t(integerFrom(info[0], "realId", 0, 65535)), statFrom(info[1]), integerFrom(info[2], "value", 0, 0xffffffff));
+    return info.Env().Undefined();
+  }
+  // retireWorkers(): every worker stops (engine stop()); later workers start from empty blocks
+  Napi::Value RetireWorkers(const Napi::CallbackInfo& info) {
+    for (const auto& worker : workers_) stats_.retire(*worker);
+    workers_.clear();
+    return info.Env().Undefined();
+  }
+  // read(realId) -> the real's totals, as Engine::realTraffic sums them
+  Napi::Value Read(const Napi::CallbackInfo& info) {
+    std::vector<const engine::RealStatsBlock*> blocks;
+    for (const auto& worker : workers_) blocks.push_back(worker.get());
+    return realTrafficTo(info.Env(), stats_.sum(uint16_t(integerFrom(info[0], "realId", 0, 65535)), blocks));
+  }
+
+  engine::RealStats stats_;
+  std::vector<std::unique_ptr<engine::RealStatsBlock>> workers_;
 };
 
 // pickLeastLoaded(mode, [{active, inactive, weight}]) -> the chosen index, or -1
@@ -250,6 +389,7 @@ void addTestSurface(Napi::Env env, Napi::Object exports, Napi::Object packet) {
   packet.Set("claimSignal", Napi::Function::New(env, ClaimSignal));
   packet.Set("pickLeastLoaded", Napi::Function::New(env, PickLeastLoaded));
   exports.Set("FlowTableForTests", FlowTableForTests::Define(env));
+  exports.Set("RealStatsForTests", RealStatsForTests::Define(env));
 }
 
 }  // namespace natlb::napi

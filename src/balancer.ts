@@ -24,6 +24,7 @@ import {
 import { schedulerFor, type SchedulerName } from "./schedulers";
 import { effectiveWeight, nextRampChangeMs, rampedTableInput, rampFraction } from "./slowStart/slowStartRamp";
 import { DRAIN_THENS, watchDrain, type DrainResult, type DrainThen } from "./drain";
+import { TrafficStats, type BalancerStats } from "./stats/trafficStats";
 
 export interface BalancerOptions {
   logger?: Logger;
@@ -31,6 +32,8 @@ export interface BalancerOptions {
   kernelSetup?: boolean;
   /** How often routes and neighbours are re-read from the kernel, ms. Default 5000. */
   routeRefreshMs?: number;
+  /** How often the traffic rates of stats() are sampled, ms. Default 2000 (as IPVS's estimator). */
+  rateSampleMs?: number;
 }
 
 export interface ServiceRef {
@@ -162,6 +165,9 @@ interface Ramp {
 export class Balancer {
   private config: NatlbConfig;
   private readonly realIds = new Map<string, number>();
+  /** By service key: the id of every real the service has had (its stats keep removed reals' counts). */
+  private readonly realIdsOfService = new Map<string, Set<number>>();
+  private readonly traffic: TrafficStats;
   /**
    * Reals removed from a service while they still had connections, by service key (like IPVS's
    * trash of destinations): the engine keeps forwarding their flows until the last one ends. They get
@@ -201,8 +207,20 @@ export class Balancer {
     private readonly kernel: KernelSetup | undefined,
     private readonly log: Logger,
     private readonly lock: NamespaceLock,
+    rateSampleMs: number | undefined,
   ) {
     this.config = config;
+    this.traffic = new TrafficStats(
+      {
+        services: () => this.config.services.map((s) => {
+          const reals = s.reals.map((r) => ({ ip: r.ip, port: r.port, id: this.realIdFor(s, r) }));
+          const key = serviceKey(s);
+          return { key, vip: s.vip, port: s.port, protocol: s.protocol, reals, everyRealId: this.realIdsOfService.get(key) ?? [] };
+        }),
+        realTraffic: (ids) => this.engine.realTraffic(ids),
+      },
+      rateSampleMs === undefined ? {} : { sampleIntervalMs: rateSampleMs },
+    );
     this.health = new HealthMonitor({
       onChange: (change) => this.onHealthChange(change),
       onError: (error) => this.log.error({ err: error }, "health change handler failed"),
@@ -240,7 +258,7 @@ export class Balancer {
     engine.learnNeighbours(gateway.neighbours);
     engine.setLocalAddresses(gateway.localAddresses);
     const kernel = options.kernelSetup === false ? undefined : new KernelSetup();
-    const balancer = new Balancer(config, gateway, engine, flows, kernel, log, lock);
+    const balancer = new Balancer(config, gateway, engine, flows, kernel, log, lock, options.rateSampleMs);
     try {
       balancer.publish();
       await kernel?.apply(balancer.kernelPlan());
@@ -270,6 +288,7 @@ export class Balancer {
       balancer.routeTimer = setInterval(() => void balancer.refreshRoutes(), options.routeRefreshMs ?? 5000);
       balancer.routeTimer.unref();
       balancer.watchPressure();
+      balancer.traffic.start();
       log.info({ interfaces: gateway.interfaces.map((i) => `${i.name}(${i.role})`), services: config.services.length }, "natlb started");
       return balancer;
     } catch (error) {
@@ -547,6 +566,15 @@ export class Balancer {
   }
 
   /**
+   * Like `ipvsadm -L --stats --rate`: per service and per real, connections, packets and bytes in and
+   * out since natlb started (user space and kernel fast path together), and their rates. A service's
+   * counts keep those of its removed reals (as IPVS).
+   */
+  stats(): BalancerStats {
+    return this.traffic.stats();
+  }
+
+  /**
    * The number of the selection-table snapshot the data plane uses now: it moves once a change (API
    * call, reload, health change) has reached the data plane.
    */
@@ -562,6 +590,7 @@ export class Balancer {
     if (this.rampTimer) clearTimeout(this.rampTimer);
     if (this.routeTimer) clearInterval(this.routeTimer);
     if (this.pressureTimer) clearInterval(this.pressureTimer);
+    this.traffic.stop();
     this.hub.close();
     // A change under way finishes first (queued ones see `stopped` and do nothing), so nothing
     // re-installs kernel state after undo.
@@ -809,6 +838,9 @@ export class Balancer {
     if (id === undefined) {
       id = this.nextRealId++ & 0xffff;
       this.realIds.set(key, id);
+      const ofService = this.realIdsOfService.get(serviceKey(service)) ?? new Set<number>();
+      ofService.add(id);
+      this.realIdsOfService.set(serviceKey(service), ofService);
     }
     return id;
   }

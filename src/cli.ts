@@ -18,6 +18,8 @@ import { exitCodeHelp } from "./exitCodes";
 import { LOG_FORMATS, LOG_LEVELS, LOG_LEVEL_ENV, resolveLogLevel, type LogFormat } from "./logSettings";
 import { importedConfigText } from "./import/importResult";
 import { formatConnections, formatEvent, formatStatus } from "./statusText";
+import { formatStats } from "./stats/statsText";
+import type { BalancerStats } from "./stats/trafficStats";
 import { resolveSocketPath } from "./control/client";
 import { watchEvents } from "./control/eventsClient";
 
@@ -132,6 +134,24 @@ export function buildProgram(options: ProgramOptions = {}): Command {
   ).action(async (options: ClientOptions) => {
     const status = (await askDaemon(options, "GET /status")) as BalancerStatus;
     printResult(options.json, status, () => formatStatus(status));
+  });
+
+  withExamples(
+    addClientOptions(
+      program
+        .command("stats")
+        .description(
+          "traffic per service and real server, like ipvsadm -L --stats: connections, packets and bytes in (client to real) and out, " +
+            "since natlb started (kernel fast path included); with --rate, per second",
+        )
+        .option("--rate", "rates instead of totals, like ipvsadm --rate: CPS, InPPS, OutPPS, InBPS, OutBPS"),
+    ),
+    "natlb stats",
+    "natlb stats --rate",
+    "natlb stats --json | jq '.services[].reals[] | {ip, bytesOut: .counts.bytesOut}'",
+  ).action(async (options: ClientOptions & { rate?: boolean }) => {
+    const stats = (await askDaemon(options, "GET /stats")) as BalancerStats;
+    printResult(options.json, stats, () => formatStats(stats, options.rate === true));
   });
 
   withExamples(

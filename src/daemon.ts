@@ -64,6 +64,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       socketPath,
       {
         [CONTROL_ROUTES.status]: () => balancer.status(),
+        [CONTROL_ROUTES.stats]: () => balancer.stats(),
         ...connsRoute(balancer),
         ...configRoute(balancer),
         [CONTROL_ROUTES.health]: () => ({ ok: true }),

@@ -21,6 +21,9 @@ export { startDaemon } from "./daemon";
 export { withChangeOrigin, PRESSURE_LIMITS } from "./events";
 export type { ChangeOrigin, NatlbEvent, NatlbEventBody, NatlbEventType, WatchOptions } from "./events";
 export { removeNatlbKernelState } from "./kernel";
+export { TRAFFIC_COUNT_NAMES } from "./stats/trafficCounts";
+export type { TrafficCountName, TrafficCounts, TrafficRates } from "./stats/trafficCounts";
+export type { BalancerStats, RealTrafficStats, ServiceTrafficStats } from "./stats/trafficStats";
 // Types the exports above refer to, so that users can name them and the API reference (docs/api/) links them.
 export type {
   ConfigDiff, ControlAccessConfig, DeadRealFlows, FloodProtection, GlobalSetting, GroupRef, InterfacesConfig, KernelFastPathSetting, MetricsConfig, NoHealthCheckConfig, ReceivePath, WorkerLayout, WorkerThreadsSetting,

@@ -1,6 +1,7 @@
 // Prometheus metrics (prom-client), read from the balancer at scrape time: the engine's frame
-// counters and drops by reason, the flow map, and per real server its weight, health and
-// active/inactive connections. Served on the control socket (GET /metrics, read role) always, and
+// counters and drops by reason, the flow map, per real server its weight, health and
+// active/inactive connections, and per service and real the traffic of lb.stats() (connections,
+// packets and bytes by direction as true counters; the service's rates as gauges). Served on the control socket (GET /metrics, read role) always, and
 // over HTTP when the config names an address ("metrics": {"listen": ...}; loopback unless
 // allowNonLoopback: the listener has no authentication).
 import { createServer, type Server } from "node:http";
@@ -17,7 +18,7 @@ export interface MetricsServer {
 export interface NatlbMetrics {
   /** The Prometheus text format's content type. */
   readonly contentType: string;
-  /** Reads the balancer's status once and renders every metric. */
+  /** Reads the balancer's status and stats once and renders every metric. */
   scrape(): Promise<string>;
 }
 
@@ -42,7 +43,7 @@ function counterMirror<T extends string>(counter: Counter<T>): (labels: LabelVal
   };
 }
 
-function buildRegistry(balancer: Pick<Balancer, "status">): Registry & { collectNatlb: () => void } {
+function buildRegistry(balancer: Pick<Balancer, "status" | "stats">): Registry & { collectNatlb: () => void } {
   const registry = new Registry();
   const realLabels = ["vip", "port", "protocol", "real"] as const;
   const gauges = {
@@ -65,6 +66,28 @@ function buildRegistry(balancer: Pick<Balancer, "status">): Registry & { collect
   const frames = new Counter({ name: "natlb_frames_total", help: "frames by outcome (engine counters that are not drops)", labelNames: ["counter"], registers: [registry] });
   const drops = new Counter({ name: "natlb_drops_total", help: "frames dropped, by reason", labelNames: ["reason"], registers: [registry] });
 
+  // lb.stats(): per service (every real it has had, removed ones included) and per configured real.
+  const serviceLabels = ["vip", "port", "protocol"] as const;
+  const traffic = {
+    serviceConnections: new Counter({ name: "natlb_service_connections_total", help: "connections created, per service", labelNames: serviceLabels, registers: [registry] }),
+    servicePackets: new Counter({
+      name: "natlb_service_packets_total", help: "packets per service, in (client to real) and out (real to client); a GSO super-frame counts once",
+      labelNames: [...serviceLabels, "direction"], registers: [registry],
+    }),
+    serviceBytes: new Counter({ name: "natlb_service_bytes_total", help: "IP bytes per service, in and out", labelNames: [...serviceLabels, "direction"], registers: [registry] }),
+    realConnections: new Counter({ name: "natlb_real_connections_total", help: "connections created, per real server", labelNames: realLabels, registers: [registry] }),
+    realPackets: new Counter({ name: "natlb_real_packets_total", help: "packets per real server, in and out", labelNames: [...realLabels, "direction"], registers: [registry] }),
+    realBytes: new Counter({ name: "natlb_real_bytes_total", help: "IP bytes per real server, in and out", labelNames: [...realLabels, "direction"], registers: [registry] }),
+  };
+  const rates = {
+    connections: new Gauge({ name: "natlb_service_connections_per_second", help: "new connections per second (natlb's 2 s estimator)", labelNames: serviceLabels, registers: [registry] }),
+    packets: new Gauge({ name: "natlb_service_packets_per_second", help: "packets per second by direction (natlb's 2 s estimator)", labelNames: [...serviceLabels, "direction"], registers: [registry] }),
+    bytes: new Gauge({ name: "natlb_service_bytes_per_second", help: "IP bytes per second by direction (natlb's 2 s estimator)", labelNames: [...serviceLabels, "direction"], registers: [registry] }),
+  };
+  const trafficTotals = Object.fromEntries(Object.entries(traffic).map(([name, counter]) => [name, counterMirror(counter as Counter<string>)])) as Record<
+    keyof typeof traffic, (labels: LabelValues<string>, total: number) => void
+  >;
+
   const evictedTotal = counterMirror(evicted);
   const framesTotal = counterMirror(frames);
   const dropsTotal = counterMirror(drops);
@@ -80,6 +103,29 @@ function buildRegistry(balancer: Pick<Balancer, "status">): Registry & { collect
         gauges.inactive.set(labels, real.inactiveConns);
         gauges.up.set(labels, real.up ? 1 : 0);
         gauges.weight.set(labels, real.weight);
+      }
+    }
+    for (const gauge of Object.values(rates)) gauge.reset();
+    for (const service of balancer.stats().services) {
+      const labels = { vip: service.vip, port: String(service.port), protocol: service.protocol };
+      const c = service.counts;
+      trafficTotals.serviceConnections(labels, c.connections);
+      trafficTotals.servicePackets({ ...labels, direction: "in" }, c.packetsIn);
+      trafficTotals.servicePackets({ ...labels, direction: "out" }, c.packetsOut);
+      trafficTotals.serviceBytes({ ...labels, direction: "in" }, c.bytesIn);
+      trafficTotals.serviceBytes({ ...labels, direction: "out" }, c.bytesOut);
+      rates.connections.set(labels, service.rates.connectionsPerSecond);
+      rates.packets.set({ ...labels, direction: "in" }, service.rates.packetsInPerSecond);
+      rates.packets.set({ ...labels, direction: "out" }, service.rates.packetsOutPerSecond);
+      rates.bytes.set({ ...labels, direction: "in" }, service.rates.bytesInPerSecond);
+      rates.bytes.set({ ...labels, direction: "out" }, service.rates.bytesOutPerSecond);
+      for (const real of service.reals) {
+        const realLabelValues = { ...labels, real: `${real.ip}:${real.port}` };
+        trafficTotals.realConnections(realLabelValues, real.counts.connections);
+        trafficTotals.realPackets({ ...realLabelValues, direction: "in" }, real.counts.packetsIn);
+        trafficTotals.realPackets({ ...realLabelValues, direction: "out" }, real.counts.packetsOut);
+        trafficTotals.realBytes({ ...realLabelValues, direction: "in" }, real.counts.bytesIn);
+        trafficTotals.realBytes({ ...realLabelValues, direction: "out" }, real.counts.bytesOut);
       }
     }
     gauges.flows.set(status.flows.live);
@@ -103,7 +149,7 @@ function buildRegistry(balancer: Pick<Balancer, "status">): Registry & { collect
   return Object.assign(registry, { collectNatlb: collect });
 }
 
-export function natlbMetrics(balancer: Pick<Balancer, "status">): NatlbMetrics {
+export function natlbMetrics(balancer: Pick<Balancer, "status" | "stats">): NatlbMetrics {
   const registry = buildRegistry(balancer);
   return {
     contentType: registry.contentType,

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { KernelFastPathSetting, WorkerLayout, WorkerThreadsSetting } from "./config";
 import { NatlbError } from "./errors";
 import type { PickMode } from "./schedulers/types";
+import type { TrafficCountName, TrafficCounts } from "./stats/trafficCounts";
 
 export type Protocol = "tcp" | "udp";
 export type ChecksumKind = "complete" | "partial";
@@ -111,6 +112,8 @@ export interface NativeEngine {
   /** Ends the flows of reals that went down or were removed (config deadRealFlows), resets to both ends when asked. */
   endFlowsOf(reals: NativeDeadReal[]): void;
   counters(): EngineCounters;
+  /** Each real's traffic by real id (native/engine/real_stats.h): workers and kernel fast path summed. */
+  realTraffic(realIds: readonly number[]): TrafficCounts[];
   neighbours(): NativeNeighbour[];
   /** The AF_XDP interfaces while running: XDP mode and one AF_XDP socket per receive queue. */
   xdpStates(): { name: string; mode: "native" | "generic"; receiveQueues: number }[];
@@ -202,6 +205,27 @@ export interface FlowTableForTests {
   setFloodProtection(defences: NativeFloodProtection): void;
   enterBatch(): void;
   leaveBatch(): void;
+  /** Hands the flow to a scripted kernel fast path (with no counts yet). */
+  offload(ref: number): void;
+  /** What the scripted kernel has forwarded of the flow so far (read back by sweeps and removals). */
+  setKernelCounts(ref: number, counts: { packetsIn: number; bytesIn: number; packetsOut: number; bytesOut: number }): void;
+  /** Takes every offloaded flow back from the kernel, as the engine's stop() does; returns how many. */
+  withdrawOffloaded(): number;
+  /** What the read-backs credited to the real (connections stay 0: the kernel creates none). */
+  kernelTrafficOf(realId: number): TrafficCounts;
+}
+
+/** The engine's per-real counting without an engine (native/engine/real_stats.h), for tests. */
+export interface RealStatsForTests {
+  /** A worker's block; returns its index. */
+  addWorker(): number;
+  /** As the worker counts (one writer). */
+  count(worker: number, realId: number, stat: TrafficCountName, value: number): void;
+  /** As a read-back of the kernel fast path's counts credits the real. */
+  countKernel(realId: number, stat: TrafficCountName, value: number): void;
+  /** Every worker stops (as the engine's stop()): their counts stay in the totals. */
+  retireWorkers(): void;
+  read(realId: number): TrafficCounts;
 }
 
 export interface NativeAddon {
@@ -219,6 +243,7 @@ export interface NativeAddon {
    */
   peerCredentials(fd: number): PeerCredentials;
   FlowTableForTests: new (flowTable: Uint8Array) => FlowTableForTests;
+  RealStatsForTests: new () => RealStatsForTests;
   Engine: new (options: {
     flowTable: Uint8Array; interfaces: NativeInterface[]; coalesceTcp?: boolean; kernelFastPath?: KernelFastPathSetting; workerThreads?: WorkerThreadsSetting;
   }) => NativeEngine;

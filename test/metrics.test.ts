@@ -11,6 +11,7 @@ import { CONTROL_ROUTES } from "../src/control/protocol";
 import { startControlServer, TextAnswer } from "../src/control/server";
 import { natlbMetrics } from "../src/metrics";
 import { COUNTER_NAMES, type EngineCounters } from "../src/native";
+import type { BalancerStats } from "../src/stats/trafficStats";
 
 /** The parts of a status the metrics read, with engine totals from `counter`. */
 function status(counter: (name: string) => number, weight: number): BalancerStatus {
@@ -28,6 +29,22 @@ function status(counter: (name: string) => number, weight: number): BalancerStat
   } as unknown as BalancerStatus;
 }
 
+/** One service with one real whose traffic counts are `scale` times a base; the service also has a removed real's counts. */
+function stats(scale: number): BalancerStats {
+  const counts = { connections: 2 * scale, packetsIn: 10 * scale, packetsOut: 20 * scale, bytesIn: 1000 * scale, bytesOut: 9000 * scale };
+  const rates = { connectionsPerSecond: scale, packetsInPerSecond: 0, packetsOutPerSecond: 0, bytesInPerSecond: 5, bytesOutPerSecond: 7 * scale };
+  return {
+    services: [{
+      vip: "198.18.0.100", port: 80, protocol: "tcp", rates,
+      counts: { ...counts, connections: counts.connections + 1 },
+      reals: [{ ip: "198.18.1.11", port: 8080, counts, rates }],
+    }],
+    rateSampleSeconds: 2,
+  };
+}
+
+const NO_TRAFFIC = () => stats(0);
+
 function sample(text: string, series: string): number | undefined {
   const line = text.split("\n").find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
@@ -37,7 +54,9 @@ test("engine totals are counters that follow the totals; gauges follow the statu
   let scrape = 1;
   let weight = 2;
   // Totals grow with each scrape; ringDrops stays.
-  const metrics = natlbMetrics({ status: () => status((name) => (name === "ringDrops" ? 4 : name === "dropVlan" ? 0 : 10 * scrape), weight) });
+  const metrics = natlbMetrics({
+    status: () => status((name) => (name === "ringDrops" ? 4 : name === "dropVlan" ? 0 : 10 * scrape), weight), stats: () => stats(scrape),
+  });
   const first = await metrics.scrape();
   t.is(sample(first, 'natlb_drops_total{reason="vlan"}'), 0, "a total at 0 is a series at 0");
   t.is(sample(first, 'natlb_frames_total{counter="toReal"}'), 10);
@@ -46,6 +65,13 @@ test("engine totals are counters that follow the totals; gauges follow the statu
   t.is(sample(first, 'natlb_flows_evicted_total{class="half_open_tcp",reason="share"}'), 10);
   t.is(sample(first, 'natlb_real_weight{vip="198.18.0.100",port="80",protocol="tcp",real="198.18.1.11:8080"}'), 2);
   t.is(sample(first, "natlb_flows"), 7);
+  const real = 'vip="198.18.0.100",port="80",protocol="tcp",real="198.18.1.11:8080"';
+  const service = 'vip="198.18.0.100",port="80",protocol="tcp"';
+  t.is(sample(first, `natlb_real_bytes_total{${real},direction="out"}`), 9000);
+  t.is(sample(first, `natlb_real_packets_total{${real},direction="in"}`), 10);
+  t.is(sample(first, `natlb_real_connections_total{${real}}`), 2);
+  t.is(sample(first, `natlb_service_connections_total{${service}}`), 3, "the service's own total (a removed real's connection in it)");
+  t.is(sample(first, `natlb_service_bytes_per_second{${service},direction="out"}`), 7);
   scrape = 3;
   weight = 0;
   const second = await metrics.scrape();
@@ -53,6 +79,10 @@ test("engine totals are counters that follow the totals; gauges follow the statu
   t.is(sample(second, 'natlb_drops_total{reason="ring"}'), 4, "an unchanged total stays");
   t.is(sample(second, 'natlb_real_weight{vip="198.18.0.100",port="80",protocol="tcp",real="198.18.1.11:8080"}'), 0);
   t.regex(second, /# TYPE natlb_frames_total counter/);
+  t.is(sample(second, `natlb_real_bytes_total{${real},direction="out"}`), 27000);
+  t.is(sample(second, `natlb_service_connections_total{${service}}`), 7);
+  t.is(sample(second, `natlb_service_bytes_per_second{${service},direction="out"}`), 21, "a rate is a gauge: it follows");
+  t.regex(second, /# TYPE natlb_real_bytes_total counter/);
   // A third scrape with the same totals reports the same values (nothing added twice).
   t.is(sample(await metrics.scrape(), 'natlb_frames_total{counter="toReal"}'), 30);
 });
@@ -62,6 +92,7 @@ test("a status that fails makes the scrape fail, not the process", async (t) => 
     status: () => {
       throw new Error("the engine is stopped");
     },
+    stats: NO_TRAFFIC,
   });
   await t.throwsAsync(metrics.scrape(), { message: "the engine is stopped" });
 });
@@ -69,7 +100,7 @@ test("a status that fails makes the scrape fail, not the process", async (t) => 
 test("the control socket serves the Prometheus text at GET /metrics", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "natlb-metrics-"));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const metrics = natlbMetrics({ status: () => status(() => 42, 1) });
+  const metrics = natlbMetrics({ status: () => status(() => 42, 1), stats: NO_TRAFFIC });
   const socketPath = join(dir, "natlb.sock");
   const server = await startControlServer(socketPath, {
     [CONTROL_ROUTES.metrics]: async () => new TextAnswer(metrics.contentType, await metrics.scrape()),

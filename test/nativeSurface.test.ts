@@ -3,6 +3,7 @@
 import test from "ava";
 import { FlowMap } from "../src/flows/flowMap";
 import { COUNTER_NAMES, loadNative, type NativeInterface } from "../src/native";
+import { TRAFFIC_COUNT_NAMES } from "../src/stats/trafficCounts";
 
 test("the engine's counters are exactly COUNTER_NAMES, in order", (t) => {
   const native = loadNative();
@@ -12,6 +13,19 @@ test("the engine's counters are exactly COUNTER_NAMES, in order", (t) => {
     interfaces: [{ name: "lo", ifindex: 1, mac: "00:00:00:00:00:00", role: "client", addresses: [], receivePath: "af_packet" }],
   });
   t.deepEqual(Object.keys(engine.counters()), [...COUNTER_NAMES]);
+});
+
+test("the engine's per-real traffic is exactly TRAFFIC_COUNT_NAMES, in order, one entry per id asked", (t) => {
+  const native = loadNative();
+  const flows = new FlowMap(16);
+  const engine = new native.Engine({
+    flowTable: flows.bytes,
+    interfaces: [{ name: "lo", ifindex: 1, mac: "00:00:00:00:00:00", role: "client", addresses: [], receivePath: "af_packet" }],
+  });
+  const traffic = engine.realTraffic([0, 65535, 7]);
+  t.is(traffic.length, 3);
+  for (const real of traffic) t.deepEqual(Object.keys(real), [...TRAFFIC_COUNT_NAMES]);
+  t.throws(() => engine.realTraffic([65536]), { message: /realIds\[i\]/ });
 });
 
 test("the flow states and a fresh flow map read as the layout says", (t) => {

@@ -62,7 +62,7 @@ void Engine::start() {
     std::vector<io::KernelForwardingInterface> attachTo;
     for (const InterfaceConfig& interface : context_.interfaces) attachTo.push_back({interface.ifindex, interface.name});
     try {
-      offload = std::make_unique<KernelOffload>(context_.flows.capacity(), attachTo);
+      offload = std::make_unique<KernelOffload>(context_.flows.capacity(), attachTo, context_.realStats.kernel());
     } catch (const io::SystemError& error) {
       // Missing capabilities or an old kernel: user space forwards everything, as with Off. The
       // program's links are RAII members, so a partial attach is already undone here.
@@ -126,6 +126,7 @@ void Engine::stop() {
   // What the threads and the kernel counted stays in the totals (a restart must not set them back).
   for (const auto& worker : workers_) {
     for (size_t i = 0; i < size_t(Counter::Count); ++i) context_.counters.add(Counter(i), worker->counters().get(Counter(i)));
+    context_.realStats.retire(worker->realStats());
   }
   workers_.clear();
   if (kernelOffload_) {
@@ -284,6 +285,15 @@ std::array<uint64_t, size_t(Counter::Count)> Engine::counters() const {
     out[size_t(Counter::ReplyClaimSignals)] += replyClaims_->signalsSent();
     out[size_t(Counter::ReplyClaimSignalErrors)] += replyClaims_->signalErrors();
   }
+  return out;
+}
+
+std::vector<RealTraffic> Engine::realTraffic(const std::vector<uint16_t>& realIds) const {
+  std::vector<const RealStatsBlock*> blocks;
+  for (const auto& worker : workers_) blocks.push_back(&worker->realStats());
+  std::vector<RealTraffic> out;
+  out.reserve(realIds.size());
+  for (const uint16_t id : realIds) out.push_back(context_.realStats.sum(id, blocks));
   return out;
 }
 

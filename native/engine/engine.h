@@ -95,6 +95,9 @@ class Engine {
   void endFlowsOf(std::vector<DeadReal> reals);
 
   std::array<uint64_t, size_t(Counter::Count)> counters() const;
+  // Each real's traffic (real_stats.h) by real id, summed over the workers, the kernel fast path and
+  // the workers of earlier runs. Called from the control plane's thread, as start() and stop() are.
+  std::vector<RealTraffic> realTraffic(const std::vector<uint16_t>& realIds) const;
   // How each running AF_XDP interface receives: XDP mode and AF_XDP sockets (one per receive queue).
   struct XdpState {
     std::string interface;

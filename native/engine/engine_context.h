@@ -11,6 +11,7 @@
 #include "interface_config.h"
 #include "kernel_offload.h"
 #include "neighbour_cache.h"
+#include "real_stats.h"
 #include "route_table.h"
 #include "service_table.h"
 
@@ -26,6 +27,7 @@ struct EngineContext {
   std::atomic<std::shared_ptr<const RouteTable>> routes{std::make_shared<const RouteTable>(std::vector<Route>{})};
   flow::Timeouts timeouts{};
   Counters counters;
+  RealStats realStats;  // what stopped workers and the kernel fast path counted per real (real_stats.h)
   std::atomic<bool> running{false};
   bool coalesceTcp = true;  // fixed before start
   KernelOffload* kernelOffload = nullptr;  // the kernel fast path, while running with it

@@ -74,4 +74,11 @@ void KernelOffload::withdraw(const flow::FlowEntry& e) {
   if (wasThere) live_.fetch_sub(1, std::memory_order_relaxed);
 }
 
+void KernelOffload::counted(uint16_t realId, const flow::KernelTrafficAdded& added) {
+  realTraffic_.addShared(realId, RealStat::PacketsIn, added.packetsIn);
+  realTraffic_.addShared(realId, RealStat::BytesIn, added.bytesIn);
+  realTraffic_.addShared(realId, RealStat::PacketsOut, added.packetsOut);
+  realTraffic_.addShared(realId, RealStat::BytesOut, added.bytesOut);
+}
+
 }  // namespace natlb::engine

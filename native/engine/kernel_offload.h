@@ -8,14 +8,16 @@
 
 #include "../flow/flow_table.h"
 #include "../io/kernel_forwarding.h"
+#include "real_stats.h"
 #include "route_table.h"
 
 namespace natlb::engine {
 
 class KernelOffload final : public flow::OffloadedFlows {
  public:
-  KernelOffload(uint32_t maxFlows, const std::vector<io::KernelForwardingInterface>& interfaces)
-      : forwarding_(maxFlows, interfaces) {}
+  // `realTraffic`: where what the kernel forwarded goes, per real, as the flow map reads it back.
+  KernelOffload(uint32_t maxFlows, const std::vector<io::KernelForwardingInterface>& interfaces, RealStatsBlock& realTraffic)
+      : forwarding_(maxFlows, interfaces), realTraffic_(realTraffic) {}
 
   // Hands the flow's established segments to the kernel; false when the kernel's map refuses.
   bool handOver(const flow::FlowEntry& entry, NextHop towardsReal, NextHop towardsClient);
@@ -23,6 +25,7 @@ class KernelOffload final : public flow::OffloadedFlows {
   bool usesNextHops(const flow::FlowEntry& entry, NextHop towardsReal, NextHop towardsClient) const;
   std::optional<flow::OffloadedActivity> activityOf(const flow::FlowEntry& entry) override;
   void withdraw(const flow::FlowEntry& entry) override;
+  void counted(uint16_t realId, const flow::KernelTrafficAdded& added) override;
 
   int flowsMapFd() const { return forwarding_.flowsMapFd(); }
   kernel_forwarding_totals totals() const { return forwarding_.totals(); }
@@ -31,6 +34,7 @@ class KernelOffload final : public flow::OffloadedFlows {
 
  private:
   io::KernelForwarding forwarding_;
+  RealStatsBlock& realTraffic_;
   std::atomic<uint64_t> live_{0};
 };
 

@@ -406,8 +406,12 @@ void Worker::recordPacket(const flow::FlowEntry& entry, const Ipv4FrameView& vie
     if (next.state > state) context_.flows.raiseState(entry, next.state);
   }
   if (entry.load<uint64_t>(flow::entry::kLastSeenMs) != nowMs_) entry.store<uint64_t>(flow::entry::kLastSeenMs, nowMs_);
+  const uint64_t ipBytes = view.l4Offset - view.l3Offset + view.l4Length;
   entry.add(fromClient ? flow::entry::kPacketsIn : flow::entry::kPacketsOut, 1);
-  entry.add(fromClient ? flow::entry::kBytesIn : flow::entry::kBytesOut, view.l4Offset - view.l3Offset + view.l4Length);
+  entry.add(fromClient ? flow::entry::kBytesIn : flow::entry::kBytesOut, ipBytes);
+  const uint16_t realId = entry.load<uint16_t>(flow::entry::kRealId);
+  realStats_.add(realId, fromClient ? RealStat::PacketsIn : RealStat::PacketsOut, 1);
+  realStats_.add(realId, fromClient ? RealStat::BytesIn : RealStat::BytesOut, ipBytes);
   if ((flowFlags & flow::flags::kUnassured) &&
       flow::hasProvenItself(view.protocol, entry.state(), flowFlags, nowMs_ - entry.load<uint64_t>(flow::entry::kCreatedMs))) {
     context_.flows.assure(entry);
@@ -473,6 +477,7 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
       return;
     }
     counters_.add(Counter::NewFlows);
+    realStats_.add(real->id, RealStat::Connections, 1);
     primeNeighbour(view.sourceIp());
   }
   const flow::FlowEntry entry = context_.flows.entryAt(ref);

@@ -35,6 +35,7 @@ class Worker {
   void join();
   const std::vector<std::unique_ptr<InterfaceReceiver>>& receivers() const { return receivers_; }
   const Counters& counters() const { return counters_; }
+  const RealStatsBlock& realStats() const { return realStats_; }
 
  private:
   void run();
@@ -84,6 +85,7 @@ class Worker {
   uint64_t nowMs_ = 0;
   uint64_t random_;
   Counters counters_;
+  RealStatsBlock realStats_;  // this worker's per-real traffic (one writer)
   FragmentTable fragments_;
   FramesAwaitingNeighbour awaitingNeighbour_;
   TokenBucket icmpErrors_{1000, 50};

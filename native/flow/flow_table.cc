@@ -310,7 +310,10 @@ void FlowTable::releaseLocked(uint32_t ref) {
   if (claims_ != nullptr) claims_->release(e);
   leaveUnassuredClass(e);
   unlinkLocked(ref);
-  if (isOffloaded(e)) offloaded_->withdraw(e);
+  if (isOffloaded(e)) {
+    refreshOffloaded(e, 0);  // the kernel's last counts reach the real's totals before they go
+    offloaded_->withdraw(e);
+  }
   // Taking the state byte settles a race with a worker raising it: whichever moves it last counts.
   countFlow(e.load<uint16_t>(entry::kRealId), e.takeState(), -1);
   e.store<uint32_t>(entry::kStatus, uint32_t(EntryStatus::Free), std::memory_order_release);
@@ -357,10 +360,11 @@ void FlowTable::refreshOffloaded(const FlowEntry& e, uint64_t nowMs) {
   const auto activity = offloaded_->activityOf(e);
   if (!activity) return;
   e.raise(entry::kLastSeenMs, activity->lastSeenMs);
-  e.raise(entry::kKernelPacketsIn, activity->packetsIn);
-  e.raise(entry::kKernelBytesIn, activity->bytesIn);
-  e.raise(entry::kKernelPacketsOut, activity->packetsOut);
-  e.raise(entry::kKernelBytesOut, activity->bytesOut);
+  // What this read-back raised the flow's kernel counts by goes to its real's totals: every raise is
+  // counted once, so the kernel's bytes reach the totals exactly once however often they are read.
+  const KernelTrafficAdded added{e.raise(entry::kKernelPacketsIn, activity->packetsIn), e.raise(entry::kKernelBytesIn, activity->bytesIn),
+                                 e.raise(entry::kKernelPacketsOut, activity->packetsOut), e.raise(entry::kKernelBytesOut, activity->bytesOut)};
+  if (added.packetsIn | added.bytesIn | added.packetsOut | added.bytesOut) offloaded_->counted(e.load<uint16_t>(entry::kRealId), added);
   mergeKernelTracking(e, *activity);
 }
 

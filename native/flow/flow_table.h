@@ -73,12 +73,15 @@ class FlowEntry {
     return std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(bytes_ + entry::kFlags))
         .fetch_and(uint16_t(~bits), std::memory_order_relaxed);
   }
-  // Raises a u64 field to `value` if that is larger, against concurrent raises.
-  void raise(size_t offset, uint64_t value) const {
+  // Raises a u64 field to `value` if that is larger, against concurrent raises. Returns by how much
+  // this call raised it: concurrent raises to the same value share the increment out, none twice.
+  uint64_t raise(size_t offset, uint64_t value) const {
     std::atomic_ref<uint64_t> field(*reinterpret_cast<uint64_t*>(bytes_ + offset));
     uint64_t current = field.load(std::memory_order_relaxed);
-    while (current < value && !field.compare_exchange_weak(current, value, std::memory_order_relaxed)) {
+    while (current < value) {
+      if (field.compare_exchange_weak(current, value, std::memory_order_relaxed)) return value - current;
     }
+    return 0;
   }
   void raise32(size_t offset, uint32_t value) const {
     std::atomic_ref<uint32_t> field(*reinterpret_cast<uint32_t*>(bytes_ + offset));

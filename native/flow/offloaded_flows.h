@@ -17,11 +17,19 @@ struct OffloadedActivity {
   uint32_t clientSequenceEnd, realSequenceEnd, clientWindowField, realWindowField;
 };
 
+// What a read-back found the kernel forwarded of one flow since the previous read-back.
+struct KernelTrafficAdded {
+  uint64_t packetsIn, bytesIn, packetsOut, bytesOut;
+};
+
 class OffloadedFlows {
  public:
   virtual ~OffloadedFlows() = default;
   virtual std::optional<OffloadedActivity> activityOf(const FlowEntry& entry) = 0;
   virtual void withdraw(const FlowEntry& entry) = 0;
+  // Each increment of a flow's kernel counts, once, whichever thread read it back: the engine adds it
+  // to the flow's real's totals (engine/real_stats.h).
+  virtual void counted(uint16_t /*realId*/, const KernelTrafficAdded& /*added*/) {}
 };
 
 }  // namespace natlb::flow

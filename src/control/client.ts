@@ -208,6 +208,11 @@ export class ControlClient {
     return this.request(text ? `${CONTROL_ROUTES.conns}?${text}` : CONTROL_ROUTES.conns);
   }
 
+  /** Per service and real traffic counts and rates (GET /stats): a BalancerStats. */
+  stats(): Promise<unknown> {
+    return this.request(CONTROL_ROUTES.stats);
+  }
+
   health(): Promise<unknown> {
     return this.request(CONTROL_ROUTES.health);
   }

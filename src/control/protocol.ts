@@ -4,6 +4,8 @@
 export const CONTROL_ROUTES = Object.freeze({
   status: "GET /status",
   conns: "GET /conns",
+  /** Per service and real: connections, packets and bytes in and out, and their rates (ipvsadm --stats --rate). */
+  stats: "GET /stats",
   health: "GET /health",
   /** Prometheus text (not JSON), the same as the metrics listener's. */
   metrics: "GET /metrics",

@@ -10,7 +10,7 @@ import type { ResolvedGroup } from "./systemGroups";
 export type Role = "read" | "admin";
 
 /** The routes the read role may use: what shows the daemon's state and changes nothing. */
-const READ_ROUTES: ReadonlySet<string> = new Set<RouteKey>([CONTROL_ROUTES.status, CONTROL_ROUTES.conns, CONTROL_ROUTES.health, CONTROL_ROUTES.metrics, CONTROL_ROUTES.events]);
+const READ_ROUTES: ReadonlySet<string> = new Set<RouteKey>([CONTROL_ROUTES.status, CONTROL_ROUTES.conns, CONTROL_ROUTES.stats, CONTROL_ROUTES.health, CONTROL_ROUTES.metrics, CONTROL_ROUTES.events]);
 
 /** The config field that names each role's group. */
 export const ROLE_GROUP_FIELDS: Readonly<Record<Role, string>> = Object.freeze({ read: "control.readGroup", admin: "control.adminGroup" });
