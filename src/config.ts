@@ -113,6 +113,8 @@ export interface ServiceConfig {
   readonly healthCheck: HealthCheckConfig;
   /** Default: "keep" for TCP services, "drop" for UDP ones (a UDP client has no connection to lose). */
   readonly deadRealFlows: DeadRealFlows;
+  /** The service's own idle timeouts; left out (all or some): the global `timeouts`. */
+  readonly timeouts?: ServiceTimeouts;
 }
 
 export interface InterfacesConfig {
@@ -162,6 +164,19 @@ export interface FloodProtection {
   readonly pressureAt: number;
   /** The short idle timeout of unassured flows under pressure, seconds. */
   readonly pressureTimeout: number;
+}
+
+/** A service's own timeouts: each state it names overrides the global one, the others follow it. */
+export type ServiceTimeouts = Partial<Timeouts>;
+
+/** The timeouts a service's flows follow: its own where it has them, the global ones elsewhere. */
+export function effectiveTimeouts(service: ServiceConfig, global: Timeouts): Timeouts {
+  return { ...global, ...service.timeouts };
+}
+
+/** Whether any of the service's own timeouts is not the global one. */
+export function differsFromGlobal(service: ServiceConfig, global: Timeouts): boolean {
+  return Object.entries(service.timeouts ?? {}).some(([state, seconds]) => global[state as keyof Timeouts] !== seconds);
 }
 
 export const DEFAULT_FLOOD_PROTECTION: FloodProtection = Object.freeze({
@@ -250,6 +265,8 @@ export const CONFIG_LIMITS = Object.freeze({
   defaultFlowCapacity: 262144,
   /** Timeouts in ms must fit a signed 32-bit integer (setTimeout, native timers). */
   maxTimeoutSeconds: 2147483,
+  /** Different sets of service timeouts (the data plane's timeout profiles, native/flow/timeout_profiles.h). */
+  maxServiceTimeoutSets: 255,
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -476,6 +493,57 @@ function resolveHealthCheck(hc: ParsedHealthCheck | undefined, protocol: Protoco
   }
 }
 
+const timeoutSeconds = intIn(1, CONFIG_LIMITS.maxTimeoutSeconds);
+
+/** What each timeout is, for the global `timeouts` and a service's own. */
+const TIMEOUT_DESCRIPTIONS: Readonly<Record<keyof Timeouts, string>> = {
+  tcpEstablished: "Idle timeout of an established TCP connection, seconds.",
+  tcpSynRecv: "Idle timeout of a TCP connection in its handshake, seconds.",
+  tcpFinWait: "Idle timeout after the first FIN, seconds.",
+  tcpTimeWait: "How long a closed TCP connection's flow stays in TIME_WAIT, seconds.",
+  tcpClose: "How long a reset TCP connection's flow stays, seconds.",
+  udp: "Idle timeout of a UDP flow, seconds.",
+};
+
+const timeoutsSchema = z
+  .strictObject(
+    {
+      tcpEstablished: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpEstablished).describe(TIMEOUT_DESCRIPTIONS.tcpEstablished),
+      tcpSynRecv: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpSynRecv).describe(TIMEOUT_DESCRIPTIONS.tcpSynRecv),
+      tcpFinWait: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpFinWait).describe(TIMEOUT_DESCRIPTIONS.tcpFinWait),
+      tcpTimeWait: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpTimeWait).describe(TIMEOUT_DESCRIPTIONS.tcpTimeWait),
+      tcpClose: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpClose).describe(TIMEOUT_DESCRIPTIONS.tcpClose),
+      udp: timeoutSeconds.default(DEFAULT_TIMEOUTS.udp).describe(TIMEOUT_DESCRIPTIONS.udp),
+    },
+    { error: expecting('an object of timeouts in seconds like { "tcpEstablished": 900 }') },
+  )
+  .prefault({})
+  .describe("Idle timeouts per connection state, in seconds (the defaults are IPVS's).");
+
+const inherited = " Left out: the global timeouts' value.";
+const serviceTimeoutsSchema = z
+  .strictObject(
+    {
+      tcpEstablished: timeoutSeconds.optional().describe(TIMEOUT_DESCRIPTIONS.tcpEstablished + inherited),
+      tcpSynRecv: timeoutSeconds.optional().describe(TIMEOUT_DESCRIPTIONS.tcpSynRecv + inherited),
+      tcpFinWait: timeoutSeconds.optional().describe(TIMEOUT_DESCRIPTIONS.tcpFinWait + inherited),
+      tcpTimeWait: timeoutSeconds.optional().describe(TIMEOUT_DESCRIPTIONS.tcpTimeWait + inherited),
+      tcpClose: timeoutSeconds.optional().describe(TIMEOUT_DESCRIPTIONS.tcpClose + inherited),
+      udp: timeoutSeconds.optional().describe(TIMEOUT_DESCRIPTIONS.udp + inherited),
+    },
+    { error: expecting('an object of timeouts in seconds like { "udp": 30 }') },
+  )
+  .describe(
+    "This service's own idle timeouts, overriding the global timeouts for its flows (from their creation; a change applies to the flows it has). A state left out follows the global value, also when that changes.",
+  );
+
+/** The service's own timeouts, only those it names; nothing when it names none. */
+function ownTimeouts(parsed: z.output<typeof serviceTimeoutsSchema> | undefined): { timeouts?: ServiceTimeouts } {
+  if (parsed === undefined) return {};
+  const named = Object.fromEntries(Object.entries(parsed).filter(([, seconds]) => seconds !== undefined)) as ServiceTimeouts;
+  return Object.keys(named).length > 0 ? { timeouts: named } : {};
+}
+
 /** One service as the config and the control socket's POST /services take it. */
 export const serviceSchema = z
   .strictObject(
@@ -507,6 +575,7 @@ export const serviceSchema = z
         .describe(
           'What happens to the flows of a real that goes down or is removed (IPVS\'s expire_nodest_conn): "keep" lets them go on until they end; "drop" ends them (a UDP client\'s next datagram goes to a live real); "reset" ends them and resets both ends of each TCP connection, so clients fail fast and retry. Default: "keep" for TCP services, "drop" for UDP ones. A real at weight 0 is drained, not dead: its flows always go on.',
         ),
+      timeouts: serviceTimeoutsSchema.optional(),
     },
     { error: expecting('a service object like { "vip": "198.18.0.100", "port": 80, "reals": [...] }') },
   )
@@ -519,25 +588,10 @@ export const serviceSchema = z
       reals: s.reals.map((r) => ({ ip: r.ip, port: r.port ?? s.port, weight: r.weight })),
       healthCheck: resolveHealthCheck(s.healthCheck, s.protocol),
       deadRealFlows: s.deadRealFlows ?? (s.protocol === "udp" ? "drop" : "keep"),
+      ...ownTimeouts(s.timeouts),
     }),
   );
 
-const timeoutSeconds = intIn(1, CONFIG_LIMITS.maxTimeoutSeconds);
-
-const timeoutsSchema = z
-  .strictObject(
-    {
-      tcpEstablished: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpEstablished).describe("Idle timeout of an established TCP connection, seconds."),
-      tcpSynRecv: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpSynRecv).describe("Idle timeout of a TCP connection in its handshake, seconds."),
-      tcpFinWait: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpFinWait).describe("Idle timeout after the first FIN, seconds."),
-      tcpTimeWait: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpTimeWait).describe("How long a closed TCP connection's flow stays in TIME_WAIT, seconds."),
-      tcpClose: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpClose).describe("How long a reset TCP connection's flow stays, seconds."),
-      udp: timeoutSeconds.default(DEFAULT_TIMEOUTS.udp).describe("Idle timeout of a UDP flow, seconds."),
-    },
-    { error: expecting('an object of timeouts in seconds like { "tcpEstablished": 900 }') },
-  )
-  .prefault({})
-  .describe("Idle timeouts per connection state, in seconds (the defaults are IPVS's).");
 
 function shareIn(min: number, max: number) {
   const error = expecting(`a share of the flow map ${min}..${max}, like 0.5`);
@@ -598,6 +652,15 @@ export const configSchema = z
         .max(CONFIG_LIMITS.maxServices, {
           error: (iss) =>
             `${Array.isArray(iss.input) ? iss.input.length : "too many"} services: at most ${CONFIG_LIMITS.maxServices}; run another natlb instance for the rest`,
+        })
+        .superRefine((services, ctx) => {
+          const sets = new Set(services.flatMap((s) => (s.timeouts ? [JSON.stringify(Object.entries(s.timeouts).sort())] : [])));
+          if (sets.size > CONFIG_LIMITS.maxServiceTimeoutSets) {
+            ctx.addIssue({
+              code: "custom",
+              message: `${sets.size} different sets of service timeouts: at most ${CONFIG_LIMITS.maxServiceTimeoutSets}; give more services the same timeouts`,
+            });
+          }
         })
         .describe("The virtual services: a VIP, a port and a protocol each, with the real servers behind them."),
       interfaces: z
@@ -978,7 +1041,7 @@ export interface ServiceChange {
   readonly old: ServiceConfig;
   readonly next: ServiceConfig;
   /** Service-level settings that differ. */
-  readonly fields: ReadonlyArray<"scheduler" | "healthCheck" | "deadRealFlows">;
+  readonly fields: ReadonlyArray<"scheduler" | "healthCheck" | "deadRealFlows" | "timeouts">;
   readonly reals: {
     readonly added: ReadonlyArray<RealConfig>;
     readonly removed: ReadonlyArray<RealConfig>;
@@ -1016,11 +1079,18 @@ function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
+/** The same timeouts, whatever the order they were written in. */
+function sameTimeouts(a: ServiceTimeouts | undefined, b: ServiceTimeouts | undefined): boolean {
+  const states = new Set([...Object.keys(a ?? {}), ...Object.keys(b ?? {})]) as Set<keyof Timeouts>;
+  return [...states].every((state) => a?.[state] === b?.[state]);
+}
+
 function diffService(old: ServiceConfig, next: ServiceConfig): ServiceChange | undefined {
-  const fields: Array<"scheduler" | "healthCheck" | "deadRealFlows"> = [];
+  const fields: Array<"scheduler" | "healthCheck" | "deadRealFlows" | "timeouts"> = [];
   if (old.scheduler !== next.scheduler) fields.push("scheduler");
   if (!sameJson(old.healthCheck, next.healthCheck)) fields.push("healthCheck");
   if (old.deadRealFlows !== next.deadRealFlows) fields.push("deadRealFlows");
+  if (!sameTimeouts(old.timeouts, next.timeouts)) fields.push("timeouts");
 
   const oldReals = new Map(old.reals.map((r) => [realKey(r), r]));
   const nextReals = new Map(next.reals.map((r) => [realKey(r), r]));
