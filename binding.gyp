@@ -28,6 +28,7 @@
         "native/io/peer_credentials.cc",
         "native/flow/flow_table.cc",
         "native/engine/service_table.cc",
+        "native/engine/timeout_profile_assignment.cc",
         "native/engine/route_table.cc",
         "native/engine/neighbour_cache.cc",
         "native/engine/worker.cc",

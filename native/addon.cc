@@ -60,7 +60,8 @@ Napi::Value FlowLayout(const Napi::CallbackInfo& info) {
       {"realPort", e::kRealPort},   {"flags", e::kFlags},           {"lastSeenMs", e::kLastSeenMs},
       {"packetsIn", e::kPacketsIn}, {"bytesIn", e::kBytesIn},       {"packetsOut", e::kPacketsOut},
       {"bytesOut", e::kBytesOut},   {"createdMs", e::kCreatedMs}, {"kernelPacketsIn", e::kKernelPacketsIn},
-      {"kernelBytesIn", e::kKernelBytesIn}, {"kernelPacketsOut", e::kKernelPacketsOut}, {"kernelBytesOut", e::kKernelBytesOut}};
+      {"kernelBytesIn", e::kKernelBytesIn}, {"kernelPacketsOut", e::kKernelPacketsOut}, {"kernelBytesOut", e::kKernelBytesOut},
+      {"timeoutProfile", e::kTimeoutProfile}};
   for (const auto& [name, offset] : entryFields) entry.Set(name, double(offset));
   layout.Set("entry", entry);
   Napi::Array states = Napi::Array::New(env);
@@ -298,6 +299,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         const Napi::Uint16Array weightArray = weights.As<Napi::Uint16Array>();
         service.slotWeights.assign(weightArray.Data(), weightArray.Data() + weightArray.ElementLength());
       }
+      // Left out, or a field left out: the global value (0 in the service's timeout profile).
+      const Napi::Value timeouts = item.Get("timeouts");
+      if (!timeouts.IsUndefined()) {
+        service.timeouts.seconds = flow::secondsByState(timeoutsFrom(timeouts, flow::TimeoutSeconds{0, 0, 0, 0, 0, 0}, where + ".timeouts"));
+      }
       services.push_back(std::move(service));
     }
     return services;
@@ -359,18 +365,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   Napi::Value SetTimeouts(const Napi::CallbackInfo& info) {
-    const Napi::Object item = objectAt(info[0], "timeouts");
-    engine::TimeoutSeconds t;
-    auto read = [&](const char* name, uint32_t& field) {
-      if (item.Has(name)) field = integerFrom(item.Get(name), std::string("timeouts.") + name, 1, 86400 * 7);
-    };
-    read("tcpSynRecv", t.tcpSynRecv);
-    read("tcpEstablished", t.tcpEstablished);
-    read("tcpFinWait", t.tcpFinWait);
-    read("tcpTimeWait", t.tcpTimeWait);
-    read("tcpClose", t.tcpClose);
-    read("udp", t.udp);
-    engine_->setTimeouts(t);
+    engine_->setTimeouts(timeoutsFrom(info[0], flow::TimeoutSeconds{}, "timeouts"));
     return info.Env().Undefined();
   }
 

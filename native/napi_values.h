@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "flow/timeout_profiles.h"
 #include "packet/wire.h"
 
 namespace natlb::napi {
@@ -101,6 +102,23 @@ inline Napi::Object failure(Napi::Env env, std::string_view reason) {
   out.Set("ok", false);
   out.Set("reason", std::string(reason));
   return out;
+}
+
+// The timeouts `value` names (config names, seconds), the others as in `t`.
+inline flow::TimeoutSeconds timeoutsFrom(const Napi::Value& value, flow::TimeoutSeconds t, const std::string& where) {
+  const Napi::Object item = objectAt(value, where);
+  // The config's bound (src/config.ts CONFIG_LIMITS.maxTimeoutSeconds: milliseconds fit an int32).
+  constexpr uint32_t kMaxSeconds = 2147483;
+  auto read = [&](const char* name, uint32_t& field) {
+    if (item.Has(name) && !item.Get(name).IsUndefined()) field = integerFrom(item.Get(name), where + "." + name, 1, kMaxSeconds);
+  };
+  read("tcpSynRecv", t.tcpSynRecv);
+  read("tcpEstablished", t.tcpEstablished);
+  read("tcpFinWait", t.tcpFinWait);
+  read("tcpTimeWait", t.tcpTimeWait);
+  read("tcpClose", t.tcpClose);
+  read("udp", t.udp);
+  return t;
 }
 
 }  // namespace natlb::napi

@@ -188,6 +188,7 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
                        {InstanceMethod("insert", &FlowTableForTests::Insert), InstanceMethod("assure", &FlowTableForTests::Assure),
                         InstanceMethod("remove", &FlowTableForTests::Remove), InstanceMethod("sweep", &FlowTableForTests::Sweep),
                         InstanceMethod("raiseState", &FlowTableForTests::RaiseState),
+                        InstanceMethod("setTimeoutProfile", &FlowTableForTests::SetTimeoutProfile),
                         InstanceMethod("setFloodProtection", &FlowTableForTests::SetFloodProtection),
                         InstanceMethod("enterBatch", &FlowTableForTests::EnterBatch),
                         InstanceMethod("leaveBatch", &FlowTableForTests::LeaveBatch),
@@ -204,11 +205,12 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
     table_ = guarded(info.Env(), [&] { return std::make_unique<flow::FlowTable>(memory, length); });
     reader_ = table_->registerReader();
     table_->setOffloadedFlows(&kernel_);
+    timeouts_.set(flow::kGlobalTimeoutProfile, flow::secondsByState(flow::TimeoutSeconds{}));
   }
   ~FlowTableForTests() override { table_->setOffloadedFlows(nullptr); }
 
  private:
-  // insert({ protocol, clientIp, clientPort, vip, vport, realIp, realPort, realId? }, nowMs) -> ref, 0 when refused
+  // insert({ protocol, clientIp, clientPort, vip, vport, realIp, realPort, realId? }, nowMs, timeoutProfile?) -> ref, 0 when refused
   Napi::Value Insert(const Napi::CallbackInfo& info) {
     const Napi::Object key = objectAt(info[0], "flow");
     const uint8_t protocol = protocolFrom(key.Get("protocol"), "flow.protocol");
@@ -220,7 +222,8 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
                                   uint16_t(key.Has("realId") ? integerFrom(key.Get("realId"), "flow.realId", 0, 65535) : 0)};
     const uint64_t nowMs = integerFrom(info[1], "nowMs", 0, 0xffffffff);
     const auto state = protocol == packet::kProtocolTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp;
-    return Napi::Number::New(info.Env(), table_->insert(forward, real, state, nowMs));
+    const auto profile = uint8_t(info[2].IsUndefined() ? flow::kGlobalTimeoutProfile : integerFrom(info[2], "timeoutProfile", 0, flow::kTimeoutProfileCount - 1));
+    return Napi::Number::New(info.Env(), table_->insert(forward, real, state, nowMs, profile));
   }
 
   // assure(ref): the flow proved itself (handshake completed, UDP exchange going on)
@@ -245,13 +248,24 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
     return info.Env().Undefined();
   }
 
-  // sweep(nowMs, timeoutSeconds) with one timeout for every state -> flows removed
+  // sweep(nowMs, timeoutSeconds?) -> flows removed; timeoutSeconds: the global profile gets it for every state
   Napi::Value Sweep(const Napi::CallbackInfo& info) {
     const uint64_t nowMs = integerFrom(info[0], "nowMs", 0, 0xffffffff);
-    const uint32_t seconds = integerFrom(info[1], "timeoutSeconds", 1, 86400);
-    flow::Timeouts timeouts;
-    for (auto& timeout : timeouts) timeout.store(seconds);
-    return Napi::Number::New(info.Env(), double(table_->sweep(nowMs, timeouts, table_->capacity())));
+    if (!info[1].IsUndefined()) {
+      flow::StateSeconds seconds;
+      seconds.fill(integerFrom(info[1], "timeoutSeconds", 1, 86400));
+      timeouts_.set(flow::kGlobalTimeoutProfile, seconds);
+    }
+    return Napi::Number::New(info.Env(), double(table_->sweep(nowMs, timeouts_, table_->capacity())));
+  }
+
+  // setTimeoutProfile(profile, { tcpEstablished?, udp?, ... }): profile 0 is the global one (unnamed
+  // states: the defaults); in another, an unnamed state takes the global value, as a service's would.
+  Napi::Value SetTimeoutProfile(const Napi::CallbackInfo& info) {
+    const auto profile = uint8_t(integerFrom(info[0], "profile", 0, flow::kTimeoutProfileCount - 1));
+    const flow::TimeoutSeconds unnamed = profile == flow::kGlobalTimeoutProfile ? flow::TimeoutSeconds{} : flow::TimeoutSeconds{0, 0, 0, 0, 0, 0};
+    timeouts_.set(profile, flow::secondsByState(timeoutsFrom(info[1], unnamed, "timeouts")));
+    return info.Env().Undefined();
   }
 
   Napi::Value SetFloodProtection(const Napi::CallbackInfo& info) {
@@ -308,6 +322,7 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
   Napi::Reference<Napi::Uint8Array> memory_;
   ScriptedOffloadedFlows kernel_;
   std::unique_ptr<flow::FlowTable> table_;
+  flow::TimeoutProfiles timeouts_;
   size_t reader_ = 0;
 };
 

@@ -4,7 +4,7 @@
 // engine as one snapshot; kernel set-up follows the set of VIPs and real-server ports.
 import { performance } from "node:perf_hooks";
 import {
-  diffConfig, parseConfig, realKey, sameReceivePaths, serviceKey, type ConfigDiff, type FloodProtection, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type ReceivePath, type WorkerLayout, type WorkerThreadsSetting,
+  diffConfig, differsFromGlobal, effectiveTimeouts, parseConfig, realKey, sameReceivePaths, serviceKey, type ConfigDiff, type FloodProtection, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type Timeouts, type ReceivePath, type WorkerLayout, type WorkerThreadsSetting,
 } from "./config";
 import { ApiError, NatlbError } from "./errors";
 import { cursorOf, flowFilterOf, pageLimitOf, type ConnectionPage, type ConnectionQuery } from "./flows/connectionQuery";
@@ -78,6 +78,8 @@ export interface ServiceStatus {
   port: number;
   protocol: Protocol;
   scheduler: SchedulerName;
+  /** Only where they differ from the global ones: the timeouts the service's flows follow (its own, the global ones for the rest). */
+  timeouts?: Timeouts;
   reals: RealStatus[];
 }
 
@@ -491,6 +493,7 @@ export class Balancer {
           port: s.port,
           protocol: s.protocol,
           scheduler: s.scheduler,
+          ...(differsFromGlobal(s, this.config.timeouts) ? { timeouts: effectiveTimeouts(s, this.config.timeouts) } : {}),
           reals: s.reals.map((r, i) => {
             const published = built?.service.reals[i];
             // A configuration being applied (not published yet) is read the long way.
@@ -869,12 +872,15 @@ export class Balancer {
       // A ramping real's share of its weight (slow start) is in the table's input.
       const input = rampedTableInput(s.scheduler, reals);
       const endpoints = this.realsWithDraining(s).map((r) => ({ ip: r.ip, port: r.port, id: this.realIdFor(s, r) }));
-      const inputs = JSON.stringify([input.scheduler, input.reals, endpoints]);
+      const inputs = JSON.stringify([input.scheduler, input.reals, endpoints, s.timeouts]);
       if (this.built.get(key)?.inputs === inputs) continue;
       const table = schedulerFor(input.scheduler).build({ reals: input.reals });
       rebuilt.set(key, {
         inputs,
-        service: { vip: s.vip, port: s.port, protocol: s.protocol, mode: table.mode, slots: table.slots, ...(table.weights ? { weights: table.weights } : {}), reals: endpoints },
+        service: {
+          vip: s.vip, port: s.port, protocol: s.protocol, mode: table.mode, slots: table.slots, ...(table.weights ? { weights: table.weights } : {}), reals: endpoints,
+          ...(s.timeouts ? { timeouts: s.timeouts } : {}),
+        },
         up: reals.map((r) => r.up),
         checks: [],
       });

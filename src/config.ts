@@ -117,6 +117,8 @@ export interface ServiceConfig {
   readonly deadRealFlows: DeadRealFlows;
   /** Seconds over which a real that comes up or is added ramps to its full weight (absent: no ramp). */
   readonly slowStartS?: number;
+  /** The service's own idle timeouts; left out (all or some): the global `timeouts`. */
+  readonly timeouts?: ServiceTimeouts;
 }
 
 export interface InterfacesConfig {
@@ -166,6 +168,19 @@ export interface FloodProtection {
   readonly pressureAt: number;
   /** The short idle timeout of unassured flows under pressure, seconds. */
   readonly pressureTimeout: number;
+}
+
+/** A service's own timeouts: each state it names overrides the global one, the others follow it. */
+export type ServiceTimeouts = Partial<Timeouts>;
+
+/** The timeouts a service's flows follow: its own where it has them, the global ones elsewhere. */
+export function effectiveTimeouts(service: ServiceConfig, global: Timeouts): Timeouts {
+  return { ...global, ...service.timeouts };
+}
+
+/** Whether any of the service's own timeouts is not the global one. */
+export function differsFromGlobal(service: ServiceConfig, global: Timeouts): boolean {
+  return Object.entries(service.timeouts ?? {}).some(([state, seconds]) => global[state as keyof Timeouts] !== seconds);
 }
 
 export const DEFAULT_FLOOD_PROTECTION: FloodProtection = Object.freeze({
@@ -256,6 +271,8 @@ export const CONFIG_LIMITS = Object.freeze({
   maxTimeoutSeconds: 2147483,
   /** Slow start beyond an hour is a misconfiguration, not a ramp. */
   maxSlowStartS: 3600,
+  /** Different sets of service timeouts (the data plane's timeout profiles, native/flow/timeout_profiles.h). */
+  maxServiceTimeoutSets: 255,
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -488,6 +505,57 @@ function resolveHealthCheck(hc: ParsedHealthCheck | undefined, protocol: Protoco
   }
 }
 
+const timeoutSeconds = intIn(1, CONFIG_LIMITS.maxTimeoutSeconds);
+
+/** What each timeout is, for the global `timeouts` and a service's own. */
+const TIMEOUT_DESCRIPTIONS: Readonly<Record<keyof Timeouts, string>> = {
+  tcpEstablished: "Idle timeout of an established TCP connection, seconds.",
+  tcpSynRecv: "Idle timeout of a TCP connection in its handshake, seconds.",
+  tcpFinWait: "Idle timeout after the first FIN, seconds.",
+  tcpTimeWait: "How long a closed TCP connection's flow stays in TIME_WAIT, seconds.",
+  tcpClose: "How long a reset TCP connection's flow stays, seconds.",
+  udp: "Idle timeout of a UDP flow, seconds.",
+};
+
+const timeoutsSchema = z
+  .strictObject(
+    {
+      tcpEstablished: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpEstablished).describe(TIMEOUT_DESCRIPTIONS.tcpEstablished),
+      tcpSynRecv: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpSynRecv).describe(TIMEOUT_DESCRIPTIONS.tcpSynRecv),
+      tcpFinWait: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpFinWait).describe(TIMEOUT_DESCRIPTIONS.tcpFinWait),
+      tcpTimeWait: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpTimeWait).describe(TIMEOUT_DESCRIPTIONS.tcpTimeWait),
+      tcpClose: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpClose).describe(TIMEOUT_DESCRIPTIONS.tcpClose),
+      udp: timeoutSeconds.default(DEFAULT_TIMEOUTS.udp).describe(TIMEOUT_DESCRIPTIONS.udp),
+    },
+    { error: expecting('an object of timeouts in seconds like { "tcpEstablished": 900 }') },
+  )
+  .prefault({})
+  .describe("Idle timeouts per connection state, in seconds (the defaults are IPVS's).");
+
+const inherited = " Left out: the global timeouts' value.";
+const serviceTimeoutsSchema = z
+  .strictObject(
+    {
+      tcpEstablished: timeoutSeconds.optional().describe(TIMEOUT_DESCRIPTIONS.tcpEstablished + inherited),
+      tcpSynRecv: timeoutSeconds.optional().describe(TIMEOUT_DESCRIPTIONS.tcpSynRecv + inherited),
+      tcpFinWait: timeoutSeconds.optional().describe(TIMEOUT_DESCRIPTIONS.tcpFinWait + inherited),
+      tcpTimeWait: timeoutSeconds.optional().describe(TIMEOUT_DESCRIPTIONS.tcpTimeWait + inherited),
+      tcpClose: timeoutSeconds.optional().describe(TIMEOUT_DESCRIPTIONS.tcpClose + inherited),
+      udp: timeoutSeconds.optional().describe(TIMEOUT_DESCRIPTIONS.udp + inherited),
+    },
+    { error: expecting('an object of timeouts in seconds like { "udp": 30 }') },
+  )
+  .describe(
+    "This service's own idle timeouts, overriding the global timeouts for its flows (from their creation; a change applies to the flows it has). A state left out follows the global value, also when that changes.",
+  );
+
+/** The service's own timeouts, only those it names; nothing when it names none. */
+function ownTimeouts(parsed: z.output<typeof serviceTimeoutsSchema> | undefined): { timeouts?: ServiceTimeouts } {
+  if (parsed === undefined) return {};
+  const named = Object.fromEntries(Object.entries(parsed).filter(([, seconds]) => seconds !== undefined)) as ServiceTimeouts;
+  return Object.keys(named).length > 0 ? { timeouts: named } : {};
+}
+
 /** One service as the config and the control socket's POST /services take it. */
 export const serviceSchema = z
   .strictObject(
@@ -524,6 +592,7 @@ export const serviceSchema = z
         .describe(
           "Slow start, seconds: a real that comes up (health check), is added, or gets a weight again after 0 ramps from a small share of its weight to all of it over this time, in steps (10, or one a second when shorter), rebuilding only this service's table. Works with every scheduler (rr, random and lc ramp as their weighted forms wrr, wrandom and wlc while a ramp runs). Left out or 0: none.",
         ),
+      timeouts: serviceTimeoutsSchema.optional(),
     },
     { error: expecting('a service object like { "vip": "198.18.0.100", "port": 80, "reals": [...] }') },
   )
@@ -537,25 +606,10 @@ export const serviceSchema = z
       healthCheck: resolveHealthCheck(s.healthCheck, s.protocol),
       deadRealFlows: s.deadRealFlows ?? (s.protocol === "udp" ? "drop" : "keep"),
       ...(s.slowStartS ? { slowStartS: s.slowStartS } : {}),
+      ...ownTimeouts(s.timeouts),
     }),
   );
 
-const timeoutSeconds = intIn(1, CONFIG_LIMITS.maxTimeoutSeconds);
-
-const timeoutsSchema = z
-  .strictObject(
-    {
-      tcpEstablished: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpEstablished).describe("Idle timeout of an established TCP connection, seconds."),
-      tcpSynRecv: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpSynRecv).describe("Idle timeout of a TCP connection in its handshake, seconds."),
-      tcpFinWait: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpFinWait).describe("Idle timeout after the first FIN, seconds."),
-      tcpTimeWait: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpTimeWait).describe("How long a closed TCP connection's flow stays in TIME_WAIT, seconds."),
-      tcpClose: timeoutSeconds.default(DEFAULT_TIMEOUTS.tcpClose).describe("How long a reset TCP connection's flow stays, seconds."),
-      udp: timeoutSeconds.default(DEFAULT_TIMEOUTS.udp).describe("Idle timeout of a UDP flow, seconds."),
-    },
-    { error: expecting('an object of timeouts in seconds like { "tcpEstablished": 900 }') },
-  )
-  .prefault({})
-  .describe("Idle timeouts per connection state, in seconds (the defaults are IPVS's).");
 
 function shareIn(min: number, max: number) {
   const error = expecting(`a share of the flow map ${min}..${max}, like 0.5`);
@@ -616,6 +670,15 @@ export const configSchema = z
         .max(CONFIG_LIMITS.maxServices, {
           error: (iss) =>
             `${Array.isArray(iss.input) ? iss.input.length : "too many"} services: at most ${CONFIG_LIMITS.maxServices}; run another natlb instance for the rest`,
+        })
+        .superRefine((services, ctx) => {
+          const sets = new Set(services.flatMap((s) => (s.timeouts ? [JSON.stringify(Object.entries(s.timeouts).sort())] : [])));
+          if (sets.size > CONFIG_LIMITS.maxServiceTimeoutSets) {
+            ctx.addIssue({
+              code: "custom",
+              message: `${sets.size} different sets of service timeouts: at most ${CONFIG_LIMITS.maxServiceTimeoutSets}; give more services the same timeouts`,
+            });
+          }
         })
         .describe("The virtual services: a VIP, a port and a protocol each, with the real servers behind them."),
       interfaces: z
@@ -991,7 +1054,7 @@ export interface RealUpdate {
 }
 
 /** The service-level settings a change can tell apart (beyond its reals). */
-export type ServiceField = "scheduler" | "healthCheck" | "deadRealFlows" | "slowStartS";
+export type ServiceField = "scheduler" | "healthCheck" | "deadRealFlows" | "slowStartS" | "timeouts";
 
 export interface ServiceChange {
   /** `vip:port/protocol` */
@@ -1037,12 +1100,19 @@ function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
+/** The same timeouts, whatever the order they were written in. */
+function sameTimeouts(a: ServiceTimeouts | undefined, b: ServiceTimeouts | undefined): boolean {
+  const states = new Set([...Object.keys(a ?? {}), ...Object.keys(b ?? {})]) as Set<keyof Timeouts>;
+  return [...states].every((state) => a?.[state] === b?.[state]);
+}
+
 function diffService(old: ServiceConfig, next: ServiceConfig): ServiceChange | undefined {
   const fields: ServiceField[] = [];
   if (old.scheduler !== next.scheduler) fields.push("scheduler");
   if (!sameJson(old.healthCheck, next.healthCheck)) fields.push("healthCheck");
   if (old.deadRealFlows !== next.deadRealFlows) fields.push("deadRealFlows");
   if (old.slowStartS !== next.slowStartS) fields.push("slowStartS");
+  if (!sameTimeouts(old.timeouts, next.timeouts)) fields.push("timeouts");
 
   const oldReals = new Map(old.reals.map((r) => [realKey(r), r]));
   const nextReals = new Map(next.reals.map((r) => [realKey(r), r]));

@@ -32,6 +32,8 @@ export interface NativeService {
   /** The least-connection modes: each slot's weight. */
   weights?: Uint16Array;
   reals: { ip: string; port: number; id: number }[];
+  /** The service's own idle timeouts; a state left out (or all of them) takes the global value. */
+  timeouts?: NativeTimeouts;
 }
 
 export interface NativeRoute {
@@ -139,7 +141,7 @@ export interface FlowLayout {
   entry: Record<
     "status" | "protocol" | "state" | "realId" | "clientIp" | "vip" | "realIp" | "clientPort" | "vport"
     | "realPort" | "flags" | "lastSeenMs" | "packetsIn" | "bytesIn" | "packetsOut" | "bytesOut" | "createdMs"
-    | "kernelPacketsIn" | "kernelBytesIn" | "kernelPacketsOut" | "kernelBytesOut",
+    | "kernelPacketsIn" | "kernelBytesIn" | "kernelPacketsOut" | "kernelBytesOut" | "timeoutProfile",
     number
   >;
   states: string[];
@@ -195,13 +197,19 @@ export interface FlowTableForTests {
   insert(
     flow: { protocol: Protocol; clientIp: string; clientPort: number; vip: string; vport: number; realIp: string; realPort: number; realId?: number },
     nowMs: number,
+    timeoutProfile?: number,
   ): number;
   assure(ref: number): void;
   /** A TCP state change as a worker makes it: `state` indexes FlowLayout.states (1 SYN_RECV .. 5 CLOSE). */
   raiseState(ref: number, state: number): void;
   remove(ref: number): void;
-  /** One sweep over the whole map, every state with this timeout; returns the flows removed. */
-  sweep(nowMs: number, timeoutSeconds: number): number;
+  /**
+   * One sweep over the whole map; returns the flows removed. With timeoutSeconds, the global profile
+   * (0) gets it for every state first.
+   */
+  sweep(nowMs: number, timeoutSeconds?: number): number;
+  /** A timeout profile's values: profile 0 the global one (states left out: the defaults), the others a service's (left out: the global value). */
+  setTimeoutProfile(profile: number, timeouts: NativeTimeouts): void;
   setFloodProtection(defences: NativeFloodProtection): void;
   enterBatch(): void;
   leaveBatch(): void;

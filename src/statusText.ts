@@ -3,6 +3,7 @@
 // a new line is one more entry in STATUS_SECTIONS.
 import type { NatlbEvent } from "./events";
 import type { BalancerStatus } from "./balancer";
+import type { Timeouts } from "./config";
 import type { Connection } from "./flows/flowMap";
 
 /** One part of the status text: the lines it has to say, or none. */
@@ -45,11 +46,17 @@ function realNotes(real: BalancerStatus["services"][number]["reals"][number]): s
   return notes.length > 0 ? `  (${notes.join("; ")})` : "";
 }
 
-/** The ipvsadm -Ln look: one line per service, one per real under it. */
+/** `tcpEstablished 900 s, ...` in the config's order. */
+function timeoutsText(timeouts: Timeouts): string {
+  return Object.entries(timeouts).map(([state, seconds]) => `${state} ${seconds} s`).join(", ");
+}
+
+/** The ipvsadm -Ln look: one line per service (and its timeouts when it has its own), one per real under it. */
 const servicesSection: StatusSection = (status) => {
   const lines = ["Prot LocalAddress:Port Scheduler", "  -> RemoteAddress:Port      Weight  State  ActiveConn  InActConn"];
   for (const s of status.services) {
     lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}`);
+    if (s.timeouts) lines.push(`  timeouts (not all the global ones): ${timeoutsText(s.timeouts)}`);
     for (const r of s.reals) {
       lines.push(
         `  -> ${`${r.ip}:${r.port}`.padEnd(22)} ${String(r.weight).padStart(6)}  ${(r.up ? "up" : "DOWN").padEnd(5)}  ${String(

@@ -123,3 +123,30 @@ test("natlb import: the config on stdout loads with check-config; notes on stder
   const neither = spawnSync(process.execPath, [CLI, "import"], { encoding: "utf8" });
   t.is(neither.status, 2, neither.stderr);
 });
+
+test("keepalived.conf: global_defs' lvs_timeouts become natlb's global timeouts (tcp, tcpfin, udp); the rest of global_defs is listed", (t) => {
+  const text = [
+    "global_defs {",
+    "  router_id LVS_1",
+    "  lvs_timeouts tcp 7200 tcpfin 30 udp 0",
+    "}",
+    "virtual_server 198.18.0.100 80 {",
+    "  real_server 198.18.1.11 8080 {",
+    "  }",
+    "}",
+    "",
+  ].join("\n");
+  const { config, notes } = importKeepalivedConf(text);
+  t.deepEqual(config.timeouts, { tcpEstablished: 7200, tcpFinWait: 30 }, "udp 0 (IPVS: unchanged) is left to natlb's default");
+  t.regex(notes.map((n) => `${n.where}: ${n.note}`).join("\n"), /line 1: global_defs \(but its lvs_timeouts\) is not a load-balancing block/);
+  const parsed = parseConfig(config);
+  t.like(parsed.timeouts, { tcpEstablished: 7200, tcpFinWait: 30, udp: 300 });
+
+  const only = importKeepalivedConf("global_defs {\n  lvs_timeouts udp 60 tcpsyn 5 tcpfin x\n}\n");
+  t.deepEqual(only.config.timeouts, { udp: 60 });
+  t.deepEqual(only.notes.map((n) => n.note), [
+    "lvs_timeouts tcpsyn is not tcp, tcpfin or udp: not imported",
+    "lvs_timeouts tcpfin x is not a number of seconds 0..2147483: not imported",
+  ], "a global_defs with nothing but lvs_timeouts is not listed as skipped");
+  t.is(importKeepalivedConf("virtual_server 198.18.0.100 80 {\n}\n").config.timeouts, undefined);
+});

@@ -1,6 +1,7 @@
 #include "engine.h"
 
 #include <algorithm>
+#include <iterator>
 #include <set>
 #include <stdexcept>
 
@@ -170,12 +171,15 @@ void Engine::replaceInterfaces(std::vector<InterfaceConfig> interfaces) {
 void Engine::setServices(std::vector<Service> services) {
   std::lock_guard control(controlMutex_);
   const auto previous = context_.services.load();
+  timeoutProfiles_.assign(services, {});
   std::vector<SharedService> shared;
   shared.reserve(services.size());
   for (Service& service : services) shared.push_back(carryCursor(std::move(service), *previous));
   const auto current = std::make_shared<const ServiceTable>(std::move(shared), previous->generation() + 1);
   context_.services.store(current, std::memory_order_release);
   withdrawFlowsOfRemovedServices(*previous, *current);
+  moveFlowsToTheirTimeoutProfiles(*previous, *current);
+  timeoutProfiles_.release(*current);
   refreshSelections();
   announcePending_.store(true);
   wake_.notify_all();
@@ -187,17 +191,32 @@ void Engine::replaceServices(std::vector<Service> changed) {
   std::lock_guard control(controlMutex_);
   const auto previous = context_.services.load();
   std::vector<SharedService> shared = previous->services();
+  const auto isChanged = [&](const SharedService& s) {
+    return std::any_of(changed.begin(), changed.end(), [&](const Service& c) {
+      return s->vip == c.vip && s->port == c.port && s->protocol == c.protocol;
+    });
+  };
+  std::vector<SharedService> kept;
+  std::copy_if(shared.begin(), shared.end(), std::back_inserter(kept), [&](const SharedService& s) { return !isChanged(s); });
+  for (const Service& service : changed) {
+    if (previous->find(service.vip, service.port, service.protocol) == nullptr) {
+      throw std::invalid_argument("replaceServices: a service that is not in the data plane (use setServices)");
+    }
+  }
+  timeoutProfiles_.assign(changed, kept);
   bool realsMoved = false;
   for (Service& service : changed) {
     const auto found = std::find_if(shared.begin(), shared.end(), [&](const SharedService& s) {
       return s->vip == service.vip && s->port == service.port && s->protocol == service.protocol;
     });
-    if (found == shared.end()) throw std::invalid_argument("replaceServices: a service that is not in the data plane (use setServices)");
     const auto sameEndpoint = [](const flow::RealEndpoint& a, const flow::RealEndpoint& b) { return a.ip == b.ip && a.port == b.port; };
     realsMoved = realsMoved || !std::equal((*found)->reals.begin(), (*found)->reals.end(), service.reals.begin(), service.reals.end(), sameEndpoint);
     *found = carryCursor(std::move(service), *previous);
   }
-  context_.services.store(std::make_shared<const ServiceTable>(std::move(shared), previous->generation() + 1), std::memory_order_release);
+  const auto current = std::make_shared<const ServiceTable>(std::move(shared), previous->generation() + 1);
+  context_.services.store(current, std::memory_order_release);
+  moveFlowsToTheirTimeoutProfiles(*previous, *current);
+  timeoutProfiles_.release(*current);
   if (realsMoved) refreshSelections();
 }
 
@@ -214,6 +233,25 @@ void Engine::withdrawFlowsOfRemovedServices(const ServiceTable& previous, const 
   context_.flows.withdrawOffloaded([&](const flow::FlowEntry& e) {
     return current.find(e.load<uint32_t>(flow::entry::kVip), e.load<uint16_t>(flow::entry::kVport),
                         e.load<uint8_t>(flow::entry::kProtocol)) == nullptr;
+  });
+}
+
+// A flow follows its service's timeouts, also when they change (as every flow follows the global
+// ones); a removed service's flows go back to the global timeouts. One scan of the map, only when a
+// service's profile changed.
+void Engine::moveFlowsToTheirTimeoutProfiles(const ServiceTable& previous, const ServiceTable& current) {
+  const auto profileIn = [](const ServiceTable& table, uint32_t vip, uint16_t port, uint8_t protocol) {
+    const Service* s = table.find(vip, port, protocol);
+    return s != nullptr ? s->timeouts.profile : flow::kGlobalTimeoutProfile;
+  };
+  const auto movedFrom = [&](const ServiceTable& from, const ServiceTable& to) {
+    return std::any_of(from.services().begin(), from.services().end(), [&](const SharedService& s) {
+      return profileIn(to, s->vip, s->port, s->protocol) != s->timeouts.profile;
+    });
+  };
+  if (!movedFrom(previous, current) && !movedFrom(current, previous)) return;
+  context_.flows.reassignTimeoutProfiles([&](const flow::FlowEntry& e) {
+    return profileIn(current, e.load<uint32_t>(flow::entry::kVip), e.load<uint16_t>(flow::entry::kVport), e.load<uint8_t>(flow::entry::kProtocol));
   });
 }
 
@@ -258,17 +296,7 @@ void Engine::learnNeighbours(const std::vector<NeighbourEntry>& neighbours) {
   for (const NeighbourEntry& n : neighbours) context_.neighbours.learn(n.ip, n.mac, n.ifindex, NeighbourSource::KernelTable, nowMs);
 }
 
-void Engine::setTimeouts(const TimeoutSeconds& t) {
-  using flow::FlowState;
-  auto set = [&](FlowState state, uint32_t seconds) { context_.timeouts[size_t(state)].store(seconds); };
-  set(FlowState::None, t.tcpClose);
-  set(FlowState::SynRecv, t.tcpSynRecv);
-  set(FlowState::Established, t.tcpEstablished);
-  set(FlowState::FinWait, t.tcpFinWait);
-  set(FlowState::TimeWait, t.tcpTimeWait);
-  set(FlowState::Close, t.tcpClose);
-  set(FlowState::Udp, t.udp);
-}
+void Engine::setTimeouts(const TimeoutSeconds& t) { context_.timeouts.set(flow::kGlobalTimeoutProfile, flow::secondsByState(t)); }
 
 std::array<uint64_t, size_t(Counter::Count)> Engine::counters() const {
   std::array<uint64_t, size_t(Counter::Count)> out{};

@@ -14,6 +14,7 @@
 #include "../packet/tcp_reset.h"
 #include "engine_context.h"
 #include "reply_claims_signaller.h"
+#include "timeout_profile_assignment.h"
 #include "worker.h"
 
 namespace natlb::engine {
@@ -50,14 +51,7 @@ struct DeadReal {
   bool operator==(const DeadReal&) const = default;
 };
 
-struct TimeoutSeconds {
-  uint32_t tcpSynRecv = 60;
-  uint32_t tcpEstablished = 900;
-  uint32_t tcpFinWait = 120;
-  uint32_t tcpTimeWait = 120;
-  uint32_t tcpClose = 10;
-  uint32_t udp = 300;
-};
+using flow::TimeoutSeconds;
 
 class Engine {
  public:
@@ -87,6 +81,7 @@ class Engine {
   // The gateway's own addresses (all of them, not only the managed interfaces'); steering updates
   // only when the set changes.
   void setLocalAddresses(std::vector<uint32_t> addresses);
+  // The global timeouts: every flow's, except where its service has its own (Service::timeouts).
   void setTimeouts(const TimeoutSeconds& timeouts);
   // The kernel lost its list of claimed replies (its table was flushed and installed again): every live
   // flow claims its replies anew, over the next sweeps.
@@ -131,6 +126,7 @@ class Engine {
   void refreshSelections();
 
   void withdrawFlowsOfRemovedServices(const ServiceTable& previous, const ServiceTable& current);
+  void moveFlowsToTheirTimeoutProfiles(const ServiceTable& previous, const ServiceTable& current);
   void withdrawFlowsWithOtherNextHops(const RouteTable& routes);
 
   EngineContext context_;
@@ -142,6 +138,7 @@ class Engine {
   std::unique_ptr<ReplyClaimsSignaller> replyClaims_;  // while running, with a backend interface
   std::vector<uint32_t> localAddresses_;  // sorted; guarded by controlMutex_
   std::vector<Route> routes_;              // as last given; guarded by controlMutex_
+  TimeoutProfileAssignment timeoutProfiles_{context_.timeouts};  // guarded by controlMutex_
   std::vector<std::unique_ptr<Worker>> workers_;
   std::thread housekeeper_;
   std::mutex wakeMutex_;

@@ -25,7 +25,7 @@ struct EngineContext {
   NeighbourCache neighbours;
   std::atomic<std::shared_ptr<const ServiceTable>> services{std::make_shared<const ServiceTable>(std::vector<SharedService>{}, 0)};
   std::atomic<std::shared_ptr<const RouteTable>> routes{std::make_shared<const RouteTable>(std::vector<Route>{})};
-  flow::Timeouts timeouts{};
+  flow::TimeoutProfiles timeouts;  // profile 0: the global timeouts; the others services' own
   Counters counters;
   RealStats realStats;  // what stopped workers and the kernel fast path counted per real (real_stats.h)
   std::atomic<bool> running{false};

@@ -41,12 +41,13 @@ struct Service {
   std::vector<uint16_t> slotWeights;        // the least-connection family: each slot's weight (> 0)
   std::vector<flow::RealEndpoint> reals;
   mutable std::atomic<uint32_t> cursor{0};  // round-robin position, shared by all workers
+  flow::ServiceTimeouts timeouts;           // its own idle timeouts, and the profile the engine gave them
 
   Service() = default;
   Service(Service&& other) noexcept
       : vip(other.vip), port(other.port), protocol(other.protocol), mode(other.mode),
         slots(std::move(other.slots)), slotWeights(std::move(other.slotWeights)), reals(std::move(other.reals)),
-        cursor(other.cursor.load()) {}
+        cursor(other.cursor.load()), timeouts(other.timeouts) {}
 };
 
 // The slot IPVS's least-connection schedulers choose, from each slot's load and weight (pure: the

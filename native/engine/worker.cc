@@ -471,7 +471,7 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
       counters_.add(Counter::DropNoReal);
       return;
     }
-    ref = context_.flows.insert(key, *real, isTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp, nowMs_);
+    ref = context_.flows.insert(key, *real, isTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp, nowMs_, service.timeouts.profile);
     if (ref == 0) {
       counters_.add(Counter::DropFlowTableFull);
       return;

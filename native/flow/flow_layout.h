@@ -93,7 +93,8 @@ constexpr size_t kClientWindow = 136;       // u32 bytes
 constexpr size_t kRealWindow = 140;         // u32 bytes
 constexpr size_t kClientWindowScale = 144;  // u8: the shift its SYN offered, kNoWindowScale if none
 constexpr size_t kRealWindowScale = 145;    // u8
-// 146..151 reserved
+constexpr size_t kTimeoutProfile = 146;     // u8: whose idle timeouts apply (timeout_profiles.h), 0 the global ones
+// 147..151 reserved
 constexpr size_t kClaimedMs = 152;          // u64: when the kernel was last told that natlb owns this flow's replies
 // 160..191 reserved
 }  // namespace entry

@@ -227,7 +227,8 @@ void FlowTable::makeRoomLocked(UnassuredClass incoming) {
   if (!evictUnassuredLocked(first, roomCounter(first))) evictUnassuredLocked(second, roomCounter(second));
 }
 
-uint32_t FlowTable::insert(const ForwardKey& key, const RealEndpoint& real, FlowState state, uint64_t nowMs) {
+uint32_t FlowTable::insert(const ForwardKey& key, const RealEndpoint& real, FlowState state, uint64_t nowMs,
+                          uint8_t timeoutProfile) {
   std::lock_guard lock(writers_);
   if (const uint32_t existing = findForward(key)) return existing;
   const UnassuredClass unassured = unassuredClassOf(key.protocol);
@@ -261,6 +262,7 @@ uint32_t FlowTable::insert(const ForwardKey& key, const RealEndpoint& real, Flow
   }
   e.store<uint8_t>(entry::kClientWindowScale, kNoWindowScale);
   e.store<uint8_t>(entry::kRealWindowScale, kNoWindowScale);
+  e.store<uint8_t>(entry::kTimeoutProfile, timeoutProfile);
   for (size_t counter : {entry::kPacketsIn, entry::kBytesIn, entry::kPacketsOut, entry::kBytesOut, entry::kKernelPacketsIn,
                          entry::kKernelBytesIn, entry::kKernelPacketsOut, entry::kKernelBytesOut, entry::kKernelReadMs}) {
     e.store<uint64_t>(counter, 0);
@@ -368,7 +370,7 @@ void FlowTable::refreshOffloaded(const FlowEntry& e, uint64_t nowMs) {
   mergeKernelTracking(e, *activity);
 }
 
-size_t FlowTable::sweep(uint64_t nowMs, const Timeouts& timeouts, size_t budget) {
+size_t FlowTable::sweep(uint64_t nowMs, const TimeoutProfiles& timeouts, size_t budget) {
   // Offloaded flows get their activity from the kernel once a second each, a bounded number per sweep
   // (two lookups each): counters in the map stay about a second behind for up to ~10 k flows (more
   // lag beyond), and an offloaded flow is never expired without asking.
@@ -382,8 +384,7 @@ size_t FlowTable::sweep(uint64_t nowMs, const Timeouts& timeouts, size_t budget)
   // timeout; 2: expired early, an unassured flow under pressure.
   auto expiry = [&](const FlowEntry& e) -> int {
     if (!e.live()) return 0;
-    const uint32_t stateIndex = e.load<uint8_t>(entry::kState);
-    const uint64_t timeoutMs = uint64_t{timeouts[stateIndex < kFlowStateCount ? stateIndex : 0].load()} * 1000;
+    const uint64_t timeoutMs = timeouts.timeoutMs(e.load<uint8_t>(entry::kTimeoutProfile), e.load<uint8_t>(entry::kState));
     const uint64_t lastSeen = e.load<uint64_t>(entry::kLastSeenMs);
     const uint64_t idleMs = nowMs > lastSeen ? nowMs - lastSeen : 0;
     if (idleMs > timeoutMs) return 1;

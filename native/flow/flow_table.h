@@ -20,6 +20,7 @@
 #include "flow_layout.h"
 #include "offloaded_flows.h"
 #include "reply_claims.h"
+#include "timeout_profiles.h"
 
 namespace natlb::flow {
 
@@ -126,8 +127,6 @@ class FlowEntry {
   uint8_t* bytes_;
 };
 
-using Timeouts = std::atomic<uint32_t>[kFlowStateCount];  // seconds, by FlowState
-
 // The two classes of unassured flows, each with its own share of the map.
 enum class UnassuredClass : uint8_t { HalfOpenTcp, Udp };
 constexpr size_t kUnassuredClassCount = 2;
@@ -172,8 +171,10 @@ class FlowTable {
   uint32_t findReverse(const ReverseKey& key) const;
 
   // Creates the flow (or returns the live one with this key), unassured (TCP in SYN_RECV, or UDP),
-  // evicting unassured flows as the flood defences say; 0 when the map is full (counted).
-  uint32_t insert(const ForwardKey& key, const RealEndpoint& real, FlowState state, uint64_t nowMs);
+  // evicting unassured flows as the flood defences say; 0 when the map is full (counted). The flow
+  // expires by the timeouts of `timeoutProfile` (its service's).
+  uint32_t insert(const ForwardKey& key, const RealEndpoint& real, FlowState state, uint64_t nowMs,
+                  uint8_t timeoutProfile = kGlobalTimeoutProfile);
   // Advances a flow's TCP state (never back) and moves it between its real's active and inactive
   // counts. Lock-free, for the workers.
   void raiseState(const FlowEntry& entry, FlowState target);
@@ -185,10 +186,11 @@ class FlowTable {
   // The flow has proven itself (its handshake completed, or its UDP exchange goes on): it leaves its
   // unassured class and is never evicted. Lock-free; only the first call for a flow counts.
   void assure(const FlowEntry& entry);
-  // Removes flows idle longer than their state's timeout (unassured ones, under pressure, longer than
-  // the short timeout); looks at no more than `budget` entries. Offloaded flows are judged by the
-  // kernel's activity, which also refreshes their counters. Renews the reply claims of long-lived flows.
-  size_t sweep(uint64_t nowMs, const Timeouts& timeouts, size_t budget);
+  // Removes flows idle longer than their state's timeout in their profile (unassured ones, under
+  // pressure, longer than the short timeout); looks at no more than `budget` entries. Offloaded flows
+  // are judged by the kernel's activity, which also refreshes their counters. Renews the reply claims
+  // of long-lived flows.
+  size_t sweep(uint64_t nowMs, const TimeoutProfiles& timeouts, size_t budget);
   FloodDefences& floodDefences() { return defences_; }
   // Where releases and renewals of reply claims go (nullptr: nowhere). Set while no worker runs.
   void setReplyClaims(ReplyClaims* claims);
@@ -259,6 +261,20 @@ class FlowTable {
       }
     }
     return removed;
+  }
+  // Gives every live flow the timeout profile `profileOf` names for it (its service's profiles were
+  // renumbered), in slices of the map under the lock, so an entry is not reused while it is looked at.
+  template <typename ProfileOf>
+  void reassignTimeoutProfiles(ProfileOf&& profileOf) {
+    constexpr uint32_t kSlice = 4096;
+    const uint32_t used = headerField<uint32_t>(header::kBumpAllocated).load(std::memory_order_relaxed);
+    for (uint32_t first = 1; first <= used; first += kSlice) {
+      std::lock_guard lock(writers_);
+      for (uint32_t ref = first; ref <= used && ref < first + kSlice; ++ref) {
+        const FlowEntry e = entryAt(ref);
+        if (e.live()) e.store<uint8_t>(entry::kTimeoutProfile, profileOf(e));
+      }
+    }
   }
   void publishClock(uint64_t nowMs);
 

@@ -1,6 +1,7 @@
 // What an import gives: a natlb configuration in the file's own form (defaults left to natlb), and
 // every part of the source that has no natlb equivalent, so nothing is dropped silently.
 
+import type { Timeouts } from "../config";
 import { SCHEDULER_NAMES, type SchedulerName } from "../schedulers/types";
 
 /** One thing the import could not carry over, or carried over differently. */
@@ -26,8 +27,8 @@ export interface ImportedService {
 }
 
 export interface ImportResult {
-  /** A configuration file's content: `{ "services": [...] }`. */
-  readonly config: { services: ImportedService[] };
+  /** A configuration file's content: `{ "services": [...] }`, and the global timeouts the source sets, if any. */
+  readonly config: { services: ImportedService[]; timeouts?: Partial<Timeouts> };
   readonly notes: ImportNote[];
 }
 

@@ -5,6 +5,7 @@
 // other non-LVS blocks are listed, not imported: keepalived keeps doing those beside natlb.
 
 import { isIPv4 } from "../addresses";
+import { CONFIG_LIMITS, type Timeouts } from "../config";
 import { schedulerFromIpvs, type ImportNote, type ImportResult, type ImportedService } from "./importResult";
 import { parseKeepalivedBlocks, type KeepalivedStatement } from "./keepalivedBlocks";
 
@@ -16,6 +17,28 @@ const KEEPALIVED_CONNECT_TIMEOUT_S = 5;
 const CHECKERS = new Map([["TCP_CHECK", "tcp"], ["HTTP_GET", "http"], ["SSL_GET", "https"], ["MISC_CHECK", "exec"], ["UDP_CHECK", "udp"]]);
 
 const at = (s: KeepalivedStatement) => `line ${s.line}`;
+
+/** global_defs' lvs_timeouts sets IPVS's global timeouts (ipvsadm --set): natlb's global `timeouts`. */
+const LVS_TIMEOUTS = new Map<string, keyof Timeouts>([["tcp", "tcpEstablished"], ["tcpfin", "tcpFinWait"], ["udp", "udp"]]);
+
+/** `lvs_timeouts tcp 7200 tcpfin 120 udp 300` as natlb timeouts; 0 (IPVS: unchanged) is left to natlb's default. */
+function importLvsTimeouts(statement: KeepalivedStatement, notes: ImportNote[]): Partial<Timeouts> {
+  const timeouts: { -readonly [K in keyof Timeouts]?: number } = {};
+  for (let i = 0; i < statement.args.length; i += 2) {
+    const name = statement.args[i]!;
+    const text = statement.args[i + 1];
+    const state = LVS_TIMEOUTS.get(name);
+    const seconds = Number(text);
+    if (state === undefined) {
+      notes.push({ where: at(statement), note: `lvs_timeouts ${name} is not tcp, tcpfin or udp: not imported` });
+    } else if (text === undefined || !Number.isInteger(seconds) || seconds < 0 || seconds > CONFIG_LIMITS.maxTimeoutSeconds) {
+      notes.push({ where: at(statement), note: `lvs_timeouts ${name} ${text ?? ""} is not a number of seconds 0..${CONFIG_LIMITS.maxTimeoutSeconds}: not imported` });
+    } else if (seconds > 0) {
+      timeouts[state] = seconds;
+    }
+  }
+  return timeouts;
+}
 
 function clamp(value: number, low: number, high: number): number {
   return Math.min(high, Math.max(low, Math.round(value)));
@@ -199,9 +222,14 @@ function importVirtualServer(statement: KeepalivedStatement, notes: ImportNote[]
 export function importKeepalivedConf(text: string): ImportResult {
   const notes: ImportNote[] = [];
   const services: ImportedService[] = [];
+  let timeouts: Partial<Timeouts> = {};
   const skippedKinds = new Set<string>();
   for (const statement of parseKeepalivedBlocks(text)) {
-    if (statement.keyword === "virtual_server") {
+    const lvsTimeouts = statement.keyword === "global_defs" ? (statement.block ?? []).filter((s) => s.keyword === "lvs_timeouts") : [];
+    for (const s of lvsTimeouts) timeouts = { ...timeouts, ...importLvsTimeouts(s, notes) };
+    if (statement.keyword === "global_defs" && lvsTimeouts.length === (statement.block ?? []).length) {
+      // Nothing in it but what was imported.
+    } else if (statement.keyword === "virtual_server") {
       const service = importVirtualServer(statement, notes);
       if (service) services.push(service);
     } else if (statement.keyword === "include") {
@@ -211,9 +239,9 @@ export function importKeepalivedConf(text: string): ImportResult {
       const vrrp = statement.keyword.startsWith("vrrp_");
       notes.push({
         where: at(statement),
-        note: `${statement.keyword} is not a load-balancing block: not imported${vrrp ? " (natlb does no VRRP: keep keepalived running for it)" : ""}`,
+        note: `${statement.keyword}${lvsTimeouts.length > 0 ? " (but its lvs_timeouts)" : ""} is not a load-balancing block: not imported${vrrp ? " (natlb does no VRRP: keep keepalived running for it)" : ""}`,
       });
     }
   }
-  return { config: { services }, notes };
+  return { config: { services, ...(Object.keys(timeouts).length > 0 ? { timeouts } : {}) }, notes };
 }
