@@ -22,6 +22,7 @@ import {
   type NativeService,
 } from "./native";
 import { schedulerFor, type SchedulerName } from "./schedulers";
+import { persistenceFor } from "./schedulers/persistence";
 
 export interface BalancerOptions {
   logger?: Logger;
@@ -70,6 +71,8 @@ export interface ServiceStatus {
   protocol: Protocol;
   scheduler: SchedulerName;
   reals: RealStatus[];
+  /** A service with persistence: its live persistence templates (clients, or client networks, bound to a real). */
+  templates?: number;
 }
 
 export interface BalancerStatus {
@@ -332,6 +335,7 @@ export class Balancer {
               ...(check ? { health: healthView(check) } : {}),
             };
           }),
+          ...(s.persistence && built ? { templates: built.service.reals.reduce((sum, r) => sum + this.flows.realCounts(r.id).templates, 0) } : {}),
         };
       }),
       interfaces: this.interfaceStatus(),
@@ -595,12 +599,15 @@ export class Balancer {
       const key = serviceKey(s);
       const reals = s.reals.map((r) => ({ ip: r.ip, port: r.port, weight: r.weight, up: this.isUp(s, r) }));
       const endpoints = this.realsWithDraining(s).map((r) => ({ ip: r.ip, port: r.port, id: this.realIdFor(s, r) }));
-      const inputs = JSON.stringify([s.scheduler, reals, endpoints]);
+      const inputs = JSON.stringify([s.scheduler, reals, endpoints, s.persistence]);
       if (this.built.get(key)?.inputs === inputs) continue;
       const table = schedulerFor(s.scheduler).build({ reals });
       rebuilt.set(key, {
         inputs,
-        service: { vip: s.vip, port: s.port, protocol: s.protocol, mode: table.mode, slots: table.slots, ...(table.weights ? { weights: table.weights } : {}), reals: endpoints },
+        service: {
+          vip: s.vip, port: s.port, protocol: s.protocol, mode: table.mode, slots: table.slots, ...(table.weights ? { weights: table.weights } : {}), reals: endpoints,
+          ...(s.persistence ? { persistence: persistenceFor(s.persistence, reals, endpoints) } : {}),
+        },
         up: reals.map((r) => r.up),
         checks: [],
       });

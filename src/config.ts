@@ -3,7 +3,7 @@
 
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import { isIPv4, nonUnicastReason } from "./addresses";
+import { isIPv4, nonUnicastReason, parseIPv4 } from "./addresses";
 import { ConfigError, type ConfigIssue } from "./errors";
 import { SCHEDULER_NAMES, type SchedulerName } from "./schedulers/types";
 
@@ -104,6 +104,16 @@ export const HEALTH_CHECK_TYPES = ["tcp", "http", "https", "udp", "exec", "none"
 export const DEAD_REAL_FLOWS = ["keep", "drop", "reset"] as const;
 export type DeadRealFlows = (typeof DEAD_REAL_FLOWS)[number];
 
+/**
+ * Persistence, like `ipvsadm -p TIMEOUT -M NETMASK`: a client (every client of a network with a
+ * netmask shorter than /32) sticks to one real across connections and UDP flows, until no connection of
+ * it has lived for `timeoutS` (docs/persistence.md).
+ */
+export interface PersistenceConfig {
+  readonly timeoutS: number;
+  readonly netmask: string;
+}
+
 export interface ServiceConfig {
   readonly vip: string;
   readonly port: number;
@@ -113,6 +123,8 @@ export interface ServiceConfig {
   readonly healthCheck: HealthCheckConfig;
   /** Default: "keep" for TCP services, "drop" for UDP ones (a UDP client has no connection to lose). */
   readonly deadRealFlows: DeadRealFlows;
+  /** Left out: none, every new connection is scheduled afresh. */
+  readonly persistence?: PersistenceConfig;
 }
 
 export interface InterfacesConfig {
@@ -250,6 +262,8 @@ export const CONFIG_LIMITS = Object.freeze({
   defaultFlowCapacity: 262144,
   /** Timeouts in ms must fit a signed 32-bit integer (setTimeout, native timers). */
   maxTimeoutSeconds: 2147483,
+  /** A month, as the data plane takes it (native/addon.cc). */
+  maxPersistenceTimeoutSeconds: 2678400,
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -449,6 +463,33 @@ const healthCheckSchema = z
 
 type ParsedHealthCheck = z.output<typeof healthCheckSchema>;
 
+/** A netmask's host part (~mask) must be 0..01..1: 255.255.255.0 is one, 255.0.255.0 is not. */
+function isContiguousNetmask(mask: number): boolean {
+  const host = ~mask >>> 0;
+  return ((host & (host + 1)) >>> 0) === 0;
+}
+
+const netmask = z
+  .string({ error: expecting("a netmask like 255.255.255.0") })
+  .superRefine((s, ctx) => {
+    if (!isIPv4(s)) ctx.addIssue({ code: "custom", message: `expected a netmask like 255.255.255.0, got ${show(s)}` });
+    else if (!isContiguousNetmask(parseIPv4(s))) {
+      ctx.addIssue({ code: "custom", message: `${s} is not a contiguous netmask: use leading ones then zeros, like 255.255.255.0 (a /24)` });
+    }
+  });
+
+const persistenceSchema = z.strictObject(
+  {
+    timeoutS: intIn(1, CONFIG_LIMITS.maxPersistenceTimeoutSeconds).describe(
+      "How long a client stays bound to its real once it has no live connection (ipvsadm -p), seconds. While a connection of it lives (offloaded to the kernel fast path or not), its binding lives too.",
+    ),
+    netmask: netmask
+      .default("255.255.255.255")
+      .describe("Which clients share a binding (ipvsadm -M): the client address masked with it. 255.255.255.0: every client of a /24 goes to the same real."),
+  },
+  { error: expecting('a persistence object like { "timeoutS": 300, "netmask": "255.255.255.255" }') },
+);
+
 /** The service's check with its defaults: a check without a type follows the service's protocol. */
 function resolveHealthCheck(hc: ParsedHealthCheck | undefined, protocol: Protocol): HealthCheckConfig {
   if (hc === undefined) return { type: "none" };
@@ -507,6 +548,11 @@ export const serviceSchema = z
         .describe(
           'What happens to the flows of a real that goes down or is removed (IPVS\'s expire_nodest_conn): "keep" lets them go on until they end; "drop" ends them (a UDP client\'s next datagram goes to a live real); "reset" ends them and resets both ends of each TCP connection, so clients fail fast and retry. Default: "keep" for TCP services, "drop" for UDP ones. A real at weight 0 is drained, not dead: its flows always go on.',
         ),
+      persistence: persistenceSchema
+        .optional()
+        .describe(
+          "Persistence, like ipvsadm -p TIMEOUT -M NETMASK: a client sticks to one real across connections and UDP flows. A real that goes down or leaves the service loses its persistent clients (their next connection is scheduled afresh); a drained real (weight 0) keeps them until their binding times out, as IPVS does by default. Left out: none.",
+        ),
     },
     { error: expecting('a service object like { "vip": "198.18.0.100", "port": 80, "reals": [...] }') },
   )
@@ -519,6 +565,7 @@ export const serviceSchema = z
       reals: s.reals.map((r) => ({ ip: r.ip, port: r.port ?? s.port, weight: r.weight })),
       healthCheck: resolveHealthCheck(s.healthCheck, s.protocol),
       deadRealFlows: s.deadRealFlows ?? (s.protocol === "udp" ? "drop" : "keep"),
+      ...(s.persistence ? { persistence: { timeoutS: s.persistence.timeoutS, netmask: s.persistence.netmask } } : {}),
     }),
   );
 
@@ -978,7 +1025,7 @@ export interface ServiceChange {
   readonly old: ServiceConfig;
   readonly next: ServiceConfig;
   /** Service-level settings that differ. */
-  readonly fields: ReadonlyArray<"scheduler" | "healthCheck" | "deadRealFlows">;
+  readonly fields: ReadonlyArray<"scheduler" | "healthCheck" | "deadRealFlows" | "persistence">;
   readonly reals: {
     readonly added: ReadonlyArray<RealConfig>;
     readonly removed: ReadonlyArray<RealConfig>;
@@ -1017,8 +1064,9 @@ function sameJson(a: unknown, b: unknown): boolean {
 }
 
 function diffService(old: ServiceConfig, next: ServiceConfig): ServiceChange | undefined {
-  const fields: Array<"scheduler" | "healthCheck" | "deadRealFlows"> = [];
+  const fields: Array<"scheduler" | "healthCheck" | "deadRealFlows" | "persistence"> = [];
   if (old.scheduler !== next.scheduler) fields.push("scheduler");
+  if (!sameJson(old.persistence, next.persistence)) fields.push("persistence");
   if (!sameJson(old.healthCheck, next.healthCheck)) fields.push("healthCheck");
   if (old.deadRealFlows !== next.deadRealFlows) fields.push("deadRealFlows");
 

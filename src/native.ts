@@ -31,6 +31,8 @@ export interface NativeService {
   /** The least-connection modes: each slot's weight. */
   weights?: Uint16Array;
   reals: { ip: string; port: number; id: number }[];
+  /** ipvsadm -p/-M: `keepingRealIds` are the reals that keep their persistent clients (up, drained or not). */
+  persistence?: { timeoutS: number; netmask: string; keepingRealIds: number[] };
 }
 
 export interface NativeRoute {
@@ -136,12 +138,14 @@ export interface FlowLayout {
   entry: Record<
     "status" | "protocol" | "state" | "realId" | "clientIp" | "vip" | "realIp" | "clientPort" | "vport"
     | "realPort" | "flags" | "lastSeenMs" | "packetsIn" | "bytesIn" | "packetsOut" | "bytesOut" | "createdMs"
-    | "kernelPacketsIn" | "kernelBytesIn" | "kernelPacketsOut" | "kernelBytesOut",
+    | "kernelPacketsIn" | "kernelBytesIn" | "kernelPacketsOut" | "kernelBytesOut" | "controlledFlows" | "templateTimeoutS",
     number
   >;
+  /** Flag bits of an entry's `flags` field. */
+  flags: { template: number };
   states: string[];
   /** Per-real connection counts (native/flow/flow_layout.h), indexed by real id; fields are byte offsets within a real's slot. */
-  realCounters: { offset: number; bytesPerReal: number; realIdCount: number; active: number; inactive: number };
+  realCounters: { offset: number; bytesPerReal: number; realIdCount: number; active: number; inactive: number; templates: number };
   minCapacity: number;
   maxCapacity: number;
 }
@@ -192,11 +196,26 @@ export interface FlowTableForTests {
   insert(
     flow: { protocol: Protocol; clientIp: string; clientPort: number; vip: string; vport: number; realIp: string; realPort: number; realId?: number },
     nowMs: number,
+    /** A persistence template (bindTemplate) the new flow is created through. */
+    templateRef?: number,
   ): number;
+  /**
+   * A persistence template: the live one for this client (masked), or a new one holding the real; a
+   * live one whose serial is `staleSerial` is rebound to the real first. 0 when the map refused it.
+   */
+  bindTemplate(
+    template: { protocol: Protocol; clientIp: string; netmask: string; vip: string; vport: number; realIp: string; realPort: number; realId: number },
+    timeoutS: number,
+    nowMs: number,
+    staleSerial?: number,
+  ): number;
+  /** The ref of the live template controlling a flow, 0 when none. */
+  templateOf(ref: number): number;
   assure(ref: number): void;
   /** A TCP state change as a worker makes it: `state` indexes FlowLayout.states (1 SYN_RECV .. 5 CLOSE). */
   raiseState(ref: number, state: number): void;
-  remove(ref: number): void;
+  /** `nowMs`: the engine's clock as its sweep publishes it (a template's timeout runs from its last flow's end). */
+  remove(ref: number, nowMs?: number): void;
   /** One sweep over the whole map, every state with this timeout; returns the flows removed. */
   sweep(nowMs: number, timeoutSeconds: number): number;
   setFloodProtection(defences: NativeFloodProtection): void;

@@ -40,7 +40,8 @@ const forwardingPathSection: StatusSection = (status) => {
 const servicesSection: StatusSection = (status) => {
   const lines = ["Prot LocalAddress:Port Scheduler", "  -> RemoteAddress:Port      Weight  State  ActiveConn  InActConn"];
   for (const s of status.services) {
-    lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}`);
+    const persistent = s.templates === undefined ? "" : ` persistent (${s.templates} template(s))`;
+    lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}${persistent}`);
     for (const r of s.reals) {
       lines.push(
         `  -> ${`${r.ip}:${r.port}`.padEnd(22)} ${String(r.weight).padStart(6)}  ${(r.up ? "up" : "DOWN").padEnd(5)}  ${String(
@@ -92,11 +93,11 @@ export function formatConnections(connections: readonly Connection[], next?: num
     lines.push(
       [
         c.protocol.toUpperCase().padEnd(3),
-        c.state.padEnd(12),
+        (c.template ? "TEMPLATE" : c.state).padEnd(12),
         `${c.client.ip}:${c.client.port}`.padEnd(22),
         `${c.vip.ip}:${c.vip.port}`.padEnd(22),
         `${c.real.ip}:${c.real.port}`.padEnd(22),
-        (c.idleMs / 1000).toFixed(1),
+        (c.idleMs / 1000).toFixed(1) + (c.template ? `  controls ${c.template.controlledFlows}, timeout ${c.template.timeoutS} s` : ""),
       ].join(" "),
     );
   }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../flow/flow_table.h"
+#include "../flow/persistence_templates.h"
 
 namespace natlb::engine {
 
@@ -41,12 +42,13 @@ struct Service {
   std::vector<uint16_t> slotWeights;        // the least-connection family: each slot's weight (> 0)
   std::vector<flow::RealEndpoint> reals;
   mutable std::atomic<uint32_t> cursor{0};  // round-robin position, shared by all workers
+  flow::Persistence persistence;            // ipvsadm -p/-M (engine/persistent_scheduling.h)
 
   Service() = default;
   Service(Service&& other) noexcept
       : vip(other.vip), port(other.port), protocol(other.protocol), mode(other.mode),
         slots(std::move(other.slots)), slotWeights(std::move(other.slotWeights)), reals(std::move(other.reals)),
-        cursor(other.cursor.load()) {}
+        cursor(other.cursor.load()), persistence(std::move(other.persistence)) {}
 };
 
 // The slot IPVS's least-connection schedulers choose, from each slot's load and weight (pure: the

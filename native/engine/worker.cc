@@ -15,6 +15,7 @@
 #include "../packet/icmp.h"
 #include "../packet/nat_rewrite.h"
 #include "../packet/tcp_header.h"
+#include "persistent_scheduling.h"
 
 namespace natlb::engine {
 
@@ -462,12 +463,15 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
       counters_.add(Counter::DropNoFlow);
       return;
     }
-    const flow::RealEndpoint* real = pickReal(service, view.sourceIp(), nextRandom(), context_.flows);
-    if (real == nullptr) {
+    const ScheduledReal scheduled = scheduleReal(service, context_.flows, key, nowMs_, [&] {
+      return pickReal(service, view.sourceIp(), nextRandom(), context_.flows);
+    });
+    if (!scheduled.real) {
       counters_.add(Counter::DropNoReal);
       return;
     }
-    ref = context_.flows.insert(key, *real, isTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp, nowMs_);
+    ref = context_.flows.insert(key, *scheduled.real, isTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp, nowMs_,
+                                scheduled.templateRef);
     if (ref == 0) {
       counters_.add(Counter::DropFlowTableFull);
       return;
