@@ -63,7 +63,7 @@ Napi::Value FlowLayout(const Napi::CallbackInfo& info) {
       {"packetsIn", e::kPacketsIn}, {"bytesIn", e::kBytesIn},       {"packetsOut", e::kPacketsOut},
       {"bytesOut", e::kBytesOut},   {"createdMs", e::kCreatedMs}, {"kernelPacketsIn", e::kKernelPacketsIn},
       {"kernelBytesIn", e::kKernelBytesIn}, {"kernelPacketsOut", e::kKernelPacketsOut}, {"kernelBytesOut", e::kKernelBytesOut},
-      {"controlledFlows", e::kControlledFlows}, {"templateTimeoutS", e::kTemplateTimeoutS}};
+      {"controlledFlows", e::kControlledFlows}, {"templateSerial", e::kTemplateSerial}, {"templateTimeoutS", e::kTemplateTimeoutS}};
   for (const auto& [name, offset] : entryFields) entry.Set(name, double(offset));
   layout.Set("entry", entry);
   Napi::Array states = Napi::Array::New(env);

@@ -138,7 +138,7 @@ export interface FlowLayout {
   entry: Record<
     "status" | "protocol" | "state" | "realId" | "clientIp" | "vip" | "realIp" | "clientPort" | "vport"
     | "realPort" | "flags" | "lastSeenMs" | "packetsIn" | "bytesIn" | "packetsOut" | "bytesOut" | "createdMs"
-    | "kernelPacketsIn" | "kernelBytesIn" | "kernelPacketsOut" | "kernelBytesOut" | "controlledFlows" | "templateTimeoutS",
+    | "kernelPacketsIn" | "kernelBytesIn" | "kernelPacketsOut" | "kernelBytesOut" | "controlledFlows" | "templateSerial" | "templateTimeoutS",
     number
   >;
   /** Flag bits of an entry's `flags` field. */
