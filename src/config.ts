@@ -107,7 +107,7 @@ export type DeadRealFlows = (typeof DEAD_REAL_FLOWS)[number];
 /**
  * Persistence, like `ipvsadm -p TIMEOUT -M NETMASK`: a client (every client of a network with a
  * netmask shorter than /32) sticks to one real across connections and UDP flows, until no connection of
- * it has lived for `timeoutS` (docs/persistence.md).
+ * it has lived for `timeoutS` (docs/operations.md, "Persistence").
  */
 export interface PersistenceConfig {
   readonly timeoutS: number;
