@@ -42,6 +42,9 @@ constexpr size_t kEvictedUdpQuota = 88;      // u64 evicted because unassured UD
 constexpr size_t kEvictedHalfOpenRoom = 96;  // u64 evicted to keep room for new flows in a full map
 constexpr size_t kEvictedUdpRoom = 104;      // u64
 constexpr size_t kExpiredEarly = 112;        // u64 unassured flows expired by the short timeout under pressure
+// The last persistence template's serial (persistence_templates.h): in the map, so a table attached
+// again to the same memory goes on numbering where the last one stopped.
+constexpr size_t kTemplateSerial = 120;      // u32
 }  // namespace header
 
 // Per-real connection counts, indexed by an entry's real id (u16, so every id has a slot), kept exact

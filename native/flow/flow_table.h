@@ -316,7 +316,6 @@ class FlowTable {
   uint8_t* entries_;
   uint32_t sweepCursor_ = 0;
   uint32_t evictionCursor_ = 0;  // under writers_
-  uint32_t templateSerial_ = 0;  // under writers_
   std::atomic<uint64_t> renewClaimsBeforeMs_{0};  // claims made before this are renewed now
   OffloadedFlows* offloaded_ = nullptr;
   ReplyClaims* claims_ = nullptr;

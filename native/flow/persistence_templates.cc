@@ -34,7 +34,10 @@ uint32_t FlowTable::bindTemplate(const ForwardKey& key, const RealEndpoint& real
   t.store<uint32_t>(entry::kTemplateRef, 0);
   // Distinguishes this template from a later one in the same entry: a flow that outlives its template
   // (evicted, or removed with its real) must not touch the next one's count.
-  t.store<uint32_t>(entry::kTemplateSerial, ++templateSerial_);
+  auto serial = headerField<uint32_t>(header::kTemplateSerial);
+  const uint32_t next = serial.load(std::memory_order_relaxed) + 1;
+  serial.store(next, std::memory_order_relaxed);
+  t.store<uint32_t>(entry::kTemplateSerial, next);
   t.store<uint32_t>(entry::kTemplateTimeoutS, timeoutS);
   linkLocked(ref, key, real, nowMs);
   realCounter(real.id, real_counters::kTemplates).fetch_add(1, std::memory_order_relaxed);
