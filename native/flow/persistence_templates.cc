@@ -28,7 +28,8 @@ uint32_t FlowTable::bindTemplate(const ForwardKey& key, const RealEndpoint& real
   const uint32_t ref = allocateFlowLocked(unassuredClassOf(key.protocol));
   if (ref == 0) return 0;
   const FlowEntry t = entryAt(ref);
-  t.store<uint8_t>(entry::kState, uint8_t(FlowState::None));
+  // No TCP state: the released value, which no raise passes and no count follows (flow_layout.h).
+  t.store<uint8_t>(entry::kState, kReleasedState);
   t.store<uint16_t>(entry::kFlags, flags::kUnassured | flags::kTemplate);
   t.store<uint32_t>(entry::kControlledFlows, 0);
   t.store<uint32_t>(entry::kTemplateRef, 0);
