@@ -27,6 +27,7 @@
         "native/io/interface_properties.cc",
         "native/io/peer_credentials.cc",
         "native/flow/flow_table.cc",
+        "native/flow/persistence_templates.cc",
         "native/engine/service_table.cc",
         "native/engine/timeout_profile_assignment.cc",
         "native/engine/route_table.cc",

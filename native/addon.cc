@@ -4,6 +4,7 @@
 #include <net/if.h>
 #include <napi.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <random>
@@ -13,6 +14,7 @@
 #include "engine/engine.h"
 #include "flow/flow_layout.h"
 #include "flow/flow_table.h"
+#include "flow/persistence_templates.h"
 #include "flow/reply_claims.h"
 #include "io/kernel_forwarding.h"
 #include "io/mapped_memory.h"
@@ -61,7 +63,8 @@ Napi::Value FlowLayout(const Napi::CallbackInfo& info) {
       {"packetsIn", e::kPacketsIn}, {"bytesIn", e::kBytesIn},       {"packetsOut", e::kPacketsOut},
       {"bytesOut", e::kBytesOut},   {"createdMs", e::kCreatedMs}, {"kernelPacketsIn", e::kKernelPacketsIn},
       {"kernelBytesIn", e::kKernelBytesIn}, {"kernelPacketsOut", e::kKernelPacketsOut}, {"kernelBytesOut", e::kKernelBytesOut},
-      {"timeoutProfile", e::kTimeoutProfile}};
+      {"timeoutProfile", e::kTimeoutProfile},
+      {"controlledFlows", e::kControlledFlows}, {"templateSerial", e::kTemplateSerial}, {"templateTimeoutS", e::kTemplateTimeoutS}};
   for (const auto& [name, offset] : entryFields) entry.Set(name, double(offset));
   layout.Set("entry", entry);
   Napi::Array states = Napi::Array::New(env);
@@ -74,7 +77,11 @@ Napi::Value FlowLayout(const Napi::CallbackInfo& info) {
   realCounters.Set("realIdCount", double(flow::kRealIdCount));
   realCounters.Set("active", double(flow::real_counters::kActive));
   realCounters.Set("inactive", double(flow::real_counters::kInactive));
+  realCounters.Set("templates", double(flow::real_counters::kTemplates));
   layout.Set("realCounters", realCounters);
+  Napi::Object flagBits = Napi::Object::New(env);
+  flagBits.Set("template", double(flow::flags::kTemplate));
+  layout.Set("flags", flagBits);
   layout.Set("minCapacity", flow::kMinCapacity);
   layout.Set("maxCapacity", flow::kMaxCapacity);
   return layout;
@@ -303,6 +310,22 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       const Napi::Value timeouts = item.Get("timeouts");
       if (!timeouts.IsUndefined()) {
         service.timeouts.seconds = flow::secondsByState(timeoutsFrom(timeouts, flow::TimeoutSeconds{0, 0, 0, 0, 0, 0}, where + ".timeouts"));
+      }
+      const Napi::Value persistence = item.Get("persistence");
+      if (!persistence.IsUndefined() && !persistence.IsNull()) {
+        const std::string persistenceWhere = where + ".persistence";
+        const Napi::Object settings = objectAt(persistence, persistenceWhere);
+        service.persistence.timeoutS = integerFrom(settings.Get("timeoutS"), persistenceWhere + ".timeoutS", 1, 86400 * 31);
+        service.persistence.netmask = ipFrom(settings.Get("netmask"), persistenceWhere + ".netmask");
+        if (!flow::isContiguousNetmask(service.persistence.netmask)) {
+          throw Napi::RangeError::New(env, persistenceWhere + ".netmask must be a contiguous netmask such as 255.255.255.0");
+        }
+        const Napi::Array keeping = arrayAt(settings.Get("keepingRealIds"), persistenceWhere + ".keepingRealIds");
+        for (uint32_t j = 0; j < keeping.Length(); ++j) {
+          service.persistence.keepingRealIds.push_back(
+              uint16_t(integerFrom(keeping.Get(j), persistenceWhere + ".keepingRealIds[" + std::to_string(j) + "]", 0, 65535)));
+        }
+        std::sort(service.persistence.keepingRealIds.begin(), service.persistence.keepingRealIds.end());
       }
       services.push_back(std::move(service));
     }

@@ -10,6 +10,7 @@
 #include "engine/real_stats.h"
 #include "engine/service_table.h"
 #include "flow/flow_table.h"
+#include "flow/persistence_templates.h"
 #include "flow/tcp_window.h"
 #include "napi_values.h"
 #include "packet/claim_signal.h"
@@ -189,6 +190,8 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
                         InstanceMethod("remove", &FlowTableForTests::Remove), InstanceMethod("sweep", &FlowTableForTests::Sweep),
                         InstanceMethod("raiseState", &FlowTableForTests::RaiseState),
                         InstanceMethod("setTimeoutProfile", &FlowTableForTests::SetTimeoutProfile),
+                        InstanceMethod("bindTemplate", &FlowTableForTests::BindTemplate),
+                        InstanceMethod("templateOf", &FlowTableForTests::TemplateOf),
                         InstanceMethod("setFloodProtection", &FlowTableForTests::SetFloodProtection),
                         InstanceMethod("enterBatch", &FlowTableForTests::EnterBatch),
                         InstanceMethod("leaveBatch", &FlowTableForTests::LeaveBatch),
@@ -210,7 +213,7 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
   ~FlowTableForTests() override { table_->setOffloadedFlows(nullptr); }
 
  private:
-  // insert({ protocol, clientIp, clientPort, vip, vport, realIp, realPort, realId? }, nowMs, timeoutProfile?) -> ref, 0 when refused
+  // insert({ protocol, clientIp, clientPort, vip, vport, realIp, realPort, realId? }, nowMs, { timeoutProfile?, templateRef? }?) -> ref, 0 when refused
   Napi::Value Insert(const Napi::CallbackInfo& info) {
     const Napi::Object key = objectAt(info[0], "flow");
     const uint8_t protocol = protocolFrom(key.Get("protocol"), "flow.protocol");
@@ -222,8 +225,40 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
                                   uint16_t(key.Has("realId") ? integerFrom(key.Get("realId"), "flow.realId", 0, 65535) : 0)};
     const uint64_t nowMs = integerFrom(info[1], "nowMs", 0, 0xffffffff);
     const auto state = protocol == packet::kProtocolTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp;
-    const auto profile = uint8_t(info[2].IsUndefined() ? flow::kGlobalTimeoutProfile : integerFrom(info[2], "timeoutProfile", 0, flow::kTimeoutProfileCount - 1));
-    return Napi::Number::New(info.Env(), table_->insert(forward, real, state, nowMs, profile));
+    // The third argument: { timeoutProfile?, templateRef? }.
+    const Napi::Value options = info[2];
+    const Napi::Object settings = options.IsUndefined() ? Napi::Object::New(info.Env()) : objectAt(options, "options");
+    const auto profile = uint8_t(settings.Has("timeoutProfile") ? integerFrom(settings.Get("timeoutProfile"), "timeoutProfile", 0, flow::kTimeoutProfileCount - 1) : flow::kGlobalTimeoutProfile);
+    const uint32_t templateRef = settings.Has("templateRef") ? integerFrom(settings.Get("templateRef"), "templateRef", 0, table_->capacity()) : 0;
+    return Napi::Number::New(info.Env(), table_->insert(forward, real, state, nowMs, profile, templateRef));
+  }
+
+  // bindTemplate({ protocol, clientIp, netmask, vip, vport, realIp, realPort, realId }, timeoutS, nowMs,
+  // staleSerial?) -> the template's ref (found, rebound or new), 0 when refused
+  Napi::Value BindTemplate(const Napi::CallbackInfo& info) {
+    const Napi::Object item = objectAt(info[0], "template");
+    const uint32_t netmask = ipFrom(item.Get("netmask"), "template.netmask");
+    const flow::ForwardKey key = flow::templateKeyOf(protocolFrom(item.Get("protocol"), "template.protocol"),
+                                                     ipFrom(item.Get("clientIp"), "template.clientIp"), netmask,
+                                                     ipFrom(item.Get("vip"), "template.vip"),
+                                                     uint16_t(integerFrom(item.Get("vport"), "template.vport", 0, 65535)));
+    const flow::RealEndpoint real{ipFrom(item.Get("realIp"), "template.realIp"),
+                                  uint16_t(integerFrom(item.Get("realPort"), "template.realPort", 0, 65535)),
+                                  uint16_t(integerFrom(item.Get("realId"), "template.realId", 0, 65535))};
+    const uint32_t timeoutS = integerFrom(info[1], "timeoutS", 1, 86400);
+    const uint64_t nowMs = integerFrom(info[2], "nowMs", 0, 0xffffffff);
+    std::optional<uint32_t> stale;
+    if (!info[3].IsUndefined()) stale = integerFrom(info[3], "staleSerial", 0, 0xffffffff);
+    return Napi::Number::New(info.Env(), table_->bindTemplate(key, real, timeoutS, nowMs, stale));
+  }
+
+  // templateOf(flowRef) -> the ref of the live template controlling the flow, 0 when none
+  Napi::Value TemplateOf(const Napi::CallbackInfo& info) {
+    const flow::FlowEntry e = table_->entryAt(integerFrom(info[0], "ref", 1, table_->capacity()));
+    const uint32_t ref = e.load<uint32_t>(flow::entry::kTemplateRef);
+    const bool current = ref != 0 && table_->entryAt(ref).live() &&
+                         table_->entryAt(ref).load<uint32_t>(flow::entry::kTemplateSerial) == e.load<uint32_t>(flow::entry::kTemplateSerial);
+    return Napi::Number::New(info.Env(), current ? ref : 0);
   }
 
   // assure(ref): the flow proved itself (handshake completed, UDP exchange going on)
@@ -243,7 +278,9 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
     return info.Env().Undefined();
   }
 
+  // remove(ref, nowMs?): nowMs is the engine's clock as its last sweep published it
   Napi::Value Remove(const Napi::CallbackInfo& info) {
+    if (!info[1].IsUndefined()) table_->publishClock(integerFrom(info[1], "nowMs", 0, 0xffffffff));
     table_->remove(integerFrom(info[0], "ref", 1, table_->capacity()), 0);
     return info.Env().Undefined();
   }
@@ -256,6 +293,7 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
       seconds.fill(integerFrom(info[1], "timeoutSeconds", 1, 86400));
       timeouts_.set(flow::kGlobalTimeoutProfile, seconds);
     }
+    table_->publishClock(nowMs);
     return Napi::Number::New(info.Env(), double(table_->sweep(nowMs, timeouts_, table_->capacity())));
   }
 

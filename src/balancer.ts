@@ -25,6 +25,7 @@ import { schedulerFor, type SchedulerName } from "./schedulers";
 import { effectiveWeight, nextRampChangeMs, rampedTableInput, rampFraction } from "./slowStart/slowStartRamp";
 import { DRAIN_THENS, watchDrain, type DrainResult, type DrainThen } from "./drain";
 import { TrafficStats, type BalancerStats } from "./stats/trafficStats";
+import { persistenceFor } from "./schedulers/persistence";
 
 export interface BalancerOptions {
   logger?: Logger;
@@ -81,6 +82,8 @@ export interface ServiceStatus {
   /** Only where they differ from the global ones: the timeouts the service's flows follow (its own, the global ones for the rest). */
   timeouts?: Timeouts;
   reals: RealStatus[];
+  /** A service with persistence: its live persistence templates (clients, or client networks, bound to a real). */
+  templates?: number;
 }
 
 export interface BalancerStatus {
@@ -509,6 +512,7 @@ export class Balancer {
               ...(extras ? this.rampAndDrainView(s, r, now) : {}),
             };
           }),
+          ...(s.persistence && built ? { templates: built.service.reals.reduce((sum, r) => sum + this.flows.realCounts(r.id).templates, 0) } : {}),
         };
       }),
       interfaces: this.interfaceStatus(),
@@ -872,7 +876,7 @@ export class Balancer {
       // A ramping real's share of its weight (slow start) is in the table's input.
       const input = rampedTableInput(s.scheduler, reals);
       const endpoints = this.realsWithDraining(s).map((r) => ({ ip: r.ip, port: r.port, id: this.realIdFor(s, r) }));
-      const inputs = JSON.stringify([input.scheduler, input.reals, endpoints, s.timeouts]);
+      const inputs = JSON.stringify([input.scheduler, input.reals, endpoints, s.timeouts, s.persistence]);
       if (this.built.get(key)?.inputs === inputs) continue;
       const table = schedulerFor(input.scheduler).build({ reals: input.reals });
       rebuilt.set(key, {
@@ -880,6 +884,7 @@ export class Balancer {
         service: {
           vip: s.vip, port: s.port, protocol: s.protocol, mode: table.mode, slots: table.slots, ...(table.weights ? { weights: table.weights } : {}), reals: endpoints,
           ...(s.timeouts ? { timeouts: s.timeouts } : {}),
+          ...(s.persistence ? { persistence: persistenceFor(s.persistence, reals, endpoints) } : {}),
         },
         up: reals.map((r) => r.up),
         checks: [],

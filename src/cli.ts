@@ -167,14 +167,16 @@ export function buildProgram(options: ProgramOptions = {}): Command {
         .option("--service <vip:port[/proto]>", "only this service's connections, e.g. 198.18.0.100:80/tcp")
         .option("--real <ip[:port]>", "only connections to this real server")
         .option("--client <ip[/prefix]|ip:port>", "only connections from this client address, network or address and port")
-        .option("--state <state>", `only connections in this state (${FLOW_STATE_NAMES.join(", ")})`),
+        .option("--state <state>", `only connections in this state (${FLOW_STATE_NAMES.join(", ")})`)
+        .option("--templates", "list persistence templates too (TEMPLATE lines: client network, real, the flows each controls), as ipvsadm -Lc does"),
     ),
     "natlb conns --limit 20",
     "natlb conns --service 198.18.0.100:80/tcp --state established",
     "natlb conns --client 198.19.0.0/16 --cursor 4711",
+    "natlb conns --service 198.18.0.100:443 --templates",
   ).action(async (options: ClientOptions & ConnectionQuery) => {
-    const { limit, cursor, service, real, client, state } = options;
-    const query = connectionQueryString({ limit, cursor, service, real, client, state });
+    const { limit, cursor, service, real, client, state, templates } = options;
+    const query = connectionQueryString({ limit, cursor, service, real, client, state, ...(templates ? { templates } : {}) });
     const page = (await askDaemon(options, query ? `GET /conns?${query}` : "GET /conns")) as ConnectionPage<Connection>;
     printResult(options.json, page, () => formatConnections(page.connections, page.more ? page.next : undefined));
   });

@@ -3,7 +3,7 @@
 
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import { isIPv4, nonUnicastReason } from "./addresses";
+import { isIPv4, nonUnicastReason, parseIPv4 } from "./addresses";
 import { ConfigError, type ConfigIssue } from "./errors";
 import { SCHEDULER_NAMES, type SchedulerName } from "./schedulers/types";
 
@@ -106,6 +106,16 @@ export const HEALTH_CHECK_TYPES = ["tcp", "http", "https", "udp", "exec", "none"
 export const DEAD_REAL_FLOWS = ["keep", "drop", "reset"] as const;
 export type DeadRealFlows = (typeof DEAD_REAL_FLOWS)[number];
 
+/**
+ * Persistence, like `ipvsadm -p TIMEOUT -M NETMASK`: a client (every client of a network with a
+ * netmask shorter than /32) sticks to one real across connections and UDP flows, until no connection of
+ * it has lived for `timeoutS` (docs/operations.md, "Persistence").
+ */
+export interface PersistenceConfig {
+  readonly timeoutS: number;
+  readonly netmask: string;
+}
+
 export interface ServiceConfig {
   readonly vip: string;
   readonly port: number;
@@ -119,6 +129,8 @@ export interface ServiceConfig {
   readonly slowStartS?: number;
   /** The service's own idle timeouts; left out (all or some): the global `timeouts`. */
   readonly timeouts?: ServiceTimeouts;
+  /** Left out: none, every new connection is scheduled afresh. */
+  readonly persistence?: PersistenceConfig;
 }
 
 export interface InterfacesConfig {
@@ -273,6 +285,8 @@ export const CONFIG_LIMITS = Object.freeze({
   maxSlowStartS: 3600,
   /** Different sets of service timeouts (the data plane's timeout profiles, native/flow/timeout_profiles.h). */
   maxServiceTimeoutSets: 255,
+  /** A month, as the data plane takes it (native/addon.cc). */
+  maxPersistenceTimeoutSeconds: 2678400,
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -478,6 +492,33 @@ const healthCheckSchema = z
 
 type ParsedHealthCheck = z.output<typeof healthCheckSchema>;
 
+/** A netmask's host part (~mask) must be 0..01..1: 255.255.255.0 is one, 255.0.255.0 is not. */
+function isContiguousNetmask(mask: number): boolean {
+  const host = ~mask >>> 0;
+  return ((host & (host + 1)) >>> 0) === 0;
+}
+
+const netmask = z
+  .string({ error: expecting("a netmask like 255.255.255.0") })
+  .superRefine((s, ctx) => {
+    if (!isIPv4(s)) ctx.addIssue({ code: "custom", message: `expected a netmask like 255.255.255.0, got ${show(s)}` });
+    else if (!isContiguousNetmask(parseIPv4(s))) {
+      ctx.addIssue({ code: "custom", message: `${s} is not a contiguous netmask: use leading ones then zeros, like 255.255.255.0 (a /24)` });
+    }
+  });
+
+const persistenceSchema = z.strictObject(
+  {
+    timeoutS: intIn(1, CONFIG_LIMITS.maxPersistenceTimeoutSeconds).describe(
+      "How long a client stays bound to its real once it has no live connection (ipvsadm -p), seconds. While a connection of it lives (offloaded to the kernel fast path or not), its binding lives too.",
+    ),
+    netmask: netmask
+      .default("255.255.255.255")
+      .describe("Which clients share a binding (ipvsadm -M): the client address masked with it. 255.255.255.0: every client of a /24 goes to the same real."),
+  },
+  { error: expecting('a persistence object like { "timeoutS": 300, "netmask": "255.255.255.255" }') },
+);
+
 /** The service's check with its defaults: a check without a type follows the service's protocol. */
 function resolveHealthCheck(hc: ParsedHealthCheck | undefined, protocol: Protocol): HealthCheckConfig {
   if (hc === undefined) return { type: "none" };
@@ -593,6 +634,11 @@ export const serviceSchema = z
           "Slow start, seconds: a real that comes up (health check), is added, or gets a weight again after 0 ramps from a small share of its weight to all of it over this time, in steps (10, or one a second when shorter), rebuilding only this service's table. Works with every scheduler (rr, random and lc ramp as their weighted forms wrr, wrandom and wlc while a ramp runs). Left out or 0: none.",
         ),
       timeouts: serviceTimeoutsSchema.optional(),
+      persistence: persistenceSchema
+        .optional()
+        .describe(
+          "Persistence, like ipvsadm -p TIMEOUT -M NETMASK: a client sticks to one real across connections and UDP flows. A real that goes down or leaves the service loses its persistent clients (their next connection is scheduled afresh); a drained real (weight 0) keeps them until their binding times out, as IPVS does by default. Left out: none.",
+        ),
     },
     { error: expecting('a service object like { "vip": "198.18.0.100", "port": 80, "reals": [...] }') },
   )
@@ -607,6 +653,7 @@ export const serviceSchema = z
       deadRealFlows: s.deadRealFlows ?? (s.protocol === "udp" ? "drop" : "keep"),
       ...(s.slowStartS ? { slowStartS: s.slowStartS } : {}),
       ...ownTimeouts(s.timeouts),
+      ...(s.persistence ? { persistence: { timeoutS: s.persistence.timeoutS, netmask: s.persistence.netmask } } : {}),
     }),
   );
 
@@ -1054,7 +1101,7 @@ export interface RealUpdate {
 }
 
 /** The service-level settings a change can tell apart (beyond its reals). */
-export type ServiceField = "scheduler" | "healthCheck" | "deadRealFlows" | "slowStartS" | "timeouts";
+export type ServiceField = "scheduler" | "healthCheck" | "deadRealFlows" | "slowStartS" | "timeouts" | "persistence";
 
 export interface ServiceChange {
   /** `vip:port/protocol` */
@@ -1109,6 +1156,7 @@ function sameTimeouts(a: ServiceTimeouts | undefined, b: ServiceTimeouts | undef
 function diffService(old: ServiceConfig, next: ServiceConfig): ServiceChange | undefined {
   const fields: ServiceField[] = [];
   if (old.scheduler !== next.scheduler) fields.push("scheduler");
+  if (!sameJson(old.persistence, next.persistence)) fields.push("persistence");
   if (!sameJson(old.healthCheck, next.healthCheck)) fields.push("healthCheck");
   if (old.deadRealFlows !== next.deadRealFlows) fields.push("deadRealFlows");
   if (old.slowStartS !== next.slowStartS) fields.push("slowStartS");

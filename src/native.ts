@@ -34,6 +34,8 @@ export interface NativeService {
   reals: { ip: string; port: number; id: number }[];
   /** The service's own idle timeouts; a state left out (or all of them) takes the global value. */
   timeouts?: NativeTimeouts;
+  /** ipvsadm -p/-M: `keepingRealIds` are the reals that keep their persistent clients (up, drained or not). */
+  persistence?: { timeoutS: number; netmask: string; keepingRealIds: number[] };
 }
 
 export interface NativeRoute {
@@ -141,12 +143,14 @@ export interface FlowLayout {
   entry: Record<
     "status" | "protocol" | "state" | "realId" | "clientIp" | "vip" | "realIp" | "clientPort" | "vport"
     | "realPort" | "flags" | "lastSeenMs" | "packetsIn" | "bytesIn" | "packetsOut" | "bytesOut" | "createdMs"
-    | "kernelPacketsIn" | "kernelBytesIn" | "kernelPacketsOut" | "kernelBytesOut" | "timeoutProfile",
+    | "kernelPacketsIn" | "kernelBytesIn" | "kernelPacketsOut" | "kernelBytesOut" | "timeoutProfile" | "controlledFlows" | "templateSerial" | "templateTimeoutS",
     number
   >;
+  /** Flag bits of an entry's `flags` field. */
+  flags: { template: number };
   states: string[];
   /** Per-real connection counts (native/flow/flow_layout.h), indexed by real id; fields are byte offsets within a real's slot. */
-  realCounters: { offset: number; bytesPerReal: number; realIdCount: number; active: number; inactive: number };
+  realCounters: { offset: number; bytesPerReal: number; realIdCount: number; active: number; inactive: number; templates: number };
   minCapacity: number;
   maxCapacity: number;
 }
@@ -197,12 +201,26 @@ export interface FlowTableForTests {
   insert(
     flow: { protocol: Protocol; clientIp: string; clientPort: number; vip: string; vport: number; realIp: string; realPort: number; realId?: number },
     nowMs: number,
-    timeoutProfile?: number,
+    /** { timeoutProfile }: the flow expires by that profile's timeouts; { templateRef }: a persistence template (bindTemplate) the new flow is created through. */
+    options?: { timeoutProfile?: number; templateRef?: number },
   ): number;
+  /**
+   * A persistence template: the live one for this client (masked), or a new one holding the real; a
+   * live one whose serial is `staleSerial` is rebound to the real first. 0 when the map refused it.
+   */
+  bindTemplate(
+    template: { protocol: Protocol; clientIp: string; netmask: string; vip: string; vport: number; realIp: string; realPort: number; realId: number },
+    timeoutS: number,
+    nowMs: number,
+    staleSerial?: number,
+  ): number;
+  /** The ref of the live template controlling a flow, 0 when none. */
+  templateOf(ref: number): number;
   assure(ref: number): void;
   /** A TCP state change as a worker makes it: `state` indexes FlowLayout.states (1 SYN_RECV .. 5 CLOSE). */
   raiseState(ref: number, state: number): void;
-  remove(ref: number): void;
+  /** `nowMs`: the engine's clock as its sweep publishes it (a template's timeout runs from its last flow's end). */
+  remove(ref: number, nowMs?: number): void;
   /**
    * One sweep over the whole map; returns the flows removed. With timeoutSeconds, the global profile
    * (0) gets it for every state first.

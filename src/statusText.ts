@@ -55,7 +55,8 @@ function timeoutsText(timeouts: Timeouts): string {
 const servicesSection: StatusSection = (status) => {
   const lines = ["Prot LocalAddress:Port Scheduler", "  -> RemoteAddress:Port      Weight  State  ActiveConn  InActConn"];
   for (const s of status.services) {
-    lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}`);
+    const persistent = s.templates === undefined ? "" : ` persistent (${s.templates} template(s))`;
+    lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}${persistent}`);
     if (s.timeouts) lines.push(`  timeouts (not all the global ones): ${timeoutsText(s.timeouts)}`);
     for (const r of s.reals) {
       lines.push(
@@ -108,11 +109,11 @@ export function formatConnections(connections: readonly Connection[], next?: num
     lines.push(
       [
         c.protocol.toUpperCase().padEnd(3),
-        c.state.padEnd(12),
+        (c.template ? "TEMPLATE" : c.state).padEnd(12),
         `${c.client.ip}:${c.client.port}`.padEnd(22),
         `${c.vip.ip}:${c.vip.port}`.padEnd(22),
         `${c.real.ip}:${c.real.port}`.padEnd(22),
-        (c.idleMs / 1000).toFixed(1),
+        (c.idleMs / 1000).toFixed(1) + (c.template ? `  controls ${c.template.controlledFlows}, timeout ${c.template.timeoutS} s` : ""),
       ].join(" "),
     );
   }

@@ -187,6 +187,30 @@ for (const c of healthCheckErrors) {
   });
 }
 
+test("persistence: the netmask defaults to /32, and a change shows in the diff", (t) => {
+  const parsed = parseConfig({ services: [service({ persistence: { timeoutS: 300 } })] }).services[0]!;
+  t.deepEqual(parsed.persistence, { timeoutS: 300, netmask: "255.255.255.255" });
+  t.is(parseConfig({ services: [service()] }).services[0]!.persistence, undefined);
+  const wider = parseConfig({ services: [service({ persistence: { timeoutS: 300, netmask: "255.255.255.0" } })] });
+  t.deepEqual(diffConfig(parseConfig({ services: [service({ persistence: { timeoutS: 300 } })] }), wider).changed[0]!.fields, ["persistence"]);
+});
+
+const persistenceErrors = [
+  { name: "netmask not contiguous", persistence: { timeoutS: 300, netmask: "255.0.255.0" }, path: "services[0].persistence.netmask", includes: ["255.0.255.0 is not a contiguous netmask", "255.255.255.0"] },
+  { name: "netmask not an address", persistence: { timeoutS: 300, netmask: "/24" }, path: "services[0].persistence.netmask", includes: ["netmask like 255.255.255.0", '"/24"'] },
+  { name: "timeout 0", persistence: { timeoutS: 0 }, path: "services[0].persistence.timeoutS", includes: ["an integer 1..2678400"] },
+  { name: "timeout missing", persistence: { netmask: "255.255.255.0" }, path: "services[0].persistence.timeoutS", includes: ["missing"] },
+  { name: "not an object", persistence: 300, path: "services[0].persistence", includes: ['{ "timeoutS": 300'] },
+];
+
+for (const c of persistenceErrors) {
+  test(`persistence error: ${c.name}`, (t) => {
+    const e = expectConfigError({ services: [service({ persistence: c.persistence })] });
+    t.is(e.path, c.path, e.message);
+    for (const part of c.includes) t.true(e.message.includes(part), `${JSON.stringify(part)} not in: ${e.message}`);
+  });
+}
+
 test("an empty service list is valid (services can come with a reload)", (t) => {
   t.deepEqual(parseConfig({ services: [] }).services, []);
 });

@@ -91,7 +91,8 @@ const badQueries: Array<[string, RegExp]> = [
   ["client=198.19.0.0/33", /client: .* is not a client: IP, IP\/PREFIX or IP:PORT/],
   ["client=somewhere", /client: .* is not a client/],
   ["state=OPEN", /state: "OPEN" is not a flow state: one of NONE, SYN_RECV, ESTABLISHED/],
-  ["colour=red", /unknown query parameter "colour": GET \/conns takes service, real, client, state, limit, cursor/],
+  ["colour=red", /unknown query parameter "colour": GET \/conns takes service, real, client, state, templates, limit, cursor/],
+  ["templates=yes", /query parameter templates must be true or false, got "yes"/],
   ["limit=5&limit=6", /query parameter limit given more than once/],
 ];
 

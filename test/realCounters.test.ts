@@ -3,7 +3,7 @@
 // full scan of the map, as `status`, metrics and draining now read them instead of scanning.
 
 import test from "ava";
-import { FlowMap } from "../src/flows/flowMap";
+import { FlowMap, type RealCounts } from "../src/flows/flowMap";
 import { loadNative } from "../src/native";
 
 const native = loadNative();
@@ -22,19 +22,20 @@ function random(seed: number): () => number {
   };
 }
 
-function scan(map: FlowMap): Map<number, { active: number; inactive: number }> {
-  const counts = new Map<number, { active: number; inactive: number }>();
-  for (let id = 0; id < REALS; id++) counts.set(id, { active: 0, inactive: 0 });
+function scan(map: FlowMap): Map<number, RealCounts> {
+  const counts = new Map<number, RealCounts>();
+  for (let id = 0; id < REALS; id++) counts.set(id, { active: 0, inactive: 0, templates: 0 });
   map.forEachLive((c) => {
     const count = counts.get(c.real.id)!;
-    if (c.state === "ESTABLISHED") count.active += 1;
+    if (c.template) count.templates += 1;
+    else if (c.state === "ESTABLISHED") count.active += 1;
     else count.inactive += 1;
     return true;
-  });
+  }, { filter: { templates: true } });
   return counts;
 }
 
-function counted(map: FlowMap): Map<number, { active: number; inactive: number }> {
+function counted(map: FlowMap): Map<number, RealCounts> {
   return new Map(Array.from({ length: REALS }, (_, id) => [id, map.realCounts(id)]));
 }
 
@@ -55,10 +56,16 @@ for (const seed of [1, 2, 3]) {
       const roll = next();
       if (roll < 0.6) {
         const realId = Math.floor(next() * REALS);
+        const protocol = next() < 0.7 ? "tcp" : "udp";
+        const real = { realIp: `198.18.1.${10 + realId}`, realPort: 8080, realId };
+        // Some flows come through a persistence template (counted apart, per real).
+        const templateRef = next() < 0.3
+          ? flows.bindTemplate({ protocol, clientIp: `198.19.1.${Math.floor(next() * 16)}`, netmask: "255.255.255.255", vip: "198.18.0.100", vport: 80, ...real }, 5, nowMs)
+          : 0;
         const ref = flows.insert(
-          { protocol: next() < 0.7 ? "tcp" : "udp", clientIp: "198.19.0.1", clientPort: (port++ % 65535) + 1, vip: "198.18.0.100",
-            vport: 80, realIp: `198.18.1.${10 + realId}`, realPort: 8080, realId },
+          { protocol, clientIp: "198.19.0.1", clientPort: (port++ % 65535) + 1, vip: "198.18.0.100", vport: 80, ...real },
           nowMs,
+          { templateRef },
         );
         if (ref !== 0) {
           refs.push(ref);
@@ -89,8 +96,9 @@ for (const seed of [1, 2, 3]) {
     // The sequence must have exercised every path the counts follow.
     t.true(done.inserted > 1000 && done.raised > 1000 && done.removed > 100 && done.expired > 100, JSON.stringify(done));
     t.true(evicted > 0, "the flood defences evicted flows");
-    const total = [...counted(map).values()].reduce((sum, c) => sum + c.active + c.inactive, 0);
-    t.is(total, stats.live, "every live flow counted once");
+    const total = [...counted(map).values()].reduce((sum, c) => sum + c.active + c.inactive + c.templates, 0);
+    t.is(total, stats.live, "every live flow and template counted once");
+    t.true([...counted(map).values()].some((c) => c.templates > 0), "templates were made");
   });
 }
 
@@ -102,19 +110,19 @@ test("a state change moves a flow between its real's active and inactive counts;
   const a = flow(1, 7);
   const b = flow(2, 7);
   flow(3, 9);
-  t.deepEqual(map.realCounts(7), { active: 0, inactive: 2 });
+  t.deepEqual(map.realCounts(7), { active: 0, inactive: 2, templates: 0 });
   flows.raiseState(a, STATE.ESTABLISHED!);
-  t.deepEqual(map.realCounts(7), { active: 1, inactive: 1 });
+  t.deepEqual(map.realCounts(7), { active: 1, inactive: 1, templates: 0 });
   flows.raiseState(a, STATE.SYN_RECV!); // states never move back
-  t.deepEqual(map.realCounts(7), { active: 1, inactive: 1 });
+  t.deepEqual(map.realCounts(7), { active: 1, inactive: 1, templates: 0 });
   flows.raiseState(a, STATE.FIN_WAIT!);
-  t.deepEqual(map.realCounts(7), { active: 0, inactive: 2 });
+  t.deepEqual(map.realCounts(7), { active: 0, inactive: 2, templates: 0 });
   flows.remove(b);
   flows.raiseState(b, STATE.ESTABLISHED!); // a worker still holding a removed flow's ref changes nothing
-  t.deepEqual(map.realCounts(7), { active: 0, inactive: 1 });
-  t.deepEqual(map.realCounts(9), { active: 0, inactive: 1 });
+  t.deepEqual(map.realCounts(7), { active: 0, inactive: 1, templates: 0 });
+  t.deepEqual(map.realCounts(9), { active: 0, inactive: 1, templates: 0 });
   t.is(flows.sweep(1000 + 10_000, 5), 2);
-  t.deepEqual(map.realCounts(7), { active: 0, inactive: 0 });
-  t.deepEqual(map.realCounts(9), { active: 0, inactive: 0 });
+  t.deepEqual(map.realCounts(7), { active: 0, inactive: 0, templates: 0 });
+  t.deepEqual(map.realCounts(9), { active: 0, inactive: 0, templates: 0 });
   t.throws(() => map.realCounts(65536), { instanceOf: RangeError });
 });

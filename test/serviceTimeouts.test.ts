@@ -74,7 +74,7 @@ function table(capacity = 64) {
   flows.setFloodProtection({ halfOpenSharePermille: 1000, udpSharePermille: 1000, pressureAtPermille: 1000, pressureTimeoutSeconds: 5 });
   let port = 1;
   const add = (protocol: "tcp" | "udp", profile: number, nowMs = 1000) =>
-    flows.insert({ protocol, clientIp: "198.19.0.1", clientPort: port++, vip: "198.18.0.100", vport: 80, realIp: "198.18.1.11", realPort: 8080 }, nowMs, profile);
+    flows.insert({ protocol, clientIp: "198.19.0.1", clientPort: port++, vip: "198.18.0.100", vport: 80, realIp: "198.18.1.11", realPort: 8080 }, nowMs, { timeoutProfile: profile });
   const livePorts = () => map.connections().map((c) => c.client.port).sort((a, b) => a - b);
   return { map, flows, add, livePorts };
 }

@@ -427,7 +427,8 @@ void Engine::endPendingDeadRealFlows(SenderSet& senders) {
     return nullptr;
   };
   const size_t ended = context_.flows.removeWhere(
-      [&](const flow::FlowEntry& e) { return deadRealOf(e) != nullptr; },
+      // Templates are no flows: the next connection of their client finds the real gone and moves.
+      [&](const flow::FlowEntry& e) { return !(e.flags() & flow::flags::kTemplate) && deadRealOf(e) != nullptr; },
       [&](const flow::FlowEntry& e) {
         if (!deadRealOf(e)->reset || e.load<uint8_t>(kProtocol) != packet::kProtocolTcp) return;
         const flow::TcpSide client = flow::readSide(e, flow::Direction::FromClient);

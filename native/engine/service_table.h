@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../flow/flow_table.h"
+#include "../flow/persistence_templates.h"
 
 namespace natlb::engine {
 
@@ -42,12 +43,13 @@ struct Service {
   std::vector<flow::RealEndpoint> reals;
   mutable std::atomic<uint32_t> cursor{0};  // round-robin position, shared by all workers
   flow::ServiceTimeouts timeouts;           // its own idle timeouts, and the profile the engine gave them
+  flow::Persistence persistence;            // ipvsadm -p/-M (engine/persistent_scheduling.h)
 
   Service() = default;
   Service(Service&& other) noexcept
       : vip(other.vip), port(other.port), protocol(other.protocol), mode(other.mode),
         slots(std::move(other.slots)), slotWeights(std::move(other.slotWeights)), reals(std::move(other.reals)),
-        cursor(other.cursor.load()), timeouts(other.timeouts) {}
+        cursor(other.cursor.load()), timeouts(other.timeouts), persistence(std::move(other.persistence)) {}
 };
 
 // The slot IPVS's least-connection schedulers choose, from each slot's load and weight (pure: the

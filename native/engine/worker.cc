@@ -15,6 +15,7 @@
 #include "../packet/icmp.h"
 #include "../packet/nat_rewrite.h"
 #include "../packet/tcp_header.h"
+#include "persistent_scheduling.h"
 
 namespace natlb::engine {
 
@@ -466,18 +467,21 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
       counters_.add(Counter::DropNoFlow);
       return;
     }
-    const flow::RealEndpoint* real = pickReal(service, view.sourceIp(), nextRandom(), context_.flows);
-    if (real == nullptr) {
+    const ScheduledReal scheduled = scheduleReal(service, context_.flows, key, nowMs_, [&] {
+      return pickReal(service, view.sourceIp(), nextRandom(), context_.flows);
+    });
+    if (!scheduled.real) {
       counters_.add(Counter::DropNoReal);
       return;
     }
-    ref = context_.flows.insert(key, *real, isTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp, nowMs_, service.timeouts.profile);
+    ref = context_.flows.insert(key, *scheduled.real, isTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp, nowMs_,
+                                service.timeouts.profile, scheduled.templateRef);
     if (ref == 0) {
       counters_.add(Counter::DropFlowTableFull);
       return;
     }
     counters_.add(Counter::NewFlows);
-    realStats_.add(real->id, RealStat::Connections, 1);
+    realStats_.add(scheduled.real->id, RealStat::Connections, 1);
     primeNeighbour(view.sourceIp());
   }
   const flow::FlowEntry entry = context_.flows.entryAt(ref);

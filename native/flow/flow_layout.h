@@ -1,7 +1,7 @@
 // The layout of the flow map in memory shared with TypeScript (a SharedArrayBuffer). This file is the
 // one definition: the addon exports these numbers (flowLayout()) and src/flows reads them from there.
 //
-//   [header 128 B][real counters 8 B x 65536][forward buckets u32 x B][reverse buckets u32 x B]
+//   [header 128 B][real counters 12 B x 65536][forward buckets u32 x B][reverse buckets u32 x B]
 //   [free ring u32 x C][entries 192 B x C]
 //
 // B (bucket count) is the power of two >= C (capacity). Bucket and link values are entry index + 1,
@@ -14,7 +14,7 @@
 namespace natlb::flow {
 
 constexpr uint32_t kMagic = 0x544c464e;  // "NFLT"
-constexpr uint32_t kLayoutVersion = 4;
+constexpr uint32_t kLayoutVersion = 5;
 constexpr size_t kHeaderBytes = 128;
 constexpr size_t kEntryBytes = 192;
 
@@ -42,17 +42,22 @@ constexpr size_t kEvictedUdpQuota = 88;      // u64 evicted because unassured UD
 constexpr size_t kEvictedHalfOpenRoom = 96;  // u64 evicted to keep room for new flows in a full map
 constexpr size_t kEvictedUdpRoom = 104;      // u64
 constexpr size_t kExpiredEarly = 112;        // u64 unassured flows expired by the short timeout under pressure
+// The last persistence template's serial (persistence_templates.h): in the map, so a table attached
+// again to the same memory goes on numbering where the last one stopped.
+constexpr size_t kTemplateSerial = 120;      // u32
 }  // namespace header
 
 // Per-real connection counts, indexed by an entry's real id (u16, so every id has a slot), kept exact
 // by the table on every insert, state change and removal (flow_table.h), so status, metrics and
 // draining read them instead of walking the entries. Like ipvsadm's ActiveConn/InActConn: active is
-// an ESTABLISHED TCP flow, inactive every other live flow (UDP included).
+// an ESTABLISHED TCP flow, inactive every other live flow (UDP included). Persistence templates are
+// no connections: they have a count of their own.
 constexpr size_t kRealIdCount = 65536;
-constexpr size_t kRealCountersBytes = 8;
+constexpr size_t kRealCountersBytes = 12;
 namespace real_counters {
-constexpr size_t kActive = 0;    // u32
-constexpr size_t kInactive = 4;  // u32
+constexpr size_t kActive = 0;     // u32
+constexpr size_t kInactive = 4;   // u32
+constexpr size_t kTemplates = 8;  // u32 persistence templates holding this real
 }  // namespace real_counters
 
 // Entry fields (byte offsets within one entry).
@@ -96,7 +101,14 @@ constexpr size_t kRealWindowScale = 145;    // u8
 constexpr size_t kTimeoutProfile = 146;     // u8: whose idle timeouts apply (timeout_profiles.h), 0 the global ones
 // 147..151 reserved
 constexpr size_t kClaimedMs = 152;          // u64: when the kernel was last told that natlb owns this flow's replies
-// 160..191 reserved
+// Persistence (flow/persistence_templates.h). A template is an entry flagged kTemplate, keyed by
+// (protocol, client address & netmask, port 0, VIP, VPORT), holding the real its client sticks to;
+// a flow created through one names it, so the template lives while it controls live flows.
+constexpr size_t kControlledFlows = 160;  // u32, a template: live flows created through it (IPVS's n_control)
+constexpr size_t kTemplateRef = 164;      // u32, a flow: its template's ref (0: none)
+constexpr size_t kTemplateSerial = 168;   // u32, a template: its serial; a flow: its template's (refs are reused)
+constexpr size_t kTemplateTimeoutS = 172; // u32, a template: seconds it outlives its last controlled flow
+// 176..191 reserved
 }  // namespace entry
 
 constexpr uint8_t kNoWindowScale = 0xff;
@@ -132,6 +144,8 @@ constexpr uint16_t kUnassured = 32;
 constexpr uint16_t kClientTracked = 64;
 constexpr uint16_t kRealTracked = 128;
 constexpr uint16_t kXdpClaimed = 256;  // the AF_XDP path steers its replies (io/xdp_steering.h)
+// A persistence template, not a connection: never forwarded, offloaded or counted as a real's flow.
+constexpr uint16_t kTemplate = 512;
 }  // namespace flags
 
 constexpr uint32_t bucketCountFor(uint32_t capacity) {

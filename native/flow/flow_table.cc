@@ -1,5 +1,6 @@
 #include "flow_table.h"
 
+#include "persistence_templates.h"
 #include "tcp_state.h"
 #include "tcp_tracking.h"
 
@@ -84,13 +85,13 @@ uint32_t FlowTable::hashReverse(const ReverseKey& key) const {
 }
 
 bool FlowTable::matchesForward(const FlowEntry& e, const ForwardKey& key) const {
-  return e.live() && e.load<uint32_t>(entry::kClientIp) == key.clientIp &&
+  return e.live() && ((e.flags() & flags::kTemplate) != 0) == key.isTemplate && e.load<uint32_t>(entry::kClientIp) == key.clientIp &&
          e.load<uint16_t>(entry::kClientPort) == key.clientPort && e.load<uint32_t>(entry::kVip) == key.vip &&
          e.load<uint16_t>(entry::kVport) == key.vport && e.load<uint8_t>(entry::kProtocol) == key.protocol;
 }
 
 bool FlowTable::matchesReverse(const FlowEntry& e, const ReverseKey& key) const {
-  return e.live() && e.load<uint32_t>(entry::kRealIp) == key.realIp &&
+  return e.live() && !(e.flags() & flags::kTemplate) && e.load<uint32_t>(entry::kRealIp) == key.realIp &&
          e.load<uint16_t>(entry::kRealPort) == key.realPort && e.load<uint32_t>(entry::kClientIp) == key.clientIp &&
          e.load<uint16_t>(entry::kClientPort) == key.clientPort && e.load<uint8_t>(entry::kProtocol) == key.protocol;
 }
@@ -173,7 +174,12 @@ void FlowTable::leaveUnassuredClass(const FlowEntry& e) {
   }
 }
 
-void FlowTable::assure(const FlowEntry& e) { leaveUnassuredClass(e); }
+// A template is assured with the first flow it controls that proves itself: a spoofed flood's
+// templates stay as evictable as its flows.
+void FlowTable::assure(const FlowEntry& e) {
+  leaveUnassuredClass(e);
+  if (const auto controlling = controllingTemplate(e)) leaveUnassuredClass(*controlling);
+}
 
 // Adds `delta` to the count a flow in `state` belongs to (kReleasedState: none).
 void FlowTable::countFlow(uint16_t realId, uint8_t state, int32_t delta) const {
@@ -227,11 +233,9 @@ void FlowTable::makeRoomLocked(UnassuredClass incoming) {
   if (!evictUnassuredLocked(first, roomCounter(first))) evictUnassuredLocked(second, roomCounter(second));
 }
 
-uint32_t FlowTable::insert(const ForwardKey& key, const RealEndpoint& real, FlowState state, uint64_t nowMs,
-                          uint8_t timeoutProfile) {
-  std::lock_guard lock(writers_);
-  if (const uint32_t existing = findForward(key)) return existing;
-  const UnassuredClass unassured = unassuredClassOf(key.protocol);
+// Makes room as the flood defences say for a new entry of class `unassured` and allocates it; 0 when
+// the map is full (counted).
+uint32_t FlowTable::allocateFlowLocked(UnassuredClass unassured) {
   const uint32_t share = unassured == UnassuredClass::Udp ? defences_.udpSharePermille.load(std::memory_order_relaxed)
                                                            : defences_.halfOpenSharePermille.load(std::memory_order_relaxed);
   if (uint64_t{unassuredCount(unassured)} * 1000 >= uint64_t{capacity_} * share) {
@@ -239,13 +243,16 @@ uint32_t FlowTable::insert(const ForwardKey& key, const RealEndpoint& real, Flow
   }
   makeRoomLocked(unassured);
   const uint32_t ref = allocateLocked();
-  if (ref == 0) {
-    headerField<uint64_t>(header::kFullDrops).fetch_add(1, std::memory_order_relaxed);
-    return 0;
-  }
+  if (ref == 0) headerField<uint64_t>(header::kFullDrops).fetch_add(1, std::memory_order_relaxed);
+  return ref;
+}
+
+// Fills a fresh entry (its state, flags and template fields already stored) and links it into the
+// indexes (a template into the forward one only: nothing comes back to it), live and unassured.
+void FlowTable::linkLocked(uint32_t ref, const ForwardKey& key, const RealEndpoint& real, uint64_t nowMs,
+                           uint8_t timeoutProfile) {
   const FlowEntry e = entryAt(ref);
   e.store<uint8_t>(entry::kProtocol, key.protocol);
-  e.store<uint8_t>(entry::kState, uint8_t(state));
   e.store<uint16_t>(entry::kRealId, real.id);
   e.store<uint32_t>(entry::kClientIp, key.clientIp);
   e.store<uint32_t>(entry::kVip, key.vip);
@@ -253,7 +260,6 @@ uint32_t FlowTable::insert(const ForwardKey& key, const RealEndpoint& real, Flow
   e.store<uint16_t>(entry::kClientPort, key.clientPort);
   e.store<uint16_t>(entry::kVport, key.vport);
   e.store<uint16_t>(entry::kRealPort, real.port);
-  e.store<uint16_t>(entry::kFlags, flags::kUnassured);
   e.store<uint64_t>(entry::kLastSeenMs, nowMs);
   e.store<uint64_t>(entry::kCreatedMs, nowMs);
   e.store<uint64_t>(entry::kClaimedMs, nowMs);  // its first frame to the real claims its replies
@@ -267,16 +273,40 @@ uint32_t FlowTable::insert(const ForwardKey& key, const RealEndpoint& real, Flow
                          entry::kKernelBytesIn, entry::kKernelPacketsOut, entry::kKernelBytesOut, entry::kKernelReadMs}) {
     e.store<uint64_t>(counter, 0);
   }
-  const ReverseKey reverse{key.protocol, real.ip, real.port, key.clientIp, key.clientPort};
   auto forwardHead = bucket(forwardBuckets_, hashForward(key));
-  auto reverseHead = bucket(reverseBuckets_, hashReverse(reverse));
   e.store<uint32_t>(entry::kNextForward, forwardHead.load(std::memory_order_relaxed));
-  e.store<uint32_t>(entry::kNextReverse, reverseHead.load(std::memory_order_relaxed));
+  const ReverseKey reverse{key.protocol, real.ip, real.port, key.clientIp, key.clientPort};
+  auto reverseHead = bucket(reverseBuckets_, hashReverse(reverse));
+  if (!key.isTemplate) e.store<uint32_t>(entry::kNextReverse, reverseHead.load(std::memory_order_relaxed));
   e.store<uint32_t>(entry::kStatus, uint32_t(EntryStatus::Live), std::memory_order_release);
   forwardHead.store(ref, std::memory_order_release);
-  reverseHead.store(ref, std::memory_order_release);
+  if (!key.isTemplate) reverseHead.store(ref, std::memory_order_release);
   headerField<uint32_t>(header::kLiveCount).fetch_add(1, std::memory_order_relaxed);
-  headerField<uint32_t>(classCountField(unassured)).fetch_add(1, std::memory_order_relaxed);
+  headerField<uint32_t>(classCountField(unassuredClassOf(key.protocol))).fetch_add(1, std::memory_order_relaxed);
+}
+
+uint32_t FlowTable::insert(const ForwardKey& key, const RealEndpoint& real, FlowState state, uint64_t nowMs,
+                          uint8_t timeoutProfile, uint32_t templateRef) {
+  std::lock_guard lock(writers_);
+  if (const uint32_t existing = findForward(key)) return existing;
+  const uint32_t ref = allocateFlowLocked(unassuredClassOf(key.protocol));
+  if (ref == 0) return 0;
+  const FlowEntry e = entryAt(ref);
+  e.store<uint8_t>(entry::kState, uint8_t(state));
+  e.store<uint16_t>(entry::kFlags, flags::kUnassured);
+  e.store<uint32_t>(entry::kTemplateRef, 0);
+  // The template was found in this batch: if it was freed since (evicted to make room just now), its
+  // entry is not reused before the batch ends, so live() tells.
+  if (templateRef != 0 && templateRef <= capacity_) {
+    const FlowEntry t = entryAt(templateRef);
+    if (t.live() && (t.flags() & flags::kTemplate)) {
+      e.store<uint32_t>(entry::kTemplateRef, templateRef);
+      e.store<uint32_t>(entry::kTemplateSerial, t.load<uint32_t>(entry::kTemplateSerial));
+      t.store<uint32_t>(entry::kControlledFlows, t.load<uint32_t>(entry::kControlledFlows) + 1);
+      t.raise(entry::kLastSeenMs, nowMs);  // IPVS restarts a template's timer with each new connection
+    }
+  }
+  linkLocked(ref, key, real, nowMs, timeoutProfile);
   countFlow(real.id, uint8_t(state), 1);
   headerField<uint64_t>(header::kInserted).fetch_add(1, std::memory_order_relaxed);
   return ref;
@@ -303,13 +333,15 @@ void FlowTable::unlinkLocked(uint32_t ref) {
                            e.load<uint16_t>(entry::kVport)};
   const ReverseKey reverse{forward.protocol, e.load<uint32_t>(entry::kRealIp), e.load<uint16_t>(entry::kRealPort),
                            forward.clientIp, forward.clientPort};
-  unlinkFrom(forwardBuckets_, hashForward(forward), entry::kNextForward);
-  unlinkFrom(reverseBuckets_, hashReverse(reverse), entry::kNextReverse);
+  const bool isTemplate = (e.flags() & flags::kTemplate) != 0;
+  unlinkFrom(forwardBuckets_, hashForward(ForwardKey{forward.protocol, forward.clientIp, forward.clientPort, forward.vip, forward.vport, isTemplate}),
+             entry::kNextForward);
+  if (!isTemplate) unlinkFrom(reverseBuckets_, hashReverse(reverse), entry::kNextReverse);
 }
 
 void FlowTable::releaseLocked(uint32_t ref) {
   const FlowEntry e = entryAt(ref);
-  if (claims_ != nullptr) claims_->release(e);
+  if (claims_ != nullptr && !(e.flags() & flags::kTemplate)) claims_->release(e);  // a template claims nothing
   leaveUnassuredClass(e);
   unlinkLocked(ref);
   if (isOffloaded(e)) {
@@ -317,7 +349,13 @@ void FlowTable::releaseLocked(uint32_t ref) {
     offloaded_->withdraw(e);
   }
   // Taking the state byte settles a race with a worker raising it: whichever moves it last counts.
-  countFlow(e.load<uint16_t>(entry::kRealId), e.takeState(), -1);
+  const uint8_t state = e.takeState();
+  if (e.flags() & flags::kTemplate) {
+    realCounter(e.load<uint16_t>(entry::kRealId), real_counters::kTemplates).fetch_sub(1, std::memory_order_relaxed);
+  } else {
+    countFlow(e.load<uint16_t>(entry::kRealId), state, -1);
+    releaseControlLocked(e);
+  }
   e.store<uint32_t>(entry::kStatus, uint32_t(EntryStatus::Free), std::memory_order_release);
   // Readers that enter a batch from here on cannot reach the entry (it is unlinked): the epoch tells
   // allocateLocked when the readers that might have are all done.
@@ -384,6 +422,12 @@ size_t FlowTable::sweep(uint64_t nowMs, const TimeoutProfiles& timeouts, size_t 
   // timeout; 2: expired early, an unassured flow under pressure.
   auto expiry = [&](const FlowEntry& e) -> int {
     if (!e.live()) return 0;
+    if (e.flags() & flags::kTemplate) {
+      const uint64_t lastSeen = e.load<uint64_t>(entry::kLastSeenMs);
+      return int(templateExpiry(e.load<uint32_t>(entry::kControlledFlows), nowMs > lastSeen ? nowMs - lastSeen : 0,
+                                uint64_t{e.load<uint32_t>(entry::kTemplateTimeoutS)} * 1000,
+                                pressure && (e.flags() & flags::kUnassured), pressureTimeoutMs));
+    }
     const uint64_t timeoutMs = timeouts.timeoutMs(e.load<uint8_t>(entry::kTimeoutProfile), e.load<uint8_t>(entry::kState));
     const uint64_t lastSeen = e.load<uint64_t>(entry::kLastSeenMs);
     const uint64_t idleMs = nowMs > lastSeen ? nowMs - lastSeen : 0;
@@ -402,7 +446,7 @@ size_t FlowTable::sweep(uint64_t nowMs, const TimeoutProfiles& timeouts, size_t 
       refreshOffloaded(e, nowMs);
     }
     const uint64_t claimedMs = e.load<uint64_t>(entry::kClaimedMs);
-    if (claims_ != nullptr && e.live() &&
+    if (claims_ != nullptr && e.live() && !(e.flags() & flags::kTemplate) &&
         (nowMs >= claimedMs + kReplyClaimRenewMs || claimedMs < renewClaimsBeforeMs_.load(std::memory_order_relaxed))) {
       std::lock_guard lock(writers_);
       if (e.live()) {

@@ -30,6 +30,7 @@ struct ForwardKey {
   uint16_t clientPort;
   uint32_t vip;
   uint16_t vport;
+  bool isTemplate = false;  // a persistence template's key (persistence_templates.h), never a flow's
 };
 
 struct ReverseKey {
@@ -172,9 +173,18 @@ class FlowTable {
 
   // Creates the flow (or returns the live one with this key), unassured (TCP in SYN_RECV, or UDP),
   // evicting unassured flows as the flood defences say; 0 when the map is full (counted). The flow
-  // expires by the timeouts of `timeoutProfile` (its service's).
+  // expires by the timeouts of `timeoutProfile` (its service's). A flow created through a persistence
+  // template (`templateRef`, found in this batch) is controlled by it.
   uint32_t insert(const ForwardKey& key, const RealEndpoint& real, FlowState state, uint64_t nowMs,
-                  uint8_t timeoutProfile = kGlobalTimeoutProfile);
+                  uint8_t timeoutProfile = kGlobalTimeoutProfile, uint32_t templateRef = 0);
+  // Persistence templates (persistence_templates.cc). The live template with `key` (made by
+  // templateKeyOf), or a new one holding `real`; an existing one whose serial is `staleSerial` (the
+  // caller found its real unusable) is rebound to `real` first. A new template is unassured, like the
+  // flow that makes it. 0 when the map has no room.
+  uint32_t bindTemplate(const ForwardKey& key, const RealEndpoint& real, uint32_t timeoutS, uint64_t nowMs,
+                        std::optional<uint32_t> staleSerial);
+  // A real's persistence templates (templates are no connections: not in activeFlowsOf/inactiveFlowsOf).
+  uint32_t templatesOf(uint16_t realId) const { return realCounter(realId, real_counters::kTemplates).load(std::memory_order_relaxed); }
   // Advances a flow's TCP state (never back) and moves it between its real's active and inactive
   // counts. Lock-free, for the workers.
   void raiseState(const FlowEntry& entry, FlowState target);
@@ -290,6 +300,11 @@ class FlowTable {
     return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(realCounters_ + size_t{realId} * kRealCountersBytes + field));
   }
   void countFlow(uint16_t realId, uint8_t state, int32_t delta) const;
+  uint32_t allocateFlowLocked(UnassuredClass unassured);
+  void linkLocked(uint32_t ref, const ForwardKey& key, const RealEndpoint& real, uint64_t nowMs, uint8_t timeoutProfile);
+  // The live template a flow names (nullopt: none, or gone since); for the workers too (lock-free).
+  std::optional<FlowEntry> controllingTemplate(const FlowEntry& flow) const;
+  void releaseControlLocked(const FlowEntry& flow);
   uint32_t hashForward(const ForwardKey& key) const;
   uint32_t hashReverse(const ReverseKey& key) const;
   bool matchesForward(const FlowEntry& entry, const ForwardKey& key) const;

@@ -16,6 +16,8 @@ export interface ConnectionQuery {
   client?: string;
   /** A flow state, e.g. `ESTABLISHED` (any case). */
   state?: string;
+  /** List persistence templates too (like ipvsadm -Lc); they are no connections, so left out by default. */
+  templates?: boolean;
   /** At most this many connections (1..MAX_CONNECTION_PAGE, default DEFAULT_CONNECTION_PAGE). */
   limit?: number;
   /** Where to go on: the `next` of the previous page. */
@@ -45,6 +47,8 @@ export interface FlowFilter {
   clientMask?: number;
   clientPort?: number;
   state?: number;
+  /** Persistence templates pass too. */
+  templates?: boolean;
 }
 
 const PROTOCOLS = { tcp: 6, udp: 17 } as const;
@@ -109,6 +113,7 @@ export function flowFilterOf(query: ConnectionQuery): FlowFilter {
       if (clientPort !== undefined) filter.clientPort = part.port(clientPort);
     }
   }
+  if (query.templates === true) filter.templates = true;
   if (query.state !== undefined) {
     const index = FLOW_STATE_NAMES.indexOf(query.state.toUpperCase() as FlowStateName);
     if (index < 0) throw bad("state", query.state, `a flow state: one of ${FLOW_STATE_NAMES.join(", ")}`);
@@ -135,7 +140,7 @@ export function cursorOf(query: ConnectionQuery): number {
   return cursor;
 }
 
-const QUERY_PARAMETERS = ["service", "real", "client", "state", "limit", "cursor"] as const;
+const QUERY_PARAMETERS = ["service", "real", "client", "state", "templates", "limit", "cursor"] as const;
 
 /** A ConnectionQuery from URL query parameters (GET /conns); ApiError (400) for unknown or malformed ones. */
 export function connectionQueryFromParams(params: URLSearchParams): ConnectionQuery {
@@ -155,6 +160,11 @@ export function connectionQueryFromParams(params: URLSearchParams): ConnectionQu
   for (const name of ["service", "real", "client", "state"] as const) {
     const text = params.get(name);
     if (text !== null) query[name] = text;
+  }
+  const templates = params.get("templates");
+  if (templates !== null) {
+    if (templates !== "true" && templates !== "false") throw new ApiError(`query parameter templates must be true or false, got ${JSON.stringify(templates)}`);
+    query.templates = templates === "true";
   }
   const limit = integer("limit");
   const cursor = integer("cursor");

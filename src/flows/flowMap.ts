@@ -20,12 +20,18 @@ export interface Connection {
   bytesIn: number;
   packetsOut: number;
   bytesOut: number;
+  /**
+   * Only for a persistence template (listed when asked for, like ipvsadm -Lc shows them): the flows it
+   * controls and the seconds it outlives the last of them. Its client is the masked address, port 0.
+   */
+  template?: { controlledFlows: number; timeoutS: number };
 }
 
-/** A real's live flows (FlowMap.realCounts). */
+/** A real's live flows (FlowMap.realCounts), and the persistence templates that hold it (no connections). */
 export interface RealCounts {
   active: number;
   inactive: number;
+  templates: number;
 }
 
 export interface FlowMapStats {
@@ -99,7 +105,11 @@ export class FlowMap {
       throw new RangeError(`real id must be an integer 0..${r.realIdCount - 1}, got ${realId}`);
     }
     const base = r.offset + realId * r.bytesPerReal;
-    return { active: this.view.getUint32(base + r.active, true), inactive: this.view.getUint32(base + r.inactive, true) };
+    return {
+      active: this.view.getUint32(base + r.active, true),
+      inactive: this.view.getUint32(base + r.inactive, true),
+      templates: this.view.getUint32(base + r.templates, true),
+    };
   }
 
   /** Every live connection (a consistent-enough snapshot: entries may change while being read). */
@@ -161,6 +171,8 @@ export class FlowMap {
     for (let index = options.from ?? 0; index < used; index++) {
       const base = this.entriesOffset + index * this.layout.entryBytes;
       if (this.view.getUint32(base + e.status, true) !== 1) continue;
+      const isTemplate = (this.view.getUint16(base + e.flags, true) & this.layout.flags.template) !== 0;
+      if (isTemplate && options.filter?.templates !== true) continue;  // no connection (persistence)
       if (options.filter && !this.passes(base, options.filter)) continue;
       const lastSeen = Number(this.view.getBigUint64(base + e.lastSeenMs, true));
       const created = Number(this.view.getBigUint64(base + e.createdMs, true));
@@ -181,6 +193,9 @@ export class FlowMap {
         bytesIn: this.sum(base, e.bytesIn, e.kernelBytesIn),
         packetsOut: this.sum(base, e.packetsOut, e.kernelPacketsOut),
         bytesOut: this.sum(base, e.bytesOut, e.kernelBytesOut),
+        ...(isTemplate
+          ? { template: { controlledFlows: this.view.getUint32(base + e.controlledFlows, true), timeoutS: this.view.getUint32(base + e.templateTimeoutS, true) } }
+          : {}),
       };
       if (!visit(connection, index)) return;
     }
