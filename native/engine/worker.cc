@@ -462,12 +462,12 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
       counters_.add(Counter::DropNoFlow);
       return;
     }
-    const flow::RealEndpoint* real = pickReal(service, view.sourceIp(), nextRandom(), context_.flows);
-    if (real == nullptr) {
-      counters_.add(Counter::DropNoReal);
+    const PickOutcome picked = pickReal(service, {view.sourceIp(), view.sourcePort()}, nextRandom(), context_.flows);
+    if (picked.real == nullptr) {
+      counters_.add(picked.kind == PickOutcome::Kind::RealsFull ? Counter::DropRealsFull : Counter::DropNoReal);
       return;
     }
-    ref = context_.flows.insert(key, *real, isTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp, nowMs_);
+    ref = context_.flows.insert(key, *picked.real, isTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp, nowMs_);
     if (ref == 0) {
       counters_.add(Counter::DropFlowTableFull);
       return;
