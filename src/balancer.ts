@@ -21,7 +21,7 @@ import {
   COUNTER_NAMES, loadNative, type EngineCounters, type NativeAddon, type NativeEngine, type NativeFloodProtection, type NativeInterface,
   type NativeService,
 } from "./native";
-import { schedulerFor, type SchedulerName } from "./schedulers";
+import { hashOptionsOf, schedulerFor, type SchedulerFlag, type SchedulerName } from "./schedulers";
 
 export interface BalancerOptions {
   logger?: Logger;
@@ -51,6 +51,21 @@ export interface RealStatus {
   inactiveConns: number;
   /** While the real is down by its health check: why, from the check. */
   health?: RealHealthView;
+  /** Reals with a connection limit: the limit (config maxConns, minConnsToResume when set). */
+  maxConns?: number;
+  minConnsToResume?: number;
+  /** Reals with a connection limit: whether it is full now (no new connections until it resumes). */
+  overloaded?: boolean;
+}
+
+/** A service's fallback real (config fallback) and whether it takes the new connections now. */
+export interface FallbackStatus {
+  ip: string;
+  port: number;
+  /** No real can take a new connection (every one down, drained or full): new connections go here. */
+  inUse: boolean;
+  activeConns: number;
+  inactiveConns: number;
 }
 
 /** What the health check last said of a real. */
@@ -69,7 +84,11 @@ export interface ServiceStatus {
   port: number;
   protocol: Protocol;
   scheduler: SchedulerName;
+  /** Only when set (config schedulerFlags). */
+  schedulerFlags?: SchedulerFlag[];
   reals: RealStatus[];
+  /** Only when the service has one. */
+  fallback?: FallbackStatus;
 }
 
 export interface BalancerStatus {
@@ -308,17 +327,15 @@ export class Balancer {
    * within the change queue's turn).
    */
   status(): BalancerStatus {
+    // Asked only when some real has a limit: a walk over the snapshot's reals with limits.
+    const limited = this.config.services.some((s) => s.reals.some((r) => r.maxConns !== undefined));
+    const overloaded = new Set(limited ? this.engine.overloadedRealIds() : []);
     return {
       services: this.config.services.map((s) => {
         const key = serviceKey(s);
         const built = this.built.get(key);
         const checked = s.healthCheck.type !== "none";
-        return {
-          vip: s.vip,
-          port: s.port,
-          protocol: s.protocol,
-          scheduler: s.scheduler,
-          reals: s.reals.map((r, i) => {
+        const reals = s.reals.map((r, i) => {
             const published = built?.service.reals[i];
             // A configuration being applied (not published yet) is read the long way.
             const current = published !== undefined && published.ip === r.ip && published.port === r.port;
@@ -330,8 +347,18 @@ export class Balancer {
               ip: r.ip, port: r.port, weight: r.weight, up,
               activeConns: count.active, inactiveConns: count.inactive,
               ...(check ? { health: healthView(check) } : {}),
+              ...limitsOf(r),
+              ...(r.maxConns !== undefined ? { overloaded: overloaded.has(current ? published.id : this.realIdFor(s, r)) } : {}),
             };
-          }),
+          });
+        return {
+          vip: s.vip,
+          port: s.port,
+          protocol: s.protocol,
+          scheduler: s.scheduler,
+          ...(s.schedulerFlags.length > 0 ? { schedulerFlags: [...s.schedulerFlags] } : {}),
+          reals,
+          ...(s.fallback ? { fallback: this.fallbackStatus(s, reals) } : {}),
         };
       }),
       interfaces: this.interfaceStatus(),
@@ -339,6 +366,15 @@ export class Balancer {
       kernelFastPath: this.kernelFastPathStatus(),
       workerThreads: { setting: this.config.workerThreads, running: this.engine.workerThreads() },
       counters: this.engine.counters(),
+    };
+  }
+
+  private fallbackStatus(service: ServiceConfig, reals: readonly RealStatus[]): FallbackStatus {
+    const count = this.flows.realCounts(this.fallbackIdFor(service));
+    return {
+      ip: service.fallback!.ip, port: service.fallback!.port,
+      inUse: !reals.some((r) => r.up && r.weight > 0 && r.overloaded !== true),
+      activeConns: count.active, inactiveConns: count.inactive,
     };
   }
 
@@ -564,14 +600,19 @@ export class Balancer {
     return [...service.reals, ...(this.draining.get(serviceKey(service)) ?? [])];
   }
 
-  private realIdFor(service: ServiceConfig, real: RealConfig): number {
-    const key = `${serviceKey(service)}|${realKey(real)}`;
+  private realIdFor(service: ServiceConfig, real: RealConfig, role: "real" | "fallback" = "real"): number {
+    const key = `${serviceKey(service)}|${role === "real" ? "" : "fallback "}${realKey(real)}`;
     let id = this.realIds.get(key);
     if (id === undefined) {
       id = this.nextRealId++ & 0xffff;
       this.realIds.set(key, id);
     }
     return id;
+  }
+
+  /** The fallback real's id: its own counts, apart from a configured real at the same address. */
+  private fallbackIdFor(service: ServiceConfig): number {
+    return this.realIdFor(service, { ip: service.fallback!.ip, port: service.fallback!.port, weight: 0 }, "fallback");
   }
 
   private isUp(service: ServiceConfig, real: RealConfig): boolean {
@@ -594,13 +635,17 @@ export class Balancer {
     for (const s of considered) {
       const key = serviceKey(s);
       const reals = s.reals.map((r) => ({ ip: r.ip, port: r.port, weight: r.weight, up: this.isUp(s, r) }));
-      const endpoints = this.realsWithDraining(s).map((r) => ({ ip: r.ip, port: r.port, id: this.realIdFor(s, r) }));
-      const inputs = JSON.stringify([s.scheduler, reals, endpoints]);
+      const endpoints = this.realsWithDraining(s).map((r) => ({ ip: r.ip, port: r.port, id: this.realIdFor(s, r), ...limitsOf(r) }));
+      const fallback = s.fallback && { ...s.fallback, id: this.fallbackIdFor(s) };
+      const inputs = JSON.stringify([s.scheduler, s.schedulerFlags, reals, endpoints, fallback]);
       if (this.built.get(key)?.inputs === inputs) continue;
       const table = schedulerFor(s.scheduler).build({ reals });
       rebuilt.set(key, {
         inputs,
-        service: { vip: s.vip, port: s.port, protocol: s.protocol, mode: table.mode, slots: table.slots, ...(table.weights ? { weights: table.weights } : {}), reals: endpoints },
+        service: {
+          vip: s.vip, port: s.port, protocol: s.protocol, mode: table.mode, slots: table.slots, ...(table.weights ? { weights: table.weights } : {}),
+          ...(table.mode === "hash" ? hashOptionsOf(s.schedulerFlags) : {}), reals: endpoints, ...(fallback ? { fallback } : {}),
+        },
         up: reals.map((r) => r.up),
         checks: [],
       });
@@ -808,6 +853,14 @@ export class Balancer {
       this.log.warn({ err: error }, "could not refresh routes, neighbours or draining reals");
     }
   }
+}
+
+/** A real's connection limits as the data plane takes them (none: nothing). */
+function limitsOf(real: RealConfig): { maxConns?: number; minConnsToResume?: number } {
+  return {
+    ...(real.maxConns !== undefined ? { maxConns: real.maxConns } : {}),
+    ...(real.minConnsToResume !== undefined ? { minConnsToResume: real.minConnsToResume } : {}),
+  };
 }
 
 function healthView(check: RealHealthReader): RealHealthView {

@@ -1,7 +1,7 @@
 // natlb's public TypeScript API.
 export { Balancer } from "./balancer";
 export type {
-  BalancerOptions, BalancerStatus, RealHealthView, RealInput, RealRef, RealStatus, ServiceInput, ServiceRef, ServiceStatus,
+  BalancerOptions, BalancerStatus, FallbackStatus, RealHealthView, RealInput, RealRef, RealStatus, ServiceInput, ServiceRef, ServiceStatus,
 } from "./balancer";
 export {
   parseConfig, parseConfigText, loadConfigFile, diffConfig, DEFAULT_TIMEOUTS, DEAD_REAL_FLOWS, HEALTH_CHECK_TYPES, RECEIVE_PATHS, WORKER_THREADS_SETTINGS,
@@ -13,8 +13,8 @@ export type { Connection, FlowStateName } from "./flows/flowMap";
 export { DEFAULT_CONNECTION_PAGE, MAX_CONNECTION_PAGE } from "./flows/connectionQuery";
 export type { ConnectionPage, ConnectionQuery } from "./flows/connectionQuery";
 export type { EngineCounters } from "./native";
-export { SCHEDULER_NAMES, schedulerFor } from "./schedulers";
-export type { SchedulerName, SchedulerPolicy, SelectionTable } from "./schedulers";
+export { SCHEDULER_FLAGS, SCHEDULER_NAMES, schedulerFor } from "./schedulers";
+export type { SchedulerFlag, SchedulerName, SchedulerPolicy, SelectionTable } from "./schedulers";
 export { startDaemon } from "./daemon";
 export { withChangeOrigin, PRESSURE_LIMITS } from "./events";
 export type { ChangeOrigin, NatlbEvent, NatlbEventBody, NatlbEventType, WatchOptions } from "./events";
@@ -23,7 +23,7 @@ export { removeNatlbKernelState } from "./kernel";
 export type {
   ConfigDiff, ControlAccessConfig, DeadRealFlows, FloodProtection, GlobalSetting, GroupRef, InterfacesConfig, KernelFastPathSetting, MetricsConfig, NoHealthCheckConfig, ReceivePath, WorkerLayout, WorkerThreadsSetting,
   ReceivePathConfig, RealUpdate, ServiceChange, TcpHealthCheckConfig, HttpHealthCheckConfig, UdpHealthCheckConfig, ExecHealthCheckConfig,
-  ActiveHealthCheckConfig, HealthCheckTiming, FlapDampingConfig,
+  ActiveHealthCheckConfig, HealthCheckTiming, FlapDampingConfig, FallbackRealConfig, ServiceField,
 } from "./config";
 export type {
   ApiErrorOptions, ConfigErrorOptions, ConfigIssue, ControlErrorCode, KernelSetupErrorOptions, NatlbErrorOptions, PrivilegeErrorOptions,

@@ -36,17 +36,27 @@ const forwardingPathSection: StatusSection = (status) => {
   return [`forwarding: user space only (${setting}${fastPath.unavailable !== undefined ? `; unavailable: ${fastPath.unavailable}` : ""})${workers}`];
 };
 
-/** The ipvsadm -Ln look: one line per service, one per real under it. */
+/** Why a real gets no new connections, when it says more than its state: its health reason, or its limit. */
+function realNote(r: BalancerStatus["services"][number]["reals"][number]): string {
+  if (!r.up && r.health) return `  (${r.health.reason})`;
+  if (r.overloaded === true) return `  (FULL: maxConns ${r.maxConns}, takes new connections below ${r.minConnsToResume ?? `3/4 of ${r.maxConns}`})`;
+  return "";
+}
+
+/** The ipvsadm -Ln look: one line per service, one per real under it, then the fallback real. */
 const servicesSection: StatusSection = (status) => {
   const lines = ["Prot LocalAddress:Port Scheduler", "  -> RemoteAddress:Port      Weight  State  ActiveConn  InActConn"];
+  const connections = (c: { activeConns: number; inactiveConns: number }) => `${String(c.activeConns).padStart(10)}  ${String(c.inactiveConns).padStart(9)}`;
   for (const s of status.services) {
-    lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}`);
+    const flags = s.schedulerFlags && s.schedulerFlags.length > 0 ? ` (${s.schedulerFlags.join(",")})` : "";
+    lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}${flags}`);
     for (const r of s.reals) {
-      lines.push(
-        `  -> ${`${r.ip}:${r.port}`.padEnd(22)} ${String(r.weight).padStart(6)}  ${(r.up ? "up" : "DOWN").padEnd(5)}  ${String(
-          r.activeConns,
-        ).padStart(10)}  ${String(r.inactiveConns).padStart(9)}${!r.up && r.health ? `  (${r.health.reason})` : ""}`,
-      );
+      lines.push(`  -> ${`${r.ip}:${r.port}`.padEnd(22)} ${String(r.weight).padStart(6)}  ${(r.up ? "up" : "DOWN").padEnd(5)}  ${connections(r)}${realNote(r)}`);
+    }
+    const f = s.fallback;
+    if (f) {
+      const use = f.inUse ? "fallback IN USE: no real can take new connections" : "fallback, idle while a real can take new connections";
+      lines.push(`  -> ${`${f.ip}:${f.port}`.padEnd(22)} ${"-".padStart(6)}  ${"-".padEnd(5)}  ${connections(f)}  (${use})`);
     }
   }
   return lines;
