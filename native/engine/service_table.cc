@@ -86,13 +86,16 @@ bool Service::isOverloaded(size_t index, uint32_t connections) const {
 void Service::carryRunningState(const Service& previous) {
   cursor.store(previous.cursor.load(std::memory_order_relaxed), std::memory_order_relaxed);
   if (limits.empty() || previous.limits.empty()) return;
-  std::unordered_map<uint16_t, bool> flags;
+  std::unordered_map<uint16_t, uint32_t> overloadedAt;  // real id -> the maxConns it became full at
   for (size_t i = 0; i < previous.limits.size() && i < previous.reals.size(); ++i) {
-    if (previous.limits[i].maxConns != 0) flags.emplace(previous.reals[i].id, previous.overloaded[i].load(std::memory_order_relaxed));
+    if (previous.overloaded[i].load(std::memory_order_relaxed)) overloadedAt.emplace(previous.reals[i].id, previous.limits[i].maxConns);
   }
   for (size_t i = 0; i < limits.size() && i < reals.size(); ++i) {
-    const auto found = flags.find(reals[i].id);
-    if (found != flags.end() && limits[i].maxConns != 0) overloaded[i].store(found->second, std::memory_order_relaxed);
+    const auto found = overloadedAt.find(reals[i].id);
+    // A raised limit clears the flag, as ip_vs_ctl.c does when a real's upper threshold is raised.
+    if (found != overloadedAt.end() && limits[i].maxConns != 0 && limits[i].maxConns <= found->second) {
+      overloaded[i].store(true, std::memory_order_relaxed);
+    }
   }
 }
 
