@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/test_surface.cc",
+        "native/service_values.cc",
         "native/packet/ipv4_frame.cc",
         "native/packet/nat_rewrite.cc",
         "native/packet/arp.cc",

@@ -25,6 +25,7 @@
 #include "packet/tcp_coalesce.h"
 #include "packet/icmp.h"
 #include "napi_values.h"
+#include "service_values.h"
 #include "test_surface.h"
 
 namespace {
@@ -131,6 +132,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("setServices", &EngineWrap::SetServices),
                         InstanceMethod("replaceServices", &EngineWrap::ReplaceServices),
                         InstanceMethod("servicesGeneration", &EngineWrap::ServicesGeneration),
+                        InstanceMethod("overloadedRealIds", &EngineWrap::OverloadedRealIds),
                         InstanceMethod("setRoutes", &EngineWrap::SetRoutes),
                         InstanceMethod("learnNeighbours", &EngineWrap::LearnNeighbours),
                         InstanceMethod("setLocalAddresses", &EngineWrap::SetLocalAddresses),
@@ -264,71 +266,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value IsRunning(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), engine_->running()); }
 
   static std::vector<engine::Service> servicesFrom(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
     const Napi::Array list = arrayAt(info[0], "services");
     std::vector<engine::Service> services;
-    for (uint32_t i = 0; i < list.Length(); ++i) {
-      const std::string where = "services[" + std::to_string(i) + "]";
-      const Napi::Object item = objectAt(list.Get(i), where);
-      engine::Service service;
-      service.vip = ipFrom(item.Get("vip"), where + ".vip");
-      service.port = uint16_t(integerFrom(item.Get("port"), where + ".port", 1, 65535));
-      service.protocol = protocolFrom(item.Get("protocol"), where + ".protocol");
-      const std::string mode = item.Get("mode").ToString();
-      const std::optional<engine::PickMode> pickMode = engine::pickModeNamed(mode);
-      if (!pickMode) throw Napi::TypeError::New(env, where + ".mode must be cursor, random, hash, lc, wlc, sed or nq");
-      service.mode = *pickMode;
-      const Napi::Array reals = arrayAt(item.Get("reals"), where + ".reals");
-      for (uint32_t j = 0; j < reals.Length(); ++j) {
-        const std::string realWhere = where + ".reals[" + std::to_string(j) + "]";
-        const Napi::Object real = objectAt(reals.Get(j), realWhere);
-        service.reals.push_back({ipFrom(real.Get("ip"), realWhere + ".ip"),
-                                 uint16_t(integerFrom(real.Get("port"), realWhere + ".port", 1, 65535)),
-                                 uint16_t(integerFrom(real.Get("id"), realWhere + ".id", 0, 65535))});
-      }
-      const Napi::Value slots = item.Get("slots");
-      if (!slots.IsTypedArray() || slots.As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array) {
-        throw Napi::TypeError::New(env, where + ".slots must be a Uint16Array");
-      }
-      const Napi::Uint16Array slotArray = slots.As<Napi::Uint16Array>();
-      service.slots.assign(slotArray.Data(), slotArray.Data() + slotArray.ElementLength());
-      for (uint16_t slot : service.slots) {
-        if (slot >= service.reals.size()) {
-          throw Napi::RangeError::New(env, where + ".slots holds an index past the end of reals");
-        }
-      }
-      if (engine::readsConnectionCounts(service.mode)) {
-        const Napi::Value weights = item.Get("weights");
-        if (!weights.IsTypedArray() || weights.As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array ||
-            weights.As<Napi::Uint16Array>().ElementLength() != service.slots.size()) {
-          throw Napi::TypeError::New(env, where + ".weights must be a Uint16Array with one weight per slot for mode " + mode);
-        }
-        const Napi::Uint16Array weightArray = weights.As<Napi::Uint16Array>();
-        service.slotWeights.assign(weightArray.Data(), weightArray.Data() + weightArray.ElementLength());
-      }
-      // Left out, or a field left out: the global value (0 in the service's timeout profile).
-      const Napi::Value timeouts = item.Get("timeouts");
-      if (!timeouts.IsUndefined()) {
-        service.timeouts.seconds = flow::secondsByState(timeoutsFrom(timeouts, flow::TimeoutSeconds{0, 0, 0, 0, 0, 0}, where + ".timeouts"));
-      }
-      const Napi::Value persistence = item.Get("persistence");
-      if (!persistence.IsUndefined() && !persistence.IsNull()) {
-        const std::string persistenceWhere = where + ".persistence";
-        const Napi::Object settings = objectAt(persistence, persistenceWhere);
-        service.persistence.timeoutS = integerFrom(settings.Get("timeoutS"), persistenceWhere + ".timeoutS", 1, 86400 * 31);
-        service.persistence.netmask = ipFrom(settings.Get("netmask"), persistenceWhere + ".netmask");
-        if (!flow::isContiguousNetmask(service.persistence.netmask)) {
-          throw Napi::RangeError::New(env, persistenceWhere + ".netmask must be a contiguous netmask such as 255.255.255.0");
-        }
-        const Napi::Array keeping = arrayAt(settings.Get("keepingRealIds"), persistenceWhere + ".keepingRealIds");
-        for (uint32_t j = 0; j < keeping.Length(); ++j) {
-          service.persistence.keepingRealIds.push_back(
-              uint16_t(integerFrom(keeping.Get(j), persistenceWhere + ".keepingRealIds[" + std::to_string(j) + "]", 0, 65535)));
-        }
-        std::sort(service.persistence.keepingRealIds.begin(), service.persistence.keepingRealIds.end());
-      }
-      services.push_back(std::move(service));
-    }
+    for (uint32_t i = 0; i < list.Length(); ++i) services.push_back(serviceFrom(list.Get(i), "services[" + std::to_string(i) + "]"));
     return services;
   }
 
@@ -346,6 +286,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   Napi::Value ServicesGeneration(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), double(engine_->servicesGeneration()));
+  }
+
+  Napi::Value OverloadedRealIds(const Napi::CallbackInfo& info) {
+    const std::vector<uint16_t> ids = engine_->overloadedRealIds();
+    Napi::Array out = Napi::Array::New(info.Env(), ids.size());
+    for (uint32_t i = 0; i < ids.size(); ++i) out.Set(i, double(ids[i]));
+    return out;
   }
 
   Napi::Value SetRoutes(const Napi::CallbackInfo& info) {

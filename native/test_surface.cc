@@ -18,6 +18,7 @@
 #include "packet/ipv4_frame.h"
 #include "packet/tcp_header.h"
 #include "packet/tcp_reset.h"
+#include "service_values.h"
 
 namespace natlb::napi {
 
@@ -431,6 +432,51 @@ Napi::Value PickLeastLoaded(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), engine::pickLeastLoaded(*mode, loads.data(), weights.data(), loads.size()));
 }
 
+// A service as the data plane builds it from a NativeService, picking with given loads:
+//   new ServiceForTests(service).pick(loads, client, random) -> { outcome, real }
+// loads: one { active, inactive } per real (configured, then the fallback); client: { ip, port }; real:
+// the chosen index into those reals, or -1. overloaded() -> each real's overload flag as it stands.
+class ServiceForTests : public Napi::ObjectWrap<ServiceForTests> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "ServiceForTests", {InstanceMethod("pick", &ServiceForTests::Pick), InstanceMethod("overloaded", &ServiceForTests::Overloaded)});
+  }
+
+  explicit ServiceForTests(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ServiceForTests>(info) {
+    service_ = std::make_unique<engine::Service>(serviceFrom(info[0], "service"));
+  }
+
+ private:
+  Napi::Value Pick(const Napi::CallbackInfo& info) {
+    const Napi::Array list = arrayAt(info[0], "loads");
+    if (list.Length() != service_->reals.size()) throw Napi::RangeError::New(info.Env(), "loads must have one entry per real, the fallback last");
+    std::vector<engine::RealLoad> loads;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      const Napi::Object load = objectAt(list.Get(i), "loads[i]");
+      loads.push_back({integerFrom(load.Get("active"), "active", 0, 0xffffffff), integerFrom(load.Get("inactive"), "inactive", 0, 0xffffffff)});
+    }
+    const Napi::Object client = objectAt(info[1], "client");
+    const engine::Client from{ipFrom(client.Get("ip"), "client.ip"), uint16_t(integerFrom(client.Get("port"), "client.port", 0, 65535))};
+    const uint64_t random = integerFrom(info[2], "random", 0, 0xffffffff);
+    const engine::PickOutcome picked = engine::pickRealWithLoads(*service_, from, random, loads.data());
+    constexpr const char* kOutcomes[] = {"real", "fallback", "noReal", "realsFull"};
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("outcome", kOutcomes[size_t(picked.kind)]);
+    out.Set("real", picked.real == nullptr ? -1.0 : double(picked.real - service_->reals.data()));
+    return out;
+  }
+
+  Napi::Value Overloaded(const Napi::CallbackInfo& info) {
+    Napi::Array out = Napi::Array::New(info.Env(), service_->reals.size());
+    for (uint32_t i = 0; i < service_->reals.size(); ++i) {
+      out.Set(i, i < service_->limits.size() && service_->overloaded[i].load(std::memory_order_relaxed));
+    }
+    return out;
+  }
+
+  std::unique_ptr<engine::Service> service_;
+};
+
 }  // namespace
 
 void addTestSurface(Napi::Env env, Napi::Object exports, Napi::Object packet) {
@@ -443,6 +489,7 @@ void addTestSurface(Napi::Env env, Napi::Object exports, Napi::Object packet) {
   packet.Set("pickLeastLoaded", Napi::Function::New(env, PickLeastLoaded));
   exports.Set("FlowTableForTests", FlowTableForTests::Define(env));
   exports.Set("RealStatsForTests", RealStatsForTests::Define(env));
+  exports.Set("ServiceForTests", ServiceForTests::Define(env));
 }
 
 }  // namespace natlb::napi

@@ -21,7 +21,7 @@ import {
   COUNTER_NAMES, loadNative, type EngineCounters, type NativeAddon, type NativeEngine, type NativeFloodProtection, type NativeInterface,
   type NativeService,
 } from "./native";
-import { schedulerFor, type SchedulerName } from "./schedulers";
+import { hashOptionsOf, schedulerFor, type SchedulerFlag, type SchedulerName } from "./schedulers";
 import { effectiveWeight, nextRampChangeMs, rampedTableInput, rampFraction } from "./slowStart/slowStartRamp";
 import { DRAIN_THENS, watchDrain, type DrainResult, type DrainThen } from "./drain";
 import { TrafficStats, type BalancerStats } from "./stats/trafficStats";
@@ -61,6 +61,21 @@ export interface RealStatus {
   slowStart?: { effectiveWeight: number; endsAt: string };
   /** While a drain of the real runs (`natlb real drain`): its deadline (ISO 8601, absent: none) and what follows. */
   drain?: { deadline?: string; then: DrainThen };
+  /** Reals with a connection limit: the limit (config maxConns, minConnsToResume when set). */
+  maxConns?: number;
+  minConnsToResume?: number;
+  /** Reals with a connection limit: whether it is full now (no new connections until it resumes). */
+  overloaded?: boolean;
+}
+
+/** A service's fallback real (config fallback) and whether it takes the new connections now. */
+export interface FallbackStatus {
+  ip: string;
+  port: number;
+  /** No real can take a new connection (every one down, drained or full): new connections go here. */
+  inUse: boolean;
+  activeConns: number;
+  inactiveConns: number;
 }
 
 /** What the health check last said of a real. */
@@ -81,9 +96,13 @@ export interface ServiceStatus {
   scheduler: SchedulerName;
   /** Only where they differ from the global ones: the timeouts the service's flows follow (its own, the global ones for the rest). */
   timeouts?: Timeouts;
+  /** Only when set (config schedulerFlags). */
+  schedulerFlags?: SchedulerFlag[];
   reals: RealStatus[];
   /** A service with persistence: its live persistence templates (clients, or client networks, bound to a real). */
   templates?: number;
+  /** Only when the service has one. */
+  fallback?: FallbackStatus;
 }
 
 export interface BalancerStatus {
@@ -484,6 +503,9 @@ export class Balancer {
    */
   status(): BalancerStatus {
     const now = Date.now();
+    // Asked only when some real has a limit: a walk over the snapshot's reals with limits.
+    const limited = this.config.services.some((s) => s.reals.some((r) => r.maxConns !== undefined));
+    const overloaded = new Set(limited ? this.engine.overloadedRealIds() : []);
     return {
       services: this.config.services.map((s) => {
         const key = serviceKey(s);
@@ -491,13 +513,7 @@ export class Balancer {
         const checked = s.healthCheck.type !== "none";
         // Ramps and drains are rare: only then is a real's key built.
         const extras = this.rampStarts.size > 0 || this.drains.size > 0;
-        return {
-          vip: s.vip,
-          port: s.port,
-          protocol: s.protocol,
-          scheduler: s.scheduler,
-          ...(differsFromGlobal(s, this.config.timeouts) ? { timeouts: effectiveTimeouts(s, this.config.timeouts) } : {}),
-          reals: s.reals.map((r, i) => {
+        const reals = s.reals.map((r, i) => {
             const published = built?.service.reals[i];
             // A configuration being applied (not published yet) is read the long way.
             const current = published !== undefined && published.ip === r.ip && published.port === r.port;
@@ -510,9 +526,20 @@ export class Balancer {
               activeConns: count.active, inactiveConns: count.inactive,
               ...(check ? { health: healthView(check) } : {}),
               ...(extras ? this.rampAndDrainView(s, r, now) : {}),
+              ...limitsOf(r),
+              ...(r.maxConns !== undefined ? { overloaded: overloaded.has(current ? published.id : this.realIdFor(s, r)) } : {}),
             };
-          }),
+          });
+        return {
+          vip: s.vip,
+          port: s.port,
+          protocol: s.protocol,
+          scheduler: s.scheduler,
+          ...(s.schedulerFlags.length > 0 ? { schedulerFlags: [...s.schedulerFlags] } : {}),
+          ...(differsFromGlobal(s, this.config.timeouts) ? { timeouts: effectiveTimeouts(s, this.config.timeouts) } : {}),
+          reals,
           ...(s.persistence && built ? { templates: built.service.reals.reduce((sum, r) => sum + this.flows.realCounts(r.id).templates, 0) } : {}),
+          ...(s.fallback ? { fallback: this.fallbackStatus(s, reals) } : {}),
         };
       }),
       interfaces: this.interfaceStatus(),
@@ -535,6 +562,15 @@ export class Balancer {
     const drain = this.drains.get(key);
     if (drain) view.drain = { ...(drain.deadline !== undefined ? { deadline: new Date(drain.deadline).toISOString() } : {}), then: drain.then };
     return view;
+  }
+
+  private fallbackStatus(service: ServiceConfig, reals: readonly RealStatus[]): FallbackStatus {
+    const count = this.flows.realCounts(this.fallbackIdFor(service));
+    return {
+      ip: service.fallback!.ip, port: service.fallback!.port,
+      inUse: !reals.some((r) => r.up && r.weight > 0 && r.overloaded !== true),
+      activeConns: count.active, inactiveConns: count.inactive,
+    };
   }
 
   private kernelFastPathStatus(): BalancerStatus["kernelFastPath"] {
@@ -839,8 +875,8 @@ export class Balancer {
     return [...service.reals, ...(this.draining.get(serviceKey(service)) ?? [])];
   }
 
-  private realIdFor(service: ServiceConfig, real: RealConfig): number {
-    const key = `${serviceKey(service)}|${realKey(real)}`;
+  private realIdFor(service: ServiceConfig, real: RealConfig, role: "real" | "fallback" = "real"): number {
+    const key = `${serviceKey(service)}|${role === "real" ? "" : "fallback "}${realKey(real)}`;
     let id = this.realIds.get(key);
     if (id === undefined) {
       id = this.nextRealId++ & 0xffff;
@@ -850,6 +886,11 @@ export class Balancer {
       this.realIdsOfService.set(serviceKey(service), ofService);
     }
     return id;
+  }
+
+  /** The fallback real's id: its own counts, apart from a configured real at the same address. */
+  private fallbackIdFor(service: ServiceConfig): number {
+    return this.realIdFor(service, { ip: service.fallback!.ip, port: service.fallback!.port, weight: 0 }, "fallback");
   }
 
   private isUp(service: ServiceConfig, real: RealConfig): boolean {
@@ -875,14 +916,16 @@ export class Balancer {
       const reals = s.reals.map((r) => ({ ip: r.ip, port: r.port, weight: r.weight, up: this.isUp(s, r), fraction: this.rampFractionOf(s, r, now) }));
       // A ramping real's share of its weight (slow start) is in the table's input.
       const input = rampedTableInput(s.scheduler, reals);
-      const endpoints = this.realsWithDraining(s).map((r) => ({ ip: r.ip, port: r.port, id: this.realIdFor(s, r) }));
-      const inputs = JSON.stringify([input.scheduler, input.reals, endpoints, s.timeouts, s.persistence]);
+      const endpoints = this.realsWithDraining(s).map((r) => ({ ip: r.ip, port: r.port, id: this.realIdFor(s, r), ...limitsOf(r) }));
+      const fallback = s.fallback && { ...s.fallback, id: this.fallbackIdFor(s) };
+      const inputs = JSON.stringify([input.scheduler, s.schedulerFlags, input.reals, endpoints, fallback, s.timeouts, s.persistence]);
       if (this.built.get(key)?.inputs === inputs) continue;
       const table = schedulerFor(input.scheduler).build({ reals: input.reals });
       rebuilt.set(key, {
         inputs,
         service: {
-          vip: s.vip, port: s.port, protocol: s.protocol, mode: table.mode, slots: table.slots, ...(table.weights ? { weights: table.weights } : {}), reals: endpoints,
+          vip: s.vip, port: s.port, protocol: s.protocol, mode: table.mode, slots: table.slots, ...(table.weights ? { weights: table.weights } : {}),
+          ...(table.mode === "hash" ? hashOptionsOf(s.schedulerFlags) : {}), reals: endpoints, ...(fallback ? { fallback } : {}),
           ...(s.timeouts ? { timeouts: s.timeouts } : {}),
           ...(s.persistence ? { persistence: persistenceFor(s.persistence, reals, endpoints) } : {}),
         },
@@ -1106,6 +1149,14 @@ export class Balancer {
 /** A real's slow start, seconds: its own, else its service's; 0 for none. */
 function slowStartOf(service: ServiceConfig, real: RealConfig): number {
   return real.slowStartS ?? service.slowStartS ?? 0;
+}
+
+/** A real's connection limits as the data plane takes them (none: nothing). */
+function limitsOf(real: RealConfig): { maxConns?: number; minConnsToResume?: number } {
+  return {
+    ...(real.maxConns !== undefined ? { maxConns: real.maxConns } : {}),
+    ...(real.minConnsToResume !== undefined ? { minConnsToResume: real.minConnsToResume } : {}),
+  };
 }
 
 function healthView(check: RealHealthReader): RealHealthView {

@@ -5,6 +5,7 @@ import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import { isIPv4, nonUnicastReason, parseIPv4 } from "./addresses";
 import { ConfigError, type ConfigIssue } from "./errors";
+import { SCHEDULER_FLAGS, schedulerOfFlag, type SchedulerFlag } from "./schedulers/flags";
 import { SCHEDULER_NAMES, type SchedulerName } from "./schedulers/types";
 
 // ---------------------------------------------------------------------------------------------
@@ -20,6 +21,16 @@ export interface RealConfig {
   readonly weight: number;
   /** This real's own slow start, seconds (overrides the service's slowStartS). */
   readonly slowStartS?: number;
+  /** IPVS's upper threshold (-x): at this many connections (active + inactive) the real takes no new ones; absent: no limit. */
+  readonly maxConns?: number;
+  /** IPVS's lower threshold (-y): a full real takes new connections again below it; absent: below 3/4 of maxConns. */
+  readonly minConnsToResume?: number;
+}
+
+/** keepalived's sorry_server: takes new connections when no real can (all down, drained or full). */
+export interface FallbackRealConfig {
+  readonly ip: string;
+  readonly port: number;
 }
 
 /** Timing and thresholds every active health check has. */
@@ -121,7 +132,11 @@ export interface ServiceConfig {
   readonly port: number;
   readonly protocol: Protocol;
   readonly scheduler: SchedulerName;
+  /** ipvsadm -b: sh-port / sh-fallback with sh, mh-port / mh-fallback with mh. */
+  readonly schedulerFlags: ReadonlyArray<SchedulerFlag>;
   readonly reals: ReadonlyArray<RealConfig>;
+  /** Not health checked (as keepalived's sorry_server); undefined: none, new connections are dropped. */
+  readonly fallback: FallbackRealConfig | undefined;
   readonly healthCheck: HealthCheckConfig;
   /** Default: "keep" for TCP services, "drop" for UDP ones (a UDP client has no connection to lose). */
   readonly deadRealFlows: DeadRealFlows;
@@ -287,6 +302,8 @@ export const CONFIG_LIMITS = Object.freeze({
   maxServiceTimeoutSets: 255,
   /** A month, as the data plane takes it (native/addon.cc). */
   maxPersistenceTimeoutSeconds: 2678400,
+  /** maxConns and minConnsToResume: the data plane counts a real's connections in 32 bits. */
+  maxConnsLimit: 4294967295,
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -377,7 +394,37 @@ export const realSchema = z.strictObject({
     .default(1)
     .describe("Relative share of new connections. 0 drains the real: it keeps its connections and gets no new ones."),
   slowStartS: slowStartSeconds().optional().describe("This real's own slow start, seconds; overrides the service's slowStartS (0: none)."),
+  maxConns: intIn(1, CONFIG_LIMITS.maxConnsLimit)
+    .optional()
+    .describe(
+      "Connection limit (ipvsadm -x, keepalived uthreshold): once the real has this many connections (active + inactive, as ipvsadm counts them) it gets no new ones until they fall below minConnsToResume. Left out: no limit.",
+    ),
+  minConnsToResume: intIn(1, CONFIG_LIMITS.maxConnsLimit)
+    .optional()
+    .describe(
+      "With maxConns (ipvsadm -y, keepalived lthreshold): a real that reached maxConns takes new connections again once it has fewer than this many. At most maxConns. Left out: fewer than 3/4 of maxConns.",
+    ),
+}).superRefine((r, ctx) => {
+  if (r.minConnsToResume === undefined) return;
+  if (r.maxConns === undefined) {
+    ctx.addIssue({ code: "custom", path: ["minConnsToResume"], message: "minConnsToResume needs maxConns: set maxConns too, or remove minConnsToResume" });
+  } else if (r.minConnsToResume > r.maxConns) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["minConnsToResume"],
+      message: `${r.minConnsToResume} is more than maxConns ${r.maxConns}: a full real resumes below minConnsToResume, so it must be at most maxConns`,
+    });
+  }
 });
+
+/** The fallback real (keepalived's sorry_server), as the config takes it. */
+const fallbackRealSchema = z.strictObject(
+  {
+    ip: ipv4("fallback real").meta({ description: "The fallback real's address. It must be unicast and must not be a VIP of any service.", examples: ["198.18.1.30"] }),
+    port: port().optional().describe("The fallback real's port. Default: the service port."),
+  },
+  { error: expecting('an object like { "ip": "198.18.1.30", "port": 8080 }') },
+);
 
 /** Fields that only some check types take, and which. */
 const TYPE_FIELDS = {
@@ -613,6 +660,13 @@ export const serviceSchema = z
         .describe(
           "How a new connection picks its real: rr (round robin), wrr (smooth weighted round robin), random, wrandom (weighted random), sh (hash of the client address), mh (Maglev hash of the client address, M = 65537: few clients move when a real goes); IPVS's least-connection family, from each real's live connections (A active, I inactive) and weight W: lc (fewest 256A+I), wlc (fewest (256A+I)/W), sed (fewest (A+1)/W), nq (an idle real first, else as sed).",
         ),
+      schedulerFlags: z
+        .array(oneOf(SCHEDULER_FLAGS), { error: expecting('a list of scheduler flags like ["mh-port"]') })
+        .refine((flags) => new Set(flags).size === flags.length, { error: "lists a flag twice: remove the duplicate" })
+        .default([])
+        .describe(
+          'Flags of the hash schedulers, like ipvsadm -b: "sh-port" / "mh-port" hash the client port with the client address, so one client\'s connections spread over the reals; "sh-fallback" / "mh-fallback" send the clients of a real that is full (maxConns) to the next real of the table, where without the flag they go to the fallback real or are dropped. sh-* flags need scheduler "sh", mh-* flags "mh".',
+        ),
       reals: z
         .array(realSchema, { error: expecting('a list of real servers like [{ "ip": "198.18.1.11" }]') })
         .max(CONFIG_LIMITS.maxRealsPerService, {
@@ -620,6 +674,11 @@ export const serviceSchema = z
             `${Array.isArray(iss.input) ? iss.input.length : "too many"} real servers: at most ${CONFIG_LIMITS.maxRealsPerService} per service; split them over several VIPs`,
         })
         .describe("The real servers behind the VIP. A connection keeps its real for its whole life."),
+      fallback: fallbackRealSchema
+        .optional()
+        .describe(
+          "A fallback real (keepalived's sorry_server): it takes new connections when every real is down, drained (weight 0) or full (maxConns). It is not health checked. Left out: such connections are dropped (counted as dropNoReal, or dropRealsFull when the reals are full).",
+        ),
       healthCheck: healthCheckSchema
         .optional()
         .describe("Active health check of the reals (keepalived's checkers). Left out: none, and the reals count as up, as in plain IPVS."),
@@ -642,13 +701,32 @@ export const serviceSchema = z
     },
     { error: expecting('a service object like { "vip": "198.18.0.100", "port": 80, "reals": [...] }') },
   )
+  .superRefine((s, ctx) => {
+    s.schedulerFlags.forEach((flag, i) => {
+      const owner = schedulerOfFlag(flag);
+      if (owner !== s.scheduler) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["schedulerFlags", i],
+          message: `"${flag}" is a flag of scheduler "${owner}", and this service's scheduler is "${s.scheduler}": set "scheduler": "${owner}", or remove the flag`,
+        });
+      }
+    });
+  })
   .transform(
     (s): ServiceConfig => ({
       vip: s.vip,
       port: s.port,
       protocol: s.protocol,
       scheduler: s.scheduler,
-      reals: s.reals.map((r) => ({ ip: r.ip, port: r.port ?? s.port, weight: r.weight, ...(r.slowStartS !== undefined ? { slowStartS: r.slowStartS } : {}) })),
+      schedulerFlags: s.schedulerFlags,
+      reals: s.reals.map((r) => ({
+        ip: r.ip, port: r.port ?? s.port, weight: r.weight,
+        ...(r.slowStartS !== undefined ? { slowStartS: r.slowStartS } : {}),
+        ...(r.maxConns !== undefined ? { maxConns: r.maxConns } : {}),
+        ...(r.minConnsToResume !== undefined ? { minConnsToResume: r.minConnsToResume } : {}),
+      })),
+      fallback: s.fallback && { ip: s.fallback.ip, port: s.fallback.port ?? s.port },
       healthCheck: resolveHealthCheck(s.healthCheck, s.protocol),
       deadRealFlows: s.deadRealFlows ?? (s.protocol === "udp" ? "drop" : "keep"),
       ...(s.slowStartS ? { slowStartS: s.slowStartS } : {}),
@@ -910,6 +988,13 @@ function semanticIssues(config: NatlbConfig): ConfigIssue[] {
       services.set(key, i);
     }
 
+    const fallbackVip = service.fallback && vips.get(service.fallback.ip);
+    if (fallbackVip !== undefined) {
+      issues.push({
+        path: `services[${i}].fallback.ip`,
+        problem: `${service.fallback!.ip} is the virtual IP of services[${fallbackVip}]: the fallback real needs its own address`,
+      });
+    }
     const reals = new Map<string, number>();
     service.reals.forEach((real, j) => {
       const rk = realKey(real);
@@ -1101,7 +1186,7 @@ export interface RealUpdate {
 }
 
 /** The service-level settings a change can tell apart (beyond its reals). */
-export type ServiceField = "scheduler" | "healthCheck" | "deadRealFlows" | "slowStartS" | "timeouts" | "persistence";
+export type ServiceField = "scheduler" | "schedulerFlags" | "fallback" | "healthCheck" | "deadRealFlows" | "slowStartS" | "timeouts" | "persistence";
 
 export interface ServiceChange {
   /** `vip:port/protocol` */
@@ -1113,7 +1198,7 @@ export interface ServiceChange {
   readonly reals: {
     readonly added: ReadonlyArray<RealConfig>;
     readonly removed: ReadonlyArray<RealConfig>;
-    /** Same ip:port, different weight. */
+    /** Same ip:port, different weight or connection limits. */
     readonly updated: ReadonlyArray<RealUpdate>;
     /** The order of the reals changed (selection tables index into the list). */
     readonly reordered: boolean;
@@ -1157,6 +1242,8 @@ function diffService(old: ServiceConfig, next: ServiceConfig): ServiceChange | u
   const fields: ServiceField[] = [];
   if (old.scheduler !== next.scheduler) fields.push("scheduler");
   if (!sameJson(old.persistence, next.persistence)) fields.push("persistence");
+  if (!sameJson(old.schedulerFlags, next.schedulerFlags)) fields.push("schedulerFlags");
+  if (!sameJson(old.fallback, next.fallback)) fields.push("fallback");
   if (!sameJson(old.healthCheck, next.healthCheck)) fields.push("healthCheck");
   if (old.deadRealFlows !== next.deadRealFlows) fields.push("deadRealFlows");
   if (old.slowStartS !== next.slowStartS) fields.push("slowStartS");
@@ -1169,7 +1256,7 @@ function diffService(old: ServiceConfig, next: ServiceConfig): ServiceChange | u
   const updated: RealUpdate[] = [];
   for (const r of next.reals) {
     const before = oldReals.get(realKey(r));
-    if (before !== undefined && before.weight !== r.weight) updated.push({ key: realKey(r), old: before, next: r });
+    if (before !== undefined && !sameJson(before, r)) updated.push({ key: realKey(r), old: before, next: r });
   }
   // Order of reals matters too: table slots index into the list.
   const reordered = !sameJson(old.reals.map(realKey), next.reals.map(realKey));

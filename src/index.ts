@@ -1,7 +1,7 @@
 // natlb's public TypeScript API.
 export { Balancer } from "./balancer";
 export type {
-  BalancerOptions, BalancerStatus, DrainHandle, DrainOptions, RealHealthView, RealInput, RealRef, RealStatus, ServiceEdit, ServiceInput, ServiceRef, ServiceStatus,
+  BalancerOptions, BalancerStatus, DrainHandle, DrainOptions, FallbackStatus, RealHealthView, RealInput, RealRef, RealStatus, ServiceEdit, ServiceInput, ServiceRef, ServiceStatus,
 } from "./balancer";
 export { DRAIN_THENS } from "./drain";
 export type { DrainResult, DrainThen } from "./drain";
@@ -15,8 +15,8 @@ export type { Connection, FlowStateName } from "./flows/flowMap";
 export { DEFAULT_CONNECTION_PAGE, MAX_CONNECTION_PAGE } from "./flows/connectionQuery";
 export type { ConnectionPage, ConnectionQuery } from "./flows/connectionQuery";
 export type { EngineCounters } from "./native";
-export { SCHEDULER_NAMES, schedulerFor } from "./schedulers";
-export type { SchedulerName, SchedulerPolicy, SelectionTable } from "./schedulers";
+export { SCHEDULER_FLAGS, SCHEDULER_NAMES, schedulerFor } from "./schedulers";
+export type { SchedulerFlag, SchedulerName, SchedulerPolicy, SelectionTable } from "./schedulers";
 export { startDaemon } from "./daemon";
 export { withChangeOrigin, PRESSURE_LIMITS } from "./events";
 export type { ChangeOrigin, NatlbEvent, NatlbEventBody, NatlbEventType, WatchOptions } from "./events";
@@ -28,7 +28,7 @@ export type { BalancerStats, RealTrafficStats, ServiceTrafficStats } from "./sta
 export type {
   ConfigDiff, ControlAccessConfig, DeadRealFlows, FloodProtection, GlobalSetting, GroupRef, InterfacesConfig, KernelFastPathSetting, MetricsConfig, NoHealthCheckConfig, ReceivePath, WorkerLayout, WorkerThreadsSetting,
   ReceivePathConfig, RealUpdate, ServiceChange, TcpHealthCheckConfig, HttpHealthCheckConfig, UdpHealthCheckConfig, ExecHealthCheckConfig,
-  ActiveHealthCheckConfig, HealthCheckTiming, FlapDampingConfig, ServiceField,
+  ActiveHealthCheckConfig, HealthCheckTiming, FlapDampingConfig, FallbackRealConfig, ServiceField,
 } from "./config";
 export type {
   ApiErrorOptions, ConfigErrorOptions, ConfigIssue, ControlErrorCode, KernelSetupErrorOptions, NatlbErrorOptions, PrivilegeErrorOptions,

@@ -31,7 +31,14 @@ export interface NativeService {
   slots: Uint16Array;
   /** The least-connection modes: each slot's weight. */
   weights?: Uint16Array;
-  reals: { ip: string; port: number; id: number }[];
+  /** Mode "hash": the client port is hashed with the client address (schedulerFlags sh-port, mh-port). */
+  hashPort?: boolean;
+  /** Mode "hash": a full real's clients walk on to the next slots' reals (sh-fallback, mh-fallback). */
+  hashFallback?: boolean;
+  /** Connection limits (config maxConns, minConnsToResume); absent or 0: none. */
+  reals: { ip: string; port: number; id: number; maxConns?: number; minConnsToResume?: number }[];
+  /** Takes new connections when no real can (config fallback); no slot points at it. */
+  fallback?: { ip: string; port: number; id: number };
   /** The service's own idle timeouts; a state left out (or all of them) takes the global value. */
   timeouts?: NativeTimeouts;
   /** ipvsadm -p/-M: `keepingRealIds` are the reals that keep their persistent clients (up, drained or not). */
@@ -81,7 +88,7 @@ export const COUNTER_NAMES = [
   "arpRepliesSent", "arpRequestsSent", "arpRepliesLearned", "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "icmpErrorsToClient",
   "tcpUntracked", "icmpFragmentationNeededSent", "icmpTimeExceededSent", "icmpErrorsNotSent", "heldForNeighbour",
   "ignored", "arpIgnored", "dropTruncated", "dropMalformed",
-  "dropFragment", "dropTtlExpired", "dropTooBig", "dropNoService", "dropNoReal", "dropNoFlow", "dropOutOfWindow", "dropFlowTableFull",
+  "dropFragment", "dropTtlExpired", "dropTooBig", "dropNoService", "dropNoReal", "dropRealsFull", "dropNoFlow", "dropOutOfWindow", "dropFlowTableFull",
   "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",
   "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused", "replyClaimSignals", "replyClaimSignalErrors",
   "deadRealFlowsEnded", "tcpResetsSent", "ringErrors",
@@ -104,6 +111,8 @@ export interface NativeEngine {
   replaceServices(services: NativeService[]): void;
   /** The snapshot the workers use: 1 + calls to setServices/replaceServices so far. */
   servicesGeneration(): number;
+  /** The ids of the reals over their connection limit now (maxConns, with IPVS's hysteresis). */
+  overloadedRealIds(): number[];
   setRoutes(routes: NativeRoute[]): void;
   learnNeighbours(neighbours: NativeNeighbour[]): void;
   /** The gateway's own IPv4 addresses: frames to them are the kernel's (the XDP program passes them). */
@@ -254,6 +263,17 @@ export interface RealStatsForTests {
   read(realId: number): TrafficCounts;
 }
 
+/** What a new connection gets (native/engine/service_table.h, PickOutcome). */
+export type PickOutcome = "real" | "fallback" | "noReal" | "realsFull";
+
+/** A service as the data plane builds it, picking with given loads (native/test_surface.cc). */
+export interface ServiceForTests {
+  /** `loads`: one per real, the fallback last; `real`: the chosen index into them, -1 when none. */
+  pick(loads: { active: number; inactive: number }[], client: { ip: string; port: number }, random: number): { outcome: PickOutcome; real: number };
+  /** Each real's overload flag as it stands. */
+  overloaded(): boolean[];
+}
+
 export interface NativeAddon {
   flowLayout(): FlowLayout;
   flowTableBytes(capacity: number): number;
@@ -270,6 +290,7 @@ export interface NativeAddon {
   peerCredentials(fd: number): PeerCredentials;
   FlowTableForTests: new (flowTable: Uint8Array) => FlowTableForTests;
   RealStatsForTests: new () => RealStatsForTests;
+  ServiceForTests: new (service: NativeService) => ServiceForTests;
   Engine: new (options: {
     flowTable: Uint8Array; interfaces: NativeInterface[]; coalesceTcp?: boolean; kernelFastPath?: KernelFastPathSetting; workerThreads?: WorkerThreadsSetting;
   }) => NativeEngine;

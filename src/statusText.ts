@@ -37,11 +37,14 @@ const forwardingPathSection: StatusSection = (status) => {
   return [`forwarding: user space only (${setting}${fastPath.unavailable !== undefined ? `; unavailable: ${fastPath.unavailable}` : ""})${workers}`];
 };
 
-/** A real's slow start and drain, when it has one: "  (slow start: weight 1.09 until ..., draining: then remove)". */
-function realNotes(real: BalancerStatus["services"][number]["reals"][number]): string {
+/** Why a real gets no new connections, when it says more than its state (its health reason, or its
+ * limit), and its slow start and drain, when it has one. */
+function realNote(r: BalancerStatus["services"][number]["reals"][number]): string {
   const notes = [
-    ...(real.slowStart ? [`slow start: weight ${real.slowStart.effectiveWeight} until ${real.slowStart.endsAt}`] : []),
-    ...(real.drain ? [`draining${real.drain.deadline ? ` until ${real.drain.deadline}` : ""}, then ${real.drain.then}`] : []),
+    ...(!r.up && r.health ? [r.health.reason] : []),
+    ...(r.overloaded === true ? [`FULL: maxConns ${r.maxConns}, takes new connections below ${r.minConnsToResume ?? `3/4 of ${r.maxConns}`}`] : []),
+    ...(r.slowStart ? [`slow start: weight ${r.slowStart.effectiveWeight} until ${r.slowStart.endsAt}`] : []),
+    ...(r.drain ? [`draining${r.drain.deadline ? ` until ${r.drain.deadline}` : ""}, then ${r.drain.then}`] : []),
   ];
   return notes.length > 0 ? `  (${notes.join("; ")})` : "";
 }
@@ -51,19 +54,22 @@ function timeoutsText(timeouts: Timeouts): string {
   return Object.entries(timeouts).map(([state, seconds]) => `${state} ${seconds} s`).join(", ");
 }
 
-/** The ipvsadm -Ln look: one line per service (and its timeouts when it has its own), one per real under it. */
+/** The ipvsadm -Ln look: one line per service (and its timeouts when it has its own), one per real under it, then the fallback real. */
 const servicesSection: StatusSection = (status) => {
   const lines = ["Prot LocalAddress:Port Scheduler", "  -> RemoteAddress:Port      Weight  State  ActiveConn  InActConn"];
+  const connections = (c: { activeConns: number; inactiveConns: number }) => `${String(c.activeConns).padStart(10)}  ${String(c.inactiveConns).padStart(9)}`;
   for (const s of status.services) {
+    const flags = s.schedulerFlags && s.schedulerFlags.length > 0 ? ` (${s.schedulerFlags.join(",")})` : "";
     const persistent = s.templates === undefined ? "" : ` persistent (${s.templates} template(s))`;
-    lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}${persistent}`);
+    lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}${flags}${persistent}`);
     if (s.timeouts) lines.push(`  timeouts (not all the global ones): ${timeoutsText(s.timeouts)}`);
     for (const r of s.reals) {
-      lines.push(
-        `  -> ${`${r.ip}:${r.port}`.padEnd(22)} ${String(r.weight).padStart(6)}  ${(r.up ? "up" : "DOWN").padEnd(5)}  ${String(
-          r.activeConns,
-        ).padStart(10)}  ${String(r.inactiveConns).padStart(9)}${!r.up && r.health ? `  (${r.health.reason})` : ""}${realNotes(r)}`,
-      );
+      lines.push(`  -> ${`${r.ip}:${r.port}`.padEnd(22)} ${String(r.weight).padStart(6)}  ${(r.up ? "up" : "DOWN").padEnd(5)}  ${connections(r)}${realNote(r)}`);
+    }
+    const f = s.fallback;
+    if (f) {
+      const use = f.inUse ? "fallback IN USE: no real can take new connections" : "fallback, idle while a real can take new connections";
+      lines.push(`  -> ${`${f.ip}:${f.port}`.padEnd(22)} ${"-".padStart(6)}  ${"-".padEnd(5)}  ${connections(f)}  (${use})`);
     }
   }
   return lines;

@@ -24,12 +24,15 @@ test("ipvsadm-save: services, reals, weights and schedulers; everything else lis
   const { config, notes } = importIpvsadmSave(fixture("ipvsadm.save"));
   t.deepEqual(config.services, [
     { vip: "198.18.0.100", port: 80, protocol: "tcp", scheduler: "wrr", reals: [{ ip: "198.18.1.11", port: 8080, weight: 3 }, { ip: "198.18.1.12", port: 8080, weight: 1 }] },
-    { vip: "198.18.0.100", port: 443, protocol: "tcp", scheduler: "mh", reals: [{ ip: "198.18.1.11", port: 8443, weight: 1 }, { ip: "198.18.1.12", port: 8443, weight: 1 }] },
+    {
+      vip: "198.18.0.100", port: 443, protocol: "tcp", scheduler: "mh", schedulerFlags: ["mh-fallback", "mh-port"],
+      reals: [{ ip: "198.18.1.11", port: 8443, weight: 1 }, { ip: "198.18.1.12", port: 8443, weight: 1, maxConns: 1000, minConnsToResume: 800 }],
+    },
     { vip: "198.18.0.100", port: 53, protocol: "udp", scheduler: "rr", reals: [{ ip: "198.18.1.21", port: 53, weight: 1 }, { ip: "198.18.1.22", port: 53, weight: 0 }] },
     { vip: "198.18.0.101", port: 25, protocol: "tcp", scheduler: "wlc", reals: [{ ip: "198.18.1.31", port: 25, weight: 1 }] },
   ]);
-  t.regex(notesAbout(notes, "line 4").join(), /-b mh-fallback,mh-port/);
-  t.regex(notesAbout(notes, "line 6").join(), /-x 1000 -y 800/);
+  t.deepEqual(notesAbout(notes, "line 4"), [], "-b mh-fallback,mh-port is imported");
+  t.deepEqual(notesAbout(notes, "line 6"), [], "-x 1000 -y 800 are imported");
   t.regex(notesAbout(notes, "line 10").join(), /persistence \(-p 300 -M 255\.255\.255\.0\)/);
   t.regex(notesAbout(notes, "line 11").join(), /direct routing/);
   t.regex(notesAbout(notes, "line 12").join(), /firewall-mark/);
@@ -52,18 +55,18 @@ test("ipvsadm-save: malformed lines are errors that name the line", (t) => {
   }
 });
 
-test("keepalived.conf: virtual servers, reals, checkers; VRRP, fwmark, persistence, DR and sorry servers listed", (t) => {
+test("keepalived.conf: virtual servers, reals, checkers, thresholds and sorry servers; VRRP, fwmark, persistence and DR listed", (t) => {
   const { config, notes } = importText("keepalived", fixture("keepalived.conf"));
   const [web, dns, mail] = config.services;
   t.is(config.services.length, 3);
   t.like(web, { vip: "198.18.0.100", port: 80, protocol: "tcp", scheduler: "wrr" });
-  t.deepEqual(web!.reals, [{ ip: "198.18.1.11", port: 8080, weight: 3 }, { ip: "198.18.1.12", port: 8080, weight: 1 }]);
+  t.deepEqual(web!.reals, [{ ip: "198.18.1.11", port: 8080, weight: 3, maxConns: 2000, minConnsToResume: 1500 }, { ip: "198.18.1.12", port: 8080, weight: 1 }]);
   t.deepEqual(web!.healthCheck, {
     type: "http", intervalMs: 5000, timeoutMs: 2000, rise: 1, fall: 3, path: "/healthz", expectStatus: "200-299", host: "www.example.net",
   });
   t.like(dns, { port: 53, protocol: "udp", scheduler: "rr" });
   t.deepEqual(dns!.healthCheck, { type: "udp", intervalMs: 2000, timeoutMs: 1000, rise: 1, payloadHex: "00", expect: "" });
-  t.like(mail, { vip: "198.18.0.101", port: 25 });
+  t.like(mail, { vip: "198.18.0.101", port: 25, fallback: { ip: "198.18.1.99", port: 25 } });
   t.deepEqual(mail!.reals, [{ ip: "198.18.1.31", port: 25, weight: 1 }, { ip: "198.18.1.32", port: 25, weight: 0 }]);
   t.deepEqual(mail!.healthCheck, {
     type: "exec", intervalMs: 10_000, timeoutMs: 4000, rise: 1, command: ["/usr/local/bin/check_smtp", "--host", "198.18.1.31"],
@@ -75,7 +78,6 @@ test("keepalived.conf: virtual servers, reals, checkers; VRRP, fwmark, persisten
     /delay_before_retry has no natlb equivalent/,
     /lb_kind DR: natlb forwards by NAT/,
     /persistence_timeout 300 has no natlb equivalent/,
-    /sorry_server 198\.18\.1\.99 25 has no natlb equivalent/,
     /inhibit_on_failure has no natlb equivalent/,
     /checked differently; natlb has one check per service/,
     /virtual_server fwmark has no natlb equivalent/,
@@ -83,6 +85,36 @@ test("keepalived.conf: virtual servers, reals, checkers; VRRP, fwmark, persisten
     t.regex(all, expected);
   }
   t.notThrows(() => parseConfig(config));
+});
+
+test("scheduler flags and thresholds: imported where natlb has them, listed where not", (t) => {
+  const ipvs = importIpvsadmSave(
+    [
+      "-A -t 198.18.0.100:80 -s sh -b flag-1,flag-2",
+      "-A -t 198.18.0.100:81 -s wlc -b sh-port",
+      "-a -t 198.18.0.100:81 -r 198.18.1.11:80 -m -w 1 -x 10 -y 20",
+      "-a -t 198.18.0.100:81 -r 198.18.1.12:80 -m -w 1 -y 5",
+      "-a -t 198.18.0.100:81 -r 198.18.1.13:80 -m -w 1 -x 0 -y 0",
+    ].join("\n"),
+  );
+  t.deepEqual(ipvs.config.services[0]!.schedulerFlags, ["sh-fallback", "sh-port"], "flag-1 and flag-2 are sh's fallback and port");
+  t.is(ipvs.config.services[1]!.schedulerFlags, undefined);
+  t.regex(notesAbout(ipvs.notes, "line 2").join(), /sh-port belongs to sh, and the scheduler is wlc: not imported/);
+  t.deepEqual(ipvs.config.services[1]!.reals.map((r) => [r.maxConns, r.minConnsToResume]), [[10, undefined], [undefined, undefined], [undefined, undefined]]);
+  t.regex(notesAbout(ipvs.notes, "line 3").join(), /-y 20 is above -x 10: IPVS refuses that/);
+  t.regex(notesAbout(ipvs.notes, "line 4").join(), /-y 5 without -x/);
+  t.deepEqual(notesAbout(ipvs.notes, "line 5"), [], "0 is IPVS's no limit");
+  t.notThrows(() => parseConfig(ipvs.config));
+
+  const keepalived = importKeepalivedConf(
+    "virtual_server 198.18.0.100 80 {\n lb_algo mh\n mh-port\n sh-fallback\n sorry_server 198.18.1.99\n real_server 198.18.1.11 80 {\n  uthreshold 7\n }\n}\n",
+  );
+  const [service] = keepalived.config.services;
+  t.deepEqual(service!.schedulerFlags, ["mh-port"]);
+  t.deepEqual(service!.fallback, { ip: "198.18.1.99", port: 80 }, "sorry_server's port defaults to the service's");
+  t.deepEqual(service!.reals, [{ ip: "198.18.1.11", port: 80, weight: 1, maxConns: 7 }]);
+  t.regex(notesAbout(keepalived.notes, "line 3").join(), /sh-fallback belongs to sh, and the scheduler is mh/);
+  t.notThrows(() => parseConfig(keepalived.config));
 });
 
 test("keepalived.conf syntax: comments, quotes, blocks on one line or the next, and unbalanced braces", (t) => {

@@ -42,6 +42,7 @@ enum class Counter : uint8_t {
   DropTooBig,      // longer than the egress link's MTU (answered with "fragmentation needed" when DF is set)
   DropNoService,   // to a VIP on a port/protocol no service has
   DropNoReal,      // the service has no usable real server
+  DropRealsFull,   // every usable real is at its connection limit (maxConns) and the service has no fallback real
   DropNoFlow,      // TCP segment without SYN and without a flow; a reply the kernel left to natlb whose flow is gone
   DropOutOfWindow, // a RST or FIN whose sequence number does not fit its connection (blind injection)
   DropFlowTableFull,
@@ -74,7 +75,7 @@ constexpr std::array<std::string_view, size_t(Counter::Count)> kCounterNames = {
     "rxFrames",        "rxBytes",         "rxSteeredFrames", "txFrames",          "txBytes",          "txCoalescedSegments",          "toReal",
     "toClient",        "fragmentsForwarded",   "newFlows",          "arpRepliesSent",   "arpRequestsSent", "arpRepliesLearned",
     "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "icmpErrorsToClient", "tcpUntracked", "icmpFragmentationNeededSent", "icmpTimeExceededSent", "icmpErrorsNotSent", "heldForNeighbour", "ignored", "arpIgnored",       "dropTruncated",     "dropMalformed",    "dropFragment",
-    "dropTtlExpired",  "dropTooBig",  "dropNoService",   "dropNoReal",        "dropNoFlow",       "dropOutOfWindow", "dropFlowTableFull",
+    "dropTtlExpired",  "dropTooBig",  "dropNoService",   "dropNoReal",        "dropRealsFull",        "dropNoFlow",       "dropOutOfWindow", "dropFlowTableFull",
     "dropNoRoute",     "dropNoNeighbour", "dropTxError",       "dropVlan",         "ringDrops",
     "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused",
     "replyClaimSignals", "replyClaimSignalErrors", "deadRealFlowsEnded", "tcpResetsSent", "ringErrors",

@@ -152,7 +152,7 @@ void Engine::stop() {
 // Round robin goes on where it was: a health flap or an API call must not restart every cursor.
 SharedService Engine::carryCursor(Service service, const ServiceTable& previous) {
   if (const Service* old = previous.find(service.vip, service.port, service.protocol)) {
-    service.cursor.store(old->cursor.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    service.carryRunningState(*old);  // the round-robin cursor and the reals' overload flags
   }
   return std::make_shared<const Service>(std::move(service));
 }
@@ -221,6 +221,8 @@ void Engine::replaceServices(std::vector<Service> changed) {
 }
 
 uint64_t Engine::servicesGeneration() const { return context_.services.load()->generation(); }
+
+std::vector<uint16_t> Engine::overloadedRealIds() const { return context_.services.load()->overloadedRealIds(context_.flows); }
 
 // A removed service's flows are user space's again, which drops their client segments as it would
 // without the fast path (their service is gone).

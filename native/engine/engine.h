@@ -76,6 +76,8 @@ class Engine {
   void replaceServices(std::vector<Service> changed);
   // The snapshot the workers use now: 1 + the number of setServices/replaceServices calls.
   uint64_t servicesGeneration() const;
+  // The reals over their connection limit now (ServiceTable::overloadedRealIds), by real id.
+  std::vector<uint16_t> overloadedRealIds() const;
   void setRoutes(std::vector<Route> routes);
   void learnNeighbours(const std::vector<NeighbourEntry>& neighbours);
   // The gateway's own addresses (all of them, not only the managed interfaces'); steering updates

@@ -468,10 +468,10 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
       return;
     }
     const ScheduledReal scheduled = scheduleReal(service, context_.flows, key, nowMs_, [&] {
-      return pickReal(service, view.sourceIp(), nextRandom(), context_.flows);
+      return pickReal(service, {view.sourceIp(), view.sourcePort()}, nextRandom(), context_.flows);
     });
     if (!scheduled.real) {
-      counters_.add(Counter::DropNoReal);
+      counters_.add(scheduled.kind == PickOutcome::Kind::RealsFull ? Counter::DropRealsFull : Counter::DropNoReal);
       return;
     }
     ref = context_.flows.insert(key, *scheduled.real, isTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp, nowMs_,

@@ -54,14 +54,11 @@ export async function discoverGateway(config: NatlbConfig): Promise<GatewayView>
     // One route lookup (an `ip route get`) per distinct address: thousands of services share reals.
     const routes = new Map<string, ReturnType<typeof routeGet>>();
     for (const [s, service] of config.services.entries()) {
-      for (const [r, real] of service.reals.entries()) {
+      for (const { real, path } of backendsOf(service, s)) {
         if (!routes.has(real.ip)) routes.set(real.ip, routeGet(real.ip));
         const route = await routes.get(real.ip)!.catch(() => undefined);
         if (!route?.dev || route.type === "unreachable" || route.type === "blackhole") {
-          throw new ConfigError(
-            `services[${s}].reals[${r}].ip`,
-            `no route to real server ${real.ip}: add a route or name the interfaces in "interfaces"`,
-          );
+          throw new ConfigError(`${path}.ip`, `no route to real server ${real.ip}: add a route or name the interfaces in "interfaces"`);
         }
         backends.add(route.dev);
       }
@@ -71,7 +68,7 @@ export async function discoverGateway(config: NatlbConfig): Promise<GatewayView>
       .filter((l) => l.ifname !== "lo" && l.flags.includes("UP") && !backends.has(l.ifname) && addressesOf(l.ifname).length > 0)
       .map((l) => l.ifname);
   }
-  if (backendNames.length === 0 && config.services.some((s) => s.reals.length > 0)) {
+  if (backendNames.length === 0 && config.services.some((s) => s.reals.length > 0 || s.fallback !== undefined)) {
     throw new ConfigError("interfaces.backend", "no interface leads to the real servers: name one in interfaces.backend");
   }
   if (clientNames.length === 0 && config.services.length > 0) {
@@ -119,16 +116,19 @@ function refuseLocalAddresses(config: NatlbConfig, addresses: AddressInfo[]): vo
         `${service.vip} is an address of this gateway (${owner}): a VIP must not be a local address; remove it from ${owner} or choose another VIP`,
       );
     }
-    service.reals.forEach((real, r) => {
+    for (const { real, path } of backendsOf(service, s)) {
       const realOwner = local.get(real.ip);
       if (realOwner !== undefined) {
-        throw new ConfigError(
-          `services[${s}].reals[${r}].ip`,
-          `${real.ip} is an address of this gateway (${realOwner}): real servers must be other hosts`,
-        );
+        throw new ConfigError(`${path}.ip`, `${real.ip} is an address of this gateway (${realOwner}): real servers must be other hosts`);
       }
-    });
+    }
   });
+}
+
+/** The hosts a service forwards to: its reals, then its fallback real, each with its config path. */
+function backendsOf(service: NatlbConfig["services"][number], s: number): Array<{ real: { ip: string }; path: string }> {
+  const reals = service.reals.map((real, r) => ({ real, path: `services[${s}].reals[${r}]` }));
+  return service.fallback ? [...reals, { real: service.fallback, path: `services[${s}].fallback` }] : reals;
 }
 
 /** The main table's unicast routes over the managed interfaces, as the engine's route table. */

@@ -2,6 +2,7 @@
 // every part of the source that has no natlb equivalent, so nothing is dropped silently.
 
 import type { Timeouts } from "../config";
+import { SCHEDULER_FLAGS, schedulerOfFlag, type SchedulerFlag } from "../schedulers/flags";
 import { SCHEDULER_NAMES, type SchedulerName } from "../schedulers/types";
 
 /** One thing the import could not carry over, or carried over differently. */
@@ -15,6 +16,8 @@ export interface ImportedReal {
   ip: string;
   port: number;
   weight: number;
+  maxConns?: number;
+  minConnsToResume?: number;
 }
 
 export interface ImportedService {
@@ -22,7 +25,9 @@ export interface ImportedService {
   port: number;
   protocol: "tcp" | "udp";
   scheduler: SchedulerName;
+  schedulerFlags?: SchedulerFlag[];
   reals: ImportedReal[];
+  fallback?: { ip: string; port: number };
   healthCheck?: Record<string, unknown>;
 }
 
@@ -42,4 +47,55 @@ export function schedulerFromIpvs(name: string, where: string, notes: ImportNote
 /** The config file text an import prints: the config, then nothing else (notes go elsewhere). */
 export function importedConfigText(result: ImportResult): string {
   return `${JSON.stringify(result.config, null, 2)}\n`;
+}
+
+/** IPVS's generic names of the scheduler flags (ipvsadm -b flag-1, flag-2): what sh and mh call them. */
+const GENERIC_FLAGS = new Map([["flag-1", "fallback"], ["flag-2", "port"]]);
+
+/**
+ * Scheduler flags as ipvsadm -b and keepalived name them, for `scheduler`: the ones natlb has, and a
+ * note for each other (a flag of another scheduler, flag-3, an unknown name).
+ */
+export function schedulerFlagsFromIpvs(scheduler: SchedulerName, names: readonly string[], where: string, notes: ImportNote[]): SchedulerFlag[] {
+  const flags: SchedulerFlag[] = [];
+  for (const name of names) {
+    const generic = GENERIC_FLAGS.get(name);
+    const flag = generic !== undefined ? `${scheduler}-${generic}` : name;
+    if (!(SCHEDULER_FLAGS as readonly string[]).includes(flag)) {
+      notes.push({ where, note: `scheduler flag ${name} has no natlb equivalent for ${scheduler}: not imported` });
+    } else if (schedulerOfFlag(flag as SchedulerFlag) !== scheduler) {
+      notes.push({ where, note: `scheduler flag ${name} belongs to ${schedulerOfFlag(flag as SchedulerFlag)}, and the scheduler is ${scheduler}: not imported` });
+    } else if (!flags.includes(flag as SchedulerFlag)) {
+      flags.push(flag as SchedulerFlag);
+    }
+  }
+  return flags;
+}
+
+/**
+ * A real's connection thresholds (ipvsadm -x/-y, keepalived uthreshold/lthreshold) as maxConns and
+ * minConnsToResume: 0 or absent is no limit (and the default lower threshold), as in IPVS; a lower
+ * threshold IPVS would refuse is noted and left out.
+ */
+export function limitsFromIpvs(
+  upper: string | undefined, lower: string | undefined, names: { upper: string; lower: string }, where: string, notes: ImportNote[],
+): { maxConns?: number; minConnsToResume?: number } {
+  const valueOf = (text: string | undefined, name: string): number | undefined => {
+    if (text === undefined) return undefined;
+    const value = Number(text);
+    if (Number.isInteger(value) && value >= 0 && value <= 4294967295) return value;
+    notes.push({ where, note: `${name} ${text} is not a connection count: not imported` });
+    return undefined;
+  };
+  const max = valueOf(upper, names.upper) || undefined;
+  const min = valueOf(lower, names.lower) || undefined;
+  if (min !== undefined && max === undefined) {
+    notes.push({ where, note: `${names.lower} ${min} without ${names.upper}: IPVS ignores a lower threshold without an upper one; not imported` });
+    return {};
+  }
+  if (min !== undefined && max !== undefined && min > max) {
+    notes.push({ where, note: `${names.lower} ${min} is above ${names.upper} ${max}: IPVS refuses that; only ${names.upper} imported` });
+    return { maxConns: max };
+  }
+  return { ...(max !== undefined ? { maxConns: max } : {}), ...(min !== undefined ? { minConnsToResume: min } : {}) };
 }

@@ -6,7 +6,7 @@
 
 import { isIPv4 } from "../addresses";
 import { ConfigError } from "../errors";
-import { schedulerFromIpvs, type ImportNote, type ImportResult, type ImportedService } from "./importResult";
+import { limitsFromIpvs, schedulerFlagsFromIpvs, schedulerFromIpvs, type ImportNote, type ImportResult, type ImportedService } from "./importResult";
 
 /** Options that take a value, so that the value is not read as the next option. */
 const WITH_VALUE = new Set(["-t", "-u", "-f", "--sctp-service", "-s", "-p", "-M", "-b", "-r", "-w", "-x", "-y", "--pe", "--tun-type", "--tun-port", "--tun-nocsum", "--tun-csum", "--tun-remcsum"]);
@@ -74,7 +74,10 @@ export function importIpvsadmSave(text: string): ImportResult {
         const mask = options.get("-M") ?? "255.255.255.255";
         notes.push({ where, note: `persistence (-p ${timeout} -M ${mask}) has no natlb equivalent yet: not imported; sh or mh keep a client on one real while the reals do not change` });
       }
-      if (options.has("-b")) notes.push({ where, note: `scheduler flags (-b ${options.get("-b")}) have no natlb equivalent: not imported` });
+      if (options.has("-b")) {
+        const flags = schedulerFlagsFromIpvs(service.scheduler, options.get("-b")!.split(",").filter((f) => f !== ""), where, notes);
+        if (flags.length > 0) service.schedulerFlags = flags;
+      }
       if (options.has("--pe")) notes.push({ where, note: `persistence engine (--pe ${options.get("--pe")}) has no natlb equivalent: not imported` });
       return;
     }
@@ -89,10 +92,7 @@ export function importIpvsadmSave(text: string): ImportResult {
     for (const [flag, method] of FORWARDING) {
       if (flag !== "-m" && options.has(flag)) notes.push({ where, note: `${real.ip}:${real.port} uses ${method}; natlb forwards by NAT: imported as NAT` });
     }
-    if (options.has("-x") || options.has("-y")) {
-      notes.push({ where, note: `connection thresholds (-x ${options.get("-x") ?? "0"} -y ${options.get("-y") ?? "0"}) have no natlb equivalent yet: not imported` });
-    }
-    service.reals.push({ ip: real.ip, port: real.port, weight });
+    service.reals.push({ ip: real.ip, port: real.port, weight, ...limitsFromIpvs(options.get("-x"), options.get("-y"), { upper: "-x", lower: "-y" }, where, notes) });
   });
   return { config: { services: [...services.values()] }, notes };
 }

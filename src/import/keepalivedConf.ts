@@ -6,7 +6,7 @@
 
 import { isIPv4 } from "../addresses";
 import { CONFIG_LIMITS, type Timeouts } from "../config";
-import { schedulerFromIpvs, type ImportNote, type ImportResult, type ImportedService } from "./importResult";
+import { limitsFromIpvs, schedulerFlagsFromIpvs, schedulerFromIpvs, type ImportNote, type ImportResult, type ImportedService } from "./importResult";
 import { parseKeepalivedBlocks, type KeepalivedStatement } from "./keepalivedBlocks";
 
 /** keepalived's delay_loop when a virtual server leaves it out, in seconds. */
@@ -39,6 +39,9 @@ function importLvsTimeouts(statement: KeepalivedStatement, notes: ImportNote[]):
   }
   return timeouts;
 }
+
+/** keepalived's virtual_server keywords for IPVS's scheduler flags (ipvsadm -b). */
+const KEEPALIVED_SCHEDULER_FLAGS = new Set(["sh-port", "sh-fallback", "mh-port", "mh-fallback", "flag-1", "flag-2", "flag-3"]);
 
 function clamp(value: number, low: number, high: number): number {
   return Math.min(high, Math.max(low, Math.round(value)));
@@ -144,8 +147,11 @@ function importRealServer(statement: KeepalivedStatement, service: ImportedServi
   }
   let weight = 1;
   let check: Record<string, unknown> | undefined | "none" = "none";
+  const thresholds = new Map<string, KeepalivedStatement>();
   for (const s of statement.block ?? []) {
-    if (s.keyword === "weight") {
+    if (s.keyword === "uthreshold" || s.keyword === "lthreshold") {
+      thresholds.set(s.keyword, s);
+    } else if (s.keyword === "weight") {
       const w = Number(s.args[0]);
       if (Number.isInteger(w) && w >= 0 && w <= 65535) weight = w;
       else context.notes.push({ where: at(s), note: `weight ${s.args[0]} is not 0..65535: 1 is used` });
@@ -158,7 +164,11 @@ function importRealServer(statement: KeepalivedStatement, service: ImportedServi
       context.notes.push({ where: at(s), note: `real_server ${s.keyword} has no natlb equivalent: not imported` });
     }
   }
-  service.reals.push({ ip, port, weight });
+  const limits = limitsFromIpvs(
+    thresholds.get("uthreshold")?.args[0], thresholds.get("lthreshold")?.args[0], { upper: "uthreshold", lower: "lthreshold" },
+    at(thresholds.get("uthreshold") ?? thresholds.get("lthreshold") ?? statement), context.notes,
+  );
+  service.reals.push({ ip, port, weight, ...limits });
   return check;
 }
 
@@ -194,9 +204,22 @@ function importVirtualServer(statement: KeepalivedStatement, notes: ImportNote[]
   };
   const checks: Array<{ check: Record<string, unknown> | undefined | "none"; line: number }> = [];
   const handled = new Set(["protocol", "lb_algo", "lvs_sched", "delay_loop", "virtualhost", "real_server"]);
+  const flagNames: string[] = [];
+  let flagsAt: string | undefined;
   for (const s of body) {
     if (s.keyword === "real_server") {
       checks.push({ check: importRealServer(s, service, context), line: s.line });
+    } else if (KEEPALIVED_SCHEDULER_FLAGS.has(s.keyword)) {
+      flagNames.push(s.keyword);
+      flagsAt ??= at(s);
+    } else if (s.keyword === "sorry_server") {
+      const [sorryIp, sorryPort] = s.args;
+      const fallbackPort = Number(sorryPort ?? port);
+      if (sorryIp === undefined || !isIPv4(sorryIp) || !Number.isInteger(fallbackPort) || fallbackPort < 1 || fallbackPort > 65535) {
+        notes.push({ where: at(s), note: `sorry_server ${s.args.join(" ")} is not an IPv4 address and port: not imported` });
+      } else {
+        service.fallback = { ip: sorryIp, port: fallbackPort };
+      }
     } else if ((s.keyword === "lb_kind" || s.keyword === "lvs_method") && (s.args[0] ?? "").toUpperCase() !== "NAT") {
       notes.push({ where: at(s), note: `${s.keyword} ${s.args[0]}: natlb forwards by NAT; imported as NAT` });
     } else if (s.keyword === "lb_kind" || s.keyword === "lvs_method") {
@@ -204,6 +227,10 @@ function importVirtualServer(statement: KeepalivedStatement, notes: ImportNote[]
     } else if (!handled.has(s.keyword)) {
       notes.push({ where: at(s), note: `virtual_server ${s.keyword}${s.args.length ? ` ${s.args.join(" ")}` : ""} has no natlb equivalent yet: not imported` });
     }
+  }
+  if (flagNames.length > 0) {
+    const flags = schedulerFlagsFromIpvs(service.scheduler, flagNames, flagsAt!, notes);
+    if (flags.length > 0) service.schedulerFlags = flags;
   }
   const active = checks.filter((c): c is { check: Record<string, unknown>; line: number } => typeof c.check === "object");
   if (active.length > 0) {

@@ -11,6 +11,7 @@ import { weightedRandom } from "./wrandom";
 import { weightedRoundRobin } from "./wrr";
 
 export * from "./types";
+export { SCHEDULER_FLAGS, hashOptionsOf, schedulerOfFlag, type SchedulerFlag } from "./flags";
 export { MAGLEV_TABLE_SIZE } from "./mh";
 export { sourceHashTableLength } from "./sh";
 

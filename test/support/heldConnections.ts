@@ -1,0 +1,86 @@
+// TCP connections held open from a lab namespace, opened and closed on command, so an end-to-end
+// test can fill reals to their connection limits and free them again. The holder is a node process in
+// the namespace; it opens connections one after another (each waits for its handshake or a timeout)
+// and names them by local port, which the test maps to reals through natlb's flow map.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import { commandIn } from "../../lab/netns";
+
+/** The holder gives up by itself after this long, whatever the test does. */
+const HOLDER_LIFETIME_MS = 120_000;
+
+const HOLDER = `
+  const net = require("node:net");
+  const sockets = new Map();
+  const say = (o) => console.log(JSON.stringify(o));
+  const openOne = (host, port, timeoutMs) => new Promise((resolve) => {
+    const s = net.connect({ host, port, allowHalfOpen: true });
+    const timer = setTimeout(() => { s.destroy(); resolve(undefined); }, timeoutMs);
+    s.once("connect", () => { clearTimeout(timer); sockets.set(s.localPort, s); resolve(s.localPort); });
+    s.once("error", () => { clearTimeout(timer); resolve(undefined); });
+    s.on("data", () => {});
+    s.on("error", () => {});
+  });
+  let queue = Promise.resolve();
+  require("node:readline").createInterface({ input: process.stdin }).on("line", (line) => {
+    queue = queue.then(async () => {
+      const [verb, ...args] = line.trim().split(" ");
+      if (verb === "open") {
+        const [host, port, count, timeoutMs] = args;
+        const opened = [];
+        let failed = 0;
+        for (let i = 0; i < Number(count); i++) {
+          const local = await openOne(host, Number(port), Number(timeoutMs));
+          if (local === undefined) failed++; else opened.push(local);
+        }
+        say({ opened, failed });
+      } else if (verb === "close") {
+        const ports = args.map(Number);
+        for (const p of ports) { sockets.get(p)?.end(); sockets.delete(p); }
+        say({ closed: ports });
+      }
+    });
+  }).on("close", () => process.exit(0));
+  setTimeout(() => process.exit(0), ${HOLDER_LIFETIME_MS});`;
+
+export interface ConnectionHolder {
+  /** Opens `count` connections one after another; each that has no handshake within `timeoutMs` fails. */
+  open(host: string, port: number, count: number, timeoutMs?: number): Promise<{ opened: number[]; failed: number }>;
+  /** Closes these connections (FIN) by local port. */
+  close(localPorts: readonly number[]): Promise<void>;
+  /** Ends the holder and every connection it holds. */
+  stop(): void;
+}
+
+export function holdConnections(ns: string): ConnectionHolder {
+  const [command, args] = commandIn(ns, process.execPath, ["-e", HOLDER]);
+  const child: ChildProcess = spawn(command, args, { stdio: ["pipe", "pipe", "inherit"] });
+  const replies: Array<(reply: Record<string, unknown>) => void> = [];
+  createInterface({ input: child.stdout! }).on("line", (line) => replies.shift()?.(JSON.parse(line) as Record<string, unknown>));
+  let exited = false;
+  child.once("exit", () => {
+    exited = true;
+  });
+  const ask = (line: string, timeoutMs: number) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      if (exited) return reject(new Error("the connection holder has exited"));
+      const timer = setTimeout(() => reject(new Error(`the connection holder did not answer "${line}" within ${timeoutMs} ms`)), timeoutMs);
+      replies.push((reply) => {
+        clearTimeout(timer);
+        resolve(reply);
+      });
+      child.stdin!.write(`${line}\n`);
+    });
+  return {
+    open: async (host, port, count, timeoutMs = 5000) => {
+      const reply = await ask(`open ${host} ${port} ${count} ${timeoutMs}`, count * timeoutMs + 10_000);
+      return { opened: reply.opened as number[], failed: reply.failed as number };
+    },
+    close: async (localPorts) => {
+      await ask(`close ${localPorts.join(" ")}`, 10_000);
+    },
+    stop: () => {
+      if (!exited) child.kill("SIGKILL");
+    },
+  };
+}
