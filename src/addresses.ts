@@ -44,6 +44,12 @@ function toU32(ip: string | number): number {
 }
 
 /** The network mask of a prefix length 0..32 as an unsigned 32-bit number. */
+/** A netmask's host part (~mask) must be 0..01..1: 255.255.255.0 is one, 255.0.255.0 is not. */
+export function isContiguousNetmask(mask: number): boolean {
+  const host = ~mask >>> 0;
+  return ((host & (host + 1)) >>> 0) === 0;
+}
+
 export function prefixMask(length: number): number {
   if (!Number.isInteger(length) || length < 0 || length > 32) {
     throw new RangeError(`prefix length must be an integer 0..32, got ${length}`);

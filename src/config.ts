@@ -3,7 +3,7 @@
 
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import { isIPv4, nonUnicastReason, parseIPv4 } from "./addresses";
+import { isContiguousNetmask, isIPv4, nonUnicastReason, parseIPv4 } from "./addresses";
 import { ConfigError, type ConfigIssue } from "./errors";
 import { SCHEDULER_FLAGS, schedulerOfFlag, type SchedulerFlag } from "./schedulers/flags";
 import { SCHEDULER_NAMES, type SchedulerName } from "./schedulers/types";
@@ -539,11 +539,6 @@ const healthCheckSchema = z
 
 type ParsedHealthCheck = z.output<typeof healthCheckSchema>;
 
-/** A netmask's host part (~mask) must be 0..01..1: 255.255.255.0 is one, 255.0.255.0 is not. */
-function isContiguousNetmask(mask: number): boolean {
-  const host = ~mask >>> 0;
-  return ((host & (host + 1)) >>> 0) === 0;
-}
 
 const netmask = z
   .string({ error: expecting("a netmask like 255.255.255.0") })

@@ -29,11 +29,11 @@ test("ipvsadm-save: services, reals, weights and schedulers; everything else lis
       reals: [{ ip: "198.18.1.11", port: 8443, weight: 1 }, { ip: "198.18.1.12", port: 8443, weight: 1, maxConns: 1000, minConnsToResume: 800 }],
     },
     { vip: "198.18.0.100", port: 53, protocol: "udp", scheduler: "rr", reals: [{ ip: "198.18.1.21", port: 53, weight: 1 }, { ip: "198.18.1.22", port: 53, weight: 0 }] },
-    { vip: "198.18.0.101", port: 25, protocol: "tcp", scheduler: "wlc", reals: [{ ip: "198.18.1.31", port: 25, weight: 1 }] },
+    { vip: "198.18.0.101", port: 25, protocol: "tcp", scheduler: "wlc", persistence: { timeoutS: 300, netmask: "255.255.255.0" }, reals: [{ ip: "198.18.1.31", port: 25, weight: 1 }] },
   ]);
   t.deepEqual(notesAbout(notes, "line 4"), [], "-b mh-fallback,mh-port is imported");
   t.deepEqual(notesAbout(notes, "line 6"), [], "-x 1000 -y 800 are imported");
-  t.regex(notesAbout(notes, "line 10").join(), /persistence \(-p 300 -M 255\.255\.255\.0\)/);
+  t.notRegex(notesAbout(notes, "line 10").join(), /persist/, "-p 300 -M 255.255.255.0 is imported");
   t.regex(notesAbout(notes, "line 11").join(), /direct routing/);
   t.regex(notesAbout(notes, "line 12").join(), /firewall-mark/);
   t.regex(notesAbout(notes, "line 13").join(), /firewall-mark/);
@@ -55,7 +55,7 @@ test("ipvsadm-save: malformed lines are errors that name the line", (t) => {
   }
 });
 
-test("keepalived.conf: virtual servers, reals, checkers, thresholds and sorry servers; VRRP, fwmark, persistence and DR listed", (t) => {
+test("keepalived.conf: virtual servers, reals, checkers, thresholds, persistence and sorry servers; VRRP, fwmark and DR listed", (t) => {
   const { config, notes } = importText("keepalived", fixture("keepalived.conf"));
   const [web, dns, mail] = config.services;
   t.is(config.services.length, 3);
@@ -66,7 +66,7 @@ test("keepalived.conf: virtual servers, reals, checkers, thresholds and sorry se
   });
   t.like(dns, { port: 53, protocol: "udp", scheduler: "rr" });
   t.deepEqual(dns!.healthCheck, { type: "udp", intervalMs: 2000, timeoutMs: 1000, rise: 1, payloadHex: "00", expect: "" });
-  t.like(mail, { vip: "198.18.0.101", port: 25, fallback: { ip: "198.18.1.99", port: 25 } });
+  t.like(mail, { vip: "198.18.0.101", port: 25, fallback: { ip: "198.18.1.99", port: 25 }, persistence: { timeoutS: 300, netmask: "255.255.255.255" } });
   t.deepEqual(mail!.reals, [{ ip: "198.18.1.31", port: 25, weight: 1 }, { ip: "198.18.1.32", port: 25, weight: 0 }]);
   t.deepEqual(mail!.healthCheck, {
     type: "exec", intervalMs: 10_000, timeoutMs: 4000, rise: 1, command: ["/usr/local/bin/check_smtp", "--host", "198.18.1.31"],
@@ -77,7 +77,6 @@ test("keepalived.conf: virtual servers, reals, checkers, thresholds and sorry se
     /line 12: vrrp_instance .* keep keepalived running/,
     /delay_before_retry has no natlb equivalent/,
     /lb_kind DR: natlb forwards by NAT/,
-    /persistence_timeout 300 has no natlb equivalent/,
     /inhibit_on_failure has no natlb equivalent/,
     /checked differently; natlb has one check per service/,
     /virtual_server fwmark has no natlb equivalent/,

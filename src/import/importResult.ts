@@ -1,7 +1,8 @@
 // What an import gives: a natlb configuration in the file's own form (defaults left to natlb), and
 // every part of the source that has no natlb equivalent, so nothing is dropped silently.
 
-import type { Timeouts } from "../config";
+import { isContiguousNetmask, isIPv4, parseIPv4 } from "../addresses";
+import { CONFIG_LIMITS, type Timeouts } from "../config";
 import { SCHEDULER_FLAGS, schedulerOfFlag, type SchedulerFlag } from "../schedulers/flags";
 import { SCHEDULER_NAMES, type SchedulerName } from "../schedulers/types";
 
@@ -28,6 +29,7 @@ export interface ImportedService {
   schedulerFlags?: SchedulerFlag[];
   reals: ImportedReal[];
   fallback?: { ip: string; port: number };
+  persistence?: { timeoutS: number; netmask: string };
   healthCheck?: Record<string, unknown>;
 }
 
@@ -77,6 +79,26 @@ export function schedulerFlagsFromIpvs(scheduler: SchedulerName, names: readonly
  * minConnsToResume: 0 or absent is no limit (and the default lower threshold), as in IPVS; a lower
  * threshold IPVS would refuse is noted and left out.
  */
+/**
+ * IPVS persistence (ipvsadm -p/-M, keepalived persistence_timeout/persistence_granularity) as natlb's
+ * `persistence`; a value natlb would refuse is noted and the persistence left out.
+ */
+export function persistenceFromIpvs(
+  timeoutText: string, netmaskText: string | undefined, names: { timeout: string; netmask: string }, where: string, notes: ImportNote[],
+): { timeoutS: number; netmask: string } | undefined {
+  const timeoutS = Number(timeoutText);
+  if (!Number.isInteger(timeoutS) || timeoutS < 1 || timeoutS > CONFIG_LIMITS.maxPersistenceTimeoutSeconds) {
+    notes.push({ where, note: `${names.timeout} ${timeoutText} is not 1..${CONFIG_LIMITS.maxPersistenceTimeoutSeconds} seconds: persistence not imported` });
+    return undefined;
+  }
+  const netmask = netmaskText ?? "255.255.255.255";
+  if (!isIPv4(netmask) || !isContiguousNetmask(parseIPv4(netmask))) {
+    notes.push({ where, note: `${names.netmask} ${netmask} is not a contiguous IPv4 netmask: persistence not imported` });
+    return undefined;
+  }
+  return { timeoutS, netmask };
+}
+
 export function limitsFromIpvs(
   upper: string | undefined, lower: string | undefined, names: { upper: string; lower: string }, where: string, notes: ImportNote[],
 ): { maxConns?: number; minConnsToResume?: number } {

@@ -6,7 +6,7 @@
 
 import { isIPv4 } from "../addresses";
 import { ConfigError } from "../errors";
-import { limitsFromIpvs, schedulerFlagsFromIpvs, schedulerFromIpvs, type ImportNote, type ImportResult, type ImportedService } from "./importResult";
+import { limitsFromIpvs, persistenceFromIpvs, schedulerFlagsFromIpvs, schedulerFromIpvs, type ImportNote, type ImportResult, type ImportedService } from "./importResult";
 
 /** Options that take a value, so that the value is not read as the next option. */
 const WITH_VALUE = new Set(["-t", "-u", "-f", "--sctp-service", "-s", "-p", "-M", "-b", "-r", "-w", "-x", "-y", "--pe", "--tun-type", "--tun-port", "--tun-nocsum", "--tun-csum", "--tun-remcsum"]);
@@ -71,8 +71,8 @@ export function importIpvsadmSave(text: string): ImportResult {
       services.set(key, service);
       if (options.has("-p")) {
         const timeout = options.get("-p") === "" ? "300" : options.get("-p")!;
-        const mask = options.get("-M") ?? "255.255.255.255";
-        notes.push({ where, note: `persistence (-p ${timeout} -M ${mask}) has no natlb equivalent yet: not imported; sh or mh keep a client on one real while the reals do not change` });
+        const persistence = persistenceFromIpvs(timeout, options.get("-M"), { timeout: "-p", netmask: "-M" }, where, notes);
+        if (persistence) service.persistence = persistence;
       }
       if (options.has("-b")) {
         const flags = schedulerFlagsFromIpvs(service.scheduler, options.get("-b")!.split(",").filter((f) => f !== ""), where, notes);

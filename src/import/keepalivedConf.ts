@@ -6,7 +6,7 @@
 
 import { isIPv4 } from "../addresses";
 import { CONFIG_LIMITS, type Timeouts } from "../config";
-import { limitsFromIpvs, schedulerFlagsFromIpvs, schedulerFromIpvs, type ImportNote, type ImportResult, type ImportedService } from "./importResult";
+import { limitsFromIpvs, persistenceFromIpvs, schedulerFlagsFromIpvs, schedulerFromIpvs, type ImportNote, type ImportResult, type ImportedService } from "./importResult";
 import { parseKeepalivedBlocks, type KeepalivedStatement } from "./keepalivedBlocks";
 
 /** keepalived's delay_loop when a virtual server leaves it out, in seconds. */
@@ -203,7 +203,7 @@ function importVirtualServer(statement: KeepalivedStatement, notes: ImportNote[]
     notes,
   };
   const checks: Array<{ check: Record<string, unknown> | undefined | "none"; line: number }> = [];
-  const handled = new Set(["protocol", "lb_algo", "lvs_sched", "delay_loop", "virtualhost", "real_server"]);
+  const handled = new Set(["protocol", "lb_algo", "lvs_sched", "delay_loop", "virtualhost", "real_server", "persistence_granularity"]);
   const flagNames: string[] = [];
   let flagsAt: string | undefined;
   for (const s of body) {
@@ -212,6 +212,11 @@ function importVirtualServer(statement: KeepalivedStatement, notes: ImportNote[]
     } else if (KEEPALIVED_SCHEDULER_FLAGS.has(s.keyword)) {
       flagNames.push(s.keyword);
       flagsAt ??= at(s);
+    } else if (s.keyword === "persistence_timeout") {
+      // keepalived's default without a value: 6 minutes.
+      const granularity = first("persistence_granularity")?.args[0];
+      const persistence = persistenceFromIpvs(s.args[0] ?? "360", granularity, { timeout: "persistence_timeout", netmask: "persistence_granularity" }, at(s), notes);
+      if (persistence) service.persistence = persistence;
     } else if (s.keyword === "sorry_server") {
       const [sorryIp, sorryPort] = s.args;
       const fallbackPort = Number(sorryPort ?? port);
