@@ -7,17 +7,23 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { SERVICE_PORT, tcpService, withNatLab } from "./support/lab";
 
-/** Opens `count` TCP connections to vip:port from the client namespace and holds them (at most 60 s). */
+/**
+ * Opens `count` TCP connections to vip:port from the client namespace, one after the other, and holds
+ * them (at most 60 s). One at a time, each connection's ACK reaches natlb before the next SYN, so every
+ * pick sees the earlier ones ESTABLISHED: a burst would leave some in SYN_RECV, which IPVS's formula
+ * weighs 256 times less, and the shares would depend on timing.
+ */
 async function holdConnections(ns: string, vip: string, port: number, count: number): Promise<ChildProcess> {
   const script = `
     const net = require("node:net");
     const sockets = [];
-    let open = 0;
-    for (let i = 0; i < ${count}; i++) {
-      const s = net.connect({ host: "${vip}", port: ${port} }, () => { if (++open === ${count}) console.log("ready"); });
+    const next = () => {
+      if (sockets.length === ${count}) return console.log("ready");
+      const s = net.connect({ host: "${vip}", port: ${port} }, () => setTimeout(next, 5));
       s.on("error", (e) => { console.error(e.message); process.exit(1); });
       sockets.push(s);
-    }
+    };
+    next();
     setTimeout(() => process.exit(0), 60000);`;
   const child = spawn("ip", ["netns", "exec", ns, process.execPath, "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
   await new Promise<void>((resolve, reject) => {
