@@ -1,6 +1,7 @@
 // The flow-map case of issue #3: 1 M concurrent flows in <= 256 MiB with O(1) lookups. The size comes
 // from the addon (flowTableBytes). Lookup rates come from bench/flowLookup.cc, built with g++ against
 // the data plane's own flow table sources and run outside the lab: no JavaScript call per lookup.
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { runIn } from "../lab/netns";
 import { loadNative } from "../src/native";
@@ -40,12 +41,16 @@ export async function measureFlowMap(options: { secondsPerSize: number; log: (li
     result.lookupNote = "lookup rate not measured (flowLookupSeconds = 0)";
     return result;
   }
-  options.log("flow map: building bench/flowLookup.cc with g++ -O2 against native/flow/flow_table.cc");
+  // The flow map is every source of native/flow (the table, and its persistence templates).
+  const flowDir = join(REPO_ROOT, "native", "flow");
+  const flowSources = readdirSync(flowDir).filter((f) => f.endsWith(".cc")).sort().map((f) => `native/flow/${f}`);
+  const flowHeaders = readdirSync(flowDir).filter((f) => f.endsWith(".h")).sort().map((f) => `native/flow/${f}`);
+  options.log(`flow map: building bench/flowLookup.cc with g++ -O2 against ${flowSources.join(", ")}`);
   const build = await buildNativeTool({
     name: "flowlookup",
     compiler: "g++",
-    sources: ["bench/flowLookup.cc", "native/flow/flow_table.cc"],
-    dependsOn: ["native/flow/flow_table.h", "native/flow/flow_layout.h"],
+    sources: ["bench/flowLookup.cc", ...flowSources],
+    dependsOn: flowHeaders,
     flags: ["-O2", "-std=c++20", "-I", join(REPO_ROOT, "native")],
   });
   if (!build.ok) {
@@ -61,6 +66,6 @@ export async function measureFlowMap(options: { secondsPerSize: number; log: (li
     return result;
   }
   result.lookups = JSON.parse(run.stdout) as FlowMapResult["lookups"];
-  result.lookupNote = `random lookups of live keys in one table of capacity ${capacity}, one thread, C++ calling native/flow/flow_table.cc (no JS per lookup)`;
+  result.lookupNote = `random lookups of live keys in one table of capacity ${capacity}, one thread, C++ calling native/flow's flow table (no JS per lookup)`;
   return result;
 }
