@@ -73,10 +73,14 @@ int main(int argc, char** argv) {
     FlowTable table(memory, bytes);
     const auto tInsert = Clock::now();
     for (uint32_t i = 0; i < entries; ++i) {
-      if (table.insert(keyFor(i), realFor(i), FlowState::Established, 1) == 0) {
+      const uint32_t ref = table.insert(keyFor(i), realFor(i), FlowState::Established, 1);
+      if (ref == 0) {
         std::fprintf(stderr, "flowlookup: insert %u of %u failed (table full?)\n", i, entries);
         return 1;
       }
+      // Established flows have proven themselves: unassured ones would be evicted to keep the flood
+      // defences' shares, and their lookups would miss.
+      table.assure(table.entryAt(ref));
     }
     const double insertNs = secondsSince(tInsert) * 1e9 / entries;
 

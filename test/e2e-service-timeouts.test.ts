@@ -34,6 +34,11 @@ function udpEchoService(lab: Lab, port: number, extra: Record<string, unknown> =
   return { vip: lab.vip, port, protocol: "udp", scheduler: "rr", reals: [{ ip: lab.reals[0]!.ip, port: UDP_REAL_PORT }], ...extra };
 }
 
+/** A paced stream's client from `localPort` to VIP:port, held open (lingering) once the bytes are in. */
+function streamTo(lab: Lab, localPort: number, port: number, expectBytes: number) {
+  return startPacedClient(lab, { host: lab.vip, port, localPort, expectBytes, lingerMs: 40_000, timeoutMs: 60_000 });
+}
+
 function flowFrom(connections: Connection[], lab: Lab, clientPort: number): Connection | undefined {
   return connections.find((c) => c.client.ip === lab.client.ip && c.client.port === clientPort);
 }
@@ -86,10 +91,8 @@ test.serial("idle flows of the service with udp 2 s / tcpEstablished 3 s expire 
 
       // TCP: a paced stream on each service, busy 6 s, then held open and idle.
       const server = await startPacedServer(lab, 1, STREAM_REAL_PORT, { chunkBytes, intervalMs: 100, chunks });
-      const stream = (localPort: number, port: number) =>
-        startPacedClient(lab, { host: lab.vip, port, localPort, expectBytes: chunks * chunkBytes, lingerMs: 40_000, timeoutMs: 60_000 });
-      const shortClient = stream(shortClientPort, SHORT_TCP_PORT);
-      const defaultClient = stream(defaultClientPort, DEFAULT_TCP_PORT);
+      const shortClient = streamTo(lab, shortClientPort, SHORT_TCP_PORT, chunks * chunkBytes);
+      const defaultClient = streamTo(lab, defaultClientPort, DEFAULT_TCP_PORT, chunks * chunkBytes);
       try {
         // The short UDP flow goes after about 2 s of silence; the default one stays.
         const udpGone = await goneAt(natlb, lab, shortUdpPort, 2000 + MARGIN_MS + 2000);
@@ -147,10 +150,8 @@ test.serial("a reload that gives a service short timeouts applies to its existin
   });
   await withStLab(t, (lab) => config(lab), async (lab, natlb) => {
     const server = await startPacedServer(lab, 1, STREAM_REAL_PORT, { chunkBytes, intervalMs: 20, chunks });
-    const stream = (localPort: number, port: number) =>
-      startPacedClient(lab, { host: lab.vip, port, localPort, expectBytes: chunks * chunkBytes, lingerMs: 40_000, timeoutMs: 60_000 });
-    const changedClient = stream(changedClientPort, SHORT_TCP_PORT);
-    const otherClient = stream(otherClientPort, DEFAULT_TCP_PORT);
+    const changedClient = streamTo(lab, changedClientPort, SHORT_TCP_PORT, chunks * chunkBytes);
+    const otherClient = streamTo(lab, otherClientPort, DEFAULT_TCP_PORT, chunks * chunkBytes);
     try {
       const [got] = await Promise.all([changedClient.received(30_000), otherClient.received(30_000)]);
       t.is(got.sha256, (await server.sentTo(changedClientPort, 5000)).sha256);
