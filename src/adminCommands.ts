@@ -9,6 +9,7 @@ import { streamControl } from "./control/streamClient";
 import { DRAIN_THENS, type DrainResult, type DrainThen } from "./drain/drainOutcome";
 import { ApiError } from "./errors";
 import { EXIT_CODES } from "./exitCodes";
+import { SCHEDULER_NAMES } from "./schedulers/types";
 
 export interface ServiceAddress {
   vip: string;
@@ -97,7 +98,7 @@ export function addAdminCommands(program: Command): void {
         .command("add")
         .description("add a virtual service without reals; add them with `natlb real add`")
         .argument("<vip:port[/udp]>", "the virtual service (TCP unless /udp)", parseServiceAddress)
-        .option("--scheduler <name>", "rr, wrr, random, wrandom, sh or mh", "wrr"),
+        .option("--scheduler <name>", SCHEDULER_NAMES.join(", "), "wrr"),
     ),
     "natlb service add 198.18.0.101:80 --scheduler mh",
   ).action((address: ServiceAddress, options: ClientOptions & { scheduler: string }) =>
@@ -128,7 +129,7 @@ export function addAdminCommands(program: Command): void {
           "change a running service's scheduler, health check, slowStartS or any other service field of the config (like ipvsadm -E); its reals and their connections stay",
         )
         .argument("<vip:port[/udp]>", "the virtual service", parseServiceAddress)
-        .option("--scheduler <name>", "the new scheduler (rr, wrr, random, wrandom, sh, mh, lc, wlc, sed, nq)")
+        .option("--scheduler <name>", `the new scheduler (${SCHEDULER_NAMES.join(", ")})`)
         .option("--set <json>", "service fields to replace, as a JSON object (checked like the config file's service)", serviceFields),
     ),
     "natlb service edit 198.18.0.100:80 --scheduler sh",
