@@ -181,3 +181,9 @@ test("keepalived.conf: global_defs' lvs_timeouts become natlb's global timeouts 
   ], "a global_defs with nothing but lvs_timeouts is not listed as skipped");
   t.is(importKeepalivedConf("virtual_server 198.18.0.100 80 {\n}\n").config.timeouts, undefined);
 });
+
+test("keepalived.conf: a virtual_server without protocol is UDP, as keepalived takes it (keepalived -t: \"no protocol set - defaulting to UDP\"), with a note", (t) => {
+  const { config, notes } = importText("keepalived", "virtual_server 198.18.0.100 80 {\n lb_algo rr\n real_server 198.18.1.11 80 {\n  weight 1\n }\n}\n");
+  t.like(config.services[0], { vip: "198.18.0.100", port: 80, protocol: "udp", scheduler: "rr" });
+  t.regex(notes.map((n) => n.note).join("\n"), /no protocol: imported as UDP/);
+});

@@ -185,7 +185,12 @@ function importVirtualServer(statement: KeepalivedStatement, notes: ImportNote[]
   }
   const body = statement.block ?? [];
   const first = (keyword: string) => body.find((s) => s.keyword === keyword);
-  const protocol = (first("protocol")?.args[0] ?? "TCP").toUpperCase();
+  // keepalived 2.2 takes a virtual_server without `protocol` as UDP (and warns): so does the import.
+  const protocolStatement = first("protocol");
+  if (protocolStatement === undefined) {
+    notes.push({ where: at(statement), note: `virtual_server ${ip} ${port} has no protocol: imported as UDP, as keepalived defaults it; add "protocol TCP" if it is TCP` });
+  }
+  const protocol = (protocolStatement?.args[0] ?? "UDP").toUpperCase();
   if (protocol !== "TCP" && protocol !== "UDP") {
     notes.push({ where: at(first("protocol")!), note: `protocol ${protocol} has no natlb equivalent: virtual_server ${ip} ${port} skipped` });
     return undefined;
