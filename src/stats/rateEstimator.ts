@@ -3,20 +3,12 @@
 // exponential average a quarter of the way towards it (IPVS's `avg += (rate - avg) >> 2`). A burst
 // shows within a sample or two; after traffic stops the rate falls by a quarter per sample (under 10%
 // of what it was after 9 samples: 18 s at 2 s).
-import { TRAFFIC_COUNT_NAMES, type TrafficCounts, type TrafficRates } from "./trafficCounts";
+import { RATE_NAMES, TRAFFIC_COUNT_NAMES, type TrafficCounts, type TrafficRates } from "./trafficCounts";
 
 export interface RateEstimatorOptions {
   /** How far the average moves towards each sample's rate (0 < weight <= 1). Default 0.25, as IPVS. */
   weight?: number;
 }
-
-const RATE_NAMES = {
-  connections: "connectionsPerSecond",
-  packetsIn: "packetsInPerSecond",
-  packetsOut: "packetsOutPerSecond",
-  bytesIn: "bytesInPerSecond",
-  bytesOut: "bytesOutPerSecond",
-} as const satisfies Record<keyof TrafficCounts, keyof TrafficRates>;
 
 export const ZERO_RATES: Readonly<TrafficRates> = Object.freeze({
   connectionsPerSecond: 0, packetsInPerSecond: 0, packetsOutPerSecond: 0, bytesInPerSecond: 0, bytesOutPerSecond: 0,

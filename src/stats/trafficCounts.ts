@@ -21,6 +21,15 @@ export interface TrafficRates {
   bytesOutPerSecond: number;
 }
 
+/** Each count's rate field. */
+export const RATE_NAMES = {
+  connections: "connectionsPerSecond",
+  packetsIn: "packetsInPerSecond",
+  packetsOut: "packetsOutPerSecond",
+  bytesIn: "bytesInPerSecond",
+  bytesOut: "bytesOutPerSecond",
+} as const satisfies Record<TrafficCountName, keyof TrafficRates>;
+
 export function zeroCounts(): TrafficCounts {
   return { connections: 0, packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0 };
 }
