@@ -274,11 +274,19 @@ test.serial("af_xdp: UDP through the VIP (also datagrams larger than the MTU), d
 
 test.serial("af_xdp on interfaces with 2 receive queues: a socket on each queue, both carry traffic, 8 downloads arrive intact", async (t) => {
   await withXdLab(t, { offloads: false, gatewayQueues: 2 }, async ({ lab, servers, natlb }) => {
-    const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, 16 * MiB, "queues"), conns: 8, count: 8, localPortBase: 28000 });
-    // A queue without a socket would hand its flows to the kernel, which drops them (blackhole route).
-    assertIntact(t, summary, servers, lab, 16 * MiB);
-    const stats = (await lab.exec(lab.gateway.ns, "ethtool", ["-S", "eth1"])).stdout;
+    // The bridge port in front of eth1 picks its transmit queue (eth1's receive queue) by a hash of
+    // each flow, so 8 flows all land on one queue about once in 128 runs: a bounded few more rounds
+    // of 8 make that vanishingly rare without hiding a queue that never carries anything.
+    let stats = "";
     const redirected = (queue: number) => Number(new RegExp(`rx_queue_${queue}_xdp_redirect: (\\d+)`).exec(stats)?.[1] ?? "0");
+    for (let round = 0; round < 4 && !(redirected(0) > 0 && redirected(1) > 0); round++) {
+      const summary = await runDownload(lab, {
+        url: blobUrl(lab.vip, SERVICE_PORT, 16 * MiB, `queues${round}`), conns: 8, count: 8, localPortBase: 28000 + round * 100,
+      });
+      // A queue without a socket would hand its flows to the kernel, which drops them (blackhole route).
+      assertIntact(t, summary, servers, lab, 16 * MiB);
+      stats = (await lab.exec(lab.gateway.ns, "ethtool", ["-S", "eth1"])).stdout;
+    }
     t.true(redirected(0) > 0 && redirected(1) > 0, `XDP redirects per queue on eth1: ${redirected(0)} / ${redirected(1)}`);
     const status = await natlb!.status();
     t.deepEqual(status.interfaces.map((i) => i.xdp), [{ mode: "native", receiveQueues: 2 }, { mode: "native", receiveQueues: 2 }]);
