@@ -42,12 +42,7 @@ bool KernelOffload::handOver(const flow::FlowEntry& e, NextHop towardsReal, Next
   const kernel_flow_action toClient = actionFor(e.load<uint32_t>(kVip), e.load<uint16_t>(kVport), true, towardsClient,
                                                 lastSeenNs, e.load<uint32_t>(flow::entry::kRealSequenceEnd));
 
-  const kernel_flow_key fromClient = flow::requestKeyOf(e);
-  if (!forwarding_.put(fromClient, toReal)) return false;
-  if (!forwarding_.put(flow::replyKeyOf(e), toClient)) {
-    forwarding_.remove(fromClient);
-    return false;
-  }
+  if (!forwarding_.putPair({flow::requestKeyOf(e), flow::replyKeyOf(e)}, {toReal, toClient})) return false;
   live_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
@@ -69,9 +64,7 @@ std::optional<flow::OffloadedActivity> KernelOffload::activityOf(const flow::Flo
 }
 
 void KernelOffload::withdraw(const flow::FlowEntry& e) {
-  const bool wasThere = forwarding_.remove(flow::requestKeyOf(e));
-  forwarding_.remove(flow::replyKeyOf(e));
-  if (wasThere) live_.fetch_sub(1, std::memory_order_relaxed);
+  if (forwarding_.removePair({flow::requestKeyOf(e), flow::replyKeyOf(e)}) > 0) live_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void KernelOffload::counted(uint16_t realId, const flow::KernelTrafficAdded& added) {

@@ -361,10 +361,7 @@ std::optional<flow::SegmentVerdict> Worker::trackTcp(const flow::FlowEntry& entr
                                                      flow::Direction direction) {
   const auto segment = packet::readTcpHeader(view);
   if (!segment) return std::nullopt;
-  if ((segment->flags & (packet::kTcpRst | packet::kTcpFin)) && (entry.flags() & flow::flags::kOffloaded) &&
-      context_.kernelOffload != nullptr) {
-    if (const auto kernel = context_.kernelOffload->activityOf(entry)) flow::mergeKernelTracking(entry, *kernel);
-  }
+  if (segment->flags & (packet::kTcpRst | packet::kTcpFin)) context_.flows.refreshFromKernel(entry);
   const flow::Direction other = direction == flow::Direction::FromClient ? flow::Direction::FromReal : flow::Direction::FromClient;
   const flow::TcpSide sender = flow::readSide(entry, direction);
   const flow::TcpSide receiver = flow::readSide(entry, other);

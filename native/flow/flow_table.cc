@@ -408,6 +408,10 @@ void FlowTable::refreshOffloaded(const FlowEntry& e, uint64_t nowMs) {
   mergeKernelTracking(e, *activity);
 }
 
+void FlowTable::refreshFromKernel(const FlowEntry& e) {
+  if (isOffloaded(e)) refreshOffloaded(e, 0);
+}
+
 size_t FlowTable::sweep(uint64_t nowMs, const TimeoutProfiles& timeouts, size_t budget) {
   // Offloaded flows get their activity from the kernel once a second each, a bounded number per sweep
   // (two lookups each): counters in the map stay about a second behind for up to ~10 k flows (more
@@ -440,7 +444,9 @@ size_t FlowTable::sweep(uint64_t nowMs, const TimeoutProfiles& timeouts, size_t 
     if (sweepCursor_ >= used) sweepCursor_ = 0;
     const uint32_t ref = ++sweepCursor_;
     const FlowEntry e = entryAt(ref);
-    if (refreshBudget > 0 && e.live() && isOffloaded(e) &&
+    // A closed flow (TIME_WAIT, CLOSE) has nothing left for the kernel to tell but its last ACKs: it is
+    // read once more when it expires, not every second.
+    if (refreshBudget > 0 && e.live() && isOffloaded(e) && !allowsReuse(e.state()) &&
         nowMs >= e.load<uint64_t>(entry::kKernelReadMs) + kRefreshAfterMs) {
       --refreshBudget;
       refreshOffloaded(e, nowMs);

@@ -229,6 +229,10 @@ class FlowTable {
     }
     e.setFlags(handOver(e) ? flags::kOffloaded : flags::kUserSpaceOnly);
   }
+  // Folds in what the kernel forwarded of an offloaded flow since the last read-back (counts, TCP
+  // tracking); nothing for a flow user space forwards. For a worker about to judge a FIN or RST: the
+  // flow's tracking must be current, and a closed flow is not read back again before it expires.
+  void refreshFromKernel(const FlowEntry& entry);
   // Takes back from the kernel the offloaded flows `shouldWithdraw` names (their service is gone, their
   // next hop changed): user space then forwards them. The lock is taken per slice of the map, so new
   // connections wait for one slice, not the whole scan. Returns how many.

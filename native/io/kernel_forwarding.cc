@@ -47,6 +47,26 @@ bool KernelForwarding::put(const kernel_flow_key& key, const kernel_flow_action&
 
 bool KernelForwarding::remove(const kernel_flow_key& key) { return bpf_map_delete_elem(flows_, &key) == 0; }
 
+// One system call for a flow's two directions: the hand-over and the removal are what the fast path
+// costs a connection whatever its length.
+bool KernelForwarding::putPair(const std::array<kernel_flow_key, 2>& keys, const std::array<kernel_flow_action, 2>& actions) {
+  uint32_t count = 2;
+  if (bpf_map_update_batch(flows_, keys.data(), actions.data(), &count, nullptr) == 0) return true;
+  const int error = errno;
+  for (uint32_t i = 0; i < count && i < 2; ++i) remove(keys[i]);  // what went in before it failed
+  errno = error;
+  return false;
+}
+
+size_t KernelForwarding::removePair(const std::array<kernel_flow_key, 2>& keys) {
+  uint32_t count = 2;
+  if (bpf_map_delete_batch(flows_, keys.data(), &count, nullptr) == 0) return 2;
+  // The batch stops at a key that is not there (ENOENT): the rest one by one.
+  size_t removed = count;
+  for (uint32_t i = count + 1; i < 2; ++i) removed += remove(keys[i]) ? 1 : 0;
+  return removed;
+}
+
 std::optional<kernel_flow_action> KernelForwarding::find(const kernel_flow_key& key) const {
   kernel_flow_action action{};
   if (bpf_map_lookup_elem(flows_, &key, &action) != 0) return std::nullopt;

@@ -3,8 +3,10 @@
 // map. The engine puts an established TCP flow's two directions here; from then on the kernel
 // rewrites and forwards their segments without a copy to user space, and natlb's receive rings (bound
 // after TC) see only the segments that change the flow's state.
-// Needs CAP_BPF (or CAP_SYS_ADMIN) and CAP_NET_ADMIN: the fast path is an opt-in.
+// Needs CAP_BPF (or CAP_SYS_ADMIN) and CAP_NET_ADMIN (kernelFastPath "auto" runs without it otherwise).
 #pragma once
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -34,6 +36,10 @@ class KernelForwarding {
   bool put(const kernel_flow_key& key, const kernel_flow_action& action);
   // True if it was there.
   bool remove(const kernel_flow_key& key);
+  // Both directions of a flow at once (one system call); putPair puts neither when it fails.
+  bool putPair(const std::array<kernel_flow_key, 2>& keys, const std::array<kernel_flow_action, 2>& actions);
+  // How many of the two were there.
+  size_t removePair(const std::array<kernel_flow_key, 2>& keys);
   std::optional<kernel_flow_action> find(const kernel_flow_key& key) const;
   // Over all flows, since start.
   kernel_forwarding_totals totals() const;
