@@ -26,6 +26,8 @@ export interface NativeService {
   vip: string;
   port: number;
   protocol: Protocol;
+  /** Direct routing (config forwarding "dr"): new flows go to their real with only the MAC changed. */
+  directRouting?: boolean;
   mode: PickMode;
   /** Indexes into `reals`, computed by a scheduling policy (src/schedulers). */
   slots: Uint16Array;
@@ -91,7 +93,7 @@ export const COUNTER_NAMES = [
   "dropFragment", "dropTtlExpired", "dropTooBig", "dropNoService", "dropNoReal", "dropRealsFull", "dropNoFlow", "dropOutOfWindow", "dropFlowTableFull",
   "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",
   "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused", "replyClaimSignals", "replyClaimSignalErrors",
-  "deadRealFlowsEnded", "tcpResetsSent", "ringErrors",
+  "deadRealFlowsEnded", "tcpResetsSent", "ringErrors", "toRealDirect", "dropNotOnLink",
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type EngineCounters = Record<CounterName, number>;
