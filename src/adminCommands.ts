@@ -100,17 +100,17 @@ export function addAdminCommands(program: Command): void {
         .description("add a virtual service without reals; add them with `natlb real add`")
         .argument("<vip:port[/udp]>", "the virtual service (TCP unless /udp)", parseServiceAddress)
         .option("--scheduler <name>", SCHEDULER_NAMES.join(", "), "wrr")
-        .option("--forwarding <mode>", `how frames reach the reals: ${FORWARDING_MODES.join(" or ")} (direct routing)`, "nat"),
+        .option("--forwarding <mode>", `how frames reach the reals: ${FORWARDING_MODES.join(" or ")} (direct routing); default nat`),
     ),
     "natlb service add 198.18.0.101:80 --scheduler mh",
     "natlb service add 198.18.0.102:80 --forwarding dr",
-  ).action((address: ServiceAddress, options: ClientOptions & { scheduler: string; forwarding: string }) =>
+  ).action((address: ServiceAddress, options: ClientOptions & { scheduler: string; forwarding?: string }) =>
     change(
       options,
       "POST /services",
-      { ...address, forwarding: options.forwarding, scheduler: options.scheduler, reals: [] },
+      { ...address, ...(options.forwarding !== undefined ? { forwarding: options.forwarding } : {}), scheduler: options.scheduler, reals: [] },
       "service add",
-      `service ${serviceName(address)} added (scheduler ${options.scheduler}, forwarding ${options.forwarding}, no reals yet)`,
+      `service ${serviceName(address)} added (scheduler ${options.scheduler}${options.forwarding !== undefined ? `, forwarding ${options.forwarding}` : ""}, no reals yet)`,
     ),
   );
   withExamples(
