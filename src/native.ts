@@ -47,6 +47,9 @@ export interface NativeService {
   persistence?: { timeoutS: number; netmask: string; keepingRealIds: number[] };
 }
 
+/** The TCP states a direct-routing flow goes through (IPVS's input-only table, reduced). */
+export type InputOnlyTcpState = "SYN_RECV" | "ESTABLISHED" | "FIN_WAIT" | "TIME_WAIT" | "CLOSE";
+
 export interface NativeRoute {
   prefix: string;
   prefixLength: number;
@@ -323,6 +326,8 @@ export interface NativeAddon {
     claimSignal(mac: string, tuple: { protocol: Protocol; realIp: string; realPort: number; clientIp: string; clientPort: number }): Uint8Array;
     /** The least-connection family's choice (native/engine/service_table.h): an index into `reals`, or -1. */
     pickLeastLoaded(mode: "lc" | "wlc" | "sed" | "nq", reals: { active: number; inactive: number; weight: number }[]): number;
+    /** A direct-routing flow's TCP state after a client segment with `tcpFlags` (native/flow/tcp_state.h). */
+    inputOnlyTcpState(state: InputOnlyTcpState, tcpFlags: number): InputOnlyTcpState;
   };
 }
 
