@@ -9,7 +9,7 @@ import {
 import { ApiError, NatlbError } from "./errors";
 import { cursorOf, flowFilterOf, pageLimitOf, type ConnectionPage, type ConnectionQuery } from "./flows/connectionQuery";
 import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
-import { discoverGateway, readLocalAddresses, readNeighbours, readRoutes, type GatewayView } from "./gateway/interfaces";
+import { checkDirectRealsOnLink, discoverGateway, readLocalAddresses, readNeighbours, readRoutes, type GatewayView } from "./gateway/interfaces";
 import { EventHub, PressureWatch, currentChangeOrigin, summarizeDiff, type ChangeOrigin, type NatlbEvent, type WatchOptions } from "./events";
 import { HealthMonitor, checkerFor, type HealthChange, type RealHealthReader } from "./health";
 import { listLinks } from "./gateway/iproute";
@@ -702,6 +702,8 @@ export class Balancer {
     if (next.workerThreads !== this.config.workerThreads) {
       throw new ApiError("workerThreads cannot change while running: restart natlb", { status: 409 });
     }
+    // A "dr" real must be on a link this natlb runs on (whatever a fresh start would derive).
+    checkDirectRealsOnLink(next, this.gateway.interfaces);
     if (!next.interfaces) {
       const needed = await discoverGateway(next);
       const running = new Set(this.gateway.interfaces.map((i) => `${i.name}/${i.role}`));

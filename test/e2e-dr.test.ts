@@ -167,3 +167,28 @@ test.serial("dr: UDP request/response through the VIP, answered by the reals dir
     },
   );
 });
+
+test.serial("dr: a real off natlb's links is refused at start and over the control socket, the field named; a real on another port too", async (t) => {
+  await withNatLab(t, { offloads: true, reals: 1, directRouting: true, prefix: PREFIX, blobReals: [], startNatlb: false }, async (env) => {
+    const { lab } = env;
+    // 198.18.0.50: the client's subnet, behind the router; natlb's only link is the backend LAN.
+    const offLink = { services: [{ ...drService(lab, [1]), reals: [{ ip: "198.18.0.50" }] }] };
+    const refused = await t.throwsAsync(startBalancer(lab, offLink, { readyTimeoutMs: 10_000 }));
+    t.regex(refused!.message, /services\[0\]\.reals\[0\]\.ip: 198\.18\.0\.50 is not on a link natlb works on/);
+
+    const natlb = await startBalancer(lab, { services: [drService(lab, [1])] });
+    env.natlb = natlb;
+    const added = await natlb.cli(["service", "add", `${lab.vip2}:${SERVICE_PORT}`, "--forwarding", "dr"]);
+    t.is(added.code, 0, added.stderr);
+    const viaApi = await natlb.cli(["real", "add", `${lab.vip2}:${SERVICE_PORT}`, "198.18.0.50"]);
+    t.not(viaApi.code, 0);
+    t.regex(viaApi.stderr, /services\[1\]\.reals\[0\]\.ip: 198\.18\.0\.50 is not on a link natlb works on/);
+    const otherPort = await natlb.cli(["real", "add", `${lab.vip2}:${SERVICE_PORT}`, `${lab.reals[0]!.ip}:8080`]);
+    t.not(otherPort.code, 0);
+    t.regex(otherPort.stderr, /services\[1\]\.reals\[0\]\.port: a "dr" real receives the client's frame unchanged, on the service port 80/);
+    const status = await natlb.status();
+    t.deepEqual(status.services.map((s) => [s.vip, s.forwarding, s.reals.length]), [[lab.vip, "dr", 1], [lab.vip2, "dr", 0]], "the refused calls changed nothing");
+    const text = await natlb.cli(["status"]);
+    t.regex(text.stdout, /198\.18\.0\.100:80 +wrr direct-routing/);
+  });
+});

@@ -83,7 +83,7 @@ export async function discoverGateway(config: NatlbConfig): Promise<GatewayView>
     ...clientNames.map((name) => describe(byName.get(name)!, "client", addressesOf(name), config.receivePath)),
     ...backendNames.map((name) => describe(byName.get(name)!, "backend", addressesOf(name), config.receivePath)),
   ];
-  refuseOffLinkDirectReals(config, interfaces);
+  checkDirectRealsOnLink(config, interfaces);
   for (const name of Object.keys(config.receivePath.interfaces)) {
     if (!interfaces.some((i) => i.name === name)) {
       throw new ConfigError(
@@ -133,9 +133,10 @@ function refuseLocalAddresses(config: NatlbConfig, addresses: AddressInfo[]): vo
 
 /**
  * A "dr" real gets the client's frame with only the MAC changed, so natlb must reach it in one hop: it
- * must be in a directly connected subnet of an interface natlb works on.
+ * must be in a directly connected subnet of an interface natlb works on. Throws a ConfigError at the
+ * real's ip otherwise.
  */
-function refuseOffLinkDirectReals(config: NatlbConfig, interfaces: readonly NativeInterface[]): void {
+export function checkDirectRealsOnLink(config: NatlbConfig, interfaces: readonly NativeInterface[]): void {
   config.services.forEach((service, s) => {
     if (service.forwarding !== "dr") return;
     for (const { real, path } of backendsOf(service, s)) {
