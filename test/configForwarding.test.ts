@@ -69,3 +69,8 @@ test("changing the mode is a service change naming forwarding", (t) => {
   t.is(diff.changed.length, 1);
   t.deepEqual(diff.changed[0]!.fields, ["forwarding"]);
 });
+
+test('"dr" with deadRealFlows "reset" is refused at deadRealFlows; "drop" is taken', (t) => {
+  t.is(refusal({ services: [service({ forwarding: "dr", deadRealFlows: "reset" })] }).path, "services[0].deadRealFlows");
+  t.is(parseConfig({ services: [service({ forwarding: "dr", deadRealFlows: "drop" })] }).services[0]!.deadRealFlows, "drop");
+});
