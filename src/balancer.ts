@@ -93,8 +93,8 @@ export interface ServiceStatus {
   vip: string;
   port: number;
   protocol: Protocol;
-  /** config forwarding: "nat" or "dr" (direct routing). */
-  forwarding: ForwardingMode;
+  /** Only for direct routing (config forwarding "dr"); left out: "nat". */
+  forwarding?: Extract<ForwardingMode, "dr">;
   scheduler: SchedulerName;
   /** Only where they differ from the global ones: the timeouts the service's flows follow (its own, the global ones for the rest). */
   timeouts?: Timeouts;
@@ -536,7 +536,7 @@ export class Balancer {
           vip: s.vip,
           port: s.port,
           protocol: s.protocol,
-          forwarding: s.forwarding,
+          ...(s.forwarding === "dr" ? { forwarding: "dr" as const } : {}),
           scheduler: s.scheduler,
           ...(s.schedulerFlags.length > 0 ? { schedulerFlags: [...s.schedulerFlags] } : {}),
           ...(differsFromGlobal(s, this.config.timeouts) ? { timeouts: effectiveTimeouts(s, this.config.timeouts) } : {}),

@@ -81,7 +81,8 @@ const framesSection: StatusSection = (status) => {
   const drops = Object.entries(c)
     .filter(([name, value]) => (name.startsWith("drop") || name === "ringDrops") && value > 0)
     .map(([name, value]) => `${name.replace(/^drop/, "").replace(/^./, (x) => x.toLowerCase())} ${value}`);
-  return [`frames: ${c.toReal} to reals, ${c.toClient} to clients; drops: ${drops.length ? drops.join(", ") : "none"}`];
+  const direct = c.toRealDirect > 0 ? `, ${c.toRealDirect} to reals by direct routing` : "";
+  return [`frames: ${c.toReal} to reals${direct}, ${c.toClient} to clients; drops: ${drops.length ? drops.join(", ") : "none"}`];
 };
 
 /** Only when the flood defences have anything to say. */

@@ -83,6 +83,8 @@ test.serial("dr: a 64 MiB download arrives intact, frames reach the real unchang
         t.is(real.counts.bytesOut, 0);
       }
 
+      t.regex((await natlb.cli(["status"])).stdout, new RegExp(`frames: 0 to reals, ${c.toRealDirect} to reals by direct routing, 0 to clients`));
+
       await natlb.stop();
       env.natlb = undefined;
       t.deepEqual(await gatewaySnapshot(lab), before, "the gateway's kernel state is as before natlb ran");
