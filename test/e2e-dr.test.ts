@@ -11,6 +11,7 @@ import { requestControl } from "../src/control";
 import type { BalancerStats } from "../src/stats/trafficStats";
 import { startBalancer } from "../lab/balancerProcess";
 import { pingFrom } from "../lab/icmpProbe";
+import { waitUntil } from "../lab/wait";
 import { SERVICE_PORT, UDP_SERVICE_PORT, gatewaySnapshot, withNatLab } from "./support/lab";
 
 const MiB = 1024 * 1024;
@@ -36,15 +37,21 @@ async function warmNeighbours(lab: Lab): Promise<void> {
   if (echo.received !== 1) throw new Error(`the router cannot reach the gateway: ${JSON.stringify(echo)}`);
 }
 
-test.serial("dr: a 64 MiB download arrives intact, frames reach the real unchanged but for the MACs, no reply crosses natlb, kernel state restored", async (t) => {
+const VARIANTS = [
+  { name: "offloads on", offloads: true, receivePath: "af_packet" },
+  { name: "offloads off", offloads: false, receivePath: "af_packet" },
+  { name: "offloads off, af_xdp", offloads: false, receivePath: "af_xdp" },
+] as const;
+
+for (const variant of VARIANTS) test.serial(`dr, ${variant.name}: a 64 MiB download arrives intact, frames reach the real unchanged but for the MACs, no reply crosses natlb, kernel state restored`, async (t) => {
   await withNatLab(
     t,
-    { offloads: true, reals: 2, directRouting: true, prefix: PREFIX, startNatlb: false, blobReals: [1, 2], realPort: SERVICE_PORT },
+    { offloads: variant.offloads, reals: 2, directRouting: true, prefix: PREFIX, startNatlb: false, blobReals: [1, 2], realPort: SERVICE_PORT },
     async (env) => {
       const { lab, servers } = env;
       await warmNeighbours(lab);
       const before = await gatewaySnapshot(lab);
-      const natlb = await startBalancer(lab, { services: [drService(lab, [1, 1])] });
+      const natlb = await startBalancer(lab, { services: [drService(lab, [1, 1])], receivePath: variant.receivePath });
       env.natlb = natlb;
       const status0 = await natlb.status();
       t.is(status0.services[0]!.forwarding, "dr");
@@ -73,6 +80,7 @@ test.serial("dr: a 64 MiB download arrives intact, frames reach the real unchang
       t.is(c.toClient, 0, "natlb forwarded no reply");
       t.is(c.toReal, 0, "no frame was NAT-rewritten");
       t.is(c.flowsOffloaded, 0, "direct-routing flows stay out of the kernel fast path");
+      if (variant.receivePath === "af_xdp") t.true(c.rxSteeredFrames > 0, "the XDP program steered the client's frames");
       t.is(c.dropNotOnLink + c.dropNoRoute + c.dropNoNeighbour + c.dropMalformed + c.dropTxError, 0, JSON.stringify(c));
       // The real's ACKs alone are fewer than its data segments; with no reply seen, the per-real
       // counts are the client's side only.
@@ -140,6 +148,33 @@ test.serial("dr: weights 2:1 over 300 short connections give 67/33 within 5 poin
       t.is(flows, 300, "the flow map holds every connection (input-only states: FIN_WAIT or TIME_WAIT)");
       t.is(status.counters.toClient, 0);
       t.true(status.counters.newFlows >= 300);
+    },
+  );
+});
+
+test.serial("dr: a real whose health check fails gets no new connections; persistence keeps a client on one real", async (t) => {
+  await withNatLab(
+    t,
+    {
+      offloads: true, reals: 2, directRouting: true, prefix: PREFIX, blobReals: [1, 2], realPort: SERVICE_PORT,
+      config: (lab) => ({
+        services: [
+          { ...drService(lab, [1, 1]), healthCheck: { type: "tcp", intervalMs: 200, timeoutMs: 200, rise: 1, fall: 1 } },
+          { ...drService(lab, [1, 1]), vip: lab.vip2, persistence: { timeoutS: 60, netmask: "255.255.255.255" } },
+        ],
+      }),
+    },
+    async ({ lab, servers, natlb }) => {
+      // Persistence: 20 connections from one client to the second VIP all land on the first real picked.
+      const sticky = await runDownload(lab, { url: blobUrl(lab.vip2, SERVICE_PORT, 1024, "dr-sticky"), conns: 2, count: 20, localPortBase: 33_000 });
+      t.is(sticky.failed, 0);
+      t.is(new Set(sticky.results.map((r) => r.real)).size, 1, "one client, one real");
+
+      await servers[0]!.stop();
+      await waitUntil("r1 to be marked down", async () => ((await natlb!.status()).services[0]!.reals[0]!.up ? undefined : true), 10_000, 100);
+      const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, 1024, "dr-health"), conns: 4, count: 20, localPortBase: 34_000 });
+      t.is(summary.failed, 0, JSON.stringify(summary.results.filter((r) => r.error).slice(0, 2)));
+      t.deepEqual([...new Set(summary.results.map((r) => r.real))], [lab.reals[1]!.ip], "only the healthy real answers");
     },
   );
 });
