@@ -12,6 +12,8 @@ export const PREFIX_LEN = 24;
 export const CLIENT_IP = '198.18.0.2';
 export const GATEWAY_CLIENT_IP = '198.18.0.1';
 export const GATEWAY_BACKEND_IP = '198.18.1.1';
+/** The one-armed gateway's address on the backend LAN in the direct-routing topology (the router has .1). */
+export const DR_GATEWAY_IP = '198.18.1.2';
 /** Unused addresses in the client subnet; the balancer answers ARP for them, the lab never configures them. */
 export const VIP = '198.18.0.100';
 export const VIP2 = '198.18.0.101';

@@ -27,6 +27,21 @@
  * flood host, which does not forward and answers nothing (no RST, no ICMP: with forwarding off the
  * kernel drops frames for addresses it does not own silently).
  *
+ * The direct-routing topology (directRouting: true), for LVS-DR: the client is behind a router, and the
+ * router, the balancer (one-armed) and the reals share the backend LAN. The reals answer the client
+ * directly, through the router: their replies never reach the balancer.
+ *
+ *  client <id>-c          router <id>-rt                     switch <id>-sw          real <id>-rI
+ * +----------------+     +-----------------------------+    +---------------+      +-------------------------+
+ * | eth0           |     | eth0           eth1         |    | p-rt          |      | eth0 198.18.1.(10+I)    |
+ * | 198.18.0.2/24  |=veth| 198.18.0.1/24  198.18.1.1/24|=veth|  br0 -- p-rI  |=veth=| lo: the VIPs (/32)      |
+ * | default via    |     | ip_forward=1, proxy ARP for |    |   \-- p-gw    |      | arp_ignore=1,           |
+ * |   198.18.0.1   |     | the VIPs, via 198.18.1.2    |    +-------|-------+      | arp_announce=2,         |
+ * +----------------+     +-----------------------------+            |              | rp_filter=2 (loose)     |
+ *                                                     gateway <id>-gw (the balancer) | default via 198.18.1.1  |
+ *                                                     eth1 198.18.1.2/24, default    | (the router)            |
+ *                                                     via 198.18.1.1; no eth0        +-------------------------+
+ *
  * IPv6 is off in every namespace (no RS/MLD/DAD noise frames). With offloads=false, TSO/GSO/GRO are off
  * on every veth end and on the bridge, so frames are MTU-sized like on a NIC without GRO.
  * Veth pairs are created directly inside their namespaces: the root namespace is never touched.
@@ -36,6 +51,7 @@ import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import {
   BACKEND_ROGUE_IP,
   CLIENT_IP,
+  DR_GATEWAY_IP,
   FLOOD_HOST_IP,
   GATEWAY_BACKEND_IP,
   GATEWAY_CLIENT_IP,
@@ -76,6 +92,11 @@ export interface LabOptions {
   floodHost?: boolean;
   /** Adds the rogue host <id>-x on the backend bridge, 198.18.1.99, default route via the gateway. Default false. */
   backendRogue?: boolean;
+  /**
+   * The direct-routing topology (the diagram above): a router <id>-rt between the client and the
+   * backend LAN, the gateway one-armed on that LAN, the VIPs on the reals' lo. Default false.
+   */
+  directRouting?: boolean;
 }
 
 /** One addressed interface of a lab namespace. */
@@ -86,9 +107,10 @@ export interface LabHost {
   mac: string;
 }
 
+/** In the direct-routing topology the gateway is one-armed: clientIf and backendIf are both eth1. */
 export interface LabGateway {
   ns: string;
-  clientIf: 'eth0';
+  clientIf: 'eth0' | 'eth1';
   backendIf: 'eth1';
   clientIp: string;
   backendIp: string;
@@ -105,10 +127,21 @@ export interface LabFloodHost extends LabHost {
   spoofRange: string;
 }
 
+/** The direct-routing topology's router: eth0 towards the client, eth1 on the backend LAN. */
+export interface LabRouter {
+  ns: string;
+  clientIf: 'eth0';
+  lanIf: 'eth1';
+  clientIp: string;
+  lanIp: string;
+  clientMac: string;
+  lanMac: string;
+}
+
 export interface LabSwitch {
   ns: string;
   bridge: 'br0';
-  /** Bridge ports: "p-gw" (towards the gateway), then "p-r1".."p-rN", then "p-x" with a backend rogue. */
+  /** Bridge ports: "p-gw" (towards the gateway), then "p-r1".."p-rN", then "p-x" with a backend rogue, then "p-rt" with a router. */
   ports: string[];
 }
 
@@ -127,6 +160,8 @@ export interface Lab {
   readonly floodHost: LabFloodHost | null;
   /** The rogue host on the backend LAN, or null unless createLab was asked for one (backendRogue). */
   readonly backendRogue: LabHost | null;
+  /** The router of the direct-routing topology, or null unless createLab was asked for it (directRouting). */
+  readonly router: LabRouter | null;
   /** Every namespace of the lab. */
   readonly namespaces: readonly string[];
   readonly destroyed: boolean;
@@ -165,6 +200,7 @@ const PREFIX_RE = /^[a-z][a-z0-9]{0,5}$/;
 const BRIDGE = 'br0';
 const ROGUE_PORT = 'p-x';
 const FLOOD_GATEWAY_IF = 'eth2';
+const ROUTER_PORT = 'p-rt';
 
 interface LabNames {
   id: string;
@@ -174,6 +210,7 @@ interface LabNames {
   reals: string[];
   flood: string | null;
   rogue: string | null;
+  router: string | null;
   all: string[];
 }
 
@@ -181,6 +218,7 @@ interface LabNames {
 interface LabExtras {
   floodHost: boolean;
   backendRogue: boolean;
+  directRouting: boolean;
 }
 
 /** Builds the lab. On any failure everything created so far is removed and the error is rethrown. */
@@ -193,8 +231,14 @@ export async function createLab(options: LabOptions): Promise<Lab> {
     throw new LabError(`reals must be an integer in 1..${MAX_REALS}, got ${String(options.reals)}`);
   }
   if (typeof options.offloads !== 'boolean') throw new LabError('offloads must be true or false');
-  const extras: LabExtras = { floodHost: options.floodHost ?? false, backendRogue: options.backendRogue ?? false };
+  const extras: LabExtras = {
+    floodHost: options.floodHost ?? false,
+    backendRogue: options.backendRogue ?? false,
+    directRouting: options.directRouting ?? false,
+  };
   if (typeof extras.floodHost !== 'boolean') throw new LabError('floodHost must be true or false');
+  if (typeof extras.directRouting !== 'boolean') throw new LabError('directRouting must be true or false');
+  if (extras.directRouting && extras.floodHost) throw new LabError('the direct-routing topology has no flood host (its gateway has no eth2)');
   if (typeof extras.backendRogue !== 'boolean') throw new LabError('backendRogue must be true or false');
   const queues = options.gatewayQueues ?? 1;
   if (!Number.isInteger(queues) || queues < 1 || queues > 8) {
@@ -225,8 +269,9 @@ function labNames(id: string, reals: number, extras: LabExtras): LabNames {
   const realNames = Array.from({ length: reals }, (_, i) => `${id}-r${i + 1}`);
   const flood = extras.floodHost ? `${id}-f` : null;
   const rogue = extras.backendRogue ? `${id}-x` : null;
-  const names = { id, client: `${id}-c`, gateway: `${id}-gw`, sw: `${id}-sw`, reals: realNames, flood, rogue };
-  const optional = [flood, rogue].filter((n): n is string => n !== null);
+  const router = extras.directRouting ? `${id}-rt` : null;
+  const names = { id, client: `${id}-c`, gateway: `${id}-gw`, sw: `${id}-sw`, reals: realNames, flood, rogue, router };
+  const optional = [flood, rogue, router].filter((n): n is string => n !== null);
   return { ...names, all: [names.client, names.gateway, names.sw, ...realNames, ...optional] };
 }
 
@@ -247,6 +292,7 @@ interface BuiltParts {
   reals: LabHost[];
   floodHost: LabFloodHost | null;
   backendRogue: LabHost | null;
+  router: LabRouter | null;
 }
 
 /** ip -n <ns> ...: iproute2 switches namespace itself, no `ip netns exec` needed. */
@@ -270,10 +316,16 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
 
   // 2. Links. Each veth pair is created inside its namespaces (peer netns), never in the root one.
   const realPorts = names.reals.map((_, i) => `p-r${i + 1}`);
-  const ports = ['p-gw', ...realPorts, ...(names.rogue !== null ? [ROGUE_PORT] : [])];
+  const ports = ['p-gw', ...realPorts, ...(names.rogue !== null ? [ROGUE_PORT] : []), ...(names.router !== null ? [ROUTER_PORT] : [])];
   await ipIn(names.sw, 'link', 'add', BRIDGE, 'type', 'bridge', 'stp_state', '0');
   const queues = ['numtxqueues', String(gatewayQueues), 'numrxqueues', String(gatewayQueues)];
-  await ipIn(names.client, 'link', 'add', 'eth0', ...queues, 'type', 'veth', 'peer', 'name', 'eth0', ...queues, 'netns', names.gateway);
+  if (names.router !== null) {
+    // Direct routing: the client's link goes to the router, which has a port on the backend LAN.
+    await ipIn(names.client, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', names.router);
+    await ipIn(names.router, 'link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', ROUTER_PORT, 'netns', names.sw);
+  } else {
+    await ipIn(names.client, 'link', 'add', 'eth0', ...queues, 'type', 'veth', 'peer', 'name', 'eth0', ...queues, 'netns', names.gateway);
+  }
   await ipIn(names.gateway, 'link', 'add', 'eth1', ...queues, 'type', 'veth', 'peer', 'name', 'p-gw', ...queues, 'netns', names.sw);
   for (const [i, ns] of names.reals.entries()) {
     await ipIn(ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', realPorts[i] as string, 'netns', names.sw);
@@ -285,7 +337,9 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
   // 3. Offloads (before the links come up, so no frame is ever sent with the other setting).
   const interfaces: Array<[string, string]> = [
     [names.client, 'eth0'],
-    [names.gateway, 'eth0'],
+    ...(names.router !== null
+      ? [[names.router, 'eth0'] as [string, string], [names.router, 'eth1'] as [string, string]]
+      : [[names.gateway, 'eth0'] as [string, string]]),
     [names.gateway, 'eth1'],
     [names.sw, BRIDGE],
     ...ports.map((p): [string, string] => [names.sw, p]),
@@ -302,8 +356,18 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
   // 4. Addresses, routes, forwarding.
   const cidr = (ip: string): string => `${ip}/${PREFIX_LEN}`;
   await ipIn(names.client, 'addr', 'add', cidr(CLIENT_IP), 'dev', 'eth0');
-  await ipIn(names.gateway, 'addr', 'add', cidr(GATEWAY_CLIENT_IP), 'dev', 'eth0');
-  await ipIn(names.gateway, 'addr', 'add', cidr(GATEWAY_BACKEND_IP), 'dev', 'eth1');
+  if (names.router !== null) {
+    // The router takes the gateway's addresses (so the client's and the reals' routes stay as they
+    // are); the one-armed gateway has an address of its own on the LAN.
+    await ipIn(names.router, 'addr', 'add', cidr(GATEWAY_CLIENT_IP), 'dev', 'eth0');
+    await ipIn(names.router, 'addr', 'add', cidr(GATEWAY_BACKEND_IP), 'dev', 'eth1');
+    await runInChecked(names.router, sbin('sysctl'), ['-q', '-w', 'net.ipv4.ip_forward=1']);
+    await ipIn(names.gateway, 'addr', 'add', cidr(DR_GATEWAY_IP), 'dev', 'eth1');
+    await Promise.all(names.reals.map((ns) => makeDirectRoutingReal(ns)));
+  } else {
+    await ipIn(names.gateway, 'addr', 'add', cidr(GATEWAY_CLIENT_IP), 'dev', 'eth0');
+    await ipIn(names.gateway, 'addr', 'add', cidr(GATEWAY_BACKEND_IP), 'dev', 'eth1');
+  }
   await runInChecked(names.gateway, sbin('sysctl'), ['-q', '-w', 'net.ipv4.ip_forward=1']);
   for (const [i, ns] of names.reals.entries()) await ipIn(ns, 'addr', 'add', cidr(realIp(i + 1)), 'dev', 'eth0');
   if (names.rogue !== null) await ipIn(names.rogue, 'addr', 'add', cidr(BACKEND_ROGUE_IP), 'dev', 'eth0');
@@ -316,6 +380,15 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
   for (const [ns, ifname] of interfaces) await ipIn(ns, 'link', 'set', 'dev', ifname, 'up');
   await ipIn(names.client, 'route', 'add', 'default', 'via', GATEWAY_CLIENT_IP, 'dev', 'eth0');
   for (const ns of names.reals) await ipIn(ns, 'route', 'add', 'default', 'via', GATEWAY_BACKEND_IP, 'dev', 'eth0');
+  if (names.router !== null) {
+    await ipIn(names.gateway, 'route', 'add', 'default', 'via', GATEWAY_BACKEND_IP, 'dev', 'eth1');
+    for (const vip of [VIP, VIP2]) {
+      await ipIn(names.router, 'route', 'add', `${vip}/32`, 'via', DR_GATEWAY_IP, 'dev', 'eth1');
+      // The VIPs are in the client's subnet: the router answers the client's ARP for them (as natlb
+      // does in the NAT topology) and routes their traffic to natlb.
+      await ipIn(names.router, 'neigh', 'add', 'proxy', vip, 'dev', 'eth0');
+    }
+  }
   if (names.rogue !== null) await ipIn(names.rogue, 'route', 'add', 'default', 'via', GATEWAY_BACKEND_IP, 'dev', 'eth0');
   if (names.flood !== null) {
     await ipIn(names.flood, 'route', 'add', 'default', 'via', GATEWAY_FLOOD_IP, 'dev', 'eth0');
@@ -328,15 +401,31 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
 
   const mac = (ns: string, ifname: string): Promise<string> => macOf(ns, ifname);
   const client: LabHost = { ns: names.client, ifname: 'eth0', ip: CLIENT_IP, mac: await mac(names.client, 'eth0') };
-  const gateway: LabGateway = {
-    ns: names.gateway,
-    clientIf: 'eth0',
-    backendIf: 'eth1',
-    clientIp: GATEWAY_CLIENT_IP,
-    backendIp: GATEWAY_BACKEND_IP,
-    clientMac: await mac(names.gateway, 'eth0'),
-    backendMac: await mac(names.gateway, 'eth1'),
-  };
+  const gatewayMac = await mac(names.gateway, 'eth1');
+  const gateway: LabGateway =
+    names.router !== null
+      ? { ns: names.gateway, clientIf: 'eth1', backendIf: 'eth1', clientIp: DR_GATEWAY_IP, backendIp: DR_GATEWAY_IP, clientMac: gatewayMac, backendMac: gatewayMac }
+      : {
+          ns: names.gateway,
+          clientIf: 'eth0',
+          backendIf: 'eth1',
+          clientIp: GATEWAY_CLIENT_IP,
+          backendIp: GATEWAY_BACKEND_IP,
+          clientMac: await mac(names.gateway, 'eth0'),
+          backendMac: gatewayMac,
+        };
+  const router: LabRouter | null =
+    names.router === null
+      ? null
+      : {
+          ns: names.router,
+          clientIf: 'eth0',
+          lanIf: 'eth1',
+          clientIp: GATEWAY_CLIENT_IP,
+          lanIp: GATEWAY_BACKEND_IP,
+          clientMac: await mac(names.router, 'eth0'),
+          lanMac: await mac(names.router, 'eth1'),
+        };
   const reals: LabHost[] = [];
   for (const [i, ns] of names.reals.entries()) reals.push({ ns, ifname: 'eth0', ip: realIp(i + 1), mac: await mac(ns, 'eth0') });
   const floodHost: LabFloodHost | null =
@@ -354,7 +443,24 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
         };
   const backendRogue: LabHost | null =
     names.rogue === null ? null : { ns: names.rogue, ifname: 'eth0', ip: BACKEND_ROGUE_IP, mac: await mac(names.rogue, 'eth0') };
-  return { client, gateway, sw: { ns: names.sw, bridge: BRIDGE, ports }, reals, floodHost, backendRogue };
+  return { client, gateway, sw: { ns: names.sw, bridge: BRIDGE, ports }, reals, floodHost, backendRogue, router };
+}
+
+/**
+ * A real server for direct routing (LVS-DR): it holds the VIPs on lo, so it takes the frames natlb
+ * forwards unchanged and answers from the VIP, but never answers ARP for them (arp_ignore=1: only for
+ * addresses of the interface asked on) nor uses them as the source of its own ARP requests
+ * (arp_announce=2), so the LAN keeps sending VIP traffic to natlb. rp_filter=2 (loose): a frame to the
+ * VIP is accepted when the client is reachable at all, whatever interface the route back uses.
+ */
+async function makeDirectRoutingReal(ns: string): Promise<void> {
+  const sysctls = ['all', 'eth0'].flatMap((i) => [
+    `net.ipv4.conf.${i}.arp_ignore=1`,
+    `net.ipv4.conf.${i}.arp_announce=2`,
+    `net.ipv4.conf.${i}.rp_filter=2`,
+  ]);
+  await runInChecked(ns, sbin('sysctl'), ['-q', '-w', ...sysctls]);
+  for (const vip of [VIP, VIP2]) await ipIn(ns, 'addr', 'add', `${vip}/32`, 'dev', 'lo');
 }
 
 async function addNamespace(ns: string): Promise<void> {
@@ -428,6 +534,7 @@ class NetnsLab implements Lab {
   readonly vip2 = VIP2;
   readonly floodHost: LabFloodHost | null;
   readonly backendRogue: LabHost | null;
+  readonly router: LabRouter | null;
   readonly namespaces: readonly string[];
   private destroying: Promise<void> | undefined;
 
@@ -445,6 +552,7 @@ class NetnsLab implements Lab {
     this.reals = parts.reals;
     this.floodHost = parts.floodHost;
     this.backendRogue = parts.backendRogue;
+    this.router = parts.router;
   }
 
   get destroyed(): boolean {

@@ -80,6 +80,8 @@ export interface UdpClientOptions {
 export interface UdpEchoServerOptions {
   /** No line per echo (floods: a line per datagram would cost more than the echo). echoes() then stays empty. */
   quiet?: boolean;
+  /** The address to bind (default 0.0.0.0). A direct-routing real binds the VIP, so its replies come from it. */
+  host?: string;
 }
 
 /** Starts the UDP echo server in real `realIndex` (1-based) and resolves once it is bound. */
@@ -91,6 +93,7 @@ export async function startUdpEcho(
 ): Promise<UdpEchoHandle> {
   const real = realByIndex(lab, realIndex);
   const args = ['--mode', 'server', '--port', String(port), '--ip', real.ip, ...(options.quiet === true ? ['--quiet'] : [])];
+  if (options.host !== undefined) args.push('--host', options.host);
   const tool = launchTool(lab, real.ns, __filename, args, `udpEcho(r${realIndex}:${port})`);
   await tool.waitUntilListening();
   return {

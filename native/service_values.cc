@@ -42,6 +42,7 @@ engine::Service serviceFrom(const Napi::Value& value, const std::string& where) 
   service.mode = *pickMode;
   service.hashPort = item.Get("hashPort").ToBoolean();
   service.hashFallback = item.Get("hashFallback").ToBoolean();
+  service.directRouting = item.Get("directRouting").ToBoolean();
   const Napi::Array reals = arrayAt(item.Get("reals"), where + ".reals");
   std::vector<engine::RealLimit> limits;
   bool anyLimit = false;
@@ -76,6 +77,14 @@ engine::Service serviceFrom(const Napi::Value& value, const std::string& where) 
     service.fallback = uint16_t(service.reals.size());
     service.reals.push_back(endpointFrom(objectAt(fallback, where + ".fallback"), where + ".fallback"));
     limits.push_back({});  // the fallback real has no limit (keepalived's sorry_server has none)
+  }
+  if (service.directRouting) {
+    // The frame reaches the real unchanged, so only a real on the service port can take it.
+    for (const flow::RealEndpoint& real : service.reals) {
+      if (real.port != service.port) {
+        throw Napi::RangeError::New(env, where + ": a direct-routing real's port must be the service port " + std::to_string(service.port));
+      }
+    }
   }
   if (anyLimit) service.setLimits(std::move(limits));
   // Left out, or a field left out: the global value (0 in the service's timeout profile).

@@ -1,6 +1,9 @@
 #include "test_surface.h"
 
+#include <algorithm>
+#include <array>
 #include <cstring>
+#include <string_view>
 #include <map>
 #include <memory>
 #include <optional>
@@ -11,6 +14,7 @@
 #include "engine/service_table.h"
 #include "flow/flow_table.h"
 #include "flow/persistence_templates.h"
+#include "flow/tcp_state.h"
 #include "flow/tcp_window.h"
 #include "napi_values.h"
 #include "packet/claim_signal.h"
@@ -432,6 +436,18 @@ Napi::Value PickLeastLoaded(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), engine::pickLeastLoaded(*mode, loads.data(), weights.data(), loads.size()));
 }
 
+// inputOnlyTcpState(state, tcpFlags) -> the state a direct-routing flow moves to (flow/tcp_state.h);
+// states by their ipvsadm names (SYN_RECV, ESTABLISHED, FIN_WAIT, TIME_WAIT, CLOSE).
+Napi::Value InputOnlyTcpState(const Napi::CallbackInfo& info) {
+  static constexpr std::array<std::string_view, 6> kNames = {"NONE", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "TIME_WAIT", "CLOSE"};
+  const std::string name = info[0].ToString();
+  const auto named = std::find(kNames.begin() + 1, kNames.end(), name);
+  if (named == kNames.end()) throw Napi::TypeError::New(info.Env(), "state must be SYN_RECV, ESTABLISHED, FIN_WAIT, TIME_WAIT or CLOSE");
+  const auto state = flow::FlowState(named - kNames.begin());
+  const auto next = flow::advanceInputOnlyTcpState(state, uint8_t(integerFrom(info[1], "tcpFlags", 0, 255)));
+  return Napi::String::New(info.Env(), std::string(kNames[size_t(next)]));
+}
+
 // A service as the data plane builds it from a NativeService, picking with given loads:
 //   new ServiceForTests(service).pick(loads, client, random) -> { outcome, real }
 // loads: one { active, inactive } per real (configured, then the fallback); client: { ip, port }; real:
@@ -487,6 +503,7 @@ void addTestSurface(Napi::Env env, Napi::Object exports, Napi::Object packet) {
   packet.Set("tcpReset", Napi::Function::New(env, TcpReset));
   packet.Set("claimSignal", Napi::Function::New(env, ClaimSignal));
   packet.Set("pickLeastLoaded", Napi::Function::New(env, PickLeastLoaded));
+  packet.Set("inputOnlyTcpState", Napi::Function::New(env, InputOnlyTcpState));
   exports.Set("FlowTableForTests", FlowTableForTests::Define(env));
   exports.Set("RealStatsForTests", RealStatsForTests::Define(env));
   exports.Set("ServiceForTests", ServiceForTests::Define(env));

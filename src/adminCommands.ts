@@ -9,6 +9,7 @@ import { streamControl } from "./control/streamClient";
 import { DRAIN_THENS, type DrainResult, type DrainThen } from "./drain/drainOutcome";
 import { ApiError } from "./errors";
 import { EXIT_CODES } from "./exitCodes";
+import { FORWARDING_MODES } from "./config";
 import { SCHEDULER_NAMES } from "./schedulers/types";
 
 export interface ServiceAddress {
@@ -98,16 +99,18 @@ export function addAdminCommands(program: Command): void {
         .command("add")
         .description("add a virtual service without reals; add them with `natlb real add`")
         .argument("<vip:port[/udp]>", "the virtual service (TCP unless /udp)", parseServiceAddress)
-        .option("--scheduler <name>", SCHEDULER_NAMES.join(", "), "wrr"),
+        .option("--scheduler <name>", SCHEDULER_NAMES.join(", "), "wrr")
+        .option("--forwarding <mode>", `how frames reach the reals: ${FORWARDING_MODES.join(" or ")} (direct routing); default nat`),
     ),
     "natlb service add 198.18.0.101:80 --scheduler mh",
-  ).action((address: ServiceAddress, options: ClientOptions & { scheduler: string }) =>
+    "natlb service add 198.18.0.102:80 --forwarding dr",
+  ).action((address: ServiceAddress, options: ClientOptions & { scheduler: string; forwarding?: string }) =>
     change(
       options,
       "POST /services",
-      { ...address, scheduler: options.scheduler, reals: [] },
+      { ...address, ...(options.forwarding !== undefined ? { forwarding: options.forwarding } : {}), scheduler: options.scheduler, reals: [] },
       "service add",
-      `service ${serviceName(address)} added (scheduler ${options.scheduler}, no reals yet)`,
+      `service ${serviceName(address)} added (scheduler ${options.scheduler}${options.forwarding !== undefined ? `, forwarding ${options.forwarding}` : ""}, no reals yet)`,
     ),
   );
   withExamples(

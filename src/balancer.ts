@@ -4,12 +4,12 @@
 // engine as one snapshot; kernel set-up follows the set of VIPs and real-server ports.
 import { performance } from "node:perf_hooks";
 import {
-  diffConfig, differsFromGlobal, effectiveTimeouts, parseConfig, realKey, sameReceivePaths, serviceKey, type ConfigDiff, type FloodProtection, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type Timeouts, type ReceivePath, type WorkerLayout, type WorkerThreadsSetting,
+  diffConfig, differsFromGlobal, effectiveTimeouts, parseConfig, realKey, sameReceivePaths, serviceKey, type ConfigDiff, type FloodProtection, type ForwardingMode, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type Timeouts, type ReceivePath, type WorkerLayout, type WorkerThreadsSetting,
 } from "./config";
 import { ApiError, NatlbError } from "./errors";
 import { cursorOf, flowFilterOf, pageLimitOf, type ConnectionPage, type ConnectionQuery } from "./flows/connectionQuery";
 import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
-import { discoverGateway, readLocalAddresses, readNeighbours, readRoutes, type GatewayView } from "./gateway/interfaces";
+import { checkDirectRealsOnLink, discoverGateway, readLocalAddresses, readNeighbours, readRoutes, type GatewayView } from "./gateway/interfaces";
 import { EventHub, PressureWatch, currentChangeOrigin, summarizeDiff, type ChangeOrigin, type NatlbEvent, type WatchOptions } from "./events";
 import { HealthMonitor, checkerFor, type HealthChange, type RealHealthReader } from "./health";
 import { listLinks } from "./gateway/iproute";
@@ -93,6 +93,8 @@ export interface ServiceStatus {
   vip: string;
   port: number;
   protocol: Protocol;
+  /** Only for direct routing (config forwarding "dr"); left out: "nat". */
+  forwarding?: Extract<ForwardingMode, "dr">;
   scheduler: SchedulerName;
   /** Only where they differ from the global ones: the timeouts the service's flows follow (its own, the global ones for the rest). */
   timeouts?: Timeouts;
@@ -534,6 +536,7 @@ export class Balancer {
           vip: s.vip,
           port: s.port,
           protocol: s.protocol,
+          ...(s.forwarding === "dr" ? { forwarding: "dr" as const } : {}),
           scheduler: s.scheduler,
           ...(s.schedulerFlags.length > 0 ? { schedulerFlags: [...s.schedulerFlags] } : {}),
           ...(differsFromGlobal(s, this.config.timeouts) ? { timeouts: effectiveTimeouts(s, this.config.timeouts) } : {}),
@@ -699,6 +702,8 @@ export class Balancer {
     if (next.workerThreads !== this.config.workerThreads) {
       throw new ApiError("workerThreads cannot change while running: restart natlb", { status: 409 });
     }
+    // A "dr" real must be on a link this natlb runs on (whatever a fresh start would derive).
+    checkDirectRealsOnLink(next, this.gateway.interfaces);
     if (!next.interfaces) {
       const needed = await discoverGateway(next);
       const running = new Set(this.gateway.interfaces.map((i) => `${i.name}/${i.role}`));
@@ -918,13 +923,13 @@ export class Balancer {
       const input = rampedTableInput(s.scheduler, reals);
       const endpoints = this.realsWithDraining(s).map((r) => ({ ip: r.ip, port: r.port, id: this.realIdFor(s, r), ...limitsOf(r) }));
       const fallback = s.fallback && { ...s.fallback, id: this.fallbackIdFor(s) };
-      const inputs = JSON.stringify([input.scheduler, s.schedulerFlags, input.reals, endpoints, fallback, s.timeouts, s.persistence]);
+      const inputs = JSON.stringify([s.forwarding, input.scheduler, s.schedulerFlags, input.reals, endpoints, fallback, s.timeouts, s.persistence]);
       if (this.built.get(key)?.inputs === inputs) continue;
       const table = schedulerFor(input.scheduler).build({ reals: input.reals });
       rebuilt.set(key, {
         inputs,
         service: {
-          vip: s.vip, port: s.port, protocol: s.protocol, mode: table.mode, slots: table.slots, ...(table.weights ? { weights: table.weights } : {}),
+          vip: s.vip, port: s.port, protocol: s.protocol, ...(s.forwarding === "dr" ? { directRouting: true } : {}), mode: table.mode, slots: table.slots, ...(table.weights ? { weights: table.weights } : {}),
           ...(table.mode === "hash" ? hashOptionsOf(s.schedulerFlags) : {}), reals: endpoints, ...(fallback ? { fallback } : {}),
           ...(s.timeouts ? { timeouts: s.timeouts } : {}),
           ...(s.persistence ? { persistence: persistenceFor(s.persistence, reals, endpoints) } : {}),

@@ -127,10 +127,19 @@ export interface PersistenceConfig {
   readonly netmask: string;
 }
 
+/**
+ * How a service's frames reach its reals (docs/operations.md, "Direct routing"): "nat" rewrites the
+ * destination to the real (LVS-NAT: the replies must come back through natlb); "dr" changes only the
+ * destination MAC (LVS-DR: the real holds the VIP itself and answers the client directly).
+ */
+export const FORWARDING_MODES = ["nat", "dr"] as const;
+export type ForwardingMode = (typeof FORWARDING_MODES)[number];
+
 export interface ServiceConfig {
   readonly vip: string;
   readonly port: number;
   readonly protocol: Protocol;
+  readonly forwarding: ForwardingMode;
   readonly scheduler: SchedulerName;
   /** ipvsadm -b: sh-port / sh-fallback with sh, mh-port / mh-fallback with mh. */
   readonly schedulerFlags: ReadonlyArray<SchedulerFlag>;
@@ -371,10 +380,11 @@ function isLoopback(ip: string): boolean {
   return ip.split(".")[0] === "127";
 }
 
-function interfaceList(side: string) {
+/** `minimum` 0: the list may be empty (no backend interface: one-armed direct routing). */
+function interfaceList(side: string, minimum: 0 | 1) {
   return z
     .array(interfaceName, { error: expecting(`a list of ${side} interface names like ["eth0"]`) })
-    .min(1, { error: `list at least one ${side} interface, or leave out "interfaces" to derive them from routes` })
+    .min(minimum, { error: `list at least one ${side} interface, or leave out "interfaces" to derive them from routes` })
     .refine((names) => new Set(names).size === names.length, { error: "lists an interface twice: remove the duplicate" });
 }
 
@@ -650,6 +660,11 @@ export const serviceSchema = z
       }),
       port: port().describe("The service port on the VIP (vport)."),
       protocol: oneOf(["tcp", "udp"] as const).default("tcp").describe("The service's transport protocol."),
+      forwarding: oneOf(FORWARDING_MODES)
+        .default("nat")
+        .describe(
+          'How frames reach the reals: "nat" (LVS-NAT) rewrites the destination to the real, and the replies must be routed back through natlb; "dr" (direct routing, LVS-DR) changes only the destination MAC, so the real, which holds the VIP on a non-ARPing interface, answers the client directly. A "dr" real must be on a link natlb works on (a directly connected subnet of one of its interfaces), and its port must be the service port. "dr" flows never go to the kernel fast path.',
+        ),
       scheduler: oneOf(SCHEDULER_NAMES)
         .default("wrr")
         .describe(
@@ -697,6 +712,33 @@ export const serviceSchema = z
     { error: expecting('a service object like { "vip": "198.18.0.100", "port": 80, "reals": [...] }') },
   )
   .superRefine((s, ctx) => {
+    if (s.forwarding === "dr") {
+      // The frame reaches the real unchanged: it can only be for the port the client sent it to.
+      s.reals.forEach((r, j) => {
+        if (r.port !== undefined && r.port !== s.port) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["reals", j, "port"],
+            message: `a "dr" real receives the client's frame unchanged, on the service port ${s.port}: remove "port" or set it to ${s.port} (or use "forwarding": "nat")`,
+          });
+        }
+      });
+      if (s.deadRealFlows === "reset") {
+        // A reset must carry the sequence number its receiver expects; natlb sees only the client's side.
+        ctx.addIssue({
+          code: "custom",
+          path: ["deadRealFlows"],
+          message: `"reset" needs both sides' sequence numbers, and natlb sees only the client's side of a "dr" flow: use "drop" or "keep"`,
+        });
+      }
+      if (s.fallback?.port !== undefined && s.fallback.port !== s.port) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["fallback", "port"],
+          message: `a "dr" fallback real receives the client's frame unchanged, on the service port ${s.port}: remove "port" or set it to ${s.port}`,
+        });
+      }
+    }
     s.schedulerFlags.forEach((flag, i) => {
       const owner = schedulerOfFlag(flag);
       if (owner !== s.scheduler) {
@@ -713,6 +755,7 @@ export const serviceSchema = z
       vip: s.vip,
       port: s.port,
       protocol: s.protocol,
+      forwarding: s.forwarding,
       scheduler: s.scheduler,
       schedulerFlags: s.schedulerFlags,
       reals: s.reals.map((r) => ({
@@ -804,8 +847,10 @@ export const configSchema = z
       interfaces: z
         .strictObject(
           {
-            client: interfaceList("client").describe("Interfaces where client traffic to the VIPs arrives."),
-            backend: interfaceList("backend").describe("Interfaces that lead to the real servers."),
+            client: interfaceList("client", 1).describe("Interfaces where client traffic to the VIPs arrives."),
+            backend: interfaceList("backend", 0).describe(
+              'Interfaces that lead to the "nat" services\' real servers. "dr" reals may be on any interface natlb works on; with "dr" services only (one-armed: clients and reals on one interface), the list may be empty.',
+            ),
           },
           { error: expecting('an object like { "client": ["eth0"], "backend": ["eth1"] }') },
         )
@@ -1181,7 +1226,7 @@ export interface RealUpdate {
 }
 
 /** The service-level settings a change can tell apart (beyond its reals). */
-export type ServiceField = "scheduler" | "schedulerFlags" | "fallback" | "healthCheck" | "deadRealFlows" | "slowStartS" | "timeouts" | "persistence";
+export type ServiceField = "forwarding" | "scheduler" | "schedulerFlags" | "fallback" | "healthCheck" | "deadRealFlows" | "slowStartS" | "timeouts" | "persistence";
 
 export interface ServiceChange {
   /** `vip:port/protocol` */
@@ -1235,6 +1280,7 @@ function sameTimeouts(a: ServiceTimeouts | undefined, b: ServiceTimeouts | undef
 
 function diffService(old: ServiceConfig, next: ServiceConfig): ServiceChange | undefined {
   const fields: ServiceField[] = [];
+  if (old.forwarding !== next.forwarding) fields.push("forwarding");
   if (old.scheduler !== next.scheduler) fields.push("scheduler");
   if (!sameJson(old.persistence, next.persistence)) fields.push("persistence");
   if (!sameJson(old.schedulerFlags, next.schedulerFlags)) fields.push("schedulerFlags");

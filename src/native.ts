@@ -26,6 +26,8 @@ export interface NativeService {
   vip: string;
   port: number;
   protocol: Protocol;
+  /** Direct routing (config forwarding "dr"): new flows go to their real with only the MAC changed. */
+  directRouting?: boolean;
   mode: PickMode;
   /** Indexes into `reals`, computed by a scheduling policy (src/schedulers). */
   slots: Uint16Array;
@@ -44,6 +46,9 @@ export interface NativeService {
   /** ipvsadm -p/-M: `keepingRealIds` are the reals that keep their persistent clients (up, drained or not). */
   persistence?: { timeoutS: number; netmask: string; keepingRealIds: number[] };
 }
+
+/** The TCP states a direct-routing flow goes through (IPVS's input-only table, reduced). */
+export type InputOnlyTcpState = "SYN_RECV" | "ESTABLISHED" | "FIN_WAIT" | "TIME_WAIT" | "CLOSE";
 
 export interface NativeRoute {
   prefix: string;
@@ -91,7 +96,7 @@ export const COUNTER_NAMES = [
   "dropFragment", "dropTtlExpired", "dropTooBig", "dropNoService", "dropNoReal", "dropRealsFull", "dropNoFlow", "dropOutOfWindow", "dropFlowTableFull",
   "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",
   "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused", "replyClaimSignals", "replyClaimSignalErrors",
-  "deadRealFlowsEnded", "tcpResetsSent", "ringErrors",
+  "deadRealFlowsEnded", "tcpResetsSent", "ringErrors", "toRealDirect", "dropNotOnLink",
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type EngineCounters = Record<CounterName, number>;
@@ -321,6 +326,8 @@ export interface NativeAddon {
     claimSignal(mac: string, tuple: { protocol: Protocol; realIp: string; realPort: number; clientIp: string; clientPort: number }): Uint8Array;
     /** The least-connection family's choice (native/engine/service_table.h): an index into `reals`, or -1. */
     pickLeastLoaded(mode: "lc" | "wlc" | "sed" | "nq", reals: { active: number; inactive: number; weight: number }[]): number;
+    /** A direct-routing flow's TCP state after a client segment with `tcpFlags` (native/flow/tcp_state.h). */
+    inputOnlyTcpState(state: InputOnlyTcpState, tcpFlags: number): InputOnlyTcpState;
   };
 }
 

@@ -61,7 +61,8 @@ const servicesSection: StatusSection = (status) => {
   for (const s of status.services) {
     const flags = s.schedulerFlags && s.schedulerFlags.length > 0 ? ` (${s.schedulerFlags.join(",")})` : "";
     const persistent = s.templates === undefined ? "" : ` persistent (${s.templates} template(s))`;
-    lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}${flags}${persistent}`);
+    const direct = s.forwarding === "dr" ? " direct-routing" : "";
+    lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}${flags}${persistent}${direct}`);
     if (s.timeouts) lines.push(`  timeouts (not all the global ones): ${timeoutsText(s.timeouts)}`);
     for (const r of s.reals) {
       lines.push(`  -> ${`${r.ip}:${r.port}`.padEnd(22)} ${String(r.weight).padStart(6)}  ${(r.up ? "up" : "DOWN").padEnd(5)}  ${connections(r)}${realNote(r)}`);
@@ -80,7 +81,8 @@ const framesSection: StatusSection = (status) => {
   const drops = Object.entries(c)
     .filter(([name, value]) => (name.startsWith("drop") || name === "ringDrops") && value > 0)
     .map(([name, value]) => `${name.replace(/^drop/, "").replace(/^./, (x) => x.toLowerCase())} ${value}`);
-  return [`frames: ${c.toReal} to reals, ${c.toClient} to clients; drops: ${drops.length ? drops.join(", ") : "none"}`];
+  const direct = c.toRealDirect > 0 ? `, ${c.toRealDirect} to reals by direct routing` : "";
+  return [`frames: ${c.toReal} to reals${direct}, ${c.toClient} to clients; drops: ${drops.length ? drops.join(", ") : "none"}`];
 };
 
 /** Only when the flood defences have anything to say. */

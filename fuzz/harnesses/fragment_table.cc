@@ -31,6 +31,7 @@ namespace {
 using ModelKey = std::tuple<uint32_t, uint32_t, uint16_t, uint8_t>;
 struct Remembered {
   uint32_t ip;
+  bool addressKept;
   uint64_t expiresMs;
 };
 
@@ -38,17 +39,22 @@ class Model {
  public:
   explicit Model(engine::FragmentTable& table) : table_(table) {}
 
-  void remember(const engine::FragmentKey& key, uint32_t ip, uint64_t nowMs) {
-    table_.remember(key, ip, nowMs);
-    model_[asTuple(key)] = {ip, nowMs + engine::FragmentTable::kLifetimeMs};
-    if (ip != 0) require(table_.find(key, nowMs) == ip, "a datagram just remembered is found");
+  // addressKept: a direct-routing datagram, whose later fragments go on unchanged.
+  void remember(const engine::FragmentKey& key, uint32_t ip, bool addressKept, uint64_t nowMs) {
+    table_.remember(key, {ip, addressKept}, nowMs);
+    model_[asTuple(key)] = {ip, addressKept, nowMs + engine::FragmentTable::kLifetimeMs};
+    if (ip != 0) {
+      const engine::FragmentTarget found = table_.find(key, nowMs);
+      require(found.ip == ip && found.addressKept == addressKept, "a datagram just remembered is found");
+    }
   }
-  uint32_t find(const engine::FragmentKey& key, uint64_t nowMs) const {
-    uint32_t found = table_.find(key, nowMs);
-    if (kMutant) found ^= 1;  // a table that returns a neighbouring address
-    if (found != 0) {
+  engine::FragmentTarget find(const engine::FragmentKey& key, uint64_t nowMs) const {
+    engine::FragmentTarget found = table_.find(key, nowMs);
+    if (kMutant) found.ip ^= 1;  // a table that returns a neighbouring address
+    if (found.ip != 0) {
       const auto it = model_.find(asTuple(key));
-      require(it != model_.end() && it->second.ip == found && it->second.expiresMs > nowMs,
+      require(it != model_.end() && it->second.ip == found.ip && it->second.addressKept == found.addressKept &&
+                  it->second.expiresMs > nowMs,
               "a lookup finds only what was last remembered for that datagram, unexpired");
     }
     return found;
@@ -63,8 +69,10 @@ class Model {
 void laterFragment(const Model& model, ExactBuffer& frame, uint64_t nowMs, bool toVip) {
   const uint8_t* ip = frame.get() + 14;
   const engine::FragmentKey key{read32(ip + 12), read32(ip + 16), uint16_t(read16(ip + 4)), ip[9]};
-  const uint32_t address = model.find(key, nowMs);
-  if (address == 0) return;
+  const engine::FragmentTarget target = model.find(key, nowMs);
+  // A direct-routing datagram's fragment is sent as it came: no rewrite to check.
+  if (target.ip == 0 || target.addressKept) return;
+  const uint32_t address = target.ip;
   const ExactBuffer before(frame.get(), frame.size);
   const auto field = toVip ? packet::AddressField::Destination : packet::AddressField::Source;
   const auto error = packet::rewriteFragmentAddress(frame.get(), field, address);
@@ -105,7 +113,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (parsed.error == packet::ParseError::None) {
         const packet::Ipv4FrameView& view = parsed.view;
         if (view.ip()[6] & 0x20) {  // a first fragment: remembered with the address it was given
-          model.remember({view.sourceIp(), view.destinationIp(), uint16_t(read16(view.ip() + 4)), view.protocol}, rewrittenIp, nowMs);
+          model.remember({view.sourceIp(), view.destinationIp(), uint16_t(read16(view.ip() + 4)), view.protocol}, rewrittenIp, (kind & 4) != 0, nowMs);
         }
       } else if (parsed.error == packet::ParseError::Fragment) {
         laterFragment(model, frame, nowMs, kind & 2);
@@ -118,7 +126,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       key.protocol = input.byte();
       const uint32_t ip = input.u32();
       if (kind & 2) {
-        model.remember(key, ip, nowMs);
+        model.remember(key, ip, (kind & 4) != 0, nowMs);
       } else {
         model.find(key, nowMs);
       }

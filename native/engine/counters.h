@@ -68,6 +68,10 @@ enum class Counter : uint8_t {
   // Socket errors the receive rings reported (ENETDOWN: their interface went down or was deleted); each
   // is read and cleared, so the worker waits for frames again instead of waking at once.
   RingErrors,
+  // Direct routing (config forwarding "dr"): client frames sent to their real with only the MACs
+  // changed, and those dropped because the real is not directly reachable (its route has a gateway).
+  ToRealDirect,
+  DropNotOnLink,
   Count,
 };
 
@@ -79,6 +83,7 @@ constexpr std::array<std::string_view, size_t(Counter::Count)> kCounterNames = {
     "dropNoRoute",     "dropNoNeighbour", "dropTxError",       "dropVlan",         "ringDrops",
     "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused",
     "replyClaimSignals", "replyClaimSignalErrors", "deadRealFlowsEnded", "tcpResetsSent", "ringErrors",
+    "toRealDirect", "dropNotOnLink",
 };
 
 class Counters {

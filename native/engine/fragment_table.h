@@ -1,6 +1,7 @@
 // Later IPv4 fragments carry no ports, so they cannot be matched to a flow; the first fragment can.
 // When a worker rewrites a first fragment it remembers the datagram (addresses, IP id, protocol) and
 // the address it rewrote, and later fragments of the same datagram get the same address rewrite.
+// A direct-routing datagram's later fragments keep their address: they go to the same real as its first.
 // Per worker (a datagram's fragments arrive on one interface, in order): no lock. Fragments that
 // arrive before their first fragment are dropped and counted (IPVS would reassemble them).
 #pragma once
@@ -17,23 +18,30 @@ struct FragmentKey {
   bool operator==(const FragmentKey&) const = default;
 };
 
+// Where a later fragment goes: `ip` is the address written into it, or the direct-routing real it is
+// sent to unchanged (addressKept).
+struct FragmentTarget {
+  uint32_t ip = 0;
+  bool addressKept = false;
+};
+
 class FragmentTable {
  public:
   static constexpr uint64_t kLifetimeMs = 5000;  // well past any fragment train; the kernel waits 30 s
 
-  void remember(const FragmentKey& key, uint32_t rewrittenIp, uint64_t nowMs) {
-    slots_[indexOf(key)] = Slot{key, rewrittenIp, nowMs + kLifetimeMs};
+  void remember(const FragmentKey& key, FragmentTarget target, uint64_t nowMs) {
+    slots_[indexOf(key)] = Slot{key, target, nowMs + kLifetimeMs};
   }
-  // The address to write into a later fragment of `key`, or 0.
-  uint32_t find(const FragmentKey& key, uint64_t nowMs) const {
+  // Where a later fragment of `key` goes; ip 0 when unknown.
+  FragmentTarget find(const FragmentKey& key, uint64_t nowMs) const {
     const Slot& slot = slots_[indexOf(key)];
-    return slot.expiresMs > nowMs && slot.key == key ? slot.rewrittenIp : 0;
+    return slot.expiresMs > nowMs && slot.key == key ? slot.target : FragmentTarget{};
   }
 
  private:
   struct Slot {
     FragmentKey key{};
-    uint32_t rewrittenIp = 0;
+    FragmentTarget target{};
     uint64_t expiresMs = 0;
   };
   static size_t indexOf(const FragmentKey& key) {

@@ -12,7 +12,8 @@ FramesAwaitingNeighbour::FramesAwaitingNeighbour() : storage_(kSlots * kSlotByte
   for (size_t i = 0; i < kSlots; ++i) slots_[i].bytes = storage_.data() + i * kSlotBytes;
 }
 
-bool FramesAwaitingNeighbour::hold(const io::ReceivedFrame& frame, uint32_t nextHop, int egressIfindex, uint64_t nowMs) {
+bool FramesAwaitingNeighbour::hold(const io::ReceivedFrame& frame, uint32_t nextHop, int egressIfindex, uint64_t nowMs,
+                                   bool claimsReply) {
   if (frame.length > kMaxFrameBytes || frame.vnet == nullptr || frame.vnet->gsoType != 0) return false;
   size_t forThisHop = 0;
   Slot* free = nullptr;
@@ -29,6 +30,7 @@ bool FramesAwaitingNeighbour::hold(const io::ReceivedFrame& frame, uint32_t next
   free->state = State::Held;
   free->nextHop = nextHop;
   free->egressIfindex = egressIfindex;
+  free->claimsReply = claimsReply;
   free->heldAtMs = nowMs;
   free->length = frame.length;
   ++held_;

@@ -23,17 +23,18 @@ class FramesAwaitingNeighbour {
   FramesAwaitingNeighbour();
 
   // Copies the frame; false when it cannot be held (too long, too many for this neighbour, full).
-  bool hold(const io::ReceivedFrame& frame, uint32_t nextHop, int egressIfindex, uint64_t nowMs);
+  // `claimsReply`: whether it goes out with the reply claim (a direct-routing frame claims nothing).
+  bool hold(const io::ReceivedFrame& frame, uint32_t nextHop, int egressIfindex, uint64_t nowMs, bool claimsReply = true);
   bool empty() const { return held_ == 0; }
 
-  // For every held frame: `send(frame, nextHop, egressIfindex)` returns true when it queued the frame
+  // For every held frame: `send(frame, nextHop, egressIfindex, claimsReply)` returns true when it queued the frame
   // for sending (its bytes stay valid until finishSent); frames held too long go to `expire(frame)`.
   template <typename Send, typename Expire>
   void resolve(uint64_t nowMs, Send&& send, Expire&& expire) {
     for (Slot& slot : slots_) {
       if (slot.state != State::Held) continue;
       io::ReceivedFrame frame = frameOf(slot);
-      if (send(frame, slot.nextHop, slot.egressIfindex)) {
+      if (send(frame, slot.nextHop, slot.egressIfindex, slot.claimsReply)) {
         slot.state = State::Sending;
       } else if (nowMs >= slot.heldAtMs + kHoldMs) {
         expire(frame);
@@ -50,6 +51,7 @@ class FramesAwaitingNeighbour {
     State state = State::Free;
     uint32_t nextHop = 0;
     int egressIfindex = 0;
+    bool claimsReply = true;
     uint64_t heldAtMs = 0;
     uint32_t length = 0;
     uint8_t* bytes = nullptr;  // virtio-net header, then the frame

@@ -60,6 +60,8 @@ struct Service {
   uint32_t vip = 0;
   uint16_t port = 0;
   uint8_t protocol = 0;
+  // Direct routing (LVS-DR): a new flow's frames reach its real with only the MAC changed (worker.cc).
+  bool directRouting = false;
   PickMode mode = PickMode::Cursor;
   bool hashPort = false;      // Hash: the client port is hashed with its address (IPVS sh-port, mh-port)
   bool hashFallback = false;  // Hash: a full real's clients walk on to the next slots' reals (sh-fallback, mh-fallback)
@@ -78,7 +80,7 @@ struct Service {
 
   Service() = default;
   Service(Service&& other) noexcept
-      : vip(other.vip), port(other.port), protocol(other.protocol), mode(other.mode), hashPort(other.hashPort),
+      : vip(other.vip), port(other.port), protocol(other.protocol), directRouting(other.directRouting), mode(other.mode), hashPort(other.hashPort),
         hashFallback(other.hashFallback), slots(std::move(other.slots)), slotWeights(std::move(other.slotWeights)),
         reals(std::move(other.reals)), limits(std::move(other.limits)), fallback(other.fallback), slotRealCount(other.slotRealCount),
         cursor(other.cursor.load()), timeouts(other.timeouts), persistence(std::move(other.persistence)),

@@ -12,6 +12,7 @@
 #include "../flow/tcp_tracking.h"
 #include "../packet/arp.h"
 #include "../packet/checksum_state.h"
+#include "../packet/ethernet_addresses.h"
 #include "../packet/icmp.h"
 #include "../packet/nat_rewrite.h"
 #include "../packet/tcp_header.h"
@@ -49,6 +50,7 @@ Worker::Worker(EngineContext& context, std::vector<std::unique_ptr<InterfaceRece
     : context_(context),
       receivers_(std::move(receivers)),
       senders_(context.interfaces, context.coalesceTcp, SenderSet::Claims::Replies),
+      directSenders_(context.interfaces, context.coalesceTcp, SenderSet::Claims::Nothing),
       neighbours_(context.neighbours),
       flowReader_(context.flows.registerReader()),
       random_(0x9e3779b97f4a7c15ULL ^ (uint64_t(receivers_.front()->interface().ifindex) << 32) ^ monotonicMs()) {}
@@ -128,7 +130,7 @@ void Worker::run() {
 }
 
 void Worker::flushSenders() {
-  senders_.forEach([this](io::FrameSender& sender) {
+  const auto flush = [this](io::FrameSender& sender) {
     const io::FrameSender::FlushResult result = sender.flush();
     if (result.sent) {
       counters_.add(Counter::TxFrames, result.sent);
@@ -136,7 +138,9 @@ void Worker::flushSenders() {
     }
     if (result.failed) counters_.add(Counter::DropTxError, result.failed);
     if (result.coalesced) counters_.add(Counter::TxCoalescedSegments, result.coalesced);
-  });
+  };
+  senders_.forEach(flush);
+  directSenders_.forEach(flush);
 }
 
 void Worker::handle(const io::ReceivedFrame& frame) {
@@ -246,7 +250,14 @@ void Worker::handleIcmp(const io::ReceivedFrame& frame) {
       counters_.add(Counter::DropNoFlow);
       return;
     }
-    const flow::RealEndpoint real = context_.flows.entryAt(ref).real();
+    const flow::FlowEntry entry = context_.flows.entryAt(ref);
+    const flow::RealEndpoint real = entry.real();
+    if (entry.flags() & flow::flags::kDirectRouting) {
+      // The real holds the VIP too: it gets the error as it came, like the flow's own frames.
+      counters_.add(Counter::IcmpErrorsToReal);
+      transmitDirect(frame, real.ip);
+      return;
+    }
     if (!packet::translateIcmpError(*icmp, *quoted, {0, real.ip, packet::QuotedSide::Source, real.ip, real.port})) {
       counters_.add(Counter::DropTtlExpired);
       return;
@@ -330,20 +341,27 @@ void Worker::settleChecksumState(const io::ReceivedFrame& frame, const Ipv4Frame
   }
 }
 
-void Worker::rememberIfFirstFragment(const Ipv4FrameView& view, uint32_t rewrittenIp) {
+void Worker::rememberIfFirstFragment(const Ipv4FrameView& view, uint32_t rewrittenIp, bool addressKept) {
   const uint8_t* ip = view.ip();
   if ((ip[6] & 0x20) == 0) return;  // more-fragments clear: a whole datagram
-  fragments_.remember({view.sourceIp(), view.destinationIp(), packet::load16(ip + 4), view.protocol}, rewrittenIp, nowMs_);
+  fragments_.remember({view.sourceIp(), view.destinationIp(), packet::load16(ip + 4), view.protocol},
+                      {rewrittenIp, addressKept}, nowMs_);
 }
 
 void Worker::forwardLaterFragment(const io::ReceivedFrame& frame, bool toVip) {
   const uint8_t* ip = frame.frame + packet::kEthernetHeaderLength;
   const FragmentKey key{packet::load32(ip + 12), packet::load32(ip + 16), packet::load16(ip + 4), ip[9]};
-  const uint32_t rewritten = fragments_.find(key, nowMs_);
+  const FragmentTarget target = fragments_.find(key, nowMs_);
+  const uint32_t rewritten = target.ip;
   if (rewritten == 0) {
     // Before its first fragment (or its entry was overwritten): without the first fragment the
     // datagram cannot be matched.
     counters_.add(Counter::DropFragment);
+    return;
+  }
+  if (target.addressKept) {
+    counters_.add(Counter::FragmentsForwarded);
+    transmitDirect(frame, rewritten);
     return;
   }
   const auto field = toVip ? packet::AddressField::Destination : packet::AddressField::Source;
@@ -375,6 +393,12 @@ bool Worker::admit(const flow::FlowEntry& entry, const Ipv4FrameView& view, flow
                    flow::SegmentVerdict& verdict) {
   verdict = flow::SegmentVerdict::Track;
   if (view.protocol != packet::kProtocolTcp) return true;
+  if (entry.flags() & flow::flags::kDirectRouting) {
+    // No window tracking: it needs both sides, and a direct-routing flow shows natlb the client's only.
+    if (packet::readTcpHeader(view)) return true;
+    counters_.add(Counter::DropMalformed);
+    return false;
+  }
   const auto judged = trackTcp(entry, view, direction);
   if (!judged) {
     counters_.add(Counter::DropMalformed);
@@ -400,8 +424,10 @@ void Worker::recordPacket(const flow::FlowEntry& entry, const Ipv4FrameView& vie
     const uint8_t tcpFlags = view.tcpFlags();
     if (tcpFlags & packet::kTcpFin) flowFlags = entry.setFlags(fromClient ? flow::flags::kClientFin : flow::flags::kRealFin);
     const flow::FlowState state = entry.state();
-    const flow::TcpTransition next = flow::advanceTcpState(state, flowFlags, direction, tcpFlags);
-    if (next.state > state) context_.flows.raiseState(entry, next.state);
+    const flow::FlowState next = (flowFlags & flow::flags::kDirectRouting)
+                                     ? flow::advanceInputOnlyTcpState(state, tcpFlags)
+                                     : flow::advanceTcpState(state, flowFlags, direction, tcpFlags).state;
+    if (next > state) context_.flows.raiseState(entry, next);
   }
   if (entry.load<uint64_t>(flow::entry::kLastSeenMs) != nowMs_) entry.store<uint64_t>(flow::entry::kLastSeenMs, nowMs_);
   const uint64_t ipBytes = view.l4Offset - view.l3Offset + view.l4Length;
@@ -425,8 +451,9 @@ void Worker::offloadIfEstablished(uint32_t ref, const flow::FlowEntry& entry) {
   if (context_.kernelOffload == nullptr || entry.state() != flow::FlowState::Established ||
       entry.load<uint64_t>(flow::entry::kPacketsIn) + entry.load<uint64_t>(flow::entry::kPacketsOut) < kHandOverAfterPackets ||
       entry.load<uint8_t>(flow::entry::kProtocol) != packet::kProtocolTcp ||
-      (entry.load<uint16_t>(flow::entry::kFlags) & (flow::flags::kOffloaded | flow::flags::kUserSpaceOnly))) {
-    return;
+      (entry.load<uint16_t>(flow::entry::kFlags) &
+       (flow::flags::kOffloaded | flow::flags::kUserSpaceOnly | flow::flags::kDirectRouting))) {
+    return;  // a direct-routing flow stays here: the kernel fast path rewrites addresses (NAT) only
   }
   const auto towardsReal = routes_->lookup(entry.load<uint32_t>(flow::entry::kRealIp));
   const auto towardsClient = routes_->lookup(entry.load<uint32_t>(flow::entry::kClientIp));
@@ -449,7 +476,8 @@ void Worker::offloadIfEstablished(uint32_t ref, const flow::FlowEntry& entry) {
 }
 
 void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& view, const Service& service) {
-  if (!hasHopsLeft(frame, view)) return;
+  // A direct-routing frame is not routed here (its IP header is left as it came): no hop to count.
+  if (!service.directRouting && !hasHopsLeft(frame, view)) return;
   const flow::ForwardKey key{view.protocol, view.sourceIp(), view.sourcePort(), view.destinationIp(),
                              view.destinationPort()};
   const uint8_t tcpFlags = view.tcpFlags();
@@ -472,26 +500,73 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
       return;
     }
     ref = context_.flows.insert(key, *scheduled.real, isTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp, nowMs_,
-                                service.timeouts.profile, scheduled.templateRef);
+                                service.timeouts.profile, scheduled.templateRef,
+                                service.directRouting ? flow::flags::kDirectRouting : uint16_t{0});
     if (ref == 0) {
       counters_.add(Counter::DropFlowTableFull);
       return;
     }
     counters_.add(Counter::NewFlows);
     realStats_.add(scheduled.real->id, RealStat::Connections, 1);
-    primeNeighbour(view.sourceIp());
+    if (!service.directRouting) primeNeighbour(view.sourceIp());  // a DR flow's replies bypass natlb
   }
   const flow::FlowEntry entry = context_.flows.entryAt(ref);
+  if (entry.flags() & flow::flags::kDirectRouting) {
+    forwardDirect(frame, view, ref, entry);
+    return;
+  }
+  if (service.directRouting && !hasHopsLeft(frame, view)) return;  // a NAT flow from before the service became "dr"
   const flow::RealEndpoint real = entry.real();
   if (!fitsEgress(frame, view, real.ip)) return;
   flow::SegmentVerdict verdict;
   if (!admit(entry, view, flow::Direction::FromClient, verdict)) return;
   recordPacket(entry, view, flow::Direction::FromClient, verdict);
   offloadIfEstablished(ref, entry);
-  rememberIfFirstFragment(view, real.ip);
+  rememberIfFirstFragment(view, real.ip, false);
   packet::rewriteDestination(view, real.ip, real.port, checksumModeOf(frame));  // hasHopsLeft checked the TTL
   counters_.add(Counter::ToReal);
   transmit(frame, real.ip);
+}
+
+// LVS-DR: the frame goes to its real as it came, but for the MACs (transmitDirect): the real holds the
+// VIP and answers the client itself. Like IPVS's DR transmitter, natlb leaves the TTL alone: the frame
+// is delivered on a link natlb is attached to, not routed (IPVS's director, for which the VIP is local,
+// does not decrement it either), so the IP and L4 headers and their checksums stay exactly as sent.
+void Worker::forwardDirect(const io::ReceivedFrame& frame, const Ipv4FrameView& view, uint32_t ref,
+                           const flow::FlowEntry& entry) {
+  const flow::RealEndpoint real = entry.real();
+  if (!fitsEgress(frame, view, real.ip)) return;
+  flow::SegmentVerdict verdict;
+  if (!admit(entry, view, flow::Direction::FromClient, verdict)) return;
+  recordPacket(entry, view, flow::Direction::FromClient, verdict);
+  offloadIfEstablished(ref, entry);  // refuses DR flows; kept so the rule lives in one place
+  rememberIfFirstFragment(view, real.ip, true);
+  counters_.add(Counter::ToRealDirect);
+  transmitDirect(frame, real.ip);
+}
+
+// Sends a direct-routing frame to the real itself, which must be a neighbour: a route with a gateway
+// would hand a frame addressed to the VIP to a router, which sends it back towards natlb. Its sender
+// claims no reply (the real answers the client directly).
+void Worker::transmitDirect(const io::ReceivedFrame& frame, uint32_t realIp) {
+  const auto hop = routes_->lookup(realIp);
+  const InterfaceConfig* egress = hop ? context_.interfaceByIndex(hop->ifindex) : nullptr;
+  io::FrameSender* sender = egress ? directSenders_.find(egress->ifindex) : nullptr;
+  if (sender == nullptr) {
+    counters_.add(Counter::DropNoRoute);
+    return;
+  }
+  if (hop->ip != realIp) {
+    counters_.add(Counter::DropNotOnLink);
+    return;
+  }
+  if (sendToNeighbour(frame, realIp, *egress, *sender)) return;
+  askForNeighbour(realIp, *egress, *sender);
+  if (awaitingNeighbour_.hold(frame, realIp, egress->ifindex, nowMs_, false)) {
+    counters_.add(Counter::HeldForNeighbour);
+  } else {
+    counters_.add(Counter::DropNoNeighbour);
+  }
 }
 
 void Worker::replyToClient(const io::ReceivedFrame& frame, const Ipv4FrameView& view, uint32_t flowRef) {
@@ -504,7 +579,7 @@ void Worker::replyToClient(const io::ReceivedFrame& frame, const Ipv4FrameView& 
   if (current_->xdp() != nullptr && !frame.steeredByXdp) claimRepliesForXdp(entry);
   const uint32_t vip = entry.load<uint32_t>(flow::entry::kVip);
   const uint16_t vport = entry.load<uint16_t>(flow::entry::kVport);
-  rememberIfFirstFragment(view, vip);
+  rememberIfFirstFragment(view, vip, false);
   packet::rewriteSource(view, vip, vport, checksumModeOf(frame));  // hasHopsLeft checked the TTL
   counters_.add(Counter::ToClient);
   transmit(frame, view.destinationIp());
@@ -593,8 +668,7 @@ bool Worker::sendToNeighbour(const io::ReceivedFrame& frame, uint32_t nextHop, c
                              io::FrameSender& sender) {
   const auto mac = neighbours_.find(nextHop);
   if (!mac) return false;
-  std::memcpy(frame.frame, mac->data(), 6);
-  std::memcpy(frame.frame + 6, egress.mac.data(), 6);
+  packet::readdressFrame(frame.frame, *mac, egress.mac);
   sender.queue(frame.vnet, frame.frame, frame.length);
   return true;
 }
@@ -630,9 +704,9 @@ void Worker::primeNeighbour(uint32_t clientIp) {
 void Worker::resolveHeldFrames() {
   awaitingNeighbour_.resolve(
       nowMs_,
-      [&](const io::ReceivedFrame& frame, uint32_t nextHop, int ifindex) {
+      [&](const io::ReceivedFrame& frame, uint32_t nextHop, int ifindex, bool claimsReply) {
         const InterfaceConfig* egress = context_.interfaceByIndex(ifindex);
-        io::FrameSender* sender = egress ? senders_.find(ifindex) : nullptr;
+        io::FrameSender* sender = egress ? (claimsReply ? senders_ : directSenders_).find(ifindex) : nullptr;
         return sender != nullptr && sendToNeighbour(frame, nextHop, *egress, *sender);
       },
       [&](const io::ReceivedFrame&) { counters_.add(Counter::DropNoNeighbour); });

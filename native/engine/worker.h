@@ -52,11 +52,14 @@ class Worker {
   void forwardToReal(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, const Service& service);
   void replyToClient(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, uint32_t flowRef);
   void forwardLaterFragment(const io::ReceivedFrame& frame, bool toVip);
-  void rememberIfFirstFragment(const packet::Ipv4FrameView& view, uint32_t rewrittenIp);
+  void rememberIfFirstFragment(const packet::Ipv4FrameView& view, uint32_t rewrittenIp, bool addressKept);
   bool hasHopsLeft(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view);
   bool fitsEgress(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, uint32_t destinationIp);
   void sendIcmpError(const io::ReceivedFrame& frame, packet::IcmpErrorSpec spec, Counter sent);
   void transmit(const io::ReceivedFrame& frame, uint32_t destinationIp);
+  void forwardDirect(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, uint32_t ref,
+                     const flow::FlowEntry& entry);
+  void transmitDirect(const io::ReceivedFrame& frame, uint32_t realIp);
   bool sendToNeighbour(const io::ReceivedFrame& frame, uint32_t nextHop, const InterfaceConfig& egress, io::FrameSender& sender);
   void askForNeighbour(uint32_t nextHop, const InterfaceConfig& egress, io::FrameSender& sender);
   void resolveHeldFrames();
@@ -78,6 +81,7 @@ class Worker {
   size_t nextReceiver_ = 0;                // the receivers take turns, so none starves the others
   std::vector<pollfd> pollDescriptors_;
   SenderSet senders_;
+  SenderSet directSenders_;  // direct-routing frames: no reply to claim (flow/reply_claims.h)
   NeighbourView neighbours_;
   size_t flowReader_;  // this worker's reader slot in the flow map
   std::shared_ptr<const ServiceTable> services_;

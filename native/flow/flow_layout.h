@@ -146,7 +146,15 @@ constexpr uint16_t kRealTracked = 128;
 constexpr uint16_t kXdpClaimed = 256;  // the AF_XDP path steers its replies (io/xdp_steering.h)
 // A persistence template, not a connection: never forwarded, offloaded or counted as a real's flow.
 constexpr uint16_t kTemplate = 512;
+// Direct routing (LVS-DR): its frames reach the real unchanged but for the MAC, and the real answers
+// the client directly, so it has no reply index entry, claims no replies, tracks TCP from the client's
+// segments alone (tcp_state.h) and stays in user space (never offloaded).
+constexpr uint16_t kDirectRouting = 1024;
 }  // namespace flags
+
+// Whether a flow has an entry in the reverse (reply) index: what comes back on it (not a template, whose
+// key no packet carries, nor a direct-routing flow, whose replies never cross natlb).
+constexpr bool hasReplyIndex(uint16_t flowFlags) { return (flowFlags & (flags::kTemplate | flags::kDirectRouting)) == 0; }
 
 constexpr uint32_t bucketCountFor(uint32_t capacity) {
   uint32_t buckets = 1;

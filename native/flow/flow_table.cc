@@ -277,23 +277,24 @@ void FlowTable::linkLocked(uint32_t ref, const ForwardKey& key, const RealEndpoi
   e.store<uint32_t>(entry::kNextForward, forwardHead.load(std::memory_order_relaxed));
   const ReverseKey reverse{key.protocol, real.ip, real.port, key.clientIp, key.clientPort};
   auto reverseHead = bucket(reverseBuckets_, hashReverse(reverse));
-  if (!key.isTemplate) e.store<uint32_t>(entry::kNextReverse, reverseHead.load(std::memory_order_relaxed));
+  const bool linksReverse = !key.isTemplate && hasReplyIndex(e.flags());
+  if (linksReverse) e.store<uint32_t>(entry::kNextReverse, reverseHead.load(std::memory_order_relaxed));
   e.store<uint32_t>(entry::kStatus, uint32_t(EntryStatus::Live), std::memory_order_release);
   forwardHead.store(ref, std::memory_order_release);
-  if (!key.isTemplate) reverseHead.store(ref, std::memory_order_release);
+  if (linksReverse) reverseHead.store(ref, std::memory_order_release);
   headerField<uint32_t>(header::kLiveCount).fetch_add(1, std::memory_order_relaxed);
   headerField<uint32_t>(classCountField(unassuredClassOf(key.protocol))).fetch_add(1, std::memory_order_relaxed);
 }
 
 uint32_t FlowTable::insert(const ForwardKey& key, const RealEndpoint& real, FlowState state, uint64_t nowMs,
-                          uint8_t timeoutProfile, uint32_t templateRef) {
+                          uint8_t timeoutProfile, uint32_t templateRef, uint16_t modeFlags) {
   std::lock_guard lock(writers_);
   if (const uint32_t existing = findForward(key)) return existing;
   const uint32_t ref = allocateFlowLocked(unassuredClassOf(key.protocol));
   if (ref == 0) return 0;
   const FlowEntry e = entryAt(ref);
   e.store<uint8_t>(entry::kState, uint8_t(state));
-  e.store<uint16_t>(entry::kFlags, flags::kUnassured);
+  e.store<uint16_t>(entry::kFlags, uint16_t(flags::kUnassured | (modeFlags & flags::kDirectRouting)));
   e.store<uint32_t>(entry::kTemplateRef, 0);
   // The template was found in this batch: if it was freed since (evicted to make room just now), its
   // entry is not reused before the batch ends, so live() tells.
@@ -336,12 +337,12 @@ void FlowTable::unlinkLocked(uint32_t ref) {
   const bool isTemplate = (e.flags() & flags::kTemplate) != 0;
   unlinkFrom(forwardBuckets_, hashForward(ForwardKey{forward.protocol, forward.clientIp, forward.clientPort, forward.vip, forward.vport, isTemplate}),
              entry::kNextForward);
-  if (!isTemplate) unlinkFrom(reverseBuckets_, hashReverse(reverse), entry::kNextReverse);
+  if (hasReplyIndex(e.flags())) unlinkFrom(reverseBuckets_, hashReverse(reverse), entry::kNextReverse);
 }
 
 void FlowTable::releaseLocked(uint32_t ref) {
   const FlowEntry e = entryAt(ref);
-  if (claims_ != nullptr && !(e.flags() & flags::kTemplate)) claims_->release(e);  // a template claims nothing
+  if (claims_ != nullptr && hasReplyIndex(e.flags())) claims_->release(e);  // a template or a DR flow claims nothing
   leaveUnassuredClass(e);
   unlinkLocked(ref);
   if (isOffloaded(e)) {
@@ -452,7 +453,7 @@ size_t FlowTable::sweep(uint64_t nowMs, const TimeoutProfiles& timeouts, size_t 
       refreshOffloaded(e, nowMs);
     }
     const uint64_t claimedMs = e.load<uint64_t>(entry::kClaimedMs);
-    if (claims_ != nullptr && e.live() && !(e.flags() & flags::kTemplate) &&
+    if (claims_ != nullptr && e.live() && hasReplyIndex(e.flags()) &&
         (nowMs >= claimedMs + kReplyClaimRenewMs || claimedMs < renewClaimsBeforeMs_.load(std::memory_order_relaxed))) {
       std::lock_guard lock(writers_);
       if (e.live()) {

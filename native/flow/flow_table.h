@@ -142,7 +142,9 @@ constexpr uint64_t kUdpAssuredAfterMs = 2000;
 // Whether a flow has proven itself: TCP once out of SYN_RECV (its handshake completed, or it closed),
 // UDP once the real replied and the exchange goes on.
 constexpr bool hasProvenItself(uint8_t protocol, FlowState state, uint16_t flowFlags, uint64_t ageMs) {
-  if (protocol == packet::kProtocolUdp) return (flowFlags & flags::kSeenReply) && ageMs >= kUdpAssuredAfterMs;
+  // A direct-routing flow never sees a reply: a client still sending after the time is its only proof.
+  const uint16_t answered = flags::kSeenReply | flags::kDirectRouting;
+  if (protocol == packet::kProtocolUdp) return (flowFlags & answered) && ageMs >= kUdpAssuredAfterMs;
   return state != FlowState::SynRecv;
 }
 
@@ -175,8 +177,9 @@ class FlowTable {
   // evicting unassured flows as the flood defences say; 0 when the map is full (counted). The flow
   // expires by the timeouts of `timeoutProfile` (its service's). A flow created through a persistence
   // template (`templateRef`, found in this batch) is controlled by it.
+  // `modeFlags` (flags::kDirectRouting or 0) is the flow's forwarding mode, for its whole life.
   uint32_t insert(const ForwardKey& key, const RealEndpoint& real, FlowState state, uint64_t nowMs,
-                  uint8_t timeoutProfile = kGlobalTimeoutProfile, uint32_t templateRef = 0);
+                  uint8_t timeoutProfile = kGlobalTimeoutProfile, uint32_t templateRef = 0, uint16_t modeFlags = 0);
   // Persistence templates (persistence_templates.cc). The live template with `key` (made by
   // templateKeyOf), or a new one holding `real`; an existing one whose serial is `staleSerial` (the
   // caller found its real unusable) is rebound to `real` first. A new template is unassured, like the

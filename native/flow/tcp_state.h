@@ -32,6 +32,23 @@ constexpr TcpTransition advanceTcpState(FlowState state, uint16_t flowFlags, Dir
   return {state, flowFlags};
 }
 
+// The TCP state of a direct-routing flow, from the client's segments alone: IPVS's input-only table
+// (ip_vs_proto_tcp.c, used for DR and tunnelled connections, which see no replies), reduced to these
+// states. A RST in the handshake leaves it there (it may be a stray one); a FIN in the handshake ends in
+// TIME_WAIT, after it in FIN_WAIT (the real's FIN is never seen); the client's ACK completes the
+// handshake. A SYN changes nothing here (a closing flow's new SYN is a new flow: allowsReuse).
+constexpr FlowState advanceInputOnlyTcpState(FlowState state, uint8_t tcpFlags) {
+  using namespace natlb::packet;
+  if (tcpFlags & kTcpRst) return state == FlowState::SynRecv ? state : FlowState::Close;
+  if (tcpFlags & kTcpSyn) return state;
+  if (tcpFlags & kTcpFin) {
+    if (state == FlowState::SynRecv) return FlowState::TimeWait;
+    return state == FlowState::Established ? FlowState::FinWait : state;
+  }
+  if ((tcpFlags & kTcpAck) && state == FlowState::SynRecv) return FlowState::Established;
+  return state;
+}
+
 // IPVS counts a connection as active while established, inactive otherwise.
 constexpr bool isActive(FlowState state) { return state == FlowState::Established; }
 

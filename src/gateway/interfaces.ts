@@ -1,6 +1,10 @@
 // Which interfaces the balancer works on and in which role, derived from the routing table unless the
 // configuration names them: the interfaces that carry the routes to the real servers face the
-// backends; every other up, non-loopback IPv4 interface faces clients.
+// backends; every other up, non-loopback IPv4 interface faces clients. Only "nat" services' reals make
+// an interface a backend: a "dr" real is reached on whichever managed interface its subnet is on, so a
+// one-armed direct-routing balancer (clients and reals on one interface) sees that interface as a
+// client one, where the VIPs' frames are claimed.
+import { inPrefix } from "../addresses";
 import type { NatlbConfig, ReceivePathConfig } from "../config";
 import { ConfigError } from "../errors";
 import type { NativeInterface, NativeNeighbour, NativeRoute } from "../native";
@@ -54,6 +58,7 @@ export async function discoverGateway(config: NatlbConfig): Promise<GatewayView>
     // One route lookup (an `ip route get`) per distinct address: thousands of services share reals.
     const routes = new Map<string, ReturnType<typeof routeGet>>();
     for (const [s, service] of config.services.entries()) {
+      if (service.forwarding === "dr") continue;
       for (const { real, path } of backendsOf(service, s)) {
         if (!routes.has(real.ip)) routes.set(real.ip, routeGet(real.ip));
         const route = await routes.get(real.ip)!.catch(() => undefined);
@@ -68,7 +73,7 @@ export async function discoverGateway(config: NatlbConfig): Promise<GatewayView>
       .filter((l) => l.ifname !== "lo" && l.flags.includes("UP") && !backends.has(l.ifname) && addressesOf(l.ifname).length > 0)
       .map((l) => l.ifname);
   }
-  if (backendNames.length === 0 && config.services.some((s) => s.reals.length > 0 || s.fallback !== undefined)) {
+  if (backendNames.length === 0 && config.services.some((s) => s.forwarding === "nat" && (s.reals.length > 0 || s.fallback !== undefined))) {
     throw new ConfigError("interfaces.backend", "no interface leads to the real servers: name one in interfaces.backend");
   }
   if (clientNames.length === 0 && config.services.length > 0) {
@@ -78,6 +83,7 @@ export async function discoverGateway(config: NatlbConfig): Promise<GatewayView>
     ...clientNames.map((name) => describe(byName.get(name)!, "client", addressesOf(name), config.receivePath)),
     ...backendNames.map((name) => describe(byName.get(name)!, "backend", addressesOf(name), config.receivePath)),
   ];
+  checkDirectRealsOnLink(config, interfaces);
   for (const name of Object.keys(config.receivePath.interfaces)) {
     if (!interfaces.some((i) => i.name === name)) {
       throw new ConfigError(
@@ -120,6 +126,27 @@ function refuseLocalAddresses(config: NatlbConfig, addresses: AddressInfo[]): vo
       const realOwner = local.get(real.ip);
       if (realOwner !== undefined) {
         throw new ConfigError(`${path}.ip`, `${real.ip} is an address of this gateway (${realOwner}): real servers must be other hosts`);
+      }
+    }
+  });
+}
+
+/**
+ * A "dr" real gets the client's frame with only the MAC changed, so natlb must reach it in one hop: it
+ * must be in a directly connected subnet of an interface natlb works on. Throws a ConfigError at the
+ * real's ip otherwise.
+ */
+export function checkDirectRealsOnLink(config: NatlbConfig, interfaces: readonly NativeInterface[]): void {
+  config.services.forEach((service, s) => {
+    if (service.forwarding !== "dr") return;
+    for (const { real, path } of backendsOf(service, s)) {
+      const onLink = interfaces.some((i) => i.addresses.some((a) => inPrefix(real.ip, a.ip, a.prefixLength)));
+      if (!onLink) {
+        const subnets = interfaces.flatMap((i) => i.addresses.map((a) => `${a.ip}/${a.prefixLength} (${i.name})`)).join(", ");
+        throw new ConfigError(
+          `${path}.ip`,
+          `${real.ip} is not on a link natlb works on (${subnets || "no addresses"}): a "dr" real must be in a directly connected subnet of one of natlb's interfaces; move it there, name its interface in "interfaces", or use "forwarding": "nat"`,
+        );
       }
     }
   });

@@ -67,8 +67,12 @@ export interface NatLabOptions {
   /** The lab's attack hosts (lab/topology.ts). */
   floodHost?: boolean;
   backendRogue?: boolean;
+  /** The direct-routing topology (lab/topology.ts): a router, the gateway one-armed. */
+  directRouting?: boolean;
   /** Which reals (1-based) run a blob server on REAL_PORT; default all. `servers` follows this order. */
   blobReals?: number[];
+  /** The port the blob servers listen on. Default REAL_PORT (direct routing: the service port). */
+  realPort?: number;
   blobServer?: BlobServerOptions;
   /** Also a quiet UDP echo server on UDP_REAL_PORT on every real. */
   udpEchoes?: boolean;
@@ -83,11 +87,12 @@ export async function withNatLab(t: ExecutionContext, options: NatLabOptions, bo
     ...(options.gatewayQueues ? { gatewayQueues: options.gatewayQueues } : {}),
     ...(options.floodHost ? { floodHost: true } : {}),
     ...(options.backendRogue ? { backendRogue: true } : {}),
+    ...(options.directRouting ? { directRouting: true } : {}),
   });
   const env: NatLab = { lab, servers: [], natlb: undefined };
   try {
     const blobReals = options.blobReals ?? lab.reals.map((_, i) => i + 1);
-    env.servers = await Promise.all(blobReals.map((i) => startBlobServer(lab, i, REAL_PORT, options.blobServer)));
+    env.servers = await Promise.all(blobReals.map((i) => startBlobServer(lab, i, options.realPort ?? REAL_PORT, options.blobServer)));
     if (options.udpEchoes) {
       await Promise.all(lab.reals.map((_, i) => startUdpEcho(lab, i + 1, UDP_REAL_PORT, { quiet: true })));
     }
@@ -109,15 +114,16 @@ export async function withNatLab(t: ExecutionContext, options: NatLabOptions, bo
 export async function gatewaySnapshot(lab: Lab): Promise<Record<string, string>> {
   const ns = lab.gateway.ns;
   const run = async (cmd: string, args: string[]) => (await lab.exec(ns, cmd, args)).stdout;
+  // eth0 and eth1; eth1 alone on the one-armed gateway of the direct-routing topology.
+  const own = [...new Set([lab.gateway.clientIf, lab.gateway.backendIf])].sort();
   const sysctls = [
     "net.ipv4.ip_forward",
-    ...["all", "default", "eth0", "eth1"].flatMap((i) =>
+    ...["all", "default", ...own].flatMap((i) =>
       ["forwarding", "rp_filter", "proxy_arp", "arp_ignore", "arp_announce", "arp_accept", "accept_local", "send_redirects"].map(
         (k) => `net.ipv4.conf.${i}.${k}`,
       ),
     ),
-    "net.ipv4.neigh.eth0.proxy_delay",
-    "net.ipv4.neigh.eth1.proxy_delay",
+    ...own.map((i) => `net.ipv4.neigh.${i}.proxy_delay`),
   ];
   const neighbours = JSON.parse(await run("ip", ["-j", "neigh", "show"])) as { dst: string; dev: string; lladdr?: string }[];
   return {
@@ -129,7 +135,7 @@ export async function gatewaySnapshot(lab: Lab): Promise<Record<string, string>>
     neighbours: neighbours.map((n) => `${n.dst} ${n.dev} ${n.lladdr ?? ""}`).sort().join("\n"),
     proxy: await run("ip", ["-j", "neigh", "show", "proxy"]),
     sysctls: await run("sysctl", sysctls),
-    offloads: (await run("ethtool", ["-k", "eth0"])) + (await run("ethtool", ["-k", "eth1"])),
+    offloads: (await Promise.all(own.map((i) => run("ethtool", ["-k", i])))).join(""),
     nftables: await run(sbin("nft"), ["list", "ruleset"]),
   };
 }

@@ -1,0 +1,76 @@
+// Service field `forwarding`: "nat" (the default) or "dr" (direct routing); a "dr" real on another
+// port than the service's is refused at its own path; a backend interface list may be empty (one-armed
+// direct routing); the reload diff names the field.
+
+import test from "ava";
+import { diffConfig, parseConfig } from "../src/config";
+import { ConfigError } from "../src/errors";
+
+const service = (extra: Record<string, unknown> = {}) => ({
+  vip: "198.18.0.100",
+  port: 80,
+  reals: [{ ip: "198.18.1.11" }, { ip: "198.18.1.12", weight: 2 }],
+  ...extra,
+});
+
+function refusal(config: unknown): ConfigError {
+  const error = (() => {
+    try {
+      parseConfig(config);
+    } catch (e) {
+      return e;
+    }
+    return undefined;
+  })();
+  if (!(error instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${String(error)}`);
+  return error;
+}
+
+test('left out, forwarding is "nat"', (t) => {
+  t.is(parseConfig({ services: [service()] }).services[0]!.forwarding, "nat");
+});
+
+test('"dr" is taken, and its reals get the service port', (t) => {
+  const s = parseConfig({ services: [service({ forwarding: "dr" })] }).services[0]!;
+  t.is(s.forwarding, "dr");
+  t.deepEqual(s.reals.map((r) => r.port), [80, 80]);
+});
+
+test("an unknown mode is refused at services[0].forwarding, naming the modes", (t) => {
+  const error = refusal({ services: [service({ forwarding: "fullnat" })] });
+  t.is(error.path, "services[0].forwarding");
+  t.regex(error.message, /"nat"/);
+  t.regex(error.message, /"dr"/);
+});
+
+test('a "dr" real on another port is refused at its port, saying what to write', (t) => {
+  const error = refusal({ services: [service({ forwarding: "dr", reals: [{ ip: "198.18.1.11", port: 80 }, { ip: "198.18.1.12", port: 8080 }] })] });
+  t.is(error.path, "services[0].reals[1].port");
+  t.regex(error.message, /service port 80/);
+  // The same reals under NAT are fine.
+  t.notThrows(() => parseConfig({ services: [service({ reals: [{ ip: "198.18.1.11", port: 8080 }] })] }));
+});
+
+test('a "dr" fallback real on another port is refused at fallback.port', (t) => {
+  const error = refusal({ services: [service({ forwarding: "dr", fallback: { ip: "198.18.1.30", port: 81 } })] });
+  t.is(error.path, "services[0].fallback.port");
+});
+
+test("an empty backend interface list is taken (one-armed), an empty client list is not", (t) => {
+  const oneArmed = parseConfig({ services: [service({ forwarding: "dr" })], interfaces: { client: ["eth1"], backend: [] } });
+  t.deepEqual(oneArmed.interfaces, { client: ["eth1"], backend: [] });
+  t.is(refusal({ services: [service()], interfaces: { client: [], backend: ["eth1"] } }).path, "interfaces.client");
+});
+
+test("changing the mode is a service change naming forwarding", (t) => {
+  const before = parseConfig({ services: [service()] });
+  const after = parseConfig({ services: [service({ forwarding: "dr" })] });
+  const diff = diffConfig(before, after);
+  t.is(diff.changed.length, 1);
+  t.deepEqual(diff.changed[0]!.fields, ["forwarding"]);
+});
+
+test('"dr" with deadRealFlows "reset" is refused at deadRealFlows; "drop" is taken', (t) => {
+  t.is(refusal({ services: [service({ forwarding: "dr", deadRealFlows: "reset" })] }).path, "services[0].deadRealFlows");
+  t.is(parseConfig({ services: [service({ forwarding: "dr", deadRealFlows: "drop" })] }).services[0]!.deadRealFlows, "drop");
+});

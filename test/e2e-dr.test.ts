@@ -1,0 +1,231 @@
+// End to end, direct routing (forwarding "dr", LVS-DR): the lab's direct-routing topology (a router
+// between the client and the backend LAN, natlb one-armed on that LAN, the VIPs on the reals' lo), real
+// packets. natlb changes only the MACs; the reals answer the client through the router, so no reply
+// crosses natlb: its counters and a capture on its interface say so.
+import test from "ava";
+import { startCapture, type CapturedPacket } from "../lab/capture";
+import { blobUrl, runDownload } from "../lab/download";
+import { startUdpEcho, runUdpClient } from "../lab/udpEcho";
+import type { Lab } from "../lab/topology";
+import { requestControl } from "../src/control";
+import type { BalancerStats } from "../src/stats/trafficStats";
+import { startBalancer } from "../lab/balancerProcess";
+import { pingFrom } from "../lab/icmpProbe";
+import { waitUntil } from "../lab/wait";
+import { SERVICE_PORT, UDP_SERVICE_PORT, gatewaySnapshot, withNatLab } from "./support/lab";
+
+const MiB = 1024 * 1024;
+const PREFIX = "dr";
+
+function drService(lab: Lab, weights: number[]) {
+  return {
+    vip: lab.vip,
+    port: SERVICE_PORT,
+    forwarding: "dr",
+    scheduler: "wrr",
+    reals: weights.map((weight, i) => ({ ip: lab.reals[i]!.ip, weight })),
+  };
+}
+
+function drUdpService(lab: Lab) {
+  return { vip: lab.vip, port: UDP_SERVICE_PORT, protocol: "udp", forwarding: "dr", scheduler: "rr", reals: lab.reals.map((r) => ({ ip: r.ip })) };
+}
+
+/** Neighbours the kernels learn on first contact, learned before the "before" snapshot. */
+async function warmNeighbours(lab: Lab): Promise<void> {
+  const echo = await pingFrom(lab, lab.router!.ns, lab.gateway.backendIp, 1);
+  if (echo.received !== 1) throw new Error(`the router cannot reach the gateway: ${JSON.stringify(echo)}`);
+}
+
+const VARIANTS = [
+  { name: "offloads on", offloads: true, receivePath: "af_packet" },
+  { name: "offloads off", offloads: false, receivePath: "af_packet" },
+  { name: "offloads off, af_xdp", offloads: false, receivePath: "af_xdp" },
+] as const;
+
+for (const variant of VARIANTS) test.serial(`dr, ${variant.name}: a 64 MiB download arrives intact, frames reach the real unchanged but for the MACs, no reply crosses natlb, kernel state restored`, async (t) => {
+  await withNatLab(
+    t,
+    { offloads: variant.offloads, reals: 2, directRouting: true, prefix: PREFIX, startNatlb: false, blobReals: [1, 2], realPort: SERVICE_PORT },
+    async (env) => {
+      const { lab, servers } = env;
+      await warmNeighbours(lab);
+      const before = await gatewaySnapshot(lab);
+      const natlb = await startBalancer(lab, { services: [drService(lab, [1, 1])], receivePath: variant.receivePath });
+      env.natlb = natlb;
+      const status0 = await natlb.status();
+      t.is(status0.services[0]!.forwarding, "dr");
+
+      // natlb's only interface sees both its frames in and out; filter on TCP to and from the VIP.
+      const atGateway = await startCapture(lab, lab.gateway.ns, { ifname: "eth1", filter: `tcp and host ${lab.vip}`, maxPackets: 4000, seconds: 60, snaplen: 96 });
+      const atReal = await startCapture(lab, lab.reals[0]!.ns, { filter: `tcp and host ${lab.vip}`, maxPackets: 4000, seconds: 60, snaplen: 96 });
+      const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, 64 * MiB, "dr-big"), conns: 2, count: 2, localPortBase: 21_000, timeoutMs: 90_000 });
+      const atGatewayPackets = await atGateway.stop();
+      const atRealPackets = await atReal.stop();
+
+      t.is(summary.failed, 0, JSON.stringify(summary.results.filter((r) => r.error)));
+      for (const result of summary.results) {
+        t.is(result.bytes, 64 * MiB);
+        const served = servers.find((s) => s.real.ip === result.real)?.served().filter((e) => e.peerPort === result.localPort).pop();
+        t.truthy(served, `no server logged the connection from port ${result.localPort}`);
+        t.is(result.sha256, served?.sha256 ?? null, "sha256 at the client differs from the server's");
+      }
+      t.is(new Set(summary.results.map((r) => r.real)).size, 2, "the two equal reals took one download each");
+
+      assertDirectPath(t, lab, atGatewayPackets, atRealPackets);
+
+      const status = await natlb.status();
+      const c = status.counters;
+      t.true(c.toRealDirect > 0, JSON.stringify(c));
+      t.is(c.toClient, 0, "natlb forwarded no reply");
+      t.is(c.toReal, 0, "no frame was NAT-rewritten");
+      t.is(c.flowsOffloaded, 0, "direct-routing flows stay out of the kernel fast path");
+      if (variant.receivePath === "af_xdp") t.true(c.rxSteeredFrames > 0, "the XDP program steered the client's frames");
+      t.is(c.dropNotOnLink + c.dropNoRoute + c.dropNoNeighbour + c.dropMalformed + c.dropTxError, 0, JSON.stringify(c));
+      // The real's ACKs alone are fewer than its data segments; with no reply seen, the per-real
+      // counts are the client's side only.
+      const stats = (await requestControl(natlb.socket, "GET /stats")) as BalancerStats;
+      for (const real of stats.services[0]!.reals) {
+        t.true(real.counts.packetsIn > 0, `${real.ip}: packets in`);
+        t.is(real.counts.packetsOut, 0, `${real.ip}: no packet out (replies bypass natlb)`);
+        t.is(real.counts.bytesOut, 0);
+      }
+
+      t.regex((await natlb.cli(["status"])).stdout, new RegExp(`frames: 0 to reals, ${c.toRealDirect} to reals by direct routing, 0 to clients`));
+
+      await natlb.stop();
+      env.natlb = undefined;
+      t.deepEqual(await gatewaySnapshot(lab), before, "the gateway's kernel state is as before natlb ran");
+    },
+  );
+});
+
+/**
+ * At the real: every frame to the VIP came from natlb (its MAC as the source, the real's as the
+ * destination), with the client's address and the VIP as natlb received them, and TTL 63 (the router's
+ * hop only: natlb leaves the IP header alone); its answers leave from the VIP towards the router's MAC.
+ * At natlb: TCP to and from the VIP is only ever client -> VIP (in from the router, out to the real).
+ */
+function assertDirectPath(t: import("ava").ExecutionContext, lab: Lab, atGateway: CapturedPacket[], atReal: CapturedPacket[]): void {
+  const real = lab.reals[0]!;
+  const toReal = atReal.filter((p) => p.dst === lab.vip);
+  const fromReal = atReal.filter((p) => p.src === lab.vip);
+  t.true(toReal.length > 20, `only ${toReal.length} frames to the VIP at ${real.ip}`);
+  t.true(fromReal.length > 20, `only ${fromReal.length} frames from the VIP at ${real.ip}`);
+  for (const p of toReal) {
+    t.is(`${p.srcMac}>${p.dstMac}`, `${lab.gateway.backendMac}>${real.mac}`, "a frame to the VIP at the real");
+    t.is(`${p.src}>${p.dst}:${p.dport}`, `${lab.client.ip}>${lab.vip}:${SERVICE_PORT}`);
+    t.is(p.ttl, 63, "natlb does not decrement the TTL");
+  }
+  for (const p of fromReal) {
+    t.is(`${p.sport}>${p.dst}`, `${SERVICE_PORT}>${lab.client.ip}`);
+    t.is(p.dstMac, lab.router!.lanMac, "the real answers through the router");
+  }
+  t.true(atGateway.length > 20, `only ${atGateway.length} frames at natlb`);
+  const replies = atGateway.filter((p) => p.src === lab.vip);
+  t.is(replies.length, 0, `reply frames crossed natlb: ${JSON.stringify(replies.slice(0, 2))}`);
+  t.true(atGateway.some((p) => p.dstMac === real.mac), "natlb's frames to the real are on its interface");
+}
+
+test.serial("dr: weights 2:1 over 300 short connections give 67/33 within 5 points", async (t) => {
+  await withNatLab(
+    t,
+    {
+      offloads: true, reals: 2, directRouting: true, prefix: PREFIX, blobReals: [1, 2], realPort: SERVICE_PORT,
+      config: (lab) => ({ services: [drService(lab, [2, 1])] }),
+    },
+    async ({ lab, natlb }) => {
+      const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, 2048, "dr-small"), conns: 10, count: 300, localPortBase: 30_000, timeoutMs: 60_000 });
+      t.is(summary.failed, 0, JSON.stringify(summary.results.filter((r) => r.error).slice(0, 3)));
+      const share = (ip: string) => (100 * summary.results.filter((r) => r.real === ip).length) / summary.results.length;
+      const expected = [200 / 3, 100 / 3];
+      lab.reals.forEach((real, i) => {
+        const actual = share(real.ip);
+        t.true(Math.abs(actual - expected[i]!) <= 5, `${real.ip}: ${actual.toFixed(1)} % (expected ${expected[i]!.toFixed(1)} ± 5)`);
+      });
+      const status = await natlb!.status();
+      const flows = status.services[0]!.reals.reduce((sum, r) => sum + r.activeConns + r.inactiveConns, 0);
+      t.is(flows, 300, "the flow map holds every connection (input-only states: FIN_WAIT or TIME_WAIT)");
+      t.is(status.counters.toClient, 0);
+      t.true(status.counters.newFlows >= 300);
+    },
+  );
+});
+
+test.serial("dr: a real whose health check fails gets no new connections; persistence keeps a client on one real", async (t) => {
+  await withNatLab(
+    t,
+    {
+      offloads: true, reals: 2, directRouting: true, prefix: PREFIX, blobReals: [1, 2], realPort: SERVICE_PORT,
+      config: (lab) => ({
+        services: [
+          { ...drService(lab, [1, 1]), healthCheck: { type: "tcp", intervalMs: 200, timeoutMs: 200, rise: 1, fall: 1 } },
+          { ...drService(lab, [1, 1]), vip: lab.vip2, persistence: { timeoutS: 60, netmask: "255.255.255.255" } },
+        ],
+      }),
+    },
+    async ({ lab, servers, natlb }) => {
+      // Persistence: 20 connections from one client to the second VIP all land on the first real picked.
+      const sticky = await runDownload(lab, { url: blobUrl(lab.vip2, SERVICE_PORT, 1024, "dr-sticky"), conns: 2, count: 20, localPortBase: 33_000 });
+      t.is(sticky.failed, 0);
+      t.is(new Set(sticky.results.map((r) => r.real)).size, 1, "one client, one real");
+
+      await servers[0]!.stop();
+      await waitUntil("r1 to be marked down", async () => ((await natlb!.status()).services[0]!.reals[0]!.up ? undefined : true), 10_000, 100);
+      const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, 1024, "dr-health"), conns: 4, count: 20, localPortBase: 34_000 });
+      t.is(summary.failed, 0, JSON.stringify(summary.results.filter((r) => r.error).slice(0, 2)));
+      t.deepEqual([...new Set(summary.results.map((r) => r.real))], [lab.reals[1]!.ip], "only the healthy real answers");
+    },
+  );
+});
+
+test.serial("dr: UDP request/response through the VIP, answered by the reals directly", async (t) => {
+  await withNatLab(
+    t,
+    {
+      offloads: true, reals: 2, directRouting: true, prefix: PREFIX, blobReals: [],
+      config: (lab) => ({ services: [drUdpService(lab)] }),
+    },
+    async ({ lab, natlb }) => {
+      // Bound to the VIP, so the echo leaves from it (a socket on 0.0.0.0 would answer from the RIP).
+      const echoes = await Promise.all(lab.reals.map((_, i) => startUdpEcho(lab, i + 1, UDP_SERVICE_PORT, { host: lab.vip })));
+      const atGateway = await startCapture(lab, lab.gateway.ns, { ifname: "eth1", filter: `udp and host ${lab.vip}`, maxPackets: 1000, seconds: 30 });
+      const summary = await runUdpClient(lab, { host: lab.vip, port: UDP_SERVICE_PORT, count: 40, sockets: 4, localPortBase: 40_000 });
+      const atGatewayPackets = await atGateway.stop();
+      t.is(summary.replies.length, 40, JSON.stringify(summary).slice(0, 400));
+      for (const reply of summary.replies) t.is(reply.from, `${lab.vip}:${UDP_SERVICE_PORT}`);
+      t.is(new Set(summary.replies.map((r) => r.real)).size, 2, "both reals answered");
+      t.true(echoes.every((e) => e.echoes().length > 0));
+      t.is(atGatewayPackets.filter((p) => p.src === lab.vip).length, 0, "no UDP reply crossed natlb");
+      t.true(atGatewayPackets.filter((p) => p.dst === lab.vip).length >= 40);
+      const c = (await natlb!.status()).counters;
+      t.is(c.toClient, 0);
+      t.true(c.toRealDirect >= 40);
+    },
+  );
+});
+
+test.serial("dr: a real off natlb's links is refused at start and over the control socket, the field named; a real on another port too", async (t) => {
+  await withNatLab(t, { offloads: true, reals: 1, directRouting: true, prefix: PREFIX, blobReals: [], startNatlb: false }, async (env) => {
+    const { lab } = env;
+    // 198.18.0.50: the client's subnet, behind the router; natlb's only link is the backend LAN.
+    const offLink = { services: [{ ...drService(lab, [1]), reals: [{ ip: "198.18.0.50" }] }] };
+    const refused = await t.throwsAsync(startBalancer(lab, offLink, { readyTimeoutMs: 10_000 }));
+    t.regex(refused!.message, /services\[0\]\.reals\[0\]\.ip: 198\.18\.0\.50 is not on a link natlb works on/);
+
+    const natlb = await startBalancer(lab, { services: [drService(lab, [1])] });
+    env.natlb = natlb;
+    const added = await natlb.cli(["service", "add", `${lab.vip2}:${SERVICE_PORT}`, "--forwarding", "dr"]);
+    t.is(added.code, 0, added.stderr);
+    const viaApi = await natlb.cli(["real", "add", `${lab.vip2}:${SERVICE_PORT}`, "198.18.0.50"]);
+    t.not(viaApi.code, 0);
+    t.regex(viaApi.stderr, /services\[1\]\.reals\[0\]\.ip: 198\.18\.0\.50 is not on a link natlb works on/);
+    const otherPort = await natlb.cli(["real", "add", `${lab.vip2}:${SERVICE_PORT}`, `${lab.reals[0]!.ip}:8080`]);
+    t.not(otherPort.code, 0);
+    t.regex(otherPort.stderr, /services\[1\]\.reals\[0\]\.port: a "dr" real receives the client's frame unchanged, on the service port 80/);
+    const status = await natlb.status();
+    t.deepEqual(status.services.map((s) => [s.vip, s.forwarding, s.reals.length]), [[lab.vip, "dr", 1], [lab.vip2, "dr", 0]], "the refused calls changed nothing");
+    const text = await natlb.cli(["status"]);
+    t.regex(text.stdout, /198\.18\.0\.100:80 +wrr direct-routing/);
+  });
+});
