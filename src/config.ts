@@ -663,7 +663,7 @@ export const serviceSchema = z
       forwarding: oneOf(FORWARDING_MODES)
         .default("nat")
         .describe(
-          'How frames reach the reals: "nat" (LVS-NAT) rewrites the destination to the real, and the replies must be routed back through natlb; "dr" (direct routing, LVS-DR) changes only the destination MAC, so the real, which holds the VIP on a non-ARPing interface, answers the client directly. A "dr" real must be on a link natlb works on (a directly connected subnet of one of its interfaces), and its port must be the service port. "dr" flows never go to the kernel fast path.',
+          'How frames reach the reals: "nat" (LVS-NAT) rewrites the destination to the real, and the replies must be routed back through natlb; "dr" (direct routing, LVS-DR) changes only the destination MAC, so the real, which holds the VIP on a non-ARPing interface, answers the client directly. A "dr" real must be on a link natlb works on (a directly connected subnet of one of its interfaces), and its port must be the service port. Established "dr" flows go to the kernel fast path too, which then changes only the MACs.',
         ),
       scheduler: oneOf(SCHEDULER_NAMES)
         .default("wrr")
