@@ -58,6 +58,12 @@ export interface NatCpuReference {
 export interface ModesReport {
   rows: ModeRow[];
   natCpuReference: NatCpuReference | null;
+  /**
+   * natlb nat without the kernel fast path (natlbUserSpace in the gso lab), when it ran: with the fast
+   * path nat's bytes go through the kernel, without it every frame crosses natlb as every client frame
+   * crosses a dr balancer. Shown beside the reference, not used for the goal.
+   */
+  natUserSpaceCpuPerGiB: Summary | null;
 }
 
 const LAB = "modes";
@@ -105,7 +111,8 @@ export function buildModes(labs: readonly LabRunResult[], variants: ReadonlyArra
       dl4VsNat: pairedSummary(s, LAB, "dl4Gbps", id, "natlb", ratio),
       cpuBalancerVsNat: cpuVsNat(s, id, reference),
     }));
-  return { rows, natCpuReference: reference };
+  const gsoSamples = labs.find((l) => l.lab === "gso")?.samples ?? [];
+  return { rows, natCpuReference: reference, natUserSpaceCpuPerGiB: summaryOf(gsoSamples, "dl4CpuBalancer", "natlbUserSpace", "gso") };
 }
 
 /** Issue #11's goals, from the modes lab's samples (n/a when it did not run). */
@@ -172,6 +179,10 @@ export function formatModesReport(modes: ModesReport): string[] {
   } else if (ref === null) {
     lines.push("(balancer CPU x nat: n/a, natlb nat was measured in neither this lab nor the gso lab)");
   }
+  const userSpace = modes.natUserSpaceCpuPerGiB;
+  if (userSpace !== null) {
+    lines.push(`(natlb nat without the kernel fast path, gso lab: ${formatSummary(userSpace)} CPU-s/GiB; "x nat user space" below is against its median)`);
+  }
   lines.push("large files, per mode (4 connections):");
   for (const r of modes.rows) {
     if (r.skipped !== null) {
@@ -184,8 +195,10 @@ export function formatModesReport(modes: ModesReport): string[] {
       r.cpuBalancerPerGiB === null
         ? `balancer process ${r.balancerNote ?? "not measured"}`
         : `balancer ${formatNumber(r.cpuBalancerPerGiB.median)} CPU-s/GiB${r.cpuBalancerVsNat === null || r.variant === "natlb" ? "" : ` = ${formatNumber(r.cpuBalancerVsNat.median, 2)} x natlb nat${ref?.lab === "gso" ? " (gso lab)" : ""}`}`;
+    const vsUserSpace =
+      r.cpuBalancerPerGiB === null || userSpace === null ? "" : `, ${formatNumber(ratio(r.cpuBalancerPerGiB.median, userSpace.median), 2)} x nat user space`;
     const machine = r.cpuMachinePerGiB === null ? "" : `, machine ${formatNumber(r.cpuMachinePerGiB.median)} CPU-s/GiB`;
-    lines.push(`  ${r.title}: ${rate}${vsPlain}; ${cpu}${machine}`);
+    lines.push(`  ${r.title}: ${rate}${vsPlain}; ${cpu}${vsUserSpace}${machine}`);
   }
   return lines;
 }

@@ -226,12 +226,13 @@ export function formatReport(report: BenchReport): string {
     lines.push("", `${LAB_TITLES[lab]}`);
     // Only the variants that ran in this lab (natlbDr runs in the modes lab only, nodeProxy not there).
     const ran = variants.filter((v) => cases.some((c) => (c.byVariant[v] ?? null) !== null));
-    const header = ["case", ...ran.map((v) => VARIANT_TITLES[v]), "natlb/NAT", "natlb/HAProxy"];
+    // The modes lab's ratios are in its own table (against plain and nat): here only the values.
+    const ratios = lab !== "modes";
+    const header = ["case", ...ran.map((v) => VARIANT_TITLES[v]), ...(ratios ? ["natlb/NAT", "natlb/HAProxy"] : [])];
     const rows = cases.map((c) => [
       `${c.title} [${c.unit}]`,
       ...ran.map((v) => formatSummary(c.byVariant[v] ?? null)),
-      formatSummary(c.natlbVsKernelNat, 2),
-      formatSummary(c.natlbVsHaproxy, 2),
+      ...(ratios ? [formatSummary(c.natlbVsKernelNat, 2), formatSummary(c.natlbVsHaproxy, 2)] : []),
     ]);
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
     const render = (cells: string[]): string => `| ${cells.map((c, i) => pad(c, widths[i] ?? 0)).join(" | ")} |`;

@@ -125,7 +125,8 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
   // natlb builds that ran (each natlb start records one); more than one means mixed results.
   const runs = labs.flatMap((l) => l.runs);
   const natlbDiagnostics = [
-    ...runs.filter((r) => r.variant === "natlb").map((r) => r.diagnostics),
+    // Every natlb variant that started (one that was not available, or failed to start, has no addon).
+    ...runs.filter((r) => r.variant.startsWith("natlb") && "addon" in r.diagnostics).map((r) => r.diagnostics),
     ...(flood?.steps ?? []).filter((s) => s.variant === "natlb").map((s) => s.diagnostics),
   ];
   const builds = [...new Set(natlbDiagnostics.map((d) => String(d["addon"] ?? "unknown")))];

@@ -69,7 +69,10 @@ test("modes: goals fail when dr is slower or too costly; nat's CPU from the gso 
     ],
     { natlb: "not available: natlb refuses to start here: natlb: config: interfaces.backend[0] ..." },
   );
-  const gso = lab("gso", [["natlb", "dl4CpuBalancer", [2, 3, 4]]]);
+  const gso = lab("gso", [
+    ["natlb", "dl4CpuBalancer", [2, 3, 4]],
+    ["natlbUserSpace", "dl4CpuBalancer", [4, 4, 4]],
+  ]);
   const report = buildModes([gso, modes], [...ran(["plain", "natlb", "natlbDr"]), { id: "natlbFullnat", skipped: "not available: fullnat refused" }]);
   t.deepEqual(report!.natCpuReference, { lab: "gso", cpuPerGiB: { median: 3, min: 2, max: 4, n: 3, values: [2, 3, 4] } });
   const dr = report!.rows.find((r) => r.variant === "natlbDr")!;
@@ -84,4 +87,6 @@ test("modes: goals fail when dr is slower or too costly; nat's CPU from the gso 
   t.regex(text, /natlb nat: not available: natlb refuses to start here/);
   t.regex(text, /natlb fullnat: not available: fullnat refused/);
   t.regex(text, /against natlb nat in the gso lab/);
+  t.is(report!.natUserSpaceCpuPerGiB!.median, 4);
+  t.regex(text, /natlb dr: 5\.00 Gbit\/s = 0\.81 x plain forwarding; balancer 0\.400 CPU-s\/GiB = 0\.13 x natlb nat \(gso lab\), 0\.10 x nat user space/);
 });

@@ -7,9 +7,9 @@
 // Conntrack runs as the kernel has it: no limit or timeout is changed.
 // One-armed (the modes lab's direct-routing topology, where the reals' default route is the router):
 // POSTROUTING also rewrites the source of the DNAT'ed connections to the gateway's LAN address, so the
-// reals answer the gateway - the kernel's equivalent of full NAT. Its ports stay below 32768, apart
-// from the gateway's own ephemeral ports (HAProxy's connections to the same reals), so no real ever
-// sees one source ip:port with two TCP timestamp clocks (PAWS).
+// reals answer the gateway - the kernel's equivalent of full NAT. Its ports (1024..16383) stay apart
+// from natlb fullnat's pool ports and the gateway's own ephemeral ports (HAProxy's connections to the
+// same reals), so no real ever sees one source ip:port with two TCP timestamp clocks (PAWS).
 import { sbin } from "../../lab/netns";
 import type { Lab } from "../../lab/topology";
 import { addVipAddress, removeVipAddress } from "./gatewayState";
@@ -36,7 +36,7 @@ function snatRules(lab: Lab, services: BenchServices): string[][] {
   if (lab.router === null) return [];
   const protocols = ["tcp", ...(services.udp === undefined ? [] : ["udp"])];
   return protocols.map((p) => [
-    "-o", lab.gateway.backendIf, "-p", p, "-m", "conntrack", "--ctstate", "DNAT", "-j", "SNAT", "--to-source", `${lab.gateway.backendIp}:1024-32767`,
+    "-o", lab.gateway.backendIf, "-p", p, "-m", "conntrack", "--ctstate", "DNAT", "-j", "SNAT", "--to-source", `${lab.gateway.backendIp}:1024-16383`,
   ]);
 }
 

@@ -33,12 +33,14 @@ interface NatlbSettings {
 type ForwardingFields = Record<string, unknown>;
 
 /**
- * The full-NAT service fields, kept in this one function because natlb's fullnat configuration is
- * not settled yet: the mode plus a pool of natlb's own backend-side addresses as the new sources
- * (here the one-armed gateway's LAN address). Change the field name here if the schema names it otherwise.
+ * The full-NAT service fields, kept in this one function because natlb's fullnat configuration was
+ * not merged when this was written (the shape of the fullnat branch: a "fullnat" pool object): the mode
+ * plus natlb's own backend-side address as the new source. Its ports stay apart from kernel NAT's SNAT
+ * ports (1024..16383) and HAProxy's ephemeral ones (32768..) on the same address, so no real sees one
+ * source ip:port with two TCP timestamp clocks (PAWS).
  */
 export function fullnatServiceFields(poolAddress: string = DR_GATEWAY_IP): ForwardingFields {
-  return { forwarding: "fullnat", localAddresses: [poolAddress] };
+  return { forwarding: "fullnat", fullnat: { localAddresses: [poolAddress], localPorts: { first: 16384, last: 32767 } } };
 }
 
 /** natlb's configuration for the bench's services, with `settings` on top of the defaults. */
@@ -96,9 +98,10 @@ function natlbVariant(spec: NatlbVariantSpec): Variant {
       const settings = settingsIn(lab);
       const returnRoute = nat && needsNatReturnRoute(lab);
       if (returnRoute) await addNatReturnRoutes(lab);
-      // One-armed nat: natlb's one interface faces the clients and leads to the reals (the routing
-      // table cannot say so: it would make the only interface a backend one).
-      const oneArmed = returnRoute ? { interfaces: { client: [lab.gateway.clientIf], backend: [lab.gateway.backendIf] } } : {};
+      // One-armed nat and fullnat: natlb's one interface faces the clients and leads to the reals (the
+      // routing table cannot say so: it would make the only interface a backend one). dr needs no backend.
+      const oneArmed =
+        lab.router !== null && forwarding?.["forwarding"] !== "dr" ? { interfaces: { client: [lab.gateway.clientIf], backend: [lab.gateway.backendIf] } } : {};
       let balancer: Awaited<ReturnType<typeof startBalancer>>;
       try {
         balancer = await startBalancer(lab, { ...(natlbConfig(services, settings, forwarding) as object), ...oneArmed });
