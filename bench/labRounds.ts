@@ -1,6 +1,6 @@
-// One lab (offloads on = "gso", off = "mtu"): its servers, then R rounds; each round runs every
-// variant once (order rotated by the round number), one at a time, set up -> check -> measure ->
-// tear down -> verify the gateway is bare again.
+// One lab (offloads on = "gso", off = "mtu"; "modes": the direct-routing topology, offloads on): its
+// servers, then R rounds; each round runs every variant once (order rotated by the round number), one
+// at a time, set up -> check -> measure -> tear down -> verify the gateway is bare again.
 import { blobSha256 } from "../lab/blobContent";
 import { startBlobServer } from "../lab/blobServer";
 import { readPeakRssKiB, runBulkDownload, type DownloadRunSummary } from "../lab/benchTools";
@@ -9,9 +9,9 @@ import { IP_BIN } from "../lab/netns";
 import { createLab, type Lab } from "../lab/topology";
 import { withTimeout } from "../lab/wait";
 import type { ConnTool } from "./connTool";
-import type { LabKind, ResolvedOptions } from "./options";
+import { MODES_VARIANT_IDS, type LabKind, type ResolvedOptions } from "./options";
 import { formatNumber } from "./stats";
-import type { ActiveVariant, BenchServices, Variant, VariantId } from "./variants";
+import { VariantUnavailableError, type ActiveVariant, type BenchServices, type Variant, type VariantId } from "./variants";
 import { assertGatewayClean } from "./variants/gatewayState";
 
 export type MetricId =
@@ -53,11 +53,13 @@ export interface VariantTurn {
   errors: string[];
   /** What the variant left in the gateway after tear-down (the lab stops then); null when clean. */
   leftovers: string | null;
+  /** Why the variant cannot run in this lab (VariantUnavailableError at set-up), or null. */
+  unavailable: string | null;
 }
 
 /** A turn before it runs. */
 export function newVariantTurn(): VariantTurn {
-  return { setUpMs: null, diagnostics: {}, errors: [], leftovers: null };
+  return { setUpMs: null, diagnostics: {}, errors: [], leftovers: null, unavailable: null };
 }
 
 /** Everything one variant did in one round (kept in the JSON report). */
@@ -84,14 +86,19 @@ export interface LabOutcome {
 export interface LabRunResult extends LabOutcome {
   lab: LabKind;
   labId: string | null;
+  /** Variants that could not run in this lab, and why (left out of its later rounds). */
+  unavailable: Partial<Record<VariantId, string>>;
   samples: Sample[];
   runs: VariantRun[];
 }
 
 export const SERVICES_PORTS = { bulk: { vport: 80, realPort: 8080 }, small: { vport: 81, realPort: 8081 } } as const;
+/** The modes lab's services: a direct-routing real gets the client's frame unchanged, so VIP port = real port. */
+export const MODES_SERVICES_PORTS = { bulk: { vport: 8080, realPort: 8080 }, small: { vport: 8081, realPort: 8081 } } as const;
 export const BLOB_SEED = "natlb-bench";
 const GiB = 1024 * 1024 * 1024;
-const REALS = 3;
+/** Real servers in every throughput lab. */
+export const REALS = 3;
 
 /**
  * Each variant's client source address: a TCP timestamp offset depends on (saddr, daddr) and real
@@ -153,8 +160,13 @@ export async function runVariantTurn(
     active = await variant.setUp(lab, services);
     turn.setUpMs = Date.now() - t0;
   } catch (e) {
-    turn.errors.push(`set-up failed: ${(e as Error).message}`);
-    say(`SET-UP FAILED: ${firstLine((e as Error).message)}`);
+    if (e instanceof VariantUnavailableError) {
+      turn.unavailable = e.message;
+      say(e.message);
+    } else {
+      turn.errors.push(`set-up failed: ${(e as Error).message}`);
+      say(`SET-UP FAILED: ${firstLine((e as Error).message)}`);
+    }
   }
   if (active !== undefined) {
     try {
@@ -209,30 +221,47 @@ function downloadTimeoutMs(bytes: number): number {
   return Math.round(30_000 + ((bytes * 8) / 0.25e9) * 1000);
 }
 
+/** Whether `variant` runs in lab `kind`: the modes lab runs MODES_VARIANT_IDS only, the others what `labs` allows. */
+export function variantRunsIn(variant: Pick<Variant, "id" | "labs">, kind: LabKind): boolean {
+  if (kind === "modes") return MODES_VARIANT_IDS.includes(variant.id);
+  return variant.labs === undefined || variant.labs.includes(kind);
+}
+
+/** How each throughput lab is built. */
+const LAB_SHAPES: Record<LabKind, { offloads: boolean; directRouting: boolean; prefix: string; describe: string }> = {
+  gso: { offloads: true, directRouting: false, prefix: "nb", describe: "offloads on: ~64 KB GSO frames" },
+  mtu: { offloads: false, directRouting: false, prefix: "nb", describe: "offloads off: MTU-sized frames" },
+  modes: { offloads: true, directRouting: true, prefix: "bm", describe: "direct-routing topology, balancer one-armed, offloads on" },
+};
+
 export async function runLab(kind: LabKind, ctx: LabRunContext): Promise<LabRunResult> {
   const { options: o } = ctx;
-  const variants = ctx.variants.filter((v) => v.labs === undefined || v.labs.includes(kind));
+  const variants = ctx.variants.filter((v) => variantRunsIn(v, kind));
   const log = (line: string): void => o.log(`[${kind}] ${line}`);
-  const result: LabRunResult = { lab: kind, labId: null, samples: [], runs: [], errors: [], stoppedEarly: null };
-  log(`creating lab (offloads ${kind === "gso" ? "on: ~64 KB GSO frames" : "off: MTU-sized frames"}, ${REALS} reals, prefix nb)`);
-  const lab = await createLab({ reals: REALS, offloads: kind === "gso", prefix: "nb" });
+  const result: LabRunResult = { lab: kind, labId: null, unavailable: {}, samples: [], runs: [], errors: [], stoppedEarly: null };
+  const shape = LAB_SHAPES[kind];
+  log(`creating lab (${shape.describe}, ${REALS} reals, prefix ${shape.prefix})`);
+  const lab = await createLab({ reals: REALS, offloads: shape.offloads, directRouting: shape.directRouting, prefix: shape.prefix });
   result.labId = lab.id;
   await runThenDestroy(lab, kind, result, log, async () => {
     await prepareLab(lab, ctx, log);
-    const services: BenchServices = { vip: lab.vip, ...SERVICES_PORTS, reals: lab.reals.map((r) => r.ip) };
+    const ports = kind === "modes" ? MODES_SERVICES_PORTS : SERVICES_PORTS;
+    const services: BenchServices = { vip: lab.vip, ...ports, reals: lab.reals.map((r) => r.ip) };
     for (let round = 0; round < o.rounds; round++) {
       if (Date.now() > ctx.deadline) {
         result.stoppedEarly = `time bound of ${o.maxMinutes} min reached before round ${round + 1} of ${o.rounds}`;
         log(result.stoppedEarly);
         break;
       }
-      const order = variants.map((_, i) => variants[(i + round) % variants.length] as Variant);
+      const live = variants.filter((v) => result.unavailable[v.id] === undefined);
+      const order = live.map((_, i) => live[(i + round) % live.length] as Variant);
       log(`round ${round + 1}/${o.rounds}: ${order.map((v) => v.id).join(" -> ")}`);
       for (const [position, variant] of order.entries()) {
         const run = await runVariant(lab, kind, round, position, variant, services, ctx, log);
         result.runs.push(run);
         result.samples.push(...samplesOf(run));
         for (const e of run.errors) result.errors.push(`${kind} round ${round + 1} ${variant.id}: ${e}`);
+        if (run.unavailable !== null) result.unavailable[variant.id] = run.unavailable;
         if (run.leftovers !== null) throw new Error(run.leftovers);
       }
     }

@@ -2,11 +2,14 @@
 // in < 6 minutes).
 import type { VariantId } from "./variants";
 
-/** The throughput labs: offloads on (~64 KB GSO frames) or off (MTU frames). */
-export type LabKind = "gso" | "mtu";
+/**
+ * The throughput labs: offloads on (~64 KB GSO frames) or off (MTU frames), and "modes": natlb's
+ * forwarding modes against the kernel and HAProxy in the direct-routing topology (offloads on).
+ */
+export type LabKind = "gso" | "mtu" | "modes";
 /** Every lab the benchmark can run: the throughput labs and the flood lab (bench/floodLab.ts). */
 export type BenchLab = LabKind | "flood";
-export const ALL_LABS: readonly BenchLab[] = ["gso", "mtu", "flood"];
+export const ALL_LABS: readonly BenchLab[] = ["gso", "mtu", "modes", "flood"];
 
 export interface BenchOptions {
   /** Fewer rounds, smaller downloads, shorter loads. */
@@ -21,7 +24,7 @@ export interface BenchOptions {
   shortConnsConcurrency?: number;
   /** Sequential tiny requests for the serial-connection time. Full 300, quick 60. */
   serialCount?: number;
-  /** Labs to run: "gso" (offloads on), "mtu" (offloads off), "flood" (spoofed floods). Default all three. */
+  /** Labs to run: "gso" (offloads on), "mtu" (offloads off), "modes" (forwarding modes), "flood" (spoofed floods). Default all four. */
   labs?: BenchLab[];
   /** Subset of variants (default all). */
   variants?: VariantId[];
@@ -67,10 +70,12 @@ export interface ResolvedOptions {
 }
 
 export const ALL_VARIANT_IDS: readonly VariantId[] = [
-  "plain", "kernelNat", "haproxy", "nodeProxy", "natlb", "natlbUserSpace", "natlbAfPacket", "natlbThreadPerInterface",
+  "plain", "kernelNat", "haproxy", "nodeProxy", "natlb", "natlbUserSpace", "natlbAfPacket", "natlbThreadPerInterface", "natlbDr", "natlbFullnat",
 ];
 /** What `npm run bench` runs: natlbAfPacket (AF_XDP against AF_PACKET) and natlbThreadPerInterface only when asked for. */
-export const DEFAULT_VARIANT_IDS: readonly VariantId[] = ["plain", "kernelNat", "haproxy", "nodeProxy", "natlb", "natlbUserSpace"];
+export const DEFAULT_VARIANT_IDS: readonly VariantId[] = ["plain", "kernelNat", "haproxy", "nodeProxy", "natlb", "natlbUserSpace", "natlbDr", "natlbFullnat"];
+/** The variants the modes lab runs (those of them in --variants); there "natlb" is natlb's nat mode. */
+export const MODES_VARIANT_IDS: readonly VariantId[] = ["plain", "kernelNat", "natlb", "natlbDr", "natlbFullnat", "haproxy"];
 /** The variants the flood lab runs (those of them in --variants). */
 export const FLOOD_VARIANT_IDS: readonly VariantId[] = ["kernelNat", "natlb"];
 export const FULL_FLOOD_RATES: readonly number[] = [12_500, 25_000, 50_000, 100_000, 200_000];
@@ -115,7 +120,7 @@ export function resolveOptions(o: BenchOptions, defaultJsonPath: string): Resolv
   if (r.bulkBytes % 64 !== 0) throw new BenchUsageError("bulkBytes must be a multiple of 64");
   if (!(r.flowLookupSeconds >= 0 && r.flowLookupSeconds <= 30)) throw new BenchUsageError("flowLookupSeconds must be in 0..30");
   if (!(r.maxMinutes > 0 && r.maxMinutes <= 24 * 60)) throw new BenchUsageError("maxMinutes must be in (0, 1440]");
-  if (r.labs.length === 0 || r.labs.some((l) => !ALL_LABS.includes(l))) throw new BenchUsageError('labs must be among "gso", "mtu" and "flood"');
+  if (r.labs.length === 0 || r.labs.some((l) => !ALL_LABS.includes(l))) throw new BenchUsageError(`labs must be among ${ALL_LABS.map((l) => `"${l}"`).join(", ")}`);
   if (r.floodRates.length === 0 || r.floodRates.length > 12) throw new BenchUsageError("floodRates must hold 1..12 rates");
   for (const rate of r.floodRates) intIn("each flood rate", rate, 1000, 1_000_000);
   // The during-probes stop a probe timeout and a start-up margin (1.5 s) before the flood ends.

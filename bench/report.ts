@@ -6,6 +6,8 @@ import { SIZE_TARGET_BYTES } from "./flowMap";
 import { formatFloodReport, type FloodReport } from "./floodReport";
 import type { LabRunResult, MetricId, Sample, VariantRun } from "./labRounds";
 import type { LabKind, ResolvedOptions } from "./options";
+import { formatModesReport, modesTargets, type ModesReport } from "./modesReport";
+import { difference, pairedSummary, ratio, valuesOf } from "./pairedSamples";
 import { formatNumber, formatSummary, summarize, type Summary } from "./stats";
 import type { VariantId } from "./variants";
 
@@ -26,7 +28,7 @@ export interface CaseResult {
 
 export interface TargetResult {
   id: string;
-  /** The target as issue #3 states it. */
+  /** The target as its issue (#3, #11) states it. */
   target: string;
   /** What was compared (which case, which statistic). */
   basis: string;
@@ -50,6 +52,8 @@ export interface BenchReport {
   };
   variants: Array<{ id: VariantId; label: string; skipped: string | null }>;
   cases: CaseResult[];
+  /** The forwarding modes (bench/modesReport.ts); null when the modes lab did not run. */
+  modes: ModesReport | null;
   targets: TargetResult[];
   flowMap: FlowMapResult | null;
   /** The flood case (bench/floodLab.ts, bench/floodReport.ts); null when the flood lab did not run. */
@@ -69,6 +73,7 @@ export interface BenchReport {
 export const LAB_TITLES: Record<LabKind, string> = {
   gso: "GSO frames (offloads on)",
   mtu: "MTU frames (offloads off)",
+  modes: "forwarding modes (direct-routing topology, offloads on), every case",
 };
 
 interface MetricInfo {
@@ -98,28 +103,14 @@ export const VARIANT_TITLES: Record<VariantId, string> = {
   natlbUserSpace: "natlb user space",
   natlbAfPacket: "natlb AF_PACKET",
   natlbThreadPerInterface: "natlb thread/if",
+  natlbDr: "natlb dr",
+  natlbFullnat: "natlb fullnat",
 };
-
-function valuesOf(samples: Sample[], lab: LabKind, metric: MetricId, variant: VariantId): Map<number, number> {
-  const m = new Map<number, number>();
-  for (const s of samples) if (s.lab === lab && s.metric === metric && s.variant === variant) m.set(s.round, s.value);
-  return m;
-}
 
 /** natlb op ref per round where both have a value. */
 function paired(samples: Sample[], lab: LabKind, metric: MetricId, ref: VariantId, op: (a: number, b: number) => number): Summary | null {
-  const ours = valuesOf(samples, lab, metric, "natlb");
-  const theirs = valuesOf(samples, lab, metric, ref);
-  const out: number[] = [];
-  for (const [round, v] of ours) {
-    const w = theirs.get(round);
-    if (w !== undefined) out.push(op(v, w));
-  }
-  return summarize(out);
+  return pairedSummary(samples, lab, metric, "natlb", ref, op);
 }
-
-const ratio = (a: number, b: number): number => (b === 0 ? NaN : a / b);
-const difference = (a: number, b: number): number => a - b;
 
 export function buildCases(labs: LabRunResult[], variants: VariantId[]): CaseResult[] {
   const cases: CaseResult[] = [];
@@ -194,6 +185,7 @@ export function evaluateTargets(labs: LabRunResult[], flowMap: FlowMapResult | n
   for (const lab of ["gso", "mtu"] as const) {
     ratioTarget(`cpu-${lab}`, `CPU-s/GiB <= 1.5 x kernel NAT (${lab}, whole machine, 4 conns)`, lab, "dl4CpuMachine", "kernelNat", 1.5, false);
   }
+  out.push(...modesTargets(labs));
   const bytes = flowMap?.bytesFor1M ?? null;
   out.push({
     id: "flows-1m",
@@ -230,13 +222,17 @@ export function formatReport(report: BenchReport): string {
     if (lab === "flood") continue;
     const cases = report.cases.filter((c) => c.lab === lab);
     if (cases.length === 0) continue;
+    if (lab === "modes" && report.modes !== null) lines.push("", ...formatModesReport(report.modes));
     lines.push("", `${LAB_TITLES[lab]}`);
-    const header = ["case", ...variants.map((v) => VARIANT_TITLES[v]), "natlb/NAT", "natlb/HAProxy"];
+    // Only the variants that ran in this lab (natlbDr runs in the modes lab only, nodeProxy not there).
+    const ran = variants.filter((v) => cases.some((c) => (c.byVariant[v] ?? null) !== null));
+    // The modes lab's ratios are in its own table (against plain and nat): here only the values.
+    const ratios = lab !== "modes";
+    const header = ["case", ...ran.map((v) => VARIANT_TITLES[v]), ...(ratios ? ["natlb/NAT", "natlb/HAProxy"] : [])];
     const rows = cases.map((c) => [
       `${c.title} [${c.unit}]`,
-      ...variants.map((v) => formatSummary(c.byVariant[v] ?? null)),
-      formatSummary(c.natlbVsKernelNat, 2),
-      formatSummary(c.natlbVsHaproxy, 2),
+      ...ran.map((v) => formatSummary(c.byVariant[v] ?? null)),
+      ...(ratios ? [formatSummary(c.natlbVsKernelNat, 2), formatSummary(c.natlbVsHaproxy, 2)] : []),
     ]);
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
     const render = (cells: string[]): string => `| ${cells.map((c, i) => pad(c, widths[i] ?? 0)).join(" | ")} |`;
@@ -259,7 +255,7 @@ export function formatReport(report: BenchReport): string {
     lines.push(`  ${f.lookupNote}${f.error !== undefined ? `; error: ${f.error}` : ""}`);
   }
   if (report.flood !== null) lines.push("", ...formatFloodReport(report.flood));
-  lines.push("", "issue #3 targets");
+  lines.push("", "targets (issues #3 and #11)");
   for (const t of report.targets) lines.push(`  ${t.status.toUpperCase().padEnd(4)} ${pad(t.target, 62)} measured ${t.measured}`);
   if (report.warnings.length > 0) lines.push("", ...report.warnings.map((w) => `WARNING: ${w}`));
   if (report.stoppedEarly.length > 0) lines.push("", ...report.stoppedEarly.map((s) => `stopped early: ${s}`));

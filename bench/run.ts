@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { SPOOF_RANGE } from "../lab/labAddresses";
+import { SPOOF_RANGE, VIP, realIp } from "../lab/labAddresses";
 import { runIn } from "../lab/netns";
 import { addonFingerprint } from "./addonFingerprint";
 import { prepareConnTool } from "./connTool";
@@ -11,8 +11,9 @@ import { measureFlowMap, type FlowMapResult } from "./flowMap";
 import { runFloodLab, type FloodLabResult } from "./floodLab";
 import { controlPlaneMain } from "./controlPlaneScale";
 import { buildFloodReport } from "./floodReport";
-import { PortCursor, runLab, type LabRunResult } from "./labRounds";
-import { ALL_VARIANT_IDS, BenchUsageError, FLOOD_VARIANT_IDS, resolveOptions, type BenchLab, type BenchOptions } from "./options";
+import { MODES_SERVICES_PORTS, PortCursor, REALS, runLab, variantRunsIn, type LabRunResult } from "./labRounds";
+import { ALL_VARIANT_IDS, BenchUsageError, FLOOD_VARIANT_IDS, resolveOptions, type BenchLab, type BenchOptions, type LabKind } from "./options";
+import { buildModes } from "./modesReport";
 import { buildCases, evaluateTargets, formatReport, type BenchReport } from "./report";
 import { ALL_VARIANTS, type Variant, type VariantId } from "./variants";
 import { ensureHaproxy } from "./variants/haproxy";
@@ -46,6 +47,17 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
     } catch (e) {
       skipped.set("haproxy", (e as Error).message);
       o.log(`haproxy variant skipped: ${(e as Error).message}`);
+    }
+  }
+  // Variants this build cannot run (natlb refuses their configuration) are listed as not available.
+  const throughputLabs = o.labs.filter((l): l is LabKind => l !== "flood");
+  const modesServices = { vip: VIP, ...MODES_SERVICES_PORTS, reals: Array.from({ length: REALS }, (_, i) => realIp(i + 1)) };
+  for (const v of ALL_VARIANTS) {
+    if (!o.variants.includes(v.id) || v.unavailable === undefined || !throughputLabs.some((l) => variantRunsIn(v, l))) continue;
+    const why = await v.unavailable(modesServices).catch((e: unknown) => `not available: ${(e as Error).message}`);
+    if (why !== null) {
+      skipped.set(v.id, why);
+      o.log(`${v.id} skipped: ${why}`);
     }
   }
   const variants: Variant[] = ALL_VARIANTS.filter((v) => o.variants.includes(v.id) && !skipped.has(v.id));
@@ -113,7 +125,8 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
   // natlb builds that ran (each natlb start records one); more than one means mixed results.
   const runs = labs.flatMap((l) => l.runs);
   const natlbDiagnostics = [
-    ...runs.filter((r) => r.variant === "natlb").map((r) => r.diagnostics),
+    // Every natlb variant that started (one that was not available, or failed to start, has no addon).
+    ...runs.filter((r) => r.variant.startsWith("natlb") && "addon" in r.diagnostics).map((r) => r.diagnostics),
     ...(flood?.steps ?? []).filter((s) => s.variant === "natlb").map((s) => s.diagnostics),
   ];
   const builds = [...new Set(natlbDiagnostics.map((d) => String(d["addon"] ?? "unknown")))];
@@ -148,6 +161,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
     },
     variants: ALL_VARIANTS.filter((v) => o.variants.includes(v.id)).map((v) => ({ id: v.id, label: v.label, skipped: skipped.get(v.id) ?? null })),
     cases: buildCases(labs, variants.map((v) => v.id)),
+    modes: buildModes(labs, ALL_VARIANTS.filter((v) => o.variants.includes(v.id)).map((v) => ({ id: v.id, skipped: skipped.get(v.id) ?? null }))),
     targets: evaluateTargets(labs, flowMap),
     flowMap,
     flood:
@@ -177,7 +191,8 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
 }
 
 const USAGE = `usage: node dist/bench/run.js [--quick] [--json <file> | --no-json] [--no-progress] [--rounds N] [--mib N]
-        [--labs gso,mtu,flood] [--variants plain,kernelNat,haproxy,nodeProxy,natlb,natlbUserSpace,natlbAfPacket,natlbThreadPerInterface] [--max-minutes M]
+        [--labs gso,mtu,modes,flood] [--variants plain,kernelNat,haproxy,nodeProxy,natlb,natlbUserSpace,natlbAfPacket,natlbThreadPerInterface,natlbDr,natlbFullnat]
+        [--max-minutes M]
         [--flood-rates 12500,25000,50000,100000,200000] [--flood-seconds S] [--flood-recovery-seconds S]
    or: node dist/bench/run.js control-plane [--services N] [--reals N] [--flows N] [--interval-ms MS] [--seconds S]
         [--status-calls N] [--cycles N] [--json <file>]   (bench/controlPlaneScale.ts)`;

@@ -138,7 +138,7 @@ test("the flood table shows every step and the verdicts", (t) => {
 
 test("flood options: defaults, the --quick ladder, and refusals", (t) => {
   const full = resolveOptions({}, "/tmp/x.json");
-  t.deepEqual(full.labs, ["gso", "mtu", "flood"]);
+  t.deepEqual(full.labs, ["gso", "mtu", "modes", "flood"]);
   t.deepEqual(full.floodRates, [12_500, 25_000, 50_000, 100_000, 200_000]);
   t.is(full.floodSeconds, 6);
   const quick = resolveOptions({ quick: true, labs: ["flood"] }, "/tmp/x.json");

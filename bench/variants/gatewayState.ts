@@ -1,9 +1,11 @@
 // Kernel state of the lab gateway that variants add and must remove: the VIP as a local address,
-// netfilter tables, policy rules, VIP routes, processes. The benchmark checks after every variant
-// that none is left, so no variant ever measures through another one's leftovers.
+// netfilter tables, policy rules, VIP routes, processes (and in the one-armed lab the reals' route
+// through the balancer, natReturnRoute.ts). The benchmark checks after every variant that none is
+// left, so no variant ever measures through another one's leftovers.
 import { IP_BIN, runIn, sbin } from "../../lab/netns";
 import type { Lab } from "../../lab/topology";
 import { sleep } from "../../lab/wait";
+import { natReturnRouteLeftovers } from "./natReturnRoute";
 
 const DEFAULT_RULE_PRIORITIES = new Set([0, 32766, 32767]);
 
@@ -57,6 +59,7 @@ export async function gatewayLeftovers(lab: Lab, vip: string): Promise<string[]>
   const pids = await runIn(null, IP_BIN, ["netns", "pids", ns], { timeoutMs: 10_000 });
   const alive = pids.stdout.split(/\s+/).filter(Boolean);
   if (alive.length > 0) found.push(`processes ${alive.join(",")}`);
+  found.push(...(await natReturnRouteLeftovers(lab)));
   return found;
 }
 

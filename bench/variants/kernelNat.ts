@@ -5,6 +5,11 @@
 // unhooks conntrack from the namespace, so the other variants do not pay for connection tracking
 // afterwards (its entries stay until they time out; the flood lab flushes them before each step).
 // Conntrack runs as the kernel has it: no limit or timeout is changed.
+// One-armed (the modes lab's direct-routing topology, where the reals' default route is the router):
+// POSTROUTING also rewrites the source of the DNAT'ed connections to the gateway's LAN address, so the
+// reals answer the gateway - the kernel's equivalent of full NAT. Its ports (1024..16383) stay apart
+// from natlb fullnat's pool ports and the gateway's own ephemeral ports (HAProxy's connections to the
+// same reals), so no real ever sees one source ip:port with two TCP timestamp clocks (PAWS).
 import { sbin } from "../../lab/netns";
 import type { Lab } from "../../lab/topology";
 import { addVipAddress, removeVipAddress } from "./gatewayState";
@@ -26,9 +31,19 @@ function dnatRules(services: BenchServices): string[][] {
   return rules;
 }
 
+/** The POSTROUTING rules of the one-armed gateway, one per protocol (none when the reals route through it). */
+function snatRules(lab: Lab, services: BenchServices): string[][] {
+  if (lab.router === null) return [];
+  const protocols = ["tcp", ...(services.udp === undefined ? [] : ["udp"])];
+  return protocols.map((p) => [
+    "-o", lab.gateway.backendIf, "-p", p, "-m", "conntrack", "--ctstate", "DNAT", "-j", "SNAT", "--to-source", `${lab.gateway.backendIp}:1024-16383`,
+  ]);
+}
+
 async function removeAll(lab: Lab, services: BenchServices, rules: string[][]): Promise<void> {
   const ns = lab.gateway.ns;
   for (const rule of rules) await lab.tryExec(ns, sbin("iptables"), ["-t", "nat", "-D", "PREROUTING", ...rule]);
+  for (const rule of snatRules(lab, services)) await lab.tryExec(ns, sbin("iptables"), ["-t", "nat", "-D", "POSTROUTING", ...rule]);
   const left = await lab.tryExec(ns, sbin("iptables"), ["-t", "nat", "-S"]);
   if (left.code === 0 && /^-A /m.test(left.stdout)) throw new Error(`kernel NAT: rules left after removal:\n${left.stdout}`);
   // Only this benchmark uses netfilter in its own lab gateway: the table is ours to delete.
@@ -45,6 +60,7 @@ export const kernelNat: Variant = {
     try {
       await addVipAddress(lab, services.vip);
       for (const rule of rules) await lab.exec(lab.gateway.ns, sbin("iptables"), ["-t", "nat", "-A", "PREROUTING", ...rule]);
+      for (const rule of snatRules(lab, services)) await lab.exec(lab.gateway.ns, sbin("iptables"), ["-t", "nat", "-A", "POSTROUTING", ...rule]);
     } catch (e) {
       await removeAll(lab, services, rules).catch(() => undefined);
       throw e;

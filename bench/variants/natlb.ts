@@ -7,11 +7,20 @@
 // frames, so one run shows what the fast path gives. Not in the default set: "natlbAfPacket" is the
 // MTU lab on AF_PACKET in user space, against AF_XDP; "natlbThreadPerInterface" is the defaults with a
 // worker thread per interface (workerThreads), against the default's one thread beside the fast path.
+// The modes lab (direct-routing topology, natlb one-armed) runs "natlb" (nat; the reals then route
+// the client subnet via natlb, natReturnRoute.ts), "natlbDr" (forwarding "dr") and "natlbFullnat"
+// (forwarding "fullnat", listed as not available while natlb refuses its configuration).
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { ReceivePath, WorkerThreadsSetting } from "../../src/config";
-import { startBalancer } from "../../lab/balancerProcess";
+import { NATLB_CLI, startBalancer } from "../../lab/balancerProcess";
+import { DR_GATEWAY_IP } from "../../lab/labAddresses";
+import { runIn } from "../../lab/netns";
 import type { Lab } from "../../lab/topology";
 import { addonFingerprint } from "../addonFingerprint";
-import type { BenchServices, Variant, VariantId } from "./types";
+import { addNatReturnRoutes, needsNatReturnRoute, removeNatReturnRoutes } from "./natReturnRoute";
+import { VariantUnavailableError, type BenchServices, type Variant, type VariantId } from "./types";
 
 /** The settings a natlb variant writes into its configuration; an undefined one is left to its default. */
 interface NatlbSettings {
@@ -20,8 +29,22 @@ interface NatlbSettings {
   workerThreads?: WorkerThreadsSetting;
 }
 
+/** Fields every service of a variant gets besides vip, port, protocol, scheduler and reals ({} for nat). */
+type ForwardingFields = Record<string, unknown>;
+
+/**
+ * The full-NAT service fields, kept in this one function because natlb's fullnat configuration was
+ * not merged when this was written (the shape of the fullnat branch: a "fullnat" pool object): the mode
+ * plus natlb's own backend-side address as the new source. Its ports stay apart from kernel NAT's SNAT
+ * ports (1024..16383) and HAProxy's ephemeral ones (32768..) on the same address, so no real sees one
+ * source ip:port with two TCP timestamp clocks (PAWS).
+ */
+export function fullnatServiceFields(poolAddress: string = DR_GATEWAY_IP): ForwardingFields {
+  return { forwarding: "fullnat", fullnat: { localAddresses: [poolAddress], localPorts: { first: 16384, last: 32767 } } };
+}
+
 /** natlb's configuration for the bench's services, with `settings` on top of the defaults. */
-export function natlbConfig(services: BenchServices, settings: NatlbSettings): unknown {
+export function natlbConfig(services: BenchServices, settings: NatlbSettings, forwarding: ForwardingFields = {}): unknown {
   const tcp = [services.bulk, services.small].map((s) => ({ ...s, protocol: "tcp" }));
   // The flood lab's UDP service; the gso and mtu labs have none, so their configuration is unchanged.
   const udp = services.udp === undefined ? [] : [{ ...services.udp, protocol: "udp" }];
@@ -32,20 +55,63 @@ export function natlbConfig(services: BenchServices, settings: NatlbSettings): u
       protocol: s.protocol,
       scheduler: "wrr",
       reals: services.reals.map((ip) => ({ ip, port: s.realPort, weight: 1 })),
+      ...forwarding,
     })),
     ...settings,
   };
 }
 
-function natlbVariant(id: VariantId, label: string, settingsIn: (lab: Lab) => NatlbSettings, labs?: Variant["labs"]): Variant {
+/** Why natlb's check-config refuses this configuration, or null when it accepts it. */
+async function configRefusal(config: unknown): Promise<string | null> {
+  const dir = mkdtempSync(join(tmpdir(), "natlb-bench-check-"));
+  try {
+    const file = join(dir, "natlb.json");
+    writeFileSync(file, JSON.stringify(config, null, 2));
+    const r = await runIn(null, process.execPath, [NATLB_CLI, "check-config", file], { timeoutMs: 30_000 });
+    if (r.code === 0) return null;
+    const why = `${r.stderr}\n${r.stdout}`.split("\n").map((l) => l.trim()).filter((l) => l !== "").slice(0, 3).join(" / ");
+    return `not available: natlb check-config refuses its configuration: ${why || `exit code ${r.code}`}`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+interface NatlbVariantSpec {
+  id: VariantId;
+  label: string;
+  settingsIn: (lab: Lab) => NatlbSettings;
+  labs?: Variant["labs"];
+  /** Service fields of the forwarding mode; absent: nat. */
+  forwarding?: ForwardingFields;
+}
+
+function natlbVariant(spec: NatlbVariantSpec): Variant {
+  const { id, label, settingsIn, labs, forwarding } = spec;
+  const nat = forwarding === undefined;
   return {
     id,
     label,
     ...(labs === undefined ? {} : { labs }),
+    ...(nat ? {} : { unavailable: (services: BenchServices) => configRefusal(natlbConfig(services, {}, forwarding)) }),
     setUp: async (lab, services) => {
       const addon = addonFingerprint();
       const settings = settingsIn(lab);
-      const balancer = await startBalancer(lab, natlbConfig(services, settings));
+      const returnRoute = nat && needsNatReturnRoute(lab);
+      if (returnRoute) await addNatReturnRoutes(lab);
+      // One-armed nat and fullnat: natlb's one interface faces the clients and leads to the reals (the
+      // routing table cannot say so: it would make the only interface a backend one). dr needs no backend.
+      const oneArmed =
+        lab.router !== null && forwarding?.["forwarding"] !== "dr" ? { interfaces: { client: [lab.gateway.clientIf], backend: [lab.gateway.backendIf] } } : {};
+      let balancer: Awaited<ReturnType<typeof startBalancer>>;
+      try {
+        balancer = await startBalancer(lab, { ...(natlbConfig(services, settings, forwarding) as object), ...oneArmed });
+      } catch (e) {
+        if (returnRoute) await removeNatReturnRoutes(lab).catch(() => undefined);
+        // natlb refused the configuration at start (what check-config cannot see: interfaces, routes).
+        const refusal = /^natlb: config: .*$/m.exec((e as Error).message)?.[0];
+        if (refusal !== undefined) throw new VariantUnavailableError(`not available: natlb refuses to start here: ${refusal.replace(/ \(in \/tmp\/[^)]*\)$/, "")}`);
+        throw e;
+      }
       return {
         bulkTargets: [{ ip: services.vip, port: services.bulk.vport }],
         smallTargets: [{ ip: services.vip, port: services.small.vport }],
@@ -61,6 +127,7 @@ function natlbVariant(id: VariantId, label: string, settingsIn: (lab: Lab) => Na
         },
         tearDown: async () => {
           const exit = await balancer.stop("SIGTERM", 10_000);
+          if (returnRoute) await removeNatReturnRoutes(lab);
           if (exit.code !== 0) {
             throw new Error(`natlb exited with code ${exit.code} signal ${exit.signal} on SIGTERM:\n${balancer.output().slice(-3000)}`);
           }
@@ -71,7 +138,18 @@ function natlbVariant(id: VariantId, label: string, settingsIn: (lab: Lab) => Na
 }
 
 const receivePathForLab = (lab: Lab): ReceivePath => (lab.offloads ? "af_packet" : "af_xdp");
-export const natlb = natlbVariant("natlb", "natlb (defaults)", () => ({}));
-export const natlbUserSpace = natlbVariant("natlbUserSpace", "natlb (user space only)", (lab) => ({ receivePath: receivePathForLab(lab), kernelFastPath: false }));
-export const natlbAfPacket = natlbVariant("natlbAfPacket", "natlb (AF_PACKET receive)", () => ({ receivePath: "af_packet", kernelFastPath: false }), ["mtu"]);
-export const natlbThreadPerInterface = natlbVariant("natlbThreadPerInterface", "natlb (defaults, a worker thread per interface)", () => ({ workerThreads: "perInterface" }));
+const defaults = (): NatlbSettings => ({});
+export const natlb = natlbVariant({ id: "natlb", label: "natlb (defaults)", settingsIn: defaults });
+export const natlbUserSpace = natlbVariant({
+  id: "natlbUserSpace", label: "natlb (user space only)", settingsIn: (lab) => ({ receivePath: receivePathForLab(lab), kernelFastPath: false }),
+});
+export const natlbAfPacket = natlbVariant({
+  id: "natlbAfPacket", label: "natlb (AF_PACKET receive)", settingsIn: () => ({ receivePath: "af_packet", kernelFastPath: false }), labs: ["mtu"],
+});
+export const natlbThreadPerInterface = natlbVariant({
+  id: "natlbThreadPerInterface", label: "natlb (defaults, a worker thread per interface)", settingsIn: () => ({ workerThreads: "perInterface" }),
+});
+export const natlbDr = natlbVariant({ id: "natlbDr", label: "natlb forwarding dr (defaults)", settingsIn: defaults, labs: ["modes"], forwarding: { forwarding: "dr" } });
+export const natlbFullnat = natlbVariant({
+  id: "natlbFullnat", label: "natlb forwarding fullnat (defaults)", settingsIn: defaults, labs: ["modes"], forwarding: fullnatServiceFields(),
+});

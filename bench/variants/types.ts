@@ -5,7 +5,17 @@ import type { Lab } from "../../lab/topology";
 
 import type { LabKind } from "../options";
 
-export type VariantId = "plain" | "kernelNat" | "haproxy" | "nodeProxy" | "natlb" | "natlbUserSpace" | "natlbAfPacket" | "natlbThreadPerInterface";
+export type VariantId =
+  | "plain"
+  | "kernelNat"
+  | "haproxy"
+  | "nodeProxy"
+  | "natlb"
+  | "natlbUserSpace"
+  | "natlbAfPacket"
+  | "natlbThreadPerInterface"
+  | "natlbDr"
+  | "natlbFullnat";
 
 /** The services every balancing variant offers, each VIP:vport -> every real at realPort. */
 export interface BenchServices {
@@ -41,4 +51,18 @@ export interface Variant {
   /** Runs only in these labs (default: every lab). */
   readonly labs?: readonly LabKind[];
   setUp(lab: Lab, services: BenchServices): Promise<ActiveVariant>;
+  /**
+   * Why this variant cannot run with this build (e.g. natlb refuses its configuration), or null; asked
+   * once before the labs, so the report lists the variant as "not available: <why>" instead of failing.
+   */
+  unavailable?(services: BenchServices): Promise<string | null>;
+}
+
+/**
+ * Thrown by setUp when the variant cannot run in this lab with this build (e.g. natlb refuses its
+ * configuration there): the report lists it as not available instead of counting an error, and the
+ * lab's later rounds leave it out.
+ */
+export class VariantUnavailableError extends Error {
+  override readonly name = "VariantUnavailableError";
 }
