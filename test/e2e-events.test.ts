@@ -32,8 +32,9 @@ test("health changes and a socket change arrive in order, with reasons and origi
     const real2 = `${lab.reals[1]!.ip}:${REAL_PORT}`;
     const stop = new AbortController();
     const stream = watchEvents(natlb!.socket, { signal: stop.signal });
-    // The CLI, as an operator runs it, in the gateway namespace.
-    const cli = spawn("ip", ["netns", "exec", lab.gateway.ns, process.execPath, NATLB_CLI, "events", "--json", "--socket", natlb!.socket], { stdio: ["ignore", "pipe", "pipe"] });
+    // The CLI, as an operator runs it, in the gateway namespace. --after 0: a CLI that is slow to start
+    // (a loaded machine) replays what it missed, then follows.
+    const cli = spawn("ip", ["netns", "exec", lab.gateway.ns, process.execPath, NATLB_CLI, "events", "--json", "--after", "0", "--socket", natlb!.socket], { stdio: ["ignore", "pipe", "pipe"] });
     t.teardown(() => cli.kill("SIGKILL"));
     const cliEvents: NatlbEvent[] = [];
     createInterface({ input: cli.stdout }).on("line", (line) => cliEvents.push(JSON.parse(line) as NatlbEvent));
