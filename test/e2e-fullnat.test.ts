@@ -37,8 +37,13 @@ function fullNatUdpService(lab: Lab, reals: number, pool: Record<string, unknown
   };
 }
 
-test.serial("fullnat: a 64 MiB download arrives intact; the real sees a pool address as the client and has no route via natlb; kernel state restored", async (t) => {
-  await withNatLab(t, { offloads: true, reals: 2, fullNat: true, prefix: PREFIX, startNatlb: false, blobReals: [1, 2] }, async (env) => {
+const VARIANTS = [
+  { name: "offloads on", offloads: true, receivePath: "af_packet" },
+  { name: "offloads off, af_xdp", offloads: false, receivePath: "af_xdp" },
+] as const;
+
+for (const variant of VARIANTS) test.serial(`fullnat, ${variant.name}: a 64 MiB download arrives intact; the real sees a pool address as the client and has no route via natlb; kernel state restored`, async (t) => {
+  await withNatLab(t, { offloads: variant.offloads, reals: 2, fullNat: true, prefix: PREFIX, startNatlb: false, blobReals: [1, 2] }, async (env) => {
     const { lab, servers } = env;
     // The reals' routes: default via the LAN router, which reaches no client; nothing via natlb.
     for (const real of lab.reals) {
@@ -53,7 +58,7 @@ test.serial("fullnat: a 64 MiB download arrives intact; the real sees a pool add
     await pingFrom(lab, lab.reals[1]!.ns, lab.fullNatPool[0]!, 1);
     await pingFrom(lab, lab.reals[0]!.ns, lab.fullNatPool[1]!, 1);
     const before = await gatewaySnapshot(lab);
-    const natlb = await startBalancer(lab, { services: [fullNatService(lab, [1, 1])] });
+    const natlb = await startBalancer(lab, { services: [fullNatService(lab, [1, 1])], receivePath: variant.receivePath });
     env.natlb = natlb;
     const status0 = await natlb.status();
     t.is(status0.services[0]!.forwarding, "fullnat");
@@ -90,6 +95,7 @@ test.serial("fullnat: a 64 MiB download arrives intact; the real sees a pool add
     const c = (await natlb.status()).counters;
     t.true(c.toReal > 0 && c.toClient > 0, JSON.stringify(c));
     t.is(c.flowsOffloaded, 0, "full-NAT flows stay out of the kernel fast path");
+    if (variant.receivePath === "af_xdp") t.true(c.rxSteeredFrames > 0, "the XDP program steered frames");
     t.is(c.dropFullnatPortsExhausted + c.dropNoFlow + c.dropNoRoute + c.dropNoNeighbour + c.dropMalformed + c.dropTxError + c.dropOutOfWindow, 0, JSON.stringify(c));
     t.regex((await natlb.cli(["status"])).stdout, /198\.18\.0\.100:80 +wrr fullnat from 198\.18\.1\.3,198\.18\.1\.4 ports 1024-32767/);
 
@@ -139,6 +145,11 @@ test.serial("fullnat: UDP through the VIP; a pool of two ports refuses a third f
       const c = (await natlb!.status()).counters;
       t.is(c.dropFullnatPortsExhausted, 2, JSON.stringify(c));
       t.is(c.newFlows, 2);
+      // The kernel leaves the replies to natlb because natlb claims their tuple, real -> pool address:port.
+      const claims = (await lab.exec(lab.gateway.ns, "/usr/sbin/nft", ["list", "set", "netdev", "natlb", "replies"])).stdout;
+      for (const port of [5000, 5001]) {
+        t.regex(claims, new RegExp(`${lab.reals[0]!.ip.replace(/\./g, "\\.")} \\. udp \\. ${UDP_REAL_PORT} \\. ${lab.fullNatPool[0]!.replace(/\./g, "\\.")} \\. ${port}\\b`), claims);
+      }
 
       const again = await runUdpClient(lab, { host: lab.vip, port: UDP_SERVICE_PORT, count: 4, sockets: 2, localPortBase: 40_000 });
       t.is(again.received, 4, "the flows holding the ports go on");
@@ -184,4 +195,29 @@ test.serial("fullnat: ICMP errors are translated both ways (port unreachable to 
       t.is(c.dropNoFlow, 1, "the error about no flow is counted");
     },
   );
+});
+
+test.serial("fullnat: a local address that is not natlb's, or faces clients, is refused at start and over the control socket, the field named", async (t) => {
+  await withNatLab(t, { offloads: true, reals: 1, fullNat: true, prefix: PREFIX, blobReals: [], startNatlb: false }, async (env) => {
+    const { lab } = env;
+    const notOurs = { services: [fullNatService(lab, [1], { localAddresses: ["198.18.1.77"] })] };
+    const refused = await t.throwsAsync(startBalancer(lab, notOurs, { readyTimeoutMs: 10_000 }));
+    t.regex(refused!.message, /services\[0\]\.fullnat\.localAddresses\[0\]: 198\.18\.1\.77 is not an address of an interface natlb works on/);
+    const clientSide = { services: [fullNatService(lab, [1], { localAddresses: [lab.gateway.clientIp] })] };
+    const refusedClient = await t.throwsAsync(startBalancer(lab, clientSide, { readyTimeoutMs: 10_000 }));
+    t.regex(refusedClient!.message, /services\[0\]\.fullnat\.localAddresses\[0\]: 198\.18\.0\.1 is on eth0, which faces clients/);
+
+    const natlb = await startBalancer(lab, { services: [fullNatService(lab, [1])] });
+    env.natlb = natlb;
+    const bad = await natlb.cli(["service", "add", `${lab.vip2}:${SERVICE_PORT}`, "--forwarding", "fullnat", "--local-address", "198.18.1.77"]);
+    t.not(bad.code, 0);
+    t.regex(bad.stderr, /services\[1\]\.fullnat\.localAddresses\[0\]: 198\.18\.1\.77 is not an address/);
+    const missing = await natlb.cli(["service", "add", `${lab.vip2}:${SERVICE_PORT}`, "--forwarding", "fullnat"]);
+    t.not(missing.code, 0);
+    t.regex(missing.stderr, /at fullnat: missing: a "fullnat" service needs its source pool/);
+    const added = await natlb.cli(["service", "add", `${lab.vip2}:${SERVICE_PORT}`, "--forwarding", "fullnat", "--local-address", lab.fullNatPool[1]!]);
+    t.is(added.code, 0, added.stderr);
+    const status = await natlb.status();
+    t.deepEqual(status.services.map((s) => [s.vip, s.forwarding, s.fullnat?.localAddresses]), [[lab.vip, "fullnat", [...lab.fullNatPool]], [lab.vip2, "fullnat", [lab.fullNatPool[1]]]]);
+  });
 });
