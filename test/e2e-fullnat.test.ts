@@ -153,6 +153,13 @@ test.serial("fullnat: UDP through the VIP; a pool of two ports refuses a third f
 
       const again = await runUdpClient(lab, { host: lab.vip, port: UDP_SERVICE_PORT, count: 4, sockets: 2, localPortBase: 40_000 });
       t.is(again.received, 4, "the flows holding the ports go on");
+
+      // Datagrams larger than the MTU: their later fragments get both addresses, like their first.
+      const large = await runUdpClient(lab, { host: lab.vip, port: UDP_SERVICE_PORT, count: 4, sockets: 2, localPortBase: 40_000, payloadBytes: 4000 });
+      t.is(large.received, 4, JSON.stringify(large).slice(0, 300));
+      const after = (await natlb!.status()).counters;
+      t.true(after.fragmentsForwarded >= 8, `fragmentsForwarded ${after.fragmentsForwarded}`);
+      t.is(after.dropFragment, 0);
     },
   );
 });
