@@ -159,11 +159,12 @@ export interface FlowLayout {
   entry: Record<
     "status" | "protocol" | "state" | "realId" | "clientIp" | "vip" | "realIp" | "clientPort" | "vport"
     | "realPort" | "flags" | "lastSeenMs" | "packetsIn" | "bytesIn" | "packetsOut" | "bytesOut" | "createdMs"
-    | "kernelPacketsIn" | "kernelBytesIn" | "kernelPacketsOut" | "kernelBytesOut" | "timeoutProfile" | "controlledFlows" | "templateSerial" | "templateTimeoutS",
+    | "kernelPacketsIn" | "kernelBytesIn" | "kernelPacketsOut" | "kernelBytesOut" | "timeoutProfile" | "controlledFlows" | "templateSerial" | "templateTimeoutS"
+    | "localIp" | "localPort",
     number
   >;
   /** Flag bits of an entry's `flags` field. */
-  flags: { template: number };
+  flags: { template: number; fullNat: number };
   states: string[];
   /** Per-real connection counts (native/flow/flow_layout.h), indexed by real id; fields are byte offsets within a real's slot. */
   realCounters: { offset: number; bytesPerReal: number; realIdCount: number; active: number; inactive: number; templates: number };

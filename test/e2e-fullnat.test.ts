@@ -139,6 +139,8 @@ test.serial("fullnat: UDP through the VIP; a pool of two ports refuses a third f
       for (const reply of first.replies) t.is(reply.from, `${lab.vip}:${UDP_SERVICE_PORT}`);
       const peers = new Set(echo!.echoes().map((e) => `${e.peer}:${e.peerPort}`));
       t.deepEqual([...peers].sort(), [`${lab.fullNatPool[0]}:5000`, `${lab.fullNatPool[0]}:5001`], "the real saw the pool address and the two ports");
+      const conns = (await natlb!.cli(["conns"])).stdout;
+      for (const port of [5000, 5001]) t.regex(conns, new RegExp(`from ${lab.fullNatPool[0]!.replace(/\./g, "\\.")}:${port}`), conns);
 
       const refused = await runUdpClient(lab, { host: lab.vip, port: UDP_SERVICE_PORT, count: 2, sockets: 2, localPortBase: 41_000, timeoutMs: 400 });
       t.is(refused.received, 0, "no port left: no answer");
