@@ -29,12 +29,15 @@ test("ipvsadm-save: services, reals, weights and schedulers; everything else lis
       reals: [{ ip: "198.18.1.11", port: 8443, weight: 1 }, { ip: "198.18.1.12", port: 8443, weight: 1, maxConns: 1000, minConnsToResume: 800 }],
     },
     { vip: "198.18.0.100", port: 53, protocol: "udp", scheduler: "rr", reals: [{ ip: "198.18.1.21", port: 53, weight: 1 }, { ip: "198.18.1.22", port: 53, weight: 0 }] },
-    { vip: "198.18.0.101", port: 25, protocol: "tcp", scheduler: "wlc", persistence: { timeoutS: 300, netmask: "255.255.255.0" }, reals: [{ ip: "198.18.1.31", port: 25, weight: 1 }] },
+    {
+      vip: "198.18.0.101", port: 25, protocol: "tcp", scheduler: "wlc", persistence: { timeoutS: 300, netmask: "255.255.255.0" },
+      reals: [{ ip: "198.18.1.31", port: 25, weight: 1 }], forwarding: "dr",
+    },
   ]);
   t.deepEqual(notesAbout(notes, "line 4"), [], "-b mh-fallback,mh-port is imported");
   t.deepEqual(notesAbout(notes, "line 6"), [], "-x 1000 -y 800 are imported");
   t.notRegex(notesAbout(notes, "line 10").join(), /persist/, "-p 300 -M 255.255.255.0 is imported");
-  t.regex(notesAbout(notes, "line 11").join(), /direct routing/);
+  t.deepEqual(notesAbout(notes, "line 11"), [], "-g is imported as forwarding dr");
   t.regex(notesAbout(notes, "line 12").join(), /firewall-mark/);
   t.regex(notesAbout(notes, "line 13").join(), /firewall-mark/);
   t.notRegex(notesAbout(notes, "line 10").join(), /scheduler/, "wlc is natlb's too");
@@ -66,7 +69,10 @@ test("keepalived.conf: virtual servers, reals, checkers, thresholds, persistence
   });
   t.like(dns, { port: 53, protocol: "udp", scheduler: "rr" });
   t.deepEqual(dns!.healthCheck, { type: "udp", intervalMs: 2000, timeoutMs: 1000, rise: 1, payloadHex: "00", expect: "" });
-  t.like(mail, { vip: "198.18.0.101", port: 25, fallback: { ip: "198.18.1.99", port: 25 }, persistence: { timeoutS: 300, netmask: "255.255.255.255" } });
+  t.like(mail, {
+    vip: "198.18.0.101", port: 25, forwarding: "dr", fallback: { ip: "198.18.1.99", port: 25 }, persistence: { timeoutS: 300, netmask: "255.255.255.255" },
+  });
+  t.is(web!.forwarding, undefined, "lb_kind NAT is natlb's default, left out");
   t.deepEqual(mail!.reals, [{ ip: "198.18.1.31", port: 25, weight: 1 }, { ip: "198.18.1.32", port: 25, weight: 0 }]);
   t.deepEqual(mail!.healthCheck, {
     type: "exec", intervalMs: 10_000, timeoutMs: 4000, rise: 1, command: ["/usr/local/bin/check_smtp", "--host", "198.18.1.31"],
@@ -76,7 +82,6 @@ test("keepalived.conf: virtual servers, reals, checkers, thresholds, persistence
     /line 4: global_defs is not a load-balancing block/,
     /line 12: vrrp_instance .* keep keepalived running/,
     /delay_before_retry has no natlb equivalent/,
-    /lb_kind DR: natlb forwards by NAT/,
     /inhibit_on_failure has no natlb equivalent/,
     /checked differently; natlb has one check per service/,
     /virtual_server fwmark has no natlb equivalent/,
@@ -84,6 +89,55 @@ test("keepalived.conf: virtual servers, reals, checkers, thresholds, persistence
     t.regex(all, expected);
   }
   t.notThrows(() => parseConfig(config));
+});
+
+test("forwarding methods: -g and lb_kind DR become dr (with the service port for every real), -m and NAT nat, -i and TUN nat with a note; a service's mixed methods are listed", (t) => {
+  const ipvs = importIpvsadmSave(
+    [
+      "-A -t 198.18.0.100:80 -s rr",
+      "-a -t 198.18.0.100:80 -r 198.18.1.11:80 -g -w 1",
+      "-a -t 198.18.0.100:80 -r 198.18.1.12:8080 -g -w 1",
+      "-a -t 198.18.0.100:80 -r 198.18.1.13:80 -m -w 1",
+      "-A -u 198.18.0.100:53 -s rr",
+      "-a -u 198.18.0.100:53 -r 198.18.1.11:53 -w 1",
+      "-A -t 198.18.0.100:81 -s rr",
+      "-a -t 198.18.0.100:81 -r 198.18.1.11:8081 -m -w 1",
+      "-A -t 198.18.0.100:82 -s rr",
+      "-a -t 198.18.0.100:82 -r 198.18.1.11:82 -i -w 1",
+    ].join("\n"),
+  );
+  const [web, dns, nat, tun] = ipvs.config.services;
+  t.is(web!.forwarding, "dr");
+  t.deepEqual(web!.reals.map((r) => r.port), [80, 80, 80], "a dr real serves the service port");
+  t.is(dns!.forwarding, "dr", "without a method flag ipvsadm gateways");
+  t.is(nat!.forwarding, undefined);
+  t.is(nat!.reals[0]!.port, 8081, "a NAT real keeps its port");
+  t.is(tun!.forwarding, undefined);
+  const ipvsNotes = ipvs.notes.map((n) => `${n.where}: ${n.note}`).join("\n");
+  t.regex(ipvsNotes, /service 198\.18\.0\.100:80\/tcp: 198\.18\.1\.12:8080 is a direct-routing real: .* imported with port 80/);
+  t.regex(ipvsNotes, /line 4: 198\.18\.1\.13:80 is forwarded by nat, the service's first real by dr/);
+  t.regex(ipvsNotes, /line 10: IP tunnelling \(LVS-TUN\) has no natlb equivalent: imported as NAT/);
+  t.notThrows(() => parseConfig(ipvs.config));
+
+  const keepalived = importKeepalivedConf(
+    [
+      "virtual_server 198.18.0.100 80 {", "  protocol TCP", "  lb_kind DR", "  real_server 198.18.1.11 8080 {", "  }", "  sorry_server 198.18.1.99 8080", "}",
+      "virtual_server 198.18.0.100 81 {", "  protocol TCP", "  lb_kind TUN", "  real_server 198.18.1.11 8081 {", "  }", "}",
+      "virtual_server 198.18.0.100 82 {", "  protocol TCP", "  lb_kind BOGUS", "  real_server 198.18.1.11 8082 {", "  }", "}",
+    ].join("\n"),
+  );
+  const [dr, tunnel, bogus] = keepalived.config.services;
+  t.like(dr, { forwarding: "dr", fallback: { ip: "198.18.1.99", port: 80 } });
+  t.deepEqual(dr!.reals.map((r) => r.port), [80]);
+  t.is(tunnel!.forwarding, undefined);
+  t.is(tunnel!.reals[0]!.port, 8081);
+  t.is(bogus!.forwarding, undefined);
+  const keepalivedNotes = keepalived.notes.map((n) => `${n.where}: ${n.note}`).join("\n");
+  t.regex(keepalivedNotes, /198\.18\.1\.11:8080 is a direct-routing real/);
+  t.regex(keepalivedNotes, /198\.18\.1\.99:8080 is a direct-routing real/);
+  t.regex(keepalivedNotes, /line 10: IP tunnelling/);
+  t.regex(keepalivedNotes, /line 16: lb_kind BOGUS is not NAT, DR or TUN: imported as NAT/);
+  t.notThrows(() => parseConfig(keepalived.config));
 });
 
 test("scheduler flags and thresholds: imported where natlb has them, listed where not", (t) => {

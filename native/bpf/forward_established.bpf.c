@@ -1,6 +1,7 @@
 // The kernel fast path (TC ingress, on every interface natlb manages): a TCP segment of an established
-// NAT flow is rewritten here (one endpoint, TTL, checksums) and redirected to the interface towards its
-// destination, without being copied to user space. Everything else, and every segment that changes a
+// flow is rewritten here (NAT: one endpoint, TTL, checksums; direct routing: nothing but the Ethernet
+// addresses, which the redirect sets) and redirected to the interface towards its next hop (for a
+// one-armed direct-routing balancer, the one it came in on), without being copied to user space. Everything else, and every segment that changes a
 // flow's state (SYN, FIN, RST), goes on as before to the next tcx program, the classic tc filters, and
 // natlb's receive rings, which sit after TC: the workers then handle it. User space decides which flows
 // are here (kernel_flow.h).
@@ -32,6 +33,34 @@ struct {
 
 static const __u32 ip_checksum_offset = ETH_HLEN + __builtin_offsetof(struct iphdr, check);
 static const __u32 ip_ttl_offset = ETH_HLEN + __builtin_offsetof(struct iphdr, ttl);
+
+// NAT: the TTL one less and one endpoint replaced (action->rewrite says which), checksums updated.
+// 0, or -1 when a helper failed (the packet is then dropped). Packet pointers are invalid after it.
+static __always_inline int rewriteEndpoint(struct __sk_buff* skb, const struct kernel_flow_action* action,
+                                           const struct iphdr* ip, const struct tcphdr* tcp, __u32 ipHeaderLength) {
+  const int source = action->rewrite == kernel_flow_rewrite_source;
+  // TTL: the 16-bit word (TTL, protocol) changes by one in its high byte.
+  const __u16 oldTtlWord = *(const __u16*)&ip->ttl;
+  const __u8 newTtl = ip->ttl - 1;
+  const __u16 newTtlWord = bpf_htons(((__u16)newTtl << 8) | IPPROTO_TCP);
+  const __u32 l4 = ETH_HLEN + ipHeaderLength;
+  const __u32 addressOffset = ETH_HLEN + (source ? __builtin_offsetof(struct iphdr, saddr) : __builtin_offsetof(struct iphdr, daddr));
+  const __u32 portOffset = l4 + (source ? __builtin_offsetof(struct tcphdr, source) : __builtin_offsetof(struct tcphdr, dest));
+  const __u32 checkOffset = l4 + __builtin_offsetof(struct tcphdr, check);
+  const __u32 oldIp = source ? ip->saddr : ip->daddr;
+  const __u16 oldPort = source ? tcp->source : tcp->dest;
+  const __u32 newIp = action->new_ip;
+  const __u16 newPort = action->new_port;
+  // Everything needed is copied above: the helpers below invalidate packet pointers.
+  if (bpf_l3_csum_replace(skb, ip_checksum_offset, oldTtlWord, newTtlWord, 2) != 0) return -1;
+  if (bpf_skb_store_bytes(skb, ip_ttl_offset, &newTtl, 1, 0) != 0) return -1;
+  if (bpf_l4_csum_replace(skb, checkOffset, oldIp, newIp, BPF_F_PSEUDO_HDR | 4) != 0) return -1;
+  if (bpf_l3_csum_replace(skb, ip_checksum_offset, oldIp, newIp, 4) != 0) return -1;
+  if (bpf_skb_store_bytes(skb, addressOffset, &newIp, 4, 0) != 0) return -1;
+  if (bpf_l4_csum_replace(skb, checkOffset, oldPort, newPort, 2) != 0) return -1;
+  if (bpf_skb_store_bytes(skb, portOffset, &newPort, 2, 0) != 0) return -1;
+  return 0;
+}
 
 SEC("tc")
 int forward_established(struct __sk_buff* skb) {
@@ -69,7 +98,10 @@ int forward_established(struct __sk_buff* skb) {
   };
   struct kernel_flow_action* action = bpf_map_lookup_elem(&kernel_flows, &key);
   if (!action) return tcx_next;
-  if (ip->ttl <= 1) return tcx_next;  // user space counts the drop
+  // A direct-routing frame is delivered on a link natlb is attached to, not routed: as in user space
+  // (worker.cc, forwardDirect), its IP header, TTL included, leaves as it came.
+  const int translates = action->rewrite != kernel_flow_rewrite_none;
+  if (translates && ip->ttl <= 1) return tcx_next;  // user space counts the drop
   // IP bytes, as user space counts them; a BIG TCP frame's tot_len is 0, its length is the skb's.
   const __u32 ipLength = ip->tot_len ? bpf_ntohs(ip->tot_len) : skb->len - ETH_HLEN;
   if (ipLength < ipHeaderLength + tcpHeaderLength || ipLength > skb->len - ETH_HLEN) return tcx_next;
@@ -79,37 +111,18 @@ int forward_established(struct __sk_buff* skb) {
   __u32 mtuLength = 0;
   if (bpf_check_mtu(skb, action->egress_ifindex, &mtuLength, 0, BPF_MTU_CHK_SEGS) != BPF_MTU_CHK_RET_SUCCESS) return tcx_next;
 
-  // TTL: the 16-bit word (TTL, protocol) changes by one in its high byte.
-  const __u16 oldTtlWord = *(__u16*)&ip->ttl;
-  const __u8 newTtl = ip->ttl - 1;
-  const __u16 newTtlWord = bpf_htons(((__u16)newTtl << 8) | IPPROTO_TCP);
-  const __u32 l4 = ETH_HLEN + ipHeaderLength;
-  const __u32 addressOffset = ETH_HLEN + (action->rewrite_source ? __builtin_offsetof(struct iphdr, saddr)
-                                                                 : __builtin_offsetof(struct iphdr, daddr));
-  const __u32 portOffset = l4 + (action->rewrite_source ? __builtin_offsetof(struct tcphdr, source)
-                                                        : __builtin_offsetof(struct tcphdr, dest));
-  const __u32 checkOffset = l4 + __builtin_offsetof(struct tcphdr, check);
-  const __u32 oldIp = action->rewrite_source ? ip->saddr : ip->daddr;
-  const __u16 oldPort = action->rewrite_source ? tcp->source : tcp->dest;
-  const __u32 newIp = action->new_ip;
-  const __u16 newPort = action->new_port;
-  const __u32 payload = ipLength > ipHeaderLength + tcpHeaderLength ? ipLength - ipHeaderLength - tcpHeaderLength : 0;
-  const __u32 sequenceEnd = bpf_ntohl(tcp->seq) + payload;
-  const __u32 window = bpf_ntohs(tcp->window);
-  // Packet pointers are invalid after the helpers below; everything needed is copied above.
-  if (bpf_l3_csum_replace(skb, ip_checksum_offset, oldTtlWord, newTtlWord, 2) != 0) return TC_ACT_SHOT;
-  if (bpf_skb_store_bytes(skb, ip_ttl_offset, &newTtl, 1, 0) != 0) return TC_ACT_SHOT;
-  if (bpf_l4_csum_replace(skb, checkOffset, oldIp, newIp, BPF_F_PSEUDO_HDR | 4) != 0) return TC_ACT_SHOT;
-  if (bpf_l3_csum_replace(skb, ip_checksum_offset, oldIp, newIp, 4) != 0) return TC_ACT_SHOT;
-  if (bpf_skb_store_bytes(skb, addressOffset, &newIp, 4, 0) != 0) return TC_ACT_SHOT;
-  if (bpf_l4_csum_replace(skb, checkOffset, oldPort, newPort, 2) != 0) return TC_ACT_SHOT;
-  if (bpf_skb_store_bytes(skb, portOffset, &newPort, 2, 0) != 0) return TC_ACT_SHOT;
-
+  if (translates) {
+    const __u32 payload = ipLength > ipHeaderLength + tcpHeaderLength ? ipLength - ipHeaderLength - tcpHeaderLength : 0;
+    const __u32 sequenceEnd = bpf_ntohl(tcp->seq) + payload;
+    const __u32 window = bpf_ntohs(tcp->window);
+    if (rewriteEndpoint(skb, action, ip, tcp, ipHeaderLength) != 0) return TC_ACT_SHOT;
+    // Direct routing tracks no window (user space sees the client's side only, and checks none).
+    if ((__s32)(sequenceEnd - action->sequence_end) > 0) action->sequence_end = sequenceEnd;
+    if (window > action->window) action->window = window;
+  }
   __sync_fetch_and_add(&action->packets, 1);
   __sync_fetch_and_add(&action->bytes, ipLength);
   action->last_seen_ns = bpf_ktime_get_ns();
-  if ((__s32)(sequenceEnd - action->sequence_end) > 0) action->sequence_end = sequenceEnd;
-  if (window > action->window) action->window = window;
   const __u32 zero = 0;
   struct kernel_forwarding_totals* totals = bpf_map_lookup_elem(&kernel_forwarding_totals, &zero);
   if (totals) {

@@ -5,8 +5,9 @@
 #pragma once
 #include <linux/types.h>
 
-// One direction of a NAT flow, keyed by the packet's own addresses (network order) as it arrives:
-// client -> VIP:vport from the client side, RIP:rport -> client from the backend side.
+// One direction of a flow, keyed by the packet's own addresses (network order) as it arrives:
+// client -> VIP:vport from the client side, RIP:rport -> client from the backend side (NAT only: a
+// direct-routing flow's replies never reach natlb, so it has the first key alone).
 struct kernel_flow_key {
   __u32 source_ip;
   __u32 destination_ip;
@@ -15,12 +16,19 @@ struct kernel_flow_key {
   __u32 protocol;  // IPPROTO_TCP; a u32 so the key has no padding bytes (hash maps compare all bytes)
 };
 
-// What to do with a matching packet: replace one endpoint, then send it to `next_hop` through
+// What a matching packet's IP and TCP headers get before it leaves.
+enum kernel_flow_rewrite {
+  kernel_flow_rewrite_destination = 0,  // NAT towards the real: destination endpoint, TTL
+  kernel_flow_rewrite_source = 1,       // NAT towards the client: source endpoint, TTL
+  kernel_flow_rewrite_none = 2,         // direct routing (LVS-DR): nothing, the frame is readdressed only
+};
+
+// What to do with a matching packet: rewrite it (`rewrite`), then send it to `next_hop` through
 // `egress_ifindex` (the kernel's neighbour table supplies the MAC addresses).
 struct kernel_flow_action {
-  __u32 new_ip;            // network order
+  __u32 new_ip;            // network order; the endpoint that replaces the one `rewrite` names
   __u16 new_port;          // network order
-  __u8 rewrite_source;     // 1: source endpoint (replies to the client), 0: destination (to the real)
+  __u8 rewrite;            // enum kernel_flow_rewrite
   __u8 reserved;
   __u32 egress_ifindex;
   __u32 next_hop;          // network order
@@ -28,7 +36,7 @@ struct kernel_flow_action {
   __u64 packets;
   __u64 bytes;             // IP bytes, as the user-space path counts them
   __u64 last_seen_ns;      // bpf_ktime_get_ns(): CLOCK_MONOTONIC
-  // TCP sequence tracking of this direction (flow/tcp_window.h), carried on while the kernel forwards:
+  // TCP sequence tracking of a NAT direction (flow/tcp_window.h), carried on while the kernel forwards:
   // the highest seq + payload forwarded (host order; user space's value at the hand-over), and the
   // largest window field (unscaled) seen. Written without atomics: a lost raise leaves it a segment
   // behind, well inside the window the check allows.

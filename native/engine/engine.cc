@@ -280,7 +280,7 @@ void Engine::withdrawFlowsWithOtherNextHops(const RouteTable& routes) {
   context_.flows.withdrawOffloaded([&](const flow::FlowEntry& e) {
     const auto towardsReal = routes.lookup(e.load<uint32_t>(flow::entry::kRealIp));
     const auto towardsClient = routes.lookup(e.load<uint32_t>(flow::entry::kClientIp));
-    return !towardsReal || !towardsClient || !kernelOffload_->usesNextHops(e, *towardsReal, *towardsClient);
+    return !towardsReal || !kernelOffload_->usesNextHops(e, *towardsReal, towardsClient);
   });
 }
 

@@ -17,14 +17,14 @@ using flow::entry::kVport;
 
 constexpr uint64_t kNsPerMs = 1000000;
 
-// What to do with one direction: replace its destination (towards the real) or its source (towards
-// the client) by ip:port (host order), and send it to `hop`.
-kernel_flow_action actionFor(uint32_t ip, uint16_t port, bool rewriteSource, NextHop hop, uint64_t lastSeenNs,
+// What to do with one direction: rewrite it as `rewrite` says (its destination to ip:port towards the
+// real, its source towards the client; host order), and send it to `hop`.
+kernel_flow_action actionFor(kernel_flow_rewrite rewrite, uint32_t ip, uint16_t port, NextHop hop, uint64_t lastSeenNs,
                              uint32_t sequenceEnd) {
   kernel_flow_action action{};
   action.new_ip = htonl(ip);
   action.new_port = htons(port);
-  action.rewrite_source = rewriteSource ? 1 : 0;
+  action.rewrite = uint8_t(rewrite);
   action.egress_ifindex = uint32_t(hop.ifindex);
   action.next_hop = htonl(hop.ip);
   action.last_seen_ns = lastSeenNs;
@@ -32,39 +32,60 @@ kernel_flow_action actionFor(uint32_t ip, uint16_t port, bool rewriteSource, Nex
   return action;
 }
 
+bool isDirectRouting(const flow::FlowEntry& e) { return (e.flags() & flow::flags::kDirectRouting) != 0; }
+
+bool sendsThrough(const kernel_flow_action& action, NextHop hop) {
+  return action.egress_ifindex == uint32_t(hop.ifindex) && action.next_hop == htonl(hop.ip);
+}
+
 }  // namespace
 
-bool KernelOffload::handOver(const flow::FlowEntry& e, NextHop towardsReal, NextHop towardsClient) {
+bool KernelOffload::handOver(const flow::FlowEntry& e, NextHop towardsReal, std::optional<NextHop> towardsClient) {
   const uint64_t lastSeenNs = e.load<uint64_t>(flow::entry::kLastSeenMs) * kNsPerMs;
-  const kernel_flow_action toReal =
-      actionFor(e.load<uint32_t>(kRealIp), e.load<uint16_t>(kRealPort), false, towardsReal, lastSeenNs,
-                e.load<uint32_t>(flow::entry::kClientSequenceEnd));
-  const kernel_flow_action toClient = actionFor(e.load<uint32_t>(kVip), e.load<uint16_t>(kVport), true, towardsClient,
-                                                lastSeenNs, e.load<uint32_t>(flow::entry::kRealSequenceEnd));
-
-  if (!forwarding_.putPair({flow::requestKeyOf(e), flow::replyKeyOf(e)}, {toReal, toClient})) return false;
+  if (isDirectRouting(e)) {
+    // The frame keeps its addresses (the real holds the VIP); its next hop is the real itself.
+    const kernel_flow_action toReal = actionFor(kernel_flow_rewrite_none, 0, 0, towardsReal, lastSeenNs, 0);
+    if (!forwarding_.put(flow::requestKeyOf(e), toReal)) return false;
+  } else {
+    if (!towardsClient) return false;
+    const kernel_flow_action toReal =
+        actionFor(kernel_flow_rewrite_destination, e.load<uint32_t>(kRealIp), e.load<uint16_t>(kRealPort), towardsReal,
+                  lastSeenNs, e.load<uint32_t>(flow::entry::kClientSequenceEnd));
+    const kernel_flow_action toClient =
+        actionFor(kernel_flow_rewrite_source, e.load<uint32_t>(kVip), e.load<uint16_t>(kVport), *towardsClient, lastSeenNs,
+                  e.load<uint32_t>(flow::entry::kRealSequenceEnd));
+    if (!forwarding_.putPair({flow::requestKeyOf(e), flow::replyKeyOf(e)}, {toReal, toClient})) return false;
+  }
   live_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
-bool KernelOffload::usesNextHops(const flow::FlowEntry& e, NextHop towardsReal, NextHop towardsClient) const {
+bool KernelOffload::usesNextHops(const flow::FlowEntry& e, NextHop towardsReal, std::optional<NextHop> towardsClient) const {
   const auto in = forwarding_.find(flow::requestKeyOf(e));
+  if (!in || !sendsThrough(*in, towardsReal)) return false;
+  if (isDirectRouting(e)) return true;  // no reply direction: the client's route does not matter
   const auto out = forwarding_.find(flow::replyKeyOf(e));
-  return in && out && in->egress_ifindex == uint32_t(towardsReal.ifindex) && in->next_hop == htonl(towardsReal.ip) &&
-         out->egress_ifindex == uint32_t(towardsClient.ifindex) && out->next_hop == htonl(towardsClient.ip);
+  return out && towardsClient && sendsThrough(*out, *towardsClient);
 }
 
 std::optional<flow::OffloadedActivity> KernelOffload::activityOf(const flow::FlowEntry& e) {
   const auto in = forwarding_.find(flow::requestKeyOf(e));
+  if (!in) return std::nullopt;
+  if (isDirectRouting(e)) {
+    // The client's side alone, and no TCP tracking: natlb checks no window of a direct-routing flow.
+    return flow::OffloadedActivity{in->last_seen_ns / kNsPerMs, in->packets, in->bytes, 0, 0, 0, 0, 0, 0};
+  }
   const auto out = forwarding_.find(flow::replyKeyOf(e));
-  if (!in || !out) return std::nullopt;
+  if (!out) return std::nullopt;
   return flow::OffloadedActivity{std::max(in->last_seen_ns, out->last_seen_ns) / kNsPerMs,
                                  in->packets, in->bytes, out->packets, out->bytes,
                                  in->sequence_end, out->sequence_end, in->window, out->window};
 }
 
 void KernelOffload::withdraw(const flow::FlowEntry& e) {
-  if (forwarding_.removePair({flow::requestKeyOf(e), flow::replyKeyOf(e)}) > 0) live_.fetch_sub(1, std::memory_order_relaxed);
+  const size_t removed = isDirectRouting(e) ? (forwarding_.remove(flow::requestKeyOf(e)) ? 1 : 0)
+                                            : forwarding_.removePair({flow::requestKeyOf(e), flow::replyKeyOf(e)});
+  if (removed > 0) live_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void KernelOffload::counted(uint16_t realId, const flow::KernelTrafficAdded& added) {

@@ -1,9 +1,11 @@
-// The engine's side of the kernel fast path: turns a flow-map entry into the kernel's two flow
-// entries (client -> VIP rewritten to the real, real -> client rewritten to the VIP), and answers the
-// flow map's questions about offloaded flows (flow/offloaded_flows.h).
+// The engine's side of the kernel fast path: turns a flow-map entry into the kernel's flow entries
+// (NAT: client -> VIP rewritten to the real, real -> client rewritten to the VIP; direct routing: client
+// -> VIP alone, readdressed to the real, whose replies bypass natlb), and answers the flow map's
+// questions about offloaded flows (flow/offloaded_flows.h).
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "../flow/flow_table.h"
@@ -19,10 +21,11 @@ class KernelOffload final : public flow::OffloadedFlows {
   KernelOffload(uint32_t maxFlows, const std::vector<io::KernelForwardingInterface>& interfaces, RealStatsBlock& realTraffic)
       : forwarding_(maxFlows, interfaces), realTraffic_(realTraffic) {}
 
-  // Hands the flow's established segments to the kernel; false when the kernel's map refuses.
-  bool handOver(const flow::FlowEntry& entry, NextHop towardsReal, NextHop towardsClient);
-  // Whether the kernel sends the flow's two directions through these next hops.
-  bool usesNextHops(const flow::FlowEntry& entry, NextHop towardsReal, NextHop towardsClient) const;
+  // Hands the flow's established segments to the kernel; false when the kernel's map refuses (or a
+  // NAT flow comes without `towardsClient`, which a direct-routing flow does not need).
+  bool handOver(const flow::FlowEntry& entry, NextHop towardsReal, std::optional<NextHop> towardsClient);
+  // Whether the kernel sends the flow's directions through these next hops.
+  bool usesNextHops(const flow::FlowEntry& entry, NextHop towardsReal, std::optional<NextHop> towardsClient) const;
   std::optional<flow::OffloadedActivity> activityOf(const flow::FlowEntry& entry) override;
   void withdraw(const flow::FlowEntry& entry) override;
   void counted(uint16_t realId, const flow::KernelTrafficAdded& added) override;

@@ -467,8 +467,9 @@ void Worker::recordPacket(const flow::FlowEntry& entry, const Ipv4FrameView& vie
   }
 }
 
-// An established TCP flow whose both next hops are on managed interfaces goes to the kernel fast path,
-// once, after kHandOverAfterPackets: a short exchange ends before the hand-over would pay off. The
+// An established TCP flow whose next hops are on managed interfaces (both; a direct-routing flow's one,
+// the real on its link) goes to the kernel fast path, once, after kHandOverAfterPackets (a direct-routing
+// flow counts the client's alone): a short exchange ends before the hand-over would pay off. The
 // frame in hand is still sent from here; segments already in the rings follow it, so the hand-over
 // reorders at most those few.
 void Worker::offloadIfEstablished(uint32_t ref, const flow::FlowEntry& entry) {
@@ -476,15 +477,16 @@ void Worker::offloadIfEstablished(uint32_t ref, const flow::FlowEntry& entry) {
   if (context_.kernelOffload == nullptr || entry.state() != flow::FlowState::Established ||
       entry.load<uint64_t>(flow::entry::kPacketsIn) + entry.load<uint64_t>(flow::entry::kPacketsOut) < kHandOverAfterPackets ||
       entry.load<uint8_t>(flow::entry::kProtocol) != packet::kProtocolTcp ||
-      (entry.load<uint16_t>(flow::entry::kFlags) &
-       (flow::flags::kOffloaded | flow::flags::kUserSpaceOnly | flow::flags::kDirectRouting | flow::flags::kFullNat))) {
-    // A direct-routing or full-NAT flow stays here: the kernel fast path rewrites one side (NAT) only.
+      (entry.load<uint16_t>(flow::entry::kFlags) & (flow::flags::kOffloaded | flow::flags::kUserSpaceOnly | flow::flags::kFullNat))) {
+    // A full-NAT flow stays here: the kernel fast path rewrites one side (NAT) or none (DR) only.
     return;
   }
-  const auto towardsReal = routes_->lookup(entry.load<uint32_t>(flow::entry::kRealIp));
+  const uint32_t realIp = entry.load<uint32_t>(flow::entry::kRealIp);
+  const auto towardsReal = routes_->lookup(realIp);
   const auto towardsClient = routes_->lookup(entry.load<uint32_t>(flow::entry::kClientIp));
-  if (!towardsReal || !towardsClient || !context_.interfaceByIndex(towardsReal->ifindex) ||
-      !context_.interfaceByIndex(towardsClient->ifindex)) {
+  const bool directRouting = (entry.flags() & flow::flags::kDirectRouting) != 0;
+  if (!towardsReal || !context_.interfaceByIndex(towardsReal->ifindex) ||
+      (directRouting ? towardsReal->ip != realIp : !towardsClient || !context_.interfaceByIndex(towardsClient->ifindex))) {
     return;  // user space forwards it (or counts why it cannot)
   }
   context_.flows.offload(ref, [&](const flow::FlowEntry& e) {
@@ -495,7 +497,7 @@ void Worker::offloadIfEstablished(uint32_t ref, const flow::FlowEntry& entry) {
                         e.load<uint8_t>(flow::entry::kProtocol))) {
       return false;
     }
-    const bool handedOver = context_.kernelOffload->handOver(e, *towardsReal, *towardsClient);
+    const bool handedOver = context_.kernelOffload->handOver(e, *towardsReal, towardsClient);
     counters_.add(handedOver ? Counter::FlowsOffloaded : Counter::OffloadRefused);
     return handedOver;
   });
@@ -576,7 +578,7 @@ void Worker::forwardDirect(const io::ReceivedFrame& frame, const Ipv4FrameView& 
   flow::SegmentVerdict verdict;
   if (!admit(entry, view, flow::Direction::FromClient, verdict)) return;
   recordPacket(entry, view, flow::Direction::FromClient, verdict);
-  offloadIfEstablished(ref, entry);  // refuses DR flows; kept so the rule lives in one place
+  offloadIfEstablished(ref, entry);
   rememberIfFirstFragment(view, {real.ip, true});
   counters_.add(Counter::ToRealDirect);
   transmitDirect(frame, real.ip);

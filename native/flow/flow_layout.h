@@ -152,7 +152,7 @@ constexpr uint16_t kXdpClaimed = 256;  // the AF_XDP path steers its replies (io
 constexpr uint16_t kTemplate = 512;
 // Direct routing (LVS-DR): its frames reach the real unchanged but for the MAC, and the real answers
 // the client directly, so it has no reply index entry, claims no replies, tracks TCP from the client's
-// segments alone (tcp_state.h) and stays in user space (never offloaded).
+// segments alone (tcp_state.h) and has one kernel fast path entry when offloaded (client -> VIP).
 constexpr uint16_t kDirectRouting = 1024;
 // Full NAT (flow/local_ports.h): both addresses rewritten, the source to a local address and port of
 // natlb's; the reply index and the kernel's reply claim hold real -> local address:port. Stays in user

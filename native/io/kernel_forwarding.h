@@ -1,8 +1,8 @@
 // The kernel fast path (native/bpf/forward_established.bpf.c): its TC program attached at the ingress
 // of every managed interface (tcx links: they go away with natlb, even when it is killed) and its flow
-// map. The engine puts an established TCP flow's two directions here; from then on the kernel
-// rewrites and forwards their segments without a copy to user space, and natlb's receive rings (bound
-// after TC) see only the segments that change the flow's state.
+// map. The engine puts an established TCP flow's directions here (a direct-routing flow has one); from
+// then on the kernel rewrites and forwards their segments without a copy to user space, and natlb's
+// receive rings (bound after TC) see only the segments that change the flow's state.
 // Needs CAP_BPF (or CAP_SYS_ADMIN) and CAP_NET_ADMIN (kernelFastPath "auto" runs without it otherwise).
 #pragma once
 #include <array>

@@ -2,7 +2,7 @@
 // every part of the source that has no natlb equivalent, so nothing is dropped silently.
 
 import { isContiguousNetmask, isIPv4, parseIPv4 } from "../addresses";
-import { CONFIG_LIMITS, type Timeouts } from "../config";
+import { CONFIG_LIMITS, type ForwardingMode, type Timeouts } from "../config";
 import { SCHEDULER_FLAGS, schedulerOfFlag, type SchedulerFlag } from "../schedulers/flags";
 import { SCHEDULER_NAMES, type SchedulerName } from "../schedulers/types";
 
@@ -31,6 +31,35 @@ export interface ImportedService {
   fallback?: { ip: string; port: number };
   persistence?: { timeoutS: number; netmask: string };
   healthCheck?: Record<string, unknown>;
+  /** Only when the source asks for direct routing; NAT is natlb's default. */
+  forwarding?: ForwardingMode;
+}
+
+/** An LVS forwarding method (ipvsadm -m / -g / -i, keepalived lb_kind NAT / DR / TUN). */
+export type LvsMethod = "NAT" | "DR" | "TUN";
+
+/** natlb's forwarding for an LVS method, with a note where natlb has none (tunnelling). */
+export function forwardingFromLvs(method: LvsMethod, where: string, notes: ImportNote[]): ForwardingMode {
+  if (method === "DR") return "dr";
+  if (method === "TUN") notes.push({ where, note: "IP tunnelling (LVS-TUN) has no natlb equivalent: imported as NAT" });
+  return "nat";
+}
+
+/**
+ * Direct routing hands the client's frame to the real unchanged, so the real serves the service port
+ * (IPVS ignores a DR real's port): reals and the fallback real of a `dr` service get the service's
+ * port, with a note where the source named another.
+ */
+export function fitPortsToForwarding(service: ImportedService, where: string, notes: ImportNote[]): void {
+  if (service.forwarding !== "dr") return;
+  for (const endpoint of [...service.reals, ...(service.fallback ? [service.fallback] : [])]) {
+    if (endpoint.port === service.port) continue;
+    notes.push({
+      where,
+      note: `${endpoint.ip}:${endpoint.port} is a direct-routing real: it receives the service port ${service.port} unchanged (IPVS ignores its port too): imported with port ${service.port}`,
+    });
+    endpoint.port = service.port;
+  }
 }
 
 export interface ImportResult {

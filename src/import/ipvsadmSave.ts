@@ -6,11 +6,19 @@
 
 import { isIPv4 } from "../addresses";
 import { ConfigError } from "../errors";
-import { limitsFromIpvs, persistenceFromIpvs, schedulerFlagsFromIpvs, schedulerFromIpvs, type ImportNote, type ImportResult, type ImportedService } from "./importResult";
+import {
+  fitPortsToForwarding, forwardingFromLvs, limitsFromIpvs, persistenceFromIpvs, schedulerFlagsFromIpvs, schedulerFromIpvs,
+  type ImportNote, type ImportResult, type ImportedService, type LvsMethod,
+} from "./importResult";
 
 /** Options that take a value, so that the value is not read as the next option. */
 const WITH_VALUE = new Set(["-t", "-u", "-f", "--sctp-service", "-s", "-p", "-M", "-b", "-r", "-w", "-x", "-y", "--pe", "--tun-type", "--tun-port", "--tun-nocsum", "--tun-csum", "--tun-remcsum"]);
-const FORWARDING = new Map([["-m", "masquerading (NAT)"], ["-g", "gatewaying (direct routing)"], ["-i", "ipip (tunnelling)"]]);
+/** A real's forwarding method by its flag; without one, ipvsadm gateways (direct routing). */
+function lvsMethodOf(options: Map<string, string>): LvsMethod {
+  if (options.has("-m")) return "NAT";
+  if (options.has("-i")) return "TUN";
+  return "DR";
+}
 
 function parseEndpoint(text: string, where: string): { ip: string; port: number } {
   const colon = text.lastIndexOf(":");
@@ -89,10 +97,14 @@ export function importIpvsadmSave(text: string): ImportResult {
     const real = parseEndpoint(realText, where);
     const weight = Number(options.get("-w") ?? "1");
     if (!Number.isInteger(weight) || weight < 0 || weight > 65535) throw new ConfigError(where, `weight must be 0..65535, got ${options.get("-w")}`);
-    for (const [flag, method] of FORWARDING) {
-      if (flag !== "-m" && options.has(flag)) notes.push({ where, note: `${real.ip}:${real.port} uses ${method}; natlb forwards by NAT: imported as NAT` });
+    // natlb forwards a service one way: its first real's method decides, later ones that differ are listed.
+    const forwarding = forwardingFromLvs(lvsMethodOf(options), where, notes);
+    if (service.reals.length === 0 && forwarding === "dr") service.forwarding = forwarding;
+    if (service.reals.length > 0 && (service.forwarding ?? "nat") !== forwarding) {
+      notes.push({ where, note: `${real.ip}:${real.port} is forwarded by ${forwarding}, the service's first real by ${service.forwarding ?? "nat"}; natlb forwards a service one way: imported as ${service.forwarding ?? "nat"}` });
     }
     service.reals.push({ ip: real.ip, port: real.port, weight, ...limitsFromIpvs(options.get("-x"), options.get("-y"), { upper: "-x", lower: "-y" }, where, notes) });
   });
+  for (const [key, service] of services) fitPortsToForwarding(service, `service ${key}`, notes);
   return { config: { services: [...services.values()] }, notes };
 }

@@ -6,7 +6,10 @@
 
 import { isIPv4 } from "../addresses";
 import { CONFIG_LIMITS, type Timeouts } from "../config";
-import { limitsFromIpvs, persistenceFromIpvs, schedulerFlagsFromIpvs, schedulerFromIpvs, type ImportNote, type ImportResult, type ImportedService } from "./importResult";
+import {
+  fitPortsToForwarding, forwardingFromLvs, limitsFromIpvs, persistenceFromIpvs, schedulerFlagsFromIpvs, schedulerFromIpvs,
+  type ImportNote, type ImportResult, type ImportedService,
+} from "./importResult";
 import { parseKeepalivedBlocks, type KeepalivedStatement } from "./keepalivedBlocks";
 
 /** keepalived's delay_loop when a virtual server leaves it out, in seconds. */
@@ -230,14 +233,20 @@ function importVirtualServer(statement: KeepalivedStatement, notes: ImportNote[]
       } else {
         service.fallback = { ip: sorryIp, port: fallbackPort };
       }
-    } else if ((s.keyword === "lb_kind" || s.keyword === "lvs_method") && (s.args[0] ?? "").toUpperCase() !== "NAT") {
-      notes.push({ where: at(s), note: `${s.keyword} ${s.args[0]}: natlb forwards by NAT; imported as NAT` });
     } else if (s.keyword === "lb_kind" || s.keyword === "lvs_method") {
-      // NAT: natlb's own method.
+      const method = (s.args[0] ?? "").toUpperCase();
+      if (method === "NAT" || method === "DR" || method === "TUN") {
+        const forwarding = forwardingFromLvs(method, at(s), notes);
+        if (forwarding === "dr") service.forwarding = forwarding;
+        else delete service.forwarding;
+      } else {
+        notes.push({ where: at(s), note: `${s.keyword} ${s.args[0] ?? ""} is not NAT, DR or TUN: imported as NAT` });
+      }
     } else if (!handled.has(s.keyword)) {
       notes.push({ where: at(s), note: `virtual_server ${s.keyword}${s.args.length ? ` ${s.args.join(" ")}` : ""} has no natlb equivalent yet: not imported` });
     }
   }
+  fitPortsToForwarding(service, at(first("lb_kind") ?? first("lvs_method") ?? statement), notes);
   if (flagNames.length > 0) {
     const flags = schedulerFlagsFromIpvs(service.scheduler, flagNames, flagsAt!, notes);
     if (flags.length > 0) service.schedulerFlags = flags;
