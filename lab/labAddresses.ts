@@ -14,6 +14,10 @@ export const GATEWAY_CLIENT_IP = '198.18.0.1';
 export const GATEWAY_BACKEND_IP = '198.18.1.1';
 /** The one-armed gateway's address on the backend LAN in the direct-routing topology (the router has .1). */
 export const DR_GATEWAY_IP = '198.18.1.2';
+/** The two-armed gateway's own address on the backend LAN in the full-NAT topology (its LAN router has .1). */
+export const FULLNAT_GATEWAY_IP = '198.18.1.2';
+/** The full-NAT topology's pool addresses (natlb's local addresses), also on the gateway's eth1. */
+export const FULLNAT_POOL_IPS: readonly string[] = ['198.18.1.3', '198.18.1.4'];
 /** Unused addresses in the client subnet; the balancer answers ARP for them, the lab never configures them. */
 export const VIP = '198.18.0.100';
 export const VIP2 = '198.18.0.101';

@@ -42,6 +42,17 @@
  *                                                     eth1 198.18.1.2/24, default    | (the router)            |
  *                                                     via 198.18.1.1; no eth0        +-------------------------+
  *
+ * The full-NAT topology (fullNat: true), for forwarding "fullnat": the NAT topology, but the reals'
+ * default route is a router <id>-lr on the backend LAN (198.18.1.1, which reaches no client), not the
+ * balancer; the balancer has 198.18.1.2 on eth1 and the pool addresses 198.18.1.3 and .4 (FULLNAT_POOL_IPS).
+ * A reply reaches the client only because the real answers the balancer's pool address.
+ *
+ *  client <id>-c       gateway <id>-gw                       switch <id>-sw        real <id>-rI
+ *  eth0 198.18.0.2 === eth0 198.18.0.1   eth1 198.18.1.2  === br0 -- p-rI ======= eth0 198.18.1.(10+I)
+ *                                         + 198.18.1.3, .4     \-- p-lr          default via 198.18.1.1
+ *                                                                 |
+ *                                                  router <id>-lr eth1 198.18.1.1 (LAN only)
+ *
  * IPv6 is off in every namespace (no RS/MLD/DAD noise frames). With offloads=false, TSO/GSO/GRO are off
  * on every veth end and on the bridge, so frames are MTU-sized like on a NIC without GRO.
  * Veth pairs are created directly inside their namespaces: the root namespace is never touched.
@@ -52,6 +63,8 @@ import {
   BACKEND_ROGUE_IP,
   CLIENT_IP,
   DR_GATEWAY_IP,
+  FULLNAT_GATEWAY_IP,
+  FULLNAT_POOL_IPS,
   FLOOD_HOST_IP,
   GATEWAY_BACKEND_IP,
   GATEWAY_CLIENT_IP,
@@ -97,6 +110,8 @@ export interface LabOptions {
    * backend LAN, the gateway one-armed on that LAN, the VIPs on the reals' lo. Default false.
    */
   directRouting?: boolean;
+  /** The full-NAT topology (above): the reals' default route is a LAN router, not the gateway. Default false. */
+  fullNat?: boolean;
 }
 
 /** One addressed interface of a lab namespace. */
@@ -162,6 +177,10 @@ export interface Lab {
   readonly backendRogue: LabHost | null;
   /** The router of the direct-routing topology, or null unless createLab was asked for it (directRouting). */
   readonly router: LabRouter | null;
+  /** The full-NAT topology's LAN router (the reals' default route), or null unless asked for (fullNat). */
+  readonly lanRouter: LabHost | null;
+  /** The full-NAT topology's pool addresses on the gateway's eth1 (empty in the other topologies). */
+  readonly fullNatPool: readonly string[];
   /** Every namespace of the lab. */
   readonly namespaces: readonly string[];
   readonly destroyed: boolean;
@@ -201,6 +220,7 @@ const BRIDGE = 'br0';
 const ROGUE_PORT = 'p-x';
 const FLOOD_GATEWAY_IF = 'eth2';
 const ROUTER_PORT = 'p-rt';
+const LAN_ROUTER_PORT = 'p-lr';
 
 interface LabNames {
   id: string;
@@ -211,6 +231,7 @@ interface LabNames {
   flood: string | null;
   rogue: string | null;
   router: string | null;
+  lanRouter: string | null;
   all: string[];
 }
 
@@ -219,6 +240,7 @@ interface LabExtras {
   floodHost: boolean;
   backendRogue: boolean;
   directRouting: boolean;
+  fullNat: boolean;
 }
 
 /** Builds the lab. On any failure everything created so far is removed and the error is rethrown. */
@@ -235,7 +257,10 @@ export async function createLab(options: LabOptions): Promise<Lab> {
     floodHost: options.floodHost ?? false,
     backendRogue: options.backendRogue ?? false,
     directRouting: options.directRouting ?? false,
+    fullNat: options.fullNat ?? false,
   };
+  if (typeof extras.fullNat !== 'boolean') throw new LabError('fullNat must be true or false');
+  if (extras.fullNat && extras.directRouting) throw new LabError('fullNat and directRouting are two different topologies: choose one');
   if (typeof extras.floodHost !== 'boolean') throw new LabError('floodHost must be true or false');
   if (typeof extras.directRouting !== 'boolean') throw new LabError('directRouting must be true or false');
   if (extras.directRouting && extras.floodHost) throw new LabError('the direct-routing topology has no flood host (its gateway has no eth2)');
@@ -270,8 +295,9 @@ function labNames(id: string, reals: number, extras: LabExtras): LabNames {
   const flood = extras.floodHost ? `${id}-f` : null;
   const rogue = extras.backendRogue ? `${id}-x` : null;
   const router = extras.directRouting ? `${id}-rt` : null;
-  const names = { id, client: `${id}-c`, gateway: `${id}-gw`, sw: `${id}-sw`, reals: realNames, flood, rogue, router };
-  const optional = [flood, rogue, router].filter((n): n is string => n !== null);
+  const lanRouter = extras.fullNat ? `${id}-lr` : null;
+  const names = { id, client: `${id}-c`, gateway: `${id}-gw`, sw: `${id}-sw`, reals: realNames, flood, rogue, router, lanRouter };
+  const optional = [flood, rogue, router, lanRouter].filter((n): n is string => n !== null);
   return { ...names, all: [names.client, names.gateway, names.sw, ...realNames, ...optional] };
 }
 
@@ -293,6 +319,7 @@ interface BuiltParts {
   floodHost: LabFloodHost | null;
   backendRogue: LabHost | null;
   router: LabRouter | null;
+  lanRouter: LabHost | null;
 }
 
 /** ip -n <ns> ...: iproute2 switches namespace itself, no `ip netns exec` needed. */
@@ -316,7 +343,7 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
 
   // 2. Links. Each veth pair is created inside its namespaces (peer netns), never in the root one.
   const realPorts = names.reals.map((_, i) => `p-r${i + 1}`);
-  const ports = ['p-gw', ...realPorts, ...(names.rogue !== null ? [ROGUE_PORT] : []), ...(names.router !== null ? [ROUTER_PORT] : [])];
+  const ports = ['p-gw', ...realPorts, ...(names.rogue !== null ? [ROGUE_PORT] : []), ...(names.router !== null ? [ROUTER_PORT] : []), ...(names.lanRouter !== null ? [LAN_ROUTER_PORT] : [])];
   await ipIn(names.sw, 'link', 'add', BRIDGE, 'type', 'bridge', 'stp_state', '0');
   const queues = ['numtxqueues', String(gatewayQueues), 'numrxqueues', String(gatewayQueues)];
   if (names.router !== null) {
@@ -327,6 +354,9 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
     await ipIn(names.client, 'link', 'add', 'eth0', ...queues, 'type', 'veth', 'peer', 'name', 'eth0', ...queues, 'netns', names.gateway);
   }
   await ipIn(names.gateway, 'link', 'add', 'eth1', ...queues, 'type', 'veth', 'peer', 'name', 'p-gw', ...queues, 'netns', names.sw);
+  if (names.lanRouter !== null) {
+    await ipIn(names.lanRouter, 'link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', LAN_ROUTER_PORT, 'netns', names.sw);
+  }
   for (const [i, ns] of names.reals.entries()) {
     await ipIn(ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', realPorts[i] as string, 'netns', names.sw);
   }
@@ -341,6 +371,7 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
       ? [[names.router, 'eth0'] as [string, string], [names.router, 'eth1'] as [string, string]]
       : [[names.gateway, 'eth0'] as [string, string]]),
     [names.gateway, 'eth1'],
+    ...(names.lanRouter !== null ? [[names.lanRouter, 'eth1'] as [string, string]] : []),
     [names.sw, BRIDGE],
     ...ports.map((p): [string, string] => [names.sw, p]),
     ...names.reals.map((ns): [string, string] => [ns, 'eth0']),
@@ -364,6 +395,13 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
     await runInChecked(names.router, sbin('sysctl'), ['-q', '-w', 'net.ipv4.ip_forward=1']);
     await ipIn(names.gateway, 'addr', 'add', cidr(DR_GATEWAY_IP), 'dev', 'eth1');
     await Promise.all(names.reals.map((ns) => makeDirectRoutingReal(ns)));
+  } else if (names.lanRouter !== null) {
+    // Full NAT: the LAN router takes 198.18.1.1 (the reals' default route); the gateway has its own
+    // address and the pool addresses on the LAN.
+    await ipIn(names.gateway, 'addr', 'add', cidr(GATEWAY_CLIENT_IP), 'dev', 'eth0');
+    for (const ip of [FULLNAT_GATEWAY_IP, ...FULLNAT_POOL_IPS]) await ipIn(names.gateway, 'addr', 'add', cidr(ip), 'dev', 'eth1');
+    await ipIn(names.lanRouter, 'addr', 'add', cidr(GATEWAY_BACKEND_IP), 'dev', 'eth1');
+    await runInChecked(names.lanRouter, sbin('sysctl'), ['-q', '-w', 'net.ipv4.ip_forward=1']);
   } else {
     await ipIn(names.gateway, 'addr', 'add', cidr(GATEWAY_CLIENT_IP), 'dev', 'eth0');
     await ipIn(names.gateway, 'addr', 'add', cidr(GATEWAY_BACKEND_IP), 'dev', 'eth1');
@@ -410,7 +448,7 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
           clientIf: 'eth0',
           backendIf: 'eth1',
           clientIp: GATEWAY_CLIENT_IP,
-          backendIp: GATEWAY_BACKEND_IP,
+          backendIp: names.lanRouter !== null ? FULLNAT_GATEWAY_IP : GATEWAY_BACKEND_IP,
           clientMac: await mac(names.gateway, 'eth0'),
           backendMac: gatewayMac,
         };
@@ -443,7 +481,9 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
         };
   const backendRogue: LabHost | null =
     names.rogue === null ? null : { ns: names.rogue, ifname: 'eth0', ip: BACKEND_ROGUE_IP, mac: await mac(names.rogue, 'eth0') };
-  return { client, gateway, sw: { ns: names.sw, bridge: BRIDGE, ports }, reals, floodHost, backendRogue, router };
+  const lanRouter: LabHost | null =
+    names.lanRouter === null ? null : { ns: names.lanRouter, ifname: 'eth1', ip: GATEWAY_BACKEND_IP, mac: await mac(names.lanRouter, 'eth1') };
+  return { client, gateway, sw: { ns: names.sw, bridge: BRIDGE, ports }, reals, floodHost, backendRogue, router, lanRouter };
 }
 
 /**
@@ -535,6 +575,8 @@ class NetnsLab implements Lab {
   readonly floodHost: LabFloodHost | null;
   readonly backendRogue: LabHost | null;
   readonly router: LabRouter | null;
+  readonly lanRouter: LabHost | null;
+  readonly fullNatPool: readonly string[];
   readonly namespaces: readonly string[];
   private destroying: Promise<void> | undefined;
 
@@ -553,6 +595,8 @@ class NetnsLab implements Lab {
     this.floodHost = parts.floodHost;
     this.backendRogue = parts.backendRogue;
     this.router = parts.router;
+    this.lanRouter = parts.lanRouter;
+    this.fullNatPool = parts.lanRouter !== null ? FULLNAT_POOL_IPS : [];
   }
 
   get destroyed(): boolean {

@@ -65,7 +65,8 @@ Napi::Value FlowLayout(const Napi::CallbackInfo& info) {
       {"bytesOut", e::kBytesOut},   {"createdMs", e::kCreatedMs}, {"kernelPacketsIn", e::kKernelPacketsIn},
       {"kernelBytesIn", e::kKernelBytesIn}, {"kernelPacketsOut", e::kKernelPacketsOut}, {"kernelBytesOut", e::kKernelBytesOut},
       {"timeoutProfile", e::kTimeoutProfile},
-      {"controlledFlows", e::kControlledFlows}, {"templateSerial", e::kTemplateSerial}, {"templateTimeoutS", e::kTemplateTimeoutS}};
+      {"controlledFlows", e::kControlledFlows}, {"templateSerial", e::kTemplateSerial}, {"templateTimeoutS", e::kTemplateTimeoutS},
+      {"localIp", e::kLocalIp},     {"localPort", e::kLocalPort}};
   for (const auto& [name, offset] : entryFields) entry.Set(name, double(offset));
   layout.Set("entry", entry);
   Napi::Array states = Napi::Array::New(env);
@@ -82,6 +83,7 @@ Napi::Value FlowLayout(const Napi::CallbackInfo& info) {
   layout.Set("realCounters", realCounters);
   Napi::Object flagBits = Napi::Object::New(env);
   flagBits.Set("template", double(flow::flags::kTemplate));
+  flagBits.Set("fullNat", double(flow::flags::kFullNat));
   layout.Set("flags", flagBits);
   layout.Set("minCapacity", flow::kMinCapacity);
   layout.Set("maxCapacity", flow::kMaxCapacity);

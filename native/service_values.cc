@@ -43,6 +43,20 @@ engine::Service serviceFrom(const Napi::Value& value, const std::string& where) 
   service.hashPort = item.Get("hashPort").ToBoolean();
   service.hashFallback = item.Get("hashFallback").ToBoolean();
   service.directRouting = item.Get("directRouting").ToBoolean();
+  const Napi::Value fullNat = item.Get("fullNat");
+  if (!fullNat.IsUndefined()) {
+    const std::string fullNatWhere = where + ".fullNat";
+    const Napi::Object pool = objectAt(fullNat, fullNatWhere);
+    const Napi::Array addresses = arrayAt(pool.Get("localAddresses"), fullNatWhere + ".localAddresses");
+    if (addresses.Length() == 0) throw Napi::RangeError::New(env, fullNatWhere + ".localAddresses must name at least one address");
+    for (uint32_t j = 0; j < addresses.Length(); ++j) {
+      service.localAddresses.push_back(ipFrom(addresses.Get(j), fullNatWhere + ".localAddresses[" + std::to_string(j) + "]"));
+    }
+    service.localPorts.first = uint16_t(integerFrom(pool.Get("firstPort"), fullNatWhere + ".firstPort", 1, 65535));
+    service.localPorts.last = uint16_t(integerFrom(pool.Get("lastPort"), fullNatWhere + ".lastPort", service.localPorts.first, 65535));
+    service.fullNat = true;
+    if (service.directRouting) throw Napi::TypeError::New(env, where + ": a service is either direct routing or full NAT");
+  }
   const Napi::Array reals = arrayAt(item.Get("reals"), where + ".reals");
   std::vector<engine::RealLimit> limits;
   bool anyLimit = false;

@@ -192,6 +192,8 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "FlowTableForTests",
                        {InstanceMethod("insert", &FlowTableForTests::Insert), InstanceMethod("assure", &FlowTableForTests::Assure),
+                        InstanceMethod("insertFullNat", &FlowTableForTests::InsertFullNat),
+                        InstanceMethod("findReverse", &FlowTableForTests::FindReverse),
                         InstanceMethod("remove", &FlowTableForTests::Remove), InstanceMethod("sweep", &FlowTableForTests::Sweep),
                         InstanceMethod("raiseState", &FlowTableForTests::RaiseState),
                         InstanceMethod("setTimeoutProfile", &FlowTableForTests::SetTimeoutProfile),
@@ -236,6 +238,52 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
     const auto profile = uint8_t(settings.Has("timeoutProfile") ? integerFrom(settings.Get("timeoutProfile"), "timeoutProfile", 0, flow::kTimeoutProfileCount - 1) : flow::kGlobalTimeoutProfile);
     const uint32_t templateRef = settings.Has("templateRef") ? integerFrom(settings.Get("templateRef"), "templateRef", 0, table_->capacity()) : 0;
     return Napi::Number::New(info.Env(), table_->insert(forward, real, state, nowMs, profile, templateRef));
+  }
+
+  // insertFullNat(flow (as insert), nowMs, { localAddresses, firstPort, lastPort }, start) -> { ref,
+  // localIp, localPort } or { ref: 0, refused: "full" | "localPortsExhausted" }. `start` is the worker's
+  // random value (its low 32 bits pick the first address, its high ones the first port).
+  Napi::Value InsertFullNat(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    const Napi::Object key = objectAt(info[0], "flow");
+    const uint8_t protocol = protocolFrom(key.Get("protocol"), "flow.protocol");
+    const flow::ForwardKey forward{protocol, ipFrom(key.Get("clientIp"), "flow.clientIp"),
+                                   uint16_t(integerFrom(key.Get("clientPort"), "flow.clientPort", 0, 65535)),
+                                   ipFrom(key.Get("vip"), "flow.vip"), uint16_t(integerFrom(key.Get("vport"), "flow.vport", 0, 65535))};
+    const flow::RealEndpoint real{ipFrom(key.Get("realIp"), "flow.realIp"),
+                                  uint16_t(integerFrom(key.Get("realPort"), "flow.realPort", 0, 65535)), 0};
+    const uint64_t nowMs = integerFrom(info[1], "nowMs", 0, 0xffffffff);
+    const Napi::Object poolItem = objectAt(info[2], "pool");
+    const Napi::Array list = arrayAt(poolItem.Get("localAddresses"), "pool.localAddresses");
+    std::vector<uint32_t> addresses;
+    for (uint32_t i = 0; i < list.Length(); ++i) addresses.push_back(ipFrom(list.Get(i), "pool.localAddresses[]"));
+    flow::LocalSourcePool pool{addresses.data(), uint32_t(addresses.size()),
+                               {uint16_t(integerFrom(poolItem.Get("firstPort"), "pool.firstPort", 1, 65535)),
+                                uint16_t(integerFrom(poolItem.Get("lastPort"), "pool.lastPort", 1, 65535))}};
+    const uint64_t start = uint64_t(info[3].As<Napi::Number>().Int64Value());
+    const auto state = protocol == packet::kProtocolTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp;
+    flow::InsertRefusal refusal = flow::InsertRefusal::None;
+    const uint32_t ref = table_->insert(forward, real, state, nowMs, flow::kGlobalTimeoutProfile, 0, flow::flags::kFullNat, &pool,
+                                        start, &refusal);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("ref", ref);
+    if (ref == 0) {
+      out.Set("refused", refusal == flow::InsertRefusal::LocalPortsExhausted ? "localPortsExhausted" : "full");
+      return out;
+    }
+    const flow::ReplyDestination local = flow::replyDestinationOf(table_->entryAt(ref));
+    out.Set("localIp", ipToString(local.ip));
+    out.Set("localPort", local.port);
+    return out;
+  }
+
+  // findReverse({ protocol, realIp, realPort, ip, port }) -> the flow whose replies real -> ip:port are, 0: none
+  Napi::Value FindReverse(const Napi::CallbackInfo& info) {
+    const Napi::Object key = objectAt(info[0], "reply");
+    const flow::ReverseKey reverse{protocolFrom(key.Get("protocol"), "reply.protocol"), ipFrom(key.Get("realIp"), "reply.realIp"),
+                                   uint16_t(integerFrom(key.Get("realPort"), "reply.realPort", 0, 65535)), ipFrom(key.Get("ip"), "reply.ip"),
+                                   uint16_t(integerFrom(key.Get("port"), "reply.port", 0, 65535))};
+    return Napi::Number::New(info.Env(), table_->findReverse(reverse));
   }
 
   // bindTemplate({ protocol, clientIp, netmask, vip, vport, realIp, realPort, realId }, timeoutS, nowMs,

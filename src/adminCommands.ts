@@ -100,17 +100,25 @@ export function addAdminCommands(program: Command): void {
         .description("add a virtual service without reals; add them with `natlb real add`")
         .argument("<vip:port[/udp]>", "the virtual service (TCP unless /udp)", parseServiceAddress)
         .option("--scheduler <name>", SCHEDULER_NAMES.join(", "), "wrr")
-        .option("--forwarding <mode>", `how frames reach the reals: ${FORWARDING_MODES.join(" or ")} (direct routing); default nat`),
+        .option("--forwarding <mode>", `how frames reach the reals: ${FORWARDING_MODES.join(", ")} (nat; dr: direct routing; fullnat: source rewritten too); default nat`)
+        .option("--local-address <ip...>", "fullnat: natlb's own addresses on the reals' side that the reals see as the client (DPVS's laddr)"),
     ),
     "natlb service add 198.18.0.101:80 --scheduler mh",
     "natlb service add 198.18.0.102:80 --forwarding dr",
-  ).action((address: ServiceAddress, options: ClientOptions & { scheduler: string; forwarding?: string }) =>
+    "natlb service add 198.18.0.103:80 --forwarding fullnat --local-address 198.18.1.2 198.18.1.3",
+  ).action((address: ServiceAddress, options: ClientOptions & { scheduler: string; forwarding?: string; localAddress?: string[] }) =>
     change(
       options,
       "POST /services",
-      { ...address, ...(options.forwarding !== undefined ? { forwarding: options.forwarding } : {}), scheduler: options.scheduler, reals: [] },
+      {
+        ...address,
+        ...(options.forwarding !== undefined ? { forwarding: options.forwarding } : {}),
+        ...(options.localAddress !== undefined ? { fullnat: { localAddresses: options.localAddress } } : {}),
+        scheduler: options.scheduler,
+        reals: [],
+      },
       "service add",
-      `service ${serviceName(address)} added (scheduler ${options.scheduler}${options.forwarding !== undefined ? `, forwarding ${options.forwarding}` : ""}, no reals yet)`,
+      `service ${serviceName(address)} added (scheduler ${options.scheduler}${options.forwarding !== undefined ? `, forwarding ${options.forwarding}` : ""}${options.localAddress !== undefined ? ` from ${options.localAddress.join(", ")}` : ""}, no reals yet)`,
     ),
   );
   withExamples(

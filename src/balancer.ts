@@ -4,12 +4,12 @@
 // engine as one snapshot; kernel set-up follows the set of VIPs and real-server ports.
 import { performance } from "node:perf_hooks";
 import {
-  diffConfig, differsFromGlobal, effectiveTimeouts, parseConfig, realKey, sameReceivePaths, serviceKey, type ConfigDiff, type FloodProtection, type ForwardingMode, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type Timeouts, type ReceivePath, type WorkerLayout, type WorkerThreadsSetting,
+  diffConfig, differsFromGlobal, effectiveTimeouts, parseConfig, realKey, sameReceivePaths, serviceKey, type ConfigDiff, type FloodProtection, type ForwardingMode, type FullNatConfig, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type Timeouts, type ReceivePath, type WorkerLayout, type WorkerThreadsSetting,
 } from "./config";
 import { ApiError, NatlbError } from "./errors";
 import { cursorOf, flowFilterOf, pageLimitOf, type ConnectionPage, type ConnectionQuery } from "./flows/connectionQuery";
 import { FlowMap, type Connection, type FlowMapStats } from "./flows/flowMap";
-import { checkDirectRealsOnLink, discoverGateway, readLocalAddresses, readNeighbours, readRoutes, type GatewayView } from "./gateway/interfaces";
+import { checkDirectRealsOnLink, checkFullNatLocalAddresses, discoverGateway, readLocalAddresses, readNeighbours, readRoutes, type GatewayView } from "./gateway/interfaces";
 import { EventHub, PressureWatch, currentChangeOrigin, summarizeDiff, type ChangeOrigin, type NatlbEvent, type WatchOptions } from "./events";
 import { HealthMonitor, checkerFor, type HealthChange, type RealHealthReader } from "./health";
 import { listLinks } from "./gateway/iproute";
@@ -93,8 +93,10 @@ export interface ServiceStatus {
   vip: string;
   port: number;
   protocol: Protocol;
-  /** Only for direct routing (config forwarding "dr"); left out: "nat". */
-  forwarding?: Extract<ForwardingMode, "dr">;
+  /** Only for direct routing and full NAT (config forwarding "dr", "fullnat"); left out: "nat". */
+  forwarding?: Extract<ForwardingMode, "dr" | "fullnat">;
+  /** Full NAT only: the source pool (config fullnat). */
+  fullnat?: FullNatConfig;
   scheduler: SchedulerName;
   /** Only where they differ from the global ones: the timeouts the service's flows follow (its own, the global ones for the rest). */
   timeouts?: Timeouts;
@@ -536,7 +538,8 @@ export class Balancer {
           vip: s.vip,
           port: s.port,
           protocol: s.protocol,
-          ...(s.forwarding === "dr" ? { forwarding: "dr" as const } : {}),
+          ...(s.forwarding !== "nat" ? { forwarding: s.forwarding } : {}),
+          ...(s.fullnat ? { fullnat: s.fullnat } : {}),
           scheduler: s.scheduler,
           ...(s.schedulerFlags.length > 0 ? { schedulerFlags: [...s.schedulerFlags] } : {}),
           ...(differsFromGlobal(s, this.config.timeouts) ? { timeouts: effectiveTimeouts(s, this.config.timeouts) } : {}),
@@ -704,6 +707,7 @@ export class Balancer {
     }
     // A "dr" real must be on a link this natlb runs on (whatever a fresh start would derive).
     checkDirectRealsOnLink(next, this.gateway.interfaces);
+    checkFullNatLocalAddresses(next, this.gateway.interfaces);
     if (!next.interfaces) {
       const needed = await discoverGateway(next);
       const running = new Set(this.gateway.interfaces.map((i) => `${i.name}/${i.role}`));
@@ -923,13 +927,15 @@ export class Balancer {
       const input = rampedTableInput(s.scheduler, reals);
       const endpoints = this.realsWithDraining(s).map((r) => ({ ip: r.ip, port: r.port, id: this.realIdFor(s, r), ...limitsOf(r) }));
       const fallback = s.fallback && { ...s.fallback, id: this.fallbackIdFor(s) };
-      const inputs = JSON.stringify([s.forwarding, input.scheduler, s.schedulerFlags, input.reals, endpoints, fallback, s.timeouts, s.persistence]);
+      const inputs = JSON.stringify([s.forwarding, s.fullnat, input.scheduler, s.schedulerFlags, input.reals, endpoints, fallback, s.timeouts, s.persistence]);
       if (this.built.get(key)?.inputs === inputs) continue;
       const table = schedulerFor(input.scheduler).build({ reals: input.reals });
       rebuilt.set(key, {
         inputs,
         service: {
-          vip: s.vip, port: s.port, protocol: s.protocol, ...(s.forwarding === "dr" ? { directRouting: true } : {}), mode: table.mode, slots: table.slots, ...(table.weights ? { weights: table.weights } : {}),
+          vip: s.vip, port: s.port, protocol: s.protocol, ...(s.forwarding === "dr" ? { directRouting: true } : {}),
+          ...(s.fullnat ? { fullNat: { localAddresses: [...s.fullnat.localAddresses], firstPort: s.fullnat.localPorts.first, lastPort: s.fullnat.localPorts.last } } : {}),
+          mode: table.mode, slots: table.slots, ...(table.weights ? { weights: table.weights } : {}),
           ...(table.mode === "hash" ? hashOptionsOf(s.schedulerFlags) : {}), reals: endpoints, ...(fallback ? { fallback } : {}),
           ...(s.timeouts ? { timeouts: s.timeouts } : {}),
           ...(s.persistence ? { persistence: persistenceFor(s.persistence, reals, endpoints) } : {}),

@@ -128,18 +128,34 @@ export interface PersistenceConfig {
 }
 
 /**
- * How a service's frames reach its reals (docs/operations.md, "Direct routing"): "nat" rewrites the
- * destination to the real (LVS-NAT: the replies must come back through natlb); "dr" changes only the
- * destination MAC (LVS-DR: the real holds the VIP itself and answers the client directly).
+ * How a service's frames reach its reals (docs/operations.md, "Direct routing" and "Full NAT"): "nat"
+ * rewrites the destination to the real (LVS-NAT: the replies must come back through natlb); "dr" changes
+ * only the destination MAC (LVS-DR: the real holds the VIP itself and answers the client directly);
+ * "fullnat" rewrites the source too, to one of natlb's local addresses (DPVS's FNAT: the real answers
+ * that address by plain routing).
  */
-export const FORWARDING_MODES = ["nat", "dr"] as const;
+export const FORWARDING_MODES = ["nat", "dr", "fullnat"] as const;
 export type ForwardingMode = (typeof FORWARDING_MODES)[number];
+
+/** The ports a full-NAT local address offers towards each real, by default: below Linux's ephemeral range. */
+export const DEFAULT_LOCAL_PORTS = { first: 1024, last: 32767 } as const;
+
+/**
+ * A "fullnat" service's source pool (DPVS's local addresses, "laddr"): the addresses of natlb's own the
+ * reals see as the client, and the ports each offers per real (ip, port, protocol).
+ */
+export interface FullNatConfig {
+  readonly localAddresses: ReadonlyArray<string>;
+  readonly localPorts: { readonly first: number; readonly last: number };
+}
 
 export interface ServiceConfig {
   readonly vip: string;
   readonly port: number;
   readonly protocol: Protocol;
   readonly forwarding: ForwardingMode;
+  /** Only with forwarding "fullnat": the local addresses and ports new flows come from. */
+  readonly fullnat?: FullNatConfig;
   readonly scheduler: SchedulerName;
   /** ipvsadm -b: sh-port / sh-fallback with sh, mh-port / mh-fallback with mh. */
   readonly schedulerFlags: ReadonlyArray<SchedulerFlag>;
@@ -571,6 +587,35 @@ const persistenceSchema = z.strictObject(
   { error: expecting('a persistence object like { "timeoutS": 300, "netmask": "255.255.255.255" }') },
 );
 
+const fullNatSchema = z
+  .strictObject(
+    {
+      localAddresses: z
+        .array(ipv4("full-NAT local address"), { error: expecting('a list of natlb\'s own addresses like ["198.18.1.2"]') })
+        .min(1, { error: 'names no address: list at least one of natlb\'s own addresses on the reals\' side, like ["198.18.1.2"]' })
+        .max(64, { error: "more than 64 local addresses: 64 x the port range is plenty per real" })
+        .refine((a) => new Set(a).size === a.length, { error: "lists an address twice: remove the duplicate" })
+        .describe(
+          "natlb's own addresses the reals see as the client (DPVS's local addresses). Each must be an address of an interface natlb works on (the kernel answers ARP for it), reachable from the reals; natlb picks one per new flow, the next one when the first has no free port towards the real.",
+        ),
+      localPorts: z
+        .strictObject(
+          {
+            first: intIn(1, 65535).describe("The lowest port."),
+            last: intIn(1, 65535).describe("The highest port."),
+          },
+          { error: expecting('a port range like { "first": 1024, "last": 32767 }') },
+        )
+        .refine((r) => r.first <= r.last, { error: '"first" is above "last": swap them' })
+        .optional()
+        .describe(
+          `The ports each local address offers towards each real (ip, port, protocol): that many flows at once per real and local address; a new flow that finds none free is dropped (counted as dropFullnatPortsExhausted). Default ${DEFAULT_LOCAL_PORTS.first}..${DEFAULT_LOCAL_PORTS.last}: below Linux's ephemeral range, so natlb's own connections (health checks) from the same address never take a port a flow has.`,
+        ),
+    },
+    { error: expecting('a full-NAT pool like { "localAddresses": ["198.18.1.2"] }') },
+  )
+  .describe('With "forwarding": "fullnat" (required there, refused otherwise): the source pool, DPVS\'s local addresses.');
+
 /** The service's check with its defaults: a check without a type follows the service's protocol. */
 function resolveHealthCheck(hc: ParsedHealthCheck | undefined, protocol: Protocol): HealthCheckConfig {
   if (hc === undefined) return { type: "none" };
@@ -663,8 +708,9 @@ export const serviceSchema = z
       forwarding: oneOf(FORWARDING_MODES)
         .default("nat")
         .describe(
-          'How frames reach the reals: "nat" (LVS-NAT) rewrites the destination to the real, and the replies must be routed back through natlb; "dr" (direct routing, LVS-DR) changes only the destination MAC, so the real, which holds the VIP on a non-ARPing interface, answers the client directly. A "dr" real must be on a link natlb works on (a directly connected subnet of one of its interfaces), and its port must be the service port. Established "dr" flows go to the kernel fast path too, which then changes only the MACs.',
+          'How frames reach the reals: "nat" (LVS-NAT) rewrites the destination to the real, and the replies must be routed back through natlb; "dr" (direct routing, LVS-DR) changes only the destination MAC, so the real, which holds the VIP on a non-ARPing interface, answers the client directly. A "dr" real must be on a link natlb works on (a directly connected subnet of one of its interfaces), and its port must be the service port. Established "dr" flows go to the kernel fast path too, which then changes only the MACs. "fullnat" (DPVS\'s FNAT) rewrites the source too, to a local address and port of natlb\'s ("fullnat"), so the reals answer natlb by plain routing and need no route through it; "fullnat" flows never go to the kernel fast path yet.',
         ),
+      fullnat: fullNatSchema.optional(),
       scheduler: oneOf(SCHEDULER_NAMES)
         .default("wrr")
         .describe(
@@ -712,6 +758,28 @@ export const serviceSchema = z
     { error: expecting('a service object like { "vip": "198.18.0.100", "port": 80, "reals": [...] }') },
   )
   .superRefine((s, ctx) => {
+    if (s.forwarding === "fullnat") {
+      if (s.fullnat === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["fullnat"],
+          message: `missing: a "fullnat" service needs its source pool, like "fullnat": { "localAddresses": ["198.18.1.2"] } (addresses of natlb's own on the reals' side)`,
+        });
+      }
+      if (s.deadRealFlows === "reset") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["deadRealFlows"],
+          message: `"reset" is not available with "fullnat" yet (the reset towards the real would need the flow's local address): use "drop" or "keep"`,
+        });
+      }
+    } else if (s.fullnat !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["fullnat"],
+        message: `a source pool is only for "forwarding": "fullnat" (this service's is "${s.forwarding}"): remove "fullnat" or set "forwarding": "fullnat"`,
+      });
+    }
     if (s.forwarding === "dr") {
       // The frame reaches the real unchanged: it can only be for the port the client sent it to.
       s.reals.forEach((r, j) => {
@@ -756,6 +824,9 @@ export const serviceSchema = z
       port: s.port,
       protocol: s.protocol,
       forwarding: s.forwarding,
+      ...(s.forwarding === "fullnat" && s.fullnat
+        ? { fullnat: { localAddresses: s.fullnat.localAddresses, localPorts: s.fullnat.localPorts ?? { ...DEFAULT_LOCAL_PORTS } } }
+        : {}),
       scheduler: s.scheduler,
       schedulerFlags: s.schedulerFlags,
       reals: s.reals.map((r) => ({
@@ -1226,7 +1297,7 @@ export interface RealUpdate {
 }
 
 /** The service-level settings a change can tell apart (beyond its reals). */
-export type ServiceField = "forwarding" | "scheduler" | "schedulerFlags" | "fallback" | "healthCheck" | "deadRealFlows" | "slowStartS" | "timeouts" | "persistence";
+export type ServiceField = "forwarding" | "fullnat" | "scheduler" | "schedulerFlags" | "fallback" | "healthCheck" | "deadRealFlows" | "slowStartS" | "timeouts" | "persistence";
 
 export interface ServiceChange {
   /** `vip:port/protocol` */
@@ -1281,6 +1352,7 @@ function sameTimeouts(a: ServiceTimeouts | undefined, b: ServiceTimeouts | undef
 function diffService(old: ServiceConfig, next: ServiceConfig): ServiceChange | undefined {
   const fields: ServiceField[] = [];
   if (old.forwarding !== next.forwarding) fields.push("forwarding");
+  if (!sameJson(old.fullnat, next.fullnat)) fields.push("fullnat");
   if (old.scheduler !== next.scheduler) fields.push("scheduler");
   if (!sameJson(old.persistence, next.persistence)) fields.push("persistence");
   if (!sameJson(old.schedulerFlags, next.schedulerFlags)) fields.push("schedulerFlags");

@@ -28,6 +28,8 @@ export interface NativeService {
   protocol: Protocol;
   /** Direct routing (config forwarding "dr"): new flows go to their real with only the MAC changed. */
   directRouting?: boolean;
+  /** Full NAT (config forwarding "fullnat"): new flows come from these local addresses and ports. */
+  fullNat?: { localAddresses: string[]; firstPort: number; lastPort: number };
   mode: PickMode;
   /** Indexes into `reals`, computed by a scheduling policy (src/schedulers). */
   slots: Uint16Array;
@@ -96,7 +98,7 @@ export const COUNTER_NAMES = [
   "dropFragment", "dropTtlExpired", "dropTooBig", "dropNoService", "dropNoReal", "dropRealsFull", "dropNoFlow", "dropOutOfWindow", "dropFlowTableFull",
   "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",
   "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused", "replyClaimSignals", "replyClaimSignalErrors",
-  "deadRealFlowsEnded", "tcpResetsSent", "ringErrors", "toRealDirect", "dropNotOnLink",
+  "deadRealFlowsEnded", "tcpResetsSent", "ringErrors", "toRealDirect", "dropNotOnLink", "dropFullnatPortsExhausted",
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type EngineCounters = Record<CounterName, number>;
@@ -157,11 +159,12 @@ export interface FlowLayout {
   entry: Record<
     "status" | "protocol" | "state" | "realId" | "clientIp" | "vip" | "realIp" | "clientPort" | "vport"
     | "realPort" | "flags" | "lastSeenMs" | "packetsIn" | "bytesIn" | "packetsOut" | "bytesOut" | "createdMs"
-    | "kernelPacketsIn" | "kernelBytesIn" | "kernelPacketsOut" | "kernelBytesOut" | "timeoutProfile" | "controlledFlows" | "templateSerial" | "templateTimeoutS",
+    | "kernelPacketsIn" | "kernelBytesIn" | "kernelPacketsOut" | "kernelBytesOut" | "timeoutProfile" | "controlledFlows" | "templateSerial" | "templateTimeoutS"
+    | "localIp" | "localPort",
     number
   >;
   /** Flag bits of an entry's `flags` field. */
-  flags: { template: number };
+  flags: { template: number; fullNat: number };
   states: string[];
   /** Per-real connection counts (native/flow/flow_layout.h), indexed by real id; fields are byte offsets within a real's slot. */
   realCounters: { offset: number; bytesPerReal: number; realIdCount: number; active: number; inactive: number; templates: number };
@@ -218,6 +221,18 @@ export interface FlowTableForTests {
     /** { timeoutProfile }: the flow expires by that profile's timeouts; { templateRef }: a persistence template (bindTemplate) the new flow is created through. */
     options?: { timeoutProfile?: number; templateRef?: number },
   ): number;
+  /**
+   * A full-NAT flow (native/flow/local_ports.h): its local address and port from the pool, or why none.
+   * `start`: the worker's random value (low 32 bits: first address; high: first port).
+   */
+  insertFullNat(
+    flow: { protocol: Protocol; clientIp: string; clientPort: number; vip: string; vport: number; realIp: string; realPort: number },
+    nowMs: number,
+    pool: { localAddresses: string[]; firstPort: number; lastPort: number },
+    start: number,
+  ): { ref: number; localIp?: string; localPort?: number; refused?: "full" | "localPortsExhausted" };
+  /** The flow whose replies real -> ip:port are (the reply index), 0: none. */
+  findReverse(reply: { protocol: Protocol; realIp: string; realPort: number; ip: string; port: number }): number;
   /**
    * A persistence template: the live one for this client (masked), or a new one holding the real; a
    * live one whose serial is `staleSerial` is rebound to the real first. 0 when the map refused it.

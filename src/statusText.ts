@@ -61,7 +61,7 @@ const servicesSection: StatusSection = (status) => {
   for (const s of status.services) {
     const flags = s.schedulerFlags && s.schedulerFlags.length > 0 ? ` (${s.schedulerFlags.join(",")})` : "";
     const persistent = s.templates === undefined ? "" : ` persistent (${s.templates} template(s))`;
-    const direct = s.forwarding === "dr" ? " direct-routing" : "";
+    const direct = s.forwarding === "dr" ? " direct-routing" : s.fullnat ? ` fullnat from ${s.fullnat.localAddresses.join(",")} ports ${s.fullnat.localPorts.first}-${s.fullnat.localPorts.last}` : "";
     lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}${flags}${persistent}${direct}`);
     if (s.timeouts) lines.push(`  timeouts (not all the global ones): ${timeoutsText(s.timeouts)}`);
     for (const r of s.reals) {
@@ -121,7 +121,8 @@ export function formatConnections(connections: readonly Connection[], next?: num
         `${c.client.ip}:${c.client.port}`.padEnd(22),
         `${c.vip.ip}:${c.vip.port}`.padEnd(22),
         `${c.real.ip}:${c.real.port}`.padEnd(22),
-        (c.idleMs / 1000).toFixed(1) + (c.template ? `  controls ${c.template.controlledFlows}, timeout ${c.template.timeoutS} s` : ""),
+        (c.idleMs / 1000).toFixed(1) + (c.template ? `  controls ${c.template.controlledFlows}, timeout ${c.template.timeoutS} s` : "") +
+          (c.local ? `  from ${c.local.ip}:${c.local.port}` : ""),
       ].join(" "),
     );
   }

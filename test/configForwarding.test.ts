@@ -37,10 +37,37 @@ test('"dr" is taken, and its reals get the service port', (t) => {
 });
 
 test("an unknown mode is refused at services[0].forwarding, naming the modes", (t) => {
-  const error = refusal({ services: [service({ forwarding: "fullnat" })] });
+  const error = refusal({ services: [service({ forwarding: "tun" })] });
   t.is(error.path, "services[0].forwarding");
   t.regex(error.message, /"nat"/);
   t.regex(error.message, /"dr"/);
+  t.regex(error.message, /"fullnat"/);
+});
+
+test('"fullnat" takes its source pool, with the default port range', (t) => {
+  const s = parseConfig({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: ["198.18.1.2", "198.18.1.3"] } })] }).services[0]!;
+  t.is(s.forwarding, "fullnat");
+  t.deepEqual(s.fullnat, { localAddresses: ["198.18.1.2", "198.18.1.3"], localPorts: { first: 1024, last: 32767 } });
+  const ranged = parseConfig({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: ["198.18.1.2"], localPorts: { first: 5000, last: 5003 } } })] });
+  t.deepEqual(ranged.services[0]!.fullnat!.localPorts, { first: 5000, last: 5003 });
+});
+
+test('"fullnat" without a pool, a pool without "fullnat", and bad pools are refused at their fields', (t) => {
+  const missing = refusal({ services: [service({ forwarding: "fullnat" })] });
+  t.is(missing.path, "services[0].fullnat");
+  t.regex(missing.message, /localAddresses/);
+  t.is(refusal({ services: [service({ fullnat: { localAddresses: ["198.18.1.2"] } })] }).path, "services[0].fullnat");
+  t.is(refusal({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: [] } })] }).path, "services[0].fullnat.localAddresses");
+  t.is(refusal({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: ["198.18.1.2", "198.18.1.2"] } })] }).path, "services[0].fullnat.localAddresses");
+  t.is(refusal({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: ["not-an-ip"] } })] }).path, "services[0].fullnat.localAddresses[0]");
+  t.is(refusal({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: ["198.18.1.2"], localPorts: { first: 9, last: 8 } } })] }).path, "services[0].fullnat.localPorts");
+  t.is(refusal({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: ["198.18.1.2"] }, deadRealFlows: "reset" })] }).path, "services[0].deadRealFlows");
+});
+
+test("changing the source pool is a service change naming fullnat", (t) => {
+  const pool = (a: string) => service({ forwarding: "fullnat", fullnat: { localAddresses: [a] } });
+  const diff = diffConfig(parseConfig({ services: [pool("198.18.1.2")] }), parseConfig({ services: [pool("198.18.1.3")] }));
+  t.deepEqual(diff.changed[0]!.fields, ["fullnat"]);
 });
 
 test('a "dr" real on another port is refused at its port, saying what to write', (t) => {

@@ -1,5 +1,5 @@
 // NAT rewrite (native/packet/nat_rewrite.h) of a frame the parser accepted: destination (to a real),
-// source (to the client) or TTL only, with a complete or a CHECKSUM_PARTIAL checksum, frames of any
+// source (to the client), both (full NAT: the source gets ip:port, the destination ~ip:~port) or TTL only, with a complete or a CHECKSUM_PARTIAL checksum, frames of any
 // size up to GSO super-frames. Checked from scratch on the output:
 //   - the TTL went down by one, or the frame is untouched when it ran out;
 //   - the IPv4 header checksum verifies;
@@ -7,7 +7,7 @@
 //     (and a wrong one stays exactly as wrong), a partial one still holds the new pseudo-header seed;
 //     a UDP datagram without checksum keeps none, and a complete UDP checksum never becomes 0;
 //   - the new address and port are in place, and no other byte changed.
-// Input: [operation][ip 4][port 2][frame...]; operation bit 0-1: destination, source, TTL only;
+// Input: [operation][ip 4][port 2][frame...]; operation bit 0-1: destination, source, TTL only, both;
 // bit 2: partial checksum.
 #include <cstring>
 
@@ -35,7 +35,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ExactBuffer before(frame.get(), frame.size);
 
   const auto mode = (operation & 4) ? packet::ChecksumMode::Partial : packet::ChecksumMode::Complete;
-  const int kind = (operation & 3) % 3;  // 0 destination, 1 source, 2 TTL only
+  const int kind = operation & 3;  // 0 destination, 1 source, 2 TTL only, 3 both (full NAT)
+  const uint32_t otherIp = ~newIp;
+  const uint16_t otherPort = uint16_t(~newPort);
   const uint8_t* ip = before.get() + view.l3Offset;
   const uint8_t* l4 = before.get() + view.l4Offset;
   const size_t checkOffset = view.checksumOffset();
@@ -50,6 +52,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     error = packet::rewriteDestination(view, newIp, newPort, mode);
   } else if (kind == 1) {
     error = packet::rewriteSource(view, newIp, newPort, mode);
+  } else if (kind == 3) {
+    error = packet::rewriteBoth(view, newIp, newPort, otherIp, otherPort, mode);
   } else {
     error = packet::decrementTtl(view);
   }
@@ -79,6 +83,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     require(read16(out + portField) == newPort, "the new port is in place");
     allowed.allow(ipField, 4);
     allowed.allow(portField, 2);
+    if (kind == 3) {
+      require(read32(out + view.l3Offset + 16) == otherIp, "full NAT: the new destination address is in place");
+      require(read16(out + view.l4Offset + 2) == otherPort, "full NAT: the new destination port is in place");
+      allowed.allow(view.l3Offset + 16, 4);
+      allowed.allow(view.l4Offset + 2, 2);
+    }
     allowed.allow(checkOffset, 2);
     const uint32_t checkAfter = read16(out + checkOffset);
     if (view.protocol == packet::kProtocolUdp && checkBefore == 0) {

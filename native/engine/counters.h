@@ -72,6 +72,9 @@ enum class Counter : uint8_t {
   // changed, and those dropped because the real is not directly reachable (its route has a gateway).
   ToRealDirect,
   DropNotOnLink,
+  // Full NAT (config forwarding "fullnat"): new flows refused because every local address had every
+  // port of its range in use towards the chosen real (flow/local_ports.h).
+  DropFullnatPortsExhausted,
   Count,
 };
 
@@ -83,7 +86,7 @@ constexpr std::array<std::string_view, size_t(Counter::Count)> kCounterNames = {
     "dropNoRoute",     "dropNoNeighbour", "dropTxError",       "dropVlan",         "ringDrops",
     "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused",
     "replyClaimSignals", "replyClaimSignalErrors", "deadRealFlowsEnded", "tcpResetsSent", "ringErrors",
-    "toRealDirect", "dropNotOnLink",
+    "toRealDirect", "dropNotOnLink", "dropFullnatPortsExhausted",
 };
 
 class Counters {

@@ -20,9 +20,12 @@ struct FragmentKey {
 
 // Where a later fragment goes: `ip` is the address written into it, or the direct-routing real it is
 // sent to unchanged (addressKept).
+// A full-NAT datagram's later fragments get both addresses: `fullNatSource` as the source, `ip` as the
+// destination (0: not full NAT).
 struct FragmentTarget {
   uint32_t ip = 0;
   bool addressKept = false;
+  uint32_t fullNatSource = 0;
 };
 
 class FragmentTable {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../flow/flow_table.h"
+#include "../flow/local_ports.h"
 #include "../flow/persistence_templates.h"
 
 namespace natlb::engine {
@@ -62,6 +63,10 @@ struct Service {
   uint8_t protocol = 0;
   // Direct routing (LVS-DR): a new flow's frames reach its real with only the MAC changed (worker.cc).
   bool directRouting = false;
+  // Full NAT (config forwarding "fullnat"): the local addresses new flows come from, and their ports.
+  bool fullNat = false;
+  std::vector<uint32_t> localAddresses;
+  flow::LocalPortRange localPorts{};
   PickMode mode = PickMode::Cursor;
   bool hashPort = false;      // Hash: the client port is hashed with its address (IPVS sh-port, mh-port)
   bool hashFallback = false;  // Hash: a full real's clients walk on to the next slots' reals (sh-fallback, mh-fallback)
@@ -80,12 +85,16 @@ struct Service {
 
   Service() = default;
   Service(Service&& other) noexcept
-      : vip(other.vip), port(other.port), protocol(other.protocol), directRouting(other.directRouting), mode(other.mode), hashPort(other.hashPort),
+      : vip(other.vip), port(other.port), protocol(other.protocol), directRouting(other.directRouting), fullNat(other.fullNat),
+        localAddresses(std::move(other.localAddresses)), localPorts(other.localPorts), mode(other.mode), hashPort(other.hashPort),
         hashFallback(other.hashFallback), slots(std::move(other.slots)), slotWeights(std::move(other.slotWeights)),
         reals(std::move(other.reals)), limits(std::move(other.limits)), fallback(other.fallback), slotRealCount(other.slotRealCount),
         cursor(other.cursor.load()), timeouts(other.timeouts), persistence(std::move(other.persistence)),
         overloaded(std::move(other.overloaded)) {}
 
+  flow::LocalSourcePool localSourcePool() const {
+    return {localAddresses.data(), uint32_t(localAddresses.size()), localPorts};
+  }
   // Sets the limits (one per real; after reals and slots) and clears the overload flags.
   void setLimits(std::vector<RealLimit> perReal);
   // Whether reals[index] is overloaded now, given its connections: the flag, moved by the hysteresis.

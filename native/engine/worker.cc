@@ -258,7 +258,15 @@ void Worker::handleIcmp(const io::ReceivedFrame& frame) {
       transmitDirect(frame, real.ip);
       return;
     }
-    if (!packet::translateIcmpError(*icmp, *quoted, {0, real.ip, packet::QuotedSide::Source, real.ip, real.port})) {
+    packet::IcmpTranslation translation{0, real.ip, packet::QuotedSide::Source, real.ip, real.port};
+    if (entry.flags() & flow::flags::kFullNat) {
+      // The real sent RIP:rport -> local:lport: the error reaches it from natlb's local address (DPVS).
+      const flow::ReplyDestination local = flow::replyDestinationOf(entry);
+      translation.outerSource = local.ip;
+      translation.otherIp = local.ip;
+      translation.otherPort = local.port;
+    }
+    if (!packet::translateIcmpError(*icmp, *quoted, translation)) {
       counters_.add(Counter::DropTtlExpired);
       return;
     }
@@ -276,13 +284,22 @@ void Worker::handleIcmp(const io::ReceivedFrame& frame) {
     const flow::FlowEntry entry = context_.flows.entryAt(ref);
     const uint32_t vip = entry.load<uint32_t>(flow::entry::kVip);
     // The client only knows the VIP: the error comes from it, whoever on the backend side sent it (IPVS).
-    if (!packet::translateIcmpError(
-            *icmp, *quoted, {vip, 0, packet::QuotedSide::Destination, vip, entry.load<uint16_t>(flow::entry::kVport)})) {
+    packet::IcmpTranslation translation{vip, 0, packet::QuotedSide::Destination, vip, entry.load<uint16_t>(flow::entry::kVport)};
+    nextHopFor = destination;
+    if (entry.flags() & flow::flags::kFullNat) {
+      // It quotes local:lport -> RIP:rport and came to natlb's local address: the client's own packet,
+      // client:cport -> VIP:vport, is what it must quote, and the client its destination.
+      const uint32_t clientIp = entry.load<uint32_t>(flow::entry::kClientIp);
+      translation.outerDestination = clientIp;
+      translation.otherIp = clientIp;
+      translation.otherPort = entry.load<uint16_t>(flow::entry::kClientPort);
+      nextHopFor = clientIp;
+    }
+    if (!packet::translateIcmpError(*icmp, *quoted, translation)) {
       counters_.add(Counter::DropTtlExpired);
       return;
     }
     counters_.add(Counter::IcmpErrorsToClient);
-    nextHopFor = destination;
   }
   frame.vnet->flags = 0;
   frame.vnet->gsoType = 0;
@@ -341,11 +358,10 @@ void Worker::settleChecksumState(const io::ReceivedFrame& frame, const Ipv4Frame
   }
 }
 
-void Worker::rememberIfFirstFragment(const Ipv4FrameView& view, uint32_t rewrittenIp, bool addressKept) {
+void Worker::rememberIfFirstFragment(const Ipv4FrameView& view, FragmentTarget target) {
   const uint8_t* ip = view.ip();
   if ((ip[6] & 0x20) == 0) return;  // more-fragments clear: a whole datagram
-  fragments_.remember({view.sourceIp(), view.destinationIp(), packet::load16(ip + 4), view.protocol},
-                      {rewrittenIp, addressKept}, nowMs_);
+  fragments_.remember({view.sourceIp(), view.destinationIp(), packet::load16(ip + 4), view.protocol}, target, nowMs_);
 }
 
 void Worker::forwardLaterFragment(const io::ReceivedFrame& frame, bool toVip) {
@@ -362,6 +378,15 @@ void Worker::forwardLaterFragment(const io::ReceivedFrame& frame, bool toVip) {
   if (target.addressKept) {
     counters_.add(Counter::FragmentsForwarded);
     transmitDirect(frame, rewritten);
+    return;
+  }
+  if (target.fullNatSource != 0) {
+    if (packet::rewriteFragmentAddresses(frame.frame, target.fullNatSource, rewritten) != packet::RewriteError::None) {
+      counters_.add(Counter::DropTtlExpired);
+      return;
+    }
+    counters_.add(Counter::FragmentsForwarded);
+    transmit(frame, rewritten);
     return;
   }
   const auto field = toVip ? packet::AddressField::Destination : packet::AddressField::Source;
@@ -452,7 +477,8 @@ void Worker::offloadIfEstablished(uint32_t ref, const flow::FlowEntry& entry) {
   if (context_.kernelOffload == nullptr || entry.state() != flow::FlowState::Established ||
       entry.load<uint64_t>(flow::entry::kPacketsIn) + entry.load<uint64_t>(flow::entry::kPacketsOut) < kHandOverAfterPackets ||
       entry.load<uint8_t>(flow::entry::kProtocol) != packet::kProtocolTcp ||
-      (entry.load<uint16_t>(flow::entry::kFlags) & (flow::flags::kOffloaded | flow::flags::kUserSpaceOnly))) {
+      (entry.load<uint16_t>(flow::entry::kFlags) & (flow::flags::kOffloaded | flow::flags::kUserSpaceOnly | flow::flags::kFullNat))) {
+    // A full-NAT flow stays here: the kernel fast path rewrites one side (NAT) or none (DR) only.
     return;
   }
   const uint32_t realIp = entry.load<uint32_t>(flow::entry::kRealIp);
@@ -501,11 +527,15 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
       counters_.add(scheduled.kind == PickOutcome::Kind::RealsFull ? Counter::DropRealsFull : Counter::DropNoReal);
       return;
     }
+    const uint16_t mode = service.directRouting ? flow::flags::kDirectRouting : service.fullNat ? flow::flags::kFullNat : uint16_t{0};
+    const flow::LocalSourcePool pool = service.localSourcePool();
+    flow::InsertRefusal refusal = flow::InsertRefusal::None;
     ref = context_.flows.insert(key, *scheduled.real, isTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp, nowMs_,
-                                service.timeouts.profile, scheduled.templateRef,
-                                service.directRouting ? flow::flags::kDirectRouting : uint16_t{0});
+                                service.timeouts.profile, scheduled.templateRef, mode, &pool, nextRandom(), &refusal);
     if (ref == 0) {
-      counters_.add(Counter::DropFlowTableFull);
+      // A full pool refuses like a full map: the client's SYN or datagram is dropped, nothing answered.
+      counters_.add(refusal == flow::InsertRefusal::LocalPortsExhausted ? Counter::DropFullnatPortsExhausted
+                                                                        : Counter::DropFlowTableFull);
       return;
     }
     counters_.add(Counter::NewFlows);
@@ -524,8 +554,15 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
   if (!admit(entry, view, flow::Direction::FromClient, verdict)) return;
   recordPacket(entry, view, flow::Direction::FromClient, verdict);
   offloadIfEstablished(ref, entry);
-  rememberIfFirstFragment(view, real.ip, false);
-  packet::rewriteDestination(view, real.ip, real.port, checksumModeOf(frame));  // hasHopsLeft checked the TTL
+  if (entry.flags() & flow::flags::kFullNat) {
+    // The real sees natlb's local address and port as the client: it answers natlb by plain routing.
+    const flow::ReplyDestination local = flow::replyDestinationOf(entry);
+    rememberIfFirstFragment(view, {real.ip, false, local.ip});
+    packet::rewriteBoth(view, local.ip, local.port, real.ip, real.port, checksumModeOf(frame));  // hasHopsLeft checked the TTL
+  } else {
+    rememberIfFirstFragment(view, {real.ip, false});
+    packet::rewriteDestination(view, real.ip, real.port, checksumModeOf(frame));  // hasHopsLeft checked the TTL
+  }
   counters_.add(Counter::ToReal);
   transmit(frame, real.ip);
 }
@@ -542,7 +579,7 @@ void Worker::forwardDirect(const io::ReceivedFrame& frame, const Ipv4FrameView& 
   if (!admit(entry, view, flow::Direction::FromClient, verdict)) return;
   recordPacket(entry, view, flow::Direction::FromClient, verdict);
   offloadIfEstablished(ref, entry);
-  rememberIfFirstFragment(view, real.ip, true);
+  rememberIfFirstFragment(view, {real.ip, true});
   counters_.add(Counter::ToRealDirect);
   transmitDirect(frame, real.ip);
 }
@@ -572,8 +609,12 @@ void Worker::transmitDirect(const io::ReceivedFrame& frame, uint32_t realIp) {
 }
 
 void Worker::replyToClient(const io::ReceivedFrame& frame, const Ipv4FrameView& view, uint32_t flowRef) {
-  if (!hasHopsLeft(frame, view) || !fitsEgress(frame, view, view.destinationIp())) return;
   const flow::FlowEntry entry = context_.flows.entryAt(flowRef);
+  if (entry.flags() & flow::flags::kFullNat) {
+    replyToClientFullNat(frame, view, flowRef);
+    return;
+  }
+  if (!hasHopsLeft(frame, view) || !fitsEgress(frame, view, view.destinationIp())) return;
   flow::SegmentVerdict verdict;
   if (!admit(entry, view, flow::Direction::FromReal, verdict)) return;
   recordPacket(entry, view, flow::Direction::FromReal, verdict);
@@ -581,10 +622,27 @@ void Worker::replyToClient(const io::ReceivedFrame& frame, const Ipv4FrameView& 
   if (current_->xdp() != nullptr && !frame.steeredByXdp) claimRepliesForXdp(entry);
   const uint32_t vip = entry.load<uint32_t>(flow::entry::kVip);
   const uint16_t vport = entry.load<uint16_t>(flow::entry::kVport);
-  rememberIfFirstFragment(view, vip, false);
+  rememberIfFirstFragment(view, {vip, false});
   packet::rewriteSource(view, vip, vport, checksumModeOf(frame));  // hasHopsLeft checked the TTL
   counters_.add(Counter::ToClient);
   transmit(frame, view.destinationIp());
+}
+
+// A full-NAT reply, RIP:rport -> local:lport, becomes VIP:vport -> client:cport.
+void Worker::replyToClientFullNat(const io::ReceivedFrame& frame, const Ipv4FrameView& view, uint32_t flowRef) {
+  const flow::FlowEntry entry = context_.flows.entryAt(flowRef);
+  const uint32_t clientIp = entry.load<uint32_t>(flow::entry::kClientIp);
+  if (!hasHopsLeft(frame, view) || !fitsEgress(frame, view, clientIp)) return;
+  flow::SegmentVerdict verdict;
+  if (!admit(entry, view, flow::Direction::FromReal, verdict)) return;
+  recordPacket(entry, view, flow::Direction::FromReal, verdict);
+  if (current_->xdp() != nullptr && !frame.steeredByXdp) claimRepliesForXdp(entry);
+  const uint32_t vip = entry.load<uint32_t>(flow::entry::kVip);
+  rememberIfFirstFragment(view, {clientIp, false, vip});
+  packet::rewriteBoth(view, vip, entry.load<uint16_t>(flow::entry::kVport), clientIp,
+                      entry.load<uint16_t>(flow::entry::kClientPort), checksumModeOf(frame));  // hasHopsLeft checked the TTL
+  counters_.add(Counter::ToClient);
+  transmit(frame, clientIp);
 }
 
 // Router duty: a packet whose TTL would reach 0 here is answered with "time exceeded", as a router

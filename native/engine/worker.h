@@ -51,8 +51,9 @@ class Worker {
   bool isVip(uint32_t ip) const;
   void forwardToReal(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, const Service& service);
   void replyToClient(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, uint32_t flowRef);
+  void replyToClientFullNat(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, uint32_t flowRef);
   void forwardLaterFragment(const io::ReceivedFrame& frame, bool toVip);
-  void rememberIfFirstFragment(const packet::Ipv4FrameView& view, uint32_t rewrittenIp, bool addressKept);
+  void rememberIfFirstFragment(const packet::Ipv4FrameView& view, FragmentTarget target);
   bool hasHopsLeft(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view);
   bool fitsEgress(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, uint32_t destinationIp);
   void sendIcmpError(const io::ReceivedFrame& frame, packet::IcmpErrorSpec spec, Counter sent);

@@ -14,7 +14,7 @@
 namespace natlb::flow {
 
 constexpr uint32_t kMagic = 0x544c464e;  // "NFLT"
-constexpr uint32_t kLayoutVersion = 5;
+constexpr uint32_t kLayoutVersion = 6;
 constexpr size_t kHeaderBytes = 128;
 constexpr size_t kEntryBytes = 192;
 
@@ -108,7 +108,11 @@ constexpr size_t kControlledFlows = 160;  // u32, a template: live flows created
 constexpr size_t kTemplateRef = 164;      // u32, a flow: its template's ref (0: none)
 constexpr size_t kTemplateSerial = 168;   // u32, a template: its serial; a flow: its template's (refs are reused)
 constexpr size_t kTemplateTimeoutS = 172; // u32, a template: seconds it outlives its last controlled flow
-// 176..191 reserved
+// Full NAT (flags::kFullNat): the local address and port the real sees as the flow's source; its
+// replies come back to them (the reply index holds real -> local address:port, not the client).
+constexpr size_t kLocalIp = 176;          // u32
+constexpr size_t kLocalPort = 180;        // u16
+// 182..191 reserved
 }  // namespace entry
 
 constexpr uint8_t kNoWindowScale = 0xff;
@@ -150,6 +154,12 @@ constexpr uint16_t kTemplate = 512;
 // the client directly, so it has no reply index entry, claims no replies, tracks TCP from the client's
 // segments alone (tcp_state.h) and has one kernel fast path entry when offloaded (client -> VIP).
 constexpr uint16_t kDirectRouting = 1024;
+// Full NAT (flow/local_ports.h): both addresses rewritten, the source to a local address and port of
+// natlb's; the reply index and the kernel's reply claim hold real -> local address:port. Stays in user
+// space (never offloaded: the kernel fast path rewrites one side only).
+constexpr uint16_t kFullNat = 2048;
+// The flags that fix a flow's forwarding mode for its whole life.
+constexpr uint16_t kModeFlags = kDirectRouting | kFullNat;
 }  // namespace flags
 
 // Whether a flow has an entry in the reverse (reply) index: what comes back on it (not a template, whose

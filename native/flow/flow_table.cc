@@ -91,9 +91,10 @@ bool FlowTable::matchesForward(const FlowEntry& e, const ForwardKey& key) const 
 }
 
 bool FlowTable::matchesReverse(const FlowEntry& e, const ReverseKey& key) const {
-  return e.live() && !(e.flags() & flags::kTemplate) && e.load<uint32_t>(entry::kRealIp) == key.realIp &&
-         e.load<uint16_t>(entry::kRealPort) == key.realPort && e.load<uint32_t>(entry::kClientIp) == key.clientIp &&
-         e.load<uint16_t>(entry::kClientPort) == key.clientPort && e.load<uint8_t>(entry::kProtocol) == key.protocol;
+  if (!e.live() || (e.flags() & flags::kTemplate)) return false;
+  const ReplyDestination destination = replyDestinationOf(e);
+  return e.load<uint32_t>(entry::kRealIp) == key.realIp && e.load<uint16_t>(entry::kRealPort) == key.realPort &&
+         destination.ip == key.clientIp && destination.port == key.clientPort && e.load<uint8_t>(entry::kProtocol) == key.protocol;
 }
 
 uint32_t FlowTable::findForward(const ForwardKey& key) const {
@@ -275,7 +276,8 @@ void FlowTable::linkLocked(uint32_t ref, const ForwardKey& key, const RealEndpoi
   }
   auto forwardHead = bucket(forwardBuckets_, hashForward(key));
   e.store<uint32_t>(entry::kNextForward, forwardHead.load(std::memory_order_relaxed));
-  const ReverseKey reverse{key.protocol, real.ip, real.port, key.clientIp, key.clientPort};
+  const ReplyDestination destination = replyDestinationOf(e);
+  const ReverseKey reverse{key.protocol, real.ip, real.port, destination.ip, destination.port};
   auto reverseHead = bucket(reverseBuckets_, hashReverse(reverse));
   const bool linksReverse = !key.isTemplate && hasReplyIndex(e.flags());
   if (linksReverse) e.store<uint32_t>(entry::kNextReverse, reverseHead.load(std::memory_order_relaxed));
@@ -286,15 +288,43 @@ void FlowTable::linkLocked(uint32_t ref, const ForwardKey& key, const RealEndpoi
   headerField<uint32_t>(classCountField(unassuredClassOf(key.protocol))).fetch_add(1, std::memory_order_relaxed);
 }
 
+// Under the writers' lock the reply index is complete, so a port found free here stays free until this
+// flow is linked: no two live flows share a reply tuple.
+std::optional<ReplyDestination> FlowTable::chooseLocalSourceLocked(uint8_t protocol, const RealEndpoint& real,
+                                                                    const LocalSourcePool& pool, uint64_t start) const {
+  for (uint32_t tried = 0; tried < pool.count; ++tried) {
+    const uint32_t address = pool.addresses[(uint32_t(start) + tried) % pool.count];
+    const auto port = allocateLocalPort(pool.ports, uint32_t(start >> 32), [&](uint16_t candidate) {
+      return findReverse(ReverseKey{protocol, real.ip, real.port, address, candidate}) != 0;
+    });
+    if (port) return ReplyDestination{address, *port};
+  }
+  return std::nullopt;
+}
+
 uint32_t FlowTable::insert(const ForwardKey& key, const RealEndpoint& real, FlowState state, uint64_t nowMs,
-                          uint8_t timeoutProfile, uint32_t templateRef, uint16_t modeFlags) {
+                          uint8_t timeoutProfile, uint32_t templateRef, uint16_t modeFlags, const LocalSourcePool* pool,
+                          uint64_t poolStart, InsertRefusal* refusal) {
   std::lock_guard lock(writers_);
   if (const uint32_t existing = findForward(key)) return existing;
+  std::optional<ReplyDestination> local;
+  if (modeFlags & flags::kFullNat) {
+    if (pool != nullptr) local = chooseLocalSourceLocked(key.protocol, real, *pool, poolStart);
+    if (!local) {
+      if (refusal != nullptr) *refusal = InsertRefusal::LocalPortsExhausted;
+      return 0;
+    }
+  }
   const uint32_t ref = allocateFlowLocked(unassuredClassOf(key.protocol));
-  if (ref == 0) return 0;
+  if (ref == 0) {
+    if (refusal != nullptr) *refusal = InsertRefusal::Full;
+    return 0;
+  }
   const FlowEntry e = entryAt(ref);
+  e.store<uint32_t>(entry::kLocalIp, local ? local->ip : 0);
+  e.store<uint16_t>(entry::kLocalPort, local ? local->port : uint16_t{0});
   e.store<uint8_t>(entry::kState, uint8_t(state));
-  e.store<uint16_t>(entry::kFlags, uint16_t(flags::kUnassured | (modeFlags & flags::kDirectRouting)));
+  e.store<uint16_t>(entry::kFlags, uint16_t(flags::kUnassured | (modeFlags & flags::kModeFlags)));
   e.store<uint32_t>(entry::kTemplateRef, 0);
   // The template was found in this batch: if it was freed since (evicted to make room just now), its
   // entry is not reused before the batch ends, so live() tells.
@@ -332,8 +362,9 @@ void FlowTable::unlinkLocked(uint32_t ref) {
   const ForwardKey forward{e.load<uint8_t>(entry::kProtocol), e.load<uint32_t>(entry::kClientIp),
                            e.load<uint16_t>(entry::kClientPort), e.load<uint32_t>(entry::kVip),
                            e.load<uint16_t>(entry::kVport)};
+  const ReplyDestination destination = replyDestinationOf(e);
   const ReverseKey reverse{forward.protocol, e.load<uint32_t>(entry::kRealIp), e.load<uint16_t>(entry::kRealPort),
-                           forward.clientIp, forward.clientPort};
+                           destination.ip, destination.port};
   const bool isTemplate = (e.flags() & flags::kTemplate) != 0;
   unlinkFrom(forwardBuckets_, hashForward(ForwardKey{forward.protocol, forward.clientIp, forward.clientPort, forward.vip, forward.vport, isTemplate}),
              entry::kNextForward);

@@ -18,6 +18,7 @@
 
 #include "../packet/wire.h"
 #include "flow_layout.h"
+#include "local_ports.h"
 #include "offloaded_flows.h"
 #include "reply_claims.h"
 #include "timeout_profiles.h"
@@ -33,6 +34,8 @@ struct ForwardKey {
   bool isTemplate = false;  // a persistence template's key (persistence_templates.h), never a flow's
 };
 
+// A reply as it arrives: real -> the flow's reply destination, the client (nat) or natlb's local
+// address and port (full NAT, replyDestinationOf).
 struct ReverseKey {
   uint8_t protocol;
   uint32_t realIp;
@@ -128,6 +131,16 @@ class FlowEntry {
   uint8_t* bytes_;
 };
 
+// Where a flow's replies are addressed: its client, or for a full-NAT flow its local address and port.
+struct ReplyDestination {
+  uint32_t ip;
+  uint16_t port;
+};
+inline ReplyDestination replyDestinationOf(const FlowEntry& e) {
+  if (e.flags() & flags::kFullNat) return {e.load<uint32_t>(entry::kLocalIp), e.load<uint16_t>(entry::kLocalPort)};
+  return {e.load<uint32_t>(entry::kClientIp), e.load<uint16_t>(entry::kClientPort)};
+}
+
 // The two classes of unassured flows, each with its own share of the map.
 enum class UnassuredClass : uint8_t { HalfOpenTcp, Udp };
 constexpr size_t kUnassuredClassCount = 2;
@@ -157,7 +170,7 @@ struct FloodDefences {
 };
 
 // Why a new flow got no entry.
-enum class InsertRefusal : uint8_t { None, Full };
+enum class InsertRefusal : uint8_t { None, Full, LocalPortsExhausted };
 
 class FlowTable {
  public:
@@ -177,9 +190,12 @@ class FlowTable {
   // evicting unassured flows as the flood defences say; 0 when the map is full (counted). The flow
   // expires by the timeouts of `timeoutProfile` (its service's). A flow created through a persistence
   // template (`templateRef`, found in this batch) is controlled by it.
-  // `modeFlags` (flags::kDirectRouting or 0) is the flow's forwarding mode, for its whole life.
+  // `modeFlags` (flags::kDirectRouting, flags::kFullNat or 0) is the flow's forwarding mode, for its
+  // whole life. A full-NAT flow gets a local address and port from `pool` (local_ports.h), from the
+  // address `poolStart` picks on; none free: 0, and `refusal` says LocalPortsExhausted.
   uint32_t insert(const ForwardKey& key, const RealEndpoint& real, FlowState state, uint64_t nowMs,
-                  uint8_t timeoutProfile = kGlobalTimeoutProfile, uint32_t templateRef = 0, uint16_t modeFlags = 0);
+                  uint8_t timeoutProfile = kGlobalTimeoutProfile, uint32_t templateRef = 0, uint16_t modeFlags = 0,
+                  const LocalSourcePool* pool = nullptr, uint64_t poolStart = 0, InsertRefusal* refusal = nullptr);
   // Persistence templates (persistence_templates.cc). The live template with `key` (made by
   // templateKeyOf), or a new one holding `real`; an existing one whose serial is `staleSerial` (the
   // caller found its real unusable) is rebound to `real` first. A new template is unassured, like the
@@ -309,6 +325,8 @@ class FlowTable {
   void countFlow(uint16_t realId, uint8_t state, int32_t delta) const;
   uint32_t allocateFlowLocked(UnassuredClass unassured);
   void linkLocked(uint32_t ref, const ForwardKey& key, const RealEndpoint& real, uint64_t nowMs, uint8_t timeoutProfile);
+  std::optional<ReplyDestination> chooseLocalSourceLocked(uint8_t protocol, const RealEndpoint& real,
+                                                          const LocalSourcePool& pool, uint64_t start) const;
   // The live template a flow names (nullopt: none, or gone since); for the workers too (lock-free).
   std::optional<FlowEntry> controllingTemplate(const FlowEntry& flow) const;
   void releaseControlLocked(const FlowEntry& flow);

@@ -15,11 +15,12 @@ inline kernel_flow_key requestKeyOf(const FlowEntry& e) {
           uint32_t(e.load<uint8_t>(entry::kProtocol))};
 }
 
-// RIP:rport -> client, as it arrives from the backend side.
+// RIP:rport -> client (a full-NAT flow: -> its local address and port), as it arrives from the backend
+// side: the tuple natlb claims from the kernel (reply_claims.h).
 inline kernel_flow_key replyKeyOf(const FlowEntry& e) {
-  return {htonl(e.load<uint32_t>(entry::kRealIp)), htonl(e.load<uint32_t>(entry::kClientIp)),
-          htons(e.load<uint16_t>(entry::kRealPort)), htons(e.load<uint16_t>(entry::kClientPort)),
-          uint32_t(e.load<uint8_t>(entry::kProtocol))};
+  const ReplyDestination destination = replyDestinationOf(e);
+  return {htonl(e.load<uint32_t>(entry::kRealIp)), htonl(destination.ip), htons(e.load<uint16_t>(entry::kRealPort)),
+          htons(destination.port), uint32_t(e.load<uint8_t>(entry::kProtocol))};
 }
 
 }  // namespace natlb::flow

@@ -76,25 +76,32 @@ bool translateIcmpError(const IcmpView& icmp, const QuotedPacket& quoted, const 
   if (translation.outerDestination != 0) store32(ip + 16, translation.outerDestination);
   finishIpHeader(ip);
 
-  const bool source = translation.side == QuotedSide::Source;
   uint8_t* inner = icmp.frame + quoted.l3Offset;
   uint8_t* innerL4 = icmp.frame + quoted.l4Offset;
-  const uint32_t oldIp = source ? quoted.source : quoted.destination;
-  const uint16_t oldPort = source ? quoted.sourcePort : quoted.destinationPort;
   const size_t quotedEnd = icmp.icmpOffset + icmp.icmpLength;
   // The quoted UDP checksum is within the first 8 bytes; TCP's only when the quote is long enough.
   const size_t checkOffset = quoted.protocol == kProtocolTcp ? 16 : 6;
-  if (quoted.l4Offset + checkOffset + 2 <= quotedEnd) {
-    uint8_t* check = innerL4 + checkOffset;
-    const uint16_t value = load16(check);
-    if (!(quoted.protocol == kProtocolUdp && value == 0)) {
-      uint16_t updated = adjustComplete16(adjustComplete32(value, oldIp, translation.ip), oldPort, translation.port);
-      if (quoted.protocol == kProtocolUdp && updated == 0) updated = 0xffff;  // RFC 768
-      store16(check, updated);
+  const auto rewriteQuoted = [&](QuotedSide side, uint32_t newIp, uint16_t newPort) {
+    const bool source = side == QuotedSide::Source;
+    const uint32_t oldIp = source ? quoted.source : quoted.destination;
+    const uint16_t oldPort = source ? quoted.sourcePort : quoted.destinationPort;
+    if (quoted.l4Offset + checkOffset + 2 <= quotedEnd) {
+      uint8_t* check = innerL4 + checkOffset;
+      const uint16_t value = load16(check);
+      if (!(quoted.protocol == kProtocolUdp && value == 0)) {
+        uint16_t updated = adjustComplete16(adjustComplete32(value, oldIp, newIp), oldPort, newPort);
+        if (quoted.protocol == kProtocolUdp && updated == 0) updated = 0xffff;  // RFC 768
+        store16(check, updated);
+      }
     }
+    store32(inner + (source ? 12 : 16), newIp);
+    store16(innerL4 + (source ? 0 : 2), newPort);
+  };
+  rewriteQuoted(translation.side, translation.ip, translation.port);
+  if (translation.otherIp != 0) {
+    rewriteQuoted(translation.side == QuotedSide::Source ? QuotedSide::Destination : QuotedSide::Source, translation.otherIp,
+                  translation.otherPort);
   }
-  store32(inner + (source ? 12 : 16), translation.ip);
-  store16(innerL4 + (source ? 0 : 2), translation.port);
   finishIpHeader(inner);
   finishIcmp(icmp);
   return true;

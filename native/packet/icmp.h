@@ -54,12 +54,16 @@ enum class QuotedSide : uint8_t { Source, Destination };
 //   VIP -> RIP, quoted source VIP:vport -> RIP:rport;
 // - to the client (an error from the backend side about client -> RIP:rport): outer source RIP -> VIP
 //   when the real itself sent it, quoted destination RIP:rport -> VIP:vport.
+// A full-NAT flow's errors change both quoted endpoints: `otherIp`:`otherPort` goes to the side
+// opposite `side` (0: that side unchanged, as for NAT).
 struct IcmpTranslation {
   uint32_t outerSource;       // 0: unchanged
   uint32_t outerDestination;  // 0: unchanged
   QuotedSide side;
   uint32_t ip;
   uint16_t port;
+  uint32_t otherIp = 0;
+  uint16_t otherPort = 0;
 };
 
 // Rewrites the addresses, the quoted IP checksum (and the quoted L4 checksum when quoted), the ICMP

@@ -25,11 +25,10 @@ void finishIpHeader(const Ipv4FrameView& view) {
   store16(ip + 10, ipv4HeaderChecksum(ip, headerLength));
 }
 
-RewriteError rewriteEndpoint(const Ipv4FrameView& view, Endpoint endpoint, uint32_t newIp,
-                             uint16_t newPort, ChecksumMode mode) {
+// Rewrites one endpoint's address and port and the L4 checksum; the caller handles TTL and IP checksum.
+void rewriteEndpointFields(const Ipv4FrameView& view, Endpoint endpoint, uint32_t newIp, uint16_t newPort,
+                           ChecksumMode mode) {
   uint8_t* ip = view.ip();
-  if (ip[8] <= 1) return RewriteError::TtlExpired;
-  ip[8] -= 1;
 
   uint8_t* ipField = ip + (endpoint == Endpoint::Source ? 12 : 16);
   uint8_t* portField = view.l4() + (endpoint == Endpoint::Source ? 0 : 2);
@@ -51,11 +50,40 @@ RewriteError rewriteEndpoint(const Ipv4FrameView& view, Endpoint endpoint, uint3
   }
   store32(ipField, newIp);
   store16(portField, newPort);
+}
+
+RewriteError rewriteEndpoint(const Ipv4FrameView& view, Endpoint endpoint, uint32_t newIp,
+                             uint16_t newPort, ChecksumMode mode) {
+  uint8_t* ip = view.ip();
+  if (ip[8] <= 1) return RewriteError::TtlExpired;
+  ip[8] -= 1;
+  rewriteEndpointFields(view, endpoint, newIp, newPort, mode);
   finishIpHeader(view);
   return RewriteError::None;
 }
 
 }  // namespace
+
+RewriteError rewriteBoth(const Ipv4FrameView& view, uint32_t sourceIp, uint16_t sourcePort, uint32_t destinationIp,
+                         uint16_t destinationPort, ChecksumMode mode) {
+  uint8_t* ip = view.ip();
+  if (ip[8] <= 1) return RewriteError::TtlExpired;
+  ip[8] -= 1;
+  rewriteEndpointFields(view, Endpoint::Source, sourceIp, sourcePort, mode);
+  rewriteEndpointFields(view, Endpoint::Destination, destinationIp, destinationPort, mode);
+  finishIpHeader(view);
+  return RewriteError::None;
+}
+
+RewriteError rewriteFragmentAddresses(uint8_t* frame, uint32_t source, uint32_t destination) {
+  uint8_t* header = frame + kEthernetHeaderLength;
+  if (header[8] <= 1) return RewriteError::TtlExpired;
+  header[8] -= 1;
+  store32(header + 12, source);
+  store32(header + 16, destination);
+  store16(header + 10, ipv4HeaderChecksum(header, size_t(header[0] & 0x0f) * 4));
+  return RewriteError::None;
+}
 
 RewriteError rewriteDestination(const Ipv4FrameView& view, uint32_t ip, uint16_t port, ChecksumMode mode) {
   return rewriteEndpoint(view, Endpoint::Destination, ip, port, mode);

@@ -21,6 +21,10 @@ std::string_view describe(RewriteError error);
 RewriteError rewriteDestination(const Ipv4FrameView& view, uint32_t ip, uint16_t port, ChecksumMode mode);
 // RIP:rport -> VIP:vport on a real server's reply.
 RewriteError rewriteSource(const Ipv4FrameView& view, uint32_t ip, uint16_t port, ChecksumMode mode);
+// Full NAT: both endpoints at once (one TTL decrement), client:cport -> VIP:vport becoming
+// local:lport -> RIP:rport towards the real, RIP:rport -> local:lport becoming VIP:vport -> client:cport back.
+RewriteError rewriteBoth(const Ipv4FrameView& view, uint32_t sourceIp, uint16_t sourcePort, uint32_t destinationIp,
+                         uint16_t destinationPort, ChecksumMode mode);
 // Forwarding without NAT (replies the kernel no longer forwards): TTL only.
 RewriteError decrementTtl(const Ipv4FrameView& view);
 
@@ -29,5 +33,7 @@ RewriteError decrementTtl(const Ipv4FrameView& view);
 // the caller checked (header length within the frame).
 enum class AddressField : uint8_t { Source, Destination };
 RewriteError rewriteFragmentAddress(uint8_t* frame, AddressField field, uint32_t ip);
+// The same for a full-NAT datagram: both addresses.
+RewriteError rewriteFragmentAddresses(uint8_t* frame, uint32_t source, uint32_t destination);
 
 }  // namespace natlb::packet

@@ -25,6 +25,8 @@ export interface Connection {
    * controls and the seconds it outlives the last of them. Its client is the masked address, port 0.
    */
   template?: { controlledFlows: number; timeoutS: number };
+  /** Only for a full-NAT flow: natlb's local address and port, the client as the real sees it. */
+  local?: { ip: string; port: number };
 }
 
 /** A real's live flows (FlowMap.realCounts), and the persistence templates that hold it (no connections). */
@@ -171,7 +173,8 @@ export class FlowMap {
     for (let index = options.from ?? 0; index < used; index++) {
       const base = this.entriesOffset + index * this.layout.entryBytes;
       if (this.view.getUint32(base + e.status, true) !== 1) continue;
-      const isTemplate = (this.view.getUint16(base + e.flags, true) & this.layout.flags.template) !== 0;
+      const flags = this.view.getUint16(base + e.flags, true);
+      const isTemplate = (flags & this.layout.flags.template) !== 0;
       if (isTemplate && options.filter?.templates !== true) continue;  // no connection (persistence)
       if (options.filter && !this.passes(base, options.filter)) continue;
       const lastSeen = Number(this.view.getBigUint64(base + e.lastSeenMs, true));
@@ -195,6 +198,9 @@ export class FlowMap {
         bytesOut: this.sum(base, e.bytesOut, e.kernelBytesOut),
         ...(isTemplate
           ? { template: { controlledFlows: this.view.getUint32(base + e.controlledFlows, true), timeoutS: this.view.getUint32(base + e.templateTimeoutS, true) } }
+          : {}),
+        ...((flags & this.layout.flags.fullNat) !== 0
+          ? { local: { ip: formatIPv4(this.view.getUint32(base + e.localIp, true)), port: this.view.getUint16(base + e.localPort, true) } }
           : {}),
       };
       if (!visit(connection, index)) return;

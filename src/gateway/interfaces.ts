@@ -84,6 +84,7 @@ export async function discoverGateway(config: NatlbConfig): Promise<GatewayView>
     ...backendNames.map((name) => describe(byName.get(name)!, "backend", addressesOf(name), config.receivePath)),
   ];
   checkDirectRealsOnLink(config, interfaces);
+  checkFullNatLocalAddresses(config, interfaces);
   for (const name of Object.keys(config.receivePath.interfaces)) {
     if (!interfaces.some((i) => i.name === name)) {
       throw new ConfigError(
@@ -149,6 +150,28 @@ export function checkDirectRealsOnLink(config: NatlbConfig, interfaces: readonly
         );
       }
     }
+  });
+}
+
+/**
+ * A "fullnat" service's local addresses are where its reals answer: each must be an address of a backend
+ * interface natlb works on, so the kernel answers ARP for it and the replies arrive where natlb claims
+ * them (src/kernel/ownershipRuleset.ts). Throws a ConfigError at the address otherwise.
+ */
+export function checkFullNatLocalAddresses(config: NatlbConfig, interfaces: readonly NativeInterface[]): void {
+  config.services.forEach((service, s) => {
+    service.fullnat?.localAddresses.forEach((address, j) => {
+      const owner = interfaces.find((i) => i.addresses.some((a) => a.ip === address));
+      if (owner?.role === "backend") return;
+      const backends = interfaces.filter((i) => i.role === "backend");
+      const own = backends.flatMap((i) => i.addresses.map((a) => `${a.ip} (${i.name})`)).join(", ");
+      throw new ConfigError(
+        `services[${s}].fullnat.localAddresses[${j}]`,
+        owner === undefined
+          ? `${address} is not an address of an interface natlb works on: add it to the interface facing the reals (ip addr add ${address}/... dev <backend interface>), or use one of ${own || "the backend interfaces' addresses (none yet)"}`
+          : `${address} is on ${owner.name}, which faces clients: a local address must be on an interface facing the reals (${own || "none"}), where their replies arrive`,
+      );
+    });
   });
 }
 

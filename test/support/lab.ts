@@ -69,6 +69,8 @@ export interface NatLabOptions {
   backendRogue?: boolean;
   /** The direct-routing topology (lab/topology.ts): a router, the gateway one-armed. */
   directRouting?: boolean;
+  /** The full-NAT topology (lab/topology.ts): the reals' default route is a LAN router, not the gateway. */
+  fullNat?: boolean;
   /** Which reals (1-based) run a blob server on REAL_PORT; default all. `servers` follows this order. */
   blobReals?: number[];
   /** The port the blob servers listen on. Default REAL_PORT (direct routing: the service port). */
@@ -88,6 +90,7 @@ export async function withNatLab(t: ExecutionContext, options: NatLabOptions, bo
     ...(options.floodHost ? { floodHost: true } : {}),
     ...(options.backendRogue ? { backendRogue: true } : {}),
     ...(options.directRouting ? { directRouting: true } : {}),
+    ...(options.fullNat ? { fullNat: true } : {}),
   });
   const env: NatLab = { lab, servers: [], natlb: undefined };
   try {
