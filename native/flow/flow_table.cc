@@ -476,9 +476,7 @@ size_t FlowTable::sweep(uint64_t nowMs, const TimeoutProfiles& timeouts, size_t 
     if (sweepCursor_ >= used) sweepCursor_ = 0;
     const uint32_t ref = ++sweepCursor_;
     const FlowEntry e = entryAt(ref);
-    // A closed flow (TIME_WAIT, CLOSE) has nothing left for the kernel to tell but its last ACKs: it is
-    // read once more when it expires, not every second.
-    if (refreshBudget > 0 && e.live() && isOffloaded(e) && !allowsReuse(e.state()) &&
+    if (refreshBudget > 0 && e.live() && isOffloaded(e) &&
         nowMs >= e.load<uint64_t>(entry::kKernelReadMs) + kRefreshAfterMs) {
       --refreshBudget;
       refreshOffloaded(e, nowMs);

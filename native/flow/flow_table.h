@@ -250,7 +250,7 @@ class FlowTable {
   }
   // Folds in what the kernel forwarded of an offloaded flow since the last read-back (counts, TCP
   // tracking); nothing for a flow user space forwards. For a worker about to judge a FIN or RST: the
-  // flow's tracking must be current, and a closed flow is not read back again before it expires.
+  // flow's tracking must be current.
   void refreshFromKernel(const FlowEntry& entry);
   // Takes back from the kernel the offloaded flows `shouldWithdraw` names (their service is gone, their
   // next hop changed): user space then forwards them. The lock is taken per slice of the map, so new
