@@ -242,7 +242,10 @@ test.serial("the event loop blocked for 2 s: the kernel fast path and user space
         const kernelBytes = countersAfter.kernelForwardedBytes - countersBefore.kernelForwardedBytes;
         t.log({ bytesDuringBlock: streamed, kernelForwardedBytes: kernelBytes });
         t.true(streamed >= 0.5 * 3.2e6 * 2, `the client received ${streamed} bytes during the 2 s block (3.2 MB/s expected)`);
-        t.true(kernelBytes >= streamed, "the kernel fast path carried them");
+        // The client may read, early in the block, bytes its socket buffered before the counters were
+        // read (a loaded machine delays it): a tenth of slack for those, where user space carrying the
+        // stream would leave the kernel's count near zero.
+        t.true(kernelBytes >= 0.9 * streamed, "the kernel fast path carried them");
 
         const got = await client.received(40_000);
         const sent = await server.sentTo(localPort, 5000);
