@@ -708,7 +708,7 @@ export const serviceSchema = z
       forwarding: oneOf(FORWARDING_MODES)
         .default("nat")
         .describe(
-          'How frames reach the reals: "nat" (LVS-NAT) rewrites the destination to the real, and the replies must be routed back through natlb; "dr" (direct routing, LVS-DR) changes only the destination MAC, so the real, which holds the VIP on a non-ARPing interface, answers the client directly. A "dr" real must be on a link natlb works on (a directly connected subnet of one of its interfaces), and its port must be the service port. Established "dr" flows go to the kernel fast path too, which then changes only the MACs. "fullnat" (DPVS\'s FNAT) rewrites the source too, to a local address and port of natlb\'s ("fullnat"), so the reals answer natlb by plain routing and need no route through it; "fullnat" flows never go to the kernel fast path yet.',
+          'How frames reach the reals: "nat" (LVS-NAT) rewrites the destination to the real, and the replies must be routed back through natlb; "dr" (direct routing, LVS-DR) changes only the destination MAC, so the real, which holds the VIP on a non-ARPing interface, answers the client directly. A "dr" real must be on a link natlb works on (a directly connected subnet of one of its interfaces), and its port must be the service port. Established "dr" flows go to the kernel fast path too, which then changes only the MACs. "fullnat" (DPVS\'s FNAT) rewrites the source too, to a local address and port of natlb\'s ("fullnat"), so the reals answer natlb by plain routing and need no route through it; Established "fullnat" flows go to the kernel fast path too, which rewrites both endpoints.',
         ),
       fullnat: fullNatSchema.optional(),
       scheduler: oneOf(SCHEDULER_NAMES)

@@ -1,5 +1,5 @@
 // The kernel fast path (TC ingress, on every interface natlb manages): a TCP segment of an established
-// flow is rewritten here (NAT: one endpoint, TTL, checksums; direct routing: nothing but the Ethernet
+// flow is rewritten here (NAT: one endpoint, TTL, checksums; full NAT: both endpoints; direct routing: nothing but the Ethernet
 // addresses, which the redirect sets) and redirected to the interface towards its next hop (for a
 // one-armed direct-routing balancer, the one it came in on), without being copied to user space. Everything else, and every segment that changes a
 // flow's state (SYN, FIN, RST), goes on as before to the next tcx program, the classic tc filters, and
@@ -34,31 +34,48 @@ struct {
 static const __u32 ip_checksum_offset = ETH_HLEN + __builtin_offsetof(struct iphdr, check);
 static const __u32 ip_ttl_offset = ETH_HLEN + __builtin_offsetof(struct iphdr, ttl);
 
-// NAT: the TTL one less and one endpoint replaced (action->rewrite says which), checksums updated.
-// 0, or -1 when a helper failed (the packet is then dropped). Packet pointers are invalid after it.
-static __always_inline int rewriteEndpoint(struct __sk_buff* skb, const struct kernel_flow_action* action,
-                                           const struct iphdr* ip, const struct tcphdr* tcp, __u32 ipHeaderLength) {
-  const int source = action->rewrite == kernel_flow_rewrite_source;
-  // TTL: the 16-bit word (TTL, protocol) changes by one in its high byte.
-  const __u16 oldTtlWord = *(const __u16*)&ip->ttl;
-  const __u8 newTtl = ip->ttl - 1;
-  const __u16 newTtlWord = bpf_htons(((__u16)newTtl << 8) | IPPROTO_TCP);
-  const __u32 l4 = ETH_HLEN + ipHeaderLength;
-  const __u32 addressOffset = ETH_HLEN + (source ? __builtin_offsetof(struct iphdr, saddr) : __builtin_offsetof(struct iphdr, daddr));
-  const __u32 portOffset = l4 + (source ? __builtin_offsetof(struct tcphdr, source) : __builtin_offsetof(struct tcphdr, dest));
-  const __u32 checkOffset = l4 + __builtin_offsetof(struct tcphdr, check);
-  const __u32 oldIp = source ? ip->saddr : ip->daddr;
-  const __u16 oldPort = source ? tcp->source : tcp->dest;
-  const __u32 newIp = action->new_ip;
-  const __u16 newPort = action->new_port;
-  // Everything needed is copied above: the helpers below invalidate packet pointers.
-  if (bpf_l3_csum_replace(skb, ip_checksum_offset, oldTtlWord, newTtlWord, 2) != 0) return -1;
-  if (bpf_skb_store_bytes(skb, ip_ttl_offset, &newTtl, 1, 0) != 0) return -1;
+// One endpoint replaced (address and port), the IP and TCP checksums updated (the address is in the
+// pseudo-header). 0, or -1 when a helper failed. Packet pointers are invalid after it.
+static __always_inline int replaceEndpoint(struct __sk_buff* skb, __u32 addressOffset, __u32 portOffset, __u32 checkOffset,
+                                           __u32 oldIp, __u32 newIp, __u16 oldPort, __u16 newPort) {
   if (bpf_l4_csum_replace(skb, checkOffset, oldIp, newIp, BPF_F_PSEUDO_HDR | 4) != 0) return -1;
   if (bpf_l3_csum_replace(skb, ip_checksum_offset, oldIp, newIp, 4) != 0) return -1;
   if (bpf_skb_store_bytes(skb, addressOffset, &newIp, 4, 0) != 0) return -1;
   if (bpf_l4_csum_replace(skb, checkOffset, oldPort, newPort, 2) != 0) return -1;
   if (bpf_skb_store_bytes(skb, portOffset, &newPort, 2, 0) != 0) return -1;
+  return 0;
+}
+
+// NAT: the TTL one less and the endpoints action->rewrite names replaced (NAT one, full NAT both),
+// checksums updated. 0, or -1 when a helper failed (the packet is then dropped). Packet pointers are
+// invalid after it.
+static __always_inline int rewriteEndpoints(struct __sk_buff* skb, const struct kernel_flow_action* action,
+                                            const struct iphdr* ip, const struct tcphdr* tcp, __u32 ipHeaderLength) {
+  const int source = action->rewrite == kernel_flow_rewrite_source || action->rewrite == kernel_flow_rewrite_both;
+  const int destination = action->rewrite == kernel_flow_rewrite_destination || action->rewrite == kernel_flow_rewrite_both;
+  // TTL: the 16-bit word (TTL, protocol) changes by one in its high byte.
+  const __u16 oldTtlWord = *(const __u16*)&ip->ttl;
+  const __u8 newTtl = ip->ttl - 1;
+  const __u16 newTtlWord = bpf_htons(((__u16)newTtl << 8) | IPPROTO_TCP);
+  const __u32 l4 = ETH_HLEN + ipHeaderLength;
+  const __u32 checkOffset = l4 + __builtin_offsetof(struct tcphdr, check);
+  const __u32 oldSourceIp = ip->saddr;
+  const __u32 oldDestinationIp = ip->daddr;
+  const __u16 oldSourcePort = tcp->source;
+  const __u16 oldDestinationPort = tcp->dest;
+  // Everything needed is copied above: the helpers below invalidate packet pointers.
+  if (bpf_l3_csum_replace(skb, ip_checksum_offset, oldTtlWord, newTtlWord, 2) != 0) return -1;
+  if (bpf_skb_store_bytes(skb, ip_ttl_offset, &newTtl, 1, 0) != 0) return -1;
+  if (source && replaceEndpoint(skb, ETH_HLEN + __builtin_offsetof(struct iphdr, saddr),
+                                l4 + __builtin_offsetof(struct tcphdr, source), checkOffset, oldSourceIp,
+                                action->new_source_ip, oldSourcePort, action->new_source_port) != 0) {
+    return -1;
+  }
+  if (destination && replaceEndpoint(skb, ETH_HLEN + __builtin_offsetof(struct iphdr, daddr),
+                                     l4 + __builtin_offsetof(struct tcphdr, dest), checkOffset, oldDestinationIp,
+                                     action->new_destination_ip, oldDestinationPort, action->new_destination_port) != 0) {
+    return -1;
+  }
   return 0;
 }
 
@@ -115,7 +132,7 @@ int forward_established(struct __sk_buff* skb) {
     const __u32 payload = ipLength > ipHeaderLength + tcpHeaderLength ? ipLength - ipHeaderLength - tcpHeaderLength : 0;
     const __u32 sequenceEnd = bpf_ntohl(tcp->seq) + payload;
     const __u32 window = bpf_ntohs(tcp->window);
-    if (rewriteEndpoint(skb, action, ip, tcp, ipHeaderLength) != 0) return TC_ACT_SHOT;
+    if (rewriteEndpoints(skb, action, ip, tcp, ipHeaderLength) != 0) return TC_ACT_SHOT;
     // Direct routing tracks no window (user space sees the client's side only, and checks none).
     if ((__s32)(sequenceEnd - action->sequence_end) > 0) action->sequence_end = sequenceEnd;
     if (window > action->window) action->window = window;

@@ -6,8 +6,8 @@
 #include <linux/types.h>
 
 // One direction of a flow, keyed by the packet's own addresses (network order) as it arrives:
-// client -> VIP:vport from the client side, RIP:rport -> client from the backend side (NAT only: a
-// direct-routing flow's replies never reach natlb, so it has the first key alone).
+// client -> VIP:vport from the client side, RIP:rport -> client (full NAT: -> local:lport) from the
+// backend side (a direct-routing flow's replies never reach natlb, so it has the first key alone).
 struct kernel_flow_key {
   __u32 source_ip;
   __u32 destination_ip;
@@ -21,15 +21,19 @@ enum kernel_flow_rewrite {
   kernel_flow_rewrite_destination = 0,  // NAT towards the real: destination endpoint, TTL
   kernel_flow_rewrite_source = 1,       // NAT towards the client: source endpoint, TTL
   kernel_flow_rewrite_none = 2,         // direct routing (LVS-DR): nothing, the frame is readdressed only
+  kernel_flow_rewrite_both = 3,         // full NAT: source and destination endpoints, TTL
 };
 
 // What to do with a matching packet: rewrite it (`rewrite`), then send it to `next_hop` through
 // `egress_ifindex` (the kernel's neighbour table supplies the MAC addresses).
 struct kernel_flow_action {
-  __u32 new_ip;            // network order; the endpoint that replaces the one `rewrite` names
-  __u16 new_port;          // network order
+  // The endpoints that replace those `rewrite` names (network order; unused ones are zero).
+  __u32 new_source_ip;
+  __u32 new_destination_ip;
+  __u16 new_source_port;
+  __u16 new_destination_port;
   __u8 rewrite;            // enum kernel_flow_rewrite
-  __u8 reserved;
+  __u8 reserved[3];
   __u32 egress_ifindex;
   __u32 next_hop;          // network order
   // Written by the TC program; user space reads them for expiry and per-flow counters.

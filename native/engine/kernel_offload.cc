@@ -17,13 +17,20 @@ using flow::entry::kVport;
 
 constexpr uint64_t kNsPerMs = 1000000;
 
-// What to do with one direction: rewrite it as `rewrite` says (its destination to ip:port towards the
-// real, its source towards the client; host order), and send it to `hop`.
-kernel_flow_action actionFor(kernel_flow_rewrite rewrite, uint32_t ip, uint16_t port, NextHop hop, uint64_t lastSeenNs,
-                             uint32_t sequenceEnd) {
+struct Endpoint {
+  uint32_t ip;  // host order
+  uint16_t port;
+};
+
+// What to do with one direction: rewrite its source and/or destination (host order; the kind says
+// which, the other is left zero), and send it to `hop`.
+kernel_flow_action actionFor(kernel_flow_rewrite rewrite, Endpoint newSource, Endpoint newDestination, NextHop hop,
+                             uint64_t lastSeenNs, uint32_t sequenceEnd) {
   kernel_flow_action action{};
-  action.new_ip = htonl(ip);
-  action.new_port = htons(port);
+  action.new_source_ip = htonl(newSource.ip);
+  action.new_source_port = htons(newSource.port);
+  action.new_destination_ip = htonl(newDestination.ip);
+  action.new_destination_port = htons(newDestination.port);
   action.rewrite = uint8_t(rewrite);
   action.egress_ifindex = uint32_t(hop.ifindex);
   action.next_hop = htonl(hop.ip);
@@ -44,16 +51,27 @@ bool KernelOffload::handOver(const flow::FlowEntry& e, NextHop towardsReal, std:
   const uint64_t lastSeenNs = e.load<uint64_t>(flow::entry::kLastSeenMs) * kNsPerMs;
   if (isDirectRouting(e)) {
     // The frame keeps its addresses (the real holds the VIP); its next hop is the real itself.
-    const kernel_flow_action toReal = actionFor(kernel_flow_rewrite_none, 0, 0, towardsReal, lastSeenNs, 0);
+    const kernel_flow_action toReal = actionFor(kernel_flow_rewrite_none, {}, {}, towardsReal, lastSeenNs, 0);
     if (!forwarding_.put(flow::requestKeyOf(e), toReal)) return false;
   } else {
     if (!towardsClient) return false;
+    // Full NAT: towards the real the source becomes the local address and port, towards the client the
+    // destination becomes the client again (the reply arrives addressed to local:lport, replyKeyOf).
+    const bool fullNat = (e.flags() & flow::flags::kFullNat) != 0;
+    const Endpoint vip{e.load<uint32_t>(kVip), e.load<uint16_t>(kVport)};
+    const Endpoint real{e.load<uint32_t>(kRealIp), e.load<uint16_t>(kRealPort)};
+    const Endpoint client{e.load<uint32_t>(flow::entry::kClientIp), e.load<uint16_t>(flow::entry::kClientPort)};
+    const Endpoint local{e.load<uint32_t>(flow::entry::kLocalIp), e.load<uint16_t>(flow::entry::kLocalPort)};
     const kernel_flow_action toReal =
-        actionFor(kernel_flow_rewrite_destination, e.load<uint32_t>(kRealIp), e.load<uint16_t>(kRealPort), towardsReal,
-                  lastSeenNs, e.load<uint32_t>(flow::entry::kClientSequenceEnd));
+        fullNat ? actionFor(kernel_flow_rewrite_both, local, real, towardsReal, lastSeenNs,
+                            e.load<uint32_t>(flow::entry::kClientSequenceEnd))
+                : actionFor(kernel_flow_rewrite_destination, {}, real, towardsReal, lastSeenNs,
+                            e.load<uint32_t>(flow::entry::kClientSequenceEnd));
     const kernel_flow_action toClient =
-        actionFor(kernel_flow_rewrite_source, e.load<uint32_t>(kVip), e.load<uint16_t>(kVport), *towardsClient, lastSeenNs,
-                  e.load<uint32_t>(flow::entry::kRealSequenceEnd));
+        fullNat ? actionFor(kernel_flow_rewrite_both, vip, client, *towardsClient, lastSeenNs,
+                            e.load<uint32_t>(flow::entry::kRealSequenceEnd))
+                : actionFor(kernel_flow_rewrite_source, vip, {}, *towardsClient, lastSeenNs,
+                            e.load<uint32_t>(flow::entry::kRealSequenceEnd));
     if (!forwarding_.putPair({flow::requestKeyOf(e), flow::replyKeyOf(e)}, {toReal, toClient})) return false;
   }
   live_.fetch_add(1, std::memory_order_relaxed);

@@ -1,6 +1,7 @@
 // The engine's side of the kernel fast path: turns a flow-map entry into the kernel's flow entries
-// (NAT: client -> VIP rewritten to the real, real -> client rewritten to the VIP; direct routing: client
-// -> VIP alone, readdressed to the real, whose replies bypass natlb), and answers the flow map's
+// (NAT: client -> VIP rewritten to the real, real -> client rewritten to the VIP; full NAT: both endpoints
+// of each direction, client -> VIP to local -> real and real -> local to VIP -> client; direct routing:
+// client -> VIP alone, readdressed to the real, whose replies bypass natlb), and answers the flow map's
 // questions about offloaded flows (flow/offloaded_flows.h).
 #pragma once
 #include <atomic>

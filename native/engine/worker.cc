@@ -477,8 +477,7 @@ void Worker::offloadIfEstablished(uint32_t ref, const flow::FlowEntry& entry) {
   if (context_.kernelOffload == nullptr || entry.state() != flow::FlowState::Established ||
       entry.load<uint64_t>(flow::entry::kPacketsIn) + entry.load<uint64_t>(flow::entry::kPacketsOut) < kHandOverAfterPackets ||
       entry.load<uint8_t>(flow::entry::kProtocol) != packet::kProtocolTcp ||
-      (entry.load<uint16_t>(flow::entry::kFlags) & (flow::flags::kOffloaded | flow::flags::kUserSpaceOnly | flow::flags::kFullNat))) {
-    // A full-NAT flow stays here: the kernel fast path rewrites one side (NAT) or none (DR) only.
+      (entry.load<uint16_t>(flow::entry::kFlags) & (flow::flags::kOffloaded | flow::flags::kUserSpaceOnly))) {
     return;
   }
   const uint32_t realIp = entry.load<uint32_t>(flow::entry::kRealIp);
@@ -636,6 +635,7 @@ void Worker::replyToClientFullNat(const io::ReceivedFrame& frame, const Ipv4Fram
   flow::SegmentVerdict verdict;
   if (!admit(entry, view, flow::Direction::FromReal, verdict)) return;
   recordPacket(entry, view, flow::Direction::FromReal, verdict);
+  offloadIfEstablished(flowRef, entry);
   if (current_->xdp() != nullptr && !frame.steeredByXdp) claimRepliesForXdp(entry);
   const uint32_t vip = entry.load<uint32_t>(flow::entry::kVip);
   rememberIfFirstFragment(view, {clientIp, false, vip});
