@@ -10,7 +10,7 @@ import type { Lab } from "../lab/topology";
 import { requestControl } from "../src/control";
 import type { BalancerStats } from "../src/stats/trafficStats";
 import { startBalancer } from "../lab/balancerProcess";
-import { waitUntil } from "../lab/wait";
+import { assertChecksAndPersistence, checkedAndPersistent } from "./support/checksAndPersistence";
 import { assertDirectPath, drService, warmNeighbours } from "./support/directRouting";
 import { SERVICE_PORT, UDP_SERVICE_PORT, gatewaySnapshot, withNatLab } from "./support/lab";
 
@@ -115,27 +115,8 @@ test.serial("dr: weights 2:1 over 300 short connections give 67/33 within 5 poin
 test.serial("dr: a real whose health check fails gets no new connections; persistence keeps a client on one real", async (t) => {
   await withNatLab(
     t,
-    {
-      offloads: true, reals: 2, directRouting: true, prefix: PREFIX, blobReals: [1, 2], realPort: SERVICE_PORT,
-      config: (lab) => ({
-        services: [
-          { ...drService(lab, [1, 1]), healthCheck: { type: "tcp", intervalMs: 200, timeoutMs: 200, rise: 1, fall: 1 } },
-          { ...drService(lab, [1, 1]), vip: lab.vip2, persistence: { timeoutS: 60, netmask: "255.255.255.255" } },
-        ],
-      }),
-    },
-    async ({ lab, servers, natlb }) => {
-      // Persistence: 20 connections from one client to the second VIP all land on the first real picked.
-      const sticky = await runDownload(lab, { url: blobUrl(lab.vip2, SERVICE_PORT, 1024, "dr-sticky"), conns: 2, count: 20, localPortBase: 33_000 });
-      t.is(sticky.failed, 0);
-      t.is(new Set(sticky.results.map((r) => r.real)).size, 1, "one client, one real");
-
-      await servers[0]!.stop();
-      await waitUntil("r1 to be marked down", async () => ((await natlb!.status()).services[0]!.reals[0]!.up ? undefined : true), 10_000, 100);
-      const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, 1024, "dr-health"), conns: 4, count: 20, localPortBase: 34_000 });
-      t.is(summary.failed, 0, JSON.stringify(summary.results.filter((r) => r.error).slice(0, 2)));
-      t.deepEqual([...new Set(summary.results.map((r) => r.real))], [lab.reals[1]!.ip], "only the healthy real answers");
-    },
+    { offloads: true, reals: 2, directRouting: true, prefix: PREFIX, blobReals: [1, 2], realPort: SERVICE_PORT, config: (lab) => ({ services: checkedAndPersistent(lab, drService(lab, [1, 1])) }) },
+    (env) => assertChecksAndPersistence(t, env, "dr"),
   );
 });
 

@@ -9,7 +9,7 @@ import { runUdpClient } from "../lab/udpEcho";
 import type { Lab } from "../lab/topology";
 import { startBalancer } from "../lab/balancerProcess";
 import { pingFrom, sendFragmentationNeeded } from "../lab/icmpProbe";
-import { waitUntil } from "../lab/wait";
+import { assertChecksAndPersistence, checkedAndPersistent } from "./support/checksAndPersistence";
 import { REAL_PORT, SERVICE_PORT, UDP_REAL_PORT, UDP_SERVICE_PORT, gatewaySnapshot, startUdpEchoes, withNatLab } from "./support/lab";
 
 const MiB = 1024 * 1024;
@@ -237,25 +237,7 @@ test.serial("fullnat: a local address that is not natlb's, or faces clients, is 
 test.serial("fullnat: a real whose health check fails gets no new connections; persistence keeps a client on one real", async (t) => {
   await withNatLab(
     t,
-    {
-      offloads: true, reals: 2, fullNat: true, prefix: PREFIX, blobReals: [1, 2],
-      config: (lab) => ({
-        services: [
-          { ...fullNatService(lab, [1, 1]), healthCheck: { type: "tcp", intervalMs: 200, timeoutMs: 200, rise: 1, fall: 1 } },
-          { ...fullNatService(lab, [1, 1]), vip: lab.vip2, persistence: { timeoutS: 60, netmask: "255.255.255.255" } },
-        ],
-      }),
-    },
-    async ({ lab, servers, natlb }) => {
-      const sticky = await runDownload(lab, { url: blobUrl(lab.vip2, SERVICE_PORT, 1024, "fn-sticky"), conns: 2, count: 20, localPortBase: 33_000 });
-      t.is(sticky.failed, 0);
-      t.is(new Set(sticky.results.map((r) => r.real)).size, 1, "one client, one real");
-
-      await servers[0]!.stop();
-      await waitUntil("r1 to be marked down", async () => ((await natlb!.status()).services[0]!.reals[0]!.up ? undefined : true), 10_000, 100);
-      const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, 1024, "fn-health"), conns: 4, count: 20, localPortBase: 34_000 });
-      t.is(summary.failed, 0, JSON.stringify(summary.results.filter((r) => r.error).slice(0, 2)));
-      t.deepEqual([...new Set(summary.results.map((r) => r.real))], [lab.reals[1]!.ip], "only the healthy real answers");
-    },
+    { offloads: true, reals: 2, fullNat: true, prefix: PREFIX, blobReals: [1, 2], config: (lab) => ({ services: checkedAndPersistent(lab, fullNatService(lab, [1, 1])) }) },
+    (env) => assertChecksAndPersistence(t, env, "fn"),
   );
 });

@@ -586,26 +586,7 @@ void Worker::forwardDirect(const io::ReceivedFrame& frame, const Ipv4FrameView& 
 // Sends a direct-routing frame to the real itself, which must be a neighbour: a route with a gateway
 // would hand a frame addressed to the VIP to a router, which sends it back towards natlb. Its sender
 // claims no reply (the real answers the client directly).
-void Worker::transmitDirect(const io::ReceivedFrame& frame, uint32_t realIp) {
-  const auto hop = routes_->lookup(realIp);
-  const InterfaceConfig* egress = hop ? context_.interfaceByIndex(hop->ifindex) : nullptr;
-  io::FrameSender* sender = egress ? directSenders_.find(egress->ifindex) : nullptr;
-  if (sender == nullptr) {
-    counters_.add(Counter::DropNoRoute);
-    return;
-  }
-  if (hop->ip != realIp) {
-    counters_.add(Counter::DropNotOnLink);
-    return;
-  }
-  if (sendToNeighbour(frame, realIp, *egress, *sender)) return;
-  askForNeighbour(realIp, *egress, *sender);
-  if (awaitingNeighbour_.hold(frame, realIp, egress->ifindex, nowMs_, false)) {
-    counters_.add(Counter::HeldForNeighbour);
-  } else {
-    counters_.add(Counter::DropNoNeighbour);
-  }
-}
+void Worker::transmitDirect(const io::ReceivedFrame& frame, uint32_t realIp) { sendTowards(frame, realIp, directSenders_, true); }
 
 void Worker::replyToClient(const io::ReceivedFrame& frame, const Ipv4FrameView& view, uint32_t flowRef) {
   const flow::FlowEntry entry = context_.flows.entryAt(flowRef);
@@ -707,17 +688,25 @@ void Worker::sendIcmpError(const io::ReceivedFrame& frame, packet::IcmpErrorSpec
 
 // Sends a frame towards `destinationIp`: next hop by route, MAC from the neighbour table. When the MAC
 // is not known yet, natlb asks for it and holds the frame meanwhile.
-void Worker::transmit(const io::ReceivedFrame& frame, uint32_t destinationIp) {
+void Worker::transmit(const io::ReceivedFrame& frame, uint32_t destinationIp) { sendTowards(frame, destinationIp, senders_, false); }
+
+// `transmit` through `senders`; `onLinkOnly`: the destination must be the next hop itself (a frame of
+// `directSenders_`, which also claims no reply while held).
+void Worker::sendTowards(const io::ReceivedFrame& frame, uint32_t destinationIp, SenderSet& senders, bool onLinkOnly) {
   const auto hop = routes_->lookup(destinationIp);
   const InterfaceConfig* egress = hop ? context_.interfaceByIndex(hop->ifindex) : nullptr;
-  io::FrameSender* sender = egress ? senders_.find(egress->ifindex) : nullptr;
+  io::FrameSender* sender = egress ? senders.find(egress->ifindex) : nullptr;
   if (sender == nullptr) {
     counters_.add(Counter::DropNoRoute);
     return;
   }
+  if (onLinkOnly && hop->ip != destinationIp) {
+    counters_.add(Counter::DropNotOnLink);
+    return;
+  }
   if (sendToNeighbour(frame, hop->ip, *egress, *sender)) return;
   askForNeighbour(hop->ip, *egress, *sender);
-  if (awaitingNeighbour_.hold(frame, hop->ip, egress->ifindex, nowMs_)) {
+  if (awaitingNeighbour_.hold(frame, hop->ip, egress->ifindex, nowMs_, !onLinkOnly)) {
     counters_.add(Counter::HeldForNeighbour);
   } else {
     counters_.add(Counter::DropNoNeighbour);

@@ -61,6 +61,7 @@ class Worker {
   void forwardDirect(const io::ReceivedFrame& frame, const packet::Ipv4FrameView& view, uint32_t ref,
                      const flow::FlowEntry& entry);
   void transmitDirect(const io::ReceivedFrame& frame, uint32_t realIp);
+  void sendTowards(const io::ReceivedFrame& frame, uint32_t destinationIp, SenderSet& senders, bool onLinkOnly);
   bool sendToNeighbour(const io::ReceivedFrame& frame, uint32_t nextHop, const InterfaceConfig& egress, io::FrameSender& sender);
   void askForNeighbour(uint32_t nextHop, const InterfaceConfig& egress, io::FrameSender& sender);
   void resolveHeldFrames();
