@@ -27,6 +27,9 @@ command -v clang >/dev/null || need+=(clang)
 [ -e "$(clang -print-file-name=libclang_rt.fuzzer-x86_64.a 2>/dev/null)" ] || need+=(libclang-rt-dev)
 # The tests check the systemd unit (systemd/natlb.service) with systemd-analyze.
 command -v systemd-analyze >/dev/null || need+=(systemd)
+# The high-availability pair and the ECMP lab run the existing engines: keepalived (VRRP) and BIRD (BGP).
+command -v keepalived >/dev/null || need+=(keepalived)
+command -v bird >/dev/null || need+=(bird2)
 if [ ${#need[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
