@@ -143,6 +143,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("endFlowsOf", &EngineWrap::EndFlowsOf),
                         InstanceMethod("renewReplyClaims", &EngineWrap::RenewReplyClaims),
                         InstanceMethod("counters", &EngineWrap::Counters),
+                        InstanceMethod("setGatewayRole", &EngineWrap::SetGatewayRole),
+                        InstanceMethod("gatewayRole", &EngineWrap::GatewayRoleNow),
                         InstanceMethod("realTraffic", &EngineWrap::RealTraffic),
                         InstanceMethod("neighbours", &EngineWrap::Neighbours),
                         InstanceMethod("xdpStates", &EngineWrap::XdpStates),
@@ -374,6 +376,22 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     read("pressureAtPermille", defences.pressureAtPermille, 0, 1000);
     read("pressureTimeoutSeconds", defences.pressureTimeoutSeconds, 1, 86400);
     return info.Env().Undefined();
+  }
+
+  // setGatewayRole("master" | "backup" | "fault", { rounds, intervalMs }): the takeover's gratuitous ARP.
+  Napi::Value SetGatewayRole(const Napi::CallbackInfo& info) {
+    const std::string name = info[0].IsString() ? std::string(info[0].As<Napi::String>()) : std::string();
+    const auto role = engine::gatewayRoleNamed(name);
+    if (!role) throw Napi::TypeError::New(info.Env(), "role must be \"master\", \"backup\" or \"fault\"");
+    const Napi::Object announce = objectAt(info[1], "announcement");
+    const engine::TakeoverAnnouncement announcement{integerFrom(announce.Get("rounds"), "announcement.rounds", 0, 100),
+                                                     integerFrom(announce.Get("intervalMs"), "announcement.intervalMs", 1, 60000)};
+    engine_->setGatewayRole(*role, announcement);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value GatewayRoleNow(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), std::string(engine::gatewayRoleName(engine_->gatewayRole())));
   }
 
   Napi::Value Counters(const Napi::CallbackInfo& info) {

@@ -26,6 +26,8 @@ import { effectiveWeight, nextRampChangeMs, rampedTableInput, rampFraction } fro
 import { DRAIN_THENS, watchDrain, type DrainResult, type DrainThen } from "./drain";
 import { TrafficStats, type BalancerStats } from "./stats/trafficStats";
 import { persistenceFor } from "./schedulers/persistence";
+import { PairRole, type HaStatus, type RoleChange } from "./ha/pairRole";
+import type { GatewayRole } from "./native";
 
 export interface BalancerOptions {
   logger?: Logger;
@@ -133,6 +135,8 @@ export interface BalancerStatus {
   /** The worker threads' layout (config workerThreads): the setting, and what runs ("auto" resolved). */
   workerThreads: { setting: WorkerThreadsSetting; running: WorkerLayout };
   counters: EngineCounters;
+  /** The gateway's role in an active/backup pair; only with config `ha` (a lone gateway is master for good). */
+  ha?: HaStatus;
 }
 
 interface BuiltService {
@@ -226,6 +230,8 @@ export class Balancer {
   private readonly drains = new Map<string, { deadline: number | undefined; then: DrainThen }>();
   /** Aborts when natlb stops: drains under way end then. */
   private readonly stopping = new AbortController();
+  /** Only with config `ha`. */
+  private readonly pairRole: PairRole | undefined;
 
   private constructor(
     config: NatlbConfig,
@@ -238,6 +244,7 @@ export class Balancer {
     rateSampleMs: number | undefined,
   ) {
     this.config = config;
+    this.pairRole = config.ha === undefined ? undefined : new PairRole(engine, config.ha);
     this.traffic = new TrafficStats(
       {
         services: () => this.config.services.map((s) => {
@@ -498,6 +505,26 @@ export class Balancer {
     return this.hub.watch(options);
   }
 
+  /**
+   * The pair's role (keepalived's notify script, `natlb ha`): the workers follow at their next batch; a
+   * new master announces the VIPs. The same role again changes nothing and tells no one.
+   */
+  setGatewayRole(role: GatewayRole, reason: string): RoleChange {
+    if (this.stopped) throw new ApiError("the balancer is stopped", { status: 409 });
+    if (this.pairRole === undefined) {
+      throw new ApiError('this natlb is a lone gateway (its config has no "ha" block), always master: add "ha": { "initialRole": "backup" } to the config and restart natlb to run it in a keepalived pair', {
+        status: 409,
+        code: "E_NOT_IN_PAIR",
+      });
+    }
+    const change = this.pairRole.apply(role, reason);
+    if (change.changed) {
+      this.log.info({ role, previous: change.previous, reason }, `ha role ${change.previous} -> ${role}`);
+      this.hub.publish({ type: "haRole", role, previous: change.previous, reason, origin: currentChangeOrigin() });
+    }
+    return change;
+  }
+
   // ---- reading ------------------------------------------------------------------------------------
 
   /**
@@ -553,6 +580,7 @@ export class Balancer {
       kernelFastPath: this.kernelFastPathStatus(),
       workerThreads: { setting: this.config.workerThreads, running: this.engine.workerThreads() },
       counters: this.engine.counters(),
+      ...(this.pairRole ? { ha: this.pairRole.status() } : {}),
     };
   }
 
@@ -705,6 +733,9 @@ export class Balancer {
     if (next.workerThreads !== this.config.workerThreads) {
       throw new ApiError("workerThreads cannot change while running: restart natlb", { status: 409 });
     }
+    if ((next.ha === undefined) !== (this.config.ha === undefined)) {
+      throw new ApiError(`the "ha" block cannot be ${next.ha ? "added" : "removed"} while running (it decides whether this gateway claims the VIPs): restart natlb`, { status: 409 });
+    }
     // A "dr" real must be on a link this natlb runs on (whatever a fresh start would derive).
     checkDirectRealsOnLink(next, this.gateway.interfaces);
     checkFullNatLocalAddresses(next, this.gateway.interfaces);
@@ -726,6 +757,7 @@ export class Balancer {
     const removed = this.trackRemovedReals(previous, next);
     const diff = diffConfig(previous, next);
     this.config = next;
+    if (next.ha) this.pairRole?.reconfigure(next.ha);
     this.trackRamps(diff);
     const nextPlan = this.kernelPlan();
     try {

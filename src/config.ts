@@ -280,6 +280,19 @@ export interface NatlbConfig {
   readonly receivePath: ReceivePathConfig;
   readonly kernelFastPath: KernelFastPathSetting;
   readonly workerThreads: WorkerThreadsSetting;
+  /** An active/backup pair with keepalived (src/ha); undefined: a lone gateway, always master. */
+  readonly ha: HaConfig | undefined;
+}
+
+/** The roles keepalived's notify script (or `natlb ha`) can give a gateway of a pair. */
+export const HA_INITIAL_ROLES = ["master", "backup"] as const;
+
+export interface HaConfig {
+  /** The role until keepalived (`natlb ha notify`) or `natlb ha` says otherwise. */
+  readonly initialRole: (typeof HA_INITIAL_ROLES)[number];
+  /** Gratuitous ARP rounds for every VIP when this gateway becomes master, and the pause between them. */
+  readonly gratuitousArpRounds: number;
+  readonly gratuitousArpIntervalMs: number;
 }
 
 /**
@@ -1009,6 +1022,25 @@ export const configSchema = z
         .describe(
           'How many threads move the frames user space handles. "one": one thread for every interface (a reply that arrives while natlb\'s send is still in the kernel is handled without waking another thread: fastest for connection set-up and tear-down); "perInterface": a thread per interface (the two directions of a user-space bulk transfer run in parallel); "auto" (the default): "one" while the kernel fast path runs, "perInterface" when user space carries every byte. Takes effect at start; a reload that changes it is refused.',
         ),
+      ha: z
+        .strictObject(
+          {
+            initialRole: oneOf(HA_INITIAL_ROLES)
+              .default("backup")
+              .describe(
+                'The role at start, until keepalived\'s notify script (`natlb ha notify`) or `natlb ha master|backup|fault` changes it. "backup" (the default): silent on the client side until keepalived makes this gateway master, so two gateways starting together never both claim the VIPs.',
+              ),
+            gratuitousArpRounds: intIn(1, 100)
+              .default(3)
+              .describe("When this gateway becomes master: how many times it announces every VIP with gratuitous ARP on the client side (keepalived's garp_master_repeat)."),
+            gratuitousArpIntervalMs: intIn(10, 10_000).default(100).describe("Milliseconds between two rounds of those announcements."),
+          },
+          { error: expecting('an object like { "initialRole": "backup" }') },
+        )
+        .optional()
+        .describe(
+          "One gateway of an active/backup pair run by keepalived (README: High availability). The master answers ARP for the VIPs and announces them; a backup (or a gateway in fault) answers no ARP for them and announces nothing, but forwards the frames that still reach it. Left out: a lone gateway, always master.",
+        ),
     },
     { error: expecting("a JSON object with a \"services\" list") },
   )
@@ -1025,6 +1057,7 @@ export const configSchema = z
       receivePath: c.receivePath ?? { default: "af_packet", interfaces: {} },
       kernelFastPath: c.kernelFastPath ?? "auto",
       workerThreads: c.workerThreads ?? "auto",
+      ha: c.ha,
     }),
   );
 
@@ -1317,7 +1350,7 @@ export interface ServiceChange {
 }
 
 export type GlobalSetting =
-  | "interfaces" | "flowCapacity" | "timeouts" | "floodProtection" | "socket" | "control" | "metrics" | "receivePath" | "kernelFastPath" | "workerThreads";
+  | "interfaces" | "flowCapacity" | "timeouts" | "floodProtection" | "socket" | "control" | "metrics" | "receivePath" | "kernelFastPath" | "workerThreads" | "ha";
 
 export interface ConfigDiff {
   readonly added: ReadonlyArray<ServiceConfig>;
@@ -1405,5 +1438,6 @@ export function diffConfig(old: NatlbConfig, next: NatlbConfig): ConfigDiff {
   if (!sameReceivePaths(old.receivePath, next.receivePath)) settings.push("receivePath");
   if (old.kernelFastPath !== next.kernelFastPath) settings.push("kernelFastPath");
   if (old.workerThreads !== next.workerThreads) settings.push("workerThreads");
+  if (!sameJson(old.ha, next.ha)) settings.push("ha");
   return { added, removed, changed, unchanged, settings };
 }

@@ -8,7 +8,9 @@ export type { DrainResult, DrainThen } from "./drain";
 export {
   parseConfig, parseConfigText, loadConfigFile, diffConfig, DEFAULT_TIMEOUTS, DEAD_REAL_FLOWS, HEALTH_CHECK_TYPES, RECEIVE_PATHS, WORKER_THREADS_SETTINGS,
 } from "./config";
-export { COUNTER_NAMES } from "./native";
+export { COUNTER_NAMES, GATEWAY_ROLES } from "./native";
+export type { GatewayRole } from "./native";
+export type { HaStatus, RoleChange } from "./ha/pairRole";
 export type { HealthCheckConfig, NatlbConfig, PersistenceConfig, Protocol, RealConfig, ServiceConfig, Timeouts } from "./config";
 export { ApiError, ConfigError, ControlError, KernelSetupError, NatlbError, PrivilegeError } from "./errors";
 export type { Connection, FlowStateName } from "./flows/flowMap";
@@ -28,7 +30,7 @@ export type { BalancerStats, RealTrafficStats, ServiceTrafficStats } from "./sta
 export type {
   ConfigDiff, ControlAccessConfig, DeadRealFlows, FloodProtection, GlobalSetting, GroupRef, InterfacesConfig, KernelFastPathSetting, MetricsConfig, NoHealthCheckConfig, ReceivePath, WorkerLayout, WorkerThreadsSetting,
   ReceivePathConfig, RealUpdate, ServiceChange, TcpHealthCheckConfig, HttpHealthCheckConfig, UdpHealthCheckConfig, ExecHealthCheckConfig,
-  ActiveHealthCheckConfig, HealthCheckTiming, FlapDampingConfig, FallbackRealConfig, ServiceField,
+  ActiveHealthCheckConfig, HealthCheckTiming, FlapDampingConfig, FallbackRealConfig, ServiceField, HaConfig,
 } from "./config";
 export type {
   ApiErrorOptions, ConfigErrorOptions, ConfigIssue, ControlErrorCode, KernelSetupErrorOptions, NatlbErrorOptions, PrivilegeErrorOptions,

@@ -90,6 +90,10 @@ export interface NativeDeadReal {
   reset: boolean;
 }
 
+/** A gateway's part in an active/backup pair (config `ha`); without one natlb is a master. */
+export const GATEWAY_ROLES = ["master", "backup", "fault"] as const;
+export type GatewayRole = (typeof GATEWAY_ROLES)[number];
+
 export const COUNTER_NAMES = [
   "rxFrames", "rxBytes", "rxSteeredFrames", "txFrames", "txBytes", "txCoalescedSegments", "toReal", "toClient", "fragmentsForwarded", "newFlows",
   "arpRepliesSent", "arpRequestsSent", "arpRepliesLearned", "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "icmpErrorsToClient",
@@ -99,6 +103,7 @@ export const COUNTER_NAMES = [
   "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",
   "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused", "replyClaimSignals", "replyClaimSignalErrors",
   "deadRealFlowsEnded", "tcpResetsSent", "ringErrors", "toRealDirect", "dropNotOnLink", "dropFullnatPortsExhausted",
+  "arpSilentNotMaster", "vipFramesNotMaster",
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type EngineCounters = Record<CounterName, number>;
@@ -132,6 +137,12 @@ export interface NativeEngine {
   /** Ends the flows of reals that went down or were removed (config deadRealFlows), resets to both ends when asked. */
   endFlowsOf(reals: NativeDeadReal[]): void;
   counters(): EngineCounters;
+  /**
+   * The pair's role (native/engine/gateway_role.h), read by the workers at their next batch. Becoming
+   * master announces every VIP `rounds` times, `intervalMs` apart.
+   */
+  setGatewayRole(role: GatewayRole, announcement: { rounds: number; intervalMs: number }): void;
+  gatewayRole(): GatewayRole;
   /** Each real's traffic by real id (native/engine/real_stats.h): workers and kernel fast path summed. */
   realTraffic(realIds: readonly number[]): TrafficCounts[];
   neighbours(): NativeNeighbour[];

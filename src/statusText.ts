@@ -1,7 +1,7 @@
 // The text `natlb status` and `natlb conns` print (their --json prints the daemon's answer as it is).
 // The status text is a list of sections, each a function of the status giving zero or more lines, so
 // a new line is one more entry in STATUS_SECTIONS.
-import type { NatlbEvent } from "./events";
+import type { ChangeOrigin, NatlbEvent } from "./events";
 import type { BalancerStatus } from "./balancer";
 import type { Timeouts } from "./config";
 import type { Connection } from "./flows/flowMap";
@@ -13,6 +13,14 @@ export type StatusSection = (status: BalancerStatus) => string[];
 function linkNote(link: BalancerStatus["interfaces"][number]["link"]): string {
   return link === undefined ? "" : `, link ${link.toUpperCase()}: nothing forwarded through it`;
 }
+
+/** An active/backup pair's role (absent from a daemon older than the CLI). */
+const haSection: StatusSection = (status) => {
+  const ha = status.ha;
+  if (ha === undefined) return [];
+  const silent = ha.role === "master" ? "answers ARP for the VIPs" : `silent for the VIPs (${status.counters.arpSilentNotMaster ?? 0} ARP request(s) left unanswered), forwards what reaches it`;
+  return [`ha: ${ha.role.toUpperCase()} since ${ha.since} (${ha.reason}; ${ha.transitions} transition(s)); ${silent}`];
+};
 
 const summarySection: StatusSection = (status) => [
   `natlb: ${status.services.length} service(s); flows ${status.flows.live}/${status.flows.capacity}; interfaces ${status.interfaces
@@ -100,6 +108,7 @@ const floodDefencesSection: StatusSection = (status) => {
 /** The sections of `natlb status`, in the order they print. */
 export const STATUS_SECTIONS: readonly StatusSection[] = [
   summarySection,
+  haSection,
   forwardingPathSection,
   servicesSection,
   framesSection,
@@ -135,21 +144,25 @@ export function formatConnections(connections: readonly Connection[], next?: num
 }
 
 /** One event on one line: time, sequence number, type, and what happened. */
+function originText(origin: ChangeOrigin): string {
+  return origin.via === "control socket" ? `control socket (uid ${origin.peer.uid}, pid ${origin.peer.pid})` : origin.via;
+}
+
 export function formatEvent(event: NatlbEvent): string {
   const head = `${event.at} #${event.seq} ${event.type}`;
   switch (event.type) {
     case "health":
       return `${head} ${event.service} ${event.real} ${event.up ? "up" : "DOWN"}: ${event.reason}`;
-    case "change": {
-      const who = event.origin.via === "control socket" ? `control socket (uid ${event.origin.peer.uid}, pid ${event.origin.peer.pid})` : event.origin.via;
-      return `${head} by ${who}: ${JSON.stringify(event.change)}`;
-    }
+    case "change":
+      return `${head} by ${originText(event.origin)}: ${JSON.stringify(event.change)}`;
     case "flowMapPressure":
       return `${head} ${event.level}: ${event.live} of ${event.capacity} flows`;
     case "dropSpike":
       return `${head} ${event.reason}: ${event.perSecond}/s (usually ${event.usualPerSecond}/s)`;
     case "drainFinished":
       return `${head} ${event.service} ${event.real}: ${event.deadlineHit ? `deadline hit with ${event.connectionsLeft} connection(s) left` : "no connections left"} after ${(event.waitedMs / 1000).toFixed(1)} s; then ${event.then}: ${event.done}`;
+    case "haRole":
+      return `${head} ${event.previous} -> ${event.role} (${event.reason}) by ${originText(event.origin)}`;
     case "lagged":
       return `${head}: this watcher missed ${event.missed} events`;
   }

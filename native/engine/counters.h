@@ -75,6 +75,12 @@ enum class Counter : uint8_t {
   // Full NAT (config forwarding "fullnat"): new flows refused because every local address had every
   // port of its range in use towards the chosen real (flow/local_ports.h).
   DropFullnatPortsExhausted,
+  // An active/backup pair (engine/gateway_role.h): ARP requests for a VIP left unanswered because this
+  // gateway is not the master (an outcome, like arpIgnored); and client frames to a service that reached
+  // it while not the master (a client or switch with a stale ARP entry): not an outcome, they go on to
+  // be forwarded (toReal) or dropped with their reason like any other.
+  ArpSilentNotMaster,
+  VipFramesNotMaster,
   Count,
 };
 
@@ -87,6 +93,7 @@ constexpr std::array<std::string_view, size_t(Counter::Count)> kCounterNames = {
     "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused",
     "replyClaimSignals", "replyClaimSignalErrors", "deadRealFlowsEnded", "tcpResetsSent", "ringErrors",
     "toRealDirect", "dropNotOnLink", "dropFullnatPortsExhausted",
+    "arpSilentNotMaster", "vipFramesNotMaster",
 };
 
 class Counters {

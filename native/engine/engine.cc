@@ -362,7 +362,20 @@ void Engine::collectRingStatistics() {
   }
 }
 
+void Engine::setGatewayRole(GatewayRole role, TakeoverAnnouncement announcement) {
+  const GatewayRole before = context_.gatewayRole.exchange(role);
+  if (role == GatewayRole::Master && before != GatewayRole::Master) {
+    takeoverIntervalMs_.store(announcement.intervalMs);
+    takeoverRoundsLeft_.store(announcement.rounds);
+  } else if (role != GatewayRole::Master) {
+    takeoverRoundsLeft_.store(0);
+  }
+  wake_.notify_all();
+}
+
+// Only the master announces: a backup's announcement would take the VIPs from it.
 void Engine::announceVips(SenderSet& senders) {
+  if (context_.gatewayRole.load() != GatewayRole::Master) return;
   const auto services = context_.services.load();
   for (const InterfaceConfig& interface : context_.interfaces) {
     if (interface.role != InterfaceRole::Client) continue;
@@ -482,14 +495,23 @@ void Engine::housekeep() {
       mtusReadMs = nowMs;
     }
     if (announcePending_.exchange(false)) announceVips(senders);
+    if (takeoverRoundsLeft_.load() > 0 && nowMs >= nextTakeoverRoundMs_) {
+      takeoverRoundsLeft_.fetch_sub(1);
+      nextTakeoverRoundMs_ = nowMs + takeoverIntervalMs_.load();
+      announceVips(senders);
+    }
     resolveNextHops(senders, nowMs);
     endPendingDeadRealFlows(senders);
     context_.flows.sweep(nowMs, context_.timeouts, kSweepBudget);
     context_.flows.publishClock(nowMs);
     collectRingStatistics();
     std::unique_lock lock(wakeMutex_);
-    wake_.wait_for(lock, kHousekeepingPeriod, [this] {
+    const auto period = takeoverRoundsLeft_.load() > 0
+                            ? std::min<std::chrono::milliseconds>(kHousekeepingPeriod, std::chrono::milliseconds(std::max<int64_t>(1, int64_t(nextTakeoverRoundMs_) - int64_t(monotonicMs()))))
+                            : kHousekeepingPeriod;
+    wake_.wait_for(lock, period, [this] {
       if (!context_.running.load() || announcePending_.load()) return true;
+      if (takeoverRoundsLeft_.load() > 0 && monotonicMs() >= nextTakeoverRoundMs_) return true;
       std::lock_guard pending(deadRealsMutex_);
       return !deadReals_.empty();
     });

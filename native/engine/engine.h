@@ -91,6 +91,11 @@ class Engine {
   // Ends the flows of these reals soon, on the housekeeper's thread (a scan of the flow map).
   void endFlowsOf(std::vector<DeadReal> reals);
 
+  // The pair's role (gateway_role.h): takes effect at the workers' next batch. Becoming master
+  // announces every VIP `announcement.rounds` times; leaving it stops the announcements.
+  void setGatewayRole(GatewayRole role, TakeoverAnnouncement announcement);
+  GatewayRole gatewayRole() const { return context_.gatewayRole.load(); }
+
   std::array<uint64_t, size_t(Counter::Count)> counters() const;
   // Each real's traffic (real_stats.h) by real id, summed over the workers, the kernel fast path and
   // the workers of earlier runs. Called from the control plane's thread, as start() and stop() are.
@@ -146,6 +151,10 @@ class Engine {
   std::mutex wakeMutex_;
   std::condition_variable wake_;
   std::atomic<bool> announcePending_{false};
+  // Takeover announcements still to send, and how far apart (setGatewayRole); the housekeeper's.
+  std::atomic<uint32_t> takeoverRoundsLeft_{0};
+  std::atomic<uint32_t> takeoverIntervalMs_{0};
+  uint64_t nextTakeoverRoundMs_ = 0;  // housekeeper's thread only
   std::mutex controlMutex_;  // serializes start/stop/setServices from the control plane
   std::mutex deadRealsMutex_;
   std::vector<DeadReal> deadReals_;  // waiting for the housekeeper

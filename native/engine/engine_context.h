@@ -8,6 +8,7 @@
 
 #include "../flow/flow_table.h"
 #include "counters.h"
+#include "gateway_role.h"
 #include "interface_config.h"
 #include "kernel_offload.h"
 #include "neighbour_cache.h"
@@ -29,6 +30,8 @@ struct EngineContext {
   Counters counters;
   RealStats realStats;  // what stopped workers and the kernel fast path counted per real (real_stats.h)
   std::atomic<bool> running{false};
+  // Set by the control plane (Engine::setGatewayRole); workers read it once per batch.
+  std::atomic<GatewayRole> gatewayRole{GatewayRole::Master};
   bool coalesceTcp = true;  // fixed before start
   KernelOffload* kernelOffload = nullptr;  // the kernel fast path, while running with it
 

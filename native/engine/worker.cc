@@ -108,6 +108,7 @@ void Worker::run() {
     services_ = context_.services.load(std::memory_order_acquire);
     routes_ = context_.routes.load(std::memory_order_acquire);
     nowMs_ = monotonicMs();
+    gatewayRole_ = context_.gatewayRole.load(std::memory_order_relaxed);
     io::ReceivedFrame frame{};
     size_t handled = 0;
     while (handled < kBatch * receivers_.size() && nextFrame(frame)) {
@@ -199,6 +200,11 @@ void Worker::handleArp(const io::ReceivedFrame& frame) {
                             isVip(message->targetIp);
   if (!askingForVip) {
     counters_.add(Counter::ArpIgnored);
+    return;
+  }
+  // Only the master claims the VIPs: a backup answering too would split the clients between the two.
+  if (gatewayRole_ != GatewayRole::Master) {
+    counters_.add(Counter::ArpSilentNotMaster);
     return;
   }
   uint8_t reply[packet::kArpFrameLength];
@@ -334,6 +340,8 @@ void Worker::handleIpv4(const io::ReceivedFrame& frame) {
   const Ipv4FrameView& view = parsed.view;
   if (frame.steeredByXdp) settleChecksumState(frame, view);
   if (const Service* service = services_->find(view.destinationIp(), view.destinationPort(), view.protocol)) {
+    // A backup forwards what still reaches it (a stale ARP entry): its flow map has the synced flows.
+    if (gatewayRole_ != GatewayRole::Master) counters_.add(Counter::VipFramesNotMaster);
     forwardToReal(frame, view, *service);
     return;
   }

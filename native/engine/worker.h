@@ -89,6 +89,7 @@ class Worker {
   std::shared_ptr<const ServiceTable> services_;
   std::shared_ptr<const RouteTable> routes_;
   uint64_t nowMs_ = 0;
+  GatewayRole gatewayRole_ = GatewayRole::Master;  // as of this batch
   uint64_t random_;
   Counters counters_;
   RealStatsBlock realStats_;  // this worker's per-real traffic (one writer)

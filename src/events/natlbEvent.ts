@@ -5,6 +5,7 @@
 import type { ChangeOrigin } from "./changeOrigin";
 import type { ChangeSummary } from "./changeSummary";
 import type { DrainResult } from "../drain/drainOutcome";
+import type { GatewayRole } from "../native";
 
 export type NatlbEventBody =
   | { readonly type: "health"; readonly service: string; readonly real: string; readonly up: boolean; readonly reason: string }
@@ -15,6 +16,8 @@ export type NatlbEventBody =
   | { readonly type: "dropSpike"; readonly reason: string; readonly perSecond: number; readonly usualPerSecond: number }
   /** A drain (`natlb real drain`, `lb.drainReal()`) ended: connections left, whether the deadline came first, what `then` did. */
   | ({ readonly type: "drainFinished" } & DrainResult)
+  /** The gateway's role in an active/backup pair changed (`natlb ha`, keepalived's notify): `reason` says who said so. */
+  | { readonly type: "haRole"; readonly role: GatewayRole; readonly previous: GatewayRole; readonly reason: string; readonly origin: ChangeOrigin }
   /** This watcher fell behind and missed events (its queue is bounded). */
   | { readonly type: "lagged"; readonly missed: number };
 

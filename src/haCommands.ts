@@ -1,0 +1,55 @@
+// `natlb ha master|backup|fault` and `natlb ha notify`: the role of this gateway in an active/backup
+// pair (config `ha`), set over the control socket. keepalived decides the role (VRRP); its notify
+// script is `natlb ha notify`, which takes keepalived's own arguments (TYPE NAME STATE PRIORITY).
+import type { Command } from "commander";
+import { addClientOptions, askDaemon, printResult, withExamples, type ClientOptions } from "./cliSupport";
+import { noticeText, parseKeepalivedNotify } from "./ha/keepalivedNotify";
+import { GATEWAY_ROLES, type GatewayRole } from "./native";
+
+const ROLE_DESCRIPTIONS: Readonly<Record<GatewayRole, string>> = Object.freeze({
+  master: "answer ARP for the VIPs and announce them with gratuitous ARP: this gateway takes the traffic",
+  backup: "answer no ARP for the VIPs and announce nothing; forward what still reaches it, with the synced flows",
+  fault: "like backup: keepalived no longer stands behind this gateway",
+});
+
+async function setRole(options: ClientOptions, role: GatewayRole, reason: string | undefined): Promise<void> {
+  const answer = (await askDaemon(options, "POST /ha", { role, ...(reason !== undefined ? { reason } : {}) })) as {
+    previous?: string;
+    changed?: boolean;
+  };
+  printResult(options.json, { ...answer, action: `ha ${role}`, ...(reason !== undefined ? { reason } : {}) }, () =>
+    answer.changed ? `natlb: ha role ${answer.previous} -> ${role}` : `natlb: ha role already ${role}`,
+  );
+}
+
+export function addHaCommands(program: Command): void {
+  const ha = withExamples(
+    program
+      .command("ha")
+      .description("this gateway's role in an active/backup pair run by keepalived (config \"ha\"; README: High availability)"),
+    "natlb ha master --config /etc/natlb/natlb.json",
+    'notify "/usr/bin/natlb ha notify --config /etc/natlb/natlb.json"   # in keepalived.conf',
+  );
+  for (const role of GATEWAY_ROLES) {
+    withExamples(addClientOptions(ha.command(role).description(ROLE_DESCRIPTIONS[role])), `natlb ha ${role} --config /etc/natlb/natlb.json`).action(
+      (options: ClientOptions) => setRole(options, role, undefined),
+    );
+  }
+  withExamples(
+    addClientOptions(
+      ha
+        .command("notify")
+        .description(
+          "keepalived's notify script: takes the arguments keepalived appends (TYPE NAME STATE PRIORITY) and sets the role its STATE means (MASTER: master; BACKUP: backup; FAULT, STOP, DELETED: fault)",
+        )
+        .argument("<type>", "INSTANCE or GROUP")
+        .argument("<name>", "the vrrp_instance or vrrp_sync_group")
+        .argument("<state>", "MASTER, BACKUP, FAULT, STOP or DELETED")
+        .argument("[priority]", "the instance's priority"),
+    ),
+    "natlb ha notify --config /etc/natlb/natlb.json INSTANCE VI_1 MASTER 100",
+  ).action((type: string, name: string, state: string, priority: string | undefined, options: ClientOptions) => {
+    const notice = parseKeepalivedNotify([type, name, state, ...(priority !== undefined ? [priority] : [])]);
+    return setRole(options, notice.role, noticeText(notice));
+  });
+}
