@@ -44,3 +44,10 @@ export function realIp(index: number): string {
   }
   return `198.18.1.${10 + index}`;
 }
+
+/**
+ * The HA pair (haPairTopology.ts): each gateway's own addresses on the client and backend LANs. The
+ * reals' default route is GATEWAY_BACKEND_IP, held by whichever gateway keepalived makes master.
+ */
+export const PAIR_GATEWAY_CLIENT_IPS: readonly [string, string] = ['198.18.0.3', '198.18.0.4'];
+export const PAIR_GATEWAY_BACKEND_IPS: readonly [string, string] = ['198.18.1.3', '198.18.1.4'];

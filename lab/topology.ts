@@ -198,7 +198,7 @@ export interface Lab {
 }
 
 /** The lab's real by 1-based index (1 = r1 = 198.18.1.11), with a clear error when out of range. */
-export function realByIndex(lab: Lab, realIndex: number): LabHost {
+export function realByIndex(lab: Pick<Lab, 'reals'>, realIndex: number): LabHost {
   const real = lab.reals[realIndex - 1];
   if (!Number.isInteger(realIndex) || real === undefined) {
     throw new RangeError(`realIndex is 1-based (r1..r${lab.reals.length}), got ${realIndex}`);
@@ -323,7 +323,7 @@ interface BuiltParts {
 }
 
 /** ip -n <ns> ...: iproute2 switches namespace itself, no `ip netns exec` needed. */
-function ipIn(ns: string, ...args: string[]): Promise<RunResult> {
+export function ipIn(ns: string, ...args: string[]): Promise<RunResult> {
   return runInChecked(null, IP_BIN, ['-n', ns, ...args], { timeoutMs: 15_000 });
 }
 
@@ -503,7 +503,8 @@ async function makeDirectRoutingReal(ns: string): Promise<void> {
   for (const vip of [VIP, VIP2]) await ipIn(ns, 'addr', 'add', `${vip}/32`, 'dev', 'lo');
 }
 
-async function addNamespace(ns: string): Promise<void> {
+/** Creates a lab namespace (shared with haPairTopology.ts); NamespaceExistsError when the name is taken. */
+export async function addNamespace(ns: string): Promise<void> {
   // Concurrent first-time `ip netns add` calls can race on mounting /run/netns: retry a little.
   let last: RunResult | undefined;
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -529,26 +530,26 @@ async function links(ns: string, details = false): Promise<IpLink[]> {
   return JSON.parse(r.stdout) as IpLink[];
 }
 
-async function allLinksUp(interfaces: Array<[string, string]>): Promise<boolean> {
+export async function allLinksUp(interfaces: Array<[string, string]>): Promise<boolean> {
   const byNs = new Map<string, IpLink[]>();
   for (const [ns] of interfaces) if (!byNs.has(ns)) byNs.set(ns, await links(ns));
   return interfaces.every(([ns, ifname]) => byNs.get(ns)?.find((l) => l.ifname === ifname)?.operstate === 'UP');
 }
 
-async function bridgePortsForwarding(ns: string, ports: string[]): Promise<boolean> {
+export async function bridgePortsForwarding(ns: string, ports: string[]): Promise<boolean> {
   const all = await links(ns, true);
   return ports.every((p) => all.find((l) => l.ifname === p)?.linkinfo?.info_slave_data?.state === 'forwarding');
 }
 
-async function macOf(ns: string, ifname: string): Promise<string> {
+export async function macOf(ns: string, ifname: string): Promise<string> {
   const r = await ipIn(ns, '-j', 'link', 'show', 'dev', ifname);
   const mac = (JSON.parse(r.stdout) as IpLink[])[0]?.address;
   if (mac === undefined) throw new LabError(`no MAC address on ${ifname} in ${ns}`);
   return mac;
 }
 
-/** Kills the lab's processes, deletes its namespaces, forgets it. */
-async function teardown(live: LiveLab): Promise<void> {
+/** Kills the lab's processes, deletes its namespaces, forgets it (shared with haPairTopology.ts). */
+export async function teardown(live: LiveLab): Promise<void> {
   await stopProcesses(live.children, 2000);
   live.children.clear();
   const errors: string[] = [];

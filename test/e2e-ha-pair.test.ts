@@ -1,0 +1,72 @@
+// The active/backup pair with keepalived (README: High availability), with real packets: two natlb
+// gateways, keepalived (VRRP) in each deciding which is master and telling natlb through
+// `natlb ha notify`. The backup answers no ARP for the VIPs; the master that takes over announces them,
+// and carries new connections.
+import test from "ava";
+import { requestControl } from "../src/control";
+import { watchEvents } from "../src/control/eventsClient";
+import type { NatlbEvent } from "../src/events";
+import { startCapture } from "../lab/capture";
+import { blobSha256 } from "../lab/blobContent";
+import { blobUrl, runDownload } from "../lab/download";
+import { waitUntil } from "../lab/wait";
+import { HA_SERVICE_PORT, TAKEOVER_ARP_ROUNDS, withHaPair } from "./support/haPair";
+
+test.serial("the backup stays silent for the VIPs; when the master dies, keepalived makes the backup master, which announces the VIPs and carries new connections", async (t) => {
+  await withHaPair(t, {}, async ({ lab, natlb: [g1, g2] }) => {
+    const [gw1, gw2] = lab.gateways;
+    const capture = await startCapture(lab, lab.client.ns, { ifname: "eth0", filter: "arp", seconds: 60 });
+    const events: NatlbEvent[] = [];
+    const stopEvents = new AbortController();
+    const watching = (async () => {
+      for await (const event of watchEvents(g2.socket, { after: 0, signal: stopEvents.signal })) events.push(event);
+    })().catch(() => undefined);
+
+    // Through the master: the client asks for the VIP's MAC, g1 answers, g2 does not.
+    await lab.exec(lab.client.ns, "/usr/sbin/ip", ["neigh", "flush", "dev", "eth0"]);
+    const small = 4 * 1024 * 1024;
+    const first = await runDownload(lab, { url: blobUrl(lab.vip, HA_SERVICE_PORT, small, "before"), timeoutMs: 20_000 });
+    t.is(first.ok, 1, JSON.stringify(first.results));
+    t.is(first.results[0]!.sha256, blobSha256("before", small));
+    const g2Before = await g2.status();
+    t.is(g2Before.ha?.role, "backup");
+    t.true(g2Before.counters.arpSilentNotMaster >= 1, "g2 saw the client's ARP request for the VIP and left it unanswered");
+    t.is(g2Before.counters.arpRepliesSent, 0);
+    t.is(g2Before.counters.gratuitousArpSent, 0, "a backup announces nothing, not even at start");
+    t.true((await g1.status()).counters.arpRepliesSent >= 1);
+
+    // The master dies: natlb and keepalived SIGKILLed, links down.
+    const killedAt = Date.now();
+    await lab.killGateway(0);
+    await waitUntil("g2 to become master", async () => (await g2.status()).ha?.role === "master", 10_000, 20);
+    const takeoverMs = Date.now() - killedAt;
+    t.log(`g2 master ${takeoverMs} ms after g1 was killed (VRRP adverts every 0.2 s, then natlb ha notify)`);
+    await waitUntil("the takeover's announcements", async () => (await g2.status()).counters.gratuitousArpSent >= TAKEOVER_ARP_ROUNDS, 5_000, 20);
+
+    // New connections go through g2.
+    const after = await runDownload(lab, { url: blobUrl(lab.vip, HA_SERVICE_PORT, small, "after"), timeoutMs: 20_000 });
+    t.is(after.ok, 1, JSON.stringify(after.results));
+    t.is(after.results[0]!.sha256, blobSha256("after", small));
+    const g2After = await g2.status();
+    t.true(g2After.counters.toReal > g2Before.counters.toReal);
+    t.like(g2After.ha, { role: "master", transitions: 1 });
+    t.regex(g2After.ha!.reason, /^keepalived notify INSTANCE natlb_\w+_g2 MASTER 100$/);
+    const metrics = (await requestControl(g2.socket, "GET /metrics")) as string;
+    t.regex(metrics, /natlb_ha_role\{role="master"\} 1/);
+    t.regex(metrics, /natlb_ha_role\{role="backup"\} 0/);
+
+    // On the client's LAN: ARP replies for the VIP came from g1 only; g2 announced the VIP (sender = target = VIP).
+    const arp = await capture.stop();
+    const vipReplies = arp.filter((p) => p.arpOp === "reply" && p.src === lab.vip);
+    t.true(vipReplies.length >= 1);
+    t.deepEqual([...new Set(vipReplies.map((p) => p.srcMac))], [gw1.clientMac], "only the master answered ARP for the VIP");
+    const announcements = arp.filter((p) => p.arpOp === "request" && p.src === lab.vip && p.dst === lab.vip);
+    t.true(announcements.filter((p) => p.srcMac === gw2.clientMac).length >= TAKEOVER_ARP_ROUNDS, "g2 announced the VIP when it took over");
+
+    stopEvents.abort();
+    await watching;
+    const roleEvents = events.filter((e) => e.type === "haRole");
+    t.is(roleEvents.length, 1, JSON.stringify(roleEvents));
+    t.like(roleEvents[0], { type: "haRole", previous: "backup", role: "master", origin: { via: "control socket" } });
+  });
+});
