@@ -9,8 +9,10 @@ import type { NatlbEvent } from "../src/events";
 import { startCapture } from "../lab/capture";
 import { blobSha256 } from "../lab/blobContent";
 import { blobUrl, runDownload } from "../lab/download";
+import { clientReceivedBytes } from "../lab/downloadProgress";
 import { waitUntil } from "../lab/wait";
-import { HA_SERVICE_PORT, TAKEOVER_ARP_ROUNDS, withHaPair } from "./support/haPair";
+import { ECHO_SERVICE_PORT, HA_SERVICE_PORT, TAKEOVER_ARP_ROUNDS, syncConfig, withHaPair } from "./support/haPair";
+import { holdConnections } from "./support/heldConnections";
 
 test.serial("the backup stays silent for the VIPs; when the master dies, keepalived makes the backup master, which announces the VIPs and carries new connections", async (t) => {
   await withHaPair(t, {}, async ({ lab, natlb: [g1, g2] }) => {
@@ -68,5 +70,91 @@ test.serial("the backup stays silent for the VIPs; when the master dies, keepali
     const roleEvents = events.filter((e) => e.type === "haRole");
     t.is(roleEvents.length, 1, JSON.stringify(roleEvents));
     t.like(roleEvents[0], { type: "haRole", previous: "backup", role: "master", origin: { via: "control socket" } });
+  });
+});
+
+/** Samples the client's received bytes every few ms until stopped: when the download's bytes moved. */
+function sampleReceivedBytes(read: () => Promise<number | null>): { samples: Array<{ at: number; bytes: number }>; stop: () => Promise<void> } {
+  const samples: Array<{ at: number; bytes: number }> = [];
+  let running = true;
+  const loop = (async () => {
+    // Bounded: the test stops it; at most 10 minutes of samples whatever happens.
+    const until = Date.now() + 600_000;
+    while (running && Date.now() < until) {
+      const bytes = await read();
+      if (bytes !== null) samples.push({ at: Date.now(), bytes });
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  })();
+  return { samples, stop: async () => { running = false; await loop; } };
+}
+
+/** Bytes the download must move after the kill to count as moving again (more than was in flight). */
+const RESUMED_BYTES = 1024 * 1024;
+
+test.serial("failover: a 1 GiB download and 50 idle connections through the master survive its death (synced flows on the backup)", async (t) => {
+  const gib = 1024 ** 3;
+  await withHaPair(t, { realRate: "400mbit", extraConfig: syncConfig }, async ({ lab, natlb: [g1, g2] }) => {
+    const holder = holdConnections(lab.client.ns);
+    t.teardown(() => holder.stop());
+    const held = await holder.open(lab.vip, ECHO_SERVICE_PORT, 50, 5000);
+    t.is(held.opened.length, 50, `failed: ${held.failed}`);
+    t.deepEqual((await holder.echo(5000)).silent, [], "every held connection answers through the master");
+
+    const download = runDownload(lab, { url: blobUrl(lab.vip, HA_SERVICE_PORT, gib, "failover"), timeoutMs: 240_000 });
+    const received = clientReceivedBytes(lab);
+    const start = (await received()) ?? 0;
+    await waitUntil("the download to be well under way", async () => ((await received()) ?? 0) - start > 128 * 1024 * 1024, 60_000, 50);
+
+    // The backup has the master's flows before the master dies.
+    const clientPorts = new Set(held.opened);
+    await waitUntil(
+      "g2 to hold the synced flows (50 idle, 1 download)",
+      async () => {
+        const flows = await g2.connections();
+        return flows.filter((c) => c.vip.port === ECHO_SERVICE_PORT && clientPorts.has(c.client.port)).length === 50 && flows.some((c) => c.vip.port === HA_SERVICE_PORT);
+      },
+      10_000,
+      100,
+    );
+    const g1Flows = await g1.connections();
+    t.true(g1Flows.some((c) => c.vip.port === HA_SERVICE_PORT && c.state === "ESTABLISHED"));
+
+    const sampler = sampleReceivedBytes(received);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const killedAt = Date.now();
+    await lab.killGateway(0);
+    await waitUntil("g2 to become master", async () => (await g2.status()).ha?.role === "master", 10_000, 20);
+    const masterAt = Date.now();
+    await waitUntil(
+      "the download's bytes to move again",
+      async () => {
+        const atKill = [...sampler.samples].reverse().find((s) => s.at <= killedAt)?.bytes ?? 0;
+        return sampler.samples.some((s) => s.at > killedAt && s.bytes - atKill >= RESUMED_BYTES);
+      },
+      20_000,
+      20,
+    );
+    await sampler.stop();
+    const atKill = [...sampler.samples].reverse().find((s) => s.at <= killedAt)!.bytes;
+    const resumed = sampler.samples.find((s) => s.at > killedAt && s.bytes - atKill >= RESUMED_BYTES)!;
+    const gapMs = resumed.at - killedAt;
+    t.log(`failover gap ${gapMs} ms (kill -> ${RESUMED_BYTES} more bytes at the client); g2 master after ${masterAt - killedAt} ms`);
+
+    const summary = await download;
+    t.is(summary.ok, 1, JSON.stringify(summary.results));
+    t.is(summary.results[0]!.bytes, gib);
+    t.is(summary.results[0]!.sha256, blobSha256("failover", gib));
+    const echoed = await holder.echo(10_000);
+    t.deepEqual(echoed.silent, [], "every idle connection answers through the new master");
+    t.is(echoed.answered.length, 50);
+
+    const status = await g2.status();
+    t.like(status.ha, { role: "master", transitions: 1 });
+    t.true(status.counters.gratuitousArpSent >= TAKEOVER_ARP_ROUNDS);
+    t.true(status.counters.toReal > 0);
+    const flows = await g2.connections();
+    t.is(flows.filter((c) => c.vip.port === ECHO_SERVICE_PORT && clientPorts.has(c.client.port) && c.state === "ESTABLISHED").length, 50);
+    t.true(gapMs < 10_000, `the backup carried on within a few seconds (gap ${gapMs} ms)`);
   });
 });

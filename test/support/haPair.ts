@@ -2,6 +2,9 @@
 // (lab/haPairTopology.ts), blob and echo servers on the reals, natlb in both gateways (same services,
 // ha block) and keepalived in both, g1 preferred; resolves once g1 is master and g2 backup.
 import type { ExecutionContext } from "ava";
+import { randomBytes } from "node:crypto";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { NATLB_CLI, startBalancer, type BalancerProcess } from "../../lab/balancerProcess";
 import { startBlobServer, type BlobServerHandle } from "../../lab/blobServer";
 import { createHaPairLab, type HaPairLab } from "../../lab/haPairTopology";
@@ -16,6 +19,7 @@ export const ECHO_REAL_PORT = 7007;
 /** Seconds between VRRP adverts: the backup takes over ~3.5 adverts after the master's last one. */
 export const ADVERT_INTERVAL_S = 0.2;
 export const TAKEOVER_ARP_ROUNDS = 3;
+export const SYNC_PORT = 8848;
 
 export interface HaPair {
   readonly lab: HaPairLab;
@@ -29,6 +33,15 @@ export interface HaPairSetup {
   readonly extraConfig?: (index: 0 | 1, lab: HaPairLab) => Record<string, unknown>;
   /** tbf rate on the reals' uplinks, e.g. "400mbit", so a long download is still running when the master dies. */
   readonly realRate?: string;
+}
+
+/** The flow sync between the two gateways, over the backend LAN, with a key in the lab's temp dir. */
+export function syncConfig(index: 0 | 1, lab: HaPairLab): Record<string, unknown> {
+  const keyFile = join(lab.tempDir, "sync.key");
+  if (!existsSync(keyFile)) writeFileSync(keyFile, randomBytes(32).toString("hex"), { mode: 0o600 });
+  const self = lab.gateways[index];
+  const peer = lab.gateways[index === 0 ? 1 : 0];
+  return { sync: { listen: `${self.backendIp}:${SYNC_PORT}`, peers: [`${peer.backendIp}:${SYNC_PORT}`], keyFile } };
 }
 
 export function pairConfig(lab: HaPairLab, index: 0 | 1, setup: HaPairSetup): Record<string, unknown> {
