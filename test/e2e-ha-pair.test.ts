@@ -10,6 +10,7 @@ import { startCapture } from "../lab/capture";
 import { blobSha256 } from "../lab/blobContent";
 import { blobUrl, runDownload } from "../lab/download";
 import { clientReceivedBytes } from "../lab/downloadProgress";
+import { RESUMED_BYTES, measureFailoverGap } from "../lab/failoverGap";
 import { waitUntil } from "../lab/wait";
 import { ECHO_SERVICE_PORT, HA_SERVICE_PORT, TAKEOVER_ARP_ROUNDS, syncConfig, withHaPair } from "./support/haPair";
 import { holdConnections } from "./support/heldConnections";
@@ -73,25 +74,6 @@ test.serial("the backup stays silent for the VIPs; when the master dies, keepali
   });
 });
 
-/** Samples the client's received bytes every few ms until stopped: when the download's bytes moved. */
-function sampleReceivedBytes(read: () => Promise<number | null>): { samples: Array<{ at: number; bytes: number }>; stop: () => Promise<void> } {
-  const samples: Array<{ at: number; bytes: number }> = [];
-  let running = true;
-  const loop = (async () => {
-    // Bounded: the test stops it; at most 10 minutes of samples whatever happens.
-    const until = Date.now() + 600_000;
-    while (running && Date.now() < until) {
-      const bytes = await read();
-      if (bytes !== null) samples.push({ at: Date.now(), bytes });
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-  })();
-  return { samples, stop: async () => { running = false; await loop; } };
-}
-
-/** Bytes the download must move after the kill to count as moving again (more than was in flight). */
-const RESUMED_BYTES = 1024 * 1024;
-
 test.serial("failover: a 1 GiB download and 50 idle connections through the master survive its death (synced flows on the backup)", async (t) => {
   const gib = 1024 ** 3;
   await withHaPair(t, { realRate: "400mbit", extraConfig: syncConfig }, async ({ lab, natlb: [g1, g2] }) => {
@@ -120,26 +102,14 @@ test.serial("failover: a 1 GiB download and 50 idle connections through the mast
     const g1Flows = await g1.connections();
     t.true(g1Flows.some((c) => c.vip.port === HA_SERVICE_PORT && c.state === "ESTABLISHED"));
 
-    const sampler = sampleReceivedBytes(received);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    const killedAt = Date.now();
-    await lab.killGateway(0);
-    await waitUntil("g2 to become master", async () => (await g2.status()).ha?.role === "master", 10_000, 20);
-    const masterAt = Date.now();
-    await waitUntil(
-      "the download's bytes to move again",
-      async () => {
-        const atKill = [...sampler.samples].reverse().find((s) => s.at <= killedAt)?.bytes ?? 0;
-        return sampler.samples.some((s) => s.at > killedAt && s.bytes - atKill >= RESUMED_BYTES);
-      },
-      20_000,
-      20,
-    );
-    await sampler.stop();
-    const atKill = [...sampler.samples].reverse().find((s) => s.at <= killedAt)!.bytes;
-    const resumed = sampler.samples.find((s) => s.at > killedAt && s.bytes - atKill >= RESUMED_BYTES)!;
-    const gapMs = resumed.at - killedAt;
-    t.log(`failover gap ${gapMs} ms (kill -> ${RESUMED_BYTES} more bytes at the client); g2 master after ${masterAt - killedAt} ms`);
+    let masterAfterMs = 0;
+    const { gapMs } = await measureFailoverGap(lab, async () => {
+      const killedAt = Date.now();
+      await lab.killGateway(0);
+      await waitUntil("g2 to become master", async () => (await g2.status()).ha?.role === "master", 10_000, 20);
+      masterAfterMs = Date.now() - killedAt;
+    });
+    t.log(`failover gap ${gapMs} ms (kill -> ${RESUMED_BYTES} more bytes at the client); g2 master after ${masterAfterMs} ms`);
 
     const summary = await download;
     t.is(summary.ok, 1, JSON.stringify(summary.results));
