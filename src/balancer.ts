@@ -26,6 +26,8 @@ import { effectiveWeight, nextRampChangeMs, rampedTableInput, rampFraction } fro
 import { DRAIN_THENS, watchDrain, type DrainResult, type DrainThen } from "./drain";
 import { TrafficStats, type BalancerStats } from "./stats/trafficStats";
 import { persistenceFor } from "./schedulers/persistence";
+import { readSyncKey } from "./sync/syncKey";
+import { nativeSyncOptions, syncStatus, type SyncStatus } from "./sync/syncStatus";
 
 export interface BalancerOptions {
   logger?: Logger;
@@ -133,6 +135,8 @@ export interface BalancerStatus {
   /** The worker threads' layout (config workerThreads): the setting, and what runs ("auto" resolved). */
   workerThreads: { setting: WorkerThreadsSetting; running: WorkerLayout };
   counters: EngineCounters;
+  /** Only with config sync: the flow sync's peers and counters. */
+  sync?: SyncStatus;
 }
 
 interface BuiltService {
@@ -272,6 +276,7 @@ export class Balancer {
     config: NatlbConfig, options: BalancerOptions, log: Logger, native: NativeAddon, lock: NamespaceLock,
   ): Promise<Balancer> {
     const gateway = await discoverGateway(config);
+    const syncKey = config.sync ? await readSyncKey(config.sync.keyFile) : undefined;
     const flows = new FlowMap(config.flowCapacity);
     const engine = new native.Engine({
       flowTable: flows.bytes,
@@ -303,6 +308,13 @@ export class Balancer {
           { cause: error },
         );
       }
+      if (config.sync && syncKey) {
+        try {
+          engine.startSync(nativeSyncOptions(config.sync, syncKey));
+        } catch (error) {
+          throw new NatlbError("E_SYNC", `flow sync: ${(error as Error).message}`, { cause: error });
+        }
+      }
       const fastPath = engine.kernelFastPathState();
       if (fastPath.unavailable !== undefined) {
         log.warn(
@@ -320,6 +332,7 @@ export class Balancer {
       log.info({ interfaces: gateway.interfaces.map((i) => `${i.name}(${i.role})`), services: config.services.length }, "natlb started");
       return balancer;
     } catch (error) {
+      engine.stopSync();
       engine.stop();
       await kernel?.undo().catch(() => undefined);
       throw error;
@@ -553,7 +566,21 @@ export class Balancer {
       kernelFastPath: this.kernelFastPathStatus(),
       workerThreads: { setting: this.config.workerThreads, running: this.engine.workerThreads() },
       counters: this.engine.counters(),
+      ...this.syncStatusPart(),
     };
+  }
+
+  private syncStatusPart(): { sync?: SyncStatus } {
+    const counters = this.config.sync ? this.engine.syncCounters() : null;
+    return this.config.sync && counters ? { sync: syncStatus(this.config.sync, counters) } : {};
+  }
+
+  /**
+   * Hands every established TCP flow user space forwards, the synced ones included, to the kernel fast
+   * path at once (an instance taking over, e.g. `natlb ha master`); how many went.
+   */
+  offloadEstablishedFlows(): number {
+    return this.engine.offloadEstablishedFlows();
   }
 
   /** A real's slow start and drain, as status shows them. */
@@ -646,6 +673,7 @@ export class Balancer {
     await this.changeQueue;
     try {
       await this.health.stop();
+      this.engine.stopSync();
       this.engine.stop();
       await this.kernel?.undo();
     } finally {
@@ -704,6 +732,9 @@ export class Balancer {
     }
     if (next.workerThreads !== this.config.workerThreads) {
       throw new ApiError("workerThreads cannot change while running: restart natlb", { status: 409 });
+    }
+    if (JSON.stringify(next.sync) !== JSON.stringify(this.config.sync)) {
+      throw new ApiError("sync cannot change while running: restart natlb", { status: 409 });
     }
     // A "dr" real must be on a link this natlb runs on (whatever a fresh start would derive).
     checkDirectRealsOnLink(next, this.gateway.interfaces);

@@ -9,7 +9,9 @@ export {
   parseConfig, parseConfigText, loadConfigFile, diffConfig, DEFAULT_TIMEOUTS, DEAD_REAL_FLOWS, HEALTH_CHECK_TYPES, RECEIVE_PATHS, WORKER_THREADS_SETTINGS,
 } from "./config";
 export { COUNTER_NAMES } from "./native";
-export type { HealthCheckConfig, NatlbConfig, PersistenceConfig, Protocol, RealConfig, ServiceConfig, Timeouts } from "./config";
+export type { HealthCheckConfig, NatlbConfig, PersistenceConfig, Protocol, RealConfig, ServiceConfig, SyncConfig, SyncEndpoint, Timeouts } from "./config";
+export type { SyncStatus } from "./sync/syncStatus";
+export type { SyncCounters } from "./native";
 export { ApiError, ConfigError, ControlError, KernelSetupError, NatlbError, PrivilegeError } from "./errors";
 export type { Connection, FlowStateName } from "./flows/flowMap";
 export { DEFAULT_CONNECTION_PAGE, MAX_CONNECTION_PAGE } from "./flows/connectionQuery";

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../flow/flow_table.h"
+#include "../sync/flow_event_queue.h"
 #include "counters.h"
 #include "interface_config.h"
 #include "kernel_offload.h"
@@ -31,6 +32,7 @@ struct EngineContext {
   std::atomic<bool> running{false};
   bool coalesceTcp = true;  // fixed before start
   KernelOffload* kernelOffload = nullptr;  // the kernel fast path, while running with it
+  sync::FlowEventQueues syncEvents;  // what the workers tell the flow sync (native/sync), when one runs
 
   // The interfaces' MTUs (same order as `interfaces`), refreshed by the housekeeper.
   std::vector<std::atomic<uint32_t>> mtus;
