@@ -28,6 +28,8 @@ import { TrafficStats, type BalancerStats } from "./stats/trafficStats";
 import { persistenceFor } from "./schedulers/persistence";
 import { PairRole, type HaStatus, type RoleChange } from "./ha/pairRole";
 import type { GatewayRole } from "./native";
+import { readSyncKey } from "./sync/syncKey";
+import { nativeSyncOptions, syncStatus, type SyncStatus } from "./sync/syncStatus";
 
 export interface BalancerOptions {
   logger?: Logger;
@@ -137,6 +139,8 @@ export interface BalancerStatus {
   counters: EngineCounters;
   /** The gateway's role in an active/backup pair; only with config `ha` (a lone gateway is master for good). */
   ha?: HaStatus;
+  /** Only with config sync: the flow sync's peers and counters. */
+  sync?: SyncStatus;
 }
 
 interface BuiltService {
@@ -279,6 +283,7 @@ export class Balancer {
     config: NatlbConfig, options: BalancerOptions, log: Logger, native: NativeAddon, lock: NamespaceLock,
   ): Promise<Balancer> {
     const gateway = await discoverGateway(config);
+    const syncKey = config.sync ? await readSyncKey(config.sync.keyFile) : undefined;
     const flows = new FlowMap(config.flowCapacity);
     const engine = new native.Engine({
       flowTable: flows.bytes,
@@ -310,6 +315,13 @@ export class Balancer {
           { cause: error },
         );
       }
+      if (config.sync && syncKey) {
+        try {
+          engine.startSync(nativeSyncOptions(config.sync, syncKey));
+        } catch (error) {
+          throw new NatlbError("E_SYNC", `flow sync: ${(error as Error).message}`, { cause: error });
+        }
+      }
       const fastPath = engine.kernelFastPathState();
       if (fastPath.unavailable !== undefined) {
         log.warn(
@@ -327,6 +339,7 @@ export class Balancer {
       log.info({ interfaces: gateway.interfaces.map((i) => `${i.name}(${i.role})`), services: config.services.length }, "natlb started");
       return balancer;
     } catch (error) {
+      engine.stopSync();
       engine.stop();
       await kernel?.undo().catch(() => undefined);
       throw error;
@@ -519,8 +532,10 @@ export class Balancer {
     }
     const change = this.pairRole.apply(role, reason);
     if (change.changed) {
-      this.log.info({ role, previous: change.previous, reason }, `ha role ${change.previous} -> ${role}`);
-      this.hub.publish({ type: "haRole", role, previous: change.previous, reason, origin: currentChangeOrigin() });
+      // The synced flows go to the kernel fast path now rather than one by one as their packets come.
+      const flowsOffloaded = role === "master" ? this.engine.offloadEstablishedFlows() : undefined;
+      this.log.info({ role, previous: change.previous, reason, flowsOffloaded }, `ha role ${change.previous} -> ${role}`);
+      this.hub.publish({ type: "haRole", role, previous: change.previous, reason, origin: currentChangeOrigin(), ...(flowsOffloaded !== undefined ? { flowsOffloaded } : {}) });
     }
     return change;
   }
@@ -581,7 +596,21 @@ export class Balancer {
       workerThreads: { setting: this.config.workerThreads, running: this.engine.workerThreads() },
       counters: this.engine.counters(),
       ...(this.pairRole ? { ha: this.pairRole.status() } : {}),
+      ...this.syncStatusPart(),
     };
+  }
+
+  private syncStatusPart(): { sync?: SyncStatus } {
+    const counters = this.config.sync ? this.engine.syncCounters() : null;
+    return this.config.sync && counters ? { sync: syncStatus(this.config.sync, counters) } : {};
+  }
+
+  /**
+   * Hands every established TCP flow user space forwards, the synced ones included, to the kernel fast
+   * path at once (an instance taking over, e.g. `natlb ha master`); how many went.
+   */
+  offloadEstablishedFlows(): number {
+    return this.engine.offloadEstablishedFlows();
   }
 
   /** A real's slow start and drain, as status shows them. */
@@ -674,6 +703,7 @@ export class Balancer {
     await this.changeQueue;
     try {
       await this.health.stop();
+      this.engine.stopSync();
       this.engine.stop();
       await this.kernel?.undo();
     } finally {
@@ -735,6 +765,9 @@ export class Balancer {
     }
     if ((next.ha === undefined) !== (this.config.ha === undefined)) {
       throw new ApiError(`the "ha" block cannot be ${next.ha ? "added" : "removed"} while running (it decides whether this gateway claims the VIPs): restart natlb`, { status: 409 });
+    }
+    if (JSON.stringify(next.sync) !== JSON.stringify(this.config.sync)) {
+      throw new ApiError("sync cannot change while running: restart natlb", { status: 409 });
     }
     // A "dr" real must be on a link this natlb runs on (whatever a fresh start would derive).
     checkDirectRealsOnLink(next, this.gateway.interfaces);

@@ -11,7 +11,9 @@ export {
 export { COUNTER_NAMES, GATEWAY_ROLES } from "./native";
 export type { GatewayRole } from "./native";
 export type { HaStatus, RoleChange } from "./ha/pairRole";
-export type { HealthCheckConfig, NatlbConfig, PersistenceConfig, Protocol, RealConfig, ServiceConfig, Timeouts } from "./config";
+export type { HealthCheckConfig, NatlbConfig, PersistenceConfig, Protocol, RealConfig, ServiceConfig, SyncConfig, SyncEndpoint, Timeouts } from "./config";
+export type { SyncStatus } from "./sync/syncStatus";
+export type { SyncCounters } from "./native";
 export { ApiError, ConfigError, ControlError, KernelSetupError, NatlbError, PrivilegeError } from "./errors";
 export type { Connection, FlowStateName } from "./flows/flowMap";
 export { DEFAULT_CONNECTION_PAGE, MAX_CONNECTION_PAGE } from "./flows/connectionQuery";

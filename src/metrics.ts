@@ -69,6 +69,10 @@ function buildRegistry(balancer: Pick<Balancer, "status" | "stats">): Registry &
   });
   const frames = new Counter({ name: "natlb_frames_total", help: "frames by outcome (engine counters that are not drops)", labelNames: ["counter"], registers: [registry] });
   const drops = new Counter({ name: "natlb_drops_total", help: "frames dropped, by reason", labelNames: ["reason"], registers: [registry] });
+  const sync = new Counter({
+    name: "natlb_sync_total", help: "flow sync: datagrams, records and bytes sent and received, records applied, rejected and dropped by reason (native/sync/sync_counters.h)",
+    labelNames: ["counter"], registers: [registry],
+  });
 
   // lb.stats(): per service (every real it has had, removed ones included) and per configured real.
   const serviceLabels = ["vip", "port", "protocol"] as const;
@@ -95,6 +99,7 @@ function buildRegistry(balancer: Pick<Balancer, "status" | "stats">): Registry &
   const evictedTotal = counterMirror(evicted);
   const framesTotal = counterMirror(frames);
   const dropsTotal = counterMirror(drops);
+  const syncTotal = counterMirror(sync);
 
   // One status read per scrape fills every metric.
   const collect = () => {
@@ -150,6 +155,7 @@ function buildRegistry(balancer: Pick<Balancer, "status" | "stats">): Registry &
       else if (name === "ringDrops") dropsTotal({ reason: "ring" }, value);
       else framesTotal({ counter: name }, value);
     }
+    for (const [name, value] of Object.entries(status.sync?.counters ?? {})) syncTotal({ counter: name }, value);
   };
   return Object.assign(registry, { collectNatlb: collect });
 }

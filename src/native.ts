@@ -108,6 +108,45 @@ export const COUNTER_NAMES = [
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type EngineCounters = Record<CounterName, number>;
 
+/** The flow sync's options as the engine takes them (native/sync_values.cc). */
+export interface NativeSyncOptions {
+  listen: { ip: string; port: number };
+  peers: { ip: string; port: number }[];
+  multicast?: { group: string; interface: string };
+  key: Uint8Array;
+  refreshSeconds?: number;
+  maxClockSkewSeconds?: number;
+}
+
+/** The flow sync's counters (native/sync/sync_counters.h; names from syncMessage.counterNames). */
+export type SyncCounters = Record<string, number>;
+
+/** One flow as the sync sends it (native/sync/sync_message.h). */
+export interface SyncFlowRecord {
+  protocol: number;
+  state: number;
+  flags: number;
+  clientIp: string;
+  clientPort: number;
+  vip: string;
+  vport: number;
+  realIp: string;
+  realPort: number;
+  localIp?: string;
+  localPort?: number;
+}
+
+export interface SyncMessageHeader {
+  type: number;
+  senderId: number;
+  sequence: number;
+  timestampMs: number;
+}
+
+export type SyncDecodeResult =
+  | { error: "none"; header: SyncMessageHeader; records: (SyncFlowRecord & { valid: boolean })[] }
+  | { error: "truncated" | "notSync" | "wrongVersion" | "badMac" | "unknownType" };
+
 export interface NativeEngine {
   start(): void;
   stop(): void;
@@ -154,6 +193,16 @@ export interface NativeEngine {
   kernelFastPathState(): { active: boolean; unavailable?: string };
   /** The running workers' layout (config workerThreads, "auto" resolved at start). */
   workerThreads(): WorkerLayout;
+  /** Starts the flow sync (replacing a running one); throws when its socket cannot be bound. */
+  startSync(options: NativeSyncOptions): void;
+  stopSync(): void;
+  /** The flow sync's counters; null when none runs. */
+  syncCounters(): SyncCounters | null;
+  /**
+   * Hands every established TCP flow user space forwards (synced ones included) to the kernel fast path
+   * in one pass: for an instance that takes over. How many went (0 without the kernel fast path).
+   */
+  offloadEstablishedFlows(): number;
 }
 
 export interface FlowLayout {
@@ -175,7 +224,7 @@ export interface FlowLayout {
     number
   >;
   /** Flag bits of an entry's `flags` field. */
-  flags: { template: number; fullNat: number };
+  flags: { template: number; fullNat: number; /** Synced from a peer: its TCP tracking starts mid-stream (native/flow/flow_layout.h). */ pickedUp: number };
   states: string[];
   /** Per-real connection counts (native/flow/flow_layout.h), indexed by real id; fields are byte offsets within a real's slot. */
   realCounters: { offset: number; bytesPerReal: number; realIdCount: number; active: number; inactive: number; templates: number };
@@ -319,6 +368,17 @@ export interface NativeAddon {
    * recorded them at connect). Throws when `fd` is not a connected unix socket.
    */
   peerCredentials(fd: number): PeerCredentials;
+  /** The flow sync's pure message code (native/sync/sync_message.h), for tests and spoofing in e2e tests. */
+  syncMessage: {
+    encode(header: SyncMessageHeader, records: SyncFlowRecord[], key: Uint8Array): Uint8Array;
+    decode(datagram: Uint8Array, key: Uint8Array): SyncDecodeResult;
+    counterNames: string[];
+    version: number;
+    maxRecordsPerDatagram: number;
+    maxDatagramBytes: number;
+    minKeyBytes: number;
+    types: { flows: number; snapshot: number; snapshotEnd: number; snapshotRequest: number };
+  };
   FlowTableForTests: new (flowTable: Uint8Array) => FlowTableForTests;
   RealStatsForTests: new () => RealStatsForTests;
   ServiceForTests: new (service: NativeService) => ServiceForTests;

@@ -106,10 +106,28 @@ const floodDefencesSection: StatusSection = (status) => {
 };
 
 /** The sections of `natlb status`, in the order they print. */
+/** The flow sync (config sync): its peers, what went and came, and every rejection or drop that happened. */
+const syncSection: StatusSection = (status) => {
+  const sync = status.sync;
+  if (sync === undefined) return [];
+  const c = sync.counters;
+  const to = [...sync.peers, ...(sync.multicast ? [`${sync.multicast.group} on ${sync.multicast.interface}`] : [])].join(", ");
+  const troubles = Object.entries(c)
+    .filter(([name, value]) => value > 0 && (name.startsWith("rejected") || name.startsWith("dropped") || name === "sendErrors"))
+    .map(([name, value]) => `${name} ${value}`);
+  return [
+    `sync: ${sync.listen} <-> ${to}; sent ${c.sentRecords ?? 0} record(s) in ${c.sentDatagrams ?? 0} datagram(s), ` +
+      `received ${c.receivedDatagrams ?? 0}, applied ${(c.appliedInserted ?? 0) + (c.appliedUpdated ?? 0)} ` +
+      `(${c.appliedInserted ?? 0} new); snapshots received ${c.snapshotsCompleted ?? 0}, served ${c.snapshotRequestsServed ?? 0}` +
+      (troubles.length > 0 ? `; ${troubles.join(", ")}` : ""),
+  ];
+};
+
 export const STATUS_SECTIONS: readonly StatusSection[] = [
   summarySection,
   haSection,
   forwardingPathSection,
+  syncSection,
   servicesSection,
   framesSection,
   floodDefencesSection,
@@ -162,7 +180,7 @@ export function formatEvent(event: NatlbEvent): string {
     case "drainFinished":
       return `${head} ${event.service} ${event.real}: ${event.deadlineHit ? `deadline hit with ${event.connectionsLeft} connection(s) left` : "no connections left"} after ${(event.waitedMs / 1000).toFixed(1)} s; then ${event.then}: ${event.done}`;
     case "haRole":
-      return `${head} ${event.previous} -> ${event.role} (${event.reason}) by ${originText(event.origin)}`;
+      return `${head} ${event.previous} -> ${event.role} (${event.reason}) by ${originText(event.origin)}${event.flowsOffloaded !== undefined ? `; ${event.flowsOffloaded} flow(s) to the kernel fast path` : ""}`;
     case "lagged":
       return `${head}: this watcher missed ${event.missed} events`;
   }

@@ -12,6 +12,7 @@
 
 #include "../io/rx_ring.h"
 #include "../packet/tcp_reset.h"
+#include "../sync/flow_sync.h"
 #include "engine_context.h"
 #include "reply_claims_signaller.h"
 #include "timeout_profile_assignment.h"
@@ -95,6 +96,15 @@ class Engine {
   // announces every VIP `announcement.rounds` times; leaving it stops the announcements.
   void setGatewayRole(GatewayRole role, TakeoverAnnouncement announcement);
   GatewayRole gatewayRole() const { return context_.gatewayRole.load(); }
+  // The flow sync (native/sync/flow_sync.h): started with its options (replacing a running one; throws
+  // io::SystemError when its socket cannot be opened), stopped, and its counters (nullopt: none runs).
+  void startSync(sync::SyncOptions options);
+  void stopSync();
+  std::optional<std::array<uint64_t, size_t(sync::SyncCounter::Count)>> syncCounters();
+  // Hands every established TCP flow that user space forwards (synced ones included) to the kernel fast
+  // path in one pass, as the workers would after their next packets: for an instance that takes over.
+  // Returns how many went; 0 without the kernel fast path.
+  size_t offloadEstablishedFlows();
 
   std::array<uint64_t, size_t(Counter::Count)> counters() const;
   // Each real's traffic (real_stats.h) by real id, summed over the workers, the kernel fast path and
@@ -143,6 +153,7 @@ class Engine {
   std::string kernelFastPathUnavailable_;  // guarded by controlMutex_
   std::unique_ptr<KernelOffload> kernelOffload_;  // while running with the kernel fast path
   std::unique_ptr<ReplyClaimsSignaller> replyClaims_;  // while running, with a backend interface
+  std::unique_ptr<sync::FlowSync> sync_;  // while a sync is configured; guarded by controlMutex_
   std::vector<uint32_t> localAddresses_;  // sorted; guarded by controlMutex_
   std::vector<Route> routes_;              // as last given; guarded by controlMutex_
   TimeoutProfileAssignment timeoutProfiles_{context_.timeouts};  // guarded by controlMutex_

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../flow/flow_table.h"
+#include "../sync/flow_event_queue.h"
 #include "counters.h"
 #include "gateway_role.h"
 #include "interface_config.h"
@@ -34,6 +35,7 @@ struct EngineContext {
   std::atomic<GatewayRole> gatewayRole{GatewayRole::Master};
   bool coalesceTcp = true;  // fixed before start
   KernelOffload* kernelOffload = nullptr;  // the kernel fast path, while running with it
+  sync::FlowEventQueues syncEvents;  // what the workers tell the flow sync (native/sync), when one runs
 
   // The interfaces' MTUs (same order as `interfaces`), refreshed by the housekeeper.
   std::vector<std::atomic<uint32_t>> mtus;

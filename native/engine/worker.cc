@@ -17,6 +17,7 @@
 #include "../packet/nat_rewrite.h"
 #include "../packet/tcp_header.h"
 #include "persistent_scheduling.h"
+#include "../sync/flow_records.h"
 
 namespace natlb::engine {
 
@@ -53,6 +54,7 @@ Worker::Worker(EngineContext& context, std::vector<std::unique_ptr<InterfaceRece
       directSenders_(context.interfaces, context.coalesceTcp, SenderSet::Claims::Nothing),
       neighbours_(context.neighbours),
       flowReader_(context.flows.registerReader()),
+      syncEvents_(context.syncEvents.acquire()),
       random_(0x9e3779b97f4a7c15ULL ^ (uint64_t(receivers_.front()->interface().ifindex) << 32) ^ monotonicMs()) {}
 
 // The next frame, from the receivers in turn; `current_` becomes the one it came from.
@@ -86,6 +88,7 @@ void Worker::waitForFrames(int timeoutMs) {
 Worker::~Worker() {
   join();
   context_.flows.unregisterReader(flowReader_);
+  if (syncEvents_ != nullptr) context_.syncEvents.release(syncEvents_);
 }
 
 void Worker::start() { thread_ = std::thread([this] { run(); }); }
@@ -416,7 +419,8 @@ std::optional<flow::SegmentVerdict> Worker::trackTcp(const flow::FlowEntry& entr
   const flow::Direction other = direction == flow::Direction::FromClient ? flow::Direction::FromReal : flow::Direction::FromClient;
   const flow::TcpSide sender = flow::readSide(entry, direction);
   const flow::TcpSide receiver = flow::readSide(entry, other);
-  const flow::SegmentVerdict verdict = flow::judgeSegment(sender, receiver, *segment);
+  const flow::SegmentVerdict verdict =
+      flow::judgeSegment(sender, receiver, *segment, (entry.flags() & flow::flags::kPickedUp) != 0);
   if (verdict == flow::SegmentVerdict::Track) flow::writeSide(entry, direction, flow::afterSegment(sender, receiver, *segment));
   return verdict;
 }
@@ -460,7 +464,10 @@ void Worker::recordPacket(const flow::FlowEntry& entry, const Ipv4FrameView& vie
     const flow::FlowState next = (flowFlags & flow::flags::kDirectRouting)
                                      ? flow::advanceInputOnlyTcpState(state, tcpFlags)
                                      : flow::advanceTcpState(state, flowFlags, direction, tcpFlags).state;
-    if (next > state) context_.flows.raiseState(entry, next);
+    if (next > state) {
+      context_.flows.raiseState(entry, next);
+      syncFlow(entry);
+    }
   }
   if (entry.load<uint64_t>(flow::entry::kLastSeenMs) != nowMs_) entry.store<uint64_t>(flow::entry::kLastSeenMs, nowMs_);
   const uint64_t ipBytes = view.l4Offset - view.l3Offset + view.l4Length;
@@ -473,6 +480,17 @@ void Worker::recordPacket(const flow::FlowEntry& entry, const Ipv4FrameView& vie
       flow::hasProvenItself(view.protocol, entry.state(), flowFlags, nowMs_ - entry.load<uint64_t>(flow::entry::kCreatedMs))) {
     context_.flows.assure(entry);
   }
+}
+
+// Tells the flow sync (when one runs) about a new flow or a state change: a relaxed load when none does,
+// a copy into this worker's bounded queue when one does (a full queue drops, counted).
+void Worker::syncFlow(const flow::FlowEntry& entry) {
+  if (!context_.syncEvents.enabled.load(std::memory_order_relaxed)) return;
+  if (syncEvents_ == nullptr) {
+    context_.syncEvents.unqueued.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  syncEvents_->push(sync::recordOf(entry));
 }
 
 // An established TCP flow whose next hops are on managed interfaces (both; a direct-routing flow's one,
@@ -547,6 +565,7 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
     }
     counters_.add(Counter::NewFlows);
     realStats_.add(scheduled.real->id, RealStat::Connections, 1);
+    syncFlow(context_.flows.entryAt(ref));
     if (!service.directRouting) primeNeighbour(view.sourceIp());  // a DR flow's replies bypass natlb
   }
   const flow::FlowEntry entry = context_.flows.entryAt(ref);

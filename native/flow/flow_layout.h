@@ -112,7 +112,10 @@ constexpr size_t kTemplateTimeoutS = 172; // u32, a template: seconds it outlive
 // replies come back to them (the reply index holds real -> local address:port, not the client).
 constexpr size_t kLocalIp = 176;          // u32
 constexpr size_t kLocalPort = 180;        // u16
-// 182..191 reserved
+// 182..183 reserved
+// Flow sync (native/sync): when this flow was last sent to the peers or last applied from one, so the
+// refresh re-sends only flows with traffic since, and a flow a peer just sent is not sent back.
+constexpr size_t kSyncedMs = 184;         // u64
 }  // namespace entry
 
 constexpr uint8_t kNoWindowScale = 0xff;
@@ -158,6 +161,10 @@ constexpr uint16_t kDirectRouting = 1024;
 // natlb's; the reply index and the kernel's reply claim hold real -> local address:port. Stays in user
 // space (never offloaded: the kernel fast path rewrites one side only).
 constexpr uint16_t kFullNat = 2048;
+// Synced from a peer (native/sync): its traffic may arrive mid-stream, so a side's first segment, whatever
+// it is, starts that side's TCP tracking (conntrack's pick-up); a RST from a side never seen is passed on
+// without closing the flow.
+constexpr uint16_t kPickedUp = 4096;
 // The flags that fix a flow's forwarding mode for its whole life.
 constexpr uint16_t kModeFlags = kDirectRouting | kFullNat;
 }  // namespace flags

@@ -169,6 +169,18 @@ struct FloodDefences {
   std::atomic<uint32_t> pressureTimeoutSeconds{5};
 };
 
+// A flow as a peer synced it (native/sync): its key, real (mapped to this instance's id), state and mode.
+struct SyncedFlow {
+  ForwardKey key;
+  RealEndpoint real;
+  FlowState state;
+  uint16_t modeFlags;       // flags::kDirectRouting, flags::kFullNat or 0
+  ReplyDestination local;   // full NAT: the local address and port the peer chose
+  bool assured;             // it has proven itself on the peer
+  uint8_t timeoutProfile;
+};
+enum class SyncedOutcome : uint8_t { Inserted, Updated, Full, Conflict };
+
 // Why a new flow got no entry.
 enum class InsertRefusal : uint8_t { None, Full, LocalPortsExhausted };
 
@@ -210,6 +222,13 @@ class FlowTable {
   // A real's live flows, as kept in the shared counters (flow_layout.h): ESTABLISHED, and the rest.
   uint32_t activeFlowsOf(uint16_t realId) const { return realCounter(realId, real_counters::kActive).load(std::memory_order_relaxed); }
   uint32_t inactiveFlowsOf(uint16_t realId) const { return realCounter(realId, real_counters::kInactive).load(std::memory_order_relaxed); }
+  // Applies a flow a peer synced: a new entry (picked up: flags::kPickedUp, its reply claimed at once
+  // so replies that arrive here are natlb's), or the live one with its key raised to the synced state and
+  // kept alive; one with the same key but another real or mode is replaced. Conflict: its reply tuple
+  // is another live flow's (a full-NAT local port in use here).
+  SyncedOutcome applySynced(const SyncedFlow& flow, uint64_t nowMs);
+  // Entries ever handed out: refs 1..usedEntries() may be live (for scans).
+  uint32_t usedEntries() const { return headerField<uint32_t>(header::kBumpAllocated).load(std::memory_order_relaxed); }
   // Removes a live flow (for reuse of a closing one by a new SYN).
   void remove(uint32_t ref, uint64_t nowMs);
   // The flow has proven itself (its handshake completed, or its UDP exchange goes on): it leaves its

@@ -63,10 +63,13 @@ enum class SegmentVerdict : uint8_t {
   OutOfWindow,  // a RST or FIN that does not fit: drop it
 };
 
-// Judges a segment from `sender` to `receiver`, as they were before it.
-constexpr SegmentVerdict judgeSegment(const TcpSide& sender, const TcpSide& receiver, const packet::TcpHeaderFields& segment) {
+// Judges a segment from `sender` to `receiver`, as they were before it. `pickedUp`: the flow was synced
+// from a peer mid-stream (flags::kPickedUp), so a side's first segment need not be its SYN.
+constexpr SegmentVerdict judgeSegment(const TcpSide& sender, const TcpSide& receiver, const packet::TcpHeaderFields& segment,
+                                      bool pickedUp = false) {
   const bool reset = segment.flags & packet::kTcpRst;
   const bool stateChanging = reset || (segment.flags & packet::kTcpFin);
+  if (!sender.seen && pickedUp) return reset ? SegmentVerdict::PassOnly : SegmentVerdict::Track;
   if (!sender.seen) {
     // Its first segment is its SYN (or SYN-ACK); a reset only as the refusal of the other side's SYN:
     // RST+ACK acknowledging exactly what that side sent.

@@ -16,8 +16,19 @@ export type NatlbEventBody =
   | { readonly type: "dropSpike"; readonly reason: string; readonly perSecond: number; readonly usualPerSecond: number }
   /** A drain (`natlb real drain`, `lb.drainReal()`) ended: connections left, whether the deadline came first, what `then` did. */
   | ({ readonly type: "drainFinished" } & DrainResult)
-  /** The gateway's role in an active/backup pair changed (`natlb ha`, keepalived's notify): `reason` says who said so. */
-  | { readonly type: "haRole"; readonly role: GatewayRole; readonly previous: GatewayRole; readonly reason: string; readonly origin: ChangeOrigin }
+  /**
+   * The gateway's role in an active/backup pair changed (`natlb ha`, keepalived's notify): `reason` says
+   * who said so. A new master hands the established flows it has (the synced ones) to the kernel fast
+   * path at once: `flowsOffloaded` (0 without the fast path).
+   */
+  | {
+      readonly type: "haRole";
+      readonly role: GatewayRole;
+      readonly previous: GatewayRole;
+      readonly reason: string;
+      readonly origin: ChangeOrigin;
+      readonly flowsOffloaded?: number;
+    }
   /** This watcher fell behind and missed events (its queue is bounded). */
   | { readonly type: "lagged"; readonly missed: number };
 
