@@ -24,7 +24,7 @@ const HOLDER = `
   // Writes a line on a connection and waits for it to come back (a real's echo server): the connection
   // still carries data both ways.
   const echoOne = (port, s, timeoutMs) => new Promise((resolve) => {
-    const line = "ping " + port + " " + Date.now() + "\n";
+    const line = "ping " + port + " " + Date.now() + "\\n";
     const timer = setTimeout(() => { s.onReceived = undefined; resolve(false); }, timeoutMs);
     s.received = "";
     s.onReceived = () => { if (s.received.includes(line)) { clearTimeout(timer); s.onReceived = undefined; resolve(true); } };
@@ -77,14 +77,23 @@ export function holdConnections(ns: string): ConnectionHolder {
   const replies: Array<(reply: Record<string, unknown>) => void> = [];
   createInterface({ input: child.stdout! }).on("line", (line) => replies.shift()?.(JSON.parse(line) as Record<string, unknown>));
   let exited = false;
-  child.once("exit", () => {
+  const waiting = new Set<(error: Error) => void>();
+  child.once("exit", (code, signal) => {
     exited = true;
+    // A holder that died answers nothing more: say so at once instead of at each question's deadline.
+    for (const fail of waiting) fail(new Error(`the connection holder exited (${signal ?? code})`));
   });
   const ask = (line: string, timeoutMs: number) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
       if (exited) return reject(new Error("the connection holder has exited"));
       const timer = setTimeout(() => reject(new Error(`the connection holder did not answer "${line}" within ${timeoutMs} ms`)), timeoutMs);
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        reject(error);
+      };
+      waiting.add(fail);
       replies.push((reply) => {
+        waiting.delete(fail);
         clearTimeout(timer);
         resolve(reply);
       });
