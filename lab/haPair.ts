@@ -31,6 +31,11 @@ export interface HaPair {
 export interface HaPairSetup {
   /** Config fields both natlb instances get on top of the services and the ha block (the sync block). */
   readonly extraConfig?: (index: 0 | 1, lab: HaPairLab) => Record<string, unknown>;
+  /**
+   * How keepalived tells natlb: "script" (default) runs `natlb ha notify` per transition; "fifo" has
+   * `natlb ha notify-fifo` read keepalived's notify FIFO (no process started per transition).
+   */
+  readonly notifyVia?: "script" | "fifo";
   /** tbf rate on the reals' uplinks, e.g. "400mbit", so a long download is still running when the master dies. */
   readonly realRate?: string;
 }
@@ -98,17 +103,23 @@ export async function withHaPairRunning<T>(setup: HaPairSetup, body: (pair: HaPa
     const servers = await Promise.all(lab.reals.map((_, i) => startBlobServer(lab, i + 1, HA_REAL_PORT)));
     for (const real of lab.reals) await startTcpEcho(lab, real.ns, real.ip, ECHO_REAL_PORT);
     for (const index of [0, 1] as const) natlb.push(await startBalancer(lab.balancerHost(index), pairConfig(lab, index, setup)));
-    for (const index of [0, 1] as const) {
+    // g1's keepalived first: started together, the two may both time out waiting for adverts and g2 be
+    // master for a moment (a start-up flap the test would see as extra transitions).
+    const startKeepalived = (index: 0 | 1) =>
       keepalived.push(
         lab.startKeepalived(index, {
           priority: index === 0 ? 150 : 100,
           initialState: index === 0 ? "MASTER" : "BACKUP",
           advertIntervalS: ADVERT_INTERVAL_S,
-          notify: [process.execPath, NATLB_CLI, "ha", "notify", "--socket", natlb[index]!.socket],
+          notify: {
+            via: setup.notifyVia ?? "script",
+            command: [process.execPath, NATLB_CLI, "ha", setup.notifyVia === "fifo" ? "notify-fifo" : "notify", "--socket", natlb[index]!.socket],
+          },
         }),
       );
-    }
+    startKeepalived(0);
     await waitUntil("keepalived to make g1 master (natlb ha notify)", async () => (await natlb[0]!.status()).ha?.role === "master", 20_000, 50);
+    startKeepalived(1);
     // g2's keepalived starts as BACKUP and says so through notify, which changes nothing (natlb starts as backup).
     const backup = await natlb[1]!.status();
     if (backup.ha?.role !== "backup") throw new Error(`g2 should be backup, is ${backup.ha?.role}`);

@@ -56,8 +56,11 @@ export interface KeepalivedOptions {
   readonly initialState: 'MASTER' | 'BACKUP';
   /** Seconds between VRRP adverts (fractions allowed). */
   readonly advertIntervalS: number;
-  /** The command keepalived runs on transitions (TYPE NAME STATE PRIORITY appended). */
-  readonly notify: readonly string[];
+  /**
+   * How keepalived tells natlb (lab/keepalived.ts): "script" runs `command` per transition (TYPE NAME
+   * STATE PRIORITY appended); "fifo" runs it once as the reader of a FIFO in the lab's temp dir.
+   */
+  readonly notify: { readonly via: 'script' | 'fifo'; readonly command: readonly string[] };
 }
 
 export interface HaPairLab {
@@ -293,7 +296,7 @@ class PairLab implements HaPairLab {
       priority: options.priority,
       initialState: options.initialState,
       advertIntervalS: options.advertIntervalS,
-      notify: options.notify,
+      notify: options.notify.via === 'script' ? { via: 'script', command: options.notify.command } : { via: 'fifo', command: options.notify.command, fifo: join(dir, 'notify.fifo') },
     };
     const files = writeKeepalivedFiles(dir, instance);
     return keepalivedProcess(this.spawn(gateway.ns, KEEPALIVED_BIN, keepalivedArgs(files), { stdio: ['ignore', 'pipe', 'pipe'] }));

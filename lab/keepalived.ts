@@ -23,8 +23,12 @@ export interface VrrpInstanceOptions {
   readonly initialState: 'MASTER' | 'BACKUP';
   /** Seconds between adverts; fractions need VRRP version 3 (set below). */
   readonly advertIntervalS: number;
-  /** Program and arguments keepalived runs on every transition, with TYPE NAME STATE PRIORITY appended. */
-  readonly notify: readonly string[];
+  /**
+   * How keepalived tells natlb: "script" runs `command` on every transition with TYPE NAME STATE
+   * PRIORITY appended (notify); "fifo" writes the same notices to the FIFO `fifo` and runs `command`
+   * once, with the FIFO's path appended, to read them (vrrp_notify_fifo, vrrp_notify_fifo_script).
+   */
+  readonly notify: { readonly via: 'script'; readonly command: readonly string[] } | { readonly via: 'fifo'; readonly command: readonly string[]; readonly fifo: string };
   /** Names the instance in logs and the router id. */
   readonly name: string;
 }
@@ -34,7 +38,8 @@ export interface VrrpInstanceOptions {
  * command only when neither it nor its directories are writable by anyone but root.
  */
 export function keepalivedConf(o: VrrpInstanceOptions): string {
-  const quoted = o.notify.map((part) => (/[\s"]/.test(part) ? `'${part}'` : part)).join(' ');
+  const quoted = o.notify.command.map((part) => (/[\s"]/.test(part) ? `'${part}'` : part)).join(' ');
+  const fifo = o.notify.via === 'fifo' ? `  vrrp_notify_fifo ${o.notify.fifo}\n  vrrp_notify_fifo_script "${quoted}"\n` : '';
   return `global_defs {
   router_id ${o.name}
   script_user root
@@ -42,7 +47,7 @@ export function keepalivedConf(o: VrrpInstanceOptions): string {
   vrrp_version 3
   vrrp_garp_master_repeat 3
   vrrp_garp_master_delay 1
-}
+${fifo}}
 
 vrrp_instance ${o.name} {
   state ${o.initialState}
@@ -57,8 +62,7 @@ vrrp_instance ${o.name} {
   virtual_ipaddress {
     ${o.virtualIp}/${o.prefixLength} dev ${o.interface}
   }
-  notify "${quoted}"
-}
+${o.notify.via === 'script' ? `  notify "${quoted}"\n` : ''}}
 `;
 }
 

@@ -1,9 +1,13 @@
 // `natlb ha master|backup|fault` and `natlb ha notify`: the role of this gateway in an active/backup
 // pair (config `ha`), set over the control socket. keepalived decides the role (VRRP); its notify
-// script is `natlb ha notify`, which takes keepalived's own arguments (TYPE NAME STATE PRIORITY).
+// script is `natlb ha notify`, which takes keepalived's own arguments (TYPE NAME STATE PRIORITY), or
+// its vrrp_notify_fifo_script is `natlb ha notify-fifo`, which follows the same notices in order from
+// keepalived's FIFO without starting a process per transition.
+import { createReadStream } from "node:fs";
+import { createInterface } from "node:readline";
 import type { Command } from "commander";
 import { addClientOptions, askDaemon, printResult, withExamples, type ClientOptions } from "./cliSupport";
-import { noticeText, parseKeepalivedNotify } from "./ha/keepalivedNotify";
+import { noticeText, parseKeepalivedNotify, parseNotifyFifoLine } from "./ha/keepalivedNotify";
 import { GATEWAY_ROLES, type GatewayRole } from "./native";
 
 const ROLE_DESCRIPTIONS: Readonly<Record<GatewayRole, string>> = Object.freeze({
@@ -51,5 +55,28 @@ export function addHaCommands(program: Command): void {
   ).action((type: string, name: string, state: string, priority: string | undefined, options: ClientOptions) => {
     const notice = parseKeepalivedNotify([type, name, state, ...(priority !== undefined ? [priority] : [])]);
     return setRole(options, notice.role, noticeText(notice));
+  });
+  withExamples(
+    addClientOptions(
+      ha
+        .command("notify-fifo")
+        .description(
+          "keepalived's vrrp_notify_fifo_script: reads keepalived's notices (INSTANCE \"VI_1\" MASTER 100) from the FIFO keepalived names as the last argument, in order, and sets each one's role, until keepalived closes the FIFO or stops the script; a notice natlb refuses is reported on stderr and the next one is read",
+        )
+        .argument("<fifo>", "the FIFO (keepalived's vrrp_notify_fifo) that keepalived appends"),
+    ),
+    'vrrp_notify_fifo /run/keepalived/natlb.fifo   # keepalived.conf global_defs, and:',
+    'vrrp_notify_fifo_script "/usr/bin/natlb ha notify-fifo --config /etc/natlb/natlb.json"',
+  ).action(async (fifo: string, options: ClientOptions) => {
+    const lines = createInterface({ input: createReadStream(fifo), crlfDelay: Infinity });
+    for await (const line of lines) {
+      if (line.trim() === "") continue;
+      try {
+        const notice = parseNotifyFifoLine(line);
+        if (notice !== undefined) await setRole(options, notice.role, noticeText(notice));
+      } catch (error) {
+        process.stderr.write(`natlb ha notify-fifo: ${error instanceof Error ? error.message : String(error)}\n`);
+      }
+    }
   });
 }

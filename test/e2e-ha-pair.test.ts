@@ -76,7 +76,8 @@ test.serial("the backup stays silent for the VIPs; when the master dies, keepali
 
 test.serial("failover: a 1 GiB download and 50 idle connections through the master survive its death (synced flows on the backup)", async (t) => {
   const gib = 1024 ** 3;
-  await withHaPair(t, { realRate: "400mbit", extraConfig: syncConfig }, async ({ lab, natlb: [g1, g2] }) => {
+  // keepalived tells natlb through its notify FIFO here (`natlb ha notify-fifo`); the first test covers `notify`.
+  await withHaPair(t, { realRate: "400mbit", extraConfig: syncConfig, notifyVia: "fifo" }, async ({ lab, natlb: [g1, g2] }) => {
     const holder = holdConnections(lab.client.ns);
     t.teardown(() => holder.stop());
     const held = await holder.open(lab.vip, ECHO_SERVICE_PORT, 50, 5000);
@@ -102,6 +103,7 @@ test.serial("failover: a 1 GiB download and 50 idle connections through the mast
     const g1Flows = await g1.connections();
     t.true(g1Flows.some((c) => c.vip.port === HA_SERVICE_PORT && c.state === "ESTABLISHED"));
 
+    const transitionsBefore = (await g2.status()).ha!.transitions;
     const gap = await measureFailoverGap(lab, () => lab.killGateway(0));
     const killedAt = gap.killedAt;
     await waitUntil("g2 to be master", async () => (await g2.status()).ha?.role === "master", 10_000, 20);
@@ -120,7 +122,8 @@ test.serial("failover: a 1 GiB download and 50 idle connections through the mast
     t.is(echoed.answered.length, 50);
 
     const status = await g2.status();
-    t.like(status.ha, { role: "master", transitions: 1 });
+    t.like(status.ha, { role: "master", transitions: transitionsBefore + 1 });
+    t.regex(status.ha!.reason, /^keepalived notify INSTANCE natlb_\w+_g2 MASTER 100$/);
     t.true(status.counters.gratuitousArpSent >= TAKEOVER_ARP_ROUNDS);
     t.true(status.counters.toReal > 0);
     const flows = await g2.connections();

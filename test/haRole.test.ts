@@ -5,7 +5,7 @@ import test from "ava";
 import { parseConfig } from "../src/config";
 import { ConfigError, NatlbError } from "../src/errors";
 import { FlowMap } from "../src/flows/flowMap";
-import { parseKeepalivedNotify, noticeText } from "../src/ha/keepalivedNotify";
+import { parseKeepalivedNotify, parseNotifyFifoLine, noticeText } from "../src/ha/keepalivedNotify";
 import { PairRole } from "../src/ha/pairRole";
 import { loadNative, type GatewayRole } from "../src/native";
 
@@ -27,6 +27,18 @@ test("keepalived's notify arguments: each state gives its role; anything else is
   for (const [args, message] of refused) {
     const error = t.throws(() => parseKeepalivedNotify(args), { instanceOf: NatlbError, message });
     t.is(error?.code, "E_USAGE");
+  }
+});
+
+test("keepalived's notify FIFO lines: the name quoted; priority-only lines change no role; anything else is refused", (t) => {
+  t.like(parseNotifyFifoLine('INSTANCE "VI_1" MASTER 100'), { type: "INSTANCE", name: "VI_1", role: "master", priority: 100 });
+  t.like(parseNotifyFifoLine('GROUP "G 1" BACKUP'), { type: "GROUP", name: "G 1", role: "backup" });
+  t.like(parseNotifyFifoLine('INSTANCE "a\\"b" FAULT 0\n'), { name: 'a"b', role: "fault" });
+  for (const line of ['INSTANCE "VI_1" MASTER_RX_LOWER_PRI 100', 'INSTANCE "VI_1" MASTER_PRIORITY 120', 'INSTANCE "VI_1" BACKUP_PRIORITY 90']) {
+    t.is(parseNotifyFifoLine(line), undefined, line);
+  }
+  for (const line of ["INSTANCE VI_1 MASTER 100", 'INSTANCE "VI_1" PRIMARY 100', "", 'VS "x" UP']) {
+    t.throws(() => parseNotifyFifoLine(line), { instanceOf: NatlbError }, line);
   }
 });
 

@@ -50,3 +50,18 @@ export function parseKeepalivedNotify(args: readonly string[]): KeepalivedNotice
 export function noticeText(notice: KeepalivedNotice): string {
   return `keepalived notify ${notice.type} ${notice.name} ${notice.state}${notice.priority === undefined ? "" : ` ${notice.priority}`}`;
 }
+
+const FIFO_LINE = /^(INSTANCE|GROUP) "((?:[^"\\]|\\.)*)" ([A-Z_]+)(?: (\d{1,3}))?$/;
+
+/**
+ * One line of keepalived's vrrp_notify_fifo (keepalived.conf(5)): `INSTANCE "VI_1" MASTER 100`, the
+ * notify arguments with the name quoted. Undefined for the lines that change no role
+ * (MASTER_RX_LOWER_PRI, MASTER_PRIORITY, BACKUP_PRIORITY); a usage error for anything else.
+ */
+export function parseNotifyFifoLine(line: string): KeepalivedNotice | undefined {
+  const match = FIFO_LINE.exec(line.trim());
+  if (!match) throw new NatlbError("E_USAGE", `${JSON.stringify(line.slice(0, 200))} is not a keepalived notify fifo line like INSTANCE "VI_1" MASTER 100`);
+  const [, type, name, state, priority] = match as unknown as [string, string, string, string, string | undefined];
+  if (ROLE_OF_STATE[state] === undefined && /^(MASTER_RX_LOWER_PRI|MASTER_PRIORITY|BACKUP_PRIORITY)$/.test(state)) return undefined;
+  return parseKeepalivedNotify([type, name.replace(/\\(.)/g, "$1"), state, ...(priority !== undefined ? [priority] : [])]);
+}
