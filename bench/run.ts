@@ -9,6 +9,8 @@ import { addonFingerprint } from "./addonFingerprint";
 import { prepareConnTool } from "./connTool";
 import { measureFlowMap, type FlowMapResult } from "./flowMap";
 import { runFloodLab, type FloodLabResult } from "./floodLab";
+import { runFailoverLab, type FailoverLabResult } from "./failoverLab";
+import { buildFailoverReport } from "./failoverReport";
 import { controlPlaneMain } from "./controlPlaneScale";
 import { buildFloodReport } from "./floodReport";
 import { MODES_SERVICES_PORTS, PortCursor, REALS, runLab, variantRunsIn, type LabRunResult } from "./labRounds";
@@ -50,7 +52,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
     }
   }
   // Variants this build cannot run (natlb refuses their configuration) are listed as not available.
-  const throughputLabs = o.labs.filter((l): l is LabKind => l !== "flood");
+  const throughputLabs = o.labs.filter((l): l is LabKind => l !== "flood" && l !== "failover");
   const modesServices = { vip: VIP, ...MODES_SERVICES_PORTS, reals: Array.from({ length: REALS }, (_, i) => realIp(i + 1)) };
   for (const v of ALL_VARIANTS) {
     if (!o.variants.includes(v.id) || v.unavailable === undefined || !throughputLabs.some((l) => variantRunsIn(v, l))) continue;
@@ -74,10 +76,22 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
 
   const labs: LabRunResult[] = [];
   let flood: FloodLabResult | null = null;
+  let failover: FailoverLabResult | null = null;
   const stoppedEarly: string[] = [];
   for (const kind of o.labs) {
     if (Date.now() > deadline) {
       stoppedEarly.push(`${kind}: not run, the time bound of ${o.maxMinutes} min was reached`);
+      continue;
+    }
+    if (kind === "failover") {
+      try {
+        failover = await runFailoverLab(o, deadline);
+        errors.push(...failover.errors);
+        if (failover.stoppedEarly !== null) stoppedEarly.push(`failover: ${failover.stoppedEarly}`);
+      } catch (e) {
+        errors.push(`failover lab aborted: ${(e as Error).message}`);
+        o.log(`[failover] lab aborted: ${(e as Error).message}`);
+      }
       continue;
     }
     if (kind === "flood") {
@@ -175,6 +189,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
             probeTimeoutMs: o.floodProbeTimeoutMs,
             sources: SPOOF_RANGE,
           }),
+    failover: failover === null ? null : buildFailoverReport(failover),
     natlbAddon: { atStart: addonAtStart, seen: builds },
     runs,
     samples: labs.flatMap((l) => l.samples),
@@ -191,7 +206,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
 }
 
 const USAGE = `usage: node dist/bench/run.js [--quick] [--json <file> | --no-json] [--no-progress] [--rounds N] [--mib N]
-        [--labs gso,mtu,modes,flood] [--variants plain,kernelNat,haproxy,nodeProxy,natlb,natlbUserSpace,natlbAfPacket,natlbThreadPerInterface,natlbDr,natlbFullnat]
+        [--labs gso,mtu,modes,flood,failover] [--variants plain,kernelNat,haproxy,nodeProxy,natlb,natlbUserSpace,natlbAfPacket,natlbThreadPerInterface,natlbDr,natlbFullnat]
         [--max-minutes M]
         [--flood-rates 12500,25000,50000,100000,200000] [--flood-seconds S] [--flood-recovery-seconds S]
    or: node dist/bench/run.js control-plane [--services N] [--reals N] [--flows N] [--interval-ms MS] [--seconds S]

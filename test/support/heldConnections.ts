@@ -62,7 +62,7 @@ export interface ConnectionHolder {
   open(host: string, port: number, count: number, timeoutMs?: number): Promise<{ opened: number[]; failed: number }>;
   /**
    * Sends a line on every held connection at once and waits up to `timeoutMs` for each to come back
-   * (the service must echo: test/support/tcpEcho.ts); by local port.
+   * (the service must echo: startTcpEcho in lab/haPair.ts); by local port.
    */
   echo(timeoutMs: number): Promise<{ answered: number[]; silent: number[] }>;
   /** Closes these connections (FIN) by local port. */
