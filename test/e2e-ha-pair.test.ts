@@ -37,6 +37,8 @@ test.serial("the backup stays silent for the VIPs; when the master dies, keepali
     t.is(g2Before.counters.arpRepliesSent, 0);
     t.is(g2Before.counters.gratuitousArpSent, 0, "a backup announces nothing, not even at start");
     t.true((await g1.status()).counters.arpRepliesSent >= 1);
+    const statusText = await g2.cli(["status"]);
+    t.regex(statusText.stdout, /^ha: BACKUP since \S+ \(config ha\.initialRole; 0 transition\(s\)\); silent for the VIPs \(\d+ ARP request\(s\) left unanswered\)/m);
 
     // The master dies: natlb and keepalived SIGKILLed, links down.
     const killedAt = Date.now();
@@ -54,6 +56,14 @@ test.serial("the backup stays silent for the VIPs; when the master dies, keepali
     t.true(g2After.counters.toReal > g2Before.counters.toReal);
     t.like(g2After.ha, { role: "master", transitions: 1 });
     t.regex(g2After.ha!.reason, /^keepalived notify INSTANCE natlb_\w+_g2 MASTER 100$/);
+    // keepalived repeating itself, by hand: nothing changes, and the CLI says so.
+    const again = await g2.cli(["ha", "master", "--json"]);
+    t.is(again.code, 0, again.stderr);
+    t.like(JSON.parse(again.stdout), { ok: true, changed: false, role: "master", previous: "master", action: "ha master" });
+    t.regex((await g2.cli(["status"])).stdout, /^ha: MASTER since .*keepalived notify INSTANCE .* MASTER 100; 1 transition\(s\)\); answers ARP for the VIPs/m);
+    const refused = await g2.cli(["ha", "notify", "INSTANCE", "VI_1", "PRIMARY", "100"]);
+    t.not(refused.code, 0);
+    t.regex(refused.stderr, /STATE "PRIMARY"/);
     const metrics = (await requestControl(g2.socket, "GET /metrics")) as string;
     t.regex(metrics, /natlb_ha_role\{role="master"\} 1/);
     t.regex(metrics, /natlb_ha_role\{role="backup"\} 0/);
