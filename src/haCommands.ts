@@ -32,7 +32,7 @@ export function addHaCommands(program: Command): void {
       .command("ha")
       .description("this gateway's role in an active/backup pair run by keepalived (config \"ha\"; README: High availability)"),
     "natlb ha master --config /etc/natlb/natlb.json",
-    'notify "/usr/bin/natlb ha notify --config /etc/natlb/natlb.json"   # in keepalived.conf',
+    "natlb ha notify --config /etc/natlb/natlb.json INSTANCE VI_1 MASTER 100   # as keepalived runs its notify script",
   );
   for (const role of GATEWAY_ROLES) {
     withExamples(addClientOptions(ha.command(role).description(ROLE_DESCRIPTIONS[role])), `natlb ha ${role} --config /etc/natlb/natlb.json`).action(
@@ -65,8 +65,7 @@ export function addHaCommands(program: Command): void {
         )
         .argument("<fifo>", "the FIFO (keepalived's vrrp_notify_fifo) that keepalived appends"),
     ),
-    'vrrp_notify_fifo /run/keepalived/natlb.fifo   # keepalived.conf global_defs, and:',
-    'vrrp_notify_fifo_script "/usr/bin/natlb ha notify-fifo --config /etc/natlb/natlb.json"',
+    "natlb ha notify-fifo --config /etc/natlb/natlb.json /run/keepalived/natlb.fifo   # as keepalived runs it from vrrp_notify_fifo_script",
   ).action(async (fifo: string, options: ClientOptions) => {
     const lines = createInterface({ input: createReadStream(fifo), crlfDelay: Infinity });
     for await (const line of lines) {
