@@ -111,3 +111,39 @@ test("flows made through A reach B with their real and state; a late B gets a sn
     rmSync(keyDir, { recursive: true, force: true });
   }
 });
+
+test("over a multicast group: B, started first, learns A's connections as they are made", async (t) => {
+  const pair = await createSyncPairLab({ reals: 2, offloads: true });
+  const { lab } = pair;
+  const keyDir = mkdtempSync(join(tmpdir(), "natlb-sync-"));
+  const keyFile = join(keyDir, "sync.key");
+  writeFileSync(keyFile, randomBytes(48), { mode: 0o600 });
+  let a: BalancerProcess | undefined;
+  let b: BalancerProcess | undefined;
+  const holder = holdConnections(lab.client.ns);
+  try {
+    await Promise.all(lab.reals.map((_, i) => startBlobServer(lab, i + 1, REAL_PORT)));
+    const service = tcpService(lab, [1, 1]);
+    const multicast = { group: "239.18.0.1", interface: "eth1" };
+    b = await startBalancer(pair.fromPeer, { services: [service], sync: { listen: `${PEER_GATEWAY_BACKEND_IP}:${SYNC_PORT}`, multicast, keyFile } });
+    a = await startBalancer(pair.fromA, { services: [service], sync: { listen: `${lab.gateway.backendIp}:${SYNC_PORT}`, multicast, keyFile } });
+    const opened = await holder.open(lab.vip, SERVICE_PORT, 8);
+    t.is(opened.failed, 0);
+    await waitUntil("B to learn A's connections", async () => {
+      const [onA, onB] = [byClientPort(await a!.connections()), byClientPort(await b!.connections())];
+      return opened.opened.every((p) => onA.get(p)?.state === "ESTABLISHED" && onB.get(p)?.state === "ESTABLISHED" && onB.get(p)?.real.ip === onA.get(p)!.real.ip);
+    }, 10_000);
+    t.true((await syncCounters(b)).appliedInserted! >= 8);
+    t.is((await syncCounters(a)).rejectedBadMac, 0);
+  } catch (error) {
+    if (a) t.log(`natlb A output:\n${a.output()}`);
+    if (b) t.log(`natlb B output:\n${b.output()}`);
+    throw error;
+  } finally {
+    holder.stop();
+    await a?.stop().catch(() => undefined);
+    await b?.stop().catch(() => undefined);
+    await pair.destroy();
+    rmSync(keyDir, { recursive: true, force: true });
+  }
+});
