@@ -58,6 +58,8 @@ test("flows made through A reach B with their real and state; a late B gets a sn
     for (const port of first.opened) {
       t.is(bConns.get(port)?.real.ip, aConns.get(port)!.real.ip, `client port ${port}`);
       t.is(bConns.get(port)?.state, "ESTABLISHED", `client port ${port}`);
+      t.true(bConns.get(port)?.synced, `client port ${port}: synced, not made on B`);
+      t.is(aConns.get(port)!.synced, undefined);
     }
     // B counts them for its own reals (ipvsadm's ActiveConn), whatever ids it gave them.
     const activeOnB = (await b.status()).services[0]!.reals.reduce((sum, r) => sum + r.activeConns, 0);
