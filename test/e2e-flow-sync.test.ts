@@ -14,6 +14,7 @@ import { waitUntil } from "../lab/wait";
 import { loadNative } from "../src/native";
 import type { Connection } from "../src/flows/flowMap";
 import { holdConnections } from "./support/heldConnections";
+import { startPacedClient, startPacedServer } from "./support/pacedStream";
 import { REAL_PORT, SERVICE_PORT, tcpService } from "./support/lab";
 
 const SYNC_PORT = 8848;
@@ -114,7 +115,7 @@ test("flows made through A reach B with their real and state; a late B gets a sn
   }
 });
 
-test("over a multicast group: B, started first, learns A's connections as they are made", async (t) => {
+test("over a multicast group: B, started first, learns A's connections as they are made, and a busy one again every refreshS", async (t) => {
   const pair = await createSyncPairLab({ reals: 2, offloads: true });
   const { lab } = pair;
   const keyDir = mkdtempSync(join(tmpdir(), "natlb-sync-"));
@@ -126,9 +127,11 @@ test("over a multicast group: B, started first, learns A's connections as they a
   try {
     await Promise.all(lab.reals.map((_, i) => startBlobServer(lab, i + 1, REAL_PORT)));
     const service = tcpService(lab, [1, 1]);
+    const streamed = { vip: lab.vip, port: 82, protocol: "tcp", reals: [{ ip: lab.reals[0]!.ip, port: 9090 }] };
     const multicast = { group: "239.18.0.1", interface: "eth1" };
-    b = await startBalancer(pair.fromPeer, { services: [service], sync: { listen: `${PEER_GATEWAY_BACKEND_IP}:${SYNC_PORT}`, multicast, keyFile } });
-    a = await startBalancer(pair.fromA, { services: [service], sync: { listen: `${lab.gateway.backendIp}:${SYNC_PORT}`, multicast, keyFile } });
+    const sync = (listen: string) => ({ listen: `${listen}:${SYNC_PORT}`, multicast, keyFile, refreshS: 1 });
+    b = await startBalancer(pair.fromPeer, { services: [service, streamed], sync: sync(PEER_GATEWAY_BACKEND_IP) });
+    a = await startBalancer(pair.fromA, { services: [service, streamed], sync: sync(lab.gateway.backendIp) });
     const opened = await holder.open(lab.vip, SERVICE_PORT, 8);
     t.is(opened.failed, 0);
     await waitUntil("B to learn A's connections", async () => {
@@ -137,6 +140,28 @@ test("over a multicast group: B, started first, learns A's connections as they a
     }, 10_000);
     t.true((await syncCounters(b)).appliedInserted! >= 8);
     t.is((await syncCounters(a)).rejectedBadMac, 0);
+
+    // A stream busy for 4 s (on A's kernel fast path once established, where it runs): sent again
+    // every second (refreshS 1), so B's copy lives on; the idle held connections are not.
+    const server = await startPacedServer(lab, 1, 9090, { chunkBytes: 16 * 1024, intervalMs: 100, chunks: 40 });
+    const updatedBefore = (await syncCounters(b)).appliedUpdated!;
+    const client = startPacedClient(lab, { host: lab.vip, port: 82, localPort: 45082, expectBytes: 40 * 16 * 1024, lingerMs: 0, timeoutMs: 20_000 });
+    try {
+      await client.received(20_000);
+    } finally {
+      await client.stop();
+      await server.stop();
+    }
+    const refreshed = await syncCounters(a);
+    t.true(refreshed.refreshRecordsSent! >= 2, JSON.stringify(refreshed));
+    t.true((await syncCounters(b)).appliedUpdated! >= updatedBefore + 2);
+    // Idle flows are not sent again and again: nothing has traffic now (the stream ended, the held
+    // connections idle; each was re-sent at most once, after its handshake).
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    const idle = (await syncCounters(a)).refreshRecordsSent!;
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    t.is((await syncCounters(a)).refreshRecordsSent, idle);
+    t.is(byClientPort(await b.connections()).get(45082)?.real.ip, lab.reals[0]!.ip);
   } catch (error) {
     if (a) t.log(`natlb A output:\n${a.output()}`);
     if (b) t.log(`natlb B output:\n${b.output()}`);

@@ -48,7 +48,7 @@ class FlowSync {
   static constexpr size_t kSnapshotDatagramsPerTick = 16;  // ~3 k datagrams/s, ~130 k flows/s
   static constexpr uint64_t kSnapshotRetryMs = 1000;
   static constexpr uint32_t kSnapshotTries = 10;
-  static constexpr size_t kRefreshScanPerTick = 4096;
+  static constexpr size_t kRefreshScanPerTick = 4096;  // at most, a turn
   static constexpr size_t kMaxPendingSnapshots = 8;
 
  private:
