@@ -13,10 +13,11 @@
  *  198.18.3.2 ===== eth0 198.18.3.1  eth1 198.18.1.2 =========//
  *
  * The sync runs between 198.18.1.1 and 198.18.1.2 (port 8848). The reals route through A; B never
- * sees their packets. Veth pairs are created inside the namespaces; the root namespace is untouched.
+ * sees their packets. B routes the client's subnet towards the stub (which forwards nothing), so its
+ * synced flows have next hops on its own interfaces, as on an instance that takes over. Veth pairs are created inside the namespaces; the root namespace is untouched.
  */
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
-import { PREFIX_LEN } from './labAddresses';
+import { CLIENT_SUBNET, PREFIX_LEN } from './labAddresses';
 import { registerLab, unregisterLab, type LiveLab } from './labRegistry';
 import { IP_BIN, runIn, runInChecked, sbin, spawnIn, type RunOptions, type RunResult } from './netns';
 import { stopProcesses } from './processes';
@@ -124,6 +125,7 @@ export async function createSyncPairLab(options: { reals: number; offloads: bool
     await ipIn(stubNs, 'addr', 'add', `${PEER_STUB_IP}/${PREFIX_LEN}`, 'dev', 'eth0');
     await runInChecked(peerNs, sbin('sysctl'), ['-q', '-w', 'net.ipv4.ip_forward=1']);
     for (const [ns, ifname] of links) await ipIn(ns, 'link', 'set', 'dev', ifname, 'up');
+    await ipIn(peerNs, 'route', 'add', CLIENT_SUBNET, 'via', PEER_STUB_IP, 'dev', 'eth0');
     await waitUntil('the second gateway\'s links to come up', async () => {
       for (const [ns, ifname] of links) {
         const shown = JSON.parse((await ipIn(ns, '-j', 'link', 'show', 'dev', ifname)).stdout) as { operstate?: string }[];

@@ -11,6 +11,7 @@ import { startBalancer, type BalancerProcess } from "../lab/balancerProcess";
 import { startBlobServer } from "../lab/blobServer";
 import { createSyncPairLab, PEER_GATEWAY_BACKEND_IP } from "../lab/syncPairTopology";
 import { waitUntil } from "../lab/wait";
+import { requestControl } from "../src/control";
 import { loadNative } from "../src/native";
 import type { Connection } from "../src/flows/flowMap";
 import { holdConnections } from "./support/heldConnections";
@@ -50,7 +51,7 @@ test("flows made through A reach B with their real and state; a late B gets a sn
     b = await startBalancer(pair.fromPeer, {
       services: [{ ...service, reals: [...service.reals].reverse() }],
       sync: { listen: `${PEER_GATEWAY_BACKEND_IP}:${SYNC_PORT}`, peers: [`${lab.gateway.backendIp}:${SYNC_PORT}`], keyFile },
-    });
+    }, { wrapper: ["env", "NATLB_TEST_HOOKS=1"] });
     await waitUntil("B's snapshot", async () => (await syncCounters(b!)).snapshotsCompleted! >= 1, 10_000);
     const afterSnapshot = await syncCounters(b);
     t.true(afterSnapshot.snapshotRecordsReceived! >= 10, JSON.stringify(afterSnapshot));
@@ -65,6 +66,15 @@ test("flows made through A reach B with their real and state; a late B gets a sn
     // B counts them for its own reals (ipvsadm's ActiveConn), whatever ids it gave them.
     const activeOnB = (await b.status()).services[0]!.reals.reduce((sum, r) => sum + r.activeConns, 0);
     t.is(activeOnB, 10);
+
+    // B taking over would hand its established flows to its kernel fast path at once (when it has one).
+    if ((await b.status()).kernelFastPath.enabled) {
+      t.deepEqual(await requestControl(b.socket, "POST /test/offload-established"), { offloaded: 10 });
+      t.is((await b.status()).kernelFastPath.flows, 10);
+      t.deepEqual(await requestControl(b.socket, "POST /test/offload-established"), { offloaded: 0 }, "each flow once");
+    } else {
+      t.log(`B has no kernel fast path: ${(await b.status()).kernelFastPath.unavailable}`);
+    }
 
     // Live: new connections and closes stream to B as they happen.
     const second = await holder.open(lab.vip, SERVICE_PORT, 10);
