@@ -12,6 +12,7 @@ import { runFloodLab, type FloodLabResult } from "./floodLab";
 import { runFailoverLab, type FailoverLabResult } from "./failoverLab";
 import { buildFailoverReport } from "./failoverReport";
 import { controlPlaneMain } from "./controlPlaneScale";
+import { syncCostMain } from "./syncCost";
 import { buildFloodReport } from "./floodReport";
 import { MODES_SERVICES_PORTS, PortCursor, REALS, runLab, variantRunsIn, type LabRunResult } from "./labRounds";
 import { ALL_VARIANT_IDS, BenchUsageError, FLOOD_VARIANT_IDS, resolveOptions, type BenchLab, type BenchOptions, type LabKind } from "./options";
@@ -210,7 +211,8 @@ const USAGE = `usage: node dist/bench/run.js [--quick] [--json <file> | --no-jso
         [--max-minutes M]
         [--flood-rates 12500,25000,50000,100000,200000] [--flood-seconds S] [--flood-recovery-seconds S]
    or: node dist/bench/run.js control-plane [--services N] [--reals N] [--flows N] [--interval-ms MS] [--seconds S]
-        [--status-calls N] [--cycles N] [--json <file>]   (bench/controlPlaneScale.ts)`;
+        [--status-calls N] [--cycles N] [--json <file>]   (bench/controlPlaneScale.ts)
+   or: node dist/bench/run.js sync-cost [--seconds S] [--concurrency N] [--rounds N] [--json <file>]   (bench/syncCost.ts)`;
 
 /** Parses the standalone command line (also usable by the CLI wrapper). */
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
@@ -280,6 +282,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
 /** Standalone entry point: progress on stderr, the table on stdout; exit code 1 on errors. */
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
   if (argv[0] === "control-plane") return controlPlaneMain(argv.slice(1));
+  if (argv[0] === "sync-cost") return syncCostMain(argv.slice(1));
   let options: BenchOptions;
   try {
     options = parseBenchArgs(argv);

@@ -65,7 +65,9 @@ packet::TcpHeaderFields segmentFrom(const Napi::Value& value) {
 
 // judgeTcpSegment(sender, receiver, segment) -> "track" | "passOnly" | "outOfWindow"
 Napi::Value JudgeTcpSegment(const Napi::CallbackInfo& info) {
-  const auto verdict = flow::judgeSegment(sideFrom(info[0], "sender"), sideFrom(info[1], "receiver"), segmentFrom(info[2]));
+  // info[3]: { pickedUp } (a flow synced from a peer, flags::kPickedUp)
+  const bool pickedUp = info.Length() > 3 && info[3].IsObject() && info[3].As<Napi::Object>().Get("pickedUp").ToBoolean();
+  const auto verdict = flow::judgeSegment(sideFrom(info[0], "sender"), sideFrom(info[1], "receiver"), segmentFrom(info[2]), pickedUp);
   switch (verdict) {
     case flow::SegmentVerdict::Track: return Napi::String::New(info.Env(), "track");
     case flow::SegmentVerdict::PassOnly: return Napi::String::New(info.Env(), "passOnly");

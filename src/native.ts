@@ -401,7 +401,9 @@ export interface NativeAddon {
       translation: { outerSource?: string; outerDestination?: string; side: "source" | "destination"; ip: string; port: number },
     ): RewriteResult;
     /** The workers' TCP tracking (native/flow/tcp_window.h), for tests. */
-    judgeTcpSegment(sender: TcpSide, receiver: TcpSide, segment: TcpSegmentFields): "track" | "passOnly" | "outOfWindow";
+    judgeTcpSegment(
+      sender: TcpSide, receiver: TcpSide, segment: TcpSegmentFields, options?: { pickedUp?: boolean },
+    ): "track" | "passOnly" | "outOfWindow";
     afterTcpSegment(sender: TcpSide, receiver: TcpSide, segment: TcpSegmentFields): TcpSide;
     readTcpHeader(frame: Uint8Array): ({ ok: true } & TcpSegmentFields) | { ok: false; reason: string };
     /** The ICMP errors natlb sends as a router (native/packet/icmp_error.h); null when none is due. */

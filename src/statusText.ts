@@ -149,7 +149,7 @@ export function formatConnections(connections: readonly Connection[], next?: num
         `${c.vip.ip}:${c.vip.port}`.padEnd(22),
         `${c.real.ip}:${c.real.port}`.padEnd(22),
         (c.idleMs / 1000).toFixed(1) + (c.template ? `  controls ${c.template.controlledFlows}, timeout ${c.template.timeoutS} s` : "") +
-          (c.local ? `  from ${c.local.ip}:${c.local.port}` : ""),
+          (c.local ? `  from ${c.local.ip}:${c.local.port}` : "") + (c.synced ? "  synced" : ""),
       ].join(" "),
     );
   }

@@ -107,3 +107,20 @@ test("readTcpHeader reads the window-scale option of a SYN, ignores it elsewhere
   bad[14 + 20 + 12] = 0x40; // data offset 16 bytes: below the minimum
   t.like(packet.readTcpHeader(bad), { ok: false });
 });
+
+test("a flow synced from a peer (picked up mid-stream): a side's first segment starts its tracking, whatever it is; a first RST only passes", (t) => {
+  const pickedUp = { pickedUp: true };
+  // Mid-stream data, a FIN and an ACK from a side never seen: tracked (a flow created here would only pass them, or drop the FIN).
+  for (const flags of [ACK, FIN | ACK, ACK | 0x08]) {
+    const first = segment({ sequence: 123456789, acknowledgement: 987654321, flags, payloadLength: 1448, window: 500 });
+    t.is(packet.judgeTcpSegment(unseen, unseen, first, pickedUp), "track", `flags ${flags}`);
+    t.not(packet.judgeTcpSegment(unseen, unseen, first), "track", `flags ${flags}, not picked up`);
+  }
+  t.is(packet.judgeTcpSegment(unseen, unseen, segment({ sequence: 42, flags: RST })), "outOfWindow");
+  t.is(packet.judgeTcpSegment(unseen, unseen, segment({ sequence: 42, flags: RST }), pickedUp), "passOnly", "the flow stays; the endpoint judges the RST");
+  // Once a side is seen, the checks are the usual ones: a blind RST far from its sequence end is dropped.
+  const side = packet.afterTcpSegment(unseen, unseen, segment({ sequence: 123456789, payloadLength: 1448, window: 500 }));
+  t.deepEqual(side, { sequenceEnd: 123456789 + 1448, windowBytes: 500, windowScale: NONE, seen: true });
+  t.is(packet.judgeTcpSegment(side, unseen, segment({ sequence: 123456789 + 1448 + 1_000_000, flags: RST }), pickedUp), "outOfWindow");
+  t.is(packet.judgeTcpSegment(side, unseen, segment({ sequence: 123456789 + 1448, flags: RST }), pickedUp), "track");
+});

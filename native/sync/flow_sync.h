@@ -43,11 +43,12 @@ class FlowSync {
   std::array<uint64_t, size_t(SyncCounter::Count)> counters() const;
   uint32_t senderId() const { return senderId_; }
 
+  static constexpr const char* kThreadName = "natlb-sync";
   static constexpr uint64_t kFlushMs = 5;
   static constexpr size_t kSnapshotDatagramsPerTick = 16;  // ~3 k datagrams/s, ~130 k flows/s
   static constexpr uint64_t kSnapshotRetryMs = 1000;
   static constexpr uint32_t kSnapshotTries = 10;
-  static constexpr size_t kRefreshScanPerTick = 4096;
+  static constexpr size_t kRefreshScanPerTick = 4096;  // at most, a turn
   static constexpr size_t kMaxPendingSnapshots = 8;
 
  private:
