@@ -136,6 +136,9 @@ test.serial("failover: a 1 GiB download and 50 idle connections through the mast
     t.regex(status.ha!.reason, /^keepalived notify INSTANCE natlb_\w+_g2 MASTER 100$/);
     t.true(status.counters.gratuitousArpSent >= TAKEOVER_ARP_ROUNDS);
     t.true(status.counters.toReal > 0);
+    // The takeover handed the synced flows (50 idle, the download) to g2's kernel fast path at once.
+    t.true(status.kernelFastPath.enabled, status.kernelFastPath.unavailable);
+    t.true(status.counters.flowsOffloaded >= 51, `flowsOffloaded ${status.counters.flowsOffloaded}`);
     const flows = await g2.connections();
     t.is(flows.filter((c) => c.vip.port === ECHO_SERVICE_PORT && clientPorts.has(c.client.port) && c.state === "ESTABLISHED").length, 50);
     t.true(gapMs < 10_000, `the backup carried on within a few seconds (gap ${gapMs} ms)`);
