@@ -37,10 +37,11 @@ const forwardingPathSection: StatusSection = (status) => {
   return [`forwarding: user space only (${setting}${fastPath.unavailable !== undefined ? `; unavailable: ${fastPath.unavailable}` : ""})${workers}`];
 };
 
-/** Why a real gets no new connections, when it says more than its state (its health reason, or its
- * limit), and its slow start and drain, when it has one. */
+/** A real's own forwarding, why it gets no new connections when that says more than its state (its
+ * health reason, or its limit), and its slow start and drain, when it has one. */
 function realNote(r: BalancerStatus["services"][number]["reals"][number]): string {
   const notes = [
+    ...(r.forwarding !== undefined ? [`forwarding ${r.forwarding}`] : []),
     ...(!r.up && r.health ? [r.health.reason] : []),
     ...(r.overloaded === true ? [`FULL: maxConns ${r.maxConns}, takes new connections below ${r.minConnsToResume ?? `3/4 of ${r.maxConns}`}`] : []),
     ...(r.slowStart ? [`slow start: weight ${r.slowStart.effectiveWeight} until ${r.slowStart.endsAt}`] : []),
