@@ -2,7 +2,8 @@
 // the VIPs' traffic over a link of its own to natlb's eth0; natlb's eth1 is on the reals' LAN, whose
 // default route is the router). Two cases of issue #11: "dr" reals on natlb's backend interface while
 // the clients come on its client interface, and one service whose reals each have their own forwarding
-// (nat, dr and fullnat), each real checked by captures and counters to get its own mode.
+// (nat, dr and fullnat; the dr one added with `natlb real add --forwarding dr`), each real checked by
+// captures and counters to get its own mode.
 import test, { type ExecutionContext } from "ava";
 import { startCapture, type CapturedPacket } from "../lab/capture";
 import { blobUrl, runDownload, type DownloadSummary } from "../lab/download";
@@ -103,13 +104,17 @@ test.serial("one service, three reals with their own forwarding (nat, dr, fullna
         port: SERVICE_PORT,
         scheduler: "wrr",
         fullnat: { localAddresses: [lanIp], localPorts: POOL_PORTS },
-        reals: [{ ip: nat.ip }, { ip: dr.ip, forwarding: "dr" }, { ip: fullnat.ip, forwarding: "fullnat" }],
+        reals: [{ ip: nat.ip }, { ip: fullnat.ip, forwarding: "fullnat" }],
       };
       const natlb = await startBalancer(lab, { services: [service] });
       env.natlb = natlb;
+      // The dr real comes over the control socket, with its own mode.
+      const added = await natlb.cli(["real", "add", `${lab.vip}:${SERVICE_PORT}`, dr.ip, "--forwarding", "dr"]);
+      t.is(added.code, 0, added.stderr);
+      t.regex(added.stdout, /forwarding dr/);
       const status0 = await natlb.status();
       t.is(status0.services[0]!.forwarding, undefined, "the service's own mode is nat");
-      t.deepEqual(status0.services[0]!.reals.map((r) => r.forwarding), [undefined, "dr", "fullnat"]);
+      t.deepEqual(status0.services[0]!.reals.map((r) => [r.ip, r.forwarding]), [[nat.ip, undefined], [fullnat.ip, "fullnat"], [dr.ip, "dr"]]);
       t.regex((await natlb.cli(["status"])).stdout, new RegExp(`${dr.ip.replace(/\./g, "\\.")}:80 .*\\(forwarding dr\\)`));
 
       const filter = `tcp port ${SERVICE_PORT}`;
