@@ -62,7 +62,9 @@ const servicesSection: StatusSection = (status) => {
   for (const s of status.services) {
     const flags = s.schedulerFlags && s.schedulerFlags.length > 0 ? ` (${s.schedulerFlags.join(",")})` : "";
     const persistent = s.templates === undefined ? "" : ` persistent (${s.templates} template(s))`;
-    const direct = s.forwarding === "dr" ? " direct-routing" : s.fullnat ? ` fullnat from ${s.fullnat.localAddresses.join(",")} ports ${s.fullnat.localPorts.first}-${s.fullnat.localPorts.last}` : "";
+    // The pool of a "nat" or "dr" service serves its "fullnat" reals only (their own forwarding).
+    const pool = s.fullnat ? `from ${s.fullnat.localAddresses.join(",")} ports ${s.fullnat.localPorts.first}-${s.fullnat.localPorts.last}` : "";
+    const direct = s.forwarding === "dr" ? ` direct-routing${pool ? ` (fullnat reals ${pool})` : ""}` : s.forwarding === "fullnat" ? ` fullnat ${pool}` : pool ? ` (fullnat reals ${pool})` : "";
     lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}${flags}${persistent}${direct}`);
     if (s.timeouts) lines.push(`  timeouts (not all the global ones): ${timeoutsText(s.timeouts)}`);
     for (const r of s.reals) {

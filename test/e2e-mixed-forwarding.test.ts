@@ -115,7 +115,9 @@ test.serial("one service, three reals with their own forwarding (nat, dr, fullna
       const status0 = await natlb.status();
       t.is(status0.services[0]!.forwarding, undefined, "the service's own mode is nat");
       t.deepEqual(status0.services[0]!.reals.map((r) => [r.ip, r.forwarding]), [[nat.ip, undefined], [fullnat.ip, "fullnat"], [dr.ip, "dr"]]);
-      t.regex((await natlb.cli(["status"])).stdout, new RegExp(`${dr.ip.replace(/\./g, "\\.")}:80 .*\\(forwarding dr\\)`));
+      const text = (await natlb.cli(["status"])).stdout;
+      t.regex(text, new RegExp(`${dr.ip.replace(/\./g, "\\.")}:80 .*\\(forwarding dr\\)`));
+      t.regex(text, /198\.18\.0\.100:80 +wrr \(fullnat reals from 198\.18\.1\.2 ports 16384-32767\)$/m, "a nat service's pool serves its fullnat reals");
 
       const filter = `tcp port ${SERVICE_PORT}`;
       const captures = await Promise.all(lab.reals.map((r) => startCapture(lab, r.ns, { filter, maxPackets: 4000, seconds: 60, snaplen: 96 })));
