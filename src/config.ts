@@ -786,13 +786,6 @@ export const serviceSchema = z
           message: `missing: ${where} needs its source pool, like "fullnat": { "localAddresses": ["198.18.1.2"] } (addresses of natlb's own on the reals' side)`,
         });
       }
-      if (s.deadRealFlows === "reset") {
-        ctx.addIssue({
-          code: "custom",
-          path: ["deadRealFlows"],
-          message: `"reset" is not available with "fullnat" yet (the reset towards the real would need the flow's local address): use "drop" or "keep"`,
-        });
-      }
     } else if (s.fullnat !== undefined) {
       ctx.addIssue({
         code: "custom",
