@@ -31,7 +31,7 @@ function dnatRules(services: BenchServices): string[][] {
   return rules;
 }
 
-/** The POSTROUTING rules of the one-armed gateway, one per protocol (none when the reals route through it). */
+/** The POSTROUTING rules of the direct-routing lab's gateway, one per protocol (none when the reals route through it). */
 function snatRules(lab: Lab, services: BenchServices): string[][] {
   if (lab.router === null) return [];
   const protocols = ["tcp", ...(services.udp === undefined ? [] : ["udp"])];
