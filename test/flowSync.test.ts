@@ -126,6 +126,14 @@ test("bad datagrams are counted by reason and change nothing; a good one is appl
     await send(datagram([flow(2, { state: 3 })]));
     await until("the update", () => counter(b, "appliedUpdated") >= 1);
     t.is(map.connections()[0]!.state, "FIN_WAIT");
+    // An earlier state never moves a flow back; but a new connection on the ports of a closing one
+    // (the peer reused its entry after TIME_WAIT) replaces it here too.
+    await send(datagram([flow(2, { state: 2 })]));
+    await send(datagram([flow(2, { state: 4 })]));
+    await until("TIME_WAIT", () => map.connections()[0]?.state === "TIME_WAIT");
+    await send(datagram([flow(2, { state: 1, flags: 0 })]));
+    await until("the new connection", () => counter(b, "appliedInserted") === 2);
+    t.deepEqual(map.connections().map((c) => [c.client.port, c.state]), [[2, "SYN_RECV"]]);
   } finally {
     b.stopSync();
     sender.close();

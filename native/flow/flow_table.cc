@@ -353,7 +353,11 @@ SyncedOutcome FlowTable::applySynced(const SyncedFlow& flow, uint64_t nowMs) {
     const bool same = real.ip == flow.real.ip && real.port == flow.real.port && (e.flags() & flags::kModeFlags) == mode &&
                       (!(mode & flags::kFullNat) || (e.load<uint32_t>(entry::kLocalIp) == flow.local.ip &&
                                                      e.load<uint16_t>(entry::kLocalPort) == flow.local.port));
-    if (same) {
+    // A closing flow and a record of an earlier state: the peer's client opened a new connection on
+    // the same ports (the peer's worker reused the entry, allowsReuse); so does this instance.
+    const FlowState current = e.state();
+    const bool reused = uint8_t(current) != kReleasedState && flow.state < current && allowsReuse(current);
+    if (same && !reused) {
       raiseState(e, flow.state);
       if (flow.key.protocol == packet::kProtocolUdp ? flow.assured : flow.state != FlowState::SynRecv) assure(e);
       e.raise(entry::kLastSeenMs, nowMs);
