@@ -63,6 +63,13 @@ test("flows made through A reach B with their real and state; a late B gets a sn
       t.true(bConns.get(port)?.synced, `client port ${port}: synced, not made on B`);
       t.is(aConns.get(port)!.synced, undefined);
     }
+    // B claimed their replies in its kernel when it applied them (B forwarded none of their packets), so
+    // a real's reply that reaches B after a take-over is natlb's.
+    const claims = (await pair.fromPeer.exec(pair.peer.ns, "/usr/sbin/nft", ["list", "set", "netdev", "natlb", "replies"])).stdout;
+    for (const port of first.opened) {
+      t.regex(claims, new RegExp(`tcp \\. ${REAL_PORT} \\. ${lab.client.ip.replace(/\./g, "\\.")} \\. ${port}\\b`), `client port ${port}`);
+    }
+    t.is((await b.status()).counters.replyClaimSignals >= 10, true);
     // B counts them for its own reals (ipvsadm's ActiveConn), whatever ids it gave them.
     const activeOnB = (await b.status()).services[0]!.reals.reduce((sum, r) => sum + r.activeConns, 0);
     t.is(activeOnB, 10);
