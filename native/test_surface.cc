@@ -244,7 +244,7 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
 
   // insertFullNat(flow (as insert), nowMs, { localAddresses, firstPort, lastPort }, start) -> { ref,
   // localIp, localPort } or { ref: 0, refused: "full" | "localPortsExhausted" }. `start` is the worker's
-  // random value (its low 32 bits pick the first address, its high ones the first port).
+  // random value (its low 32 bits pick the first address); the port is the next in turn (local_ports.h).
   Napi::Value InsertFullNat(const Napi::CallbackInfo& info) {
     const Napi::Env env = info.Env();
     const Napi::Object key = objectAt(info[0], "flow");

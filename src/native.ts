@@ -292,7 +292,7 @@ export interface FlowTableForTests {
   ): number;
   /**
    * A full-NAT flow (native/flow/local_ports.h): its local address and port from the pool, or why none.
-   * `start`: the worker's random value (low 32 bits: first address; high: first port).
+   * `start`: the worker's random value (its low 32 bits pick the first address); the port is the next in turn.
    */
   insertFullNat(
     flow: { protocol: Protocol; clientIp: string; clientPort: number; vip: string; vport: number; realIp: string; realPort: number },

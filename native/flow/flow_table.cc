@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <random>
 #include <stdexcept>
 
 namespace natlb::flow {
@@ -48,7 +49,8 @@ void FlowTable::initialize(uint8_t* memory, uint32_t capacity, uint32_t hashSeed
   put32(header::kHashSeed, hashSeed);
 }
 
-FlowTable::FlowTable(uint8_t* memory, size_t bytes) : memory_(memory) {
+FlowTable::FlowTable(uint8_t* memory, size_t bytes)
+    : memory_(memory), localPortCursors_((uint64_t(std::random_device{}()) << 32) | std::random_device{}()) {
   if (bytes < kHeaderBytes || (reinterpret_cast<uintptr_t>(memory) & 7) != 0) {
     throw std::invalid_argument("flow map memory is too small or not 8-byte aligned");
   }
@@ -292,10 +294,11 @@ void FlowTable::linkLocked(uint32_t ref, const ForwardKey& key, const RealEndpoi
 // Under the writers' lock the reply index is complete, so a port found free here stays free until this
 // flow is linked: no two live flows share a reply tuple.
 std::optional<ReplyDestination> FlowTable::chooseLocalSourceLocked(uint8_t protocol, const RealEndpoint& real,
-                                                                    const LocalSourcePool& pool, uint64_t start) const {
+                                                                    const LocalSourcePool& pool, uint64_t start) {
   for (uint32_t tried = 0; tried < pool.count; ++tried) {
     const uint32_t address = pool.addresses[(uint32_t(start) + tried) % pool.count];
-    const auto port = allocateLocalPort(pool.ports, uint32_t(start >> 32), [&](uint16_t candidate) {
+    uint32_t& cursor = localPortCursors_.of(protocol, real.ip, real.port, address);
+    const auto port = allocateLocalPort(pool.ports, cursor, [&](uint16_t candidate) {
       return findReverse(ReverseKey{protocol, real.ip, real.port, address, candidate}) != 0;
     });
     if (port) return ReplyDestination{address, *port};

@@ -203,8 +203,9 @@ class FlowTable {
   // expires by the timeouts of `timeoutProfile` (its service's). A flow created through a persistence
   // template (`templateRef`, found in this batch) is controlled by it.
   // `modeFlags` (flags::kDirectRouting, flags::kFullNat or 0) is the flow's forwarding mode, for its
-  // whole life. A full-NAT flow gets a local address and port from `pool` (local_ports.h), from the
-  // address `poolStart` picks on; none free: 0, and `refusal` says LocalPortsExhausted.
+  // whole life. A full-NAT flow gets a local address and port from `pool` (local_ports.h): the address
+  // `poolStart` picks first, the port next in turn for that address and the real; none free: 0, and
+  // `refusal` says LocalPortsExhausted.
   uint32_t insert(const ForwardKey& key, const RealEndpoint& real, FlowState state, uint64_t nowMs,
                   uint8_t timeoutProfile = kGlobalTimeoutProfile, uint32_t templateRef = 0, uint16_t modeFlags = 0,
                   const LocalSourcePool* pool = nullptr, uint64_t poolStart = 0, InsertRefusal* refusal = nullptr);
@@ -345,7 +346,7 @@ class FlowTable {
   uint32_t allocateFlowLocked(UnassuredClass unassured);
   void linkLocked(uint32_t ref, const ForwardKey& key, const RealEndpoint& real, uint64_t nowMs, uint8_t timeoutProfile);
   std::optional<ReplyDestination> chooseLocalSourceLocked(uint8_t protocol, const RealEndpoint& real,
-                                                          const LocalSourcePool& pool, uint64_t start) const;
+                                                          const LocalSourcePool& pool, uint64_t start);
   // The live template a flow names (nullopt: none, or gone since); for the workers too (lock-free).
   std::optional<FlowEntry> controllingTemplate(const FlowEntry& flow) const;
   void releaseControlLocked(const FlowEntry& flow);
@@ -372,6 +373,7 @@ class FlowTable {
   uint32_t capacity_;
   uint32_t bucketMask_;
   uint32_t hashSeed_;
+  LocalPortCursors localPortCursors_;  // under writers_
   uint8_t* realCounters_;
   uint32_t* forwardBuckets_;
   uint32_t* reverseBuckets_;
