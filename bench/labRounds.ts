@@ -8,6 +8,7 @@ import { clientReceivedBytes, withDownloadProgress } from "../lab/downloadProgre
 import { IP_BIN } from "../lab/netns";
 import { createLab, type Lab } from "../lab/topology";
 import { withTimeout } from "../lab/wait";
+import { bpfProgramIdsOf, bpfRunTimeBetween, startBpfRunTime, type BpfProgramSample, type BpfRunTimeSampler, type BpfSampling } from "./bpfRunTime";
 import type { ConnTool } from "./connTool";
 import { MODES_VARIANT_IDS, type LabKind, type ResolvedOptions } from "./options";
 import { formatNumber } from "./stats";
@@ -21,6 +22,10 @@ export type MetricId =
   | "dl4CpuMachine"
   | "dl1CpuBalancer"
   | "dl4CpuBalancer"
+  | "dl1CpuBpf"
+  | "dl4CpuBpf"
+  | "dl1CpuBalancerTotal"
+  | "dl4CpuBalancerTotal"
   | "shortConnsPerSec"
   | "serialMs"
   | "peakRssMiB";
@@ -42,6 +47,12 @@ export interface DownloadRecord {
   cpuMachineSPerGiB: number;
   /** The balancer process's CPU seconds per GiB (null for kernel paths). */
   cpuBalancerSPerGiB: number | null;
+  /** Run time of the BPF programs the balancer process holds, seconds per GiB (null: not measured, or no balancer process). */
+  cpuBpfSPerGiB: number | null;
+  /** Balancer CPU = process + its BPF programs, seconds per GiB (null when either is not measured). */
+  cpuBalancerTotalSPerGiB: number | null;
+  /** The balancer's BPF programs in the window (run time and count each), or why they were not measured. */
+  bpf: { programs: BpfProgramSample[] } | { notMeasured: string } | null;
   /** Which real answered each connection. */
   reals: Array<string | null>;
 }
@@ -216,6 +227,11 @@ export interface LabRunContext {
   connTool: ConnTool;
 }
 
+/** A lab's context while it runs: the BPF run-time statistics are on for the whole lab. */
+interface RunningLab extends LabRunContext {
+  bpf: BpfSampling;
+}
+
 function downloadTimeoutMs(bytes: number): number {
   // Generous: 30 s plus the time at 0.25 Gbit/s. A path that slow has failed anyway.
   return Math.round(30_000 + ((bytes * 8) / 0.25e9) * 1000);
@@ -247,28 +263,39 @@ export async function runLab(kind: LabKind, ctx: LabRunContext): Promise<LabRunR
   result.labId = lab.id;
   await runThenDestroy(lab, kind, result, log, async () => {
     await prepareLab(lab, ctx, log);
-    const ports = kind === "modes" ? MODES_SERVICES_PORTS : SERVICES_PORTS;
-    const services: BenchServices = { vip: lab.vip, ...ports, reals: lab.reals.map((r) => r.ip) };
-    for (let round = 0; round < o.rounds; round++) {
-      if (Date.now() > ctx.deadline) {
-        result.stoppedEarly = `time bound of ${o.maxMinutes} min reached before round ${round + 1} of ${o.rounds}`;
-        log(result.stoppedEarly);
-        break;
-      }
-      const live = variants.filter((v) => result.unavailable[v.id] === undefined);
-      const order = live.map((_, i) => live[(i + round) % live.length] as Variant);
-      log(`round ${round + 1}/${o.rounds}: ${order.map((v) => v.id).join(" -> ")}`);
-      for (const [position, variant] of order.entries()) {
-        const run = await runVariant(lab, kind, round, position, variant, services, ctx, log);
-        result.runs.push(run);
-        result.samples.push(...samplesOf(run));
-        for (const e of run.errors) result.errors.push(`${kind} round ${round + 1} ${variant.id}: ${e}`);
-        if (run.unavailable !== null) result.unavailable[variant.id] = run.unavailable;
-        if (run.leftovers !== null) throw new Error(run.leftovers);
-      }
+    const bpf = await startBpfRunTime(labServerSeconds(o));
+    log(bpf.ok ? "BPF run-time statistics on (bench/bpfRunTime.c)" : `BPF run time not measured: ${bpf.reason}`);
+    try {
+      await runRounds(lab, kind, variants, { ...ctx, bpf }, result, log);
+    } finally {
+      if (bpf.ok) await bpf.sampler.stop();
     }
   });
   return result;
+}
+
+async function runRounds(lab: Lab, kind: LabKind, variants: Variant[], ctx: RunningLab, result: LabRunResult, log: (line: string) => void): Promise<void> {
+  const o = ctx.options;
+  const ports = kind === "modes" ? MODES_SERVICES_PORTS : SERVICES_PORTS;
+  const services: BenchServices = { vip: lab.vip, ...ports, reals: lab.reals.map((r) => r.ip) };
+  for (let round = 0; round < o.rounds; round++) {
+    if (Date.now() > ctx.deadline) {
+      result.stoppedEarly = `time bound of ${o.maxMinutes} min reached before round ${round + 1} of ${o.rounds}`;
+      log(result.stoppedEarly);
+      break;
+    }
+    const live = variants.filter((v) => result.unavailable[v.id] === undefined);
+    const order = live.map((_, i) => live[(i + round) % live.length] as Variant);
+    log(`round ${round + 1}/${o.rounds}: ${order.map((v) => v.id).join(" -> ")}`);
+    for (const [position, variant] of order.entries()) {
+      const run = await runVariant(lab, kind, round, position, variant, services, ctx, log);
+      result.runs.push(run);
+      result.samples.push(...samplesOf(run));
+      for (const e of run.errors) result.errors.push(`${kind} round ${round + 1} ${variant.id}: ${e}`);
+      if (run.unavailable !== null) result.unavailable[variant.id] = run.unavailable;
+      if (run.leftovers !== null) throw new Error(run.leftovers);
+    }
+  }
 }
 
 async function prepareLab(lab: Lab, ctx: LabRunContext, log: (line: string) => void): Promise<void> {
@@ -307,7 +334,7 @@ async function runVariant(
   position: number,
   variant: Variant,
   services: BenchServices,
-  ctx: LabRunContext,
+  ctx: RunningLab,
   log: (line: string) => void,
 ): Promise<VariantRun> {
   const clientIp = clientIpFor(ctx.variantIndex(variant.id));
@@ -334,7 +361,7 @@ async function runVariant(
   return run;
 }
 
-async function measure(lab: Lab, active: ActiveVariant, run: VariantRun, ctx: LabRunContext, say: (text: string) => void): Promise<void> {
+async function measure(lab: Lab, active: ActiveVariant, run: VariantRun, ctx: RunningLab, say: (text: string) => void): Promise<void> {
   const o = ctx.options;
   // 1. Does the path work, and is the content intact? 3 connections, 1 MiB each, sha256 checked.
   const checkBytes = 1024 * 1024;
@@ -373,6 +400,7 @@ async function measure(lab: Lab, active: ActiveVariant, run: VariantRun, ctx: La
         ? { controlSocket: active.controlSocket, service: { vip: bulkService.ip, port: bulkService.port } }
         : {}),
     };
+    const bpfWindow = await startBpfWindow(ctx.bpf, active.pid);
     const s = await withDownloadProgress(progress, () =>
       runBulkDownload(lab, {
         targets: active.bulkTargets,
@@ -384,23 +412,30 @@ async function measure(lab: Lab, active: ActiveVariant, run: VariantRun, ctx: La
         ...(active.pid !== null ? { watchPid: active.pid } : {}),
       }),
     );
+    const bpf = await bpfWindow.end();
     if (s.failed > 0) {
       run.errors.push(`download ${conns} conn(s): ${s.failed} failed: ${firstError(s)}`);
       say(`download ${conns} conn(s) FAILED: ${firstError(s)}`);
       continue;
     }
     const gib = s.totalBytes / GiB;
+    const cpuBalancerSPerGiB = s.cpu.watched === null ? null : s.cpu.watched / ctx.clockTicksPerSecond / gib;
+    const cpuBpfSPerGiB = bpf === null || "notMeasured" in bpf ? null : bpf.runTimeNs / 1e9 / gib;
     const record: DownloadRecord = {
       conns,
       gbps: s.gbps,
       seconds: s.seconds,
       totalBytes: s.totalBytes,
       cpuMachineSPerGiB: s.cpu.machineBusy / ctx.clockTicksPerSecond / gib,
-      cpuBalancerSPerGiB: s.cpu.watched === null ? null : s.cpu.watched / ctx.clockTicksPerSecond / gib,
+      cpuBalancerSPerGiB,
+      cpuBpfSPerGiB,
+      cpuBalancerTotalSPerGiB: cpuBalancerSPerGiB === null || cpuBpfSPerGiB === null ? null : cpuBalancerSPerGiB + cpuBpfSPerGiB,
+      bpf: bpf === null ? null : "notMeasured" in bpf ? bpf : { programs: bpf.programs },
       reals: s.results.map((r) => r.real),
     };
     run.downloads.push(record);
-    const balancerCpu = record.cpuBalancerSPerGiB === null ? "" : `, balancer ${formatNumber(record.cpuBalancerSPerGiB)} CPU-s/GiB`;
+    const bpfCpu = record.cpuBpfSPerGiB === null ? "" : ` + BPF ${formatNumber(record.cpuBpfSPerGiB)} = ${formatNumber(record.cpuBalancerTotalSPerGiB ?? NaN)}`;
+    const balancerCpu = record.cpuBalancerSPerGiB === null ? "" : `, balancer process ${formatNumber(record.cpuBalancerSPerGiB)}${bpfCpu} CPU-s/GiB`;
     say(`download ${conns} conn(s): ${formatNumber(s.gbps)} Gbit/s, machine ${formatNumber(record.cpuMachineSPerGiB)} CPU-s/GiB${balancerCpu}`);
   }
 
@@ -450,9 +485,38 @@ function samplesOf(run: VariantRun): Sample[] {
     add(`${p}Gbps`, d.gbps);
     add(`${p}CpuMachine`, d.cpuMachineSPerGiB);
     add(`${p}CpuBalancer`, d.cpuBalancerSPerGiB);
+    add(`${p}CpuBpf`, d.cpuBpfSPerGiB);
+    add(`${p}CpuBalancerTotal`, d.cpuBalancerTotalSPerGiB);
   }
   if (run.shortConns !== null) add("shortConnsPerSec", run.shortConns.perSecond);
   if (run.serial !== null) add("serialMs", run.serial.medianMs);
   if (run.peakRssKiB !== null) add("peakRssMiB", run.peakRssKiB / 1024);
   return out;
+}
+
+/** One download's BPF window: the counters before, and at end() the balancer's programs' run time since. */
+interface BpfWindow {
+  /** null when there is no balancer process (kernel paths). */
+  end(): Promise<ReturnType<typeof bpfRunTimeBetween> | { notMeasured: string } | null>;
+}
+
+async function startBpfWindow(bpf: BpfSampling, pid: number | null): Promise<BpfWindow> {
+  if (pid === null) return { end: async () => null };
+  if (!bpf.ok) return { end: async () => ({ notMeasured: bpf.reason }) };
+  const sampler: BpfRunTimeSampler = bpf.sampler;
+  // The balancer's programs, at both ends (one attached in between counts as well).
+  // A failed sample leaves this download's BPF time unmeasured, not the download failed.
+  const notMeasured = (e: unknown) => ({ notMeasured: (e as Error).message });
+  const idsBefore = bpfProgramIdsOf(pid);
+  const before = await sampler.sample().catch(notMeasured);
+  return {
+    end: async () => {
+      if ("notMeasured" in before) return before;
+      const after = await sampler.sample().catch(notMeasured);
+      if ("notMeasured" in after) return after;
+      const idsAfter = bpfProgramIdsOf(pid);
+      if (idsBefore === null || idsAfter === null) return { notMeasured: `the balancer process ${pid} was gone` };
+      return bpfRunTimeBetween(before, after, new Set([...idsBefore, ...idsAfter]));
+    },
+  };
 }

@@ -1,7 +1,8 @@
 // The modes lab's arithmetic and options (issue #11): which variants it runs, each mode against plain
-// forwarding and natlb nat (paired by round), balancer CPU against nat with the kernel fast path and in
-// user space, the goals' verdicts, and the table with modes that were not available. No traffic
-// here (bench/ measures); these check that the report says what the samples say.
+// forwarding and natlb nat (paired by round), balancer CPU (process + BPF programs) against nat with the
+// kernel fast path and in user space, the goals' verdicts, "not measured" without the BPF tool, and the
+// table with modes that were not available. No traffic here (bench/ measures); these check that the
+// report says what the samples say.
 import test from "ava";
 import { variantRunsIn, type LabRunResult, type MetricId, type Sample } from "../bench/labRounds";
 import { buildModes, formatModesReport, modesTargets } from "../bench/modesReport";
@@ -30,9 +31,11 @@ test("modes options: a default lab, --labs modes, and which variants run there",
   t.true(runsIn("mtu").includes("natlbAfPacket") && !runsIn("gso").includes("natlbAfPacket"), "the other labs' rules stay");
 });
 
-test("modes: rates against plain and nat, balancer CPU against both kinds of nat, paired by round; kernel paths have no balancer CPU", (t) => {
+test("modes: rates against plain and nat, balancer CPU (process + BPF) against both kinds of nat, paired by round; kernel paths have no balancer CPU", (t) => {
   // Rounds vary 2x; in every round dr moves as fast as plain and twice as fast as nat, at a twentieth of
   // nat's CPU with the fast path and a fortieth of nat's in user space; fullnat costs as much as nat.
+  // nat's process alone costs what dr's does (its established packets run in its BPF program): judged
+  // by the process alone, dr would be 1 x nat.
   const modes = lab("modes", [
     ["plain", "dl4Gbps", [4, 8]],
     ["kernelNat", "dl4Gbps", [2, 4]],
@@ -40,10 +43,18 @@ test("modes: rates against plain and nat, balancer CPU against both kinds of nat
     ["natlbUserSpace", "dl4Gbps", [1, 2]],
     ["natlbDr", "dl4Gbps", [4, 8]],
     ["natlbFullnat", "dl4Gbps", [2, 4]],
-    ["natlb", "dl4CpuBalancer", [2, 4]],
+    ["natlb", "dl4CpuBalancer", [0.1, 0.2]],
+    ["natlb", "dl4CpuBpf", [1.9, 3.8]],
+    ["natlb", "dl4CpuBalancerTotal", [2, 4]],
     ["natlbUserSpace", "dl4CpuBalancer", [4, 8]],
+    ["natlbUserSpace", "dl4CpuBpf", [0, 0]],
+    ["natlbUserSpace", "dl4CpuBalancerTotal", [4, 8]],
     ["natlbDr", "dl4CpuBalancer", [0.1, 0.2]],
-    ["natlbFullnat", "dl4CpuBalancer", [2, 4]],
+    ["natlbDr", "dl4CpuBpf", [0, 0]],
+    ["natlbDr", "dl4CpuBalancerTotal", [0.1, 0.2]],
+    ["natlbFullnat", "dl4CpuBalancer", [1, 2]],
+    ["natlbFullnat", "dl4CpuBpf", [1, 2]],
+    ["natlbFullnat", "dl4CpuBalancerTotal", [2, 4]],
     ["kernelNat", "dl4CpuMachine", [3, 3]],
   ]);
   const report = buildModes([modes], ran(["plain", "kernelNat", "natlb", "natlbUserSpace", "natlbDr", "natlbFullnat"]));
@@ -58,6 +69,8 @@ test("modes: rates against plain and nat, balancer CPU against both kinds of nat
   t.is(row("natlbFullnat").cpuBalancerVsNatUserSpace!.median, 0.5);
   t.is(row("natlbUserSpace").dl4VsNat!.median, 0.5);
   t.is(row("kernelNat").dl4VsPlain!.median, 0.5);
+  t.is(Number(row("natlb").cpuBpfPerGiB!.median.toFixed(9)), 2.85);
+  t.is(row("natlb").cpuBalancerTotalPerGiB!.median, 3);
   t.is(row("kernelNat").cpuBalancerPerGiB, null);
   t.regex(row("kernelNat").balancerNote ?? "", /N\/A: kernel/);
   const verdicts = Object.fromEntries(modesTargets([modes]).map((r) => [r.id, r.status]));
@@ -65,35 +78,69 @@ test("modes: rates against plain and nat, balancer CPU against both kinds of nat
   const text = formatModesReport(report!).join("\n");
   t.regex(text, /\| natlb dr +\| n\/a +\| 6\.00 \(4\.00\.\.8\.00\) +\| 1\.0 \(1\.0\.\.1\.0\) +\| 2\.0 \(2\.0\.\.2\.0\) +\|/);
   t.regex(text, /\| natlb fullnat +\| n\/a +\| 3\.00 .*\| 1\.0 \(1\.0\.\.1\.0\) +\| 0\.50 \(0\.50\.\.0\.50\) +\|$/m);
-  t.regex(text, /natlb dr: 6\.00 Gbit\/s = 1\.0 x plain forwarding; balancer 0\.150 CPU-s\/GiB, 0\.050 x nat \(fast path\), 0\.025 x nat \(user space\)$/m);
-  t.regex(text, /natlb nat \(user space, no fast path\): 1\.50 Gbit\/s = 0\.25 x plain forwarding; balancer 6\.00 CPU-s\/GiB, 2\.0 x nat \(fast path\)$/m);
+  // nat with the fast path: process, BPF, both, and 1 x itself.
+  t.regex(text, /\| natlb nat \(kernel fast path, the default\) .*\| 0\.150 \(0\.100\.\.0\.200\) +\| 2\.85 \(1\.90\.\.3\.80\) +\| 3\.00 \(2\.00\.\.4\.00\) +\| 1\.0 \(1\.0\.\.1\.0\) +\|/);
+  t.regex(text, /natlb dr: 6\.00 Gbit\/s = 1\.0 x plain forwarding; balancer 0\.150 CPU-s\/GiB \(process 0\.150 \+ BPF 0\), 0\.050 x nat \(fast path\), 0\.025 x nat \(user space\)$/m);
+  t.regex(text, /natlb nat \(user space, no fast path\): 1\.50 Gbit\/s = 0\.25 x plain forwarding; balancer 6\.00 CPU-s\/GiB \(process 6\.00 \+ BPF 0\), 2\.0 x nat \(fast path\)$/m);
 });
 
 test("modes: goals fail when dr is slower or too costly, each nat judged on its own; modes not available are listed", (t) => {
-  // dr costs 0.15 of nat with the fast path (fail) but 0.075 of nat in user space (pass).
+  // dr costs 0.15 of nat with the fast path (fail) but 0.075 of nat in user space (pass), process + BPF.
   const modes = lab(
     "modes",
     [
       ["plain", "dl4Gbps", [4, 8]],
       ["natlbDr", "dl4Gbps", [3, 7]],
-      ["natlb", "dl4CpuBalancer", [2, 2]],
-      ["natlbUserSpace", "dl4CpuBalancer", [4, 4]],
-      ["natlbDr", "dl4CpuBalancer", [0.3, 0.3]],
+      ["natlb", "dl4CpuBalancerTotal", [2, 2]],
+      ["natlbUserSpace", "dl4CpuBalancerTotal", [4, 4]],
+      ["natlbDr", "dl4CpuBalancerTotal", [0.3, 0.3]],
     ],
     { natlbFullnat: "not available: natlb refuses to start here: natlb: config: fullnat.localAddresses[0] ..." },
   );
   const report = buildModes([modes], ran(["plain", "natlb", "natlbUserSpace", "natlbDr", "natlbFullnat"]));
   const targets = modesTargets([modes]);
   t.deepEqual(targets.map((r) => [r.id, r.status]), [["modes-dr-speed", "fail"], ["modes-dr-cpu", "fail"], ["modes-dr-cpu-user-space", "pass"]]);
-  t.regex(targets[1]!.target, /with the kernel fast path/);
+  t.regex(targets[1]!.target, /\(process \+ BPF\) <= 0\.1 x natlb nat's, with the kernel fast path/);
   t.regex(targets[2]!.target, /in user space/);
   t.is(targets[2]!.value, 0.075);
   const gso = lab("gso", [["natlb", "dl4CpuBalancer", [2, 3, 4]]]);
   t.deepEqual(modesTargets([gso]).map((r) => r.status), ["n/a", "n/a", "n/a"], "no modes lab: not measured");
   t.is(buildModes([gso], ran(["natlbDr"])), null);
-  const noUserSpace = lab("modes", [["natlb", "dl4CpuBalancer", [2]], ["natlbDr", "dl4CpuBalancer", [0.1]]]);
+  const noUserSpace = lab("modes", [["natlb", "dl4CpuBalancerTotal", [2]], ["natlbDr", "dl4CpuBalancerTotal", [0.1]]]);
   t.deepEqual(modesTargets([noUserSpace]).map((r) => r.status), ["n/a", "pass", "n/a"], "a nat that did not run judges nothing");
   const text = formatModesReport(report!).join("\n");
   t.regex(text, /\| natlb fullnat +\| not available +\|/);
   t.regex(text, /natlb fullnat: not available: natlb refuses to start here/);
+});
+
+test("modes: the goals judge process + BPF; without the BPF tool they are not measured, and the table says so", (t) => {
+  // nat's established packets run in its BPF program: its process alone costs what dr's does (1 x,
+  // which would fail), process + BPF puts dr at 0.07 x nat (pass).
+  const measured = lab("modes", [
+    ["natlb", "dl4CpuBalancer", [0.02]],
+    ["natlb", "dl4CpuBpf", [1]],
+    ["natlb", "dl4CpuBalancerTotal", [1.02]],
+    ["natlbDr", "dl4CpuBalancer", [0.02]],
+    ["natlbDr", "dl4CpuBpf", [0.05]],
+    ["natlbDr", "dl4CpuBalancerTotal", [0.07]],
+  ]);
+  const cpu = modesTargets([measured]).find((r) => r.id === "modes-dr-cpu")!;
+  t.is(cpu.status, "pass");
+  t.is(cpu.value, 0.07 / 1.02);
+  t.regex(cpu.basis, /process CPU \+ its BPF programs' run time/);
+  // The bench ran without bench/bpfRunTime.c (no compiler, no permission): process ticks only.
+  const processOnly = lab("modes", [
+    ["natlb", "dl4CpuBalancer", [0.02]],
+    ["natlbDr", "dl4CpuBalancer", [0.02]],
+  ]);
+  t.deepEqual(modesTargets([processOnly]).map((r) => [r.id, r.status, r.measured]), [
+    ["modes-dr-speed", "n/a", "not measured"],
+    ["modes-dr-cpu", "n/a", "not measured"],
+    ["modes-dr-cpu-user-space", "n/a", "not measured"],
+  ]);
+  const report = buildModes([processOnly], ran(["natlb", "natlbDr"]))!;
+  t.is(report.rows.find((r) => r.variant === "natlbDr")!.cpuBpfPerGiB, null);
+  const text = formatModesReport(report).join("\n");
+  t.regex(text, /\| natlb dr +\|.*\| 0\.0200 +\| not measured +\| not measured +\| not measured +\| not measured +\|$/m);
+  t.regex(text, /natlb dr: not measured; balancer process 0\.0200 CPU-s\/GiB, BPF not measured$/m);
 });

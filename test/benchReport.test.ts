@@ -50,3 +50,28 @@ test("target verdicts: >= and <= limits, the serial difference in ms, n/a when n
   t.is(verdicts["mtu-4conns"], "n/a", "the mtu lab did not run");
   t.is(verdicts["flows-1m"], "pass");
 });
+
+test("balancer CPU cases: the process, its BPF programs' run time, and both together, each compared per round", (t) => {
+  // natlb's process hardly works (the fast path), its BPF program does; HAProxy has no BPF program.
+  const gso = lab("gso", [
+    ["natlb", "dl4CpuBalancer", [0.02, 0.04]],
+    ["natlb", "dl4CpuBpf", [0.5, 1]],
+    ["natlb", "dl4CpuBalancerTotal", [0.52, 1.04]],
+    ["haproxy", "dl4CpuBalancer", [1.3, 2.6]],
+    ["haproxy", "dl4CpuBpf", [0, 0]],
+    ["haproxy", "dl4CpuBalancerTotal", [1.3, 2.6]],
+  ]);
+  const cases = buildCases([gso], ["natlb", "haproxy"]);
+  const byId = (id: string) => cases.find((c) => c.id === id);
+  t.deepEqual(
+    cases.map((c) => c.id),
+    ["gso.dl4CpuBalancer", "gso.dl4CpuBpf", "gso.dl4CpuBalancerTotal"],
+    "cases in METRICS order, only the measured ones",
+  );
+  t.is(byId("gso.dl4CpuBpf")!.title, "balancer BPF programs' run time, 4 conns");
+  t.is(byId("gso.dl4CpuBalancerTotal")!.title, "balancer CPU (process + BPF), 4 conns");
+  t.is(Number(byId("gso.dl4CpuBalancer")!.natlbVsHaproxy!.median.toFixed(4)), 0.0154, "the process alone: 1/65 of HAProxy's");
+  t.is(byId("gso.dl4CpuBalancerTotal")!.natlbVsHaproxy!.median, 0.4);
+  t.is(byId("gso.dl4CpuBpf")!.byVariant.natlb!.median, 0.75);
+  t.is(byId("gso.dl4CpuBpf")!.natlbVsHaproxy, null, "a ratio to 0 is no ratio");
+});
