@@ -34,9 +34,7 @@ interface NatlbSettings {
 type ForwardingFields = Record<string, unknown>;
 
 /**
- * The full-NAT service fields, kept in this one function because natlb's fullnat configuration was
- * not merged when this was written (the shape of the fullnat branch: a "fullnat" pool object): the mode
- * plus natlb's own backend-side address as the new source. Its ports stay apart from kernel NAT's SNAT
+ * The full-NAT service fields: the mode plus natlb's own backend-side address as the new source. Its ports stay apart from kernel NAT's SNAT
  * ports (1024..16383) and HAProxy's ephemeral ones (32768..) on the same address, so no real sees one
  * source ip:port with two TCP timestamp clocks (PAWS).
  */
