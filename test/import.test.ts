@@ -62,6 +62,7 @@ test("keepalived.conf: virtual servers, reals, checkers, thresholds, persistence
   const { config, notes } = importText("keepalived", fixture("keepalived.conf"));
   const [web, dns, mail] = config.services;
   t.is(config.services.length, 3);
+  t.deepEqual(config.ha, { gratuitousArpRounds: 4 }, "a vrrp_instance makes natlb one gateway of a pair; garp_master_repeat its announcement rounds");
   t.like(web, { vip: "198.18.0.100", port: 80, protocol: "tcp", scheduler: "wrr" });
   t.deepEqual(web!.reals, [{ ip: "198.18.1.11", port: 8080, weight: 3, maxConns: 2000, minConnsToResume: 1500 }, { ip: "198.18.1.12", port: 8080, weight: 1 }]);
   t.deepEqual(web!.healthCheck, {
@@ -80,7 +81,8 @@ test("keepalived.conf: virtual servers, reals, checkers, thresholds, persistence
   const all = notes.map((n) => `${n.where}: ${n.note}`).join("\n");
   for (const expected of [
     /line 4: global_defs is not a load-balancing block/,
-    /line 12: vrrp_instance .* keep keepalived running/,
+    /line 13: vrrp_instance VI_BACKEND stays with keepalived .*imported as `ha`.*vrrp_notify_fifo_script "\/usr\/bin\/natlb ha notify-fifo/,
+    /line 10: lvs_sync_daemon: natlb's flow sync takes the place of IPVS's sync daemon; set `sync`/,
     /delay_before_retry has no natlb equivalent/,
     /inhibit_on_failure has no natlb equivalent/,
     /checked differently; natlb has one check per service/,
@@ -198,7 +200,7 @@ test("natlb import: the config on stdout loads with check-config; notes on stder
   const printed = spawnSync(process.execPath, [CLI, "import", "--keepalived", join(FIXTURES, "keepalived.conf")], { encoding: "utf8" });
   t.is(printed.status, 0, printed.stderr);
   t.is(JSON.parse(printed.stdout).services.length, 3);
-  t.regex(printed.stderr, /natlb import: .*keepalived\.conf: line 12: vrrp_instance/);
+  t.regex(printed.stderr, /natlb import: .*keepalived\.conf: line 13: vrrp_instance VI_BACKEND stays with keepalived/);
   const out = join(dir, "natlb.json");
   const written = spawnSync(process.execPath, [CLI, "import", "--ipvsadm", join(FIXTURES, "ipvsadm.save"), "-o", out], { encoding: "utf8" });
   t.is(written.status, 0, written.stderr);
@@ -243,4 +245,29 @@ test("keepalived.conf: a virtual_server without protocol is UDP, as keepalived t
   const { config, notes } = importText("keepalived", "virtual_server 198.18.0.100 80 {\n lb_algo rr\n real_server 198.18.1.11 80 {\n  weight 1\n }\n}\n");
   t.like(config.services[0], { vip: "198.18.0.100", port: 80, protocol: "udp", scheduler: "rr" });
   t.regex(notes.map((n) => n.note).join("\n"), /no protocol: imported as UDP/);
+});
+
+test("keepalived.conf: a second vrrp_instance and a garp_master_repeat out of range get notes; without vrrp_instance there is no `ha`", (t) => {
+  const text = [
+    "vrrp_instance VI_1 {",
+    "  state BACKUP",
+    "  garp_master_repeat 0",
+    "}",
+    "vrrp_instance VI_2 {",
+    "  state MASTER",
+    "}",
+    "virtual_server 198.18.0.100 80 {",
+    "  protocol TCP",
+    "  real_server 198.18.1.11 80 {",
+    "  }",
+    "}",
+  ].join("\n");
+  const { config, notes } = importKeepalivedConf(text);
+  t.deepEqual(config.ha, {}, "the first instance's role: backup until keepalived says master");
+  const all = notes.map((n) => `${n.where}: ${n.note}`).join("\n");
+  t.regex(all, /line 3: garp_master_repeat 0 is not 1\.\.100/);
+  t.regex(all, /line 5: vrrp_instance VI_2: natlb has one role .* vrrp_sync_group/);
+  t.notThrows(() => parseConfig(config));
+  t.is(parseConfig(config).ha?.initialRole, "backup");
+  t.is(importKeepalivedConf("virtual_server 198.18.0.100 80 {\n  protocol TCP\n}\n").config.ha, undefined);
 });

@@ -2,7 +2,7 @@
 // every part of the source that has no natlb equivalent, so nothing is dropped silently.
 
 import { isContiguousNetmask, isIPv4, parseIPv4 } from "../addresses";
-import { CONFIG_LIMITS, type ForwardingMode, type Timeouts } from "../config";
+import { CONFIG_LIMITS, type ForwardingMode, type HaConfig, type Timeouts } from "../config";
 import { SCHEDULER_FLAGS, schedulerOfFlag, type SchedulerFlag } from "../schedulers/flags";
 import { SCHEDULER_NAMES, type SchedulerName } from "../schedulers/types";
 
@@ -69,8 +69,11 @@ export function fitPortsToForwarding(service: ImportedService, where: string, no
 }
 
 export interface ImportResult {
-  /** A configuration file's content: `{ "services": [...] }`, and the global timeouts the source sets, if any. */
-  readonly config: { services: ImportedService[]; timeouts?: Partial<Timeouts> };
+  /**
+   * A configuration file's content: `{ "services": [...] }`, the global timeouts the source sets, if any,
+   * and `ha` when keepalived runs VRRP for this gateway.
+   */
+  readonly config: { services: ImportedService[]; timeouts?: Partial<Timeouts>; ha?: Partial<HaConfig> };
   readonly notes: ImportNote[];
 }
 

@@ -1,11 +1,12 @@
 // keepalived.conf's `virtual_server` blocks into a natlb configuration: the service, its scheduler
 // (lb_algo), its real servers and weights, and its checker (TCP_CHECK, HTTP_GET, SSL_GET,
 // MISC_CHECK, UDP_CHECK). keepalived checks each real with its own checker; natlb has one check per
-// service, so the reals' checkers must agree (else the first is used, with a note). VRRP and the
-// other non-LVS blocks are listed, not imported: keepalived keeps doing those beside natlb.
+// service, so the reals' checkers must agree (else the first is used, with a note). VRRP stays with
+// keepalived: a vrrp_instance makes natlb one gateway of a pair (`ha`) that follows keepalived's
+// notices. The other non-LVS blocks are listed, not imported: keepalived keeps doing those beside natlb.
 
 import { isIPv4 } from "../addresses";
-import { CONFIG_LIMITS, type Timeouts } from "../config";
+import { CONFIG_LIMITS, type HaConfig, type Timeouts } from "../config";
 import {
   fitPortsToForwarding, forwardingFromLvs, limitsFromIpvs, persistenceFromIpvs, schedulerFlagsFromIpvs, schedulerFromIpvs,
   type ImportNote, type ImportResult, type ImportedService,
@@ -265,19 +266,69 @@ function importVirtualServer(statement: KeepalivedStatement, notes: ImportNote[]
   return service;
 }
 
+/** IPVS's sync daemon (lvs_sync_daemon, in global_defs or, before keepalived 1.4, a vrrp_instance). */
+function syncDaemonNote(statement: KeepalivedStatement): ImportNote {
+  return {
+    where: at(statement),
+    note: `${statement.keyword}: natlb's flow sync takes the place of IPVS's sync daemon; set \`sync\` (listen, peers or a multicast group, and a keyFile: natlb's sync is authenticated, IPVS's is not)`,
+  };
+}
+
+/** natlb's bounds on gratuitousArpRounds (src/config.ts). */
+const GRATUITOUS_ARP_ROUNDS = { min: 1, max: 100 } as const;
+
+/**
+ * A vrrp_instance: keepalived keeps running VRRP, and natlb becomes one gateway of the pair (`ha`),
+ * starting as backup whatever the instance's `state` says (keepalived tells natlb when it is master,
+ * so two gateways starting together never both claim the VIPs). garp_master_repeat becomes the
+ * number of gratuitous ARP rounds; the note says how to hand keepalived's notices to natlb.
+ */
+function importVrrpInstance(statement: KeepalivedStatement, notes: ImportNote[]): Partial<HaConfig> {
+  const ha: { -readonly [K in keyof HaConfig]?: HaConfig[K] } = {};
+  const name = statement.args[0] ?? "";
+  for (const s of statement.block ?? []) {
+    if (s.keyword.startsWith("lvs_sync_daemon")) notes.push(syncDaemonNote(s));
+    if (s.keyword !== "garp_master_repeat") continue;
+    const repeat = Number(s.args[0]);
+    if (Number.isInteger(repeat) && repeat >= GRATUITOUS_ARP_ROUNDS.min && repeat <= GRATUITOUS_ARP_ROUNDS.max) {
+      ha.gratuitousArpRounds = repeat;
+    } else {
+      notes.push({ where: at(s), note: `garp_master_repeat ${s.args[0] ?? ""} is not ${GRATUITOUS_ARP_ROUNDS.min}..${GRATUITOUS_ARP_ROUNDS.max}: natlb's default is used` });
+    }
+  }
+  notes.push({
+    where: at(statement),
+    note:
+      `vrrp_instance ${name} stays with keepalived (natlb does no VRRP); imported as \`ha\`: natlb starts as backup and follows keepalived's notices. ` +
+      `Add to keepalived's global_defs: vrrp_notify_fifo /run/keepalived/natlb.fifo and vrrp_notify_fifo_script "/usr/bin/natlb ha notify-fifo --config <this natlb config>" ` +
+      `(or notify "/usr/bin/natlb ha notify --config <this natlb config>" in the instance; the FIFO keeps the notices in order)`,
+  });
+  return ha;
+}
+
 export function importKeepalivedConf(text: string): ImportResult {
   const notes: ImportNote[] = [];
   const services: ImportedService[] = [];
   let timeouts: Partial<Timeouts> = {};
+  let ha: Partial<HaConfig> | undefined;
   const skippedKinds = new Set<string>();
   for (const statement of parseKeepalivedBlocks(text)) {
     const lvsTimeouts = statement.keyword === "global_defs" ? (statement.block ?? []).filter((s) => s.keyword === "lvs_timeouts") : [];
+    for (const s of (statement.block ?? []).filter((s) => s.keyword.startsWith("lvs_sync_daemon"))) notes.push(syncDaemonNote(s));
     for (const s of lvsTimeouts) timeouts = { ...timeouts, ...importLvsTimeouts(s, notes) };
     if (statement.keyword === "global_defs" && lvsTimeouts.length === (statement.block ?? []).length) {
       // Nothing in it but what was imported.
     } else if (statement.keyword === "virtual_server") {
       const service = importVirtualServer(statement, notes);
       if (service) services.push(service);
+    } else if (statement.keyword === "vrrp_instance") {
+      if (ha === undefined) ha = importVrrpInstance(statement, notes);
+      else {
+        notes.push({
+          where: at(statement),
+          note: `vrrp_instance ${statement.args[0] ?? ""}: natlb has one role for all its VIPs and follows every instance's notices; put the instances in one vrrp_sync_group so they change together`,
+        });
+      }
     } else if (statement.keyword === "include") {
       notes.push({ where: at(statement), note: `include ${statement.args.join(" ")} is not followed: import that file too` });
     } else if (!skippedKinds.has(statement.keyword)) {
@@ -289,5 +340,8 @@ export function importKeepalivedConf(text: string): ImportResult {
       });
     }
   }
-  return { config: { services, ...(Object.keys(timeouts).length > 0 ? { timeouts } : {}) }, notes };
+  return {
+    config: { services, ...(Object.keys(timeouts).length > 0 ? { timeouts } : {}), ...(ha !== undefined ? { ha } : {}) },
+    notes,
+  };
 }
