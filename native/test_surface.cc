@@ -41,6 +41,9 @@ flow::TcpSide sideFrom(const Napi::Value& value, const std::string& what) {
   side.windowBytes = integerFrom(item.Get("windowBytes"), what + ".windowBytes", 0, 0x7fffffff);
   side.windowScale = uint8_t(integerFrom(item.Get("windowScale"), what + ".windowScale", 0, 255));
   side.seen = item.Get("seen").ToBoolean();
+  if (!item.Get("strayAcknowledgement").IsUndefined()) {
+    side.strayAcknowledgement = integerFrom(item.Get("strayAcknowledgement"), what + ".strayAcknowledgement", 0, 0xffffffff);
+  }
   return side;
 }
 
@@ -50,6 +53,7 @@ Napi::Object sideTo(Napi::Env env, const flow::TcpSide& side) {
   out.Set("windowBytes", double(side.windowBytes));
   out.Set("windowScale", side.windowScale);
   out.Set("seen", side.seen);
+  if (side.strayAcknowledgement) out.Set("strayAcknowledgement", double(*side.strayAcknowledgement));
   return out;
 }
 
@@ -79,6 +83,11 @@ Napi::Value JudgeTcpSegment(const Napi::CallbackInfo& info) {
 // afterTcpSegment(sender, receiver, segment) -> the sender's side after it
 Napi::Value AfterTcpSegment(const Napi::CallbackInfo& info) {
   return sideTo(info.Env(), flow::afterSegment(sideFrom(info[0], "sender"), sideFrom(info[1], "receiver"), segmentFrom(info[2])));
+}
+
+// afterUntrackedTcpSegment(sender, segment) -> the sender's side after a segment judged "passOnly"
+Napi::Value AfterUntrackedTcpSegment(const Napi::CallbackInfo& info) {
+  return sideTo(info.Env(), flow::afterUntrackedSegment(sideFrom(info[0], "sender"), segmentFrom(info[1])));
 }
 
 // readTcpHeader(frame) -> fields, or { ok: false, reason }
@@ -548,6 +557,7 @@ class ServiceForTests : public Napi::ObjectWrap<ServiceForTests> {
 void addTestSurface(Napi::Env env, Napi::Object exports, Napi::Object packet) {
   packet.Set("judgeTcpSegment", Napi::Function::New(env, JudgeTcpSegment));
   packet.Set("afterTcpSegment", Napi::Function::New(env, AfterTcpSegment));
+  packet.Set("afterUntrackedTcpSegment", Napi::Function::New(env, AfterUntrackedTcpSegment));
   packet.Set("readTcpHeader", Napi::Function::New(env, ReadTcpHeader));
   packet.Set("icmpError", Napi::Function::New(env, IcmpError));
   packet.Set("tcpReset", Napi::Function::New(env, TcpReset));

@@ -259,6 +259,8 @@ export interface TcpSide {
   /** The shift its SYN offered; 255 when none. */
   windowScale: number;
   seen: boolean;
+  /** Before it was seen: the acknowledgement of the bare ACK it sent (a TIME_WAIT answering a SYN). */
+  strayAcknowledgement?: number;
 }
 
 export interface TcpSegmentFields {
@@ -414,6 +416,7 @@ export interface NativeAddon {
       sender: TcpSide, receiver: TcpSide, segment: TcpSegmentFields, options?: { pickedUp?: boolean },
     ): "track" | "passOnly" | "outOfWindow";
     afterTcpSegment(sender: TcpSide, receiver: TcpSide, segment: TcpSegmentFields): TcpSide;
+    afterUntrackedTcpSegment(sender: TcpSide, segment: TcpSegmentFields): TcpSide;
     readTcpHeader(frame: Uint8Array): ({ ok: true } & TcpSegmentFields) | { ok: false; reason: string };
     /** The ICMP errors natlb sends as a router (native/packet/icmp_error.h); null when none is due. */
     icmpError(frame: Uint8Array, spec: { type: number; code: number; nextHopMtu: number; source: string }): Uint8Array | null;

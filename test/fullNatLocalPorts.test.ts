@@ -111,3 +111,19 @@ test("each real has its own turn: flows to another real do not skip this real's 
   const after = (port: number, steps: number) => 5000 + ((port - 5000 + steps) % 1000);
   t.true(second.localPort === after(first.localPort!, 1) || second.localPort === after(first.localPort!, 11), `${first.localPort} then ${second.localPort}`);
 });
+
+// A restarted natlb must not begin where its last run did: the ports that run just used are the ones the
+// reals hold in TIME_WAIT. Each table (each run) seeds its cursors at random.
+test("a new table (a restarted natlb) starts each real's turn at a random port, not where the last one did", (t) => {
+  const pool = { localAddresses: ["198.18.1.2"], firstPort: 1024, lastPort: 32767 };
+  const reals = ["198.18.1.11", "198.18.1.12", "198.18.1.13", "198.18.1.14"];
+  const firstPorts = () => {
+    const { add } = table();
+    return reals.map((real) => add(pool, 0, real).localPort!);
+  };
+  const before = firstPorts();
+  const after = firstPorts();
+  // A chance of 31744^-4 that two random starts agree for all four reals.
+  t.notDeepEqual(after, before, `both runs started at ${before}`);
+  t.false(before.every((port) => port === pool.firstPort), "not at the range's start");
+});

@@ -88,6 +88,30 @@ test("before the real has sent anything it may only refuse the client's SYN, ack
   t.is(packet.judgeTcpSegment(unseen, client, segment({ flags: ACK, sequence: 77 })), "passOnly", "data before its SYN-ACK");
 });
 
+test("a TIME_WAIT's bare ACK to the client's SYN: only the client's RST carrying its acknowledgement passes outside the window", (t) => {
+  const client = packet.afterTcpSegment(unseen, unseen, segment({ sequence: 1000, flags: SYN, window: 64240 }));
+  // The real's TIME_WAIT took the SYN as old and answers with its last connection's ACK: far from 1001.
+  const staleAck = segment({ sequence: 0x9000, acknowledgement: 0x80001234, window: 502 });
+  t.is(packet.judgeTcpSegment(unseen, client, staleAck), "passOnly", "forwarded, untracked");
+  const real = packet.afterUntrackedTcpSegment(unseen, staleAck);
+  t.deepEqual(real, { ...unseen, strayAcknowledgement: 0x80001234 }, "the real is still unseen; the ACK's acknowledgement is kept");
+  // RFC 793: the client in SYN_SENT resets with seq = that acknowledgement (no ACK flag).
+  t.is(packet.judgeTcpSegment(client, real, segment({ sequence: 0x80001234, flags: RST })), "track");
+  t.is(packet.judgeTcpSegment(client, real, segment({ sequence: 0x80001235, flags: RST })), "outOfWindow", "one off");
+  t.is(packet.judgeTcpSegment(client, unseen, segment({ sequence: 0x80001234, flags: RST })), "outOfWindow", "no bare ACK seen");
+  t.is(packet.judgeTcpSegment(client, real, segment({ sequence: 0x80001234, flags: FIN | ACK })), "outOfWindow", "a FIN gets no such pass");
+  // Only a bare ACK of a side not seen yet is kept.
+  for (const flags of [SYN | ACK, RST | ACK, FIN | ACK, RST]) {
+    t.is(packet.afterUntrackedTcpSegment(unseen, segment({ acknowledgement: 7, flags })).strayAcknowledgement, undefined);
+  }
+  const established = packet.afterTcpSegment(real, client, segment({ sequence: 5000, acknowledgement: 1001, flags: SYN | ACK, window: 65160 }));
+  t.is(packet.afterUntrackedTcpSegment(established, staleAck).strayAcknowledgement, 0x80001234, "nothing new is kept once seen");
+  t.is(packet.afterUntrackedTcpSegment({ ...established, strayAcknowledgement: undefined }, staleAck).strayAcknowledgement, undefined);
+  // Once the real has answered with its SYN-ACK, a RST needs the window again.
+  t.is(packet.judgeTcpSegment(client, established, segment({ sequence: 0x80001234, flags: RST })), "outOfWindow");
+  t.is(packet.judgeTcpSegment(client, established, segment({ sequence: 1001, flags: RST })), "track");
+});
+
 test("readTcpHeader reads the window-scale option of a SYN, ignores it elsewhere, and refuses a header that does not fit", (t) => {
   const options = Uint8Array.of(0x02, 0x04, 0x05, 0xb4, 0x01, 0x03, 0x03, 0x07); // MSS 1460, NOP, WS 7
   const syn = buildFrame({ src: "198.18.0.2", dst: "198.18.0.100", sport: 40000, dport: 80, tcpOptions: options, checksum: "complete" });

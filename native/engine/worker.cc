@@ -422,6 +422,7 @@ std::optional<flow::SegmentVerdict> Worker::trackTcp(const flow::FlowEntry& entr
   const flow::SegmentVerdict verdict =
       flow::judgeSegment(sender, receiver, *segment, (entry.flags() & flow::flags::kPickedUp) != 0);
   if (verdict == flow::SegmentVerdict::Track) flow::writeSide(entry, direction, flow::afterSegment(sender, receiver, *segment));
+  else flow::writeUntrackedSide(entry, direction, flow::afterUntrackedSegment(sender, *segment));
   return verdict;
 }
 

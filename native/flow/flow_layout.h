@@ -14,7 +14,7 @@
 namespace natlb::flow {
 
 constexpr uint32_t kMagic = 0x544c464e;  // "NFLT"
-constexpr uint32_t kLayoutVersion = 6;
+constexpr uint32_t kLayoutVersion = 7;
 constexpr size_t kHeaderBytes = 128;
 constexpr size_t kEntryBytes = 192;
 
@@ -99,7 +99,10 @@ constexpr size_t kRealWindow = 140;         // u32 bytes
 constexpr size_t kClientWindowScale = 144;  // u8: the shift its SYN offered, kNoWindowScale if none
 constexpr size_t kRealWindowScale = 145;    // u8
 constexpr size_t kTimeoutProfile = 146;     // u8: whose idle timeouts apply (timeout_profiles.h), 0 the global ones
-// 147..151 reserved
+// 147 reserved
+// The acknowledgement of the bare ACK the real answered the client's SYN with, before any SYN-ACK (a
+// TIME_WAIT's: tcp_window.h), while flags::kRealStrayAck is set. Its writer: the real side's worker.
+constexpr size_t kRealStrayAck = 148;       // u32
 constexpr size_t kClaimedMs = 152;          // u64: when the kernel was last told that natlb owns this flow's replies
 // Persistence (flow/persistence_templates.h). A template is an entry flagged kTemplate, keyed by
 // (protocol, client address & netmask, port 0, VIP, VPORT), holding the real its client sticks to;
@@ -165,6 +168,8 @@ constexpr uint16_t kFullNat = 2048;
 // it is, starts that side's TCP tracking (conntrack's pick-up); a RST from a side never seen is passed on
 // without closing the flow.
 constexpr uint16_t kPickedUp = 4096;
+// The real answered the client's SYN with a bare ACK before any SYN-ACK: entry::kRealStrayAck holds it.
+constexpr uint16_t kRealStrayAck = 8192;
 // The flags that fix a flow's forwarding mode for its whole life.
 constexpr uint16_t kModeFlags = kDirectRouting | kFullNat;
 }  // namespace flags

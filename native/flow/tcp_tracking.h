@@ -26,7 +26,17 @@ inline TcpSide readSide(const FlowEntry& e, Direction side) {
   out.windowBytes = e.load<uint32_t>(f.window);
   out.windowScale = e.load<uint8_t>(f.windowScale);
   out.seen = (e.flags() & f.trackedFlag) != 0;
+  if (side == Direction::FromReal && (e.flags() & flags::kRealStrayAck)) out.strayAcknowledgement = e.load<uint32_t>(entry::kRealStrayAck);
   return out;
+}
+
+// Stores what an untracked segment left of its sender (afterUntrackedSegment): the real's bare ACK
+// before its SYN-ACK. The field first, then the flag that makes readers take it (the flag is cleared
+// whenever the entry is linked again).
+inline void writeUntrackedSide(const FlowEntry& e, Direction which, const TcpSide& side) {
+  if (which != Direction::FromReal || !side.strayAcknowledgement) return;
+  e.store<uint32_t>(entry::kRealStrayAck, *side.strayAcknowledgement);
+  e.setFlags(flags::kRealStrayAck);
 }
 
 // Stores a side after a tracked segment: its first one as it is, later ones as raises (the

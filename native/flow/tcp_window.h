@@ -14,10 +14,15 @@
 //     exactly what the other side sent (a refused connection's RST+ACK);
 //   - a RST closes the flow only when it carries exactly the sender's sequence end (RFC 5961's
 //     exact match): an in-window but inexact RST is passed on, and the endpoint answers it with a
-//     challenge ACK, but natlb keeps the flow, so a later SYN on the same ports is not re-scheduled.
+//     challenge ACK, but natlb keeps the flow, so a later SYN on the same ports is not re-scheduled;
+//   - one RST fits no window and still passes: the client's answer to a bare ACK the real sent instead
+//     of its SYN-ACK (a TIME_WAIT on the same tuple that took the SYN as old), whose sequence number is
+//     that ACK's acknowledgement (RFC 793). It ends the TIME_WAIT, so the retransmitted SYN connects;
+//     conntrack lets it through as well (nf_conntrack_proto_tcp.c, "RST sent to invalid SYN or ACK").
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 
 #include "../packet/tcp_header.h"
 #include "../packet/wire.h"
@@ -30,6 +35,8 @@ struct TcpSide {
   uint32_t windowBytes = 0;            // largest window advertised, in bytes
   uint8_t windowScale = kNoWindowScale;  // the shift its SYN offered
   bool seen = false;                   // it has sent at least one segment
+  // Before it was seen: the acknowledgement of the last bare ACK it sent (see afterUntrackedSegment).
+  std::optional<uint32_t> strayAcknowledgement;
 };
 
 // Windows smaller than this are not trusted to bound the check (a window may open before we see it).
@@ -53,6 +60,15 @@ constexpr TcpSide afterSegment(TcpSide sender, const TcpSide& receiver, const pa
   const uint64_t window = syn ? segment.window : uint64_t{segment.window} << effectiveScale(sender, receiver);
   sender.windowBytes = uint32_t(std::min<uint64_t>(std::max<uint64_t>(sender.windowBytes, window), 0x7fffffff));
   sender.seen = true;
+  return sender;
+}
+
+// The sender's side after a segment that was not tracked: a side not seen yet that sends a bare ACK
+// (a TIME_WAIT answering the other side's SYN with its old connection's ACK) has its acknowledgement
+// kept, the one sequence number the other side's reset to it may carry (judgeSegment).
+constexpr TcpSide afterUntrackedSegment(TcpSide sender, const packet::TcpHeaderFields& segment) {
+  const uint8_t handshakeFlags = packet::kTcpSyn | packet::kTcpRst | packet::kTcpFin | packet::kTcpAck;
+  if (!sender.seen && (segment.flags & handshakeFlags) == packet::kTcpAck) sender.strayAcknowledgement = segment.acknowledgement;
   return sender;
 }
 
@@ -80,6 +96,10 @@ constexpr SegmentVerdict judgeSegment(const TcpSide& sender, const TcpSide& rece
     if (segment.flags & packet::kTcpSyn) return SegmentVerdict::Track;
     return stateChanging ? SegmentVerdict::OutOfWindow : SegmentVerdict::PassOnly;
   }
+  // The client's reset answering the real's bare ACK (RFC 793: seq = that ACK's acknowledgement):
+  // outside any window, but it must reach the TIME_WAIT that sent the ACK, or every retransmitted SYN
+  // meets that again. Only before the real has sent anything else, and only that exact number.
+  if (reset && !receiver.seen && receiver.strayAcknowledgement == segment.sequence) return SegmentVerdict::Track;
   const uint32_t window = std::max(receiver.windowBytes, kMinimumCheckedWindow);
   const int64_t offset = int64_t(int32_t(segment.sequence - sender.sequenceEnd));
   if (offset < -int64_t{window} || offset > int64_t{window}) {
