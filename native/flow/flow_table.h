@@ -218,7 +218,7 @@ class FlowTable {
                         std::optional<uint32_t> staleSerial);
   // A template a peer synced (native/sync): a new one holding `real`, or the live one with this key
   // (holding the same real) kept alive; one holding another real is kept and the record refused
-  // (Conflict), as IPVS's sync keeps an existing connection's real.
+  // (Conflict), as IPVS's sync keeps an existing template's real (a flow's it replaces).
   SyncedOutcome applySyncedTemplate(const ForwardKey& key, const RealEndpoint& real, uint32_t timeoutS, bool assured,
                                     uint64_t nowMs);
   // A real's persistence templates (templates are no connections: not in activeFlowsOf/inactiveFlowsOf).

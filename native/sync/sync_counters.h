@@ -29,7 +29,7 @@ enum class SyncCounter : uint8_t {
   RejectedUnknownService, // no service here for the record's VIP:port/protocol (a template: none with its persistence netmask)
   RejectedUnknownReal,    // the service has no real with the record's address and port here
   RejectedConflict,       // its reply tuple belongs to another flow here (full NAT local ports); a template: this
-                          // instance holds the client for another real (kept, as IPVS keeps a synced connection's real)
+                          // instance holds the client for another real (kept, as IPVS's sync keeps an existing template's real)
   DroppedQueueFull,       // flow events a worker could not queue (the sync thread fell behind)
   DroppedMapFull,         // synced flows the flow map had no room for
   SnapshotRequestsSent,
