@@ -21,6 +21,7 @@ sync::SyncKey keyFrom(const Napi::Value& value, const std::string& what) {
 
 Napi::Value recordToObject(Napi::Env env, const sync::FlowRecord& r) {
   Napi::Object o = Napi::Object::New(env);
+  o.Set("kind", double(uint8_t(r.kind)));
   o.Set("protocol", double(r.protocol));
   o.Set("state", double(r.state));
   o.Set("flags", double(r.flags));
@@ -32,12 +33,14 @@ Napi::Value recordToObject(Napi::Env env, const sync::FlowRecord& r) {
   o.Set("realPort", double(r.realPort));
   o.Set("localIp", ipToString(r.localIp));
   o.Set("localPort", double(r.localPort));
+  o.Set("netmask", ipToString(r.netmask));
   return o;
 }
 
 sync::FlowRecord recordFrom(const Napi::Value& value, const std::string& what) {
   const Napi::Object o = objectAt(value, what);
   sync::FlowRecord r;
+  if (o.Has("kind") && !o.Get("kind").IsUndefined()) r.kind = sync::RecordKind(integerFrom(o.Get("kind"), what + ".kind", 0, 255));
   r.protocol = uint8_t(integerFrom(o.Get("protocol"), what + ".protocol", 0, 255));
   r.state = uint8_t(integerFrom(o.Get("state"), what + ".state", 0, 255));
   r.flags = uint8_t(integerFrom(o.Get("flags"), what + ".flags", 0, 255));
@@ -50,6 +53,7 @@ sync::FlowRecord recordFrom(const Napi::Value& value, const std::string& what) {
   r.localIp = o.Has("localIp") && !o.Get("localIp").IsUndefined() ? ipFrom(o.Get("localIp"), what + ".localIp") : 0;
   r.localPort = o.Has("localPort") && !o.Get("localPort").IsUndefined()
                     ? uint16_t(integerFrom(o.Get("localPort"), what + ".localPort", 0, 65535)) : 0;
+  r.netmask = o.Has("netmask") && !o.Get("netmask").IsUndefined() ? ipFrom(o.Get("netmask"), what + ".netmask") : 0;
   return r;
 }
 
@@ -163,6 +167,10 @@ Napi::Object syncMessageFunctions(Napi::Env env) {
   types.Set("snapshotEnd", double(uint8_t(sync::MessageType::SnapshotEnd)));
   types.Set("snapshotRequest", double(uint8_t(sync::MessageType::SnapshotRequest)));
   out.Set("types", types);
+  Napi::Object kinds = Napi::Object::New(env);
+  kinds.Set("flow", double(uint8_t(sync::RecordKind::Flow)));
+  kinds.Set("template", double(uint8_t(sync::RecordKind::Template)));
+  out.Set("recordKinds", kinds);
   return out;
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/persistent_scheduling.h"
 #include "engine/real_stats.h"
 #include "engine/service_table.h"
 #include "flow/flow_table.h"
@@ -422,6 +423,11 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
   }
 
   Napi::Reference<Napi::Uint8Array> memory_;
+
+ public:
+  flow::FlowTable& table() { return *table_; }
+
+ private:
   ScriptedOffloadedFlows kernel_;
   std::unique_ptr<flow::FlowTable> table_;
   flow::TimeoutProfiles timeouts_;
@@ -514,7 +520,8 @@ Napi::Value InputOnlyTcpState(const Napi::CallbackInfo& info) {
 class ServiceForTests : public Napi::ObjectWrap<ServiceForTests> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "ServiceForTests", {InstanceMethod("pick", &ServiceForTests::Pick), InstanceMethod("overloaded", &ServiceForTests::Overloaded)});
+    return DefineClass(env, "ServiceForTests", {InstanceMethod("pick", &ServiceForTests::Pick), InstanceMethod("overloaded", &ServiceForTests::Overloaded),
+                                                InstanceMethod("schedule", &ServiceForTests::Schedule)});
   }
 
   explicit ServiceForTests(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ServiceForTests>(info) {
@@ -538,6 +545,23 @@ class ServiceForTests : public Napi::ObjectWrap<ServiceForTests> {
     Napi::Object out = Napi::Object::New(info.Env());
     out.Set("outcome", kOutcomes[size_t(picked.kind)]);
     out.Set("real", picked.real == nullptr ? -1.0 : double(picked.real - service_->reals.data()));
+    return out;
+  }
+
+  // schedule(flows, { protocol, ip, port }, nowMs) -> { real, templateRef }: a new connection's real as a
+  // worker schedules it (engine/persistent_scheduling.h: the client's template first), loads all 0.
+  Napi::Value Schedule(const Napi::CallbackInfo& info) {
+    flow::FlowTable& flows = FlowTableForTests::Unwrap(objectAt(info[0], "flows"))->table();
+    const Napi::Object client = objectAt(info[1], "client");
+    const flow::ForwardKey key{protocolFrom(client.Get("protocol"), "client.protocol"), ipFrom(client.Get("ip"), "client.ip"),
+                               uint16_t(integerFrom(client.Get("port"), "client.port", 0, 65535)), service_->vip, service_->port};
+    const std::vector<engine::RealLoad> loads(service_->reals.size());
+    const engine::ScheduledReal scheduled = engine::scheduleReal(*service_, flows, key, uint64_t(info[2].ToNumber().Int64Value()), [&] {
+      return engine::pickRealWithLoads(*service_, {key.clientIp, key.clientPort}, 0, loads.data());
+    });
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("real", scheduled.real ? Napi::Value(Napi::String::New(info.Env(), ipToString(scheduled.real->ip))) : info.Env().Null());
+    out.Set("templateRef", double(scheduled.templateRef));
     return out;
   }
 

@@ -132,6 +132,8 @@ export type SyncCounters = Record<string, number>;
 
 /** One flow as the sync sends it (native/sync/sync_message.h). */
 export interface SyncFlowRecord {
+  /** syncMessage.recordKinds: a flow (the default) or a persistence template (clientIp its network, netmask its mask). */
+  kind?: number;
   protocol: number;
   state: number;
   flags: number;
@@ -143,6 +145,7 @@ export interface SyncFlowRecord {
   realPort: number;
   localIp?: string;
   localPort?: number;
+  netmask?: string;
 }
 
 export interface SyncMessageHeader {
@@ -363,6 +366,8 @@ export interface ServiceForTests {
   pick(loads: { active: number; inactive: number }[], client: { ip: string; port: number }, random: number): { outcome: PickOutcome; real: number };
   /** Each real's overload flag as it stands. */
   overloaded(): boolean[];
+  /** A new connection's real as a worker schedules it (the client's persistence template in `flows` first), loads 0. */
+  schedule(flows: FlowTableForTests, client: { protocol: Protocol; ip: string; port: number }, nowMs: number): { real: string | null; templateRef: number };
 }
 
 export interface NativeAddon {
@@ -389,6 +394,7 @@ export interface NativeAddon {
     maxDatagramBytes: number;
     minKeyBytes: number;
     types: { flows: number; snapshot: number; snapshotEnd: number; snapshotRequest: number };
+    recordKinds: { flow: number; template: number };
   };
   FlowTableForTests: new (flowTable: Uint8Array) => FlowTableForTests;
   RealStatsForTests: new () => RealStatsForTests;

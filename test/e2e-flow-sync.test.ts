@@ -1,15 +1,18 @@
 // The flow sync between two natlb daemons (lab/syncPairTopology.ts): connections made through A appear
 // in B's flow map with the same real and state (read through B's control API), B started late gets a
 // snapshot of A's flows, and a datagram from another host of the LAN with a wrong key is rejected,
-// counted and creates nothing.
+// counted and creates nothing; a persistent client's template made on A reaches B, and the client's
+// network keeps to that real through B.
 import test from "ava";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startBalancer, type BalancerProcess } from "../lab/balancerProcess";
+import { blobSha256 } from "../lab/blobContent";
 import { startBlobServer } from "../lab/blobServer";
-import { createSyncPairLab, PEER_GATEWAY_BACKEND_IP } from "../lab/syncPairTopology";
+import { blobUrl, runDownload, type DownloadSummary } from "../lab/download";
+import { createSyncPairLab, PEER_GATEWAY_BACKEND_IP, PEER_GATEWAY_STUB_IP } from "../lab/syncPairTopology";
 import { waitUntil } from "../lab/wait";
 import { requestControl } from "../src/control";
 import { loadNative } from "../src/native";
@@ -17,6 +20,7 @@ import type { Connection } from "../src/flows/flowMap";
 import { holdConnections } from "./support/heldConnections";
 import { startPacedClient, startPacedServer } from "./support/pacedStream";
 import { REAL_PORT, SERVICE_PORT, tcpService } from "./support/lab";
+import type { ExecutionContext } from "ava";
 
 const SYNC_PORT = 8848;
 
@@ -187,6 +191,81 @@ test("over a multicast group: B, started first, learns A's connections as they a
     holder.stop();
     await a?.stop().catch(() => undefined);
     await b?.stop().catch(() => undefined);
+    await pair.destroy();
+    rmSync(keyDir, { recursive: true, force: true });
+  }
+});
+
+/** Every body intact (sha256); the reals that served them, in order. */
+function realsOf(t: ExecutionContext, summary: DownloadSummary, bytes: number, seed: string): string[] {
+  t.is(summary.failed, 0, JSON.stringify(summary.results.filter((r) => r.error)));
+  const expected = blobSha256(seed, bytes);
+  t.deepEqual(summary.results.filter((r) => r.sha256 !== expected || r.bytes !== bytes).map((r) => r.index), [], "every body intact (sha256)");
+  return summary.results.map((r) => r.real!);
+}
+
+test("persistence: the template A binds for a client's /24 reaches B; new connections of that network through B keep to its real", async (t) => {
+  const pair = await createSyncPairLab({ reals: 3, offloads: true });
+  const { lab } = pair;
+  const keyDir = mkdtempSync(join(tmpdir(), "natlb-sync-"));
+  const keyFile = join(keyDir, "sync.key");
+  writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
+  // Another host of the client's /24 (198.18.0.77 on the stub, behind B): the reals answer it through B.
+  const neighbour = "198.18.0.77";
+  const bytes = 64 * 1024;
+  let a: BalancerProcess | undefined;
+  let b: BalancerProcess | undefined;
+  try {
+    await Promise.all(lab.reals.map((_, i) => startBlobServer(lab, i + 1, REAL_PORT)));
+    const persistent = tcpService(lab, [1, 1, 1], { scheduler: "rr", persistence: { timeoutS: 300, netmask: "255.255.255.0" } });
+    const spread = { ...tcpService(lab, [1, 1, 1], { scheduler: "rr" }), vip: lab.vip2 };
+    const sync = (listen: string, peer: string) => ({ listen: `${listen}:${SYNC_PORT}`, peers: [`${peer}:${SYNC_PORT}`], keyFile });
+    a = await startBalancer(pair.fromA, { services: [persistent, spread], sync: sync(lab.gateway.backendIp, PEER_GATEWAY_BACKEND_IP) });
+    // B numbers the reals the other way round (other ids, another first rr pick).
+    b = await startBalancer(pair.fromPeer, {
+      services: [{ ...persistent, reals: [...persistent.reals].reverse() }, spread],
+      sync: sync(PEER_GATEWAY_BACKEND_IP, lab.gateway.backendIp),
+    });
+    const throughA = realsOf(t, await runDownload(pair.fromA, { url: blobUrl(lab.vip, SERVICE_PORT, bytes, "a"), count: 4, timeoutMs: 30_000 }), bytes, "a");
+    t.is(new Set(throughA).size, 1, `through A: ${throughA.join(" ")}`);
+    const held = throughA[0]!;
+
+    const templatesOnB = async () => {
+      const listed = await b!.cli(["conns", "--templates", "--service", `${lab.vip}:${SERVICE_PORT}`, "--json"]);
+      t.is(listed.code, 0, listed.stderr);
+      return (JSON.parse(listed.stdout) as { connections: Connection[] }).connections.filter((c) => c.template !== undefined);
+    };
+    await waitUntil("B to hold A's template", async () => (await templatesOnB()).length === 1, 10_000);
+    const [synced] = await templatesOnB();
+    t.deepEqual(synced!.client, { ip: "198.18.0.0", port: 0 });
+    t.is(synced!.real.ip, held);
+    t.is((await b.status()).counters.newFlows, 0, "B made nothing itself: the template came by sync");
+    t.is((await b.status()).services[0]!.templates, 1);
+
+    // The neighbour reaches the VIPs through B; the reals answer it through B.
+    await pair.fromPeer.exec(pair.stub.ns, "ip", ["addr", "add", `${neighbour}/32`, "dev", pair.stub.ifname]);
+    for (const vip of [lab.vip, lab.vip2]) await pair.fromPeer.exec(pair.stub.ns, "ip", ["route", "add", `${vip}/32`, "via", PEER_GATEWAY_STUB_IP]);
+    for (const real of lab.reals) await pair.fromA.exec(real.ns, "ip", ["route", "add", `${neighbour}/32`, "via", PEER_GATEWAY_BACKEND_IP]);
+    const throughB = (vip: string, seed: string) =>
+      runDownload(pair.fromPeer, { url: blobUrl(vip, SERVICE_PORT, bytes, seed), count: 9, timeoutMs: 30_000, ns: pair.stub.ns, localAddress: neighbour });
+    // Without persistence, B's rr spreads the neighbour's connections over the three reals...
+    const spreadOnB = realsOf(t, await throughB(lab.vip2, "spread"), bytes, "spread");
+    t.is(new Set(spreadOnB).size, 3, `without persistence through B: ${spreadOnB.join(" ")}`);
+    // ...with it, every one goes to the real A bound the /24 to.
+    const keptOnB = realsOf(t, await throughB(lab.vip, "kept"), bytes, "kept");
+    t.deepEqual(keptOnB, Array(9).fill(held), `through B: ${keptOnB.join(" ")}`);
+    t.true((await b.status()).counters.newFlows >= 18, "the neighbour's connections went through B");
+    const after = await templatesOnB();
+    t.is(after.length, 1);
+    t.is(after[0]!.real.ip, held);
+    t.like(await syncCounters(b), { rejectedConflict: 0, rejectedInvalidRecord: 0, rejectedUnknownService: 0 });
+  } catch (error) {
+    if (a) t.log(`natlb A output:\n${a.output()}`);
+    if (b) t.log(`natlb B output:\n${b.output()}`);
+    throw error;
+  } finally {
+    await b?.stop().catch(() => undefined);
+    await a?.stop().catch(() => undefined);
     await pair.destroy();
     rmSync(keyDir, { recursive: true, force: true });
   }

@@ -155,3 +155,115 @@ test("the sync refuses a key that is too short and a port in use, saying so", as
   }
   t.is(e.syncCounters(), null);
 });
+
+// Persistence templates (native/flow/persistence_templates.h) go with the flows, as IPVS syncs its
+// template connections: three reals in rr, clients kept by /24.
+const REALS = ["198.18.1.11", "198.18.1.12", "198.18.1.13"];
+const NETMASK = "255.255.255.0";
+
+function persistentService(realIds: number[], netmask = NETMASK): NativeService {
+  return {
+    vip: VIP, port: 80, protocol: "tcp", mode: "cursor", slots: Uint16Array.of(0, 1, 2),
+    reals: REALS.map((ip, i) => ({ ip, port: 8080, id: realIds[i]! })),
+    persistence: { timeoutS: 600, netmask, keepingRealIds: [...realIds] },
+  };
+}
+
+function persistentEngine(map: FlowMap, realIds: number[], netmask = NETMASK): NativeEngine {
+  const engine = new native.Engine({
+    flowTable: map.bytes,
+    interfaces: [{ name: "lo", ifindex: 1, mac: "00:00:00:00:00:00", role: "client", addresses: [], receivePath: "af_packet" }],
+  });
+  engine.setServices([persistentService(realIds, netmask)]);
+  return engine;
+}
+
+const templatesOf = (map: FlowMap) =>
+  map.page({ templates: true }, 0, 1000).connections.filter((c) => c.template !== undefined)
+    .map((c) => ({ client: c.client.ip, real: c.real.ip, realId: c.real.id, controlledFlows: c.template!.controlledFlows, timeoutS: c.template!.timeoutS }))
+    .sort((x, y) => x.client.localeCompare(y.client));
+
+test("persistence templates reach a late peer with their real and key, its synced flows controlled by them; there the client's new connections keep to that real", async (t) => {
+  const mapA = new FlowMap(256);
+  const mapB = new FlowMap(256);
+  const a = persistentEngine(mapA, [1, 2, 3]);
+  const b = persistentEngine(mapB, [7, 8, 9]);
+  const flowsA = new native.FlowTableForTests(mapA.bytes);
+  const flowsB = new native.FlowTableForTests(mapB.bytes);
+  const now = native.monotonicMs();
+  const template = (flows: typeof flowsA, clientIp: string, real: number, realId: number) =>
+    flows.bindTemplate({ protocol: "tcp", clientIp, netmask: NETMASK, vip: VIP, vport: 80, realIp: REALS[real]!, realPort: 8080, realId }, 600, now);
+  // On A: 198.18.0.2 is held on the third real with three established flows; 198.18.7.9 on the second,
+  // with none left (a template outlives its flows by its timeout).
+  const held = template(flowsA, "198.18.0.2", 2, 3);
+  for (let i = 0; i < 3; i++) {
+    const ref = flowsA.insert({ protocol: "tcp", clientIp: "198.18.0.2", clientPort: 30000 + i, vip: VIP, vport: 80, realIp: REALS[2]!, realPort: 8080, realId: 3 }, now, { templateRef: held });
+    flowsA.raiseState(ref, 2);
+  }
+  t.not(template(flowsA, "198.18.7.9", 1, 2), 0);
+  // A client B holds already, on another real than A's: B's binding stays (counted as a conflict).
+  t.not(template(flowsA, "198.18.9.5", 1, 2), 0);
+  t.not(template(flowsB, "198.18.9.200", 0, 7), 0);
+  const [portA, portB] = [await freePort(), await freePort()];
+  try {
+    const peers = [{ ip: "127.0.0.1", port: portA }, { ip: "127.0.0.1", port: portB }];
+    a.startSync({ listen: { ip: "127.0.0.1", port: portA }, peers, key });
+    b.startSync({ listen: { ip: "127.0.0.1", port: portB }, peers, key });
+    await until("B's snapshot", () => counter(b, "snapshotsCompleted") >= 1);
+    t.deepEqual(templatesOf(mapB), [
+      { client: "198.18.0.0", real: REALS[2], realId: 9, controlledFlows: 3, timeoutS: 600 },
+      { client: "198.18.7.0", real: REALS[1], realId: 8, controlledFlows: 0, timeoutS: 600 },
+      { client: "198.18.9.0", real: REALS[0], realId: 7, controlledFlows: 0, timeoutS: 600 },
+    ]);
+    t.like(b.syncCounters() as SyncCounters, { appliedInserted: 5, rejectedConflict: 1, snapshotRecordsReceived: 6, rejectedInvalidRecord: 0 });
+    t.deepEqual(mapB.realCounts(9), { active: 3, inactive: 0, templates: 1 });
+    // On B, new connections of that client's network (other addresses, other ports) all go to the third
+    // real, where rr alone starts at the first and goes round.
+    const service = new native.ServiceForTests(persistentService([7, 8, 9]));
+    const picked = Array.from({ length: 10 }, (_, i) =>
+      service.schedule(flowsB, { protocol: "tcp", ip: `198.18.0.${10 + i}`, port: 40000 + i }, now));
+    t.deepEqual(picked.map((p) => p.real), Array(10).fill(REALS[2]));
+    // Clients without a template: the scheduler's choice (rr over the three reals).
+    const others = Array.from({ length: 6 }, (_, i) =>
+      service.schedule(flowsB, { protocol: "tcp", ip: `198.18.${20 + i}.1`, port: 40000 }, now).real);
+    t.deepEqual(new Set(others), new Set(REALS), "the scheduler alone spreads clients");
+  } finally {
+    a.stopSync();
+    b.stopSync();
+  }
+});
+
+test("a live template is sent again every refresh period; a template a peer's service cannot key is refused, counted", async (t) => {
+  const mapA = new FlowMap(256);
+  const mapB = new FlowMap(256);
+  const mapC = new FlowMap(256);
+  const a = persistentEngine(mapA, [1, 2, 3]);
+  const b = persistentEngine(mapB, [4, 5, 6]);
+  const c = persistentEngine(mapC, [7, 8, 9], "255.255.0.0");  // keys its templates by /16
+  const flowsA = new native.FlowTableForTests(mapA.bytes);
+  const [portA, portB, portC] = [await freePort(), await freePort(), await freePort()];
+  try {
+    const peers = [{ ip: "127.0.0.1", port: portA }, { ip: "127.0.0.1", port: portB }, { ip: "127.0.0.1", port: portC }];
+    a.startSync({ listen: { ip: "127.0.0.1", port: portA }, peers, key, refreshSeconds: 1 });
+    b.startSync({ listen: { ip: "127.0.0.1", port: portB }, peers, key, refreshSeconds: 1 });
+    c.startSync({ listen: { ip: "127.0.0.1", port: portC }, peers, key, refreshSeconds: 1 });
+    await until("the snapshots", () => counter(b, "snapshotsCompleted") >= 1 && counter(c, "snapshotsCompleted") >= 1);
+    t.deepEqual(templatesOf(mapB), []);
+    // Made after the snapshots, with a flow it controls: no worker event here, so the refresh sends it.
+    const now = native.monotonicMs();
+    const ref = flowsA.bindTemplate({ protocol: "tcp", clientIp: "198.18.0.2", netmask: NETMASK, vip: VIP, vport: 80, realIp: REALS[1]!, realPort: 8080, realId: 2 }, 600, now);
+    flowsA.insert({ protocol: "tcp", clientIp: "198.18.0.2", clientPort: 30000, vip: VIP, vport: 80, realIp: REALS[1]!, realPort: 8080, realId: 2 }, now, { templateRef: ref });
+    await until("B's copy", () => templatesOf(mapB).length === 1);
+    t.like(templatesOf(mapB)[0], { client: "198.18.0.0", real: REALS[1], realId: 5 });
+    const refreshes = counter(a, "refreshRecordsSent");
+    t.true(refreshes >= 1);
+    await until("another period's refresh", () => counter(b, "appliedUpdated") >= 1, 4000);
+    t.true(counter(a, "refreshRecordsSent") > refreshes);
+    t.deepEqual(templatesOf(mapC), [], "C's service keys by /16: A's /24 template is of no use there");
+    t.true(counter(c, "rejectedUnknownService") >= 1);
+  } finally {
+    a.stopSync();
+    b.stopSync();
+    c.stopSync();
+  }
+});

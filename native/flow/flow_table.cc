@@ -330,17 +330,7 @@ uint32_t FlowTable::insert(const ForwardKey& key, const RealEndpoint& real, Flow
   e.store<uint8_t>(entry::kState, uint8_t(state));
   e.store<uint16_t>(entry::kFlags, uint16_t(flags::kUnassured | (modeFlags & flags::kModeFlags)));
   e.store<uint32_t>(entry::kTemplateRef, 0);
-  // The template was found in this batch: if it was freed since (evicted to make room just now), its
-  // entry is not reused before the batch ends, so live() tells.
-  if (templateRef != 0 && templateRef <= capacity_) {
-    const FlowEntry t = entryAt(templateRef);
-    if (t.live() && (t.flags() & flags::kTemplate)) {
-      e.store<uint32_t>(entry::kTemplateRef, templateRef);
-      e.store<uint32_t>(entry::kTemplateSerial, t.load<uint32_t>(entry::kTemplateSerial));
-      t.store<uint32_t>(entry::kControlledFlows, t.load<uint32_t>(entry::kControlledFlows) + 1);
-      t.raise(entry::kLastSeenMs, nowMs);  // IPVS restarts a template's timer with each new connection
-    }
-  }
+  controlLocked(e, templateRef, nowMs);
   linkLocked(ref, key, real, nowMs, timeoutProfile);
   countFlow(real.id, uint8_t(state), 1);
   headerField<uint64_t>(header::kInserted).fetch_add(1, std::memory_order_relaxed);
@@ -365,6 +355,7 @@ SyncedOutcome FlowTable::applySynced(const SyncedFlow& flow, uint64_t nowMs) {
       if (flow.key.protocol == packet::kProtocolUdp ? flow.assured : flow.state != FlowState::SynRecv) assure(e);
       e.raise(entry::kLastSeenMs, nowMs);
       e.store<uint64_t>(entry::kSyncedMs, nowMs);
+      if (e.load<uint32_t>(entry::kTemplateRef) == 0) controlLocked(e, flow.templateRef, nowMs);
       return SyncedOutcome::Updated;
     }
     releaseLocked(existing);  // the peer's flow is the newer one (a new connection on the same ports)
@@ -381,6 +372,7 @@ SyncedOutcome FlowTable::applySynced(const SyncedFlow& flow, uint64_t nowMs) {
   e.store<uint8_t>(entry::kState, uint8_t(flow.state));
   e.store<uint16_t>(entry::kFlags, uint16_t(flags::kUnassured | flags::kPickedUp | mode));
   e.store<uint32_t>(entry::kTemplateRef, 0);
+  controlLocked(e, flow.templateRef, nowMs);
   linkLocked(ref, flow.key, flow.real, nowMs, flow.timeoutProfile);
   countFlow(flow.real.id, uint8_t(flow.state), 1);
   const bool proven = flow.key.protocol == packet::kProtocolUdp ? flow.assured : flow.state != FlowState::SynRecv;

@@ -178,6 +178,7 @@ struct SyncedFlow {
   ReplyDestination local;   // full NAT: the local address and port the peer chose
   bool assured;             // it has proven itself on the peer
   uint8_t timeoutProfile;
+  uint32_t templateRef = 0; // its client's persistence template here (found or bound in this batch), 0: none
 };
 enum class SyncedOutcome : uint8_t { Inserted, Updated, Full, Conflict };
 
@@ -215,6 +216,11 @@ class FlowTable {
   // flow that makes it. 0 when the map has no room.
   uint32_t bindTemplate(const ForwardKey& key, const RealEndpoint& real, uint32_t timeoutS, uint64_t nowMs,
                         std::optional<uint32_t> staleSerial);
+  // A template a peer synced (native/sync): a new one holding `real`, or the live one with this key
+  // (holding the same real) kept alive; one holding another real is kept and the record refused
+  // (Conflict), as IPVS's sync keeps an existing template's real (a flow's it replaces).
+  SyncedOutcome applySyncedTemplate(const ForwardKey& key, const RealEndpoint& real, uint32_t timeoutS, bool assured,
+                                    uint64_t nowMs);
   // A real's persistence templates (templates are no connections: not in activeFlowsOf/inactiveFlowsOf).
   uint32_t templatesOf(uint16_t realId) const { return realCounter(realId, real_counters::kTemplates).load(std::memory_order_relaxed); }
   // Advances a flow's TCP state (never back) and moves it between its real's active and inactive
@@ -226,7 +232,8 @@ class FlowTable {
   // Applies a flow a peer synced: a new entry (picked up: flags::kPickedUp, its reply claimed at once
   // so replies that arrive here are natlb's), or the live one with its key raised to the synced state and
   // kept alive; one with the same key but another real or mode is replaced. Conflict: its reply tuple
-  // is another live flow's (a full-NAT local port in use here).
+  // is another live flow's (a full-NAT local port in use here). With a templateRef, the flow is
+  // controlled by that template, as one created through it here.
   SyncedOutcome applySynced(const SyncedFlow& flow, uint64_t nowMs);
   // Entries ever handed out: refs 1..usedEntries() may be live (for scans).
   uint32_t usedEntries() const { return headerField<uint32_t>(header::kBumpAllocated).load(std::memory_order_relaxed); }
@@ -350,6 +357,10 @@ class FlowTable {
   // The live template a flow names (nullopt: none, or gone since); for the workers too (lock-free).
   std::optional<FlowEntry> controllingTemplate(const FlowEntry& flow) const;
   void releaseControlLocked(const FlowEntry& flow);
+  uint32_t createTemplateLocked(const ForwardKey& key, const RealEndpoint& real, uint32_t timeoutS, uint64_t nowMs);
+  // A new flow (or a synced one not yet linked) becomes controlled by the template at `templateRef`,
+  // found in this batch, if it is still live.
+  void controlLocked(const FlowEntry& flow, uint32_t templateRef, uint64_t nowMs);
   uint32_t hashForward(const ForwardKey& key) const;
   uint32_t hashReverse(const ReverseKey& key) const;
   bool matchesForward(const FlowEntry& entry, const ForwardKey& key) const;

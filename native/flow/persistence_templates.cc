@@ -1,5 +1,5 @@
-// The flow map's side of persistence templates (persistence_templates.h): binding a client to a real,
-// and the control count that keeps a template while its flows live.
+// The flow map's side of persistence templates (persistence_templates.h): binding a client to a real
+// (here, or as a peer synced it), and the control count that keeps a template while its flows live.
 #include "persistence_templates.h"
 
 #include <algorithm>
@@ -25,6 +25,10 @@ uint32_t FlowTable::bindTemplate(const ForwardKey& key, const RealEndpoint& real
     t.store<uint32_t>(entry::kTemplateTimeoutS, timeoutS);  // the service's current setting
     return existing;
   }
+  return createTemplateLocked(key, real, timeoutS, nowMs);
+}
+
+uint32_t FlowTable::createTemplateLocked(const ForwardKey& key, const RealEndpoint& real, uint32_t timeoutS, uint64_t nowMs) {
   const uint32_t ref = allocateFlowLocked(unassuredClassOf(key.protocol));
   if (ref == 0) return 0;
   const FlowEntry t = entryAt(ref);
@@ -43,6 +47,39 @@ uint32_t FlowTable::bindTemplate(const ForwardKey& key, const RealEndpoint& real
   linkLocked(ref, key, real, nowMs, kGlobalTimeoutProfile);  // a template expires by its own timeout
   realCounter(real.id, real_counters::kTemplates).fetch_add(1, std::memory_order_relaxed);
   return ref;
+}
+
+SyncedOutcome FlowTable::applySyncedTemplate(const ForwardKey& key, const RealEndpoint& real, uint32_t timeoutS,
+                                             bool assured, uint64_t nowMs) {
+  std::lock_guard lock(writers_);
+  uint32_t ref = findForward(key);
+  const SyncedOutcome outcome = ref != 0 ? SyncedOutcome::Updated : SyncedOutcome::Inserted;
+  if (ref != 0) {
+    const RealEndpoint held = entryAt(ref).real();
+    // The client is bound here already, and its flows here may be on that real: it stays.
+    if (held.ip != real.ip || held.port != real.port) return SyncedOutcome::Conflict;
+  } else {
+    ref = createTemplateLocked(key, real, timeoutS, nowMs);
+    if (ref == 0) return SyncedOutcome::Full;
+  }
+  const FlowEntry t = entryAt(ref);
+  t.store<uint32_t>(entry::kTemplateTimeoutS, timeoutS);  // this instance's setting for the service
+  t.raise(entry::kLastSeenMs, nowMs);  // alive on the peer: its timeout runs from now here
+  t.store<uint64_t>(entry::kSyncedMs, nowMs);
+  if (assured) leaveUnassuredClass(t);
+  return outcome;
+}
+
+// The template was found in this batch: if it was freed since (evicted to make room just now), its
+// entry is not reused before the batch ends, so live() tells.
+void FlowTable::controlLocked(const FlowEntry& flow, uint32_t templateRef, uint64_t nowMs) {
+  if (templateRef == 0 || templateRef > capacity_) return;
+  const FlowEntry t = entryAt(templateRef);
+  if (!t.live() || !(t.flags() & flags::kTemplate)) return;
+  flow.store<uint32_t>(entry::kTemplateRef, templateRef);
+  flow.store<uint32_t>(entry::kTemplateSerial, t.load<uint32_t>(entry::kTemplateSerial));
+  t.store<uint32_t>(entry::kControlledFlows, t.load<uint32_t>(entry::kControlledFlows) + 1);
+  t.raise(entry::kLastSeenMs, nowMs);  // IPVS restarts a template's timer with each new connection
 }
 
 std::optional<FlowEntry> FlowTable::controllingTemplate(const FlowEntry& flow) const {

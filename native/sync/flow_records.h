@@ -1,4 +1,5 @@
-// A flow-map entry as the flow sync sends it (sync_message.h's FlowRecord), and back.
+// A flow-map entry (a flow, or a persistence template) as the flow sync sends it (sync_message.h's
+// FlowRecord), and back.
 #pragma once
 #include "../flow/flow_table.h"
 #include "sync_message.h"
@@ -13,7 +14,8 @@ inline FlowRecord recordOf(const flow::FlowEntry& e) {
   r.state = e.load<uint8_t>(kState);
   r.flags = uint8_t(((flags & flow::flags::kDirectRouting) ? record_flags::kDirectRouting : 0) |
                     ((flags & flow::flags::kFullNat) ? record_flags::kFullNat : 0) |
-                    ((flags & flow::flags::kUnassured) ? 0 : record_flags::kAssured));
+                    ((flags & flow::flags::kUnassured) ? 0 : record_flags::kAssured) |
+                    (e.load<uint32_t>(kTemplateRef) != 0 ? record_flags::kPersistent : 0));
   r.clientIp = e.load<uint32_t>(kClientIp);
   r.clientPort = e.load<uint16_t>(kClientPort);
   r.vip = e.load<uint32_t>(kVip);
@@ -22,6 +24,22 @@ inline FlowRecord recordOf(const flow::FlowEntry& e) {
   r.realPort = e.load<uint16_t>(kRealPort);
   r.localIp = e.load<uint32_t>(kLocalIp);
   r.localPort = e.load<uint16_t>(kLocalPort);
+  return r;
+}
+
+// A template entry: its key holds the client network, not the netmask, which is its service's.
+inline FlowRecord templateRecordOf(const flow::FlowEntry& e, uint32_t netmask) {
+  using namespace flow::entry;
+  FlowRecord r;
+  r.kind = RecordKind::Template;
+  r.protocol = e.load<uint8_t>(kProtocol);
+  r.flags = (e.flags() & flow::flags::kUnassured) ? 0 : record_flags::kAssured;
+  r.clientIp = e.load<uint32_t>(kClientIp);
+  r.vip = e.load<uint32_t>(kVip);
+  r.vport = e.load<uint16_t>(kVport);
+  r.realIp = e.load<uint32_t>(kRealIp);
+  r.realPort = e.load<uint16_t>(kRealPort);
+  r.netmask = netmask;
   return r;
 }
 

@@ -4,9 +4,11 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <memory>
 #include <ctime>
 #include <random>
 
+#include "../flow/persistence_templates.h"
 #include "../flow/tcp_state.h"
 #include "flow_records.h"
 
@@ -116,10 +118,40 @@ void FlowSync::flush() {
   pending_.clear();
 }
 
+std::optional<FlowRecord> FlowSync::templateRecord(const flow::FlowEntry& t, const engine::ServiceTable& services) const {
+  using namespace flow::entry;
+  const engine::Service* service = services.find(t.load<uint32_t>(kVip), t.load<uint16_t>(kVport), t.load<uint8_t>(kProtocol));
+  if (service == nullptr || !service->persistence.enabled()) return std::nullopt;  // it goes with its service
+  const FlowRecord record = templateRecordOf(t, service->persistence.netmask);
+  if (!isValidRecord(record)) return std::nullopt;
+  return record;
+}
+
+// A persistent flow's first event brings its template along, once (the template's kSyncedMs is 0 until
+// it is sent or applied; refreshEstablished sends it again): ahead of the flow, so the peer links them.
+void FlowSync::queueTemplateOf(const FlowRecord& flowRecord, const engine::ServiceTable& services, uint64_t nowMs) {
+  const engine::Service* service = services.find(flowRecord.vip, flowRecord.vport, flowRecord.protocol);
+  if (service == nullptr || !service->persistence.enabled()) return;
+  const flow::Persistence& persistence = service->persistence;
+  const uint32_t ref = context_.flows.findForward(
+      flow::templateKeyOf(flowRecord.protocol, flowRecord.clientIp, persistence.netmask, flowRecord.vip, flowRecord.vport));
+  if (ref == 0) return;
+  const flow::FlowEntry t = context_.flows.entryAt(ref);
+  if (t.load<uint64_t>(flow::entry::kSyncedMs) != 0) return;
+  const auto record = templateRecord(t, services);
+  if (!record) return;
+  t.store<uint64_t>(flow::entry::kSyncedMs, nowMs);
+  queueRecord(*record, nowMs);
+}
+
 void FlowSync::drainEvents(uint64_t nowMs) {
   uint64_t drops = context_.syncEvents.unqueued.load(std::memory_order_relaxed);
+  const auto services = context_.services.load(std::memory_order_acquire);
   context_.syncEvents.forEach([&](FlowEventQueue& queue) {
-    queue.drain([&](const FlowRecord& record) { queueRecord(record, nowMs); }, FlowEventQueue::kCapacity);
+    queue.drain([&](const FlowRecord& record) {
+      if (record.flags & record_flags::kPersistent) queueTemplateOf(record, *services, nowMs);
+      queueRecord(record, nowMs);
+    }, FlowEventQueue::kCapacity);
     drops += queue.drops();
   });
   if (drops > queueDropsSeen_) counters_.add(SyncCounter::DroppedQueueFull, drops - queueDropsSeen_);
@@ -129,6 +161,8 @@ void FlowSync::drainEvents(uint64_t nowMs) {
 // IPVS's sync_refresh_period: an established flow (or a UDP one) that had traffic since it was last
 // sent goes again once a period, so the peers' copies do not time out while it lives here. Flows a
 // peer synced and that had no traffic here since are not sent back (kSyncedMs is when they were applied).
+// A persistence template goes again once a period while it controls flows or had a new connection
+// since, so a peer's copy does not expire while it is alive here.
 void FlowSync::refreshEstablished(uint64_t nowMs) {
   const uint64_t periodMs = uint64_t{options_.refreshSeconds} * 1000;
   const uint32_t used = context_.flows.usedEntries();
@@ -137,10 +171,24 @@ void FlowSync::refreshEstablished(uint64_t nowMs) {
   // The whole map twice a period, so no flow waits much longer than a period: a few hundred entries a
   // turn for a million flows, not a scan of the map every 5 ms.
   const size_t budget = std::min<size_t>(kRefreshScanPerTick, uint64_t{used} * kFlushMs * 2 / periodMs + 1);
+  std::shared_ptr<const engine::ServiceTable> services;  // loaded at the first template
   for (size_t visited = 0; visited < budget && visited < used; ++visited) {
     if (refreshCursor_ >= used) refreshCursor_ = 0;
     const flow::FlowEntry e = context_.flows.entryAt(++refreshCursor_);
-    if (!e.live() || (e.flags() & flow::flags::kTemplate)) continue;
+    if (!e.live()) continue;
+    if (e.flags() & flow::flags::kTemplate) {
+      const uint64_t syncedMs = e.load<uint64_t>(kSyncedMs);
+      const uint64_t since = syncedMs != 0 ? syncedMs : e.load<uint64_t>(kCreatedMs);
+      if (nowMs < since + periodMs) continue;
+      if (e.load<uint32_t>(kControlledFlows) == 0 && e.load<uint64_t>(kLastSeenMs) <= since) continue;
+      if (!services) services = context_.services.load(std::memory_order_acquire);
+      const auto record = templateRecord(e, *services);
+      if (!record) continue;
+      e.store<uint64_t>(kSyncedMs, nowMs);
+      queueRecord(*record, nowMs);
+      counters_.add(SyncCounter::RefreshRecordsSent);
+      continue;
+    }
     const auto state = flow::FlowState(e.load<uint8_t>(kState));
     if (state != flow::FlowState::Established && state != flow::FlowState::Udp) continue;
     const uint64_t syncedMs = e.load<uint64_t>(kSyncedMs);
@@ -158,14 +206,18 @@ void FlowSync::serveSnapshot() {
   const std::vector<Endpoint> to{serving.to};
   const uint32_t used = context_.flows.usedEntries();
   std::array<FlowRecord, kMaxRecordsPerDatagram> records;
+  const auto services = context_.services.load(std::memory_order_acquire);
   for (size_t sent = 0; sent < kSnapshotDatagramsPerTick && serving.cursor < used; ++sent) {
     size_t count = 0;
     while (count < records.size() && serving.cursor < used) {
       const flow::FlowEntry e = context_.flows.entryAt(++serving.cursor);
-      if (e.live() && !(e.flags() & flow::flags::kTemplate)) {
-        const FlowRecord record = recordOf(e);
-        if (isValidRecord(record)) records[count++] = record;
+      if (!e.live()) continue;
+      if (e.flags() & flow::flags::kTemplate) {
+        if (const auto record = templateRecord(e, *services)) records[count++] = *record;
+        continue;
       }
+      const FlowRecord record = recordOf(e);
+      if (isValidRecord(record)) records[count++] = record;
     }
     if (count == 0) break;
     sendMessage(MessageType::Snapshot, records.data(), count, to);
@@ -252,7 +304,10 @@ void FlowSync::apply(const FlowRecord& record, uint64_t nowMs) {
   }
   const auto services = context_.services.load(std::memory_order_acquire);
   const engine::Service* service = services->find(record.vip, record.vport, record.protocol);
-  if (service == nullptr) {
+  const flow::Persistence* persistence = service != nullptr && service->persistence.enabled() ? &service->persistence : nullptr;
+  // A template is only of use here if this instance's service keys its templates the same way.
+  const bool isTemplate = record.kind == RecordKind::Template;
+  if (service == nullptr || (isTemplate && (persistence == nullptr || persistence->netmask != record.netmask))) {
     counters_.add(SyncCounter::RejectedUnknownService);
     return;
   }
@@ -263,16 +318,40 @@ void FlowSync::apply(const FlowRecord& record, uint64_t nowMs) {
     counters_.add(SyncCounter::RejectedUnknownReal);
     return;
   }
+  const bool assured = (record.flags & record_flags::kAssured) != 0;
+  if (isTemplate) {
+    const flow::ForwardKey key =
+        flow::templateKeyOf(record.protocol, record.clientIp, record.netmask, record.vip, record.vport);
+    count(context_.flows.applySyncedTemplate(key, *real, persistence->timeoutS, assured, nowMs));
+    return;
+  }
+  // A flow the peer made through a template is controlled by this instance's template for its client:
+  // the one that came ahead of it, or one bound now to the flow's real (a snapshot sends entries in map
+  // order, a template may come after its flows).
+  uint32_t templateRef = 0;
+  if ((record.flags & record_flags::kPersistent) && persistence != nullptr) {
+    const flow::ForwardKey key =
+        flow::templateKeyOf(record.protocol, record.clientIp, persistence->netmask, record.vip, record.vport);
+    templateRef = context_.flows.bindTemplate(key, *real, persistence->timeoutS, nowMs, std::nullopt);
+    if (templateRef != 0 && context_.flows.entryAt(templateRef).load<uint64_t>(flow::entry::kSyncedMs) == 0) {
+      context_.flows.entryAt(templateRef).store<uint64_t>(flow::entry::kSyncedMs, nowMs);  // not to be sent back
+    }
+  }
   const flow::SyncedFlow synced{
       {record.protocol, record.clientIp, record.clientPort, record.vip, record.vport},
       *real,
       flow::FlowState(record.state),
       modeFlagsOf(record),
       {record.localIp, record.localPort},
-      (record.flags & record_flags::kAssured) != 0,
+      assured,
       service->timeouts.profile,
+      templateRef,
   };
-  switch (context_.flows.applySynced(synced, nowMs)) {
+  count(context_.flows.applySynced(synced, nowMs));
+}
+
+void FlowSync::count(flow::SyncedOutcome outcome) {
+  switch (outcome) {
     case flow::SyncedOutcome::Inserted: counters_.add(SyncCounter::AppliedInserted); break;
     case flow::SyncedOutcome::Updated: counters_.add(SyncCounter::AppliedUpdated); break;
     case flow::SyncedOutcome::Full: counters_.add(SyncCounter::DroppedMapFull); break;

@@ -1,7 +1,9 @@
 // The flow sync (IPVS's sync daemon, active/active): one thread per engine that
 //   - drains the workers' flow events (flow_event_queue.h) into datagrams to every peer (and the
-//     multicast group), sent when full or kFlushMs after the first record waited;
-//   - re-sends established flows that had traffic every refresh period, so a peer's copy lives on;
+//     multicast group), sent when full or kFlushMs after the first record waited; a persistent flow's
+//     new persistence template goes with it, as IPVS syncs its template connections;
+//   - re-sends established flows that had traffic, and live templates, every refresh period, so a
+//     peer's copy lives on;
 //   - reads the peers' datagrams, checks them (sync_message.h: MAC, version; replay_window.h; clock
 //     skew) and applies their records to the flow map, mapping each real ip:port to this instance's
 //     real id through the current services. An applied record is never sent on (no ping-pong);
@@ -56,6 +58,9 @@ class FlowSync {
   void receive(uint64_t nowMs);
   void handle(const ReceivedDatagram& datagram, uint64_t nowMs);
   void apply(const FlowRecord& record, uint64_t nowMs);
+  void count(flow::SyncedOutcome outcome);
+  std::optional<FlowRecord> templateRecord(const flow::FlowEntry& t, const engine::ServiceTable& services) const;
+  void queueTemplateOf(const FlowRecord& flowRecord, const engine::ServiceTable& services, uint64_t nowMs);
   void drainEvents(uint64_t nowMs);
   void refreshEstablished(uint64_t nowMs);
   void serveSnapshot();

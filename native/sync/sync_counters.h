@@ -16,8 +16,8 @@ enum class SyncCounter : uint8_t {
   SendErrors,         // datagrams the socket refused (a peer unreachable, buffers full)
   ReceivedDatagrams,  // every datagram read, before any check
   ReceivedBytes,
-  AppliedInserted,    // synced flows new to this instance
-  AppliedUpdated,     // synced changes to flows it had
+  AppliedInserted,    // synced flows and persistence templates new to this instance
+  AppliedUpdated,     // synced changes to flows it had, and templates it had kept alive
   RejectedTruncated,
   RejectedNotSync,
   RejectedWrongVersion,
@@ -25,10 +25,11 @@ enum class SyncCounter : uint8_t {
   RejectedUnknownType,
   RejectedReplayed,
   RejectedStale,          // timestamp further than the allowed skew from this host's clock
-  RejectedInvalidRecord,  // authenticated, but not a flow (bad protocol, state, flags, zero address)
-  RejectedUnknownService, // no service here for the record's VIP:port/protocol
+  RejectedInvalidRecord,  // authenticated, but no flow or template (unknown kind, bad protocol, state, flags, zero address)
+  RejectedUnknownService, // no service here for the record's VIP:port/protocol (a template: none with its persistence netmask)
   RejectedUnknownReal,    // the service has no real with the record's address and port here
-  RejectedConflict,       // its reply tuple belongs to another flow here (full NAT local ports)
+  RejectedConflict,       // its reply tuple belongs to another flow here (full NAT local ports); a template: this
+                          // instance holds the client for another real (kept, as IPVS's sync keeps an existing template's real)
   DroppedQueueFull,       // flow events a worker could not queue (the sync thread fell behind)
   DroppedMapFull,         // synced flows the flow map had no room for
   SnapshotRequestsSent,
@@ -36,7 +37,7 @@ enum class SyncCounter : uint8_t {
   SnapshotRecordsSent,
   SnapshotRecordsReceived,
   SnapshotsCompleted,     // snapshots this instance asked for and received to the end
-  RefreshRecordsSent,     // established flows with traffic sent again (refreshS)
+  RefreshRecordsSent,     // established flows with traffic, and live templates, sent again (refreshS)
   PeersHeard,             // sender ids heard for the first time
   Count,
 };

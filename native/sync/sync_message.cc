@@ -5,6 +5,7 @@
 #include <openssl/hmac.h>
 
 #include "../flow/flow_layout.h"
+#include "../flow/persistence_templates.h"
 #include "../packet/wire.h"
 
 namespace natlb::sync {
@@ -28,7 +29,7 @@ bool authenticate(const SyncKey& key, const uint8_t* data, size_t length, uint8_
 }
 
 void writeRecord(const FlowRecord& r, uint8_t* p) {
-  p[0] = 0;  // record kind: a flow (room for persistence templates in a later version)
+  p[0] = uint8_t(r.kind);
   p[1] = r.protocol;
   p[2] = r.state;
   p[3] = r.flags;
@@ -40,11 +41,12 @@ void writeRecord(const FlowRecord& r, uint8_t* p) {
   store16(p + 22, r.vport);
   store16(p + 24, r.realPort);
   store16(p + 26, r.localPort);
-  store32(p + 28, 0);
+  store32(p + 28, r.netmask);
 }
 
 FlowRecord readRecord(const uint8_t* p) {
   FlowRecord r;
+  r.kind = RecordKind(p[0]);  // unknown kinds stay as read: isValidRecord refuses them
   r.protocol = p[1];
   r.state = p[2];
   r.flags = p[3];
@@ -56,6 +58,7 @@ FlowRecord readRecord(const uint8_t* p) {
   r.vport = load16(p + 22);
   r.realPort = load16(p + 24);
   r.localPort = load16(p + 26);
+  r.netmask = load32(p + 28);
   return r;
 }
 
@@ -120,8 +123,22 @@ DecodedMessage decodeMessage(std::span<const uint8_t> datagram, const SyncKey& k
   return message;
 }
 
+namespace {
+
+bool isValidTemplate(const FlowRecord& r) {
+  if (r.protocol != packet::kProtocolUdp && r.protocol != packet::kProtocolTcp) return false;
+  if (r.flags & ~record_flags::kKnownForTemplates) return false;
+  if (r.state != 0 || r.clientPort != 0 || r.localIp != 0 || r.localPort != 0) return false;
+  if (!flow::isContiguousNetmask(r.netmask) || (r.clientIp & ~r.netmask) != 0) return false;
+  return r.vip != 0 && r.vport != 0 && r.realIp != 0 && r.realPort != 0;
+}
+
+}  // namespace
+
 bool isValidRecord(const FlowRecord& r) {
   using flow::FlowState;
+  if (r.kind == RecordKind::Template) return isValidTemplate(r);
+  if (r.kind != RecordKind::Flow || r.netmask != 0) return false;
   if (r.flags & ~record_flags::kKnown) return false;
   if ((r.flags & record_flags::kDirectRouting) && (r.flags & record_flags::kFullNat)) return false;
   if (r.clientIp == 0 || r.vip == 0 || r.realIp == 0 || r.clientPort == 0 || r.vport == 0 || r.realPort == 0) return false;

@@ -1,5 +1,5 @@
-// The flow sync's datagram (one definition; README "Flow sync" describes it): a header, flow records
-// naming each flow by its addresses (never by the sender's real ids: a peer may number its reals
+// The flow sync's datagram (one definition; README "Flow sync" describes it): a header, records naming
+// each flow or persistence template by its addresses (never by the sender's real ids: a peer may number its reals
 // differently) and an HMAC-SHA256 over all of it with the peers' shared key. Pure: no I/O, no clock.
 //
 //   [magic "NLSY" u32][version u8][type u8][record count u16][sender id u32][sequence u64][timestamp ms u64]
@@ -17,7 +17,7 @@
 namespace natlb::sync {
 
 constexpr uint32_t kMagic = 0x4e4c5359;  // "NLSY"
-constexpr uint8_t kVersion = 1;
+constexpr uint8_t kVersion = 2;  // 2: records of persistence templates (RecordKind), flows' kPersistent
 constexpr size_t kHeaderBytes = 28;
 constexpr size_t kRecordBytes = 32;
 constexpr size_t kMacBytes = 32;
@@ -40,11 +40,23 @@ namespace record_flags {
 constexpr uint8_t kDirectRouting = 1;
 constexpr uint8_t kFullNat = 2;
 constexpr uint8_t kAssured = 4;
-constexpr uint8_t kKnown = kDirectRouting | kFullNat | kAssured;
+constexpr uint8_t kPersistent = 8;  // a flow created through a persistence template (flow_layout.h's kTemplateRef)
+constexpr uint8_t kKnown = kDirectRouting | kFullNat | kAssured | kPersistent;
+constexpr uint8_t kKnownForTemplates = kAssured;
 }  // namespace record_flags
 
-// One flow, by its addresses (host order here).
+// What a record describes (its first byte on the wire).
+enum class RecordKind : uint8_t {
+  Flow = 0,
+  // A persistence template (flow/persistence_templates.h), as IPVS syncs IP_VS_CONN_F_TEMPLATE
+  // connections: clientIp is the client network (masked by `netmask`), clientPort, state and the local
+  // address are 0.
+  Template = 1,
+};
+
+// One flow or template, by its addresses (host order here).
 struct FlowRecord {
+  RecordKind kind = RecordKind::Flow;
   uint8_t protocol = 0;  // 6 TCP, 17 UDP
   uint8_t state = 0;     // flow::FlowState
   uint8_t flags = 0;     // record_flags
@@ -56,6 +68,7 @@ struct FlowRecord {
   uint16_t realPort = 0;
   uint32_t localIp = 0;  // full NAT: the source the real sees
   uint16_t localPort = 0;
+  uint32_t netmask = 0;  // a template: its service's persistence netmask; a flow: 0
   bool operator==(const FlowRecord&) const = default;
 };
 
@@ -92,7 +105,9 @@ struct DecodedMessage {
 DecodedMessage decodeMessage(std::span<const uint8_t> datagram, const SyncKey& key);
 
 // A record that could be a flow: TCP or UDP, a state its protocol can have, known flags, non-zero
-// addresses and ports (a full-NAT one with its local address and port).
+// addresses and ports (a full-NAT one with its local address and port); or a template: TCP or UDP, a
+// contiguous netmask the client network fits, no port, state or local address, a non-zero VIP and real.
+// An unknown kind is no valid record.
 bool isValidRecord(const FlowRecord& record);
 
 }  // namespace natlb::sync
