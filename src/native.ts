@@ -39,6 +39,8 @@ export interface NativeService {
   hashPort?: boolean;
   /** Mode "hash": a full real's clients walk on to the next slots' reals (sh-fallback, mh-fallback). */
   hashFallback?: boolean;
+  /** Mode "hash": a TCP segment without SYN of an unknown flow gets a flow to the hashed real (config midStreamPickUp). */
+  midStreamPickUp?: boolean;
   /** Connection limits (config maxConns, minConnsToResume); absent or 0: none. */
   reals: { ip: string; port: number; id: number; maxConns?: number; minConnsToResume?: number }[];
   /** Takes new connections when no real can (config fallback); no slot points at it. */
@@ -98,7 +100,7 @@ export const COUNTER_NAMES = [
   "dropFragment", "dropTtlExpired", "dropTooBig", "dropNoService", "dropNoReal", "dropRealsFull", "dropNoFlow", "dropOutOfWindow", "dropFlowTableFull",
   "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",
   "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused", "replyClaimSignals", "replyClaimSignalErrors",
-  "deadRealFlowsEnded", "tcpResetsSent", "ringErrors", "toRealDirect", "dropNotOnLink", "dropFullnatPortsExhausted",
+  "deadRealFlowsEnded", "tcpResetsSent", "ringErrors", "toRealDirect", "dropNotOnLink", "dropFullnatPortsExhausted", "midStreamPickUps",
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type EngineCounters = Record<CounterName, number>;
@@ -164,7 +166,7 @@ export interface FlowLayout {
     number
   >;
   /** Flag bits of an entry's `flags` field. */
-  flags: { template: number; fullNat: number };
+  flags: { template: number; fullNat: number; pickedUp: number };
   states: string[];
   /** Per-real connection counts (native/flow/flow_layout.h), indexed by real id; fields are byte offsets within a real's slot. */
   realCounters: { offset: number; bytesPerReal: number; realIdCount: number; active: number; inactive: number; templates: number };

@@ -75,6 +75,9 @@ enum class Counter : uint8_t {
   // Full NAT (config forwarding "fullnat"): new flows refused because every local address had every
   // port of its range in use towards the chosen real (flow/local_ports.h).
   DropFullnatPortsExhausted,
+  // Mid-stream pick-up (service midStreamPickUp, behind ECMP): TCP segments without SYN of a flow this
+  // instance did not know, given a flow to the real the consistent hash picks instead of dropNoFlow.
+  MidStreamPickUps,
   Count,
 };
 
@@ -86,7 +89,7 @@ constexpr std::array<std::string_view, size_t(Counter::Count)> kCounterNames = {
     "dropNoRoute",     "dropNoNeighbour", "dropTxError",       "dropVlan",         "ringDrops",
     "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused",
     "replyClaimSignals", "replyClaimSignalErrors", "deadRealFlowsEnded", "tcpResetsSent", "ringErrors",
-    "toRealDirect", "dropNotOnLink", "dropFullnatPortsExhausted",
+    "toRealDirect", "dropNotOnLink", "dropFullnatPortsExhausted", "midStreamPickUps",
 };
 
 class Counters {

@@ -408,7 +408,9 @@ std::optional<flow::SegmentVerdict> Worker::trackTcp(const flow::FlowEntry& entr
   const flow::Direction other = direction == flow::Direction::FromClient ? flow::Direction::FromReal : flow::Direction::FromClient;
   const flow::TcpSide sender = flow::readSide(entry, direction);
   const flow::TcpSide receiver = flow::readSide(entry, other);
-  const flow::SegmentVerdict verdict = flow::judgeSegment(sender, receiver, *segment);
+  const flow::SegmentVerdict verdict = !sender.seen && (entry.flags() & flow::flags::kPickedUp)
+                                           ? flow::judgeMidStreamStart(*segment)
+                                           : flow::judgeSegment(sender, receiver, *segment);
   if (verdict == flow::SegmentVerdict::Track) flow::writeSide(entry, direction, flow::afterSegment(sender, receiver, *segment));
   return verdict;
 }
@@ -477,7 +479,8 @@ void Worker::offloadIfEstablished(uint32_t ref, const flow::FlowEntry& entry) {
   if (context_.kernelOffload == nullptr || entry.state() != flow::FlowState::Established ||
       entry.load<uint64_t>(flow::entry::kPacketsIn) + entry.load<uint64_t>(flow::entry::kPacketsOut) < kHandOverAfterPackets ||
       entry.load<uint8_t>(flow::entry::kProtocol) != packet::kProtocolTcp ||
-      (entry.load<uint16_t>(flow::entry::kFlags) & (flow::flags::kOffloaded | flow::flags::kUserSpaceOnly))) {
+      // An unassured flow (picked up mid-stream, not proven yet) stays where the flood defences reach it.
+      (entry.load<uint16_t>(flow::entry::kFlags) & (flow::flags::kOffloaded | flow::flags::kUserSpaceOnly | flow::flags::kUnassured))) {
     return;
   }
   const uint32_t realIp = entry.load<uint32_t>(flow::entry::kRealIp);
@@ -515,7 +518,10 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
     ref = 0;
   }
   if (ref == 0) {
-    if (isTcp && !isConnectionOpening(tcpFlags)) {
+    // Behind ECMP a connection moves here mid-stream when another instance goes or comes back: the
+    // consistent hash finds the real every instance picks. A lone RST creates nothing.
+    const bool pickUp = isTcp && !isConnectionOpening(tcpFlags);
+    if (pickUp && (!service.midStreamPickUp || (tcpFlags & packet::kTcpRst))) {
       counters_.add(Counter::DropNoFlow);
       return;
     }
@@ -529,13 +535,18 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
     const uint16_t mode = service.directRouting ? flow::flags::kDirectRouting : service.fullNat ? flow::flags::kFullNat : uint16_t{0};
     const flow::LocalSourcePool pool = service.localSourcePool();
     flow::InsertRefusal refusal = flow::InsertRefusal::None;
-    ref = context_.flows.insert(key, *scheduled.real, isTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp, nowMs_,
+    const flow::FlowState initial = !isTcp ? flow::FlowState::Udp : pickUp ? flow::FlowState::Established : flow::FlowState::SynRecv;
+    ref = context_.flows.insert(key, *scheduled.real, initial, nowMs_,
                                 service.timeouts.profile, scheduled.templateRef, mode, &pool, nextRandom(), &refusal);
     if (ref == 0) {
       // A full pool refuses like a full map: the client's SYN or datagram is dropped, nothing answered.
       counters_.add(refusal == flow::InsertRefusal::LocalPortsExhausted ? Counter::DropFullnatPortsExhausted
                                                                         : Counter::DropFlowTableFull);
       return;
+    }
+    if (pickUp) {
+      context_.flows.entryAt(ref).setFlags(flow::flags::kPickedUp);
+      counters_.add(Counter::MidStreamPickUps);
     }
     counters_.add(Counter::NewFlows);
     realStats_.add(scheduled.real->id, RealStat::Connections, 1);

@@ -158,6 +158,10 @@ constexpr uint16_t kDirectRouting = 1024;
 // natlb's; the reply index and the kernel's reply claim hold real -> local address:port. Stays in user
 // space (never offloaded: the kernel fast path rewrites one side only).
 constexpr uint16_t kFullNat = 2048;
+// Picked up mid-stream (service midStreamPickUp): created by a TCP segment without SYN, for a connection
+// another instance behind ECMP began. Unassured until the client still sends 2 s later (and, unless
+// direct routing, the real has answered); TCP tracking starts each side at its first segment seen.
+constexpr uint16_t kPickedUp = 4096;
 // The flags that fix a flow's forwarding mode for its whole life.
 constexpr uint16_t kModeFlags = kDirectRouting | kFullNat;
 }  // namespace flags

@@ -158,6 +158,8 @@ constexpr bool hasProvenItself(uint8_t protocol, FlowState state, uint16_t flowF
   // A direct-routing flow never sees a reply: a client still sending after the time is its only proof.
   const uint16_t answered = flags::kSeenReply | flags::kDirectRouting;
   if (protocol == packet::kProtocolUdp) return (flowFlags & answered) && ageMs >= kUdpAssuredAfterMs;
+  // Picked up mid-stream: no handshake to prove it, so as UDP (a spoofed segment makes one such flow, never more).
+  if (flowFlags & flags::kPickedUp) return (flowFlags & answered) && ageMs >= kUdpAssuredAfterMs;
   return state != FlowState::SynRecv;
 }
 

@@ -86,4 +86,11 @@ constexpr SegmentVerdict judgeSegment(const TcpSide& sender, const TcpSide& rece
   return SegmentVerdict::Track;
 }
 
+// The first segment seen from a side of a flow picked up mid-stream (flags::kPickedUp): its handshake
+// is gone, so tracking starts from whatever the side sends; a RST, which could be blind, is passed on
+// for its endpoint to judge but changes nothing here.
+constexpr SegmentVerdict judgeMidStreamStart(const packet::TcpHeaderFields& segment) {
+  return (segment.flags & packet::kTcpRst) ? SegmentVerdict::PassOnly : SegmentVerdict::Track;
+}
+
 }  // namespace natlb::flow

@@ -27,6 +27,8 @@ export interface Connection {
   template?: { controlledFlows: number; timeoutS: number };
   /** Only for a full-NAT flow: natlb's local address and port, the client as the real sees it. */
   local?: { ip: string; port: number };
+  /** Only for a flow picked up mid-stream (service midStreamPickUp): it began on another instance. */
+  pickedUp?: true;
 }
 
 /** A real's live flows (FlowMap.realCounts), and the persistence templates that hold it (no connections). */
@@ -202,6 +204,7 @@ export class FlowMap {
         ...((flags & this.layout.flags.fullNat) !== 0
           ? { local: { ip: formatIPv4(this.view.getUint32(base + e.localIp, true)), port: this.view.getUint16(base + e.localPort, true) } }
           : {}),
+        ...((flags & this.layout.flags.pickedUp) !== 0 ? { pickedUp: true as const } : {}),
       };
       if (!visit(connection, index)) return;
     }
