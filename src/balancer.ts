@@ -5,6 +5,7 @@
 import { performance } from "node:perf_hooks";
 import {
   diffConfig, differsFromGlobal, effectiveTimeouts, parseConfig, realKey, sameReceivePaths, serviceKey, type ConfigDiff, type FloodProtection, type ForwardingMode, type FullNatConfig, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type Timeouts, type ReceivePath, type WorkerLayout, type WorkerThreadsSetting,
+  midStreamPickUpOf,
 } from "./config";
 import { ApiError, NatlbError } from "./errors";
 import { cursorOf, flowFilterOf, pageLimitOf, type ConnectionPage, type ConnectionQuery } from "./flows/connectionQuery";
@@ -26,6 +27,7 @@ import { effectiveWeight, nextRampChangeMs, rampedTableInput, rampFraction } fro
 import { DRAIN_THENS, watchDrain, type DrainResult, type DrainThen } from "./drain";
 import { TrafficStats, type BalancerStats } from "./stats/trafficStats";
 import { persistenceFor } from "./schedulers/persistence";
+import { VipAnnouncer, type BgpStatus } from "./bgp";
 
 export interface BalancerOptions {
   logger?: Logger;
@@ -132,6 +134,8 @@ export interface BalancerStatus {
   kernelFastPath: { setting: KernelFastPathSetting; enabled: boolean; flows: number; unavailable?: string };
   /** The worker threads' layout (config workerThreads): the setting, and what runs ("auto" resolved). */
   workerThreads: { setting: WorkerThreadsSetting; running: WorkerLayout };
+  /** Only with config bgp: the VIPs BIRD announces, and how often that changed. */
+  bgp?: BgpStatus;
   counters: EngineCounters;
 }
 
@@ -209,6 +213,8 @@ export class Balancer {
   private publishedKeys: string | undefined;
   private readonly health: HealthMonitor;
   private routeTimer: NodeJS.Timeout | undefined;
+  /** Announces the served VIPs through BIRD (config bgp); set once forwarding runs. */
+  private announcer: VipAnnouncer | undefined;
   private pressureTimer: NodeJS.Timeout | undefined;
   private readonly hub = new EventHub();
   private stopped = false;
@@ -310,6 +316,13 @@ export class Balancer {
           `kernel fast path off, every byte goes through user space: ${fastPath.unavailable}. ` +
             'Run as root, or grant CAP_BPF and CAP_NET_ADMIN, on Linux 6.6+; or set "kernelFastPath": false to choose user space',
         );
+      }
+      if (config.bgp) {
+        balancer.announcer = new VipAnnouncer(config.bgp, {
+          logger: log,
+          onChange: (vip, announced) => balancer.hub.publish({ type: "bgp", vip, announced }),
+        });
+        balancer.announcer.follow(balancer.servedVips());
       }
       balancer.syncHealthChecks();
       balancer.health.start();
@@ -552,6 +565,7 @@ export class Balancer {
       flows: this.flows.stats(),
       kernelFastPath: this.kernelFastPathStatus(),
       workerThreads: { setting: this.config.workerThreads, running: this.engine.workerThreads() },
+      ...(this.announcer ? { bgp: this.announcer.status() } : {}),
       counters: this.engine.counters(),
     };
   }
@@ -639,6 +653,8 @@ export class Balancer {
     if (this.rampTimer) clearTimeout(this.rampTimer);
     if (this.routeTimer) clearInterval(this.routeTimer);
     if (this.pressureTimer) clearInterval(this.pressureTimer);
+    // The router stops sending here first (to the other instances), while this one still forwards.
+    await this.announcer?.stop();
     this.traffic.stop();
     this.hub.close();
     // A change under way finishes first (queued ones see `stopped` and do nothing), so nothing
@@ -704,6 +720,9 @@ export class Balancer {
     }
     if (next.workerThreads !== this.config.workerThreads) {
       throw new ApiError("workerThreads cannot change while running: restart natlb", { status: 409 });
+    }
+    if (JSON.stringify(next.bgp) !== JSON.stringify(this.config.bgp)) {
+      throw new ApiError("bgp cannot change while running: restart natlb", { status: 409 });
     }
     // A "dr" real must be on a link this natlb runs on (whatever a fresh start would derive).
     checkDirectRealsOnLink(next, this.gateway.interfaces);
@@ -927,16 +946,19 @@ export class Balancer {
       const input = rampedTableInput(s.scheduler, reals);
       const endpoints = this.realsWithDraining(s).map((r) => ({ ip: r.ip, port: r.port, id: this.realIdFor(s, r), ...limitsOf(r) }));
       const fallback = s.fallback && { ...s.fallback, id: this.fallbackIdFor(s) };
-      const inputs = JSON.stringify([s.forwarding, s.fullnat, input.scheduler, s.schedulerFlags, input.reals, endpoints, fallback, s.timeouts, s.persistence]);
+      const pickUp = midStreamPickUpOf(s, this.config.bgp);
+      const inputs = JSON.stringify([s.forwarding, s.fullnat, input.scheduler, s.schedulerFlags, s.mhSeed, pickUp, input.reals, endpoints, fallback, s.timeouts, s.persistence]);
       if (this.built.get(key)?.inputs === inputs) continue;
-      const table = schedulerFor(input.scheduler).build({ reals: input.reals });
+      const table = schedulerFor(input.scheduler).build({ reals: input.reals, ...(s.mhSeed !== undefined ? { seed: s.mhSeed } : {}) });
       rebuilt.set(key, {
         inputs,
         service: {
           vip: s.vip, port: s.port, protocol: s.protocol, ...(s.forwarding === "dr" ? { directRouting: true } : {}),
           ...(s.fullnat ? { fullNat: { localAddresses: [...s.fullnat.localAddresses], firstPort: s.fullnat.localPorts.first, lastPort: s.fullnat.localPorts.last } } : {}),
           mode: table.mode, slots: table.slots, ...(table.weights ? { weights: table.weights } : {}),
-          ...(table.mode === "hash" ? hashOptionsOf(s.schedulerFlags) : {}), reals: endpoints, ...(fallback ? { fallback } : {}),
+          ...(table.mode === "hash" ? hashOptionsOf(s.schedulerFlags) : {}),
+          // A ramp (slow start) turns "mh" into another mode for a while: no pick-up then.
+          ...(table.mode === "hash" && pickUp ? { midStreamPickUp: true } : {}), reals: endpoints, ...(fallback ? { fallback } : {}),
           ...(s.timeouts ? { timeouts: s.timeouts } : {}),
           ...(s.persistence ? { persistence: persistenceFor(s.persistence, reals, endpoints) } : {}),
         },
@@ -954,6 +976,16 @@ export class Balancer {
       for (const key of [...this.built.keys()]) if (!present.has(key)) this.built.delete(key);
     }
     for (const [key, built] of rebuilt) this.built.set(key, built);
+    this.announcer?.follow(this.servedVips());
+  }
+
+  /**
+   * The VIPs with somewhere to send a new connection: one of their services has a real that is up
+   * with a weight, or a fallback real. BIRD announces these (config bgp).
+   */
+  private servedVips(): string[] {
+    const served = this.config.services.filter((s) => s.fallback !== undefined || s.reals.some((r) => r.weight > 0 && this.isUp(s, r)));
+    return [...new Set(served.map((s) => s.vip))];
   }
 
   /** A published real's health check, kept with its table so status does not look it up by name each time. */

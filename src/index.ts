@@ -10,7 +10,7 @@ export {
 } from "./config";
 export { COUNTER_NAMES } from "./native";
 export type { HealthCheckConfig, NatlbConfig, PersistenceConfig, Protocol, RealConfig, ServiceConfig, Timeouts } from "./config";
-export { ApiError, ConfigError, ControlError, KernelSetupError, NatlbError, PrivilegeError } from "./errors";
+export { ApiError, BgpError, ConfigError, ControlError, KernelSetupError, NatlbError, PrivilegeError } from "./errors";
 export type { Connection, FlowStateName } from "./flows/flowMap";
 export { DEFAULT_CONNECTION_PAGE, MAX_CONNECTION_PAGE } from "./flows/connectionQuery";
 export type { ConnectionPage, ConnectionQuery } from "./flows/connectionQuery";
@@ -38,3 +38,4 @@ export type { LinkState } from "./gateway/linkStates";
 export type { CounterName, NativeInterface } from "./native";
 export type { PickMode, SchedulerInput, SchedulerReal } from "./schedulers";
 export type { Daemon, DaemonOptions } from "./daemon";
+export type { BgpConfig, BgpStatus } from "./bgp";

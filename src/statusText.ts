@@ -82,7 +82,18 @@ const framesSection: StatusSection = (status) => {
     .filter(([name, value]) => (name.startsWith("drop") || name === "ringDrops") && value > 0)
     .map(([name, value]) => `${name.replace(/^drop/, "").replace(/^./, (x) => x.toLowerCase())} ${value}`);
   const direct = c.toRealDirect > 0 ? `, ${c.toRealDirect} to reals by direct routing` : "";
-  return [`frames: ${c.toReal} to reals${direct}, ${c.toClient} to clients; drops: ${drops.length ? drops.join(", ") : "none"}`];
+  const pickedUp = c.midStreamPickUps > 0 ? `, ${c.midStreamPickUps} connection(s) picked up mid-stream` : "";
+  return [`frames: ${c.toReal} to reals${direct}, ${c.toClient} to clients${pickedUp}; drops: ${drops.length ? drops.join(", ") : "none"}`];
+};
+
+/** Only with config bgp: what BIRD announces for this instance. */
+const bgpSection: StatusSection = (status) => {
+  const b = status.bgp;
+  if (!b) return [];
+  const announced = b.announced.length > 0 ? b.announced.join(", ") : "nothing";
+  const pending = b.pending.length > 0 ? `; pending ${b.pending.join(", ")}` : "";
+  const failing = b.lastError !== undefined ? `; last step failed: ${b.lastError}` : "";
+  return [`bgp (BIRD ${b.birdSocket}): announcing ${announced}${pending}; ${b.announcements} announcement(s), ${b.withdrawals} withdrawal(s), ${b.failures} failure(s)${failing}`];
 };
 
 /** Only when the flood defences have anything to say. */
@@ -104,6 +115,7 @@ export const STATUS_SECTIONS: readonly StatusSection[] = [
   servicesSection,
   framesSection,
   floodDefencesSection,
+  bgpSection,
 ];
 
 export function formatStatus(status: BalancerStatus, sections: readonly StatusSection[] = STATUS_SECTIONS): string {
@@ -146,6 +158,8 @@ export function formatEvent(event: NatlbEvent): string {
     }
     case "flowMapPressure":
       return `${head} ${event.level}: ${event.live} of ${event.capacity} flows`;
+    case "bgp":
+      return `${head} ${event.vip} ${event.announced ? "announced" : "WITHDRAWN"} through BIRD`;
     case "dropSpike":
       return `${head} ${event.reason}: ${event.perSecond}/s (usually ${event.usualPerSecond}/s)`;
     case "drainFinished":

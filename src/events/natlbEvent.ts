@@ -15,6 +15,8 @@ export type NatlbEventBody =
   | { readonly type: "dropSpike"; readonly reason: string; readonly perSecond: number; readonly usualPerSecond: number }
   /** A drain (`natlb real drain`, `lb.drainReal()`) ended: connections left, whether the deadline came first, what `then` did. */
   | ({ readonly type: "drainFinished" } & DrainResult)
+  /** BIRD took a VIP's announcement or withdrawal (config bgp). */
+  | { readonly type: "bgp"; readonly vip: string; readonly announced: boolean }
   /** This watcher fell behind and missed events (its queue is bounded). */
   | { readonly type: "lagged"; readonly missed: number };
 
