@@ -4,9 +4,12 @@
 import { IP_BIN, runIn } from './netns';
 import { sleep } from './wait';
 
-/** Lab namespace names: <prefix><4 hex id>-<role>, role c | gw | sw | r1..r8 | f (flood host) | x (backend rogue). */
+/**
+ * Lab namespace names: <prefix><4 hex id>-<role>, role c | gw | sw | r1..r8 | f (flood host) | x (backend
+ * rogue) | rt (router) | lr (LAN router) | g1..g3 (the ECMP lab's instances, lab/ecmpTopology.ts).
+ */
 export function labNamespacePattern(prefix: string): RegExp {
-  return new RegExp(`^${escapeRegExp(prefix)}[0-9a-f]{4}-(c|gw|sw|f|x|r[1-8])$`);
+  return new RegExp(`^${escapeRegExp(prefix)}[0-9a-f]{4}-(c|gw|sw|f|x|rt|lr|g[1-3]|r[1-8])$`);
 }
 
 export const OWNER_ALIAS_PREFIX = 'natlb-lab pid=';

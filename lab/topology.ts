@@ -323,7 +323,7 @@ interface BuiltParts {
 }
 
 /** ip -n <ns> ...: iproute2 switches namespace itself, no `ip netns exec` needed. */
-function ipIn(ns: string, ...args: string[]): Promise<RunResult> {
+export function ipIn(ns: string, ...args: string[]): Promise<RunResult> {
   return runInChecked(null, IP_BIN, ['-n', ns, ...args], { timeoutMs: 15_000 });
 }
 
@@ -493,17 +493,17 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
  * (arp_announce=2), so the LAN keeps sending VIP traffic to natlb. rp_filter=2 (loose): a frame to the
  * VIP is accepted when the client is reachable at all, whatever interface the route back uses.
  */
-async function makeDirectRoutingReal(ns: string): Promise<void> {
+export async function makeDirectRoutingReal(ns: string, vips: readonly string[] = [VIP, VIP2]): Promise<void> {
   const sysctls = ['all', 'eth0'].flatMap((i) => [
     `net.ipv4.conf.${i}.arp_ignore=1`,
     `net.ipv4.conf.${i}.arp_announce=2`,
     `net.ipv4.conf.${i}.rp_filter=2`,
   ]);
   await runInChecked(ns, sbin('sysctl'), ['-q', '-w', ...sysctls]);
-  for (const vip of [VIP, VIP2]) await ipIn(ns, 'addr', 'add', `${vip}/32`, 'dev', 'lo');
+  for (const vip of vips) await ipIn(ns, 'addr', 'add', `${vip}/32`, 'dev', 'lo');
 }
 
-async function addNamespace(ns: string): Promise<void> {
+export async function addNamespace(ns: string): Promise<void> {
   // Concurrent first-time `ip netns add` calls can race on mounting /run/netns: retry a little.
   let last: RunResult | undefined;
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -529,18 +529,18 @@ async function links(ns: string, details = false): Promise<IpLink[]> {
   return JSON.parse(r.stdout) as IpLink[];
 }
 
-async function allLinksUp(interfaces: Array<[string, string]>): Promise<boolean> {
+export async function allLinksUp(interfaces: Array<[string, string]>): Promise<boolean> {
   const byNs = new Map<string, IpLink[]>();
   for (const [ns] of interfaces) if (!byNs.has(ns)) byNs.set(ns, await links(ns));
   return interfaces.every(([ns, ifname]) => byNs.get(ns)?.find((l) => l.ifname === ifname)?.operstate === 'UP');
 }
 
-async function bridgePortsForwarding(ns: string, ports: string[]): Promise<boolean> {
+export async function bridgePortsForwarding(ns: string, ports: string[]): Promise<boolean> {
   const all = await links(ns, true);
   return ports.every((p) => all.find((l) => l.ifname === p)?.linkinfo?.info_slave_data?.state === 'forwarding');
 }
 
-async function macOf(ns: string, ifname: string): Promise<string> {
+export async function macOf(ns: string, ifname: string): Promise<string> {
   const r = await ipIn(ns, '-j', 'link', 'show', 'dev', ifname);
   const mac = (JSON.parse(r.stdout) as IpLink[])[0]?.address;
   if (mac === undefined) throw new LabError(`no MAC address on ${ifname} in ${ns}`);
@@ -548,7 +548,7 @@ async function macOf(ns: string, ifname: string): Promise<string> {
 }
 
 /** Kills the lab's processes, deletes its namespaces, forgets it. */
-async function teardown(live: LiveLab): Promise<void> {
+export async function teardown(live: LiveLab): Promise<void> {
   await stopProcesses(live.children, 2000);
   live.children.clear();
   const errors: string[] = [];
