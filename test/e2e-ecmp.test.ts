@@ -5,7 +5,9 @@
 // the withdrawals (graceful stop, every real down on one instance).
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import test, { type ExecutionContext } from "ava";
+import type { StartBalancerOptions } from "../lab/balancerProcess";
 import { blobUrl, runDownload } from "../lab/download";
+import { requestControl } from "../src/control";
 import { startBlobServer, type BlobServerHandle } from "../lab/blobServer";
 import { createEcmpLab, type EcmpLab } from "../lab/ecmpTopology";
 import { killInstance, realsDownFlag, startInstance, startInstanceBird, startInstanceNatlb, waitForNexthops, type RunningInstance } from "./support/ecmpInstances";
@@ -27,14 +29,16 @@ interface EcmpEnv {
   blobServers: BlobServerHandle[];
 }
 
-async function withEcmpLab(t: ExecutionContext, instanceCount: number, body: (env: EcmpEnv) => Promise<void>): Promise<void> {
+async function withEcmpLab(
+  t: ExecutionContext, instanceCount: number, body: (env: EcmpEnv) => Promise<void>, natlbOptions: (index: number) => StartBalancerOptions = () => ({}),
+): Promise<void> {
   const lab = await createEcmpLab({ instances: instanceCount, reals: 3, offloads: true, prefix: "ecmp" });
   const env: EcmpEnv = { lab, instances: lab.instances.map((instance) => ({ instance, natlb: undefined, bird: undefined })), streamServers: [], blobServers: [] };
   try {
     env.streamServers = await Promise.all(lab.reals.map((_, i) =>
       startStreamServer(lab, i + 1, STREAM_PORT, { sendBytes: STREAM_BYTES, chunkBytes: CHUNK, intervalMs: 20, maxSeconds: 280 })));
     env.blobServers = await Promise.all(lab.reals.map((_, i) => startBlobServer(lab, i + 1, SHORT_PORT, { maxSeconds: 280 })));
-    for (const running of env.instances) await startInstance(lab, running, PORTS);
+    for (const running of env.instances) await startInstance(lab, running, PORTS, natlbOptions(running.instance.index));
     await waitForNexthops(lab, lab.vip, lab.instances);
     await body(env);
   } catch (error) {
@@ -145,7 +149,7 @@ test.serial("ecmp: 3 instances behind a BIRD router; one killed mid-download: it
   });
 });
 
-test.serial("ecmp: an instance whose reals all go down withdraws the VIP and announces it again when they come back; a graceful stop withdraws it", async (t) => {
+test.serial("ecmp: an instance withdraws the VIP when its reals all go down (and announces it again when they are back), when natlb stops after an uncaught error, and when it stops gracefully", async (t) => {
   await withEcmpLab(t, 2, async (env) => {
     const { lab, instances } = env;
     const [first, second] = instances as [RunningInstance, RunningInstance];
@@ -167,12 +171,22 @@ test.serial("ecmp: an instance whose reals all go down withdraws the VIP and ann
     t.is(bgp.announcements, 2);
     t.regex((await first.natlb!.cli(["status"])).stdout, new RegExp(`bgp \\(BIRD .*\\): announcing ${lab.vip.replace(/\./g, "\\.")}; 2 announcement\\(s\\), 1 withdrawal\\(s\\)`));
 
-    // natlb stops (SIGTERM), its BIRD goes on: the route goes, the file is empty of VIPs.
+    // An uncaught exception in the second instance's natlb: its fatal-error stop withdraws the VIP; BIRD goes on.
+    t.deepEqual(await requestControl(second.natlb!.socket, "POST /test/throw?kind=exception"), { ok: true, kind: "exception" });
+    const exit = await new Promise((resolve) => second.natlb!.child.once("exit", (code) => resolve(code)));
+    t.is(exit, 1);
+    t.regex(second.natlb!.output(), /VIP withdrawn through BIRD/);
+    await second.natlb!.stop();
+    second.natlb = undefined;
+    await waitForNexthops(lab, lab.vip, [first.instance]);
+    t.notRegex(readFileSync(second.instance.routesFile, "utf8"), /^route /m);
+    await assertNewConnections(t, env, 46_000, "after-crash");
+
+    // The first one's natlb stops (SIGTERM), its BIRD goes on: the router has no route left.
     await first.natlb!.stop();
     first.natlb = undefined;
-    await waitForNexthops(lab, lab.vip, [second.instance]);
+    await waitForNexthops(lab, lab.vip, []);
     t.notRegex(readFileSync(first.instance.routesFile, "utf8"), /^route /m);
     t.true(existsSync(first.instance.birdSocket), "BIRD still runs");
-    await assertNewConnections(t, env, 46_000, "after-stop");
-  });
+  }, (index) => (index === 2 ? { wrapper: ["env", "NATLB_TEST_HOOKS=1"] } : {}));
 });

@@ -1,7 +1,7 @@
 // What the ECMP end-to-end test and bench share: natlb instances in the ECMP lab (lab/ecmpTopology.ts),
 // each with the same "dr" + "mh" services and its own BIRD, started and killed one by one.
 import { join } from "node:path";
-import { startBalancer, type BalancerProcess } from "../../lab/balancerProcess";
+import { startBalancer, type BalancerProcess, type StartBalancerOptions } from "../../lab/balancerProcess";
 import type { BirdProcess, EcmpInstance, EcmpLab } from "../../lab/ecmpTopology";
 import { waitUntil } from "../../lab/wait";
 
@@ -40,14 +40,14 @@ export interface RunningInstance {
 }
 
 /** natlb first (it writes the routes file; it retries BIRD until BIRD answers), then BIRD. */
-export async function startInstance(lab: EcmpLab, running: RunningInstance, ports: readonly number[]): Promise<void> {
-  await startInstanceNatlb(lab, running, ports);
+export async function startInstance(lab: EcmpLab, running: RunningInstance, ports: readonly number[], options: StartBalancerOptions = {}): Promise<void> {
+  await startInstanceNatlb(lab, running, ports, options);
   await startInstanceBird(lab, running);
 }
 
 /** natlb alone: it forwards what reaches it, and nothing does until its BIRD announces the VIPs. */
-export async function startInstanceNatlb(lab: EcmpLab, running: RunningInstance, ports: readonly number[]): Promise<void> {
-  running.natlb = await startBalancer(lab, instanceConfig(lab, running.instance, ports), { ns: running.instance.ns });
+export async function startInstanceNatlb(lab: EcmpLab, running: RunningInstance, ports: readonly number[], options: StartBalancerOptions = {}): Promise<void> {
+  running.natlb = await startBalancer(lab, instanceConfig(lab, running.instance, ports), { ...options, ns: running.instance.ns });
 }
 
 /** The instance's BIRD, once its natlb runs; resolves when natlb has had BIRD take its VIPs. */
