@@ -63,15 +63,23 @@ packet::TcpHeaderFields segmentFrom(const Napi::Value& value) {
           uint8_t(integerFrom(item.Get("windowScale"), "segment.windowScale", 0, 255))};
 }
 
-// judgeTcpSegment(sender, receiver, segment) -> "track" | "passOnly" | "outOfWindow"
-Napi::Value JudgeTcpSegment(const Napi::CallbackInfo& info) {
-  const auto verdict = flow::judgeSegment(sideFrom(info[0], "sender"), sideFrom(info[1], "receiver"), segmentFrom(info[2]));
+Napi::Value verdictTo(Napi::Env env, flow::SegmentVerdict verdict) {
   switch (verdict) {
-    case flow::SegmentVerdict::Track: return Napi::String::New(info.Env(), "track");
-    case flow::SegmentVerdict::PassOnly: return Napi::String::New(info.Env(), "passOnly");
+    case flow::SegmentVerdict::Track: return Napi::String::New(env, "track");
+    case flow::SegmentVerdict::PassOnly: return Napi::String::New(env, "passOnly");
     case flow::SegmentVerdict::OutOfWindow: break;
   }
-  return Napi::String::New(info.Env(), "outOfWindow");
+  return Napi::String::New(env, "outOfWindow");
+}
+
+// judgeTcpSegment(sender, receiver, segment) -> "track" | "passOnly" | "outOfWindow"
+Napi::Value JudgeTcpSegment(const Napi::CallbackInfo& info) {
+  return verdictTo(info.Env(), flow::judgeSegment(sideFrom(info[0], "sender"), sideFrom(info[1], "receiver"), segmentFrom(info[2])));
+}
+
+// judgeMidStreamStart(segment) -> the verdict on a picked-up flow's first segment from a side
+Napi::Value JudgeMidStreamStart(const Napi::CallbackInfo& info) {
+  return verdictTo(info.Env(), flow::judgeMidStreamStart(segmentFrom(info[0])));
 }
 
 // afterTcpSegment(sender, receiver, segment) -> the sender's side after it
@@ -545,6 +553,7 @@ class ServiceForTests : public Napi::ObjectWrap<ServiceForTests> {
 
 void addTestSurface(Napi::Env env, Napi::Object exports, Napi::Object packet) {
   packet.Set("judgeTcpSegment", Napi::Function::New(env, JudgeTcpSegment));
+  packet.Set("judgeMidStreamStart", Napi::Function::New(env, JudgeMidStreamStart));
   packet.Set("afterTcpSegment", Napi::Function::New(env, AfterTcpSegment));
   packet.Set("readTcpHeader", Napi::Function::New(env, ReadTcpHeader));
   packet.Set("icmpError", Napi::Function::New(env, IcmpError));

@@ -333,6 +333,8 @@ export interface NativeAddon {
     ): RewriteResult;
     /** The workers' TCP tracking (native/flow/tcp_window.h), for tests. */
     judgeTcpSegment(sender: TcpSide, receiver: TcpSide, segment: TcpSegmentFields): "track" | "passOnly" | "outOfWindow";
+    /** A flow picked up mid-stream: the verdict on the first segment seen from a side (its tracking starts there). */
+    judgeMidStreamStart(segment: TcpSegmentFields): "track" | "passOnly" | "outOfWindow";
     afterTcpSegment(sender: TcpSide, receiver: TcpSide, segment: TcpSegmentFields): TcpSide;
     readTcpHeader(frame: Uint8Array): ({ ok: true } & TcpSegmentFields) | { ok: false; reason: string };
     /** The ICMP errors natlb sends as a router (native/packet/icmp_error.h); null when none is due. */

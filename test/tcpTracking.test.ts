@@ -107,3 +107,23 @@ test("readTcpHeader reads the window-scale option of a SYN, ignores it elsewhere
   bad[14 + 20 + 12] = 0x40; // data offset 16 bytes: below the minimum
   t.like(packet.readTcpHeader(bad), { ok: false });
 });
+
+// A flow picked up mid-stream (behind ECMP, its connection began on another instance): no handshake
+// was seen, so each side's tracking starts at its first segment, a FIN included; a RST is passed on
+// untracked. Without the pick-up, the same segments of an unseen side are not tracked and a FIN is dropped.
+test("a picked-up flow: each side's first segment starts its tracking (a FIN too); a RST passes untracked; later segments are judged as usual", (t) => {
+  const data = segment({ sequence: 700_000, acknowledgement: 9_000, window: 502, payloadLength: 1448 });
+  t.is(packet.judgeMidStreamStart(data), "track");
+  t.is(packet.judgeMidStreamStart(segment({ sequence: 700_000, flags: FIN | ACK })), "track");
+  t.is(packet.judgeMidStreamStart(segment({ sequence: 700_000, flags: RST })), "passOnly");
+  t.is(packet.judgeTcpSegment(unseen, unseen, data), "passOnly", "an unseen side of an ordinary flow is not tracked");
+  t.is(packet.judgeTcpSegment(unseen, unseen, segment({ sequence: 700_000, flags: FIN | ACK })), "outOfWindow");
+
+  // From the first segment on, the side is tracked: its next segments fit, a blind RST far away does not.
+  const client = packet.afterTcpSegment(unseen, unseen, data);
+  t.deepEqual(client, { sequenceEnd: 701_448, windowBytes: 502, windowScale: NONE, seen: true });
+  const real = packet.afterTcpSegment(unseen, client, segment({ sequence: 9_000, acknowledgement: 701_448, window: 30_000, payloadLength: 0 }));
+  t.is(packet.judgeTcpSegment(client, real, segment({ sequence: 701_448, acknowledgement: 9_000, payloadLength: 1448 })), "track");
+  t.is(packet.judgeTcpSegment(client, real, segment({ sequence: 701_448, flags: FIN | ACK })), "track");
+  t.is(packet.judgeTcpSegment(client, real, segment({ sequence: 701_448 + 0x4000_0000, flags: RST })), "outOfWindow");
+});
