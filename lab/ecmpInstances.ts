@@ -1,9 +1,9 @@
-// What the ECMP end-to-end test and bench share: natlb instances in the ECMP lab (lab/ecmpTopology.ts),
+// What the ECMP end-to-end test and the failover bench share: natlb instances in the ECMP lab (lab/ecmpTopology.ts),
 // each with the same "dr" + "mh" services and its own BIRD, started and killed one by one.
 import { join } from "node:path";
-import { startBalancer, type BalancerProcess, type StartBalancerOptions } from "../../lab/balancerProcess";
-import type { BirdProcess, EcmpInstance, EcmpLab } from "../../lab/ecmpTopology";
-import { waitUntil } from "../../lab/wait";
+import { startBalancer, type BalancerProcess, type StartBalancerOptions } from "./balancerProcess";
+import type { BirdProcess, EcmpInstance, EcmpLab } from "./ecmpTopology";
+import { waitUntil } from "./wait";
 
 /** The shared Maglev seed: what makes every instance pick the same real. */
 export const ECMP_MH_SEED = 0x5eed;
@@ -13,12 +13,19 @@ export function realsDownFlag(lab: EcmpLab, instance: EcmpInstance): string {
   return join(lab.tempDir, `g${instance.index}-reals-down`);
 }
 
-/** One instance's config: the same services everywhere (ports `ports`, every real, dr, mh with one seed), its own BIRD files. */
-export function instanceConfig(lab: EcmpLab, instance: EcmpInstance, ports: readonly number[]) {
+/** A service of the instances, on the lab's VIP. */
+export interface EcmpServicePort {
+  readonly port: number;
+  readonly protocol: "tcp" | "udp";
+}
+
+/** One instance's config: the same services everywhere (every real, dr, mh with one seed), its own BIRD files. */
+export function instanceConfig(lab: EcmpLab, instance: EcmpInstance, services: readonly EcmpServicePort[]) {
   return {
-    services: ports.map((port) => ({
+    services: services.map(({ port, protocol }) => ({
       vip: lab.vip,
       port,
+      protocol,
       forwarding: "dr",
       scheduler: "mh",
       // The client port in the hash too: the lab's one client's connections spread over the reals.
@@ -40,14 +47,14 @@ export interface RunningInstance {
 }
 
 /** natlb first (it writes the routes file; it retries BIRD until BIRD answers), then BIRD. */
-export async function startInstance(lab: EcmpLab, running: RunningInstance, ports: readonly number[], options: StartBalancerOptions = {}): Promise<void> {
-  await startInstanceNatlb(lab, running, ports, options);
+export async function startInstance(lab: EcmpLab, running: RunningInstance, services: readonly EcmpServicePort[], options: StartBalancerOptions = {}): Promise<void> {
+  await startInstanceNatlb(lab, running, services, options);
   await startInstanceBird(lab, running);
 }
 
 /** natlb alone: it forwards what reaches it, and nothing does until its BIRD announces the VIPs. */
-export async function startInstanceNatlb(lab: EcmpLab, running: RunningInstance, ports: readonly number[], options: StartBalancerOptions = {}): Promise<void> {
-  running.natlb = await startBalancer(lab, instanceConfig(lab, running.instance, ports), { ...options, ns: running.instance.ns });
+export async function startInstanceNatlb(lab: EcmpLab, running: RunningInstance, services: readonly EcmpServicePort[], options: StartBalancerOptions = {}): Promise<void> {
+  running.natlb = await startBalancer(lab, instanceConfig(lab, running.instance, services), { ...options, ns: running.instance.ns });
 }
 
 /** The instance's BIRD, once its natlb runs; resolves when natlb has had BIRD take its VIPs. */

@@ -10,12 +10,12 @@ import { blobUrl, runDownload } from "../lab/download";
 import { requestControl } from "../src/control";
 import { startBlobServer, type BlobServerHandle } from "../lab/blobServer";
 import { createEcmpLab, type EcmpLab } from "../lab/ecmpTopology";
-import { killInstance, realsDownFlag, startInstance, startInstanceBird, startInstanceNatlb, waitForNexthops, type RunningInstance } from "./support/ecmpInstances";
+import { killInstance, realsDownFlag, startInstance, startInstanceBird, startInstanceNatlb, waitForNexthops, type RunningInstance } from "../lab/ecmpInstances";
 import { startStreamClient, startStreamServer, type StreamClientHandle, type StreamServerHandle } from "./support/pacedStream";
 
 const STREAM_PORT = 80;
 const SHORT_PORT = 8080;
-const PORTS = [STREAM_PORT, SHORT_PORT];
+const PORTS = [{ port: STREAM_PORT, protocol: "tcp" }, { port: SHORT_PORT, protocol: "tcp" }] as const;
 const KiB = 1024;
 // 64 KiB every 20 ms: 3.2 MiB/s per stream, 28 MiB in about 9 s whatever the machine's speed.
 const CHUNK = 64 * KiB;
