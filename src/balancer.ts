@@ -104,6 +104,10 @@ export interface ServiceStatus {
   timeouts?: Timeouts;
   /** Only when set (config schedulerFlags). */
   schedulerFlags?: SchedulerFlag[];
+  /** Only when set (config mhSeed). */
+  mhSeed?: number;
+  /** Only when on (config midStreamPickUp, or its default with bgp). */
+  midStreamPickUp?: true;
   reals: RealStatus[];
   /** A service with persistence: its live persistence templates (clients, or client networks, bound to a real). */
   templates?: number;
@@ -555,6 +559,8 @@ export class Balancer {
           ...(s.fullnat ? { fullnat: s.fullnat } : {}),
           scheduler: s.scheduler,
           ...(s.schedulerFlags.length > 0 ? { schedulerFlags: [...s.schedulerFlags] } : {}),
+          ...(s.mhSeed !== undefined ? { mhSeed: s.mhSeed } : {}),
+          ...(midStreamPickUpOf(s, this.config.bgp) ? { midStreamPickUp: true as const } : {}),
           ...(differsFromGlobal(s, this.config.timeouts) ? { timeouts: effectiveTimeouts(s, this.config.timeouts) } : {}),
           reals,
           ...(s.persistence && built ? { templates: built.service.reals.reduce((sum, r) => sum + this.flows.realCounts(r.id).templates, 0) } : {}),

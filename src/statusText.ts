@@ -61,8 +61,9 @@ const servicesSection: StatusSection = (status) => {
   for (const s of status.services) {
     const flags = s.schedulerFlags && s.schedulerFlags.length > 0 ? ` (${s.schedulerFlags.join(",")})` : "";
     const persistent = s.templates === undefined ? "" : ` persistent (${s.templates} template(s))`;
+    const pickUp = s.midStreamPickUp ? ` mid-stream pick-up${s.mhSeed !== undefined ? ` (seed ${s.mhSeed})` : ""}` : s.mhSeed !== undefined ? ` seed ${s.mhSeed}` : "";
     const direct = s.forwarding === "dr" ? " direct-routing" : s.fullnat ? ` fullnat from ${s.fullnat.localAddresses.join(",")} ports ${s.fullnat.localPorts.first}-${s.fullnat.localPorts.last}` : "";
-    lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}${flags}${persistent}${direct}`);
+    lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}${flags}${pickUp}${persistent}${direct}`);
     if (s.timeouts) lines.push(`  timeouts (not all the global ones): ${timeoutsText(s.timeouts)}`);
     for (const r of s.reals) {
       lines.push(`  -> ${`${r.ip}:${r.port}`.padEnd(22)} ${String(r.weight).padStart(6)}  ${(r.up ? "up" : "DOWN").padEnd(5)}  ${connections(r)}${realNote(r)}`);

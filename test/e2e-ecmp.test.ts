@@ -10,7 +10,7 @@ import { blobUrl, runDownload } from "../lab/download";
 import { requestControl } from "../src/control";
 import { startBlobServer, type BlobServerHandle } from "../lab/blobServer";
 import { createEcmpLab, type EcmpLab } from "../lab/ecmpTopology";
-import { killInstance, realsDownFlag, startInstance, startInstanceBird, startInstanceNatlb, waitForNexthops, type RunningInstance } from "../lab/ecmpInstances";
+import { ECMP_MH_SEED, killInstance, realsDownFlag, startInstance, startInstanceBird, startInstanceNatlb, waitForNexthops, type RunningInstance } from "../lab/ecmpInstances";
 import { startStreamClient, startStreamServer, type StreamClientHandle, type StreamServerHandle } from "./support/pacedStream";
 
 const STREAM_PORT = 80;
@@ -93,7 +93,9 @@ test.serial("ecmp: 3 instances behind a BIRD router; one killed mid-download: it
     const { lab, instances } = env;
     t.deepEqual(await lab.routerNexthops(lab.vip), lab.instances.map((g) => g.clientIp).sort(), "one nexthop per instance");
     for (const { natlb } of instances) {
-      const bgp = (await natlb!.status()).bgp;
+      const status = await natlb!.status();
+      t.deepEqual(status.services.map((s) => [s.port, s.mhSeed, s.midStreamPickUp]), PORTS.map((p) => [p.port, ECMP_MH_SEED, true]), "pick-up is on by default with bgp");
+      const bgp = status.bgp;
       t.deepEqual(bgp?.announced, [lab.vip]);
       t.is(bgp?.announcements, 1);
     }
