@@ -20,8 +20,9 @@ export interface EcmpServicePort {
 }
 
 /** One instance's config: the same services everywhere (every real, dr, mh with one seed), its own BIRD files. */
-export function instanceConfig(lab: EcmpLab, instance: EcmpInstance, services: readonly EcmpServicePort[]) {
+export function instanceConfig(lab: EcmpLab, instance: EcmpInstance, services: readonly EcmpServicePort[], extra: Record<string, unknown> = {}) {
   return {
+    ...extra,
     services: services.map(({ port, protocol }) => ({
       vip: lab.vip,
       port,
@@ -47,14 +48,18 @@ export interface RunningInstance {
 }
 
 /** natlb first (it writes the routes file; it retries BIRD until BIRD answers), then BIRD. */
-export async function startInstance(lab: EcmpLab, running: RunningInstance, services: readonly EcmpServicePort[], options: StartBalancerOptions = {}): Promise<void> {
-  await startInstanceNatlb(lab, running, services, options);
+export async function startInstance(
+  lab: EcmpLab, running: RunningInstance, services: readonly EcmpServicePort[], options: StartBalancerOptions = {}, configExtra: Record<string, unknown> = {},
+): Promise<void> {
+  await startInstanceNatlb(lab, running, services, options, configExtra);
   await startInstanceBird(lab, running);
 }
 
 /** natlb alone: it forwards what reaches it, and nothing does until its BIRD announces the VIPs. */
-export async function startInstanceNatlb(lab: EcmpLab, running: RunningInstance, services: readonly EcmpServicePort[], options: StartBalancerOptions = {}): Promise<void> {
-  running.natlb = await startBalancer(lab, instanceConfig(lab, running.instance, services), { ...options, ns: running.instance.ns });
+export async function startInstanceNatlb(
+  lab: EcmpLab, running: RunningInstance, services: readonly EcmpServicePort[], options: StartBalancerOptions = {}, configExtra: Record<string, unknown> = {},
+): Promise<void> {
+  running.natlb = await startBalancer(lab, instanceConfig(lab, running.instance, services, configExtra), { ...options, ns: running.instance.ns });
 }
 
 /** The instance's BIRD, once its natlb runs; resolves when natlb has had BIRD take its VIPs. */

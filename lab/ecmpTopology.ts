@@ -15,7 +15,8 @@
  *                      +-----------------------------------+    (arp_ignore=1, arp_announce=2), default via .1
  *
  * The VIPs (198.18.3.100, .101) are outside the client's subnet: the client routes them to the router,
- * which has a route to a VIP only while some instance announces it. BIRD's files (configuration,
+ * which has a route to a VIP only while some instance announces it. The router routes the spoof range
+ * (198.19.0.0/16) back to the client, so the client can send spoofed floods. BIRD's files (configuration,
  * control socket, pid file, the routes file natlb writes) live in the lab's temporary directory, which
  * destroy() removes with the namespaces. Only the router's namespace gets the L4 multipath hash.
  */
@@ -25,7 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { birdCommand } from '../src/bgp/birdControl';
-import { CLIENT_IP, ECMP_VIP, ECMP_VIP2, GATEWAY_BACKEND_IP, GATEWAY_CLIENT_IP, MAX_REALS, PREFIX_LEN, ecmpInstanceIp, realIp } from './labAddresses';
+import { CLIENT_IP, ECMP_VIP, ECMP_VIP2, GATEWAY_BACKEND_IP, GATEWAY_CLIENT_IP, MAX_REALS, PREFIX_LEN, SPOOF_RANGE, ecmpInstanceIp, realIp } from './labAddresses';
 import { registerLab, unregisterLab, type LiveLab } from './labRegistry';
 import { runIn, runInChecked, sbin, spawnIn, type RunOptions, type RunResult } from './netns';
 import { OWNER_ALIAS_PREFIX, listNamespaces } from './staleLabs';
@@ -187,6 +188,9 @@ async function build(id: string, instanceCount: number, realCount: number, offlo
   }
   for (const [ns, ifname] of interfaces) await ipIn(ns, 'link', 'set', 'dev', ifname, 'up');
   await ipIn(client, 'route', 'add', 'default', 'via', GATEWAY_CLIENT_IP, 'dev', 'eth0');
+  // The client may send spoofed floods (lab/flood.ts): the router passes them (its reverse-path check
+  // finds the range behind the client) and sends what answers them to the client, which drops it.
+  await ipIn(router, 'route', 'add', SPOOF_RANGE, 'via', CLIENT_IP, 'dev', 'eth0');
   for (const ns of [...instances, ...reals]) await ipIn(ns, 'route', 'add', 'default', 'via', GATEWAY_BACKEND_IP);
   await waitUntil('ECMP lab links to come up', () => allLinksUp(interfaces), 10_000, 50);
   await waitUntil('bridge ports to forward', () => bridgePortsForwarding(sw, ports), 10_000, 50);

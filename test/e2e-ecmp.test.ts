@@ -7,6 +7,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import test, { type ExecutionContext } from "ava";
 import type { StartBalancerOptions } from "../lab/balancerProcess";
 import { blobUrl, runDownload } from "../lab/download";
+import { startFlood } from "../lab/flood";
 import { requestControl } from "../src/control";
 import { startBlobServer, type BlobServerHandle } from "../lab/blobServer";
 import { createEcmpLab, type EcmpLab } from "../lab/ecmpTopology";
@@ -31,6 +32,7 @@ interface EcmpEnv {
 
 async function withEcmpLab(
   t: ExecutionContext, instanceCount: number, body: (env: EcmpEnv) => Promise<void>, natlbOptions: (index: number) => StartBalancerOptions = () => ({}),
+  configExtra: Record<string, unknown> = {},
 ): Promise<void> {
   const lab = await createEcmpLab({ instances: instanceCount, reals: 3, offloads: true, prefix: "ecmp" });
   const env: EcmpEnv = { lab, instances: lab.instances.map((instance) => ({ instance, natlb: undefined, bird: undefined })), streamServers: [], blobServers: [] };
@@ -38,7 +40,7 @@ async function withEcmpLab(
     env.streamServers = await Promise.all(lab.reals.map((_, i) =>
       startStreamServer(lab, i + 1, STREAM_PORT, { sendBytes: STREAM_BYTES, chunkBytes: CHUNK, intervalMs: 20, maxSeconds: 280 })));
     env.blobServers = await Promise.all(lab.reals.map((_, i) => startBlobServer(lab, i + 1, SHORT_PORT, { maxSeconds: 280 })));
-    for (const running of env.instances) await startInstance(lab, running, PORTS, natlbOptions(running.instance.index));
+    for (const running of env.instances) await startInstance(lab, running, PORTS, natlbOptions(running.instance.index), configExtra);
     await waitForNexthops(lab, lab.vip, lab.instances);
     await body(env);
   } catch (error) {
@@ -191,4 +193,28 @@ test.serial("ecmp: an instance withdraws the VIP when its reals all go down (and
     t.notRegex(readFileSync(first.instance.routesFile, "utf8"), /^route /m);
     t.true(existsSync(first.instance.birdSocket), "BIRD still runs");
   }, (index) => (index === 2 ? { wrapper: ["env", "NATLB_TEST_HOOKS=1"] } : {}));
+});
+
+test.serial("ecmp: a spoofed flood of ACKs of no connection is picked up as unassured flows, held to the half-open share and evicted, while real connections go on", async (t) => {
+  const capacity = 4096;
+  const halfOpenShare = 0.25;
+  await withEcmpLab(t, 2, async (env) => {
+    const { lab, instances } = env;
+    const flood = await startFlood(lab, { kind: "ack", ns: lab.client.ns, target: { ip: lab.vip, port: STREAM_PORT }, rate: 10_000, count: 40_000, seconds: 8, seed: 13 });
+    await assertNewConnections(t, env, 47_000, "during-ack-flood");
+    const sent = (await flood.done).sent;
+    t.true(sent >= 30_000, `the generator sent ${sent} ACKs`);
+    let pickUps = 0;
+    for (const { instance, natlb } of instances) {
+      const status = await natlb!.status();
+      const f = status.flows;
+      pickUps += status.counters.midStreamPickUps;
+      t.log(`g${instance.index}: ${status.counters.midStreamPickUps} picked up, ${f.unassured.halfOpenTcp} unassured now, ${f.evicted.halfOpenTcpShare} evicted at the share, ${f.live} live`);
+      t.true(f.unassured.halfOpenTcp <= capacity * halfOpenShare, `g${instance.index}: the picked-up flows stay within the half-open share`);
+      t.true(f.unassured.halfOpenTcp > 0, `g${instance.index}: they are still unassured (a spoofed ACK proves nothing)`);
+      t.true(f.evicted.halfOpenTcpShare > 0, `g${instance.index}: older ones were evicted for newer`);
+      t.is(status.counters.dropFlowTableFull, 0);
+    }
+    t.true(pickUps >= sent * 0.9, `${pickUps} pick-ups of ${sent} ACKs`);
+  }, () => ({}), { flowCapacity: capacity, floodProtection: { halfOpenShare } });
 });
