@@ -46,24 +46,23 @@ export interface EcmpFailoverResult {
   rounds: EcmpFailoverRound[];
 }
 
-function gapStep(summary: GapProbeSummary, endedAt: number): GapStep {
+function gapStep(summary: GapProbeSummary): GapStep {
   const moved = summary.sockets.filter((s) => s.longestGapMs > 5 * INTERVAL_MS);
   const gaps = moved.map((s) => s.longestGapMs).sort((a, b) => a - b);
   return {
     movedFlows: moved.length,
     maxGapMs: gaps.length > 0 ? gaps[gaps.length - 1]! : null,
     medianGapMs: gaps.length > 0 ? gaps[Math.floor(gaps.length / 2)]! : null,
-    lostFlows: moved.filter((s) => s.gapEndsAt >= endedAt - 50).length,
+    lostFlows: moved.filter((s) => s.gapEndsAt >= summary.stoppedAt).length,
   };
 }
 
-async function probeAcross(lab: EcmpLab, portBase: number, event: () => Promise<void>): Promise<{ summary: GapProbeSummary; endedAt: number }> {
+async function probeAcross(lab: EcmpLab, portBase: number, event: () => Promise<void>): Promise<GapProbeSummary> {
   const probe = startGapProbe(lab, { host: lab.vip, port: UDP_PORT, sockets: FLOWS, intervalMs: INTERVAL_MS, durationMs: PROBE_MS, localPortBase: portBase, ns: lab.client.ns });
   await probe.tool.waitForEvent((e) => e.event === "started", 10_000, "the probe start");
   await sleep(EVENT_AT_MS);
   await event();
-  const summary = await probe.summary();
-  return { summary, endedAt: summary.startedAt + PROBE_MS + 200 };
+  return probe.summary();
 }
 
 export async function runEcmpFailover(rounds: number, log: (line: string) => void): Promise<EcmpFailoverResult> {
@@ -89,7 +88,7 @@ export async function runEcmpFailover(rounds: number, log: (line: string) => voi
         await startInstanceBird(lab, victim);
         await waitForNexthops(lab, lab.vip, lab.instances, 20_000);
       });
-      const round = { killed: `g${victim.instance.index}`, routeMs, failover: gapStep(failover.summary, failover.endedAt), rejoin: gapStep(rejoin.summary, rejoin.endedAt) };
+      const round = { killed: `g${victim.instance.index}`, routeMs, failover: gapStep(failover), rejoin: gapStep(rejoin) };
       log(`[ecmp] round ${r + 1}: ${JSON.stringify(round)}`);
       result.rounds.push(round);
     }

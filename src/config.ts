@@ -1059,6 +1059,11 @@ export const configSchema = z
             birdSocket: absolutePath("BIRD's control socket", "/run/bird/bird.ctl")
               .default("/run/bird/bird.ctl")
               .describe("BIRD's control socket (bird -s), where natlb asks it to reconfigure. Default /run/bird/bird.ctl (Debian's)."),
+            withdrawGraceMs: intIn(0, 30_000)
+              .default(1000)
+              .describe(
+                "At stop: how long natlb goes on forwarding after BIRD has taken the withdrawal, while the router learns it and moves the flows to the other instances. Default 1000 ms; 0: stop at once.",
+              ),
             routesFile: absolutePath("routes file", "/etc/bird/natlb-vips.conf").describe(
               'The file natlb writes, one `route VIP/32 blackhole;` per VIP it serves, for a BIRD `protocol static` that includes it (README, "Scale-out behind ECMP (BIRD)"). Its directory must be writable by natlb.',
             ),

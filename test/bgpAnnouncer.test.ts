@@ -41,7 +41,7 @@ const routesInBird = async (socket: string) => (await birdCommand(socket, "show 
 test.serial("the announcer has BIRD announce exactly the VIPs it follows, and nothing after stop", async (t) => {
   await withBird(t, async (_dir, socket, routesFile) => {
     const changes: string[] = [];
-    const announcer = new VipAnnouncer({ birdSocket: socket, routesFile }, { logger: silentLogger, onChange: (vip, up) => changes.push(`${vip} ${up ? "up" : "down"}`) });
+    const announcer = new VipAnnouncer({ birdSocket: socket, routesFile, withdrawGraceMs: 300 }, { logger: silentLogger, onChange: (vip, up) => changes.push(`${vip} ${up ? "up" : "down"}`) });
     announcer.follow(["198.18.3.100", "198.18.3.101"]);
     await waitUntil("both VIPs in BIRD", async () => (await routesInBird(socket)).length === 2, 10_000, 50);
     t.deepEqual(await routesInBird(socket), ["198.18.3.100/32", "198.18.3.101/32"]);
@@ -52,7 +52,9 @@ test.serial("the announcer has BIRD announce exactly the VIPs it follows, and no
     t.is(status.announcements, 2);
     t.is(status.withdrawals, 1);
     t.is(status.failures, 0);
+    const stopping = Date.now();
     await announcer.stop();
+    t.true(Date.now() - stopping >= 300, "stop() waits the grace after the withdrawal");
     t.deepEqual(await routesInBird(socket), []);
     t.notRegex(readFileSync(routesFile, "utf8"), /^route /m);
     t.deepEqual(changes, ["198.18.3.100 up", "198.18.3.101 up", "198.18.3.100 down", "198.18.3.101 down"]);
@@ -64,7 +66,7 @@ test.serial("a BIRD that is not there is counted, named, and retried until it an
     const late = join(dir, "late.ctl");  // nothing listens here yet
     const error = await t.throwsAsync(birdCommand(late, "configure"), { instanceOf: BgpError });
     t.regex(error!.message, /cannot talk to BIRD on .*late\.ctl.*start bird/);
-    const announcer = new VipAnnouncer({ birdSocket: late, routesFile }, { logger: silentLogger, retryMs: 100 });
+    const announcer = new VipAnnouncer({ birdSocket: late, routesFile, withdrawGraceMs: 0 }, { logger: silentLogger, retryMs: 100 });
     announcer.follow(["198.18.3.100"]);
     await waitUntil("two failed tries", () => announcer.status().failures >= 2, 5000, 20);
     t.deepEqual(announcer.status().pending, ["198.18.3.100"]);

@@ -27,7 +27,8 @@ function refusal(config: unknown): ConfigError {
 
 test("bgp: the socket defaults to Debian's, the routes file is required and absolute", (t) => {
   const config = parseConfig({ services: [service()], bgp: BGP });
-  t.deepEqual(config.bgp, { birdSocket: "/run/bird/bird.ctl", routesFile: "/etc/bird/natlb-vips.conf" });
+  t.deepEqual(config.bgp, { birdSocket: "/run/bird/bird.ctl", routesFile: "/etc/bird/natlb-vips.conf", withdrawGraceMs: 1000 });
+  t.regex(refusal({ services: [service()], bgp: { ...BGP, withdrawGraceMs: 60_000 } }).message, /bgp\.withdrawGraceMs/);
   t.is(parseConfig({ services: [service()] }).bgp, undefined);
   t.regex(refusal({ services: [service()], bgp: { routesFile: "vips.conf" } }).message, /bgp\.routesFile.*absolute path/);
   t.regex(refusal({ services: [service()], bgp: {} }).message, /bgp\.routesFile/);

@@ -8,6 +8,8 @@ import test, { type ExecutionContext } from "ava";
 import type { StartBalancerOptions } from "../lab/balancerProcess";
 import { blobUrl, runDownload } from "../lab/download";
 import { startFlood } from "../lab/flood";
+import { startUdpEcho } from "../lab/udpEcho";
+import { startGapProbe } from "../lab/udpGapProbe";
 import { requestControl } from "../src/control";
 import { startBlobServer, type BlobServerHandle } from "../lab/blobServer";
 import { createEcmpLab, type EcmpLab } from "../lab/ecmpTopology";
@@ -16,7 +18,8 @@ import { startStreamClient, startStreamServer, type StreamClientHandle, type Str
 
 const STREAM_PORT = 80;
 const SHORT_PORT = 8080;
-const PORTS = [{ port: STREAM_PORT, protocol: "tcp" }, { port: SHORT_PORT, protocol: "tcp" }] as const;
+const UDP_PORT = 53;
+const PORTS = [{ port: STREAM_PORT, protocol: "tcp" }, { port: SHORT_PORT, protocol: "tcp" }, { port: UDP_PORT, protocol: "udp" }] as const;
 const KiB = 1024;
 // 64 KiB every 20 ms: 3.2 MiB/s per stream, 28 MiB in about 9 s whatever the machine's speed.
 const CHUNK = 64 * KiB;
@@ -40,6 +43,8 @@ async function withEcmpLab(
     env.streamServers = await Promise.all(lab.reals.map((_, i) =>
       startStreamServer(lab, i + 1, STREAM_PORT, { sendBytes: STREAM_BYTES, chunkBytes: CHUNK, intervalMs: 20, maxSeconds: 280 })));
     env.blobServers = await Promise.all(lab.reals.map((_, i) => startBlobServer(lab, i + 1, SHORT_PORT, { maxSeconds: 280 })));
+    // Bound to the VIP, so a direct-routing real answers from it.
+    await Promise.all(lab.reals.map((_, i) => startUdpEcho(lab, i + 1, UDP_PORT, { host: lab.vip, quiet: true })));
     for (const running of env.instances) await startInstance(lab, running, PORTS, natlbOptions(running.instance.index), configExtra);
     await waitForNexthops(lab, lab.vip, lab.instances);
     await body(env);
@@ -96,7 +101,7 @@ test.serial("ecmp: 3 instances behind a BIRD router; one killed mid-download: it
     t.deepEqual(await lab.routerNexthops(lab.vip), lab.instances.map((g) => g.clientIp).sort(), "one nexthop per instance");
     for (const { natlb } of instances) {
       const status = await natlb!.status();
-      t.deepEqual(status.services.map((s) => [s.port, s.mhSeed, s.midStreamPickUp]), PORTS.map((p) => [p.port, ECMP_MH_SEED, true]), "pick-up is on by default with bgp");
+      t.deepEqual(status.services.map((s) => [s.port, s.mhSeed, s.midStreamPickUp]), PORTS.map((p) => [p.port, ECMP_MH_SEED, p.protocol === "tcp" ? true : undefined]), "pick-up is on by default with bgp (TCP's)");
       const bgp = status.bgp;
       t.deepEqual(bgp?.announced, [lab.vip]);
       t.is(bgp?.announcements, 1);
@@ -175,7 +180,12 @@ test.serial("ecmp: an instance withdraws the VIP when its reals all go down (and
     t.is(bgp.announcements, 2);
     t.regex((await first.natlb!.cli(["status"])).stdout, new RegExp(`bgp \\(BIRD .*\\): announcing ${lab.vip.replace(/\./g, "\\.")}; 2 announcement\\(s\\), 1 withdrawal\\(s\\)`));
 
-    // An uncaught exception in the second instance's natlb: its fatal-error stop withdraws the VIP; BIRD goes on.
+    // An uncaught exception in the second instance's natlb: its fatal-error stop withdraws the VIP; BIRD goes
+    // on. 16 UDP flows run across it: the ones it carried move to the first instance, which picks the same real.
+    const probeMs = 8000;
+    const probe = startGapProbe(lab, { host: lab.vip, port: UDP_PORT, sockets: 16, intervalMs: 20, durationMs: probeMs, localPortBase: 48_000, ns: lab.client.ns });
+    await probe.tool.waitForEvent((e) => e.event === "started", 10_000, "the UDP probe's start");
+    await new Promise((resolve) => setTimeout(resolve, 1500));
     t.deepEqual(await requestControl(second.natlb!.socket, "POST /test/throw?kind=exception"), { ok: true, kind: "exception" });
     const exit = await new Promise((resolve) => second.natlb!.child.once("exit", (code) => resolve(code)));
     t.is(exit, 1);
@@ -184,6 +194,12 @@ test.serial("ecmp: an instance withdraws the VIP when its reals all go down (and
     second.natlb = undefined;
     await waitForNexthops(lab, lab.vip, [first.instance]);
     t.notRegex(readFileSync(second.instance.routesFile, "utf8"), /^route /m);
+    const gaps = await probe.summary();
+    for (const flow of gaps.sockets) {
+      t.deepEqual(flow.reals.length, 1, `UDP flow from port ${flow.localPort} was answered by ${flow.reals.join(", ")}`);
+      t.true(flow.gapEndsAt < gaps.stoppedAt, `UDP flow from port ${flow.localPort} was answered again after the crash (longest gap ${flow.longestGapMs} ms)`);
+    }
+    t.log(`UDP flows: longest gaps ${gaps.sockets.map((f) => f.longestGapMs).sort((a, b) => b - a).slice(0, 8).join(", ")} ms`);
     await assertNewConnections(t, env, 46_000, "after-crash");
 
     // The first one's natlb stops (SIGTERM), its BIRD goes on: the router has no route left.

@@ -11,6 +11,8 @@ export interface BgpConfig {
   readonly birdSocket: string;
   /** The file natlb writes, which BIRD's `protocol static` includes. */
   readonly routesFile: string;
+  /** At stop, forwarding goes on this long after BIRD took the withdrawal (the router's time to learn it). */
+  readonly withdrawGraceMs: number;
 }
 
 export interface BgpStatus {
@@ -77,17 +79,25 @@ export class VipAnnouncer {
     };
   }
 
-  /** Withdraws every VIP (no retry after this); resolves when BIRD took it, or after the deadline. */
+  /**
+   * Withdraws every VIP (no retry after this); resolves when BIRD took it and the grace after it
+   * (withdrawGraceMs) has passed, or after the deadline.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.wanted = [];
     await this.running;
     if (this.written && this.announced.length === 0) return;
+    const hadAnnounced = this.announced.length > 0;
     let deadline: NodeJS.Timeout | undefined;
     const timedOut = new Promise<void>((resolve) => (deadline = setTimeout(resolve, STOP_DEADLINE_MS)));
     await Promise.race([this.step().catch(() => undefined), timedOut]);
     clearTimeout(deadline);
+    if (hadAnnounced && this.announced.length === 0 && this.config.withdrawGraceMs > 0) {
+      // The instance still forwards what reaches it while BIRD tells the router.
+      await new Promise((resolve) => setTimeout(resolve, this.config.withdrawGraceMs));
+    }
     if (this.announced.length > 0) {
       this.options.logger.error(
         { vips: this.announced, birdSocket: this.config.birdSocket, error: this.lastError },
