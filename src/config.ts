@@ -745,7 +745,7 @@ export const serviceSchema = z
         .boolean({ error: expecting("true or false") })
         .optional()
         .describe(
-          'Scheduler "mh" only, not with "fullnat": a TCP segment without SYN whose connection natlb does not know (it began on another instance behind ECMP, which went away or came back) gets a flow to the real the hash picks, instead of being dropped (dropNoFlow). Such a flow is counted (midStreamPickUps), stays unassured until the client still sends 2 s later (evicted first under a flood), and its TCP tracking starts mid-stream. Left out: on for "mh" services when bgp is configured, off otherwise.',
+          'Scheduler "mh" only, not with "fullnat": a TCP segment without SYN whose connection natlb does not know (it began on another instance behind ECMP, which went away or came back) gets a flow to the real the hash picks, instead of being dropped (dropNoFlow). Such a flow is counted (midStreamPickUps), stays unassured until the client still sends 2 s later (evicted first under a flood), and its TCP tracking starts mid-stream. Left out: on for TCP "mh" services when bgp is configured, off otherwise (UDP needs none: any datagram starts a flow).',
         ),
       reals: z
         .array(realSchema, { error: expecting('a list of real servers like [{ "ip": "198.18.1.11" }]') })
@@ -1477,7 +1477,10 @@ export function diffConfig(old: NatlbConfig, next: NatlbConfig): ConfigDiff {
   return { added, removed, changed, unchanged, settings };
 }
 
-/** Whether a service picks up mid-stream segments: as set, or by default for "mh" services when natlb announces through BGP (config bgp). */
+/**
+ * Whether a service picks up mid-stream segments: as set, or by default for TCP "mh" services when
+ * natlb announces through BGP (config bgp). UDP needs none: any datagram starts a flow.
+ */
 export function midStreamPickUpOf(service: ServiceConfig, bgp: BgpConfig | undefined): boolean {
-  return service.midStreamPickUp ?? (bgp !== undefined && service.scheduler === "mh" && service.forwarding !== "fullnat");
+  return service.midStreamPickUp ?? (bgp !== undefined && service.protocol === "tcp" && service.scheduler === "mh" && service.forwarding !== "fullnat");
 }

@@ -50,9 +50,9 @@ test("midStreamPickUp is refused with fullnat: the real knows the flow by the fi
   t.regex(refusal({ services: [fullnat] }).message, /services\[0\]\.midStreamPickUp.*"fullnat"/);
 });
 
-test("midStreamPickUp left out: on for mh services when bgp is set, off otherwise; as set when set", (t) => {
-  const withBgp = parseConfig({ services: [service(), service({ port: 81, scheduler: "wrr" }), service({ port: 82, midStreamPickUp: false })], bgp: BGP });
-  t.deepEqual(withBgp.services.map((s) => midStreamPickUpOf(s, withBgp.bgp)), [true, false, false]);
+test("midStreamPickUp left out: on for TCP mh services when bgp is set, off otherwise; as set when set", (t) => {
+  const withBgp = parseConfig({ services: [service(), service({ port: 81, scheduler: "wrr" }), service({ port: 82, midStreamPickUp: false }), service({ port: 83, protocol: "udp" })], bgp: BGP });
+  t.deepEqual(withBgp.services.map((s) => midStreamPickUpOf(s, withBgp.bgp)), [true, false, false, false]);
   const without = parseConfig({ services: [service(), service({ port: 81, midStreamPickUp: true })] });
   t.deepEqual(without.services.map((s) => midStreamPickUpOf(s, without.bgp)), [false, true]);
   const fullnat = parseConfig({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: ["198.18.1.3"] } })], bgp: BGP });
