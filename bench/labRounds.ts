@@ -231,7 +231,9 @@ export function variantRunsIn(variant: Pick<Variant, "id" | "labs">, kind: LabKi
 const LAB_SHAPES: Record<LabKind, { offloads: boolean; directRouting: boolean; prefix: string; describe: string }> = {
   gso: { offloads: true, directRouting: false, prefix: "nb", describe: "offloads on: ~64 KB GSO frames" },
   mtu: { offloads: false, directRouting: false, prefix: "nb", describe: "offloads off: MTU-sized frames" },
-  modes: { offloads: true, directRouting: true, prefix: "bm", describe: "direct-routing topology, balancer one-armed, offloads on" },
+  // The balancer arm: natlb runs nat and fullnat only two-armed (one-armed, an interface would be both
+  // client and backend); every balancer of the lab gets the VIPs' traffic over it, dr included.
+  modes: { offloads: true, directRouting: true, prefix: "bm", describe: "direct-routing topology, balancer two-armed (the router's VIP route on its own link), offloads on" },
 };
 
 export async function runLab(kind: LabKind, ctx: LabRunContext): Promise<LabRunResult> {
@@ -241,7 +243,7 @@ export async function runLab(kind: LabKind, ctx: LabRunContext): Promise<LabRunR
   const result: LabRunResult = { lab: kind, labId: null, unavailable: {}, samples: [], runs: [], errors: [], stoppedEarly: null };
   const shape = LAB_SHAPES[kind];
   log(`creating lab (${shape.describe}, ${REALS} reals, prefix ${shape.prefix})`);
-  const lab = await createLab({ reals: REALS, offloads: shape.offloads, directRouting: shape.directRouting, prefix: shape.prefix });
+  const lab = await createLab({ reals: REALS, offloads: shape.offloads, directRouting: shape.directRouting, balancerArm: shape.directRouting, prefix: shape.prefix });
   result.labId = lab.id;
   await runThenDestroy(lab, kind, result, log, async () => {
     await prepareLab(lab, ctx, log);

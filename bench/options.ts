@@ -74,8 +74,11 @@ export const ALL_VARIANT_IDS: readonly VariantId[] = [
 ];
 /** What `npm run bench` runs: natlbAfPacket (AF_XDP against AF_PACKET) and natlbThreadPerInterface only when asked for. */
 export const DEFAULT_VARIANT_IDS: readonly VariantId[] = ["plain", "kernelNat", "haproxy", "nodeProxy", "natlb", "natlbUserSpace", "natlbDr", "natlbFullnat"];
-/** The variants the modes lab runs (those of them in --variants); there "natlb" is natlb's nat mode. */
-export const MODES_VARIANT_IDS: readonly VariantId[] = ["plain", "kernelNat", "natlb", "natlbDr", "natlbFullnat", "haproxy"];
+/**
+ * The variants the modes lab runs (those of them in --variants); there "natlb" is natlb's nat mode with
+ * the kernel fast path (the default) and "natlbUserSpace" nat with every frame through natlb.
+ */
+export const MODES_VARIANT_IDS: readonly VariantId[] = ["plain", "kernelNat", "natlb", "natlbUserSpace", "natlbDr", "natlbFullnat", "haproxy"];
 /** The variants the flood lab runs (those of them in --variants). */
 export const FLOOD_VARIANT_IDS: readonly VariantId[] = ["kernelNat", "natlb"];
 export const FULL_FLOOD_RATES: readonly number[] = [12_500, 25_000, 50_000, 100_000, 200_000];

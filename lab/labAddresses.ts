@@ -56,3 +56,11 @@ export function realIp(index: number): string {
   }
   return `198.18.1.${10 + index}`;
 }
+
+/**
+ * The direct-routing topology's optional client-side arm of the balancer (createLab's `balancerArm`):
+ * a link of its own from the router (eth2) to the gateway (eth0), over which the router sends the VIPs.
+ */
+export const BALANCER_ARM_SUBNET = '198.18.3.0/24';
+export const BALANCER_ARM_ROUTER_IP = '198.18.3.1';
+export const BALANCER_ARM_GATEWAY_IP = '198.18.3.2';

@@ -42,6 +42,12 @@
  *                                                     eth1 198.18.1.2/24, default    | (the router)            |
  *                                                     via 198.18.1.1; no eth0        +-------------------------+
  *
+ * With balancerArm (direct-routing topology only) the balancer is two-armed: a link of its own from
+ * the router (eth2, 198.18.3.1/24) to the gateway (eth0, 198.18.3.2/24). The router routes the VIPs
+ * over it, and the gateway routes the client subnet back over it; eth1 stays on the backend LAN with
+ * the reals, whose default route is still the router. natlb then runs nat (the reals route the client
+ * subnet via 198.18.1.2), fullnat (no route on the reals) and dr with the reals behind its second arm.
+ *
  * The full-NAT topology (fullNat: true), for forwarding "fullnat": the NAT topology, but the reals'
  * default route is a router <id>-lr on the backend LAN (198.18.1.1, which reaches no client), not the
  * balancer; the balancer has 198.18.1.2 on eth1 and the pool addresses 198.18.1.3 and .4 (FULLNAT_POOL_IPS).
@@ -61,6 +67,9 @@ import { randomBytes } from 'node:crypto';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import {
   BACKEND_ROGUE_IP,
+  BALANCER_ARM_GATEWAY_IP,
+  BALANCER_ARM_ROUTER_IP,
+  CLIENT_SUBNET,
   CLIENT_IP,
   DR_GATEWAY_IP,
   FULLNAT_GATEWAY_IP,
@@ -112,6 +121,8 @@ export interface LabOptions {
   directRouting?: boolean;
   /** The full-NAT topology (above): the reals' default route is a LAN router, not the gateway. Default false. */
   fullNat?: boolean;
+  /** With directRouting: the balancer's client-side arm (above), so it is two-armed. Default false. */
+  balancerArm?: boolean;
 }
 
 /** One addressed interface of a lab namespace. */
@@ -122,7 +133,7 @@ export interface LabHost {
   mac: string;
 }
 
-/** In the direct-routing topology the gateway is one-armed: clientIf and backendIf are both eth1. */
+/** In the direct-routing topology the gateway is one-armed (clientIf and backendIf are both eth1) unless it has the balancer arm. */
 export interface LabGateway {
   ns: string;
   clientIf: 'eth0' | 'eth1';
@@ -221,6 +232,8 @@ const ROGUE_PORT = 'p-x';
 const FLOOD_GATEWAY_IF = 'eth2';
 const ROUTER_PORT = 'p-rt';
 const LAN_ROUTER_PORT = 'p-lr';
+/** The router's end of the balancer arm. */
+const ROUTER_ARM_IF = 'eth2';
 
 interface LabNames {
   id: string;
@@ -232,6 +245,8 @@ interface LabNames {
   rogue: string | null;
   router: string | null;
   lanRouter: string | null;
+  /** The balancer's client-side arm (direct-routing topology). */
+  balancerArm: boolean;
   all: string[];
 }
 
@@ -241,6 +256,7 @@ interface LabExtras {
   backendRogue: boolean;
   directRouting: boolean;
   fullNat: boolean;
+  balancerArm: boolean;
 }
 
 /** Builds the lab. On any failure everything created so far is removed and the error is rethrown. */
@@ -258,7 +274,10 @@ export async function createLab(options: LabOptions): Promise<Lab> {
     backendRogue: options.backendRogue ?? false,
     directRouting: options.directRouting ?? false,
     fullNat: options.fullNat ?? false,
+    balancerArm: options.balancerArm ?? false,
   };
+  if (typeof extras.balancerArm !== 'boolean') throw new LabError('balancerArm must be true or false');
+  if (extras.balancerArm && !extras.directRouting) throw new LabError('balancerArm is a part of the direct-routing topology: set directRouting too');
   if (typeof extras.fullNat !== 'boolean') throw new LabError('fullNat must be true or false');
   if (extras.fullNat && extras.directRouting) throw new LabError('fullNat and directRouting are two different topologies: choose one');
   if (typeof extras.floodHost !== 'boolean') throw new LabError('floodHost must be true or false');
@@ -296,7 +315,7 @@ function labNames(id: string, reals: number, extras: LabExtras): LabNames {
   const rogue = extras.backendRogue ? `${id}-x` : null;
   const router = extras.directRouting ? `${id}-rt` : null;
   const lanRouter = extras.fullNat ? `${id}-lr` : null;
-  const names = { id, client: `${id}-c`, gateway: `${id}-gw`, sw: `${id}-sw`, reals: realNames, flood, rogue, router, lanRouter };
+  const names = { id, client: `${id}-c`, gateway: `${id}-gw`, sw: `${id}-sw`, reals: realNames, flood, rogue, router, lanRouter, balancerArm: extras.balancerArm };
   const optional = [flood, rogue, router, lanRouter].filter((n): n is string => n !== null);
   return { ...names, all: [names.client, names.gateway, names.sw, ...realNames, ...optional] };
 }
@@ -350,6 +369,9 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
     // Direct routing: the client's link goes to the router, which has a port on the backend LAN.
     await ipIn(names.client, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', names.router);
     await ipIn(names.router, 'link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', ROUTER_PORT, 'netns', names.sw);
+    if (names.balancerArm) {
+      await ipIn(names.router, 'link', 'add', ROUTER_ARM_IF, ...queues, 'type', 'veth', 'peer', 'name', 'eth0', ...queues, 'netns', names.gateway);
+    }
   } else {
     await ipIn(names.client, 'link', 'add', 'eth0', ...queues, 'type', 'veth', 'peer', 'name', 'eth0', ...queues, 'netns', names.gateway);
   }
@@ -368,7 +390,11 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
   const interfaces: Array<[string, string]> = [
     [names.client, 'eth0'],
     ...(names.router !== null
-      ? [[names.router, 'eth0'] as [string, string], [names.router, 'eth1'] as [string, string]]
+      ? [
+          [names.router, 'eth0'] as [string, string],
+          [names.router, 'eth1'] as [string, string],
+          ...(names.balancerArm ? [[names.router, ROUTER_ARM_IF] as [string, string], [names.gateway, 'eth0'] as [string, string]] : []),
+        ]
       : [[names.gateway, 'eth0'] as [string, string]]),
     [names.gateway, 'eth1'],
     ...(names.lanRouter !== null ? [[names.lanRouter, 'eth1'] as [string, string]] : []),
@@ -394,6 +420,10 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
     await ipIn(names.router, 'addr', 'add', cidr(GATEWAY_BACKEND_IP), 'dev', 'eth1');
     await runInChecked(names.router, sbin('sysctl'), ['-q', '-w', 'net.ipv4.ip_forward=1']);
     await ipIn(names.gateway, 'addr', 'add', cidr(DR_GATEWAY_IP), 'dev', 'eth1');
+    if (names.balancerArm) {
+      await ipIn(names.router, 'addr', 'add', cidr(BALANCER_ARM_ROUTER_IP), 'dev', ROUTER_ARM_IF);
+      await ipIn(names.gateway, 'addr', 'add', cidr(BALANCER_ARM_GATEWAY_IP), 'dev', 'eth0');
+    }
     await Promise.all(names.reals.map((ns) => makeDirectRoutingReal(ns)));
   } else if (names.lanRouter !== null) {
     // Full NAT: the LAN router takes 198.18.1.1 (the reals' default route); the gateway has its own
@@ -420,8 +450,10 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
   for (const ns of names.reals) await ipIn(ns, 'route', 'add', 'default', 'via', GATEWAY_BACKEND_IP, 'dev', 'eth0');
   if (names.router !== null) {
     await ipIn(names.gateway, 'route', 'add', 'default', 'via', GATEWAY_BACKEND_IP, 'dev', 'eth1');
+    if (names.balancerArm) await ipIn(names.gateway, 'route', 'add', CLIENT_SUBNET, 'via', BALANCER_ARM_ROUTER_IP, 'dev', 'eth0');
+    const [vipNextHop, vipDev] = names.balancerArm ? [BALANCER_ARM_GATEWAY_IP, ROUTER_ARM_IF] : [DR_GATEWAY_IP, 'eth1'];
     for (const vip of [VIP, VIP2]) {
-      await ipIn(names.router, 'route', 'add', `${vip}/32`, 'via', DR_GATEWAY_IP, 'dev', 'eth1');
+      await ipIn(names.router, 'route', 'add', `${vip}/32`, 'via', vipNextHop, 'dev', vipDev);
       // The VIPs are in the client's subnet: the router answers the client's ARP for them (as natlb
       // does in the NAT topology) and routes their traffic to natlb.
       await ipIn(names.router, 'neigh', 'add', 'proxy', vip, 'dev', 'eth0');
@@ -441,9 +473,19 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
   const client: LabHost = { ns: names.client, ifname: 'eth0', ip: CLIENT_IP, mac: await mac(names.client, 'eth0') };
   const gatewayMac = await mac(names.gateway, 'eth1');
   const gateway: LabGateway =
-    names.router !== null
+    names.router !== null && !names.balancerArm
       ? { ns: names.gateway, clientIf: 'eth1', backendIf: 'eth1', clientIp: DR_GATEWAY_IP, backendIp: DR_GATEWAY_IP, clientMac: gatewayMac, backendMac: gatewayMac }
-      : {
+      : names.router !== null
+        ? {
+            ns: names.gateway,
+            clientIf: 'eth0',
+            backendIf: 'eth1',
+            clientIp: BALANCER_ARM_GATEWAY_IP,
+            backendIp: DR_GATEWAY_IP,
+            clientMac: await mac(names.gateway, 'eth0'),
+            backendMac: gatewayMac,
+          }
+        : {
           ns: names.gateway,
           clientIf: 'eth0',
           backendIf: 'eth1',

@@ -9,6 +9,20 @@ namespace natlb::napi {
 
 namespace {
 
+// A real's own forwarding ("nat", "dr", "fullnat") as a flow mode; absent: the service's.
+uint16_t realModeFrom(const Napi::Object& real, const engine::Service& service, const std::string& where) {
+  const Napi::Value value = real.Get("forwarding");
+  if (value.IsUndefined()) return service.serviceMode();
+  const std::string name = value.IsString() ? value.As<Napi::String>().Utf8Value() : std::string{};
+  if (name == "nat") return 0;
+  if (name == "dr") return flow::flags::kDirectRouting;
+  if (name == "fullnat") {
+    if (service.localAddresses.empty()) throw Napi::TypeError::New(real.Env(), where + ".forwarding fullnat needs the service's fullNat pool");
+    return flow::flags::kFullNat;
+  }
+  throw Napi::TypeError::New(real.Env(), where + ".forwarding must be nat, dr or fullnat");
+}
+
 flow::RealEndpoint endpointFrom(const Napi::Object& real, const std::string& where) {
   return {ipFrom(real.Get("ip"), where + ".ip"), uint16_t(integerFrom(real.Get("port"), where + ".port", 1, 65535)),
           uint16_t(integerFrom(real.Get("id"), where + ".id", 0, 65535))};
@@ -58,17 +72,19 @@ engine::Service serviceFrom(const Napi::Value& value, const std::string& where) 
     }
     service.localPorts.first = uint16_t(integerFrom(pool.Get("firstPort"), fullNatWhere + ".firstPort", 1, 65535));
     service.localPorts.last = uint16_t(integerFrom(pool.Get("lastPort"), fullNatWhere + ".lastPort", service.localPorts.first, 65535));
-    service.fullNat = true;
+    service.fullNat = !pool.Get("forRealsOnly").ToBoolean();
     if (service.directRouting) throw Napi::TypeError::New(env, where + ": a service is either direct routing or full NAT");
     if (service.midStreamPickUp) throw Napi::TypeError::New(env, where + ": a full-NAT flow cannot be picked up mid-stream (its real knows it by another local address)");
   }
   const Napi::Array reals = arrayAt(item.Get("reals"), where + ".reals");
   std::vector<engine::RealLimit> limits;
+  std::vector<uint16_t> modes;
   bool anyLimit = false;
   for (uint32_t j = 0; j < reals.Length(); ++j) {
     const std::string realWhere = where + ".reals[" + std::to_string(j) + "]";
     const Napi::Object real = objectAt(reals.Get(j), realWhere);
     service.reals.push_back(endpointFrom(real, realWhere));
+    modes.push_back(realModeFrom(real, service, realWhere));
     const engine::RealLimit limit{optionalCount(real, "maxConns", realWhere), optionalCount(real, "minConnsToResume", realWhere)};
     if (limit.minConnsToResume > limit.maxConns) {
       throw Napi::RangeError::New(env, realWhere + ".minConnsToResume must not exceed maxConns");
@@ -96,15 +112,15 @@ engine::Service serviceFrom(const Napi::Value& value, const std::string& where) 
     service.fallback = uint16_t(service.reals.size());
     service.reals.push_back(endpointFrom(objectAt(fallback, where + ".fallback"), where + ".fallback"));
     limits.push_back({});  // the fallback real has no limit (keepalived's sorry_server has none)
+    modes.push_back(service.serviceMode());
   }
-  if (service.directRouting) {
-    // The frame reaches the real unchanged, so only a real on the service port can take it.
-    for (const flow::RealEndpoint& real : service.reals) {
-      if (real.port != service.port) {
-        throw Napi::RangeError::New(env, where + ": a direct-routing real's port must be the service port " + std::to_string(service.port));
-      }
+  // The frame reaches a direct-routing real unchanged, so only a real on the service port can take it.
+  for (size_t j = 0; j < service.reals.size(); ++j) {
+    if (modes[j] == flow::flags::kDirectRouting && service.reals[j].port != service.port) {
+      throw Napi::RangeError::New(env, where + ": a direct-routing real's port must be the service port " + std::to_string(service.port));
     }
   }
+  service.setRealModes(std::move(modes));
   if (anyLimit) service.setLimits(std::move(limits));
   // Left out, or a field left out: the global value (0 in the service's timeout profile).
   const Napi::Value timeouts = item.Get("timeouts");

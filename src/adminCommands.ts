@@ -164,16 +164,18 @@ export function addAdminCommands(program: Command): void {
         .description("add a real server to a service; it gets new connections at once")
         .argument("<vip:port[/udp]>", "the virtual service", parseServiceAddress)
         .argument("<ip[:port]>", "the real server (port defaults to the service port)", parseRealAddress)
-        .option("-w, --weight <n>", "weight 0..65535", weight, 1),
+        .option("-w, --weight <n>", "weight 0..65535", weight, 1)
+        .option("--forwarding <mode>", `this real's own forwarding, overriding the service's: ${FORWARDING_MODES.join(", ")}`),
     ),
     "natlb real add 198.18.0.100:80 198.18.1.13:8080 --weight 2",
-  ).action((address: ServiceAddress, server: RealAddress, options: ClientOptions & { weight: number }) =>
+    "natlb real add 198.18.0.100:80 198.18.1.14 --forwarding dr",
+  ).action((address: ServiceAddress, server: RealAddress, options: ClientOptions & { weight: number; forwarding?: string }) =>
     change(
       options,
       "POST /reals",
-      { service: address, real: { ...server, weight: options.weight } },
+      { service: address, real: { ...server, weight: options.weight, ...(options.forwarding !== undefined ? { forwarding: options.forwarding } : {}) } },
       "real add",
-      `real ${realName(server)} added to ${serviceName(address)} (weight ${options.weight})`,
+      `real ${realName(server)} added to ${serviceName(address)} (weight ${options.weight}${options.forwarding !== undefined ? `, forwarding ${options.forwarding}` : ""})`,
     ),
   );
   withExamples(

@@ -68,6 +68,8 @@ export interface RealStatus {
   minConnsToResume?: number;
   /** Reals with a connection limit: whether it is full now (no new connections until it resumes). */
   overloaded?: boolean;
+  /** A real with its own forwarding (config reals[].forwarding), when it differs from the service's. */
+  forwarding?: ForwardingMode;
 }
 
 /** A service's fallback real (config fallback) and whether it takes the new connections now. */
@@ -548,6 +550,7 @@ export class Balancer {
               ...(check ? { health: healthView(check) } : {}),
               ...(extras ? this.rampAndDrainView(s, r, now) : {}),
               ...limitsOf(r),
+              ...(r.forwarding !== undefined ? { forwarding: r.forwarding } : {}),
               ...(r.maxConns !== undefined ? { overloaded: overloaded.has(current ? published.id : this.realIdFor(s, r)) } : {}),
             };
           });
@@ -950,7 +953,9 @@ export class Balancer {
       const reals = s.reals.map((r) => ({ ip: r.ip, port: r.port, weight: r.weight, up: this.isUp(s, r), fraction: this.rampFractionOf(s, r, now) }));
       // A ramping real's share of its weight (slow start) is in the table's input.
       const input = rampedTableInput(s.scheduler, reals);
-      const endpoints = this.realsWithDraining(s).map((r) => ({ ip: r.ip, port: r.port, id: this.realIdFor(s, r), ...limitsOf(r) }));
+      const endpoints = this.realsWithDraining(s).map((r) => ({
+        ip: r.ip, port: r.port, id: this.realIdFor(s, r), ...limitsOf(r), ...(r.forwarding !== undefined ? { forwarding: r.forwarding } : {}),
+      }));
       const fallback = s.fallback && { ...s.fallback, id: this.fallbackIdFor(s) };
       const pickUp = midStreamPickUpOf(s, this.config.bgp);
       const inputs = JSON.stringify([s.forwarding, s.fullnat, input.scheduler, s.schedulerFlags, s.mhSeed, pickUp, input.reals, endpoints, fallback, s.timeouts, s.persistence]);
@@ -960,7 +965,7 @@ export class Balancer {
         inputs,
         service: {
           vip: s.vip, port: s.port, protocol: s.protocol, ...(s.forwarding === "dr" ? { directRouting: true } : {}),
-          ...(s.fullnat ? { fullNat: { localAddresses: [...s.fullnat.localAddresses], firstPort: s.fullnat.localPorts.first, lastPort: s.fullnat.localPorts.last } } : {}),
+          ...(s.fullnat ? { fullNat: nativeFullNat(s.fullnat, s.forwarding !== "fullnat") } : {}),
           mode: table.mode, slots: table.slots, ...(table.weights ? { weights: table.weights } : {}),
           ...(table.mode === "hash" ? hashOptionsOf(s.schedulerFlags) : {}),
           // A ramp (slow start) turns "mh" into another mode for a while: no pick-up then.
@@ -1201,6 +1206,13 @@ function slowStartOf(service: ServiceConfig, real: RealConfig): number {
 }
 
 /** A real's connection limits as the data plane takes them (none: nothing). */
+/** A service's source pool for the engine; forRealsOnly: only its reals with their own "fullnat" use it. */
+function nativeFullNat(pool: FullNatConfig, forRealsOnly: boolean): NonNullable<NativeService["fullNat"]> {
+  return {
+    localAddresses: [...pool.localAddresses], firstPort: pool.localPorts.first, lastPort: pool.localPorts.last, ...(forRealsOnly ? { forRealsOnly } : {}),
+  };
+}
+
 function limitsOf(real: RealConfig): { maxConns?: number; minConnsToResume?: number } {
   return {
     ...(real.maxConns !== undefined ? { maxConns: real.maxConns } : {}),

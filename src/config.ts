@@ -26,6 +26,8 @@ export interface RealConfig {
   readonly maxConns?: number;
   /** IPVS's lower threshold (-y): a full real takes new connections again below it; absent: below 3/4 of maxConns. */
   readonly minConnsToResume?: number;
+  /** This real's own forwarding, when it differs from its service's (realForwarding reads both). */
+  readonly forwarding?: ForwardingMode;
 }
 
 /** keepalived's sorry_server: takes new connections when no real can (all down, drained or full). */
@@ -137,6 +139,16 @@ export interface PersistenceConfig {
  */
 export const FORWARDING_MODES = ["nat", "dr", "fullnat"] as const;
 export type ForwardingMode = (typeof FORWARDING_MODES)[number];
+
+/** How frames reach `real`: its own forwarding, or its service's. */
+export function realForwarding(service: { readonly forwarding: ForwardingMode }, real: { readonly forwarding?: ForwardingMode }): ForwardingMode {
+  return real.forwarding ?? service.forwarding;
+}
+
+/** The forwarding modes a service's reals and fallback real use, each once. */
+export function forwardingModesOf(service: { readonly forwarding: ForwardingMode; readonly reals: ReadonlyArray<{ readonly forwarding?: ForwardingMode }> }): Set<ForwardingMode> {
+  return new Set([service.forwarding, ...service.reals.map((r) => realForwarding(service, r))]);
+}
 
 /** The ports a full-NAT local address offers towards each real, by default: below Linux's ephemeral range. */
 export const DEFAULT_LOCAL_PORTS = { first: 1024, last: 32767 } as const;
@@ -442,6 +454,11 @@ export const realSchema = z.strictObject({
     .optional()
     .describe(
       "With maxConns (ipvsadm -y, keepalived lthreshold): a real that reached maxConns takes new connections again once it has fewer than this many. At most maxConns. Left out: fewer than 3/4 of maxConns.",
+    ),
+  forwarding: oneOf(FORWARDING_MODES)
+    .optional()
+    .describe(
+      'This real\'s own forwarding mode, overriding its service\'s "forwarding" (same rules: a "dr" real on a link natlb works on and on the service port; a "fullnat" real needs the service\'s "fullnat" source pool). Left out: the service\'s.',
     ),
 }).superRefine((r, ctx) => {
   if (r.minConnsToResume === undefined) return;
@@ -782,47 +799,43 @@ export const serviceSchema = z
     { error: expecting('a service object like { "vip": "198.18.0.100", "port": 80, "reals": [...] }') },
   )
   .superRefine((s, ctx) => {
-    if (s.forwarding === "fullnat") {
+    // A real's own "forwarding" overrides the service's: the rules below hold for each real's mode.
+    const modes = forwardingModesOf(s);
+    if (modes.has("fullnat")) {
       if (s.fullnat === undefined) {
+        const where = s.forwarding === "fullnat" ? `a "fullnat" service` : `a service with a "fullnat" real (reals[${s.reals.findIndex((r) => r.forwarding === "fullnat")}])`;
         ctx.addIssue({
           code: "custom",
           path: ["fullnat"],
-          message: `missing: a "fullnat" service needs its source pool, like "fullnat": { "localAddresses": ["198.18.1.2"] } (addresses of natlb's own on the reals' side)`,
-        });
-      }
-      if (s.deadRealFlows === "reset") {
-        ctx.addIssue({
-          code: "custom",
-          path: ["deadRealFlows"],
-          message: `"reset" is not available with "fullnat" yet (the reset towards the real would need the flow's local address): use "drop" or "keep"`,
+          message: `missing: ${where} needs its source pool, like "fullnat": { "localAddresses": ["198.18.1.2"] } (addresses of natlb's own on the reals' side)`,
         });
       }
     } else if (s.fullnat !== undefined) {
       ctx.addIssue({
         code: "custom",
         path: ["fullnat"],
-        message: `a source pool is only for "forwarding": "fullnat" (this service's is "${s.forwarding}"): remove "fullnat" or set "forwarding": "fullnat"`,
+        message: `a source pool is only for "forwarding": "fullnat" (this service's is "${s.forwarding}", and no real's): remove "fullnat" or set "forwarding": "fullnat"`,
+      });
+    }
+    // The frame reaches a "dr" real unchanged: it can only be for the port the client sent it to.
+    s.reals.forEach((r, j) => {
+      if (realForwarding(s, r) === "dr" && r.port !== undefined && r.port !== s.port) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["reals", j, "port"],
+          message: `a "dr" real receives the client's frame unchanged, on the service port ${s.port}: remove "port" or set it to ${s.port} (or use "forwarding": "nat")`,
+        });
+      }
+    });
+    if (modes.has("dr") && s.deadRealFlows === "reset") {
+      // A reset must carry the sequence number its receiver expects; natlb sees only the client's side.
+      ctx.addIssue({
+        code: "custom",
+        path: ["deadRealFlows"],
+        message: `"reset" needs both sides' sequence numbers, and natlb sees only the client's side of a "dr" flow: use "drop" or "keep"`,
       });
     }
     if (s.forwarding === "dr") {
-      // The frame reaches the real unchanged: it can only be for the port the client sent it to.
-      s.reals.forEach((r, j) => {
-        if (r.port !== undefined && r.port !== s.port) {
-          ctx.addIssue({
-            code: "custom",
-            path: ["reals", j, "port"],
-            message: `a "dr" real receives the client's frame unchanged, on the service port ${s.port}: remove "port" or set it to ${s.port} (or use "forwarding": "nat")`,
-          });
-        }
-      });
-      if (s.deadRealFlows === "reset") {
-        // A reset must carry the sequence number its receiver expects; natlb sees only the client's side.
-        ctx.addIssue({
-          code: "custom",
-          path: ["deadRealFlows"],
-          message: `"reset" needs both sides' sequence numbers, and natlb sees only the client's side of a "dr" flow: use "drop" or "keep"`,
-        });
-      }
       if (s.fallback?.port !== undefined && s.fallback.port !== s.port) {
         ctx.addIssue({
           code: "custom",
@@ -842,11 +855,11 @@ export const serviceSchema = z
         }
       }
     }
-    if (s.forwarding === "fullnat" && s.midStreamPickUp === true) {
+    if (s.midStreamPickUp === true && (s.forwarding === "fullnat" || s.reals.some((r) => r.forwarding === "fullnat"))) {
       ctx.addIssue({
         code: "custom",
         path: ["midStreamPickUp"],
-        message: `a "fullnat" connection cannot move between instances: its real knows it by the first instance's local address and port. Remove "midStreamPickUp" (or use "dr")`,
+        message: `a "fullnat" connection cannot move between instances: its real knows it by the first instance's local address and port. Remove "midStreamPickUp", or the "fullnat" forwarding (of the service or of its reals)`,
       });
     }
     s.schedulerFlags.forEach((flag, i) => {
@@ -866,7 +879,7 @@ export const serviceSchema = z
       port: s.port,
       protocol: s.protocol,
       forwarding: s.forwarding,
-      ...(s.forwarding === "fullnat" && s.fullnat
+      ...(s.fullnat && forwardingModesOf(s).has("fullnat")
         ? { fullnat: { localAddresses: s.fullnat.localAddresses, localPorts: s.fullnat.localPorts ?? { ...DEFAULT_LOCAL_PORTS } } }
         : {}),
       scheduler: s.scheduler,
@@ -878,6 +891,8 @@ export const serviceSchema = z
         ...(r.slowStartS !== undefined ? { slowStartS: r.slowStartS } : {}),
         ...(r.maxConns !== undefined ? { maxConns: r.maxConns } : {}),
         ...(r.minConnsToResume !== undefined ? { minConnsToResume: r.minConnsToResume } : {}),
+        // Kept only where it differs from the service's, so a real that repeats it is the same real.
+        ...(r.forwarding !== undefined && r.forwarding !== s.forwarding ? { forwarding: r.forwarding } : {}),
       })),
       fallback: s.fallback && { ip: s.fallback.ip, port: s.fallback.port ?? s.port },
       healthCheck: resolveHealthCheck(s.healthCheck, s.protocol),
@@ -1482,5 +1497,6 @@ export function diffConfig(old: NatlbConfig, next: NatlbConfig): ConfigDiff {
  * natlb announces through BGP (config bgp). UDP needs none: any datagram starts a flow.
  */
 export function midStreamPickUpOf(service: ServiceConfig, bgp: BgpConfig | undefined): boolean {
-  return service.midStreamPickUp ?? (bgp !== undefined && service.protocol === "tcp" && service.scheduler === "mh" && service.forwarding !== "fullnat");
+  const fullNat = service.forwarding === "fullnat" || service.reals.some((r) => r.forwarding === "fullnat");
+  return service.midStreamPickUp ?? (bgp !== undefined && service.protocol === "tcp" && service.scheduler === "mh" && !fullNat);
 }

@@ -28,8 +28,11 @@ export interface NativeService {
   protocol: Protocol;
   /** Direct routing (config forwarding "dr"): new flows go to their real with only the MAC changed. */
   directRouting?: boolean;
-  /** Full NAT (config forwarding "fullnat"): new flows come from these local addresses and ports. */
-  fullNat?: { localAddresses: string[]; firstPort: number; lastPort: number };
+  /**
+   * Full NAT (config forwarding "fullnat"): new flows come from these local addresses and ports. With
+   * forRealsOnly the service's own mode is not full NAT: only reals with their own "fullnat" use the pool.
+   */
+  fullNat?: { localAddresses: string[]; firstPort: number; lastPort: number; forRealsOnly?: boolean };
   mode: PickMode;
   /** Indexes into `reals`, computed by a scheduling policy (src/schedulers). */
   slots: Uint16Array;
@@ -42,7 +45,7 @@ export interface NativeService {
   /** Mode "hash": a TCP segment without SYN of an unknown flow gets a flow to the hashed real (config midStreamPickUp). */
   midStreamPickUp?: boolean;
   /** Connection limits (config maxConns, minConnsToResume); absent or 0: none. */
-  reals: { ip: string; port: number; id: number; maxConns?: number; minConnsToResume?: number }[];
+  reals: { ip: string; port: number; id: number; maxConns?: number; minConnsToResume?: number; forwarding?: NativeForwarding }[];
   /** Takes new connections when no real can (config fallback); no slot points at it. */
   fallback?: { ip: string; port: number; id: number };
   /** The service's own idle timeouts; a state left out (or all of them) takes the global value. */
@@ -50,6 +53,12 @@ export interface NativeService {
   /** ipvsadm -p/-M: `keepingRealIds` are the reals that keep their persistent clients (up, drained or not). */
   persistence?: { timeoutS: number; netmask: string; keepingRealIds: number[] };
 }
+
+/**
+ * A real's own forwarding (config reals[].forwarding) where it differs from its service's, whose mode is
+ * "dr" with directRouting, else "fullnat" with fullNat (not forRealsOnly), else "nat".
+ */
+export type NativeForwarding = "nat" | "dr" | "fullnat";
 
 /** The TCP states a direct-routing flow goes through (IPVS's input-only table, reduced). */
 export type InputOnlyTcpState = "SYN_RECV" | "ESTABLISHED" | "FIN_WAIT" | "TIME_WAIT" | "CLOSE";

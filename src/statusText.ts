@@ -37,10 +37,11 @@ const forwardingPathSection: StatusSection = (status) => {
   return [`forwarding: user space only (${setting}${fastPath.unavailable !== undefined ? `; unavailable: ${fastPath.unavailable}` : ""})${workers}`];
 };
 
-/** Why a real gets no new connections, when it says more than its state (its health reason, or its
- * limit), and its slow start and drain, when it has one. */
+/** A real's own forwarding, why it gets no new connections when that says more than its state (its
+ * health reason, or its limit), and its slow start and drain, when it has one. */
 function realNote(r: BalancerStatus["services"][number]["reals"][number]): string {
   const notes = [
+    ...(r.forwarding !== undefined ? [`forwarding ${r.forwarding}`] : []),
     ...(!r.up && r.health ? [r.health.reason] : []),
     ...(r.overloaded === true ? [`FULL: maxConns ${r.maxConns}, takes new connections below ${r.minConnsToResume ?? `3/4 of ${r.maxConns}`}`] : []),
     ...(r.slowStart ? [`slow start: weight ${r.slowStart.effectiveWeight} until ${r.slowStart.endsAt}`] : []),
@@ -62,7 +63,9 @@ const servicesSection: StatusSection = (status) => {
     const flags = s.schedulerFlags && s.schedulerFlags.length > 0 ? ` (${s.schedulerFlags.join(",")})` : "";
     const persistent = s.templates === undefined ? "" : ` persistent (${s.templates} template(s))`;
     const pickUp = s.midStreamPickUp ? ` mid-stream pick-up${s.mhSeed !== undefined ? ` (seed ${s.mhSeed})` : ""}` : s.mhSeed !== undefined ? ` seed ${s.mhSeed}` : "";
-    const direct = s.forwarding === "dr" ? " direct-routing" : s.fullnat ? ` fullnat from ${s.fullnat.localAddresses.join(",")} ports ${s.fullnat.localPorts.first}-${s.fullnat.localPorts.last}` : "";
+    // The pool of a "nat" or "dr" service serves its "fullnat" reals only (their own forwarding).
+    const pool = s.fullnat ? `from ${s.fullnat.localAddresses.join(",")} ports ${s.fullnat.localPorts.first}-${s.fullnat.localPorts.last}` : "";
+    const direct = s.forwarding === "dr" ? ` direct-routing${pool ? ` (fullnat reals ${pool})` : ""}` : s.forwarding === "fullnat" ? ` fullnat ${pool}` : pool ? ` (fullnat reals ${pool})` : "";
     lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}${flags}${pickUp}${persistent}${direct}`);
     if (s.timeouts) lines.push(`  timeouts (not all the global ones): ${timeoutsText(s.timeouts)}`);
     for (const r of s.reals) {

@@ -48,6 +48,10 @@ test("mhSeed and midStreamPickUp need scheduler mh, with the field named", (t) =
 test("midStreamPickUp is refused with fullnat: the real knows the flow by the first instance's local address", (t) => {
   const fullnat = service({ forwarding: "fullnat", fullnat: { localAddresses: ["198.18.1.3"] }, midStreamPickUp: true });
   t.regex(refusal({ services: [fullnat] }).message, /services\[0\]\.midStreamPickUp.*"fullnat"/);
+  const fullNatReal = service({ fullnat: { localAddresses: ["198.18.1.3"] }, reals: [{ ip: "198.18.1.11" }, { ip: "198.18.1.12", forwarding: "fullnat" }] });
+  t.regex(refusal({ services: [{ ...fullNatReal, midStreamPickUp: true }] }).message, /services\[0\]\.midStreamPickUp.*"fullnat"/);
+  const config = parseConfig({ services: [fullNatReal], bgp: BGP });
+  t.false(midStreamPickUpOf(config.services[0]!, config.bgp), "not by default either");
 });
 
 test("midStreamPickUp left out: on for TCP mh services when bgp is set, off otherwise; as set when set", (t) => {

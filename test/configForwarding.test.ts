@@ -61,7 +61,11 @@ test('"fullnat" without a pool, a pool without "fullnat", and bad pools are refu
   t.is(refusal({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: ["198.18.1.2", "198.18.1.2"] } })] }).path, "services[0].fullnat.localAddresses");
   t.is(refusal({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: ["not-an-ip"] } })] }).path, "services[0].fullnat.localAddresses[0]");
   t.is(refusal({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: ["198.18.1.2"], localPorts: { first: 9, last: 8 } } })] }).path, "services[0].fullnat.localPorts");
-  t.is(refusal({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: ["198.18.1.2"] }, deadRealFlows: "reset" })] }).path, "services[0].deadRealFlows");
+  t.is(
+    parseConfig({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: ["198.18.1.2"] }, deadRealFlows: "reset" })] }).services[0]!.deadRealFlows,
+    "reset",
+    "reset is taken with fullnat (the real's reset comes from the local address)",
+  );
 });
 
 test("changing the source pool is a service change naming fullnat", (t) => {

@@ -255,6 +255,22 @@ test("an applied change is logged with the peer's uid and pid, the route and wha
   });
 });
 
+test("the audit record of a new service names its forwarding, its pool and each real's own forwarding", async (t) => {
+  const f = await fixture(t);
+  const service = {
+    vip: "198.18.0.101", port: 80, forwarding: "dr", fullnat: { localAddresses: ["198.18.1.2"] },
+    reals: [{ ip: "198.18.1.11" }, { ip: "198.18.1.12", port: 8080, forwarding: "fullnat" }],
+  };
+  t.deepEqual(await requestControl(f.path, "POST /services", 2000, { body: service }), { ok: true });
+  t.deepEqual(await requestControl(f.path, "POST /reals", 2000, { body: { service: SERVICE, real: { ip: "198.18.1.14", forwarding: "nat" } } }), { ok: true });
+  const audit = f.records.filter((r) => r["audit"] === "change");
+  t.like(audit[0], {
+    route: "POST /services",
+    change: { forwarding: "dr", fullnat: ["198.18.1.2"], reals: ["198.18.1.11:80 weight 1", "198.18.1.12:8080 weight 1 forwarding fullnat"] },
+  });
+  t.like(audit[1], { route: "POST /reals", change: { real: "198.18.1.14:80", forwarding: "nat" } });
+});
+
 test("a refused change is logged as refused with the error; the client gets the daemon's status", async (t) => {
   const f = await fixture(t, { refuse: true });
   const error = await t.throwsAsync(requestControl(f.path, "DELETE /services", 2000, { body: { vip: "198.18.0.9", port: 80 } }), { instanceOf: ApiError });

@@ -10,10 +10,14 @@ import type { Lab } from "../lab/topology";
 import { startBalancer } from "../lab/balancerProcess";
 import { pingFrom, sendFragmentationNeeded } from "../lab/icmpProbe";
 import { assertChecksAndPersistence, checkedAndPersistent } from "./support/checksAndPersistence";
+import { startStreamClient, startStreamServer } from "./support/pacedStream";
 import { REAL_PORT, SERVICE_PORT, UDP_REAL_PORT, UDP_SERVICE_PORT, gatewaySnapshot, startUdpEchoes, withNatLab } from "./support/lab";
 
 const MiB = 1024 * 1024;
 const PREFIX = "fn";
+/** The reset case's stream service: VIP:81 -> reals:9000 (stream servers). */
+const STREAM_PORT = 81;
+const STREAM_REAL_PORT = 9000;
 
 function fullNatService(lab: Lab, weights: number[], pool: Record<string, unknown> = {}) {
   return {
@@ -39,11 +43,11 @@ function fullNatUdpService(lab: Lab, reals: number, pool: Record<string, unknown
 }
 
 const VARIANTS = [
-  { name: "offloads on", offloads: true, receivePath: "af_packet" },
-  { name: "offloads off, af_xdp", offloads: false, receivePath: "af_xdp" },
+  { name: "offloads on", offloads: true, receivePath: "af_packet", mib: 512 },
+  { name: "offloads off, af_xdp", offloads: false, receivePath: "af_xdp", mib: 64 },
 ] as const;
 
-for (const variant of VARIANTS) test.serial(`fullnat, ${variant.name}: a 64 MiB download arrives intact; the real sees a pool address as the client and has no route via natlb; kernel state restored`, async (t) => {
+for (const variant of VARIANTS) test.serial(`fullnat, ${variant.name}: a ${variant.mib} MiB download arrives intact; the real sees a pool address as the client and has no route via natlb; kernel state restored`, async (t) => {
   await withNatLab(t, { offloads: variant.offloads, reals: 2, fullNat: true, prefix: PREFIX, startNatlb: false, blobReals: [1, 2] }, async (env) => {
     const { lab, servers } = env;
     // The reals' routes: default via the LAN router, which reaches no client; nothing via natlb.
@@ -68,15 +72,15 @@ for (const variant of VARIANTS) test.serial(`fullnat, ${variant.name}: a 64 MiB 
     t.deepEqual(status0.services[0]!.fullnat, { localAddresses: [...lab.fullNatPool], localPorts: { first: 1024, last: 32767 } });
 
     const atReal = await startCapture(lab, lab.reals[0]!.ns, { filter: `tcp port ${REAL_PORT}`, maxPackets: 4000, seconds: 60, snaplen: 96 });
-    const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, 64 * MiB, "fn-big"), conns: 2, count: 2, localPortBase: 21_000, timeoutMs: 90_000 });
+    const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, variant.mib * MiB, "fn-big"), conns: 2, count: 2, localPortBase: 21_000, timeoutMs: 30_000 + variant.mib * 200 });
     const atRealPackets = await atReal.stop();
 
     t.is(summary.failed, 0, JSON.stringify(summary.results.filter((r) => r.error)));
     for (const result of summary.results) {
-      t.is(result.bytes, 64 * MiB);
+      t.is(result.bytes, variant.mib * MiB);
       // The server logs the peer natlb gave it: a pool address and port, not the client's.
-      const served = servers.find((s) => s.real.ip === result.real)?.served().filter((e) => e.bytes === 64 * MiB).pop();
-      t.truthy(served, `no server logged a 64 MiB download for ${result.real}`);
+      const served = servers.find((s) => s.real.ip === result.real)?.served().filter((e) => e.bytes === variant.mib * MiB).pop();
+      t.truthy(served, `no server logged a ${variant.mib} MiB download for ${result.real}`);
       t.is(result.sha256, served?.sha256 ?? null, "sha256 at the client differs from the server's");
       t.true(lab.fullNatPool.includes(served?.peer ?? ""), `the server's peer ${served?.peer}: not a pool address`);
     }
@@ -240,4 +244,41 @@ test.serial("fullnat: a real whose health check fails gets no new connections; p
     { offloads: true, reals: 2, fullNat: true, prefix: PREFIX, blobReals: [1, 2], config: (lab) => ({ services: checkedAndPersistent(lab, fullNatService(lab, [1, 1])) }) },
     (env) => assertChecksAndPersistence(t, env, "fn"),
   );
+});
+
+test.serial('fullnat, deadRealFlows "reset": removing a real resets both ends of its TCP stream, the real\'s end from the local address and port', async (t) => {
+  await withNatLab(t, { offloads: true, reals: 2, fullNat: true, prefix: PREFIX, startNatlb: false, blobReals: [] }, async (env) => {
+    const { lab } = env;
+    const chunk = 64 * 1024;
+    const total = 200 * chunk; // 20 s at one chunk per 100 ms: still running when the real goes
+    const streams = await Promise.all(lab.reals.map((_, i) => startStreamServer(lab, i + 1, STREAM_REAL_PORT, { sendBytes: total, chunkBytes: chunk, intervalMs: 100 })));
+    const service = { ...fullNatService(lab, [1, 1]), port: STREAM_PORT, deadRealFlows: "reset", reals: lab.reals.map((r) => ({ ip: r.ip, port: STREAM_REAL_PORT })) };
+    const natlb = await startBalancer(lab, { services: [service] });
+    env.natlb = natlb;
+    const client = startStreamClient(lab, { host: lab.vip, port: STREAM_PORT, localPort: 41_000, timeoutMs: 30_000 });
+    try {
+      await client.waitForBytes(8 * chunk, 10_000);
+      const index = streams.findIndex((s) => s.acceptedPorts().length > 0);
+      t.not(index, -1, "a real accepted the stream");
+      const peerPort = streams[index]!.acceptedPorts()[0]!;
+      t.not(peerPort, 41_000, "the real sees natlb's local port, not the client's");
+      const real = lab.reals[index]!;
+      const before = (await natlb.status()).counters;
+      const removed = await natlb.cli(["real", "remove", `${lab.vip}:${STREAM_PORT}`, `${real.ip}:${STREAM_REAL_PORT}`]);
+      t.is(removed.code, 0, removed.stderr);
+      const end = await client.ended(5000);
+      t.is(end["reason"], "ECONNRESET", JSON.stringify(end));
+      t.true(client.bytes() < total, "the real was removed in the middle of the stream");
+      const closed = await streams[index]!.event("closed", peerPort, 5000);
+      t.is(closed["reason"], "ECONNRESET", "the real's server saw its connection reset (from the local address and port it knows)");
+      const after = (await natlb.status()).counters;
+      t.deepEqual(
+        { ended: after.deadRealFlowsEnded - before.deadRealFlowsEnded, resets: after.tcpResetsSent - before.tcpResetsSent },
+        { ended: 1, resets: 2 },
+      );
+    } finally {
+      await client.stop();
+      for (const s of streams) await s.stop();
+    }
+  });
 });

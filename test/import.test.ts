@@ -91,7 +91,7 @@ test("keepalived.conf: virtual servers, reals, checkers, thresholds, persistence
   t.notThrows(() => parseConfig(config));
 });
 
-test("forwarding methods: -g and lb_kind DR become dr (with the service port for every real), -m and NAT nat, -i and TUN nat with a note; a service's mixed methods are listed", (t) => {
+test("forwarding methods: -g and lb_kind DR become dr (with the service port for every real), -m and NAT nat, -i and TUN nat with a note; a real whose method differs from its service's first real's gets its own forwarding", (t) => {
   const ipvs = importIpvsadmSave(
     [
       "-A -t 198.18.0.100:80 -s rr",
@@ -102,6 +102,7 @@ test("forwarding methods: -g and lb_kind DR become dr (with the service port for
       "-a -u 198.18.0.100:53 -r 198.18.1.11:53 -w 1",
       "-A -t 198.18.0.100:81 -s rr",
       "-a -t 198.18.0.100:81 -r 198.18.1.11:8081 -m -w 1",
+      "-a -t 198.18.0.100:81 -r 198.18.1.12:9000 -g -w 1",
       "-A -t 198.18.0.100:82 -s rr",
       "-a -t 198.18.0.100:82 -r 198.18.1.11:82 -i -w 1",
     ].join("\n"),
@@ -112,11 +113,13 @@ test("forwarding methods: -g and lb_kind DR become dr (with the service port for
   t.is(dns!.forwarding, "dr", "without a method flag ipvsadm gateways");
   t.is(nat!.forwarding, undefined);
   t.is(nat!.reals[0]!.port, 8081, "a NAT real keeps its port");
+  t.like(nat!.reals[1], { ip: "198.18.1.12", port: 81, forwarding: "dr" }, "a dr real in a nat service: its own forwarding, the service port");
   t.is(tun!.forwarding, undefined);
   const ipvsNotes = ipvs.notes.map((n) => `${n.where}: ${n.note}`).join("\n");
   t.regex(ipvsNotes, /service 198\.18\.0\.100:80\/tcp: 198\.18\.1\.12:8080 is a direct-routing real: .* imported with port 80/);
-  t.regex(ipvsNotes, /line 4: 198\.18\.1\.13:80 is forwarded by nat, the service's first real by dr/);
-  t.regex(ipvsNotes, /line 10: IP tunnelling \(LVS-TUN\) has no natlb equivalent: imported as NAT/);
+  t.deepEqual(web!.reals.map((r) => r.forwarding), [undefined, undefined, "nat"], "a real with another method gets its own forwarding");
+  t.regex(ipvsNotes, /198\.18\.1\.12:9000 is a direct-routing real: .* imported with port 81/);
+  t.regex(ipvsNotes, /line 11: IP tunnelling \(LVS-TUN\) has no natlb equivalent: imported as NAT/);
   t.notThrows(() => parseConfig(ipvs.config));
 
   const keepalived = importKeepalivedConf(

@@ -135,6 +135,7 @@ test('createLab rejects bad options before creating anything', async (t) => {
   await t.throwsAsync(createLab({ reals: 9, offloads: true, prefix: PREFIX, id }), { instanceOf: LabError, message: /reals must be/ });
   await t.throwsAsync(createLab({ reals: 1, offloads: true, prefix: 'Bad-Prefix' }), { instanceOf: LabError, message: /lab prefix must be/ });
   await t.throwsAsync(createLab({ reals: 1, offloads: true, prefix: PREFIX, id: 'xyz' }), { instanceOf: LabError, message: /4 lower-case hex/ });
+  await t.throwsAsync(createLab({ reals: 1, offloads: true, prefix: PREFIX, id, balancerArm: true }), { instanceOf: LabError, message: /set directRouting too/ });
   t.deepEqual(
     namespacesNow().filter((n) => n.startsWith(`${PREFIX}${id}-`)),
     [],

@@ -1,5 +1,5 @@
 // Kernel state of the lab gateway that variants add and must remove: the VIP as a local address,
-// netfilter tables, policy rules, VIP routes, processes (and in the one-armed lab the reals' route
+// netfilter tables, policy rules, VIP routes, processes (and in the direct-routing lab the reals' route
 // through the balancer, natReturnRoute.ts). The benchmark checks after every variant that none is
 // left, so no variant ever measures through another one's leftovers.
 import { IP_BIN, runIn, sbin } from "../../lab/netns";

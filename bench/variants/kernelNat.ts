@@ -5,7 +5,7 @@
 // unhooks conntrack from the namespace, so the other variants do not pay for connection tracking
 // afterwards (its entries stay until they time out; the flood lab flushes them before each step).
 // Conntrack runs as the kernel has it: no limit or timeout is changed.
-// One-armed (the modes lab's direct-routing topology, where the reals' default route is the router):
+// In the modes lab's direct-routing topology, where the reals' default route is the router:
 // POSTROUTING also rewrites the source of the DNAT'ed connections to the gateway's LAN address, so the
 // reals answer the gateway - the kernel's equivalent of full NAT. Its ports (1024..16383) stay apart
 // from natlb fullnat's pool ports and the gateway's own ephemeral ports (HAProxy's connections to the
@@ -31,7 +31,7 @@ function dnatRules(services: BenchServices): string[][] {
   return rules;
 }
 
-/** The POSTROUTING rules of the one-armed gateway, one per protocol (none when the reals route through it). */
+/** The POSTROUTING rules of the direct-routing lab's gateway, one per protocol (none when the reals route through it). */
 function snatRules(lab: Lab, services: BenchServices): string[][] {
   if (lab.router === null) return [];
   const protocols = ["tcp", ...(services.udp === undefined ? [] : ["udp"])];

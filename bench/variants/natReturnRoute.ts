@@ -1,4 +1,4 @@
-// NAT through a one-armed balancer: in the direct-routing topology the reals' default route is the
+// NAT in the direct-routing topology (the modes lab, natlb two-armed): the reals' default route is the
 // router, so the replies of a NAT'ed connection would go to the client directly, with the real's own
 // address as source, and the client would drop them. While a NAT variant runs there, each real routes
 // the client subnet via the balancer's LAN address; tear-down removes exactly that route (reals only:

@@ -7,9 +7,10 @@
 // frames, so one run shows what the fast path gives. Not in the default set: "natlbAfPacket" is the
 // MTU lab on AF_PACKET in user space, against AF_XDP; "natlbThreadPerInterface" is the defaults with a
 // worker thread per interface (workerThreads), against the default's one thread beside the fast path.
-// The modes lab (direct-routing topology, natlb one-armed) runs "natlb" (nat; the reals then route
-// the client subnet via natlb, natReturnRoute.ts), "natlbDr" (forwarding "dr") and "natlbFullnat"
-// (forwarding "fullnat", listed as not available while natlb refuses its configuration).
+// The modes lab (direct-routing topology, natlb two-armed: the VIPs' traffic on its own arm from the
+// router, the reals on its LAN arm) runs "natlb" and "natlbUserSpace" (nat; the reals then route the
+// client subnet via natlb, natReturnRoute.ts), "natlbDr" (forwarding "dr") and "natlbFullnat"
+// (forwarding "fullnat"). natlb derives its interfaces from the routes there, as in the other labs.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -98,13 +99,9 @@ function natlbVariant(spec: NatlbVariantSpec): Variant {
       const settings = settingsIn(lab);
       const returnRoute = nat && needsNatReturnRoute(lab);
       if (returnRoute) await addNatReturnRoutes(lab);
-      // One-armed nat and fullnat: natlb's one interface faces the clients and leads to the reals (the
-      // routing table cannot say so: it would make the only interface a backend one). dr needs no backend.
-      const oneArmed =
-        lab.router !== null && forwarding?.["forwarding"] !== "dr" ? { interfaces: { client: [lab.gateway.clientIf], backend: [lab.gateway.backendIf] } } : {};
       let balancer: Awaited<ReturnType<typeof startBalancer>>;
       try {
-        balancer = await startBalancer(lab, { ...(natlbConfig(services, settings, forwarding) as object), ...oneArmed });
+        balancer = await startBalancer(lab, natlbConfig(services, settings, forwarding));
       } catch (e) {
         if (returnRoute) await removeNatReturnRoutes(lab).catch(() => undefined);
         // natlb refused the configuration at start (what check-config cannot see: interfaces, routes).

@@ -441,8 +441,9 @@ void Engine::endPendingDeadRealFlows(SenderSet& senders) {
                             e.load<uint16_t>(kClientPort), real.sequenceEnd});
         }
         if (client.seen) {
-          resets.push_back({e.load<uint32_t>(kClientIp), e.load<uint16_t>(kClientPort), e.load<uint32_t>(kRealIp),
-                            e.load<uint16_t>(kRealPort), client.sequenceEnd});
+          // From whom the real knows its peer: the client, or natlb's local address and port (full NAT).
+          const flow::ReplyDestination peer = flow::replyDestinationOf(e);
+          resets.push_back({peer.ip, peer.port, e.load<uint32_t>(kRealIp), e.load<uint16_t>(kRealPort), client.sequenceEnd});
         }
       });
   context_.counters.add(Counter::DeadRealFlowsEnded, ended);

@@ -62,6 +62,21 @@ int pickLeastLoaded(PickMode mode, const RealLoad* loads, const uint16_t* weight
   return best;
 }
 
+void Service::setRealModes(std::vector<uint16_t> perReal) {
+  const uint16_t own = serviceMode();
+  const bool mixed = std::any_of(perReal.begin(), perReal.end(), [own](uint16_t m) { return m != own; });
+  anyDirectRouting = directRouting || std::any_of(perReal.begin(), perReal.end(), [](uint16_t m) { return m == flow::flags::kDirectRouting; });
+  realModes = mixed ? std::move(perReal) : std::vector<uint16_t>{};
+}
+
+uint16_t Service::modeOf(const flow::RealEndpoint& real) const {
+  // A linear walk only in services that mix modes, once per new flow; ids are unique within a service.
+  for (size_t i = 0; i < realModes.size() && i < reals.size(); ++i) {
+    if (reals[i].id == real.id) return realModes[i];
+  }
+  return serviceMode();
+}
+
 void Service::setLimits(std::vector<RealLimit> perReal) {
   limits = std::move(perReal);
   overloaded = std::make_unique<std::atomic<bool>[]>(limits.size());

@@ -64,6 +64,7 @@ struct Service {
   // Direct routing (LVS-DR): a new flow's frames reach its real with only the MAC changed (worker.cc).
   bool directRouting = false;
   // Full NAT (config forwarding "fullnat"): the local addresses new flows come from, and their ports.
+  // The pool without fullNat: only reals with their own forwarding "fullnat" use it (realModes).
   bool fullNat = false;
   std::vector<uint32_t> localAddresses;
   flow::LocalPortRange localPorts{};
@@ -77,6 +78,10 @@ struct Service {
   std::vector<uint16_t> slotWeights;        // the least-connection family: each slot's weight (> 0)
   std::vector<flow::RealEndpoint> reals;    // the configured reals, the draining ones, then the fallback real
   std::vector<RealLimit> limits;            // one per real; empty when no real has a limit
+  // One flow mode (flow::flags::kDirectRouting, kFullNat or 0) per real, set by setRealModes: a real's
+  // own forwarding (config reals[].forwarding) or the service's. Empty when every real has the service's.
+  std::vector<uint16_t> realModes;
+  bool anyDirectRouting = false;            // some real's (or the service's) mode is direct routing
   std::optional<uint16_t> fallback;         // index into reals of the fallback real (keepalived's sorry_server)
   size_t slotRealCount = 0;                 // distinct reals in slots (setLimits counts them; the slot walk stops there)
   mutable std::atomic<uint32_t> cursor{0};  // round-robin position, shared by all workers
@@ -91,13 +96,22 @@ struct Service {
       : vip(other.vip), port(other.port), protocol(other.protocol), directRouting(other.directRouting), fullNat(other.fullNat),
         localAddresses(std::move(other.localAddresses)), localPorts(other.localPorts), mode(other.mode), hashPort(other.hashPort),
         hashFallback(other.hashFallback), midStreamPickUp(other.midStreamPickUp), slots(std::move(other.slots)), slotWeights(std::move(other.slotWeights)),
-        reals(std::move(other.reals)), limits(std::move(other.limits)), fallback(other.fallback), slotRealCount(other.slotRealCount),
+        reals(std::move(other.reals)), limits(std::move(other.limits)), realModes(std::move(other.realModes)),
+        anyDirectRouting(other.anyDirectRouting), fallback(other.fallback), slotRealCount(other.slotRealCount),
         cursor(other.cursor.load()), timeouts(other.timeouts), persistence(std::move(other.persistence)),
         overloaded(std::move(other.overloaded)) {}
 
   flow::LocalSourcePool localSourcePool() const {
     return {localAddresses.data(), uint32_t(localAddresses.size()), localPorts};
   }
+  // The service's own flow mode (the fallback real's, and every real's without one of its own).
+  uint16_t serviceMode() const {
+    return directRouting ? flow::flags::kDirectRouting : fullNat ? flow::flags::kFullNat : uint16_t{0};
+  }
+  // Sets the reals' modes (one per real, after reals); keeps none when all are the service's.
+  void setRealModes(std::vector<uint16_t> perReal);
+  // The flow mode of a new flow to `real` (one of reals, found by id; a real not found: the service's).
+  uint16_t modeOf(const flow::RealEndpoint& real) const;
   // Sets the limits (one per real; after reals and slots) and clears the overload flags.
   void setLimits(std::vector<RealLimit> perReal);
   // Whether reals[index] is overloaded now, given its connections: the flag, moved by the hysteresis.

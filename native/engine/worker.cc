@@ -506,8 +506,9 @@ void Worker::offloadIfEstablished(uint32_t ref, const flow::FlowEntry& entry) {
 }
 
 void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& view, const Service& service) {
-  // A direct-routing frame is not routed here (its IP header is left as it came): no hop to count.
-  if (!service.directRouting && !hasHopsLeft(frame, view)) return;
+  // A direct-routing frame is not routed here (its IP header is left as it came): no hop to count. In a
+  // service with direct-routing reals the flow's mode says, below.
+  if (!service.anyDirectRouting && !hasHopsLeft(frame, view)) return;
   const flow::ForwardKey key{view.protocol, view.sourceIp(), view.sourcePort(), view.destinationIp(),
                              view.destinationPort()};
   const uint8_t tcpFlags = view.tcpFlags();
@@ -532,7 +533,7 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
       counters_.add(scheduled.kind == PickOutcome::Kind::RealsFull ? Counter::DropRealsFull : Counter::DropNoReal);
       return;
     }
-    const uint16_t mode = service.directRouting ? flow::flags::kDirectRouting : service.fullNat ? flow::flags::kFullNat : uint16_t{0};
+    const uint16_t mode = service.modeOf(*scheduled.real);
     const flow::LocalSourcePool pool = service.localSourcePool();
     flow::InsertRefusal refusal = flow::InsertRefusal::None;
     const flow::FlowState initial = !isTcp ? flow::FlowState::Udp : pickUp ? flow::FlowState::Established : flow::FlowState::SynRecv;
@@ -550,14 +551,15 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
     }
     counters_.add(Counter::NewFlows);
     realStats_.add(scheduled.real->id, RealStat::Connections, 1);
-    if (!service.directRouting) primeNeighbour(view.sourceIp());  // a DR flow's replies bypass natlb
+    if (mode != flow::flags::kDirectRouting) primeNeighbour(view.sourceIp());  // a DR flow's replies bypass natlb
   }
   const flow::FlowEntry entry = context_.flows.entryAt(ref);
   if (entry.flags() & flow::flags::kDirectRouting) {
     forwardDirect(frame, view, ref, entry);
     return;
   }
-  if (service.directRouting && !hasHopsLeft(frame, view)) return;  // a NAT flow from before the service became "dr"
+  // A NAT flow to a real beside direct-routing ones, or from before its real became "dr": routed, so a hop.
+  if (service.anyDirectRouting && !hasHopsLeft(frame, view)) return;
   const flow::RealEndpoint real = entry.real();
   if (!fitsEgress(frame, view, real.ip)) return;
   flow::SegmentVerdict verdict;

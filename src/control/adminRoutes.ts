@@ -176,7 +176,13 @@ export function adminRoutes(balancer: ChangeTarget, reload: () => Promise<Config
       audit,
       "POST /services",
       bodies.addService,
-      (s) => ({ service: serviceName(s), scheduler: s.scheduler, reals: s.reals.map((r) => `${r.ip}:${r.port} weight ${r.weight}`) }),
+      (s) => ({
+        service: serviceName(s),
+        scheduler: s.scheduler,
+        forwarding: s.forwarding,
+        ...(s.fullnat ? { fullnat: s.fullnat.localAddresses } : {}),
+        reals: s.reals.map((r) => `${r.ip}:${r.port} weight ${r.weight}${r.forwarding !== undefined ? ` forwarding ${r.forwarding}` : ""}`),
+      }),
       (s) => {
         refuseExecHealthCheck(s);
         return balancer.addService({ ...s });
@@ -193,7 +199,10 @@ export function adminRoutes(balancer: ChangeTarget, reload: () => Promise<Config
       audit,
       "POST /reals",
       bodies.addReal,
-      (b) => ({ service: serviceName(b.service), real: newRealName(b.real, b.service.port), weight: b.real.weight }),
+      (b) => ({
+        service: serviceName(b.service), real: newRealName(b.real, b.service.port), weight: b.real.weight,
+        ...(b.real.forwarding !== undefined ? { forwarding: b.real.forwarding } : {}),
+      }),
       (b) => balancer.addReal(ref(b.service), b.real),
     ),
     "PUT /reals": audited(

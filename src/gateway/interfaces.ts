@@ -1,11 +1,12 @@
 // Which interfaces the balancer works on and in which role, derived from the routing table unless the
 // configuration names them: the interfaces that carry the routes to the real servers face the
-// backends; every other up, non-loopback IPv4 interface faces clients. Only "nat" services' reals make
-// an interface a backend: a "dr" real is reached on whichever managed interface its subnet is on, so a
+// backends; every other up, non-loopback IPv4 interface faces clients. Only "nat" and "fullnat" reals make
+// an interface a backend (a real's own forwarding counts, config reals[].forwarding): a "dr" real is
+// reached on whichever managed interface its subnet is on, so a
 // one-armed direct-routing balancer (clients and reals on one interface) sees that interface as a
 // client one, where the VIPs' frames are claimed.
 import { inPrefix } from "../addresses";
-import type { NatlbConfig, ReceivePathConfig } from "../config";
+import { realForwarding, type ForwardingMode, type NatlbConfig, type ReceivePathConfig, type ServiceConfig } from "../config";
 import { ConfigError } from "../errors";
 import type { NativeInterface, NativeNeighbour, NativeRoute } from "../native";
 import { listAddresses, listLinks, listNeighbours, listRoutes, routeGet, type AddressInfo, type LinkInfo } from "./iproute";
@@ -58,8 +59,8 @@ export async function discoverGateway(config: NatlbConfig): Promise<GatewayView>
     // One route lookup (an `ip route get`) per distinct address: thousands of services share reals.
     const routes = new Map<string, ReturnType<typeof routeGet>>();
     for (const [s, service] of config.services.entries()) {
-      if (service.forwarding === "dr") continue;
       for (const { real, path } of backendsOf(service, s)) {
+        if (realForwarding(service, real) === "dr") continue;
         if (!routes.has(real.ip)) routes.set(real.ip, routeGet(real.ip));
         const route = await routes.get(real.ip)!.catch(() => undefined);
         if (!route?.dev || route.type === "unreachable" || route.type === "blackhole") {
@@ -73,7 +74,7 @@ export async function discoverGateway(config: NatlbConfig): Promise<GatewayView>
       .filter((l) => l.ifname !== "lo" && l.flags.includes("UP") && !backends.has(l.ifname) && addressesOf(l.ifname).length > 0)
       .map((l) => l.ifname);
   }
-  if (backendNames.length === 0 && config.services.some((s) => s.forwarding === "nat" && (s.reals.length > 0 || s.fallback !== undefined))) {
+  if (backendNames.length === 0 && config.services.some((s, i) => backendsOf(s, i).some(({ real }) => realForwarding(s, real) === "nat"))) {
     throw new ConfigError("interfaces.backend", "no interface leads to the real servers: name one in interfaces.backend");
   }
   if (clientNames.length === 0 && config.services.length > 0) {
@@ -139,8 +140,8 @@ function refuseLocalAddresses(config: NatlbConfig, addresses: AddressInfo[]): vo
  */
 export function checkDirectRealsOnLink(config: NatlbConfig, interfaces: readonly NativeInterface[]): void {
   config.services.forEach((service, s) => {
-    if (service.forwarding !== "dr") return;
     for (const { real, path } of backendsOf(service, s)) {
+      if (realForwarding(service, real) !== "dr") continue;
       const onLink = interfaces.some((i) => i.addresses.some((a) => inPrefix(real.ip, a.ip, a.prefixLength)));
       if (!onLink) {
         const subnets = interfaces.flatMap((i) => i.addresses.map((a) => `${a.ip}/${a.prefixLength} (${i.name})`)).join(", ");
@@ -175,8 +176,8 @@ export function checkFullNatLocalAddresses(config: NatlbConfig, interfaces: read
   });
 }
 
-/** The hosts a service forwards to: its reals, then its fallback real, each with its config path. */
-function backendsOf(service: NatlbConfig["services"][number], s: number): Array<{ real: { ip: string }; path: string }> {
+/** The hosts a service forwards to: its reals, then its fallback real (the service's forwarding), each with its config path. */
+function backendsOf(service: ServiceConfig, s: number): Array<{ real: { ip: string; forwarding?: ForwardingMode }; path: string }> {
   const reals = service.reals.map((real, r) => ({ real, path: `services[${s}].reals[${r}]` }));
   return service.fallback ? [...reals, { real: service.fallback, path: `services[${s}].fallback` }] : reals;
 }

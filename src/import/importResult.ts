@@ -19,6 +19,8 @@ export interface ImportedReal {
   weight: number;
   maxConns?: number;
   minConnsToResume?: number;
+  /** Only when it differs from its service's (ipvsadm sets the method per real). */
+  forwarding?: ForwardingMode;
 }
 
 export interface ImportedService {
@@ -47,12 +49,16 @@ export function forwardingFromLvs(method: LvsMethod, where: string, notes: Impor
 
 /**
  * Direct routing hands the client's frame to the real unchanged, so the real serves the service port
- * (IPVS ignores a DR real's port): reals and the fallback real of a `dr` service get the service's
- * port, with a note where the source named another.
+ * (IPVS ignores a DR real's port): a `dr` real, and the fallback real of a `dr` service, get the
+ * service's port, with a note where the source named another.
  */
 export function fitPortsToForwarding(service: ImportedService, where: string, notes: ImportNote[]): void {
-  if (service.forwarding !== "dr") return;
-  for (const endpoint of [...service.reals, ...(service.fallback ? [service.fallback] : [])]) {
+  const serviceMode = service.forwarding ?? "nat";
+  const direct = [
+    ...service.reals.filter((r) => (r.forwarding ?? serviceMode) === "dr"),
+    ...(service.fallback && serviceMode === "dr" ? [service.fallback] : []),
+  ];
+  for (const endpoint of direct) {
     if (endpoint.port === service.port) continue;
     notes.push({
       where,

@@ -97,13 +97,12 @@ export function importIpvsadmSave(text: string): ImportResult {
     const real = parseEndpoint(realText, where);
     const weight = Number(options.get("-w") ?? "1");
     if (!Number.isInteger(weight) || weight < 0 || weight > 65535) throw new ConfigError(where, `weight must be 0..65535, got ${options.get("-w")}`);
-    // natlb forwards a service one way: its first real's method decides, later ones that differ are listed.
+    // ipvsadm sets the method per real: the first real's becomes the service's, a later real's that
+    // differs is that real's own forwarding.
     const forwarding = forwardingFromLvs(lvsMethodOf(options), where, notes);
     if (service.reals.length === 0 && forwarding === "dr") service.forwarding = forwarding;
-    if (service.reals.length > 0 && (service.forwarding ?? "nat") !== forwarding) {
-      notes.push({ where, note: `${real.ip}:${real.port} is forwarded by ${forwarding}, the service's first real by ${service.forwarding ?? "nat"}; natlb forwards a service one way: imported as ${service.forwarding ?? "nat"}` });
-    }
-    service.reals.push({ ip: real.ip, port: real.port, weight, ...limitsFromIpvs(options.get("-x"), options.get("-y"), { upper: "-x", lower: "-y" }, where, notes) });
+    const own = forwarding !== (service.forwarding ?? "nat") ? { forwarding } : {};
+    service.reals.push({ ip: real.ip, port: real.port, weight, ...limitsFromIpvs(options.get("-x"), options.get("-y"), { upper: "-x", lower: "-y" }, where, notes), ...own });
   });
   for (const [key, service] of services) fitPortsToForwarding(service, `service ${key}`, notes);
   return { config: { services: [...services.values()] }, notes };

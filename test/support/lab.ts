@@ -71,6 +71,8 @@ export interface NatLabOptions {
   directRouting?: boolean;
   /** The full-NAT topology (lab/topology.ts): the reals' default route is a LAN router, not the gateway. */
   fullNat?: boolean;
+  /** With directRouting: the gateway's client-side arm from the router (lab/topology.ts), so it is two-armed. */
+  balancerArm?: boolean;
   /** Which reals (1-based) run a blob server on REAL_PORT; default all. `servers` follows this order. */
   blobReals?: number[];
   /** The port the blob servers listen on. Default REAL_PORT (direct routing: the service port). */
@@ -91,6 +93,7 @@ export async function withNatLab(t: ExecutionContext, options: NatLabOptions, bo
     ...(options.backendRogue ? { backendRogue: true } : {}),
     ...(options.directRouting ? { directRouting: true } : {}),
     ...(options.fullNat ? { fullNat: true } : {}),
+    ...(options.balancerArm ? { balancerArm: true } : {}),
   });
   const env: NatLab = { lab, servers: [], natlb: undefined };
   try {
