@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/test_surface.cc",
         "native/service_values.cc",
+        "native/sync_values.cc",
         "native/packet/ipv4_frame.cc",
         "native/packet/nat_rewrite.cc",
         "native/packet/arp.cc",
@@ -38,7 +39,10 @@
         "native/engine/engine.cc",
         "native/engine/kernel_offload.cc",
         "native/engine/reply_claims_signaller.cc",
-        "native/engine/frames_awaiting_neighbour.cc"
+        "native/engine/frames_awaiting_neighbour.cc",
+        "native/sync/sync_message.cc",
+        "native/sync/sync_socket.cc",
+        "native/sync/flow_sync.cc"
       ],
       "actions": [
         {
@@ -55,7 +59,7 @@
         }
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "<(SHARED_INTERMEDIATE_DIR)/natlb"],
-      "libraries": ["-lbpf"],
+      "libraries": ["-lbpf", "-lcrypto"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],

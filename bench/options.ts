@@ -7,9 +7,13 @@ import type { VariantId } from "./variants";
  * forwarding modes against the kernel and HAProxy in the direct-routing topology (offloads on).
  */
 export type LabKind = "gso" | "mtu" | "modes";
-/** Every lab the benchmark can run: the throughput labs and the flood lab (bench/floodLab.ts). */
-export type BenchLab = LabKind | "flood";
-export const ALL_LABS: readonly BenchLab[] = ["gso", "mtu", "modes", "flood"];
+/**
+ * Every lab the benchmark can run: the throughput labs, the flood lab (bench/floodLab.ts) and the HA
+ * pair's failover (bench/failoverLab.ts), which runs only when asked for.
+ */
+export type BenchLab = LabKind | "flood" | "failover";
+export const ALL_LABS: readonly BenchLab[] = ["gso", "mtu", "modes", "flood", "failover"];
+export const DEFAULT_LABS: readonly BenchLab[] = ["gso", "mtu", "modes", "flood"];
 
 export interface BenchOptions {
   /** Fewer rounds, smaller downloads, shorter loads. */
@@ -24,7 +28,10 @@ export interface BenchOptions {
   shortConnsConcurrency?: number;
   /** Sequential tiny requests for the serial-connection time. Full 300, quick 60. */
   serialCount?: number;
-  /** Labs to run: "gso" (offloads on), "mtu" (offloads off), "modes" (forwarding modes), "flood" (spoofed floods). Default all four. */
+  /**
+   * Labs to run: "gso" (offloads on), "mtu" (offloads off), "modes" (forwarding modes), "flood" (spoofed
+   * floods), "failover" (the HA pair's failover gap). Default all but "failover".
+   */
   labs?: BenchLab[];
   /** Subset of variants (default all). */
   variants?: VariantId[];
@@ -99,7 +106,7 @@ export function resolveOptions(o: BenchOptions, defaultJsonPath: string): Resolv
     shortConnsMs: o.shortConnsMs ?? (quick ? 1000 : 3000),
     shortConnsConcurrency: o.shortConnsConcurrency ?? 32,
     serialCount: o.serialCount ?? (quick ? 60 : 300),
-    labs: o.labs ?? [...ALL_LABS],
+    labs: o.labs ?? [...DEFAULT_LABS],
     variants: o.variants ?? [...DEFAULT_VARIANT_IDS],
     flowLookupSeconds: o.flowLookupSeconds ?? (quick ? 0.3 : 1),
     jsonPath: o.jsonPath === undefined ? defaultJsonPath : o.jsonPath,

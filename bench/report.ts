@@ -4,6 +4,7 @@
 import type { FlowMapResult } from "./flowMap";
 import { SIZE_TARGET_BYTES } from "./flowMap";
 import { formatFloodReport, type FloodReport } from "./floodReport";
+import { formatFailoverReport, type FailoverReport } from "./failoverReport";
 import type { LabRunResult, MetricId, Sample, VariantRun } from "./labRounds";
 import type { LabKind, ResolvedOptions } from "./options";
 import { formatModesReport, modesTargets, type ModesReport } from "./modesReport";
@@ -58,6 +59,8 @@ export interface BenchReport {
   flowMap: FlowMapResult | null;
   /** The flood case (bench/floodLab.ts, bench/floodReport.ts); null when the flood lab did not run. */
   flood: FloodReport | null;
+  /** The HA pair's failover (bench/failoverLab.ts); null when the failover lab did not run (it runs only when asked for). */
+  failover: FailoverReport | null;
   /** sha256 prefix of natlb's addon at the start, and of every build natlb ran with. */
   natlbAddon: { atStart: string | null; seen: string[] };
   /** Everything each variant did in each round. */
@@ -206,12 +209,12 @@ function pad(text: string, width: number): string {
 export function formatReport(report: BenchReport): string {
   const lines: string[] = [];
   const variants = report.variants.filter((v) => v.skipped === null).map((v) => v.id);
-  const throughputLabs = report.settings.labs.some((l) => l !== "flood");
+  const throughputLabs = report.settings.labs.some((l) => l !== "flood" && l !== "failover");
   lines.push(
     `natlb benchmark${report.quick ? " (--quick)" : ""}: ` +
       (throughputLabs
         ? `${report.settings.rounds} round(s) per lab, median (min..max); ${formatNumber(report.settings.bulkBytes / 1024 ** 3)} GiB per download run; `
-        : "flood lab only; ") +
+        : `${report.settings.labs.join(" and ")} lab only; `) +
       `kernel ${report.host.kernel}, ${report.host.cpus} CPUs; ` +
       `load average at start ${report.host.loadAverageAtStart.map((x) => x.toFixed(2)).join(" ")}` +
       ((report.host.loadAverageAtStart[0] ?? 0) > report.host.cpus * 0.5 ? " (host busy before the start: expect wide spreads)" : ""),
@@ -219,7 +222,7 @@ export function formatReport(report: BenchReport): string {
   );
   for (const v of report.variants) if (v.skipped !== null) lines.push(`skipped: ${v.label}: ${v.skipped}`);
   for (const lab of report.settings.labs) {
-    if (lab === "flood") continue;
+    if (lab === "flood" || lab === "failover") continue;
     const cases = report.cases.filter((c) => c.lab === lab);
     if (cases.length === 0) continue;
     if (lab === "modes" && report.modes !== null) lines.push("", ...formatModesReport(report.modes));
@@ -255,6 +258,7 @@ export function formatReport(report: BenchReport): string {
     lines.push(`  ${f.lookupNote}${f.error !== undefined ? `; error: ${f.error}` : ""}`);
   }
   if (report.flood !== null) lines.push("", ...formatFloodReport(report.flood));
+  if (report.failover !== null) lines.push("", ...formatFailoverReport(report.failover));
   lines.push("", "targets (issues #3 and #11)");
   for (const t of report.targets) lines.push(`  ${t.status.toUpperCase().padEnd(4)} ${pad(t.target, 62)} measured ${t.measured}`);
   if (report.warnings.length > 0) lines.push("", ...report.warnings.map((w) => `WARNING: ${w}`));

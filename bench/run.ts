@@ -10,7 +10,10 @@ import { prepareConnTool } from "./connTool";
 import { measureFlowMap, type FlowMapResult } from "./flowMap";
 import { ecmpFailoverMain } from "./ecmpFailover";
 import { runFloodLab, type FloodLabResult } from "./floodLab";
+import { runFailoverLab, type FailoverLabResult } from "./failoverLab";
+import { buildFailoverReport } from "./failoverReport";
 import { controlPlaneMain } from "./controlPlaneScale";
+import { syncCostMain } from "./syncCost";
 import { buildFloodReport } from "./floodReport";
 import { MODES_SERVICES_PORTS, PortCursor, REALS, runLab, variantRunsIn, type LabRunResult } from "./labRounds";
 import { ALL_VARIANT_IDS, BenchUsageError, FLOOD_VARIANT_IDS, resolveOptions, type BenchLab, type BenchOptions, type LabKind } from "./options";
@@ -51,7 +54,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
     }
   }
   // Variants this build cannot run (natlb refuses their configuration) are listed as not available.
-  const throughputLabs = o.labs.filter((l): l is LabKind => l !== "flood");
+  const throughputLabs = o.labs.filter((l): l is LabKind => l !== "flood" && l !== "failover");
   const modesServices = { vip: VIP, ...MODES_SERVICES_PORTS, reals: Array.from({ length: REALS }, (_, i) => realIp(i + 1)) };
   for (const v of ALL_VARIANTS) {
     if (!o.variants.includes(v.id) || v.unavailable === undefined || !throughputLabs.some((l) => variantRunsIn(v, l))) continue;
@@ -75,10 +78,22 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
 
   const labs: LabRunResult[] = [];
   let flood: FloodLabResult | null = null;
+  let failover: FailoverLabResult | null = null;
   const stoppedEarly: string[] = [];
   for (const kind of o.labs) {
     if (Date.now() > deadline) {
       stoppedEarly.push(`${kind}: not run, the time bound of ${o.maxMinutes} min was reached`);
+      continue;
+    }
+    if (kind === "failover") {
+      try {
+        failover = await runFailoverLab(o, deadline);
+        errors.push(...failover.errors);
+        if (failover.stoppedEarly !== null) stoppedEarly.push(`failover: ${failover.stoppedEarly}`);
+      } catch (e) {
+        errors.push(`failover lab aborted: ${(e as Error).message}`);
+        o.log(`[failover] lab aborted: ${(e as Error).message}`);
+      }
       continue;
     }
     if (kind === "flood") {
@@ -176,6 +191,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
             probeTimeoutMs: o.floodProbeTimeoutMs,
             sources: SPOOF_RANGE,
           }),
+    failover: failover === null ? null : buildFailoverReport(failover),
     natlbAddon: { atStart: addonAtStart, seen: builds },
     runs,
     samples: labs.flatMap((l) => l.samples),
@@ -192,12 +208,13 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
 }
 
 const USAGE = `usage: node dist/bench/run.js [--quick] [--json <file> | --no-json] [--no-progress] [--rounds N] [--mib N]
-        [--labs gso,mtu,modes,flood] [--variants plain,kernelNat,haproxy,nodeProxy,natlb,natlbUserSpace,natlbAfPacket,natlbThreadPerInterface,natlbDr,natlbFullnat]
+        [--labs gso,mtu,modes,flood,failover] [--variants plain,kernelNat,haproxy,nodeProxy,natlb,natlbUserSpace,natlbAfPacket,natlbThreadPerInterface,natlbDr,natlbFullnat]
         [--max-minutes M]
         [--flood-rates 12500,25000,50000,100000,200000] [--flood-seconds S] [--flood-recovery-seconds S]
    or: node dist/bench/run.js control-plane [--services N] [--reals N] [--flows N] [--interval-ms MS] [--seconds S]
         [--status-calls N] [--cycles N] [--json <file>]   (bench/controlPlaneScale.ts)
-   or: node dist/bench/run.js ecmp-failover [--rounds N] [--json <file>]   (bench/ecmpFailover.ts)`;
+   or: node dist/bench/run.js ecmp-failover [--rounds N] [--json <file>]   (bench/ecmpFailover.ts)
+   or: node dist/bench/run.js sync-cost [--seconds S] [--concurrency N] [--rounds N] [--json <file>]   (bench/syncCost.ts)`;
 
 /** Parses the standalone command line (also usable by the CLI wrapper). */
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
@@ -268,6 +285,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
   if (argv[0] === "control-plane") return controlPlaneMain(argv.slice(1));
   if (argv[0] === "ecmp-failover") return ecmpFailoverMain(argv.slice(1));
+  if (argv[0] === "sync-cost") return syncCostMain(argv.slice(1));
   let options: BenchOptions;
   try {
     options = parseBenchArgs(argv);

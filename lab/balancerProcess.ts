@@ -44,7 +44,10 @@ export interface StartBalancerOptions {
   ns?: string;
 }
 
-export async function startBalancer(lab: Lab, config: unknown, options: StartBalancerOptions = {}): Promise<BalancerProcess> {
+/** Where a balancer runs: a lab's gateway, or one gateway of the HA pair (haPairTopology.ts). */
+export type BalancerHost = Pick<Lab, "id" | "spawn" | "tryExec"> & { readonly gateway: { readonly ns: string } };
+
+export async function startBalancer(lab: BalancerHost, config: unknown, options: StartBalancerOptions = {}): Promise<BalancerProcess> {
   const dir = mkdtempSync(join(tmpdir(), `natlb-${lab.id}-`));
   const configPath = join(dir, "natlb.json");
   writeFileSync(configPath, JSON.stringify(config, null, 2));

@@ -63,7 +63,7 @@ export interface BlobServerOptions {
  * listens.
  */
 export async function startBlobServer(
-  lab: Lab,
+  lab: Pick<Lab, 'reals' | 'spawn'>,
   realIndex: number,
   port: number = DEFAULT_BLOB_PORT,
   opts: BlobServerOptions = {},

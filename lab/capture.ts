@@ -40,7 +40,7 @@ export interface CaptureHandle {
 }
 
 /** Starts a capture in `ns` and resolves once the capture is open. */
-export async function startCapture(lab: Lab, ns: string, opts: CaptureOptions = {}): Promise<CaptureHandle> {
+export async function startCapture(lab: Pick<Lab, 'spawn'>, ns: string, opts: CaptureOptions = {}): Promise<CaptureHandle> {
   const ifname = opts.ifname ?? 'eth0';
   // No --out: the packets come back in the final stdout line, so no temporary file can be left over.
   const args = ['--if', ifname];

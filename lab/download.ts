@@ -62,7 +62,7 @@ export function blobUrl(host: string, port: number, bytes: number, seed: string)
 }
 
 /** Runs the download tool in the client namespace and returns its summary (also when some requests failed). */
-export async function runDownload(lab: Lab, opts: DownloadOptions): Promise<DownloadSummary> {
+export async function runDownload(lab: Pick<Lab, 'client' | 'spawn'>, opts: DownloadOptions): Promise<DownloadSummary> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const args = ['--url', opts.url, '--timeout-ms', String(timeoutMs)];
   if (opts.conns !== undefined) args.push('--conns', String(opts.conns));

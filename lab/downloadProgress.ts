@@ -34,11 +34,11 @@ interface IpLinkJson {
 }
 
 /** Received payload bytes (estimated: bytes minus headers) of the lab client's interface: a receivedBytes source. */
-export function clientReceivedBytes(lab: Lab): () => Promise<number | null> {
+export function clientReceivedBytes(lab: Pick<Lab, 'client'>): () => Promise<number | null> {
   return () => clientPayloadBytes(lab);
 }
 
-async function clientPayloadBytes(lab: Lab): Promise<number | null> {
+async function clientPayloadBytes(lab: Pick<Lab, 'client'>): Promise<number | null> {
   const r = await runIn(null, IP_BIN, ["-n", lab.client.ns, "-j", "-s", "link", "show", "dev", lab.client.ifname], { timeoutMs: 2000 });
   if (r.code !== 0) return null;
   try {

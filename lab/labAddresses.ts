@@ -64,3 +64,10 @@ export function realIp(index: number): string {
 export const BALANCER_ARM_SUBNET = '198.18.3.0/24';
 export const BALANCER_ARM_ROUTER_IP = '198.18.3.1';
 export const BALANCER_ARM_GATEWAY_IP = '198.18.3.2';
+
+/**
+ * The HA pair (haPairTopology.ts): each gateway's own addresses on the client and backend LANs. The
+ * reals' default route is GATEWAY_BACKEND_IP, held by whichever gateway keepalived makes master.
+ */
+export const PAIR_GATEWAY_CLIENT_IPS: readonly [string, string] = ['198.18.0.3', '198.18.0.4'];
+export const PAIR_GATEWAY_BACKEND_IPS: readonly [string, string] = ['198.18.1.3', '198.18.1.4'];

@@ -209,7 +209,7 @@ export interface Lab {
 }
 
 /** The lab's real by 1-based index (1 = r1 = 198.18.1.11), with a clear error when out of range. */
-export function realByIndex(lab: Lab, realIndex: number): LabHost {
+export function realByIndex(lab: Pick<Lab, 'reals'>, realIndex: number): LabHost {
   const real = lab.reals[realIndex - 1];
   if (!Number.isInteger(realIndex) || real === undefined) {
     throw new RangeError(`realIndex is 1-based (r1..r${lab.reals.length}), got ${realIndex}`);
@@ -545,6 +545,7 @@ export async function makeDirectRoutingReal(ns: string, vips: readonly string[] 
   for (const vip of vips) await ipIn(ns, 'addr', 'add', `${vip}/32`, 'dev', 'lo');
 }
 
+/** Creates a lab namespace (shared with haPairTopology.ts and ecmpTopology.ts); NamespaceExistsError when the name is taken. */
 export async function addNamespace(ns: string): Promise<void> {
   // Concurrent first-time `ip netns add` calls can race on mounting /run/netns: retry a little.
   let last: RunResult | undefined;
@@ -589,7 +590,7 @@ export async function macOf(ns: string, ifname: string): Promise<string> {
   return mac;
 }
 
-/** Kills the lab's processes, deletes its namespaces, forgets it. */
+/** Kills the lab's processes, deletes its namespaces, forgets it (shared with haPairTopology.ts and ecmpTopology.ts). */
 export async function teardown(live: LiveLab): Promise<void> {
   await stopProcesses(live.children, 2000);
   live.children.clear();

@@ -26,6 +26,7 @@
 #include "packet/icmp.h"
 #include "napi_values.h"
 #include "service_values.h"
+#include "sync_values.h"
 #include "test_surface.h"
 
 namespace {
@@ -84,6 +85,7 @@ Napi::Value FlowLayout(const Napi::CallbackInfo& info) {
   Napi::Object flagBits = Napi::Object::New(env);
   flagBits.Set("template", double(flow::flags::kTemplate));
   flagBits.Set("fullNat", double(flow::flags::kFullNat));
+  flagBits.Set("midStreamStart", double(flow::flags::kMidStreamStart));
   flagBits.Set("pickedUp", double(flow::flags::kPickedUp));
   layout.Set("flags", flagBits);
   layout.Set("minCapacity", flow::kMinCapacity);
@@ -144,6 +146,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("endFlowsOf", &EngineWrap::EndFlowsOf),
                         InstanceMethod("renewReplyClaims", &EngineWrap::RenewReplyClaims),
                         InstanceMethod("counters", &EngineWrap::Counters),
+                        InstanceMethod("setGatewayRole", &EngineWrap::SetGatewayRole),
+                        InstanceMethod("gatewayRole", &EngineWrap::GatewayRoleNow),
                         InstanceMethod("realTraffic", &EngineWrap::RealTraffic),
                         InstanceMethod("neighbours", &EngineWrap::Neighbours),
                         InstanceMethod("xdpStates", &EngineWrap::XdpStates),
@@ -151,6 +155,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("kernelFastPathState", &EngineWrap::KernelFastPathState),
                         InstanceMethod("workerThreads", &EngineWrap::WorkerThreadsInUse),
                         InstanceMethod("isRunning", &EngineWrap::IsRunning),
+                        InstanceMethod("startSync", &EngineWrap::StartSync),
+                        InstanceMethod("stopSync", &EngineWrap::StopSync),
+                        InstanceMethod("syncCounters", &EngineWrap::SyncCounters),
+                        InstanceMethod("offloadEstablishedFlows", &EngineWrap::OffloadEstablishedFlows),
                         InstanceMethod("replaceInterfaces", &EngineWrap::ReplaceInterfaces)});
   }
 
@@ -243,6 +251,27 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     out.Set("active", state.active);
     if (!state.unavailable.empty()) out.Set("unavailable", state.unavailable);
     return out;
+  }
+
+  Napi::Value StartSync(const Napi::CallbackInfo& info) {
+    sync::SyncOptions options = syncOptionsFrom(info[0]);
+    guarded(info.Env(), [&] { engine_->startSync(std::move(options)); });
+    return info.Env().Undefined();
+  }
+
+  Napi::Value StopSync(const Napi::CallbackInfo& info) {
+    engine_->stopSync();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SyncCounters(const Napi::CallbackInfo& info) {
+    const auto values = engine_->syncCounters();
+    if (!values) return info.Env().Null();
+    return syncCountersToObject(info.Env(), *values);
+  }
+
+  Napi::Value OffloadEstablishedFlows(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), double(engine_->offloadEstablishedFlows()));
   }
 
   Napi::Value WorkerThreadsInUse(const Napi::CallbackInfo& info) {
@@ -375,6 +404,22 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     read("pressureAtPermille", defences.pressureAtPermille, 0, 1000);
     read("pressureTimeoutSeconds", defences.pressureTimeoutSeconds, 1, 86400);
     return info.Env().Undefined();
+  }
+
+  // setGatewayRole("master" | "backup" | "fault", { rounds, intervalMs }): the takeover's gratuitous ARP.
+  Napi::Value SetGatewayRole(const Napi::CallbackInfo& info) {
+    const std::string name = info[0].IsString() ? std::string(info[0].As<Napi::String>()) : std::string();
+    const auto role = engine::gatewayRoleNamed(name);
+    if (!role) throw Napi::TypeError::New(info.Env(), "role must be \"master\", \"backup\" or \"fault\"");
+    const Napi::Object announce = objectAt(info[1], "announcement");
+    const engine::TakeoverAnnouncement announcement{integerFrom(announce.Get("rounds"), "announcement.rounds", 0, 100),
+                                                     integerFrom(announce.Get("intervalMs"), "announcement.intervalMs", 1, 60000)};
+    engine_->setGatewayRole(*role, announcement);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value GatewayRoleNow(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), std::string(engine::gatewayRoleName(engine_->gatewayRole())));
   }
 
   Napi::Value Counters(const Napi::CallbackInfo& info) {
@@ -597,6 +642,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Define(env));
   exports.Set("tcxIngressPrograms", Napi::Function::New(env, TcxIngressPrograms));
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentialsOf));
+  exports.Set("syncMessage", syncMessageFunctions(env));
   Napi::Object packetFunctions = Napi::Object::New(env);
   packetFunctions.Set("parse", Napi::Function::New(env, ParseFrame));
   packetFunctions.Set("checksumStateOf", Napi::Function::New(env, ChecksumStateOf));

@@ -63,23 +63,19 @@ packet::TcpHeaderFields segmentFrom(const Napi::Value& value) {
           uint8_t(integerFrom(item.Get("windowScale"), "segment.windowScale", 0, 255))};
 }
 
-Napi::Value verdictTo(Napi::Env env, flow::SegmentVerdict verdict) {
+// judgeTcpSegment(sender, receiver, segment, { midStreamStart }) -> "track" | "passOnly" | "outOfWindow";
+// midStreamStart: the flow's handshake was not seen here (flags::kMidStreamStart: synced or picked up)
+Napi::Value JudgeTcpSegment(const Napi::CallbackInfo& info) {
+  const bool midStreamStart =
+      info.Length() > 3 && info[3].IsObject() && info[3].As<Napi::Object>().Get("midStreamStart").ToBoolean();
+  const auto verdict =
+      flow::judgeSegment(sideFrom(info[0], "sender"), sideFrom(info[1], "receiver"), segmentFrom(info[2]), midStreamStart);
   switch (verdict) {
-    case flow::SegmentVerdict::Track: return Napi::String::New(env, "track");
-    case flow::SegmentVerdict::PassOnly: return Napi::String::New(env, "passOnly");
+    case flow::SegmentVerdict::Track: return Napi::String::New(info.Env(), "track");
+    case flow::SegmentVerdict::PassOnly: return Napi::String::New(info.Env(), "passOnly");
     case flow::SegmentVerdict::OutOfWindow: break;
   }
-  return Napi::String::New(env, "outOfWindow");
-}
-
-// judgeTcpSegment(sender, receiver, segment) -> "track" | "passOnly" | "outOfWindow"
-Napi::Value JudgeTcpSegment(const Napi::CallbackInfo& info) {
-  return verdictTo(info.Env(), flow::judgeSegment(sideFrom(info[0], "sender"), sideFrom(info[1], "receiver"), segmentFrom(info[2])));
-}
-
-// judgeMidStreamStart(segment) -> the verdict on a picked-up flow's first segment from a side
-Napi::Value JudgeMidStreamStart(const Napi::CallbackInfo& info) {
-  return verdictTo(info.Env(), flow::judgeMidStreamStart(segmentFrom(info[0])));
+  return Napi::String::New(info.Env(), "outOfWindow");
 }
 
 // afterTcpSegment(sender, receiver, segment) -> the sender's side after it
@@ -250,7 +246,7 @@ class FlowTableForTests : public Napi::ObjectWrap<FlowTableForTests> {
 
   // insertFullNat(flow (as insert), nowMs, { localAddresses, firstPort, lastPort }, start) -> { ref,
   // localIp, localPort } or { ref: 0, refused: "full" | "localPortsExhausted" }. `start` is the worker's
-  // random value (its low 32 bits pick the first address, its high ones the first port).
+  // random value (its low 32 bits pick the first address); the port is the next in turn (local_ports.h).
   Napi::Value InsertFullNat(const Napi::CallbackInfo& info) {
     const Napi::Env env = info.Env();
     const Napi::Object key = objectAt(info[0], "flow");
@@ -553,7 +549,6 @@ class ServiceForTests : public Napi::ObjectWrap<ServiceForTests> {
 
 void addTestSurface(Napi::Env env, Napi::Object exports, Napi::Object packet) {
   packet.Set("judgeTcpSegment", Napi::Function::New(env, JudgeTcpSegment));
-  packet.Set("judgeMidStreamStart", Napi::Function::New(env, JudgeMidStreamStart));
   packet.Set("afterTcpSegment", Napi::Function::New(env, AfterTcpSegment));
   packet.Set("readTcpHeader", Napi::Function::New(env, ReadTcpHeader));
   packet.Set("icmpError", Napi::Function::New(env, IcmpError));

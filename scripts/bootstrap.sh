@@ -21,6 +21,7 @@ command -v make >/dev/null || need+=(make)
 [ -e /usr/include/pcap/pcap.h ] || need+=(libpcap-dev)
 # The BPF programs (AF_XDP receive path, kernel fast path): libbpf loads them; clang compiles them.
 [ -e /usr/include/bpf/libbpf.h ] || need+=(libbpf-dev)
+[ -e /usr/include/openssl/hmac.h ] || need+=(libssl-dev)  # the flow sync's HMAC (libcrypto)
 command -v clang >/dev/null || need+=(clang)
 # The fuzz harnesses and the sanitized addon (test/fuzz.test.ts, test/sanitizers.test.ts): clang's
 # libFuzzer, ASan and UBSan runtimes (only recommended by Debian's clang).

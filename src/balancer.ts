@@ -28,6 +28,10 @@ import { DRAIN_THENS, watchDrain, type DrainResult, type DrainThen } from "./dra
 import { TrafficStats, type BalancerStats } from "./stats/trafficStats";
 import { persistenceFor } from "./schedulers/persistence";
 import { VipAnnouncer, type BgpStatus } from "./bgp";
+import { PairRole, type HaStatus, type RoleChange } from "./ha/pairRole";
+import type { GatewayRole } from "./native";
+import { readSyncKey } from "./sync/syncKey";
+import { nativeSyncOptions, syncStatus, type SyncStatus } from "./sync/syncStatus";
 
 export interface BalancerOptions {
   logger?: Logger;
@@ -143,6 +147,10 @@ export interface BalancerStatus {
   /** Only with config bgp: the VIPs BIRD announces, and how often that changed. */
   bgp?: BgpStatus;
   counters: EngineCounters;
+  /** The gateway's role in an active/backup pair; only with config `ha` (a lone gateway is master for good). */
+  ha?: HaStatus;
+  /** Only with config sync: the flow sync's peers and counters. */
+  sync?: SyncStatus;
 }
 
 interface BuiltService {
@@ -238,6 +246,8 @@ export class Balancer {
   private readonly drains = new Map<string, { deadline: number | undefined; then: DrainThen }>();
   /** Aborts when natlb stops: drains under way end then. */
   private readonly stopping = new AbortController();
+  /** Only with config `ha`. */
+  private readonly pairRole: PairRole | undefined;
 
   private constructor(
     config: NatlbConfig,
@@ -250,6 +260,7 @@ export class Balancer {
     rateSampleMs: number | undefined,
   ) {
     this.config = config;
+    this.pairRole = config.ha === undefined ? undefined : new PairRole(engine, config.ha);
     this.traffic = new TrafficStats(
       {
         services: () => this.config.services.map((s) => {
@@ -284,6 +295,7 @@ export class Balancer {
     config: NatlbConfig, options: BalancerOptions, log: Logger, native: NativeAddon, lock: NamespaceLock,
   ): Promise<Balancer> {
     const gateway = await discoverGateway(config);
+    const syncKey = config.sync ? await readSyncKey(config.sync.keyFile) : undefined;
     const flows = new FlowMap(config.flowCapacity);
     const engine = new native.Engine({
       flowTable: flows.bytes,
@@ -315,6 +327,13 @@ export class Balancer {
           { cause: error },
         );
       }
+      if (config.sync && syncKey) {
+        try {
+          engine.startSync(nativeSyncOptions(config.sync, syncKey));
+        } catch (error) {
+          throw new NatlbError("E_SYNC", `flow sync: ${(error as Error).message}`, { cause: error });
+        }
+      }
       const fastPath = engine.kernelFastPathState();
       if (fastPath.unavailable !== undefined) {
         log.warn(
@@ -339,6 +358,7 @@ export class Balancer {
       log.info({ interfaces: gateway.interfaces.map((i) => `${i.name}(${i.role})`), services: config.services.length }, "natlb started");
       return balancer;
     } catch (error) {
+      engine.stopSync();
       engine.stop();
       await kernel?.undo().catch(() => undefined);
       throw error;
@@ -517,6 +537,28 @@ export class Balancer {
     return this.hub.watch(options);
   }
 
+  /**
+   * The pair's role (keepalived's notify script, `natlb ha`): the workers follow at their next batch; a
+   * new master announces the VIPs. The same role again changes nothing and tells no one.
+   */
+  setGatewayRole(role: GatewayRole, reason: string): RoleChange {
+    if (this.stopped) throw new ApiError("the balancer is stopped", { status: 409 });
+    if (this.pairRole === undefined) {
+      throw new ApiError('this natlb is a lone gateway (its config has no "ha" block), always master: add "ha": { "initialRole": "backup" } to the config and restart natlb to run it in a keepalived pair', {
+        status: 409,
+        code: "E_NOT_IN_PAIR",
+      });
+    }
+    const change = this.pairRole.apply(role, reason);
+    if (change.changed) {
+      // The synced flows go to the kernel fast path now rather than one by one as their packets come.
+      const flowsOffloaded = role === "master" ? this.engine.offloadEstablishedFlows() : undefined;
+      this.log.info({ role, previous: change.previous, reason, flowsOffloaded }, `ha role ${change.previous} -> ${role}`);
+      this.hub.publish({ type: "haRole", role, previous: change.previous, reason, origin: currentChangeOrigin(), ...(flowsOffloaded !== undefined ? { flowsOffloaded } : {}) });
+    }
+    return change;
+  }
+
   // ---- reading ------------------------------------------------------------------------------------
 
   /**
@@ -576,7 +618,22 @@ export class Balancer {
       workerThreads: { setting: this.config.workerThreads, running: this.engine.workerThreads() },
       ...(this.announcer ? { bgp: this.announcer.status() } : {}),
       counters: this.engine.counters(),
+      ...(this.pairRole ? { ha: this.pairRole.status() } : {}),
+      ...this.syncStatusPart(),
     };
+  }
+
+  private syncStatusPart(): { sync?: SyncStatus } {
+    const counters = this.config.sync ? this.engine.syncCounters() : null;
+    return this.config.sync && counters ? { sync: syncStatus(this.config.sync, counters) } : {};
+  }
+
+  /**
+   * Hands every established TCP flow user space forwards, the synced ones included, to the kernel fast
+   * path at once (an instance taking over, e.g. `natlb ha master`); how many went.
+   */
+  offloadEstablishedFlows(): number {
+    return this.engine.offloadEstablishedFlows();
   }
 
   /** A real's slow start and drain, as status shows them. */
@@ -671,6 +728,7 @@ export class Balancer {
     await this.changeQueue;
     try {
       await this.health.stop();
+      this.engine.stopSync();
       this.engine.stop();
       await this.kernel?.undo();
     } finally {
@@ -733,6 +791,12 @@ export class Balancer {
     if (JSON.stringify(next.bgp) !== JSON.stringify(this.config.bgp)) {
       throw new ApiError("bgp cannot change while running: restart natlb", { status: 409 });
     }
+    if ((next.ha === undefined) !== (this.config.ha === undefined)) {
+      throw new ApiError(`the "ha" block cannot be ${next.ha ? "added" : "removed"} while running (it decides whether this gateway claims the VIPs): restart natlb`, { status: 409 });
+    }
+    if (JSON.stringify(next.sync) !== JSON.stringify(this.config.sync)) {
+      throw new ApiError("sync cannot change while running: restart natlb", { status: 409 });
+    }
     // A "dr" real must be on a link this natlb runs on (whatever a fresh start would derive).
     checkDirectRealsOnLink(next, this.gateway.interfaces);
     checkFullNatLocalAddresses(next, this.gateway.interfaces);
@@ -754,6 +818,7 @@ export class Balancer {
     const removed = this.trackRemovedReals(previous, next);
     const diff = diffConfig(previous, next);
     this.config = next;
+    if (next.ha) this.pairRole?.reconfigure(next.ha);
     this.trackRamps(diff);
     const nextPlan = this.kernelPlan();
     try {

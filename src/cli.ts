@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { addAdminCommands } from "./adminCommands";
+import { addHaCommands } from "./haCommands";
 import { addClientOptions, askDaemon, printResult, reportFailure, wantsJson, withExamples, type ClientOptions } from "./cliSupport";
 import { checkoutScript } from "./checkoutTools";
 import type { BalancerStatus } from "./balancer";
@@ -259,6 +260,7 @@ export function buildProgram(options: ProgramOptions = {}): Command {
   });
 
   addAdminCommands(program);
+  addHaCommands(program);
 
   withExamples(
     program

@@ -281,6 +281,32 @@ export interface MetricsConfig {
   readonly allowNonLoopback: boolean;
 }
 
+/** The default UDP port of the flow sync (config sync.listen without a port). */
+export const DEFAULT_SYNC_PORT = 8848;
+
+/** An IPv4 address and UDP port. */
+export interface SyncEndpoint {
+  readonly ip: string;
+  readonly port: number;
+}
+
+/**
+ * The flow sync (README "Flow sync"): this instance streams its flow creations and state changes to its
+ * peers and applies theirs, authenticated with the shared key in keyFile.
+ */
+export interface SyncConfig {
+  /** Where this instance receives the peers' datagrams (and sends from). */
+  readonly listen: SyncEndpoint;
+  /** Peers by unicast address (their listen addresses). */
+  readonly peers: ReadonlyArray<SyncEndpoint>;
+  /** And/or a multicast group on one interface (datagrams go to the group at the listen port). */
+  readonly multicast: { readonly group: string; readonly interface: string } | undefined;
+  /** A file holding the shared key (>= 32 bytes; not readable by others). */
+  readonly keyFile: string;
+  /** Established flows with traffic are sent again this often (seconds), so the peers' copies live on. */
+  readonly refreshS: number;
+}
+
 export interface NatlbConfig {
   readonly services: ReadonlyArray<ServiceConfig>;
   /** Undefined: derive the interfaces from the routes to the VIPs' clients and the reals. */
@@ -299,6 +325,21 @@ export interface NatlbConfig {
   readonly workerThreads: WorkerThreadsSetting;
   /** Announce the served VIPs through BIRD (scale-out behind ECMP); undefined: no announcement. */
   readonly bgp: BgpConfig | undefined;
+  /** The flow sync with peers; undefined: none. */
+  readonly sync: SyncConfig | undefined;
+  /** An active/backup pair with keepalived (src/ha); undefined: a lone gateway, always master. */
+  readonly ha: HaConfig | undefined;
+}
+
+/** The roles keepalived's notify script (or `natlb ha`) can give a gateway of a pair. */
+export const HA_INITIAL_ROLES = ["master", "backup"] as const;
+
+export interface HaConfig {
+  /** The role until keepalived (`natlb ha notify`) or `natlb ha` says otherwise. */
+  readonly initialRole: (typeof HA_INITIAL_ROLES)[number];
+  /** Gratuitous ARP rounds for every VIP when this gateway becomes master, and the pause between them. */
+  readonly gratuitousArpRounds: number;
+  readonly gratuitousArpIntervalMs: number;
 }
 
 /**
@@ -344,6 +385,8 @@ export const CONFIG_LIMITS = Object.freeze({
   maxSlowStartS: 3600,
   /** Different sets of service timeouts (the data plane's timeout profiles, native/flow/timeout_profiles.h). */
   maxServiceTimeoutSets: 255,
+  /** Flow sync peers (each gets every datagram). */
+  maxSyncPeers: 16,
   /** A month, as the data plane takes it (native/addon.cc). */
   maxPersistenceTimeoutSeconds: 2678400,
   /** maxConns and minConnsToResume: the data plane counts a real's connections in 32 bits. */
@@ -909,6 +952,84 @@ function shareIn(min: number, max: number) {
   return z.number({ error }).min(min, { error }).max(max, { error });
 }
 
+/** "ADDR:PORT" or "ADDR" (the sync's default port). */
+function syncEndpoint(role: string, defaultPort: number | undefined) {
+  const example = defaultPort === undefined ? '"198.18.1.2:8848"' : '"198.18.1.1:8848" (or "198.18.1.1" for port 8848)';
+  const error = expecting(`an IPv4 address and UDP port like ${example} for the ${role}`);
+  return z.string({ error }).transform((text, ctx): SyncEndpoint => {
+    const match = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$/.exec(text);
+    const ip = match?.[1];
+    const port = match?.[2] !== undefined ? Number(match[2]) : defaultPort;
+    if (ip === undefined || !isIPv4(ip) || port === undefined || port < 1 || port > 65535) {
+      ctx.addIssue({ code: "custom", message: error({ input: text }) });
+      return z.NEVER;
+    }
+    const why = nonUnicastReason(ip);
+    if (why !== undefined && !(defaultPort !== undefined && ip === "0.0.0.0")) {
+      ctx.addIssue({ code: "custom", message: `${ip} ${why}: use a unicast address` });
+      return z.NEVER;
+    }
+    return { ip, port };
+  });
+}
+
+const syncSchema = z
+  .strictObject(
+    {
+      listen: syncEndpoint("sync listen address", DEFAULT_SYNC_PORT).meta({
+        description: `This instance's address for the sync (the peers send to it, and it sends from it), "ADDR:PORT"; port ${DEFAULT_SYNC_PORT} when left out. A port below 1024 needs CAP_NET_BIND_SERVICE.`,
+        examples: ["198.18.1.1:8848"],
+      }),
+      peers: z
+        .array(syncEndpoint("sync peer", DEFAULT_SYNC_PORT), { error: expecting('a list like ["198.18.1.2:8848"]') })
+        .max(CONFIG_LIMITS.maxSyncPeers, { error: `at most ${CONFIG_LIMITS.maxSyncPeers} peers` })
+        .optional()
+        .describe("The peers' listen addresses (unicast). Each gets every flow event and snapshot request."),
+      multicast: z
+        .strictObject(
+          {
+            group: z
+              .string({ error: expecting("an IPv4 multicast group like 239.18.0.1") })
+              .refine((g) => isIPv4(g) && Number(g.split(".")[0]) >= 224 && Number(g.split(".")[0]) <= 239, {
+                error: expecting("an IPv4 multicast group (224.0.0.0/4) like 239.18.0.1"),
+              })
+              .describe("The multicast group; datagrams go to it at the listen port."),
+            interface: interfaceName.describe("The interface the group is joined and sent on (the peers' LAN)."),
+          },
+          { error: expecting('an object like { "group": "239.18.0.1", "interface": "eth1" }') },
+        )
+        .optional()
+        .describe("Send to and receive from a multicast group instead of (or besides) unicast peers."),
+      keyFile: z
+        .string({ error: expecting("the path of the shared key file") })
+        .min(1, { error: expecting("the path of the shared key file") })
+        .describe(
+          "A file holding the key every peer shares (its bytes as they are; at least 32, e.g. `openssl rand -hex 32`). Every datagram carries an HMAC-SHA256 made with it. natlb refuses a file other users may read.",
+        ),
+      refreshS: intIn(1, 3600)
+        .optional()
+        .describe("Established flows with traffic are sent again this often, so the peers' copies do not time out (IPVS's sync_refresh_period). Default 30."),
+    },
+    { error: expecting('an object like { "listen": "198.18.1.1:8848", "peers": ["198.18.1.2:8848"], "keyFile": "/etc/natlb/sync.key" }') },
+  )
+  .superRefine((s, ctx) => {
+    if ((s.peers ?? []).length === 0 && s.multicast === undefined) {
+      ctx.addIssue({ code: "custom", path: ["peers"], message: "the sync needs peers, a multicast group, or both" });
+    }
+    if (s.multicast === undefined && s.listen.ip === "0.0.0.0") {
+      ctx.addIssue({ code: "custom", path: ["listen"], message: "0.0.0.0 listens everywhere: give the address the peers send to" });
+    }
+  })
+  .transform(
+    (s): SyncConfig => ({
+      listen: s.listen,
+      peers: s.peers ?? [],
+      multicast: s.multicast,
+      keyFile: s.keyFile,
+      refreshS: s.refreshS ?? 30,
+    }),
+  );
+
 const floodProtectionSchema = z
   .strictObject(
     {
@@ -1089,6 +1210,30 @@ export const configSchema = z
         .describe(
           "Announce the VIPs through BIRD (BGP, for several instances behind a router's ECMP): a VIP is announced while natlb runs and one of its services has a real that is up (or a fallback real), and withdrawn when the last goes down and when natlb stops. Left out: nothing is announced. Takes effect at start; a reload that changes it is refused.",
         ),
+      ha: z
+        .strictObject(
+          {
+            initialRole: oneOf(HA_INITIAL_ROLES)
+              .default("backup")
+              .describe(
+                'The role at start, until keepalived\'s notify script (`natlb ha notify`) or `natlb ha master|backup|fault` changes it. "backup" (the default): silent on the client side until keepalived makes this gateway master, so two gateways starting together never both claim the VIPs.',
+              ),
+            gratuitousArpRounds: intIn(1, 100)
+              .default(3)
+              .describe("When this gateway becomes master: how many times it announces every VIP with gratuitous ARP on the client side (keepalived's garp_master_repeat)."),
+            gratuitousArpIntervalMs: intIn(10, 10_000).default(100).describe("Milliseconds between two rounds of those announcements."),
+          },
+          { error: expecting('an object like { "initialRole": "backup" }') },
+        )
+        .optional()
+        .describe(
+          "One gateway of an active/backup pair run by keepalived (README: High availability). The master answers ARP for the VIPs and announces them; a backup (or a gateway in fault) answers no ARP for them and announces nothing, but forwards the frames that still reach it. Left out: a lone gateway, always master.",
+        ),
+      sync: syncSchema
+        .optional()
+        .describe(
+          "The flow sync with peers (README \"Flow sync\"): flow creations and state changes go to the peers, theirs are applied here, every datagram authenticated with the shared key. Left out: no sync. Takes effect at start; a reload that changes it is refused.",
+        ),
     },
     { error: expecting("a JSON object with a \"services\" list") },
   )
@@ -1106,6 +1251,8 @@ export const configSchema = z
       kernelFastPath: c.kernelFastPath ?? "auto",
       workerThreads: c.workerThreads ?? "auto",
       bgp: c.bgp,
+      ha: c.ha,
+      sync: c.sync,
     }),
   );
 
@@ -1398,7 +1545,7 @@ export interface ServiceChange {
 }
 
 export type GlobalSetting =
-  | "interfaces" | "flowCapacity" | "timeouts" | "floodProtection" | "socket" | "control" | "metrics" | "receivePath" | "kernelFastPath" | "workerThreads" | "bgp";
+  | "interfaces" | "flowCapacity" | "timeouts" | "floodProtection" | "socket" | "control" | "metrics" | "receivePath" | "kernelFastPath" | "workerThreads" | "bgp" | "ha";
 
 export interface ConfigDiff {
   readonly added: ReadonlyArray<ServiceConfig>;
@@ -1489,6 +1636,7 @@ export function diffConfig(old: NatlbConfig, next: NatlbConfig): ConfigDiff {
   if (old.kernelFastPath !== next.kernelFastPath) settings.push("kernelFastPath");
   if (old.workerThreads !== next.workerThreads) settings.push("workerThreads");
   if (!sameJson(old.bgp, next.bgp)) settings.push("bgp");
+  if (!sameJson(old.ha, next.ha)) settings.push("ha");
   return { added, removed, changed, unchanged, settings };
 }
 

@@ -74,7 +74,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           return new StreamAnswer(balancer.events({ after: sequenceParam(request.query), signal: stop.signal }), stop);
         },
         ...adminRoutes(balancer, reloadFromFile, audit),
-        ...testHookRoutes(log),
+        ...testHookRoutes(log, balancer),
       },
       { access, logger: log },
     );

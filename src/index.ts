@@ -8,8 +8,12 @@ export type { DrainResult, DrainThen } from "./drain";
 export {
   parseConfig, parseConfigText, loadConfigFile, diffConfig, DEFAULT_TIMEOUTS, DEAD_REAL_FLOWS, HEALTH_CHECK_TYPES, RECEIVE_PATHS, WORKER_THREADS_SETTINGS,
 } from "./config";
-export { COUNTER_NAMES } from "./native";
-export type { HealthCheckConfig, NatlbConfig, PersistenceConfig, Protocol, RealConfig, ServiceConfig, Timeouts } from "./config";
+export { COUNTER_NAMES, GATEWAY_ROLES } from "./native";
+export type { GatewayRole } from "./native";
+export type { HaStatus, RoleChange } from "./ha/pairRole";
+export type { HealthCheckConfig, NatlbConfig, PersistenceConfig, Protocol, RealConfig, ServiceConfig, SyncConfig, SyncEndpoint, Timeouts } from "./config";
+export type { SyncStatus } from "./sync/syncStatus";
+export type { SyncCounters } from "./native";
 export { ApiError, BgpError, ConfigError, ControlError, KernelSetupError, NatlbError, PrivilegeError } from "./errors";
 export type { Connection, FlowStateName } from "./flows/flowMap";
 export { DEFAULT_CONNECTION_PAGE, MAX_CONNECTION_PAGE } from "./flows/connectionQuery";
@@ -28,7 +32,7 @@ export type { BalancerStats, RealTrafficStats, ServiceTrafficStats } from "./sta
 export type {
   ConfigDiff, ControlAccessConfig, DeadRealFlows, FloodProtection, GlobalSetting, GroupRef, InterfacesConfig, KernelFastPathSetting, MetricsConfig, NoHealthCheckConfig, ReceivePath, WorkerLayout, WorkerThreadsSetting,
   ReceivePathConfig, RealUpdate, ServiceChange, TcpHealthCheckConfig, HttpHealthCheckConfig, UdpHealthCheckConfig, ExecHealthCheckConfig,
-  ActiveHealthCheckConfig, HealthCheckTiming, FlapDampingConfig, FallbackRealConfig, ServiceField,
+  ActiveHealthCheckConfig, HealthCheckTiming, FlapDampingConfig, FallbackRealConfig, ServiceField, HaConfig,
 } from "./config";
 export type {
   ApiErrorOptions, ConfigErrorOptions, ConfigIssue, ControlErrorCode, KernelSetupErrorOptions, NatlbErrorOptions, PrivilegeErrorOptions,

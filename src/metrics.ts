@@ -7,7 +7,7 @@
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Registry, type LabelValues } from "prom-client";
 import type { Balancer } from "./balancer";
-import { COUNTER_NAMES } from "./native";
+import { COUNTER_NAMES, GATEWAY_ROLES } from "./native";
 
 export interface MetricsServer {
   readonly address: string;
@@ -53,6 +53,10 @@ function buildRegistry(balancer: Pick<Balancer, "status" | "stats">): Registry &
     weight: new Gauge({ name: "natlb_real_weight", help: "configured weight of the real server", labelNames: realLabels, registers: [registry] }),
     flows: new Gauge({ name: "natlb_flows", help: "live flows in the flow map", registers: [registry] }),
     capacity: new Gauge({ name: "natlb_flow_capacity", help: "flow map capacity", registers: [registry] }),
+    haRole: new Gauge({
+      name: "natlb_ha_role", help: "1 for this gateway's role in an active/backup pair (config ha), 0 for the others; absent for a lone gateway",
+      labelNames: ["role"], registers: [registry],
+    }),
     kernelFlows: new Gauge({ name: "natlb_kernel_fast_path_flows", help: "flows the kernel fast path forwards now", registers: [registry] }),
     unassured: new Gauge({
       name: "natlb_unassured_flows", help: "flows that have not proven themselves yet (first to go in a flood), by class",
@@ -65,6 +69,10 @@ function buildRegistry(balancer: Pick<Balancer, "status" | "stats">): Registry &
   });
   const frames = new Counter({ name: "natlb_frames_total", help: "frames by outcome (engine counters that are not drops)", labelNames: ["counter"], registers: [registry] });
   const drops = new Counter({ name: "natlb_drops_total", help: "frames dropped, by reason", labelNames: ["reason"], registers: [registry] });
+  const sync = new Counter({
+    name: "natlb_sync_total", help: "flow sync: datagrams, records and bytes sent and received, records applied, rejected and dropped by reason (native/sync/sync_counters.h)",
+    labelNames: ["counter"], registers: [registry],
+  });
 
   // lb.stats(): per service (every real it has had, removed ones included) and per configured real.
   const serviceLabels = ["vip", "port", "protocol"] as const;
@@ -91,6 +99,7 @@ function buildRegistry(balancer: Pick<Balancer, "status" | "stats">): Registry &
   const evictedTotal = counterMirror(evicted);
   const framesTotal = counterMirror(frames);
   const dropsTotal = counterMirror(drops);
+  const syncTotal = counterMirror(sync);
 
   // One status read per scrape fills every metric.
   const collect = () => {
@@ -131,6 +140,7 @@ function buildRegistry(balancer: Pick<Balancer, "status" | "stats">): Registry &
     gauges.flows.set(status.flows.live);
     gauges.capacity.set(status.flows.capacity);
     gauges.kernelFlows.set(status.kernelFastPath.flows);
+    if (status.ha) for (const role of GATEWAY_ROLES) gauges.haRole.set({ role }, status.ha.role === role ? 1 : 0);
     gauges.unassured.set({ class: "half_open_tcp" }, status.flows.unassured.halfOpenTcp);
     gauges.unassured.set({ class: "udp" }, status.flows.unassured.udp);
     const e = status.flows.evicted;
@@ -145,6 +155,7 @@ function buildRegistry(balancer: Pick<Balancer, "status" | "stats">): Registry &
       else if (name === "ringDrops") dropsTotal({ reason: "ring" }, value);
       else framesTotal({ counter: name }, value);
     }
+    for (const [name, value] of Object.entries(status.sync?.counters ?? {})) syncTotal({ counter: name }, value);
   };
   return Object.assign(registry, { collectNatlb: collect });
 }

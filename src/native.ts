@@ -101,6 +101,10 @@ export interface NativeDeadReal {
   reset: boolean;
 }
 
+/** A gateway's part in an active/backup pair (config `ha`); without one natlb is a master. */
+export const GATEWAY_ROLES = ["master", "backup", "fault"] as const;
+export type GatewayRole = (typeof GATEWAY_ROLES)[number];
+
 export const COUNTER_NAMES = [
   "rxFrames", "rxBytes", "rxSteeredFrames", "txFrames", "txBytes", "txCoalescedSegments", "toReal", "toClient", "fragmentsForwarded", "newFlows",
   "arpRepliesSent", "arpRequestsSent", "arpRepliesLearned", "gratuitousArpSent", "icmpEchoReplies", "icmpErrorsToReal", "icmpErrorsToClient",
@@ -110,9 +114,49 @@ export const COUNTER_NAMES = [
   "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",
   "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused", "replyClaimSignals", "replyClaimSignalErrors",
   "deadRealFlowsEnded", "tcpResetsSent", "ringErrors", "toRealDirect", "dropNotOnLink", "dropFullnatPortsExhausted", "midStreamPickUps",
+  "arpSilentNotMaster", "vipFramesNotMaster",
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type EngineCounters = Record<CounterName, number>;
+
+/** The flow sync's options as the engine takes them (native/sync_values.cc). */
+export interface NativeSyncOptions {
+  listen: { ip: string; port: number };
+  peers: { ip: string; port: number }[];
+  multicast?: { group: string; interface: string };
+  key: Uint8Array;
+  refreshSeconds?: number;
+  maxClockSkewSeconds?: number;
+}
+
+/** The flow sync's counters (native/sync/sync_counters.h; names from syncMessage.counterNames). */
+export type SyncCounters = Record<string, number>;
+
+/** One flow as the sync sends it (native/sync/sync_message.h). */
+export interface SyncFlowRecord {
+  protocol: number;
+  state: number;
+  flags: number;
+  clientIp: string;
+  clientPort: number;
+  vip: string;
+  vport: number;
+  realIp: string;
+  realPort: number;
+  localIp?: string;
+  localPort?: number;
+}
+
+export interface SyncMessageHeader {
+  type: number;
+  senderId: number;
+  sequence: number;
+  timestampMs: number;
+}
+
+export type SyncDecodeResult =
+  | { error: "none"; header: SyncMessageHeader; records: (SyncFlowRecord & { valid: boolean })[] }
+  | { error: "truncated" | "notSync" | "wrongVersion" | "badMac" | "unknownType" };
 
 export interface NativeEngine {
   start(): void;
@@ -143,6 +187,12 @@ export interface NativeEngine {
   /** Ends the flows of reals that went down or were removed (config deadRealFlows), resets to both ends when asked. */
   endFlowsOf(reals: NativeDeadReal[]): void;
   counters(): EngineCounters;
+  /**
+   * The pair's role (native/engine/gateway_role.h), read by the workers at their next batch. Becoming
+   * master announces every VIP `rounds` times, `intervalMs` apart.
+   */
+  setGatewayRole(role: GatewayRole, announcement: { rounds: number; intervalMs: number }): void;
+  gatewayRole(): GatewayRole;
   /** Each real's traffic by real id (native/engine/real_stats.h): workers and kernel fast path summed. */
   realTraffic(realIds: readonly number[]): TrafficCounts[];
   neighbours(): NativeNeighbour[];
@@ -154,6 +204,16 @@ export interface NativeEngine {
   kernelFastPathState(): { active: boolean; unavailable?: string };
   /** The running workers' layout (config workerThreads, "auto" resolved at start). */
   workerThreads(): WorkerLayout;
+  /** Starts the flow sync (replacing a running one); throws when its socket cannot be bound. */
+  startSync(options: NativeSyncOptions): void;
+  stopSync(): void;
+  /** The flow sync's counters; null when none runs. */
+  syncCounters(): SyncCounters | null;
+  /**
+   * Hands every established TCP flow user space forwards (synced ones included) to the kernel fast path
+   * in one pass: for an instance that takes over. How many went (0 without the kernel fast path).
+   */
+  offloadEstablishedFlows(): number;
 }
 
 export interface FlowLayout {
@@ -175,7 +235,14 @@ export interface FlowLayout {
     number
   >;
   /** Flag bits of an entry's `flags` field. */
-  flags: { template: number; fullNat: number; pickedUp: number };
+  flags: {
+    template: number;
+    fullNat: number;
+    /** Its handshake was not seen here, so TCP tracking starts mid-stream: synced from a peer, or picked up (native/flow/flow_layout.h). */
+    midStreamStart: number;
+    /** Picked up mid-stream by this instance (service midStreamPickUp). */
+    pickedUp: number;
+  };
   states: string[];
   /** Per-real connection counts (native/flow/flow_layout.h), indexed by real id; fields are byte offsets within a real's slot. */
   realCounters: { offset: number; bytesPerReal: number; realIdCount: number; active: number; inactive: number; templates: number };
@@ -234,7 +301,7 @@ export interface FlowTableForTests {
   ): number;
   /**
    * A full-NAT flow (native/flow/local_ports.h): its local address and port from the pool, or why none.
-   * `start`: the worker's random value (low 32 bits: first address; high: first port).
+   * `start`: the worker's random value (its low 32 bits pick the first address); the port is the next in turn.
    */
   insertFullNat(
     flow: { protocol: Protocol; clientIp: string; clientPort: number; vip: string; vport: number; realIp: string; realPort: number },
@@ -319,6 +386,17 @@ export interface NativeAddon {
    * recorded them at connect). Throws when `fd` is not a connected unix socket.
    */
   peerCredentials(fd: number): PeerCredentials;
+  /** The flow sync's pure message code (native/sync/sync_message.h), for tests and spoofing in e2e tests. */
+  syncMessage: {
+    encode(header: SyncMessageHeader, records: SyncFlowRecord[], key: Uint8Array): Uint8Array;
+    decode(datagram: Uint8Array, key: Uint8Array): SyncDecodeResult;
+    counterNames: string[];
+    version: number;
+    maxRecordsPerDatagram: number;
+    maxDatagramBytes: number;
+    minKeyBytes: number;
+    types: { flows: number; snapshot: number; snapshotEnd: number; snapshotRequest: number };
+  };
   FlowTableForTests: new (flowTable: Uint8Array) => FlowTableForTests;
   RealStatsForTests: new () => RealStatsForTests;
   ServiceForTests: new (service: NativeService) => ServiceForTests;
@@ -341,9 +419,10 @@ export interface NativeAddon {
       translation: { outerSource?: string; outerDestination?: string; side: "source" | "destination"; ip: string; port: number },
     ): RewriteResult;
     /** The workers' TCP tracking (native/flow/tcp_window.h), for tests. */
-    judgeTcpSegment(sender: TcpSide, receiver: TcpSide, segment: TcpSegmentFields): "track" | "passOnly" | "outOfWindow";
-    /** A flow picked up mid-stream: the verdict on the first segment seen from a side (its tracking starts there). */
-    judgeMidStreamStart(segment: TcpSegmentFields): "track" | "passOnly" | "outOfWindow";
+    /** midStreamStart: the flow's handshake was not seen here (synced from a peer, or picked up mid-stream). */
+    judgeTcpSegment(
+      sender: TcpSide, receiver: TcpSide, segment: TcpSegmentFields, options?: { midStreamStart?: boolean },
+    ): "track" | "passOnly" | "outOfWindow";
     afterTcpSegment(sender: TcpSide, receiver: TcpSide, segment: TcpSegmentFields): TcpSide;
     readTcpHeader(frame: Uint8Array): ({ ok: true } & TcpSegmentFields) | { ok: false; reason: string };
     /** The ICMP errors natlb sends as a router (native/packet/icmp_error.h); null when none is due. */

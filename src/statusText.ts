@@ -1,7 +1,7 @@
 // The text `natlb status` and `natlb conns` print (their --json prints the daemon's answer as it is).
 // The status text is a list of sections, each a function of the status giving zero or more lines, so
 // a new line is one more entry in STATUS_SECTIONS.
-import type { NatlbEvent } from "./events";
+import type { ChangeOrigin, NatlbEvent } from "./events";
 import type { BalancerStatus } from "./balancer";
 import type { Timeouts } from "./config";
 import type { Connection } from "./flows/flowMap";
@@ -13,6 +13,14 @@ export type StatusSection = (status: BalancerStatus) => string[];
 function linkNote(link: BalancerStatus["interfaces"][number]["link"]): string {
   return link === undefined ? "" : `, link ${link.toUpperCase()}: nothing forwarded through it`;
 }
+
+/** An active/backup pair's role (absent from a daemon older than the CLI). */
+const haSection: StatusSection = (status) => {
+  const ha = status.ha;
+  if (ha === undefined) return [];
+  const silent = ha.role === "master" ? "answers ARP for the VIPs" : `silent for the VIPs (${status.counters.arpSilentNotMaster ?? 0} ARP request(s) left unanswered), forwards what reaches it`;
+  return [`ha: ${ha.role.toUpperCase()} since ${ha.since} (${ha.reason}; ${ha.transitions} transition(s)); ${silent}`];
+};
 
 const summarySection: StatusSection = (status) => [
   `natlb: ${status.services.length} service(s); flows ${status.flows.live}/${status.flows.capacity}; interfaces ${status.interfaces
@@ -113,9 +121,28 @@ const floodDefencesSection: StatusSection = (status) => {
 };
 
 /** The sections of `natlb status`, in the order they print. */
+/** The flow sync (config sync): its peers, what went and came, and every rejection or drop that happened. */
+const syncSection: StatusSection = (status) => {
+  const sync = status.sync;
+  if (sync === undefined) return [];
+  const c = sync.counters;
+  const to = [...sync.peers, ...(sync.multicast ? [`${sync.multicast.group} on ${sync.multicast.interface}`] : [])].join(", ");
+  const troubles = Object.entries(c)
+    .filter(([name, value]) => value > 0 && (name.startsWith("rejected") || name.startsWith("dropped") || name === "sendErrors"))
+    .map(([name, value]) => `${name} ${value}`);
+  return [
+    `sync: ${sync.listen} <-> ${to}; sent ${c.sentRecords ?? 0} record(s) in ${c.sentDatagrams ?? 0} datagram(s), ` +
+      `received ${c.receivedDatagrams ?? 0}, applied ${(c.appliedInserted ?? 0) + (c.appliedUpdated ?? 0)} ` +
+      `(${c.appliedInserted ?? 0} new); snapshots received ${c.snapshotsCompleted ?? 0}, served ${c.snapshotRequestsServed ?? 0}` +
+      (troubles.length > 0 ? `; ${troubles.join(", ")}` : ""),
+  ];
+};
+
 export const STATUS_SECTIONS: readonly StatusSection[] = [
   summarySection,
+  haSection,
   forwardingPathSection,
+  syncSection,
   servicesSection,
   framesSection,
   floodDefencesSection,
@@ -138,7 +165,8 @@ export function formatConnections(connections: readonly Connection[], next?: num
         `${c.vip.ip}:${c.vip.port}`.padEnd(22),
         `${c.real.ip}:${c.real.port}`.padEnd(22),
         (c.idleMs / 1000).toFixed(1) + (c.template ? `  controls ${c.template.controlledFlows}, timeout ${c.template.timeoutS} s` : "") +
-          (c.local ? `  from ${c.local.ip}:${c.local.port}` : ""),
+          (c.local ? `  from ${c.local.ip}:${c.local.port}` : "") + (c.synced ? "  synced" : "") +
+          (c.pickedUp ? "  picked up" : ""),
       ].join(" "),
     );
   }
@@ -151,15 +179,17 @@ export function formatConnections(connections: readonly Connection[], next?: num
 }
 
 /** One event on one line: time, sequence number, type, and what happened. */
+function originText(origin: ChangeOrigin): string {
+  return origin.via === "control socket" ? `control socket (uid ${origin.peer.uid}, pid ${origin.peer.pid})` : origin.via;
+}
+
 export function formatEvent(event: NatlbEvent): string {
   const head = `${event.at} #${event.seq} ${event.type}`;
   switch (event.type) {
     case "health":
       return `${head} ${event.service} ${event.real} ${event.up ? "up" : "DOWN"}: ${event.reason}`;
-    case "change": {
-      const who = event.origin.via === "control socket" ? `control socket (uid ${event.origin.peer.uid}, pid ${event.origin.peer.pid})` : event.origin.via;
-      return `${head} by ${who}: ${JSON.stringify(event.change)}`;
-    }
+    case "change":
+      return `${head} by ${originText(event.origin)}: ${JSON.stringify(event.change)}`;
     case "flowMapPressure":
       return `${head} ${event.level}: ${event.live} of ${event.capacity} flows`;
     case "bgp":
@@ -168,6 +198,8 @@ export function formatEvent(event: NatlbEvent): string {
       return `${head} ${event.reason}: ${event.perSecond}/s (usually ${event.usualPerSecond}/s)`;
     case "drainFinished":
       return `${head} ${event.service} ${event.real}: ${event.deadlineHit ? `deadline hit with ${event.connectionsLeft} connection(s) left` : "no connections left"} after ${(event.waitedMs / 1000).toFixed(1)} s; then ${event.then}: ${event.done}`;
+    case "haRole":
+      return `${head} ${event.previous} -> ${event.role} (${event.reason}) by ${originText(event.origin)}${event.flowsOffloaded !== undefined ? `; ${event.flowsOffloaded} flow(s) to the kernel fast path` : ""}`;
     case "lagged":
       return `${head}: this watcher missed ${event.missed} events`;
   }

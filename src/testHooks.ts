@@ -1,10 +1,13 @@
 // Test hooks of `natlb run`, for the crash-safety tests (test/e2e-crash-safety.test.ts): control routes
-// that throw an exception nobody catches, reject a promise nobody handles, or block the event loop.
+// that throw an exception nobody catches, reject a promise nobody handles, or block the event loop; and
+// for the flow sync's (test/e2e-flow-sync.test.ts), the take-over's hand-over of established flows to
+// the kernel fast path.
 // They exist only when the environment has NATLB_TEST_HOOKS=1 when natlb starts (read once, here);
 // in a normal run the routes are not there and the control socket answers 404 for them.
 import { ApiError } from "./errors";
 import type { ControlHandlers } from "./control";
 import type { Logger } from "./log";
+import type { Balancer } from "./balancer";
 
 export const TEST_HOOKS_ENV = "NATLB_TEST_HOOKS";
 
@@ -18,7 +21,7 @@ export class TestHookError extends Error {
 }
 
 /** The test hook routes, or none unless NATLB_TEST_HOOKS=1 was set at start. */
-export function testHookRoutes(log: Logger): ControlHandlers {
+export function testHookRoutes(log: Logger, balancer: Pick<Balancer, "offloadEstablishedFlows">): ControlHandlers {
   if (!enabled) return {};
   log.warn({ env: TEST_HOOKS_ENV }, "test hooks enabled: the control socket can crash or block this natlb (tests only)");
   return {
@@ -52,5 +55,8 @@ export function testHookRoutes(log: Logger): ControlHandlers {
       });
       return { ok: true, ms };
     },
+    // What an instance taking over calls (Balancer.offloadEstablishedFlows): every established flow,
+    // synced ones included, to the kernel fast path now.
+    "POST /test/offload-established": () => ({ offloaded: balancer.offloadEstablishedFlows() }),
   };
 }

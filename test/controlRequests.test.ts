@@ -62,6 +62,11 @@ async function fixture(t: Ctx, options: { refuse?: boolean; reloadDiff?: ConfigD
       return { service: result.service, real: result.real, then: "keep", deadline: undefined, connectionsLeft: () => 0, result: Promise.resolve(result) };
     },
     currentConfig: CONFIG,
+    setGatewayRole: (role, reason) => {
+      calls.push(["setGatewayRole", role, reason]);
+      if (options.refuse) throw new ApiError("this natlb is a lone gateway", { status: 409, code: "E_NOT_IN_PAIR" });
+      return { previous: "backup", role, changed: role !== "backup" };
+    },
   };
   const reload = async (): Promise<ConfigDiff> => {
     calls.push(["reload"]);
@@ -171,6 +176,28 @@ test("unknown fields are refused, at any depth; so is a body for POST /reload an
   t.is((await rawRequest(f.path, post("POST /reload", "{}"))).status, 200);
   t.is((await rawRequest(f.path, post("POST /reload", ""))).status, 200);
   t.deepEqual(f.calls, [["reload"], ["reload"]]);
+});
+
+test("POST /ha: a role (and keepalived's reason) reaches the balancer and is audited; a bad role is a 400, a refusal keeps its status", async (t) => {
+  const f = await fixture(t);
+  const ok = await rawRequest(f.path, post("POST /ha", JSON.stringify({ role: "master", reason: "keepalived notify INSTANCE VI_1 MASTER 100" })));
+  t.is(ok.status, 200, ok.body);
+  t.deepEqual(JSON.parse(ok.body), { ok: true, previous: "backup", role: "master", changed: true });
+  t.deepEqual(f.calls, [["setGatewayRole", "master", "keepalived notify INSTANCE VI_1 MASTER 100"]]);
+  const audited = f.records.find((r) => r.route === "POST /ha");
+  t.like(audited, { result: "applied", change: { ha: "backup->master", reason: "keepalived notify INSTANCE VI_1 MASTER 100" } });
+  const plain = await rawRequest(f.path, post("POST /ha", JSON.stringify({ role: "fault" })));
+  t.is(plain.status, 200);
+  t.deepEqual(f.calls[1], ["setGatewayRole", "fault", "natlb ha fault"]);
+  for (const body of [{ role: "primary" }, { role: "master", extra: 1 }, {}, { role: "master", reason: "" }]) {
+    const bad = await rawRequest(f.path, post("POST /ha", JSON.stringify(body)));
+    t.is(bad.status, 400, JSON.stringify(body));
+  }
+  t.is(f.calls.length, 2);
+  const refusing = await fixture(t, { refuse: true });
+  const refused = await rawRequest(refusing.path, post("POST /ha", JSON.stringify({ role: "backup" })));
+  t.is(refused.status, 409);
+  t.is(errorOf(refused).code, "E_NOT_IN_PAIR");
 });
 
 test("a body that is not declared JSON is a 415", async (t) => {

@@ -130,6 +130,7 @@ test.serial("ecmp: 3 instances behind a BIRD router; one killed mid-download: it
     const survivorFlows = (await Promise.all(survivors.map(({ natlb }) => natlb!.connections()))).flat();
     const pickedUp = new Set(survivorFlows.filter((c) => c.pickedUp === true && c.vip.port === STREAM_PORT).map((c) => c.client.port));
     for (const port of moved) t.true(pickedUp.has(port), `the stream from port ${port} was picked up by a survivor`);
+    t.true(survivorFlows.every((c) => c.synced === undefined), "no sync runs here: no flow is marked synced (the two marks are apart)");
     let pickUps = 0;
     for (const [i, { natlb }] of survivors.entries()) {
       const c = (await natlb!.status()).counters;

@@ -87,6 +87,19 @@ test("engine totals are counters that follow the totals; gauges follow the statu
   t.is(sample(await metrics.scrape(), 'natlb_frames_total{counter="toReal"}'), 30);
 });
 
+test("the flow sync's counters are counters labelled by name, only with a sync", async (t) => {
+  let scrape = 1;
+  const withSync = (n: number) => ({ ...status(() => 0, 1), sync: { listen: "198.18.1.1:8848", peers: [], refreshS: 30, counters: { sentRecords: 41 * n, rejectedBadMac: n } } });
+  const metrics = natlbMetrics({ status: () => withSync(scrape) as BalancerStatus, stats: NO_TRAFFIC });
+  t.is(sample(await metrics.scrape(), 'natlb_sync_total{counter="sentRecords"}'), 41);
+  scrape = 2;
+  const second = await metrics.scrape();
+  t.is(sample(second, 'natlb_sync_total{counter="sentRecords"}'), 82);
+  t.is(sample(second, 'natlb_sync_total{counter="rejectedBadMac"}'), 2);
+  const without = await natlbMetrics({ status: () => status(() => 0, 1), stats: NO_TRAFFIC }).scrape();
+  t.false(without.includes("natlb_sync_total{"));
+});
+
 test("a status that fails makes the scrape fail, not the process", async (t) => {
   const metrics = natlbMetrics({
     status: () => {

@@ -10,7 +10,7 @@ import { SANITIZED_ADDON, buildSanitizedAddon, sanitizedEnvironment } from "../s
 const root = join(__dirname, "..", "..");
 const NATIVE_TEST_FILES = [
   "packet", "checksumState", "gsoFrames", "coalesce", "icmpTranslate", "routerFrames", "tcpTracking", "flowTableDefences", "nativeSurface",
-  "connectionLimits",
+  "connectionLimits", "flowSyncMessage", "flowSync",
 ].map((name) => join("dist", "test", `${name}.test.js`));
 
 interface Finished {

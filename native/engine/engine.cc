@@ -33,7 +33,62 @@ Engine::Engine(flow::FlowTable& flows, EngineOptions options)
   setTimeouts(TimeoutSeconds{});
 }
 
-Engine::~Engine() { stop(); }
+Engine::~Engine() {
+  stopSync();
+  stop();
+}
+
+void Engine::startSync(sync::SyncOptions options) {
+  std::lock_guard control(controlMutex_);
+  sync_.reset();  // the old socket closes before the new one binds the same port
+  sync_ = std::make_unique<sync::FlowSync>(context_, std::move(options));
+}
+
+void Engine::stopSync() {
+  std::lock_guard control(controlMutex_);
+  sync_.reset();
+}
+
+std::optional<std::array<uint64_t, size_t(sync::SyncCounter::Count)>> Engine::syncCounters() {
+  std::lock_guard control(controlMutex_);
+  if (!sync_) return std::nullopt;
+  return sync_->counters();
+}
+
+size_t Engine::offloadEstablishedFlows() {
+  std::lock_guard control(controlMutex_);
+  if (!kernelOffload_) return 0;
+  const auto routes = context_.routes.load();
+  const auto services = context_.services.load();
+  size_t handedOver = 0;
+  const uint32_t used = context_.flows.usedEntries();
+  for (uint32_t ref = 1; ref <= used; ++ref) {
+    const flow::FlowEntry e = context_.flows.entryAt(ref);
+    if (!e.live() || e.state() != flow::FlowState::Established || e.load<uint8_t>(flow::entry::kProtocol) != packet::kProtocolTcp ||
+        (e.flags() & (flow::flags::kTemplate | flow::flags::kOffloaded | flow::flags::kUserSpaceOnly))) {
+      continue;
+    }
+    const uint32_t realIp = e.load<uint32_t>(flow::entry::kRealIp);
+    const auto towardsReal = routes->lookup(realIp);
+    const auto towardsClient = routes->lookup(e.load<uint32_t>(flow::entry::kClientIp));
+    const bool directRouting = (e.flags() & flow::flags::kDirectRouting) != 0;
+    if (!towardsReal || !context_.interfaceByIndex(towardsReal->ifindex) ||
+        (directRouting ? towardsReal->ip != realIp : !towardsClient || !context_.interfaceByIndex(towardsClient->ifindex))) {
+      continue;
+    }
+    context_.flows.offload(ref, [&](const flow::FlowEntry& entry) {
+      if (!services->find(entry.load<uint32_t>(flow::entry::kVip), entry.load<uint16_t>(flow::entry::kVport),
+                          entry.load<uint8_t>(flow::entry::kProtocol))) {
+        return false;
+      }
+      const bool ok = kernelOffload_->handOver(entry, *towardsReal, towardsClient);
+      context_.counters.add(ok ? Counter::FlowsOffloaded : Counter::OffloadRefused);
+      handedOver += ok ? 1 : 0;
+      return ok;
+    });
+  }
+  return handedOver;
+}
 
 // What a worker's rings accept is the kernel's verdict (flow/reply_claims.h), plus all ICMP on the
 // backend side (errors about flows); the XDP program, which runs before that verdict, gets the VIPs.
@@ -362,7 +417,20 @@ void Engine::collectRingStatistics() {
   }
 }
 
+void Engine::setGatewayRole(GatewayRole role, TakeoverAnnouncement announcement) {
+  const GatewayRole before = context_.gatewayRole.exchange(role);
+  if (role == GatewayRole::Master && before != GatewayRole::Master) {
+    takeoverIntervalMs_.store(announcement.intervalMs);
+    takeoverRoundsLeft_.store(announcement.rounds);
+  } else if (role != GatewayRole::Master) {
+    takeoverRoundsLeft_.store(0);
+  }
+  wake_.notify_all();
+}
+
+// Only the master announces: a backup's announcement would take the VIPs from it.
 void Engine::announceVips(SenderSet& senders) {
+  if (context_.gatewayRole.load() != GatewayRole::Master) return;
   const auto services = context_.services.load();
   for (const InterfaceConfig& interface : context_.interfaces) {
     if (interface.role != InterfaceRole::Client) continue;
@@ -483,14 +551,23 @@ void Engine::housekeep() {
       mtusReadMs = nowMs;
     }
     if (announcePending_.exchange(false)) announceVips(senders);
+    if (takeoverRoundsLeft_.load() > 0 && nowMs >= nextTakeoverRoundMs_) {
+      takeoverRoundsLeft_.fetch_sub(1);
+      nextTakeoverRoundMs_ = nowMs + takeoverIntervalMs_.load();
+      announceVips(senders);
+    }
     resolveNextHops(senders, nowMs);
     endPendingDeadRealFlows(senders);
     context_.flows.sweep(nowMs, context_.timeouts, kSweepBudget);
     context_.flows.publishClock(nowMs);
     collectRingStatistics();
     std::unique_lock lock(wakeMutex_);
-    wake_.wait_for(lock, kHousekeepingPeriod, [this] {
+    const auto period = takeoverRoundsLeft_.load() > 0
+                            ? std::min<std::chrono::milliseconds>(kHousekeepingPeriod, std::chrono::milliseconds(std::max<int64_t>(1, int64_t(nextTakeoverRoundMs_) - int64_t(monotonicMs()))))
+                            : kHousekeepingPeriod;
+    wake_.wait_for(lock, period, [this] {
       if (!context_.running.load() || announcePending_.load()) return true;
+      if (takeoverRoundsLeft_.load() > 0 && monotonicMs() >= nextTakeoverRoundMs_) return true;
       std::lock_guard pending(deadRealsMutex_);
       return !deadReals_.empty();
     });

@@ -12,6 +12,7 @@
 
 #include "../io/rx_ring.h"
 #include "../packet/tcp_reset.h"
+#include "../sync/flow_sync.h"
 #include "engine_context.h"
 #include "reply_claims_signaller.h"
 #include "timeout_profile_assignment.h"
@@ -91,6 +92,20 @@ class Engine {
   // Ends the flows of these reals soon, on the housekeeper's thread (a scan of the flow map).
   void endFlowsOf(std::vector<DeadReal> reals);
 
+  // The pair's role (gateway_role.h): takes effect at the workers' next batch. Becoming master
+  // announces every VIP `announcement.rounds` times; leaving it stops the announcements.
+  void setGatewayRole(GatewayRole role, TakeoverAnnouncement announcement);
+  GatewayRole gatewayRole() const { return context_.gatewayRole.load(); }
+  // The flow sync (native/sync/flow_sync.h): started with its options (replacing a running one; throws
+  // io::SystemError when its socket cannot be opened), stopped, and its counters (nullopt: none runs).
+  void startSync(sync::SyncOptions options);
+  void stopSync();
+  std::optional<std::array<uint64_t, size_t(sync::SyncCounter::Count)>> syncCounters();
+  // Hands every established TCP flow that user space forwards (synced ones included) to the kernel fast
+  // path in one pass, as the workers would after their next packets: for an instance that takes over.
+  // Returns how many went; 0 without the kernel fast path.
+  size_t offloadEstablishedFlows();
+
   std::array<uint64_t, size_t(Counter::Count)> counters() const;
   // Each real's traffic (real_stats.h) by real id, summed over the workers, the kernel fast path and
   // the workers of earlier runs. Called from the control plane's thread, as start() and stop() are.
@@ -138,6 +153,7 @@ class Engine {
   std::string kernelFastPathUnavailable_;  // guarded by controlMutex_
   std::unique_ptr<KernelOffload> kernelOffload_;  // while running with the kernel fast path
   std::unique_ptr<ReplyClaimsSignaller> replyClaims_;  // while running, with a backend interface
+  std::unique_ptr<sync::FlowSync> sync_;  // while a sync is configured; guarded by controlMutex_
   std::vector<uint32_t> localAddresses_;  // sorted; guarded by controlMutex_
   std::vector<Route> routes_;              // as last given; guarded by controlMutex_
   TimeoutProfileAssignment timeoutProfiles_{context_.timeouts};  // guarded by controlMutex_
@@ -146,6 +162,10 @@ class Engine {
   std::mutex wakeMutex_;
   std::condition_variable wake_;
   std::atomic<bool> announcePending_{false};
+  // Takeover announcements still to send, and how far apart (setGatewayRole); the housekeeper's.
+  std::atomic<uint32_t> takeoverRoundsLeft_{0};
+  std::atomic<uint32_t> takeoverIntervalMs_{0};
+  uint64_t nextTakeoverRoundMs_ = 0;  // housekeeper's thread only
   std::mutex controlMutex_;  // serializes start/stop/setServices from the control plane
   std::mutex deadRealsMutex_;
   std::vector<DeadReal> deadReals_;  // waiting for the housekeeper

@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "../flow/flow_table.h"
+#include "../sync/flow_event_queue.h"
 #include "counters.h"
+#include "gateway_role.h"
 #include "interface_config.h"
 #include "kernel_offload.h"
 #include "neighbour_cache.h"
@@ -29,8 +31,11 @@ struct EngineContext {
   Counters counters;
   RealStats realStats;  // what stopped workers and the kernel fast path counted per real (real_stats.h)
   std::atomic<bool> running{false};
+  // Set by the control plane (Engine::setGatewayRole); workers read it once per batch.
+  std::atomic<GatewayRole> gatewayRole{GatewayRole::Master};
   bool coalesceTcp = true;  // fixed before start
   KernelOffload* kernelOffload = nullptr;  // the kernel fast path, while running with it
+  sync::FlowEventQueues syncEvents;  // what the workers tell the flow sync (native/sync), when one runs
 
   // The interfaces' MTUs (same order as `interfaces`), refreshed by the housekeeper.
   std::vector<std::atomic<uint32_t>> mtus;

@@ -17,6 +17,7 @@
 #include "../packet/nat_rewrite.h"
 #include "../packet/tcp_header.h"
 #include "persistent_scheduling.h"
+#include "../sync/flow_records.h"
 
 namespace natlb::engine {
 
@@ -53,6 +54,7 @@ Worker::Worker(EngineContext& context, std::vector<std::unique_ptr<InterfaceRece
       directSenders_(context.interfaces, context.coalesceTcp, SenderSet::Claims::Nothing),
       neighbours_(context.neighbours),
       flowReader_(context.flows.registerReader()),
+      syncEvents_(context.syncEvents.acquire()),
       random_(0x9e3779b97f4a7c15ULL ^ (uint64_t(receivers_.front()->interface().ifindex) << 32) ^ monotonicMs()) {}
 
 // The next frame, from the receivers in turn; `current_` becomes the one it came from.
@@ -86,6 +88,7 @@ void Worker::waitForFrames(int timeoutMs) {
 Worker::~Worker() {
   join();
   context_.flows.unregisterReader(flowReader_);
+  if (syncEvents_ != nullptr) context_.syncEvents.release(syncEvents_);
 }
 
 void Worker::start() { thread_ = std::thread([this] { run(); }); }
@@ -108,6 +111,7 @@ void Worker::run() {
     services_ = context_.services.load(std::memory_order_acquire);
     routes_ = context_.routes.load(std::memory_order_acquire);
     nowMs_ = monotonicMs();
+    gatewayRole_ = context_.gatewayRole.load(std::memory_order_relaxed);
     io::ReceivedFrame frame{};
     size_t handled = 0;
     while (handled < kBatch * receivers_.size() && nextFrame(frame)) {
@@ -199,6 +203,11 @@ void Worker::handleArp(const io::ReceivedFrame& frame) {
                             isVip(message->targetIp);
   if (!askingForVip) {
     counters_.add(Counter::ArpIgnored);
+    return;
+  }
+  // Only the master claims the VIPs: a backup answering too would split the clients between the two.
+  if (gatewayRole_ != GatewayRole::Master) {
+    counters_.add(Counter::ArpSilentNotMaster);
     return;
   }
   uint8_t reply[packet::kArpFrameLength];
@@ -334,6 +343,8 @@ void Worker::handleIpv4(const io::ReceivedFrame& frame) {
   const Ipv4FrameView& view = parsed.view;
   if (frame.steeredByXdp) settleChecksumState(frame, view);
   if (const Service* service = services_->find(view.destinationIp(), view.destinationPort(), view.protocol)) {
+    // A backup forwards what still reaches it (a stale ARP entry): its flow map has the synced flows.
+    if (gatewayRole_ != GatewayRole::Master) counters_.add(Counter::VipFramesNotMaster);
     forwardToReal(frame, view, *service);
     return;
   }
@@ -408,9 +419,8 @@ std::optional<flow::SegmentVerdict> Worker::trackTcp(const flow::FlowEntry& entr
   const flow::Direction other = direction == flow::Direction::FromClient ? flow::Direction::FromReal : flow::Direction::FromClient;
   const flow::TcpSide sender = flow::readSide(entry, direction);
   const flow::TcpSide receiver = flow::readSide(entry, other);
-  const flow::SegmentVerdict verdict = !sender.seen && (entry.flags() & flow::flags::kPickedUp)
-                                           ? flow::judgeMidStreamStart(*segment)
-                                           : flow::judgeSegment(sender, receiver, *segment);
+  const flow::SegmentVerdict verdict =
+      flow::judgeSegment(sender, receiver, *segment, (entry.flags() & flow::flags::kMidStreamStart) != 0);
   if (verdict == flow::SegmentVerdict::Track) flow::writeSide(entry, direction, flow::afterSegment(sender, receiver, *segment));
   return verdict;
 }
@@ -454,7 +464,10 @@ void Worker::recordPacket(const flow::FlowEntry& entry, const Ipv4FrameView& vie
     const flow::FlowState next = (flowFlags & flow::flags::kDirectRouting)
                                      ? flow::advanceInputOnlyTcpState(state, tcpFlags)
                                      : flow::advanceTcpState(state, flowFlags, direction, tcpFlags).state;
-    if (next > state) context_.flows.raiseState(entry, next);
+    if (next > state) {
+      context_.flows.raiseState(entry, next);
+      syncFlow(entry);
+    }
   }
   if (entry.load<uint64_t>(flow::entry::kLastSeenMs) != nowMs_) entry.store<uint64_t>(flow::entry::kLastSeenMs, nowMs_);
   const uint64_t ipBytes = view.l4Offset - view.l3Offset + view.l4Length;
@@ -466,7 +479,19 @@ void Worker::recordPacket(const flow::FlowEntry& entry, const Ipv4FrameView& vie
   if ((flowFlags & flow::flags::kUnassured) &&
       flow::hasProvenItself(view.protocol, entry.state(), flowFlags, nowMs_ - entry.load<uint64_t>(flow::entry::kCreatedMs))) {
     context_.flows.assure(entry);
+    if (flowFlags & flow::flags::kPickedUp) syncFlow(entry);  // held back until now (sync::goesToPeers)
   }
+}
+
+// Tells the flow sync (when one runs) about a new flow or a state change: a relaxed load when none does,
+// a copy into this worker's bounded queue when one does (a full queue drops, counted).
+void Worker::syncFlow(const flow::FlowEntry& entry) {
+  if (!context_.syncEvents.enabled.load(std::memory_order_relaxed) || !sync::goesToPeers(entry)) return;
+  if (syncEvents_ == nullptr) {
+    context_.syncEvents.unqueued.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  syncEvents_->push(sync::recordOf(entry));
 }
 
 // An established TCP flow whose next hops are on managed interfaces (both; a direct-routing flow's one,
@@ -546,11 +571,12 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
       return;
     }
     if (pickUp) {
-      context_.flows.entryAt(ref).setFlags(flow::flags::kPickedUp);
+      context_.flows.entryAt(ref).setFlags(flow::flags::kMidStreamStart | flow::flags::kPickedUp);
       counters_.add(Counter::MidStreamPickUps);
     }
     counters_.add(Counter::NewFlows);
     realStats_.add(scheduled.real->id, RealStat::Connections, 1);
+    syncFlow(context_.flows.entryAt(ref));
     if (mode != flow::flags::kDirectRouting) primeNeighbour(view.sourceIp());  // a DR flow's replies bypass natlb
   }
   const flow::FlowEntry entry = context_.flows.entryAt(ref);

@@ -74,6 +74,7 @@ class Worker {
   void recordPacket(const flow::FlowEntry& entry, const packet::Ipv4FrameView& view, flow::Direction direction,
                     flow::SegmentVerdict verdict);
   void offloadIfEstablished(uint32_t ref, const flow::FlowEntry& entry);
+  void syncFlow(const flow::FlowEntry& entry);
   void flushSenders();
   uint64_t nextRandom();
 
@@ -86,9 +87,11 @@ class Worker {
   SenderSet directSenders_;  // direct-routing frames: no reply to claim (flow/reply_claims.h)
   NeighbourView neighbours_;
   size_t flowReader_;  // this worker's reader slot in the flow map
+  sync::FlowEventQueue* syncEvents_;  // this worker's queue to the flow sync (nullptr: no slot left)
   std::shared_ptr<const ServiceTable> services_;
   std::shared_ptr<const RouteTable> routes_;
   uint64_t nowMs_ = 0;
+  GatewayRole gatewayRole_ = GatewayRole::Master;  // as of this batch
   uint64_t random_;
   Counters counters_;
   RealStatsBlock realStats_;  // this worker's per-real traffic (one writer)

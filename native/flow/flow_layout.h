@@ -14,7 +14,7 @@
 namespace natlb::flow {
 
 constexpr uint32_t kMagic = 0x544c464e;  // "NFLT"
-constexpr uint32_t kLayoutVersion = 6;
+constexpr uint32_t kLayoutVersion = 7;
 constexpr size_t kHeaderBytes = 128;
 constexpr size_t kEntryBytes = 192;
 
@@ -112,7 +112,10 @@ constexpr size_t kTemplateTimeoutS = 172; // u32, a template: seconds it outlive
 // replies come back to them (the reply index holds real -> local address:port, not the client).
 constexpr size_t kLocalIp = 176;          // u32
 constexpr size_t kLocalPort = 180;        // u16
-// 182..191 reserved
+// 182..183 reserved
+// Flow sync (native/sync): when this flow was last sent to the peers or last applied from one, so the
+// refresh re-sends only flows with traffic since, and a flow a peer just sent is not sent back.
+constexpr size_t kSyncedMs = 184;         // u64
 }  // namespace entry
 
 constexpr uint8_t kNoWindowScale = 0xff;
@@ -158,10 +161,15 @@ constexpr uint16_t kDirectRouting = 1024;
 // natlb's; the reply index and the kernel's reply claim hold real -> local address:port. Stays in user
 // space (never offloaded: the kernel fast path rewrites one side only).
 constexpr uint16_t kFullNat = 2048;
-// Picked up mid-stream (service midStreamPickUp): created by a TCP segment without SYN, for a connection
-// another instance behind ECMP began. Unassured until the client still sends 2 s later (and, unless
-// direct routing, the real has answered); TCP tracking starts each side at its first segment seen.
-constexpr uint16_t kPickedUp = 4096;
+// TCP tracking starts mid-stream: the flow's handshake was not seen here (synced from a peer, or picked
+// up mid-stream), so a side's first segment, whatever it is, starts that side's tracking (conntrack's
+// pick-up); a RST from a side never seen, which could be blind, is passed on without closing the flow.
+constexpr uint16_t kMidStreamStart = 4096;
+// Picked up mid-stream (service midStreamPickUp): created here by a TCP segment without SYN, for a
+// connection another instance behind ECMP began (kMidStreamStart too). Unassured until the client still
+// sends 2 s later (and, unless direct routing, the real has answered), and not synced to peers before.
+// A flow with kMidStreamStart but not this one was synced from a peer.
+constexpr uint16_t kPickedUp = 8192;
 // The flags that fix a flow's forwarding mode for its whole life.
 constexpr uint16_t kModeFlags = kDirectRouting | kFullNat;
 }  // namespace flags

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <random>
 #include <stdexcept>
 
 namespace natlb::flow {
@@ -48,7 +49,8 @@ void FlowTable::initialize(uint8_t* memory, uint32_t capacity, uint32_t hashSeed
   put32(header::kHashSeed, hashSeed);
 }
 
-FlowTable::FlowTable(uint8_t* memory, size_t bytes) : memory_(memory) {
+FlowTable::FlowTable(uint8_t* memory, size_t bytes)
+    : memory_(memory), localPortCursors_((uint64_t(std::random_device{}()) << 32) | std::random_device{}()) {
   if (bytes < kHeaderBytes || (reinterpret_cast<uintptr_t>(memory) & 7) != 0) {
     throw std::invalid_argument("flow map memory is too small or not 8-byte aligned");
   }
@@ -264,6 +266,7 @@ void FlowTable::linkLocked(uint32_t ref, const ForwardKey& key, const RealEndpoi
   e.store<uint64_t>(entry::kLastSeenMs, nowMs);
   e.store<uint64_t>(entry::kCreatedMs, nowMs);
   e.store<uint64_t>(entry::kClaimedMs, nowMs);  // its first frame to the real claims its replies
+  e.store<uint64_t>(entry::kSyncedMs, 0);
   for (size_t sequence : {entry::kClientSequenceEnd, entry::kRealSequenceEnd, entry::kClientWindow, entry::kRealWindow}) {
     e.store<uint32_t>(sequence, 0);
   }
@@ -291,10 +294,11 @@ void FlowTable::linkLocked(uint32_t ref, const ForwardKey& key, const RealEndpoi
 // Under the writers' lock the reply index is complete, so a port found free here stays free until this
 // flow is linked: no two live flows share a reply tuple.
 std::optional<ReplyDestination> FlowTable::chooseLocalSourceLocked(uint8_t protocol, const RealEndpoint& real,
-                                                                    const LocalSourcePool& pool, uint64_t start) const {
+                                                                    const LocalSourcePool& pool, uint64_t start) {
   for (uint32_t tried = 0; tried < pool.count; ++tried) {
     const uint32_t address = pool.addresses[(uint32_t(start) + tried) % pool.count];
-    const auto port = allocateLocalPort(pool.ports, uint32_t(start >> 32), [&](uint16_t candidate) {
+    uint32_t& cursor = localPortCursors_.of(protocol, real.ip, real.port, address);
+    const auto port = allocateLocalPort(pool.ports, cursor, [&](uint16_t candidate) {
       return findReverse(ReverseKey{protocol, real.ip, real.port, address, candidate}) != 0;
     });
     if (port) return ReplyDestination{address, *port};
@@ -341,6 +345,51 @@ uint32_t FlowTable::insert(const ForwardKey& key, const RealEndpoint& real, Flow
   countFlow(real.id, uint8_t(state), 1);
   headerField<uint64_t>(header::kInserted).fetch_add(1, std::memory_order_relaxed);
   return ref;
+}
+
+SyncedOutcome FlowTable::applySynced(const SyncedFlow& flow, uint64_t nowMs) {
+  std::lock_guard lock(writers_);
+  const uint16_t mode = flow.modeFlags & flags::kModeFlags;
+  if (const uint32_t existing = findForward(flow.key)) {
+    const FlowEntry e = entryAt(existing);
+    const RealEndpoint real = e.real();
+    const bool same = real.ip == flow.real.ip && real.port == flow.real.port && (e.flags() & flags::kModeFlags) == mode &&
+                      (!(mode & flags::kFullNat) || (e.load<uint32_t>(entry::kLocalIp) == flow.local.ip &&
+                                                     e.load<uint16_t>(entry::kLocalPort) == flow.local.port));
+    // A closing flow and a record of an earlier state: the peer's client opened a new connection on
+    // the same ports (the peer's worker reused the entry, allowsReuse); so does this instance.
+    const FlowState current = e.state();
+    const bool reused = uint8_t(current) != kReleasedState && flow.state < current && allowsReuse(current);
+    if (same && !reused) {
+      raiseState(e, flow.state);
+      if (flow.key.protocol == packet::kProtocolUdp ? flow.assured : flow.state != FlowState::SynRecv) assure(e);
+      e.raise(entry::kLastSeenMs, nowMs);
+      e.store<uint64_t>(entry::kSyncedMs, nowMs);
+      return SyncedOutcome::Updated;
+    }
+    releaseLocked(existing);  // the peer's flow is the newer one (a new connection on the same ports)
+  }
+  const ReverseKey reverse{flow.key.protocol, flow.real.ip, flow.real.port,
+                           (mode & flags::kFullNat) ? flow.local.ip : flow.key.clientIp,
+                           (mode & flags::kFullNat) ? flow.local.port : flow.key.clientPort};
+  if (!(mode & flags::kDirectRouting) && findReverse(reverse) != 0) return SyncedOutcome::Conflict;
+  const uint32_t ref = allocateFlowLocked(unassuredClassOf(flow.key.protocol));
+  if (ref == 0) return SyncedOutcome::Full;
+  const FlowEntry e = entryAt(ref);
+  e.store<uint32_t>(entry::kLocalIp, (mode & flags::kFullNat) ? flow.local.ip : 0);
+  e.store<uint16_t>(entry::kLocalPort, (mode & flags::kFullNat) ? flow.local.port : uint16_t{0});
+  e.store<uint8_t>(entry::kState, uint8_t(flow.state));
+  e.store<uint16_t>(entry::kFlags, uint16_t(flags::kUnassured | flags::kMidStreamStart | mode));
+  e.store<uint32_t>(entry::kTemplateRef, 0);
+  linkLocked(ref, flow.key, flow.real, nowMs, flow.timeoutProfile);
+  countFlow(flow.real.id, uint8_t(flow.state), 1);
+  const bool proven = flow.key.protocol == packet::kProtocolUdp ? flow.assured : flow.state != FlowState::SynRecv;
+  if (proven) leaveUnassuredClass(e);
+  e.store<uint64_t>(entry::kSyncedMs, nowMs);
+  // Claimed now, not with its first frame to the real: after a take-over the real's replies may come
+  // before the client's next segment does.
+  if (claims_ != nullptr && hasReplyIndex(e.flags())) claims_->renew(e);
+  return SyncedOutcome::Inserted;
 }
 
 void FlowTable::unlinkLocked(uint32_t ref) {

@@ -171,6 +171,18 @@ struct FloodDefences {
   std::atomic<uint32_t> pressureTimeoutSeconds{5};
 };
 
+// A flow as a peer synced it (native/sync): its key, real (mapped to this instance's id), state and mode.
+struct SyncedFlow {
+  ForwardKey key;
+  RealEndpoint real;
+  FlowState state;
+  uint16_t modeFlags;       // flags::kDirectRouting, flags::kFullNat or 0
+  ReplyDestination local;   // full NAT: the local address and port the peer chose
+  bool assured;             // it has proven itself on the peer
+  uint8_t timeoutProfile;
+};
+enum class SyncedOutcome : uint8_t { Inserted, Updated, Full, Conflict };
+
 // Why a new flow got no entry.
 enum class InsertRefusal : uint8_t { None, Full, LocalPortsExhausted };
 
@@ -193,8 +205,9 @@ class FlowTable {
   // expires by the timeouts of `timeoutProfile` (its service's). A flow created through a persistence
   // template (`templateRef`, found in this batch) is controlled by it.
   // `modeFlags` (flags::kDirectRouting, flags::kFullNat or 0) is the flow's forwarding mode, for its
-  // whole life. A full-NAT flow gets a local address and port from `pool` (local_ports.h), from the
-  // address `poolStart` picks on; none free: 0, and `refusal` says LocalPortsExhausted.
+  // whole life. A full-NAT flow gets a local address and port from `pool` (local_ports.h): the address
+  // `poolStart` picks first, the port next in turn for that address and the real; none free: 0, and
+  // `refusal` says LocalPortsExhausted.
   uint32_t insert(const ForwardKey& key, const RealEndpoint& real, FlowState state, uint64_t nowMs,
                   uint8_t timeoutProfile = kGlobalTimeoutProfile, uint32_t templateRef = 0, uint16_t modeFlags = 0,
                   const LocalSourcePool* pool = nullptr, uint64_t poolStart = 0, InsertRefusal* refusal = nullptr);
@@ -212,6 +225,13 @@ class FlowTable {
   // A real's live flows, as kept in the shared counters (flow_layout.h): ESTABLISHED, and the rest.
   uint32_t activeFlowsOf(uint16_t realId) const { return realCounter(realId, real_counters::kActive).load(std::memory_order_relaxed); }
   uint32_t inactiveFlowsOf(uint16_t realId) const { return realCounter(realId, real_counters::kInactive).load(std::memory_order_relaxed); }
+  // Applies a flow a peer synced: a new entry (flags::kMidStreamStart, its reply claimed at once
+  // so replies that arrive here are natlb's), or the live one with its key raised to the synced state and
+  // kept alive; one with the same key but another real or mode is replaced. Conflict: its reply tuple
+  // is another live flow's (a full-NAT local port in use here).
+  SyncedOutcome applySynced(const SyncedFlow& flow, uint64_t nowMs);
+  // Entries ever handed out: refs 1..usedEntries() may be live (for scans).
+  uint32_t usedEntries() const { return headerField<uint32_t>(header::kBumpAllocated).load(std::memory_order_relaxed); }
   // Removes a live flow (for reuse of a closing one by a new SYN).
   void remove(uint32_t ref, uint64_t nowMs);
   // The flow has proven itself (its handshake completed, or its UDP exchange goes on): it leaves its
@@ -328,7 +348,7 @@ class FlowTable {
   uint32_t allocateFlowLocked(UnassuredClass unassured);
   void linkLocked(uint32_t ref, const ForwardKey& key, const RealEndpoint& real, uint64_t nowMs, uint8_t timeoutProfile);
   std::optional<ReplyDestination> chooseLocalSourceLocked(uint8_t protocol, const RealEndpoint& real,
-                                                          const LocalSourcePool& pool, uint64_t start) const;
+                                                          const LocalSourcePool& pool, uint64_t start);
   // The live template a flow names (nullopt: none, or gone since); for the workers too (lock-free).
   std::optional<FlowEntry> controllingTemplate(const FlowEntry& flow) const;
   void releaseControlLocked(const FlowEntry& flow);
@@ -355,6 +375,7 @@ class FlowTable {
   uint32_t capacity_;
   uint32_t bucketMask_;
   uint32_t hashSeed_;
+  LocalPortCursors localPortCursors_;  // under writers_
   uint8_t* realCounters_;
   uint32_t* forwardBuckets_;
   uint32_t* reverseBuckets_;

@@ -63,10 +63,15 @@ enum class SegmentVerdict : uint8_t {
   OutOfWindow,  // a RST or FIN that does not fit: drop it
 };
 
-// Judges a segment from `sender` to `receiver`, as they were before it.
-constexpr SegmentVerdict judgeSegment(const TcpSide& sender, const TcpSide& receiver, const packet::TcpHeaderFields& segment) {
+// Judges a segment from `sender` to `receiver`, as they were before it. `midStreamStart`: the flow's
+// handshake was not seen here (flags::kMidStreamStart: synced from a peer, or picked up mid-stream), so
+// a side's first segment need not be its SYN: tracking starts from whatever the side sends, but a RST,
+// which could be blind, is passed on for its endpoint to judge and changes nothing here.
+constexpr SegmentVerdict judgeSegment(const TcpSide& sender, const TcpSide& receiver, const packet::TcpHeaderFields& segment,
+                                      bool midStreamStart = false) {
   const bool reset = segment.flags & packet::kTcpRst;
   const bool stateChanging = reset || (segment.flags & packet::kTcpFin);
+  if (!sender.seen && midStreamStart) return reset ? SegmentVerdict::PassOnly : SegmentVerdict::Track;
   if (!sender.seen) {
     // Its first segment is its SYN (or SYN-ACK); a reset only as the refusal of the other side's SYN:
     // RST+ACK acknowledging exactly what that side sent.
@@ -84,13 +89,6 @@ constexpr SegmentVerdict judgeSegment(const TcpSide& sender, const TcpSide& rece
   }
   if (reset && offset != 0) return SegmentVerdict::PassOnly;
   return SegmentVerdict::Track;
-}
-
-// The first segment seen from a side of a flow picked up mid-stream (flags::kPickedUp): its handshake
-// is gone, so tracking starts from whatever the side sends; a RST, which could be blind, is passed on
-// for its endpoint to judge but changes nothing here.
-constexpr SegmentVerdict judgeMidStreamStart(const packet::TcpHeaderFields& segment) {
-  return (segment.flags & packet::kTcpRst) ? SegmentVerdict::PassOnly : SegmentVerdict::Track;
 }
 
 }  // namespace natlb::flow

@@ -4,6 +4,7 @@
 // comment, fuzz/harnesses/*.cc), and keeps the regression-* inputs. Regenerate after changing a
 // harness's input layout:
 //   npx tsc -p . && node dist/scripts/fuzz/generateCorpus.js
+import { createHmac } from "node:crypto";
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { IPPROTO_UDP, internetChecksum, ipv4Bytes } from "../../test/support/checksum";
@@ -109,6 +110,14 @@ function side(sequenceEnd: number, window: number, shift: number, seen: boolean)
   return [...u32(sequenceEnd), ...u32(window), shift, seen ? 1 : 0];
 }
 
+/** A flow sync datagram (native/sync/sync_message.h) with `records` 32-byte records, signed with `key`. */
+function syncDatagram(key: Uint8Array, type: number, records: number): Uint8Array {
+  const record = (i: number) => bytes([0, 6, 2, 4], ip32(CLIENT), ip32(VIP), ip32(REAL), [0, 0, 0, 0], u16(40000 + i), u16(80), u16(8080), u16(0), [0, 0, 0, 0]);
+  const signed = bytes([0x4e, 0x4c, 0x53, 0x59, 1, type], u16(records), u32(0xdeadbeef), u32(0), u32(7), u32(0x193), u32(0x12345678),
+    ...Array.from({ length: records }, (_, i) => record(i)));
+  return bytes(signed, createHmac("sha256", key).update(signed).digest());
+}
+
 function corpus(): Record<string, Record<string, Uint8Array>> {
   const frames = transportFrames();
   const icmp = icmpFrames();
@@ -179,7 +188,15 @@ function corpus(): Record<string, Record<string, Uint8Array>> {
     "refusal-rst-ack": bytes(before, tcp({ tcpFlags: 0x14 })),
   };
 
+  const syncKey = new Uint8Array(32).fill(0x5a);
+  const syncMessage = {
+    "flows-3": bytes(syncKey, u16(77), syncDatagram(syncKey, 1, 3)),
+    "snapshot-request": bytes(syncKey, u16(3), syncDatagram(syncKey, 4, 0)),
+    "full-datagram": bytes(syncKey, u16(9000), syncDatagram(syncKey, 2, 41)),
+  };
+
   return {
+    sync_message: syncMessage,
     ipv4_frame: frames, nat_rewrite: natRewrite, icmp_translate: icmpTranslate, icmp_error: icmpError, arp,
     fragment_table: fragmentTable, tcp_coalesce: tcpCoalesce, tcp_tracking: tcpTracking,
   };

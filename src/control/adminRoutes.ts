@@ -7,6 +7,7 @@ import { z } from "zod";
 import { FIXED_SERVICE_FIELDS, type Balancer, type DrainHandle, type ServiceRef } from "../balancer";
 import { CONFIG_LIMITS, formatFieldPath, realSchema, serviceKey, serviceSchema, type ConfigDiff } from "../config";
 import { DRAIN_THENS, type DrainResult } from "../drain";
+import { GATEWAY_ROLES } from "../native";
 import { ApiError } from "../errors";
 import { summarizeDiff, withChangeOrigin, type ChangeSummary } from "../events";
 import { serviceName, type AuditLog } from "./auditLog";
@@ -33,12 +34,14 @@ const bodies = {
     /** Answer line by line (progress, then the result) instead of at once. */
     wait: z.boolean().optional(),
   }),
+  /** POST /ha: the pair's role; `reason` says who decided (`natlb ha notify` passes keepalived's arguments). */
+  setRole: z.strictObject({ role: z.enum(GATEWAY_ROLES), reason: z.string().min(1).max(200).optional() }),
   /** POST /reload re-reads the daemon's own file: it takes no body (an empty object is allowed). */
   reload: z.union([z.undefined(), z.strictObject({})]),
 };
 
 /** What the routes change: the Balancer's typed API (an interface, so tests can stand in for it). */
-export type ChangeTarget = Pick<Balancer, "addService" | "removeService" | "updateService" | "addReal" | "updateReal" | "removeReal" | "beginDrain" | "currentConfig">;
+export type ChangeTarget = Pick<Balancer, "addService" | "removeService" | "updateService" | "addReal" | "updateReal" | "removeReal" | "beginDrain" | "currentConfig" | "setGatewayRole">;
 
 function bodyOf<S extends z.ZodType>(schema: S, request: ControlRequest, within?: string): z.output<S> {
   const parsed = schema.safeParse(request.body);
@@ -250,6 +253,19 @@ export function adminRoutes(balancer: ChangeTarget, reload: () => Promise<Config
       // The drain goes on in the daemon if the client goes away; only the answer stops.
       const stop = new AbortController();
       return new StreamAnswer(drainLines(handle, progress, wake, stop.signal), stop);
+    },
+    "POST /ha": async (request) => {
+      const body = bodyOf(bodies.setRole, request);
+      const reason = body.reason ?? `natlb ha ${body.role}`;
+      const origin = { via: "control socket", peer: request.peer } as const;
+      try {
+        const change = withChangeOrigin(origin, () => balancer.setGatewayRole(body.role, reason));
+        audit.applied(origin, "POST /ha", { ha: `${change.previous}->${change.role}`, reason });
+        return { ok: true, ...change };
+      } catch (error) {
+        audit.refused(origin, "POST /ha", { ha: body.role, reason }, error);
+        throw error;
+      }
     },
     "POST /reload": audited(
       audit,

@@ -5,6 +5,7 @@
 import type { ChangeOrigin } from "./changeOrigin";
 import type { ChangeSummary } from "./changeSummary";
 import type { DrainResult } from "../drain/drainOutcome";
+import type { GatewayRole } from "../native";
 
 export type NatlbEventBody =
   | { readonly type: "health"; readonly service: string; readonly real: string; readonly up: boolean; readonly reason: string }
@@ -17,6 +18,19 @@ export type NatlbEventBody =
   | ({ readonly type: "drainFinished" } & DrainResult)
   /** BIRD took a VIP's announcement or withdrawal (config bgp). */
   | { readonly type: "bgp"; readonly vip: string; readonly announced: boolean }
+  /**
+   * The gateway's role in an active/backup pair changed (`natlb ha`, keepalived's notify): `reason` says
+   * who said so. A new master hands the established flows it has (the synced ones) to the kernel fast
+   * path at once: `flowsOffloaded` (0 without the fast path).
+   */
+  | {
+      readonly type: "haRole";
+      readonly role: GatewayRole;
+      readonly previous: GatewayRole;
+      readonly reason: string;
+      readonly origin: ChangeOrigin;
+      readonly flowsOffloaded?: number;
+    }
   /** This watcher fell behind and missed events (its queue is bounded). */
   | { readonly type: "lagged"; readonly missed: number };
 

@@ -29,6 +29,8 @@ export interface Connection {
   local?: { ip: string; port: number };
   /** Only for a flow picked up mid-stream (service midStreamPickUp): it began on another instance. */
   pickedUp?: true;
+  /** Only for a flow a peer synced to this instance (config sync): it was applied, not made here. */
+  synced?: true;
 }
 
 /** A real's live flows (FlowMap.realCounts), and the persistence templates that hold it (no connections). */
@@ -205,6 +207,10 @@ export class FlowMap {
           ? { local: { ip: formatIPv4(this.view.getUint32(base + e.localIp, true)), port: this.view.getUint16(base + e.localPort, true) } }
           : {}),
         ...((flags & this.layout.flags.pickedUp) !== 0 ? { pickedUp: true as const } : {}),
+        // Its handshake was not seen here, and it was not picked up here: a peer synced it (flow_layout.h).
+        ...((flags & (this.layout.flags.midStreamStart | this.layout.flags.pickedUp)) === this.layout.flags.midStreamStart
+          ? { synced: true as const }
+          : {}),
       };
       if (!visit(connection, index)) return;
     }
