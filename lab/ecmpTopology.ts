@@ -28,7 +28,8 @@ import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { birdCommand } from '../src/bgp/birdControl';
 import { CLIENT_IP, ECMP_VIP, ECMP_VIP2, GATEWAY_BACKEND_IP, GATEWAY_CLIENT_IP, MAX_REALS, PREFIX_LEN, SPOOF_RANGE, ecmpInstanceIp, realIp } from './labAddresses';
 import { registerLab, unregisterLab, type LiveLab } from './labRegistry';
-import { runIn, runInChecked, sbin, spawnIn, type RunOptions, type RunResult } from './netns';
+import { LabNamespaceRunner } from './labNamespaceRunner';
+import { runInChecked, sbin, type RunOptions, type RunResult } from './netns';
 import { OWNER_ALIAS_PREFIX, listNamespaces } from './staleLabs';
 import {
   LabError,
@@ -289,6 +290,7 @@ class NetnsEcmpLab implements EcmpLab {
   readonly gateway: LabGateway;
   private bird: BirdProcess | undefined;
   private destroying: Promise<void> | undefined;
+  private readonly runner: LabNamespaceRunner;
 
   constructor(
     readonly id: string,
@@ -299,6 +301,7 @@ class NetnsEcmpLab implements EcmpLab {
     hosts: EcmpHosts,
     readonly instances: readonly EcmpInstance[],
   ) {
+    this.runner = new LabNamespaceRunner(live, () => this.destroyed);
     this.client = hosts.client;
     this.router = hosts.router;
     this.switch = hosts.sw;
@@ -332,25 +335,16 @@ class NetnsEcmpLab implements EcmpLab {
     return gateways.filter((g): g is string => g !== undefined).sort();
   }
 
-  async exec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
-    this.checkNamespace(ns);
-    return runInChecked(ns, cmd, args, opts);
+  exec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    return this.runner.exec(ns, cmd, args, opts);
   }
 
-  async tryExec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
-    this.checkNamespace(ns);
-    return runIn(ns, cmd, args, opts);
+  tryExec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    return this.runner.tryExec(ns, cmd, args, opts);
   }
 
   spawn(ns: string, cmd: string, args: readonly string[], opts?: SpawnOptions): ChildProcess {
-    this.checkNamespace(ns);
-    const child = spawnIn(ns, cmd, args, opts);
-    this.live.children.add(child);
-    child.once('exit', () => this.live.children.delete(child));
-    child.once('error', () => {
-      if (child.pid === undefined || child.exitCode !== null) this.live.children.delete(child);
-    });
-    return child;
+    return this.runner.spawn(ns, cmd, args, opts);
   }
 
   destroy(): Promise<void> {
@@ -388,10 +382,5 @@ class NetnsEcmpLab implements EcmpLab {
         clearTimeout(timer);
       },
     };
-  }
-
-  private checkNamespace(ns: string): void {
-    if (this.destroyed) throw new LabError(`lab ${this.id} is destroyed`);
-    if (!this.namespaces.includes(ns)) throw new LabError(`"${ns}" is not a namespace of lab ${this.id} (use one of ${this.namespaces.join(', ')})`);
   }
 }

@@ -2,15 +2,16 @@
 // in B's flow map with the same real and state (read through B's control API), B started late gets a
 // snapshot of A's flows, and a datagram from another host of the LAN with a wrong key is rejected,
 // counted and creates nothing.
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startBalancer, type BalancerProcess } from "../lab/balancerProcess";
+import { startBalancer, type BalancerHost, type BalancerProcess, type StartBalancerOptions } from "../lab/balancerProcess";
 import { startBlobServer } from "../lab/blobServer";
 import { startFlood } from "../lab/flood";
-import { createSyncPairLab, PEER_GATEWAY_BACKEND_IP } from "../lab/syncPairTopology";
+import { createSyncPairLab, PEER_GATEWAY_BACKEND_IP, type SyncPairLab } from "../lab/syncPairTopology";
+import type { Lab } from "../lab/topology";
 import { waitUntil } from "../lab/wait";
 import { requestControl } from "../src/control";
 import { loadNative } from "../src/native";
@@ -24,20 +25,48 @@ const SYNC_PORT = 8848;
 const syncCounters = async (natlb: BalancerProcess): Promise<Record<string, number>> => (await natlb.status()).sync?.counters ?? {};
 const byClientPort = (conns: Connection[]) => new Map(conns.filter((c) => c.template === undefined).map((c) => [c.client.port, c]));
 
-test("flows made through A reach B with their real and state; a late B gets a snapshot; a wrong key is rejected", async (t) => {
+interface SyncPairRun {
+  pair: SyncPairLab;
+  lab: Lab;
+  keyFile: string;
+  holder: ReturnType<typeof holdConnections>;
+  /** Starts a natlb, named for the logs; stopped (last started first) when the test ends. */
+  start(name: string, host: BalancerHost, config: unknown, options?: StartBalancerOptions): Promise<BalancerProcess>;
+}
+
+/** The sync pair lab with blob servers on its two reals, a key file, and the natlbs' output logged on failure. */
+async function withSyncPair(t: ExecutionContext, key: string | Buffer, body: (run: SyncPairRun) => Promise<void>): Promise<void> {
   const pair = await createSyncPairLab({ reals: 2, offloads: true });
   const { lab } = pair;
   const keyDir = mkdtempSync(join(tmpdir(), "natlb-sync-"));
   const keyFile = join(keyDir, "sync.key");
-  writeFileSync(keyFile, randomBytes(32).toString("hex"), { mode: 0o600 });
+  writeFileSync(keyFile, key, { mode: 0o600 });
   chmodSync(keyFile, 0o600);
-  let a: BalancerProcess | undefined;
-  let b: BalancerProcess | undefined;
+  const started: Array<[string, BalancerProcess]> = [];
   const holder = holdConnections(lab.client.ns);
+  const start = async (name: string, host: BalancerHost, config: unknown, options?: StartBalancerOptions) => {
+    const natlb = await startBalancer(host, config, options);
+    started.push([name, natlb]);
+    return natlb;
+  };
   try {
     await Promise.all(lab.reals.map((_, i) => startBlobServer(lab, i + 1, REAL_PORT)));
+    await body({ pair, lab, keyFile, holder, start });
+  } catch (error) {
+    for (const [name, natlb] of started) t.log(`natlb ${name} output:\n${natlb.output()}`);
+    throw error;
+  } finally {
+    holder.stop();
+    for (const [, natlb] of [...started].reverse()) await natlb.stop().catch(() => undefined);
+    await pair.destroy();
+    rmSync(keyDir, { recursive: true, force: true });
+  }
+}
+
+test("flows made through A reach B with their real and state; a late B gets a snapshot; a wrong key is rejected", async (t) => {
+  await withSyncPair(t, randomBytes(32).toString("hex"), async ({ pair, lab, keyFile, holder, start }) => {
     const service = tcpService(lab, [1, 1]);
-    a = await startBalancer(pair.fromA, {
+    const a = await start("A", pair.fromA, {
       services: [service],
       sync: { listen: `${lab.gateway.backendIp}:${SYNC_PORT}`, peers: [`${PEER_GATEWAY_BACKEND_IP}:${SYNC_PORT}`], keyFile },
     });
@@ -49,7 +78,7 @@ test("flows made through A reach B with their real and state; a late B gets a sn
     }, 10_000);
 
     // B starts late, with the reals in the other order (other real ids): it asks A for a snapshot.
-    b = await startBalancer(pair.fromPeer, {
+    const b = await start("B", pair.fromPeer, {
       services: [{ ...service, reals: [...service.reals].reverse() }],
       sync: { listen: `${PEER_GATEWAY_BACKEND_IP}:${SYNC_PORT}`, peers: [`${lab.gateway.backendIp}:${SYNC_PORT}`], keyFile },
     }, { wrapper: ["env", "NATLB_TEST_HOOKS=1"] });
@@ -121,40 +150,20 @@ test("flows made through A reach B with their real and state; a late B gets a sn
     // The operator's view: `natlb status` on B says what the sync did.
     const status = await b.cli(["status"]);
     t.regex(status.stdout, /sync: 198\.18\.1\.2:8848 <-> 198\.18\.1\.1:8848; .*rejectedBadMac 1/);
-  } catch (error) {
-    if (a) t.log(`natlb A output:\n${a.output()}`);
-    if (b) t.log(`natlb B output:\n${b.output()}`);
-    throw error;
-  } finally {
-    holder.stop();
-    await b?.stop().catch(() => undefined);
-    await a?.stop().catch(() => undefined);
-    await pair.destroy();
-    rmSync(keyDir, { recursive: true, force: true });
-  }
+  });
 });
 
 // Sync and mid-stream pick-up together (instances behind ECMP that sync too): a flow A picks up from a
 // bare ACK of no connection stays on A until it proves itself, so a spoofed flood's flows never reach B,
 // while A's real connections do.
 test("a flow picked up mid-stream is not synced before it proves itself: a spoofed ACK flood's flows stay on A", async (t) => {
-  const pair = await createSyncPairLab({ reals: 2, offloads: true });
-  const { lab } = pair;
-  const keyDir = mkdtempSync(join(tmpdir(), "natlb-sync-"));
-  const keyFile = join(keyDir, "sync.key");
-  writeFileSync(keyFile, randomBytes(32).toString("hex"), { mode: 0o600 });
-  chmodSync(keyFile, 0o600);
-  let a: BalancerProcess | undefined;
-  let b: BalancerProcess | undefined;
-  const holder = holdConnections(lab.client.ns);
-  try {
-    await Promise.all(lab.reals.map((_, i) => startBlobServer(lab, i + 1, REAL_PORT)));
+  await withSyncPair(t, randomBytes(32).toString("hex"), async ({ pair, lab, keyFile, holder, start }) => {
     const service = tcpService(lab, [1, 1], { scheduler: "mh", mhSeed: 7, midStreamPickUp: true });
-    a = await startBalancer(pair.fromA, {
+    const a = await start("A", pair.fromA, {
       services: [service],
       sync: { listen: `${lab.gateway.backendIp}:${SYNC_PORT}`, peers: [`${PEER_GATEWAY_BACKEND_IP}:${SYNC_PORT}`], keyFile },
     });
-    b = await startBalancer(pair.fromPeer, {
+    const b = await start("B", pair.fromPeer, {
       services: [service],
       sync: { listen: `${PEER_GATEWAY_BACKEND_IP}:${SYNC_PORT}`, peers: [`${lab.gateway.backendIp}:${SYNC_PORT}`], keyFile },
     });
@@ -180,36 +189,17 @@ test("a flow picked up mid-stream is not synced before it proves itself: a spoof
     t.deepEqual(onB.filter((c) => c.client.ip !== lab.client.ip), [], "no picked-up flow of the flood reached B");
     t.true(onB.every((c) => c.synced === true && c.pickedUp === undefined));
     t.is((await syncCounters(b)).appliedInserted, real.opened.length, "B applied A's real connections only");
-  } catch (error) {
-    if (a) t.log(`natlb A output:\n${a.output()}`);
-    if (b) t.log(`natlb B output:\n${b.output()}`);
-    throw error;
-  } finally {
-    holder.stop();
-    await b?.stop().catch(() => undefined);
-    await a?.stop().catch(() => undefined);
-    await pair.destroy();
-    rmSync(keyDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("over a multicast group: B, started first, learns A's connections as they are made, and a busy one again every refreshS", async (t) => {
-  const pair = await createSyncPairLab({ reals: 2, offloads: true });
-  const { lab } = pair;
-  const keyDir = mkdtempSync(join(tmpdir(), "natlb-sync-"));
-  const keyFile = join(keyDir, "sync.key");
-  writeFileSync(keyFile, randomBytes(48), { mode: 0o600 });
-  let a: BalancerProcess | undefined;
-  let b: BalancerProcess | undefined;
-  const holder = holdConnections(lab.client.ns);
-  try {
-    await Promise.all(lab.reals.map((_, i) => startBlobServer(lab, i + 1, REAL_PORT)));
+  await withSyncPair(t, randomBytes(48), async ({ pair, lab, keyFile, holder, start }) => {
     const service = tcpService(lab, [1, 1]);
     const streamed = { vip: lab.vip, port: 82, protocol: "tcp", reals: [{ ip: lab.reals[0]!.ip, port: 9090 }] };
     const multicast = { group: "239.18.0.1", interface: "eth1" };
     const sync = (listen: string) => ({ listen: `${listen}:${SYNC_PORT}`, multicast, keyFile, refreshS: 1 });
-    b = await startBalancer(pair.fromPeer, { services: [service, streamed], sync: sync(PEER_GATEWAY_BACKEND_IP) });
-    a = await startBalancer(pair.fromA, { services: [service, streamed], sync: sync(lab.gateway.backendIp) });
+    const b = await start("B", pair.fromPeer, { services: [service, streamed], sync: sync(PEER_GATEWAY_BACKEND_IP) });
+    const a = await start("A", pair.fromA, { services: [service, streamed], sync: sync(lab.gateway.backendIp) });
     const opened = await holder.open(lab.vip, SERVICE_PORT, 8);
     t.is(opened.failed, 0);
     await waitUntil("B to learn A's connections", async () => {
@@ -240,15 +230,5 @@ test("over a multicast group: B, started first, learns A's connections as they a
     await new Promise((resolve) => setTimeout(resolve, 2500));
     t.is((await syncCounters(a)).refreshRecordsSent, idle);
     t.is(byClientPort(await b.connections()).get(45082)?.real.ip, lab.reals[0]!.ip);
-  } catch (error) {
-    if (a) t.log(`natlb A output:\n${a.output()}`);
-    if (b) t.log(`natlb B output:\n${b.output()}`);
-    throw error;
-  } finally {
-    holder.stop();
-    await a?.stop().catch(() => undefined);
-    await b?.stop().catch(() => undefined);
-    await pair.destroy();
-    rmSync(keyDir, { recursive: true, force: true });
-  }
+  });
 });
