@@ -19,6 +19,7 @@ export const SHORT_SENT_SHARE = 0.9;
 
 export const FLOOD_TITLES: Record<FloodKind, string> = {
   syn: "spoofed SYN flood -> VIP:81",
+  ack: "spoofed ACK flood (no connection) -> VIP",
   udp: "spoofed UDP flood -> VIP:53",
 };
 

@@ -8,6 +8,7 @@ import { runIn } from "../lab/netns";
 import { addonFingerprint } from "./addonFingerprint";
 import { prepareConnTool } from "./connTool";
 import { measureFlowMap, type FlowMapResult } from "./flowMap";
+import { ecmpFailoverMain } from "./ecmpFailover";
 import { runFloodLab, type FloodLabResult } from "./floodLab";
 import { runFailoverLab, type FailoverLabResult } from "./failoverLab";
 import { buildFailoverReport } from "./failoverReport";
@@ -212,6 +213,7 @@ const USAGE = `usage: node dist/bench/run.js [--quick] [--json <file> | --no-jso
         [--flood-rates 12500,25000,50000,100000,200000] [--flood-seconds S] [--flood-recovery-seconds S]
    or: node dist/bench/run.js control-plane [--services N] [--reals N] [--flows N] [--interval-ms MS] [--seconds S]
         [--status-calls N] [--cycles N] [--json <file>]   (bench/controlPlaneScale.ts)
+   or: node dist/bench/run.js ecmp-failover [--rounds N] [--json <file>]   (bench/ecmpFailover.ts)
    or: node dist/bench/run.js sync-cost [--seconds S] [--concurrency N] [--rounds N] [--json <file>]   (bench/syncCost.ts)`;
 
 /** Parses the standalone command line (also usable by the CLI wrapper). */
@@ -282,6 +284,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
 /** Standalone entry point: progress on stderr, the table on stdout; exit code 1 on errors. */
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
   if (argv[0] === "control-plane") return controlPlaneMain(argv.slice(1));
+  if (argv[0] === "ecmp-failover") return ecmpFailoverMain(argv.slice(1));
   if (argv[0] === "sync-cost") return syncCostMain(argv.slice(1));
   let options: BenchOptions;
   try {

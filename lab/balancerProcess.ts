@@ -40,6 +40,8 @@ export interface StartBalancerOptions {
   natlbBin?: string;
   /** The control socket's path (default: a new one under /run/natlb), e.g. the one a killed natlb left behind. */
   socket?: string;
+  /** The namespace to run in (default: the lab's gateway), e.g. one instance of the ECMP lab. */
+  ns?: string;
 }
 
 /** Where a balancer runs: a lab's gateway, or one gateway of the HA pair (haPairTopology.ts). */
@@ -53,7 +55,8 @@ export async function startBalancer(lab: BalancerHost, config: unknown, options:
   const natlbBin = options.natlbBin ?? NATLB_BIN;
   const command = [process.execPath, natlbBin, "run", "--config", configPath, "--socket", socket, ...(options.runArgs ?? [])];
   const [program, ...args] = [...(options.wrapper ?? []), ...command];
-  const child = lab.spawn(lab.gateway.ns, program!, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const ns = options.ns ?? lab.gateway.ns;
+  const child = lab.spawn(ns, program!, args, { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -64,7 +67,7 @@ export async function startBalancer(lab: BalancerHost, config: unknown, options:
   void exited.then(() => (hasExited = true));
 
   const cli = async (args: string[]) => {
-    const result = await lab.tryExec(lab.gateway.ns, process.execPath, [natlbBin, ...args, "--socket", socket]);
+    const result = await lab.tryExec(ns, process.execPath, [natlbBin, ...args, "--socket", socket]);
     return { code: result.code, stdout: result.stdout, stderr: result.stderr };
   };
   const handle: BalancerProcess = {

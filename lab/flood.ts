@@ -12,7 +12,7 @@ import type { Lab } from './topology';
 import { isIpv4 } from './toolArgs';
 import { ToolError, ToolProcess } from './toolProcess';
 
-export type FloodKind = 'syn' | 'udp';
+export type FloodKind = 'syn' | 'ack' | 'udp';
 
 /** Largest flood the generator accepts: packets, and seconds. */
 export const MAX_FLOOD_PACKETS = 100_000_000;
@@ -21,7 +21,7 @@ export const MAX_FLOOD_RATE = 10_000_000;
 export const MAX_UDP_FLOOD_PAYLOAD = 1472;
 
 export interface FloodOptions {
-  /** TCP SYNs (with an MSS option, as a real SYN) or UDP datagrams. */
+  /** TCP SYNs (with an MSS option, as a real SYN), bare TCP ACKs of no connection, or UDP datagrams. */
   kind: FloodKind;
   target: { ip: string; port: number };
   /** Source addresses are drawn at random from this CIDR, inside 198.18.0.0/15. Default SPOOF_RANGE. */
@@ -43,7 +43,7 @@ export interface FloodOptions {
 }
 
 export interface FloodSummary {
-  proto: 'tcp' | 'udp';
+  proto: 'tcp' | 'tcp-ack' | 'udp';
   target: string;
   sources: string;
   /** null for rate 'max'. */
@@ -75,7 +75,7 @@ function integerIn(name: string, v: number, min: number, max: number): void {
 
 /** The generator's command line for `o`; throws FloodOptionsError for anything it would refuse. */
 export function floodArguments(o: FloodOptions): string[] {
-  if (o.kind !== 'syn' && o.kind !== 'udp') throw new FloodOptionsError(`kind must be "syn" or "udp", got "${String(o.kind)}"`);
+  if (o.kind !== 'syn' && o.kind !== 'ack' && o.kind !== 'udp') throw new FloodOptionsError(`kind must be "syn", "ack" or "udp", got "${String(o.kind)}"`);
   if (!isIpv4(o.target.ip) || !ipInside(o.target.ip, LAB_CIDR)) {
     throw new FloodOptionsError(`target must be an address inside the lab range ${LAB_RANGE}, got "${o.target.ip}"`);
   }
@@ -95,7 +95,7 @@ export function floodArguments(o: FloodOptions): string[] {
   if (!Number.isFinite(o.seconds) || o.seconds < 0.001 || o.seconds > MAX_FLOOD_SECONDS) {
     throw new FloodOptionsError(`seconds must be a number in 0.001..${MAX_FLOOD_SECONDS}, got ${String(o.seconds)}`);
   }
-  const args = ['--proto', o.kind === 'syn' ? 'tcp' : 'udp', '--target', `${o.target.ip}:${o.target.port}`, '--sources', sources];
+  const args = ['--proto', o.kind === 'syn' ? 'tcp' : o.kind === 'ack' ? 'tcp-ack' : 'udp', '--target', `${o.target.ip}:${o.target.port}`, '--sources', sources];
   args.push('--rate', String(o.rate), '--count', String(o.count), '--seconds', String(o.seconds));
   if (o.payloadBytes !== undefined) {
     if (o.kind !== 'udp') throw new FloodOptionsError('payloadBytes is for UDP floods only');

@@ -27,7 +27,8 @@ import type { BalancerHost } from './balancerProcess';
 import { KEEPALIVED_BIN, keepalivedArgs, keepalivedProcess, writeKeepalivedFiles, type KeepalivedProcess, type VrrpInstanceOptions } from './keepalived';
 import { CLIENT_IP, GATEWAY_BACKEND_IP, MAX_REALS, PAIR_GATEWAY_BACKEND_IPS, PAIR_GATEWAY_CLIENT_IPS, PREFIX_LEN, VIP, VIP2, realIp } from './labAddresses';
 import { registerLab, type LiveLab } from './labRegistry';
-import { IP_BIN, runIn, runInChecked, sbin, spawnIn, type RunOptions, type RunResult } from './netns';
+import { LabNamespaceRunner } from './labNamespaceRunner';
+import { IP_BIN, runIn, runInChecked, sbin, type RunOptions, type RunResult } from './netns';
 import { LabError, NamespaceExistsError, addNamespace, allLinksUp, bridgePortsForwarding, ipIn, macOf, teardown, type LabHost, type LabSwitch } from './topology';
 import { OWNER_ALIAS_PREFIX, listNamespaces } from './staleLabs';
 import { sleep, waitUntil } from './wait';
@@ -234,6 +235,7 @@ class PairLab implements HaPairLab {
   readonly vrrpIp = GATEWAY_BACKEND_IP;
   readonly namespaces: readonly string[];
   private destroying: Promise<void> | undefined;
+  private readonly runner: LabNamespaceRunner;
 
   constructor(
     names: PairNames,
@@ -241,6 +243,7 @@ class PairLab implements HaPairLab {
     parts: PairParts,
     readonly tempDir: string,
   ) {
+    this.runner = new LabNamespaceRunner(live, () => this.destroying !== undefined);
     this.id = names.id;
     this.namespaces = [...names.all];
     this.client = parts.client;
@@ -251,24 +254,15 @@ class PairLab implements HaPairLab {
   }
 
   exec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
-    this.check(ns);
-    return runInChecked(ns, cmd, args, opts);
+    return this.runner.exec(ns, cmd, args, opts);
   }
 
   tryExec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
-    this.check(ns);
-    return runIn(ns, cmd, args, opts);
+    return this.runner.tryExec(ns, cmd, args, opts);
   }
 
   spawn(ns: string, cmd: string, args: readonly string[], opts?: SpawnOptions): ChildProcess {
-    this.check(ns);
-    const child = spawnIn(ns, cmd, args, opts);
-    this.live.children.add(child);
-    child.once('exit', () => this.live.children.delete(child));
-    child.once('error', () => {
-      if (child.pid === undefined || child.exitCode !== null) this.live.children.delete(child);
-    });
-    return child;
+    return this.runner.spawn(ns, cmd, args, opts);
   }
 
   balancerHost(index: 0 | 1): BalancerHost {
@@ -304,7 +298,7 @@ class PairLab implements HaPairLab {
 
   async killGateway(index: 0 | 1): Promise<void> {
     const gateway = this.gateways[index];
-    this.check(gateway.ns);
+    this.runner.check(gateway.ns);
     const pids = await runIn(null, IP_BIN, ['netns', 'pids', gateway.ns], { timeoutMs: 5000 });
     for (const pid of pids.stdout.split(/\s+/).filter(Boolean).map(Number)) {
       if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) continue;
@@ -330,10 +324,5 @@ class PairLab implements HaPairLab {
   destroy(): Promise<void> {
     this.destroying ??= teardown(this.live).finally(() => rmSync(this.tempDir, { recursive: true, force: true }));
     return this.destroying;
-  }
-
-  private check(ns: string): void {
-    if (this.destroying !== undefined) throw new LabError(`lab ${this.id} is destroyed`);
-    if (!this.namespaces.includes(ns)) throw new LabError(`"${ns}" is not a namespace of lab ${this.id} (use one of ${this.namespaces.join(', ')})`);
   }
 }

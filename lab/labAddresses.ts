@@ -24,6 +24,18 @@ export const VIP2 = '198.18.0.101';
 
 export const MAX_REALS = 8;
 
+/**
+ * The ECMP lab's VIPs (lab/ecmpTopology.ts): outside the client's subnet, so the client reaches them
+ * through its default route, the router, which has a route to them only while an instance announces it.
+ */
+export const ECMP_VIP = '198.18.3.100';
+export const ECMP_VIP2 = '198.18.3.101';
+/** The ECMP lab's instances on the LAN: 198.18.1.(1 + index), index 1-based (the router has .1). */
+export function ecmpInstanceIp(index: number): string {
+  if (!Number.isInteger(index) || index < 1 || index > 3) throw new RangeError(`instance index must be 1..3, got ${index}`);
+  return `198.18.1.${1 + index}`;
+}
+
 /** The flood host's own link to the gateway (createLab's `floodHost`): gateway eth2 and the flood host. */
 export const FLOOD_SUBNET = '198.18.2.0/24';
 export const GATEWAY_FLOOD_IP = '198.18.2.1';

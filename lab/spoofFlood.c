@@ -1,12 +1,12 @@
-// Spoofed-source flood generator for the lab's attack tests and the benchmark's flood case: TCP SYNs
-// or UDP datagrams to one ip:port, each from a random address of a source CIDR and a random port,
+// Spoofed-source flood generator for the lab's attack tests and the benchmark's flood case: TCP SYNs,
+// TCP ACKs of no connection (mid-stream segments, for the ECMP pick-up's defences) or UDP datagrams to one ip:port, each from a random address of a source CIDR and a random port,
 // at a steady packet rate, bounded in packets and in seconds (both required). Packets are built
 // whole (IP header included, correct IP and TCP/UDP checksums) and sent in sendmmsg batches on a raw
 // IP socket (IPPROTO_RAW: IP_HDRINCL), so the kernel routes them and resolves the next hop's MAC.
 // Only the lab range 198.18.0.0/15 is accepted, for the sources and the target alike. Built on
 // demand by lab/nativeTools.ts (`cc -O2`); run through lab/flood.ts.
 //
-//   spoofflood --proto tcp|udp --target IP:PORT --sources CIDR --rate PPS|max --count N --seconds S
+//   spoofflood --proto tcp|tcp-ack|udp --target IP:PORT --sources CIDR --rate PPS|max --count N --seconds S
 //              [--payload-bytes B] [--batch K] [--seed X]
 //     --rate     packets per second (1..10000000), or "max" for as fast as the socket takes them
 //     --count    packets at most (1..100000000)
@@ -61,6 +61,7 @@ static void die_usage(const char* fmt, const char* detail) {
 
 struct options {
   int proto;  // IPPROTO_TCP or IPPROTO_UDP
+  int ack;    // TCP: a bare ACK (no SYN, no option) instead of a SYN
   uint32_t target_ip;  // host order
   uint16_t target_port;
   uint32_t source_net;  // host order
@@ -128,8 +129,9 @@ static void parse_options(int argc, char** argv, struct options* o) {
   memset(o, 0, sizeof *o);
   const char* proto = required(argc, argv, "--proto");
   if (strcmp(proto, "tcp") == 0) o->proto = IPPROTO_TCP;
+  else if (strcmp(proto, "tcp-ack") == 0) o->proto = IPPROTO_TCP, o->ack = 1;
   else if (strcmp(proto, "udp") == 0) o->proto = IPPROTO_UDP;
-  else die_usage("--proto must be tcp or udp, got \"%s\"", proto);
+  else die_usage("--proto must be tcp, tcp-ack or udp, got \"%s\"", proto);
 
   const char* target = required(argc, argv, "--target");
   {
@@ -240,11 +242,15 @@ static void build_template(uint8_t* pkt, const struct options* o, struct packet_
   put16(l4 + 2, o->target_port);
   if (o->proto == IPPROTO_TCP) {
     l4[12] = (TCP_HLEN / 4) << 4;
-    l4[13] = 0x02;  // SYN
+    l4[13] = o->ack ? 0x10 : 0x02;  // ACK, or SYN
     put16(l4 + 14, 64240);
-    l4[20] = 2;  // MSS option: kind 2, length 4, 1460
-    l4[21] = 4;
-    put16(l4 + 22, 1460);
+    if (o->ack) {
+      memset(l4 + 20, 1, 4);  // NOP options: an ACK carries no MSS
+    } else {
+      l4[20] = 2;  // MSS option: kind 2, length 4, 1460
+      l4[21] = 4;
+      put16(l4 + 22, 1460);
+    }
     plan->payload_sum = 0;
   } else {
     put16(l4 + 4, (uint16_t)plan->l4_len);
@@ -331,7 +337,7 @@ static void count_error(int err) {
 }
 
 static void print_head(const char* event, const struct options* o) {
-  const char* proto = o->proto == IPPROTO_TCP ? "tcp" : "udp";
+  const char* proto = o->proto == IPPROTO_UDP ? "udp" : o->ack ? "tcp-ack" : "tcp";
   printf("{\"event\":\"%s\",\"proto\":\"%s\",\"target\":\"%s\",\"sources\":\"%s\",\"requestedRate\":", event, proto,
          o->target_text, o->sources_text);
   if (o->rate == 0) printf("null");

@@ -6,10 +6,11 @@ import { sleep } from './wait';
 
 /**
  * Lab namespace names: <prefix><4 hex id>-<role>, role c | gw | sw | r1..r8 | f (flood host) | x (backend
- * rogue) | rt | lr (routers); the HA pair (haPairTopology.ts): g1 | g2 (gateways) | cs | bs (switches).
+ * rogue) | rt | lr (routers); the HA pair (haPairTopology.ts): g1 | g2 (gateways) | cs | bs (switches);
+ * the ECMP lab (ecmpTopology.ts): g1..g3 (its instances).
  */
 export function labNamespacePattern(prefix: string): RegExp {
-  return new RegExp(`^${escapeRegExp(prefix)}[0-9a-f]{4}-(c|gw|sw|f|x|rt|lr|g1|g2|cs|bs|r[1-8])$`);
+  return new RegExp(`^${escapeRegExp(prefix)}[0-9a-f]{4}-(c|gw|sw|f|x|rt|lr|g[1-3]|cs|bs|r[1-8])$`);
 }
 
 export const OWNER_ALIAS_PREFIX = 'natlb-lab pid=';

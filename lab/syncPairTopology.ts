@@ -19,7 +19,8 @@
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { CLIENT_SUBNET, PREFIX_LEN } from './labAddresses';
 import { registerLab, unregisterLab, type LiveLab } from './labRegistry';
-import { IP_BIN, runIn, runInChecked, sbin, spawnIn, type RunOptions, type RunResult } from './netns';
+import { LabNamespaceRunner } from './labNamespaceRunner';
+import { IP_BIN, runIn, runInChecked, sbin, type RunOptions, type RunResult } from './netns';
 import { stopProcesses } from './processes';
 import { OWNER_ALIAS_PREFIX, removeNamespace } from './staleLabs';
 import { createLab, LabError, type Lab, type LabGateway, type LabHost } from './topology';
@@ -49,12 +50,15 @@ function ipIn(ns: string, ...args: string[]): Promise<RunResult> {
 
 /** The base lab plus namespaces of its own: exec and spawn reach both; destroy removes both. */
 class PairView implements Lab {
+  private readonly extraRunner: LabNamespaceRunner;
   constructor(
     private readonly base: Lab,
     private readonly extra: LiveLab,
     readonly gateway: LabGateway,
     private readonly destroyAll: () => Promise<void>,
-  ) {}
+  ) {
+    this.extraRunner = new LabNamespaceRunner(extra, () => base.destroyed);
+  }
   get id() { return this.base.id; }
   get offloads() { return this.base.offloads; }
   get client() { return this.base.client; }
@@ -69,19 +73,15 @@ class PairView implements Lab {
   get fullNatPool() { return this.base.fullNatPool; }
   get namespaces() { return [...this.base.namespaces, ...this.extra.namespaces]; }
   get destroyed() { return this.base.destroyed; }
+  // The pair's own namespaces through its runner, the base lab's through the base lab.
   exec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
-    return this.extra.namespaces.includes(ns) ? runInChecked(ns, cmd, args, opts) : this.base.exec(ns, cmd, args, opts);
+    return this.extra.namespaces.includes(ns) ? this.extraRunner.exec(ns, cmd, args, opts) : this.base.exec(ns, cmd, args, opts);
   }
   tryExec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
-    return this.extra.namespaces.includes(ns) ? runIn(ns, cmd, args, opts) : this.base.tryExec(ns, cmd, args, opts);
+    return this.extra.namespaces.includes(ns) ? this.extraRunner.tryExec(ns, cmd, args, opts) : this.base.tryExec(ns, cmd, args, opts);
   }
   spawn(ns: string, cmd: string, args: readonly string[], opts?: SpawnOptions): ChildProcess {
-    if (!this.extra.namespaces.includes(ns)) return this.base.spawn(ns, cmd, args, opts);
-    if (this.destroyed) throw new LabError(`lab ${this.id} is destroyed`);
-    const child = spawnIn(ns, cmd, args, opts);
-    this.extra.children.add(child);
-    child.once('exit', () => this.extra.children.delete(child));
-    return child;
+    return this.extra.namespaces.includes(ns) ? this.extraRunner.spawn(ns, cmd, args, opts) : this.base.spawn(ns, cmd, args, opts);
   }
   destroy(): Promise<void> {
     return this.destroyAll();

@@ -86,7 +86,9 @@ import {
   realIp,
 } from './labAddresses';
 import { registerLab, unregisterLab, type LiveLab } from './labRegistry';
-import { IP_BIN, runIn, runInChecked, sbin, spawnIn, type RunOptions, type RunResult } from './netns';
+import { LabError } from './labError';
+import { LabNamespaceRunner } from './labNamespaceRunner';
+import { IP_BIN, runIn, runInChecked, sbin, type RunOptions, type RunResult } from './netns';
 import { stopProcesses } from './processes';
 import { OWNER_ALIAS_PREFIX, listNamespaces, removeNamespace } from './staleLabs';
 import { waitUntil } from './wait';
@@ -217,9 +219,7 @@ export function realByIndex(lab: Pick<Lab, 'reals'>, realIndex: number): LabHost
   return real;
 }
 
-export class LabError extends Error {
-  override readonly name: string = 'LabError';
-}
+export { LabError };
 
 /** A namespace the lab wanted to create already exists. */
 export class NamespaceExistsError extends LabError {
@@ -535,17 +535,17 @@ async function build(names: LabNames, offloads: boolean, gatewayQueues: number, 
  * (arp_announce=2), so the LAN keeps sending VIP traffic to natlb. rp_filter=2 (loose): a frame to the
  * VIP is accepted when the client is reachable at all, whatever interface the route back uses.
  */
-async function makeDirectRoutingReal(ns: string): Promise<void> {
+export async function makeDirectRoutingReal(ns: string, vips: readonly string[] = [VIP, VIP2]): Promise<void> {
   const sysctls = ['all', 'eth0'].flatMap((i) => [
     `net.ipv4.conf.${i}.arp_ignore=1`,
     `net.ipv4.conf.${i}.arp_announce=2`,
     `net.ipv4.conf.${i}.rp_filter=2`,
   ]);
   await runInChecked(ns, sbin('sysctl'), ['-q', '-w', ...sysctls]);
-  for (const vip of [VIP, VIP2]) await ipIn(ns, 'addr', 'add', `${vip}/32`, 'dev', 'lo');
+  for (const vip of vips) await ipIn(ns, 'addr', 'add', `${vip}/32`, 'dev', 'lo');
 }
 
-/** Creates a lab namespace (shared with haPairTopology.ts); NamespaceExistsError when the name is taken. */
+/** Creates a lab namespace (shared with haPairTopology.ts and ecmpTopology.ts); NamespaceExistsError when the name is taken. */
 export async function addNamespace(ns: string): Promise<void> {
   // Concurrent first-time `ip netns add` calls can race on mounting /run/netns: retry a little.
   let last: RunResult | undefined;
@@ -590,7 +590,7 @@ export async function macOf(ns: string, ifname: string): Promise<string> {
   return mac;
 }
 
-/** Kills the lab's processes, deletes its namespaces, forgets it (shared with haPairTopology.ts). */
+/** Kills the lab's processes, deletes its namespaces, forgets it (shared with haPairTopology.ts and ecmpTopology.ts). */
 export async function teardown(live: LiveLab): Promise<void> {
   await stopProcesses(live.children, 2000);
   live.children.clear();
@@ -622,6 +622,7 @@ class NetnsLab implements Lab {
   readonly fullNatPool: readonly string[];
   readonly namespaces: readonly string[];
   private destroying: Promise<void> | undefined;
+  private readonly runner: LabNamespaceRunner;
 
   constructor(
     names: LabNames,
@@ -629,6 +630,7 @@ class NetnsLab implements Lab {
     private readonly live: LiveLab,
     parts: BuiltParts,
   ) {
+    this.runner = new LabNamespaceRunner(live, () => this.destroyed);
     this.id = names.id;
     this.namespaces = [...names.all];
     this.client = parts.client;
@@ -646,36 +648,20 @@ class NetnsLab implements Lab {
     return this.destroying !== undefined;
   }
 
-  async exec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
-    this.checkNamespace(ns);
-    return runInChecked(ns, cmd, args, opts);
+  exec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    return this.runner.exec(ns, cmd, args, opts);
   }
 
-  async tryExec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
-    this.checkNamespace(ns);
-    return runIn(ns, cmd, args, opts);
+  tryExec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    return this.runner.tryExec(ns, cmd, args, opts);
   }
 
   spawn(ns: string, cmd: string, args: readonly string[], opts?: SpawnOptions): ChildProcess {
-    this.checkNamespace(ns);
-    const child = spawnIn(ns, cmd, args, opts);
-    this.live.children.add(child);
-    child.once('exit', () => this.live.children.delete(child));
-    child.once('error', () => {
-      if (child.pid === undefined || child.exitCode !== null) this.live.children.delete(child);
-    });
-    return child;
+    return this.runner.spawn(ns, cmd, args, opts);
   }
 
   destroy(): Promise<void> {
     this.destroying ??= teardown(this.live);
     return this.destroying;
-  }
-
-  private checkNamespace(ns: string): void {
-    if (this.destroyed) throw new LabError(`lab ${this.id} is destroyed`);
-    if (!this.namespaces.includes(ns)) {
-      throw new LabError(`"${ns}" is not a namespace of lab ${this.id} (use one of ${this.namespaces.join(', ')})`);
-    }
   }
 }

@@ -85,6 +85,7 @@ Napi::Value FlowLayout(const Napi::CallbackInfo& info) {
   Napi::Object flagBits = Napi::Object::New(env);
   flagBits.Set("template", double(flow::flags::kTemplate));
   flagBits.Set("fullNat", double(flow::flags::kFullNat));
+  flagBits.Set("midStreamStart", double(flow::flags::kMidStreamStart));
   flagBits.Set("pickedUp", double(flow::flags::kPickedUp));
   layout.Set("flags", flagBits);
   layout.Set("minCapacity", flow::kMinCapacity);

@@ -57,6 +57,10 @@ engine::Service serviceFrom(const Napi::Value& value, const std::string& where) 
   service.hashPort = item.Get("hashPort").ToBoolean();
   service.hashFallback = item.Get("hashFallback").ToBoolean();
   service.directRouting = item.Get("directRouting").ToBoolean();
+  service.midStreamPickUp = item.Get("midStreamPickUp").ToBoolean();
+  if (service.midStreamPickUp && service.mode != engine::PickMode::Hash) {
+    throw Napi::TypeError::New(env, where + ".midStreamPickUp needs mode hash: only a consistent hash finds the real another instance chose");
+  }
   const Napi::Value fullNat = item.Get("fullNat");
   if (!fullNat.IsUndefined()) {
     const std::string fullNatWhere = where + ".fullNat";
@@ -70,6 +74,7 @@ engine::Service serviceFrom(const Napi::Value& value, const std::string& where) 
     service.localPorts.last = uint16_t(integerFrom(pool.Get("lastPort"), fullNatWhere + ".lastPort", service.localPorts.first, 65535));
     service.fullNat = !pool.Get("forRealsOnly").ToBoolean();
     if (service.directRouting) throw Napi::TypeError::New(env, where + ": a service is either direct routing or full NAT");
+    if (service.midStreamPickUp) throw Napi::TypeError::New(env, where + ": a full-NAT flow cannot be picked up mid-stream (its real knows it by another local address)");
   }
   const Napi::Array reals = arrayAt(item.Get("reals"), where + ".reals");
   std::vector<engine::RealLimit> limits;

@@ -68,11 +68,13 @@ packet::TcpHeaderFields segmentFrom(const Napi::Value& value) {
           uint8_t(integerFrom(item.Get("windowScale"), "segment.windowScale", 0, 255))};
 }
 
-// judgeTcpSegment(sender, receiver, segment) -> "track" | "passOnly" | "outOfWindow"
+// judgeTcpSegment(sender, receiver, segment, { midStreamStart }) -> "track" | "passOnly" | "outOfWindow";
+// midStreamStart: the flow's handshake was not seen here (flags::kMidStreamStart: synced or picked up)
 Napi::Value JudgeTcpSegment(const Napi::CallbackInfo& info) {
-  // info[3]: { pickedUp } (a flow synced from a peer, flags::kPickedUp)
-  const bool pickedUp = info.Length() > 3 && info[3].IsObject() && info[3].As<Napi::Object>().Get("pickedUp").ToBoolean();
-  const auto verdict = flow::judgeSegment(sideFrom(info[0], "sender"), sideFrom(info[1], "receiver"), segmentFrom(info[2]), pickedUp);
+  const bool midStreamStart =
+      info.Length() > 3 && info[3].IsObject() && info[3].As<Napi::Object>().Get("midStreamStart").ToBoolean();
+  const auto verdict =
+      flow::judgeSegment(sideFrom(info[0], "sender"), sideFrom(info[1], "receiver"), segmentFrom(info[2]), midStreamStart);
   switch (verdict) {
     case flow::SegmentVerdict::Track: return Napi::String::New(info.Env(), "track");
     case flow::SegmentVerdict::PassOnly: return Napi::String::New(info.Env(), "passOnly");

@@ -5,6 +5,7 @@
 import { performance } from "node:perf_hooks";
 import {
   diffConfig, differsFromGlobal, effectiveTimeouts, parseConfig, realKey, sameReceivePaths, serviceKey, type ConfigDiff, type FloodProtection, type ForwardingMode, type FullNatConfig, type KernelFastPathSetting, type NatlbConfig, type Protocol, type RealConfig, type ServiceConfig, type Timeouts, type ReceivePath, type WorkerLayout, type WorkerThreadsSetting,
+  midStreamPickUpOf,
 } from "./config";
 import { ApiError, NatlbError } from "./errors";
 import { cursorOf, flowFilterOf, pageLimitOf, type ConnectionPage, type ConnectionQuery } from "./flows/connectionQuery";
@@ -26,6 +27,7 @@ import { effectiveWeight, nextRampChangeMs, rampedTableInput, rampFraction } fro
 import { DRAIN_THENS, watchDrain, type DrainResult, type DrainThen } from "./drain";
 import { TrafficStats, type BalancerStats } from "./stats/trafficStats";
 import { persistenceFor } from "./schedulers/persistence";
+import { VipAnnouncer, type BgpStatus } from "./bgp";
 import { PairRole, type HaStatus, type RoleChange } from "./ha/pairRole";
 import type { GatewayRole } from "./native";
 import { readSyncKey } from "./sync/syncKey";
@@ -108,6 +110,10 @@ export interface ServiceStatus {
   timeouts?: Timeouts;
   /** Only when set (config schedulerFlags). */
   schedulerFlags?: SchedulerFlag[];
+  /** Only when set (config mhSeed). */
+  mhSeed?: number;
+  /** Only when on (config midStreamPickUp, or its default with bgp). */
+  midStreamPickUp?: true;
   reals: RealStatus[];
   /** A service with persistence: its live persistence templates (clients, or client networks, bound to a real). */
   templates?: number;
@@ -138,6 +144,8 @@ export interface BalancerStatus {
   kernelFastPath: { setting: KernelFastPathSetting; enabled: boolean; flows: number; unavailable?: string };
   /** The worker threads' layout (config workerThreads): the setting, and what runs ("auto" resolved). */
   workerThreads: { setting: WorkerThreadsSetting; running: WorkerLayout };
+  /** Only with config bgp: the VIPs BIRD announces, and how often that changed. */
+  bgp?: BgpStatus;
   counters: EngineCounters;
   /** The gateway's role in an active/backup pair; only with config `ha` (a lone gateway is master for good). */
   ha?: HaStatus;
@@ -219,6 +227,8 @@ export class Balancer {
   private publishedKeys: string | undefined;
   private readonly health: HealthMonitor;
   private routeTimer: NodeJS.Timeout | undefined;
+  /** Announces the served VIPs through BIRD (config bgp); set once forwarding runs. */
+  private announcer: VipAnnouncer | undefined;
   private pressureTimer: NodeJS.Timeout | undefined;
   private readonly hub = new EventHub();
   private stopped = false;
@@ -331,6 +341,13 @@ export class Balancer {
           `kernel fast path off, every byte goes through user space: ${fastPath.unavailable}. ` +
             'Run as root, or grant CAP_BPF and CAP_NET_ADMIN, on Linux 6.6+; or set "kernelFastPath": false to choose user space',
         );
+      }
+      if (config.bgp) {
+        balancer.announcer = new VipAnnouncer(config.bgp, {
+          logger: log,
+          onChange: (vip, announced) => balancer.hub.publish({ type: "bgp", vip, announced }),
+        });
+        balancer.announcer.follow(balancer.servedVips());
       }
       balancer.syncHealthChecks();
       balancer.health.start();
@@ -587,6 +604,8 @@ export class Balancer {
           ...(s.fullnat ? { fullnat: s.fullnat } : {}),
           scheduler: s.scheduler,
           ...(s.schedulerFlags.length > 0 ? { schedulerFlags: [...s.schedulerFlags] } : {}),
+          ...(s.mhSeed !== undefined ? { mhSeed: s.mhSeed } : {}),
+          ...(midStreamPickUpOf(s, this.config.bgp) ? { midStreamPickUp: true as const } : {}),
           ...(differsFromGlobal(s, this.config.timeouts) ? { timeouts: effectiveTimeouts(s, this.config.timeouts) } : {}),
           reals,
           ...(s.persistence && built ? { templates: built.service.reals.reduce((sum, r) => sum + this.flows.realCounts(r.id).templates, 0) } : {}),
@@ -597,6 +616,7 @@ export class Balancer {
       flows: this.flows.stats(),
       kernelFastPath: this.kernelFastPathStatus(),
       workerThreads: { setting: this.config.workerThreads, running: this.engine.workerThreads() },
+      ...(this.announcer ? { bgp: this.announcer.status() } : {}),
       counters: this.engine.counters(),
       ...(this.pairRole ? { ha: this.pairRole.status() } : {}),
       ...this.syncStatusPart(),
@@ -699,6 +719,8 @@ export class Balancer {
     if (this.rampTimer) clearTimeout(this.rampTimer);
     if (this.routeTimer) clearInterval(this.routeTimer);
     if (this.pressureTimer) clearInterval(this.pressureTimer);
+    // The router stops sending here first (to the other instances), while this one still forwards.
+    await this.announcer?.stop();
     this.traffic.stop();
     this.hub.close();
     // A change under way finishes first (queued ones see `stopped` and do nothing), so nothing
@@ -765,6 +787,9 @@ export class Balancer {
     }
     if (next.workerThreads !== this.config.workerThreads) {
       throw new ApiError("workerThreads cannot change while running: restart natlb", { status: 409 });
+    }
+    if (JSON.stringify(next.bgp) !== JSON.stringify(this.config.bgp)) {
+      throw new ApiError("bgp cannot change while running: restart natlb", { status: 409 });
     }
     if ((next.ha === undefined) !== (this.config.ha === undefined)) {
       throw new ApiError(`the "ha" block cannot be ${next.ha ? "added" : "removed"} while running (it decides whether this gateway claims the VIPs): restart natlb`, { status: 409 });
@@ -997,16 +1022,19 @@ export class Balancer {
         ip: r.ip, port: r.port, id: this.realIdFor(s, r), ...limitsOf(r), ...(r.forwarding !== undefined ? { forwarding: r.forwarding } : {}),
       }));
       const fallback = s.fallback && { ...s.fallback, id: this.fallbackIdFor(s) };
-      const inputs = JSON.stringify([s.forwarding, s.fullnat, input.scheduler, s.schedulerFlags, input.reals, endpoints, fallback, s.timeouts, s.persistence]);
+      const pickUp = midStreamPickUpOf(s, this.config.bgp);
+      const inputs = JSON.stringify([s.forwarding, s.fullnat, input.scheduler, s.schedulerFlags, s.mhSeed, pickUp, input.reals, endpoints, fallback, s.timeouts, s.persistence]);
       if (this.built.get(key)?.inputs === inputs) continue;
-      const table = schedulerFor(input.scheduler).build({ reals: input.reals });
+      const table = schedulerFor(input.scheduler).build({ reals: input.reals, ...(s.mhSeed !== undefined ? { seed: s.mhSeed } : {}) });
       rebuilt.set(key, {
         inputs,
         service: {
           vip: s.vip, port: s.port, protocol: s.protocol, ...(s.forwarding === "dr" ? { directRouting: true } : {}),
           ...(s.fullnat ? { fullNat: nativeFullNat(s.fullnat, s.forwarding !== "fullnat") } : {}),
           mode: table.mode, slots: table.slots, ...(table.weights ? { weights: table.weights } : {}),
-          ...(table.mode === "hash" ? hashOptionsOf(s.schedulerFlags) : {}), reals: endpoints, ...(fallback ? { fallback } : {}),
+          ...(table.mode === "hash" ? hashOptionsOf(s.schedulerFlags) : {}),
+          // A ramp (slow start) turns "mh" into another mode for a while: no pick-up then.
+          ...(table.mode === "hash" && pickUp ? { midStreamPickUp: true } : {}), reals: endpoints, ...(fallback ? { fallback } : {}),
           ...(s.timeouts ? { timeouts: s.timeouts } : {}),
           ...(s.persistence ? { persistence: persistenceFor(s.persistence, reals, endpoints) } : {}),
         },
@@ -1024,6 +1052,16 @@ export class Balancer {
       for (const key of [...this.built.keys()]) if (!present.has(key)) this.built.delete(key);
     }
     for (const [key, built] of rebuilt) this.built.set(key, built);
+    this.announcer?.follow(this.servedVips());
+  }
+
+  /**
+   * The VIPs with somewhere to send a new connection: one of their services has a real that is up
+   * with a weight, or a fallback real. BIRD announces these (config bgp).
+   */
+  private servedVips(): string[] {
+    const served = this.config.services.filter((s) => s.fallback !== undefined || s.reals.some((r) => r.weight > 0 && this.isUp(s, r)));
+    return [...new Set(served.map((s) => s.vip))];
   }
 
   /** A published real's health check, kept with its table so status does not look it up by name each time. */

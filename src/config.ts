@@ -7,6 +7,7 @@ import { isContiguousNetmask, isIPv4, nonUnicastReason, parseIPv4 } from "./addr
 import { ConfigError, type ConfigIssue } from "./errors";
 import { SCHEDULER_FLAGS, schedulerOfFlag, type SchedulerFlag } from "./schedulers/flags";
 import { SCHEDULER_NAMES, type SchedulerName } from "./schedulers/types";
+import type { BgpConfig } from "./bgp/vipAnnouncer";
 
 // ---------------------------------------------------------------------------------------------
 // Resolved types: what the rest of natlb sees, every default filled in.
@@ -171,6 +172,10 @@ export interface ServiceConfig {
   readonly scheduler: SchedulerName;
   /** ipvsadm -b: sh-port / sh-fallback with sh, mh-port / mh-fallback with mh. */
   readonly schedulerFlags: ReadonlyArray<SchedulerFlag>;
+  /** mh only: the seed of the Maglev table, shared by the instances behind ECMP (absent: 0). */
+  readonly mhSeed?: number;
+  /** mh only: a TCP segment without SYN of an unknown flow is picked up (absent: on when bgp is configured; see midStreamPickUpOf). */
+  readonly midStreamPickUp?: boolean;
   readonly reals: ReadonlyArray<RealConfig>;
   /** Not health checked (as keepalived's sorry_server); undefined: none, new connections are dropped. */
   readonly fallback: FallbackRealConfig | undefined;
@@ -318,6 +323,8 @@ export interface NatlbConfig {
   readonly receivePath: ReceivePathConfig;
   readonly kernelFastPath: KernelFastPathSetting;
   readonly workerThreads: WorkerThreadsSetting;
+  /** Announce the served VIPs through BIRD (scale-out behind ECMP); undefined: no announcement. */
+  readonly bgp: BgpConfig | undefined;
   /** The flow sync with peers; undefined: none. */
   readonly sync: SyncConfig | undefined;
   /** An active/backup pair with keepalived (src/ha); undefined: a lone gateway, always master. */
@@ -460,6 +467,12 @@ function interfaceList(side: string, minimum: 0 | 1) {
 }
 
 /** Slow start's length, seconds: 0 (none) up to an hour. */
+function absolutePath(what: string, example: string) {
+  return z
+    .string({ error: expecting(`an absolute path like "${example}" (${what})`) })
+    .refine((p) => p.startsWith("/") && !p.includes("\0"), { error: expecting(`an absolute path like "${example}" (${what})`) });
+}
+
 function slowStartSeconds() {
   return intIn(0, CONFIG_LIMITS.maxSlowStartS);
 }
@@ -783,6 +796,17 @@ export const serviceSchema = z
         .describe(
           'Flags of the hash schedulers, like ipvsadm -b: "sh-port" / "mh-port" hash the client port with the client address, so one client\'s connections spread over the reals; "sh-fallback" / "mh-fallback" send the clients of a real that is full (maxConns) to the next real of the table, where without the flag they go to the fallback real or are dropped. sh-* flags need scheduler "sh", mh-* flags "mh".',
         ),
+      mhSeed: intIn(0, 0xffffffff)
+        .optional()
+        .describe(
+          'Scheduler "mh" only: the seed of the Maglev table. Instances behind ECMP that share it (and the reals, weights and health) send every new connection to the same real. Left out: 0.',
+        ),
+      midStreamPickUp: z
+        .boolean({ error: expecting("true or false") })
+        .optional()
+        .describe(
+          'Scheduler "mh" only, not with "fullnat": a TCP segment without SYN whose connection natlb does not know (it began on another instance behind ECMP, which went away or came back) gets a flow to the real the hash picks, instead of being dropped (dropNoFlow). Such a flow is counted (midStreamPickUps), stays unassured until the client still sends 2 s later (evicted first under a flood), and its TCP tracking starts mid-stream. Left out: on for TCP "mh" services when bgp is configured, off otherwise (UDP needs none: any datagram starts a flow).',
+        ),
       reals: z
         .array(realSchema, { error: expecting('a list of real servers like [{ "ip": "198.18.1.11" }]') })
         .max(CONFIG_LIMITS.maxRealsPerService, {
@@ -863,6 +887,24 @@ export const serviceSchema = z
         });
       }
     }
+    if (s.scheduler !== "mh") {
+      for (const field of ["mhSeed", "midStreamPickUp"] as const) {
+        if (s[field] !== undefined && (field !== "midStreamPickUp" || s[field] === true)) {
+          ctx.addIssue({
+            code: "custom",
+            path: [field],
+            message: `"${field}" needs scheduler "mh" (only a consistent hash finds the real another instance chose), and this service's scheduler is "${s.scheduler}": set "scheduler": "mh", or remove "${field}"`,
+          });
+        }
+      }
+    }
+    if (s.midStreamPickUp === true && (s.forwarding === "fullnat" || s.reals.some((r) => r.forwarding === "fullnat"))) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["midStreamPickUp"],
+        message: `a "fullnat" connection cannot move between instances: its real knows it by the first instance's local address and port. Remove "midStreamPickUp", or the "fullnat" forwarding (of the service or of its reals)`,
+      });
+    }
     s.schedulerFlags.forEach((flag, i) => {
       const owner = schedulerOfFlag(flag);
       if (owner !== s.scheduler) {
@@ -885,6 +927,8 @@ export const serviceSchema = z
         : {}),
       scheduler: s.scheduler,
       schedulerFlags: s.schedulerFlags,
+      ...(s.mhSeed !== undefined ? { mhSeed: s.mhSeed } : {}),
+      ...(s.midStreamPickUp !== undefined ? { midStreamPickUp: s.midStreamPickUp } : {}),
       reals: s.reals.map((r) => ({
         ip: r.ip, port: r.port ?? s.port, weight: r.weight,
         ...(r.slowStartS !== undefined ? { slowStartS: r.slowStartS } : {}),
@@ -1145,6 +1189,27 @@ export const configSchema = z
         .describe(
           'How many threads move the frames user space handles. "one": one thread for every interface (a reply that arrives while natlb\'s send is still in the kernel is handled without waking another thread: fastest for connection set-up and tear-down); "perInterface": a thread per interface (the two directions of a user-space bulk transfer run in parallel); "auto" (the default): "one" while the kernel fast path runs, "perInterface" when user space carries every byte. Takes effect at start; a reload that changes it is refused.',
         ),
+      bgp: z
+        .strictObject(
+          {
+            birdSocket: absolutePath("BIRD's control socket", "/run/bird/bird.ctl")
+              .default("/run/bird/bird.ctl")
+              .describe("BIRD's control socket (bird -s), where natlb asks it to reconfigure. Default /run/bird/bird.ctl (Debian's)."),
+            withdrawGraceMs: intIn(0, 30_000)
+              .default(1000)
+              .describe(
+                "At stop: how long natlb goes on forwarding after BIRD has taken the withdrawal, while the router learns it and moves the flows to the other instances. Default 1000 ms; 0: stop at once.",
+              ),
+            routesFile: absolutePath("routes file", "/etc/bird/natlb-vips.conf").describe(
+              'The file natlb writes, one `route VIP/32 blackhole;` per VIP it serves, for a BIRD `protocol static` that includes it (README, "Scale-out behind ECMP (BIRD)"). Its directory must be writable by natlb.',
+            ),
+          },
+          { error: expecting('an object like { "routesFile": "/etc/bird/natlb-vips.conf" }') },
+        )
+        .optional()
+        .describe(
+          "Announce the VIPs through BIRD (BGP, for several instances behind a router's ECMP): a VIP is announced while natlb runs and one of its services has a real that is up (or a fallback real), and withdrawn when the last goes down and when natlb stops. Left out: nothing is announced. Takes effect at start; a reload that changes it is refused.",
+        ),
       ha: z
         .strictObject(
           {
@@ -1185,6 +1250,7 @@ export const configSchema = z
       receivePath: c.receivePath ?? { default: "af_packet", interfaces: {} },
       kernelFastPath: c.kernelFastPath ?? "auto",
       workerThreads: c.workerThreads ?? "auto",
+      bgp: c.bgp,
       ha: c.ha,
       sync: c.sync,
     }),
@@ -1459,7 +1525,7 @@ export interface RealUpdate {
 }
 
 /** The service-level settings a change can tell apart (beyond its reals). */
-export type ServiceField = "forwarding" | "fullnat" | "scheduler" | "schedulerFlags" | "fallback" | "healthCheck" | "deadRealFlows" | "slowStartS" | "timeouts" | "persistence";
+export type ServiceField = "forwarding" | "fullnat" | "scheduler" | "schedulerFlags" | "mhSeed" | "midStreamPickUp" | "fallback" | "healthCheck" | "deadRealFlows" | "slowStartS" | "timeouts" | "persistence";
 
 export interface ServiceChange {
   /** `vip:port/protocol` */
@@ -1479,7 +1545,7 @@ export interface ServiceChange {
 }
 
 export type GlobalSetting =
-  | "interfaces" | "flowCapacity" | "timeouts" | "floodProtection" | "socket" | "control" | "metrics" | "receivePath" | "kernelFastPath" | "workerThreads" | "ha";
+  | "interfaces" | "flowCapacity" | "timeouts" | "floodProtection" | "socket" | "control" | "metrics" | "receivePath" | "kernelFastPath" | "workerThreads" | "bgp" | "ha";
 
 export interface ConfigDiff {
   readonly added: ReadonlyArray<ServiceConfig>;
@@ -1518,6 +1584,8 @@ function diffService(old: ServiceConfig, next: ServiceConfig): ServiceChange | u
   if (old.scheduler !== next.scheduler) fields.push("scheduler");
   if (!sameJson(old.persistence, next.persistence)) fields.push("persistence");
   if (!sameJson(old.schedulerFlags, next.schedulerFlags)) fields.push("schedulerFlags");
+  if (old.mhSeed !== next.mhSeed) fields.push("mhSeed");
+  if (old.midStreamPickUp !== next.midStreamPickUp) fields.push("midStreamPickUp");
   if (!sameJson(old.fallback, next.fallback)) fields.push("fallback");
   if (!sameJson(old.healthCheck, next.healthCheck)) fields.push("healthCheck");
   if (old.deadRealFlows !== next.deadRealFlows) fields.push("deadRealFlows");
@@ -1567,6 +1635,16 @@ export function diffConfig(old: NatlbConfig, next: NatlbConfig): ConfigDiff {
   if (!sameReceivePaths(old.receivePath, next.receivePath)) settings.push("receivePath");
   if (old.kernelFastPath !== next.kernelFastPath) settings.push("kernelFastPath");
   if (old.workerThreads !== next.workerThreads) settings.push("workerThreads");
+  if (!sameJson(old.bgp, next.bgp)) settings.push("bgp");
   if (!sameJson(old.ha, next.ha)) settings.push("ha");
   return { added, removed, changed, unchanged, settings };
+}
+
+/**
+ * Whether a service picks up mid-stream segments: as set, or by default for TCP "mh" services when
+ * natlb announces through BGP (config bgp). UDP needs none: any datagram starts a flow.
+ */
+export function midStreamPickUpOf(service: ServiceConfig, bgp: BgpConfig | undefined): boolean {
+  const fullNat = service.forwarding === "fullnat" || service.reals.some((r) => r.forwarding === "fullnat");
+  return service.midStreamPickUp ?? (bgp !== undefined && service.protocol === "tcp" && service.scheduler === "mh" && !fullNat);
 }

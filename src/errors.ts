@@ -105,6 +105,13 @@ export class KernelSetupError extends NatlbError {
   }
 }
 
+/** Announcing the VIPs through BIRD failed (config bgp): its control socket, or the routes file. */
+export class BgpError extends NatlbError {
+  constructor(message: string, options: NatlbErrorOptions = {}) {
+    super("E_BGP", message, options);
+  }
+}
+
 /** Why talking to (or starting) the control socket failed. */
 export type ControlErrorCode =
   | "E_CONTROL_IN_USE" // a live daemon already answers on the socket

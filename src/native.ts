@@ -42,6 +42,8 @@ export interface NativeService {
   hashPort?: boolean;
   /** Mode "hash": a full real's clients walk on to the next slots' reals (sh-fallback, mh-fallback). */
   hashFallback?: boolean;
+  /** Mode "hash": a TCP segment without SYN of an unknown flow gets a flow to the hashed real (config midStreamPickUp). */
+  midStreamPickUp?: boolean;
   /** Connection limits (config maxConns, minConnsToResume); absent or 0: none. */
   reals: { ip: string; port: number; id: number; maxConns?: number; minConnsToResume?: number; forwarding?: NativeForwarding }[];
   /** Takes new connections when no real can (config fallback); no slot points at it. */
@@ -111,7 +113,7 @@ export const COUNTER_NAMES = [
   "dropFragment", "dropTtlExpired", "dropTooBig", "dropNoService", "dropNoReal", "dropRealsFull", "dropNoFlow", "dropOutOfWindow", "dropFlowTableFull",
   "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",
   "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused", "replyClaimSignals", "replyClaimSignalErrors",
-  "deadRealFlowsEnded", "tcpResetsSent", "ringErrors", "toRealDirect", "dropNotOnLink", "dropFullnatPortsExhausted",
+  "deadRealFlowsEnded", "tcpResetsSent", "ringErrors", "toRealDirect", "dropNotOnLink", "dropFullnatPortsExhausted", "midStreamPickUps",
   "arpSilentNotMaster", "vipFramesNotMaster",
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -236,7 +238,14 @@ export interface FlowLayout {
     number
   >;
   /** Flag bits of an entry's `flags` field. */
-  flags: { template: number; fullNat: number; /** Synced from a peer: its TCP tracking starts mid-stream (native/flow/flow_layout.h). */ pickedUp: number };
+  flags: {
+    template: number;
+    fullNat: number;
+    /** Its handshake was not seen here, so TCP tracking starts mid-stream: synced from a peer, or picked up (native/flow/flow_layout.h). */
+    midStreamStart: number;
+    /** Picked up mid-stream by this instance (service midStreamPickUp). */
+    pickedUp: number;
+  };
   states: string[];
   /** Per-real connection counts (native/flow/flow_layout.h), indexed by real id; fields are byte offsets within a real's slot. */
   realCounters: { offset: number; bytesPerReal: number; realIdCount: number; active: number; inactive: number; templates: number };
@@ -418,8 +427,9 @@ export interface NativeAddon {
       translation: { outerSource?: string; outerDestination?: string; side: "source" | "destination"; ip: string; port: number },
     ): RewriteResult;
     /** The workers' TCP tracking (native/flow/tcp_window.h), for tests. */
+    /** midStreamStart: the flow's handshake was not seen here (synced from a peer, or picked up mid-stream). */
     judgeTcpSegment(
-      sender: TcpSide, receiver: TcpSide, segment: TcpSegmentFields, options?: { pickedUp?: boolean },
+      sender: TcpSide, receiver: TcpSide, segment: TcpSegmentFields, options?: { midStreamStart?: boolean },
     ): "track" | "passOnly" | "outOfWindow";
     afterTcpSegment(sender: TcpSide, receiver: TcpSide, segment: TcpSegmentFields): TcpSide;
     afterUntrackedTcpSegment(sender: TcpSide, segment: TcpSegmentFields): TcpSide;

@@ -70,10 +70,11 @@ const servicesSection: StatusSection = (status) => {
   for (const s of status.services) {
     const flags = s.schedulerFlags && s.schedulerFlags.length > 0 ? ` (${s.schedulerFlags.join(",")})` : "";
     const persistent = s.templates === undefined ? "" : ` persistent (${s.templates} template(s))`;
+    const pickUp = s.midStreamPickUp ? ` mid-stream pick-up${s.mhSeed !== undefined ? ` (seed ${s.mhSeed})` : ""}` : s.mhSeed !== undefined ? ` seed ${s.mhSeed}` : "";
     // The pool of a "nat" or "dr" service serves its "fullnat" reals only (their own forwarding).
     const pool = s.fullnat ? `from ${s.fullnat.localAddresses.join(",")} ports ${s.fullnat.localPorts.first}-${s.fullnat.localPorts.last}` : "";
     const direct = s.forwarding === "dr" ? ` direct-routing${pool ? ` (fullnat reals ${pool})` : ""}` : s.forwarding === "fullnat" ? ` fullnat ${pool}` : pool ? ` (fullnat reals ${pool})` : "";
-    lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}${flags}${persistent}${direct}`);
+    lines.push(`${s.protocol.toUpperCase().padEnd(4)} ${`${s.vip}:${s.port}`.padEnd(21)} ${s.scheduler}${flags}${pickUp}${persistent}${direct}`);
     if (s.timeouts) lines.push(`  timeouts (not all the global ones): ${timeoutsText(s.timeouts)}`);
     for (const r of s.reals) {
       lines.push(`  -> ${`${r.ip}:${r.port}`.padEnd(22)} ${String(r.weight).padStart(6)}  ${(r.up ? "up" : "DOWN").padEnd(5)}  ${connections(r)}${realNote(r)}`);
@@ -93,7 +94,18 @@ const framesSection: StatusSection = (status) => {
     .filter(([name, value]) => (name.startsWith("drop") || name === "ringDrops") && value > 0)
     .map(([name, value]) => `${name.replace(/^drop/, "").replace(/^./, (x) => x.toLowerCase())} ${value}`);
   const direct = c.toRealDirect > 0 ? `, ${c.toRealDirect} to reals by direct routing` : "";
-  return [`frames: ${c.toReal} to reals${direct}, ${c.toClient} to clients; drops: ${drops.length ? drops.join(", ") : "none"}`];
+  const pickedUp = c.midStreamPickUps > 0 ? `, ${c.midStreamPickUps} connection(s) picked up mid-stream` : "";
+  return [`frames: ${c.toReal} to reals${direct}, ${c.toClient} to clients${pickedUp}; drops: ${drops.length ? drops.join(", ") : "none"}`];
+};
+
+/** Only with config bgp: what BIRD announces for this instance. */
+const bgpSection: StatusSection = (status) => {
+  const b = status.bgp;
+  if (!b) return [];
+  const announced = b.announced.length > 0 ? b.announced.join(", ") : "nothing";
+  const pending = b.pending.length > 0 ? `; pending ${b.pending.join(", ")}` : "";
+  const failing = b.lastError !== undefined ? `; last step failed: ${b.lastError}` : "";
+  return [`bgp (BIRD ${b.birdSocket}): announcing ${announced}${pending}; ${b.announcements} announcement(s), ${b.withdrawals} withdrawal(s), ${b.failures} failure(s)${failing}`];
 };
 
 /** Only when the flood defences have anything to say. */
@@ -134,6 +146,7 @@ export const STATUS_SECTIONS: readonly StatusSection[] = [
   servicesSection,
   framesSection,
   floodDefencesSection,
+  bgpSection,
 ];
 
 export function formatStatus(status: BalancerStatus, sections: readonly StatusSection[] = STATUS_SECTIONS): string {
@@ -152,7 +165,8 @@ export function formatConnections(connections: readonly Connection[], next?: num
         `${c.vip.ip}:${c.vip.port}`.padEnd(22),
         `${c.real.ip}:${c.real.port}`.padEnd(22),
         (c.idleMs / 1000).toFixed(1) + (c.template ? `  controls ${c.template.controlledFlows}, timeout ${c.template.timeoutS} s` : "") +
-          (c.local ? `  from ${c.local.ip}:${c.local.port}` : "") + (c.synced ? "  synced" : ""),
+          (c.local ? `  from ${c.local.ip}:${c.local.port}` : "") + (c.synced ? "  synced" : "") +
+          (c.pickedUp ? "  picked up" : ""),
       ].join(" "),
     );
   }
@@ -178,6 +192,8 @@ export function formatEvent(event: NatlbEvent): string {
       return `${head} by ${originText(event.origin)}: ${JSON.stringify(event.change)}`;
     case "flowMapPressure":
       return `${head} ${event.level}: ${event.live} of ${event.capacity} flows`;
+    case "bgp":
+      return `${head} ${event.vip} ${event.announced ? "announced" : "WITHDRAWN"} through BIRD`;
     case "dropSpike":
       return `${head} ${event.reason}: ${event.perSecond}/s (usually ${event.usualPerSecond}/s)`;
     case "drainFinished":

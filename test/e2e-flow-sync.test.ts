@@ -3,16 +3,18 @@
 // snapshot of A's flows, and a datagram from another host of the LAN with a wrong key is rejected,
 // counted and creates nothing; a persistent client's template made on A reaches B, and the client's
 // network keeps to that real through B.
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startBalancer, type BalancerProcess } from "../lab/balancerProcess";
+import { startBalancer, type BalancerHost, type BalancerProcess, type StartBalancerOptions } from "../lab/balancerProcess";
 import { blobSha256 } from "../lab/blobContent";
 import { startBlobServer } from "../lab/blobServer";
 import { blobUrl, runDownload, type DownloadSummary } from "../lab/download";
-import { createSyncPairLab, PEER_GATEWAY_BACKEND_IP, PEER_GATEWAY_STUB_IP } from "../lab/syncPairTopology";
+import { startFlood } from "../lab/flood";
+import { createSyncPairLab, PEER_GATEWAY_BACKEND_IP, PEER_GATEWAY_STUB_IP, type SyncPairLab } from "../lab/syncPairTopology";
+import type { Lab } from "../lab/topology";
 import { waitUntil } from "../lab/wait";
 import { requestControl } from "../src/control";
 import { loadNative } from "../src/native";
@@ -20,27 +22,54 @@ import type { Connection } from "../src/flows/flowMap";
 import { holdConnections } from "./support/heldConnections";
 import { startPacedClient, startPacedServer } from "./support/pacedStream";
 import { REAL_PORT, SERVICE_PORT, tcpService } from "./support/lab";
-import type { ExecutionContext } from "ava";
 
 const SYNC_PORT = 8848;
 
 const syncCounters = async (natlb: BalancerProcess): Promise<Record<string, number>> => (await natlb.status()).sync?.counters ?? {};
 const byClientPort = (conns: Connection[]) => new Map(conns.filter((c) => c.template === undefined).map((c) => [c.client.port, c]));
 
-test("flows made through A reach B with their real and state; a late B gets a snapshot; a wrong key is rejected", async (t) => {
-  const pair = await createSyncPairLab({ reals: 2, offloads: true });
+interface SyncPairRun {
+  pair: SyncPairLab;
+  lab: Lab;
+  keyFile: string;
+  holder: ReturnType<typeof holdConnections>;
+  /** Starts a natlb, named for the logs; stopped (last started first) when the test ends. */
+  start(name: string, host: BalancerHost, config: unknown, options?: StartBalancerOptions): Promise<BalancerProcess>;
+}
+
+/** The sync pair lab with blob servers on its two reals, a key file, and the natlbs' output logged on failure. */
+async function withSyncPair(t: ExecutionContext, key: string | Buffer, body: (run: SyncPairRun) => Promise<void>, reals = 2): Promise<void> {
+  const pair = await createSyncPairLab({ reals, offloads: true });
   const { lab } = pair;
   const keyDir = mkdtempSync(join(tmpdir(), "natlb-sync-"));
   const keyFile = join(keyDir, "sync.key");
-  writeFileSync(keyFile, randomBytes(32).toString("hex"), { mode: 0o600 });
+  writeFileSync(keyFile, key, { mode: 0o600 });
   chmodSync(keyFile, 0o600);
-  let a: BalancerProcess | undefined;
-  let b: BalancerProcess | undefined;
+  const started: Array<[string, BalancerProcess]> = [];
   const holder = holdConnections(lab.client.ns);
+  const start = async (name: string, host: BalancerHost, config: unknown, options?: StartBalancerOptions) => {
+    const natlb = await startBalancer(host, config, options);
+    started.push([name, natlb]);
+    return natlb;
+  };
   try {
     await Promise.all(lab.reals.map((_, i) => startBlobServer(lab, i + 1, REAL_PORT)));
+    await body({ pair, lab, keyFile, holder, start });
+  } catch (error) {
+    for (const [name, natlb] of started) t.log(`natlb ${name} output:\n${natlb.output()}`);
+    throw error;
+  } finally {
+    holder.stop();
+    for (const [, natlb] of [...started].reverse()) await natlb.stop().catch(() => undefined);
+    await pair.destroy();
+    rmSync(keyDir, { recursive: true, force: true });
+  }
+}
+
+test("flows made through A reach B with their real and state; a late B gets a snapshot; a wrong key is rejected", async (t) => {
+  await withSyncPair(t, randomBytes(32).toString("hex"), async ({ pair, lab, keyFile, holder, start }) => {
     const service = tcpService(lab, [1, 1]);
-    a = await startBalancer(pair.fromA, {
+    const a = await start("A", pair.fromA, {
       services: [service],
       sync: { listen: `${lab.gateway.backendIp}:${SYNC_PORT}`, peers: [`${PEER_GATEWAY_BACKEND_IP}:${SYNC_PORT}`], keyFile },
     });
@@ -52,7 +81,7 @@ test("flows made through A reach B with their real and state; a late B gets a sn
     }, 10_000);
 
     // B starts late, with the reals in the other order (other real ids): it asks A for a snapshot.
-    b = await startBalancer(pair.fromPeer, {
+    const b = await start("B", pair.fromPeer, {
       services: [{ ...service, reals: [...service.reals].reverse() }],
       sync: { listen: `${PEER_GATEWAY_BACKEND_IP}:${SYNC_PORT}`, peers: [`${lab.gateway.backendIp}:${SYNC_PORT}`], keyFile },
     }, { wrapper: ["env", "NATLB_TEST_HOOKS=1"] });
@@ -65,6 +94,7 @@ test("flows made through A reach B with their real and state; a late B gets a sn
       t.is(bConns.get(port)?.real.ip, aConns.get(port)!.real.ip, `client port ${port}`);
       t.is(bConns.get(port)?.state, "ESTABLISHED", `client port ${port}`);
       t.true(bConns.get(port)?.synced, `client port ${port}: synced, not made on B`);
+      t.is(bConns.get(port)?.pickedUp, undefined, `client port ${port}: synced is not a mid-stream pick-up`);
       t.is(aConns.get(port)!.synced, undefined);
     }
     // B claimed their replies in its kernel when it applied them (B forwarded none of their packets), so
@@ -123,36 +153,56 @@ test("flows made through A reach B with their real and state; a late B gets a sn
     // The operator's view: `natlb status` on B says what the sync did.
     const status = await b.cli(["status"]);
     t.regex(status.stdout, /sync: 198\.18\.1\.2:8848 <-> 198\.18\.1\.1:8848; .*rejectedBadMac 1/);
-  } catch (error) {
-    if (a) t.log(`natlb A output:\n${a.output()}`);
-    if (b) t.log(`natlb B output:\n${b.output()}`);
-    throw error;
-  } finally {
-    holder.stop();
-    await b?.stop().catch(() => undefined);
-    await a?.stop().catch(() => undefined);
-    await pair.destroy();
-    rmSync(keyDir, { recursive: true, force: true });
-  }
+  });
+});
+
+// Sync and mid-stream pick-up together (instances behind ECMP that sync too): a flow A picks up from a
+// bare ACK of no connection stays on A until it proves itself, so a spoofed flood's flows never reach B,
+// while A's real connections do.
+test("a flow picked up mid-stream is not synced before it proves itself: a spoofed ACK flood's flows stay on A", async (t) => {
+  await withSyncPair(t, randomBytes(32).toString("hex"), async ({ pair, lab, keyFile, holder, start }) => {
+    const service = tcpService(lab, [1, 1], { scheduler: "mh", mhSeed: 7, midStreamPickUp: true });
+    const a = await start("A", pair.fromA, {
+      services: [service],
+      sync: { listen: `${lab.gateway.backendIp}:${SYNC_PORT}`, peers: [`${PEER_GATEWAY_BACKEND_IP}:${SYNC_PORT}`], keyFile },
+    });
+    const b = await start("B", pair.fromPeer, {
+      services: [service],
+      sync: { listen: `${PEER_GATEWAY_BACKEND_IP}:${SYNC_PORT}`, peers: [`${lab.gateway.backendIp}:${SYNC_PORT}`], keyFile },
+    });
+    await waitUntil("A and B to hear each other", async () => (await syncCounters(a!)).peersHeard! >= 1 && (await syncCounters(b!)).peersHeard! >= 1, 10_000);
+
+    const flood = await startFlood(pair.fromA, { kind: "ack", ns: lab.client.ns, target: { ip: lab.vip, port: SERVICE_PORT }, rate: 1000, count: 300, seconds: 5, seed: 13 });
+    const sent = (await flood.done).sent;
+    t.true(sent >= 250, `the generator sent ${sent} ACKs`);
+    await waitUntil("A to pick the ACKs up", async () => (await a!.status()).counters.midStreamPickUps >= sent * 0.9, 10_000);
+    // Real connections after the flood: their records reach B, so the sync ran all along.
+    const real = await holder.open(lab.vip, SERVICE_PORT, 5);
+    t.is(real.failed, 0);
+    await waitUntil("B to learn A's real connections", async () => {
+      const onB = byClientPort(await b!.connections());
+      return real.opened.every((p) => onB.get(p)?.state === "ESTABLISHED");
+    }, 10_000);
+
+    const onA = (await a.connections()).filter((c) => c.pickedUp === true);
+    t.true(onA.length >= sent * 0.9, `${onA.length} picked-up flows on A`);
+    t.true(onA.every((c) => c.client.ip !== lab.client.ip && c.synced === undefined));
+    t.true((await a.status()).flows.unassured.halfOpenTcp >= onA.length, "A holds them unassured (a bare ACK proves nothing)");
+    const onB = await b.connections();
+    t.deepEqual(onB.filter((c) => c.client.ip !== lab.client.ip), [], "no picked-up flow of the flood reached B");
+    t.true(onB.every((c) => c.synced === true && c.pickedUp === undefined));
+    t.is((await syncCounters(b)).appliedInserted, real.opened.length, "B applied A's real connections only");
+  });
 });
 
 test("over a multicast group: B, started first, learns A's connections as they are made, and a busy one again every refreshS", async (t) => {
-  const pair = await createSyncPairLab({ reals: 2, offloads: true });
-  const { lab } = pair;
-  const keyDir = mkdtempSync(join(tmpdir(), "natlb-sync-"));
-  const keyFile = join(keyDir, "sync.key");
-  writeFileSync(keyFile, randomBytes(48), { mode: 0o600 });
-  let a: BalancerProcess | undefined;
-  let b: BalancerProcess | undefined;
-  const holder = holdConnections(lab.client.ns);
-  try {
-    await Promise.all(lab.reals.map((_, i) => startBlobServer(lab, i + 1, REAL_PORT)));
+  await withSyncPair(t, randomBytes(48), async ({ pair, lab, keyFile, holder, start }) => {
     const service = tcpService(lab, [1, 1]);
     const streamed = { vip: lab.vip, port: 82, protocol: "tcp", reals: [{ ip: lab.reals[0]!.ip, port: 9090 }] };
     const multicast = { group: "239.18.0.1", interface: "eth1" };
     const sync = (listen: string) => ({ listen: `${listen}:${SYNC_PORT}`, multicast, keyFile, refreshS: 1 });
-    b = await startBalancer(pair.fromPeer, { services: [service, streamed], sync: sync(PEER_GATEWAY_BACKEND_IP) });
-    a = await startBalancer(pair.fromA, { services: [service, streamed], sync: sync(lab.gateway.backendIp) });
+    const b = await start("B", pair.fromPeer, { services: [service, streamed], sync: sync(PEER_GATEWAY_BACKEND_IP) });
+    const a = await start("A", pair.fromA, { services: [service, streamed], sync: sync(lab.gateway.backendIp) });
     const opened = await holder.open(lab.vip, SERVICE_PORT, 8);
     t.is(opened.failed, 0);
     await waitUntil("B to learn A's connections", async () => {
@@ -183,17 +233,7 @@ test("over a multicast group: B, started first, learns A's connections as they a
     await new Promise((resolve) => setTimeout(resolve, 2500));
     t.is((await syncCounters(a)).refreshRecordsSent, idle);
     t.is(byClientPort(await b.connections()).get(45082)?.real.ip, lab.reals[0]!.ip);
-  } catch (error) {
-    if (a) t.log(`natlb A output:\n${a.output()}`);
-    if (b) t.log(`natlb B output:\n${b.output()}`);
-    throw error;
-  } finally {
-    holder.stop();
-    await a?.stop().catch(() => undefined);
-    await b?.stop().catch(() => undefined);
-    await pair.destroy();
-    rmSync(keyDir, { recursive: true, force: true });
-  }
+  });
 });
 
 /** Every body intact (sha256); the reals that served them, in order. */
@@ -205,24 +245,16 @@ function realsOf(t: ExecutionContext, summary: DownloadSummary, bytes: number, s
 }
 
 test("persistence: the template A binds for a client's /24 reaches B; new connections of that network through B keep to its real", async (t) => {
-  const pair = await createSyncPairLab({ reals: 3, offloads: true });
-  const { lab } = pair;
-  const keyDir = mkdtempSync(join(tmpdir(), "natlb-sync-"));
-  const keyFile = join(keyDir, "sync.key");
-  writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
-  // Another host of the client's /24 (198.18.0.77 on the stub, behind B): the reals answer it through B.
-  const neighbour = "198.18.0.77";
-  const bytes = 64 * 1024;
-  let a: BalancerProcess | undefined;
-  let b: BalancerProcess | undefined;
-  try {
-    await Promise.all(lab.reals.map((_, i) => startBlobServer(lab, i + 1, REAL_PORT)));
+  await withSyncPair(t, randomBytes(32), async ({ pair, lab, keyFile, start }) => {
+    // Another host of the client's /24 (198.18.0.77 on the stub, behind B): the reals answer it through B.
+    const neighbour = "198.18.0.77";
+    const bytes = 64 * 1024;
     const persistent = tcpService(lab, [1, 1, 1], { scheduler: "rr", persistence: { timeoutS: 300, netmask: "255.255.255.0" } });
     const spread = { ...tcpService(lab, [1, 1, 1], { scheduler: "rr" }), vip: lab.vip2 };
     const sync = (listen: string, peer: string) => ({ listen: `${listen}:${SYNC_PORT}`, peers: [`${peer}:${SYNC_PORT}`], keyFile });
-    a = await startBalancer(pair.fromA, { services: [persistent, spread], sync: sync(lab.gateway.backendIp, PEER_GATEWAY_BACKEND_IP) });
+    await start("A", pair.fromA, { services: [persistent, spread], sync: sync(lab.gateway.backendIp, PEER_GATEWAY_BACKEND_IP) });
     // B numbers the reals the other way round (other ids, another first rr pick).
-    b = await startBalancer(pair.fromPeer, {
+    const b = await start("B", pair.fromPeer, {
       services: [{ ...persistent, reals: [...persistent.reals].reverse() }, spread],
       sync: sync(PEER_GATEWAY_BACKEND_IP, lab.gateway.backendIp),
     });
@@ -231,7 +263,7 @@ test("persistence: the template A binds for a client's /24 reaches B; new connec
     const held = throughA[0]!;
 
     const templatesOnB = async () => {
-      const listed = await b!.cli(["conns", "--templates", "--service", `${lab.vip}:${SERVICE_PORT}`, "--json"]);
+      const listed = await b.cli(["conns", "--templates", "--service", `${lab.vip}:${SERVICE_PORT}`, "--json"]);
       t.is(listed.code, 0, listed.stderr);
       return (JSON.parse(listed.stdout) as { connections: Connection[] }).connections.filter((c) => c.template !== undefined);
     };
@@ -259,14 +291,5 @@ test("persistence: the template A binds for a client's /24 reaches B; new connec
     t.is(after.length, 1);
     t.is(after[0]!.real.ip, held);
     t.like(await syncCounters(b), { rejectedConflict: 0, rejectedInvalidRecord: 0, rejectedUnknownService: 0 });
-  } catch (error) {
-    if (a) t.log(`natlb A output:\n${a.output()}`);
-    if (b) t.log(`natlb B output:\n${b.output()}`);
-    throw error;
-  } finally {
-    await b?.stop().catch(() => undefined);
-    await a?.stop().catch(() => undefined);
-    await pair.destroy();
-    rmSync(keyDir, { recursive: true, force: true });
-  }
+  }, 3);
 });

@@ -121,7 +121,8 @@ test("bad datagrams are counted by reason and change nothing; a good one is appl
     });
     const conns = map.connections();
     t.deepEqual(conns.map((c) => [c.client.port, c.real.id, c.state]), [[2, 4, "ESTABLISHED"]]);
-    t.true(conns[0]!.synced, "picked up (flags::kPickedUp): its TCP tracking starts mid-stream");
+    t.true(conns[0]!.synced, "synced (flags::kMidStreamStart, not kPickedUp): its TCP tracking starts mid-stream");
+    t.is(conns[0]!.pickedUp, undefined, "synced is not picked up mid-stream here");
     // A later state from the same sender moves the flow on.
     await send(datagram([flow(2, { state: 3 })]));
     await until("the update", () => counter(b, "appliedUpdated") >= 1);

@@ -121,7 +121,7 @@ test('createLab checks the attack-host options; stale-lab cleanup knows their na
   });
   t.deepEqual(namespacesNow().filter((n) => n.startsWith(`${PREFIX}${id}-`)), []);
   const re = labNamespacePattern(PREFIX);
-  for (const role of ['c', 'gw', 'sw', 'r1', 'f', 'x']) t.true(re.test(`${PREFIX}1a2b-${role}`), role);
+  for (const role of ['c', 'gw', 'sw', 'r1', 'f', 'x', 'rt', 'lr', 'g1', 'g3']) t.true(re.test(`${PREFIX}1a2b-${role}`), role);
   t.false(re.test(`${PREFIX}1a2b-y`));
 });
 

@@ -132,19 +132,41 @@ test("readTcpHeader reads the window-scale option of a SYN, ignores it elsewhere
   t.like(packet.readTcpHeader(bad), { ok: false });
 });
 
-test("a flow synced from a peer (picked up mid-stream): a side's first segment starts its tracking, whatever it is; a first RST only passes", (t) => {
-  const pickedUp = { pickedUp: true };
+// A flow whose handshake was not seen here (flags::kMidStreamStart): picked up mid-stream behind ECMP
+// (its connection began on another instance) or synced from a peer. Each side's tracking starts at its
+// first segment, a FIN included; a RST is passed on untracked. Without the flag, the same segments of an
+// unseen side are not tracked and a FIN is dropped.
+test("mid-stream start: each side's first segment starts its tracking (a FIN too); a RST passes untracked; later segments are judged as usual", (t) => {
+  const data = segment({ sequence: 700_000, acknowledgement: 9_000, window: 502, payloadLength: 1448 });
+  const midStream = { midStreamStart: true };
+  t.is(packet.judgeTcpSegment(unseen, unseen, data, midStream), "track");
+  t.is(packet.judgeTcpSegment(unseen, unseen, segment({ sequence: 700_000, flags: FIN | ACK }), midStream), "track");
+  t.is(packet.judgeTcpSegment(unseen, unseen, segment({ sequence: 700_000, flags: RST }), midStream), "passOnly");
+  t.is(packet.judgeTcpSegment(unseen, unseen, data), "passOnly", "an unseen side of an ordinary flow is not tracked");
+  t.is(packet.judgeTcpSegment(unseen, unseen, segment({ sequence: 700_000, flags: FIN | ACK })), "outOfWindow");
+
+  // From the first segment on, the side is tracked: its next segments fit, a blind RST far away does not.
+  const client = packet.afterTcpSegment(unseen, unseen, data);
+  t.deepEqual(client, { sequenceEnd: 701_448, windowBytes: 502, windowScale: NONE, seen: true });
+  const real = packet.afterTcpSegment(unseen, client, segment({ sequence: 9_000, acknowledgement: 701_448, window: 30_000, payloadLength: 0 }));
+  t.is(packet.judgeTcpSegment(client, real, segment({ sequence: 701_448, acknowledgement: 9_000, payloadLength: 1448 })), "track");
+  t.is(packet.judgeTcpSegment(client, real, segment({ sequence: 701_448, flags: FIN | ACK })), "track");
+  t.is(packet.judgeTcpSegment(client, real, segment({ sequence: 701_448 + 0x4000_0000, flags: RST })), "outOfWindow");
+});
+
+test("mid-stream start: a side's first segment starts its tracking, whatever it is; a first RST only passes; a seen side is judged as usual", (t) => {
+  const midStream = { midStreamStart: true };
   // Mid-stream data, a FIN and an ACK from a side never seen: tracked (a flow created here would only pass them, or drop the FIN).
   for (const flags of [ACK, FIN | ACK, ACK | 0x08]) {
     const first = segment({ sequence: 123456789, acknowledgement: 987654321, flags, payloadLength: 1448, window: 500 });
-    t.is(packet.judgeTcpSegment(unseen, unseen, first, pickedUp), "track", `flags ${flags}`);
-    t.not(packet.judgeTcpSegment(unseen, unseen, first), "track", `flags ${flags}, not picked up`);
+    t.is(packet.judgeTcpSegment(unseen, unseen, first, midStream), "track", `flags ${flags}`);
+    t.not(packet.judgeTcpSegment(unseen, unseen, first), "track", `flags ${flags}, without the flag`);
   }
   t.is(packet.judgeTcpSegment(unseen, unseen, segment({ sequence: 42, flags: RST })), "outOfWindow");
-  t.is(packet.judgeTcpSegment(unseen, unseen, segment({ sequence: 42, flags: RST }), pickedUp), "passOnly", "the flow stays; the endpoint judges the RST");
+  t.is(packet.judgeTcpSegment(unseen, unseen, segment({ sequence: 42, flags: RST }), midStream), "passOnly", "the flow stays; the endpoint judges the RST");
   // Once a side is seen, the checks are the usual ones: a blind RST far from its sequence end is dropped.
   const side = packet.afterTcpSegment(unseen, unseen, segment({ sequence: 123456789, payloadLength: 1448, window: 500 }));
   t.deepEqual(side, { sequenceEnd: 123456789 + 1448, windowBytes: 500, windowScale: NONE, seen: true });
-  t.is(packet.judgeTcpSegment(side, unseen, segment({ sequence: 123456789 + 1448 + 1_000_000, flags: RST }), pickedUp), "outOfWindow");
-  t.is(packet.judgeTcpSegment(side, unseen, segment({ sequence: 123456789 + 1448, flags: RST }), pickedUp), "track");
+  t.is(packet.judgeTcpSegment(side, unseen, segment({ sequence: 123456789 + 1448 + 1_000_000, flags: RST }), midStream), "outOfWindow");
+  t.is(packet.judgeTcpSegment(side, unseen, segment({ sequence: 123456789 + 1448, flags: RST }), midStream), "track");
 });

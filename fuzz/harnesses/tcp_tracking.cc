@@ -50,7 +50,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   const bool reset = segment->flags & packet::kTcpRst;
   const bool finish = segment->flags & packet::kTcpFin;
-  const flow::SegmentVerdict verdict = flow::judgeSegment(sender, receiver, *segment);
+  // A synced or picked-up flow (kMidStreamStart) starts a side's tracking at whatever it sends first.
+  const flow::SegmentVerdict verdict =
+      flow::judgeSegment(sender, receiver, *segment, (flowFlags & flow::flags::kMidStreamStart) != 0);
   if (verdict == flow::SegmentVerdict::OutOfWindow) require(reset || finish, "only a RST or FIN is dropped as out of window");
   if (reset && verdict == flow::SegmentVerdict::Track) {
     const bool exact = sender.seen ? segment->sequence == sender.sequenceEnd

@@ -75,6 +75,9 @@ enum class Counter : uint8_t {
   // Full NAT (config forwarding "fullnat"): new flows refused because every local address had every
   // port of its range in use towards the chosen real (flow/local_ports.h).
   DropFullnatPortsExhausted,
+  // Mid-stream pick-up (service midStreamPickUp, behind ECMP): TCP segments without SYN of a flow this
+  // instance did not know, given a flow to the real the consistent hash picks instead of dropNoFlow.
+  MidStreamPickUps,
   // An active/backup pair (engine/gateway_role.h): ARP requests for a VIP left unanswered because this
   // gateway is not the master (an outcome, like arpIgnored); and client frames to a service that reached
   // it while not the master (a client or switch with a stale ARP entry): not an outcome, they go on to
@@ -92,7 +95,7 @@ constexpr std::array<std::string_view, size_t(Counter::Count)> kCounterNames = {
     "dropNoRoute",     "dropNoNeighbour", "dropTxError",       "dropVlan",         "ringDrops",
     "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused",
     "replyClaimSignals", "replyClaimSignalErrors", "deadRealFlowsEnded", "tcpResetsSent", "ringErrors",
-    "toRealDirect", "dropNotOnLink", "dropFullnatPortsExhausted",
+    "toRealDirect", "dropNotOnLink", "dropFullnatPortsExhausted", "midStreamPickUps",
     "arpSilentNotMaster", "vipFramesNotMaster",
 };
 

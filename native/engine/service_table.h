@@ -71,6 +71,9 @@ struct Service {
   PickMode mode = PickMode::Cursor;
   bool hashPort = false;      // Hash: the client port is hashed with its address (IPVS sh-port, mh-port)
   bool hashFallback = false;  // Hash: a full real's clients walk on to the next slots' reals (sh-fallback, mh-fallback)
+  // Hash: a TCP segment without SYN of an unknown flow gets a flow to the real the hash picks (a flow
+  // that moved here from another instance behind ECMP), where it would otherwise be dropped (worker.cc).
+  bool midStreamPickUp = false;
   std::vector<uint16_t> slots;              // indexes into reals
   std::vector<uint16_t> slotWeights;        // the least-connection family: each slot's weight (> 0)
   std::vector<flow::RealEndpoint> reals;    // the configured reals, the draining ones, then the fallback real
@@ -92,7 +95,7 @@ struct Service {
   Service(Service&& other) noexcept
       : vip(other.vip), port(other.port), protocol(other.protocol), directRouting(other.directRouting), fullNat(other.fullNat),
         localAddresses(std::move(other.localAddresses)), localPorts(other.localPorts), mode(other.mode), hashPort(other.hashPort),
-        hashFallback(other.hashFallback), slots(std::move(other.slots)), slotWeights(std::move(other.slotWeights)),
+        hashFallback(other.hashFallback), midStreamPickUp(other.midStreamPickUp), slots(std::move(other.slots)), slotWeights(std::move(other.slotWeights)),
         reals(std::move(other.reals)), limits(std::move(other.limits)), realModes(std::move(other.realModes)),
         anyDirectRouting(other.anyDirectRouting), fallback(other.fallback), slotRealCount(other.slotRealCount),
         cursor(other.cursor.load()), timeouts(other.timeouts), persistence(std::move(other.persistence)),

@@ -420,7 +420,7 @@ std::optional<flow::SegmentVerdict> Worker::trackTcp(const flow::FlowEntry& entr
   const flow::TcpSide sender = flow::readSide(entry, direction);
   const flow::TcpSide receiver = flow::readSide(entry, other);
   const flow::SegmentVerdict verdict =
-      flow::judgeSegment(sender, receiver, *segment, (entry.flags() & flow::flags::kPickedUp) != 0);
+      flow::judgeSegment(sender, receiver, *segment, (entry.flags() & flow::flags::kMidStreamStart) != 0);
   if (verdict == flow::SegmentVerdict::Track) flow::writeSide(entry, direction, flow::afterSegment(sender, receiver, *segment));
   else flow::writeUntrackedSide(entry, direction, flow::afterUntrackedSegment(sender, *segment));
   return verdict;
@@ -480,13 +480,14 @@ void Worker::recordPacket(const flow::FlowEntry& entry, const Ipv4FrameView& vie
   if ((flowFlags & flow::flags::kUnassured) &&
       flow::hasProvenItself(view.protocol, entry.state(), flowFlags, nowMs_ - entry.load<uint64_t>(flow::entry::kCreatedMs))) {
     context_.flows.assure(entry);
+    if (flowFlags & flow::flags::kPickedUp) syncFlow(entry);  // held back until now (sync::goesToPeers)
   }
 }
 
 // Tells the flow sync (when one runs) about a new flow or a state change: a relaxed load when none does,
 // a copy into this worker's bounded queue when one does (a full queue drops, counted).
 void Worker::syncFlow(const flow::FlowEntry& entry) {
-  if (!context_.syncEvents.enabled.load(std::memory_order_relaxed)) return;
+  if (!context_.syncEvents.enabled.load(std::memory_order_relaxed) || !sync::goesToPeers(entry)) return;
   if (syncEvents_ == nullptr) {
     context_.syncEvents.unqueued.fetch_add(1, std::memory_order_relaxed);
     return;
@@ -504,7 +505,8 @@ void Worker::offloadIfEstablished(uint32_t ref, const flow::FlowEntry& entry) {
   if (context_.kernelOffload == nullptr || entry.state() != flow::FlowState::Established ||
       entry.load<uint64_t>(flow::entry::kPacketsIn) + entry.load<uint64_t>(flow::entry::kPacketsOut) < kHandOverAfterPackets ||
       entry.load<uint8_t>(flow::entry::kProtocol) != packet::kProtocolTcp ||
-      (entry.load<uint16_t>(flow::entry::kFlags) & (flow::flags::kOffloaded | flow::flags::kUserSpaceOnly))) {
+      // An unassured flow (picked up mid-stream, not proven yet) stays where the flood defences reach it.
+      (entry.load<uint16_t>(flow::entry::kFlags) & (flow::flags::kOffloaded | flow::flags::kUserSpaceOnly | flow::flags::kUnassured))) {
     return;
   }
   const uint32_t realIp = entry.load<uint32_t>(flow::entry::kRealIp);
@@ -543,7 +545,10 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
     ref = 0;
   }
   if (ref == 0) {
-    if (isTcp && !isConnectionOpening(tcpFlags)) {
+    // Behind ECMP a connection moves here mid-stream when another instance goes or comes back: the
+    // consistent hash finds the real every instance picks. A lone RST creates nothing.
+    const bool pickUp = isTcp && !isConnectionOpening(tcpFlags);
+    if (pickUp && (!service.midStreamPickUp || (tcpFlags & packet::kTcpRst))) {
       counters_.add(Counter::DropNoFlow);
       return;
     }
@@ -557,13 +562,18 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
     const uint16_t mode = service.modeOf(*scheduled.real);
     const flow::LocalSourcePool pool = service.localSourcePool();
     flow::InsertRefusal refusal = flow::InsertRefusal::None;
-    ref = context_.flows.insert(key, *scheduled.real, isTcp ? flow::FlowState::SynRecv : flow::FlowState::Udp, nowMs_,
+    const flow::FlowState initial = !isTcp ? flow::FlowState::Udp : pickUp ? flow::FlowState::Established : flow::FlowState::SynRecv;
+    ref = context_.flows.insert(key, *scheduled.real, initial, nowMs_,
                                 service.timeouts.profile, scheduled.templateRef, mode, &pool, nextRandom(), &refusal);
     if (ref == 0) {
       // A full pool refuses like a full map: the client's SYN or datagram is dropped, nothing answered.
       counters_.add(refusal == flow::InsertRefusal::LocalPortsExhausted ? Counter::DropFullnatPortsExhausted
                                                                         : Counter::DropFlowTableFull);
       return;
+    }
+    if (pickUp) {
+      context_.flows.entryAt(ref).setFlags(flow::flags::kMidStreamStart | flow::flags::kPickedUp);
+      counters_.add(Counter::MidStreamPickUps);
     }
     counters_.add(Counter::NewFlows);
     realStats_.add(scheduled.real->id, RealStat::Connections, 1);

@@ -164,12 +164,17 @@ constexpr uint16_t kDirectRouting = 1024;
 // natlb's; the reply index and the kernel's reply claim hold real -> local address:port. Stays in user
 // space (never offloaded: the kernel fast path rewrites one side only).
 constexpr uint16_t kFullNat = 2048;
-// Synced from a peer (native/sync): its traffic may arrive mid-stream, so a side's first segment, whatever
-// it is, starts that side's TCP tracking (conntrack's pick-up); a RST from a side never seen is passed on
-// without closing the flow.
-constexpr uint16_t kPickedUp = 4096;
+// TCP tracking starts mid-stream: the flow's handshake was not seen here (synced from a peer, or picked
+// up mid-stream), so a side's first segment, whatever it is, starts that side's tracking (conntrack's
+// pick-up); a RST from a side never seen, which could be blind, is passed on without closing the flow.
+constexpr uint16_t kMidStreamStart = 4096;
+// Picked up mid-stream (service midStreamPickUp): created here by a TCP segment without SYN, for a
+// connection another instance behind ECMP began (kMidStreamStart too). Unassured until the client still
+// sends 2 s later (and, unless direct routing, the real has answered), and not synced to peers before.
+// A flow with kMidStreamStart but not this one was synced from a peer.
+constexpr uint16_t kPickedUp = 8192;
 // The real answered the client's SYN with a bare ACK before any SYN-ACK: entry::kRealStrayAck holds it.
-constexpr uint16_t kRealStrayAck = 8192;
+constexpr uint16_t kRealStrayAck = 16384;
 // The flags that fix a flow's forwarding mode for its whole life.
 constexpr uint16_t kModeFlags = kDirectRouting | kFullNat;
 }  // namespace flags

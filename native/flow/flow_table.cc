@@ -370,7 +370,7 @@ SyncedOutcome FlowTable::applySynced(const SyncedFlow& flow, uint64_t nowMs) {
   e.store<uint32_t>(entry::kLocalIp, (mode & flags::kFullNat) ? flow.local.ip : 0);
   e.store<uint16_t>(entry::kLocalPort, (mode & flags::kFullNat) ? flow.local.port : uint16_t{0});
   e.store<uint8_t>(entry::kState, uint8_t(flow.state));
-  e.store<uint16_t>(entry::kFlags, uint16_t(flags::kUnassured | flags::kPickedUp | mode));
+  e.store<uint16_t>(entry::kFlags, uint16_t(flags::kUnassured | flags::kMidStreamStart | mode));
   e.store<uint32_t>(entry::kTemplateRef, 0);
   controlLocked(e, flow.templateRef, nowMs);
   linkLocked(ref, flow.key, flow.real, nowMs, flow.timeoutProfile);

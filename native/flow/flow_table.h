@@ -158,6 +158,8 @@ constexpr bool hasProvenItself(uint8_t protocol, FlowState state, uint16_t flowF
   // A direct-routing flow never sees a reply: a client still sending after the time is its only proof.
   const uint16_t answered = flags::kSeenReply | flags::kDirectRouting;
   if (protocol == packet::kProtocolUdp) return (flowFlags & answered) && ageMs >= kUdpAssuredAfterMs;
+  // Picked up mid-stream: no handshake to prove it, so as UDP (a spoofed segment makes one such flow, never more).
+  if (flowFlags & flags::kPickedUp) return (flowFlags & answered) && ageMs >= kUdpAssuredAfterMs;
   return state != FlowState::SynRecv;
 }
 
@@ -229,7 +231,7 @@ class FlowTable {
   // A real's live flows, as kept in the shared counters (flow_layout.h): ESTABLISHED, and the rest.
   uint32_t activeFlowsOf(uint16_t realId) const { return realCounter(realId, real_counters::kActive).load(std::memory_order_relaxed); }
   uint32_t inactiveFlowsOf(uint16_t realId) const { return realCounter(realId, real_counters::kInactive).load(std::memory_order_relaxed); }
-  // Applies a flow a peer synced: a new entry (picked up: flags::kPickedUp, its reply claimed at once
+  // Applies a flow a peer synced: a new entry (flags::kMidStreamStart, its reply claimed at once
   // so replies that arrive here are natlb's), or the live one with its key raised to the synced state and
   // kept alive; one with the same key but another real or mode is replaced. Conflict: its reply tuple
   // is another live flow's (a full-NAT local port in use here). With a templateRef, the flow is

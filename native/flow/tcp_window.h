@@ -79,13 +79,15 @@ enum class SegmentVerdict : uint8_t {
   OutOfWindow,  // a RST or FIN that does not fit: drop it
 };
 
-// Judges a segment from `sender` to `receiver`, as they were before it. `pickedUp`: the flow was synced
-// from a peer mid-stream (flags::kPickedUp), so a side's first segment need not be its SYN.
+// Judges a segment from `sender` to `receiver`, as they were before it. `midStreamStart`: the flow's
+// handshake was not seen here (flags::kMidStreamStart: synced from a peer, or picked up mid-stream), so
+// a side's first segment need not be its SYN: tracking starts from whatever the side sends, but a RST,
+// which could be blind, is passed on for its endpoint to judge and changes nothing here.
 constexpr SegmentVerdict judgeSegment(const TcpSide& sender, const TcpSide& receiver, const packet::TcpHeaderFields& segment,
-                                      bool pickedUp = false) {
+                                      bool midStreamStart = false) {
   const bool reset = segment.flags & packet::kTcpRst;
   const bool stateChanging = reset || (segment.flags & packet::kTcpFin);
-  if (!sender.seen && pickedUp) return reset ? SegmentVerdict::PassOnly : SegmentVerdict::Track;
+  if (!sender.seen && midStreamStart) return reset ? SegmentVerdict::PassOnly : SegmentVerdict::Track;
   if (!sender.seen) {
     // Its first segment is its SYN (or SYN-ACK); a reset only as the refusal of the other side's SYN:
     // RST+ACK acknowledging exactly what that side sent.

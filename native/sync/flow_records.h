@@ -6,6 +6,16 @@
 
 namespace natlb::sync {
 
+// Whether a flow goes to the peers as a flow record: not a template (those go as template records,
+// flow_sync.cc), nor a flow picked up mid-stream that
+// has not proven itself yet: its record would say established, and a peer would hold a spoofed
+// segment's flow as an assured connection. It goes once assured.
+inline bool goesToPeers(const flow::FlowEntry& e) {
+  const uint16_t flags = e.flags();
+  if (flags & flow::flags::kTemplate) return false;
+  return (flags & (flow::flags::kPickedUp | flow::flags::kUnassured)) != (flow::flags::kPickedUp | flow::flags::kUnassured);
+}
+
 inline FlowRecord recordOf(const flow::FlowEntry& e) {
   using namespace flow::entry;
   const uint16_t flags = e.flags();

@@ -189,6 +189,7 @@ void FlowSync::refreshEstablished(uint64_t nowMs) {
       counters_.add(SyncCounter::RefreshRecordsSent);
       continue;
     }
+    if (!goesToPeers(e)) continue;
     const auto state = flow::FlowState(e.load<uint8_t>(kState));
     if (state != flow::FlowState::Established && state != flow::FlowState::Udp) continue;
     const uint64_t syncedMs = e.load<uint64_t>(kSyncedMs);
@@ -216,6 +217,7 @@ void FlowSync::serveSnapshot() {
         if (const auto record = templateRecord(e, *services)) records[count++] = *record;
         continue;
       }
+      if (!goesToPeers(e)) continue;
       const FlowRecord record = recordOf(e);
       if (isValidRecord(record)) records[count++] = record;
     }

@@ -16,6 +16,8 @@ export type NatlbEventBody =
   | { readonly type: "dropSpike"; readonly reason: string; readonly perSecond: number; readonly usualPerSecond: number }
   /** A drain (`natlb real drain`, `lb.drainReal()`) ended: connections left, whether the deadline came first, what `then` did. */
   | ({ readonly type: "drainFinished" } & DrainResult)
+  /** BIRD took a VIP's announcement or withdrawal (config bgp). */
+  | { readonly type: "bgp"; readonly vip: string; readonly announced: boolean }
   /**
    * The gateway's role in an active/backup pair changed (`natlb ha`, keepalived's notify): `reason` says
    * who said so. A new master hands the established flows it has (the synced ones) to the kernel fast

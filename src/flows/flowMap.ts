@@ -27,7 +27,9 @@ export interface Connection {
   template?: { controlledFlows: number; timeoutS: number };
   /** Only for a full-NAT flow: natlb's local address and port, the client as the real sees it. */
   local?: { ip: string; port: number };
-  /** Only for a flow a peer synced to this instance (config sync): it was picked up, not made here. */
+  /** Only for a flow picked up mid-stream (service midStreamPickUp): it began on another instance. */
+  pickedUp?: true;
+  /** Only for a flow a peer synced to this instance (config sync): it was applied, not made here. */
   synced?: true;
 }
 
@@ -204,7 +206,11 @@ export class FlowMap {
         ...((flags & this.layout.flags.fullNat) !== 0
           ? { local: { ip: formatIPv4(this.view.getUint32(base + e.localIp, true)), port: this.view.getUint16(base + e.localPort, true) } }
           : {}),
-        ...((flags & this.layout.flags.pickedUp) !== 0 ? { synced: true as const } : {}),
+        ...((flags & this.layout.flags.pickedUp) !== 0 ? { pickedUp: true as const } : {}),
+        // Its handshake was not seen here, and it was not picked up here: a peer synced it (flow_layout.h).
+        ...((flags & (this.layout.flags.midStreamStart | this.layout.flags.pickedUp)) === this.layout.flags.midStreamStart
+          ? { synced: true as const }
+          : {}),
       };
       if (!visit(connection, index)) return;
     }

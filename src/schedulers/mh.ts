@@ -3,6 +3,9 @@
 // their next free preferred position until the table is full. A real's turns per round follow its
 // weight. Because preferences depend only on a real's identity, removing one real mostly hands its
 // own positions to others and leaves the rest in place.
+// Instances behind ECMP must build the same table from the same reals: nothing here is per process,
+// the reals take their turns in the order of their keys (not of the list, which API calls can change),
+// and an optional seed (config mhSeed, shared by the instances) replaces the built-in hash seeds.
 
 import { hash32 } from "./hash";
 import type { SchedulerInput, SchedulerPolicy, SelectionTable } from "./types";
@@ -18,7 +21,8 @@ const SKIP_SEED = 0x9e3779b9;
 export const maglevHash: SchedulerPolicy = {
   name: "mh",
   build(input: SchedulerInput): SelectionTable {
-    const usable = usableReals(input);
+    const usable = usableReals(input).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const seed = (input.seed ?? 0) >>> 0;
     const m = MAGLEV_TABLE_SIZE;
     if (usable.length === 0) return { mode: "hash", slots: new Uint16Array(0) };
 
@@ -26,8 +30,8 @@ export const maglevHash: SchedulerPolicy = {
     let turns = reduceWeights(usable.map((r) => r.weight));
     if (turns.reduce((a, t) => a + t, 0) > m) turns = apportion(turns, m);
 
-    const offset = usable.map((r) => hash32(r.key, OFFSET_SEED) % m);
-    const skip = usable.map((r) => (hash32(r.key, SKIP_SEED) % (m - 1)) + 1);
+    const offset = usable.map((r) => hash32(r.key, (OFFSET_SEED ^ seed) >>> 0) % m);
+    const skip = usable.map((r) => (hash32(r.key, (SKIP_SEED ^ seed) >>> 0) % (m - 1)) + 1);
     const next = usable.map((_, i) => offset[i]!); // each real's next preferred position
     const owner = new Int32Array(m).fill(-1);
     const slots = new Uint16Array(m);

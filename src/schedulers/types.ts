@@ -24,6 +24,8 @@ export interface SchedulerReal {
 
 export interface SchedulerInput {
   readonly reals: ReadonlyArray<SchedulerReal>;
+  /** mh: mixed into each real's permutation (config mhSeed); instances with one seed build one table. Default 0. */
+  readonly seed?: number;
 }
 
 /**
