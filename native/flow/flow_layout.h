@@ -161,8 +161,8 @@ constexpr uint16_t kTemplate = 512;
 // segments alone (tcp_state.h) and has one kernel fast path entry when offloaded (client -> VIP).
 constexpr uint16_t kDirectRouting = 1024;
 // Full NAT (flow/local_ports.h): both addresses rewritten, the source to a local address and port of
-// natlb's; the reply index and the kernel's reply claim hold real -> local address:port. Stays in user
-// space (never offloaded: the kernel fast path rewrites one side only).
+// natlb's; the reply index and the kernel's reply claim hold real -> local address:port. Offloaded like a
+// NAT flow, with both endpoints rewritten each way (kernel_flow_rewrite_both).
 constexpr uint16_t kFullNat = 2048;
 // TCP tracking starts mid-stream: the flow's handshake was not seen here (synced from a peer, or picked
 // up mid-stream), so a side's first segment, whatever it is, starts that side's tracking (conntrack's
