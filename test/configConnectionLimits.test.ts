@@ -2,22 +2,13 @@
 // hash schedulers' flags: defaults, refusals at their path saying what to fix, and the reload diff.
 import test from "ava";
 import { diffConfig, parseConfig } from "../src/config";
-import { ConfigError } from "../src/errors";
+import { configRefusal } from "./support/configField";
 
 const VIP = "198.18.0.100";
 const service = (fields: Record<string, unknown>, real: Record<string, unknown> = {}) => ({
   services: [{ vip: VIP, port: 80, reals: [{ ip: "198.18.1.11", ...real }, { ip: "198.18.1.12" }], ...fields }],
 });
 
-function refusal(config: unknown): ConfigError {
-  try {
-    parseConfig(config);
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error(`accepted: ${JSON.stringify(config)}`);
-}
 
 test("left out: no limits, no flags, no fallback real", (t) => {
   const parsed = parseConfig(service({})).services[0]!;
@@ -45,27 +36,27 @@ test("bad limits are refused at the real's field, saying what to fix", (t) => {
     [{ maxConns: "10" }, "services[0].reals[0].maxConns", /expected an integer 1\.\.4294967295, got "10"/],
   ];
   for (const [real, path, message] of cases) {
-    const error = refusal(service({}, real));
+    const error = configRefusal(service({}, real));
     t.is(error.path, path, JSON.stringify(real));
     t.regex(error.message, message, JSON.stringify(real));
   }
 });
 
 test("a scheduler flag must belong to the service's scheduler", (t) => {
-  const wrong = refusal(service({ scheduler: "sh", schedulerFlags: ["sh-port", "mh-fallback"] }));
+  const wrong = configRefusal(service({ scheduler: "sh", schedulerFlags: ["sh-port", "mh-fallback"] }));
   t.is(wrong.path, "services[0].schedulerFlags[1]");
   t.is(wrong.message, 'config: services[0].schedulerFlags[1]: "mh-fallback" is a flag of scheduler "mh", and this service\'s scheduler is "sh": set "scheduler": "mh", or remove the flag');
-  t.regex(refusal(service({ schedulerFlags: ["sh-port"] })).message, /scheduler is "wrr"/, "the default scheduler takes no flag");
-  t.regex(refusal(service({ scheduler: "mh", schedulerFlags: ["mh-port", "mh-port"] })).message, /lists a flag twice/);
-  t.regex(refusal(service({ scheduler: "mh", schedulerFlags: ["mh-persistent"] })).message, /expected one of "sh-port", "sh-fallback", "mh-port", "mh-fallback", got "mh-persistent"/);
+  t.regex(configRefusal(service({ schedulerFlags: ["sh-port"] })).message, /scheduler is "wrr"/, "the default scheduler takes no flag");
+  t.regex(configRefusal(service({ scheduler: "mh", schedulerFlags: ["mh-port", "mh-port"] })).message, /lists a flag twice/);
+  t.regex(configRefusal(service({ scheduler: "mh", schedulerFlags: ["mh-persistent"] })).message, /expected one of "sh-port", "sh-fallback", "mh-port", "mh-fallback", got "mh-persistent"/);
 });
 
 test("the fallback real is refused when malformed or a VIP", (t) => {
-  t.is(refusal(service({ fallback: { ip: VIP } })).path, "services[0].fallback.ip");
-  t.regex(refusal(service({ fallback: { ip: VIP } })).message, /is the virtual IP of services\[0\]: the fallback real needs its own address/);
-  t.is(refusal(service({ fallback: "198.18.1.30" })).path, "services[0].fallback");
-  t.is(refusal(service({ fallback: { ip: "198.18.1.30", weight: 2 } })).path, "services[0].fallback.weight");
-  t.is(refusal(service({ fallback: { ip: "198.18.1.30", port: 0 } })).path, "services[0].fallback.port");
+  t.is(configRefusal(service({ fallback: { ip: VIP } })).path, "services[0].fallback.ip");
+  t.regex(configRefusal(service({ fallback: { ip: VIP } })).message, /is the virtual IP of services\[0\]: the fallback real needs its own address/);
+  t.is(configRefusal(service({ fallback: "198.18.1.30" })).path, "services[0].fallback");
+  t.is(configRefusal(service({ fallback: { ip: "198.18.1.30", weight: 2 } })).path, "services[0].fallback.weight");
+  t.is(configRefusal(service({ fallback: { ip: "198.18.1.30", port: 0 } })).path, "services[0].fallback.port");
 });
 
 test("a reload diff names the flags, the fallback real and a real's changed limits", (t) => {

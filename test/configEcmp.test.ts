@@ -4,7 +4,7 @@
 
 import test from "ava";
 import { diffConfig, midStreamPickUpOf, parseConfig } from "../src/config";
-import { ConfigError } from "../src/errors";
+import { configRefusal } from "./support/configField";
 
 const service = (extra: Record<string, unknown> = {}) => ({
   vip: "198.18.0.100",
@@ -15,31 +15,22 @@ const service = (extra: Record<string, unknown> = {}) => ({
 });
 const BGP = { routesFile: "/etc/bird/natlb-vips.conf" };
 
-function refusal(config: unknown): ConfigError {
-  try {
-    parseConfig(config);
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error("the config was accepted");
-}
 
 test("bgp: the socket defaults to Debian's, the routes file is required and absolute", (t) => {
   const config = parseConfig({ services: [service()], bgp: BGP });
   t.deepEqual(config.bgp, { birdSocket: "/run/bird/bird.ctl", routesFile: "/etc/bird/natlb-vips.conf", withdrawGraceMs: 1000 });
-  t.regex(refusal({ services: [service()], bgp: { ...BGP, withdrawGraceMs: 60_000 } }).message, /bgp\.withdrawGraceMs/);
+  t.regex(configRefusal({ services: [service()], bgp: { ...BGP, withdrawGraceMs: 60_000 } }).message, /bgp\.withdrawGraceMs/);
   t.is(parseConfig({ services: [service()] }).bgp, undefined);
-  t.regex(refusal({ services: [service()], bgp: { routesFile: "vips.conf" } }).message, /bgp\.routesFile.*absolute path/);
-  t.regex(refusal({ services: [service()], bgp: {} }).message, /bgp\.routesFile/);
-  t.regex(refusal({ services: [service()], bgp: { ...BGP, socket: "/x" } }).message, /socket/);
+  t.regex(configRefusal({ services: [service()], bgp: { routesFile: "vips.conf" } }).message, /bgp\.routesFile.*absolute path/);
+  t.regex(configRefusal({ services: [service()], bgp: {} }).message, /bgp\.routesFile/);
+  t.regex(configRefusal({ services: [service()], bgp: { ...BGP, socket: "/x" } }).message, /socket/);
 });
 
 test("mhSeed and midStreamPickUp need scheduler mh, with the field named", (t) => {
-  t.regex(refusal({ services: [service({ scheduler: "wrr", mhSeed: 1 })] }).message, /services\[0\]\.mhSeed.*needs scheduler "mh"/);
-  t.regex(refusal({ services: [service({ scheduler: "sh", midStreamPickUp: true })] }).message, /services\[0\]\.midStreamPickUp.*needs scheduler "mh"/);
-  t.regex(refusal({ services: [service({ mhSeed: -1 })] }).message, /mhSeed/);
-  t.regex(refusal({ services: [service({ mhSeed: 2 ** 32 })] }).message, /mhSeed/);
+  t.regex(configRefusal({ services: [service({ scheduler: "wrr", mhSeed: 1 })] }).message, /services\[0\]\.mhSeed.*needs scheduler "mh"/);
+  t.regex(configRefusal({ services: [service({ scheduler: "sh", midStreamPickUp: true })] }).message, /services\[0\]\.midStreamPickUp.*needs scheduler "mh"/);
+  t.regex(configRefusal({ services: [service({ mhSeed: -1 })] }).message, /mhSeed/);
+  t.regex(configRefusal({ services: [service({ mhSeed: 2 ** 32 })] }).message, /mhSeed/);
   // false says "off", which any scheduler may say.
   t.is(parseConfig({ services: [service({ scheduler: "wrr", midStreamPickUp: false })] }).services[0]!.midStreamPickUp, false);
   t.is(parseConfig({ services: [service({ mhSeed: 4_000_000_000 })] }).services[0]!.mhSeed, 4_000_000_000);
@@ -47,9 +38,9 @@ test("mhSeed and midStreamPickUp need scheduler mh, with the field named", (t) =
 
 test("midStreamPickUp is refused with fullnat: the real knows the flow by the first instance's local address", (t) => {
   const fullnat = service({ forwarding: "fullnat", fullnat: { localAddresses: ["198.18.1.3"] }, midStreamPickUp: true });
-  t.regex(refusal({ services: [fullnat] }).message, /services\[0\]\.midStreamPickUp.*"fullnat"/);
+  t.regex(configRefusal({ services: [fullnat] }).message, /services\[0\]\.midStreamPickUp.*"fullnat"/);
   const fullNatReal = service({ fullnat: { localAddresses: ["198.18.1.3"] }, reals: [{ ip: "198.18.1.11" }, { ip: "198.18.1.12", forwarding: "fullnat" }] });
-  t.regex(refusal({ services: [{ ...fullNatReal, midStreamPickUp: true }] }).message, /services\[0\]\.midStreamPickUp.*"fullnat"/);
+  t.regex(configRefusal({ services: [{ ...fullNatReal, midStreamPickUp: true }] }).message, /services\[0\]\.midStreamPickUp.*"fullnat"/);
   const config = parseConfig({ services: [fullNatReal], bgp: BGP });
   t.false(midStreamPickUpOf(config.services[0]!, config.bgp), "not by default either");
 });

@@ -4,7 +4,7 @@
 
 import test from "ava";
 import { diffConfig, parseConfig } from "../src/config";
-import { ConfigError } from "../src/errors";
+import { configRefusal } from "./support/configField";
 
 const service = (extra: Record<string, unknown> = {}) => ({
   vip: "198.18.0.100",
@@ -13,18 +13,6 @@ const service = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-function refusal(config: unknown): ConfigError {
-  const error = (() => {
-    try {
-      parseConfig(config);
-    } catch (e) {
-      return e;
-    }
-    return undefined;
-  })();
-  if (!(error instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${String(error)}`);
-  return error;
-}
 
 test('left out, forwarding is "nat"', (t) => {
   t.is(parseConfig({ services: [service()] }).services[0]!.forwarding, "nat");
@@ -37,7 +25,7 @@ test('"dr" is taken, and its reals get the service port', (t) => {
 });
 
 test("an unknown mode is refused at services[0].forwarding, naming the modes", (t) => {
-  const error = refusal({ services: [service({ forwarding: "tun" })] });
+  const error = configRefusal({ services: [service({ forwarding: "tun" })] });
   t.is(error.path, "services[0].forwarding");
   t.regex(error.message, /"nat"/);
   t.regex(error.message, /"dr"/);
@@ -53,14 +41,14 @@ test('"fullnat" takes its source pool, with the default port range', (t) => {
 });
 
 test('"fullnat" without a pool, a pool without "fullnat", and bad pools are refused at their fields', (t) => {
-  const missing = refusal({ services: [service({ forwarding: "fullnat" })] });
+  const missing = configRefusal({ services: [service({ forwarding: "fullnat" })] });
   t.is(missing.path, "services[0].fullnat");
   t.regex(missing.message, /localAddresses/);
-  t.is(refusal({ services: [service({ fullnat: { localAddresses: ["198.18.1.2"] } })] }).path, "services[0].fullnat");
-  t.is(refusal({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: [] } })] }).path, "services[0].fullnat.localAddresses");
-  t.is(refusal({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: ["198.18.1.2", "198.18.1.2"] } })] }).path, "services[0].fullnat.localAddresses");
-  t.is(refusal({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: ["not-an-ip"] } })] }).path, "services[0].fullnat.localAddresses[0]");
-  t.is(refusal({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: ["198.18.1.2"], localPorts: { first: 9, last: 8 } } })] }).path, "services[0].fullnat.localPorts");
+  t.is(configRefusal({ services: [service({ fullnat: { localAddresses: ["198.18.1.2"] } })] }).path, "services[0].fullnat");
+  t.is(configRefusal({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: [] } })] }).path, "services[0].fullnat.localAddresses");
+  t.is(configRefusal({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: ["198.18.1.2", "198.18.1.2"] } })] }).path, "services[0].fullnat.localAddresses");
+  t.is(configRefusal({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: ["not-an-ip"] } })] }).path, "services[0].fullnat.localAddresses[0]");
+  t.is(configRefusal({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: ["198.18.1.2"], localPorts: { first: 9, last: 8 } } })] }).path, "services[0].fullnat.localPorts");
   t.is(
     parseConfig({ services: [service({ forwarding: "fullnat", fullnat: { localAddresses: ["198.18.1.2"] }, deadRealFlows: "reset" })] }).services[0]!.deadRealFlows,
     "reset",
@@ -75,7 +63,7 @@ test("changing the source pool is a service change naming fullnat", (t) => {
 });
 
 test('a "dr" real on another port is refused at its port, saying what to write', (t) => {
-  const error = refusal({ services: [service({ forwarding: "dr", reals: [{ ip: "198.18.1.11", port: 80 }, { ip: "198.18.1.12", port: 8080 }] })] });
+  const error = configRefusal({ services: [service({ forwarding: "dr", reals: [{ ip: "198.18.1.11", port: 80 }, { ip: "198.18.1.12", port: 8080 }] })] });
   t.is(error.path, "services[0].reals[1].port");
   t.regex(error.message, /service port 80/);
   // The same reals under NAT are fine.
@@ -83,14 +71,14 @@ test('a "dr" real on another port is refused at its port, saying what to write',
 });
 
 test('a "dr" fallback real on another port is refused at fallback.port', (t) => {
-  const error = refusal({ services: [service({ forwarding: "dr", fallback: { ip: "198.18.1.30", port: 81 } })] });
+  const error = configRefusal({ services: [service({ forwarding: "dr", fallback: { ip: "198.18.1.30", port: 81 } })] });
   t.is(error.path, "services[0].fallback.port");
 });
 
 test("an empty backend interface list is taken (one-armed), an empty client list is not", (t) => {
   const oneArmed = parseConfig({ services: [service({ forwarding: "dr" })], interfaces: { client: ["eth1"], backend: [] } });
   t.deepEqual(oneArmed.interfaces, { client: ["eth1"], backend: [] });
-  t.is(refusal({ services: [service()], interfaces: { client: [], backend: ["eth1"] } }).path, "interfaces.client");
+  t.is(configRefusal({ services: [service()], interfaces: { client: [], backend: ["eth1"] } }).path, "interfaces.client");
 });
 
 test("changing the mode is a service change naming forwarding", (t) => {
@@ -102,6 +90,6 @@ test("changing the mode is a service change naming forwarding", (t) => {
 });
 
 test('"dr" with deadRealFlows "reset" is refused at deadRealFlows; "drop" is taken', (t) => {
-  t.is(refusal({ services: [service({ forwarding: "dr", deadRealFlows: "reset" })] }).path, "services[0].deadRealFlows");
+  t.is(configRefusal({ services: [service({ forwarding: "dr", deadRealFlows: "reset" })] }).path, "services[0].deadRealFlows");
   t.is(parseConfig({ services: [service({ forwarding: "dr", deadRealFlows: "drop" })] }).services[0]!.deadRealFlows, "drop");
 });

@@ -9,20 +9,12 @@ import { ConfigError } from "../src/errors";
 import { summarizeDiff } from "../src/events";
 import { checkDirectRealsOnLink } from "../src/gateway/interfaces";
 import type { NativeInterface } from "../src/native";
+import { configRefusal } from "./support/configField";
 
 const POOL = { localAddresses: ["198.18.1.2"] };
 
 const service = (reals: unknown[], extra: Record<string, unknown> = {}) => ({ vip: "198.18.0.100", port: 80, reals, ...extra });
 
-function refusal(config: unknown): ConfigError {
-  try {
-    parseConfig(config);
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error("expected a ConfigError, the config was taken");
-}
 
 test("a real's forwarding overrides the service's; one equal to the service's is not kept", (t) => {
   const s = parseConfig({
@@ -37,13 +29,13 @@ test("a real's forwarding overrides the service's; one equal to the service's is
 });
 
 test("an unknown mode on a real is refused at its path", (t) => {
-  const error = refusal({ services: [service([{ ip: "198.18.1.11", forwarding: "tun" }])] });
+  const error = configRefusal({ services: [service([{ ip: "198.18.1.11", forwarding: "tun" }])] });
   t.is(error.path, "services[0].reals[0].forwarding");
   t.regex(error.message, /"fullnat"/);
 });
 
 test('a "dr" real on another port than the service\'s is refused at its port, in a "nat" service too', (t) => {
-  const error = refusal({ services: [service([{ ip: "198.18.1.11", port: 8080 }, { ip: "198.18.1.12", port: 8080, forwarding: "dr" }])] });
+  const error = configRefusal({ services: [service([{ ip: "198.18.1.11", port: 8080 }, { ip: "198.18.1.12", port: 8080, forwarding: "dr" }])] });
   t.is(error.path, "services[0].reals[1].port");
   t.regex(error.message, /service port 80/);
   // A "nat" real in a "dr" service may have its own port.
@@ -51,7 +43,7 @@ test('a "dr" real on another port than the service\'s is refused at its port, in
 });
 
 test('a "fullnat" real needs the service\'s pool; the pool is taken for it in a "nat" or "dr" service', (t) => {
-  const missing = refusal({ services: [service([{ ip: "198.18.1.11" }, { ip: "198.18.1.12", forwarding: "fullnat" }])] });
+  const missing = configRefusal({ services: [service([{ ip: "198.18.1.11" }, { ip: "198.18.1.12", forwarding: "fullnat" }])] });
   t.is(missing.path, "services[0].fullnat");
   t.regex(missing.message, /"fullnat" real \(reals\[1\]\)/);
   for (const forwarding of ["nat", "dr"]) {
@@ -59,11 +51,11 @@ test('a "fullnat" real needs the service\'s pool; the pool is taken for it in a 
     t.deepEqual(s.fullnat, { localAddresses: ["198.18.1.2"], localPorts: { first: 1024, last: 32767 } }, forwarding);
   }
   // With no "fullnat" real left, the pool is refused as before.
-  t.is(refusal({ services: [service([{ ip: "198.18.1.11", forwarding: "dr" }], { fullnat: POOL })] }).path, "services[0].fullnat");
+  t.is(configRefusal({ services: [service([{ ip: "198.18.1.11", forwarding: "dr" }], { fullnat: POOL })] }).path, "services[0].fullnat");
 });
 
 test('deadRealFlows "reset" is refused when any real is "dr"; a "fullnat" real takes it', (t) => {
-  t.is(refusal({ services: [service([{ ip: "198.18.1.11" }, { ip: "198.18.1.12", forwarding: "dr" }], { deadRealFlows: "reset" })] }).path, "services[0].deadRealFlows");
+  t.is(configRefusal({ services: [service([{ ip: "198.18.1.11" }, { ip: "198.18.1.12", forwarding: "dr" }], { deadRealFlows: "reset" })] }).path, "services[0].deadRealFlows");
   t.notThrows(() => parseConfig({ services: [service([{ ip: "198.18.1.11", forwarding: "fullnat" }], { fullnat: POOL, deadRealFlows: "reset" })] }));
   t.notThrows(() => parseConfig({ services: [service([{ ip: "198.18.1.11", forwarding: "nat" }], { forwarding: "dr", deadRealFlows: "drop" })] }));
 });

@@ -19,14 +19,17 @@ export function configField(name: string): ConfigField {
   return {
     withValue,
     parsed: (value) => parseConfig(withValue(value)),
-    refusal: (value) => {
-      try {
-        parseConfig(withValue(value));
-      } catch (error) {
-        if (error instanceof ConfigError) return error;
-        throw new Error(`expected a ConfigError for ${name} ${JSON.stringify(value)}, got ${String(error)}`);
-      }
-      throw new Error(`${name} ${JSON.stringify(value)} was accepted`);
-    },
+    refusal: (value) => configRefusal(withValue(value), `${name} ${JSON.stringify(value)}`),
   };
+}
+
+/** The ConfigError parsing `config` raises; throws (failing the test) when it is accepted or fails otherwise. */
+export function configRefusal(config: unknown, what = "the config"): ConfigError {
+  try {
+    parseConfig(config);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw new Error(`expected a ConfigError for ${what}, got ${String(error)}`);
+  }
+  throw new Error(`${what} was accepted`);
 }
