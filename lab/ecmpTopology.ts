@@ -24,12 +24,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { birdCommand } from '../src/bgp/birdControl';
 import { CLIENT_IP, ECMP_VIP, ECMP_VIP2, GATEWAY_BACKEND_IP, GATEWAY_CLIENT_IP, MAX_REALS, PREFIX_LEN, SPOOF_RANGE, ecmpInstanceIp, realIp } from './labAddresses';
 import { registerLab, unregisterLab, type LiveLab } from './labRegistry';
-import { LabNamespaceRunner } from './labNamespaceRunner';
-import { runInChecked, sbin, type RunOptions, type RunResult } from './netns';
+import { NamespaceBoundLab } from './labNamespaceRunner';
+import { runInChecked, sbin } from './netns';
 import { OWNER_ALIAS_PREFIX, listNamespaces } from './staleLabs';
 import {
   LabError,
@@ -276,7 +276,7 @@ interface EcmpHosts {
   reals: LabHost[];
 }
 
-class NetnsEcmpLab implements EcmpLab {
+class NetnsEcmpLab extends NamespaceBoundLab implements EcmpLab {
   readonly vip = ECMP_VIP;
   readonly vip2 = ECMP_VIP2;
   readonly floodHost = null;
@@ -289,28 +289,22 @@ class NetnsEcmpLab implements EcmpLab {
   readonly reals: LabHost[];
   readonly gateway: LabGateway;
   private bird: BirdProcess | undefined;
-  private destroying: Promise<void> | undefined;
-  private readonly runner: LabNamespaceRunner;
 
   constructor(
     readonly id: string,
     readonly offloads: boolean,
-    private readonly live: LiveLab,
+    live: LiveLab,
     readonly namespaces: readonly string[],
     readonly tempDir: string,
     hosts: EcmpHosts,
     readonly instances: readonly EcmpInstance[],
   ) {
-    this.runner = new LabNamespaceRunner(live, () => this.destroyed);
+    super(live);
     this.client = hosts.client;
     this.router = hosts.router;
     this.switch = hosts.sw;
     this.reals = hosts.reals;
     this.gateway = instances[0]!;
-  }
-
-  get destroyed(): boolean {
-    return this.destroying !== undefined;
   }
 
   get routerBird(): BirdProcess {
@@ -333,18 +327,6 @@ class NetnsEcmpLab implements EcmpLab {
     const routes = JSON.parse(r.stdout) as Array<{ gateway?: string; nexthops?: Array<{ gateway?: string }> }>;
     const gateways = routes.flatMap((route) => (route.nexthops ? route.nexthops.map((n) => n.gateway) : [route.gateway]));
     return gateways.filter((g): g is string => g !== undefined).sort();
-  }
-
-  exec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
-    return this.runner.exec(ns, cmd, args, opts);
-  }
-
-  tryExec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
-    return this.runner.tryExec(ns, cmd, args, opts);
-  }
-
-  spawn(ns: string, cmd: string, args: readonly string[], opts?: SpawnOptions): ChildProcess {
-    return this.runner.spawn(ns, cmd, args, opts);
   }
 
   destroy(): Promise<void> {

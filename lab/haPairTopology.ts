@@ -27,7 +27,7 @@ import type { BalancerHost } from './balancerProcess';
 import { KEEPALIVED_BIN, keepalivedArgs, keepalivedProcess, writeKeepalivedFiles, type KeepalivedProcess, type VrrpInstanceOptions } from './keepalived';
 import { CLIENT_IP, GATEWAY_BACKEND_IP, MAX_REALS, PAIR_GATEWAY_BACKEND_IPS, PAIR_GATEWAY_CLIENT_IPS, PREFIX_LEN, VIP, VIP2, realIp } from './labAddresses';
 import { registerLab, type LiveLab } from './labRegistry';
-import { LabNamespaceRunner } from './labNamespaceRunner';
+import { NamespaceBoundLab } from './labNamespaceRunner';
 import { IP_BIN, runIn, runInChecked, sbin, type RunOptions, type RunResult } from './netns';
 import { LabError, NamespaceExistsError, addNamespace, allLinksUp, bridgePortsForwarding, ipIn, macOf, teardown, type LabHost, type LabSwitch } from './topology';
 import { OWNER_ALIAS_PREFIX, listNamespaces } from './staleLabs';
@@ -223,7 +223,7 @@ async function build(names: PairNames, offloads: boolean, live: LiveLab): Promis
   };
 }
 
-class PairLab implements HaPairLab {
+class PairLab extends NamespaceBoundLab implements HaPairLab {
   readonly id: string;
   readonly client: LabHost;
   readonly gateways: readonly [PairGateway, PairGateway];
@@ -234,16 +234,14 @@ class PairLab implements HaPairLab {
   readonly vip2 = VIP2;
   readonly vrrpIp = GATEWAY_BACKEND_IP;
   readonly namespaces: readonly string[];
-  private destroying: Promise<void> | undefined;
-  private readonly runner: LabNamespaceRunner;
 
   constructor(
     names: PairNames,
-    private readonly live: LiveLab,
+    live: LiveLab,
     parts: PairParts,
     readonly tempDir: string,
   ) {
-    this.runner = new LabNamespaceRunner(live, () => this.destroying !== undefined);
+    super(live);
     this.id = names.id;
     this.namespaces = [...names.all];
     this.client = parts.client;
@@ -251,18 +249,6 @@ class PairLab implements HaPairLab {
     this.clientSwitch = parts.clientSwitch;
     this.backendSwitch = parts.backendSwitch;
     this.reals = parts.reals;
-  }
-
-  exec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
-    return this.runner.exec(ns, cmd, args, opts);
-  }
-
-  tryExec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
-    return this.runner.tryExec(ns, cmd, args, opts);
-  }
-
-  spawn(ns: string, cmd: string, args: readonly string[], opts?: SpawnOptions): ChildProcess {
-    return this.runner.spawn(ns, cmd, args, opts);
   }
 
   balancerHost(index: 0 | 1): BalancerHost {

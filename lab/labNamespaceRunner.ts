@@ -49,3 +49,32 @@ export class LabNamespaceRunner {
     }
   }
 }
+
+/**
+ * A lab topology whose commands and processes stay in its own namespaces: exec, tryExec and spawn go
+ * through one LabNamespaceRunner, and nothing runs once destroy() has begun (`destroying` is set).
+ */
+export abstract class NamespaceBoundLab {
+  protected destroying: Promise<void> | undefined;
+  protected readonly runner: LabNamespaceRunner;
+
+  constructor(protected readonly live: LiveLab) {
+    this.runner = new LabNamespaceRunner(live, () => this.destroying !== undefined);
+  }
+
+  get destroyed(): boolean {
+    return this.destroying !== undefined;
+  }
+
+  exec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    return this.runner.exec(ns, cmd, args, opts);
+  }
+
+  tryExec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    return this.runner.tryExec(ns, cmd, args, opts);
+  }
+
+  spawn(ns: string, cmd: string, args: readonly string[], opts?: SpawnOptions): ChildProcess {
+    return this.runner.spawn(ns, cmd, args, opts);
+  }
+}

@@ -87,7 +87,7 @@ import {
 } from './labAddresses';
 import { registerLab, unregisterLab, type LiveLab } from './labRegistry';
 import { LabError } from './labError';
-import { LabNamespaceRunner } from './labNamespaceRunner';
+import { NamespaceBoundLab } from './labNamespaceRunner';
 import { IP_BIN, runIn, runInChecked, sbin, type RunOptions, type RunResult } from './netns';
 import { stopProcesses } from './processes';
 import { OWNER_ALIAS_PREFIX, listNamespaces, removeNamespace } from './staleLabs';
@@ -607,7 +607,7 @@ export async function teardown(live: LiveLab): Promise<void> {
   if (errors.length > 0) throw new LabError(`lab ${live.id} was not fully removed: ${errors.join('; ')}`);
 }
 
-class NetnsLab implements Lab {
+class NetnsLab extends NamespaceBoundLab implements Lab {
   readonly id: string;
   readonly client: LabHost;
   readonly gateway: LabGateway;
@@ -621,16 +621,14 @@ class NetnsLab implements Lab {
   readonly lanRouter: LabHost | null;
   readonly fullNatPool: readonly string[];
   readonly namespaces: readonly string[];
-  private destroying: Promise<void> | undefined;
-  private readonly runner: LabNamespaceRunner;
 
   constructor(
     names: LabNames,
     readonly offloads: boolean,
-    private readonly live: LiveLab,
+    live: LiveLab,
     parts: BuiltParts,
   ) {
-    this.runner = new LabNamespaceRunner(live, () => this.destroyed);
+    super(live);
     this.id = names.id;
     this.namespaces = [...names.all];
     this.client = parts.client;
@@ -642,22 +640,6 @@ class NetnsLab implements Lab {
     this.router = parts.router;
     this.lanRouter = parts.lanRouter;
     this.fullNatPool = parts.lanRouter !== null ? FULLNAT_POOL_IPS : [];
-  }
-
-  get destroyed(): boolean {
-    return this.destroying !== undefined;
-  }
-
-  exec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
-    return this.runner.exec(ns, cmd, args, opts);
-  }
-
-  tryExec(ns: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
-    return this.runner.tryExec(ns, cmd, args, opts);
-  }
-
-  spawn(ns: string, cmd: string, args: readonly string[], opts?: SpawnOptions): ChildProcess {
-    return this.runner.spawn(ns, cmd, args, opts);
   }
 
   destroy(): Promise<void> {
