@@ -43,6 +43,16 @@ async function until(what: string, check: () => boolean, timeoutMs = 5000): Prom
 
 const counter = (engine: NativeEngine, name: string): number => (engine.syncCounters() as SyncCounters)[name] ?? -1;
 
+/** Starts the sync of A and B over loopback and waits until B has A's snapshot. */
+async function startSyncPair(a: NativeEngine, b: NativeEngine): Promise<void> {
+  const [portA, portB] = [await freePort(), await freePort()];
+  // The same peer list on both may name the instance itself: its own datagrams are ignored.
+  const peers = [{ ip: "127.0.0.1", port: portA }, { ip: "127.0.0.1", port: portB }];
+  a.startSync({ listen: { ip: "127.0.0.1", port: portA }, peers, key });
+  b.startSync({ listen: { ip: "127.0.0.1", port: portB }, peers, key });
+  await until("B's snapshot", () => counter(b, "snapshotsCompleted") >= 1);
+}
+
 test("a peer that starts late gets a snapshot of the live flows, each mapped to its own real id", async (t) => {
   const mapA = new FlowMap(256);
   const mapB = new FlowMap(256);
@@ -56,13 +66,8 @@ test("a peer that starts late gets a snapshot of the live flows, each mapped to 
       realIp: second ? "198.18.1.12" : "198.18.1.11", realPort: 8080, realId: second ? 2 : 1 }, now);
     if (i < 60) flowsA.raiseState(ref, 2);  // ESTABLISHED
   }
-  const [portA, portB] = [await freePort(), await freePort()];
   try {
-    // The same peer list on both may name the instance itself: its own datagrams are ignored.
-    const peers = [{ ip: "127.0.0.1", port: portA }, { ip: "127.0.0.1", port: portB }];
-    a.startSync({ listen: { ip: "127.0.0.1", port: portA }, peers, key });
-    b.startSync({ listen: { ip: "127.0.0.1", port: portB }, peers, key });
-    await until("B's snapshot", () => counter(b, "snapshotsCompleted") >= 1);
+    await startSyncPair(a, b);
     const conns = mapB.connections();
     t.is(conns.length, 100);
     t.is(counter(b, "appliedInserted"), 100);
@@ -205,12 +210,8 @@ test("persistence templates reach a late peer with their real and key, its synce
   // A client B holds already, on another real than A's: B's binding stays (counted as a conflict).
   t.not(template(flowsA, "198.18.9.5", 1, 2), 0);
   t.not(template(flowsB, "198.18.9.200", 0, 7), 0);
-  const [portA, portB] = [await freePort(), await freePort()];
   try {
-    const peers = [{ ip: "127.0.0.1", port: portA }, { ip: "127.0.0.1", port: portB }];
-    a.startSync({ listen: { ip: "127.0.0.1", port: portA }, peers, key });
-    b.startSync({ listen: { ip: "127.0.0.1", port: portB }, peers, key });
-    await until("B's snapshot", () => counter(b, "snapshotsCompleted") >= 1);
+    await startSyncPair(a, b);
     t.deepEqual(templatesOf(mapB), [
       { client: "198.18.0.0", real: REALS[2], realId: 9, controlledFlows: 3, timeoutS: 600 },
       { client: "198.18.7.0", real: REALS[1], realId: 8, controlledFlows: 0, timeoutS: 600 },
