@@ -13,6 +13,12 @@
 // the tuple plus a clock) differ by a fixed offset, so in one of the two directions of the alternation
 // the SYN is always "old" to the TIME_WAIT: every other connection meets it. natlb forgets each flow
 // after 1 s (as after a restart, or when a closing flow is reused) and the next connection starts then.
+//
+// Full NAT with a pool of several local ports: the ports go out in turn, so once the turn has wrapped
+// each new flow's port is one the real holds in TIME_WAIT. The client connects from a new port each
+// time, so its SYN is old to that TIME_WAIT about every other time. The client's RST ends the TIME_WAIT
+// but must not end the flow: had it, the SYN retransmitted 1 s later would start a new flow on the
+// turn's next port, as likely in TIME_WAIT again, and wait for its next retransmission (3 s).
 import test, { type ExecutionContext } from "ava";
 import type { CapturedPacket } from "../lab/capture";
 import { startCapture } from "../lab/capture";
@@ -24,6 +30,8 @@ import { REAL_PORT, SERVICE_PORT, withNatLab } from "./support/lab";
 const RECONNECTIONS = 30;
 const CLIENT_PORT = 20_000;
 const LOCAL_PORT = 10_000;
+/** The pool of the case whose turn moves on: smaller than RECONNECTIONS, so it wraps several times. */
+const POOL_PORTS = 8;
 const BYTES = 4096;
 /** One SYN retransmission (1 s) at most, and the transfer. */
 const MAX_CONNECTION_MS = 1500;
@@ -54,8 +62,8 @@ socket.on("end", () => {
 socket.on("error", (e) => { clearTimeout(timer); console.log(JSON.stringify({ error: e.code || e.message, ms: ms() })); });
 `;
 
-async function fetchFromClientPort(lab: Lab, port: number, path: string): Promise<{ ms: number; sha256?: string; error?: string }> {
-  const run = await lab.exec(lab.client.ns, process.execPath, ["-e", CLIENT_SCRIPT, lab.vip, String(port), String(CLIENT_PORT), path, "5000"], { timeoutMs: 15_000 });
+async function fetchFromClientPort(lab: Lab, port: number, clientPort: number, path: string): Promise<{ ms: number; sha256?: string; error?: string }> {
+  const run = await lab.exec(lab.client.ns, process.execPath, ["-e", CLIENT_SCRIPT, lab.vip, String(port), String(clientPort), path, "5000"], { timeoutMs: 15_000 });
   return JSON.parse(run.stdout.split("\n")[0]!) as { ms: number; sha256?: string; error?: string };
 }
 
@@ -69,7 +77,15 @@ async function waitForNoFlows(natlb: BalancerProcess): Promise<number> {
   }
 }
 
-async function reconnect(t: ExecutionContext, lab: Lab, natlb: BalancerProcess, fullNat: boolean): Promise<void> {
+/** How a test reconnects: nat or fullnat, how many local ports the fullnat pool has, whether the client changes its port. */
+interface Case {
+  readonly fullNat: boolean;
+  readonly localPorts: number;
+  readonly newClientPortEachTime: boolean;
+}
+
+async function reconnect(t: ExecutionContext, lab: Lab, natlb: BalancerProcess, { fullNat, localPorts, newClientPortEachTime }: Case): Promise<void> {
+  const clientPortOf = (i: number) => (newClientPortEachTime ? CLIENT_PORT + i : CLIENT_PORT);
   // Without timestamps only the SYN's sequence number decides at the TIME_WAIT (the lab's own namespace).
   await lab.exec(lab.client.ns, "sysctl", ["-qw", "net.ipv4.tcp_timestamps=0"]);
   const real = lab.reals[0]!;
@@ -81,7 +97,7 @@ async function reconnect(t: ExecutionContext, lab: Lab, natlb: BalancerProcess, 
   });
   // The client's RSTs as it sent them, before natlb.
   const clientCapture = await startCapture(lab, lab.client.ns, {
-    filter: `tcp port ${CLIENT_PORT} and tcp[tcpflags] & tcp-rst != 0`,
+    filter: `tcp portrange ${CLIENT_PORT}-${clientPortOf(RECONNECTIONS - 1)} and tcp[tcpflags] & tcp-rst != 0`,
     maxPackets: RECONNECTIONS * 10,
     seconds: RECONNECTIONS * 8 + 30,
     snaplen: 96,
@@ -92,7 +108,7 @@ async function reconnect(t: ExecutionContext, lab: Lab, natlb: BalancerProcess, 
     if ((await waitForNoFlows(natlb)) !== 0) t.fail(`natlb still holds ${JSON.stringify(await natlb.connections())}`);
     const port = SERVICE_PORTS[i % 2]!;
     const seed = `tw${i}`;
-    const result = await fetchFromClientPort(lab, port, `/blob?bytes=${BYTES}&seed=${seed}`);
+    const result = await fetchFromClientPort(lab, port, clientPortOf(i), `/blob?bytes=${BYTES}&seed=${seed}`);
     if (result.error || result.sha256 !== blobSha256(seed, BYTES)) failed.push(`#${i}: ${result.error ?? "wrong content"} after ${result.ms} ms`);
     else if (result.ms > MAX_CONNECTION_MS) slow.push(`#${i}: ${result.ms} ms`);
   }
@@ -111,27 +127,50 @@ async function reconnect(t: ExecutionContext, lab: Lab, natlb: BalancerProcess, 
   const answered = resets.filter((rst) => timeWaitAcks.some((ack) => ack.t <= rst.t && ack.tcpAck === rst.tcpSeq && ack.dport === rst.sport));
   t.true(answered.length >= 1, `${answered.length} client RSTs answering a TIME_WAIT's ACK reached the real (${resets.length} RSTs)`);
   t.log(`${answered.length} of ${RECONNECTIONS} connections met the TIME_WAIT and went through after its RST`);
-  // The tuple really was the same every time (one client port; fullnat: one local port).
-  const synSources = new Set(packets.filter((p) => has(p, "SYN") && !has(p, "ACK")).map((p) => `${p.src}:${p.sport}`));
-  t.deepEqual([...synSources], [`${peer}:${fullNat ? LOCAL_PORT : CLIENT_PORT}`]);
+  const syns = packets.filter((p) => has(p, "SYN") && !has(p, "ACK"));
+  // The SYN after each such RST (the client's retransmission) came on the same tuple, whose TIME_WAIT
+  // the RST ended: natlb kept the flow, its real and its local port.
+  const movedOn = answered.filter((rst) => {
+    const next = syns.find((syn) => syn.t > rst.t);
+    return next !== undefined && next.sport !== rst.sport;
+  });
+  t.deepEqual(movedOn.map((rst) => `${rst.src}:${rst.sport}`), [], "SYNs retransmitted after the RST from another local port");
+  // The tuples the real saw: nat, the client's one; fullnat, the pool's ports in turn (one, or all).
+  const synSources = [...new Set(syns.map((p) => `${p.src}:${p.sport}`))].sort();
+  const expected = !fullNat
+    ? [`${peer}:${CLIENT_PORT}`]
+    : Array.from({ length: localPorts }, (_, k) => `${peer}:${LOCAL_PORT + k}`);
+  t.deepEqual(synSources, expected);
 }
 
-for (const mode of ["nat", "fullnat"] as const) {
-  const fullNat = mode === "fullnat";
-  test.serial(`${mode}: ${RECONNECTIONS} reconnections on a tuple the real holds in TIME_WAIT all complete within one SYN retransmission`, async (t) => {
+const cases: readonly (Case & { readonly title: string; readonly prefix: string })[] = [
+  { title: `nat: ${RECONNECTIONS} reconnections on a tuple the real holds in TIME_WAIT`, prefix: "twn", fullNat: false, localPorts: 1, newClientPortEachTime: false },
+  { title: `fullnat: ${RECONNECTIONS} reconnections on a tuple the real holds in TIME_WAIT`, prefix: "twf", fullNat: true, localPorts: 1, newClientPortEachTime: false },
+  {
+    title: `fullnat, ${POOL_PORTS} local ports in turn: ${RECONNECTIONS} connections from new client ports, each local port in TIME_WAIT once the turn wrapped,`,
+    prefix: "twp",
+    fullNat: true,
+    localPorts: POOL_PORTS,
+    newClientPortEachTime: true,
+  },
+];
+
+for (const testCase of cases) {
+  const { fullNat, localPorts } = testCase;
+  test.serial(`${testCase.title} all complete within one SYN retransmission`, async (t) => {
     await withNatLab(
       t,
       {
         offloads: true,
         reals: 1,
-        prefix: fullNat ? "twf" : "twn",
+        prefix: testCase.prefix,
         ...(fullNat ? { fullNat: true } : {}),
         config: (lab) => ({
           services: SERVICE_PORTS.map((port) => ({
             vip: lab.vip,
             port,
             ...(fullNat
-              ? { forwarding: "fullnat", fullnat: { localAddresses: [lab.fullNatPool[0]!], localPorts: { first: LOCAL_PORT, last: LOCAL_PORT } } }
+              ? { forwarding: "fullnat", fullnat: { localAddresses: [lab.fullNatPool[0]!], localPorts: { first: LOCAL_PORT, last: LOCAL_PORT + localPorts - 1 } } }
               : {}),
             // A stuck handshake (the bug this tests) must not hold the tuple for the next connection.
             timeouts: { tcpSynRecv: 3, tcpFinWait: 1, tcpTimeWait: 1, tcpClose: 1 },
@@ -139,7 +178,7 @@ for (const mode of ["nat", "fullnat"] as const) {
           })),
         }),
       },
-      async ({ lab, natlb }) => reconnect(t, lab, natlb!, fullNat),
+      async ({ lab, natlb }) => reconnect(t, lab, natlb!, testCase),
     );
   });
 }

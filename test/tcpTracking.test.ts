@@ -95,8 +95,17 @@ test("a TIME_WAIT's bare ACK to the client's SYN: only the client's RST carrying
   t.is(packet.judgeTcpSegment(unseen, client, staleAck), "passOnly", "forwarded, untracked");
   const real = packet.afterUntrackedTcpSegment(unseen, staleAck);
   t.deepEqual(real, { ...unseen, strayAcknowledgement: 0x80001234 }, "the real is still unseen; the ACK's acknowledgement is kept");
-  // RFC 793: the client in SYN_SENT resets with seq = that acknowledgement (no ACK flag).
-  t.is(packet.judgeTcpSegment(client, real, segment({ sequence: 0x80001234, flags: RST })), "track");
+  // RFC 793: the client in SYN_SENT resets with seq = that acknowledgement (no ACK flag). Passed on, it
+  // ends the TIME_WAIT, but neither closes the flow nor moves the client's tracking: the client is
+  // still in SYN_SENT, and its retransmitted SYN must go on in this flow (same real, same local port).
+  const clientReset = segment({ sequence: 0x80001234, flags: RST });
+  t.is(packet.judgeTcpSegment(client, real, clientReset), "passOnly");
+  t.deepEqual(packet.afterUntrackedTcpSegment(client, clientReset), client, "the client's sequence end stays its SYN's");
+  const retransmittedSyn = segment({ sequence: 1000, flags: SYN, window: 64240 });
+  t.is(packet.judgeTcpSegment(client, real, retransmittedSyn), "track", "the retransmitted SYN continues the flow");
+  t.deepEqual(packet.afterTcpSegment(client, real, retransmittedSyn), client);
+  const synAck = segment({ sequence: 5000, acknowledgement: 1001, flags: SYN | ACK, window: 65160 });
+  t.is(packet.judgeTcpSegment(real, client, synAck), "track", "and the real's SYN-ACK to it");
   t.is(packet.judgeTcpSegment(client, real, segment({ sequence: 0x80001235, flags: RST })), "outOfWindow", "one off");
   t.is(packet.judgeTcpSegment(client, unseen, segment({ sequence: 0x80001234, flags: RST })), "outOfWindow", "no bare ACK seen");
   t.is(packet.judgeTcpSegment(client, real, segment({ sequence: 0x80001234, flags: FIN | ACK })), "outOfWindow", "a FIN gets no such pass");

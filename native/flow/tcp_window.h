@@ -17,8 +17,11 @@
 //     challenge ACK, but natlb keeps the flow, so a later SYN on the same ports is not re-scheduled;
 //   - one RST fits no window and still passes: the client's answer to a bare ACK the real sent instead
 //     of its SYN-ACK (a TIME_WAIT on the same tuple that took the SYN as old), whose sequence number is
-//     that ACK's acknowledgement (RFC 793). It ends the TIME_WAIT, so the retransmitted SYN connects;
-//     conntrack lets it through as well (nf_conntrack_proto_tcp.c, "RST sent to invalid SYN or ACK").
+//     that ACK's acknowledgement (RFC 793). It ends the TIME_WAIT; conntrack lets it through as well
+//     (nf_conntrack_proto_tcp.c, "RST sent to invalid SYN or ACK"). It is passed on only: the client
+//     stays in SYN_SENT, so the flow stays in its handshake and the SYN retransmitted a second later
+//     goes on in it, to the same real from the same (full-NAT) local port, whose TIME_WAIT is gone. Had
+//     it closed the flow, that SYN would start a new one: full NAT's next local port, maybe in TIME_WAIT too.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -75,7 +78,8 @@ constexpr TcpSide afterUntrackedSegment(TcpSide sender, const packet::TcpHeaderF
 enum class SegmentVerdict : uint8_t {
   Track,        // fits: forward it, track it, let it change the flow's state
   PassOnly,     // forward it, but it neither moves the tracking nor the state (an in-window inexact
-                // RST, a segment outside the window that is not a RST or FIN: the endpoint judges it)
+                // RST, a segment outside the window that is not a RST or FIN: the endpoint judges it;
+                // the client's RST to a TIME_WAIT's bare ACK)
   OutOfWindow,  // a RST or FIN that does not fit: drop it
 };
 
@@ -100,8 +104,10 @@ constexpr SegmentVerdict judgeSegment(const TcpSide& sender, const TcpSide& rece
   }
   // The client's reset answering the real's bare ACK (RFC 793: seq = that ACK's acknowledgement):
   // outside any window, but it must reach the TIME_WAIT that sent the ACK, or every retransmitted SYN
-  // meets that again. Only before the real has sent anything else, and only that exact number.
-  if (reset && !receiver.seen && receiver.strayAcknowledgement == segment.sequence) return SegmentVerdict::Track;
+  // meets that again. Only before the real has sent anything else, and only that exact number. It
+  // neither closes the flow nor moves the client's tracking (its sequence end stays its SYN's): the
+  // client's retransmitted SYN continues this flow, on the tuple whose TIME_WAIT the reset ended.
+  if (reset && !receiver.seen && receiver.strayAcknowledgement == segment.sequence) return SegmentVerdict::PassOnly;
   const uint32_t window = std::max(receiver.windowBytes, kMinimumCheckedWindow);
   const int64_t offset = int64_t(int32_t(segment.sequence - sender.sequenceEnd));
   if (offset < -int64_t{window} || offset > int64_t{window}) {
