@@ -93,6 +93,17 @@ Napi::Value AfterUntrackedTcpSegment(const Napi::CallbackInfo& info) {
   return sideTo(info.Env(), flow::afterUntrackedSegment(sideFrom(info[0], "sender"), segmentFrom(info[1])));
 }
 
+// clientOnlyTcpSegment(client, real, segment) -> { client, real }: a direct-routing flow's two sides
+// after the client's segment (tcp_window.h: afterClientOnlySegment, acknowledgedByClient); the real's
+// sequence end is the client's latest acknowledgement
+Napi::Value ClientOnlyTcpSegment(const Napi::CallbackInfo& info) {
+  const packet::TcpHeaderFields segment = segmentFrom(info[2]);
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("client", sideTo(info.Env(), flow::afterClientOnlySegment(sideFrom(info[0], "client"), segment)));
+  out.Set("real", sideTo(info.Env(), flow::acknowledgedByClient(sideFrom(info[1], "real"), segment)));
+  return out;
+}
+
 // readTcpHeader(frame) -> fields, or { ok: false, reason }
 Napi::Value ReadTcpHeader(const Napi::CallbackInfo& info) {
   size_t length = 0;
@@ -584,6 +595,7 @@ void addTestSurface(Napi::Env env, Napi::Object exports, Napi::Object packet) {
   packet.Set("judgeTcpSegment", Napi::Function::New(env, JudgeTcpSegment));
   packet.Set("afterTcpSegment", Napi::Function::New(env, AfterTcpSegment));
   packet.Set("afterUntrackedTcpSegment", Napi::Function::New(env, AfterUntrackedTcpSegment));
+  packet.Set("clientOnlyTcpSegment", Napi::Function::New(env, ClientOnlyTcpSegment));
   packet.Set("readTcpHeader", Napi::Function::New(env, ReadTcpHeader));
   packet.Set("icmpError", Napi::Function::New(env, IcmpError));
   packet.Set("tcpReset", Napi::Function::New(env, TcpReset));

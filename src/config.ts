@@ -870,14 +870,6 @@ export const serviceSchema = z
         });
       }
     });
-    if (modes.has("dr") && s.deadRealFlows === "reset") {
-      // A reset must carry the sequence number its receiver expects; natlb sees only the client's side.
-      ctx.addIssue({
-        code: "custom",
-        path: ["deadRealFlows"],
-        message: `"reset" needs both sides' sequence numbers, and natlb sees only the client's side of a "dr" flow: use "drop" or "keep"`,
-      });
-    }
     if (s.forwarding === "dr") {
       if (s.fallback?.port !== undefined && s.fallback.port !== s.port) {
         ctx.addIssue({

@@ -114,7 +114,7 @@ export const COUNTER_NAMES = [
   "dropNoRoute", "dropNoNeighbour", "dropTxError", "dropVlan", "ringDrops",
   "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused", "replyClaimSignals", "replyClaimSignalErrors",
   "deadRealFlowsEnded", "tcpResetsSent", "ringErrors", "toRealDirect", "dropNotOnLink", "dropFullnatPortsExhausted", "midStreamPickUps",
-  "arpSilentNotMaster", "vipFramesNotMaster",
+  "arpSilentNotMaster", "vipFramesNotMaster", "tcpResetsWithoutSequence",
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type EngineCounters = Record<CounterName, number>;
@@ -433,6 +433,8 @@ export interface NativeAddon {
     ): "track" | "passOnly" | "outOfWindow";
     afterTcpSegment(sender: TcpSide, receiver: TcpSide, segment: TcpSegmentFields): TcpSide;
     afterUntrackedTcpSegment(sender: TcpSide, segment: TcpSegmentFields): TcpSide;
+    /** A direct-routing flow's sides after the client's segment; the real's sequence end is the client's latest acknowledgement. */
+    clientOnlyTcpSegment(client: TcpSide, real: TcpSide, segment: TcpSegmentFields): { client: TcpSide; real: TcpSide };
     readTcpHeader(frame: Uint8Array): ({ ok: true } & TcpSegmentFields) | { ok: false; reason: string };
     /** The ICMP errors natlb sends as a router (native/packet/icmp_error.h); null when none is due. */
     icmpError(frame: Uint8Array, spec: { type: number; code: number; nextHopMtu: number; source: string }): Uint8Array | null;

@@ -1,6 +1,6 @@
 // A real's own `forwarding` (issue #11: "a service (or a single real) gets forwarding"): it overrides
 // the service's, under the same rules (a "dr" real on the service port and on a link natlb works on, a
-// "fullnat" real needs the service's source pool, no "reset" with a "dr" real); the reload diff and its
+// "fullnat" real needs the service's source pool, "reset" with any mode); the reload diff and its
 // summary name the change; the derived backend interfaces and the on-link check go by each real's mode.
 
 import test from "ava";
@@ -54,8 +54,9 @@ test('a "fullnat" real needs the service\'s pool; the pool is taken for it in a 
   t.is(configRefusal({ services: [service([{ ip: "198.18.1.11", forwarding: "dr" }], { fullnat: POOL })] }).path, "services[0].fullnat");
 });
 
-test('deadRealFlows "reset" is refused when any real is "dr"; a "fullnat" real takes it', (t) => {
-  t.is(configRefusal({ services: [service([{ ip: "198.18.1.11" }, { ip: "198.18.1.12", forwarding: "dr" }], { deadRealFlows: "reset" })] }).path, "services[0].deadRealFlows");
+test('deadRealFlows "reset" is taken with "dr" and "fullnat" reals', (t) => {
+  // A "dr" flow's resets carry the client's sequence end and its latest acknowledgement (README "Flows of dead reals").
+  t.is(parseConfig({ services: [service([{ ip: "198.18.1.11" }, { ip: "198.18.1.12", forwarding: "dr" }], { deadRealFlows: "reset" })] }).services[0]!.deadRealFlows, "reset");
   t.notThrows(() => parseConfig({ services: [service([{ ip: "198.18.1.11", forwarding: "fullnat" }], { fullnat: POOL, deadRealFlows: "reset" })] }));
   t.notThrows(() => parseConfig({ services: [service([{ ip: "198.18.1.11", forwarding: "nat" }], { forwarding: "dr", deadRealFlows: "drop" })] }));
 });

@@ -3,7 +3,7 @@
 // packets. natlb changes only the MACs; the reals answer the client through the router, so no reply
 // crosses natlb: its counters and a capture on its interface say so.
 import test from "ava";
-import { startCapture } from "../lab/capture";
+import { startCapture, type CapturedPacket } from "../lab/capture";
 import { blobUrl, runDownload } from "../lab/download";
 import { startUdpEcho, runUdpClient } from "../lab/udpEcho";
 import type { Lab } from "../lab/topology";
@@ -11,8 +11,11 @@ import { requestControl } from "../src/control";
 import type { BalancerStats } from "../src/stats/trafficStats";
 import { startBalancer } from "../lab/balancerProcess";
 import { assertChecksAndPersistence, checkedAndPersistent } from "./support/checksAndPersistence";
+import { sleep, waitUntil } from "../lab/wait";
 import { assertDirectPath, drService, warmNeighbours } from "./support/directRouting";
 import { SERVICE_PORT, UDP_SERVICE_PORT, gatewaySnapshot, withNatLab } from "./support/lab";
+import { startStreamClient, startStreamServer } from "./support/pacedStream";
+import { endingFlowsTime } from "./support/routerChecks";
 
 const MiB = 1024 * 1024;
 const PREFIX = "dr";
@@ -169,4 +172,115 @@ test.serial("dr: a real off natlb's links is refused at start and over the contr
     const text = await natlb.cli(["status"]);
     t.regex(text.stdout, /198\.18\.0\.100:80 +wrr direct-routing/);
   });
+});
+
+// deadRealFlows "reset" (and `natlb real drain --then reset`) with direct routing: natlb sees only the
+// client's segments, which carry both numbers a reset needs: the client's next sequence number (what
+// the real expects) and its latest acknowledgement (what the client expects: with the connection idle,
+// exactly its rcv_nxt). Established, idle connections, one per real; with the kernel fast path their
+// last ACKs are forwarded (and tracked) by the TC program. The captures check each RST's sequence
+// number against the handshake: an inexact one would draw a challenge ACK instead of a reset.
+const HELD_BYTES = 8 * MiB;
+const RESET_PROMPT_MS = 2000;
+const RESET_CASES = [
+  { kernelFastPath: false, how: "natlb real remove" },
+  { kernelFastPath: true, how: "natlb real remove" },
+  { kernelFastPath: true, how: "natlb real drain --then reset" },
+] as const;
+
+for (const { kernelFastPath, how } of RESET_CASES) test.serial(`dr, ${kernelFastPath ? "kernel fast path" : "user space only"}: ${how} resets an idle connection at both ends at once, with the exact sequence numbers; the other real's connection goes on`, async (t) => {
+  const viaDrain = how.includes("drain");
+  await withNatLab(
+    t,
+    {
+      offloads: true, reals: 2, directRouting: true, prefix: PREFIX, blobReals: [],
+      // The drain resets whatever the service says; a removal resets because the service says so.
+      config: (lab) => ({ services: [{ ...drService(lab, [1, 1]), ...(viaDrain ? {} : { deadRealFlows: "reset" }) }], kernelFastPath }),
+    },
+    async ({ lab, natlb }) => {
+      const servers = await Promise.all(lab.reals.map((_, i) => startStreamServer(lab, i + 1, SERVICE_PORT, { sendBytes: HELD_BYTES, holdOpen: true, maxSeconds: 90 })));
+      const ports = [41_000, 41_001];
+      const showTcp = "tcp[tcpflags] & (tcp-syn|tcp-rst) != 0";
+      const atClient = await startCapture(lab, lab.client.ns, {
+        filter: `tcp port ${ports[0]} and ((${showTcp}) or (src host ${lab.client.ip}))`, maxPackets: 20_000, seconds: 80, snaplen: 96,
+      });
+      const atReals = await Promise.all(lab.reals.map((r) => startCapture(lab, r.ns, { filter: `tcp port ${ports[0]} and (${showTcp})`, maxPackets: 100, seconds: 80 })));
+      // The client has no FIN to wait for (the server holds the connection open): it idles until reset.
+      const clients = ports.map((localPort) => startStreamClient(lab, { host: lab.vip, port: SERVICE_PORT, localPort, timeoutMs: 60_000 }));
+      try {
+        for (const client of clients) await client.waitForBytes(HELD_BYTES, 30_000);
+        const index = servers.findIndex((s) => s.acceptedPorts().includes(ports[0]!));
+        t.true(index >= 0, "a real accepted the connection");
+        t.not(servers.findIndex((s) => s.acceptedPorts().includes(ports[1]!)), index, "round robin: one connection per real");
+        const real = lab.reals[index]!;
+        if (kernelFastPath) {
+          await waitUntil("both connections in the kernel fast path", async () => ((await natlb!.status()).kernelFastPath.flows === 2 ? true : undefined), 5000, 100);
+        }
+        await sleep(300);  // the client's last ACKs on their way
+        const before = (await natlb!.status()).counters;
+        if (kernelFastPath) t.true(before.kernelForwardedPackets > 0, "the kernel forwarded client segments");
+
+        const service = `${lab.vip}:${SERVICE_PORT}`;
+        const startedAt = Date.now();
+        let endedAt: number;
+        if (viaDrain) {
+          const drained = await natlb!.cli(["real", "drain", service, real.ip, "--wait", "--timeout", "1s", "--then", "reset", "--json"]);
+          t.is(drained.code, 1, drained.stderr);
+          t.like(JSON.parse(drained.stdout), { connectionsLeft: 1, deadlineHit: true, then: "reset", done: "reset" });
+          endedAt = Date.now();  // the command returns once the drain has handed the flows over to be reset
+        } else {
+          const removed = await natlb!.cli(["real", "remove", service, real.ip]);
+          t.is(removed.code, 0, removed.stderr);
+          endedAt = await endingFlowsTime(natlb!, real.ip, 5000);
+        }
+        const end = await clients[0]!.ended(RESET_PROMPT_MS + 3000);
+        t.is(end.event, "failed", JSON.stringify(end));
+        t.is(end["reason"], "ECONNRESET", "the client's connection was reset");
+        t.true(Number(end["t"]) >= startedAt + (viaDrain ? 1000 : 0), "not before the removal (or the drain's deadline)");
+        const clientLag = Number(end["t"]) - endedAt;
+        t.true(clientLag <= RESET_PROMPT_MS, `the client was reset ${clientLag} ms after the flows were ended`);
+        const closed = await servers[index]!.event("closed", ports[0]!, RESET_PROMPT_MS + 3000);
+        t.is(closed["reason"], "ECONNRESET", "the real's server saw its connection reset");
+        const realLag = Number(closed["t"]) - endedAt;
+        t.true(realLag <= RESET_PROMPT_MS, `the real was reset ${realLag} ms after the flows were ended`);
+
+        const after = (await natlb!.status()).counters;
+        const counted = Object.fromEntries((["deadRealFlowsEnded", "tcpResetsSent", "tcpResetsWithoutSequence", "dropNoNeighbour"] as const).map((n) => [n, after[n] - before[n]]));
+        t.deepEqual(counted, { deadRealFlowsEnded: 1, tcpResetsSent: 2, tcpResetsWithoutSequence: 0, dropNoNeighbour: 0 });
+        if (kernelFastPath) t.is((await natlb!.status()).kernelFastPath.flows, 1, "the reset flow left the kernel; the other stays");
+        await sleep(500);
+        t.is(clients[1]!.failure(), undefined, "the other real's connection goes on");
+
+        // At the client: the RST from VIP:80 carries what the client acknowledged last: every byte the real sent.
+        const clientPackets = await atClient.stop();
+        const has = (p: CapturedPacket, flag: string) => p.tcpFlags?.includes(flag) === true;
+        const synAck = clientPackets.find((p) => p.src === lab.vip && has(p, "SYN") && has(p, "ACK"));
+        t.truthy(synAck, "the SYN-ACK at the client");
+        const clientExpects = (synAck!.tcpSeq! + 1 + HELD_BYTES) >>> 0;
+        const resets = clientPackets.filter((p) => p.src === lab.vip && p.sport === SERVICE_PORT && p.dport === ports[0] && has(p, "RST"));
+        t.is(resets.length, 1, JSON.stringify(resets));
+        const reset = resets[0]!;
+        const lastAck = clientPackets.filter((p) => p.src === lab.client.ip && has(p, "ACK") && p.t <= reset.t).pop();
+        t.is(lastAck?.tcpAck, clientExpects, "the client had acknowledged every byte");
+        t.is(reset.tcpSeq, clientExpects, "the RST to the client carries its rcv_nxt");
+        t.is(reset.dst, lab.client.ip);
+        t.false(clientPackets.some((p) => p.src === lab.client.ip && p.t > reset.t), "no challenge ACK: the client took the RST");
+
+        // At the real: the RST from the client to VIP:80, delivered to the real's MAC, carries the client's next sequence number.
+        const realPackets = await atReals[index]!.stop();
+        const syn = realPackets.find((p) => p.src === lab.client.ip && has(p, "SYN"));
+        t.truthy(syn, "the client's SYN at the real");
+        const toReal = realPackets.filter((p) => p.src === lab.client.ip && has(p, "RST"));
+        t.is(toReal.length, 1, JSON.stringify(toReal));
+        t.like(toReal[0], {
+          dst: lab.vip, sport: ports[0], dport: SERVICE_PORT, tcpSeq: (syn!.tcpSeq! + 1) >>> 0, srcMac: lab.gateway.backendMac, dstMac: real.mac,
+        });
+        t.log(`${how}${kernelFastPath ? " (fast path)" : ""}: client reset after ${clientLag} ms (seq ${reset.tcpSeq}), real after ${realLag} ms (seq ${toReal[0]!.tcpSeq}); counters ${JSON.stringify(counted)}`);
+      } finally {
+        for (const client of clients) await client.stop();
+        for (const capture of [atClient, ...atReals]) await capture.stop().catch(() => undefined);
+        for (const server of servers) await server.stop();
+      }
+    },
+  );
 });

@@ -179,3 +179,32 @@ test("mid-stream start: a side's first segment starts its tracking, whatever it 
   t.is(packet.judgeTcpSegment(side, unseen, segment({ sequence: 123456789 + 1448 + 1_000_000, flags: RST }), midStream), "outOfWindow");
   t.is(packet.judgeTcpSegment(side, unseen, segment({ sequence: 123456789 + 1448, flags: RST }), midStream), "track");
 });
+
+test("direct routing: the client's segments alone give both resets' sequence numbers, its next sequence number and its latest acknowledgement", (t) => {
+  // The client's side of a DR flow: SYN, the ACK of the real's SYN-ACK (never seen here), data, more ACKs.
+  let client = unseen;
+  let real = unseen;
+  const step = (fields: Partial<TcpSegmentFields>) => ({ client, real } = packet.clientOnlyTcpSegment(client, real, segment(fields)));
+  step({ sequence: 0xffff_fff0, flags: SYN, window: 64240, windowScale: 7 });
+  t.deepEqual(client, { sequenceEnd: 0xffff_fff1, windowBytes: 0, windowScale: NONE, seen: true }, "the SYN counts one; no window is tracked");
+  t.false(real.seen, "a SYN acknowledges nothing: no reset to the client yet");
+  step({ sequence: 0xffff_fff1, acknowledgement: 5001, window: 502 });
+  t.deepEqual([client.sequenceEnd, real.sequenceEnd, real.seen], [0xffff_fff1, 5001, true]);
+  // 100 bytes of request, wrapping the client's sequence numbers; the real's answer is acknowledged.
+  step({ sequence: 0xffff_fff1, acknowledgement: 5001, payloadLength: 100, flags: ACK | 0x08 });
+  step({ sequence: 0x55, acknowledgement: 5001 + 70_000 });
+  t.deepEqual([client.sequenceEnd, real.sequenceEnd], [0x55, 5001 + 70_000]);
+  // A reordered older ACK moves neither number back.
+  step({ sequence: (0x55 - 100) >>> 0, acknowledgement: 5001 + 1448 });
+  t.deepEqual([client.sequenceEnd, real.sequenceEnd], [0x55, 5001 + 70_000], "never back");
+  // A segment without ACK, and a RST (its acknowledgement means nothing), leave the acknowledgement alone.
+  step({ sequence: 0x55, acknowledgement: 9, flags: RST });
+  step({ sequence: 0x55, acknowledgement: 9, flags: 0 });
+  t.is(real.sequenceEnd, 5001 + 70_000);
+  // The resets natlb then sends (native/engine/engine.cc): to the client from the VIP with its latest
+  // acknowledgement, to the real from the client with the client's next sequence number.
+  const toClient = packet.tcpReset({ sourceIp: "198.18.0.100", sourcePort: 80, destinationIp: "198.18.0.2", destinationPort: 40000, sequence: real.sequenceEnd });
+  const toReal = packet.tcpReset({ sourceIp: "198.18.0.2", sourcePort: 40000, destinationIp: "198.18.0.100", destinationPort: 80, sequence: client.sequenceEnd });
+  const seqOf = (frame: Uint8Array) => new DataView(frame.buffer, frame.byteOffset).getUint32(14 + 20 + 4);
+  t.deepEqual([seqOf(toClient), seqOf(toReal)], [5001 + 70_000, 0x55]);
+});

@@ -128,14 +128,19 @@ int forward_established(struct __sk_buff* skb) {
   __u32 mtuLength = 0;
   if (bpf_check_mtu(skb, action->egress_ifindex, &mtuLength, 0, BPF_MTU_CHK_SEGS) != BPF_MTU_CHK_RET_SUCCESS) return tcx_next;
 
+  // Read before the rewrite, which invalidates the packet pointers.
+  const __u32 payload = ipLength > ipHeaderLength + tcpHeaderLength ? ipLength - ipHeaderLength - tcpHeaderLength : 0;
+  const __u32 sequenceEnd = bpf_ntohl(tcp->seq) + payload;
+  const __u32 window = bpf_ntohs(tcp->window);
+  const __u32 acknowledgement = bpf_ntohl(tcp->ack_seq);
+  if (translates && rewriteEndpoints(skb, action, ip, tcp, ipHeaderLength) != 0) return TC_ACT_SHOT;
+  if ((__s32)(sequenceEnd - action->sequence_end) > 0) action->sequence_end = sequenceEnd;
   if (translates) {
-    const __u32 payload = ipLength > ipHeaderLength + tcpHeaderLength ? ipLength - ipHeaderLength - tcpHeaderLength : 0;
-    const __u32 sequenceEnd = bpf_ntohl(tcp->seq) + payload;
-    const __u32 window = bpf_ntohs(tcp->window);
-    if (rewriteEndpoints(skb, action, ip, tcp, ipHeaderLength) != 0) return TC_ACT_SHOT;
-    // Direct routing tracks no window (user space sees the client's side only, and checks none).
-    if ((__s32)(sequenceEnd - action->sequence_end) > 0) action->sequence_end = sequenceEnd;
     if (window > action->window) action->window = window;
+  } else if ((flags & 0x10 /* ACK */) && (__s32)(acknowledgement - action->acknowledgement) > 0) {
+    // Direct routing tracks no window (user space sees the client's side only, and checks none), but
+    // keeps the client's latest acknowledgement: what a reset to the client must carry.
+    action->acknowledgement = acknowledgement;
   }
   __sync_fetch_and_add(&action->packets, 1);
   __sync_fetch_and_add(&action->bytes, ipLength);

@@ -44,8 +44,14 @@ struct kernel_flow_action {
   // the highest seq + payload forwarded (host order; user space's value at the hand-over), and the
   // largest window field (unscaled) seen. Written without atomics: a lost raise leaves it a segment
   // behind, well inside the window the check allows.
+  // A direct-routing entry (the client's direction alone) tracks no window: it keeps the client's
+  // latest acknowledgement instead (host order, raised likewise), the sequence number a reset to the
+  // client must carry (flow_layout.h, kRealSequenceEnd).
   __u32 sequence_end;
-  __u32 window;
+  union {
+    __u32 window;           // NAT, full NAT
+    __u32 acknowledgement;  // direct routing
+  };
 };
 
 // Totals over all flows (per CPU), for the engine's counters.

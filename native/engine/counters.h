@@ -84,6 +84,9 @@ enum class Counter : uint8_t {
   // be forwarded (toReal) or dropped with their reason like any other.
   ArpSilentNotMaster,
   VipFramesNotMaster,
+  // Resets deadRealFlows "reset" could not send: natlb never saw the sequence number their receiver
+  // expects (an end that has sent nothing yet; a direct-routing client that acknowledged nothing yet).
+  TcpResetsWithoutSequence,
   Count,
 };
 
@@ -96,7 +99,7 @@ constexpr std::array<std::string_view, size_t(Counter::Count)> kCounterNames = {
     "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused",
     "replyClaimSignals", "replyClaimSignalErrors", "deadRealFlowsEnded", "tcpResetsSent", "ringErrors",
     "toRealDirect", "dropNotOnLink", "dropFullnatPortsExhausted", "midStreamPickUps",
-    "arpSilentNotMaster", "vipFramesNotMaster",
+    "arpSilentNotMaster", "vipFramesNotMaster", "tcpResetsWithoutSequence",
 };
 
 class Counters {

@@ -485,7 +485,8 @@ void Engine::endPendingDeadRealFlows(SenderSet& senders) {
   }
   if (reals.empty()) return;
   using namespace flow::entry;
-  std::vector<packet::TcpResetSpec> resets;
+  std::vector<PendingReset> resets;
+  size_t withoutSequence = 0;
   const auto deadRealOf = [&](const flow::FlowEntry& e) -> const DeadReal* {
     for (const DeadReal& real : reals) {
       if (e.load<uint32_t>(kRealIp) == real.realIp && e.load<uint16_t>(kRealPort) == real.realPort &&
@@ -501,26 +502,39 @@ void Engine::endPendingDeadRealFlows(SenderSet& senders) {
       [&](const flow::FlowEntry& e) { return !(e.flags() & flow::flags::kTemplate) && deadRealOf(e) != nullptr; },
       [&](const flow::FlowEntry& e) {
         if (!deadRealOf(e)->reset || e.load<uint8_t>(kProtocol) != packet::kProtocolTcp) return;
+        // Each reset carries what its receiver expects next from the other side. A direct-routing flow
+        // keeps, as the real's side, what the client acknowledged (flow_layout.h): the client's rcv_nxt.
         const flow::TcpSide client = flow::readSide(e, flow::Direction::FromClient);
         const flow::TcpSide real = flow::readSide(e, flow::Direction::FromReal);
-        // Each reset carries what its receiver expects next from the other side.
+        const uint32_t clientIp = e.load<uint32_t>(kClientIp);
+        const uint32_t realIp = e.load<uint32_t>(kRealIp);
         if (real.seen) {
-          resets.push_back({e.load<uint32_t>(kVip), e.load<uint16_t>(kVport), e.load<uint32_t>(kClientIp),
-                            e.load<uint16_t>(kClientPort), real.sequenceEnd});
+          resets.push_back({{e.load<uint32_t>(kVip), e.load<uint16_t>(kVport), clientIp, e.load<uint16_t>(kClientPort), real.sequenceEnd},
+                            clientIp});
+        } else {
+          ++withoutSequence;
         }
-        if (client.seen) {
+        if (!client.seen) {
+          ++withoutSequence;
+        } else if (e.flags() & flow::flags::kDirectRouting) {
+          // The real holds the VIP: the reset comes as the client's frames do, client -> VIP:port,
+          // delivered to the real's MAC.
+          resets.push_back({{clientIp, e.load<uint16_t>(kClientPort), e.load<uint32_t>(kVip), e.load<uint16_t>(kVport), client.sequenceEnd},
+                            realIp});
+        } else {
           // From whom the real knows its peer: the client, or natlb's local address and port (full NAT).
           const flow::ReplyDestination peer = flow::replyDestinationOf(e);
-          resets.push_back({peer.ip, peer.port, e.load<uint32_t>(kRealIp), e.load<uint16_t>(kRealPort), client.sequenceEnd});
+          resets.push_back({{peer.ip, peer.port, realIp, e.load<uint16_t>(kRealPort), client.sequenceEnd}, realIp});
         }
       });
   context_.counters.add(Counter::DeadRealFlowsEnded, ended);
-  for (const packet::TcpResetSpec& reset : resets) sendReset(senders, reset);
+  context_.counters.add(Counter::TcpResetsWithoutSequence, withoutSequence);
+  for (const PendingReset& reset : resets) sendReset(senders, reset);
 }
 
-void Engine::sendReset(SenderSet& senders, const packet::TcpResetSpec& reset) {
+void Engine::sendReset(SenderSet& senders, const PendingReset& reset) {
   const auto routes = context_.routes.load();
-  const auto hop = routes->lookup(reset.destinationIp);
+  const auto hop = routes->lookup(reset.towards);
   const InterfaceConfig* egress = hop ? context_.interfaceByIndex(hop->ifindex) : nullptr;
   io::FrameSender* sender = egress ? senders.find(egress->ifindex) : nullptr;
   const auto mac = hop ? context_.neighbours.find(hop->ip) : std::nullopt;
@@ -529,7 +543,7 @@ void Engine::sendReset(SenderSet& senders, const packet::TcpResetSpec& reset) {
     return;
   }
   uint8_t frame[packet::kTcpResetFrameLength];
-  const size_t length = packet::buildTcpReset(frame, reset);
+  const size_t length = packet::buildTcpReset(frame, reset.frame);
   std::memcpy(frame, mac->data(), 6);
   std::memcpy(frame + 6, egress->mac.data(), 6);
   context_.counters.add(sender->sendNow(frame, length) ? Counter::TcpResetsSent : Counter::DropTxError);

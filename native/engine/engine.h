@@ -52,6 +52,13 @@ struct DeadReal {
   bool operator==(const DeadReal&) const = default;
 };
 
+// A reset natlb sends to one end of a connection it ends, and the address whose route and neighbour
+// take it there: its destination, or a direct-routing real (the reset is addressed to the VIP it holds).
+struct PendingReset {
+  packet::TcpResetSpec frame;
+  uint32_t towards;
+};
+
 using flow::TimeoutSeconds;
 
 class Engine {
@@ -134,7 +141,7 @@ class Engine {
   void housekeep();
   void refreshMtus();
   void endPendingDeadRealFlows(SenderSet& senders);
-  void sendReset(SenderSet& senders, const packet::TcpResetSpec& reset);
+  void sendReset(SenderSet& senders, const PendingReset& reset);
   void resolveNextHops(SenderSet& senders, uint64_t nowMs);
   void announceVips(SenderSet& senders);
   void collectRingStatistics();

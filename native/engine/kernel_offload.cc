@@ -51,7 +51,11 @@ bool KernelOffload::handOver(const flow::FlowEntry& e, NextHop towardsReal, std:
   const uint64_t lastSeenNs = e.load<uint64_t>(flow::entry::kLastSeenMs) * kNsPerMs;
   if (isDirectRouting(e)) {
     // The frame keeps its addresses (the real holds the VIP); its next hop is the real itself.
-    const kernel_flow_action toReal = actionFor(kernel_flow_rewrite_none, {}, {}, towardsReal, lastSeenNs, 0);
+    // The kernel carries on the client's sequence end and latest acknowledgement (what deadRealFlows
+    // "reset" needs) from user space's values.
+    kernel_flow_action toReal = actionFor(kernel_flow_rewrite_none, {}, {}, towardsReal, lastSeenNs,
+                                          e.load<uint32_t>(flow::entry::kClientSequenceEnd));
+    toReal.acknowledgement = e.load<uint32_t>(flow::entry::kRealSequenceEnd);
     if (!forwarding_.put(flow::requestKeyOf(e), toReal)) return false;
   } else {
     if (!towardsClient) return false;
@@ -90,8 +94,10 @@ std::optional<flow::OffloadedActivity> KernelOffload::activityOf(const flow::Flo
   const auto in = forwarding_.find(flow::requestKeyOf(e));
   if (!in) return std::nullopt;
   if (isDirectRouting(e)) {
-    // The client's side alone, and no TCP tracking: natlb checks no window of a direct-routing flow.
-    return flow::OffloadedActivity{in->last_seen_ns / kNsPerMs, in->packets, in->bytes, 0, 0, 0, 0, 0, 0};
+    // The client's side alone, and no window: natlb checks none of a direct-routing flow. The client's
+    // latest acknowledgement is reported as the real's sequence end, as the flow entry keeps it.
+    return flow::OffloadedActivity{in->last_seen_ns / kNsPerMs, in->packets, in->bytes, 0, 0,
+                                   in->sequence_end, in->acknowledgement, 0, 0};
   }
   const auto out = forwarding_.find(flow::replyKeyOf(e));
   if (!out) return std::nullopt;

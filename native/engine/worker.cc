@@ -433,7 +433,12 @@ bool Worker::admit(const flow::FlowEntry& entry, const Ipv4FrameView& view, flow
   if (view.protocol != packet::kProtocolTcp) return true;
   if (entry.flags() & flow::flags::kDirectRouting) {
     // No window tracking: it needs both sides, and a direct-routing flow shows natlb the client's only.
-    if (packet::readTcpHeader(view)) return true;
+    // What a reset would need is kept (flow/tcp_tracking.h: trackClientOnly).
+    const auto segment = packet::readTcpHeader(view);
+    if (segment) {
+      flow::trackClientOnly(entry, *segment);
+      return true;
+    }
     counters_.add(Counter::DropMalformed);
     return false;
   }
@@ -578,7 +583,8 @@ void Worker::forwardToReal(const io::ReceivedFrame& frame, const Ipv4FrameView& 
     counters_.add(Counter::NewFlows);
     realStats_.add(scheduled.real->id, RealStat::Connections, 1);
     syncFlow(context_.flows.entryAt(ref));
-    if (mode != flow::flags::kDirectRouting) primeNeighbour(view.sourceIp());  // a DR flow's replies bypass natlb
+    // A DR flow's replies bypass natlb, but a reset to its client (deadRealFlows "reset") takes this way.
+    primeNeighbour(view.sourceIp());
   }
   const flow::FlowEntry entry = context_.flows.entryAt(ref);
   if (entry.flags() & flow::flags::kDirectRouting) {

@@ -92,8 +92,12 @@ constexpr size_t kKernelReadMs = 120;      // u64: when the kernel's counts were
 // TCP sequence tracking, one side each (flow/tcp_window.h): the sequence number right after the last
 // byte (SYN and FIN count one) the side has sent, and the largest window it advertised, in bytes.
 // Each side's fields have one writer: the worker that receives that side's segments.
+// A direct-routing flow (flags::kDirectRouting) tracks the client's sequence end alone, no windows, and
+// keeps in kRealSequenceEnd the client's latest acknowledgement (flags::kRealTracked once it sent one):
+// the real's sequence end as far as the client has received it, which is what a reset to the client
+// must carry (deadRealFlows "reset"). The real's segments never cross natlb, so nothing else writes it.
 constexpr size_t kClientSequenceEnd = 128;  // u32
-constexpr size_t kRealSequenceEnd = 132;    // u32
+constexpr size_t kRealSequenceEnd = 132;    // u32 (direct routing: the client's latest acknowledgement)
 constexpr size_t kClientWindow = 136;       // u32 bytes
 constexpr size_t kRealWindow = 140;         // u32 bytes
 constexpr size_t kClientWindowScale = 144;  // u8: the shift its SYN offered, kNoWindowScale if none
@@ -151,6 +155,7 @@ constexpr uint16_t kSeenReply = 16;      // the real server has sent on it
 // talks 2 s after the start. Counted in the header's class counts while set.
 constexpr uint16_t kUnassured = 32;
 // TCP tracking holds a side (its SYN or SYN-ACK has been recorded): flow/tcp_tracking.h.
+// Direct routing: kClientTracked once the client sent a segment, kRealTracked once it acknowledged one.
 constexpr uint16_t kClientTracked = 64;
 constexpr uint16_t kRealTracked = 128;
 constexpr uint16_t kXdpClaimed = 256;  // the AF_XDP path steers its replies (io/xdp_steering.h)

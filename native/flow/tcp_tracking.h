@@ -54,8 +54,27 @@ inline void writeSide(const FlowEntry& e, Direction which, const TcpSide& side) 
   e.raise32(f.window, side.windowBytes);
 }
 
+// A direct-routing flow's client segment (tcp_window.h: afterClientOnlySegment, acknowledgedByClient):
+// the client's sequence end and its latest acknowledgement, in the fields flow_layout.h gives them.
+// Written only when they move, so most segments cost two loads.
+inline void trackClientOnly(const FlowEntry& e, const packet::TcpHeaderFields& segment) {
+  const TcpSide client = readSide(e, Direction::FromClient);
+  const TcpSide clientAfter = afterClientOnlySegment(client, segment);
+  if (!client.seen || clientAfter.sequenceEnd != client.sequenceEnd) writeSide(e, Direction::FromClient, clientAfter);
+  const TcpSide real = readSide(e, Direction::FromReal);
+  const TcpSide realAfter = acknowledgedByClient(real, segment);
+  if (realAfter.seen && (!real.seen || realAfter.sequenceEnd != real.sequenceEnd)) writeSide(e, Direction::FromReal, realAfter);
+}
+
 // Folds in what the kernel forwarded of an offloaded flow.
 inline void mergeKernelTracking(const FlowEntry& e, const OffloadedActivity& kernel) {
+  if (e.flags() & flags::kDirectRouting) {
+    // The client's side alone: its sequence end, and its latest acknowledgement (reported as the real's
+    // sequence end, as the entry keeps it). Only over values user space had when it handed the flow over.
+    if (e.flags() & flags::kClientTracked) e.raiseSequence(entry::kClientSequenceEnd, kernel.clientSequenceEnd);
+    if (e.flags() & flags::kRealTracked) e.raiseSequence(entry::kRealSequenceEnd, kernel.realSequenceEnd);
+    return;
+  }
   // Offloaded flows are established: both sides are tracked.
   const TcpSide client = readSide(e, Direction::FromClient);
   const TcpSide real = readSide(e, Direction::FromReal);

@@ -75,6 +75,27 @@ constexpr TcpSide afterUntrackedSegment(TcpSide sender, const packet::TcpHeaderF
   return sender;
 }
 
+// A direct-routing flow shows natlb the client's segments alone (tcp_state.h): nothing is judged, but
+// two numbers are kept, the ones a reset to each end must carry (deadRealFlows "reset").
+// The client's side after its segment: its sequence end, raised (windows stay untracked).
+constexpr TcpSide afterClientOnlySegment(TcpSide client, const packet::TcpHeaderFields& segment) {
+  const uint32_t end = segment.sequence + segment.payloadLength + ((segment.flags & packet::kTcpSyn) ? 1 : 0) +
+                       ((segment.flags & packet::kTcpFin) ? 1 : 0);
+  if (!client.seen || sequenceAfter(end, client.sequenceEnd)) client.sequenceEnd = end;
+  client.seen = true;
+  return client;
+}
+
+// The real's side as the client's segment shows it: its sequence end is the client's latest
+// acknowledgement, the client's next expected sequence number (RFC 5961: a reset carrying exactly that
+// takes at once). A dead real sends nothing more, so the client's last ACK is that number.
+constexpr TcpSide acknowledgedByClient(TcpSide real, const packet::TcpHeaderFields& segment) {
+  if ((segment.flags & (packet::kTcpAck | packet::kTcpRst)) != packet::kTcpAck) return real;
+  if (!real.seen || sequenceAfter(segment.acknowledgement, real.sequenceEnd)) real.sequenceEnd = segment.acknowledgement;
+  real.seen = true;
+  return real;
+}
+
 enum class SegmentVerdict : uint8_t {
   Track,        // fits: forward it, track it, let it change the flow's state
   PassOnly,     // forward it, but it neither moves the tracking nor the state (an in-window inexact
