@@ -31,7 +31,8 @@ test("health changes and a socket change arrive in order, with reasons and origi
   await withNatLab(t, { offloads: true, config: (lab) => ({ services: [tcpService(lab, [1, 1, 1], { healthCheck: CHECK })] }) }, async ({ lab, servers, natlb }) => {
     const real2 = `${lab.reals[1]!.ip}:${REAL_PORT}`;
     const stop = new AbortController();
-    const stream = watchEvents(natlb!.socket, { signal: stop.signal });
+    // after 0: a watcher whose connection is slow to open (a loaded machine) still gets every event.
+    const stream = watchEvents(natlb!.socket, { after: 0, signal: stop.signal });
     // The CLI, as an operator runs it, in the gateway namespace. --after 0: a CLI that is slow to start
     // (a loaded machine) replays what it missed, then follows.
     const cli = spawn("ip", ["netns", "exec", lab.gateway.ns, process.execPath, NATLB_CLI, "events", "--json", "--after", "0", "--socket", natlb!.socket], { stdio: ["ignore", "pipe", "pipe"] });
