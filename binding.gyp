@@ -38,6 +38,7 @@
         "native/engine/interface_receiver.cc",
         "native/engine/engine.cc",
         "native/engine/kernel_offload.cc",
+        "native/engine/kernel_scheduled_flows.cc",
         "native/engine/reply_claims_signaller.cc",
         "native/engine/frames_awaiting_neighbour.cc",
         "native/sync/sync_message.cc",

@@ -113,10 +113,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       c.dropNoNeighbour + c.dropNoRoute + c.dropTxError + c.dropMalformed + c.dropNoFlow + c.dropNoReal
     }`);
     say(`  receive path  ${status.interfaces.map((i) => i.receivePath).join("/")}: ${c.rxFrames} frames through user space${
-      status.kernelFastPath.enabled ? " (set-up, tear-down, ARP)" : ""}`);
+      status.kernelFastPath.enabled ? " (ARP, and what the kernel leaves to it)" : ""}`);
     say(status.kernelFastPath.enabled
-      ? `  kernel path   ${c.flowsOffloaded} established flow(s) handed to the kernel fast path; it forwarded ${
-        c.kernelForwardedPackets} segment(s), ${(c.kernelForwardedBytes / 1048576).toFixed(0)} MiB, that no ring copied`
+      ? `  kernel path   ${c.kernelScheduledFlows} flow(s) scheduled by the kernel itself, ${c.flowsOffloaded} handed over once established; ` +
+        `it forwarded ${c.kernelForwardedPackets} segment(s), ${(c.kernelForwardedBytes / 1048576).toFixed(0)} MiB, that no ring copied`
       : `  kernel path   off: ${status.kernelFastPath.unavailable ?? "kernelFastPath is false"}`);
     say(`  replies crossed the balancer; compare with kernel NAT and HAProxy: npm run bench`);
     await natlb.stop();

@@ -87,6 +87,7 @@ Napi::Value FlowLayout(const Napi::CallbackInfo& info) {
   flagBits.Set("fullNat", double(flow::flags::kFullNat));
   flagBits.Set("midStreamStart", double(flow::flags::kMidStreamStart));
   flagBits.Set("pickedUp", double(flow::flags::kPickedUp));
+  flagBits.Set("kernelScheduled", double(flow::flags::kKernelScheduled));
   layout.Set("flags", flagBits);
   layout.Set("minCapacity", flow::kMinCapacity);
   layout.Set("maxCapacity", flow::kMaxCapacity);
@@ -153,6 +154,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("xdpStates", &EngineWrap::XdpStates),
                         InstanceMethod("kernelFastPathFlows", &EngineWrap::KernelFastPathFlows),
                         InstanceMethod("kernelFastPathState", &EngineWrap::KernelFastPathState),
+                        InstanceMethod("setKernelScheduling", &EngineWrap::SetKernelScheduling),
                         InstanceMethod("workerThreads", &EngineWrap::WorkerThreadsInUse),
                         InstanceMethod("isRunning", &EngineWrap::IsRunning),
                         InstanceMethod("startSync", &EngineWrap::StartSync),
@@ -250,7 +252,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Object out = Napi::Object::New(info.Env());
     out.Set("active", state.active);
     if (!state.unavailable.empty()) out.Set("unavailable", state.unavailable);
+    out.Set("schedulingServices", double(state.schedulingServices));
+    out.Set("scheduling", state.scheduling);
     return out;
+  }
+
+  Napi::Value SetKernelScheduling(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsBoolean()) throw Napi::TypeError::New(info.Env(), "setKernelScheduling(allowed: boolean)");
+    engine_->setKernelScheduling(info[0].As<Napi::Boolean>());
+    return info.Env().Undefined();
   }
 
   Napi::Value StartSync(const Napi::CallbackInfo& info) {

@@ -1,5 +1,7 @@
 #include "test_surface.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -10,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/kernel_scheduled_flows.h"
 #include "engine/persistent_scheduling.h"
 #include "engine/real_stats.h"
 #include "engine/service_table.h"
@@ -534,7 +537,8 @@ class ServiceForTests : public Napi::ObjectWrap<ServiceForTests> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "ServiceForTests", {InstanceMethod("pick", &ServiceForTests::Pick), InstanceMethod("overloaded", &ServiceForTests::Overloaded),
-                                                InstanceMethod("schedule", &ServiceForTests::Schedule)});
+                                                InstanceMethod("schedule", &ServiceForTests::Schedule),
+                                                InstanceMethod("kernelService", &ServiceForTests::KernelService)});
   }
 
   explicit ServiceForTests(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ServiceForTests>(info) {
@@ -575,6 +579,30 @@ class ServiceForTests : public Napi::ObjectWrap<ServiceForTests> {
     Napi::Object out = Napi::Object::New(info.Env());
     out.Set("real", scheduled.real ? Napi::Value(Napi::String::New(info.Env(), ipToString(scheduled.real->ip))) : info.Env().Null());
     out.Set("templateRef", double(scheduled.templateRef));
+    return out;
+  }
+
+  // kernelService() -> null | { pick, slots: [real ip per slot, in order], reals: [{ ip, port, id }] }: what
+  // natlb publishes to the kernel fast path for this service (engine/kernel_scheduled_flows.h).
+  Napi::Value KernelService(const Napi::CallbackInfo& info) {
+    const std::optional<kernel_service> published = engine::kernelServiceOf(*service_);
+    if (!published) return info.Env().Null();
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("pick", published->pick == kernel_service_pick_random ? "random" : "cursor");
+    Napi::Array reals = Napi::Array::New(info.Env());
+    for (uint32_t i = 0; i < kernel_service_max_reals && published->reals[i].ip != 0; ++i) {
+      Napi::Object real = Napi::Object::New(info.Env());
+      real.Set("ip", ipToString(ntohl(published->reals[i].ip)));
+      real.Set("port", ntohs(published->reals[i].port));
+      real.Set("id", published->reals[i].id);
+      reals.Set(i, real);
+    }
+    Napi::Array slots = Napi::Array::New(info.Env(), published->slot_count);
+    for (uint32_t i = 0; i < published->slot_count; ++i) {
+      slots.Set(i, ipToString(ntohl(published->reals[published->slots[i]].ip)));
+    }
+    out.Set("reals", reals);
+    out.Set("slots", slots);
     return out;
   }
 

@@ -139,9 +139,17 @@ export interface BalancerStatus {
   flows: FlowMapStats;
   /**
    * Established TCP flows the kernel forwards (config kernelFastPath): `enabled` when the TC program
-   * runs; with "auto" and no fast path, `unavailable` says why.
+   * runs; with "auto" and no fast path, `unavailable` says why. `scheduling`: whether the program
+   * schedules new connections now (config kernelScheduling; off on a backup, and while half-open
+   * connections pile up), and for how many services.
    */
-  kernelFastPath: { setting: KernelFastPathSetting; enabled: boolean; flows: number; unavailable?: string };
+  kernelFastPath: {
+    setting: KernelFastPathSetting;
+    enabled: boolean;
+    flows: number;
+    unavailable?: string;
+    scheduling: { setting: boolean; active: boolean; services: number };
+  };
   /** The worker threads' layout (config workerThreads): the setting, and what runs ("auto" resolved). */
   workerThreads: { setting: WorkerThreadsSetting; running: WorkerLayout };
   /** Only with config bgp: the VIPs BIRD announces, and how often that changed. */
@@ -306,6 +314,7 @@ export class Balancer {
     });
     engine.setTimeouts(config.timeouts);
     engine.setFloodProtection(nativeFloodProtection(config.floodProtection));
+    engine.setKernelScheduling(config.kernelScheduling);
     engine.setRoutes(gateway.routes);
     engine.learnNeighbours(gateway.neighbours);
     engine.setLocalAddresses(gateway.localAddresses);
@@ -666,6 +675,7 @@ export class Balancer {
       enabled: state.active,
       flows: this.engine.kernelFastPathFlows(),
       ...(state.unavailable !== undefined ? { unavailable: state.unavailable } : {}),
+      scheduling: { setting: this.config.kernelScheduling, active: state.scheduling, services: state.schedulingServices },
     };
   }
 
@@ -827,6 +837,7 @@ export class Balancer {
       await this.kernel?.update(mergePlans(previousPlan, nextPlan));
       this.engine.setTimeouts(next.timeouts);
       this.engine.setFloodProtection(nativeFloodProtection(next.floodProtection));
+      this.engine.setKernelScheduling(next.kernelScheduling);
       this.publish();
       this.syncHealthChecks();
       await this.kernel?.update(nextPlan);

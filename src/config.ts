@@ -322,6 +322,8 @@ export interface NatlbConfig {
   readonly metrics: MetricsConfig | undefined;
   readonly receivePath: ReceivePathConfig;
   readonly kernelFastPath: KernelFastPathSetting;
+  /** With the kernel fast path: whether it schedules new connections itself, for the services that allow it. */
+  readonly kernelScheduling: boolean;
   readonly workerThreads: WorkerThreadsSetting;
   /** Announce the served VIPs through BIRD (scale-out behind ECMP); undefined: no announcement. */
   readonly bgp: BgpConfig | undefined;
@@ -1176,6 +1178,12 @@ export const configSchema = z
         .describe(
           'Whether established TCP connections are forwarded by the kernel fast path (a TC program at tcx ingress; Linux 6.6+, CAP_BPF and CAP_NET_ADMIN at start). "auto" (the default): on when the capabilities and the kernel allow it, else user space with one warning saying why; true: refuse to start without it; false: user space only (CAP_NET_RAW suffices). Takes effect at start; a reload that changes it is refused.',
         ),
+      kernelScheduling: z
+        .boolean({ error: expecting("true or false") })
+        .optional()
+        .describe(
+          'With the kernel fast path: whether its TC program schedules new TCP connections itself, so that a short connection never crosses user space (true, the default). It does for a service with forwarding "nat", scheduler rr, wrr or random, no persistence, connection limits or fallback real, at most 64 reals and 256 slots; every other service\'s connections are scheduled in user space as with false, and handed to the kernel once established. Both paths pick from the same selection table and keep the one flow map. Changes on reload.',
+        ),
       workerThreads: oneOf(WORKER_THREADS_SETTINGS)
         .optional()
         .describe(
@@ -1241,6 +1249,7 @@ export const configSchema = z
       metrics: c.metrics,
       receivePath: c.receivePath ?? { default: "af_packet", interfaces: {} },
       kernelFastPath: c.kernelFastPath ?? "auto",
+      kernelScheduling: c.kernelScheduling ?? true,
       workerThreads: c.workerThreads ?? "auto",
       bgp: c.bgp,
       ha: c.ha,
@@ -1537,7 +1546,7 @@ export interface ServiceChange {
 }
 
 export type GlobalSetting =
-  | "interfaces" | "flowCapacity" | "timeouts" | "floodProtection" | "socket" | "control" | "metrics" | "receivePath" | "kernelFastPath" | "workerThreads" | "bgp" | "ha";
+  | "interfaces" | "flowCapacity" | "timeouts" | "floodProtection" | "socket" | "control" | "metrics" | "receivePath" | "kernelFastPath" | "kernelScheduling" | "workerThreads" | "bgp" | "ha";
 
 export interface ConfigDiff {
   readonly added: ReadonlyArray<ServiceConfig>;
@@ -1626,6 +1635,7 @@ export function diffConfig(old: NatlbConfig, next: NatlbConfig): ConfigDiff {
   if (!sameJson(old.metrics, next.metrics)) settings.push("metrics");
   if (!sameReceivePaths(old.receivePath, next.receivePath)) settings.push("receivePath");
   if (old.kernelFastPath !== next.kernelFastPath) settings.push("kernelFastPath");
+  if (old.kernelScheduling !== next.kernelScheduling) settings.push("kernelScheduling");
   if (old.workerThreads !== next.workerThreads) settings.push("workerThreads");
   if (!sameJson(old.bgp, next.bgp)) settings.push("bgp");
   if (!sameJson(old.ha, next.ha)) settings.push("ha");

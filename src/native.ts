@@ -115,6 +115,7 @@ export const COUNTER_NAMES = [
   "kernelForwardedPackets", "kernelForwardedBytes", "flowsOffloaded", "offloadRefused", "replyClaimSignals", "replyClaimSignalErrors",
   "deadRealFlowsEnded", "tcpResetsSent", "ringErrors", "toRealDirect", "dropNotOnLink", "dropFullnatPortsExhausted", "midStreamPickUps",
   "arpSilentNotMaster", "vipFramesNotMaster", "tcpResetsWithoutSequence",
+  "kernelScheduledFlows", "kernelScheduledRefused", "kernelEventRingFull",
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type EngineCounters = Record<CounterName, number>;
@@ -204,7 +205,9 @@ export interface NativeEngine {
   /** Flows the kernel fast path forwards now (0 without it). */
   kernelFastPathFlows(): number;
   /** Whether the kernel fast path runs; with "auto", why it could not start (the loader's error). */
-  kernelFastPathState(): { active: boolean; unavailable?: string };
+  kernelFastPathState(): { active: boolean; unavailable?: string; schedulingServices: number; scheduling: boolean };
+  /** Whether the kernel fast path may schedule new connections itself (config kernelScheduling). */
+  setKernelScheduling(allowed: boolean): void;
   /** The running workers' layout (config workerThreads, "auto" resolved at start). */
   workerThreads(): WorkerLayout;
   /** Starts the flow sync (replacing a running one); throws when its socket cannot be bound. */
@@ -245,6 +248,8 @@ export interface FlowLayout {
     midStreamStart: number;
     /** Picked up mid-stream by this instance (service midStreamPickUp). */
     pickedUp: number;
+    /** Scheduled by the kernel fast path itself: its SYN never reached user space. */
+    kernelScheduled: number;
   };
   states: string[];
   /** Per-real connection counts (native/flow/flow_layout.h), indexed by real id; fields are byte offsets within a real's slot. */
@@ -377,6 +382,8 @@ export interface ServiceForTests {
   overloaded(): boolean[];
   /** A new connection's real as a worker schedules it (the client's persistence template in `flows` first), loads 0. */
   schedule(flows: FlowTableForTests, client: { protocol: Protocol; ip: string; port: number }, nowMs: number): { real: string | null; templateRef: number };
+  /** What the kernel fast path gets to schedule this service's new connections itself; null: user space schedules them. */
+  kernelService(): { pick: "cursor" | "random"; reals: { ip: string; port: number; id: number }[]; slots: string[] } | null;
 }
 
 export interface NativeAddon {

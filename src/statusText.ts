@@ -37,9 +37,14 @@ const forwardingPathSection: StatusSection = (status) => {
   const workers = threads === undefined ? "" :
     `; user space: ${threads.running === "one" ? "one worker thread" : "a worker thread per interface"} (workerThreads ${JSON.stringify(threads.setting)})`;
   if (fastPath.enabled) {
+    const scheduling = fastPath.scheduling as BalancerStatus["kernelFastPath"]["scheduling"] | undefined;
+    const newConnections = scheduling === undefined ? "" :
+      !scheduling.setting ? "; new connections scheduled in user space (kernelScheduling false)" :
+      `; new connections scheduled in the kernel for ${scheduling.services} service(s)${scheduling.active ? "" : " (paused: backup, or half-open connections piling up)"}, ` +
+        `${status.counters.kernelScheduledFlows ?? 0} so far`;
     return [
       `forwarding: kernel fast path for established TCP (${setting}), user space for the rest; ` +
-        `kernel fast path: ${fastPath.flows} flow(s), ${status.counters.kernelForwardedPackets} segment(s) forwarded${workers}`,
+        `kernel fast path: ${fastPath.flows} flow(s), ${status.counters.kernelForwardedPackets} segment(s) forwarded${newConnections}${workers}`,
     ];
   }
   return [`forwarding: user space only (${setting}${fastPath.unavailable !== undefined ? `; unavailable: ${fastPath.unavailable}` : ""})${workers}`];
@@ -166,7 +171,8 @@ export function formatConnections(connections: readonly Connection[], next?: num
         `${c.real.ip}:${c.real.port}`.padEnd(22),
         (c.idleMs / 1000).toFixed(1) + (c.template ? `  controls ${c.template.controlledFlows}, timeout ${c.template.timeoutS} s` : "") +
           (c.local ? `  from ${c.local.ip}:${c.local.port}` : "") + (c.synced ? "  synced" : "") +
-          (c.pickedUp ? "  picked up" : ""),
+          (c.pickedUp ? "  picked up" : "") +
+          (c.kernelScheduled ? "  kernel-scheduled" : ""),
       ].join(" "),
     );
   }

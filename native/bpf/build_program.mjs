@@ -18,8 +18,9 @@ const work = mkdtempSync(join(tmpdir(), "natlb-bpf-"));
 try {
   const object = join(work, "program.o");
   const multiarch = execFileSync("gcc", ["-print-multiarch"], { encoding: "utf8" }).trim();
-  // -g: libbpf needs the BTF that describes the maps.
-  execFileSync("clang", ["-O2", "-g", "-target", "bpf", `-I/usr/include/${multiarch}`, "-c", source, "-o", object], {
+  // -g: libbpf needs the BTF that describes the maps. -mcpu=v3: 32-bit atomic ORs (Linux 5.12+, below
+  // the fast path's own minimum, 6.6).
+  execFileSync("clang", ["-O2", "-g", "-target", "bpf", "-mcpu=v3", `-I/usr/include/${multiarch}`, "-c", source, "-o", object], {
     stdio: "inherit",
   });
   const bytes = readFileSync(object);

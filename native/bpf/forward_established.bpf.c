@@ -1,10 +1,15 @@
 // The kernel fast path (TC ingress, on every interface natlb manages): a TCP segment of an established
-// flow is rewritten here (NAT: one endpoint, TTL, checksums; full NAT: both endpoints; direct routing: nothing but the Ethernet
+// flow, or of a flow this program scheduled itself (below), is rewritten here (NAT: one endpoint, TTL, checksums; full NAT: both endpoints; direct routing: nothing but the Ethernet
 // addresses, which the redirect sets) and redirected to the interface towards its next hop (for a
 // one-armed direct-routing balancer, the one it came in on), without being copied to user space. Everything else, and every segment that changes a
 // flow's state (SYN, FIN, RST), goes on as before to the next tcx program, the classic tc filters, and
 // natlb's receive rings, which sit after TC: the workers then handle it. User space decides which flows
 // are here (kernel_flow.h).
+//
+// New connections: a SYN to a service user space published in kernel_services is scheduled here, as
+// the worker would (the service's round-robin cursor or a random slot), its two entries created, and
+// user space told through kernel_flow_events; the flow then never crosses user space but for its RSTs
+// (kernel_flow.h, kernel_flow_flags). Short connections cost the gateway no more than kernel NAT.
 //
 // Checksums are updated, not recomputed, with the kernel's helpers: they keep a GSO super-frame's
 // partial checksum (the pseudo-header seed) and a complete one right, so 64 KB frames stay whole.
@@ -30,6 +35,33 @@ struct {
   __type(key, __u32);
   __type(value, struct kernel_forwarding_totals);
 } kernel_forwarding_totals SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, struct kernel_service_key);
+  __type(value, struct kernel_service);
+} kernel_services SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 65536);
+  __type(key, struct kernel_route_key);
+  __type(value, struct kernel_route);
+} kernel_routes SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct kernel_scheduling_control);
+} kernel_scheduling SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 1 << 20);
+} kernel_flow_events SEC(".maps");
 
 static const __u32 ip_checksum_offset = ETH_HLEN + __builtin_offsetof(struct iphdr, check);
 static const __u32 ip_ttl_offset = ETH_HLEN + __builtin_offsetof(struct iphdr, ttl);
@@ -79,6 +111,215 @@ static __always_inline int rewriteEndpoints(struct __sk_buff* skb, const struct 
   return 0;
 }
 
+static __always_inline struct kernel_forwarding_totals* forwardingTotals(void) {
+  const __u32 zero = 0;
+  return bpf_map_lookup_elem(&kernel_forwarding_totals, &zero);
+}
+
+// A segment of a flow in the map that user space must see: marked "for another host", as the kernel
+// set-up marks the frames natlb owns (flow/reply_claims.h), so the kernel's own IP stack leaves it alone
+// and natlb's rings, which sit after TC, take it. A flow the program scheduled has no claim in the
+// kernel's list (a frame redirected from ingress skips the egress rule that adds claims): this is what
+// keeps its replies natlb's while it lives here.
+static __always_inline int passToUserSpace(struct __sk_buff* skb) {
+  bpf_skb_change_type(skb, 3 /* PACKET_OTHERHOST */);
+  return tcx_next;
+}
+
+// The next hop towards `destination` by natlb's routes, if it is on an interface natlb manages.
+static __always_inline int nextHopTowards(__u32 destination, __u32* ifindex, __u32* nextHop) {
+  struct kernel_route_key key = {.prefix_length = 32, .prefix = destination};
+  const struct kernel_route* route = bpf_map_lookup_elem(&kernel_routes, &key);
+  if (!route || !route->managed) return -1;
+  *ifindex = route->ifindex;
+  *nextHop = route->gateway ? route->gateway : destination;
+  return 0;
+}
+
+static __always_inline void sendEvent(__u32 kind, const struct kernel_flow_event* flow) {
+  struct kernel_flow_event* event = bpf_ringbuf_reserve(&kernel_flow_events, sizeof *event, 0);
+  if (!event) {
+    struct kernel_forwarding_totals* totals = forwardingTotals();
+    if (totals) totals->events_lost += 1;
+    return;
+  }
+  *event = *flow;
+  event->kind = kind;
+  // No wake-up: the workers read the ring at every batch and at least every few milliseconds.
+  bpf_ringbuf_submit(event, BPF_RB_NO_WAKEUP);
+}
+
+// The flow an entry of a scheduled flow belongs to, as an event names it, from the segment and entry.
+static __always_inline void describeFlow(struct kernel_flow_event* flow, const struct kernel_flow_action* action,
+                                         const struct kernel_flow_key* key) {
+  if (action->rewrite == kernel_flow_rewrite_destination) {  // client -> VIP
+    flow->client_ip = key->source_ip;
+    flow->client_port = key->source_port;
+    flow->vip = key->destination_ip;
+    flow->vport = key->destination_port;
+    flow->real_ip = action->new_destination_ip;
+    flow->real_port = action->new_destination_port;
+  } else {  // real -> client
+    flow->client_ip = key->destination_ip;
+    flow->client_port = key->destination_port;
+    flow->vip = action->new_source_ip;
+    flow->vport = action->new_source_port;
+    flow->real_ip = key->source_ip;
+    flow->real_port = key->source_port;
+  }
+}
+
+// A SYN to a published service: pick its real, create both entries, tell user space. 0 when the flow
+// exists now (the caller forwards the SYN by it), -1 when user space must take the SYN.
+static __always_inline int scheduleConnection(const struct kernel_flow_key* key, const struct iphdr* ip,
+                                              const struct tcphdr* tcp) {
+  const __u32 zero = 0;
+  const struct kernel_scheduling_control* control = bpf_map_lookup_elem(&kernel_scheduling, &zero);
+  if (!control || !control->enabled) return -1;
+  struct kernel_service_key serviceKey = {.vip = key->destination_ip, .port = key->destination_port, .protocol = IPPROTO_TCP};
+  struct kernel_service* service = bpf_map_lookup_elem(&kernel_services, &serviceKey);
+  if (!service) return -1;
+  const __u32 slots = service->slot_count;
+  if (slots == 0 || slots > kernel_service_max_slots) return -1;
+  const __u32 turn = service->pick == kernel_service_pick_random ? bpf_get_prandom_u32()
+                                                                  : __sync_fetch_and_add(&service->cursor, 1);
+  const __u32 realIndex = service->slots[(turn % slots) & (kernel_service_max_slots - 1)];
+  if (realIndex >= kernel_service_max_reals) return -1;
+  const struct kernel_real real = service->reals[realIndex];
+  struct kernel_flow_action toReal = {
+      .new_destination_ip = real.ip,
+      .new_destination_port = real.port,
+      .rewrite = kernel_flow_rewrite_destination,
+      .sequence_end = bpf_ntohl(tcp->seq) + 1,  // the SYN counts one
+      .kernel_flags = kernel_flow_scheduled_here,
+  };
+  struct kernel_flow_action toClient = {
+      .new_source_ip = key->destination_ip,
+      .new_source_port = key->destination_port,
+      .rewrite = kernel_flow_rewrite_source,
+      .kernel_flags = kernel_flow_scheduled_here,
+  };
+  if (nextHopTowards(real.ip, &toReal.egress_ifindex, &toReal.next_hop) != 0 ||
+      nextHopTowards(key->source_ip, &toClient.egress_ifindex, &toClient.next_hop) != 0) {
+    return -1;
+  }
+  toReal.last_seen_ns = toClient.last_seen_ns = bpf_ktime_get_ns();
+  struct kernel_flow_key replyKey = {
+      .source_ip = real.ip,
+      .destination_ip = key->source_ip,
+      .source_port = real.port,
+      .destination_port = key->source_port,
+      .protocol = IPPROTO_TCP,
+  };
+  // Another flow may own either key (a SYN the program is scheduling on another CPU, or a user-space
+  // flow): user space sorts that out.
+  if (bpf_map_update_elem(&kernel_flows, key, &toReal, BPF_NOEXIST) != 0) return -1;
+  if (bpf_map_update_elem(&kernel_flows, &replyKey, &toClient, BPF_NOEXIST) != 0) {
+    bpf_map_delete_elem(&kernel_flows, key);
+    return -1;
+  }
+  struct kernel_flow_event* event = bpf_ringbuf_reserve(&kernel_flow_events, sizeof *event, 0);
+  struct kernel_forwarding_totals* totals = forwardingTotals();
+  if (!event) {
+    // User space would never learn of the flow: it takes the SYN instead.
+    bpf_map_delete_elem(&kernel_flows, &replyKey);
+    bpf_map_delete_elem(&kernel_flows, key);
+    if (totals) totals->events_lost += 1;
+    return -1;
+  }
+  event->kind = kernel_flow_event_scheduled;
+  event->client_ip = key->source_ip;
+  event->client_port = key->source_port;
+  event->vip = key->destination_ip;
+  event->vport = key->destination_port;
+  event->real_ip = real.ip;
+  event->real_port = real.port;
+  event->real_id = real.id;
+  event->client_sequence_end = bpf_ntohl(tcp->seq) + 1;
+  event->real_sequence_end = 0;
+  event->client_window = bpf_ntohs(tcp->window);
+  event->real_window = 0;
+  bpf_ringbuf_submit(event, BPF_RB_NO_WAKEUP);
+  if (totals) totals->flows_scheduled += 1;
+  return 0;
+}
+
+// Whether a segment of a flow scheduled here stays here (RSTs never get this far). A SYN only while
+// nothing closed (a retransmitted one; a SYN on a closing flow starts a new connection: user space's);
+// a SYN-ACK only from the real. Before its SYN-ACK the real's segments go to user space: a bare ACK
+// then is a TIME_WAIT's answer to the SYN, which user space records, so that it lets the client's RST
+// that ends the TIME_WAIT through (flow/tcp_window.h).
+static __always_inline int staysInKernel(const struct kernel_flow_action* action, __u8 flags, __u32 sequence) {
+  if ((flags & 0x03) == 0x03 /* SYN and FIN */) return 0;
+  const int fromClient = action->rewrite == kernel_flow_rewrite_destination;
+  if (!(flags & 0x02 /* SYN */)) return fromClient || (action->kernel_flags & kernel_flow_syn_ack_seen);
+  if (action->kernel_flags & kernel_flow_fin_seen) return 0;
+  if (fromClient) return !(flags & 0x10 /* ACK */);
+  // The real's SYN-ACK, or a retransmission of it (the same sequence number): any other is user space's
+  // to judge (a spoofed one, from the backend LAN).
+  return (flags & 0x10) && (!(action->kernel_flags & kernel_flow_syn_ack_seen) || sequence + 1 == action->syn_sequence_end);
+}
+
+// A client's SYN on a flow scheduled here whose both sides have sent their FIN: a new connection on the
+// same ports (the client reuses them while natlb still keeps the old one's TIME_WAIT), as user space
+// treats it (flow/tcp_state.h, allowsReuse). The old entries are deleted; user space, told of the new
+// flow, lets the old one go (engine/kernel_scheduled_flows.cc). Other cases (a closing flow only one
+// side ended) go to user space, which judges them.
+static __always_inline int reusesClosedFlow(const struct kernel_flow_action* action, const struct kernel_flow_key* key,
+                                            __u8 flags) {
+  if ((flags & 0x17) != 0x02 || action->rewrite != kernel_flow_rewrite_destination ||
+      !(action->kernel_flags & kernel_flow_fin_seen)) {
+    return 0;
+  }
+  struct kernel_flow_key replyKey = {
+      .source_ip = action->new_destination_ip,
+      .destination_ip = key->source_ip,
+      .source_port = action->new_destination_port,
+      .destination_port = key->source_port,
+      .protocol = IPPROTO_TCP,
+  };
+  const struct kernel_flow_action* reply = bpf_map_lookup_elem(&kernel_flows, &replyKey);
+  if (!reply || !(reply->kernel_flags & kernel_flow_scheduled_here) || !(reply->kernel_flags & kernel_flow_fin_seen)) return 0;
+  bpf_map_delete_elem(&kernel_flows, &replyKey);
+  bpf_map_delete_elem(&kernel_flows, key);
+  return 1;
+}
+
+// What a scheduled flow's segment tells user space: the end of the handshake (the client's ACK of the
+// real's SYN-ACK, exactly), or a side's first FIN. Once each.
+static __always_inline void trackScheduledFlow(struct kernel_flow_action* action, const struct kernel_flow_key* key,
+                                               __u8 flags, __u32 acknowledgement) {
+  const int fromClient = action->rewrite == kernel_flow_rewrite_destination;
+  struct kernel_flow_event flow = {};
+  if ((flags & 0x02) && !fromClient) {
+    if (!(action->kernel_flags & kernel_flow_syn_ack_seen)) action->syn_sequence_end = action->sequence_end;
+    __sync_fetch_and_or(&action->kernel_flags, kernel_flow_syn_ack_seen);
+  } else if (fromClient && (flags & 0x10) && !(flags & 0x02) && !(action->kernel_flags & kernel_flow_handshake_done)) {
+    struct kernel_flow_key replyKey = {
+        .source_ip = action->new_destination_ip,
+        .destination_ip = key->source_ip,
+        .source_port = action->new_destination_port,
+        .destination_port = key->source_port,
+        .protocol = IPPROTO_TCP,
+    };
+    const struct kernel_flow_action* reply = bpf_map_lookup_elem(&kernel_flows, &replyKey);
+    if (reply && (reply->kernel_flags & kernel_flow_syn_ack_seen) &&
+        acknowledgement - reply->syn_sequence_end <= reply->sequence_end - reply->syn_sequence_end &&
+        !(__sync_fetch_and_or(&action->kernel_flags, kernel_flow_handshake_done) & kernel_flow_handshake_done)) {
+      describeFlow(&flow, action, key);
+      flow.client_sequence_end = action->sequence_end;
+      flow.real_sequence_end = reply->sequence_end;
+      flow.client_window = action->window;
+      flow.real_window = reply->window;
+      sendEvent(kernel_flow_event_established, &flow);
+    }
+  }
+  if ((flags & 0x01 /* FIN */) && !(__sync_fetch_and_or(&action->kernel_flags, kernel_flow_fin_seen) & kernel_flow_fin_seen)) {
+    describeFlow(&flow, action, key);
+    sendEvent(fromClient ? kernel_flow_event_client_fin : kernel_flow_event_real_fin, &flow);
+  }
+}
+
 SEC("tc")
 int forward_established(struct __sk_buff* skb) {
   // Only what user space would forward: IPv4 unicast to this host, untagged (it drops VLAN frames).
@@ -104,7 +345,6 @@ int forward_established(struct __sk_buff* skb) {
   const __u32 tcpHeaderLength = tcp->doff * 4;
   if (tcpHeaderLength < sizeof(*tcp)) return tcx_next;
   const __u8 flags = ((__u8*)tcp)[13];
-  if (flags & kernel_flow_state_changing_tcp_flags) return tcx_next;
 
   struct kernel_flow_key key = {
       .source_ip = ip->saddr,
@@ -114,27 +354,48 @@ int forward_established(struct __sk_buff* skb) {
       .protocol = IPPROTO_TCP,
   };
   struct kernel_flow_action* action = bpf_map_lookup_elem(&kernel_flows, &key);
-  if (!action) return tcx_next;
+  if (flags & 0x04 /* RST */) return action ? passToUserSpace(skb) : tcx_next;  // judged by user space, always
+  if (!action) {
+    // A connection's first SYN: scheduled here if its service is published, and the TTL allows it.
+    if ((flags & 0x17) != 0x02 || ip->ttl <= 1 || scheduleConnection(&key, ip, tcp) != 0) return tcx_next;
+    action = bpf_map_lookup_elem(&kernel_flows, &key);
+    if (!action) return tcx_next;
+  } else if (action->kernel_flags & kernel_flow_scheduled_here) {
+    if (reusesClosedFlow(action, &key, flags)) {
+      // The old flow's entries went: this SYN is a new connection's, scheduled as any first SYN.
+      if (ip->ttl <= 1 || scheduleConnection(&key, ip, tcp) != 0) return tcx_next;
+      action = bpf_map_lookup_elem(&kernel_flows, &key);
+      if (!action) return tcx_next;
+    } else if (!staysInKernel(action, flags, bpf_ntohl(tcp->seq))) {
+      return passToUserSpace(skb);
+    }
+  } else if (flags & kernel_flow_state_changing_tcp_flags) {
+    return passToUserSpace(skb);
+  }
   // A direct-routing frame is delivered on a link natlb is attached to, not routed: as in user space
   // (worker.cc, forwardDirect), its IP header, TTL included, leaves as it came.
   const int translates = action->rewrite != kernel_flow_rewrite_none;
-  if (translates && ip->ttl <= 1) return tcx_next;  // user space counts the drop
+  if (translates && ip->ttl <= 1) return passToUserSpace(skb);  // user space counts the drop
   // IP bytes, as user space counts them; a BIG TCP frame's tot_len is 0, its length is the skb's.
   const __u32 ipLength = ip->tot_len ? bpf_ntohs(ip->tot_len) : skb->len - ETH_HLEN;
-  if (ipLength < ipHeaderLength + tcpHeaderLength || ipLength > skb->len - ETH_HLEN) return tcx_next;
+  if (ipLength < ipHeaderLength + tcpHeaderLength || ipLength > skb->len - ETH_HLEN) return passToUserSpace(skb);
   // A segment too long for the egress goes to user space, which answers it with "fragmentation needed".
   // A GSO frame is judged by its segments (BPF_MTU_CHK_SEGS): without the flag it passes whatever its
   // segment size, and a NIC would put too-long frames on the link.
   __u32 mtuLength = 0;
-  if (bpf_check_mtu(skb, action->egress_ifindex, &mtuLength, 0, BPF_MTU_CHK_SEGS) != BPF_MTU_CHK_RET_SUCCESS) return tcx_next;
+  if (bpf_check_mtu(skb, action->egress_ifindex, &mtuLength, 0, BPF_MTU_CHK_SEGS) != BPF_MTU_CHK_RET_SUCCESS) return passToUserSpace(skb);
 
-  // Read before the rewrite, which invalidates the packet pointers.
+  // Read before the rewrite, which invalidates the packet pointers. SYN and FIN count one each.
   const __u32 payload = ipLength > ipHeaderLength + tcpHeaderLength ? ipLength - ipHeaderLength - tcpHeaderLength : 0;
-  const __u32 sequenceEnd = bpf_ntohl(tcp->seq) + payload;
+  const __u32 sequenceEnd = bpf_ntohl(tcp->seq) + payload + ((flags & 0x02) ? 1 : 0) + (flags & 0x01);
   const __u32 window = bpf_ntohs(tcp->window);
   const __u32 acknowledgement = bpf_ntohl(tcp->ack_seq);
   if (translates && rewriteEndpoints(skb, action, ip, tcp, ipHeaderLength) != 0) return TC_ACT_SHOT;
-  if ((__s32)(sequenceEnd - action->sequence_end) > 0) action->sequence_end = sequenceEnd;
+  // The real's side starts at its SYN-ACK (the entry was made with nothing); after that only raises, so a
+  // spoofed SYN cannot move the client's side.
+  const int firstSynAck = (flags & 0x12) == 0x12 && action->rewrite == kernel_flow_rewrite_source &&
+                          (action->kernel_flags & (kernel_flow_scheduled_here | kernel_flow_syn_ack_seen)) == kernel_flow_scheduled_here;
+  if ((__s32)(sequenceEnd - action->sequence_end) > 0 || firstSynAck) action->sequence_end = sequenceEnd;
   if (translates) {
     if (window > action->window) action->window = window;
   } else if ((flags & 0x10 /* ACK */) && (__s32)(acknowledgement - action->acknowledgement) > 0) {
@@ -142,11 +403,11 @@ int forward_established(struct __sk_buff* skb) {
     // keeps the client's latest acknowledgement: what a reset to the client must carry.
     action->acknowledgement = acknowledgement;
   }
+  if (action->kernel_flags & kernel_flow_scheduled_here) trackScheduledFlow(action, &key, flags, acknowledgement);
   __sync_fetch_and_add(&action->packets, 1);
   __sync_fetch_and_add(&action->bytes, ipLength);
   action->last_seen_ns = bpf_ktime_get_ns();
-  const __u32 zero = 0;
-  struct kernel_forwarding_totals* totals = bpf_map_lookup_elem(&kernel_forwarding_totals, &zero);
+  struct kernel_forwarding_totals* totals = forwardingTotals();
   if (totals) {
     totals->packets += 1;
     totals->bytes += ipLength;

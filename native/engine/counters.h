@@ -87,6 +87,13 @@ enum class Counter : uint8_t {
   // Resets deadRealFlows "reset" could not send: natlb never saw the sequence number their receiver
   // expects (an end that has sent nothing yet; a direct-routing client that acknowledged nothing yet).
   TcpResetsWithoutSequence,
+  // New connections the kernel fast path scheduled itself (engine/kernel_scheduled_flows.h): flows
+  // user space took into the map from its events (newFlows counts them too); flows it refused (the
+  // service or real went meanwhile, the map was full): their retransmitted SYN comes to user space;
+  // and SYNs the program left to user space because its event ring was full.
+  KernelScheduledFlows,
+  KernelScheduledRefused,
+  KernelEventRingFull,
   Count,
 };
 
@@ -100,6 +107,7 @@ constexpr std::array<std::string_view, size_t(Counter::Count)> kCounterNames = {
     "replyClaimSignals", "replyClaimSignalErrors", "deadRealFlowsEnded", "tcpResetsSent", "ringErrors",
     "toRealDirect", "dropNotOnLink", "dropFullnatPortsExhausted", "midStreamPickUps",
     "arpSilentNotMaster", "vipFramesNotMaster", "tcpResetsWithoutSequence",
+    "kernelScheduledFlows", "kernelScheduledRefused", "kernelEventRingFull",
 };
 
 class Counters {

@@ -1,5 +1,7 @@
 #include "engine.h"
 
+#include "kernel_scheduled_flows.h"
+
 #include <algorithm>
 #include <iterator>
 #include <set>
@@ -163,6 +165,11 @@ void Engine::start() {
   }
   kernelOffload_ = std::move(offload);
   context_.flows.setOffloadedFlows(kernelOffload_.get());
+  if (kernelOffload_) {
+    kernelOffload_->publishRoutes(*context_.routes.load(), context_);
+    kernelOffload_->publishServices(*services);
+    gateKernelScheduling();
+  }
   replyClaims_ = std::move(signaller);
   context_.flows.setReplyClaims(replyClaims_.get());
   workers_ = std::move(workers);
@@ -186,12 +193,25 @@ void Engine::stop() {
   }
   workers_.clear();
   if (kernelOffload_) {
+    // The flows the kernel scheduled since the workers last read its events join the map first.
+    kernelOffload_->enableScheduling(false);
+    const auto services = context_.services.load();
+    kernelOffload_->readEvents([&](const kernel_flow_event& event) {
+      const KernelEventResult result = applyKernelFlowEvent(event, *services, context_.flows, *kernelOffload_, monotonicMs());
+      if (result.outcome == KernelEventOutcome::Adopted) {
+        context_.counters.add(Counter::NewFlows);
+        context_.counters.add(Counter::KernelScheduledFlows);
+      } else if (result.outcome == KernelEventOutcome::Refused) {
+        context_.counters.add(Counter::KernelScheduledRefused);
+      }
+    });
     // The flows go back to user space with what the kernel tracked since their hand-over (sequence
     // numbers, last activity): a later start() would otherwise judge their FIN out of window.
-    context_.flows.withdrawOffloaded([](const flow::FlowEntry&) { return true; });
+    context_.flows.withdrawOffloaded([](const flow::FlowEntry&) { return true; }, false);
     const kernel_forwarding_totals totals = kernelOffload_->totals();
     context_.counters.add(Counter::KernelForwardedPackets, totals.packets);
     context_.counters.add(Counter::KernelForwardedBytes, totals.bytes);
+    context_.counters.add(Counter::KernelEventRingFull, totals.events_lost);
   }
   if (replyClaims_) {
     context_.counters.add(Counter::ReplyClaimSignals, replyClaims_->signalsSent());
@@ -232,6 +252,7 @@ void Engine::setServices(std::vector<Service> services) {
   for (Service& service : services) shared.push_back(carryCursor(std::move(service), *previous));
   const auto current = std::make_shared<const ServiceTable>(std::move(shared), previous->generation() + 1);
   context_.services.store(current, std::memory_order_release);
+  if (kernelOffload_) kernelOffload_->publishServices(*current);
   withdrawFlowsOfRemovedServices(*previous, *current);
   moveFlowsToTheirTimeoutProfiles(*previous, *current);
   timeoutProfiles_.release(*current);
@@ -270,6 +291,7 @@ void Engine::replaceServices(std::vector<Service> changed) {
   }
   const auto current = std::make_shared<const ServiceTable>(std::move(shared), previous->generation() + 1);
   context_.services.store(current, std::memory_order_release);
+  if (kernelOffload_) kernelOffload_->publishServices(*current);
   moveFlowsToTheirTimeoutProfiles(*previous, *current);
   timeoutProfiles_.release(*current);
   if (realsMoved) refreshSelections();
@@ -325,6 +347,7 @@ void Engine::setRoutes(std::vector<Route> routes) {
   routes_ = routes;
   const auto table = std::make_shared<const RouteTable>(std::move(routes));
   context_.routes.store(table, std::memory_order_release);
+  if (kernelOffload_) kernelOffload_->publishRoutes(*table, context_);
   withdrawFlowsWithOtherNextHops(*table);
 }
 
@@ -365,6 +388,7 @@ std::array<uint64_t, size_t(Counter::Count)> Engine::counters() const {
     const kernel_forwarding_totals totals = kernelOffload_->totals();
     out[size_t(Counter::KernelForwardedPackets)] += totals.packets;
     out[size_t(Counter::KernelForwardedBytes)] += totals.bytes;
+    out[size_t(Counter::KernelEventRingFull)] += totals.events_lost;
   }
   if (replyClaims_) {
     out[size_t(Counter::ReplyClaimSignals)] += replyClaims_->signalsSent();
@@ -389,7 +413,14 @@ uint64_t Engine::kernelFastPathFlows() {
 
 Engine::KernelFastPathState Engine::kernelFastPathState() {
   std::lock_guard control(controlMutex_);
-  return {kernelOffload_ != nullptr, kernelFastPathUnavailable_};
+  if (!kernelOffload_) return {false, kernelFastPathUnavailable_};
+  return {true, kernelFastPathUnavailable_, kernelOffload_->publishedServices(), kernelOffload_->schedulingEnabled()};
+}
+
+void Engine::setKernelScheduling(bool allowed) {
+  kernelSchedulingAllowed_.store(allowed);
+  std::lock_guard control(controlMutex_);
+  gateKernelScheduling();
 }
 
 WorkerThreads Engine::workerThreadsInUse() {
@@ -417,8 +448,30 @@ void Engine::collectRingStatistics() {
   }
 }
 
+// The kernel schedules new connections only on the master, and not while half-open connections pile up
+// (a SYN flood) or the flow map is nearly full: those SYNs go to user space, where the flow map's flood
+// defences see each one as it comes (and a full map refuses it before it reaches a real). It opens
+// again once both are down to half of that. The housekeeper and the control plane call it; the
+// offload outlives both (stop() joins the housekeeper before it drops the offload).
+void Engine::gateKernelScheduling() {
+  if (!kernelOffload_) return;
+  const uint32_t capacity = context_.flows.capacity();
+  const uint32_t halfOpen = context_.flows.halfOpenFlows();
+  const uint32_t closeAt = std::max<uint32_t>(kKernelSchedulingMinHalfOpen, capacity / 64);
+  const uint32_t freeRoom = capacity - std::min(capacity, context_.flows.liveFlows());
+  const uint32_t keepFree = capacity / 16;
+  if (halfOpen >= closeAt || freeRoom <= keepFree) kernelSchedulingOpen_.store(false);
+  else if (halfOpen < closeAt / 2 && freeRoom > 2 * keepFree) kernelSchedulingOpen_.store(true);
+  kernelOffload_->enableScheduling(kernelSchedulingAllowed_.load() && kernelSchedulingOpen_.load() &&
+                                   context_.gatewayRole.load() == GatewayRole::Master);
+}
+
 void Engine::setGatewayRole(GatewayRole role, TakeoverAnnouncement announcement) {
   const GatewayRole before = context_.gatewayRole.exchange(role);
+  {
+    std::lock_guard control(controlMutex_);
+    gateKernelScheduling();
+  }
   if (role == GatewayRole::Master && before != GatewayRole::Master) {
     takeoverIntervalMs_.store(announcement.intervalMs);
     takeoverRoundsLeft_.store(announcement.rounds);
@@ -573,6 +626,7 @@ void Engine::housekeep() {
     resolveNextHops(senders, nowMs);
     endPendingDeadRealFlows(senders);
     context_.flows.sweep(nowMs, context_.timeouts, kSweepBudget);
+    gateKernelScheduling();  // kernelOffload_ outlives this thread (stop() joins it first)
     context_.flows.publishClock(nowMs);
     collectRingStatistics();
     std::unique_lock lock(wakeMutex_);

@@ -127,11 +127,17 @@ class Engine {
   // Flows the kernel fast path forwards now (0 without it).
   uint64_t kernelFastPathFlows();
   // Whether the kernel fast path runs, and when it was wanted (IfAvailable) but could not start, why.
+  // With it: the services whose new connections the kernel may schedule itself, and whether it does now
+  // (allowed by setKernelScheduling, this gateway the master, and no pile of half-open flows).
   struct KernelFastPathState {
     bool active;
     std::string unavailable;
+    size_t schedulingServices = 0;
+    bool scheduling = false;
   };
   KernelFastPathState kernelFastPathState();
+  // Config kernelScheduling: whether the kernel fast path may schedule new connections itself.
+  void setKernelScheduling(bool allowed);
   // One or PerInterface: the layout the running workers have (Auto resolved at start).
   WorkerThreads workerThreadsInUse();
   std::vector<NeighbourEntry> neighbours() const { return context_.neighbours.snapshot(); }
@@ -152,6 +158,7 @@ class Engine {
   void withdrawFlowsOfRemovedServices(const ServiceTable& previous, const ServiceTable& current);
   void moveFlowsToTheirTimeoutProfiles(const ServiceTable& previous, const ServiceTable& current);
   void withdrawFlowsWithOtherNextHops(const RouteTable& routes);
+  void gateKernelScheduling();
 
   EngineContext context_;
   const KernelFastPathMode kernelFastPath_;
@@ -173,7 +180,11 @@ class Engine {
   std::atomic<uint32_t> takeoverRoundsLeft_{0};
   std::atomic<uint32_t> takeoverIntervalMs_{0};
   uint64_t nextTakeoverRoundMs_ = 0;  // housekeeper's thread only
-  std::mutex controlMutex_;  // serializes start/stop/setServices from the control plane
+  std::mutex controlMutex_;
+  // Whether the half-open flows leave room for the kernel to schedule new connections (gateKernelScheduling).
+  std::atomic<bool> kernelSchedulingOpen_{true};
+  std::atomic<bool> kernelSchedulingAllowed_{true};
+  static constexpr uint32_t kKernelSchedulingMinHalfOpen = 1024;  // serializes start/stop/setServices from the control plane
   std::mutex deadRealsMutex_;
   std::vector<DeadReal> deadReals_;  // waiting for the housekeeper
 };

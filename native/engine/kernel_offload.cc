@@ -1,8 +1,11 @@
 #include "kernel_offload.h"
 
 #include "../flow/kernel_keys.h"
+#include "engine_context.h"
+#include "kernel_scheduled_flows.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 
@@ -110,6 +113,34 @@ void KernelOffload::withdraw(const flow::FlowEntry& e) {
   const size_t removed = isDirectRouting(e) ? (forwarding_.remove(flow::requestKeyOf(e)) ? 1 : 0)
                                             : forwarding_.removePair({flow::requestKeyOf(e), flow::replyKeyOf(e)});
   if (removed > 0) live_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void KernelOffload::publishServices(const ServiceTable& services) {
+  std::lock_guard lock(scheduling_);
+  const auto published = kernelServicesOf(services);
+  // A service the kernel refuses stays user space's (and is not counted).
+  publishedServices_.store(forwarding_.replaceServices(published) ? published.size() : 0, std::memory_order_relaxed);
+}
+
+void KernelOffload::publishRoutes(const RouteTable& routes, const EngineContext& context) {
+  std::lock_guard lock(scheduling_);
+  forwarding_.replaceRoutes(kernelRoutesOf(routes, context));
+}
+
+void KernelOffload::enableScheduling(bool enabled) {
+  std::lock_guard lock(scheduling_);
+  if (schedulingEnabled_ == enabled) return;
+  forwarding_.enableScheduling(enabled);
+  schedulingEnabled_ = enabled;
+}
+
+void KernelOffload::discardScheduled(const kernel_flow_event& event) {
+  const kernel_flow_key request{event.client_ip, event.vip, event.client_port, event.vport, IPPROTO_TCP};
+  const kernel_flow_key reply{event.real_ip, event.client_ip, event.real_port, event.client_port, IPPROTO_TCP};
+  for (const kernel_flow_key& key : {request, reply}) {
+    const auto action = forwarding_.find(key);
+    if (action && (action->kernel_flags & kernel_flow_scheduled_here)) forwarding_.remove(key);
+  }
 }
 
 void KernelOffload::counted(uint16_t realId, const flow::KernelTrafficAdded& added) {

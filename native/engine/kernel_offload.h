@@ -6,6 +6,8 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -13,8 +15,11 @@
 #include "../io/kernel_forwarding.h"
 #include "real_stats.h"
 #include "route_table.h"
+#include "service_table.h"
 
 namespace natlb::engine {
+
+struct EngineContext;
 
 class KernelOffload final : public flow::OffloadedFlows {
  public:
@@ -31,6 +36,22 @@ class KernelOffload final : public flow::OffloadedFlows {
   void withdraw(const flow::FlowEntry& entry) override;
   void counted(uint16_t realId, const flow::KernelTrafficAdded& added) override;
 
+  // New connections the kernel schedules itself (kernel_scheduled_flows.h): what it may schedule for,
+  // whether it may now, its events, and the flows it made that user space takes or refuses.
+  void publishServices(const ServiceTable& services);
+  void publishRoutes(const RouteTable& routes, const EngineContext& context);
+  void enableScheduling(bool enabled);
+  bool schedulingEnabled() {
+    std::lock_guard lock(scheduling_);
+    return schedulingEnabled_.value_or(false);
+  }
+  size_t publishedServices() const { return publishedServices_.load(std::memory_order_relaxed); }
+  size_t readEvents(const std::function<void(const kernel_flow_event&)>& handle) { return forwarding_.readEvents(handle); }
+  void adoptScheduled() { live_.fetch_add(1, std::memory_order_relaxed); }
+  void forgetReplaced() { live_.fetch_sub(1, std::memory_order_relaxed); }
+  // Takes a scheduled flow's entries out of the kernel (only if they are still the program's own).
+  void discardScheduled(const kernel_flow_event& event);
+
   int flowsMapFd() const { return forwarding_.flowsMapFd(); }
   kernel_forwarding_totals totals() const { return forwarding_.totals(); }
   // Flows the kernel forwards now.
@@ -40,6 +61,9 @@ class KernelOffload final : public flow::OffloadedFlows {
   io::KernelForwarding forwarding_;
   RealStatsBlock& realTraffic_;
   std::atomic<uint64_t> live_{0};
+  std::mutex scheduling_;
+  std::optional<bool> schedulingEnabled_;  // as last told to the kernel, under scheduling_
+  std::atomic<size_t> publishedServices_{0};
 };
 
 }  // namespace natlb::engine

@@ -16,6 +16,7 @@
 #include "../packet/icmp.h"
 #include "../packet/nat_rewrite.h"
 #include "../packet/tcp_header.h"
+#include "kernel_scheduled_flows.h"
 #include "persistent_scheduling.h"
 #include "../sync/flow_records.h"
 
@@ -35,6 +36,9 @@ namespace {
 constexpr size_t kBatch = 64;
 constexpr int kIdleWaitMs = 100;  // bounds how long stop() waits for an idle worker
 constexpr int kHeldFramesWaitMs = 2;
+// With the kernel fast path the worker also reads the events of the flows the kernel schedules, which
+// wake nobody: at every batch, and at least this often when no frame comes.
+constexpr int kKernelEventsWaitMs = 10;
 constexpr uint64_t kArpRequestIntervalMs = 1000;
 
 ChecksumMode checksumModeOf(const io::ReceivedFrame& frame) {
@@ -112,6 +116,8 @@ void Worker::run() {
     routes_ = context_.routes.load(std::memory_order_acquire);
     nowMs_ = monotonicMs();
     gatewayRole_ = context_.gatewayRole.load(std::memory_order_relaxed);
+    // Before the frames: a RST of a flow the kernel scheduled finds it in the map.
+    if (context_.kernelOffload != nullptr) readKernelEvents();
     io::ReceivedFrame frame{};
     size_t handled = 0;
     while (handled < kBatch * receivers_.size() && nextFrame(frame)) {
@@ -125,7 +131,7 @@ void Worker::run() {
     if (handled == 0) {
       context_.flows.leaveBatch(flowReader_);
       // Held frames wait for an ARP reply that another worker may receive: look again soon.
-      waitForFrames(awaitingNeighbour_.empty() ? kIdleWaitMs : kHeldFramesWaitMs);
+      waitForFrames(!awaitingNeighbour_.empty() ? kHeldFramesWaitMs : context_.kernelOffload != nullptr ? kKernelEventsWaitMs : kIdleWaitMs);
       continue;
     }
     for (auto& receiver : receivers_) receiver->releaseTaken();
@@ -487,6 +493,27 @@ void Worker::recordPacket(const flow::FlowEntry& entry, const Ipv4FrameView& vie
     context_.flows.assure(entry);
     if (flowFlags & flow::flags::kPickedUp) syncFlow(entry);  // held back until now (sync::goesToPeers)
   }
+}
+
+// The flows the kernel fast path scheduled since the last batch join the map (kernel_scheduled_flows.h),
+// counted as the flows this worker schedules are.
+void Worker::readKernelEvents() {
+  context_.kernelOffload->readEvents([&](const kernel_flow_event& event) {
+    const KernelEventResult result = applyKernelFlowEvent(event, *services_, context_.flows, *context_.kernelOffload, nowMs_);
+    switch (result.outcome) {
+      case KernelEventOutcome::Adopted: {
+        const flow::FlowEntry entry = context_.flows.entryAt(result.ref);
+        counters_.add(Counter::NewFlows);
+        counters_.add(Counter::KernelScheduledFlows);
+        realStats_.add(entry.load<uint16_t>(flow::entry::kRealId), RealStat::Connections, 1);
+        syncFlow(entry);
+        break;
+      }
+      case KernelEventOutcome::Advanced: syncFlow(context_.flows.entryAt(result.ref)); break;
+      case KernelEventOutcome::Refused: counters_.add(Counter::KernelScheduledRefused); break;
+      case KernelEventOutcome::Ignored: break;
+    }
+  });
 }
 
 // Tells the flow sync (when one runs) about a new flow or a state change: a relaxed load when none does,

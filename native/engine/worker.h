@@ -75,6 +75,7 @@ class Worker {
                     flow::SegmentVerdict verdict);
   void offloadIfEstablished(uint32_t ref, const flow::FlowEntry& entry);
   void syncFlow(const flow::FlowEntry& entry);
+  void readKernelEvents();
   void flushSenders();
   uint64_t nextRandom();
 

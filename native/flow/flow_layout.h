@@ -180,6 +180,10 @@ constexpr uint16_t kMidStreamStart = 4096;
 constexpr uint16_t kPickedUp = 8192;
 // The real answered the client's SYN with a bare ACK before any SYN-ACK: entry::kRealStrayAck holds it.
 constexpr uint16_t kRealStrayAck = 16384;
+// Scheduled by the kernel fast path itself (native/bpf/forward_established.bpf.c): its SYN never reached
+// user space, which learnt of it, its handshake's end and its FINs from the program's events
+// (engine/kernel_scheduled_flows.h). Offloaded from birth.
+constexpr uint16_t kKernelScheduled = 32768;
 // The flags that fix a flow's forwarding mode for its whole life.
 constexpr uint16_t kModeFlags = kDirectRouting | kFullNat;
 }  // namespace flags
@@ -187,6 +191,14 @@ constexpr uint16_t kModeFlags = kDirectRouting | kFullNat;
 // Whether a flow has an entry in the reverse (reply) index: what comes back on it (not a template, whose
 // key no packet carries, nor a direct-routing flow, whose replies never cross natlb).
 constexpr bool hasReplyIndex(uint16_t flowFlags) { return (flowFlags & (flags::kTemplate | flags::kDirectRouting)) == 0; }
+
+// Whether the kernel's list holds the flow's reply tuple as natlb's (flow/reply_claims.h): every flow
+// with a reply index, but one the kernel fast path scheduled and still forwards, whose replies its TC
+// program takes before the kernel's stack sees them (it is claimed when it is withdrawn from the kernel).
+constexpr bool claimsReplies(uint16_t flowFlags) {
+  constexpr uint16_t inKernelFromBirth = flags::kKernelScheduled | flags::kOffloaded;
+  return hasReplyIndex(flowFlags) && (flowFlags & inKernelFromBirth) != inKernelFromBirth;
+}
 
 constexpr uint32_t bucketCountFor(uint32_t capacity) {
   uint32_t buckets = 1;

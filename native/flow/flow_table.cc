@@ -414,7 +414,7 @@ void FlowTable::unlinkLocked(uint32_t ref) {
 
 void FlowTable::releaseLocked(uint32_t ref) {
   const FlowEntry e = entryAt(ref);
-  if (claims_ != nullptr && hasReplyIndex(e.flags())) claims_->release(e);  // a template or a DR flow claims nothing
+  if (claims_ != nullptr && claimsReplies(e.flags())) claims_->release(e);  // a template or a DR flow claims nothing
   leaveUnassuredClass(e);
   unlinkLocked(ref);
   if (isOffloaded(e)) {
@@ -523,7 +523,7 @@ size_t FlowTable::sweep(uint64_t nowMs, const TimeoutProfiles& timeouts, size_t 
       refreshOffloaded(e, nowMs);
     }
     const uint64_t claimedMs = e.load<uint64_t>(entry::kClaimedMs);
-    if (claims_ != nullptr && e.live() && hasReplyIndex(e.flags()) &&
+    if (claims_ != nullptr && e.live() && claimsReplies(e.flags()) &&
         (nowMs >= claimedMs + kReplyClaimRenewMs || claimedMs < renewClaimsBeforeMs_.load(std::memory_order_relaxed))) {
       std::lock_guard lock(writers_);
       if (e.live()) {

@@ -250,6 +250,9 @@ class FlowTable {
   // of long-lived flows.
   size_t sweep(uint64_t nowMs, const TimeoutProfiles& timeouts, size_t budget);
   FloodDefences& floodDefences() { return defences_; }
+  // TCP flows still in their handshake (the half-open class), and every live flow.
+  uint32_t halfOpenFlows() const { return unassuredCount(UnassuredClass::HalfOpenTcp); }
+  uint32_t liveFlows() const { return headerField<uint32_t>(header::kLiveCount).load(std::memory_order_relaxed); }
   // Where releases and renewals of reply claims go (nullptr: nowhere). Set while no worker runs.
   void setReplyClaims(ReplyClaims* claims);
   // Renews the claim of every flow live now, over the next sweeps (the kernel lost its list).
@@ -282,10 +285,11 @@ class FlowTable {
   // flow's tracking must be current.
   void refreshFromKernel(const FlowEntry& entry);
   // Takes back from the kernel the offloaded flows `shouldWithdraw` names (their service is gone, their
-  // next hop changed): user space then forwards them. The lock is taken per slice of the map, so new
-  // connections wait for one slice, not the whole scan. Returns how many.
+  // next hop changed): user space then forwards them, and claims the replies of those the kernel
+  // scheduled (`claim` false: the engine stops, nothing will forward them). The lock is taken per slice
+  // of the map, so new connections wait for one slice, not the whole scan. Returns how many.
   template <typename Predicate>
-  size_t withdrawOffloaded(Predicate&& shouldWithdraw) {
+  size_t withdrawOffloaded(Predicate&& shouldWithdraw, bool claim = true) {
     constexpr uint32_t kSlice = 4096;
     const uint32_t used = headerField<uint32_t>(header::kBumpAllocated).load(std::memory_order_relaxed);
     size_t withdrawn = 0;
@@ -299,6 +303,8 @@ class FlowTable {
         offloaded_->withdraw(e);
         e.clearFlags(flags::kOffloaded);
         e.setFlags(flags::kUserSpaceOnly);
+        // A flow the kernel scheduled had no claim: its replies come to user space from now on.
+        if (claim && claims_ != nullptr && (e.flags() & flags::kKernelScheduled) && claimsReplies(e.flags())) claims_->renew(e);
         ++withdrawn;
       }
     }

@@ -8,6 +8,9 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,6 +18,8 @@
 #include "../bpf/kernel_flow.h"
 #include "bpf_object.h"
 #include "unique_fd.h"
+
+struct ring_buffer;
 
 namespace natlb::io {
 
@@ -44,10 +49,31 @@ class KernelForwarding {
   // Over all flows, since start.
   kernel_forwarding_totals totals() const;
 
+  // New connections scheduled by the program (kernel_flow.h): the services it may schedule for (the
+  // map becomes exactly these; false, errno set, when the kernel refuses one), natlb's routes, and
+  // whether it may schedule at all.
+  bool replaceServices(const std::vector<std::pair<kernel_service_key, kernel_service>>& services);
+  bool replaceRoutes(const std::vector<std::pair<kernel_route_key, kernel_route>>& routes);
+  void enableScheduling(bool enabled);
+  // Hands every event waiting in the ring to `handle`, in order; returns how many. One reader at a
+  // time: a caller that finds another reading returns 0 at once.
+  size_t readEvents(const std::function<void(const kernel_flow_event&)>& handle);
+
  private:
+  template <typename Key, typename Value>
+  bool replaceMap(int map, const std::vector<std::pair<Key, Value>>& entries);
+  struct RingBufferCloser {
+    void operator()(ring_buffer* ring) const;
+  };
   BpfObject object_;
   int flows_ = -1;   // owned by object_
   int totals_ = -1;  // owned by object_
+  int services_ = -1;    // owned by object_
+  int routes_ = -1;      // owned by object_
+  int scheduling_ = -1;  // owned by object_
+  std::unique_ptr<ring_buffer, RingBufferCloser> events_;
+  std::mutex eventsReader_;
+  const std::function<void(const kernel_flow_event&)>* eventHandler_ = nullptr;  // while readEvents runs
   std::vector<UniqueFd> links_;
 };
 

@@ -31,6 +31,8 @@ export interface Connection {
   pickedUp?: true;
   /** Only for a flow a peer synced to this instance (config sync): it was applied, not made here. */
   synced?: true;
+  /** Only for a flow the kernel fast path scheduled itself (its SYN, FINs and data never reached user space). */
+  kernelScheduled?: true;
 }
 
 /** A real's live flows (FlowMap.realCounts), and the persistence templates that hold it (no connections). */
@@ -207,6 +209,7 @@ export class FlowMap {
           ? { local: { ip: formatIPv4(this.view.getUint32(base + e.localIp, true)), port: this.view.getUint16(base + e.localPort, true) } }
           : {}),
         ...((flags & this.layout.flags.pickedUp) !== 0 ? { pickedUp: true as const } : {}),
+        ...((flags & this.layout.flags.kernelScheduled) !== 0 ? { kernelScheduled: true as const } : {}),
         // Its handshake was not seen here, and it was not picked up here: a peer synced it (flow_layout.h).
         ...((flags & (this.layout.flags.midStreamStart | this.layout.flags.pickedUp)) === this.layout.flags.midStreamStart
           ? { synced: true as const }
