@@ -7,6 +7,8 @@
 // an active offloaded flow outlives a short idle timeout, port reuse, service removal, UDP/ICMP/direct
 // connections/health checks beside it, receivePath "af_xdp" with it, and no TC program left after
 // SIGTERM, SIGKILL or a refused start. Every lab here uses the namespace prefix "kf".
+// Every natlb here runs with kernelScheduling false: these tests are about the hand-over of flows user
+// space scheduled; e2e-kernel-scheduling.test.ts covers the connections the kernel schedules itself.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -49,11 +51,17 @@ type KfLabOptions = Omit<Parameters<typeof withNatLab>[1], "prefix">;
 
 /** withNatLab with the "kf" namespace prefix, and natlb with the kernel fast path unless `config` says otherwise. */
 function withKfLab(t: ExecutionContext, options: KfLabOptions, body: (env: NatLab) => Promise<void>): Promise<void> {
-  return withNatLab(t, { config: (lab) => fastPathConfig(lab), ...options, prefix: PREFIX }, body);
+  const config = options.config ?? ((lab: Lab) => fastPathConfig(lab));
+  return withNatLab(t, { ...options, config: (lab) => handOverOnly(config(lab)), prefix: PREFIX }, body);
+}
+
+/** A configuration with the kernel's own scheduling off, unless it says otherwise. */
+function handOverOnly(config: unknown): Record<string, unknown> {
+  return { kernelScheduling: false, ...(config as Record<string, unknown>) };
 }
 
 function fastPathConfig(lab: Lab, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { services: [tcpService(lab, lab.reals.map(() => 1))], kernelFastPath: true, ...extra };
+  return { services: [tcpService(lab, lab.reals.map(() => 1))], kernelFastPath: true, kernelScheduling: false, ...extra };
 }
 
 function pacedService(vip: string, reals: string[], port = PACED_SERVICE_PORT) {
@@ -195,7 +203,7 @@ for (const offloads of [false, true]) {
         env.natlb = await startBalancer(lab, fastPathConfig(lab, { timeouts: LISTABLE_CLOSING_TIMEOUTS }));
         const natlb = env.natlb;
         assertOneProgramOnEach(t, await tcxPrograms(lab));
-        t.deepEqual((await natlb.status()).kernelFastPath, { setting: true, enabled: true, flows: 0 });
+        t.deepEqual((await natlb.status()).kernelFastPath, { setting: true, enabled: true, flows: 0, scheduling: { setting: false, active: false, services: 1 } });
 
         const bytes = 64 * MiB;
         const summary = await runDownload(lab, {
@@ -290,7 +298,7 @@ test.serial("receivePath af_xdp with the kernel fast path: 3 x 64 MiB intact, mo
 test.serial("the default (kernelFastPath \"auto\") as root: the TC program runs, status says so, downloads go through the kernel; a reload to false is refused", async (t) => {
   await withKfLab(t, { offloads: true, config: (lab) => ({ services: [tcpService(lab, [1, 1, 1])] }) }, async ({ lab, servers, natlb }) => {
     assertOneProgramOnEach(t, await tcxPrograms(lab));
-    t.deepEqual((await natlb!.status()).kernelFastPath, { setting: "auto", enabled: true, flows: 0 });
+    t.deepEqual((await natlb!.status()).kernelFastPath, { setting: "auto", enabled: true, flows: 0, scheduling: { setting: false, active: false, services: 1 } });
     t.false(natlb!.output().includes("kernel fast path off"), "no warning when the fast path runs");
     const bytes = 32 * MiB;
     const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, bytes, "kf-auto"), conns: 3, count: 3, localPortBase: 30600 });
@@ -300,7 +308,7 @@ test.serial("the default (kernelFastPath \"auto\") as root: the TC program runs,
     t.deepEqual((await natlb!.status()).workerThreads, { setting: "auto", running: "one" }, "with the fast path, one thread serves both interfaces");
     t.regex((await natlb!.cli(["status"])).stdout, /user space: one worker thread \(workerThreads "auto"\)/);
 
-    writeFileSync(natlb!.configPath, JSON.stringify({ services: [tcpService(lab, [1, 1, 1])], kernelFastPath: false }));
+    writeFileSync(natlb!.configPath, JSON.stringify(handOverOnly({ services: [tcpService(lab, [1, 1, 1])], kernelFastPath: false })));
     const reload = await natlb!.cli(["reload"]);
     t.not(reload.code, 0, reload.stdout);
     t.regex(reload.stderr, /kernelFastPath cannot change while running: restart natlb/);
@@ -311,7 +319,7 @@ test.serial("the default (kernelFastPath \"auto\") as root: the TC program runs,
 test.serial("kernelFastPath false: nothing at tcx ingress, no hand-over, user space forwards everything; a reload turning it on is refused", async (t) => {
   await withKfLab(t, { offloads: true, config: (lab) => ({ services: [tcpService(lab, [1, 1, 1])], kernelFastPath: false }) }, async ({ lab, servers, natlb }) => {
     t.deepEqual(await tcxPrograms(lab), { eth0: [], eth1: [] });
-    t.deepEqual((await natlb!.status()).kernelFastPath, { setting: false, enabled: false, flows: 0 });
+    t.deepEqual((await natlb!.status()).kernelFastPath, { setting: false, enabled: false, flows: 0, scheduling: { setting: false, active: false, services: 0 } });
     const bytes = 16 * MiB;
     const summary = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, bytes, "kf-off"), conns: 3, count: 3, localPortBase: 30700 });
     await assertIntact(t, summary, servers, lab, bytes);
@@ -555,7 +563,7 @@ test.serial("removing a service (API, then reload without it) withdraws its offl
         const one = await waitUntil("one stream left in the kernel", async () => (await natlb!.status()).kernelFastPath.flows === 1, 3000, 50).catch(() => false);
         t.true(one, JSON.stringify((await natlb!.status()).kernelFastPath));
 
-        writeFileSync(natlb!.configPath, JSON.stringify({ services: remaining(lab), kernelFastPath: true }));
+        writeFileSync(natlb!.configPath, JSON.stringify(handOverOnly({ services: remaining(lab), kernelFastPath: true })));
         const reload = await natlb!.cli(["reload"]);
         t.is(reload.code, 0, reload.stderr);
         const none = await waitUntil("no stream left in the kernel", async () => (await natlb!.status()).kernelFastPath.flows === 0, 3000, 50).catch(() => false);
@@ -667,7 +675,7 @@ test.serial("a reload that changes kernelFastPath is refused with 409 (CLI, API,
     const first = await runDownload(lab, { url: blobUrl(lab.vip, SERVICE_PORT, 4 * MiB, "kf-r1"), conns: 3, count: 3, localPortBase: 36000 });
     await assertIntact(t, first, servers, lab, 4 * MiB);
 
-    for (const config of [fastPathConfig(lab, { kernelFastPath: false }), { services: [tcpService(lab, [1, 1, 1])] }]) {
+    for (const config of [fastPathConfig(lab, { kernelFastPath: false }), handOverOnly({ services: [tcpService(lab, [1, 1, 1])] })]) {
       writeFileSync(natlb!.configPath, JSON.stringify(config));
       const reload = await natlb!.cli(["reload"]);
       t.not(reload.code, 0, `reload to ${JSON.stringify(config)} was accepted: ${reload.stdout}`);
@@ -692,7 +700,7 @@ test.serial("a reload that changes kernelFastPath is refused with 409 (CLI, API,
     t.regex(bad.stderr, /kernelFastPath: expected "auto", true or false, got "yes"/);
 
     // Unchanged kernelFastPath with other changes: accepted.
-    writeFileSync(natlb!.configPath, JSON.stringify({ services: [tcpService(lab, [2, 1, 1])], kernelFastPath: true }));
+    writeFileSync(natlb!.configPath, JSON.stringify(handOverOnly({ services: [tcpService(lab, [2, 1, 1])], kernelFastPath: true })));
     const same = await natlb!.cli(["reload"]);
     t.is(same.code, 0, same.stderr);
     const status = await natlb!.status();

@@ -189,7 +189,7 @@ test("Prometheus metrics: per-real connections and health, frames and drops by r
       t.regex(text, new RegExp(`natlb_real_up\\{${real1.replace(/[.]/g, "\\.")}\\} 1`));
       const inactive = text.split("\n").filter((l) => l.startsWith("natlb_real_inactive_connections{")).map((l) => Number(l.split(" ").pop()));
       t.is(inactive.reduce((a, b) => a + b, 0), 4, "the 4 finished connections are in TIME_WAIT");
-      t.regex(text, /natlb_frames_total\{counter="toReal"\} [1-9]\d*/);
+      t.regex(text, /natlb_frames_total\{counter="newFlows"\} [1-9]\d*/);
       t.regex(text, /natlb_drops_total\{reason="noNeighbour"\} 0/);
     },
   );

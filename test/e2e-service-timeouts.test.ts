@@ -114,7 +114,8 @@ test.serial("idle flows of the service with udp 2 s / tcpEstablished 3 s expire 
         t.is(busy?.state, "ESTABLISHED", "the busy flow of the short service outlived its 3 s idle timeout");
         t.true((busy?.ageMs ?? 0) > 4000, `the busy flow is ${busy?.ageMs} ms old`);
         let s = await natlb.status();
-        t.is(s.counters.flowsOffloaded, 2, "both streams went through the kernel fast path");
+        // Handed over after the handshake, or scheduled by the kernel itself (the default): either way in the kernel.
+        t.is(s.counters.flowsOffloaded + s.counters.kernelScheduledFlows, 2, "both streams went through the kernel fast path");
         t.true(s.counters.kernelForwardedBytes >= 0.9 * 2 * chunks * chunkBytes, `kernelForwardedBytes ${s.counters.kernelForwardedBytes}`);
 
         // Idle now: the short service's flow leaves the map and the kernel after about 3 s; the default one stays.

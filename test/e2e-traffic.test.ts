@@ -14,8 +14,11 @@ const MiB = 1024 * 1024;
 for (const offloads of [true, false]) {
   const mode = offloads ? "offloads on" : "offloads off";
 
-  test.serial(`${mode}: a 512 MiB download through the VIP arrives intact from 3 real servers`, async (t) => {
-    await withNatLab(t, { offloads }, async ({ lab, servers, natlb }) => {
+  // With offloads on, the defaults (the kernel schedules and forwards the connections); with them off, user
+  // space (kernelFastPath false), whose merge of MTU segments into GSO super-frames this checks.
+  const config = offloads ? undefined : (lab: Parameters<typeof tcpService>[0]) => ({ services: [tcpService(lab, [1, 1, 1])], kernelFastPath: false });
+  test.serial(`${mode}: a 512 MiB download through the VIP arrives intact from 3 real servers (${offloads ? "defaults" : "user space"})`, async (t) => {
+    await withNatLab(t, { offloads, ...(config ? { config } : {}) }, async ({ lab, servers, natlb }) => {
       const summary = await runDownload(lab, {
         url: blobUrl(lab.vip, SERVICE_PORT, 512 * MiB, `big-${mode}`),
         conns: 3,
@@ -33,7 +36,9 @@ for (const offloads of [true, false]) {
       }
       t.is(new Set(summary.results.map((r) => r.real)).size, 3, "round robin over 3 equal reals uses all 3");
       const status = await natlb!.status();
-      t.true(status.counters.toReal > 0 && status.counters.toClient > 0);
+      // By default the kernel schedules and forwards these connections; without the fast path user space does.
+      const { toReal, toClient, kernelScheduledFlows, kernelForwardedPackets } = status.counters;
+      t.true((toReal > 0 && toClient > 0) || (kernelScheduledFlows === 3 && kernelForwardedPackets > 0), JSON.stringify({ toReal, toClient, kernelScheduledFlows }));
       // Ring drops are a router's congestion signal on this 2-core box (the client, servers and natlb
       // share the CPUs): TCP recovers, the content check above is what proves correctness.
       t.is(status.counters.dropTxError, 0);
