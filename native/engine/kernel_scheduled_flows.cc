@@ -140,6 +140,8 @@ KernelEventResult applyKernelFlowEvent(const kernel_flow_event& event, const Ser
       entry.real().port != ntohs(event.real_port)) {
     return {};  // another flow with this key since (the kernel's went with the old one)
   }
+  // What the kernel tells of it is activity: the sweep reads its counts back after it (flow_table.cc).
+  if (entry.load<uint64_t>(flow::entry::kLastSeenMs) < nowMs) entry.store<uint64_t>(flow::entry::kLastSeenMs, nowMs);
   flow::FlowState target = entry.state();
   if (event.kind == kernel_flow_event_established) {
     entry.setFlags(flow::flags::kSeenReply);

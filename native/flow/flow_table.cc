@@ -517,8 +517,12 @@ size_t FlowTable::sweep(uint64_t nowMs, const TimeoutProfiles& timeouts, size_t 
     if (sweepCursor_ >= used) sweepCursor_ = 0;
     const uint32_t ref = ++sweepCursor_;
     const FlowEntry e = entryAt(ref);
-    if (refreshBudget > 0 && e.live() && isOffloaded(e) &&
-        nowMs >= e.load<uint64_t>(entry::kKernelReadMs) + kRefreshAfterMs) {
+    // A closing flow (both FINs seen) is read once after its last activity user space saw, not every
+    // second: thousands of TIME_WAITs would otherwise take the whole budget. Its expiry reads it again.
+    const uint64_t kernelReadMs = e.load<uint64_t>(entry::kKernelReadMs);
+    const bool closing = e.state() >= FlowState::TimeWait;
+    if (refreshBudget > 0 && e.live() && isOffloaded(e) && nowMs >= kernelReadMs + kRefreshAfterMs &&
+        (!closing || kernelReadMs <= e.load<uint64_t>(entry::kLastSeenMs))) {
       --refreshBudget;
       refreshOffloaded(e, nowMs);
     }
