@@ -1,8 +1,8 @@
 // natlb itself: the real `natlb run` daemon in the gateway (lab/balancerProcess), every service
 // (the two TCP ones; in the flood lab also the UDP one) round robin (wrr, equal weights), no health checks. It installs and removes its own kernel state.
 // "natlb" runs with the defaults, as a user gets them: no receivePath or kernelFastPath in its
-// configuration (AF_PACKET rings, and kernelFastPath "auto": established connections on the kernel
-// fast path, which the bench's root can load). "natlbUserSpace" is the best configuration without
+// configuration (AF_PACKET rings, and kernelFastPath "auto": connections on the kernel fast path, which
+// the bench's root can load, and with kernelScheduling their SYNs scheduled there too). "natlbUserSpace" is the best configuration without
 // the fast path (every frame through user space): AF_PACKET where the veths carry 64 KB GSO frames, AF_XDP where they carry MTU
 // frames, so one run shows what the fast path gives. Not in the default set: "natlbAfPacket" is the
 // MTU lab on AF_PACKET in user space, against AF_XDP; "natlbThreadPerInterface" is the defaults with a
