@@ -126,6 +126,18 @@ static __always_inline int passToUserSpace(struct __sk_buff* skb) {
   return tcx_next;
 }
 
+// A NAT flow's reply direction (real -> client), from its request direction's key (client -> VIP).
+static __always_inline struct kernel_flow_key replyKeyOf(__u32 realIp, __u16 realPort, const struct kernel_flow_key* request) {
+  struct kernel_flow_key reply = {
+      .source_ip = realIp,
+      .destination_ip = request->source_ip,
+      .source_port = realPort,
+      .destination_port = request->source_port,
+      .protocol = IPPROTO_TCP,
+  };
+  return reply;
+}
+
 // The next hop towards `destination` by natlb's routes, if it is on an interface natlb manages.
 static __always_inline int nextHopTowards(__u32 destination, __u32* ifindex, __u32* nextHop) {
   struct kernel_route_key key = {.prefix_length = 32, .prefix = destination};
@@ -204,13 +216,7 @@ static __always_inline int scheduleConnection(const struct kernel_flow_key* key,
     return -1;
   }
   toReal.last_seen_ns = toClient.last_seen_ns = bpf_ktime_get_ns();
-  struct kernel_flow_key replyKey = {
-      .source_ip = real.ip,
-      .destination_ip = key->source_ip,
-      .source_port = real.port,
-      .destination_port = key->source_port,
-      .protocol = IPPROTO_TCP,
-  };
+  struct kernel_flow_key replyKey = replyKeyOf(real.ip, real.port, key);
   // Another flow may own either key (a SYN the program is scheduling on another CPU, or a user-space
   // flow): user space sorts that out.
   if (bpf_map_update_elem(&kernel_flows, key, &toReal, BPF_NOEXIST) != 0) return -1;
@@ -271,13 +277,7 @@ static __always_inline int reusesClosedFlow(const struct kernel_flow_action* act
       !(action->kernel_flags & kernel_flow_fin_seen)) {
     return 0;
   }
-  struct kernel_flow_key replyKey = {
-      .source_ip = action->new_destination_ip,
-      .destination_ip = key->source_ip,
-      .source_port = action->new_destination_port,
-      .destination_port = key->source_port,
-      .protocol = IPPROTO_TCP,
-  };
+  struct kernel_flow_key replyKey = replyKeyOf(action->new_destination_ip, action->new_destination_port, key);
   const struct kernel_flow_action* reply = bpf_map_lookup_elem(&kernel_flows, &replyKey);
   if (!reply || !(reply->kernel_flags & kernel_flow_scheduled_here) || !(reply->kernel_flags & kernel_flow_fin_seen)) return 0;
   bpf_map_delete_elem(&kernel_flows, &replyKey);
@@ -295,13 +295,7 @@ static __always_inline void trackScheduledFlow(struct kernel_flow_action* action
     if (!(action->kernel_flags & kernel_flow_syn_ack_seen)) action->syn_sequence_end = action->sequence_end;
     __sync_fetch_and_or(&action->kernel_flags, kernel_flow_syn_ack_seen);
   } else if (fromClient && (flags & 0x10) && !(flags & 0x02) && !(action->kernel_flags & kernel_flow_handshake_done)) {
-    struct kernel_flow_key replyKey = {
-        .source_ip = action->new_destination_ip,
-        .destination_ip = key->source_ip,
-        .source_port = action->new_destination_port,
-        .destination_port = key->source_port,
-        .protocol = IPPROTO_TCP,
-    };
+    struct kernel_flow_key replyKey = replyKeyOf(action->new_destination_ip, action->new_destination_port, key);
     const struct kernel_flow_action* reply = bpf_map_lookup_elem(&kernel_flows, &replyKey);
     if (reply && (reply->kernel_flags & kernel_flow_syn_ack_seen) &&
         acknowledgement - reply->syn_sequence_end <= reply->sequence_end - reply->syn_sequence_end &&
