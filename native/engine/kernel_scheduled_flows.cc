@@ -96,11 +96,12 @@ KernelEventResult adopt(const kernel_flow_event& event, const ServiceTable& serv
   // (the SYN is a retransmission of one it scheduled).
   const uint32_t existing = flows.findForward(key);
   const uint16_t existingFlags = existing != 0 ? flows.entryAt(existing).flags() : 0;
-  // A closing flow the kernel scheduled too, whose entries the program replaced (reusesClosedFlow), or
-  // a closing one user space forwarded, which has none.
+  // A flow the kernel scheduled too and still forwards: the program made this one on its keys, so it
+  // replaced the old one's entries (reusesClosedFlow: both sides had sent their FIN, whether or not
+  // their events got here). Or a closing flow user space forwards, which has no entries.
   const bool replacedInKernel = (existingFlags & flow::flags::kKernelScheduled) && (existingFlags & flow::flags::kOffloaded);
-  const bool replaces = existing != 0 && flow::allowsReuse(flows.entryAt(existing).state()) &&
-                        (replacedInKernel || !(existingFlags & flow::flags::kOffloaded));
+  const bool replaces = existing != 0 && (replacedInKernel ||
+                                          (flow::allowsReuse(flows.entryAt(existing).state()) && !(existingFlags & flow::flags::kOffloaded)));
   if (real == nullptr || (existing != 0 && !replaces)) {
     offload.discardScheduled(event);
     return {KernelEventOutcome::Refused, 0};

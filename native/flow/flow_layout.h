@@ -193,11 +193,10 @@ constexpr uint16_t kModeFlags = kDirectRouting | kFullNat;
 constexpr bool hasReplyIndex(uint16_t flowFlags) { return (flowFlags & (flags::kTemplate | flags::kDirectRouting)) == 0; }
 
 // Whether the kernel's list holds the flow's reply tuple as natlb's (flow/reply_claims.h): every flow
-// with a reply index, but one the kernel fast path scheduled and still forwards, whose replies its TC
-// program takes before the kernel's stack sees them (it is claimed when it is withdrawn from the kernel).
+// with a reply index, but one the kernel fast path scheduled, whose replies its TC program takes before
+// the kernel's stack sees them, until it is withdrawn to user space (kUserSpaceOnly), which claims them.
 constexpr bool claimsReplies(uint16_t flowFlags) {
-  constexpr uint16_t inKernelFromBirth = flags::kKernelScheduled | flags::kOffloaded;
-  return hasReplyIndex(flowFlags) && (flowFlags & inKernelFromBirth) != inKernelFromBirth;
+  return hasReplyIndex(flowFlags) && (!(flowFlags & flags::kKernelScheduled) || (flowFlags & flags::kUserSpaceOnly));
 }
 
 constexpr uint32_t bucketCountFor(uint32_t capacity) {
