@@ -38,7 +38,7 @@ test.serial("dr with the kernel fast path: a 256 MiB download arrives intact, th
       const before = await gatewaySnapshot(lab);
       const natlb = await startBalancer(lab, { services: [drService(lab, [1, 1])], timeouts: SHORT_CLOSING_TIMEOUTS });
       env.natlb = natlb;
-      t.deepEqual((await natlb.status()).kernelFastPath, { setting: "auto", enabled: true, flows: 0 });
+      t.deepEqual((await natlb.status()).kernelFastPath, { setting: "auto", enabled: true, flows: 0, scheduling: { setting: true, active: true, services: 0 } }, "dr and fullnat services are not the kernel's to schedule");
       t.is((await tcxProgramsOf(lab, lab.gateway.backendIf)).length, 1, "the TC program is at the ingress of natlb's one interface");
 
       const atGateway = await startCapture(lab, lab.gateway.ns, { ifname: lab.gateway.backendIf, filter: `tcp and host ${lab.vip}`, maxPackets: 4000, seconds: 120, snaplen: 96 });

@@ -40,7 +40,7 @@ test.serial("fullnat with the kernel fast path: a 512 MiB download arrives intac
     const before = await gatewaySnapshot(lab);
     const natlb = await startBalancer(lab, { services: [fullNatService(lab)], timeouts: SHORT_CLOSING_TIMEOUTS });
     env.natlb = natlb;
-    t.deepEqual((await natlb.status()).kernelFastPath, { setting: "auto", enabled: true, flows: 0 });
+    t.deepEqual((await natlb.status()).kernelFastPath, { setting: "auto", enabled: true, flows: 0, scheduling: { setting: true, active: true, services: 0 } }, "dr and fullnat services are not the kernel's to schedule");
 
     const capture = { filter: `tcp and (port ${REAL_PORT} or port ${SERVICE_PORT})`, maxPackets: 4000, seconds: 180, snaplen: 96 };
     const atClient = await startCapture(lab, lab.client.ns, capture);
