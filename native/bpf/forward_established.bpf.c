@@ -63,6 +63,9 @@ struct {
   __uint(max_entries, 1 << 20);
 } kernel_flow_events SEC(".maps");
 
+// How far one segment may move a side's tracked sequence end (see forward_established): 64 MiB.
+static const __u32 max_sequence_advance = 1u << 26;
+
 static const __u32 ip_checksum_offset = ETH_HLEN + __builtin_offsetof(struct iphdr, check);
 static const __u32 ip_ttl_offset = ETH_HLEN + __builtin_offsetof(struct iphdr, ttl);
 
@@ -349,17 +352,20 @@ int forward_established(struct __sk_buff* skb) {
   };
   struct kernel_flow_action* action = bpf_map_lookup_elem(&kernel_flows, &key);
   if (flags & 0x04 /* RST */) return action ? passToUserSpace(skb) : tcx_next;  // judged by user space, always
+  int justScheduled = 0;  // this SYN made the flow: its window starts the client's tracking
   if (!action) {
     // A connection's first SYN: scheduled here if its service is published, and the TTL allows it.
     if ((flags & 0x17) != 0x02 || ip->ttl <= 1 || scheduleConnection(&key, ip, tcp) != 0) return tcx_next;
     action = bpf_map_lookup_elem(&kernel_flows, &key);
     if (!action) return tcx_next;
+    justScheduled = 1;
   } else if (action->kernel_flags & kernel_flow_scheduled_here) {
     if (reusesClosedFlow(action, &key, flags)) {
       // The old flow's entries went: this SYN is a new connection's, scheduled as any first SYN.
       if (ip->ttl <= 1 || scheduleConnection(&key, ip, tcp) != 0) return tcx_next;
       action = bpf_map_lookup_elem(&kernel_flows, &key);
       if (!action) return tcx_next;
+      justScheduled = 1;
     } else if (!staysInKernel(action, flags, bpf_ntohl(tcp->seq))) {
       return passToUserSpace(skb);
     }
@@ -385,13 +391,18 @@ int forward_established(struct __sk_buff* skb) {
   const __u32 window = bpf_ntohs(tcp->window);
   const __u32 acknowledgement = bpf_ntohl(tcp->ack_seq);
   if (translates && rewriteEndpoints(skb, action, ip, tcp, ipHeaderLength) != 0) return TC_ACT_SHOT;
-  // The real's side starts at its SYN-ACK (the entry was made with nothing); after that only raises, so a
-  // spoofed SYN cannot move the client's side.
-  const int firstSynAck = (flags & 0x12) == 0x12 && action->rewrite == kernel_flow_rewrite_source &&
+  // What moves a side's tracking (user space judges RSTs and FINs by it): the real's first SYN-ACK starts
+  // its side (the entry was made with nothing); the SYN that made the flow started the client's. Any
+  // other SYN, retransmitted or spoofed, goes to its real and moves nothing. Other segments raise a
+  // side's end, by at most max_sequence_advance: a real segment is never that far ahead of what passed
+  // here, and a blind attacker's random sequence number fits 1 time in 64.
+  const int syn = flags & 0x02;
+  const int firstSynAck = syn && (flags & 0x10) && action->rewrite == kernel_flow_rewrite_source &&
                           (action->kernel_flags & (kernel_flow_scheduled_here | kernel_flow_syn_ack_seen)) == kernel_flow_scheduled_here;
-  if ((__s32)(sequenceEnd - action->sequence_end) > 0 || firstSynAck) action->sequence_end = sequenceEnd;
+  const __u32 advance = sequenceEnd - action->sequence_end;
+  if (firstSynAck || (!syn && (__s32)advance > 0 && advance <= max_sequence_advance)) action->sequence_end = sequenceEnd;
   if (translates) {
-    if (window > action->window) action->window = window;
+    if ((!syn || firstSynAck || justScheduled) && window > action->window) action->window = window;
   } else if ((flags & 0x10 /* ACK */) && (__s32)(acknowledgement - action->acknowledgement) > 0) {
     // Direct routing tracks no window (user space sees the client's side only, and checks none), but
     // keeps the client's latest acknowledgement: what a reset to the client must carry.

@@ -43,9 +43,10 @@ struct kernel_flow_action {
   __u64 bytes;             // IP bytes, as the user-space path counts them
   __u64 last_seen_ns;      // bpf_ktime_get_ns(): CLOCK_MONOTONIC
   // TCP sequence tracking of a NAT direction (flow/tcp_window.h), carried on while the kernel forwards:
-  // the highest seq + payload forwarded (host order; user space's value at the hand-over), and the
-  // largest window field (unscaled) seen. Written without atomics: a lost raise leaves it a segment
-  // behind, well inside the window the check allows.
+  // the highest seq + payload forwarded (host order; user space's value at the hand-over), raised by at
+  // most 64 MiB per segment and never by a SYN but the one that starts a side, and the largest window
+  // field (unscaled) seen. Written without atomics: a lost raise leaves it a segment behind, well
+  // inside the window the check allows.
   // A direct-routing entry (the client's direction alone) tracks no window: it keeps the client's
   // latest acknowledgement instead (host order, raised likewise), the sequence number a reset to the
   // client must carry (flow_layout.h, kRealSequenceEnd).
